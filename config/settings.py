@@ -1,0 +1,152 @@
+"""The one settings model every component reads.
+
+Sources, lowest to highest priority: ``config/default.toml`` shipped with the package, a user
+TOML file (``--config FILE`` or ``QRCHARGE_CONFIG``), ``QRCHARGE_<SETTING>`` environment
+variables, then explicit keyword overrides (command-line flags).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_FILE = Path(__file__).with_name("default.toml")
+_DEFAULT_ADMIN_KEY = "dev-admin-key"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the flat key/value table of one TOML file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path is not None:
+            with path.open("rb") as fh:
+                self._data = tomllib.load(fh)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """Every setting of qrcharge; the names are the TOML keys and the env suffixes."""
+
+    model_config = SettingsConfigDict(env_prefix="QRCHARGE_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    issuer: str = "qrcharge"
+    public_base_url: str = "http://127.0.0.1:8000"
+    data_dir: Path = Path("var/csms")
+    key_dir: Path | None = None
+
+    start_token_validity_s: int = 900
+    token_leeway_s: int = 300
+    max_order_amount: int = 50000
+    key_prepublish_s: int = 86400
+    offline_limit_s: int = 86400
+    identification_step_s: int = 30
+    identification_digits: int = 6
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = ""
+    admin_api_key: str = _DEFAULT_ADMIN_KEY
+    auto_register_chargers: bool = False
+    heartbeat_interval_s: int = 300
+    ocpp_call_timeout_s: float = 30
+    ocpp_max_frame_bytes: int = 65536
+    message_log_limit: int = 1000
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    default_currency: str = "CNY"
+    default_tariff_id: str = "DEFAULT"
+    default_tariff_fixed: int = 0
+    default_tariff_energy: int = 12000
+    default_tariff_time: int = 3000
+    default_tariff_cap: int = 0
+
+    cp_state_dir: Path = Path("var/cp")
+    cp_meter_interval_s: float = 60
+    cp_heartbeat_fallback_s: int = 300
+    cp_settlement_display_s: float = 600
+    cp_trust_first_keys: bool = False
+    cp_accept_unsynced_clock: bool = False
+    cp_reconnect_min_s: float = 1.0
+    cp_reconnect_max_s: float = 120.0
+    cp_message_attempts: int = 5
+    cp_message_retry_s: float = 10
+    cp_max_power_w: int = 22000
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("key_dir") == "":
+            data = {**data, "key_dir": None}
+        return data
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and self.admin_api_key == _DEFAULT_ADMIN_KEY:
+            raise ValueError("admin_api_key must be set (QRCHARGE_ADMIN_API_KEY) in production")
+        return self
+
+    @property
+    def resolved_key_dir(self) -> Path:
+        """Where the CSMS keeps its signing keys."""
+        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL; SQLite under the data dir when none is configured."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'qrcharge.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        user = os.environ.get("QRCHARGE_CONFIG") or None
+        return (
+            init_settings,
+            env_settings,
+            _TomlSource(settings_cls, Path(user) if user else None),
+            _TomlSource(settings_cls, DEFAULT_FILE),
+        )
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Loads settings; ``config_file`` takes the place of ``QRCHARGE_CONFIG``.
+
+    ``overrides`` (command-line flags) win over every file and the environment; ``None``
+    values are dropped so that an absent flag keeps the configured value.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if config_file is None:
+        return Settings(**given)
+    previous = os.environ.get("QRCHARGE_CONFIG")
+    os.environ["QRCHARGE_CONFIG"] = str(config_file)
+    try:
+        return Settings(**given)
+    finally:
+        if previous is None:
+            del os.environ["QRCHARGE_CONFIG"]
+        else:
+            os.environ["QRCHARGE_CONFIG"] = previous
