@@ -41,53 +41,56 @@ class _TomlSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    """Every setting of qrcharge; the names are the TOML keys and the env suffixes."""
+    """Every setting of qrcharge; the names are the TOML keys and the env suffixes.
+
+    No defaults here: ``config/default.toml`` is the one place that gives them.
+    """
 
     model_config = SettingsConfigDict(env_prefix="QRCHARGE_", extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
-    issuer: str = "qrcharge"
-    public_base_url: str = "http://127.0.0.1:8000"
-    data_dir: Path = Path("var/csms")
-    key_dir: Path | None = None
+    environment: Literal["development", "production"]
+    issuer: str
+    public_base_url: str
+    data_dir: Path
+    key_dir: Path | None
 
-    start_token_validity_s: int = 900
-    token_leeway_s: int = 300
-    max_order_amount: int = 50000
-    key_prepublish_s: int = 86400
-    offline_limit_s: int = 86400
-    identification_step_s: int = 30
-    identification_digits: int = 6
+    start_token_validity_s: int
+    token_leeway_s: int
+    max_order_amount: int
+    key_prepublish_s: int
+    offline_limit_s: int
+    identification_step_s: int
+    identification_digits: int
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    database_url: str = ""
-    admin_api_key: str = _DEFAULT_ADMIN_KEY
-    auto_register_chargers: bool = False
-    heartbeat_interval_s: int = 300
-    ocpp_call_timeout_s: float = 30
-    ocpp_max_frame_bytes: int = 65536
-    message_log_limit: int = 1000
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
-    default_currency: str = "CNY"
-    default_tariff_id: str = "DEFAULT"
-    default_tariff_fixed: int = 0
-    default_tariff_energy: int = 12000
-    default_tariff_time: int = 3000
-    default_tariff_cap: int = 0
+    host: str
+    port: int
+    database_url: str
+    admin_api_key: str
+    auto_register_chargers: bool
+    heartbeat_interval_s: int
+    ocpp_call_timeout_s: float
+    ocpp_max_frame_bytes: int
+    message_log_limit: int
+    tls_cert_file: str
+    tls_key_file: str
+    default_currency: str
+    default_tariff_id: str
+    default_tariff_fixed: int
+    default_tariff_energy: int
+    default_tariff_time: int
+    default_tariff_cap: int
 
-    cp_state_dir: Path = Path("var/cp")
-    cp_meter_interval_s: float = 60
-    cp_heartbeat_fallback_s: int = 300
-    cp_settlement_display_s: float = 600
-    cp_trust_first_keys: bool = False
-    cp_accept_unsynced_clock: bool = False
-    cp_reconnect_min_s: float = 1.0
-    cp_reconnect_max_s: float = 120.0
-    cp_message_attempts: int = 5
-    cp_message_retry_s: float = 10
-    cp_max_power_w: int = 22000
+    cp_state_dir: Path
+    cp_meter_interval_s: float
+    cp_heartbeat_fallback_s: int
+    cp_settlement_display_s: float
+    cp_trust_first_keys: bool
+    cp_accept_unsynced_clock: bool
+    cp_reconnect_min_s: float
+    cp_reconnect_max_s: float
+    cp_message_attempts: int
+    cp_message_retry_s: float
+    cp_max_power_w: int
 
     @model_validator(mode="before")
     @classmethod
