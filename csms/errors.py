@@ -1,0 +1,66 @@
+"""The exceptions of the CSMS, under one root.
+
+::
+
+    CsmsError
+    ├── StoreError            the database refused or lost something
+    ├── ChargerAuthError      a WebSocket handshake that is not allowed (unknown id, password)
+    ├── KeyManagerError       the signing key directory is unusable
+    ├── SettlementKeyError    a charger settlement key that cannot be pinned or replaced
+    └── CommandError          delivering an operator command to a charger failed
+        ├── NotConnected      the charger has no open connection
+        ├── ChargerBusy       its outgoing queue is full
+        ├── CommandTimeout    no answer within ``ocpp_call_timeout_s``
+        └── CommandRejected   the charger answered with a CALLERROR (or the payload is invalid)
+
+They are converted at the boundary only: to HTTP errors in :mod:`csms.api`, to OCPP answers
+in :mod:`csms.protocol`.
+"""
+
+from __future__ import annotations
+
+
+class CsmsError(Exception):
+    """Root of every error raised by :mod:`csms`."""
+
+
+class StoreError(CsmsError):
+    """The database refused an operation or a row that must exist is missing."""
+
+
+class ChargerAuthError(CsmsError):
+    """A charger may not connect: unknown identity, wrong password, or bad header."""
+
+
+class KeyManagerError(CsmsError):
+    """The key directory or its manifest cannot be used."""
+
+
+class SettlementKeyError(CsmsError, ValueError):
+    """A charger settlement key that is malformed or may not replace the pinned one."""
+
+
+class CommandError(CsmsError):
+    """An operator command could not be delivered or was not answered."""
+
+
+class NotConnected(CommandError):
+    """The charger is not connected to this node."""
+
+
+class ChargerBusy(CommandError):
+    """Too many commands are already waiting for this charger."""
+
+
+class CommandTimeout(CommandError):
+    """The charger did not answer within the call timeout."""
+
+
+class CommandRejected(CommandError):
+    """The charger answered with a CALLERROR, or the request failed schema validation."""
+
+    def __init__(self, code: str, description: str, details: object = None) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details

@@ -1,0 +1,266 @@
+"""The CSMS tables (SQLModel), with the API's read/create models beside them.
+
+Ladders follow the FastAPI template: ``ChargerBase -> ChargerCreate -> Charger(table) ->
+ChargerPublic``. Every datetime column is aware UTC (:class:`UtcDateTime`). Changing a table
+means a new Alembic revision in ``csms/store/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from csms.store.types import UtcDateTime, utcnow
+
+ID_MAX = 48  # OCPP 2.0.1 identity is up to 48 characters; 1.6 ChargeBoxIdentity up to 36
+
+
+def _time(*, index: bool = False, nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=UtcDateTime, index=index, nullable=nullable)
+
+
+# --- chargers -----------------------------------------------------------------------------
+
+
+class ChargerBase(SQLModel):
+    id: str = Field(primary_key=True, max_length=ID_MAX, regex=r"^[A-Za-z0-9._:*+|@-]+$")
+    location: str | None = Field(default=None, max_length=200)
+
+
+class ChargerCreate(ChargerBase):
+    password: str = Field(min_length=8, max_length=40)
+    evses: int = Field(default=1, ge=0, le=64)
+
+
+class Charger(ChargerBase, table=True):
+    __tablename__ = "chargers"
+
+    password_hash: str | None = Field(default=None)
+    registration: str = Field(default="Accepted", max_length=16)  # Accepted | Pending | Rejected
+    ocpp_version: str | None = Field(default=None, max_length=8)
+    status: str | None = Field(default=None, max_length=32)  # 1.6 connector 0 status
+    vendor: str | None = Field(default=None, max_length=50)
+    model: str | None = Field(default=None, max_length=50)
+    serial_number: str | None = Field(default=None, max_length=50)
+    firmware_version: str | None = Field(default=None, max_length=50)
+    firmware_status: str | None = Field(default=None, max_length=40)
+    diagnostics_status: str | None = Field(default=None, max_length=40)
+    online: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    last_seen: datetime | None = _time()
+    last_boot_at: datetime | None = _time()
+
+
+class EvseStatus(SQLModel):
+    evse_id: int
+    connector_id: int
+    status: str
+    error_code: str | None = None
+    updated_at: datetime | None = None
+
+
+class ChargerPublic(ChargerBase):
+    registration: str
+    ocpp_version: str | None
+    status: str | None
+    vendor: str | None
+    model: str | None
+    firmware_version: str | None
+    online: bool
+    connected: bool = False
+    created_at: datetime
+    last_seen: datetime | None
+    evses: list[EvseStatus] = []
+    settlement_kid: str | None = None
+
+
+class Evse(SQLModel, table=True):
+    """One connector of one EVSE (1.6: ``evse_id`` = connectorId, ``connector_id`` = 1)."""
+
+    __tablename__ = "evses"
+    __table_args__ = (UniqueConstraint("charger_id", "evse_id", "connector_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
+    evse_id: int
+    connector_id: int = 1
+    status: str = Field(default="Unknown", max_length=32)
+    error_code: str | None = Field(default=None, max_length=50)
+    updated_at: datetime | None = _time()
+
+
+class ChargerKey(SQLModel, table=True):
+    """A charger's settlement public key; the one with ``retired_at`` unset is pinned."""
+
+    __tablename__ = "charger_keys"
+    __table_args__ = (UniqueConstraint("charger_id", "kid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
+    kid: str = Field(max_length=16)
+    jwk: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    retired_at: datetime | None = _time()
+
+
+class IdTag(SQLModel, table=True):
+    """A locally known RFID tag and its authorisation status."""
+
+    __tablename__ = "id_tags"
+
+    id_tag: str = Field(primary_key=True, max_length=36)
+    status: str = Field(default="Accepted", max_length=16)
+    expiry: datetime | None = _time()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+# --- transactions -------------------------------------------------------------------------
+
+
+class Transaction(SQLModel, table=True):
+    """One charging session of one charger; ``transaction_id`` is unique per charger.
+
+    For 1.6 the CSMS assigns the integer id (the row's primary key); ``start_key`` is the
+    fingerprint of the StartTransaction so that a repeated one finds this row again.
+    """
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint("charger_id", "transaction_id"),
+        UniqueConstraint("charger_id", "start_key"),
+        Index("ix_transactions_charger_started", "charger_id", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
+    transaction_id: str = Field(max_length=40)
+    ocpp_version: str = Field(max_length=8)
+    evse_id: int | None = None
+    connector_id: int | None = None
+    id_tag: str | None = Field(default=None, max_length=36, index=True)
+    id_tag_status: str | None = Field(default=None, max_length=16)
+    start_key: str | None = Field(default=None, max_length=64)
+    started_at: datetime | None = _time()
+    stopped_at: datetime | None = _time()
+    meter_start_wh: int | None = None
+    meter_stop_wh: int | None = None
+    stop_reason: str | None = Field(default=None, max_length=40)
+    state: str = Field(default="Started", max_length=16)  # Started | Ended
+    offline: bool = False
+    flags: str = Field(default="", max_length=200)  # comma-separated, for the operator
+    last_seq_no: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class TransactionEventRecord(SQLModel, table=True):
+    """A 2.0.1 TransactionEvent as received, deduplicated by (charger, transaction, seqNo)."""
+
+    __tablename__ = "transaction_events"
+    __table_args__ = (UniqueConstraint("charger_id", "transaction_id", "seq_no"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
+    transaction_id: str = Field(max_length=40)
+    seq_no: int
+    event_type: str = Field(max_length=16)
+    trigger_reason: str = Field(max_length=40)
+    timestamp: datetime = Field(sa_type=UtcDateTime)
+    offline: bool = False
+    response: str = Field(sa_column=Column(Text, nullable=False))  # the JSON answer given
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class MeterValue(SQLModel, table=True):
+    """One sampled value; read back ordered by ``timestamp`` whatever the arrival order."""
+
+    __tablename__ = "meter_values"
+    __table_args__ = (Index("ix_meter_values_txn_time", "transaction_pk", "timestamp"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
+    transaction_pk: int | None = Field(
+        default=None, foreign_key="transactions.id", ondelete="CASCADE"
+    )
+    evse_id: int | None = None
+    timestamp: datetime = Field(sa_type=UtcDateTime)
+    measurand: str = Field(default="Energy.Active.Import.Register", max_length=60)
+    phase: str | None = Field(default=None, max_length=10)
+    unit: str | None = Field(default=None, max_length=16)
+    context: str | None = Field(default=None, max_length=30)
+    location: str | None = Field(default=None, max_length=10)
+    value: float
+
+
+class MeterValuePublic(SQLModel):
+    timestamp: datetime
+    measurand: str
+    phase: str | None
+    unit: str | None
+    context: str | None
+    value: float
+
+
+class TransactionPublic(SQLModel):
+    id: int
+    charger_id: str
+    transaction_id: str
+    ocpp_version: str
+    evse_id: int | None
+    connector_id: int | None
+    id_tag: str | None
+    id_tag_status: str | None
+    started_at: datetime | None
+    stopped_at: datetime | None
+    meter_start_wh: int | None
+    meter_stop_wh: int | None
+    stop_reason: str | None
+    state: str
+    offline: bool
+    flags: str
+
+
+class TransactionDetail(TransactionPublic):
+    meter_values: list[MeterValuePublic] = []
+
+
+# --- support and the settlement hand-off --------------------------------------------------
+
+
+class MessageLog(SQLModel, table=True):
+    """OCPP frames in and out, bounded per charger by ``message_log_limit``."""
+
+    __tablename__ = "message_log"
+    __table_args__ = (Index("ix_message_log_charger_id_id", "charger_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(max_length=ID_MAX)
+    direction: str = Field(max_length=3)  # in | out
+    frame: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class SettlementInbox(SQLModel, table=True):
+    """A signed settlement as received (DataTransfer or upload), stored once per token."""
+
+    __tablename__ = "settlement_inbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(max_length=ID_MAX, index=True)
+    token: str = Field(sa_column=Column(Text, nullable=False))
+    token_sha256: str = Field(max_length=64, unique=True)
+    source: str = Field(max_length=16)  # ocpp | upload
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class ChargerSync(SQLModel, table=True):
+    """The last ``Synced`` seq a charger reported after draining its queue."""
+
+    __tablename__ = "charger_sync"
+
+    charger_id: str = Field(primary_key=True, max_length=ID_MAX)
+    last_seq: int
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
