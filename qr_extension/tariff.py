@@ -1,23 +1,65 @@
-"""Billing models (tariffs), order limits, usage buckets and the one cost function.
+"""Billing models (tariffs), order limits and the one cost function.
 
 Prices are integers in 1/10,000 of the currency unit (``PRICE_SCALE``); amounts (``cap``,
 limits, costs) are integers in minor units (ISO 4217 exponent). The same pure functions run on
-the charger and in the CSMS, so both sides reach the same amount to the minor unit.
+the charger and in the CSMS, so both sides reach the same amount to the minor unit. The rules
+(and the claim layout) are written down in docs/protocol.md, "Billing model and cost".
 
-Usage bucket index convention: index 0 holds usage priced at the base ``e``/``t`` prices (the
-only bucket without time-of-use, and time not covered by any period); index ``k >= 1`` holds
-usage inside ``tou[k - 1]``.
-
-STATUS: types fixed; cost, usage splitting and limits are being implemented (issue 2).
+The types validate themselves, so a :class:`Tariff` that exists can be priced and signed.
+Usage buckets and their metering live in :mod:`qr_extension.usage`; their names are
+re-exported here.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import StrEnum
+from typing import Any
+
+from qr_extension.errors import TariffError
+from qr_extension.usage import (
+    MINUTES_PER_DAY,
+    UsageBucket,
+    bucket_index_at,
+    check_int,
+    merge_usage,
+    period_spans,
+    split_usage,
+    usage_from_claim,
+    usage_to_claim,
+)
+
+__all__ = [
+    "PRICE_SCALE",
+    "Cost",
+    "LimitReason",
+    "Limits",
+    "Tariff",
+    "TouPeriod",
+    "UsageBucket",
+    "bucket_index_at",
+    "compute_cost",
+    "currency_exponent",
+    "limit_reached",
+    "limits_from_claim",
+    "limits_to_claim",
+    "max_amount",
+    "merge_usage",
+    "split_usage",
+    "tariff_from_claim",
+    "tariff_to_claim",
+    "usage_from_claim",
+    "usage_to_claim",
+]
 
 PRICE_SCALE = 10_000
+MAX_TZ_MIN = 14 * 60
+MAX_TARIFF_ID = 36
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 # ISO 4217 minor-unit exponents for the currencies we expect; others default to 2.
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -49,6 +91,12 @@ class TouPeriod:
     energy_price: int
     time_price: int
 
+    def __post_init__(self) -> None:
+        check_int(self.start_minute, "tou from", 0, MINUTES_PER_DAY - 1)
+        check_int(self.end_minute, "tou to", 0, MINUTES_PER_DAY)
+        check_int(self.energy_price, "tou e")
+        check_int(self.time_price, "tou t")
+
 
 @dataclass(frozen=True, slots=True)
 class Tariff:
@@ -65,6 +113,42 @@ class Tariff:
     tz_offset_min: int = 0  # tz, local time = UTC + tz minutes
     cap: int | None = None  # cap, minor units
 
+    def __post_init__(self) -> None:
+        if type(self.id) is not str or not 1 <= len(self.id) <= MAX_TARIFF_ID:
+            raise TariffError(f"tariff id must be a string of 1..{MAX_TARIFF_ID} characters")
+        if not all(" " <= c <= "~" for c in self.id):
+            raise TariffError("tariff id must be printable ASCII")
+        if type(self.currency) is not str or not _CURRENCY.fullmatch(self.currency):
+            raise TariffError("cur must be three uppercase letters (ISO 4217)")
+        check_int(self.fixed_fee, "f")
+        check_int(self.energy_price, "e")
+        check_int(self.time_price, "t")
+        check_int(self.idle_grace_min, "ig")
+        if self.idle_price is not None:
+            check_int(self.idle_price, "i")
+        elif self.idle_grace_min:
+            raise TariffError("ig (idle grace) is given without i (idle price)")
+        check_int(self.tz_offset_min, "tz", -MAX_TZ_MIN, MAX_TZ_MIN)
+        if self.cap is not None:
+            check_int(self.cap, "cap")
+        if not isinstance(self.tou, tuple | list):
+            raise TariffError("tou must be a sequence of periods")
+        object.__setattr__(self, "tou", tuple(self.tou))
+        if not all(isinstance(p, TouPeriod) for p in self.tou):
+            raise TariffError("tou entries must be TouPeriod")
+        _check_no_overlap(self.tou)
+
+
+def _check_no_overlap(tou: tuple[TouPeriod, ...]) -> None:
+    spans = sorted(
+        (low, high, k)
+        for k, p in enumerate(tou, start=1)
+        for low, high in period_spans(p.start_minute, p.end_minute)
+    )
+    for (_, high, k), (low, _, j) in itertools.pairwise(spans):
+        if low < high:
+            raise TariffError(f"tou periods {min(k, j)} and {max(k, j)} overlap")
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -74,15 +158,12 @@ class Limits:
     energy_wh: int | None = None  # wh
     duration_s: int | None = None  # s
 
-
-@dataclass(frozen=True, slots=True)
-class UsageBucket:
-    """Energy and time in one price bucket (claim ``u`` entry ``[index, wh, charging_s, idle_s]``)."""
-
-    tou_index: int
-    wh: int
-    charging_s: int
-    idle_s: int
+    def __post_init__(self) -> None:
+        check_int(self.amount, "amt")
+        if self.energy_wh is not None:
+            check_int(self.energy_wh, "wh", 1)
+        if self.duration_s is not None:
+            check_int(self.duration_s, "s", 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +177,180 @@ class Cost:
     idle: Decimal
     total: int
     capped: bool
+
+
+# --- claims -------------------------------------------------------------------------------
+
+_TARIFF_MEMBERS = frozenset({"id", "cur", "f", "e", "t", "i", "ig", "tou", "tz", "cap"})
+_LIMIT_MEMBERS = frozenset({"amt", "wh", "s"})
+
+
+def tariff_to_claim(tariff: Tariff) -> dict[str, Any]:
+    """Claim ``tar``: ``id cur f e t`` always; ``i`` unless None, ``ig``/``tz`` unless 0,
+    ``tou`` (``[[from, to, e, t], ...]``) unless empty, ``cap`` unless None."""
+    claim: dict[str, Any] = {
+        "id": tariff.id,
+        "cur": tariff.currency,
+        "f": tariff.fixed_fee,
+        "e": tariff.energy_price,
+        "t": tariff.time_price,
+    }
+    if tariff.idle_price is not None:
+        claim["i"] = tariff.idle_price
+    if tariff.idle_grace_min:
+        claim["ig"] = tariff.idle_grace_min
+    if tariff.tou:
+        claim["tou"] = [[p.start_minute, p.end_minute, p.energy_price, p.time_price]
+                        for p in tariff.tou]  # fmt: skip
+    if tariff.tz_offset_min:
+        claim["tz"] = tariff.tz_offset_min
+    if tariff.cap is not None:
+        claim["cap"] = tariff.cap
+    return claim
+
+
+def _members(
+    obj: object, name: str, allowed: frozenset[str], required: tuple[str, ...]
+) -> dict[str, Any]:
+    if type(obj) is not dict:
+        raise TariffError(f"{name} must be a JSON object")
+    unknown = sorted(str(k) for k in obj if k not in allowed)
+    if unknown:
+        raise TariffError(f"{name} has unknown members: {', '.join(unknown)}")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise TariffError(f"{name} lacks members: {', '.join(missing)}")
+    return obj
+
+
+def _tou_from_claim(obj: object) -> tuple[TouPeriod, ...]:
+    if type(obj) is not list or not obj:
+        raise TariffError("tou must be a non-empty list of [from, to, e, t]")
+    periods = []
+    for item in obj:
+        if type(item) is not list or len(item) != 4:
+            raise TariffError("each tou entry must be a list [from, to, e, t]")
+        periods.append(TouPeriod(*item))
+    return tuple(periods)
+
+
+def tariff_from_claim(obj: object) -> Tariff:
+    """Parse claim ``tar`` strictly (types, ranges, no overlapping periods); TariffError if not
+    valid."""
+    m = _members(obj, "tar", _TARIFF_MEMBERS, ("id", "cur", "f", "e", "t"))
+    return Tariff(
+        id=m["id"],
+        currency=m["cur"],
+        fixed_fee=m["f"],
+        energy_price=m["e"],
+        time_price=m["t"],
+        idle_price=check_int(m["i"], "i") if "i" in m else None,
+        idle_grace_min=check_int(m["ig"], "ig") if "ig" in m else 0,
+        tou=_tou_from_claim(m["tou"]) if "tou" in m else (),
+        tz_offset_min=check_int(m["tz"], "tz", -MAX_TZ_MIN, MAX_TZ_MIN) if "tz" in m else 0,
+        cap=check_int(m["cap"], "cap") if "cap" in m else None,
+    )
+
+
+def limits_to_claim(limits: Limits) -> dict[str, int]:
+    """Claim ``lim``: ``{"amt": .., "wh"?: .., "s"?: ..}``."""
+    claim = {"amt": limits.amount}
+    if limits.energy_wh is not None:
+        claim["wh"] = limits.energy_wh
+    if limits.duration_s is not None:
+        claim["s"] = limits.duration_s
+    return claim
+
+
+def limits_from_claim(obj: object) -> Limits:
+    """Parse claim ``lim`` strictly; TariffError if not valid."""
+    m = _members(obj, "lim", _LIMIT_MEMBERS, ("amt",))
+    return Limits(
+        amount=m["amt"],
+        energy_wh=check_int(m["wh"], "wh", 1) if "wh" in m else None,
+        duration_s=check_int(m["s"], "s", 1) if "s" in m else None,
+    )
+
+
+# --- cost ---------------------------------------------------------------------------------
+
+# Energy is priced per kWh (Wh / 1000) and time per hour (s / 3600): 18,000 price-unit
+# fractions are the common denominator, so the whole cost is one exact integer ratio.
+_COMMON = 18_000
+
+
+def _decimal(numerator: int, denominator: int) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return Decimal(numerator) / Decimal(denominator)
+
+
+def _round_half_up(numerator: int, denominator: int) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    return quotient + (2 * remainder >= denominator)
+
+
+def compute_cost(
+    tariff: Tariff, usage: Iterable[UsageBucket], *, limit_amount: int | None = None
+) -> Cost:
+    """The cost of one session: ``f + sum_k(e_k * kWh_k + t_k * charging_h_k) + i * idle_h``
+    where idle hours are the idle seconds of all buckets beyond ``ig`` minutes. Exact, rounded
+    once half-up to minor units, then held to ``cap`` and ``limit_amount``."""
+    prices = [(tariff.energy_price, tariff.time_price)]
+    prices += [(p.energy_price, p.time_price) for p in tariff.tou]
+    energy = charging = idle_total = 0  # price units x Wh, price units x s, s
+    for bucket in usage:
+        if bucket.tou_index >= len(prices):
+            raise TariffError(f"usage bucket {bucket.tou_index} is not a bucket of the tariff")
+        energy_price, time_price = prices[bucket.tou_index]
+        energy += energy_price * bucket.wh
+        charging += time_price * bucket.charging_s
+        idle_total += bucket.idle_s
+    idle = (tariff.idle_price or 0) * max(0, idle_total - tariff.idle_grace_min * 60)
+    exact = (
+        tariff.fixed_fee * _COMMON
+        + energy * (_COMMON // 1000)
+        + (charging + idle) * (_COMMON // 3600)
+    )
+    unrounded = _round_half_up(
+        exact * 10 ** currency_exponent(tariff.currency), _COMMON * PRICE_SCALE
+    )
+    total = unrounded
+    if tariff.cap is not None:
+        total = min(total, tariff.cap)
+    if limit_amount is not None:
+        total = min(total, check_int(limit_amount, "limit amount"))
+    return Cost(
+        fixed=_decimal(tariff.fixed_fee, PRICE_SCALE),
+        energy=_decimal(energy, 1000 * PRICE_SCALE),
+        time=_decimal(charging, 3600 * PRICE_SCALE),
+        idle=_decimal(idle, 3600 * PRICE_SCALE),
+        total=total,
+        capped=total < unrounded,
+    )
+
+
+def max_amount(tariff: Tariff, requested: int | None, configured_max: int) -> int:
+    """An order's ``lim.amt`` (and hold): min of the driver's request (None: "until full"), the
+    tariff ``cap`` and the configured maximum per order, never negative (brief 7.1)."""
+    amount = configured_max
+    if requested is not None:
+        amount = min(amount, requested)
+    if tariff.cap is not None:
+        amount = min(amount, tariff.cap)
+    return max(0, amount)
+
+
+def limit_reached(
+    tariff: Tariff, limits: Limits, usage: Iterable[UsageBucket], *, elapsed_s: float
+) -> LimitReason | None:
+    """The first limit the running session has reached (energy, then time, then cost), or
+    None. The cost is held to the tariff cap but not to the limit itself."""
+    buckets = tuple(usage)
+    if limits.energy_wh is not None and sum(b.wh for b in buckets) >= limits.energy_wh:
+        return LimitReason.ENERGY
+    if limits.duration_s is not None and elapsed_s >= limits.duration_s:
+        return LimitReason.TIME
+    if compute_cost(tariff, buckets).total >= limits.amount:
+        return LimitReason.COST
+    return None
