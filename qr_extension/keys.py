@@ -10,11 +10,14 @@ import base64
 import hashlib
 import json
 import os
+import re
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -22,6 +25,7 @@ from qr_extension.errors import KeyFormatError
 
 KID_LENGTH = 8
 _COORD_BYTES = 32
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def b64url_encode(data: bytes) -> str:
@@ -30,8 +34,12 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    """Inverse of :func:`b64url_encode`; raises ``ValueError`` on bad input."""
-    if not isinstance(text, str) or any(c in text for c in "+/= \n"):
+    """Inverse of :func:`b64url_encode`; raises ``ValueError`` on bad input.
+
+    Strict: any character outside the base64url alphabet is an error (the standard library
+    silently drops such characters, which would let two different strings decode alike).
+    """
+    if not isinstance(text, str) or _B64URL.fullmatch(text) is None:
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -89,9 +97,15 @@ class PublicKey:
             raise KeyFormatError("a public JWK must not carry the private member 'd'")
         if jwk.get("alg", "ES256") != "ES256":
             raise KeyFormatError("the JWK's alg must be ES256")
+        if jwk.get("use", "sig") != "sig":
+            raise KeyFormatError("the JWK's use must be sig")
         try:
-            x = int.from_bytes(b64url_decode(jwk["x"]), "big")
-            y = int.from_bytes(b64url_decode(jwk["y"]), "big")
+            x_bytes, y_bytes = b64url_decode(jwk["x"]), b64url_decode(jwk["y"])
+            if len(x_bytes) != _COORD_BYTES or len(y_bytes) != _COORD_BYTES:
+                # RFC 7518 6.2.1.2: full-length coordinates, else the thumbprint is ambiguous
+                raise ValueError(f"P-256 coordinates are {_COORD_BYTES} bytes")
+            x = int.from_bytes(x_bytes, "big")
+            y = int.from_bytes(y_bytes, "big")
             public = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
         except (KeyError, TypeError, ValueError) as exc:
             raise KeyFormatError(f"bad EC coordinates: {exc}") from exc
@@ -143,25 +157,48 @@ def private_key_to_pem(key: SigningKey) -> bytes:
 def private_key_from_pem(data: bytes) -> SigningKey:
     try:
         loaded = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyFormatError(f"not an unencrypted PEM private key: {exc}") from exc
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise KeyFormatError("the PEM file does not hold an EC private key")
     return SigningKey.from_crypto(loaded)
 
 
-def save_private_key(key: SigningKey, path: Path) -> None:
-    """Writes the key as PKCS#8 PEM with mode 0600, atomically (write, fsync, rename)."""
+def _write_tmp(key: SigningKey, path: Path) -> Path:
+    """Writes the PEM to a fresh 0600 file beside ``path`` (unique name), fsynced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, private_key_to_pem(key))
+        data = memoryview(private_key_to_pem(key))
+        while data:  # os.write may write less than asked
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Makes a rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.chmod(tmp, 0o600)
+
+
+def save_private_key(key: SigningKey, path: Path) -> None:
+    """Writes the key as PKCS#8 PEM with mode 0600, atomically (write, fsync, rename)."""
+    tmp = _write_tmp(key, path)
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def load_private_key(path: Path) -> SigningKey:
@@ -169,11 +206,22 @@ def load_private_key(path: Path) -> SigningKey:
 
 
 def load_or_create_key(path: Path) -> SigningKey:
-    """Loads the key at ``path``, generating and saving one on first use."""
+    """Loads the key at ``path``, generating and saving one on first use.
+
+    Creation never replaces a key another process saved meanwhile (``link`` fails if the file
+    exists), so two processes starting together end up with the same key.
+    """
     if path.exists():
         return load_private_key(path)
     key = generate_key()
-    save_private_key(key, path)
+    tmp = _write_tmp(key, path)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return load_private_key(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
     return key
 
 
@@ -190,9 +238,13 @@ class KeyRing:
 
     @classmethod
     def of(cls, keys: Iterable[PublicKey]) -> KeyRing:
+        """A ring of ``keys``, duplicates dropped; two different keys with one kid are an error
+        (silently keeping either would make signatures by the other fail, or worse)."""
         unique: dict[str, PublicKey] = {}
         for k in keys:
-            unique.setdefault(k.kid, k)
+            kept = unique.setdefault(k.kid, k)
+            if kept.key.public_numbers() != k.key.public_numbers():
+                raise KeyFormatError(f"two different keys share the kid {k.kid}")
         return cls(tuple(unique.values()))
 
     def get(self, kid: str) -> PublicKey | None:
