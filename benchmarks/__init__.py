@@ -1,0 +1,1 @@
+"""Benchmark scripts whose figures are recorded in docs/benchmarks.md (see benchmarks/README.md)."""

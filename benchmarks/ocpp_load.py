@@ -1,0 +1,351 @@
+"""OCPP load benchmark for the CSMS: N chargers (mixed 1.6 / 2.0.1) against one CSMS process.
+
+Starts the CSMS (``qrcharge csms``) as a subprocess on a free port with a fresh SQLite or
+PostgreSQL database, registers the chargers through the operator API, then runs lightweight
+raw-WebSocket chargers in 1-2 worker processes: connect (ramp, or ``--storm`` = all at once),
+then ``--duration`` seconds of status / transaction / meter value / heartbeat CALLs at an
+aggregate ``--rate``. Reports connections held, messages answered per second, latency
+percentiles and the CSMS's RSS. Bounded in size and time; targets 127.0.0.1 only.
+
+    .venv/bin/python -m benchmarks.ocpp_load --chargers 1000 --rate 2000 --duration 60
+    .venv/bin/python -m benchmarks.ocpp_load --self-test --chargers 200 --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing
+import os
+import resource
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from benchmarks.ocpp_load_client import HOST, ChargerSpec, WorkerPlan, run_worker
+from benchmarks.ocpp_load_frames import Version
+from benchmarks.ocpp_load_stats import Summary, WorkerReport
+
+MAX_CHARGERS = 10_000
+MAX_DURATION_S = 1_800
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class LoadError(Exception):
+    """The benchmark could not run (target did not start, registration or a worker failed)."""
+
+
+@dataclass(slots=True)
+class Target:
+    """The server under load: the CSMS or the stand-in, as a subprocess on 127.0.0.1."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    admin_key: str = ""
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) in MB from /proc; NaN once the process is gone."""
+        values = {"VmRSS": math.nan, "VmHWM": math.nan}
+        try:
+            text = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return math.nan, math.nan
+        for line in text.splitlines():
+            key, _, rest = line.partition(":")
+            if key in values:
+                values[key] = int(rest.split()[0]) / 1024
+        return values["VmRSS"], values["VmHWM"]
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def raise_open_file_limit() -> int:
+    """Raises RLIMIT_NOFILE to the hard limit (inherited by the CSMS and the workers)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def charger_specs(count: int, share_201: float, nonce: str) -> list[ChargerSpec]:
+    """Deterministic ids ``LOAD00000``..., evenly interleaved 1.6 / 2.0.1 by ``share_201``."""
+    specs = []
+    for i in range(count):
+        version: Version = "2.0.1" if int((i + 1) * share_201) > int(i * share_201) else "1.6"
+        specs.append(ChargerSpec(f"LOAD{i:05d}", f"pw-{nonce}-{i}", version))
+    return specs
+
+
+def start_target(args: argparse.Namespace, workdir: Path, database_url: str) -> Target:
+    port = free_port()
+    log_path = workdir / ("stand-in.log" if args.self_test else "csms.log")
+    env = dict(os.environ)
+    if args.self_test:
+        cmd = [sys.executable, "-m", "benchmarks.ocpp_load", "--stand-in-server", str(port)]
+        admin_key = ""
+    else:
+        admin_key = secrets.token_urlsafe(24)
+        env["QRCHARGE_ADMIN_API_KEY"] = admin_key
+        qrcharge = Path(sys.executable).with_name("qrcharge")
+        cmd = [str(qrcharge), "csms", "--host", HOST, "--port", str(port)]
+        cmd += ["--data-dir", str(workdir / "csms")]
+        if database_url:
+            cmd += ["--database-url", database_url]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return Target(process, port, log_path, admin_key)
+
+
+def stop_target(target: Target) -> None:
+    if target.process.poll() is None:
+        target.process.send_signal(signal.SIGTERM)
+        try:
+            target.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            target.process.kill()
+            target.process.wait(timeout=5)
+
+
+def wait_ready(target: Target, timeout_s: float) -> None:
+    """Waits until the target answers HTTP on its port (any status counts)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if target.process.poll() is not None:
+            raise LoadError(f"target exited with {target.process.returncode}:\n{target.log_tail()}")
+        try:
+            httpx.get(f"http://{HOST}:{target.port}/", timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise LoadError(f"target not ready after {timeout_s} s:\n{target.log_tail()}")
+
+
+async def register(target: Target, specs: Sequence[ChargerSpec], concurrency: int) -> float:
+    """Registers every charger through the operator API, ``concurrency`` at a time."""
+    limit = asyncio.Semaphore(concurrency)
+    failures: list[str] = []
+    started = time.monotonic()
+    async with httpx.AsyncClient(
+        base_url=f"http://{HOST}:{target.port}",
+        headers={"Authorization": f"Bearer {target.admin_key}"},
+        timeout=120,
+    ) as client:
+
+        async def one(spec: ChargerSpec) -> None:
+            async with limit:
+                body = {"id": spec.charger_id, "password": spec.password, "location": "bench"}
+                response = await client.post("/api/v1/admin/chargers", json=body)
+                if response.status_code not in (200, 201):
+                    failures.append(f"{spec.charger_id}: {response.status_code} {response.text}")
+
+        await asyncio.gather(*(one(spec) for spec in specs))
+    if failures:
+        raise LoadError(f"{len(failures)} registrations failed, first: {failures[0][:300]}")
+    return time.monotonic() - started
+
+
+@contextmanager
+def fresh_postgres_database(enabled: bool) -> Iterator[str]:
+    """Creates a uniquely named database for one run and drops it afterwards."""
+    if not enabled:
+        yield ""
+        return
+    import asyncpg
+
+    name = f"qrcharge_load_{secrets.token_hex(6)}"
+
+    async def execute(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpec]) -> Summary:
+    """Spawns the workers, synchronises connect -> load, samples the target's RSS."""
+    count = max(1, min(args.workers, len(specs)))
+    ctx = multiprocessing.get_context("spawn")
+    rss_before, _ = target.rss_mb()
+    summary = Summary(args.label, len(specs), args.storm, args.rate, args.duration, [])
+    summary.rss_start_mb = rss_before
+    peak = rss_before
+    pipes, processes = [], []
+    for w in range(count):
+        share = tuple(specs[w::count])
+        plan = WorkerPlan(
+            port=target.port,
+            chargers=share,
+            storm=args.storm,
+            connects_per_s=args.ramp_rate / count,
+            interval_s=len(specs) / args.rate,
+            duration_s=args.duration,
+            call_timeout_s=args.call_timeout,
+            connect_timeout_s=args.connect_timeout,
+            seed=args.seed + w,
+        )
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=run_worker, args=(plan, child), daemon=True)
+        process.start()
+        pipes.append(parent)
+        processes.append(process)
+
+    def collect(kind: str, timeout_s: float) -> list[object]:
+        nonlocal peak
+        deadline = time.monotonic() + timeout_s
+        got: dict[int, object] = {}
+        while len(got) < len(pipes):
+            if time.monotonic() > deadline:
+                raise LoadError(f"workers did not send {kind!r} within {timeout_s:.0f} s")
+            for i, pipe in enumerate(pipes):
+                if i not in got and pipe.poll(0.1):
+                    message = pipe.recv()
+                    if message[0] != kind:
+                        raise LoadError(f"worker {i} sent {message[0]!r}, expected {kind!r}")
+                    got[i] = message[1]
+                elif i not in got and not processes[i].is_alive():
+                    raise LoadError(f"worker {i} died with exit code {processes[i].exitcode}")
+            peak = max(peak, target.rss_mb()[0])
+        return [got[i] for i in range(len(pipes))]
+
+    try:
+        ramp_s = 0 if args.storm else len(specs) / args.ramp_rate
+        collect("ready", ramp_s + 2 * args.connect_timeout + 30)
+        start = time.time() + 0.5
+        for pipe in pipes:
+            pipe.send(("go", start))
+        reports = collect("report", args.duration + 2 * args.call_timeout + 30)
+        summary.workers = [r for r in reports if isinstance(r, WorkerReport)]
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+    summary.rss_end_mb, summary.rss_hwm_mb = target.rss_mb()
+    summary.rss_peak_mb = max(peak, summary.rss_end_mb)
+    return summary
+
+
+def run(args: argparse.Namespace) -> Summary:
+    nofile = raise_open_file_limit()
+    if nofile < 2 * args.chargers + 100:
+        print(f"warning: open-file limit {nofile} is low for {args.chargers} chargers")
+    specs = charger_specs(args.chargers, args.share_201, secrets.token_hex(4))
+    with (
+        tempfile.TemporaryDirectory(prefix="qrcharge-load-") as tmp,
+        fresh_postgres_database(args.db == "postgresql" and not args.self_test) as db_url,
+    ):
+        target = start_target(args, Path(tmp), db_url)
+        try:
+            wait_ready(target, args.startup_timeout)
+            if not args.self_test:
+                took = asyncio.run(register(target, specs, args.register_concurrency))
+                print(f"registered {len(specs)} chargers in {took:.1f} s", file=sys.stderr)
+            summary = run_workers(args, target, specs)
+            if target.process.poll() is not None:
+                raise LoadError(f"target died during the run:\n{target.log_tail()}")
+            return summary
+        except BaseException:
+            print(f"--- target log tail ({target.log_path}):\n{target.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            stop_target(target)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ocpp_load", description=__doc__.split("\n\n")[0])
+    p.add_argument("--chargers", type=int, default=100, help="number of chargers (max 10000)")
+    p.add_argument("--share-201", type=float, default=0.5, help="share of 2.0.1 chargers")
+    p.add_argument("--rate", type=float, default=2000, help="aggregate offered CALLs per second")
+    p.add_argument("--duration", type=float, default=30, help="load phase in seconds")
+    p.add_argument("--storm", action="store_true", help="connect everyone at once")
+    p.add_argument("--ramp-rate", type=float, default=200, help="connections/s when not a storm")
+    p.add_argument("--workers", type=int, default=0, help="load processes (default: 1 or 2)")
+    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--self-test", action="store_true", help="run against the built-in stand-in")
+    p.add_argument("--call-timeout", type=float, default=30)
+    p.add_argument("--connect-timeout", type=float, default=60)
+    p.add_argument("--startup-timeout", type=float, default=60)
+    p.add_argument("--register-concurrency", type=int, default=16)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--label", default="", help="name of the run in the output")
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON ('-': stdout)")
+    p.add_argument("--stand-in-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    return p
+
+
+def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if not 1 <= args.chargers <= MAX_CHARGERS:
+        parser.error(f"--chargers must be 1..{MAX_CHARGERS}")
+    if not 0 < args.duration <= MAX_DURATION_S:
+        parser.error(f"--duration must be in (0, {MAX_DURATION_S}]")
+    if not 0 < args.rate <= 20 * args.chargers:
+        parser.error("--rate must be > 0 and at most 20 CALLs/s per charger")
+    if not 0 <= args.share_201 <= 1 or args.ramp_rate <= 0:
+        parser.error("--share-201 must be in [0, 1] and --ramp-rate > 0")
+    if args.workers == 0:
+        args.workers = 1 if args.chargers <= 1000 else 2
+    if not 1 <= args.workers <= 4:
+        parser.error("--workers must be 1..4")
+    if not args.label:
+        target = "stand-in" if args.self_test else args.db
+        args.label = target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.stand_in_server is not None:
+        from benchmarks.ocpp_load_standin import serve_stand_in
+
+        raise_open_file_limit()
+        asyncio.run(serve_stand_in(args.stand_in_server))
+        return 0
+    check(args, parser)
+    try:
+        summary = run(args)
+    except LoadError as exc:
+        print(f"ocpp_load: {exc}", file=sys.stderr)
+        return 1
+    print(summary.table())
+    if args.json:
+        text = json.dumps(summary.as_dict(), indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

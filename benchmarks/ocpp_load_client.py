@@ -1,0 +1,293 @@
+"""The load generator's chargers: raw ``websockets`` OCPP-J clients run by a worker process.
+
+One :class:`Link` per WebSocket (one outgoing CALL at a time, as OCPP-J requires; a reader task
+answers the CSMS's own CALLs). One worker process runs its share of the chargers in two phases
+that the parent synchronises through a pipe: connect + boot (ramp or storm), then the timed load
+phase, which starts at the same wall-clock instant in every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import random
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from benchmarks.ocpp_load_frames import (
+    CALL,
+    CALLRESULT,
+    SUBPROTOCOLS,
+    ChargerScript,
+    FrameError,
+    Payload,
+    Version,
+    answer_to_csms_call,
+    decode,
+    encode_call,
+    encode_error,
+    encode_result,
+)
+from benchmarks.ocpp_load_stats import WorkerReport
+
+HOST = "127.0.0.1"  # the generator only ever targets this machine
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSpec:
+    charger_id: str
+    password: str
+    version: Version
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlan:
+    """Everything one worker needs; sent pickled to the worker process."""
+
+    port: int
+    chargers: tuple[ChargerSpec, ...]
+    storm: bool
+    connects_per_s: float  # this worker's share of the ramp (ignored in a storm)
+    interval_s: float  # per-charger gap between two CALLs in the load phase
+    duration_s: float
+    call_timeout_s: float
+    connect_timeout_s: float
+    seed: int
+
+
+class CallFailed(Exception):
+    """A CALL that got no CALLRESULT (CALLERROR, timeout or closed link); ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Link:
+    """One charger's open WebSocket: sends CALLs, matches answers, answers CSMS CALLs."""
+
+    def __init__(self, ws: ClientConnection, version: Version, report: WorkerReport) -> None:
+        self._ws = ws
+        self._version = version
+        self._report = report
+        self._pending: dict[str, asyncio.Future[Payload]] = {}
+        self._next_id = 0
+        self.closed_by_peer = False
+        self._closing = False
+        self._reader = asyncio.create_task(self._read())
+
+    @property
+    def is_open(self) -> bool:
+        return not self.closed_by_peer and not self._reader.done()
+
+    async def call(self, action: str, payload: Payload, timeout_s: float) -> Payload:
+        """Sends one CALL and waits for its CALLRESULT; raises :class:`CallFailed`."""
+        self._next_id += 1
+        message_id = str(self._next_id)
+        future: asyncio.Future[Payload] = asyncio.get_running_loop().create_future()
+        self._pending[message_id] = future
+        try:
+            await self._ws.send(encode_call(message_id, action, payload))
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError as exc:
+            raise CallFailed("timeout") from exc
+        except ConnectionClosed as exc:
+            raise CallFailed("lost") from exc
+        finally:
+            self._pending.pop(message_id, None)
+
+    async def close(self) -> None:
+        self._closing = True
+        await self._ws.close()
+        await self._reader
+
+    async def _read(self) -> None:
+        try:
+            async for text in self._ws:
+                await self._handle(text)
+        except ConnectionClosed:
+            pass
+        finally:
+            if not self._closing:
+                self.closed_by_peer = True
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(CallFailed("lost"))
+
+    async def _handle(self, text: str | bytes) -> None:
+        try:
+            frame = decode(text)
+        except FrameError:
+            self._report.callerrors["bad frame from CSMS"] += 1
+            return
+        if frame.kind == CALL:
+            self._report.incoming_calls[frame.action] += 1
+            answer = answer_to_csms_call(self._version, frame.action, frame.payload)
+            if answer is None:
+                await self._ws.send(encode_error(frame.message_id, "NotImplemented"))
+            else:
+                await self._ws.send(encode_result(frame.message_id, answer))
+            return
+        future = self._pending.get(frame.message_id)
+        if future is None or future.done():
+            return
+        if frame.kind == CALLRESULT:
+            future.set_result(frame.payload)
+        else:
+            future.set_exception(CallFailed(f"CALLERROR {frame.error_code}"))
+
+
+class Worker:
+    """Runs one :class:`WorkerPlan`: connect phase, wait for ``go``, load phase, report."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        self.plan = plan
+        self.report = WorkerReport()
+        self._rng = random.Random(plan.seed)
+        self._go = asyncio.Event()
+        self._done = asyncio.Event()
+        self._load_start = math.inf
+        self._load_end = math.inf
+        self._last_answer = 0.0
+
+    async def connect_all(self) -> list[asyncio.Task[None]]:
+        """Starts every charger, returns their tasks once each has booted or failed."""
+        ready = [asyncio.Event() for _ in self.plan.chargers]
+        tasks = []
+        for index, (spec, event) in enumerate(zip(self.plan.chargers, ready, strict=True)):
+            delay = 0.0 if self.plan.storm else index / self.plan.connects_per_s
+            tasks.append(asyncio.create_task(self._charger(spec, delay, event)))
+        await asyncio.gather(*(e.wait() for e in ready))
+        return tasks
+
+    def go(self, start_epoch: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._load_start = loop.time() + max(0.0, start_epoch - time.time())
+        self._load_end = self._load_start + self.plan.duration_s
+        self._go.set()
+
+    async def finish(self, tasks: list[asyncio.Task[None]]) -> WorkerReport:
+        """Waits for every load loop, counts held links, then closes them all."""
+        await asyncio.sleep(max(0.0, self._load_end - asyncio.get_running_loop().time()))
+        self._done.set()
+        await asyncio.gather(*tasks)
+        end = max(self._last_answer, self._load_end)
+        self.report.window_s = end - self._load_start
+        return self.report
+
+    async def _charger(self, spec: ChargerSpec, delay: float, ready: asyncio.Event) -> None:
+        await asyncio.sleep(delay)
+        opened = await self._open(spec)
+        ready.set()
+        if opened is None:
+            return
+        link, script = opened
+        try:
+            await self._go.wait()
+            await self._load(link, script)
+            if link.is_open:
+                self.report.held_at_end += 1
+            else:
+                self.report.disconnects += 1
+            await self._done.wait()
+        finally:
+            await link.close()
+
+    async def _open(self, spec: ChargerSpec) -> tuple[Link, ChargerScript] | None:
+        """Connects, boots and reports Available; counts the failure and returns None."""
+        loop = asyncio.get_running_loop()
+        report, plan = self.report, self.plan
+        report.attempted += 1
+        report.first_attempt_at = min(report.first_attempt_at, time.time())
+        t0 = loop.time()
+        token = base64.b64encode(f"{spec.charger_id}:{spec.password}".encode()).decode()
+        try:
+            ws = await connect(
+                f"ws://{HOST}:{plan.port}/ocpp/{spec.charger_id}",
+                subprotocols=[Subprotocol(SUBPROTOCOLS[spec.version])],
+                additional_headers={"Authorization": f"Basic {token}"},
+                open_timeout=plan.connect_timeout_s,
+                ping_interval=None,
+                compression=None,
+                close_timeout=2,
+            )
+        except InvalidStatus as exc:
+            report.connect_failures[f"HTTP {exc.response.status_code}"] += 1
+            return None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            report.connect_failures[type(exc).__name__] += 1
+            return None
+        if ws.subprotocol != SUBPROTOCOLS[spec.version]:
+            report.connect_failures["subprotocol not agreed"] += 1
+            await ws.close()
+            return None
+        report.connected += 1
+        link = Link(ws, spec.version, report)
+        script = ChargerScript(spec.charger_id, spec.version)
+        try:
+            answer = await link.call(*script.boot(), timeout_s=plan.connect_timeout_s)
+            if answer.get("status") != "Accepted":
+                report.connect_failures[f"boot {answer.get('status')}"] += 1
+                await link.close()
+                return None
+            await link.call(*script.status(available=True), timeout_s=plan.connect_timeout_s)
+        except CallFailed as exc:
+            report.connect_failures[f"boot {exc.reason}"] += 1
+            await link.close()
+            return None
+        report.booted += 1
+        report.connect_ms.append((loop.time() - t0) * 1000)
+        report.last_booted_at = max(report.last_booted_at, time.time())
+        return link, script
+
+    async def _load(self, link: Link, script: ChargerScript) -> None:
+        loop = asyncio.get_running_loop()
+        plan, report = self.plan, self.report
+        next_at = self._load_start + self._rng.uniform(0, plan.interval_s)
+        while next_at < self._load_end and link.is_open:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            action, payload = script.next_call()
+            sent = loop.time()
+            report.sent += 1
+            try:
+                answer = await link.call(action, payload, timeout_s=plan.call_timeout_s)
+            except CallFailed as exc:
+                if exc.reason == "timeout":
+                    report.timeouts += 1
+                elif exc.reason == "lost":
+                    report.lost += 1
+                else:
+                    report.callerrors[exc.reason.removeprefix("CALLERROR ")] += 1
+                next_at += plan.interval_s
+                continue
+            answered = loop.time()
+            report.answered += 1
+            report.record(action, (answered - sent) * 1000)
+            self._last_answer = max(self._last_answer, answered)
+            script.on_result(action, answer)
+            next_at += plan.interval_s
+
+
+async def _run(plan: WorkerPlan, pipe: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    worker = Worker(plan)
+    tasks = await worker.connect_all()
+    pipe.send(("ready", worker.report.booted))
+    message: tuple[str, Any] = await loop.run_in_executor(None, pipe.recv)
+    if message[0] != "go":
+        raise RuntimeError(f"worker expected 'go', got {message[0]!r}")
+    worker.go(float(message[1]))
+    pipe.send(("report", await worker.finish(tasks)))
+
+
+def run_worker(plan: WorkerPlan, pipe: Connection) -> None:
+    """Entry point of a worker process."""
+    asyncio.run(_run(plan, pipe))

@@ -1,0 +1,162 @@
+"""Counters and latency samples of the load run, merged across workers and printed.
+
+Workers fill a :class:`WorkerReport` (plain picklable data); the parent merges them into a
+:class:`Summary` whose ``as_dict`` is the ``--json`` output and whose ``table`` is the printout.
+Percentiles are nearest-rank over every sample (no histogram buckets: at most a few hundred
+thousand floats per run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class WorkerReport:
+    """What one worker process saw; every time is in milliseconds, wall times in epoch s."""
+
+    attempted: int = 0
+    connected: int = 0
+    booted: int = 0
+    connect_failures: Counter[str] = field(default_factory=Counter)
+    connect_ms: list[float] = field(default_factory=list)  # scheduled start -> boot answered
+    first_attempt_at: float = math.inf
+    last_booted_at: float = 0.0
+    sent: int = 0
+    answered: int = 0
+    callerrors: Counter[str] = field(default_factory=Counter)
+    timeouts: int = 0
+    lost: int = 0  # calls whose connection closed before the answer
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    incoming_calls: Counter[str] = field(default_factory=Counter)
+    disconnects: int = 0
+    held_at_end: int = 0
+    window_s: float = 0.0
+
+    def record(self, action: str, latency_ms: float) -> None:
+        self.latencies.setdefault(action, []).append(latency_ms)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (``q`` in [0, 100]); NaN when empty."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "count": len(ordered),
+        "p50_ms": percentile(ordered, 50),
+        "p95_ms": percentile(ordered, 95),
+        "p99_ms": percentile(ordered, 99),
+        "max_ms": ordered[-1] if ordered else math.nan,
+    }
+
+
+@dataclass(slots=True)
+class Summary:
+    """The merged result of one run plus the CSMS memory figures the parent sampled."""
+
+    label: str
+    chargers: int
+    storm: bool
+    offered_rate: float
+    duration_s: float
+    workers: list[WorkerReport]
+    rss_peak_mb: float = math.nan  # sampled during connect + load
+    rss_end_mb: float = math.nan
+    rss_hwm_mb: float = math.nan  # kernel high-water mark, includes registration
+    rss_start_mb: float = math.nan  # after registration, before the first connection
+
+    def total(self, name: str) -> int:
+        return sum(getattr(w, name) for w in self.workers)
+
+    def counter(self, name: str) -> Counter[str]:
+        merged: Counter[str] = Counter()
+        for w in self.workers:
+            merged.update(getattr(w, name))
+        return merged
+
+    def latencies(self) -> dict[str, list[float]]:
+        merged: dict[str, list[float]] = {}
+        for w in self.workers:
+            for action, values in w.latencies.items():
+                merged.setdefault(action, []).extend(values)
+        return merged
+
+    def as_dict(self) -> dict[str, Any]:
+        per_action = self.latencies()
+        every = [v for values in per_action.values() for v in values]
+        window = max((w.window_s for w in self.workers), default=0.0)
+        answered = self.total("answered")
+        first = min((w.first_attempt_at for w in self.workers), default=math.inf)
+        last = max((w.last_booted_at for w in self.workers), default=0.0)
+        connect = _quantiles([v for w in self.workers for v in w.connect_ms])
+        connect["all_booted_s"] = last - first if last >= first else math.nan
+        return {
+            "label": self.label,
+            "chargers": self.chargers,
+            "mode": "storm" if self.storm else "ramp",
+            "offered_rate": self.offered_rate,
+            "duration_s": self.duration_s,
+            "connections": {
+                "attempted": self.total("attempted"),
+                "connected": self.total("connected"),
+                "booted": self.total("booted"),
+                "held_at_end": self.total("held_at_end"),
+                "disconnects": self.total("disconnects"),
+                "failures": dict(self.counter("connect_failures")),
+            },
+            "connect": connect,
+            "messages": {
+                "sent": self.total("sent"),
+                "answered": answered,
+                "callerrors": dict(self.counter("callerrors")),
+                "timeouts": self.total("timeouts"),
+                "lost": self.total("lost"),
+                "incoming_calls": dict(self.counter("incoming_calls")),
+                "window_s": window,
+                "answered_per_s": answered / window if window > 0 else math.nan,
+            },
+            "latency": _quantiles(every),
+            "latency_by_action": {a: _quantiles(v) for a, v in sorted(per_action.items())},
+            "csms_rss_mb": {
+                "after_registration": self.rss_start_mb,
+                "peak": self.rss_peak_mb,
+                "end": self.rss_end_mb,
+                "high_water_mark": self.rss_hwm_mb,
+            },
+        }
+
+    def table(self) -> str:
+        d = self.as_dict()
+        c, m, lat, con = d["connections"], d["messages"], d["latency"], d["connect"]
+        rss = d["csms_rss_mb"]
+        errors = sum(m["callerrors"].values()) + m["timeouts"] + m["lost"]
+        lines = [
+            f"== {d['label']}: {d['chargers']} chargers, {d['mode']}, offered "
+            f"{d['offered_rate']:.0f} msg/s for {d['duration_s']:.0f} s",
+            f"connections  attempted {c['attempted']}  booted {c['booted']}  held at end "
+            f"{c['held_at_end']}  dropped {c['disconnects']}  failures {c['failures'] or 0}",
+            f"connect      all booted in {con['all_booted_s']:.1f} s  p50 {con['p50_ms']:.0f} ms"
+            f"  p99 {con['p99_ms']:.0f} ms  max {con['max_ms']:.0f} ms",
+            f"messages     sent {m['sent']}  answered {m['answered']}  errors {errors} "
+            f"(CALLERROR {m['callerrors'] or 0}, timeout {m['timeouts']}, lost {m['lost']})",
+            f"throughput   {m['answered_per_s']:.0f} answered msg/s over {m['window_s']:.1f} s",
+            f"latency      p50 {lat['p50_ms']:.1f}  p95 {lat['p95_ms']:.1f}  p99 "
+            f"{lat['p99_ms']:.1f}  max {lat['max_ms']:.1f} ms",
+            f"CSMS RSS     {rss['after_registration']:.0f} MB idle -> peak {rss['peak']:.0f} MB,"
+            f" end {rss['end']:.0f} MB (high-water {rss['high_water_mark']:.0f} MB)",
+        ]
+        for action, q in d["latency_by_action"].items():
+            lines.append(
+                f"  {action:<20} {q['count']:>7}  p50 {q['p50_ms']:7.1f}  p99 "
+                f"{q['p99_ms']:7.1f}  max {q['max_ms']:7.1f} ms"
+            )
+        return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""Smoke tests of the OCPP load generator's own logic (not of the CSMS).
+
+Payloads are checked against the official OCPP JSON schemas shipped with the ``ocpp`` library;
+the client is run against an in-test server that answers some CALLs with CALLERRORs and calls
+the charger itself; the whole script runs once in ``--self-test`` mode with 20 chargers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import ocpp
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
+
+from benchmarks.ocpp_load import charger_specs
+from benchmarks.ocpp_load_client import ChargerSpec, Worker, WorkerPlan
+from benchmarks.ocpp_load_frames import (
+    CYCLE,
+    SUBPROTOCOLS,
+    VERSION_OF_SUBPROTOCOL,
+    ChargerScript,
+    FrameError,
+    Version,
+    answer_to_csms_call,
+    decode,
+    encode_call,
+    encode_error,
+    encode_result,
+    stand_in_answer,
+)
+from benchmarks.ocpp_load_stats import percentile
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = Path(ocpp.__file__).parent
+
+
+def validate(version: Version, action: str, payload: dict[str, Any], response: bool) -> None:
+    suffix = "Response" if response else ("" if version == "1.6" else "Request")
+    folder = "v16" if version == "1.6" else "v201"
+    path = SCHEMAS / folder / "schemas" / f"{action}{suffix}.json"
+    schema = json.loads(path.read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(payload)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_three_cycles_are_schema_valid_and_answers_too(version: Version) -> None:
+    script = ChargerScript("LOAD00001", version, now=lambda: 1_790_000_000.5)
+    validate(version, *script.boot(), response=False)
+    actions = []
+    for counter in range(3 * len(CYCLE)):
+        action, payload = script.next_call()
+        validate(version, action, payload, response=False)
+        answer = stand_in_answer(version, action, payload, counter)
+        validate(version, action, answer, response=True)
+        script.on_result(action, answer)
+        actions.append(action)
+    if version == "1.6":
+        assert actions.count("StartTransaction") == actions.count("StopTransaction") == 3
+    else:
+        assert actions.count("TransactionEvent") == 3 * 4  # Started, 2 Updated, Ended
+    assert actions.count("Heartbeat") == 6
+    assert "BootNotification" not in actions
+
+
+def test_v16_stop_and_meter_values_carry_the_csms_transaction_id() -> None:
+    script = ChargerScript("LOAD00002", "1.6", now=lambda: 1_790_000_000.0)
+    script.next_call()  # status
+    action, start = script.next_call()
+    assert action == "StartTransaction"
+    script.on_result(action, {"transactionId": 4711, "idTagInfo": {"status": "Accepted"}})
+    meters = [script.next_call()[1] for _ in range(4)]
+    assert [m["transactionId"] for m in meters] == [4711] * 4
+    action, stop = script.next_call()
+    assert (action, stop["transactionId"]) == ("StopTransaction", 4711)
+    assert stop["meterStop"] == start["meterStart"] + 4 * 250
+
+
+def test_v201_transactions_are_unique_and_seq_no_restarts_per_transaction() -> None:
+    script = ChargerScript("LOAD00003", "2.0.1", now=lambda: 1_790_000_000.0)
+    events = []
+    for _ in range(2 * len(CYCLE)):
+        action, payload = script.next_call()
+        if action == "TransactionEvent":
+            events.append(payload)
+    ids = [e["transactionInfo"]["transactionId"] for e in events]
+    assert len(set(ids)) == 2 and all(len(i) <= 36 for i in ids)
+    assert [e["seqNo"] for e in events] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert [e["eventType"] for e in events[:4]] == ["Started", "Updated", "Updated", "Ended"]
+    assert events[0]["idToken"] == {"idToken": "BENCH000001", "type": "Central"}
+
+
+def test_frames_round_trip_and_garbage_is_refused() -> None:
+    call = decode(encode_call("7", "Heartbeat", {}))
+    assert (call.kind, call.message_id, call.action) == (2, "7", "Heartbeat")
+    assert decode(encode_result("7", {"a": 1})).payload == {"a": 1}
+    assert decode(encode_error("7", "InternalError")).error_code == "InternalError"
+    for bad in ("{", "[]", '[2, 7, "Heartbeat", {}]', '[5, "1", {}]', '{"a": 1}'):
+        with pytest.raises(FrameError):
+            decode(bad)
+
+
+def test_charger_answers_data_transfer_as_a_charger_without_the_extension() -> None:
+    answer = answer_to_csms_call("2.0.1", "DataTransfer", {"vendorId": "org.qrcharge"})
+    assert answer == {"status": "UnknownVendorId"}
+    validate("2.0.1", "DataTransfer", answer, response=True)
+    assert answer_to_csms_call("1.6", "UnlockConnector", {}) is None
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([3.0], 99) == 3.0
+
+
+def test_specs_interleave_versions_by_share() -> None:
+    specs = charger_specs(10, 0.3, "n")
+    assert [s.version for s in specs].count("2.0.1") == 3
+    assert len({s.charger_id for s in specs}) == 10
+    assert {s.version for s in charger_specs(4, 0.0, "n")} == {"1.6"}
+
+
+async def test_worker_counts_callerrors_and_answers_csms_calls() -> None:
+    """A server that refuses MeterValues and calls DataTransfer once per charger."""
+
+    async def handler(ws: ServerConnection) -> None:
+        version = VERSION_OF_SUBPROTOCOL[ws.subprotocol or ""]
+        await ws.send(encode_call("srv-1", "DataTransfer", {"vendorId": "org.qrcharge"}))
+        async for text in ws:
+            frame = decode(text)
+            if frame.kind != 2:
+                continue
+            if frame.action == "MeterValues":
+                await ws.send(encode_error(frame.message_id, "InternalError"))
+            else:
+                answer = stand_in_answer(version, frame.action, frame.payload, 1)
+                await ws.send(encode_result(frame.message_id, answer))
+
+    async with serve(
+        handler, "127.0.0.1", 0, subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS.values()]
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        chargers = (ChargerSpec("A1", "p", "1.6"), ChargerSpec("B2", "p", "2.0.1"))
+        plan = WorkerPlan(port, chargers, True, 10.0, 0.05, 1.0, 5.0, 5.0, seed=3)
+        worker = Worker(plan)
+        tasks = await worker.connect_all()
+        worker.go(time.time())
+        report = await asyncio.wait_for(worker.finish(tasks), 10)
+
+    assert (report.attempted, report.booted, report.held_at_end) == (2, 2, 2)
+    assert report.incoming_calls["DataTransfer"] == 2
+    refused = report.callerrors["InternalError"]
+    assert refused > 0 and "MeterValues" not in report.latencies
+    assert report.sent == report.answered + refused
+    assert 30 <= report.sent <= 42  # 2 chargers x 1 s / 0.05 s, give or take the phase
+
+
+def test_self_test_run_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "summary.json"
+    cmd = [sys.executable, "-m", "benchmarks.ocpp_load", "--self-test", "--storm"]
+    cmd += ["--chargers", "20", "--rate", "100", "--duration", "2", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(out.read_text())
+    conns, msgs = summary["connections"], summary["messages"]
+    assert (conns["attempted"], conns["booted"], conns["held_at_end"]) == (20, 20, 20)
+    assert msgs["answered"] == msgs["sent"] and 180 <= msgs["sent"] <= 220
+    assert msgs["timeouts"] == msgs["lost"] == 0 and not msgs["callerrors"]
+    assert summary["latency"]["p99_ms"] < 1000
+    assert summary["csms_rss_mb"]["peak"] > 1
+    assert "throughput" in done.stdout
