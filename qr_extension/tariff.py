@@ -281,7 +281,7 @@ _COMMON = 18_000
 
 def _decimal(numerator: int, denominator: int) -> Decimal:
     with localcontext() as ctx:
-        ctx.prec = 60
+        ctx.prec = 40
         return Decimal(numerator) / Decimal(denominator)
 
 
