@@ -212,6 +212,7 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
             duration_s=args.duration,
             call_timeout_s=args.call_timeout,
             connect_timeout_s=args.connect_timeout,
+            connect_retries=args.connect_retries,
             seed=args.seed + w,
         )
         parent, child = ctx.Pipe()
@@ -240,7 +241,8 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
 
     try:
         ramp_s = 0 if args.storm else len(specs) / args.ramp_rate
-        collect("ready", ramp_s + 2 * args.connect_timeout + 30)
+        per_try = 2 * args.connect_timeout + 6
+        collect("ready", ramp_s + (args.connect_retries + 1) * per_try + 30)
         start = time.time() + 0.5
         for pipe in pipes:
             pipe.send(("go", start))
@@ -295,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--self-test", action="store_true", help="run against the built-in stand-in")
     p.add_argument("--call-timeout", type=float, default=30)
     p.add_argument("--connect-timeout", type=float, default=60)
+    p.add_argument("--connect-retries", type=int, default=2, help="per charger, with backoff")
     p.add_argument("--startup-timeout", type=float, default=60)
     p.add_argument("--register-concurrency", type=int, default=16)
     p.add_argument("--seed", type=int, default=1)
@@ -315,8 +318,8 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--share-201 must be in [0, 1] and --ramp-rate > 0")
     if args.workers == 0:
         args.workers = 1 if args.chargers <= 1000 else 2
-    if not 1 <= args.workers <= 4:
-        parser.error("--workers must be 1..4")
+    if not 1 <= args.workers <= 4 or not 0 <= args.connect_retries <= 5:
+        parser.error("--workers must be 1..4 and --connect-retries 0..5")
     if not args.label:
         target = "stand-in" if args.self_test else args.db
         args.label = target

@@ -59,7 +59,9 @@ class WorkerPlan:
     duration_s: float
     call_timeout_s: float
     connect_timeout_s: float
+    connect_retries: int
     seed: int
+    retry_backoff_s: float = 1.0  # attempt k waits k x [1, 3) x this
 
 
 class CallFailed(Exception):
@@ -202,12 +204,29 @@ class Worker:
             await link.close()
 
     async def _open(self, spec: ChargerSpec) -> tuple[Link, ChargerScript] | None:
-        """Connects, boots and reports Available; counts the failure and returns None."""
+        """Connects, boots and reports Available, retrying like a charger; None on failure."""
         loop = asyncio.get_running_loop()
         report, plan = self.report, self.plan
         report.attempted += 1
         report.first_attempt_at = min(report.first_attempt_at, time.time())
         t0 = loop.time()
+        for attempt in range(plan.connect_retries + 1):
+            outcome = await self._attempt(spec)
+            if not isinstance(outcome, str):
+                report.booted += 1
+                report.connect_ms.append((loop.time() - t0) * 1000)
+                report.last_booted_at = max(report.last_booted_at, time.time())
+                return outcome
+            if attempt == plan.connect_retries:
+                report.connect_failures[outcome] += 1
+                return None
+            report.connect_retries[outcome] += 1
+            await asyncio.sleep(self._rng.uniform(1.0, 3.0) * (attempt + 1) * plan.retry_backoff_s)
+        return None
+
+    async def _attempt(self, spec: ChargerSpec) -> tuple[Link, ChargerScript] | str:
+        """One connection attempt: the open, booted link, or why it failed."""
+        plan, report = self.plan, self.report
         token = base64.b64encode(f"{spec.charger_id}:{spec.password}".encode()).decode()
         try:
             ws = await connect(
@@ -220,32 +239,24 @@ class Worker:
                 close_timeout=2,
             )
         except InvalidStatus as exc:
-            report.connect_failures[f"HTTP {exc.response.status_code}"] += 1
-            return None
+            return f"HTTP {exc.response.status_code}"
         except (OSError, TimeoutError, InvalidHandshake) as exc:
-            report.connect_failures[type(exc).__name__] += 1
-            return None
+            return type(exc).__name__
         if ws.subprotocol != SUBPROTOCOLS[spec.version]:
-            report.connect_failures["subprotocol not agreed"] += 1
             await ws.close()
-            return None
+            return "subprotocol not agreed"
         report.connected += 1
         link = Link(ws, spec.version, report)
         script = ChargerScript(spec.charger_id, spec.version)
         try:
             answer = await link.call(*script.boot(), timeout_s=plan.connect_timeout_s)
             if answer.get("status") != "Accepted":
-                report.connect_failures[f"boot {answer.get('status')}"] += 1
                 await link.close()
-                return None
+                return f"boot {answer.get('status')}"
             await link.call(*script.status(available=True), timeout_s=plan.connect_timeout_s)
         except CallFailed as exc:
-            report.connect_failures[f"boot {exc.reason}"] += 1
             await link.close()
-            return None
-        report.booted += 1
-        report.connect_ms.append((loop.time() - t0) * 1000)
-        report.last_booted_at = max(report.last_booted_at, time.time())
+            return f"boot {exc.reason}"
         return link, script
 
     async def _load(self, link: Link, script: ChargerScript) -> None:

@@ -21,7 +21,8 @@ class WorkerReport:
     attempted: int = 0
     connected: int = 0
     booted: int = 0
-    connect_failures: Counter[str] = field(default_factory=Counter)
+    connect_failures: Counter[str] = field(default_factory=Counter)  # gave up, by last reason
+    connect_retries: Counter[str] = field(default_factory=Counter)  # failed attempts retried
     connect_ms: list[float] = field(default_factory=list)  # scheduled start -> boot answered
     first_attempt_at: float = math.inf
     last_booted_at: float = 0.0
@@ -112,6 +113,7 @@ class Summary:
                 "held_at_end": self.total("held_at_end"),
                 "disconnects": self.total("disconnects"),
                 "failures": dict(self.counter("connect_failures")),
+                "retried": dict(self.counter("connect_retries")),
             },
             "connect": connect,
             "messages": {
@@ -145,7 +147,8 @@ class Summary:
             f"connections  attempted {c['attempted']}  booted {c['booted']}  held at end "
             f"{c['held_at_end']}  dropped {c['disconnects']}  failures {c['failures'] or 0}",
             f"connect      all booted in {con['all_booted_s']:.1f} s  p50 {con['p50_ms']:.0f} ms"
-            f"  p99 {con['p99_ms']:.0f} ms  max {con['max_ms']:.0f} ms",
+            f"  p99 {con['p99_ms']:.0f} ms  max {con['max_ms']:.0f} ms"
+            f"  retried {c['retried'] or 0}",
             f"messages     sent {m['sent']}  answered {m['answered']}  errors {errors} "
             f"(CALLERROR {m['callerrors'] or 0}, timeout {m['timeouts']}, lost {m['lost']})",
             f"throughput   {m['answered_per_s']:.0f} answered msg/s over {m['window_s']:.1f} s",

@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import jsonschema
 import ocpp
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from benchmarks.ocpp_load import charger_specs
@@ -151,7 +154,7 @@ async def test_worker_counts_callerrors_and_answers_csms_calls() -> None:
     ) as server:
         port = server.sockets[0].getsockname()[1]
         chargers = (ChargerSpec("A1", "p", "1.6"), ChargerSpec("B2", "p", "2.0.1"))
-        plan = WorkerPlan(port, chargers, True, 10.0, 0.05, 1.0, 5.0, 5.0, seed=3)
+        plan = WorkerPlan(port, chargers, True, 10.0, 0.05, 1.0, 5.0, 5.0, 0, seed=3)
         worker = Worker(plan)
         tasks = await worker.connect_all()
         worker.go(time.time())
@@ -163,6 +166,44 @@ async def test_worker_counts_callerrors_and_answers_csms_calls() -> None:
     assert refused > 0 and "MeterValues" not in report.latencies
     assert report.sent == report.answered + refused
     assert 30 <= report.sent <= 42  # 2 chargers x 1 s / 0.05 s, give or take the phase
+
+
+async def test_worker_retries_a_refused_handshake_and_reports_final_failures() -> None:
+    refused: Counter[str] = Counter()
+
+    def process_request(ws: ServerConnection, request: Request) -> Response | None:
+        charger = request.path.rsplit("/", 1)[-1]
+        refused[charger] += 1
+        if charger == "NEVER" or refused[charger] == 1:
+            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+        return None
+
+    async def handler(ws: ServerConnection) -> None:
+        version = VERSION_OF_SUBPROTOCOL[ws.subprotocol or ""]
+        async for text in ws:
+            frame = decode(text)
+            answer = stand_in_answer(version, frame.action, frame.payload, 1)
+            await ws.send(encode_result(frame.message_id, answer))
+
+    async with serve(
+        handler,
+        "127.0.0.1",
+        0,
+        subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS.values()],
+        process_request=process_request,
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        chargers = (ChargerSpec("LATE", "p", "1.6"), ChargerSpec("NEVER", "p", "2.0.1"))
+        plan = WorkerPlan(port, chargers, True, 10.0, 1.0, 0.1, 5.0, 5.0, 2, 1, 0.001)
+        worker = Worker(plan)
+        tasks = await worker.connect_all()
+        worker.go(time.time())
+        report = await asyncio.wait_for(worker.finish(tasks), 10)
+
+    assert (report.attempted, report.booted) == (2, 1)
+    assert refused == {"LATE": 2, "NEVER": 3}
+    assert report.connect_failures == {"HTTP 503": 1}
+    assert report.connect_retries == {"HTTP 503": 3}
 
 
 def test_self_test_run_end_to_end(tmp_path: Path) -> None:
