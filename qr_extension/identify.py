@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from qr_extension.errors import IdentificationError
 
-MAX_CHARGE_POINT_ID = 48  # OCPP 2.0.1 identity string length
+MAX_CHARGE_POINT_ID = 64  # as the tokens allow (OCPP 2.0.1 identities are at most 48)
 MAX_EVSE_ID = 999
 MIN_SECRET_BYTES = 16  # RFC 4226 section 4: at least 128 bits
 _STATUS = re.compile(r"[A-Za-z]{1,32}")
