@@ -88,7 +88,7 @@ def usage_from_claim(obj: object, *, tariff: Tariff | None = None) -> tuple[Usag
     return tuple(buckets)
 
 
-def bucket_index_at(tariff: Tariff, epoch_s: int) -> int:
+def bucket_index_at(tariff: Tariff, epoch_s: float) -> int:
     """The bucket that prices the second starting at ``epoch_s`` (UTC): the time-of-use period
     that contains its local minute (``UTC + tz``), or 0 when none does."""
     minute = (math.floor(epoch_s) // 60 + tariff.tz_offset_min) % MINUTES_PER_DAY

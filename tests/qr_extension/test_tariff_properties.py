@@ -28,6 +28,8 @@ from qr_extension.tariff import (
     usage_to_claim,
 )
 
+# no per-example deadline: several people run tests at once on a 2-core machine
+relaxed = settings(deadline=None)
 prices = st.integers(0, 200_000)
 epochs = st.integers(1_600_000_000, 2_000_000_000)
 
@@ -92,6 +94,7 @@ def reference_total(tariff: Tariff, usage: tuple[UsageBucket, ...]) -> int:
     return rounded if tariff.cap is None else min(rounded, tariff.cap)
 
 
+@relaxed
 @given(st.data())
 def test_claims_round_trip(data: st.DataObject) -> None:
     tariff = data.draw(tariffs())
@@ -106,6 +109,7 @@ def test_claims_round_trip(data: st.DataObject) -> None:
     assert limits_from_claim(limits_to_claim(limits)) == limits
 
 
+@relaxed
 @given(st.data())
 def test_cost_matches_reference_and_stays_within_bounds(data: st.DataObject) -> None:
     tariff = data.draw(tariffs())
@@ -122,6 +126,7 @@ def test_cost_matches_reference_and_stays_within_bounds(data: st.DataObject) -> 
     assert abs(parts * 10 ** currency_exponent(tariff.currency) - cost.total) <= 0.5 or cost.capped
 
 
+@relaxed
 @given(st.data())
 def test_bucket_costs_add_up_to_the_whole(data: st.DataObject) -> None:
     tariff = data.draw(tariffs())
@@ -133,6 +138,7 @@ def test_bucket_costs_add_up_to_the_whole(data: st.DataObject) -> None:
     assert abs(Fraction(whole.time) - sum(Fraction(c.time) for c in singles)) < Fraction(1, 10**30)
 
 
+@relaxed
 @given(st.data())
 def test_cost_is_monotonic_in_energy_and_time(data: st.DataObject) -> None:
     tariff = data.draw(tariffs())
@@ -145,6 +151,7 @@ def test_cost_is_monotonic_in_energy_and_time(data: st.DataObject) -> None:
     assert after >= before
 
 
+@relaxed
 @given(st.data())
 def test_cost_limit_means_cost_reached_the_amount(data: st.DataObject) -> None:
     tariff = data.draw(tariffs())
@@ -166,7 +173,7 @@ def brute_force_seconds(tariff: Tariff, first: int, last: int) -> dict[int, int]
     return seconds
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(
     st.data(),
     epochs,
@@ -193,6 +200,7 @@ def test_split_preserves_totals_and_matches_the_clock(
     }
 
 
+@relaxed
 @given(st.data(), epochs, st.lists(st.integers(0, 40_000), min_size=2, max_size=5))
 def test_consecutive_intervals_add_up_to_the_session(
     data: st.DataObject, epoch: int, steps: list[int]
@@ -205,6 +213,7 @@ def test_consecutive_intervals_add_up_to_the_session(
     assert pieces == split_usage(tariff, marks[0], marks[-1], 0, idle=False)
 
 
+@relaxed
 @given(st.data())
 def test_merge_is_associative_and_commutative(data: st.DataObject) -> None:
     tariff = data.draw(tariffs())

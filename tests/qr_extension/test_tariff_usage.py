@@ -129,3 +129,14 @@ def test_usage_bucket_validates_itself() -> None:
         UsageBucket(0, -1, 0, 0)
     with pytest.raises(TariffError, match="usage idle_s must be an integer"):
         UsageBucket(0, 0, 0, 1.0)  # type: ignore[arg-type]
+
+
+def test_fractional_epoch_is_the_second_it_falls_in() -> None:
+    assert bucket_index_at(TOU, utc(10) - 0.5) == 0
+    assert bucket_index_at(TOU, utc(10) + 0.5) == 2
+
+
+def test_tariff_takes_a_list_of_periods_as_a_tuple() -> None:
+    tariff = Tariff("L", "EUR", tou=[TouPeriod(0, 60, 1, 1)])  # type: ignore[arg-type]
+    assert tariff.tou == (TouPeriod(0, 60, 1, 1),)
+    assert hash(tariff) == hash(Tariff("L", "EUR", tou=(TouPeriod(0, 60, 1, 1),)))
