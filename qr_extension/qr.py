@@ -40,10 +40,8 @@ class QrEncodeError(QrChargeError, ValueError):
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _make(text: str, *, box_size: int = 10, border: int = 4) -> qrcode.QRCode[Any]:
-    code: qrcode.QRCode[Any] = qrcode.QRCode(
-        version=None, error_correction=_ERROR_CORRECTION, box_size=box_size, border=border
-    )
+def _make(text: str) -> qrcode.QRCode[Any]:
+    code: qrcode.QRCode[Any] = qrcode.QRCode(version=None, error_correction=_ERROR_CORRECTION)
     code.add_data(text)
     try:
         code.make(fit=True)
@@ -57,19 +55,28 @@ def qr_version(text: str) -> int:
     return int(_make(text).version)
 
 
+def _bitmap(code: qrcode.QRCode[Any], box_size: int, border: int) -> Image.Image:
+    """The code as a 1-bit image, white quiet zone included (numpy, not a rectangle per module:
+    several times faster than the library's own image factory)."""
+    dark = np.pad(np.array(code.modules, dtype=bool), border)
+    light = ~dark.repeat(box_size, axis=0).repeat(box_size, axis=1)
+    return Image.fromarray(light)
+
+
 def render_png(text: str, *, box_size: int = 8, border: int = 4) -> bytes:
     """``text`` as a black-on-white PNG, ``box_size`` pixels per module, ``border`` modules of
     quiet zone (4 is the minimum the standard asks for)."""
-    image = _make(text, box_size=box_size, border=border).make_image()
+    if box_size < 1 or border < 0:
+        raise QrEncodeError("box_size must be at least 1 and border at least 0")
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    _bitmap(_make(text), box_size, border).save(out, format="PNG")
     return out.getvalue()
 
 
 def render_svg(text: str, *, border: int = 4) -> str:
     """``text`` as a standalone SVG document that scales to any size: a white square (so the
     code stays readable on a dark page) and one path of horizontal runs of dark modules."""
-    code = _make(text, border=border)
+    code = _make(text)
     size = code.modules_count + 2 * border
     runs: list[str] = []
     for y, row in enumerate(code.modules):
@@ -217,10 +224,11 @@ def simulate_photo(text: str, conditions: PhotoConditions | None = None) -> byte
     noisy and compressed as described by ``conditions``. Deterministic for a given seed."""
     c = conditions or PhotoConditions()
     rng = np.random.default_rng(c.seed)
-    modules = _make(text).modules_count
+    code = _make(text)
+    modules = code.modules_count
     # render with enough pixels per module that resampling does not alias
     box = max(2, -(-c.code_px // modules))
-    sharp = _make(text, box_size=box, border=4).make_image().get_image().convert("L")
+    sharp = _bitmap(code, box, 4).convert("L")
     side = sharp.width
     quiet = side * c.code_px // (modules * box)  # target side with the quiet zone
     sharp = sharp.resize((quiet, quiet), Image.Resampling.BICUBIC)
