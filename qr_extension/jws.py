@@ -90,8 +90,8 @@ def read_header(token: object, *, typ: str) -> tuple[str, dict[str, Any]] | Refu
         return text
     try:
         header = jwt.get_unverified_header(text)
-    except (jwt.PyJWTError, ValueError, RecursionError):
-        return Refusal(Reason.MALFORMED, "unreadable header")
+    except (jwt.PyJWTError, ValueError, RecursionError) as exc:
+        return Refusal(Reason.MALFORMED, _why("not a readable JWS", exc))
     if _normalise_typ(header.get("typ")) != typ:
         return Refusal(Reason.WRONG_TYPE, f"expected typ {typ}")
     if header.get("alg") != ALGORITHM:
@@ -165,9 +165,14 @@ def verify(
         if isinstance(payload, dict) and isinstance(payload.get("aud"), str):
             return Refusal(audience_mismatch, f"token is for {payload['aud'][:64]!r}")
         return Refusal(Reason.MALFORMED, "aud must be a single string")
-    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
-        return Refusal(Reason.MALFORMED, "unreadable token")
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
+        return Refusal(Reason.MALFORMED, _why("unreadable token", exc))
     return Verified(header=header, claims=claims, key=key)
+
+
+def _why(what: str, exc: BaseException) -> str:
+    """A short detail for a refusal; never echoes much of the (attacker's) input."""
+    return f"{what}: {str(exc)[:80]}"
 
 
 # --- typed claim readers (raise TokenFormatError) ---------------------------------------------
