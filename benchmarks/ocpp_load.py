@@ -69,6 +69,15 @@ class Target:
                 values[key] = int(rest.split()[0]) / 1024
         return values["VmRSS"], values["VmHWM"]
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the process so far (from /proc/<pid>/stat)."""
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        except OSError:
+            return math.nan
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -221,6 +230,8 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
         pipes.append(parent)
         processes.append(process)
 
+    load_window = [math.inf, math.inf]  # (start epoch, CSMS CPU seconds at start)
+
     def collect(kind: str, timeout_s: float) -> list[object]:
         nonlocal peak
         deadline = time.monotonic() + timeout_s
@@ -237,6 +248,8 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
                 elif i not in got and not processes[i].is_alive():
                     raise LoadError(f"worker {i} died with exit code {processes[i].exitcode}")
             peak = max(peak, target.rss_mb()[0])
+            if math.isnan(summary.csms_cpu_s) and time.time() >= load_window[0] + args.duration:
+                summary.csms_cpu_s = target.cpu_s() - load_window[1]
         return [got[i] for i in range(len(pipes))]
 
     try:
@@ -244,6 +257,7 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
         per_try = 2 * args.connect_timeout + 6
         collect("ready", ramp_s + (args.connect_retries + 1) * per_try + 30)
         start = time.time() + 0.5
+        load_window[:] = [start, target.cpu_s()]
         for pipe in pipes:
             pipe.send(("go", start))
         reports = collect("report", args.duration + 2 * args.call_timeout + 30)

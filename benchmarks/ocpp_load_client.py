@@ -159,6 +159,7 @@ class Worker:
         self._load_start = math.inf
         self._load_end = math.inf
         self._last_answer = 0.0
+        self._cpu_at_go = 0.0
 
     async def connect_all(self) -> list[asyncio.Task[None]]:
         """Starts every charger, returns their tasks once each has booted or failed."""
@@ -174,11 +175,13 @@ class Worker:
         loop = asyncio.get_running_loop()
         self._load_start = loop.time() + max(0.0, start_epoch - time.time())
         self._load_end = self._load_start + self.plan.duration_s
+        self._cpu_at_go = time.process_time()
         self._go.set()
 
     async def finish(self, tasks: list[asyncio.Task[None]]) -> WorkerReport:
         """Waits for every load loop, counts held links, then closes them all."""
         await asyncio.sleep(max(0.0, self._load_end - asyncio.get_running_loop().time()))
+        self.report.cpu_s = time.process_time() - self._cpu_at_go
         self._done.set()
         await asyncio.gather(*tasks)
         end = max(self._last_answer, self._load_end)

@@ -36,6 +36,7 @@ class WorkerReport:
     disconnects: int = 0
     held_at_end: int = 0
     window_s: float = 0.0
+    cpu_s: float = 0.0  # this worker's CPU time during the load phase
 
     def record(self, action: str, latency_ms: float) -> None:
         self.latencies.setdefault(action, []).append(latency_ms)
@@ -74,6 +75,7 @@ class Summary:
     rss_end_mb: float = math.nan
     rss_hwm_mb: float = math.nan  # kernel high-water mark, includes registration
     rss_start_mb: float = math.nan  # after registration, before the first connection
+    csms_cpu_s: float = math.nan  # the target's CPU time during the load phase
 
     def total(self, name: str) -> int:
         return sum(getattr(w, name) for w in self.workers)
@@ -128,6 +130,10 @@ class Summary:
             },
             "latency": _quantiles(every),
             "latency_by_action": {a: _quantiles(v) for a, v in sorted(per_action.items())},
+            "cpu_percent_of_one_core": {
+                "csms": 100 * self.csms_cpu_s / self.duration_s,
+                "generator": 100 * sum(w.cpu_s for w in self.workers) / self.duration_s,
+            },
             "csms_rss_mb": {
                 "after_registration": self.rss_start_mb,
                 "peak": self.rss_peak_mb,
@@ -139,7 +145,7 @@ class Summary:
     def table(self) -> str:
         d = self.as_dict()
         c, m, lat, con = d["connections"], d["messages"], d["latency"], d["connect"]
-        rss = d["csms_rss_mb"]
+        rss, cpu = d["csms_rss_mb"], d["cpu_percent_of_one_core"]
         errors = sum(m["callerrors"].values()) + m["timeouts"] + m["lost"]
         lines = [
             f"== {d['label']}: {d['chargers']} chargers, {d['mode']}, offered "
@@ -156,6 +162,8 @@ class Summary:
             f"{lat['p99_ms']:.1f}  max {lat['max_ms']:.1f} ms",
             f"CSMS RSS     {rss['after_registration']:.0f} MB idle -> peak {rss['peak']:.0f} MB,"
             f" end {rss['end']:.0f} MB (high-water {rss['high_water_mark']:.0f} MB)",
+            f"CPU (load)   CSMS {cpu['csms']:.0f} %  generator {cpu['generator']:.0f} %"
+            " of one core",
         ]
         for action, q in d["latency_by_action"].items():
             lines.append(
