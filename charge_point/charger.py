@@ -1,0 +1,126 @@
+"""One running charger: the station, its link, its camera, its clock tick and control API.
+
+This is the composition root; the parts know nothing of each other beyond what is passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from charge_point import authorization, camera
+from charge_point.authorization import Decision
+from charge_point.clock import Clock, ScaledClock
+from charge_point.display import Display
+from charge_point.link import Link
+from charge_point.qrstart import decode_frame
+from charge_point.settings import StationSettings
+from charge_point.station import Station
+from charge_point.store import Store, load_charger_key
+from qr_extension.refusal import Refusal
+
+log = logging.getLogger(__name__)
+
+TICK_REAL_S = 0.1  # how often (real seconds) the meters and sessions advance
+CAMERA_DIR = "camera"
+CONTROL_PORT_FILE = "control.port"
+
+
+class Charger:
+    """Station + link + camera + control API of one charge point."""
+
+    def __init__(
+        self, settings: StationSettings, *, clock: Clock | None = None, terminal: bool = False
+    ) -> None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.store = Store.in_dir(settings.state_dir)
+        self.station = Station(
+            settings,
+            store=self.store,
+            clock=clock or ScaledClock(settings.time_scale),
+            key=load_charger_key(settings.state_dir),
+            display=Display(settings.state_dir, terminal=terminal),
+        )
+        if settings.trusted_keys_file is not None:
+            self.station.install_trusted_jwks(json.loads(settings.trusted_keys_file.read_text()))
+        self.station.restore()
+        self.link = Link(self.station)
+        self.control_port: int | None = None
+
+    # --- driver actions ----------------------------------------------------------------
+    def present_frame(self, image: bytes) -> dict[str, Any]:
+        """A camera frame: decode, verify, start or refuse (the reason goes on the screen)."""
+        texts = decode_frame(image)
+        if isinstance(texts, Refusal):
+            self.station.refuse(texts)
+            return _refusal(texts)
+        result = self.station.scan(texts[0])
+        if isinstance(result, Refusal):
+            return _refusal(result)
+        return {"accepted": True, "order_id": result.order_id, "evse_id": result.evse_id}
+
+    async def present_id_tag(self, evse_id: int, id_tag: str) -> dict[str, Any]:
+        """An RFID-style tag: local list / cache, else Authorize with the CSMS when online."""
+        station = self.station
+        decision = authorization.decide(
+            station.store, station.config, id_tag, online=station.online, now=station.now()
+        )
+        if decision is Decision.ASK_CSMS:
+            answer = await self.link.authorize(id_tag)
+            if answer is None:
+                decision = authorization.decide(
+                    station.store, station.config, id_tag, online=False, now=station.now()
+                )
+            else:
+                status, expiry = answer
+                authorization.remember(station.store, station.config, id_tag, status, expiry)
+                decision = Decision.ACCEPT if status == "Accepted" else Decision.REFUSE
+        if decision is Decision.REFUSE:
+            station.display.show_text(f"Card {id_tag} not accepted")
+            return {"accepted": False, "id_tag": id_tag}
+        return {"accepted": station.authorize_tag(evse_id, id_tag), "id_tag": id_tag}
+
+    # --- running -------------------------------------------------------------------------
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.link.run(), name=f"{self.station.id}-link")
+            tasks.create_task(self._tick_forever(), name=f"{self.station.id}-tick")
+            tasks.create_task(
+                camera.watch_folder(self.settings.state_dir / CAMERA_DIR, self.present_frame)
+            )
+            if self.settings.control_port is not None:
+                tasks.create_task(self._serve_control(self.settings.control_port))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            self.station.tick()
+            await asyncio.sleep(TICK_REAL_S)
+
+    async def _serve_control(self, port: int) -> None:
+        import uvicorn
+
+        from charge_point.control import create_app
+
+        config = uvicorn.Config(
+            create_app(self), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                await serving
+                return
+            await asyncio.sleep(0.02)
+        self.control_port = server.servers[0].sockets[0].getsockname()[1]
+        (self.settings.state_dir / CONTROL_PORT_FILE).write_text(str(self.control_port))
+        log.info("%s: control API on http://127.0.0.1:%d", self.station.id, self.control_port)
+        await serving
+
+
+def _refusal(refusal: Refusal) -> dict[str, Any]:
+    return {"accepted": False, "reason": refusal.reason.value, "detail": refusal.detail}

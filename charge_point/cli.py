@@ -1,0 +1,92 @@
+"""``qrcharge cp``: run one charger, or ``--fleet N`` chargers in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from charge_point.settings import OCPP_VERSIONS, StationSettings
+from config.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("cp", help="run a charge point (OCPP 1.6J or 2.0.1)")
+    p.add_argument("--id", required=True, dest="charge_point_id", help="charge point identity")
+    p.add_argument("--csms", dest="csms_url", help="CSMS WebSocket base URL (…/ocpp)")
+    p.add_argument("--ocpp", dest="ocpp_version", choices=OCPP_VERSIONS, default="1.6")
+    p.add_argument("--password", help="HTTP Basic password (security profile 1/2)")
+    p.add_argument("--evses", type=int, help="number of EVSEs (default 1)")
+    p.add_argument("--state-dir", type=Path, help="SQLite file, key and camera folder")
+    p.add_argument(
+        "--control-port",
+        type=int,
+        help="enable the control API on 127.0.0.1:PORT (0: any free port)",
+    )
+    p.add_argument("--time-scale", type=float, help="simulated time runs X times faster")
+    p.add_argument(
+        "--trusted-keys",
+        type=Path,
+        dest="trusted_keys_file",
+        help="JWKS file with the trusted CSMS keys (installation config)",
+    )
+    p.add_argument(
+        "--trust-first-keys",
+        action="store_true",
+        help="with no trusted keys, take the first TrustedKeys the CSMS sends",
+    )
+    p.add_argument("--fleet", type=int, default=0, help="run N chargers ID-001..ID-N")
+    p.add_argument("--config", help="settings TOML file (else QRCHARGE_CONFIG)")
+    p.add_argument(
+        "--quiet-terminal",
+        action="store_true",
+        help="do not print the settlement QR on the terminal",
+    )
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=run_command)
+
+
+def settings_from_args(args: argparse.Namespace) -> StationSettings:
+    settings = load_settings(args.config)
+    return StationSettings.from_settings(
+        settings,
+        charge_point_id=args.charge_point_id,
+        csms_url=args.csms_url,
+        ocpp_version=args.ocpp_version,
+        password=args.password,
+        evses=args.evses,
+        state_dir=args.state_dir,
+        control_port=args.control_port,
+        time_scale=args.time_scale,
+        trusted_keys_file=args.trusted_keys_file,
+        trust_first_keys=args.trust_first_keys,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
+    base = settings_from_args(args)
+    members = (
+        [base] if args.fleet <= 0 else [base.for_fleet_member(i) for i in range(1, args.fleet + 1)]
+    )
+    try:
+        asyncio.run(run_chargers(members, terminal=not args.quiet_terminal and args.fleet <= 0))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def run_chargers(members: list[StationSettings], *, terminal: bool) -> None:
+    from charge_point.charger import Charger
+
+    chargers = [Charger(s, terminal=terminal) for s in members]
+    async with asyncio.TaskGroup() as tasks:
+        for charger in chargers:
+            tasks.create_task(charger.run(), name=charger.station.id)

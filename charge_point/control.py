@@ -1,0 +1,115 @@
+"""The local control API (HTTP on 127.0.0.1, off unless ``--control-port`` is given).
+
+For tests and integrators: it plays the EV (plug, unplug), the driver (present a QR image,
+an RFID tag, press stop), the network (cut and restore the link), and reads the screen and the
+state. FastAPI, so ``/openapi.json`` documents it. Every route acts on the same objects as the
+hardware would; nothing here bypasses the station's rules.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+
+from charge_point.charger import Charger
+from charge_point.errors import IllegalTransition
+from charge_point.station import Station
+
+
+class PlugRequest(BaseModel):
+    """An EV to plug in; omitted fields take the defaults (60 kWh at 20 %)."""
+
+    capacity_wh: int | None = Field(default=None, gt=0)
+    soc: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class TagRequest(BaseModel):
+    id_tag: str = Field(min_length=1, max_length=36)
+
+
+def _evse_state(station: Station, n: int) -> dict[str, Any]:
+    evses: list[dict[str, Any]] = station.snapshot()["evses"]
+    return evses[n - 1]
+
+
+def create_app(charger: Charger) -> FastAPI:
+    """The control app of one charger."""
+    app = FastAPI(title=f"qrcharge charger {charger.station.id} control API", version="1")
+    station = charger.station
+
+    def evse(n: int) -> int:
+        if n not in station.connectors:
+            raise HTTPException(404, f"no EVSE {n}")
+        return n
+
+    evses = APIRouter(prefix="/evses", tags=["evses"])
+
+    @evses.post("/{n}/plug")
+    def plug(n: int, body: Annotated[PlugRequest | None, Body()] = None) -> dict[str, Any]:
+        """Plugs an EV in (battery size in Wh, state of charge 0..1)."""
+        body = body or PlugRequest()
+        try:
+            station.plug(evse(n), capacity_wh=body.capacity_wh, soc=body.soc)
+        except IllegalTransition as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return _evse_state(station, n)
+
+    @evses.post("/{n}/unplug")
+    def unplug(n: int) -> dict[str, Any]:
+        station.unplug(evse(n))
+        return _evse_state(station, n)
+
+    @evses.post("/{n}/stop")
+    def stop(n: int) -> dict[str, Any]:
+        """The stop button: ends the session on the EVSE (the EV stays plugged)."""
+        return {"stopped": station.press_stop(evse(n))}
+
+    @evses.post("/{n}/rfid")
+    async def rfid(n: int, body: TagRequest) -> dict[str, Any]:
+        """Presents an RFID-style id tag at the EVSE (start, or stop its own session)."""
+        return await charger.present_id_tag(evse(n), body.id_tag)
+
+    app.include_router(evses)
+
+    @app.post("/camera", tags=["camera"])
+    async def camera(request: Request) -> dict[str, Any]:
+        """Shows an image (PNG/JPEG bytes as the request body) to the camera."""
+        return charger.present_frame(await request.body())
+
+    @app.post("/link/down", tags=["link"])
+    def link_down() -> dict[str, Any]:
+        charger.link.set_up(False)
+        return {"up": False}
+
+    @app.post("/link/up", tags=["link"])
+    def link_up() -> dict[str, Any]:
+        charger.link.set_up(True)
+        return {"up": True}
+
+    @app.get("/display", tags=["display"])
+    def display() -> dict[str, Any]:
+        """The screen: text, recent refusal reasons, which QR is shown and its text."""
+        station.tick()
+        return station.display.snapshot()
+
+    @app.get("/display/qr.png", tags=["display"], response_class=Response)
+    def display_qr() -> Response:
+        station.tick()
+        png = station.display.png()
+        if not png:
+            raise HTTPException(404, "no QR code on the screen")
+        return Response(png, media_type="image/png")
+
+    @app.get("/state", tags=["state"])
+    def state() -> dict[str, Any]:
+        """Connection, EVSE statuses, running transactions with their order ids, queue."""
+        station.tick()
+        return {
+            **station.snapshot(),
+            "link_up": charger.link.is_up,
+            "connects": charger.link.connects,
+        }
+
+    return app

@@ -1,0 +1,239 @@
+"""The charger's connection to the CSMS: connect, boot, deliver, heartbeat, reconnect.
+
+One :class:`Link` per charger. It connects to ``{csms_url}/{id}`` with the version's
+subprotocol (and HTTP Basic auth when a password is set), boots, announces its settlement key,
+reports every connector status, delivers the durable queue, says ``Synced``, then keeps the
+connection alive with heartbeats while delivering whatever the station queues. When the
+connection drops it reconnects with exponential backoff and jitter ("equal jitter": half the
+delay fixed, half random), so a fleet does not stampede a recovering CSMS.
+
+``set_up(False)`` cuts the link (as a network failure would: the socket is aborted, no close
+handshake) and keeps it cut until ``set_up(True)``; tests use it through the control API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import random
+from typing import Any
+
+import websockets
+from ocpp.exceptions import OCPPError
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
+
+from charge_point import queue
+from charge_point.evse import Status
+from charge_point.protocol.commands import CommandContext
+from charge_point.protocol.v16 import Adapter16
+from charge_point.protocol.v201 import Adapter201
+from charge_point.station import Station
+from qr_extension.wire import MSG_SETTLEMENT_KEY, MSG_SYNCED, SUBPROTOCOL_16, SUBPROTOCOL_201
+
+log = logging.getLogger(__name__)
+
+_TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
+
+
+def backoff_delay(attempt: int, *, low: float, high: float, rng: random.Random) -> float:
+    """Delay before reconnect attempt ``attempt`` (0-based): ``min(high, low * 2**attempt)``,
+    of which the upper half is random."""
+    cap = min(high, low * (2**attempt))
+    return float(cap / 2 + rng.uniform(0, cap / 2))
+
+
+class Link:
+    """The WebSocket connection loop of one charger; also the station's :class:`Listener`."""
+
+    def __init__(self, station: Station, *, rng: random.Random | None = None) -> None:
+        self.station = station
+        self.settings = station.settings
+        self._rng = rng or random.Random()
+        self._want_up = asyncio.Event()
+        self._want_up.set()
+        self._wake = asyncio.Event()
+        self._ws: Any = None
+        self._adapter: Adapter16 | Adapter201 | None = None
+        self._statuses: list[tuple[int, Status]] = []
+        self._triggers: list[tuple[str, int | None]] = []
+        self.connects = 0  # successful boots, for tests and /state
+        self._booted = False  # the current connection got past BootNotification
+        station.listener = self
+
+    # --- Listener ------------------------------------------------------------------------
+    def status_changed(self, evse_id: int, status: Status) -> None:
+        if self.station.online:
+            self._statuses.append((evse_id, status))
+            self._wake.set()
+
+    def queued(self) -> None:
+        self._wake.set()
+
+    # --- control -------------------------------------------------------------------------
+    @property
+    def is_up(self) -> bool:
+        return self._want_up.is_set()
+
+    def set_up(self, up: bool) -> None:
+        """Restores or cuts the network link."""
+        if up:
+            self._want_up.set()
+        else:
+            self._want_up.clear()
+            self._abort()
+
+    def reconnect(self) -> None:
+        """Drops the connection; the loop connects and boots again (after a Reset)."""
+        self._abort()
+
+    def trigger(self, what: str, evse_id: int | None) -> bool:
+        if what not in _TRIGGERABLE:
+            return False
+        self._triggers.append((what, evse_id))
+        self._wake.set()
+        return True
+
+    async def authorize(self, id_tag: str) -> tuple[str, float | None] | None:
+        """Asks the CSMS about an id tag; None when offline or the CSMS did not answer."""
+        if self._adapter is None or not self.station.online:
+            return None
+        try:
+            return await self._adapter.authorize(id_tag)
+        except (OCPPError, TimeoutError, ConnectionClosed) as exc:
+            log.warning("Authorize %s failed: %s", id_tag, exc)
+            return None
+
+    def _abort(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            ws.transport.abort()
+
+    # --- the loop ------------------------------------------------------------------------
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            await self._want_up.wait()
+            try:
+                booted = await self._connect_once()
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, OCPPError) as exc:
+                log.info("%s: link lost: %r", self.station.id, exc)
+                booted = False
+            finally:
+                self.station.online = False
+                self._ws = self._adapter = None
+            attempt = 0 if booted else attempt + 1
+            delay = backoff_delay(
+                attempt,
+                low=self.settings.reconnect_min_s,
+                high=self.settings.reconnect_max_s,
+                rng=self._rng,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconnect_signal(), delay)
+
+    async def _reconnect_signal(self) -> None:
+        """Returns early from the backoff when the link is switched back up."""
+        if not self._want_up.is_set():
+            await self._want_up.wait()
+        else:
+            await asyncio.Future()  # wait for the timeout
+
+    async def _connect_once(self) -> bool:
+        version = self.settings.ocpp_version
+        subprotocol = SUBPROTOCOL_16 if version == "1.6" else SUBPROTOCOL_201
+        headers = {}
+        if self.settings.password:
+            basic = f"{self.station.id}:{self.settings.password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(basic).decode()
+        url = f"{self.settings.csms_url.rstrip('/')}/{self.station.id}"
+        async with websockets.connect(
+            url,
+            subprotocols=[Subprotocol(subprotocol)],
+            additional_headers=headers,
+            open_timeout=10,
+        ) as ws:
+            if ws.subprotocol != subprotocol:
+                raise InvalidHandshake(f"CSMS did not agree to {subprotocol}")
+            self._ws = ws
+            self._booted = False
+            if not self._want_up.is_set():
+                return False
+            ctx = CommandContext(self.station, self.reconnect, self.trigger)
+            cls = Adapter16 if version == "1.6" else Adapter201
+            adapter = cls(ctx, ws, timeout=self.settings.call_timeout_s)
+            self._adapter = adapter
+            reader = asyncio.create_task(adapter.start(), name=f"{self.station.id}-reader")
+            talker = asyncio.create_task(self._converse(adapter), name=f"{self.station.id}-talk")
+            try:
+                done, _ = await asyncio.wait({reader, talker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (reader, talker):
+                    task.cancel()
+                await asyncio.gather(reader, talker, return_exceptions=True)
+            for task in done:
+                exc = task.exception()
+                if exc is not None and not isinstance(exc, ConnectionClosed):
+                    raise exc
+            return self._booted
+
+    async def _converse(self, adapter: Adapter16 | Adapter201) -> None:
+        station, config = self.station, self.station.config
+        accepted, current, interval = await adapter.boot()
+        while not accepted:
+            await station.clock.sleep(interval or 10)
+            accepted, current, interval = await adapter.boot()
+        if current is not None:
+            station.set_time(current)
+        if interval > 0:
+            config.set("HeartbeatInterval", str(interval))
+        station.online = True
+        self._booted = True
+        self.connects += 1
+        log.info("%s: booted (OCPP %s)", station.id, adapter.version)
+        jwk = json.dumps(station.key.public.to_jwk())
+        await adapter.data_transfer(MSG_SETTLEMENT_KEY, jwk)
+        self._statuses = [(i, c.status) for i, c in station.connectors.items()]
+        synced_due = True
+        next_heartbeat = station.now() + config["HeartbeatInterval"]
+        while True:
+            self._wake.clear()
+            while self._statuses:
+                evse_id, status = self._statuses.pop(0)
+                await adapter.send_status(evse_id, status)
+            while self._triggers:
+                await self._answer_trigger(adapter, *self._triggers.pop(0))
+            delivered = await queue.drain(station.store, config, adapter, station.now())
+            if station.store.queue_len() == 0 and (delivered or synced_due):
+                seq = int(station.store.get("settlement_seq", 0))
+                await adapter.data_transfer(MSG_SYNCED, json.dumps({"seq": seq}))
+                synced_due = False
+            now = station.now()
+            if now >= next_heartbeat:
+                station.set_time(await adapter.heartbeat())
+                next_heartbeat = station.now() + config["HeartbeatInterval"]
+            wait = next_heartbeat - station.now()
+            retry_at = queue.next_retry_at(station.store)
+            if retry_at is not None:
+                wait = min(wait, retry_at - station.now())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, wait) / station.clock.time_scale)
+
+    async def _answer_trigger(
+        self, adapter: Adapter16 | Adapter201, what: str, evse_id: int | None
+    ) -> None:
+        station = self.station
+        ids = [evse_id] if evse_id else list(station.connectors)
+        if what == "BootNotification":
+            await adapter.boot()
+        elif what == "Heartbeat":
+            station.set_time(await adapter.heartbeat())
+        elif what == "StatusNotification":
+            for i in ids:
+                await adapter.send_status(i, station.connectors[i].status)
+        elif what == "MeterValues":
+            for i in ids:
+                await adapter.send_meter_values(i)

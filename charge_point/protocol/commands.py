@@ -1,0 +1,124 @@
+"""The effect of the CSMS's commands, shared by the 1.6 and 2.0.1 adapters.
+
+Grouped by OCPP functional block. Each function changes the station's state and returns a
+plain result that the adapter turns into its version's answer. None of them awaits a CALL:
+incoming messages are handled one after another on a connection, so a handler that waited for
+an answer of the CSMS would deadlock (brief 5); what must be sent afterwards is queued or
+signalled to the link instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from ocpp.routing import on
+
+from charge_point.errors import ConfigurationError
+from charge_point.station import Station
+from qr_extension.wire import MSG_TRUSTED_KEYS, VENDOR_ID
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles(action: str) -> Callable[[F], F]:
+    """The library's ``@on(action)``, typed so that handlers keep their signatures."""
+    return cast(Callable[[F], F], on(action))
+
+
+@dataclass
+class CommandContext:
+    """What a command handler may touch: the station and the link's hooks."""
+
+    station: Station
+    reconnect: Callable[[], None]  # after Reset: drop the connection, boot again
+    trigger: Callable[[str, int | None], bool]  # TriggerMessage: (what, evse) -> accepted
+
+
+# --- Provisioning: configuration, reset ------------------------------------------------
+def change_configuration(ctx: CommandContext, key: str, value: str) -> str:
+    """``Accepted``, ``Rejected`` (read-only or bad value) or ``NotSupported``."""
+    try:
+        ctx.station.config.key(key)
+    except ConfigurationError:
+        return "NotSupported"
+    try:
+        ctx.station.config.set(key, value)
+    except ConfigurationError as exc:
+        log.info("configuration %s=%r refused: %s", key, value, exc)
+        return "Rejected"
+    return "Accepted"
+
+
+def reset(ctx: CommandContext, *, hard: bool) -> None:
+    """Ends every session, then reconnects and boots again."""
+    ctx.station.reset(hard)
+    ctx.reconnect()
+
+
+# --- Transactions ----------------------------------------------------------------------
+def remote_start(
+    ctx: CommandContext, id_tag: str, evse_id: int | None, remote_start_id: int | None
+) -> bool:
+    return ctx.station.remote_start(id_tag, evse_id, remote_start_id)
+
+
+def remote_stop(ctx: CommandContext, transaction_id: str) -> bool:
+    return ctx.station.remote_stop(transaction_id)
+
+
+def unlock(ctx: CommandContext, evse_id: int) -> bool:
+    return ctx.station.unlock(evse_id)
+
+
+# --- Local authorisation list and cache --------------------------------------------------
+def send_local_list(
+    ctx: CommandContext, version: int, full: bool, entries: list[tuple[str, str | None, Any]]
+) -> str:
+    """Applies a SendLocalList; ``entries`` are (id_tag, status or None to remove, expiry)."""
+    store = ctx.station.store
+    current = int(store.get("local_list_version", 0))
+    if not full and version <= current:
+        return "VersionMismatch"
+    keep = {tag: (status, _expiry(expiry)) for tag, status, expiry in entries if status}
+    removed = [tag for tag, status, _ in entries if not status]
+    with store.atomic():
+        if full:
+            store.replace_local_list(keep)
+        else:
+            store.update_local_list(keep, removed)
+        store.put("local_list_version", version)
+    return "Accepted"
+
+
+def local_list_version(ctx: CommandContext) -> int:
+    return int(ctx.station.store.get("local_list_version", 0))
+
+
+def clear_cache(ctx: CommandContext) -> None:
+    ctx.station.store.clear_cache()
+
+
+def _expiry(value: Any) -> float | None:
+    if not value:
+        return None
+    from qr_extension.wire import parse_ocpp_timestamp
+
+    return parse_ocpp_timestamp(str(value)).timestamp()
+
+
+# --- Data transfer (our vendor extension) ------------------------------------------------
+def data_transfer(ctx: CommandContext, vendor_id: str, message_id: str | None, data: Any) -> str:
+    """``Accepted``, ``Rejected``, ``UnknownVendorId`` or ``UnknownMessageId``."""
+    if vendor_id != VENDOR_ID:
+        return "UnknownVendorId"
+    if message_id == MSG_TRUSTED_KEYS:
+        if not isinstance(data, str):
+            data = json.dumps(data)
+        refusal = ctx.station.install_trusted_keys(data)
+        return "Accepted" if refusal is None else "Rejected"
+    return "UnknownMessageId"

@@ -1,0 +1,257 @@
+"""OCPP 1.6J adapter: maps station events to 1.6 messages and 1.6 commands to the station.
+
+Thin on purpose: the effect of every command is in :mod:`.commands`, the logic in the station.
+Outgoing calls use ``suppress=False`` so that a CALLERROR is an exception, never a silent None.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+
+from charge_point.events import Kind
+from charge_point.evse import Status
+from charge_point.protocol import commands
+from charge_point.protocol.commands import CommandContext, handles
+from charge_point.queue import DeliveryRefused
+from charge_point.store import QueuedMessage
+from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
+
+log = logging.getLogger(__name__)
+
+VENDOR = "qrcharge"
+MODEL = "qrcharge-reference"
+
+
+def _status_of(info: Any) -> str:
+    """``idTagInfo.status`` whether the library gave a dict or a dataclass."""
+    if isinstance(info, dict):
+        return str(info.get("status"))
+    return str(getattr(info, "status", None))
+
+
+def meter_value(timestamp: float, wh: int, power_w: int, context: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "timestamp": ocpp_timestamp(timestamp),
+            "sampled_value": [
+                {
+                    "value": str(wh),
+                    "measurand": "Energy.Active.Import.Register",
+                    "unit": "Wh",
+                    "context": context,
+                },
+                {
+                    "value": str(power_w),
+                    "measurand": "Power.Active.Import",
+                    "unit": "W",
+                    "context": context,
+                },
+            ],
+        }
+    ]
+
+
+class Adapter16(ChargePoint):  # type: ignore[misc]
+    """One OCPP 1.6 connection of the charger."""
+
+    version = "1.6"
+
+    def __init__(self, ctx: CommandContext, connection: Any, *, timeout: float) -> None:
+        super().__init__(ctx.station.id, connection, response_timeout=timeout)
+        self.ctx = ctx
+        self.station = ctx.station
+
+    # --- outgoing ------------------------------------------------------------------------
+    async def boot(self) -> tuple[bool, float | None, int]:
+        answer = await self.call(
+            call.BootNotification(charge_point_model=MODEL, charge_point_vendor=VENDOR),
+            suppress=False,
+        )
+        current = parse_ocpp_timestamp(answer.current_time).timestamp()
+        return answer.status == "Accepted", current, int(answer.interval)
+
+    async def heartbeat(self) -> float:
+        answer = await self.call(call.Heartbeat(), suppress=False)
+        return parse_ocpp_timestamp(answer.current_time).timestamp()
+
+    async def send_status(self, evse_id: int, status: Status) -> None:
+        await self.call(
+            call.StatusNotification(
+                connector_id=evse_id,
+                error_code="NoError",
+                status=status.value,
+                timestamp=ocpp_timestamp(self.station.now()),
+            ),
+            suppress=False,
+        )
+
+    async def data_transfer(self, message_id: str, data: str) -> str:
+        answer = await self.call(
+            call.DataTransfer(vendor_id=VENDOR_ID, message_id=message_id, data=data),
+            suppress=False,
+        )
+        return str(answer.status)
+
+    async def authorize(self, id_tag: str) -> tuple[str, float | None]:
+        answer = await self.call(call.Authorize(id_tag=id_tag), suppress=False)
+        info = answer.id_tag_info
+        expiry = info.get("expiry_date") if isinstance(info, dict) else None
+        return _status_of(info), parse_ocpp_timestamp(expiry).timestamp() if expiry else None
+
+    async def send_meter_values(self, evse_id: int) -> None:
+        meter = self.station.meters[evse_id]
+        session = self.station.sessions.get(evse_id)
+        csms_id = None if session is None else self.station.store.csms_id(session.local_id)
+        await self.call(
+            call.MeterValues(
+                connector_id=evse_id,
+                transaction_id=None if csms_id is None else int(csms_id),
+                meter_value=meter_value(
+                    self.station.now(), meter.register_wh, round(meter.power_w), "Trigger"
+                ),
+            ),
+            suppress=False,
+        )
+
+    async def deliver(self, message: QueuedMessage) -> None:
+        """One queue row as 1.6: StartTransaction, MeterValues, StopTransaction, DataTransfer."""
+        p = message.payload
+        store = self.station.store
+        if message.kind == Kind.SETTLEMENT:
+            from qr_extension.wire import MSG_SETTLEMENT
+
+            status = await self.data_transfer(MSG_SETTLEMENT, p["token"])
+            if status != "Accepted":
+                log.warning("Settlement %s answered %s", p["seq"], status)
+            return
+        assert message.txn is not None
+        if message.kind == Kind.STARTED:
+            answer = await self.call(
+                call.StartTransaction(
+                    connector_id=p["evse_id"],
+                    id_tag=p["id_tag"],
+                    meter_start=p["meter_wh"],
+                    timestamp=ocpp_timestamp(p["timestamp"]),
+                ),
+                suppress=False,
+            )
+            store.set_csms_id(message.txn, str(answer.transaction_id))
+            if _status_of(answer.id_tag_info) != "Accepted":
+                self.station.deauthorize(message.txn)
+            return
+        csms_id = store.csms_id(message.txn)  # the 1.6 transactionId rewrite
+        if csms_id is None:
+            raise DeliveryRefused(f"transaction {message.txn} has no CSMS id (start was lost)")
+        if message.kind == Kind.UPDATED:
+            await self.call(
+                call.MeterValues(
+                    connector_id=p["evse_id"],
+                    transaction_id=int(csms_id),
+                    meter_value=meter_value(
+                        p["timestamp"], p["meter_wh"], p["power_w"], "Sample.Periodic"
+                    ),
+                ),
+                suppress=False,
+            )
+        elif message.kind == Kind.ENDED:
+            await self.call(
+                call.StopTransaction(
+                    meter_stop=p["meter_wh"],
+                    timestamp=ocpp_timestamp(p["timestamp"]),
+                    transaction_id=int(csms_id),
+                    reason=p["reason"],
+                    id_tag=p["id_tag"],
+                ),
+                suppress=False,
+            )
+
+    # --- incoming ------------------------------------------------------------------------
+    @handles(Action.remote_start_transaction)
+    def on_remote_start(
+        self, id_tag: str, connector_id: int | None = None, **_: Any
+    ) -> call_result.RemoteStartTransaction:
+        ok = commands.remote_start(self.ctx, id_tag, connector_id, None)
+        return call_result.RemoteStartTransaction(status="Accepted" if ok else "Rejected")
+
+    @handles(Action.remote_stop_transaction)
+    def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
+        ok = commands.remote_stop(self.ctx, str(transaction_id))
+        return call_result.RemoteStopTransaction(status="Accepted" if ok else "Rejected")
+
+    @handles(Action.reset)
+    def on_reset(self, type: str) -> call_result.Reset:
+        commands.reset(self.ctx, hard=type == "Hard")
+        return call_result.Reset(status="Accepted")
+
+    @handles(Action.change_configuration)
+    def on_change_configuration(self, key: str, value: str) -> call_result.ChangeConfiguration:
+        return call_result.ChangeConfiguration(
+            status=commands.change_configuration(self.ctx, key, value)
+        )
+
+    @handles(Action.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None) -> call_result.GetConfiguration:
+        items = self.station.config.items()
+        known = {k.name for k, _ in items}
+        wanted = set(key) if key else known
+        return call_result.GetConfiguration(
+            configuration_key=[
+                {"key": k.name, "readonly": k.readonly, "value": v}
+                for k, v in items
+                if k.name in wanted
+            ],
+            unknown_key=sorted(wanted - known) or None,
+        )
+
+    @handles(Action.unlock_connector)
+    def on_unlock(self, connector_id: int) -> call_result.UnlockConnector:
+        ok = commands.unlock(self.ctx, connector_id)
+        return call_result.UnlockConnector(status="Unlocked" if ok else "NotSupported")
+
+    @handles(Action.trigger_message)
+    def on_trigger(
+        self, requested_message: str, connector_id: int | None = None
+    ) -> call_result.TriggerMessage:
+        ok = self.ctx.trigger(requested_message, connector_id)
+        return call_result.TriggerMessage(status="Accepted" if ok else "NotImplemented")
+
+    @handles(Action.send_local_list)
+    def on_send_local_list(
+        self,
+        list_version: int,
+        update_type: str,
+        local_authorization_list: list[dict[str, Any]] | None = None,
+    ) -> call_result.SendLocalList:
+        entries = []
+        for item in local_authorization_list or []:
+            info = item.get("id_tag_info") or {}
+            entries.append((item["id_tag"], info.get("status"), info.get("expiry_date")))
+        status = commands.send_local_list(self.ctx, list_version, update_type == "Full", entries)
+        return call_result.SendLocalList(status=status)
+
+    @handles(Action.get_local_list_version)
+    def on_get_local_list_version(self) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(list_version=commands.local_list_version(self.ctx))
+
+    @handles(Action.clear_cache)
+    def on_clear_cache(self) -> call_result.ClearCache:
+        commands.clear_cache(self.ctx)
+        return call_result.ClearCache(status="Accepted")
+
+    @handles(Action.change_availability)
+    def on_change_availability(
+        self, connector_id: int, type: str
+    ) -> call_result.ChangeAvailability:
+        ok = self.station.change_availability(connector_id, operative=type == "Operative")
+        return call_result.ChangeAvailability(status="Accepted" if ok else "Rejected")
+
+    @handles(Action.data_transfer)
+    def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: Any = None
+    ) -> call_result.DataTransfer:
+        status = commands.data_transfer(self.ctx, vendor_id, message_id, data)
+        return call_result.DataTransfer(status=status)

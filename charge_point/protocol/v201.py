@@ -1,0 +1,297 @@
+"""OCPP 2.0.1 adapter: maps station events to 2.0.1 messages and 2.0.1 commands to the station.
+
+Differences from 1.6 handled here: connector statuses are coarser (:func:`status_201`), every
+transaction message is a TransactionEvent with a gapless ``seqNo`` per transaction and
+``offline: true`` for events that happened while the link was down, the transaction id is the
+charger's own (so no rewrite is needed), and configuration is component/variable based.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ocpp.v201 import ChargePoint, call, call_result
+from ocpp.v201.enums import Action
+
+from charge_point.errors import ConfigurationError
+from charge_point.events import Kind, StopReason, Trigger
+from charge_point.evse import Status, status_201
+from charge_point.protocol import commands
+from charge_point.protocol.commands import CommandContext, handles
+from charge_point.store import QueuedMessage
+from qr_extension.wire import MSG_SETTLEMENT, VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
+
+log = logging.getLogger(__name__)
+
+VENDOR = "qrcharge"
+MODEL = "qrcharge-reference"
+
+EVENT_TYPE = {Kind.STARTED: "Started", Kind.UPDATED: "Updated", Kind.ENDED: "Ended"}
+STOPPED_REASON = {
+    StopReason.LOCAL: "Local",
+    StopReason.REMOTE: "Remote",
+    StopReason.EV_DISCONNECTED: "EVDisconnected",
+    StopReason.POWER_LOSS: "PowerLoss",
+    StopReason.HARD_RESET: "ImmediateReset",
+    StopReason.SOFT_RESET: "ImmediateReset",
+    StopReason.UNLOCK_COMMAND: "Other",
+    StopReason.DEAUTHORIZED: "DeAuthorized",
+    StopReason.OTHER: "Other",
+}
+ENDED_TRIGGER = {
+    StopReason.LOCAL: Trigger.STOP_AUTHORIZED,
+    StopReason.REMOTE: Trigger.REMOTE_STOP,
+    StopReason.EV_DISCONNECTED: Trigger.EV_DEPARTED,
+    StopReason.POWER_LOSS: Trigger.ABNORMAL_CONDITION,
+    StopReason.HARD_RESET: Trigger.RESET_COMMAND,
+    StopReason.SOFT_RESET: Trigger.RESET_COMMAND,
+    StopReason.UNLOCK_COMMAND: Trigger.UNLOCK_COMMAND,
+    StopReason.DEAUTHORIZED: Trigger.STOP_AUTHORIZED,
+    StopReason.OTHER: Trigger.ABNORMAL_CONDITION,
+}
+
+
+def _status_of(info: Any) -> str | None:
+    if info is None:
+        return None
+    if isinstance(info, dict):
+        return str(info.get("status"))
+    return str(getattr(info, "status", None))
+
+
+def meter_value(timestamp: float, wh: int, power_w: int, context: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "timestamp": ocpp_timestamp(timestamp),
+            "sampled_value": [
+                {
+                    "value": wh,
+                    "measurand": "Energy.Active.Import.Register",
+                    "context": context,
+                    "unit_of_measure": {"unit": "Wh"},
+                },
+                {
+                    "value": power_w,
+                    "measurand": "Power.Active.Import",
+                    "context": context,
+                    "unit_of_measure": {"unit": "W"},
+                },
+            ],
+        }
+    ]
+
+
+class Adapter201(ChargePoint):  # type: ignore[misc]
+    """One OCPP 2.0.1 connection of the charger."""
+
+    version = "2.0.1"
+
+    def __init__(self, ctx: CommandContext, connection: Any, *, timeout: float) -> None:
+        super().__init__(ctx.station.id, connection, response_timeout=timeout)
+        self.ctx = ctx
+        self.station = ctx.station
+
+    # --- outgoing ------------------------------------------------------------------------
+    async def boot(self) -> tuple[bool, float | None, int]:
+        answer = await self.call(
+            call.BootNotification(
+                charging_station={"model": MODEL, "vendor_name": VENDOR}, reason="PowerUp"
+            ),
+            suppress=False,
+        )
+        current = parse_ocpp_timestamp(answer.current_time).timestamp()
+        return answer.status == "Accepted", current, int(answer.interval)
+
+    async def heartbeat(self) -> float:
+        answer = await self.call(call.Heartbeat(), suppress=False)
+        return parse_ocpp_timestamp(answer.current_time).timestamp()
+
+    async def send_status(self, evse_id: int, status: Status) -> None:
+        await self.call(
+            call.StatusNotification(
+                timestamp=ocpp_timestamp(self.station.now()),
+                connector_status=status_201(status),
+                evse_id=evse_id,
+                connector_id=1,
+            ),
+            suppress=False,
+        )
+
+    async def data_transfer(self, message_id: str, data: str) -> str:
+        answer = await self.call(
+            call.DataTransfer(vendor_id=VENDOR_ID, message_id=message_id, data=data),
+            suppress=False,
+        )
+        return str(answer.status)
+
+    async def authorize(self, id_tag: str) -> tuple[str, float | None]:
+        answer = await self.call(
+            call.Authorize(id_token={"id_token": id_tag, "type": "ISO14443"}), suppress=False
+        )
+        info = answer.id_token_info
+        expiry = info.get("cache_expiry_date_time") if isinstance(info, dict) else None
+        return str(_status_of(info)), parse_ocpp_timestamp(expiry).timestamp() if expiry else None
+
+    async def send_meter_values(self, evse_id: int) -> None:
+        meter = self.station.meters[evse_id]
+        await self.call(
+            call.MeterValues(
+                evse_id=evse_id,
+                meter_value=meter_value(
+                    self.station.now(), meter.register_wh, round(meter.power_w), "Trigger"
+                ),
+            ),
+            suppress=False,
+        )
+
+    async def deliver(self, message: QueuedMessage) -> None:
+        """One queue row as a TransactionEvent (or the Settlement DataTransfer)."""
+        p = message.payload
+        if message.kind == Kind.SETTLEMENT:
+            status = await self.data_transfer(MSG_SETTLEMENT, p["token"])
+            if status != "Accepted":
+                log.warning("Settlement %s answered %s", p["seq"], status)
+            return
+        kind = Kind(message.kind)
+        info: dict[str, Any] = {
+            "transaction_id": message.txn,
+            "charging_state": p["charging_state"],
+        }
+        trigger = p["trigger"]
+        if kind is Kind.STARTED and p.get("remote_start_id") is not None:
+            info["remote_start_id"] = p["remote_start_id"]
+        if kind is Kind.ENDED:
+            reason = StopReason(p["reason"])
+            info["stopped_reason"] = STOPPED_REASON[reason]
+            info["charging_state"] = (
+                "EVConnected" if reason is not StopReason.EV_DISCONNECTED else "Idle"
+            )
+            trigger = ENDED_TRIGGER[reason].value
+        context = {Kind.STARTED: "Transaction.Begin", Kind.ENDED: "Transaction.End"}.get(
+            kind, "Sample.Periodic"
+        )
+        answer = await self.call(
+            call.TransactionEvent(
+                event_type=EVENT_TYPE[kind],
+                timestamp=ocpp_timestamp(p["timestamp"]),
+                trigger_reason=trigger,
+                seq_no=p["seq_no"],
+                transaction_info=info,
+                meter_value=meter_value(p["timestamp"], p["meter_wh"], p["power_w"], context),
+                offline=True if p["offline"] else None,
+                evse={"id": p["evse_id"], "connector_id": 1},
+                id_token={"id_token": p["id_tag"], "type": "Central"}
+                if kind is Kind.STARTED
+                else None,
+            ),
+            suppress=False,
+        )
+        answered = _status_of(answer.id_token_info)
+        if kind is Kind.STARTED and answered not in (None, "Accepted"):
+            assert message.txn is not None
+            self.station.deauthorize(message.txn)
+
+    # --- incoming ------------------------------------------------------------------------
+    @handles(Action.request_start_transaction)
+    def on_request_start(
+        self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any
+    ) -> call_result.RequestStartTransaction:
+        ok = commands.remote_start(self.ctx, id_token["id_token"], evse_id, remote_start_id)
+        return call_result.RequestStartTransaction(status="Accepted" if ok else "Rejected")
+
+    @handles(Action.request_stop_transaction)
+    def on_request_stop(self, transaction_id: str) -> call_result.RequestStopTransaction:
+        ok = commands.remote_stop(self.ctx, transaction_id)
+        return call_result.RequestStopTransaction(status="Accepted" if ok else "Rejected")
+
+    @handles(Action.reset)
+    def on_reset(self, type: str, evse_id: int | None = None) -> call_result.Reset:
+        commands.reset(self.ctx, hard=True)
+        return call_result.Reset(status="Accepted")
+
+    @handles(Action.get_variables)
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]]) -> call_result.GetVariables:
+        results = []
+        for item in get_variable_data:
+            component, variable = item["component"], item["variable"]
+            result: dict[str, Any] = {"component": component, "variable": variable}
+            try:
+                key = self.station.config.key_for_variable(component["name"], variable["name"])
+                value = dict((k.name, v) for k, v in self.station.config.items())[key.name]
+                result.update(attribute_status="Accepted", attribute_value=value)
+            except ConfigurationError:
+                result["attribute_status"] = "UnknownVariable"
+            results.append(result)
+        return call_result.GetVariables(get_variable_result=results)
+
+    @handles(Action.set_variables)
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]]) -> call_result.SetVariables:
+        results = []
+        for item in set_variable_data:
+            component, variable = item["component"], item["variable"]
+            try:
+                key = self.station.config.key_for_variable(component["name"], variable["name"])
+            except ConfigurationError:
+                status = "UnknownVariable"
+            else:
+                status = commands.change_configuration(self.ctx, key.name, item["attribute_value"])
+            results.append(
+                {"attribute_status": status, "component": component, "variable": variable}
+            )
+        return call_result.SetVariables(set_variable_result=results)
+
+    @handles(Action.unlock_connector)
+    def on_unlock(self, evse_id: int, connector_id: int) -> call_result.UnlockConnector:
+        ok = commands.unlock(self.ctx, evse_id)
+        return call_result.UnlockConnector(status="Unlocked" if ok else "UnknownConnector")
+
+    @handles(Action.trigger_message)
+    def on_trigger(
+        self, requested_message: str, evse: dict[str, Any] | None = None
+    ) -> call_result.TriggerMessage:
+        ok = self.ctx.trigger(requested_message, None if evse is None else evse.get("id"))
+        return call_result.TriggerMessage(status="Accepted" if ok else "NotImplemented")
+
+    @handles(Action.send_local_list)
+    def on_send_local_list(
+        self,
+        version_number: int,
+        update_type: str,
+        local_authorization_list: list[dict[str, Any]] | None = None,
+    ) -> call_result.SendLocalList:
+        entries = []
+        for item in local_authorization_list or []:
+            info = item.get("id_token_info") or {}
+            tag = item["id_token"]["id_token"]
+            entries.append((tag, info.get("status"), info.get("cache_expiry_date_time")))
+        status = commands.send_local_list(self.ctx, version_number, update_type == "Full", entries)
+        return call_result.SendLocalList(status=status)
+
+    @handles(Action.get_local_list_version)
+    def on_get_local_list_version(self) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(version_number=commands.local_list_version(self.ctx))
+
+    @handles(Action.clear_cache)
+    def on_clear_cache(self) -> call_result.ClearCache:
+        commands.clear_cache(self.ctx)
+        return call_result.ClearCache(status="Accepted")
+
+    @handles(Action.change_availability)
+    def on_change_availability(
+        self,
+        operational_status: str,
+        evse: dict[str, Any] | None = None,
+    ) -> call_result.ChangeAvailability:
+        ids = [evse["id"]] if evse else list(self.station.connectors)
+        ok = all(
+            self.station.change_availability(i, operational_status == "Operative") for i in ids
+        )
+        return call_result.ChangeAvailability(status="Accepted" if ok else "Rejected")
+
+    @handles(Action.data_transfer)
+    def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: Any = None
+    ) -> call_result.DataTransfer:
+        status = commands.data_transfer(self.ctx, vendor_id, message_id, data)
+        return call_result.DataTransfer(status=status)

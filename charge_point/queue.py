@@ -1,0 +1,77 @@
+"""Delivery of the durable outbound queue: in order, with retries and backoff.
+
+The queue rows live in the store (:mod:`charge_point.store`), written in the same commit as the
+state change that produced them. :func:`drain` hands them to the version adapter one at a
+time, oldest first, and deletes a row only after the CSMS answered it, so a crash can at worst
+resend the head row (the CSMS deduplicates; brief 4). A CALLERROR or a timeout counts as a
+failed attempt: the row waits ``TransactionMessageRetryInterval x attempts`` (simulated
+seconds) and is dropped, logged, after ``TransactionMessageAttempts`` (OCPP 1.6 4.10 / 2.0.1
+E13). A closed connection is not an attempt: the exception propagates and the row waits for
+the next connection.
+
+The OCPP 1.6 transactionId rewrite happens at delivery: the StartTransaction answer stores
+local id -> CSMS id, and the adapter puts that id into every later MeterValues and
+StopTransaction of the transaction, however long they were queued before it was known.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from ocpp.exceptions import OCPPError
+from websockets.exceptions import ConnectionClosed
+
+from charge_point.configuration import Configuration
+from charge_point.store import QueuedMessage, Store
+
+log = logging.getLogger(__name__)
+
+
+class Deliverer(Protocol):
+    """The adapter side: send one row as OCPP and handle the answer, or raise."""
+
+    async def deliver(self, message: QueuedMessage) -> None: ...
+
+
+class DeliveryRefused(Exception):
+    """The CSMS answered a row with something we cannot accept (counts as an attempt)."""
+
+
+async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: float) -> int:
+    """Delivers queue rows until the queue is empty or the head must wait; returns how many
+    rows were delivered (or dropped). ``ConnectionClosed`` propagates."""
+    done = 0
+    while True:
+        head = store.queue_head()
+        if head is None or head.not_before > now:
+            return done
+        try:
+            await deliver_one(deliverer, head)
+        except ConnectionClosed:
+            raise
+        except (OCPPError, DeliveryRefused, TimeoutError) as exc:
+            attempts = head.attempts + 1
+            if attempts >= config["TransactionMessageAttempts"]:
+                log.error(
+                    "dropping %s %s after %d attempts: %s", head.kind, head.txn, attempts, exc
+                )
+                store.dequeue(head.seq)
+                done += 1
+                continue
+            delay = config["TransactionMessageRetryInterval"] * attempts
+            log.warning("%s %s failed (%s), retry in %ss", head.kind, head.txn, exc, delay)
+            store.defer(head.seq, attempts, now + delay)
+            return done
+        store.dequeue(head.seq)
+        done += 1
+
+
+async def deliver_one(deliverer: Deliverer, message: QueuedMessage) -> None:
+    await deliverer.deliver(message)
+
+
+def next_retry_at(store: Store) -> float | None:
+    """When the head row may be tried again (None if the queue is empty)."""
+    head = store.queue_head()
+    return None if head is None else head.not_before

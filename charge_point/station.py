@@ -1,0 +1,568 @@
+"""The charger's protocol-independent logic: what happens on plug, unplug, scan, stop, limits.
+
+A :class:`Station` owns its EVSEs (connector status, meter, running session), the durable
+store, the clock and the display. Hardware and drivers act on it through plain methods
+(``plug``, ``unplug``, ``press_stop``, ``scan``), the CSMS through the adapters
+(``remote_start``, ``remote_stop``, ``install_trusted_keys`` ...). It never talks OCPP: status
+changes go to the :class:`Listener` (sent at once if online), transaction messages go into the
+durable queue as :mod:`charge_point.events` rows and are delivered by the link.
+
+Time: ``now()`` is ``max(clock, durable floor, last now)`` (brief 7.4); the floor is the
+largest time the CSMS told us and the largest verified ``iat``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any, Protocol
+
+from charge_point.configuration import Configuration
+from charge_point.display import Display
+from charge_point.events import Kind, StopReason, Trigger
+from charge_point.evse import IN_TRANSACTION, Connector, Event, Status, charging_state_201
+from charge_point.meter import Ev, Meter
+from charge_point.qrstart import ScanContext, StartAuthorization, check_start
+from charge_point.session import Session
+from charge_point.settings import StationSettings
+from charge_point.store import Store
+from qr_extension.identify import identification_url, presence_code
+from qr_extension.keys import KeyRing, SigningKey
+from qr_extension.refusal import Reason, Refusal
+from qr_extension.settlement import build_settlement, sign_settlement
+from qr_extension.tariff import LimitReason
+from qr_extension.trust import verify_trusted_key_set
+
+log = logging.getLogger(__name__)
+
+MAX_STEP_S = 10.0  # the meter model advances in steps of at most this (simulated seconds)
+_LIMIT_TRIGGER = {
+    LimitReason.ENERGY: Trigger.ENERGY_LIMIT_REACHED,
+    LimitReason.TIME: Trigger.TIME_LIMIT_REACHED,
+    LimitReason.COST: Trigger.CHARGING_STATE_CHANGED,  # 2.0.1 has no cost-limit trigger
+}
+
+
+class Listener(Protocol):
+    """What the station tells the outside world (the link, in practice)."""
+
+    def status_changed(self, evse_id: int, status: Status) -> None: ...
+
+    def queued(self) -> None: ...
+
+
+class _Quiet:
+    def status_changed(self, evse_id: int, status: Status) -> None:
+        pass
+
+    def queued(self) -> None:
+        pass
+
+
+class Station:
+    """One charge point: EVSEs, sessions, durable state."""
+
+    def __init__(
+        self,
+        settings: StationSettings,
+        *,
+        store: Store,
+        clock: Any,
+        key: SigningKey,
+        display: Display,
+    ) -> None:
+        self.settings = settings
+        self.id = settings.charge_point_id
+        self.store = store
+        self.clock = clock
+        self.key = key
+        self.display = display
+        self.listener: Listener = _Quiet()
+        self.online = False
+        self.config = Configuration(store, settings.ocpp_defaults())
+        evse_ids = range(1, settings.evses + 1)
+        self.connectors = {i: Connector(i) for i in evse_ids}
+        self.meters = {
+            i: Meter(settings.max_power_w, register_wh=int(store.get(f"register.{i}", 0)))
+            for i in evse_ids
+        }
+        self.sessions: dict[int, Session] = {}
+        self.pending: dict[int, tuple[str, int | None]] = {}  # evse -> (id_tag, remote id)
+        self._last_now = 0.0
+        self._last_tick = self.now()
+        if store.get("identify_secret") is None:
+            store.put("identify_secret", secrets.token_hex(32))
+
+    # --- time (brief 7.4) ----------------------------------------------------------------
+    @property
+    def floor(self) -> float:
+        return float(self.store.get("time_floor", 0))
+
+    @property
+    def clock_synced(self) -> bool:
+        return bool(self.store.get("clock_synced", False))
+
+    def now(self) -> float:
+        self._last_now = max(self._last_now, self.clock.now(), self.floor)
+        return self._last_now
+
+    def _raise_floor(self, t: float) -> None:
+        if t > self.floor:
+            self.store.put("time_floor", t)
+
+    def set_time(self, epoch_s: float) -> None:
+        """The CSMS's time (BootNotification / Heartbeat). A scaled test clock keeps running
+        ahead on purpose, so it is only corrected at real speed; the floor always moves."""
+        if self.clock.time_scale == 1.0:
+            self.clock.set(epoch_s)
+        with self.store.atomic():
+            self._raise_floor(epoch_s)
+            self.store.put("clock_synced", True)
+            self.store.prune_used(self.floor, self.settings.leeway_s)
+
+    # --- keys ----------------------------------------------------------------------------
+    @property
+    def trusted(self) -> KeyRing:
+        jwks = self.store.get("trusted_jwks")
+        return KeyRing() if jwks is None else KeyRing.from_jwks(jwks)
+
+    def install_trusted_keys(self, token: str) -> Refusal | None:
+        """A ``TrustedKeys`` set from the CSMS (brief 7.5): verified against the current set,
+        or self-signed if this charger has none and may trust the first one."""
+        current = self.trusted
+        if len(current) == 0 and not self.settings.trust_first_keys:
+            return Refusal(Reason.UNTRUSTED_KEYS, "no trusted keys and trust-first-keys is off")
+        result = verify_trusted_key_set(
+            token,
+            trusted=current if len(current) else None,
+            not_before=self.store.get("trusted_iat"),
+        )
+        if isinstance(result, Refusal):
+            log.warning("TrustedKeys rejected: %s", result)
+            return result
+        with self.store.atomic():
+            self.store.put("trusted_jwks", result.ring.to_jwks())
+            self.store.put("trusted_iat", result.issued_at)
+        log.info("trusted CSMS keys now %s", [k.kid for k in result.ring])
+        return None
+
+    def install_trusted_jwks(self, jwks: dict[str, Any]) -> None:
+        """Installation config (``--trusted-keys FILE``): replaces the trusted set."""
+        ring = KeyRing.from_jwks(jwks)
+        self.store.put("trusted_jwks", ring.to_jwks())
+
+    # --- hardware and driver -------------------------------------------------------------
+    def plug(
+        self, evse_id: int, *, capacity_wh: int | None = None, soc: float | None = None
+    ) -> None:
+        self.tick()
+        connector = self._connector(evse_id)
+        meter = self.meters[evse_id]
+        meter.plug(Ev.with_soc(capacity_wh or 60_000, 0.2 if soc is None else soc))
+        self._fire(connector, Event.PLUG)
+        if evse_id in self.pending:
+            id_tag, remote_id = self.pending.pop(evse_id)
+            trigger = Trigger.REMOTE_START if remote_id is not None else Trigger.AUTHORIZED
+            self._start(evse_id, id_tag, trigger=trigger, remote_start_id=remote_id)
+
+    def unplug(self, evse_id: int) -> None:
+        self.tick()
+        connector = self._connector(evse_id)
+        if evse_id in self.sessions:
+            self._end(evse_id, StopReason.EV_DISCONNECTED, unplugged=True)
+        elif connector.can(Event.UNPLUG):
+            self._fire(connector, Event.UNPLUG)
+        self.pending.pop(evse_id, None)
+        self.meters[evse_id].unplug()
+
+    def press_stop(self, evse_id: int) -> bool:
+        self.tick()
+        if evse_id not in self.sessions:
+            return False
+        self._end(evse_id, StopReason.LOCAL)
+        return True
+
+    def scan(self, token: str) -> StartAuthorization | Refusal:
+        """A start QR text from the camera: start a session or show why not."""
+        self.tick()
+        ctx = ScanContext(
+            charge_point_id=self.id,
+            evse_ids=tuple(self.connectors),
+            waiting_evse_ids=self.waiting_evse_ids(),
+            now=int(self.now()),
+            clock_synced=self.clock_synced,
+            accept_unsynced_clock=self.settings.accept_unsynced_clock,
+            leeway_s=self.settings.leeway_s,
+        )
+        result = check_start(token, trusted=self.trusted, ctx=ctx, used=self.store)
+        if isinstance(result, Refusal):
+            self.display.show_refusal(result, self.now())
+            return result
+        assert result.evse_id is not None  # resolved by verify_start_token
+        self._start(
+            result.evse_id, result.order_id, trigger=Trigger.AUTHORIZED, token=token, auth=result
+        )
+        return result
+
+    def refuse(self, refusal: Refusal) -> None:
+        self.display.show_refusal(refusal, self.now())
+
+    def waiting_evse_ids(self) -> tuple[int, ...]:
+        """EVSEs with an EV plugged in, no session and no pending authorisation (7.3)."""
+        return tuple(
+            i
+            for i, c in self.connectors.items()
+            if c.status is Status.PREPARING
+            and self.meters[i].ev is not None
+            and i not in self.sessions
+            and i not in self.pending
+        )
+
+    # --- CSMS commands -------------------------------------------------------------------
+    def remote_start(self, id_tag: str, evse_id: int | None, remote_start_id: int | None) -> bool:
+        """RemoteStartTransaction / RequestStartTransaction: start now if an EV is plugged
+        in, else authorise the EVSE and start when the EV arrives."""
+        self.tick()
+        if evse_id is None:
+            free = [
+                i
+                for i, c in self.connectors.items()
+                if c.status in (Status.AVAILABLE, Status.PREPARING)
+                and i not in self.sessions
+                and i not in self.pending
+            ]
+            if len(free) != 1:
+                return False
+            evse_id = free[0]
+        if evse_id not in self.connectors or evse_id in self.sessions or evse_id in self.pending:
+            return False
+        connector = self.connectors[evse_id]
+        trigger = Trigger.REMOTE_START
+        if connector.status is Status.PREPARING and self.meters[evse_id].ev is not None:
+            self._start(evse_id, id_tag, trigger=trigger, remote_start_id=remote_start_id)
+            return True
+        if connector.status is Status.AVAILABLE:
+            self.pending[evse_id] = (id_tag, remote_start_id)
+            self._fire(connector, Event.AUTHORIZE)
+            return True
+        return False
+
+    def authorize_tag(self, evse_id: int, id_tag: str) -> bool:
+        """An id tag accepted (locally or by the CSMS) on ``evse_id``: start or stop there."""
+        self.tick()
+        session = self.sessions.get(evse_id)
+        if session is not None:
+            if session.id_tag != id_tag:
+                return False
+            self._end(evse_id, StopReason.LOCAL)
+            return True
+        return self.remote_start(id_tag, evse_id, None)
+
+    def remote_stop(self, transaction_id: str) -> bool:
+        self.tick()
+        for evse_id, session in list(self.sessions.items()):
+            if transaction_id in (session.local_id, self.store.csms_id(session.local_id)):
+                self._end(evse_id, StopReason.REMOTE)
+                return True
+        return False
+
+    def unlock(self, evse_id: int) -> bool:
+        self.tick()
+        if evse_id not in self.connectors:
+            return False
+        if evse_id in self.sessions:
+            self._end(evse_id, StopReason.UNLOCK_COMMAND)
+        return True
+
+    def reset(self, hard: bool) -> None:
+        """Ends every session (the adapter then reconnects, as after a reboot)."""
+        self.tick()
+        reason = StopReason.HARD_RESET if hard else StopReason.SOFT_RESET
+        for evse_id in list(self.sessions):
+            self._end(evse_id, reason)
+
+    def change_availability(self, evse_id: int, operative: bool) -> bool:
+        """ChangeAvailability: refused while a session runs on the EVSE."""
+        connector = self.connectors.get(evse_id)
+        if connector is None or evse_id in self.sessions:
+            return False
+        event = Event.ENABLE if operative else Event.DISABLE
+        wanted = Status.AVAILABLE if operative else Status.UNAVAILABLE
+        if connector.status is wanted:
+            return True
+        if not connector.can(event):
+            return False
+        self._fire(connector, event)
+        return True
+
+    def deauthorize(self, local_id: str) -> None:
+        """The CSMS refused the id tag of a running transaction (StopTransactionOnInvalidId)."""
+        if not self.config["StopTransactionOnInvalidId"]:
+            return
+        for evse_id, session in list(self.sessions.items()):
+            if session.local_id == local_id:
+                self.tick()
+                self._end(evse_id, StopReason.DEAUTHORIZED)
+
+    # --- time passes -------------------------------------------------------------------
+    def tick(self) -> None:
+        """Advances every meter and session to now; applies limits; samples meter values."""
+        now = self.now()
+        t = self._last_tick
+        while t < now:
+            step_end = min(now, t + MAX_STEP_S)
+            for evse_id in self.connectors:
+                self._advance(evse_id, t, step_end)
+            t = step_end
+        self._last_tick = max(self._last_tick, now)
+        self.display.showing_settlement(now)  # drops an expired settlement QR
+        self._refresh_identification(now)
+
+    def _advance(self, evse_id: int, t0: float, t1: float) -> None:
+        meter, connector = self.meters[evse_id], self.connectors[evse_id]
+        session = self.sessions.get(evse_id)
+        if session is None:
+            meter.step(t1 - t0, offering=False)
+            return
+        offering = session.limit is None and connector.status in (
+            Status.CHARGING,
+            Status.SUSPENDED_EV,
+        )
+        wh = meter.step(t1 - t0, offering=offering, max_wh=session.remaining_wh())
+        session.book(t1, wh, idle=wh == 0 and connector.status is not Status.CHARGING)
+        if connector.status is Status.CHARGING and not meter.ev_wants_power:
+            self._transaction_state(session, Event.EV_IDLE, Trigger.CHARGING_STATE_CHANGED)
+        elif connector.status is Status.SUSPENDED_EV and meter.ev_wants_power and offering:
+            self._transaction_state(session, Event.EV_DRAW, Trigger.CHARGING_STATE_CHANGED)
+        if session.limit is None:
+            reached = session.check_limit()
+            if reached is not None:
+                session.limit = reached
+                log.info("%s: %s on EVSE %d, energy suspended", self.id, reached, evse_id)
+                self._transaction_state(session, Event.SUSPEND, _LIMIT_TRIGGER[reached])
+        if t1 - session.last_sample_at >= self.config["MeterValueSampleInterval"] > 0:
+            session.last_sample_at = t1
+            self._emit(session, Kind.UPDATED, trigger=Trigger.METER_VALUE_PERIODIC, at=t1)
+
+    def _transaction_state(self, session: Session, event: Event, trigger: Trigger) -> None:
+        connector = self.connectors[session.evse_id]
+        self._fire(connector, event)
+        self._emit(session, Kind.UPDATED, trigger=trigger, at=session.booked_until)
+
+    # --- starting and ending -----------------------------------------------------------
+    def _start(
+        self,
+        evse_id: int,
+        id_tag: str,
+        *,
+        trigger: Trigger,
+        token: str | None = None,
+        auth: StartAuthorization | None = None,
+        remote_start_id: int | None = None,
+    ) -> Session:
+        now = self.now()
+        serial = self.store.next_counter("txn_serial")
+        session = Session(
+            local_id=f"{serial:06d}-{secrets.token_hex(3)}",
+            evse_id=evse_id,
+            id_tag=id_tag,
+            started_at=now,
+            meter_start_wh=self.meters[evse_id].register_wh,
+            offline=not self.online,
+            token=token,
+            remote_start_id=remote_start_id,
+            auth=auth,
+        )
+        self.display.clear_settlement()  # the next session starts (brief 7.2)
+        self._fire(self.connectors[evse_id], Event.START)
+        with self.store.atomic():  # one fsync'd commit before any energy flows (7.4)
+            if auth is not None:
+                self.store.mark_used(auth.order_id, auth.expires_at)
+                self._raise_floor(auth.issued_at)
+            self.sessions[evse_id] = session
+            self._emit(session, Kind.STARTED, trigger=trigger, at=now)
+        self.display.show_text(f"Charging on EVSE {evse_id}")
+        log.info(
+            "%s: transaction %s started on EVSE %d for %s (offline=%s)",
+            self.id,
+            session.local_id,
+            evse_id,
+            id_tag,
+            session.offline,
+        )
+        return session
+
+    def _end(self, evse_id: int, reason: StopReason, *, unplugged: bool = False) -> None:
+        session = self.sessions.pop(evse_id)
+        self._finish(session, reason, stopped_at=self.now())
+        connector = self.connectors[evse_id]
+        event = Event.UNPLUG if unplugged else Event.STOP
+        if connector.can(event):
+            self._fire(connector, event)
+
+    def _finish(self, session: Session, reason: StopReason, *, stopped_at: float) -> None:
+        """Queues the end of a session and signs, queues and shows its settlement."""
+        token: str | None = None
+        with self.store.atomic():
+            self._emit(
+                session, Kind.ENDED, trigger=Trigger.STOP_AUTHORIZED, at=stopped_at, reason=reason
+            )
+            self.store.delete_transaction(session.local_id)
+            self.store.put(f"register.{session.evse_id}", session.meter_wh)
+            if session.auth is not None:
+                seq = self.store.next_counter("settlement_seq")
+                token = self._sign_settlement(session, reason, stopped_at, seq)
+                self.store.enqueue(
+                    Kind.SETTLEMENT, {"token": token, "seq": seq}, txn=session.local_id
+                )
+        self.listener.queued()
+        log.info(
+            "%s: transaction %s ended (%s), %d Wh",
+            self.id,
+            session.local_id,
+            reason,
+            session.energy_wh,
+        )
+        if token is not None:
+            self.display.show_settlement(
+                token, now=self.now(), display_s=self.settings.settlement_display_s
+            )
+
+    def _sign_settlement(
+        self, session: Session, reason: StopReason, stopped_at: float, seq: int
+    ) -> str:
+        assert session.auth is not None
+        settlement = build_settlement(
+            session.auth,
+            audience=self.settings.issuer,
+            transaction_id=session.local_id,
+            started_at=int(session.started_at),
+            stopped_at=max(int(stopped_at), int(session.started_at)),
+            meter_start_wh=session.meter_start_wh,
+            meter_stop_wh=session.meter_wh,
+            usage=session.usage,
+            reason=session.limit.value if session.limit is not None else reason.value,
+            seq=seq,
+            offline=session.offline,
+            issued_at=int(self.now()),
+        )
+        return sign_settlement(settlement, self.key)
+
+    def restore(self) -> None:
+        """After a restart: every session that was running when the power went is ended at its
+        last durable reading, with reason PowerLoss (OCPP 1.6 / 2.0.1 behaviour for a charger
+        that cannot resume), its settlement signed and queued. Nothing is queued twice: the
+        messages already in the queue stay, only the end is added."""
+        for record in self.store.running_transactions():
+            session = Session.from_record(record)
+            meter = self.meters[session.evse_id]
+            meter._exact_wh = max(meter._exact_wh, float(session.meter_wh))
+            log.warning("%s: transaction %s interrupted, ending it", self.id, session.local_id)
+            self._finish(session, StopReason.POWER_LOSS, stopped_at=session.booked_until)
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _connector(self, evse_id: int) -> Connector:
+        try:
+            return self.connectors[evse_id]
+        except KeyError:
+            raise KeyError(f"no EVSE {evse_id}") from None
+
+    def _fire(self, connector: Connector, event: Event) -> None:
+        before = connector.status
+        after = connector.fire(event)
+        if after is not before:
+            self.listener.status_changed(connector.evse_id, after)
+
+    def _emit(
+        self,
+        session: Session,
+        kind: Kind,
+        *,
+        trigger: Trigger,
+        at: float,
+        reason: StopReason | None = None,
+    ) -> None:
+        """Queues one transaction message and saves the session, in one commit."""
+        meter = self.meters[session.evse_id]
+        payload: dict[str, Any] = {
+            "evse_id": session.evse_id,
+            "id_tag": session.id_tag,
+            "meter_wh": session.meter_wh if kind is not Kind.STARTED else session.meter_start_wh,
+            "power_w": round(meter.power_w),
+            "timestamp": at,
+            "offline": not self.online,
+            "seq_no": session.next_seq_no(),
+            "charging_state": charging_state_201(self.connectors[session.evse_id].status),
+            "trigger": trigger.value,
+            "remote_start_id": session.remote_start_id,
+            "reason": None if reason is None else reason.value,
+        }
+        with self.store.atomic():
+            self.store.enqueue(kind, payload, txn=session.local_id)
+            if kind is not Kind.ENDED:
+                self.store.save_transaction(session.local_id, session.evse_id, session.to_record())
+                self.store.put(f"register.{session.evse_id}", session.meter_wh)
+        self.listener.queued()
+
+    def _refresh_identification(self, now: float) -> None:
+        waiting = [i for i, c in self.connectors.items() if i not in self.sessions]
+        evse_id = waiting[0] if waiting else 1
+        secret = bytes.fromhex(self.store.get("identify_secret"))
+        code = presence_code(
+            secret,
+            int(now),
+            step_s=self.settings.identification_step_s,
+            digits=self.settings.identification_digits,
+        )
+        status = self.connectors[evse_id].status.value
+        url = identification_url(
+            self.settings.public_base_url, self.id, evse_id, status=status, code=code
+        )
+        self.display.show_identification(url)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state for ``GET /state``."""
+        return {
+            "id": self.id,
+            "now": self.now(),
+            "online": self.online,
+            "clock_synced": self.clock_synced,
+            "time_floor": self.floor,
+            "trusted_kids": [k.kid for k in self.trusted],
+            "settlement_kid": self.key.kid,
+            "queue_length": self.store.queue_len(),
+            "evses": [
+                {
+                    "id": i,
+                    "status": c.status.value,
+                    "plugged": self.meters[i].ev is not None,
+                    "soc": _soc(self.meters[i]),
+                    "power_w": self.meters[i].power_w,
+                    "register_wh": self.meters[i].register_wh,
+                }
+                for i, c in self.connectors.items()
+            ],
+            "transactions": [
+                {
+                    "transaction_id": s.local_id,
+                    "csms_transaction_id": self.store.csms_id(s.local_id),
+                    "evse_id": s.evse_id,
+                    "id_tag": s.id_tag,
+                    "order_id": s.auth.order_id if s.auth else None,
+                    "started_at": s.started_at,
+                    "energy_wh": s.energy_wh,
+                    "offline": s.offline,
+                    "limit": None if s.limit is None else s.limit.value,
+                    "cost": None if s.cost() is None else s.cost().total,  # type: ignore[union-attr]
+                    "status": self.connectors[s.evse_id].status.value,
+                }
+                for s in self.sessions.values()
+            ],
+        }
+
+
+def _soc(meter: Meter) -> float | None:
+    return None if meter.ev is None else meter.ev.soc
+
+
+__all__ = ["IN_TRANSACTION", "Listener", "Station"]
