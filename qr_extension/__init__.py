@@ -11,6 +11,13 @@ from qr_extension.errors import (
     TariffError,
     TokenFormatError,
 )
+from qr_extension.identify import (
+    Identification,
+    identification_url,
+    parse_identification_url,
+    presence_code,
+    verify_presence_code,
+)
 from qr_extension.keys import (
     KeyRing,
     PublicKey,
@@ -22,6 +29,7 @@ from qr_extension.keys import (
     load_private_key,
     save_private_key,
 )
+from qr_extension.qr import QrEncodeError, decode_qr, qr_version, render_png, render_svg
 from qr_extension.refusal import Reason, Refusal
 from qr_extension.tariff import (
     PRICE_SCALE,
@@ -49,6 +57,7 @@ from qr_extension.tariff import (
 __all__ = [
     "PRICE_SCALE",
     "Cost",
+    "Identification",
     "IdentificationError",
     "KeyFormatError",
     "KeyRing",
@@ -57,6 +66,7 @@ __all__ = [
     "PublicKey",
     "QrChargeError",
     "QrDecodeError",
+    "QrEncodeError",
     "Reason",
     "Refusal",
     "SigningKey",
@@ -68,7 +78,9 @@ __all__ = [
     "bucket_index_at",
     "compute_cost",
     "currency_exponent",
+    "decode_qr",
     "generate_key",
+    "identification_url",
     "jwk_thumbprint",
     "key_id",
     "limit_reached",
@@ -78,10 +90,16 @@ __all__ = [
     "load_private_key",
     "max_amount",
     "merge_usage",
+    "parse_identification_url",
+    "presence_code",
+    "qr_version",
+    "render_png",
+    "render_svg",
     "save_private_key",
     "split_usage",
     "tariff_from_claim",
     "tariff_to_claim",
     "usage_from_claim",
     "usage_to_claim",
+    "verify_presence_code",
 ]
