@@ -181,51 +181,66 @@ class Cost:
 
 # --- claims -------------------------------------------------------------------------------
 
-_TARIFF_MEMBERS = frozenset({"id", "cur", "f", "e", "t", "i", "ig", "tou", "tz", "cap"})
-_LIMIT_MEMBERS = frozenset({"amt", "wh", "s"})
+# The claims are positional arrays (docs/decisions.md D3): every byte is in the start QR.
+TariffClaim = list[str | int | list[list[int]] | None]
+LimitsClaim = list[int | None]
+
+_TAR_LAYOUT = "[id, cur, f, e, t, tou?, tz?, i?, ig?, cap?]"
+_LIM_LAYOUT = "[amt, wh?, s?]"
+_TAR_REQUIRED = 5  # id cur f e t
+# The optional members of tar after the five required ones, at their defaults. A trailing run
+# of defaults is left out; a default before a present member is written.
+_TAR_DEFAULTS: tuple[object, ...] = ([], 0, None, 0, None)  # tou tz i ig cap
 
 
-def tariff_to_claim(tariff: Tariff) -> dict[str, Any]:
-    """Claim ``tar``: ``id cur f e t`` always; ``i`` unless None, ``ig``/``tz`` unless 0,
-    ``tou`` (``[[from, to, e, t], ...]``) unless empty, ``cap`` unless None."""
-    claim: dict[str, Any] = {
-        "id": tariff.id,
-        "cur": tariff.currency,
-        "f": tariff.fixed_fee,
-        "e": tariff.energy_price,
-        "t": tariff.time_price,
-    }
-    if tariff.idle_price is not None:
-        claim["i"] = tariff.idle_price
-    if tariff.idle_grace_min:
-        claim["ig"] = tariff.idle_grace_min
-    if tariff.tou:
-        claim["tou"] = [[p.start_minute, p.end_minute, p.energy_price, p.time_price]
-                        for p in tariff.tou]  # fmt: skip
-    if tariff.tz_offset_min:
-        claim["tz"] = tariff.tz_offset_min
-    if tariff.cap is not None:
-        claim["cap"] = tariff.cap
-    return claim
+def _is_default(value: object, default: object) -> bool:
+    return type(value) is type(default) and value == default
 
 
-def _members(
-    obj: object, name: str, allowed: frozenset[str], required: tuple[str, ...]
-) -> dict[str, Any]:
-    if type(obj) is not dict:
-        raise TariffError(f"{name} must be a JSON object")
-    unknown = sorted(str(k) for k in obj if k not in allowed)
-    if unknown:
-        raise TariffError(f"{name} has unknown members: {', '.join(unknown)}")
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise TariffError(f"{name} lacks members: {', '.join(missing)}")
+def _shortest(claim: list[Any], defaults: tuple[object, ...]) -> list[Any]:
+    """``claim`` without the trailing members that equal their defaults (aligned to its end)."""
+    first_optional = len(claim) - len(defaults)
+    end = len(claim)
+    while end > first_optional and _is_default(claim[end - 1], defaults[end - 1 - first_optional]):
+        end -= 1
+    return claim[:end]
+
+
+def tariff_to_claim(tariff: Tariff) -> TariffClaim:
+    """Claim ``tar``: ``[id, cur, f, e, t, tou, tz, i, ig, cap]`` with ``tou`` as
+    ``[[from, to, e, t], ...]``; trailing members at their defaults (``[]``, 0, null, 0, null)
+    are left out, so a flat tariff is ``[id, cur, f, e, t]``."""
+    tou = [[p.start_minute, p.end_minute, p.energy_price, p.time_price] for p in tariff.tou]
+    claim: TariffClaim = [
+        tariff.id,
+        tariff.currency,
+        tariff.fixed_fee,
+        tariff.energy_price,
+        tariff.time_price,
+        tou,
+        tariff.tz_offset_min,
+        tariff.idle_price,
+        tariff.idle_grace_min,
+        tariff.cap,
+    ]
+    return _shortest(claim, _TAR_DEFAULTS)
+
+
+def _array(obj: object, name: str, layout: str, low: int, high: int) -> list[Any]:
+    if type(obj) is not list:
+        raise TariffError(f"{name} must be a JSON array {layout}")
+    if not low <= len(obj) <= high:
+        raise TariffError(f"{name} must have {low}..{high} members {layout}, got {len(obj)}")
     return obj
 
 
+def _optional_int(value: object, name: str, low: int = 0) -> int | None:
+    return None if value is None else check_int(value, name, low)
+
+
 def _tou_from_claim(obj: object) -> tuple[TouPeriod, ...]:
-    if type(obj) is not list or not obj:
-        raise TariffError("tou must be a non-empty list of [from, to, e, t]")
+    if type(obj) is not list:
+        raise TariffError("tou must be a list of [from, to, e, t] ([] for none)")
     periods = []
     for item in obj:
         if type(item) is not list or len(item) != 4:
@@ -235,40 +250,41 @@ def _tou_from_claim(obj: object) -> tuple[TouPeriod, ...]:
 
 
 def tariff_from_claim(obj: object) -> Tariff:
-    """Parse claim ``tar`` strictly (types, ranges, no overlapping periods); TariffError if not
-    valid."""
-    m = _members(obj, "tar", _TARIFF_MEMBERS, ("id", "cur", "f", "e", "t"))
+    """Parse claim ``tar`` strictly (an array of 5..10 members, exact types, ranges, no
+    overlapping periods); TariffError if not valid. Trailing defaults are accepted."""
+    m = _array(obj, "tar", _TAR_LAYOUT, _TAR_REQUIRED, _TAR_REQUIRED + len(_TAR_DEFAULTS))
+    tou, tz, idle_price, idle_grace, cap = m[_TAR_REQUIRED:] + list(
+        _TAR_DEFAULTS[len(m) - _TAR_REQUIRED :]
+    )
     return Tariff(
-        id=m["id"],
-        currency=m["cur"],
-        fixed_fee=m["f"],
-        energy_price=m["e"],
-        time_price=m["t"],
-        idle_price=check_int(m["i"], "i") if "i" in m else None,
-        idle_grace_min=check_int(m["ig"], "ig") if "ig" in m else 0,
-        tou=_tou_from_claim(m["tou"]) if "tou" in m else (),
-        tz_offset_min=check_int(m["tz"], "tz", -MAX_TZ_MIN, MAX_TZ_MIN) if "tz" in m else 0,
-        cap=check_int(m["cap"], "cap") if "cap" in m else None,
+        id=m[0],
+        currency=m[1],
+        fixed_fee=m[2],
+        energy_price=m[3],
+        time_price=m[4],
+        tou=_tou_from_claim(tou),
+        tz_offset_min=check_int(tz, "tz", -MAX_TZ_MIN, MAX_TZ_MIN),
+        idle_price=_optional_int(idle_price, "i"),
+        idle_grace_min=check_int(idle_grace, "ig"),
+        cap=_optional_int(cap, "cap"),
     )
 
 
-def limits_to_claim(limits: Limits) -> dict[str, int]:
-    """Claim ``lim``: ``{"amt": .., "wh"?: .., "s"?: ..}``."""
-    claim = {"amt": limits.amount}
-    if limits.energy_wh is not None:
-        claim["wh"] = limits.energy_wh
-    if limits.duration_s is not None:
-        claim["s"] = limits.duration_s
-    return claim
+def limits_to_claim(limits: Limits) -> LimitsClaim:
+    """Claim ``lim``: ``[amt, wh, s]`` without trailing nulls (``[amt]``, ``[amt, wh]``,
+    ``[amt, null, s]``)."""
+    claim: LimitsClaim = [limits.amount, limits.energy_wh, limits.duration_s]
+    return _shortest(claim, (None, None))
 
 
 def limits_from_claim(obj: object) -> Limits:
-    """Parse claim ``lim`` strictly; TariffError if not valid."""
-    m = _members(obj, "lim", _LIMIT_MEMBERS, ("amt",))
+    """Parse claim ``lim`` strictly (an array of 1..3 members); TariffError if not valid."""
+    m = _array(obj, "lim", _LIM_LAYOUT, 1, 3)
+    energy_wh, duration_s = m[1:] + [None] * (3 - len(m))
     return Limits(
-        amount=m["amt"],
-        energy_wh=check_int(m["wh"], "wh", 1) if "wh" in m else None,
-        duration_s=check_int(m["s"], "s", 1) if "s" in m else None,
+        amount=check_int(m[0], "amt"),
+        energy_wh=_optional_int(energy_wh, "wh", 1),
+        duration_s=_optional_int(duration_s, "s", 1),
     )
 
 

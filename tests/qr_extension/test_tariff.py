@@ -36,87 +36,124 @@ FULL = Tariff(
 )
 
 
-def test_flat_claim_is_compact_and_omits_empty_members() -> None:
-    assert tariff_to_claim(FLAT) == {"id": "FLAT", "cur": "EUR", "f": 5000, "e": 12000, "t": 3000}
+def test_flat_claim_is_the_five_required_members() -> None:
+    assert tariff_to_claim(FLAT) == ["FLAT", "EUR", 5000, 12000, 3000]
 
 
 def test_full_claim_layout() -> None:
-    assert tariff_to_claim(FULL) == {
-        "id": "TOU-2",
-        "cur": "CNY",
-        "f": 0,
-        "e": 12000,
-        "t": 3000,
-        "i": 60000,
-        "ig": 15,
-        "tou": [[1320, 360, 8000, 0], [600, 900, 15000, 1000]],
-        "tz": 480,
-        "cap": 8000,
-    }
+    assert tariff_to_claim(FULL) == [
+        "TOU-2",
+        "CNY",
+        0,
+        12000,
+        3000,
+        [[1320, 360, 8000, 0], [600, 900, 15000, 1000]],
+        480,
+        60000,
+        15,
+        8000,
+    ]
 
 
-@pytest.mark.parametrize("tariff", [FLAT, FULL, Tariff("Z", "JPY", idle_price=0, cap=0)])
+@pytest.mark.parametrize(
+    ("tariff", "tail"),
+    [
+        (Tariff("A", "EUR", tou=(TouPeriod(0, 60, 1, 2),)), [[[0, 60, 1, 2]]]),
+        (Tariff("A", "EUR", tz_offset_min=-300), [[], -300]),
+        (Tariff("A", "EUR", idle_price=0), [[], 0, 0]),
+        (Tariff("A", "EUR", idle_price=500, idle_grace_min=10), [[], 0, 500, 10]),
+        (Tariff("A", "EUR", cap=0), [[], 0, None, 0, 0]),
+        (Tariff("A", "EUR", idle_price=7, cap=900), [[], 0, 7, 0, 900]),
+    ],
+)
+def test_claim_writes_defaults_before_a_present_member_and_drops_trailing_ones(
+    tariff: Tariff, tail: list[object]
+) -> None:
+    assert tariff_to_claim(tariff) == ["A", "EUR", 0, 0, 0, *tail]
+
+
+@pytest.mark.parametrize(
+    "tariff", [FLAT, FULL, Tariff("Z", "JPY", idle_price=0, cap=0), Tariff("Z", "JPY", cap=1)]
+)
 def test_tariff_round_trip_through_json(tariff: Tariff) -> None:
     claim = json.loads(json.dumps(tariff_to_claim(tariff)))
     assert tariff_from_claim(claim) == tariff
 
 
-def test_zero_members_are_accepted_when_present() -> None:
-    claim = {"id": "A", "cur": "EUR", "f": 0, "e": 1, "t": 0, "ig": 0, "tz": 0}
-    assert tariff_from_claim(claim) == Tariff("A", "EUR", energy_price=1)
+@pytest.mark.parametrize(
+    "claim",
+    [
+        ["A", "EUR", 0, 1, 0, []],
+        ["A", "EUR", 0, 1, 0, [], 0],
+        ["A", "EUR", 0, 1, 0, [], 0, None],
+        ["A", "EUR", 0, 1, 0, [], 0, None, 0, None],
+    ],
+)
+def test_trailing_defaults_are_accepted_but_never_written(claim: list[object]) -> None:
+    tariff = tariff_from_claim(claim)
+    assert tariff == Tariff("A", "EUR", energy_price=1)
+    assert tariff_to_claim(tariff) == ["A", "EUR", 0, 1, 0]
 
 
-def _with(**changes: Any) -> dict[str, Any]:
+def _with(position: int, value: Any) -> list[Any]:
+    """The FULL claim with one member replaced (``...``: cut the claim before it)."""
     claim = tariff_to_claim(FULL)
-    for key, value in changes.items():
-        if value is ...:
-            del claim[key]
-        else:
-            claim[key] = value
+    if value is ...:
+        return claim[:position]
+    claim[position] = value
     return claim
+
+
+ID, CUR, F, E, T, TOU, TZ, IDLE, IG, CAP = range(10)
 
 
 @pytest.mark.parametrize(
     ("claim", "message"),
     [
-        ([], "JSON object"),
-        (_with(x=1), "unknown members: x"),
-        (_with(id=...), "lacks members: id"),
-        (_with(e=...), "lacks members: e"),
-        (_with(id=""), "tariff id"),
-        (_with(id="x" * 37), "tariff id"),
-        (_with(id="tab\there"), "printable"),
-        (_with(id="caf\u00e9"), "printable"),
-        (_with(id=7), "tariff id"),
-        (_with(cur="eur"), "cur"),
-        (_with(cur="EURO"), "cur"),
-        (_with(cur="E1R"), "cur"),
-        (_with(f=-1), "f must be in"),
-        (_with(e=1.5), "e must be an integer, not float"),
-        (_with(e=12000.0), "not float"),
-        (_with(t=True), "not bool"),
-        (_with(t="3000"), "not str"),
-        (_with(i=None), "i must be an integer"),
-        (_with(i=-5), "i must be in"),
-        (_with(i=..., ig=15), "without i"),
-        (_with(ig=-1), "ig must be in"),
-        (_with(tz=841), "tz must be in"),
-        (_with(tz=-841), "tz must be in"),
-        (_with(cap=-1), "cap must be in"),
-        (_with(cap=None), "cap must be an integer"),
-        (_with(cap=2**53), "cap must be in"),
-        (_with(tou=[]), "non-empty list"),
-        (_with(tou={"a": 1}), "non-empty list"),
-        (_with(tou=[[0, 60, 1]]), "each tou entry must be a list"),
-        (_with(tou=[(0, 60, 1, 1)]), "each tou entry must be a list"),
-        (_with(tou=[[1440, 60, 1, 1]]), "tou from must be in 0..1439"),
-        (_with(tou=[[-1, 60, 1, 1]]), "tou from"),
-        (_with(tou=[[0, 1441, 1, 1]]), "tou to must be in 0..1440"),
-        (_with(tou=[[0, 60, -1, 1]]), "tou e"),
-        (_with(tou=[[0, 60, 1, False]]), "tou t must be an integer"),
-        (_with(tou=[[0, 60, 1, 1], [59, 120, 1, 1]]), "tou periods 1 and 2 overlap"),
-        (_with(tou=[[1380, 60, 1, 1], [30, 90, 1, 1]]), "overlap"),
-        (_with(tou=[[600, 600, 1, 1], [0, 1, 1, 1]]), "overlap"),
+        ({"id": "A", "cur": "EUR", "f": 0, "e": 1, "t": 0}, "JSON array"),
+        ("FLAT", "JSON array"),
+        ((), "JSON array"),
+        ([], r"5\.\.10 members .*got 0"),
+        (_with(T, ...), r"tar must have 5\.\.10 members \[id, cur, f, e, t, .*got 4"),
+        ([*tariff_to_claim(FULL), 1], "got 11"),
+        (_with(ID, ""), "tariff id"),
+        (_with(ID, "x" * 37), "tariff id"),
+        (_with(ID, "tab\there"), "printable"),
+        (_with(ID, "caf\u00e9"), "printable"),
+        (_with(ID, 7), "tariff id"),
+        (_with(ID, None), "tariff id"),
+        (_with(CUR, "eur"), "cur"),
+        (_with(CUR, "EURO"), "cur"),
+        (_with(CUR, "E1R"), "cur"),
+        (_with(F, -1), "f must be in"),
+        (_with(F, None), "f must be an integer, not NoneType"),
+        (_with(E, 1.5), "e must be an integer, not float"),
+        (_with(E, 12000.0), "not float"),
+        (_with(T, True), "not bool"),
+        (_with(T, "3000"), "not str"),
+        (_with(IDLE, "6000"), "i must be an integer"),
+        (_with(IDLE, -5), "i must be in"),
+        (_with(IDLE, None), "without i"),
+        (_with(IG, -1), "ig must be in"),
+        (_with(IG, None), "ig must be an integer"),
+        (_with(TZ, 841), "tz must be in"),
+        (_with(TZ, -841), "tz must be in"),
+        (_with(TZ, None), "tz must be an integer"),
+        (_with(CAP, -1), "cap must be in"),
+        (_with(CAP, "8000"), "cap must be an integer"),
+        (_with(CAP, 2**53), "cap must be in"),
+        (_with(TOU, None), r"tou must be a list .*\[\] for none"),
+        (_with(TOU, {"a": 1}), "tou must be a list"),
+        (_with(TOU, [[0, 60, 1]]), "each tou entry must be a list"),
+        (_with(TOU, [(0, 60, 1, 1)]), "each tou entry must be a list"),
+        (_with(TOU, [[1440, 60, 1, 1]]), "tou from must be in 0..1439"),
+        (_with(TOU, [[-1, 60, 1, 1]]), "tou from"),
+        (_with(TOU, [[0, 1441, 1, 1]]), "tou to must be in 0..1440"),
+        (_with(TOU, [[0, 60, -1, 1]]), "tou e"),
+        (_with(TOU, [[0, 60, 1, False]]), "tou t must be an integer"),
+        (_with(TOU, [[0, 60, 1, 1], [59, 120, 1, 1]]), "tou periods 1 and 2 overlap"),
+        (_with(TOU, [[1380, 60, 1, 1], [30, 90, 1, 1]]), "overlap"),
+        (_with(TOU, [[600, 600, 1, 1], [0, 1, 1, 1]]), "overlap"),
     ],
 )
 def test_invalid_tariff_claims_are_refused(claim: object, message: str) -> None:
@@ -125,7 +162,7 @@ def test_invalid_tariff_claims_are_refused(claim: object, message: str) -> None:
 
 
 def test_adjacent_and_midnight_periods_are_valid() -> None:
-    claim = _with(tou=[[1320, 0, 1, 1], [0, 360, 2, 2], [360, 1320, 3, 3]])
+    claim = _with(TOU, [[1320, 0, 1, 1], [0, 360, 2, 2], [360, 1320, 3, 3]])
     assert len(tariff_from_claim(claim).tou) == 3
 
 
@@ -140,29 +177,41 @@ def test_an_invalid_tariff_cannot_be_built_either() -> None:
 @pytest.mark.parametrize(
     ("limits", "claim"),
     [
-        (Limits(5000), {"amt": 5000}),
-        (Limits(0, energy_wh=20000), {"amt": 0, "wh": 20000}),
-        (Limits(5000, energy_wh=1, duration_s=3600), {"amt": 5000, "wh": 1, "s": 3600}),
+        (Limits(5000), [5000]),
+        (Limits(0, energy_wh=20000), [0, 20000]),
+        (Limits(5000, duration_s=3600), [5000, None, 3600]),
+        (Limits(5000, energy_wh=1, duration_s=3600), [5000, 1, 3600]),
     ],
 )
-def test_limits_round_trip(limits: Limits, claim: dict[str, int]) -> None:
+def test_limits_round_trip(limits: Limits, claim: list[int | None]) -> None:
     assert limits_to_claim(limits) == claim
-    assert limits_from_claim(claim) == limits
+    assert limits_from_claim(json.loads(json.dumps(claim))) == limits
+
+
+@pytest.mark.parametrize("claim", [[5000, None], [5000, None, None]])
+def test_trailing_null_limits_are_accepted_but_never_written(claim: list[int | None]) -> None:
+    limits = limits_from_claim(claim)
+    assert limits == Limits(5000)
+    assert limits_to_claim(limits) == [5000]
 
 
 @pytest.mark.parametrize(
     ("claim", "message"),
     [
-        ("5000", "JSON object"),
-        ({}, "lacks members: amt"),
-        ({"amt": 1, "kwh": 2}, "unknown members: kwh"),
-        ({"amt": -1}, "amt must be in"),
-        ({"amt": 1.0}, "not float"),
-        ({"amt": True}, "not bool"),
-        ({"amt": 1, "wh": 0}, "wh must be in 1"),
-        ({"amt": 1, "wh": None}, "wh must be an integer"),
-        ({"amt": 1, "s": "60"}, "s must be an integer"),
-        ({"amt": 1, "s": 0}, "s must be in 1"),
+        ("5000", "JSON array"),
+        (5000, "JSON array"),
+        ({"amt": 5000}, r"lim must be a JSON array \[amt, wh\?, s\?\]"),
+        ([], r"lim must have 1\.\.3 members .*got 0"),
+        ([1, 2, 3, 4], "got 4"),
+        ([None], "amt must be an integer, not NoneType"),
+        ([-1], "amt must be in"),
+        ([1.0], "not float"),
+        ([True], "not bool"),
+        ([1, 0], "wh must be in 1"),
+        ([1, "2"], "wh must be an integer"),
+        ([1, None, "60"], "s must be an integer"),
+        ([1, None, 0], "s must be in 1"),
+        ([1, 2, 60.0], "s must be an integer, not float"),
     ],
 )
 def test_invalid_limits_are_refused(claim: object, message: str) -> None:
