@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,7 +140,7 @@ def _describe(text: str) -> list[str]:
     except QrChargeError:
         pass
     else:
-        fields = {k: v for k, v in vars_of(identification).items() if v is not None}
+        fields = {k: v for k, v in asdict(identification).items() if v is not None}
         return [f"  identification URL (code not verified): {json.dumps(fields)}"]
     try:
         header, claims = inspect_token(text)
@@ -151,11 +152,6 @@ def _describe(text: str) -> list[str]:
         f"  UNVERIFIED header: {json.dumps(header, sort_keys=True)}",
         f"  UNVERIFIED claims: {json.dumps(claims, sort_keys=True)}",
     ]
-
-
-def vars_of(obj: object) -> dict[str, object]:
-    """The fields of a slotted dataclass as a dict (``vars()`` does not work with slots)."""
-    return {name: getattr(obj, name) for name in getattr(obj, "__slots__", ())}
 
 
 def _qr_decode(args: argparse.Namespace) -> int:
