@@ -444,7 +444,7 @@ def test_truncated_tokens(csms: SigningKey, ring: KeyRing) -> None:
 
 
 def test_payload_must_be_a_json_object(csms: SigningKey, ring: KeyRing) -> None:
-    for raw in (b"[1,2]", b"null", b"not json", b"[" * 3000 + b"]" * 3000):
+    for raw in (b"[1,2]", b"null", b"not json", b'{"a":1,}', b"\xef\xbb\xbf{}"):
         token = forge(header_for(csms), {"raw": raw}, csms, raw=True)
         assert refused(verify(token, ring), Reason.MALFORMED), raw[:10]
 
@@ -603,3 +603,18 @@ def test_authorization_is_frozen(csms: SigningKey, ring: KeyRing) -> None:
     assert replace(auth, evse_id=2) != auth
     with pytest.raises(AttributeError):
         auth.order_id = "X"  # type: ignore[misc]
+
+
+def test_deeply_nested_json_within_the_length_limit(csms: SigningKey, ring: KeyRing) -> None:
+    # deeper than the JSON parser recurses: RecursionError must become a refusal
+    deep = b"[" * 1400 + b"]" * 1400
+    token = forge(header_for(csms), {"raw": deep}, csms, raw=True)
+    assert len(token) <= MAX_TOKEN_LENGTH
+    assert refused(verify(token, ring), Reason.MALFORMED)
+    assert refused(read_start_token(token), Reason.MALFORMED)
+    with pytest.raises(TokenFormatError):
+        inspect_token(token)
+    nested_claim = b'{"aud":"CP-000123","x":' + b"[" * 1400 + b"]" * 1400 + b"}"
+    token = forge(header_for(csms), {"raw": nested_claim}, csms, raw=True)
+    assert len(token) <= MAX_TOKEN_LENGTH
+    assert refused(verify(token, ring), Reason.MALFORMED)
