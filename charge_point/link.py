@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
 from charge_point import queue
+from charge_point.events import Kind
 from charge_point.evse import Status
 from charge_point.protocol.commands import CommandContext
 from charge_point.protocol.v16 import Adapter16
@@ -190,13 +191,13 @@ class Link:
             station.set_time(current)
         if interval > 0:
             config.set("HeartbeatInterval", str(interval))
+        self._statuses = [(i, c.status) for i, c in station.connectors.items()]
         station.online = True
         self._booted = True
         self.connects += 1
         log.info("%s: booted (OCPP %s)", station.id, adapter.version)
         jwk = json.dumps(station.key.public.to_jwk())
         await adapter.data_transfer(MSG_SETTLEMENT_KEY, jwk)
-        self._statuses = [(i, c.status) for i, c in station.connectors.items()]
         synced_due = True
         next_heartbeat = station.now() + config["HeartbeatInterval"]
         while True:
@@ -207,7 +208,8 @@ class Link:
             while self._triggers:
                 await self._answer_trigger(adapter, *self._triggers.pop(0))
             delivered = await queue.drain(station.store, config, adapter, station.now())
-            if station.store.queue_len() == 0 and (delivered or synced_due):
+            # Synced after the queue is drained on reconnect, and after each later settlement
+            if station.store.queue_len() == 0 and (synced_due or Kind.SETTLEMENT in delivered):
                 seq = int(station.store.get("settlement_seq", 0))
                 await adapter.data_transfer(MSG_SYNCED, json.dumps({"seq": seq}))
                 synced_due = False

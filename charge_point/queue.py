@@ -38,10 +38,12 @@ class DeliveryRefused(Exception):
     """The CSMS answered a row with something we cannot accept (counts as an attempt)."""
 
 
-async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: float) -> int:
-    """Delivers queue rows until the queue is empty or the head must wait; returns how many
-    rows were delivered (or dropped). ``ConnectionClosed`` propagates."""
-    done = 0
+async def drain(
+    store: Store, config: Configuration, deliverer: Deliverer, now: float
+) -> list[str]:
+    """Delivers queue rows until the queue is empty or the head must wait; returns the kinds
+    of the rows delivered (or dropped). ``ConnectionClosed`` propagates."""
+    done: list[str] = []
     while True:
         head = store.queue_head()
         if head is None or head.not_before > now:
@@ -57,14 +59,14 @@ async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: 
                     "dropping %s %s after %d attempts: %s", head.kind, head.txn, attempts, exc
                 )
                 store.dequeue(head.seq)
-                done += 1
+                done.append(head.kind)
                 continue
             delay = config["TransactionMessageRetryInterval"] * attempts
             log.warning("%s %s failed (%s), retry in %ss", head.kind, head.txn, exc, delay)
             store.defer(head.seq, attempts, now + delay)
             return done
         store.dequeue(head.seq)
-        done += 1
+        done.append(head.kind)
 
 
 async def deliver_one(deliverer: Deliverer, message: QueuedMessage) -> None:

@@ -374,6 +374,7 @@ class Station:
             auth=auth,
         )
         self.display.clear_settlement()  # the next session starts (brief 7.2)
+        self._refresh_identification(now)
         self._fire(self.connectors[evse_id], Event.START)
         with self.store.atomic():  # one fsync'd commit before any energy flows (7.4)
             if auth is not None:
