@@ -1,0 +1,36 @@
+"""What every functional block is given instead of globals: one object per running CSMS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from config.settings import Settings
+from csms.commands import CommandDispatcher, ConnectionRegistry
+from csms.keys import KeyManager
+from csms.passwords import PasswordVerifier
+from csms.payments import SettlementSink
+from csms.protocol.authorization import AuthorizationPolicy
+from csms.store.db import Database
+from csms.store.message_log import MessageLogWriter
+
+
+@dataclass(frozen=True, slots=True)
+class CsmsContext:
+    """The services of one CSMS instance; built by :func:`csms.app.create_app`'s lifespan."""
+
+    settings: Settings
+    db: Database
+    keys: KeyManager
+    registry: ConnectionRegistry
+    dispatcher: CommandDispatcher
+    passwords: PasswordVerifier
+    authorization: AuthorizationPolicy
+    sink: SettlementSink
+    message_log: MessageLogWriter
+    clock: Callable[[], datetime]
+
+    def now_s(self) -> int:
+        """The clock in epoch seconds (what the key manager and tokens use)."""
+        return int(self.clock().timestamp())

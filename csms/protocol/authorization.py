@@ -1,0 +1,67 @@
+"""Authorization block: which id tags may charge (Authorize, and the idTagInfo of starts).
+
+The decision is a hook, :class:`AuthorizationPolicy`. The default, :class:`LocalTagPolicy`,
+knows the RFID tags of the ``id_tags`` table and calls every other tag ``Invalid``. Order ids
+(``[A-Z0-9]{1,20}``, the ``jti`` of a start token) are resolved by the payment issue's policy,
+which answers ``Accepted`` with ``expiry`` = the token's ``exp`` (brief 7.11) and falls back
+to this one for everything else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from csms.store.db import Database
+from csms.store.models import IdTag
+
+ORDER_ID = re.compile(r"[A-Z0-9]{1,20}")
+
+# The shared 1.6 AuthorizationStatus / 2.0.1 AuthorizationStatusEnumType values we use.
+ACCEPTED = "Accepted"
+BLOCKED = "Blocked"
+EXPIRED = "Expired"
+INVALID = "Invalid"
+
+
+def looks_like_order_id(id_tag: str) -> bool:
+    return ORDER_ID.fullmatch(id_tag) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IdTagDecision:
+    """The answer for one id tag; ``expiry`` lets the charger's cache drop it in time."""
+
+    status: str
+    expiry: datetime | None = None
+    known: bool = True  # False: the CSMS has never heard of this tag (flagged on offline starts)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == ACCEPTED
+
+
+class AuthorizationPolicy(Protocol):
+    """Decides on an id tag presented at a charger (Authorize, start, stop)."""
+
+    async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision: ...
+
+
+class LocalTagPolicy:
+    """Known RFID tags from ``id_tags``; everything else (order ids too) is Invalid."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
+        async with self._db.session() as session:
+            tag = await session.get(IdTag, id_tag)
+        if tag is None:
+            return IdTagDecision(INVALID, known=False)
+        if tag.expiry is not None and tag.expiry <= self._clock():
+            return IdTagDecision(EXPIRED, tag.expiry)
+        return IdTagDecision(tag.status, tag.expiry)

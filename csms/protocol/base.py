@@ -1,0 +1,214 @@
+"""What 1.6 and 2.0.1 connections share: framing, CALLERRORs, and the outgoing-call path.
+
+A connection runs two tasks, both owned by the endpoint: :meth:`CsmsChargePoint.start` reads
+and answers frames one at a time (the library's model), and :meth:`run_outbox` sends the CSMS's
+own CALLs one at a time from a bounded queue. Handlers never await a CALL: they
+:meth:`defer` it, and it is queued once their answer has been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
+
+from ocpp.charge_point import ChargePoint
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
+from ocpp.routing import on as _library_on
+
+from csms.errors import ChargerBusy, CommandRejected, CommandTimeout
+from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
+
+LOG = logging.getLogger("csms.protocol")
+OUTBOX_SIZE = 16  # commands waiting per connection; more is ChargerBusy, never an unbounded queue
+
+JsonObject = dict[str, Any]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def on(action: str) -> Callable[[Handler], Handler]:
+    """The library's ``@on`` with its type kept (the library has no type hints)."""
+    return cast(Callable[[Handler], Handler], _library_on(action))
+
+
+class Transport(Protocol):
+    """The socket side: text frames in and out (``recv`` raises when the peer is gone)."""
+
+    async def recv(self) -> str: ...
+
+    async def send(self, message: str) -> None: ...
+
+    async def close(self, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    action: str
+    payload: JsonObject
+    future: asyncio.Future[JsonObject] | None = field(default=None)
+
+
+class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
+    """The library's ChargePoint with our framing, error mapping and outgoing queue."""
+
+    _ocpp_version: str
+
+    def __init__(
+        self,
+        charger_id: str,
+        transport: Transport,
+        *,
+        response_timeout_s: float,
+        max_frame_bytes: int,
+    ) -> None:
+        super().__init__(charger_id, transport, response_timeout=response_timeout_s)
+        self._max_frame_bytes = max_frame_bytes
+        self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(OUTBOX_SIZE)
+        self._deferred: list[_Outgoing] = []
+        self._awaiting: str | None = None  # unique id of our CALL in flight
+
+    @property
+    def charger_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def ocpp_version(self) -> str:
+        return self._ocpp_version
+
+    async def close(self, reason: str) -> None:
+        """Closes the socket (a newer connection replaced this one, or shutdown)."""
+        await self._connection.close(reason)
+
+    # --- incoming ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reads frames until the transport raises (the peer went away)."""
+        while True:
+            message = await self._connection.recv()
+            try:
+                await self.route_message(message)
+            except Exception:  # a bug in a handler must not drop the charger
+                LOG.exception("%s: unexpected error on frame %.200s", self.id, message)
+
+    async def route_message(self, raw_msg: str) -> None:
+        if len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg) > self._max_frame_bytes:
+            uid = sniff_unique_id(raw_msg) if isinstance(raw_msg, str) else None
+            await self._reply_error(
+                FrameError(uid, "FormatViolation", f"frame above {self._max_frame_bytes} bytes")
+            )
+            return
+        msg = parse_frame(raw_msg)
+        if isinstance(msg, FrameError):
+            await self._reply_error(msg)
+            return
+        if isinstance(msg, Call):
+            try:
+                await self._handle_call(msg)
+            except OCPPError as error:
+                await self._reply_error(FrameError(msg.unique_id, error.code, error.description))
+            finally:
+                self._flush_deferred()
+            return
+        if msg.unique_id != self._awaiting:
+            LOG.warning("%s: dropped an answer to no pending call: %s", self.id, msg.unique_id)
+            return
+        self._response_queue.put_nowait(msg)
+
+    async def _reply_error(self, error: FrameError) -> None:
+        LOG.info("%s: bad frame: %s %s", self.id, error.code, error.description)
+        if error.reply:
+            await self._send(error.to_call_error(self._ocpp_version).to_json())
+
+    # --- outgoing ---------------------------------------------------------------------------
+
+    def defer(self, action: str, payload: JsonObject) -> None:
+        """Queues a CALL to be sent after the answer to the current incoming message."""
+        self._deferred.append(_Outgoing(action, payload))
+
+    def _flush_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for item in deferred:
+            try:
+                self._outbox.put_nowait(item)
+            except asyncio.QueueFull:
+                LOG.warning("%s: outbox full, dropped %s", self.id, item.action)
+
+    def post(self, action: str, payload: JsonObject) -> None:
+        try:
+            self._outbox.put_nowait(_Outgoing(action, payload))
+        except asyncio.QueueFull as exc:
+            raise ChargerBusy(f"{self.id}: {OUTBOX_SIZE} commands already waiting") from exc
+
+    async def request(self, action: str, payload: JsonObject, *, timeout_s: float) -> JsonObject:
+        loop = asyncio.get_running_loop()
+        item = _Outgoing(action, payload, loop.create_future())
+        try:
+            self._outbox.put_nowait(item)
+        except asyncio.QueueFull as exc:
+            raise ChargerBusy(f"{self.id}: {OUTBOX_SIZE} commands already waiting") from exc
+        assert item.future is not None
+        try:
+            # queueing behind other commands counts against the same budget
+            return await asyncio.wait_for(asyncio.shield(item.future), timeout_s)
+        except TimeoutError as exc:
+            item.future.cancel()
+            raise CommandTimeout(f"{self.id}: no answer to {action} in {timeout_s}s") from exc
+
+    async def run_outbox(self) -> None:
+        """Sends queued CALLs one at a time (OCPP-J allows one in flight per direction)."""
+        while True:
+            item = await self._outbox.get()
+            if item.future is not None and item.future.done():
+                continue  # the operator gave up while it waited
+            try:
+                answer = await self.call_raw(item.action, item.payload)
+            except Exception as exc:  # handed to whoever waits, or logged
+                if item.future is not None and not item.future.done():
+                    item.future.set_exception(exc)
+                else:
+                    LOG.warning("%s: %s failed: %s", self.id, item.action, exc)
+                continue
+            if item.future is not None and not item.future.done():
+                item.future.set_result(answer)
+            else:
+                LOG.info("%s: %s answered %s", self.id, item.action, answer)
+
+    async def call_raw(self, action: str, payload: JsonObject) -> JsonObject:
+        """One CALL with a camelCase payload as given (no key conversion), validated both ways.
+
+        Raises :class:`CommandRejected` on a CALLERROR or an invalid request or answer and
+        :class:`CommandTimeout` when no answer comes in time.
+        """
+        call = Call(str(self._unique_id_generator()), action, payload)
+        try:
+            await validate_payload(call, self._ocpp_version)
+        except OCPPError as exc:
+            raise CommandRejected(
+                exc.code, f"invalid {action} request: {exc.description}", exc.details.get("cause")
+            ) from exc
+        async with self._call_lock:
+            self._awaiting = call.unique_id
+            try:
+                await self._send(call.to_json())
+                response = await self._get_specific_response(call.unique_id, self._response_timeout)
+            except TimeoutError as exc:
+                raise CommandTimeout(f"{self.id}: no answer to {action}") from exc
+            finally:
+                self._awaiting = None
+        if isinstance(response, CallError) or response.message_type_id == MessageType.CallError:
+            raise CommandRejected(
+                response.error_code, response.error_description, response.error_details
+            )
+        assert isinstance(response, CallResult)
+        response.action = action
+        try:
+            await validate_payload(response, self._ocpp_version)
+        except OCPPError as exc:
+            raise CommandRejected(
+                error_code_for(self._ocpp_version, exc.code),
+                f"the charger's {action} answer is invalid: {exc.description}",
+            ) from exc
+        return dict(response.payload)

@@ -1,0 +1,196 @@
+"""The OCPP WebSocket endpoint ``/ocpp/{charge_point_id}``: transport only.
+
+Handshake: the subprotocol picks the version (``ocpp2.0.1`` preferred over ``ocpp1.6``; a
+client offering neither gets HTTP 400 saying so), then HTTP Basic auth (security profiles 1
+and 2; username = charger id). Unknown ids get 404, or are registered as ``Pending`` with the
+presented password when ``auto_register_chargers`` is on. A connection for a charger that is
+already connected replaces (closes) the old one.
+
+After the handshake the connection runs two owned tasks, the reader and the outbox, until the
+peer leaves or a newer connection closes this one. Frames are text; their size is checked by
+the ChargePoint (CALLERROR above ``ocpp_max_frame_bytes``) and by the server (close 1009 above
+``WS_HARD_LIMIT_FACTOR`` times that, before the frame is even buffered whole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from starlette.responses import PlainTextResponse
+from starlette.websockets import WebSocketDisconnect
+
+from csms.context import CsmsContext
+from csms.errors import ChargerAuthError, StoreError
+from csms.passwords import hash_password
+from csms.protocol import provisioning
+from csms.protocol.base import CsmsChargePoint
+from csms.protocol.v16 import ChargePoint16
+from csms.protocol.v201 import ChargePoint201
+from csms.store import chargers as store
+from qr_extension.wire import SUBPROTOCOL_16, SUBPROTOCOL_201
+
+LOG = logging.getLogger("csms.endpoint")
+WS_HARD_LIMIT_FACTOR = 4
+VERSIONS = {SUBPROTOCOL_201: "2.0.1", SUBPROTOCOL_16: "1.6"}  # in order of preference
+
+router = APIRouter()
+
+
+class ConnectionEnded(Exception):
+    """The peer closed the socket (or it was closed for a newer connection)."""
+
+
+class WebSocketTransport:
+    """Moves text frames between Starlette's WebSocket and a ChargePoint; logs them."""
+
+    def __init__(self, websocket: WebSocket, ctx: CsmsContext, charger_id: str) -> None:
+        self._ws = websocket
+        self._ctx = ctx
+        self._charger_id = charger_id
+        self.closed = asyncio.Event()
+
+    async def recv(self) -> str:
+        try:
+            message = await self._ws.receive()
+        except (WebSocketDisconnect, RuntimeError) as exc:
+            raise ConnectionEnded(str(exc)) from exc
+        if message["type"] == "websocket.disconnect":
+            raise ConnectionEnded(f"code {message.get('code')}")
+        text = message.get("text")
+        if text is None:
+            raw = message.get("bytes") or b""
+            text = raw.decode("utf-8", errors="replace")
+        self._ctx.message_log.record(self._charger_id, "in", text)
+        return str(text)
+
+    async def send(self, message: str) -> None:
+        self._ctx.message_log.record(self._charger_id, "out", message)
+        await self._ws.send_text(message)
+
+    async def close(self, reason: str) -> None:
+        self.closed.set()
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await self._ws.close(code=1000, reason=reason[:120])
+
+
+def choose_version(offered: list[str]) -> str | None:
+    for subprotocol in VERSIONS:
+        if subprotocol in offered:
+            return subprotocol
+    return None
+
+
+def basic_credentials(header: str | None) -> tuple[str, str]:
+    if not header or not header.lower().startswith("basic "):
+        raise ChargerAuthError("HTTP Basic authentication is required")
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ChargerAuthError("malformed Basic credentials") from exc
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        raise ChargerAuthError("malformed Basic credentials")
+    return user, password
+
+
+async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) -> int:
+    """0 when the charger may connect, else the HTTP status to refuse it with."""
+    try:
+        user, password = basic_credentials(header)
+    except ChargerAuthError:
+        return 401
+    if user != charger_id:
+        return 401
+    async with ctx.db.session() as session:
+        charger = await store.get_charger(session, charger_id)
+        if charger is None:
+            if not ctx.settings.auto_register_chargers:
+                return 404
+            hashed = await asyncio.to_thread(hash_password, password)
+            try:
+                await store.create_charger(
+                    session,
+                    charger_id=charger_id,
+                    password_hash=hashed,
+                    registration=provisioning.PENDING,
+                    now=ctx.clock(),
+                )
+            except StoreError:
+                return 409  # registered by a concurrent attempt: let it retry
+            return 0
+        stored = charger.password_hash
+    if stored is None or not await ctx.passwords.verify(charger_id, password, stored):
+        return 401
+    return 0
+
+
+async def _deny(websocket: WebSocket, status: int, reason: str) -> None:
+    LOG.info("refused %s: %s %s", websocket.url.path, status, reason)
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        headers = {"WWW-Authenticate": 'Basic realm="ocpp"'} if status == 401 else None
+        await websocket.send_denial_response(
+            PlainTextResponse(reason, status_code=status, headers=headers)
+        )
+    else:
+        await websocket.close(code=1008, reason=reason[:120])
+
+
+_REASONS = {
+    401: "charger authentication failed (HTTP Basic, username = charger id)",
+    404: "unknown charger id",
+    409: "charger is being registered, retry",
+}
+
+
+@router.websocket("/ocpp/{charge_point_id}")
+async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
+    ctx: CsmsContext = websocket.app.state.ctx
+    offered = list(websocket.scope.get("subprotocols") or [])
+    subprotocol = choose_version(offered)
+    if subprotocol is None:
+        await _deny(
+            websocket,
+            400,
+            f"no supported OCPP subprotocol offered {offered}; use one of {list(VERSIONS)}",
+        )
+        return
+    refused = await authenticate(ctx, charge_point_id, websocket.headers.get("authorization"))
+    if refused:
+        await _deny(websocket, refused, _REASONS[refused])
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    await serve(ctx, websocket, charge_point_id, VERSIONS[subprotocol])
+
+
+async def serve(ctx: CsmsContext, websocket: WebSocket, charger_id: str, version: str) -> None:
+    """Runs one accepted connection until either side ends it."""
+    transport = WebSocketTransport(websocket, ctx, charger_id)
+    cls = ChargePoint16 if version == "1.6" else ChargePoint201
+    cp: CsmsChargePoint = cls(charger_id, transport, ctx)
+    old = ctx.registry.attach(cp)
+    if old is not None:
+        LOG.info("%s: new connection replaces the old one", charger_id)
+        await old.close("replaced by a new connection")
+    await provisioning.connected(ctx, charger_id, version)
+    tasks = [
+        asyncio.create_task(cp.start(), name=f"{charger_id}-reader"),
+        asyncio.create_task(cp.run_outbox(), name=f"{charger_id}-outbox"),
+        asyncio.create_task(transport.closed.wait(), name=f"{charger_id}-closed"),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            exc = task.exception()
+            if exc is not None and not isinstance(exc, ConnectionEnded):
+                LOG.error("%s: connection task failed", charger_id, exc_info=exc)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if ctx.registry.detach(cp):
+            await provisioning.disconnected(ctx, charger_id)

@@ -1,0 +1,145 @@
+"""Database functions for chargers and their EVSE/connector statuses (keyword-only, async)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.errors import StoreError
+from csms.store.models import Charger, ChargerKey, Evse
+
+
+async def get_charger(session: AsyncSession, charger_id: str) -> Charger | None:
+    return await session.get(Charger, charger_id)
+
+
+async def create_charger(
+    session: AsyncSession,
+    *,
+    charger_id: str,
+    password_hash: str | None,
+    location: str | None = None,
+    evses: int = 0,
+    registration: str = "Accepted",
+    now: datetime,
+) -> Charger:
+    """Adds a charger (and ``evses`` EVSEs with one connector each); StoreError if it exists."""
+    charger = Charger(
+        id=charger_id,
+        password_hash=password_hash,
+        location=location,
+        registration=registration,
+        created_at=now,
+    )
+    session.add(charger)
+    for n in range(1, evses + 1):
+        session.add(Evse(charger_id=charger_id, evse_id=n, connector_id=1))
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise StoreError(f"charger {charger_id!r} already exists") from exc
+    return charger
+
+
+async def list_chargers(
+    session: AsyncSession, *, offset: int = 0, limit: int = 100
+) -> list[Charger]:
+    rows = await session.exec(select(Charger).order_by(col(Charger.id)).offset(offset).limit(limit))
+    return list(rows.all())
+
+
+async def delete_charger(session: AsyncSession, *, charger_id: str) -> bool:
+    charger = await session.get(Charger, charger_id)
+    if charger is None:
+        return False
+    await session.delete(charger)
+    await session.commit()
+    return True
+
+
+async def evses_of(session: AsyncSession, charger_id: str) -> list[Evse]:
+    rows = await session.exec(
+        select(Evse)
+        .where(Evse.charger_id == charger_id)
+        .order_by(col(Evse.evse_id), col(Evse.connector_id))
+    )
+    return list(rows.all())
+
+
+async def pinned_key(session: AsyncSession, charger_id: str) -> ChargerKey | None:
+    rows = await session.exec(
+        select(ChargerKey).where(
+            ChargerKey.charger_id == charger_id, col(ChargerKey.retired_at).is_(None)
+        )
+    )
+    return rows.first()
+
+
+async def key_by_kid(session: AsyncSession, charger_id: str, kid: str) -> ChargerKey | None:
+    """The settlement key ``kid`` of a charger, retired or not (verification by (iss, kid))."""
+    rows = await session.exec(
+        select(ChargerKey).where(ChargerKey.charger_id == charger_id, ChargerKey.kid == kid)
+    )
+    return rows.first()
+
+
+async def set_connection_state(
+    session: AsyncSession, *, charger_id: str, online: bool, version: str | None, now: datetime
+) -> None:
+    values: dict[str, object] = {"online": online, "last_seen": now}
+    if version is not None:
+        values["ocpp_version"] = version
+    await session.exec(update(Charger).where(col(Charger.id) == charger_id).values(**values))
+    await session.commit()
+
+
+async def mark_all_offline(session: AsyncSession) -> None:
+    """On start no socket is open, whatever the last run left behind."""
+    await session.exec(update(Charger).where(col(Charger.online)).values(online=False))
+    await session.commit()
+
+
+async def touch(session: AsyncSession, *, charger_id: str, now: datetime) -> None:
+    await session.exec(
+        update(Charger).where(col(Charger.id) == charger_id).values(last_seen=now)
+    )
+    await session.commit()
+
+
+async def upsert_evse_status(
+    session: AsyncSession,
+    *,
+    charger_id: str,
+    evse_id: int,
+    connector_id: int,
+    status: str,
+    error_code: str | None,
+    at: datetime,
+) -> Evse:
+    """Records a connector status unless a newer one is already stored (late delivery)."""
+    rows = await session.exec(
+        select(Evse).where(
+            Evse.charger_id == charger_id,
+            Evse.evse_id == evse_id,
+            Evse.connector_id == connector_id,
+        )
+    )
+    evse = rows.first()
+    if evse is None:
+        evse = Evse(charger_id=charger_id, evse_id=evse_id, connector_id=connector_id)
+    elif evse.updated_at is not None and evse.updated_at > at:
+        return evse
+    evse.status = status
+    evse.error_code = error_code
+    evse.updated_at = at
+    session.add(evse)
+    try:
+        await session.commit()
+    except IntegrityError:  # two connections raced to insert it: the other one won
+        await session.rollback()
+    return evse
