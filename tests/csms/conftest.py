@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from config.settings import Settings
+from csms.app import create_app, server_config
+from csms.context import CsmsContext
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PASSWORD = "correct-horse-battery"
+ADMIN_KEY = "test-admin-key"
 
 
 def _run_aside(coro: Coroutine[Any, Any, None]) -> None:
@@ -59,3 +71,73 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     url: str = request.getfixturevalue("pg_url")
     await _reset_pg(url)
     yield url
+
+
+# --- a live CSMS ----------------------------------------------------------------------------
+
+
+@dataclass
+class LiveCsms:
+    """A CSMS served by uvicorn on 127.0.0.1:<free port> inside the test's event loop."""
+
+    app: FastAPI
+    port: int
+    http: httpx.AsyncClient
+
+    @property
+    def ctx(self) -> CsmsContext:
+        ctx: CsmsContext = self.app.state.ctx
+        return ctx
+
+    def ws_url(self, charger_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
+
+    async def add_charger(self, charger_id: str, password: str = PASSWORD, evses: int = 2) -> None:
+        r = await self.http.post(
+            "/api/v1/admin/chargers", json={"id": charger_id, "password": password, "evses": evses}
+        )
+        assert r.status_code == 201, r.text
+
+
+def basic_auth(charger_id: str, password: str = PASSWORD) -> dict[str, str]:
+    token = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "admin_api_key": ADMIN_KEY,
+        "ocpp_call_timeout_s": 3,
+        "heartbeat_interval_s": 120,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings, **app_options: Any) -> AsyncIterator[LiveCsms]:
+    app = create_app(settings, **app_options)
+    server = uvicorn.Server(server_config(settings, app, port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=10,
+        ) as http:
+            yield LiveCsms(app, port, http)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def csms(tmp_path: Path) -> AsyncIterator[LiveCsms]:
+    async with serve(make_settings(tmp_path)) as live:
+        yield live

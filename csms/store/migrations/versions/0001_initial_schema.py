@@ -1,4 +1,4 @@
-"""Initial schema: chargers, EVSEs, keys, id tags, transactions, meter values, logs, settlement inbox.
+"""Initial schema: chargers, EVSEs, keys, id tags, transactions, meter values, logs, inbox.
 
 Revision ID: 0001
 Revises: (none, the first table)

@@ -1,0 +1,184 @@
+"""Operator API: chargers (create, list with live status, show, change, delete, keys, log)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.errors import SettlementKeyError
+from csms.passwords import hash_password
+from csms.settlement_keys import set_settlement_key
+from csms.store import chargers as store
+from csms.store.message_log import recent_frames
+from csms.store.models import Charger, ChargerCreate, ChargerKey, ChargerPublic, EvseStatus
+
+router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"])
+
+
+class ChargerUpdate(BaseModel):
+    location: str | None = Field(default=None, max_length=200)
+    password: str | None = Field(default=None, min_length=8, max_length=40)
+    registration: Literal["Accepted", "Pending", "Rejected"] | None = None
+
+
+class SettlementKeyBody(BaseModel):
+    jwk: dict[str, Any]
+
+
+class SettlementKeyPublic(BaseModel):
+    charger_id: str
+    kid: str
+    jwk: dict[str, Any]
+
+
+class FramePublic(BaseModel):
+    at: datetime
+    direction: str
+    frame: str
+
+
+async def _public(ctx: CtxDep, session: SessionDep, charger: Charger) -> ChargerPublic:
+    evses = await store.evses_of(session, charger.id)
+    key = await store.pinned_key(session, charger.id)
+    return ChargerPublic(
+        **charger.model_dump(exclude={"password_hash"}),
+        connected=ctx.dispatcher.is_connected(charger.id),
+        evses=[EvseStatus.model_validate(e, from_attributes=True) for e in evses],
+        settlement_kid=key.kid if key else None,
+    )
+
+
+async def _get(session: SessionDep, charger_id: str) -> Charger:
+    charger = await store.get_charger(session, charger_id)
+    if charger is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")
+    return charger
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ChargerPublic)
+async def create_charger(
+    body: ChargerCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> ChargerPublic:
+    """Registers a charger with its Basic-auth password (stored as an argon2id hash)."""
+    hashed = await asyncio.to_thread(hash_password, body.password)
+    charger = await store.create_charger(
+        session,
+        charger_id=body.id,
+        password_hash=hashed,
+        location=body.location,
+        evses=body.evses,
+        now=ctx.clock(),
+    )
+    return await _public(ctx, session, charger)
+
+
+@router.get("", response_model=list[ChargerPublic])
+async def list_chargers(
+    ctx: CtxDep,
+    session: SessionDep,
+    _: AdminDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    connected: bool | None = None,
+) -> list[ChargerPublic]:
+    """All chargers with their live connection state (``connected``: on this CSMS now)."""
+    result = [
+        await _public(ctx, session, c)
+        for c in await store.list_chargers(session, offset=offset, limit=limit)
+    ]
+    if connected is not None:
+        result = [c for c in result if c.connected == connected]
+    return result
+
+
+@router.get("/{charger_id}", response_model=ChargerPublic)
+async def show_charger(
+    charger_id: str, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> ChargerPublic:
+    return await _public(ctx, session, await _get(session, charger_id))
+
+
+@router.patch("/{charger_id}", response_model=ChargerPublic)
+async def update_charger(
+    charger_id: str, body: ChargerUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> ChargerPublic:
+    """Changes location, password or registration (accept a ``Pending`` auto-registration)."""
+    charger = await _get(session, charger_id)
+    if body.location is not None:
+        charger.location = body.location
+    if body.registration is not None:
+        charger.registration = body.registration
+    if body.password is not None:
+        charger.password_hash = await asyncio.to_thread(hash_password, body.password)
+    session.add(charger)
+    await session.commit()
+    return await _public(ctx, session, charger)
+
+
+@router.delete("/{charger_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_charger(charger_id: str, ctx: CtxDep, session: SessionDep, _: AdminDep) -> None:
+    """Deletes the charger with its history and closes its connection."""
+    if not await store.delete_charger(session, charger_id=charger_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")
+    link = ctx.registry.get(charger_id)
+    if link is not None:
+        await link.close("charger deleted by the operator")
+
+
+@router.put("/{charger_id}/settlement-key", response_model=SettlementKeyPublic)
+async def put_settlement_key(
+    charger_id: str, body: SettlementKeyBody, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> SettlementKeyPublic:
+    """Pins a settlement key for the charger, retiring the previous one (kept for history)."""
+    await _get(session, charger_id)
+    try:
+        key = await set_settlement_key(
+            session, charger_id=charger_id, jwk=body.jwk, now=ctx.clock()
+        )
+    except SettlementKeyError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return SettlementKeyPublic(charger_id=charger_id, kid=key.kid, jwk=key.to_jwk())
+
+
+@router.get("/{charger_id}/settlement-keys", response_model=list[dict[str, Any]])
+async def settlement_key_history(
+    charger_id: str, session: SessionDep, _: AdminDep
+) -> list[dict[str, Any]]:
+    """Every key the charger has had: ``retired_at`` is null for the pinned one."""
+    rows = await session.exec(
+        select(ChargerKey)
+        .where(ChargerKey.charger_id == charger_id)
+        .order_by(col(ChargerKey.created_at))
+    )
+    return [
+        {
+            "kid": k.kid,
+            "jwk": json.loads(k.jwk),
+            "created_at": k.created_at,
+            "retired_at": k.retired_at,
+        }
+        for k in rows.all()
+    ]
+
+
+@router.get("/{charger_id}/messages", response_model=list[FramePublic])
+async def message_log(
+    charger_id: str,
+    ctx: CtxDep,
+    session: SessionDep,
+    _: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[FramePublic]:
+    """The newest OCPP frames of the charger (oldest first), for support."""
+    await ctx.message_log.flush()
+    return [
+        FramePublic(at=r.at, direction=r.direction, frame=r.frame)
+        for r in await recent_frames(session, charger_id, limit)
+    ]

@@ -1,0 +1,39 @@
+"""Operator API: the local RFID tags the default authorization policy accepts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.store.models import IdTag
+
+router = APIRouter(prefix="/api/v1/admin/id-tags", tags=["admin: id tags"])
+
+
+class IdTagBody(BaseModel):
+    id_tag: str = Field(min_length=1, max_length=36)
+    status: str = Field(default="Accepted", pattern="^(Accepted|Blocked|Expired|Invalid)$")
+    expiry: datetime | None = None
+
+
+@router.put("", response_model=IdTagBody)
+async def put_id_tag(body: IdTagBody, ctx: CtxDep, session: SessionDep, _: AdminDep) -> IdTagBody:
+    """Creates or changes a tag."""
+    tag = await session.get(IdTag, body.id_tag) or IdTag(id_tag=body.id_tag, created_at=ctx.clock())
+    tag.status = body.status
+    tag.expiry = body.expiry
+    session.add(tag)
+    await session.commit()
+    return body
+
+
+@router.delete("/{id_tag}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_id_tag(id_tag: str, session: SessionDep, _: AdminDep) -> None:
+    tag = await session.get(IdTag, id_tag)
+    if tag is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no id tag {id_tag!r}")
+    await session.delete(tag)
+    await session.commit()

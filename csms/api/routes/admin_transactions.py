@@ -1,0 +1,57 @@
+"""Operator API: transactions, filtered by charger and time, shown with meter values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlmodel import col, select
+
+from csms.api.deps import AdminDep, SessionDep
+from csms.protocol.meter_values import samples_of
+from csms.store.models import MeterValuePublic, Transaction, TransactionDetail, TransactionPublic
+
+router = APIRouter(prefix="/api/v1/admin/transactions", tags=["admin: transactions"])
+
+
+@router.get("", response_model=list[TransactionPublic])
+async def list_transactions(
+    session: SessionDep,
+    _: AdminDep,
+    charger_id: str | None = None,
+    since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Transaction]:
+    """Newest first. ``flags`` marks what the operator should look at."""
+    query = select(Transaction)
+    if charger_id is not None:
+        query = query.where(Transaction.charger_id == charger_id)
+    if since is not None:
+        query = query.where(col(Transaction.started_at) >= _aware(since))
+    if until is not None:
+        query = query.where(col(Transaction.started_at) < _aware(until))
+    query = query.order_by(col(Transaction.started_at).desc(), col(Transaction.id).desc())
+    rows = await session.exec(query.offset(offset).limit(limit))
+    return list(rows.all())
+
+
+@router.get("/{transaction_pk}", response_model=TransactionDetail)
+async def show_transaction(
+    transaction_pk: int, session: SessionDep, _: AdminDep
+) -> TransactionDetail:
+    """One transaction (by the ``id`` of the list) with its meter values in time order."""
+    txn = await session.get(Transaction, transaction_pk)
+    if txn is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no transaction {transaction_pk}")
+    values = await samples_of(session, transaction_pk)
+    return TransactionDetail(
+        **txn.model_dump(),
+        meter_values=[MeterValuePublic.model_validate(v, from_attributes=True) for v in values],
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

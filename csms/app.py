@@ -1,0 +1,171 @@
+"""The CSMS application: ``create_app(settings)`` and the uvicorn configuration to serve it.
+
+One process, one port: the operator API (``/api/v1/admin/...``), ``/.well-known/jwks.json``
+and the OCPP WebSocket endpoint ``/ocpp/{charge_point_id}``. The lifespan opens the database
+and migrates it, loads (or creates) the signing keys, and owns the background tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import uvicorn
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from config.settings import Settings
+from csms.api.routes import admin_chargers, admin_commands, admin_id_tags, admin_transactions, keys
+from csms.commands import ConnectionRegistry, LocalDispatcher
+from csms.context import CsmsContext
+from csms.errors import (
+    ChargerBusy,
+    CommandRejected,
+    CommandTimeout,
+    CsmsError,
+    NotConnected,
+    StoreError,
+)
+from csms.keys import KeyManager
+from csms.passwords import PasswordVerifier
+from csms.payments import SettlementSink, StoreOnlySink
+from csms.protocol.authorization import AuthorizationPolicy, LocalTagPolicy
+from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
+from csms.protocol.endpoint import router as ocpp_router
+from csms.store.chargers import mark_all_offline
+from csms.store.db import Database, migrate
+from csms.store.message_log import MessageLogWriter
+from csms.store.types import utcnow
+
+LOG = logging.getLogger("csms")
+
+PolicyFactory = Callable[[Database, Callable[[], datetime]], AuthorizationPolicy]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sink: SettlementSink | None = None,
+    authorization: PolicyFactory | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """The CSMS as an ASGI app; ``sink`` and ``authorization`` are the payment issue's hooks."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database.connect(settings.resolved_database_url)
+        await migrate(db.engine)
+        async with db.session() as session:
+            await mark_all_offline(session)
+        key_manager = await asyncio.to_thread(
+            KeyManager.open,
+            settings.resolved_key_dir,
+            now=int(clock().timestamp()),
+            prepublish_s=settings.key_prepublish_s,
+            token_lifetime_s=settings.start_token_validity_s + settings.token_leeway_s,
+        )
+        registry = ConnectionRegistry()
+        message_log = MessageLogWriter(db, limit=settings.message_log_limit, clock=clock)
+        ctx = CsmsContext(
+            settings=settings,
+            db=db,
+            keys=key_manager,
+            registry=registry,
+            dispatcher=LocalDispatcher(registry, timeout_s=settings.ocpp_call_timeout_s),
+            passwords=PasswordVerifier(),
+            authorization=(authorization or _local_tags)(db, clock),
+            sink=sink or StoreOnlySink(),
+            message_log=message_log,
+            clock=clock,
+        )
+        app.state.ctx = ctx
+        writer = asyncio.create_task(message_log.run(), name="message-log")
+        try:
+            yield
+        finally:
+            for charger_id in registry.connected():
+                link = registry.get(charger_id)
+                if link is not None:
+                    await link.close("CSMS shutting down")
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            await message_log.flush()
+            await db.dispose()
+
+    app = FastAPI(
+        title="qrcharge CSMS",
+        summary="OCPP 1.6J / 2.0.1 central system with offline scan-to-pay",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    for router in (
+        ocpp_router,
+        keys.router,
+        admin_chargers.router,
+        admin_transactions.router,
+        admin_commands.router,
+        admin_id_tags.router,
+    ):
+        app.include_router(router)
+    app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]
+    return app
+
+
+def _local_tags(db: Database, clock: Callable[[], datetime]) -> AuthorizationPolicy:
+    return LocalTagPolicy(db, clock=clock)
+
+
+_HTTP_STATUS: tuple[tuple[type[CsmsError], int], ...] = (
+    (NotConnected, status.HTTP_409_CONFLICT),
+    (ChargerBusy, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (CommandTimeout, status.HTTP_504_GATEWAY_TIMEOUT),
+    (StoreError, status.HTTP_409_CONFLICT),
+)
+
+
+async def _csms_error(request: Request, exc: CsmsError) -> JSONResponse:
+    """Converts our errors to HTTP at the boundary."""
+    if isinstance(exc, CommandRejected):
+        invalid_request = exc.description.startswith("invalid ")
+        code = (
+            status.HTTP_422_UNPROCESSABLE_CONTENT
+            if invalid_request
+            else status.HTTP_502_BAD_GATEWAY
+        )
+        return JSONResponse(
+            {"detail": str(exc), "error_code": exc.code, "error_details": exc.details},
+            status_code=code,
+        )
+    for kind, code in _HTTP_STATUS:
+        if isinstance(exc, kind):
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+    LOG.error("unexpected CSMS error on %s", request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def server_config(
+    settings: Settings, app: FastAPI | None = None, **overrides: object
+) -> uvicorn.Config:
+    """The uvicorn configuration that serves the CSMS as documented (TLS, frame limits).
+
+    ``overrides`` go to :class:`uvicorn.Config` (tests pass ``port=0`` and ``log_level``).
+    """
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.ocpp_max_frame_bytes * WS_HARD_LIMIT_FACTOR,
+        "ws_ping_interval": 60.0,
+        "ws_ping_timeout": 60.0,
+        "backlog": 4096,
+        "timeout_graceful_shutdown": 5,
+        "lifespan": "on",
+    }
+    if settings.tls_cert_file:
+        options["ssl_certfile"] = settings.tls_cert_file
+        options["ssl_keyfile"] = settings.tls_key_file or None
+    options.update(overrides)
+    return uvicorn.Config(app if app is not None else create_app(settings), **options)  # type: ignore[arg-type]

@@ -1,0 +1,42 @@
+"""``qrcharge csms``: runs the central system (HTTP + OCPP WebSocket on one port)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from config.settings import load_settings
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "csms",
+        help="run the central system (operator API, JWKS, OCPP 1.6J/2.0.1 WebSocket)",
+        description="Serves /api/v1/admin/..., /.well-known/jwks.json and /ocpp/{id}.",
+    )
+    parser.add_argument("--host", help="interface to bind (setting host)")
+    parser.add_argument("--port", type=int, help="port (setting port)")
+    parser.add_argument("--data-dir", type=Path, help="SQLite file and key directory live here")
+    parser.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
+    parser.add_argument("--config", type=Path, help="a TOML file of settings")
+    parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from csms.app import server_config
+
+    settings = load_settings(
+        args.config,
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    uvicorn.Server(server_config(settings, log_level=args.log_level)).run()
+    return 0

@@ -1,0 +1,121 @@
+"""The CSMS signing keys: generated on first start, published, rotated with overlap.
+
+Each key is a 0600 PEM file ``<kid>.pem`` in the key directory; ``manifest.json`` beside them
+records when each key starts signing (``active_from``). Timeline of a rotation at ``t``::
+
+    new key:  published from t ---- signs from t + key_prepublish_s ---------------->
+    old key:  signs until t + key_prepublish_s -- published until that + token lifetime
+
+So a charger that was offline for up to ``key_prepublish_s`` already holds the new key when it
+first sees a token signed by it, and a token signed by the old key still verifies until it
+expires (lifetime = ``start_token_validity_s`` + ``token_leeway_s``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from csms.errors import KeyManagerError
+from qr_extension.keys import KeyRing, SigningKey, generate_key, load_private_key, save_private_key
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedKey:
+    """One signing key and the epoch second from which it signs."""
+
+    key: SigningKey
+    active_from: int
+
+
+class KeyManager:
+    """Owns the key directory; every query takes ``now`` (epoch seconds) explicitly."""
+
+    def __init__(
+        self, key_dir: Path, *, prepublish_s: int, token_lifetime_s: int, keys: list[ManagedKey]
+    ) -> None:
+        self._dir = key_dir
+        self._prepublish_s = prepublish_s
+        self._lifetime_s = token_lifetime_s
+        self._keys = sorted(keys, key=lambda k: (k.active_from, k.key.kid))
+
+    @classmethod
+    def open(
+        cls, key_dir: Path, *, now: int, prepublish_s: int, token_lifetime_s: int
+    ) -> KeyManager:
+        """Loads the keys of ``key_dir``, creating the first one (active at once) if none.
+
+        Blocking file I/O: call it from a thread when a loop is running.
+        """
+        key_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(key_dir, 0o700)
+        manifest = key_dir / MANIFEST
+        entries: list[ManagedKey] = []
+        if manifest.exists():
+            try:
+                rows = json.loads(manifest.read_text())["keys"]
+                for row in rows:
+                    key = load_private_key(key_dir / f"{row['kid']}.pem")
+                    entries.append(ManagedKey(key, int(row["active_from"])))
+            except (OSError, KeyError, TypeError, ValueError) as exc:
+                raise KeyManagerError(f"unusable key manifest {manifest}: {exc}") from exc
+        manager = cls(
+            key_dir, prepublish_s=prepublish_s, token_lifetime_s=token_lifetime_s, keys=entries
+        )
+        if not entries:
+            manager._add(generate_key(), active_from=now)
+        return manager
+
+    def _add(self, key: SigningKey, *, active_from: int) -> ManagedKey:
+        save_private_key(key, self._dir / f"{key.kid}.pem")
+        entry = ManagedKey(key, active_from)
+        self._keys = sorted([*self._keys, entry], key=lambda k: (k.active_from, k.key.kid))
+        self._write_manifest()
+        return entry
+
+    def _write_manifest(self) -> None:
+        rows = [{"kid": k.key.kid, "active_from": k.active_from} for k in self._keys]
+        path = self._dir / MANIFEST
+        tmp = path.with_name(MANIFEST + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, json.dumps({"keys": rows}, indent=1).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    @property
+    def keys(self) -> tuple[ManagedKey, ...]:
+        return tuple(self._keys)
+
+    def active_signing_key(self, now: int) -> SigningKey:
+        """The newest key whose ``active_from`` has come."""
+        active = [k for k in self._keys if k.active_from <= now]
+        if not active:
+            raise KeyManagerError("no key is active yet")
+        return active[-1].key
+
+    def _signs_until(self, index: int) -> int | None:
+        later = self._keys[index + 1 :]
+        return later[0].active_from if later else None
+
+    def published_ring(self, now: int) -> KeyRing:
+        """Pending keys, the active key, and retired keys whose tokens may still be valid."""
+        published = []
+        for i, entry in enumerate(self._keys):
+            until = self._signs_until(i)
+            if until is None or until + self._lifetime_s > now:
+                published.append(entry.key.public)
+        return KeyRing.of(published)
+
+    def rotate(self, now: int) -> ManagedKey:
+        """Adds a key that is published now and signs from ``now + prepublish_s``.
+
+        Blocking file I/O: call it from a thread when a loop is running.
+        """
+        return self._add(generate_key(), active_from=now + self._prepublish_s)

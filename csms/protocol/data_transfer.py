@@ -1,0 +1,141 @@
+"""Data transfer block: our vendor messages (``org.qrcharge``) and the TrustedKeys push.
+
+Charger to CSMS: ``SettlementKey`` (pin or replace the charger's key), ``Settlement`` (stored
+in ``settlement_inbox`` once per token, then handed to the settlement sink) and ``Synced``
+(``{"seq": n}``, stored in ``charger_sync``). The answer is ``Accepted`` once stored,
+``Rejected`` with the reason in ``data`` for bad input, ``UnknownMessageId`` /
+``UnknownVendorId`` otherwise. CSMS to charger: ``TrustedKeys``, the published key ring as a
+compact JWS signed by the active key, after every accepted boot and after a rotation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from csms.context import CsmsContext
+from csms.errors import SettlementKeyError
+from csms.settlement_keys import receive_settlement_key
+from csms.store.models import ChargerSync, SettlementInbox
+from qr_extension.refusal import Refusal
+from qr_extension.settlement import peek_settlement
+from qr_extension.trust import sign_trusted_keys
+from qr_extension.wire import (
+    MSG_SETTLEMENT,
+    MSG_SETTLEMENT_KEY,
+    MSG_SYNCED,
+    MSG_TRUSTED_KEYS,
+    VENDOR_ID,
+)
+
+LOG = logging.getLogger("csms.data_transfer")
+ACCEPTED, REJECTED = "Accepted", "Rejected"
+UNKNOWN_MESSAGE, UNKNOWN_VENDOR = "UnknownMessageId", "UnknownVendorId"
+DATA_MAX_CHARS = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class DataTransferAnswer:
+    status: str
+    data: str | None = None
+
+
+def trusted_keys_payload(ctx: CsmsContext) -> dict[str, Any]:
+    """The DataTransfer request (camelCase, same in both versions) that pushes our keys."""
+    now = ctx.now_s()
+    token = sign_trusted_keys(
+        ctx.keys.published_ring(now), ctx.keys.active_signing_key(now), issued_at=now
+    )
+    return {"vendorId": VENDOR_ID, "messageId": MSG_TRUSTED_KEYS, "data": token}
+
+
+async def data_transfer(
+    ctx: CsmsContext, charger_id: str, *, vendor_id: str, message_id: str | None, data: Any
+) -> DataTransferAnswer:
+    if vendor_id != VENDOR_ID:
+        return DataTransferAnswer(UNKNOWN_VENDOR)
+    if not isinstance(data, str) or len(data) > DATA_MAX_CHARS:
+        return DataTransferAnswer(REJECTED, f"data must be a string of at most {DATA_MAX_CHARS}")
+    if message_id == MSG_SETTLEMENT_KEY:
+        return await _settlement_key(ctx, charger_id, data)
+    if message_id == MSG_SETTLEMENT:
+        return await _settlement(ctx, charger_id, data)
+    if message_id == MSG_SYNCED:
+        return await _synced(ctx, charger_id, data)
+    return DataTransferAnswer(UNKNOWN_MESSAGE)
+
+
+async def _settlement_key(ctx: CsmsContext, charger_id: str, data: str) -> DataTransferAnswer:
+    try:
+        async with ctx.db.session() as session:
+            key = await receive_settlement_key(
+                session, charger_id=charger_id, data=data, now=ctx.clock()
+            )
+    except SettlementKeyError as exc:
+        LOG.warning("%s: settlement key refused: %s", charger_id, exc)
+        return DataTransferAnswer(REJECTED, str(exc))
+    return DataTransferAnswer(ACCEPTED, json.dumps({"kid": key.kid}))
+
+
+async def _settlement(ctx: CsmsContext, charger_id: str, token: str) -> DataTransferAnswer:
+    peeked = peek_settlement(token)
+    if isinstance(peeked, Refusal):
+        return DataTransferAnswer(REJECTED, str(peeked))
+    iss, _kid = peeked
+    if iss != charger_id:
+        return DataTransferAnswer(REJECTED, f"wrong_issuer: iss {iss!r} is another charger")
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    async with ctx.db.session() as session:
+        session.add(
+            SettlementInbox(
+                charger_id=charger_id,
+                token=token,
+                token_sha256=digest,
+                source="ocpp",
+                received_at=ctx.clock(),
+            )
+        )
+        try:
+            await session.commit()
+        except IntegrityError:  # the same token again: stored already, still acknowledged
+            await session.rollback()
+    try:
+        await ctx.sink.on_settlement(charger_id, token, "ocpp")
+    except Exception:
+        LOG.exception("%s: settlement sink failed", charger_id)
+    return DataTransferAnswer(ACCEPTED)
+
+
+async def _synced(ctx: CsmsContext, charger_id: str, data: str) -> DataTransferAnswer:
+    try:
+        seq = json.loads(data)["seq"]
+    except (ValueError, KeyError, TypeError):
+        return DataTransferAnswer(REJECTED, 'malformed: data must be {"seq": n}')
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return DataTransferAnswer(REJECTED, "malformed: seq must be a non-negative integer")
+    now = ctx.clock()
+    async with ctx.db.session() as session:
+        row = (
+            await session.exec(select(ChargerSync).where(ChargerSync.charger_id == charger_id))
+        ).first()
+        if row is None:
+            row = ChargerSync(charger_id=charger_id, last_seq=seq, updated_at=now)
+        else:
+            row.last_seq = seq
+            row.updated_at = now
+        session.add(row)
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+    try:
+        await ctx.sink.on_synced(charger_id, seq)
+    except Exception:
+        LOG.exception("%s: settlement sink failed on Synced", charger_id)
+    return DataTransferAnswer(ACCEPTED)

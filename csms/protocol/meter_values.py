@@ -1,0 +1,166 @@
+"""Meter values block: sampled values of both versions, stored in time order.
+
+Values arrive late (queued offline) and out of order; rows carry the sample's own timestamp
+and every reader orders by it, so arrival order never matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.context import CsmsContext
+from csms.store.models import MeterValue, Transaction
+from qr_extension.wire import parse_ocpp_timestamp
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    timestamp: datetime
+    value: float
+    measurand: str = ENERGY_REGISTER
+    phase: str | None = None
+    unit: str | None = None
+    context: str | None = None
+    location: str | None = None
+
+    @property
+    def energy_wh(self) -> int | None:
+        """The energy register in Wh, or None for any other measurand."""
+        if self.measurand != ENERGY_REGISTER or self.phase is not None:
+            return None
+        scale = 1000 if (self.unit or "Wh") == "kWh" else 1
+        return round(self.value * scale)
+
+
+def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
+    """Reads the snake_cased ``meter_value`` list of either version; bad entries are skipped."""
+    samples = []
+    for group in meter_value:
+        try:
+            at = parse_ocpp_timestamp(str(group["timestamp"]))
+        except (KeyError, ValueError):
+            continue
+        for sv in group.get("sampled_value", ()):
+            unit = sv.get("unit")
+            scale = 1.0
+            uom = sv.get("unit_of_measure")
+            if isinstance(uom, Mapping):  # 2.0.1: unit and power-of-ten multiplier
+                unit = uom.get("unit", "Wh")
+                scale = 10.0 ** int(uom.get("multiplier", 0))
+            try:
+                value = float(sv["value"]) * scale
+            except (KeyError, TypeError, ValueError):
+                continue
+            samples.append(
+                Sample(
+                    timestamp=at,
+                    value=value,
+                    measurand=sv.get("measurand") or ENERGY_REGISTER,
+                    phase=sv.get("phase"),
+                    unit=unit,
+                    context=sv.get("context"),
+                    location=sv.get("location"),
+                )
+            )
+    return samples
+
+
+def register_at(samples: Sequence[Sample], *, last: bool, context: str | None = None) -> int | None:
+    """The first (or last) energy register reading, preferring samples of ``context``."""
+    energy = [s for s in samples if s.energy_wh is not None]
+    preferred = [s for s in energy if s.context == context] if context else []
+    pool = sorted(preferred or energy, key=lambda s: s.timestamp)
+    if not pool:
+        return None
+    return pool[-1 if last else 0].energy_wh
+
+
+def add_samples(
+    session: AsyncSession,
+    *,
+    charger_id: str,
+    transaction_pk: int | None,
+    evse_id: int | None,
+    samples: Iterable[Sample],
+) -> None:
+    """Adds the rows to the session (the caller commits with its own change)."""
+    for s in samples:
+        session.add(
+            MeterValue(
+                charger_id=charger_id,
+                transaction_pk=transaction_pk,
+                evse_id=evse_id,
+                timestamp=s.timestamp,
+                measurand=s.measurand[:60],
+                phase=s.phase,
+                unit=s.unit,
+                context=s.context,
+                location=s.location,
+                value=s.value,
+            )
+        )
+
+
+async def open_transaction_on(
+    session: AsyncSession, charger_id: str, evse_id: int
+) -> Transaction | None:
+    rows = await session.exec(
+        select(Transaction)
+        .where(
+            Transaction.charger_id == charger_id,
+            Transaction.evse_id == evse_id,
+            Transaction.state == "Started",
+        )
+        .order_by(col(Transaction.id).desc())
+    )
+    return rows.first()
+
+
+async def meter_values(
+    ctx: CsmsContext,
+    charger_id: str,
+    *,
+    evse_id: int,
+    transaction_id: str | None,
+    samples: Sequence[Sample],
+) -> None:
+    """MeterValues of either version: attached to the named (1.6) or open (2.0.1) transaction."""
+    if not samples:
+        return
+    async with ctx.db.session() as session:
+        txn: Transaction | None = None
+        if transaction_id is not None:
+            rows = await session.exec(
+                select(Transaction).where(
+                    Transaction.charger_id == charger_id,
+                    Transaction.transaction_id == transaction_id,
+                )
+            )
+            txn = rows.first()
+        elif evse_id > 0:
+            txn = await open_transaction_on(session, charger_id, evse_id)
+        add_samples(
+            session,
+            charger_id=charger_id,
+            transaction_pk=txn.id if txn else None,
+            evse_id=evse_id or None,
+            samples=samples,
+        )
+        await session.commit()
+
+
+async def samples_of(session: AsyncSession, transaction_pk: int) -> list[MeterValue]:
+    rows = await session.exec(
+        select(MeterValue)
+        .where(MeterValue.transaction_pk == transaction_pk)
+        .order_by(col(MeterValue.timestamp), col(MeterValue.id))
+    )
+    return list(rows.all())

@@ -1,0 +1,106 @@
+"""Charger settlement keys: pinned on first receipt, replaced only with proof (brief 7.6).
+
+A ``SettlementKey`` DataTransfer carries either a public JWK (JSON, with ``kid``) or a compact
+JWS of the new JWK signed by the currently pinned key. The first key of a charger is pinned;
+a different key later is accepted only as such a JWS, or from the operator API. Replaced keys
+are retired, not deleted, so settlements signed earlier still verify by (iss, kid).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import jwt
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.errors import SettlementKeyError
+from csms.store.chargers import key_by_kid, pinned_key
+from csms.store.models import ChargerKey
+from qr_extension.errors import KeyFormatError
+from qr_extension.keys import PublicKey
+
+
+def parse_jwk(data: str | dict[str, Any]) -> PublicKey:
+    """A public P-256 JWK (JSON text or object) that names its ``kid``."""
+    try:
+        obj = json.loads(data) if isinstance(data, str) else data
+        if not isinstance(obj, dict) or "kid" not in obj:
+            raise SettlementKeyError("a settlement key is a public JWK with a kid")
+        return PublicKey.from_jwk(obj)
+    except (ValueError, KeyFormatError) as exc:
+        raise SettlementKeyError(f"not a usable public JWK: {exc}") from exc
+
+
+def verify_replacement(token: str, pinned: PublicKey) -> PublicKey:
+    """The new key carried by a JWS that the pinned key signed (ES256 only)."""
+    try:
+        header = jwt.get_unverified_header(token)
+        if header.get("kid") != pinned.kid:
+            raise SettlementKeyError("the replacement must be signed by the pinned key")
+        payload = jwt.PyJWS().decode(token, key=pinned.key, algorithms=["ES256"])
+    except jwt.PyJWTError as exc:
+        raise SettlementKeyError(f"replacement signature does not verify: {exc}") from exc
+    return parse_jwk(payload.decode("utf-8", errors="replace"))
+
+
+async def _pin(
+    session: AsyncSession, charger_id: str, key: PublicKey, now: datetime, old: ChargerKey | None
+) -> None:
+    if old is not None:
+        old.retired_at = now
+        session.add(old)
+    previous = await key_by_kid(session, charger_id, key.kid)
+    if previous is not None:  # a retired key brought back by the operator
+        previous.retired_at = None
+        session.add(previous)
+    else:
+        session.add(
+            ChargerKey(
+                charger_id=charger_id,
+                kid=key.kid,
+                jwk=json.dumps(key.to_jwk(), sort_keys=True),
+                created_at=now,
+            )
+        )
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise SettlementKeyError("a concurrent key change won; send it again") from exc
+
+
+async def receive_settlement_key(
+    session: AsyncSession, *, charger_id: str, data: str, now: datetime
+) -> PublicKey:
+    """Handles a charger's ``SettlementKey`` data; raises SettlementKeyError when refused."""
+    current = await pinned_key(session, charger_id)
+    pinned = PublicKey.from_jwk(json.loads(current.jwk)) if current else None
+    if data.lstrip().startswith("{"):
+        key = parse_jwk(data)
+        if pinned is not None and pinned.kid != key.kid:
+            raise SettlementKeyError(
+                f"key {pinned.kid} is pinned: a new key must be signed by it or set by the operator"
+            )
+        if pinned is None:
+            await _pin(session, charger_id, key, now, None)
+        return key
+    if pinned is None:
+        raise SettlementKeyError("no key is pinned yet: send the JWK itself")
+    key = verify_replacement(data.strip(), pinned)
+    if key.kid != pinned.kid:
+        await _pin(session, charger_id, key, now, current)
+    return key
+
+
+async def set_settlement_key(
+    session: AsyncSession, *, charger_id: str, jwk: dict[str, Any], now: datetime
+) -> PublicKey:
+    """The operator's replacement: pins ``jwk`` whatever was pinned before."""
+    key = parse_jwk(jwk)
+    current = await pinned_key(session, charger_id)
+    if current is None or current.kid != key.kid:
+        await _pin(session, charger_id, key, now, current)
+    return key

@@ -1,0 +1,188 @@
+"""OCPP clients for the tests: the ``ocpp`` library's own ChargePoint classes over websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call_result as result201
+
+
+class Client16(Cp16):  # type: ignore[misc]
+    """A 1.6 charger that records what the CSMS sent it and answers remote commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.data_transfers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def _note(self, action: str, **kw: Any) -> None:
+        self.received.append((action, kw))
+
+    @on("DataTransfer")
+    async def on_data_transfer(self, vendor_id: str, **kw: Any) -> Any:
+        await self.data_transfers.put({"vendor_id": vendor_id, **kw})
+        return result16.DataTransfer(status="Accepted")
+
+    @on("Reset")
+    def on_reset(self, type: str) -> Any:
+        self._note("Reset", type=type)
+        return result16.Reset(status="Accepted")
+
+    @on("ChangeConfiguration")
+    def on_change_configuration(self, key: str, value: str) -> Any:
+        self._note("ChangeConfiguration", key=key, value=value)
+        return result16.ChangeConfiguration(status="Accepted")
+
+    @on("GetConfiguration")
+    def on_get_configuration(self, **kw: Any) -> Any:
+        self._note("GetConfiguration", **kw)
+        return result16.GetConfiguration(
+            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "120"}]
+        )
+
+    @on("RemoteStartTransaction")
+    def on_remote_start(self, id_tag: str, **kw: Any) -> Any:
+        self._note("RemoteStartTransaction", id_tag=id_tag, **kw)
+        return result16.RemoteStartTransaction(status="Accepted")
+
+    @on("RemoteStopTransaction")
+    def on_remote_stop(self, transaction_id: int) -> Any:
+        self._note("RemoteStopTransaction", transaction_id=transaction_id)
+        return result16.RemoteStopTransaction(status="Accepted")
+
+    @on("UnlockConnector")
+    def on_unlock(self, connector_id: int) -> Any:
+        self._note("UnlockConnector", connector_id=connector_id)
+        return result16.UnlockConnector(status="Unlocked")
+
+    @on("TriggerMessage")
+    def on_trigger(self, requested_message: str, **kw: Any) -> Any:
+        self._note("TriggerMessage", requested_message=requested_message, **kw)
+        return result16.TriggerMessage(status="Accepted")
+
+    @on("SendLocalList")
+    def on_send_local_list(self, list_version: int, update_type: str, **kw: Any) -> Any:
+        self._note("SendLocalList", list_version=list_version, update_type=update_type, **kw)
+        return result16.SendLocalList(status="Accepted")
+
+    @on("GetLocalListVersion")
+    def on_get_local_list_version(self) -> Any:
+        self._note("GetLocalListVersion")
+        return result16.GetLocalListVersion(list_version=7)
+
+    @on("ClearCache")
+    def on_clear_cache(self) -> Any:
+        self._note("ClearCache")
+        return result16.ClearCache(status="Accepted")
+
+
+class Client201(Cp201):  # type: ignore[misc]
+    """A 2.0.1 charger that records what the CSMS sent it and answers remote commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.data_transfers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def _note(self, action: str, **kw: Any) -> None:
+        self.received.append((action, kw))
+
+    @on("DataTransfer")
+    async def on_data_transfer(self, vendor_id: str, **kw: Any) -> Any:
+        await self.data_transfers.put({"vendor_id": vendor_id, **kw})
+        return result201.DataTransfer(status="Accepted")
+
+    @on("Reset")
+    def on_reset(self, type: str, **kw: Any) -> Any:
+        self._note("Reset", type=type)
+        return result201.Reset(status="Accepted")
+
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]]) -> Any:
+        self._note("SetVariables", set_variable_data=set_variable_data)
+        return result201.SetVariables(
+            set_variable_result=[
+                {
+                    "attribute_status": "Accepted",
+                    "component": d["component"],
+                    "variable": d["variable"],
+                }
+                for d in set_variable_data
+            ]
+        )
+
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]]) -> Any:
+        self._note("GetVariables", get_variable_data=get_variable_data)
+        return result201.GetVariables(
+            get_variable_result=[
+                {
+                    "attribute_status": "Accepted",
+                    "attribute_value": "120",
+                    "component": d["component"],
+                    "variable": d["variable"],
+                }
+                for d in get_variable_data
+            ]
+        )
+
+    @on("RequestStartTransaction")
+    def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, **kw: Any) -> Any:
+        self._note("RequestStartTransaction", id_token=id_token, remote_start_id=remote_start_id)
+        return result201.RequestStartTransaction(status="Accepted")
+
+    @on("RequestStopTransaction")
+    def on_request_stop(self, transaction_id: str) -> Any:
+        self._note("RequestStopTransaction", transaction_id=transaction_id)
+        return result201.RequestStopTransaction(status="Accepted")
+
+    @on("UnlockConnector")
+    def on_unlock(self, evse_id: int, connector_id: int) -> Any:
+        self._note("UnlockConnector", evse_id=evse_id, connector_id=connector_id)
+        return result201.UnlockConnector(status="Unlocked")
+
+    @on("TriggerMessage")
+    def on_trigger(self, requested_message: str, **kw: Any) -> Any:
+        self._note("TriggerMessage", requested_message=requested_message)
+        return result201.TriggerMessage(status="Accepted")
+
+    @on("SendLocalList")
+    def on_send_local_list(self, version_number: int, update_type: str, **kw: Any) -> Any:
+        self._note("SendLocalList", version_number=version_number, update_type=update_type)
+        return result201.SendLocalList(status="Accepted")
+
+    @on("GetLocalListVersion")
+    def on_get_local_list_version(self) -> Any:
+        self._note("GetLocalListVersion")
+        return result201.GetLocalListVersion(version_number=7)
+
+    @on("ClearCache")
+    def on_clear_cache(self) -> Any:
+        self._note("ClearCache")
+        return result201.ClearCache(status="Accepted")
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    url: str, cls: type[Any], subprotocol: str, headers: dict[str, str]
+) -> AsyncIterator[Any]:
+    """Opens a WebSocket, runs the client's reader task, closes both at the end."""
+    charger_id = url.rsplit("/", 1)[1]
+    async with websockets.connect(
+        url, subprotocols=[subprotocol], additional_headers=headers, open_timeout=5
+    ) as ws:
+        cp = cls(charger_id, ws, response_timeout=5)
+        reader = asyncio.create_task(cp.start())
+        try:
+            yield cp
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
