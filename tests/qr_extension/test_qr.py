@@ -43,9 +43,8 @@ def realistic_token(
         "evse": 2,
         "iat": 1764201600,
         "exp": 1764202500,
-        "lim": {"amt": 12000, "wh": 40000, "s": 14400},
-        "tar": {"id": tariff_id, "cur": "CNY", "f": 5000, "e": 12000, "t": 3000,
-                "i": 6000, "ig": 30, "tz": 480, "tou": tou, "cap": 20000},
+        "lim": [12000, 40000, 14400],  # positional claims (docs/decisions.md D3)
+        "tar": [tariff_id, "CNY", 5000, 12000, 3000, tou, 480, 6000, 30, 20000],
     }  # fmt: skip
     parts = [json.dumps(p, separators=(",", ":")).encode() for p in (header, claims)]
     signature = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
