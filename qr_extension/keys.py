@@ -219,6 +219,8 @@ def load_or_create_key(path: Path) -> SigningKey:
         os.link(tmp, path)
     except FileExistsError:
         return load_private_key(path)
+    except OSError:  # a file system without hard links: last writer wins, as before
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)

@@ -277,3 +277,15 @@ def test_jwks_round_trip(key: SigningKey, other: SigningKey) -> None:
 def test_bad_jwks_sets_are_refused(bad: object) -> None:
     with pytest.raises(KeyFormatError):
         KeyRing.from_jwks(bad)  # type: ignore[arg-type]
+
+
+def test_load_or_create_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(src: object, dst: object) -> None:
+        raise PermissionError("hard links not supported here")
+
+    monkeypatch.setattr("os.link", no_link)
+    path = tmp_path / "key.pem"
+    key = load_or_create_key(path)
+    assert load_private_key(path).kid == key.kid
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert list(tmp_path.iterdir()) == [path]
