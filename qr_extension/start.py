@@ -169,7 +169,7 @@ def verify_start_token(
         return Refusal(Reason.WRONG_CHARGER, f"token is for {auth.charge_point_id!r}")
     evse_id = auth.evse_id
     if evse_id is None:
-        waiting = sorted(set(waiting_evse_ids))
+        waiting = sorted(set(waiting_evse_ids) & set(evse_ids))
         if len(waiting) != 1:
             return Refusal(
                 Reason.NO_EVSE_WAITING,

@@ -252,6 +252,11 @@ def test_token_without_evse_needs_exactly_one_waiting(
     assert refused(result, Reason.NO_EVSE_WAITING)
 
 
+def test_only_this_chargers_evses_count_as_waiting(csms: SigningKey, ring: KeyRing) -> None:
+    result = verify(issue(csms, evse_id=None), ring, evse_ids=(1, 2), waiting_evse_ids=(9,))
+    assert refused(result, Reason.NO_EVSE_WAITING)
+
+
 def test_validity_window_edges(csms: SigningKey, ring: KeyRing) -> None:
     token = issue(csms)
     earliest, latest = T0 - LEEWAY, T0 + VALIDITY + LEEWAY
