@@ -10,6 +10,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
 
 from qr_extension.errors import TariffError, TokenFormatError
@@ -389,3 +391,47 @@ def test_peek_needs_a_readable_iss(charger: SigningKey) -> None:
         peek_settlement(forge({**header_for(charger), "alg": "RS256"}, claims, charger)),
         Reason.WRONG_ALGORITHM,
     )
+
+
+_PROPERTY_KEY = generate_key()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    buckets=st.lists(
+        st.tuples(st.integers(0, 10**7), st.integers(0, 10**6), st.integers(0, 10**6)),
+        min_size=0,
+        max_size=3,
+    ),
+    meter_start=st.integers(0, 10**12),
+    start_offset=st.integers(-LEEWAY, 900 + LEEWAY),
+    duration=st.integers(0, 10**6),
+    txn=st.from_regex(r"[\x21-\x7e]{1,36}", fullmatch=True),
+    seq=st.integers(0, 2**53 - 1),
+    offline=st.booleans(),
+)
+def test_any_honest_settlement_round_trips_and_pays(
+    buckets: list[tuple[int, int, int]],
+    meter_start: int,
+    start_offset: int,
+    duration: int,
+    txn: str,
+    seq: int,
+    offline: bool,
+) -> None:
+    usage = tuple(UsageBucket(i, wh, c, idle) for i, (wh, c, idle) in enumerate(buckets))
+    started = T0 + start_offset
+    s = build(
+        usage=usage,
+        meter_start_wh=meter_start,
+        meter_stop_wh=meter_start + sum(b.wh for b in usage),
+        started_at=started,
+        stopped_at=started + duration,
+        transaction_id=txn,
+        seq=seq,
+        offline=offline,
+    )
+    assert s.amount <= ORDER.limits.amount
+    back = verify(sign_settlement(s, _PROPERTY_KEY), _PROPERTY_KEY)
+    assert back == s
+    assert check_settlement(back, ORDER, leeway_s=LEEWAY) is None

@@ -623,3 +623,49 @@ def test_deeply_nested_json_within_the_length_limit(csms: SigningKey, ring: KeyR
     token = forge(header_for(csms), {"raw": nested_claim}, csms, raw=True)
     assert len(token) <= MAX_TOKEN_LENGTH
     assert refused(verify(token, ring), Reason.MALFORMED)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    order_id=st.from_regex(r"[A-Z0-9]{1,20}", fullmatch=True),
+    charge_point_id=st.from_regex(r"[\x21-\x7e]{1,64}", fullmatch=True),
+    evse=st.none() | st.integers(1, 2**31 - 1),
+    amount=st.integers(0, 2**53 - 1),
+    wh=st.none() | st.integers(1, 2**53 - 1),
+    seconds=st.none() | st.integers(1, 2**53 - 1),
+    issued_at=st.integers(0, 4_000_000_000),
+    validity=st.integers(1, 10**6),
+)
+def test_any_valid_token_round_trips(
+    order_id: str,
+    charge_point_id: str,
+    evse: int | None,
+    amount: int,
+    wh: int | None,
+    seconds: int | None,
+    issued_at: int,
+    validity: int,
+) -> None:
+    key = _MUTATION_KEY
+    limits = Limits(amount=amount, energy_wh=wh, duration_s=seconds)
+    token = issue(
+        key,
+        order_id=order_id,
+        charge_point_id=charge_point_id,
+        evse_id=evse,
+        limits=limits,
+        issued_at=issued_at,
+        validity_s=validity,
+    )
+    waiting = 5 if evse is None else evse
+    auth = verify(
+        token,
+        KeyRing.of([key.public]),
+        charge_point_id=charge_point_id,
+        evse_ids=(waiting,),
+        waiting_evse_ids=(waiting,),
+        now=issued_at + validity,
+    )
+    assert auth == StartAuthorization(
+        order_id, charge_point_id, waiting, issued_at, issued_at + validity, limits, TOU, key.kid
+    )
