@@ -7,7 +7,7 @@ trusted before it has been checked (brief 2 and 7.12, RFC 8725):
    segments (the last may be empty, so that an unsigned ``alg: none`` token is reported as the
    wrong algorithm rather than as noise);
 2. header, read unverified: ``typ`` must be the expected kind, ``alg`` must be ES256, no
-   ``crit``/``b64`` extensions, ``kid`` must name a trusted key;
+   ``crit``/``b64``/``zip`` extensions, ``kid`` must name a trusted key;
 3. PyJWT verifies the signature with that key and algorithms pinned to ``["ES256"]``, checks
    that every required claim is present and that ``aud`` matches. PyJWT's own time checks are off:
    they read the wall clock, while the caller's ``now`` (brief 7.4) is what counts.
