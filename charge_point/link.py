@@ -37,6 +37,7 @@ from qr_extension.wire import MSG_SETTLEMENT_KEY, MSG_SYNCED, SUBPROTOCOL_16, SU
 
 log = logging.getLogger(__name__)
 
+RESET_DELAY_S = 0.2  # real seconds between answering a Reset and "rebooting"
 _TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
 
 
@@ -88,8 +89,9 @@ class Link:
             self._abort()
 
     def reconnect(self) -> None:
-        """Drops the connection; the loop connects and boots again (after a Reset)."""
-        self._abort()
+        """Drops the connection soon (the answer to the Reset goes out first); the loop then
+        connects and boots again."""
+        asyncio.get_running_loop().call_later(RESET_DELAY_S, self._abort)
 
     def trigger(self, what: str, evse_id: int | None) -> bool:
         if what not in _TRIGGERABLE:

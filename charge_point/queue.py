@@ -38,9 +38,7 @@ class DeliveryRefused(Exception):
     """The CSMS answered a row with something we cannot accept (counts as an attempt)."""
 
 
-async def drain(
-    store: Store, config: Configuration, deliverer: Deliverer, now: float
-) -> list[str]:
+async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: float) -> list[str]:
     """Delivers queue rows until the queue is empty or the head must wait; returns the kinds
     of the rows delivered (or dropped). ``ConnectionClosed`` propagates."""
     done: list[str] = []

@@ -174,7 +174,10 @@ async def serve(central: Central) -> Any:
                 del central.connections[cp_id]
 
     server = await websockets.serve(
-        handler, "127.0.0.1", 0, subprotocols=["ocpp1.6", "ocpp2.0.1"]  # type: ignore[list-item]
+        handler,
+        "127.0.0.1",
+        0,
+        subprotocols=["ocpp1.6", "ocpp2.0.1"],  # type: ignore[list-item]
     )
     central.port = server.sockets[0].getsockname()[1]
     return server

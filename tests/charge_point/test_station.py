@@ -39,8 +39,9 @@ def settle(station: Station):
     return result
 
 
-def test_qr_start_charges_and_queues_started_offline(make_station: MakeStation,
-                                                     token: TokenFactory) -> None:
+def test_qr_start_charges_and_queues_started_offline(
+    make_station: MakeStation, token: TokenFactory
+) -> None:
     clock = ManualClock()
     station = make_station(clock=clock)
     station.plug(1, capacity_wh=50_000, soc=0.5)
