@@ -183,10 +183,10 @@ async def serve(central: Central) -> Any:
     return server
 
 
-async def until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
-    """Polls ``predicate`` (sync) until true; fails the test after ``timeout`` seconds."""
+async def until(predicate: Any, limit_s: float = 10.0, what: str = "condition") -> None:
+    """Polls ``predicate`` (sync) until true; fails the test after ``limit_s`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit_s
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

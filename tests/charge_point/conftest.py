@@ -17,7 +17,6 @@ from charge_point.store import Store, load_charger_key
 from qr_extension.keys import KeyRing, SigningKey, generate_key
 from qr_extension.start import issue_start_token
 from qr_extension.tariff import Limits, Tariff
-
 from tests.charge_point.central import Central, serve
 
 CP_ID = "CP-1"
@@ -63,8 +62,13 @@ def token(csms_key: SigningKey) -> TokenFactory:
 
 
 def station_settings(tmp_path: Path, **kw: Any) -> StationSettings:
-    base: dict[str, Any] = {"charge_point_id": CP_ID, "state_dir": tmp_path / "cp",
-                            "evses": 2, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5}  # fmt: skip
+    base: dict[str, Any] = {
+        "charge_point_id": CP_ID,
+        "state_dir": tmp_path / "cp",
+        "evses": 2,
+        "reconnect_min_s": 0.05,
+        "reconnect_max_s": 0.5,
+    }
     base.update(kw)
     return StationSettings(**base)
 

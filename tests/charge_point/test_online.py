@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from qr_extension.refusal import Refusal
 from qr_extension.settlement import verify_settlement
 from qr_extension.trust import sign_trusted_keys
 from qr_extension.wire import VENDOR_ID
-
 from tests.charge_point.central import Central, until
 from tests.charge_point.conftest import CP_ID, TokenFactory, station_settings
 
@@ -154,7 +153,7 @@ async def test_offline_qr_transaction_is_delivered_in_order_on_reconnect(
             assert {m["transaction_id"] for m in central.of("MeterValues")} == {assigned}
         else:
             events = central.of("TransactionEvent")
-            assert [e["event_type"] for e in events][0] == "Started"
+            assert next(e["event_type"] for e in events) == "Started"
             assert events[-1]["event_type"] == "Ended"
             assert [e["seq_no"] for e in events] == list(range(len(events)))  # gapless
             assert all(e["offline"] is True for e in events)

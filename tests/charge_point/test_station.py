@@ -13,7 +13,6 @@ from qr_extension.refusal import Reason, Refusal
 from qr_extension.settlement import check_settlement, verify_settlement
 from qr_extension.start import read_start_token
 from qr_extension.tariff import compute_cost
-
 from tests.charge_point.conftest import TokenFactory
 
 MakeStation = Callable[..., Station]
@@ -50,7 +49,7 @@ def test_qr_start_charges_and_queues_started_offline(
     assert not isinstance(result, Refusal)
     assert station.connectors[1].status is Status.CHARGING
     assert station.store.is_used("ORDER1")
-    kind, txn, payload = queued(station)[0]
+    kind, _txn, payload = queued(station)[0]
     assert kind == Kind.STARTED and payload["offline"] is True and payload["seq_no"] == 0
     assert payload["id_tag"] == "ORDER1"
     run(station, clock, 60)
