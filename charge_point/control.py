@@ -3,7 +3,9 @@
 For tests and integrators: it plays the EV (plug, unplug), the driver (present a QR image,
 an RFID tag, press stop), the network (cut and restore the link), and reads the screen and the
 state. FastAPI, so ``/openapi.json`` documents it. Every route acts on the same objects as the
-hardware would; nothing here bypasses the station's rules.
+hardware would; nothing here bypasses the station's rules. Every route is ``async def`` so it
+runs on the charger's event loop (a plain ``def`` route would run in a worker thread, next to
+the loop, and race the station).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def create_app(charger: Charger) -> FastAPI:
     evses = APIRouter(prefix="/evses", tags=["evses"])
 
     @evses.post("/{n}/plug")
-    def plug(n: int, body: Annotated[PlugRequest | None, Body()] = None) -> dict[str, Any]:
+    async def plug(n: int, body: Annotated[PlugRequest | None, Body()] = None) -> dict[str, Any]:
         """Plugs an EV in (battery size in Wh, state of charge 0..1)."""
         body = body or PlugRequest()
         try:
@@ -57,12 +59,12 @@ def create_app(charger: Charger) -> FastAPI:
         return _evse_state(station, n)
 
     @evses.post("/{n}/unplug")
-    def unplug(n: int) -> dict[str, Any]:
+    async def unplug(n: int) -> dict[str, Any]:
         station.unplug(evse(n))
         return _evse_state(station, n)
 
     @evses.post("/{n}/stop")
-    def stop(n: int) -> dict[str, Any]:
+    async def stop(n: int) -> dict[str, Any]:
         """The stop button: ends the session on the EVSE (the EV stays plugged)."""
         return {"stopped": station.press_stop(evse(n))}
 
@@ -79,23 +81,23 @@ def create_app(charger: Charger) -> FastAPI:
         return charger.present_frame(await request.body())
 
     @app.post("/link/down", tags=["link"])
-    def link_down() -> dict[str, Any]:
+    async def link_down() -> dict[str, Any]:
         charger.link.set_up(False)
         return {"up": False}
 
     @app.post("/link/up", tags=["link"])
-    def link_up() -> dict[str, Any]:
+    async def link_up() -> dict[str, Any]:
         charger.link.set_up(True)
         return {"up": True}
 
     @app.get("/display", tags=["display"])
-    def display() -> dict[str, Any]:
+    async def display() -> dict[str, Any]:
         """The screen: text, recent refusal reasons, which QR is shown and its text."""
         station.tick()
         return station.display.snapshot()
 
     @app.get("/display/qr.png", tags=["display"], response_class=Response)
-    def display_qr() -> Response:
+    async def display_qr() -> Response:
         station.tick()
         png = station.display.png()
         if not png:
@@ -103,7 +105,7 @@ def create_app(charger: Charger) -> FastAPI:
         return Response(png, media_type="image/png")
 
     @app.get("/state", tags=["state"])
-    def state() -> dict[str, Any]:
+    async def state() -> dict[str, Any]:
         """Connection, EVSE statuses, running transactions with their order ids, queue."""
         station.tick()
         return {
