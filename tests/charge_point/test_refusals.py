@@ -16,7 +16,6 @@ from charge_point.control import create_app
 from qr_extension.keys import generate_key
 from qr_extension.qr import decode_qr, render_png
 from qr_extension.settlement import peek_settlement
-
 from tests.charge_point.conftest import TokenFactory, station_settings
 
 Client = Callable[..., Any]
@@ -162,8 +161,17 @@ async def test_an_image_without_a_code(control: Any, tmp_path: Path) -> None:
 async def test_control_api_surface(control: Any) -> None:
     _, client = await control()
     paths = set((await client.get("/openapi.json")).json()["paths"])
-    assert {"/evses/{n}/plug", "/evses/{n}/unplug", "/evses/{n}/stop", "/camera",
-            "/link/down", "/link/up", "/display", "/display/qr.png", "/state"} <= paths
+    assert {
+        "/evses/{n}/plug",
+        "/evses/{n}/unplug",
+        "/evses/{n}/stop",
+        "/camera",
+        "/link/down",
+        "/link/up",
+        "/display",
+        "/display/qr.png",
+        "/state",
+    } <= paths
     assert (await client.post("/evses/9/plug")).status_code == 404
     assert (await client.post("/evses/1/plug", json={"soc": 2})).status_code == 422
     (url,) = decode_qr((await client.get("/display/qr.png")).content)
