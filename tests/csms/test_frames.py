@@ -1,0 +1,61 @@
+"""Frame parsing without sockets, and the password verifier's cache."""
+
+from __future__ import annotations
+
+import pytest
+from ocpp.messages import Call, CallError, CallResult
+
+from csms.passwords import PasswordVerifier, hash_password
+from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
+
+
+def test_valid_frames() -> None:
+    call = parse_frame('[2,"a","Heartbeat",{}]')
+    assert isinstance(call, Call) and call.action == "Heartbeat"
+    assert isinstance(parse_frame('[3,"a",{"x":1}]'), CallResult)
+    assert isinstance(parse_frame('[4,"a","GenericError","",{}]'), CallError)
+
+
+@pytest.mark.parametrize(
+    ("frame", "uid", "code", "reply"),
+    [
+        ("nope", None, "RpcFrameworkError", True),
+        ('[2,"x"', "x", "RpcFrameworkError", True),
+        ("[]", None, "RpcFrameworkError", True),
+        ('[2,17,"Heartbeat",{}]', None, "RpcFrameworkError", True),
+        ('[2,"' + "u" * 37 + '","Heartbeat",{}]', None, "RpcFrameworkError", True),
+        ('[9,"a"]', "a", "MessageTypeNotSupported", True),
+        ('[true,"a","Heartbeat",{}]', "a", "MessageTypeNotSupported", True),
+        ('[2,"a",5,{}]', "a", "FormatViolation", True),
+        ('[3,"a"]', "a", "FormatViolation", False),
+        ('[4,"a","X"]', "a", "FormatViolation", False),
+    ],
+)
+def test_malformed_frames(frame: str, uid: str | None, code: str, reply: bool) -> None:
+    error = parse_frame(frame)
+    assert error == FrameError(error.unique_id, code, error.description, reply)  # type: ignore[union-attr]
+    assert isinstance(error, FrameError) and error.unique_id == uid
+
+
+def test_error_codes_per_version() -> None:
+    assert error_code_for("1.6", "FormatViolation") == "FormationViolation"
+    assert error_code_for("2.0.1", "FormationViolation") == "FormatViolation"
+    assert error_code_for("1.6", "OccurrenceConstraintViolation") == "OccurenceConstraintViolation"
+    assert sniff_unique_id('[2, "abc", "DataTransfer", {"data": "...') == "abc"
+    assert parse_frame(b"\xff").code == "RpcFrameworkError"  # type: ignore[union-attr]
+
+
+async def test_password_verifier_caches_successes_only() -> None:
+    now = [0.0]
+    verifier = PasswordVerifier(parallel=1, ttl_s=60, clock=lambda: now[0])
+    stored = hash_password("s3cret-password")
+    assert await verifier.verify("CP", "s3cret-password", stored)
+    assert await verifier.verify("CP", "s3cret-password", stored)
+    assert verifier.verifications == 1
+    assert not await verifier.verify("CP", "wrong", stored)
+    assert not await verifier.verify("CP", "wrong", stored)
+    assert verifier.verifications == 3  # failures are never cached
+    now[0] = 61
+    assert await verifier.verify("CP", "s3cret-password", stored)
+    assert verifier.verifications == 4  # expired entry
+    assert not await verifier.verify("OTHER", "s3cret-password", stored + "x")

@@ -1,0 +1,197 @@
+"""The store and the transaction blocks on SQLite and PostgreSQL, without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, func, select
+
+from csms.commands import ConnectionRegistry, LocalDispatcher
+from csms.context import CsmsContext
+from csms.keys import KeyManager
+from csms.passwords import PasswordVerifier
+from csms.payments import StoreOnlySink
+from csms.protocol import data_transfer, transactions
+from csms.protocol.authorization import LocalTagPolicy
+from csms.protocol.meter_values import Sample
+from csms.store import chargers as store
+from csms.store.db import Database, migrate
+from csms.store.message_log import MessageLogWriter, recent_frames
+from csms.store.models import (
+    Charger,
+    ChargerSync,
+    Evse,
+    IdTag,
+    MeterValue,
+    SettlementInbox,
+    Transaction,
+    TransactionEventRecord,
+)
+
+from .conftest import make_settings
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def ctx(db_url: str, tmp_path: Path) -> AsyncIterator[CsmsContext]:
+    db = Database.connect(db_url)
+    await migrate(db.engine)
+    settings = make_settings(tmp_path, message_log_limit=10)
+    registry = ConnectionRegistry()
+
+    def clock() -> datetime:
+        return NOW
+
+    context = CsmsContext(
+        settings=settings,
+        db=db,
+        keys=KeyManager.open(tmp_path / "keys", now=0, prepublish_s=60, token_lifetime_s=60),
+        registry=registry,
+        dispatcher=LocalDispatcher(registry, timeout_s=1),
+        passwords=PasswordVerifier(),
+        authorization=LocalTagPolicy(db, clock=clock),
+        sink=StoreOnlySink(),
+        message_log=MessageLogWriter(db, limit=10, clock=clock),
+        clock=clock,
+    )
+    async with db.session() as session:
+        await store.create_charger(session, charger_id="S1", password_hash=None, evses=2, now=NOW)
+        session.add(IdTag(id_tag="RFID", created_at=NOW))
+        await session.commit()
+    try:
+        yield context
+    finally:
+        await db.dispose()
+
+
+async def _count(ctx: CsmsContext, model: type, *where: object) -> int:
+    async with ctx.db.session() as session:
+        query = select(func.count()).select_from(model)
+        for clause in where:
+            query = query.where(clause)  # type: ignore[arg-type]
+        return int((await session.exec(query)).one())
+
+
+async def test_time_is_aware_utc_and_status_ordering(ctx: CsmsContext) -> None:
+    async with ctx.db.session() as session:
+        for status, at in (("Charging", NOW), ("Available", NOW - timedelta(hours=1))):
+            await store.upsert_evse_status(
+                session,
+                charger_id="S1",
+                evse_id=1,
+                connector_id=1,
+                status=status,
+                error_code=None,
+                at=at,
+            )
+    async with ctx.db.session() as session:
+        evses = await store.evses_of(session, "S1")
+        charger = await store.get_charger(session, "S1")
+    assert [(e.evse_id, e.status) for e in evses] == [(1, "Charging"), (2, "Unknown")]
+    assert evses[0].updated_at == NOW and evses[0].updated_at.tzinfo is not None
+    assert charger is not None and charger.created_at == NOW
+
+
+async def test_repeated_start_concurrently_is_stored_once(ctx: CsmsContext) -> None:
+    req = transactions.StartRequest(connector_id=1, id_tag="RFID", meter_start=10, timestamp=NOW)
+    answers = await asyncio.gather(
+        *(transactions.start_transaction(ctx, "S1", req) for _ in range(4))
+    )
+    assert len({a.transaction_id for a in answers}) == 1
+    assert {a.decision.status for a in answers} == {"Accepted"}
+    assert await _count(ctx, Transaction) == 1
+    stop = transactions.StopRequest(
+        transaction_id=answers[0].transaction_id,
+        meter_stop=50,
+        timestamp=NOW,
+        samples=[Sample(NOW, 50.0)],
+    )
+    await transactions.stop_transaction(ctx, "S1", stop)
+    await transactions.stop_transaction(ctx, "S1", stop)
+    assert await _count(ctx, MeterValue) == 1
+
+
+async def test_transaction_event_concurrent_duplicates(ctx: CsmsContext) -> None:
+    ev = transactions.TransactionEvent(
+        event_type="Started",
+        timestamp=NOW,
+        trigger_reason="Authorized",
+        seq_no=0,
+        transaction_id="T-1",
+        id_token="RFID",
+        evse_id=1,
+        samples=[Sample(NOW, 7.0, context="Transaction.Begin")],
+    )
+    answers = await asyncio.gather(
+        *(transactions.transaction_event(ctx, "S1", ev) for _ in range(3))
+    )
+    assert {a.status if a else None for a in answers} == {"Accepted"}
+    assert await _count(ctx, TransactionEventRecord) == 1
+    assert await _count(ctx, MeterValue) == 1
+    async with ctx.db.session() as session:
+        (txn,) = (await session.exec(select(Transaction))).all()
+    assert txn.meter_start_wh == 7 and txn.state == "Started"
+
+
+async def test_reused_order_id_is_flagged(ctx: CsmsContext) -> None:
+    for minute in (0, 30):
+        req = transactions.StartRequest(
+            connector_id=1,
+            id_tag="ORDER77",
+            meter_start=minute,
+            timestamp=NOW - timedelta(minutes=minute),
+        )
+        await transactions.start_transaction(ctx, "S1", req)
+    async with ctx.db.session() as session:
+        rows = (await session.exec(select(Transaction).order_by(col(Transaction.id)))).all()
+    assert ["order_reused" in r.flags for r in rows] == [False, True]
+    assert all("unknown_tag" in r.flags for r in rows)
+    assert rows[1].offline and "late_start" in rows[1].flags
+
+
+async def test_message_log_is_bounded_per_charger(ctx: CsmsContext) -> None:
+    for n in range(25):
+        ctx.message_log.record("S1", "in", f'[2,"{n}","Heartbeat",{{}}]')
+    ctx.message_log.record("S2", "out", '[3,"x",{}]')
+    await ctx.message_log.flush()
+    for n in range(25, 28):
+        ctx.message_log.record("S1", "in", f'[2,"{n}","Heartbeat",{{}}]')
+    await ctx.message_log.flush()
+    async with ctx.db.session() as session:
+        frames = await recent_frames(session, "S1", 100)
+    assert [f.frame.split('"')[1] for f in frames] == [str(n) for n in range(18, 28)]
+    assert await _count(ctx, Charger) == 1  # the log does not need a charger row
+
+
+async def test_settlement_inbox_and_sync(ctx: CsmsContext) -> None:
+    from qr_extension.jws import sign
+    from qr_extension.keys import generate_key
+
+    token = sign({"iss": "S1", "jti": "A1"}, generate_key(), typ="settle+jwt")
+    for _ in range(2):
+        answer = await data_transfer.data_transfer(
+            ctx, "S1", vendor_id="org.qrcharge", message_id="Settlement", data=token
+        )
+        assert answer.status == "Accepted"
+    for seq in (3, 5):
+        await data_transfer.data_transfer(
+            ctx, "S1", vendor_id="org.qrcharge", message_id="Synced", data=f'{{"seq": {seq}}}'
+        )
+    assert await _count(ctx, SettlementInbox) == 1
+    async with ctx.db.session() as session:
+        sync = await session.get(ChargerSync, "S1")
+    assert sync is not None and sync.last_seq == 5
+
+
+async def test_delete_charger_cascades(ctx: CsmsContext) -> None:
+    req = transactions.StartRequest(connector_id=1, id_tag="RFID", meter_start=0, timestamp=NOW)
+    await transactions.start_transaction(ctx, "S1", req)
+    async with ctx.db.session() as session:
+        assert await store.delete_charger(session, charger_id="S1")
+    assert await _count(ctx, Transaction) == 0
+    assert await _count(ctx, Evse) == 0
