@@ -220,3 +220,31 @@ def test_code_far_too_small_in_the_frame_is_not_read() -> None:
     tiny = PhotoConditions(code_px=120, angle_deg=15, blur_px=1.5, seed=1)
     with pytest.raises(QrDecodeError):
         decode_qr(simulate_photo(LONG_TOKEN, tiny))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about corrupt TIFF tags
+def test_mutated_image_files_give_texts_or_decode_errors_never_other_exceptions() -> None:
+    image = Image.open(io.BytesIO(render_png("fuzz me", box_size=3))).convert("L")
+    samples = []
+    for fmt in ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM"]:
+        out = io.BytesIO()
+        image.save(out, format=fmt)
+        samples.append(out.getvalue())
+    rng = np.random.default_rng(5)
+    decoded = refused = 0
+    for _ in range(400):
+        data = bytearray(samples[int(rng.integers(len(samples)))])
+        for _ in range(int(rng.integers(1, 6))):
+            at = int(rng.integers(len(data)))
+            if rng.random() < 0.7:
+                data[at] = int(rng.integers(256))
+            else:
+                del data[at : at + int(rng.integers(1, 40))]
+        try:
+            texts = decode_qr(bytes(data))
+        except QrDecodeError:
+            refused += 1
+        else:
+            assert all(isinstance(t, str) for t in texts)
+            decoded += 1
+    assert refused > 100  # most mutations break the file
