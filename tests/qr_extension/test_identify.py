@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qr_extension.errors import IdentificationError
@@ -115,6 +115,7 @@ def test_ids_that_need_quoting_are_quoted_and_round_trip() -> None:
         )
 
 
+@settings(deadline=None)  # a shared 2-core machine: no per-example deadline
 @given(
     cp=st.text(
         alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/?#\\% "),
@@ -188,3 +189,19 @@ def test_parse_refuses_anything_else(url: str) -> None:
 def test_parse_ignores_unknown_parameters_and_keeps_the_base_path() -> None:
     parsed = parse_identification_url("https://h.example/pay/c/CP1?utm_source=sticker&evse=4")
     assert parsed == Identification("https://h.example/pay", "CP1", 4)
+
+
+@settings(deadline=None)  # a shared 2-core machine: no per-example deadline
+@given(
+    secret=st.binary(min_size=16, max_size=64),
+    at=st.integers(0, 2**40),
+    step=st.sampled_from([15, 30, 60]),
+    digits=st.integers(6, 10),
+)
+def test_any_code_verifies_at_its_own_time_and_has_its_digits(
+    secret: bytes, at: int, step: int, digits: int
+) -> None:
+    code = presence_code(secret, at, step_s=step, digits=digits)
+    assert len(code) == digits and code.isdigit()
+    assert verify_presence_code(secret, code, at, step_s=step, digits=digits)
+    assert verify_presence_code(secret, code, at + step, step_s=step, digits=digits)
