@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import websockets
-from ocpp.routing import on
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call_result as result201
+from websockets.typing import Subprotocol
+
+from csms.protocol.base import on
 
 
 class Client16(Cp16):  # type: ignore[misc]
@@ -177,7 +179,7 @@ async def connect(
     """Opens a WebSocket, runs the client's reader task, closes both at the end."""
     charger_id = url.rsplit("/", 1)[1]
     async with websockets.connect(
-        url, subprotocols=[subprotocol], additional_headers=headers, open_timeout=5
+        url, subprotocols=[Subprotocol(subprotocol)], additional_headers=headers, open_timeout=5
     ) as ws:
         cp = cls(charger_id, ws, response_timeout=5)
         reader = asyncio.create_task(cp.start())

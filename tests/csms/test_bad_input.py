@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from .conftest import LiveCsms, basic_auth, make_settings, serve
 
@@ -17,7 +18,7 @@ from .conftest import LiveCsms, basic_auth, make_settings, serve
 async def _raw(csms: LiveCsms, charger_id: str, subprotocol: str) -> Any:
     return await websockets.connect(
         csms.ws_url(charger_id),
-        subprotocols=[subprotocol],
+        subprotocols=[Subprotocol(subprotocol)],
         additional_headers=basic_auth(charger_id),
         max_size=None,
     )
@@ -139,7 +140,7 @@ async def test_version_preference_and_reconnect_replaces_old(csms: LiveCsms) -> 
     await csms.add_charger("TWICE")
     first = await websockets.connect(
         csms.ws_url("TWICE"),
-        subprotocols=["ocpp1.6", "ocpp2.0.1"],
+        subprotocols=[Subprotocol("ocpp1.6"), Subprotocol("ocpp2.0.1")],
         additional_headers=basic_auth("TWICE"),
     )
     assert first.subprotocol == "ocpp2.0.1"

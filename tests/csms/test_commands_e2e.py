@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from ocpp.exceptions import NotSupportedError
-from ocpp.routing import on
+
+from csms.protocol.base import on
 
 from .clients import Client16, Client201, connect
 from .conftest import LiveCsms, basic_auth
@@ -124,7 +125,7 @@ async def test_command_errors(csms: LiveCsms) -> None:
 async def test_command_timeout_and_charger_callerror(tmp_path: Any) -> None:
     from .conftest import make_settings, serve
 
-    class Silent(Client16):
+    class Silent(Client16):  # type: ignore[misc]
         async def route_message(self, raw_msg: str) -> None:
             if '"Reset"' in raw_msg:
                 return  # never answers Reset

@@ -33,7 +33,7 @@ def test_valid_frames() -> None:
 )
 def test_malformed_frames(frame: str, uid: str | None, code: str, reply: bool) -> None:
     error = parse_frame(frame)
-    assert error == FrameError(error.unique_id, code, error.description, reply)  # type: ignore[union-attr]
+    assert error == FrameError(error.unique_id, code, error.description, reply)
     assert isinstance(error, FrameError) and error.unique_id == uid
 
 
@@ -42,7 +42,7 @@ def test_error_codes_per_version() -> None:
     assert error_code_for("2.0.1", "FormationViolation") == "FormatViolation"
     assert error_code_for("1.6", "OccurrenceConstraintViolation") == "OccurenceConstraintViolation"
     assert sniff_unique_id('[2, "abc", "DataTransfer", {"data": "...') == "abc"
-    assert parse_frame(b"\xff").code == "RpcFrameworkError"  # type: ignore[union-attr]
+    assert parse_frame(b"\xff").code == "RpcFrameworkError"
 
 
 async def test_password_verifier_caches_successes_only() -> None:
