@@ -6,6 +6,7 @@
     ├── KeyFormatError      a key, PEM file or JWK that cannot be used
     ├── TariffError         a billing model, limit or usage record that is not valid
     ├── TokenFormatError    a token that cannot be built from the given values
+    ├── QrEncodeError       a text that does not fit in a QR code
     ├── QrDecodeError       an image that holds no readable QR code
     └── IdentificationError an identification URL or code that cannot be parsed
 
@@ -30,6 +31,10 @@ class TariffError(QrChargeError, ValueError):
 
 class TokenFormatError(QrChargeError, ValueError):
     """A token cannot be built from the given values (caller's fault, not the peer's)."""
+
+
+class QrEncodeError(QrChargeError, ValueError):
+    """A text does not fit in the largest QR code (version 40 at level M)."""
 
 
 class QrDecodeError(QrChargeError):

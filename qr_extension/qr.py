@@ -24,17 +24,13 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter, UnidentifiedImageError
 from qrcode.exceptions import DataOverflowError
 
-from qr_extension.errors import QrChargeError, QrDecodeError
+from qr_extension.errors import QrDecodeError, QrEncodeError
 
 ImageInput = bytes | bytearray | memoryview | str | os.PathLike[str] | Image.Image | NDArray[Any]
 
 _ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_M
 _MAX_IMAGE_PIXELS = 40_000_000  # refuse decompression bombs before zxing sees them
 _QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
-
-
-class QrEncodeError(QrChargeError, ValueError):
-    """A text does not fit in the largest QR code (version 40 at level M)."""
 
 
 # --- rendering ---------------------------------------------------------------------------------
