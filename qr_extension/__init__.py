@@ -8,6 +8,7 @@ from qr_extension.errors import (
     KeyFormatError,
     QrChargeError,
     QrDecodeError,
+    QrEncodeError,
     TariffError,
     TokenFormatError,
 )
@@ -29,7 +30,7 @@ from qr_extension.keys import (
     load_private_key,
     save_private_key,
 )
-from qr_extension.qr import QrEncodeError, decode_qr, qr_version, render_png, render_svg
+from qr_extension.qr import decode_qr, qr_version, render_png, render_svg
 from qr_extension.refusal import Reason, Refusal
 from qr_extension.settlement import (
     SETTLE_TYP,
