@@ -27,17 +27,25 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
+def qrcharge_cp(*args: str) -> subprocess.Popen[bytes]:
+    """``qrcharge cp ARGS`` as a real process (fast reconnects, 30 s meter samples)."""
+    env = {
+        **os.environ,
+        "QRCHARGE_CP_RECONNECT_MIN_S": "0.1",
+        "QRCHARGE_CP_METER_INTERVAL_S": "30",
+        "PYTHONPATH": str(ROOT),
+    }
+    cmd = [sys.executable, "-m", "qrcharge_cli", "cp", *args, "--log-level", "WARNING"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
 def start_charger(
     central: Central, version: str, state: Path, jwks: Path
 ) -> subprocess.Popen[bytes]:
     (state / "control.port").unlink(missing_ok=True)
-    env = {**os.environ, "QRCHARGE_CP_RECONNECT_MIN_S": "0.1", "QRCHARGE_CP_METER_INTERVAL_S": "30",
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
-    cmd = [sys.executable, "-m", "qrcharge_cli", "cp", "--id", CP_ID, "--csms", central.url,
-           "--ocpp", version, "--state-dir", str(state), "--control-port", "0",
-           "--time-scale", "60", "--trusted-keys", str(jwks), "--quiet-terminal",
-           "--log-level", "WARNING"]  # fmt: skip
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    return qrcharge_cp("--id", CP_ID, "--csms", central.url, "--ocpp", version,
+                       "--state-dir", str(state), "--control-port", "0", "--time-scale", "60",
+                       "--trusted-keys", str(jwks), "--quiet-terminal")  # fmt: skip
 
 
 async def control_client(state: Path, proc: subprocess.Popen[bytes]) -> httpx.AsyncClient:
@@ -45,6 +53,10 @@ async def control_client(state: Path, proc: subprocess.Popen[bytes]) -> httpx.As
     await until(lambda: port_file.exists() or proc.poll() is not None, 20, "control port")
     assert proc.poll() is None, "charger process died"
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_file.read_text()}", timeout=10)
+
+
+def data_transfers(central: Central, message_id: str) -> list[Any]:
+    return [d for d in central.of("DataTransfer") if d["message_id"] == message_id]
 
 
 async def get_state(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -70,14 +82,19 @@ async def test_sigkill_mid_transaction(tmp_path: Path, central: Central, jwks_fi
         qr = render_png(token("CRASH1", now, amount=50_000))
         assert (await client.post("/camera", content=qr)).json()["accepted"]
 
-        def sampled(s: dict[str, Any]) -> bool:
-            return bool(s["transactions"]) and s["transactions"][0]["energy_wh"] > 500
-
-        for _ in range(200):
-            if sampled(await get_state(client)):
+        # wait for energy and for at least two durable meter samples (queued while offline,
+        # delivered while online): the process is then killed mid-transaction
+        updates = "MeterValues" if version == "1.6" else "TransactionEvent"
+        for _ in range(400):
+            state_now = await get_state(client)
+            energy = state_now["transactions"][0]["energy_wh"]
+            samples = state_now["queue_length"] - 1 if offline else len(central.of(updates)) - (
+                version != "1.6")  # fmt: skip
+            if energy > 500 and samples >= 2:
                 break
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.6)  # at least one durable meter sample after that
+        else:
+            raise AssertionError("no durable meter samples")
         if not offline:
             started = "StartTransaction" if version == "1.6" else "TransactionEvent"
             await until(lambda: central.of(started), 10, "start delivered")
@@ -87,8 +104,7 @@ async def test_sigkill_mid_transaction(tmp_path: Path, central: Central, jwks_fi
 
         proc = start_charger(central, version, state, jwks_file)  # power is back
         client = await control_client(state, proc)
-        await until(lambda: [d for d in central.of("DataTransfer") if d["message_id"] == "Settlement"],
-                    20, "settlement")  # fmt: skip
+        await until(lambda: data_transfers(central, "Settlement"), 20, "settlement")
         await until(lambda: central.of("DataTransfer")[-1]["message_id"] == "Synced", 10, "synced")
         after = await get_state(client)
         assert after["queue_length"] == 0 and not after["transactions"]
@@ -131,11 +147,8 @@ async def test_sigkill_mid_transaction(tmp_path: Path, central: Central, jwks_fi
 
 
 async def test_fleet_runs_several_chargers(tmp_path: Path, central: Central) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "qrcharge_cli", "cp", "--id", "FLEET", "--csms", central.url,
-           "--ocpp", "2.0.1", "--state-dir", str(tmp_path), "--fleet", "3",
-           "--log-level", "WARNING"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    proc = qrcharge_cp("--id", "FLEET", "--csms", central.url, "--ocpp", "2.0.1",
+                       "--state-dir", str(tmp_path), "--fleet", "3")  # fmt: skip
     started = time.monotonic()
     try:
         await until(lambda: len(central.of("BootNotification")) == 3, 20, "three boots")

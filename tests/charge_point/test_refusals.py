@@ -58,7 +58,7 @@ async def assert_refused(client: httpx.AsyncClient, text: str, reason: str) -> N
 
 
 async def test_accepted_image_starts_a_session(control: Any, token: TokenFactory) -> None:
-    charger, client = await control()
+    _charger, client = await control()
     assert (await client.post("/evses/1/plug", json={"capacity_wh": 40000, "soc": 0.5})).is_success
     answer = await show(client, token("IMG1", time.time()))
     assert answer == {"accepted": True, "order_id": "IMG1", "evse_id": 1}
@@ -95,7 +95,7 @@ async def test_not_yet_valid(control: Any, token: TokenFactory) -> None:
 async def test_forged(control: Any, token: TokenFactory) -> None:
     _, client = await control()
     await client.post("/evses/1/plug")
-    header, payload, signature = token("IMG6", time.time()).split(".")
+    header, _payload, signature = token("IMG6", time.time()).split(".")
     other = token("IMG7", time.time(), amount=99_999).split(".")[1]  # a bigger hold
     await assert_refused(client, f"{header}.{other}.{signature}", "bad_signature")
 
