@@ -10,6 +10,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import csms.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import csms.store.models_orders  # noqa: F401  (orders, settlements, payments: issue 5b)
+import csms.store.models_money  # noqa: F401  (drivers, billing, ledger: issue 5a)
 from csms.store.db import make_engine
 
 target_metadata = SQLModel.metadata
