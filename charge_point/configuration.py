@@ -13,15 +13,17 @@ from typing import Any
 
 from charge_point.errors import ConfigurationError
 from charge_point.store import Store
+from qr_extension.identify import MIN_SECRET_BYTES
 
 
 @dataclass(frozen=True, slots=True)
 class Key:
     name: str  # OCPP 1.6 configuration key
-    kind: type  # int, float or bool
+    kind: type  # int, bool or str
     component: str  # OCPP 2.0.1 component ...
     variable: str  # ... and variable
     readonly: bool = False
+    secret: bool = False  # write-only: never read back (GetConfiguration shows no value)
 
 
 KEYS: tuple[Key, ...] = (
@@ -36,6 +38,9 @@ KEYS: tuple[Key, ...] = (
     Key("ConnectionTimeOut", int, "TxCtrlr", "EVConnectionTimeOut"),
     Key("StopTransactionOnInvalidId", bool, "TxCtrlr", "StopTxOnInvalidId"),
     Key("NumberOfConnectors", int, "EVSE", "Count", readonly=True),
+    # Ours: the HMAC secret of the dynamic identification QR's code (brief 2.3), provisioned
+    # by the CSMS so that it can verify the code; hex, at least 16 bytes.
+    Key("IdentificationSecret", str, "QrChargeCtrlr", "IdentificationSecret", secret=True),
 )
 _BY_NAME = {k.name: k for k in KEYS}
 _BY_VARIABLE = {(k.component, k.variable): k for k in KEYS}
@@ -43,6 +48,13 @@ _BY_VARIABLE = {(k.component, k.variable): k for k in KEYS}
 
 def parse_value(kind: type, text: str) -> Any:
     """An OCPP configuration value (always a string on the wire) as ``kind``."""
+    if kind is str:
+        try:
+            if len(bytes.fromhex(text)) < MIN_SECRET_BYTES:
+                raise ValueError("too short")
+        except ValueError as exc:
+            raise ConfigurationError(f"a secret must be >= {MIN_SECRET_BYTES} bytes hex") from exc
+        return text.lower()
     if kind is bool:
         lowered = text.strip().lower()
         if lowered not in ("true", "false"):
@@ -100,4 +112,5 @@ class Configuration:
         self._values[name] = value
 
     def items(self) -> list[tuple[Key, str]]:
-        return [(k, format_value(self._values[k.name])) for k in KEYS]
+        """Every key with its wire value (empty for write-only secrets)."""
+        return [(k, "" if k.secret else format_value(self._values[k.name])) for k in KEYS]

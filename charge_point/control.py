@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from charge_point.charger import Charger
 from charge_point.errors import IllegalTransition
+from charge_point.state_view import snapshot
 from charge_point.station import Station
 
 
@@ -32,7 +33,7 @@ class TagRequest(BaseModel):
 
 
 def _evse_state(station: Station, n: int) -> dict[str, Any]:
-    evses: list[dict[str, Any]] = station.snapshot()["evses"]
+    evses: list[dict[str, Any]] = snapshot(station)["evses"]
     return evses[n - 1]
 
 
@@ -109,7 +110,7 @@ def create_app(charger: Charger) -> FastAPI:
         """Connection, EVSE statuses, running transactions with their order ids, queue."""
         station.tick()
         return {
-            **station.snapshot(),
+            **snapshot(station),
             "link_up": charger.link.is_up,
             "connects": charger.link.connects,
         }

@@ -67,6 +67,10 @@ class Meter:
     def ev_wants_power(self) -> bool:
         return self.ev is not None and not self.ev.full
 
+    def restore_register(self, wh: int) -> None:
+        """After a restart: the register never goes below the last durable reading."""
+        self._exact_wh = max(self._exact_wh, float(wh))
+
     def plug(self, ev: Ev) -> None:
         self.ev = ev
         self._ramp = 0.0

@@ -9,7 +9,6 @@ transaction, before the relay closes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from qr_extension.errors import QrDecodeError
@@ -78,9 +77,3 @@ def read_authorization(token: str) -> StartAuthorization:
     if isinstance(result, Refusal):
         raise ValueError(f"stored start token no longer parses: {result}")
     return result
-
-
-def first_text(texts: Iterable[str]) -> str | None:
-    for text in texts:
-        return text
-    return None

@@ -13,10 +13,12 @@ so a restarted charger re-reads tariff and limits from the very bytes it verifie
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from charge_point.qrstart import StartAuthorization, read_authorization
+from qr_extension.keys import SigningKey
+from qr_extension.settlement import build_settlement, sign_settlement
 from qr_extension.tariff import (
     Cost,
     LimitReason,
@@ -47,7 +49,6 @@ class Session:
     limit: LimitReason | None = None  # set once a limit suspended the energy
     seq_no: int = 0  # 2.0.1 seqNo of the next TransactionEvent
     last_sample_at: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.meter_wh:
@@ -139,3 +140,33 @@ class Session:
             seq_no=rec["seq_no"],
             last_sample_at=rec["last_sample_at"],
         )
+
+
+def sign_session(
+    session: Session,
+    *,
+    key: SigningKey,
+    audience: str,
+    reason: str,
+    stopped_at: float,
+    seq: int,
+    issued_at: float,
+) -> str:
+    """The signed settlement (brief 2.2) of a QR-started session that has ended. ``rsn`` is
+    the limit that suspended the energy, if one did, else why the session ended."""
+    assert session.auth is not None, "only QR-started sessions are settled by the charger"
+    settlement = build_settlement(
+        session.auth,
+        audience=audience,
+        transaction_id=session.local_id,
+        started_at=int(session.started_at),
+        stopped_at=max(int(stopped_at), int(session.started_at)),
+        meter_start_wh=session.meter_start_wh,
+        meter_stop_wh=session.meter_wh,
+        usage=session.usage,
+        reason=session.limit.value if session.limit is not None else reason,
+        seq=seq,
+        offline=session.offline,
+        issued_at=int(issued_at),
+    )
+    return sign_settlement(settlement, key)

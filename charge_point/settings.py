@@ -95,4 +95,5 @@ class StationSettings:
             "ConnectionTimeOut": 60,
             "StopTransactionOnInvalidId": True,
             "NumberOfConnectors": self.evses,
+            "IdentificationSecret": "",
         }

@@ -17,21 +17,21 @@ import logging
 import secrets
 from typing import Any, Protocol
 
+from charge_point import trusted
 from charge_point.configuration import Configuration
 from charge_point.display import Display
 from charge_point.events import Kind, StopReason, Trigger
 from charge_point.evse import IN_TRANSACTION, Connector, Event, Status, charging_state_201
 from charge_point.meter import Ev, Meter
 from charge_point.qrstart import ScanContext, StartAuthorization, check_start
-from charge_point.session import Session
+from charge_point.session import Session, sign_session
 from charge_point.settings import StationSettings
 from charge_point.store import Store
+from charge_point.timefloor import TimeFloor
 from qr_extension.identify import identification_url, presence_code
 from qr_extension.keys import KeyRing, SigningKey
-from qr_extension.refusal import Reason, Refusal
-from qr_extension.settlement import build_settlement, sign_settlement
+from qr_extension.refusal import Refusal
 from qr_extension.tariff import LimitReason
-from qr_extension.trust import verify_trusted_key_set
 
 log = logging.getLogger(__name__)
 
@@ -87,69 +87,41 @@ class Station:
             for i in evse_ids
         }
         self.sessions: dict[int, Session] = {}
-        self.pending: dict[int, tuple[str, int | None]] = {}  # evse -> (id_tag, remote id)
-        self._last_now = 0.0
+        self.pending: dict[int, tuple[str, int | None, float]] = {}  # evse -> (tag, remote, at)
+        self.time = TimeFloor(store, clock)
         self._last_tick = self.now()
         if store.get("identify_secret") is None:
             store.put("identify_secret", secrets.token_hex(32))
 
-    # --- time (brief 7.4) ----------------------------------------------------------------
+    # --- time (brief 7.4; kept in charge_point.timefloor) ----------------------------------
     @property
     def floor(self) -> float:
-        return float(self.store.get("time_floor", 0))
+        return self.time.floor
 
     @property
     def clock_synced(self) -> bool:
-        return bool(self.store.get("clock_synced", False))
+        return self.time.synced
 
     def now(self) -> float:
-        self._last_now = max(self._last_now, self.clock.now(), self.floor)
-        return self._last_now
-
-    def _raise_floor(self, t: float) -> None:
-        if t > self.floor:
-            self.store.put("time_floor", t)
+        return self.time.now()
 
     def set_time(self, epoch_s: float) -> None:
-        """The CSMS's time (BootNotification / Heartbeat). A scaled test clock keeps running
-        ahead on purpose, so it is only corrected at real speed; the floor always moves."""
-        if self.clock.time_scale == 1.0:
-            self.clock.set(epoch_s)
-        with self.store.atomic():
-            self._raise_floor(epoch_s)
-            self.store.put("clock_synced", True)
-            self.store.prune_used(self.floor, self.settings.leeway_s)
+        """The CSMS's time (BootNotification / Heartbeat)."""
+        self.time.set_from_csms(epoch_s)
+        self.store.prune_used(self.floor, self.settings.leeway_s)
 
-    # --- keys ----------------------------------------------------------------------------
+    # --- keys (kept in charge_point.trusted) ---------------------------------------------
     @property
     def trusted(self) -> KeyRing:
-        jwks = self.store.get("trusted_jwks")
-        return KeyRing() if jwks is None else KeyRing.from_jwks(jwks)
+        return trusted.current(self.store)
 
     def install_trusted_keys(self, token: str) -> Refusal | None:
-        """A ``TrustedKeys`` set from the CSMS (brief 7.5): verified against the current set,
-        or self-signed if this charger has none and may trust the first one."""
-        current = self.trusted
-        if len(current) == 0 and not self.settings.trust_first_keys:
-            return Refusal(Reason.UNTRUSTED_KEYS, "no trusted keys and trust-first-keys is off")
-        result = verify_trusted_key_set(
-            token,
-            trusted=current if len(current) else None,
-            not_before=self.store.get("trusted_iat"),
-        )
-        if isinstance(result, Refusal):
-            log.warning("TrustedKeys rejected: %s", result)
-            return result
-        with self.store.atomic():
-            self.store.put("trusted_jwks", result.ring.to_jwks())
-            self.store.put("trusted_iat", result.issued_at)
-        log.info("trusted CSMS keys now %s", [k.kid for k in result.ring])
-        return None
+        """A ``TrustedKeys`` DataTransfer from the CSMS (brief 7.5)."""
+        return trusted.install(self.store, token, trust_first=self.settings.trust_first_keys)
 
     def install_trusted_jwks(self, jwks: dict[str, Any]) -> None:
-        """Installation config (``--trusted-keys FILE``): replaces the trusted set."""
-        ring = KeyRing.from_jwks(jwks)
-        self.store.put("trusted_jwks", ring.to_jwks())
+        """Installation config (``--trusted-keys FILE``)."""
+        trusted.install_jwks(self.store, jwks)
 
     # --- hardware and driver -------------------------------------------------------------
     def plug(
@@ -161,7 +133,7 @@ class Station:
         meter.plug(Ev.with_soc(capacity_wh or 60_000, 0.2 if soc is None else soc))
         self._fire(connector, Event.PLUG)
         if evse_id in self.pending:
-            id_tag, remote_id = self.pending.pop(evse_id)
+            id_tag, remote_id, _ = self.pending.pop(evse_id)
             trigger = Trigger.REMOTE_START if remote_id is not None else Trigger.AUTHORIZED
             self._start(evse_id, id_tag, trigger=trigger, remote_start_id=remote_id)
 
@@ -181,6 +153,23 @@ class Station:
             return False
         self._end(evse_id, StopReason.LOCAL)
         return True
+
+    def fault(self, evse_id: int) -> None:
+        """A hardware fault: the session ends (reason Other) and the EVSE goes Faulted."""
+        self.tick()
+        if evse_id in self.sessions:
+            self._end(evse_id, StopReason.OTHER)
+        self.pending.pop(evse_id, None)
+        connector = self._connector(evse_id)
+        if connector.can(Event.FAULT):
+            self._fire(connector, Event.FAULT)
+
+    def clear_fault(self, evse_id: int) -> None:
+        connector = self._connector(evse_id)
+        if connector.status is Status.FAULTED:
+            self._fire(connector, Event.CLEAR)
+            if self.meters[evse_id].ev is not None:
+                self._fire(connector, Event.PLUG)
 
     def scan(self, token: str) -> StartAuthorization | Refusal:
         """A start QR text from the camera: start a session or show why not."""
@@ -242,7 +231,7 @@ class Station:
             self._start(evse_id, id_tag, trigger=trigger, remote_start_id=remote_start_id)
             return True
         if connector.status is Status.AVAILABLE:
-            self.pending[evse_id] = (id_tag, remote_start_id)
+            self.pending[evse_id] = (id_tag, remote_start_id, self.now())
             self._fire(connector, Event.AUTHORIZE)
             return True
         return False
@@ -315,8 +304,18 @@ class Station:
                 self._advance(evse_id, t, step_end)
             t = step_end
         self._last_tick = max(self._last_tick, now)
+        self._expire_pending(now)
         self.display.showing_settlement(now)  # drops an expired settlement QR
         self._refresh_identification(now)
+
+    def _expire_pending(self, now: float) -> None:
+        """An authorisation without an EV lapses after ``ConnectionTimeOut`` seconds."""
+        for evse_id, (id_tag, _, at) in list(self.pending.items()):
+            if now - at >= self.config["ConnectionTimeOut"]:
+                del self.pending[evse_id]
+                log.info("%s: no EV on EVSE %d for %s, authorisation lapsed", self.id, evse_id,
+                         id_tag)  # fmt: skip
+                self._fire(self.connectors[evse_id], Event.CANCEL)
 
     def _advance(self, evse_id: int, t0: float, t1: float) -> None:
         meter, connector = self.meters[evse_id], self.connectors[evse_id]
@@ -379,7 +378,7 @@ class Station:
         with self.store.atomic():  # one fsync'd commit before any energy flows (7.4)
             if auth is not None:
                 self.store.mark_used(auth.order_id, auth.expires_at)
-                self._raise_floor(auth.issued_at)
+                self.time.raise_floor(auth.issued_at)
             self.sessions[evse_id] = session
             self._emit(session, Kind.STARTED, trigger=trigger, at=now)
         self.display.show_text(f"Charging on EVSE {evse_id}")
@@ -412,7 +411,9 @@ class Station:
             self.store.put(f"register.{session.evse_id}", session.meter_wh)
             if session.auth is not None:
                 seq = self.store.next_counter("settlement_seq")
-                token = self._sign_settlement(session, reason, stopped_at, seq)
+                token = sign_session(session, key=self.key, audience=self.settings.issuer,
+                                     reason=reason.value, stopped_at=stopped_at, seq=seq,
+                                     issued_at=self.now())  # fmt: skip
                 self.store.enqueue(
                     Kind.SETTLEMENT, {"token": token, "seq": seq}, txn=session.local_id
                 )
@@ -429,26 +430,6 @@ class Station:
                 token, now=self.now(), display_s=self.settings.settlement_display_s
             )
 
-    def _sign_settlement(
-        self, session: Session, reason: StopReason, stopped_at: float, seq: int
-    ) -> str:
-        assert session.auth is not None
-        settlement = build_settlement(
-            session.auth,
-            audience=self.settings.issuer,
-            transaction_id=session.local_id,
-            started_at=int(session.started_at),
-            stopped_at=max(int(stopped_at), int(session.started_at)),
-            meter_start_wh=session.meter_start_wh,
-            meter_stop_wh=session.meter_wh,
-            usage=session.usage,
-            reason=session.limit.value if session.limit is not None else reason.value,
-            seq=seq,
-            offline=session.offline,
-            issued_at=int(self.now()),
-        )
-        return sign_settlement(settlement, self.key)
-
     def restore(self) -> None:
         """After a restart: every session that was running when the power went is ended at its
         last durable reading, with reason PowerLoss (OCPP 1.6 / 2.0.1 behaviour for a charger
@@ -456,8 +437,7 @@ class Station:
         messages already in the queue stay, only the end is added."""
         for record in self.store.running_transactions():
             session = Session.from_record(record)
-            meter = self.meters[session.evse_id]
-            meter._exact_wh = max(meter._exact_wh, float(session.meter_wh))
+            self.meters[session.evse_id].restore_register(session.meter_wh)
             log.warning("%s: transaction %s interrupted, ending it", self.id, session.local_id)
             self._finish(session, StopReason.POWER_LOSS, stopped_at=session.booked_until)
 
@@ -508,7 +488,9 @@ class Station:
     def _refresh_identification(self, now: float) -> None:
         waiting = [i for i, c in self.connectors.items() if i not in self.sessions]
         evse_id = waiting[0] if waiting else 1
-        secret = bytes.fromhex(self.store.get("identify_secret"))
+        secret = bytes.fromhex(
+            self.config["IdentificationSecret"] or self.store.get("identify_secret")
+        )
         code = presence_code(
             secret,
             int(now),
@@ -520,50 +502,6 @@ class Station:
             self.settings.public_base_url, self.id, evse_id, status=status, code=code
         )
         self.display.show_identification(url)
-
-    def snapshot(self) -> dict[str, Any]:
-        """The state for ``GET /state``."""
-        return {
-            "id": self.id,
-            "now": self.now(),
-            "online": self.online,
-            "clock_synced": self.clock_synced,
-            "time_floor": self.floor,
-            "trusted_kids": [k.kid for k in self.trusted],
-            "settlement_kid": self.key.kid,
-            "queue_length": self.store.queue_len(),
-            "evses": [
-                {
-                    "id": i,
-                    "status": c.status.value,
-                    "plugged": self.meters[i].ev is not None,
-                    "soc": _soc(self.meters[i]),
-                    "power_w": self.meters[i].power_w,
-                    "register_wh": self.meters[i].register_wh,
-                }
-                for i, c in self.connectors.items()
-            ],
-            "transactions": [
-                {
-                    "transaction_id": s.local_id,
-                    "csms_transaction_id": self.store.csms_id(s.local_id),
-                    "evse_id": s.evse_id,
-                    "id_tag": s.id_tag,
-                    "order_id": s.auth.order_id if s.auth else None,
-                    "started_at": s.started_at,
-                    "energy_wh": s.energy_wh,
-                    "offline": s.offline,
-                    "limit": None if s.limit is None else s.limit.value,
-                    "cost": None if s.cost() is None else s.cost().total,  # type: ignore[union-attr]
-                    "status": self.connectors[s.evse_id].status.value,
-                }
-                for s in self.sessions.values()
-            ],
-        }
-
-
-def _soc(meter: Meter) -> float | None:
-    return None if meter.ev is None else meter.ev.soc
 
 
 __all__ = ["IN_TRANSACTION", "Listener", "Station"]

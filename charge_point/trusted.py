@@ -1,0 +1,47 @@
+"""The charger's trusted CSMS keys (brief 3 and 7.5), kept durably in the store.
+
+The first set comes from installation config (``--trusted-keys FILE``) or, only when the
+``trust-first-keys`` policy allows, from the first ``TrustedKeys`` DataTransfer. Every later
+set must be signed by a key of the current set and not be older than it; it then replaces the
+whole set. A set that fails is refused and the current keys stay.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from charge_point.store import Store
+from qr_extension.keys import KeyRing
+from qr_extension.refusal import Reason, Refusal
+from qr_extension.trust import verify_trusted_key_set
+
+log = logging.getLogger(__name__)
+
+
+def current(store: Store) -> KeyRing:
+    jwks = store.get("trusted_jwks")
+    return KeyRing() if jwks is None else KeyRing.from_jwks(jwks)
+
+
+def install(store: Store, token: str, *, trust_first: bool) -> Refusal | None:
+    """Verifies and installs a ``TrustedKeys`` JWS; the refusal if it is not acceptable."""
+    ring = current(store)
+    if len(ring) == 0 and not trust_first:
+        return Refusal(Reason.UNTRUSTED_KEYS, "no trusted keys and trust-first-keys is off")
+    result = verify_trusted_key_set(
+        token, trusted=ring if len(ring) else None, not_before=store.get("trusted_iat")
+    )
+    if isinstance(result, Refusal):
+        log.warning("TrustedKeys rejected: %s", result)
+        return result
+    with store.atomic():
+        store.put("trusted_jwks", result.ring.to_jwks())
+        store.put("trusted_iat", result.issued_at)
+    log.info("trusted CSMS keys now %s", [k.kid for k in result.ring])
+    return None
+
+
+def install_jwks(store: Store, jwks: dict[str, Any]) -> None:
+    """Installation config: replaces the trusted set with a JWKS (raises KeyFormatError)."""
+    store.put("trusted_jwks", KeyRing.from_jwks(jwks).to_jwks())
