@@ -69,6 +69,18 @@ def create_app(charger: Charger) -> FastAPI:
         """The stop button: ends the session on the EVSE (the EV stays plugged)."""
         return {"stopped": station.press_stop(evse(n))}
 
+    @evses.post("/{n}/fault")
+    async def fault(n: int) -> dict[str, Any]:
+        """A hardware fault: ends the session there (reason Other), status Faulted."""
+        station.fault(evse(n))
+        return _evse_state(station, n)
+
+    @evses.post("/{n}/clear")
+    async def clear(n: int) -> dict[str, Any]:
+        """The fault is gone."""
+        station.clear_fault(evse(n))
+        return _evse_state(station, n)
+
     @evses.post("/{n}/rfid")
     async def rfid(n: int, body: TagRequest) -> dict[str, Any]:
         """Presents an RFID-style id tag at the EVSE (start, or stop its own session)."""

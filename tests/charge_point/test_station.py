@@ -298,3 +298,54 @@ def test_remote_start_before_plug_starts_at_plug(make_station: MakeStation) -> N
     assert station.remote_stop(station.sessions[1].local_id)
     assert station.connectors[1].status is Status.FINISHING
     assert not [k for k, _, _ in queued(station) if k == Kind.SETTLEMENT]  # no QR order
+
+
+def test_authorisation_without_ev_lapses_after_connection_timeout(
+    make_station: MakeStation,
+) -> None:
+    clock = ManualClock()
+    station = make_station(clock=clock)
+    assert station.remote_start("ORDERT", 1, None)
+    run(station, clock, 59)
+    assert station.connectors[1].status is Status.PREPARING
+    run(station, clock, 2)
+    assert station.connectors[1].status is Status.AVAILABLE and not station.pending
+
+
+def test_a_fault_ends_the_session_and_faults_the_evse(
+    make_station: MakeStation, token: TokenFactory
+) -> None:
+    clock = ManualClock()
+    station = make_station(clock=clock)
+    station.plug(1)
+    station.scan(token("ORDERF", clock.now()))
+    run(station, clock, 60)
+    station.fault(1)
+    assert station.connectors[1].status is Status.FAULTED and not station.sessions
+    assert settle(station).reason == "Other"
+    station.clear_fault(1)
+    assert station.connectors[1].status is Status.PREPARING  # the EV is still plugged
+
+
+def test_identification_secret_from_the_csms_is_used_and_never_read_back(
+    make_station: MakeStation,
+) -> None:
+    from charge_point.errors import ConfigurationError
+    from qr_extension.identify import parse_identification_url, verify_presence_code
+
+    clock = ManualClock()
+    station = make_station(clock=clock)
+    secret = "ab" * 16
+    station.config.set("IdentificationSecret", secret)
+    station.tick()
+    ident = parse_identification_url(station.display.qr_text or "")
+    assert ident.code is not None
+    assert verify_presence_code(bytes.fromhex(secret), ident.code, int(clock.now()),
+                                step_s=30, digits=6)  # fmt: skip
+    assert dict((k.name, v) for k, v in station.config.items())["IdentificationSecret"] == ""
+    try:
+        station.config.set("IdentificationSecret", "abcd")
+    except ConfigurationError:
+        pass
+    else:
+        raise AssertionError("a short secret was accepted")
