@@ -121,6 +121,7 @@ def start_target(args: argparse.Namespace, workdir: Path, database_url: str) -> 
         env["QRCHARGE_ADMIN_API_KEY"] = admin_key
         qrcharge = Path(sys.executable).with_name("qrcharge")
         cmd = [str(qrcharge), "csms", "--host", HOST, "--port", str(port)]
+        cmd += ["--log-level", args.csms_log_level]
         cmd += ["--data-dir", str(workdir / "csms")]
         if database_url:
             cmd += ["--database-url", database_url]
@@ -201,6 +202,20 @@ def fresh_postgres_database(enabled: bool) -> Iterator[str]:
         asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def start_profiler(args: argparse.Namespace, target: Target) -> subprocess.Popen[bytes] | None:
+    """With ``--profile FILE``: py-spy samples the target during the load phase.
+
+    The output is py-spy's ``raw`` format (collapsed stacks, one line per stack with its count).
+    py-spy is a tool, not a dependency: ``.venv/bin/pip install py-spy``.
+    """
+    if not args.profile:
+        return None
+    py_spy = Path(sys.executable).with_name("py-spy")
+    cmd = [str(py_spy), "record", "--pid", str(target.process.pid), "--format", "raw"]
+    cmd += ["--duration", str(max(1, int(args.duration))), "--rate", "50", "-o", args.profile]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpec]) -> Summary:
     """Spawns the workers, synchronises connect -> load, samples the target's RSS."""
     count = max(1, min(args.workers, len(specs)))
@@ -260,8 +275,11 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
         load_window[:] = [start, target.cpu_s()]
         for pipe in pipes:
             pipe.send(("go", start))
+        profiler = start_profiler(args, target)
         reports = collect("report", args.duration + 2 * args.call_timeout + 30)
         summary.workers = [r for r in reports if isinstance(r, WorkerReport)]
+        if profiler is not None:
+            profiler.wait(timeout=60)
     finally:
         for process in processes:
             process.join(timeout=10)
@@ -314,9 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-retries", type=int, default=2, help="per charger, with backoff")
     p.add_argument("--startup-timeout", type=float, default=60)
     p.add_argument("--register-concurrency", type=int, default=16)
+    p.add_argument(
+        "--csms-log-level", default="warning", help="the CSMS's --log-level (info logs frames)"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--label", default="", help="name of the run in the output")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON ('-': stdout)")
+    p.add_argument("--profile", metavar="FILE", help="py-spy the target (raw stacks to FILE)")
     p.add_argument("--stand-in-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return p
 

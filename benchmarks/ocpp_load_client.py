@@ -96,8 +96,8 @@ class Link:
         future: asyncio.Future[Payload] = asyncio.get_running_loop().create_future()
         self._pending[message_id] = future
         try:
-            await self._ws.send(encode_call(message_id, action, payload))
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(timeout_s):  # the send too: a CSMS that stops reading
+                await self._ws.send(encode_call(message_id, action, payload))
                 return await future
         except TimeoutError as exc:
             raise CallFailed("timeout") from exc
@@ -183,7 +183,11 @@ class Worker:
         await asyncio.sleep(max(0.0, self._load_end - asyncio.get_running_loop().time()))
         self.report.cpu_s = time.process_time() - self._cpu_at_go
         self._done.set()
-        await asyncio.gather(*tasks)
+        _, stuck = await asyncio.wait(tasks, timeout=self.plan.call_timeout_s + 15)
+        for task in stuck:  # a call or a close still hanging: give up on it, keep the report
+            task.cancel()
+        self.report.stuck += len(stuck)
+        await asyncio.gather(*tasks, return_exceptions=True)
         end = max(self._last_answer, self._load_end)
         self.report.window_s = end - self._load_start
         return self.report
@@ -266,7 +270,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         plan, report = self.plan, self.report
         next_at = self._load_start + self._rng.uniform(0, plan.interval_s)
-        while next_at < self._load_end and link.is_open:
+        while next_at < self._load_end and loop.time() < self._load_end and link.is_open:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             action, payload = script.next_call()
             sent = loop.time()

@@ -35,6 +35,7 @@ class WorkerReport:
     incoming_calls: Counter[str] = field(default_factory=Counter)
     disconnects: int = 0
     held_at_end: int = 0
+    stuck: int = 0  # charger tasks cancelled after the end-of-run grace period
     window_s: float = 0.0
     cpu_s: float = 0.0  # this worker's CPU time during the load phase
 
@@ -114,6 +115,7 @@ class Summary:
                 "booted": self.total("booted"),
                 "held_at_end": self.total("held_at_end"),
                 "disconnects": self.total("disconnects"),
+                "stuck_at_end": self.total("stuck"),
                 "failures": dict(self.counter("connect_failures")),
                 "retried": dict(self.counter("connect_retries")),
             },
@@ -151,7 +153,8 @@ class Summary:
             f"== {d['label']}: {d['chargers']} chargers, {d['mode']}, offered "
             f"{d['offered_rate']:.0f} msg/s for {d['duration_s']:.0f} s",
             f"connections  attempted {c['attempted']}  booted {c['booted']}  held at end "
-            f"{c['held_at_end']}  dropped {c['disconnects']}  failures {c['failures'] or 0}",
+            f"{c['held_at_end']}  dropped {c['disconnects']}  stuck {c['stuck_at_end']}"
+            f"  failures {c['failures'] or 0}",
             f"connect      all booted in {con['all_booted_s']:.1f} s  p50 {con['p50_ms']:.0f} ms"
             f"  p99 {con['p99_ms']:.0f} ms  max {con['max_ms']:.0f} ms"
             f"  retried {c['retried'] or 0}",
