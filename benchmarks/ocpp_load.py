@@ -119,14 +119,19 @@ def start_target(args: argparse.Namespace, workdir: Path, database_url: str) -> 
     else:
         admin_key = secrets.token_urlsafe(24)
         env["QRCHARGE_ADMIN_API_KEY"] = admin_key
-        qrcharge = Path(sys.executable).with_name("qrcharge")
-        cmd = [str(qrcharge), "csms", "--host", HOST, "--port", str(port)]
+        if args.csms_source:  # a snapshot (e.g. `git archive`) run with this venv
+            source = Path(args.csms_source).resolve()
+            env["PYTHONPATH"] = str(source)
+            cmd = [sys.executable, "-m", "qrcharge_cli"]
+        else:
+            cmd = [str(Path(sys.executable).with_name("qrcharge"))]
+        cmd += ["csms", "--host", HOST, "--port", str(port)]
         cmd += ["--log-level", args.csms_log_level]
         cmd += ["--data-dir", str(workdir / "csms")]
         if database_url:
             cmd += ["--database-url", database_url]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     return Target(process, port, log_path, admin_key)
 
 
@@ -338,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--label", default="", help="name of the run in the output")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON ('-': stdout)")
+    p.add_argument("--csms-source", metavar="DIR", help="run the CSMS from this source tree")
     p.add_argument("--profile", metavar="FILE", help="py-spy the target (raw stacks to FILE)")
     p.add_argument("--stand-in-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return p
