@@ -204,6 +204,9 @@ class Link:
         next_heartbeat = station.now() + config["HeartbeatInterval"]
         while True:
             self._wake.clear()
+            if station.reset_when_idle and not station.sessions:
+                station.reset_when_idle = False
+                self.reconnect()
             while self._statuses:
                 evse_id, status = self._statuses.pop(0)
                 await adapter.send_status(evse_id, status)

@@ -17,7 +17,7 @@ import logging
 import secrets
 from typing import Any, Protocol
 
-from charge_point import trusted
+from charge_point import authorization, trusted
 from charge_point.configuration import Configuration
 from charge_point.display import Display
 from charge_point.events import Kind, StopReason, Trigger
@@ -32,6 +32,7 @@ from qr_extension.identify import identification_url, presence_code
 from qr_extension.keys import KeyRing, SigningKey
 from qr_extension.refusal import Refusal
 from qr_extension.tariff import LimitReason
+from qr_extension.wire import parse_ocpp_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class Station:
             for i in evse_ids
         }
         self.sessions: dict[int, Session] = {}
+        self.reset_when_idle = False  # a 2.0.1 Reset OnIdle waits for the sessions to end
         self.pending: dict[int, tuple[str, int | None, float]] = {}  # evse -> (tag, remote, at)
         self.time = TimeFloor(store, clock)
         self._last_tick = self.now()
@@ -283,6 +285,12 @@ class Station:
             return False
         self._fire(connector, event)
         return True
+
+    def remember_tag(self, id_tag: str, status: str, expiry: str | None) -> None:
+        """Caches the idTagInfo of a transaction answer; an order id's entry expires at the
+        token's ``exp`` (brief 7.11), so the cache drops it."""
+        at = None if not expiry else parse_ocpp_timestamp(expiry).timestamp()
+        authorization.remember(self.store, self.config, id_tag, status, at)
 
     def deauthorize(self, local_id: str) -> None:
         """The CSMS refused the id tag of a running transaction (StopTransactionOnInvalidId)."""

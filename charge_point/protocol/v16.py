@@ -140,6 +140,9 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
                 suppress=False,
             )
             store.set_csms_id(message.txn, str(answer.transaction_id))
+            info = answer.id_tag_info
+            expiry = info.get("expiry_date") if isinstance(info, dict) else None
+            self.station.remember_tag(p["id_tag"], _status_of(info), expiry)
             if _status_of(answer.id_tag_info) != "Accepted":
                 self.station.deauthorize(message.txn)
             return

@@ -191,6 +191,10 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         if kind is Kind.STARTED and answered not in (None, "Accepted"):
             assert message.txn is not None
             self.station.deauthorize(message.txn)
+        if kind is Kind.STARTED and answered is not None:
+            info_obj = answer.id_token_info
+            expiry = info_obj.get("cache_expiry_date_time") if isinstance(info_obj, dict) else None
+            self.station.remember_tag(p["id_tag"], answered, expiry)
 
     # --- incoming ------------------------------------------------------------------------
     @handles(Action.request_start_transaction)
@@ -207,6 +211,9 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
 
     @handles(Action.reset)
     def on_reset(self, type: str, evse_id: int | None = None) -> call_result.Reset:
+        if type == "OnIdle" and self.station.sessions:
+            self.station.reset_when_idle = True  # the link resets when the last session ends
+            return call_result.Reset(status="Scheduled")
         commands.reset(self.ctx, hard=True)
         return call_result.Reset(status="Accepted")
 

@@ -268,3 +268,20 @@ async def test_trusted_keys_over_data_transfer(tmp_path: Path, central: Central,
         rotated = KeyRing((csms_key.public, stranger.public))
         answer = await push(sign_trusted_keys(rotated, csms_key, issued_at=30))
         assert answer.status == "Accepted" and len(charger.station.trusted) == 2
+
+
+async def test_201_reset_on_idle_waits_for_the_session(tmp_path: Path, central: Central,
+                                                       jwks_file: Path) -> None:  # fmt: skip
+    async with running(tmp_path, central, "2.0.1", trusted_keys_file=jwks_file) as charger:
+        station = charger.station
+        cp = central.connections[CP_ID]
+        station.plug(1)
+        assert station.remote_start("ORDERIDLE", 1, None)
+        answer = await cp.call(call201.Reset(type="OnIdle"))
+        assert answer.status == "Scheduled"
+        boots = len(central.of("BootNotification"))
+        await asyncio.sleep(0.3)
+        assert len(central.of("BootNotification")) == boots  # not while charging
+        station.press_stop(1)
+        await until(lambda: len(central.of("BootNotification")) > boots, what="reset at idle")
+        assert station.store.cached("ORDERIDLE") == ("Accepted", None)
