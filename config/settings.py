@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     default_tariff_energy: int
     default_tariff_time: int
     default_tariff_cap: int
+    # drivers and wallets (issue 5a)
+    driver_token_ttl_s: int
+    max_top_up_amount: int
 
     cp_state_dir: Path
     cp_meter_interval_s: float
