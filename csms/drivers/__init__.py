@@ -1,0 +1,1 @@
+"""Driver accounts: registration, argon2id passwords, access tokens, the current user."""

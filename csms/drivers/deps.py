@@ -1,0 +1,81 @@
+"""FastAPI dependencies for the driver API: the token service and the current driver.
+
+``CurrentUser`` is the :class:`User` of a valid bearer token (401 otherwise);
+``OptionalUser`` is that user or None when no token is sent (a wrong token is still 401).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+
+from csms.api.deps import CtxDep, SessionDep
+from csms.drivers.accounts import get_user
+from csms.drivers.errors import TokenInvalid
+from csms.drivers.tokens import DriverTokens, load_or_create_secret
+from csms.store.models_money import User
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
+_LOCK_ATTR = "driver_tokens_lock"
+_ATTR = "driver_tokens"
+
+
+async def get_driver_tokens(request: Request, ctx: CtxDep) -> DriverTokens:
+    """The app's token service, made once per app (the secret is read off the loop)."""
+    state = request.app.state
+    tokens: DriverTokens | None = getattr(state, _ATTR, None)
+    if tokens is not None:
+        return tokens
+    if getattr(state, _LOCK_ATTR, None) is None:
+        setattr(state, _LOCK_ATTR, asyncio.Lock())
+    async with getattr(state, _LOCK_ATTR):
+        tokens = getattr(state, _ATTR, None)
+        if tokens is None:
+            secret = await asyncio.to_thread(load_or_create_secret, ctx.settings.resolved_key_dir)
+            tokens = DriverTokens(
+                secret=secret,
+                issuer=ctx.settings.issuer,
+                ttl_s=ctx.settings.driver_token_ttl_s,
+            )
+            setattr(state, _ATTR, tokens)
+    return tokens
+
+
+TokensDep = Annotated[DriverTokens, Depends(get_driver_tokens)]
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def get_optional_user(
+    ctx: CtxDep,
+    session: SessionDep,
+    tokens: TokensDep,
+    token: Annotated[str | None, Depends(oauth2)],
+) -> User | None:
+    if token is None:
+        return None
+    try:
+        user_id = tokens.verify(token, now=ctx.now_s())
+    except TokenInvalid as exc:
+        raise _unauthorized(str(exc)) from exc
+    user = await get_user(session, user_id)
+    if user is None or user.disabled:
+        raise _unauthorized("invalid access token")
+    return user
+
+
+async def get_current_user(user: Annotated[User | None, Depends(get_optional_user)]) -> User:
+    if user is None:
+        raise _unauthorized("sign in first: a bearer access token is required")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]

@@ -1,0 +1,87 @@
+"""Driver access tokens: short-lived JWTs, HS256, with a secret made on first run.
+
+The secret (32 random bytes, hex) lives in the CSMS key directory as ``driver-token.secret``,
+mode 0600, created atomically so that two processes starting together agree on one secret. It
+is never committed; deleting it logs every driver out. Why JWT rather than opaque database
+tokens: docs/decisions.md ("Driver access tokens").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from csms.drivers.errors import TokenInvalid
+
+SECRET_FILE = "driver-token.secret"
+TOKEN_TYP = "at+jwt"  # RFC 9068: an access token, never mistaken for our ES256 tokens
+AUDIENCE = "qrcharge:driver"
+SECRET_BYTES = 32
+
+
+def load_or_create_secret(key_dir: Path) -> bytes:
+    """The HS256 secret from ``key_dir``, created (0600) if absent (blocking: use a thread)."""
+    path = key_dir / SECRET_FILE
+    if not path.exists():
+        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = key_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(SECRET_BYTES))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process won: use theirs
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    secret = bytes.fromhex(path.read_text().strip())
+    if len(secret) < SECRET_BYTES:
+        raise TokenInvalid(f"{path} holds a secret shorter than {SECRET_BYTES} bytes")
+    return secret
+
+
+@dataclass(frozen=True, slots=True)
+class DriverTokens:
+    """Issues and verifies access tokens for one CSMS (``issuer`` is the setting)."""
+
+    secret: bytes
+    issuer: str
+    ttl_s: int
+
+    def issue(self, user_id: int, *, now: int) -> str:
+        claims = {
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "sub": str(user_id),
+            "iat": now,
+            "exp": now + self.ttl_s,
+        }
+        return jwt.encode(claims, self.secret, algorithm="HS256", headers={"typ": TOKEN_TYP})
+
+    def verify(self, token: str, *, now: int) -> int:
+        """The user id of a valid token; TokenInvalid otherwise (one message, no oracle)."""
+        try:
+            if jwt.get_unverified_header(token).get("typ") != TOKEN_TYP:
+                raise TokenInvalid("not a driver access token")
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                audience=AUDIENCE,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid("invalid access token") from exc
+        exp, iat, sub = claims["exp"], claims["iat"], claims["sub"]
+        if not (isinstance(exp, int) and isinstance(iat, int) and iat - 60 <= now < exp):
+            raise TokenInvalid("the access token has expired")
+        if not (isinstance(sub, str) and sub.isdigit()):
+            raise TokenInvalid("invalid access token")
+        return int(sub)

@@ -1,0 +1,80 @@
+"""The exceptions of the payment side (wallet, ledger, provider, orders), under one root.
+
+::
+
+    PaymentError
+    ├── InvalidAmount          an amount that is not a non-negative integer (minor units)
+    ├── UnknownWallet          no wallet for this user (create the user first)
+    ├── IdempotencyConflict    a key reused for a different operation or amount
+    ├── InsufficientFunds      available balance below the amount to hold
+    ├── HoldExceeded           capture/release of more than the order's remaining hold
+    ├── RefundExceeded         a refund of more than the order was charged (less refunds)
+    └── ProviderError          the payment provider refused or failed
+        └── PaymentDeclined    the provider declined the payment (card refused, limit)
+
+The orders engineer adds the order and settlement errors under :class:`PaymentError` in their
+own modules. They are converted at the boundary only (HTTP in :mod:`csms.api`).
+"""
+
+from __future__ import annotations
+
+
+class PaymentError(Exception):
+    """Root of every error raised by :mod:`csms.payments`."""
+
+
+class InvalidAmount(PaymentError, ValueError):
+    """An amount must be an integer >= 0 in minor units (some operations need > 0)."""
+
+
+class UnknownWallet(PaymentError):
+    """The user has no wallet (no such user)."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"no wallet for user {user_id}")
+        self.user_id = user_id
+
+
+class IdempotencyConflict(PaymentError):
+    """An idempotency key was used before for a different operation."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(f"idempotency key {key!r} was used for {detail}")
+        self.key = key
+
+
+class InsufficientFunds(PaymentError):
+    """The wallet's available balance does not cover the hold."""
+
+    def __init__(self, *, available: int, needed: int) -> None:
+        super().__init__(f"insufficient funds: {available} available, {needed} needed")
+        self.available = available
+        self.needed = needed
+
+
+class HoldExceeded(PaymentError):
+    """More than the order's remaining hold was to be captured or released."""
+
+    def __init__(self, *, order_id: str, remaining: int, asked: int) -> None:
+        super().__init__(f"order {order_id}: {asked} asked, only {remaining} left on hold")
+        self.order_id = order_id
+        self.remaining = remaining
+        self.asked = asked
+
+
+class RefundExceeded(PaymentError):
+    """A refund above what the order was charged, less what was refunded already."""
+
+    def __init__(self, *, order_id: str, refundable: int, asked: int) -> None:
+        super().__init__(f"order {order_id}: refund of {asked} asked, {refundable} refundable")
+        self.order_id = order_id
+        self.refundable = refundable
+        self.asked = asked
+
+
+class ProviderError(PaymentError):
+    """The payment provider failed or refused an operation."""
+
+
+class PaymentDeclined(ProviderError):
+    """The provider declined (the driver's card or account refused the payment)."""

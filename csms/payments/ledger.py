@@ -1,0 +1,193 @@
+"""The double-entry ledger: balanced transfers, idempotent by key, and balances as sums.
+
+Accounts are named strings; their kind is stored beside them so that a driver's holds can be
+summed without parsing names:
+
+===================  ==============  =====================================================
+account              kind            meaning
+===================  ==============  =====================================================
+``wallet:{user}``    ``available``   what the driver can spend (negative only by a debt)
+``hold:{order}``     ``hold``        funds reserved for one order (never negative)
+``revenue``          ``revenue``     the operator's earned money
+``psp:{provider}``   ``psp``         money that came in through a payment provider
+===================  ==============  =====================================================
+
+A credit to an account is a positive entry. Every transfer's entries sum to zero, so the sum
+of every account is always zero too. Nothing here commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import func, insert, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.payments.errors import IdempotencyConflict, InvalidAmount, UnknownWallet
+from csms.store.models_money import KEY_MAX, LedgerEntry, LedgerTransfer, Wallet
+from csms.store.types import utcnow
+
+AccountKind = Literal["available", "hold", "revenue", "psp"]
+TransferKind = Literal["top_up", "hold", "capture", "release", "debt", "refund"]
+
+REVENUE = "revenue"
+
+
+def wallet_account(user_id: int) -> str:
+    return f"wallet:{user_id}"
+
+
+def hold_account(order_id: str) -> str:
+    return f"hold:{order_id}"
+
+
+def psp_account(provider: str) -> str:
+    return f"psp:{provider}"
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One side of a transfer: ``amount`` is signed (a credit to ``account`` is positive)."""
+
+    account: str
+    kind: AccountKind
+    amount: int
+    user_id: int | None = None
+
+
+def check_amount(amount: object, *, positive: bool = False) -> int:
+    """``amount`` as a non-negative (or positive) int of minor units, else InvalidAmount."""
+    if type(amount) is not int or amount < 0 or (positive and amount == 0):
+        need = "a positive" if positive else "a non-negative"
+        raise InvalidAmount(f"amount must be {need} integer in minor units, got {amount!r}")
+    return amount
+
+
+def check_key(key: object) -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= KEY_MAX:
+        raise InvalidAmount(f"an idempotency key is a string of 1..{KEY_MAX} characters")
+    return key
+
+
+async def lock_wallet(session: AsyncSession, user_id: int) -> str:
+    """Takes the driver's wallet lock for the rest of the transaction; returns its currency.
+
+    The lock is a write (``version + 1``): a row lock on PostgreSQL, and on SQLite the
+    database write lock (the driver begins the transaction at this first write), so balance
+    checks that follow see every posting committed before and none that races them.
+    """
+    result = await session.exec(
+        update(Wallet)
+        .where(col(Wallet.user_id) == user_id)
+        .values(version=col(Wallet.version) + 1)
+        .returning(col(Wallet.currency))
+    )
+    currency = result.scalar_one_or_none()
+    if currency is None:
+        raise UnknownWallet(user_id)
+    return str(currency)
+
+
+async def find_transfer(session: AsyncSession, key: str) -> LedgerTransfer | None:
+    rows = await session.exec(
+        select(LedgerTransfer).where(col(LedgerTransfer.idempotency_key) == key)
+    )
+    return rows.first()
+
+
+def same_operation(
+    found: LedgerTransfer,
+    *,
+    key: str,
+    kind: TransferKind,
+    user_id: int | None,
+    order_id: str | None,
+    amount: int | None,
+) -> int:
+    """The id of ``found`` if it records the same operation, else IdempotencyConflict.
+    ``amount`` None matches any amount (an operation whose amount was computed)."""
+    same = (
+        found.kind == kind
+        and found.user_id == user_id
+        and found.order_id == order_id
+        and (amount is None or found.amount == amount)
+    )
+    if not same:
+        raise IdempotencyConflict(
+            key, f"{found.kind} of {found.amount} (user {found.user_id}, order {found.order_id})"
+        )
+    assert found.id is not None
+    return found.id
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    key: str,
+    kind: TransferKind,
+    legs: tuple[Leg, ...],
+    currency: str,
+    user_id: int | None = None,
+    order_id: str | None = None,
+    psp_operation_id: int | None = None,
+) -> int:
+    """Writes one balanced transfer and its entries; returns the transfer id.
+
+    The caller has checked the key is new (under the wallet lock); the unique constraint on
+    the key stays the last line of defence.
+    """
+    if sum(leg.amount for leg in legs) != 0 or len(legs) < 2:
+        raise InvalidAmount("a transfer needs two or more legs that sum to zero")
+    moved = sum(leg.amount for leg in legs if leg.amount > 0)
+    result = await session.exec(
+        insert(LedgerTransfer)
+        .values(
+            idempotency_key=key,
+            kind=kind,
+            user_id=user_id,
+            order_id=order_id,
+            amount=moved,
+            currency=currency,
+            psp_operation_id=psp_operation_id,
+            created_at=utcnow(),
+        )
+        .returning(col(LedgerTransfer.id))
+    )
+    transfer_id = int(result.scalar_one())
+    await session.exec(
+        insert(LedgerEntry).values(
+            [
+                {
+                    "transfer_id": transfer_id,
+                    "account": leg.account,
+                    "account_kind": leg.kind,
+                    "user_id": leg.user_id,
+                    "amount": leg.amount,
+                }
+                for leg in legs
+            ]
+        )
+    )
+    return transfer_id
+
+
+async def balance(session: AsyncSession, account: str) -> int:
+    """The sum of every entry of ``account`` (0 for an account never used)."""
+    rows = await session.exec(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            col(LedgerEntry.account) == account
+        )
+    )
+    return int(rows.one())
+
+
+async def balance_of_kind(session: AsyncSession, user_id: int, kind: AccountKind) -> int:
+    """The sum of every entry of ``user_id``'s accounts of ``kind`` (e.g. all their holds)."""
+    rows = await session.exec(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            col(LedgerEntry.user_id) == user_id, col(LedgerEntry.account_kind) == kind
+        )
+    )
+    return int(rows.one())
