@@ -105,9 +105,7 @@ async def mark_all_offline(session: AsyncSession) -> None:
 
 
 async def touch(session: AsyncSession, *, charger_id: str, now: datetime) -> None:
-    await session.exec(
-        update(Charger).where(col(Charger.id) == charger_id).values(last_seen=now)
-    )
+    await session.exec(update(Charger).where(col(Charger.id) == charger_id).values(last_seen=now))
     await session.commit()
 
 
