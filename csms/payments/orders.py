@@ -1,0 +1,222 @@
+"""Creating orders and reading them back: request -> ``lim.amt`` -> hold -> signed start token.
+
+An order (brief 1, step 2; 7.1, 7.7) is: the billing model that applies to this driver at this
+charger, the limits of the request with ``lim.amt = max_amount(tariff, request, configured
+maximum)``, a hold of exactly ``lim.amt`` on the driver's wallet, and a start token signed by
+the CSMS's active key. The order row keeps the exact ``tar`` and ``lim`` claims it signed: every
+later settlement is recomputed from them, never from a billing model edited since.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from config.settings import Settings
+from csms.keys import KeyManager
+from csms.payments.lifecycle import OrderState
+from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
+from csms.payments.ports import TariffResolver, WalletOps
+from csms.store.models import Charger, Evse
+from csms.store.models_orders import Order, OrderFlag
+from qr_extension.start import StartAuthorization, issue_start_token
+from qr_extension.tariff import (
+    Limits,
+    limits_from_claim,
+    limits_to_claim,
+    max_amount,
+    tariff_from_claim,
+    tariff_to_claim,
+)
+
+ORDER_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+ORDER_ID_LENGTH = 12  # 36^12 ~ 2^62; at most 15 for the QR budget (docs/protocol.md)
+
+
+def new_order_id() -> str:
+    """A fresh order id of ``[A-Z0-9]`` from the operating system's CSPRNG."""
+    return "".join(secrets.choice(ORDER_ID_ALPHABET) for _ in range(ORDER_ID_LENGTH))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What the driver asks for: exactly one of energy, amount, duration or "until full"."""
+
+    charger_id: str
+    evse_id: int | None = None
+    energy_wh: int | None = None
+    amount: int | None = None
+    duration_s: int | None = None
+    full: bool = False
+
+    def kind(self) -> tuple[str, int | None]:
+        given: list[tuple[str, int | None]] = [
+            (name, value)
+            for name, value in (
+                ("energy", self.energy_wh),
+                ("amount", self.amount),
+                ("duration", self.duration_s),
+            )
+            if value is not None
+        ]
+        if self.full:
+            given.append(("full", None))
+        if len(given) != 1:
+            raise InvalidOrderRequest(
+                "give exactly one of energy_wh, amount, duration_s or full=true"
+            )
+        name, value = given[0]
+        if value is not None and (type(value) is not int or value < 1):
+            raise InvalidOrderRequest(f"{name} must be a positive integer")
+        return given[0]
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+async def _check_charger(session: AsyncSession, charger_id: str, evse_id: int | None) -> None:
+    charger = await session.get(Charger, charger_id)
+    if charger is None or charger.registration != "Accepted":
+        raise InvalidOrderRequest(f"unknown charger {charger_id!r}")
+    if evse_id is None:
+        return
+    rows = await session.exec(
+        select(Evse.id).where(Evse.charger_id == charger_id, Evse.evse_id == evse_id)
+    )
+    if rows.first() is None:
+        raise InvalidOrderRequest(f"charger {charger_id!r} has no EVSE {evse_id}")
+
+
+async def create_order(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    request: OrderRequest,
+    settings: Settings,
+    keys: KeyManager,
+    wallet: WalletOps,
+    resolve_tariff: TariffResolver,
+    now: datetime,
+) -> Order:
+    """Creates the order, places its hold and signs its start token; commits.
+
+    Raises InvalidOrderRequest, or the wallet's InsufficientFunds (nothing is stored then).
+    """
+    kind, value = request.kind()
+    await _check_charger(session, request.charger_id, request.evse_id)
+    tariff = await resolve_tariff(
+        session, user_id=user_id, charger_id=request.charger_id, settings=settings
+    )
+    amount = max_amount(tariff, request.amount, settings.max_order_amount)
+    if amount < 1:
+        raise InvalidOrderRequest("the order's maximum amount is zero (cap or configuration)")
+    limits = Limits(amount=amount, energy_wh=request.energy_wh, duration_s=request.duration_s)
+    issued = _epoch(now)
+    key = keys.active_signing_key(issued)
+    order_id = new_order_id()
+    token = issue_start_token(
+        key=key,
+        charge_point_id=request.charger_id,
+        order_id=order_id,
+        evse_id=request.evse_id,
+        tariff=tariff,
+        limits=limits,
+        issued_at=issued,
+        validity_s=settings.start_token_validity_s,
+    )
+    order = Order(
+        id=order_id,
+        user_id=user_id,
+        charger_id=request.charger_id,
+        evse_id=request.evse_id,
+        status=OrderState.CREATED.value,
+        request_kind=kind,
+        request_value=value,
+        tariff_claim=json.dumps(tariff_to_claim(tariff), separators=(",", ":")),
+        limits_claim=json.dumps(limits_to_claim(limits), separators=(",", ":")),
+        hold_amount=amount,
+        currency=tariff.currency,
+        start_token=token,
+        kid=key.kid,
+        issued_at=datetime.fromtimestamp(issued, UTC),
+        expires_at=datetime.fromtimestamp(issued + settings.start_token_validity_s, UTC),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(order)
+    await session.flush()
+    try:
+        await wallet.place_hold(
+            session, user_id=user_id, order_id=order_id, amount=amount, key=f"hold:{order_id}"
+        )
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    return order
+
+
+def snapshot(order: Order) -> StartAuthorization:
+    """The start authorization exactly as signed (7.7): what a settlement must match."""
+    return StartAuthorization(
+        order_id=order.id,
+        charge_point_id=order.charger_id,
+        evse_id=order.evse_id,
+        issued_at=_epoch(order.issued_at),
+        expires_at=_epoch(order.expires_at),
+        limits=limits_from_claim(json.loads(order.limits_claim)),
+        tariff=tariff_from_claim(json.loads(order.tariff_claim)),
+        kid=order.kid,
+    )
+
+
+async def get_order(session: AsyncSession, order_id: str, *, user_id: int | None) -> Order:
+    """The order; OrderNotFound when it does not exist or ``user_id`` does not own it."""
+    order = await session.get(Order, order_id)
+    if order is None or (user_id is not None and order.user_id != user_id):
+        raise OrderNotFound(f"no order {order_id!r}")
+    return order
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    user_id: int | None = None,
+    status: str | None = None,
+    charger_id: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[Order]:
+    """Newest first; a driver passes their own ``user_id``, the operator filters freely."""
+    query = select(Order)
+    if user_id is not None:
+        query = query.where(Order.user_id == user_id)
+    if status is not None:
+        query = query.where(Order.status == status)
+    if charger_id is not None:
+        query = query.where(Order.charger_id == charger_id)
+    query = query.order_by(col(Order.created_at).desc(), col(Order.id)).offset(offset).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def add_flag(session: AsyncSession, order_id: str, kind: str, detail: str = "") -> None:
+    """Flags the order for the operator (once per kind; a concurrent duplicate makes the unit
+    of work retry, and the retry finds the flag)."""
+    rows = await session.exec(
+        select(OrderFlag.id).where(OrderFlag.order_id == order_id, OrderFlag.kind == kind)
+    )
+    if rows.first() is None:
+        session.add(OrderFlag(order_id=order_id, kind=kind, detail=detail[:500]))
+
+
+async def flags_of(session: AsyncSession, order_id: str) -> list[OrderFlag]:
+    rows = await session.exec(
+        select(OrderFlag).where(OrderFlag.order_id == order_id).order_by(col(OrderFlag.id))
+    )
+    return list(rows.all())

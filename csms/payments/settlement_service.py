@@ -1,0 +1,513 @@
+"""The settlement sink: every copy of a transaction settles its order once (brief 1.6, 7.7-7.11).
+
+A session of an order reaches the CSMS as an uploaded settlement, as the charger's DataTransfer
+``Settlement`` and as OCPP transaction messages, each possibly repeated, late or out of order.
+All of them land on one :class:`SettlementRecord` per session:
+
+* a signed settlement is found again by ``(charger_id, txn)``; an OCPP transaction by its row
+  id; a copy of the other kind attaches to the order's session that lacks it (matched by
+  transaction id on 2.0.1, by order and EVSE on 1.6, where the CSMS assigns the id);
+* session 1 of an order is billed: one :class:`Payment` per order (unique in the database),
+  pending until captured, its amount revised while new evidence arrives; a later session on
+  the same order is stored and flagged, never charged automatically (7.11);
+* the signed amount pays; when the OCPP meter disagrees on the energy, the lower of the signed
+  amount and the OCPP-metered cost is charged and the order flagged (7.8); OCPP data alone
+  bills from the meter with the order's snapshot tariff.
+
+Refused settlements are stored as evidence (``settlement_rejections``), never raised into
+OCPP. The retry of :func:`~csms.payments.unit_of_work.in_transaction` resolves every race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from config.settings import Settings
+from csms.payments import SettlementSource, TransactionChange, TransactionFacts
+from csms.payments.lifecycle import (
+    OrderEvent,
+    PaymentEvent,
+    PaymentState,
+    next_order_state,
+    next_payment_state,
+)
+from csms.payments.order_errors import SettlementRefused
+from csms.payments.orders import add_flag, snapshot
+from csms.payments.unit_of_work import Conflict, in_transaction
+from csms.protocol.authorization import looks_like_order_id
+from csms.store.chargers import key_by_kid
+from csms.store.db import Database
+from csms.store.models import SettlementInbox, Transaction
+from csms.store.models_orders import Order, Payment, SettlementRecord, SettlementRejection
+from qr_extension import jws
+from qr_extension.errors import KeyFormatError
+from qr_extension.keys import PublicKey
+from qr_extension.refusal import Reason, Refusal
+from qr_extension.settlement import (
+    SETTLE_TYP,
+    Settlement,
+    check_settlement,
+    peek_settlement,
+    verify_settlement,
+)
+from qr_extension.tariff import UsageBucket, bucket_index_at, compute_cost, usage_to_claim
+
+LOG = logging.getLogger("csms.settlements")
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementOutcome:
+    """Where a copy landed: its session record, the order, the order's payment (if billed)."""
+
+    record: SettlementRecord
+    order: Order
+    payment: Payment | None
+    duplicate: bool
+
+
+def _at(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def ocpp_cost(order: Order, *, start: datetime | None, stop: datetime | None, wh: int) -> int:
+    """The cost from OCPP meter data with the order's snapshot tariff: one bucket at the start
+    time, all time counted as charging (OCPP does not report idle time), held to ``lim.amt``."""
+    auth = snapshot(order)
+    start_s = int(start.timestamp()) if start else auth.issued_at
+    seconds = max(0, int(stop.timestamp()) - start_s) if stop else 0
+    bucket = UsageBucket(bucket_index_at(auth.tariff, start_s), wh, seconds, 0)
+    return compute_cost(auth.tariff, [bucket], limit_amount=auth.limits.amount).total
+
+
+def _claimed_order(token: str) -> str | None:
+    """The order id a refused token claims (unverified: evidence for the operator only)."""
+    read = jws.read_header(token, typ=SETTLE_TYP)
+    if isinstance(read, Refusal):
+        return None
+    claims = jws.unverified_claims(read[0])
+    jti = claims.get("jti") if isinstance(claims, dict) else None
+    return jti[:20] if isinstance(jti, str) else None
+
+
+def charge_of(record: SettlementRecord) -> tuple[int, bool]:
+    """What a session charges, and whether its sources disagree (7.8)."""
+    if record.signed_amount is None:
+        return record.ocpp_amount or 0, False
+    disagree = record.ocpp_energy_wh is not None and record.ocpp_energy_wh != record.energy_wh
+    if disagree and record.ocpp_amount is not None:
+        return min(record.signed_amount, record.ocpp_amount), True
+    return record.signed_amount, disagree
+
+
+async def _set_order_state(
+    session: AsyncSession, order: Order, event: OrderEvent, now: datetime, **values: object
+) -> None:
+    """Applies ``event`` with a conditional update (the state read must still be current)."""
+    new = next_order_state(order.status, event)
+    if new.value == order.status and not values:
+        return
+    result = await session.exec(
+        update(Order)
+        .where(col(Order.id) == order.id, col(Order.status) == order.status)
+        .values(status=new.value, updated_at=now, **values)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"order {order.id} changed under us")
+    await session.refresh(order)
+
+
+async def mark_started(session: AsyncSession, order: Order, at: datetime) -> None:
+    """created -> started (other states keep theirs); records when the charger first used it."""
+    if order.started_at is None or order.status == "created":
+        await _set_order_state(
+            session, order, OrderEvent.START, at, started_at=order.started_at or at
+        )
+
+
+async def bill(
+    session: AsyncSession, order: Order, record: SettlementRecord, now: datetime
+) -> Payment | None:
+    """Brings the order's payment in line with ``record`` (the pending amount follows the
+    evidence; a captured payment is never changed here, only flagged)."""
+    payment = (await session.exec(select(Payment).where(Payment.order_id == order.id))).first()
+    if record.session_no != 1:
+        await add_flag(
+            session, order.id, "second_transaction",
+            f"session {record.session_no} ({record.charger_id} txn {record.txn}) not charged",
+        )  # fmt: skip
+        return payment
+    amount, disagree = charge_of(record)
+    if (record.charge_amount, record.disagreement) != (amount, disagree):
+        record.charge_amount, record.disagreement = amount, disagree
+        record.updated_at = now
+        session.add(record)
+        await session.flush()
+    if disagree:
+        await add_flag(
+            session, order.id, "disagreement",
+            f"signed {record.energy_wh} Wh / {record.signed_amount}, OCPP "
+            f"{record.ocpp_energy_wh} Wh / {record.ocpp_amount}: charging {amount}",
+        )  # fmt: skip
+    if payment is None:
+        assert record.id is not None
+        released = order.hold_released_at is not None
+        payment = Payment(
+            order_id=order.id,
+            user_id=order.user_id,
+            settlement_id=record.id,
+            amount=amount,
+            currency=order.currency,
+            method="debt" if released else "hold",
+            created_at=now,
+        )
+        session.add(payment)
+        await session.flush()  # the unique order_id: a concurrent copy makes this unit retry
+        await _set_order_state(session, order, OrderEvent.SETTLE, now, settled_at=now)
+        if released:
+            await add_flag(
+                session, order.id, "settled_after_release",
+                f"hold released at {order.hold_released_at}; {amount} billed as a debt",
+            )  # fmt: skip
+    elif payment.status == PaymentState.PENDING and payment.amount != amount:
+        next_payment_state(payment.status, PaymentEvent.REVISE)
+        result = await session.exec(
+            update(Payment)
+            .where(col(Payment.id) == payment.id, col(Payment.status) == PaymentState.PENDING)
+            .values(amount=amount)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"payment {payment.id} was captured meanwhile")
+        await session.refresh(payment)
+    elif payment.status != PaymentState.PENDING and payment.amount != amount:
+        await add_flag(
+            session, order.id, "evidence_after_capture",
+            f"captured {payment.amount}, later evidence says {amount}",
+        )  # fmt: skip
+    return payment
+
+
+async def _next_session_no(session: AsyncSession, order_id: str) -> int:
+    rows = await session.exec(
+        select(SettlementRecord.session_no).where(SettlementRecord.order_id == order_id)
+    )
+    return max(rows.all(), default=0) + 1
+
+
+async def _compatible(
+    session: AsyncSession, record: SettlementRecord, *, txn: str | None, evse_id: int | None
+) -> bool:
+    """May an OCPP-only record and a signed settlement ``txn`` be the same session?"""
+    if evse_id is not None and record.evse_id is not None and evse_id != record.evse_id:
+        return False
+    if txn is None or record.ocpp_transaction_pk is None:
+        return True
+    ocpp = await session.get(Transaction, record.ocpp_transaction_pk)
+    # 2.0.1: the transactionId is the charger's serial; 1.6: the CSMS assigned another id
+    return ocpp is None or ocpp.ocpp_version == "1.6" or ocpp.transaction_id == txn
+
+
+class SettlementService:
+    """The :class:`~csms.payments.SettlementSink` of the payment side."""
+
+    def __init__(self, db: Database, *, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+
+    # --- the sink -------------------------------------------------------------------------
+
+    async def on_settlement(self, charger_id: str, token: str, source: SettlementSource) -> None:
+        try:
+            await self.submit(token, source=source, charger_id=charger_id)
+        except SettlementRefused as exc:
+            LOG.warning("%s: settlement refused: %s", charger_id, exc)
+        except Exception:
+            LOG.exception("%s: settlement could not be processed", charger_id)
+
+    async def on_synced(self, charger_id: str, seq: int) -> None:
+        """Nothing to do now: the reaper reads ``charger_sync`` (7.10)."""
+        return None
+
+    async def on_transaction_event(
+        self, change: TransactionChange, facts: TransactionFacts
+    ) -> None:
+        if facts.id_tag is None or not looks_like_order_id(facts.id_tag):
+            return
+        await in_transaction(self._db, lambda s: self._transaction(s, change, facts))
+
+    # --- signed settlements -----------------------------------------------------------------
+
+    async def submit(
+        self, token: str, *, source: SettlementSource, charger_id: str | None = None
+    ) -> SettlementOutcome:
+        """Verifies a settlement and settles its order; SettlementRefused (stored as evidence)
+        when it does not verify or match its order."""
+        token = token.strip()
+        if source == "upload":
+            await self._store_upload(token)
+        verified = await self._verify(token, charger_id)
+        if isinstance(verified, Refusal):
+            await self._reject(token, source, verified, charger_id)
+            raise SettlementRefused(verified)
+        now = self._clock()
+        return await in_transaction(
+            self._db, lambda s: self._record_signed(s, verified, token, source, now)
+        )
+
+    async def _verify(self, token: str, charger_id: str | None) -> Settlement | Refusal:
+        peeked = peek_settlement(token)
+        if isinstance(peeked, Refusal):
+            return peeked
+        iss, kid = peeked
+        if charger_id is not None and iss != charger_id:
+            return Refusal(Reason.WRONG_ISSUER, f"iss {iss!r} sent by {charger_id!r}")
+        async with self._db.session() as session:
+            row = await key_by_kid(session, iss, kid)
+            if row is None:
+                return Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")
+            try:
+                key = PublicKey.from_jwk(json.loads(row.jwk))
+            except (KeyFormatError, ValueError) as exc:
+                return Refusal(Reason.UNKNOWN_KEY, f"stored key unusable: {exc}")
+            settlement = verify_settlement(token, key=key, audience=self._settings.issuer)
+            if isinstance(settlement, Refusal):
+                return settlement
+            order = await session.get(Order, settlement.order_id)
+        if order is None:
+            return Refusal(Reason.UNKNOWN_ORDER, f"no order {settlement.order_id!r}")
+        refusal = check_settlement(
+            settlement, snapshot(order), leeway_s=self._settings.token_leeway_s
+        )
+        return refusal if refusal is not None else settlement
+
+    async def _store_upload(self, token: str) -> None:
+        peeked = peek_settlement(token)
+        charger = peeked[0] if isinstance(peeked, tuple) else "?"
+        async with self._db.session() as session:
+            session.add(
+                SettlementInbox(
+                    charger_id=charger[:48],
+                    token=token[:8000],
+                    token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+                    source="upload",
+                    received_at=self._clock(),
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:  # the same token was stored before
+                await session.rollback()
+
+    async def _reject(
+        self, token: str, source: str, refusal: Refusal, charger_id: str | None
+    ) -> None:
+        peeked = peek_settlement(token)
+        if isinstance(peeked, tuple):
+            charger_id = charger_id or peeked[0]
+        order_id = _claimed_order(token)
+        async with self._db.session() as session:
+            session.add(
+                SettlementRejection(
+                    charger_id=(charger_id or None) and charger_id[:48],
+                    order_id=order_id,
+                    source=source,
+                    reason=refusal.reason.value,
+                    detail=refusal.detail[:500],
+                    token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+                    created_at=self._clock(),
+                )
+            )
+            await session.commit()
+
+    async def _record_signed(
+        self,
+        session: AsyncSession,
+        s: Settlement,
+        token: str,
+        source: SettlementSource,
+        now: datetime,
+    ) -> SettlementOutcome:
+        order = await session.get(Order, s.order_id)
+        assert order is not None  # _verify found it; orders are never deleted
+        record = (
+            await session.exec(
+                select(SettlementRecord).where(
+                    SettlementRecord.charger_id == s.charge_point_id,
+                    SettlementRecord.txn == s.transaction_id,
+                )
+            )
+        ).first()
+        duplicate = record is not None
+        if record is None:
+            record = await self._attach_signed(session, order, s, token, source, now)
+        await mark_started(session, order, _at(s.started_at))
+        payment = await bill(session, order, record, now)
+        return SettlementOutcome(record, order, payment, duplicate)
+
+    async def _attach_signed(
+        self,
+        session: AsyncSession,
+        order: Order,
+        s: Settlement,
+        token: str,
+        source: str,
+        now: datetime,
+    ) -> SettlementRecord:
+        values: dict[str, object] = {
+            "txn": s.transaction_id,
+            "token": token,
+            "evse_id": s.evse_id,
+            "started_at": _at(s.started_at),
+            "stopped_at": _at(s.stopped_at),
+            "energy_wh": s.energy_wh,
+            "signed_amount": s.amount,
+            "usage_claim": json.dumps(usage_to_claim(s.usage)),
+            "seq": s.seq,
+            "offline": s.offline,
+            "stop_reason": s.reason,
+            "updated_at": now,
+        }
+        waiting = await session.exec(
+            select(SettlementRecord)
+            .where(
+                SettlementRecord.order_id == order.id,
+                SettlementRecord.charger_id == s.charge_point_id,
+                col(SettlementRecord.txn).is_(None),
+            )
+            .order_by(col(SettlementRecord.session_no))
+        )
+        for candidate in waiting.all():
+            if await _compatible(session, candidate, txn=s.transaction_id, evse_id=s.evse_id):
+                result = await session.exec(
+                    update(SettlementRecord)
+                    .where(
+                        col(SettlementRecord.id) == candidate.id,
+                        col(SettlementRecord.txn).is_(None),
+                    )
+                    .values(**values)
+                )
+                if result.rowcount != 1:
+                    raise Conflict(f"settlement {candidate.id} was matched meanwhile")
+                await session.refresh(candidate)
+                return candidate
+        record = SettlementRecord(
+            order_id=order.id,
+            charger_id=s.charge_point_id,
+            session_no=await _next_session_no(session, order.id),
+            first_source=source,
+            verified_at=now,
+            **values,  # type: ignore[arg-type]
+        )
+        session.add(record)
+        await session.flush()
+        return record
+
+    # --- OCPP transactions -------------------------------------------------------------------
+
+    async def _transaction(
+        self, session: AsyncSession, change: TransactionChange, facts: TransactionFacts
+    ) -> None:
+        assert facts.id_tag is not None
+        order = await session.get(Order, facts.id_tag)
+        if order is None:
+            return
+        now = self._clock()
+        if order.charger_id != facts.charger_id:
+            await add_flag(
+                session, order.id, "foreign_charger",
+                f"transaction {facts.transaction_id} on {facts.charger_id}",
+            )  # fmt: skip
+            return
+        await mark_started(session, order, facts.started_at or now)
+        if change != "ended":
+            return
+        wh = None
+        if facts.meter_start_wh is not None and facts.meter_stop_wh is not None:
+            wh = max(0, facts.meter_stop_wh - facts.meter_start_wh)
+        values: dict[str, object] = {
+            "ocpp_transaction_pk": facts.transaction_pk,
+            "ocpp_energy_wh": wh,
+            "ocpp_amount": None
+            if wh is None
+            else ocpp_cost(order, start=facts.started_at, stop=facts.stopped_at, wh=wh),
+            "updated_at": now,
+        }
+        record = (
+            await session.exec(
+                select(SettlementRecord).where(
+                    SettlementRecord.ocpp_transaction_pk == facts.transaction_pk
+                )
+            )
+        ).first()
+        if record is None:
+            record = await self._attach_ocpp(session, order, facts, values, now)
+        if record.signed_amount is None and record.ocpp_amount is None:
+            await add_flag(session, order.id, "no_meter_data", f"{facts.transaction_id}")
+            return
+        await bill(session, order, record, now)
+
+    async def _attach_ocpp(
+        self,
+        session: AsyncSession,
+        order: Order,
+        facts: TransactionFacts,
+        values: dict[str, object],
+        now: datetime,
+    ) -> SettlementRecord:
+        waiting = await session.exec(
+            select(SettlementRecord)
+            .where(
+                SettlementRecord.order_id == order.id,
+                SettlementRecord.charger_id == facts.charger_id,
+                col(SettlementRecord.ocpp_transaction_pk).is_(None),
+            )
+            .order_by(col(SettlementRecord.session_no))
+        )
+        ocpp = await session.get(Transaction, facts.transaction_pk)
+        for candidate in waiting.all():
+            same_evse = facts.evse_id is None or candidate.evse_id in (None, facts.evse_id)
+            same_txn = (
+                candidate.txn is None
+                or (ocpp is not None and ocpp.ocpp_version == "1.6")
+                or candidate.txn == facts.transaction_id
+            )
+            if not (same_evse and same_txn):
+                continue
+            result = await session.exec(
+                update(SettlementRecord)
+                .where(
+                    col(SettlementRecord.id) == candidate.id,
+                    col(SettlementRecord.ocpp_transaction_pk).is_(None),
+                )
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                raise Conflict(f"settlement {candidate.id} was matched meanwhile")
+            await session.refresh(candidate)
+            return candidate
+        record = SettlementRecord(
+            order_id=order.id,
+            charger_id=facts.charger_id,
+            session_no=await _next_session_no(session, order.id),
+            first_source="transaction",
+            evse_id=facts.evse_id,
+            started_at=facts.started_at,
+            stopped_at=facts.stopped_at,
+            offline=facts.offline,
+            stop_reason=facts.stop_reason,
+            verified_at=now,
+            **values,  # type: ignore[arg-type]
+        )
+        session.add(record)
+        await session.flush()
+        return record
