@@ -1,0 +1,113 @@
+"""End to end against this project's CSMS (``csms.app``): Basic auth, TrustedKeys pushed by the
+CSMS and taken by a ``--trust-first-keys`` charger, the settlement key pinned, an offline QR
+transaction delivered on reconnect and stored once.
+
+The start token is signed with the CSMS's own active key (what its order service does); the
+driver/order API of the CSMS is not used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from charge_point.charger import Charger
+from config.settings import Settings
+from csms.app import create_app, server_config
+from qr_extension.refusal import Refusal
+from qr_extension.start import issue_start_token
+from qr_extension.tariff import Limits
+from tests.charge_point.central import until
+from tests.charge_point.conftest import FLAT, station_settings
+
+ADMIN = "cp-e2e-admin-key"
+PASSWORD = "cp-e2e-password"
+
+
+@pytest.fixture
+async def project_csms(tmp_path: Path) -> AsyncIterator[tuple[int, httpx.AsyncClient, object]]:
+    settings = Settings(data_dir=tmp_path / "csms", admin_api_key=ADMIN,  # type: ignore[call-arg]
+                        ocpp_call_timeout_s=3)  # fmt: skip
+    app = create_app(settings)
+    server = uvicorn.Server(server_config(settings, app, port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        ) as http:
+            yield port, http, app
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_offline_qr_session_with_the_project_csms(
+    tmp_path: Path, project_csms: tuple[int, httpx.AsyncClient, object], version: str
+) -> None:
+    port, http, app = project_csms
+    cp_id = f"CP-E2E-{version.replace('.', '')}"
+    answer = await http.post("/api/v1/admin/chargers",
+                             json={"id": cp_id, "password": PASSWORD, "evses": 2})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    settings = station_settings(tmp_path, charge_point_id=cp_id, ocpp_version=version,
+                                csms_url=f"ws://127.0.0.1:{port}/ocpp", password=PASSWORD,
+                                trust_first_keys=True, time_scale=600)  # fmt: skip
+    charger = Charger(settings)
+    station = charger.station
+    task = asyncio.create_task(charger.run())
+    try:
+        await until(lambda: station.online and len(station.trusted) > 0, 15, "boot + keys")
+        jwks = (await http.get("/.well-known/jwks.json")).json()
+        assert {k.kid for k in station.trusted} == {k["kid"] for k in jwks["keys"]}
+
+        async def pinned() -> list[str]:
+            r = await http.get(f"/api/v1/admin/chargers/{cp_id}/settlement-keys")
+            return [k.get("kid") for k in r.json()] if r.status_code == 200 else []
+
+        for _ in range(100):
+            if station.key.kid in await pinned():
+                break
+            await asyncio.sleep(0.05)
+        assert station.key.kid in await pinned()
+
+        charger.link.set_up(False)
+        await until(lambda: not station.online, 5, "offline")
+        station.plug(1, capacity_wh=60_000, soc=0.3)
+        signing = app.state.ctx.keys.active_signing_key(int(time.time()))  # type: ignore[attr-defined]
+        token = issue_start_token(key=signing, charge_point_id=cp_id, order_id="E2EORDER1",
+                                  evse_id=1, tariff=FLAT, limits=Limits(amount=50_000,
+                                  energy_wh=1200), issued_at=int(station.now()),
+                                  validity_s=900)  # fmt: skip
+        assert not isinstance(station.scan(token), Refusal)
+        await until(lambda: station.sessions[1].limit is not None, 10, "energy limit")
+        station.unplug(1)
+        charger.link.set_up(True)
+        await until(lambda: station.online and station.store.queue_len() == 0, 15, "delivered")
+
+        rows = (await http.get("/api/v1/admin/transactions",
+                               params={"charger_id": cp_id})).json()  # fmt: skip
+        assert len(rows) == 1, rows
+        (txn,) = rows
+        assert txn["id_tag"] == "E2EORDER1"
+        if version == "2.0.1":
+            assert txn["offline"] is True  # 1.6 has no offline flag
+        assert txn["meter_stop_wh"] - txn["meter_start_wh"] == 1200
+        assert txn["stop_reason"] == "EVDisconnected"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        charger.store.close()
