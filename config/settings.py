@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # drivers and wallets (issue 5a)
     driver_token_ttl_s: int
     max_top_up_amount: int
+    # orders and settlements (issue 5b)
+    auto_capture_s: int
+    reaper_interval_s: float
 
     cp_state_dir: Path
     cp_meter_interval_s: float
