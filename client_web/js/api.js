@@ -1,0 +1,126 @@
+// The CSMS driver API (brief section 6): one fetch wrapper that adds the bearer token and
+// turns every failure into an ApiError with a stable `code` the page can explain in words.
+
+const TOKEN_KEY = "qrcharge.token";
+
+export class ApiError extends Error {
+  /** `code`: a reason such as "expired", "insufficient_funds", "network", "http_404". */
+  constructor(code, status, detail, body) {
+    super(`${code}${detail ? `: ${detail}` : ""}`);
+    this.code = code;
+    this.status = status;
+    this.detail = detail;
+    this.body = body;
+  }
+}
+
+export function token() {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+export function signedIn() {
+  return Boolean(token());
+}
+
+export function signOut() {
+  localStorage.removeItem(TOKEN_KEY);
+}
+
+const CODE_KEYS = ["reason", "code", "error_code", "error"];
+
+/** The most specific reason code a FastAPI error body carries. */
+export function errorCode(status, body) {
+  const places = [body, body && typeof body.detail === "object" ? body.detail : null];
+  for (const place of places) {
+    if (!place || Array.isArray(place)) continue;
+    for (const key of CODE_KEYS) {
+      if (typeof place[key] === "string" && place[key]) return place[key];
+    }
+  }
+  if (status === 422 && Array.isArray(body && body.detail)) return "invalid_input";
+  if (status === 401) return "unauthorized";
+  if (status === 402) return "insufficient_funds";
+  if (status === 404) return "not_found";
+  return `http_${status}`;
+}
+
+function errorDetail(body) {
+  if (!body) return "";
+  if (typeof body.detail === "string") return body.detail;
+  if (body.detail && typeof body.detail.message === "string") return body.detail.message;
+  if (typeof body.message === "string") return body.message;
+  return "";
+}
+
+/** fetch + JSON; `form` sends URL-encoded fields, `files` multipart. */
+export async function request(method, path, { json, form, files, auth = true, raw = false } = {}) {
+  const headers = { Accept: "application/json" };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form) {
+    body = new URLSearchParams(form);
+  } else if (files) {
+    body = new FormData();
+    for (const [name, file] of Object.entries(files)) body.append(name, file);
+  }
+  if (auth && token()) headers.Authorization = `Bearer ${token()}`;
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body });
+  } catch (err) {
+    throw new ApiError("network", 0, String(err && err.message || err));
+  }
+  if (raw && response.ok) return response;
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    if (response.status === 401 && auth && token()) signOut();
+    throw new ApiError(errorCode(response.status, data), response.status, errorDetail(data), data);
+  }
+  return data;
+}
+
+// --- driver API --------------------------------------------------------------------------
+
+export async function register(email, password) {
+  return request("POST", "/api/v1/users", { json: { email, password }, auth: false });
+}
+
+export async function signIn(email, password) {
+  const answer = await request("POST", "/api/v1/token",
+    { form: { username: email, password }, auth: false });
+  localStorage.setItem(TOKEN_KEY, answer.access_token);
+  return answer;
+}
+
+export const me = () => request("GET", "/api/v1/me");
+export const topUp = (amount) => request("POST", "/api/v1/me/wallet/top-ups", { json: { amount } });
+
+export function charger(id, evse) {
+  const query = evse ? `?evse=${encodeURIComponent(evse)}` : "";
+  return request("GET", `/api/v1/chargers/${encodeURIComponent(id)}${query}`);
+}
+
+export const createOrder = (body) => request("POST", "/api/v1/orders", { json: body });
+export const orders = () => request("GET", "/api/v1/orders");
+export const order = (id) => request("GET", `/api/v1/orders/${encodeURIComponent(id)}`);
+
+/** The start QR as an object URL (the image needs the bearer token, so no plain <img src>). */
+export async function startQrUrl(orderId) {
+  const response = await request("GET", `/api/v1/orders/${encodeURIComponent(orderId)}/qr.svg`,
+    { raw: true });
+  return URL.createObjectURL(await response.blob());
+}
+
+export const settleToken = (text) => request("POST", "/api/v1/settlements", { json: { token: text } });
+export const settlePhoto = (file) => request("POST", "/api/v1/settlements", { files: { image: file } });
+export const confirmPayment = (id) =>
+  request("POST", `/api/v1/payments/${encodeURIComponent(id)}/confirm`);
+export const receipt = (id) => request("GET", `/api/v1/receipts/${encodeURIComponent(id)}`);

@@ -1,0 +1,159 @@
+// The charger: status, location and the driver's own tariff in plain words, then the request
+// (energy, amount, duration or until full) with its estimated cost and the hold.
+
+import * as api from "../api.js";
+import { h, replace, rows } from "../dom.js";
+import { explain, notify } from "../errors.js";
+import { has, t } from "../i18n.js";
+import { describeTariff, estimate, formatAmount, normalizeTariff, parseAmount } from "../money.js";
+
+const KINDS = ["energy", "amount", "duration", "full"];
+const STARTABLE = new Set(["Available", "Preparing", "Occupied", "SuspendedEV", "Finishing"]);
+
+function tariffOf(data) {
+  return data.tariff || data.billing_model || data.tar || null;
+}
+
+function evseOf(data, wanted) {
+  const list = Array.isArray(data.evses) ? data.evses : [];
+  const n = Number(wanted || data.evse_id || data.evse || 0);
+  return list.find((e) => Number(e.id ?? e.evse_id) === n) || (list.length === 1 ? list[0] : null);
+}
+
+export function statusText(status) {
+  return has(`status.${status}`) ? t(`status.${status}`) : status || t("status.unknown");
+}
+
+function locationText(location) {
+  if (!location) return "";
+  if (typeof location === "string") return location;
+  return [location.name, location.address, location.city].filter(Boolean).join(", ");
+}
+
+/** The order request of a form state, or null when the input is not a positive number. */
+export function requestOf(kind, value, currency) {
+  if (kind === "full") return { full: true };
+  const number = Number(String(value).replace(",", "."));
+  if (!(number > 0)) return null;
+  if (kind === "energy") return { energy_wh: Math.round(number * 1000) };
+  if (kind === "duration") return { duration_s: Math.round(number * 60) };
+  const minor = parseAmount(value, currency);
+  return minor ? { amount: minor } : null;
+}
+
+export async function show(main, route, app) {
+  const id = route.arg;
+  const wanted = route.query.get("evse");
+  replace(main, h("p", { class: "loading" }, t("common.loading")));
+  let data;
+  try {
+    data = await api.charger(id, wanted);
+  } catch (err) {
+    replace(main, h("section", { class: "card error-card", id: "charger-error" },
+      h("h1", {}, id), h("p", {}, err.code === "not_found" ? t("error.charger_not_found") : explain(err)),
+      h("a", { class: "button secondary", href: "#/" }, t("common.back_home"))));
+    return;
+  }
+  if (!app.isCurrent()) return;
+  const tariff = tariffOf(data);
+  const tar = normalizeTariff(tariff) || { cur: data.currency || "CNY", cap: 0 };
+  const currency = tar.cur || data.currency || "CNY";
+  const evse = evseOf(data, wanted);
+  const evseId = Number(wanted || (evse && (evse.id ?? evse.evse_id)) || 0) || null;
+  const status = (evse && evse.status) || data.status || "unknown";
+  const online = data.online ?? data.connected;
+  const maxOrder = data.max_order_amount || 0;
+
+  const statusBadge = h("span", { class: `badge status-${String(status).toLowerCase()}`, id: "charger-status" }, statusText(status));
+  const facts = rows([
+    [t("charger.status"), statusBadge],
+    evseId ? [t("charger.evse"), String(evseId)] : null,
+    locationText(data.location) ? [t("charger.location"), locationText(data.location)] : null,
+    online === false ? [t("charger.network"), t("charger.offline_ok")] : null,
+  ]);
+  const tariffBox = h("section", { class: "card tariff", id: "tariff" },
+    h("h2", {}, api.signedIn() ? t("charger.your_tariff") : t("charger.tariff")),
+    describeTariff(tariff).map((line) => h("p", { class: "tariff-line" }, line)),
+    api.signedIn() ? null : h("p", { class: "hint" }, t("charger.sign_in_for_yours")));
+
+  // --- the request form ---------------------------------------------------------------
+  let kind = "energy";
+  const value = h("input", { id: "request-value", inputmode: "decimal", autocomplete: "off", value: "10" });
+  const unit = h("span", { class: "unit", id: "request-unit" });
+  const estimateLine = h("p", { class: "estimate", id: "estimate" });
+  const holdLine = h("p", { class: "hint", id: "hold" });
+  const chips = KINDS.map((k) => h("button", {
+    type: "button", class: "chip", dataset: { kind: k }, id: `kind-${k}`,
+    onclick: () => {
+      kind = k;
+      value.value = { energy: "10", amount: "20", duration: "60", full: "" }[k];
+      refresh();
+    },
+  }, t(`request.${k}`)));
+
+  function refresh() {
+    for (const chip of chips) chip.classList.toggle("selected", chip.dataset.kind === kind);
+    value.hidden = unit.hidden = kind === "full";
+    replace(unit, { energy: "kWh", amount: currency, duration: t("request.minutes"), full: "" }[kind]);
+    const request = requestOf(kind, value.value, currency);
+    const limit = [tar.cap, maxOrder].filter((x) => x > 0);
+    const ceiling = limit.length ? Math.min(...limit) : 0;
+    if (!request) {
+      replace(estimateLine, t("request.enter_value"));
+      replace(holdLine, "");
+      return;
+    }
+    const cost = estimate(tariff, request, data.max_power_w || undefined);
+    if (request.full) {
+      replace(estimateLine, t("request.full_estimate"));
+    } else {
+      replace(estimateLine, t("request.estimate", { amount: formatAmount(cost, currency) }));
+    }
+    const hold = request.full ? ceiling : Math.min(cost || 0, ceiling || Infinity);
+    replace(holdLine, hold ? t("request.hold", { amount: formatAmount(hold, currency) }) : t("request.hold_later"));
+  }
+  value.addEventListener("input", refresh);
+
+  const orderButton = h("button", { type: "submit", class: "primary", id: "order-button" },
+    api.signedIn() ? t("request.order") : t("request.sign_in_to_order"));
+  const canStart = STARTABLE.has(status) || online === false;
+
+  async function onSubmit(event) {
+    event.preventDefault();
+    if (!api.signedIn()) {
+      app.navigate("signin", "", { next: app.here() });
+      return;
+    }
+    const request = requestOf(kind, value.value, currency);
+    if (!request) {
+      notify(t("request.enter_value"));
+      return;
+    }
+    orderButton.disabled = true;
+    notify(null);
+    try {
+      const order = await api.createOrder({ charger_id: id, ...(evseId ? { evse_id: evseId } : {}), ...request });
+      sessionStorage.setItem(`qrcharge.order.${order.id}`, JSON.stringify(order));
+      app.navigate("order", order.id);
+    } catch (err) {
+      notify(explain(err));
+      if (err.code === "insufficient_funds") {
+        holdLine.append(" ", h("a", { href: "#/wallet", id: "top-up-link" }, t("wallet.top_up_now")));
+      }
+    } finally {
+      orderButton.disabled = false;
+    }
+  }
+
+  const form = h("form", { class: "card request", id: "request-form", onsubmit: onSubmit },
+    h("h2", {}, t("request.title")),
+    h("div", { class: "chips", role: "group" }, chips),
+    h("div", { class: "amount-row" }, value, unit),
+    estimateLine, holdLine,
+    canStart ? null : h("p", { class: "warning", id: "not-available" }, t("charger.not_available")),
+    orderButton);
+  refresh();
+  replace(main,
+    h("section", { class: "card" }, h("h1", { id: "charger-id-title" }, id), facts),
+    tariffBox, form);
+}

@@ -1,0 +1,121 @@
+"""Serves the driver's page and the operator page (``client_web/``) from the CSMS.
+
+Paths, chosen so that nothing here can shadow an API route added before or after it:
+
+* ``/`` and ``/c/{charge_point_id}`` (the identification QR's URL, ``?evse=N``) give
+  ``index.html``: the page reads the charger id from its own address;
+* ``/operator`` gives ``operator.html``;
+* ``/js``, ``/css``, ``/i18n``, ``/img`` are the page's own static folders;
+* ``/vendor/zxing-wasm`` serves the npm-installed ``zxing-wasm`` package (its ES modules and
+  its ``.wasm`` files), so the browser never fetches code from a CDN.
+
+Every HTML answer carries a Content-Security-Policy that allows only our own origin (plus
+``wasm-unsafe-eval`` for the decoder). ``mount_web`` adds nothing when ``client_web/`` is
+missing (an installed wheel without the page), and the vendor mount only when ``npm ci`` ran.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from config.settings import Settings
+
+LOG = logging.getLogger(__name__)
+
+CLIENT_WEB = Path(__file__).resolve().parent.parent / "client_web"
+VENDOR_PATH = "/vendor/zxing-wasm"
+STATIC_FOLDERS = ("js", "css", "i18n", "img")
+CHARGER_ID_MAX = 64
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+class _Static(StaticFiles):
+    """Static files with a cache policy: revalidate in development, an hour otherwise."""
+
+    def __init__(self, *, directory: Path, cache_control: str) -> None:
+        super().__init__(directory=directory, check_dir=False)
+        self._cache_control = cache_control
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cache_control = self._cache_control.encode()
+
+        async def send_with_cache(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))  # type: ignore[call-overload]
+                headers.append((b"cache-control", cache_control))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_cache)  # type: ignore[arg-type]
+
+
+def _page(path: Path) -> FileResponse:
+    if not path.is_file():
+        raise HTTPException(404, "page not installed")
+    return FileResponse(
+        path,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+def vendor_dir(root: Path = CLIENT_WEB) -> Path:
+    """Where ``npm ci`` puts the zxing-wasm distribution files."""
+    return root / "node_modules" / "zxing-wasm" / "dist"
+
+
+def mount_web(app: FastAPI, settings: Settings, *, root: Path = CLIENT_WEB) -> None:
+    """Adds the driver page, the operator page and their static files to ``app``."""
+    if not (root / "index.html").is_file():
+        LOG.warning("client_web not found at %s: the driver page is not served", root)
+        return
+    index = root / "index.html"
+    operator = root / "operator.html"
+    cache = "no-cache" if settings.environment == "development" else "public, max-age=3600"
+
+    @app.get("/", include_in_schema=False)
+    async def driver_home() -> FileResponse:
+        return _page(index)
+
+    @app.get("/c/{charge_point_id}", include_in_schema=False)
+    async def driver_charger(charge_point_id: str) -> FileResponse:
+        """The identification QR's URL; the page reads the id and ``evse`` itself."""
+        if not 0 < len(charge_point_id) <= CHARGER_ID_MAX:
+            raise HTTPException(404, "no such charger")
+        return _page(index)
+
+    @app.get("/operator", include_in_schema=False)
+    async def operator_page() -> FileResponse:
+        return _page(operator)
+
+    for folder in STATIC_FOLDERS:
+        app.mount(f"/{folder}", _Static(directory=root / folder, cache_control=cache))
+    vendor = vendor_dir(root)
+    if vendor.is_dir():
+        app.mount(VENDOR_PATH, _Static(directory=vendor, cache_control=cache))
+    else:
+        LOG.warning("%s missing (run scripts/setup-browser): camera scanning is off", vendor)
