@@ -39,6 +39,7 @@ from csms.store.chargers import mark_all_offline
 from csms.store.db import Database, migrate
 from csms.store.message_log import MessageLogWriter
 from csms.store.types import utcnow
+from csms.web import mount_web
 
 LOG = logging.getLogger("csms")
 
@@ -111,6 +112,7 @@ def create_app(
     ):
         app.include_router(router)
     app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]
+    mount_web(app, settings)
     return app
 
 
