@@ -21,6 +21,13 @@ FrameSink = Callable[[bytes], object]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
+def source_kind(path: Path) -> str:
+    """``video`` (a /dev/video* device), ``folder`` (watched) or ``file`` (one image)."""
+    if path.is_char_device() or str(path).startswith("/dev/video"):
+        return "video"
+    return "folder" if path.is_dir() else "file"
+
+
 def read_image_file(path: Path) -> bytes:
     """One frame from an image file."""
     return path.read_bytes()

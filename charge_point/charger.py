@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from charge_point import authorization, camera
@@ -92,8 +93,21 @@ class Charger:
             tasks.create_task(
                 camera.watch_folder(self.settings.state_dir / CAMERA_DIR, self.present_frame)
             )
+            source = self.settings.camera
+            if source is not None:
+                tasks.create_task(self._watch_camera(source))
             if self.settings.control_port is not None:
                 tasks.create_task(self._serve_control(self.settings.control_port))
+
+    async def _watch_camera(self, source: Path) -> None:
+        """The ``--camera`` source: a video device, a folder, or one image file."""
+        kind = camera.source_kind(source)
+        if kind == "video":
+            await camera.watch_video(source, self.present_frame)
+        elif kind == "folder":
+            await camera.watch_folder(source, self.present_frame)
+        else:
+            log.info("camera: %s", self.present_frame(camera.read_image_file(source)))
 
     async def _tick_forever(self) -> None:
         while True:

@@ -39,6 +39,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="with no trusted keys, take the first TrustedKeys the CSMS sends",
     )
+    p.add_argument(
+        "--camera",
+        type=Path,
+        help="image file, folder to watch, or /dev/videoN (default: STATE_DIR/camera/ is watched)",
+    )
     p.add_argument("--fleet", type=int, default=0, help="run N chargers ID-001..ID-N")
     p.add_argument("--config", help="settings TOML file (else QRCHARGE_CONFIG)")
     p.add_argument(
@@ -64,6 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> StationSettings:
         time_scale=args.time_scale,
         trusted_keys_file=args.trusted_keys_file,
         trust_first_keys=args.trust_first_keys,
+        camera=args.camera,
     )
 
 

@@ -125,6 +125,9 @@ class Link:
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, OCPPError) as exc:
                 log.info("%s: link lost: %r", self.station.id, exc)
                 booted = False
+            except Exception:  # a bug or a CSMS answer we cannot use: log it, reconnect
+                log.exception("%s: connection failed unexpectedly", self.station.id)
+                booted = False
             finally:
                 self.station.online = False
                 self._ws = self._adapter = None

@@ -22,6 +22,7 @@ class StationSettings:
     evses: int = 1
     state_dir: Path = Path("var/cp")
     control_port: int | None = None
+    camera: Path | None = None  # an image file, a folder to watch, or a /dev/video* device
     time_scale: float = 1.0
     trusted_keys_file: Path | None = None
     trust_first_keys: bool = False

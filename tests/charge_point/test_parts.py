@@ -82,3 +82,13 @@ def test_configuration_is_durable_and_typed(tmp_path: Path) -> None:
     store.close()
     again = Configuration(Store.in_dir(tmp_path), defaults)
     assert again["LocalPreAuthorize"] is True and again["HeartbeatInterval"] == 90
+
+
+def test_camera_source_kinds(tmp_path: Path) -> None:
+    from charge_point.camera import source_kind
+
+    image = tmp_path / "qr.png"
+    image.write_bytes(render_png("X"))
+    assert source_kind(tmp_path) == "folder"
+    assert source_kind(image) == "file"
+    assert source_kind(Path("/dev/video0")) == "video"
