@@ -8,6 +8,12 @@ transaction id ``txn`` and a JSON ``payload`` (the fields below).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from charge_point.evse import Status, charging_state_201
+
+if TYPE_CHECKING:
+    from charge_point.session import Session
 
 
 class Kind(StrEnum):
@@ -52,3 +58,30 @@ class Trigger(StrEnum):
     RESET_COMMAND = "ResetCommand"
     UNLOCK_COMMAND = "UnlockCommand"
     TRIGGER = "Trigger"
+
+
+def transaction_row(
+    session: Session,
+    kind: Kind,
+    *,
+    status: Status,
+    power_w: float,
+    trigger: Trigger,
+    at: float,
+    online: bool,
+    reason: StopReason | None = None,
+) -> dict[str, Any]:
+    """The payload of one transaction queue row; takes the session's next ``seq_no``."""
+    return {
+        "evse_id": session.evse_id,
+        "id_tag": session.id_tag,
+        "meter_wh": session.meter_start_wh if kind is Kind.STARTED else session.meter_wh,
+        "power_w": round(power_w),
+        "timestamp": at,
+        "offline": not online,  # the event happened while the link was down
+        "seq_no": session.next_seq_no(),
+        "charging_state": charging_state_201(status),
+        "trigger": trigger.value,
+        "remote_start_id": session.remote_start_id,
+        "reason": None if reason is None else reason.value,
+    }

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from charge_point import authorization, trusted
 from charge_point.configuration import Configuration
 from charge_point.display import Display
-from charge_point.events import Kind, StopReason, Trigger
-from charge_point.evse import IN_TRANSACTION, Connector, Event, Status, charging_state_201
+from charge_point.events import Kind, StopReason, Trigger, transaction_row
+from charge_point.evse import IN_TRANSACTION, Connector, Event, Status
 from charge_point.meter import Ev, Meter
 from charge_point.qrstart import ScanContext, StartAuthorization, check_start
 from charge_point.session import Session, sign_session
@@ -94,6 +94,7 @@ class Station:
         self._last_tick = self.now()
         if store.get("identify_secret") is None:
             store.put("identify_secret", secrets.token_hex(32))
+        self._own_secret = bytes.fromhex(store.get("identify_secret"))
 
     # --- time (brief 7.4; kept in charge_point.timefloor) ----------------------------------
     @property
@@ -472,20 +473,16 @@ class Station:
         reason: StopReason | None = None,
     ) -> None:
         """Queues one transaction message and saves the session, in one commit."""
-        meter = self.meters[session.evse_id]
-        payload: dict[str, Any] = {
-            "evse_id": session.evse_id,
-            "id_tag": session.id_tag,
-            "meter_wh": session.meter_wh if kind is not Kind.STARTED else session.meter_start_wh,
-            "power_w": round(meter.power_w),
-            "timestamp": at,
-            "offline": not self.online,
-            "seq_no": session.next_seq_no(),
-            "charging_state": charging_state_201(self.connectors[session.evse_id].status),
-            "trigger": trigger.value,
-            "remote_start_id": session.remote_start_id,
-            "reason": None if reason is None else reason.value,
-        }
+        payload = transaction_row(
+            session,
+            kind,
+            status=self.connectors[session.evse_id].status,
+            power_w=self.meters[session.evse_id].power_w,
+            trigger=trigger,
+            at=at,
+            online=self.online,
+            reason=reason,
+        )
         with self.store.atomic():
             self.store.enqueue(kind, payload, txn=session.local_id)
             if kind is not Kind.ENDED:
@@ -496,9 +493,8 @@ class Station:
     def _refresh_identification(self, now: float) -> None:
         waiting = [i for i, c in self.connectors.items() if i not in self.sessions]
         evse_id = waiting[0] if waiting else 1
-        secret = bytes.fromhex(
-            self.config["IdentificationSecret"] or self.store.get("identify_secret")
-        )
+        provisioned = self.config["IdentificationSecret"]
+        secret = bytes.fromhex(provisioned) if provisioned else self._own_secret
         code = presence_code(
             secret,
             int(now),

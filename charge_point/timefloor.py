@@ -20,10 +20,11 @@ class TimeFloor:
         self._store = store
         self._clock = clock
         self._last = 0.0
+        self._floor = float(store.get("time_floor", 0))  # this object is the only writer
 
     @property
     def floor(self) -> float:
-        return float(self._store.get("time_floor", 0))
+        return self._floor
 
     @property
     def synced(self) -> bool:
@@ -35,8 +36,9 @@ class TimeFloor:
 
     def raise_floor(self, t: float) -> None:
         """Moves the durable floor up to ``t`` (never down)."""
-        if t > self.floor:
+        if t > self._floor:
             self._store.put("time_floor", t)
+            self._floor = t
 
     def set_from_csms(self, epoch_s: float) -> None:
         """The CSMS's time. A scaled test clock runs ahead on purpose, so only a real-speed
