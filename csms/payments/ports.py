@@ -40,6 +40,10 @@ class WalletOps(Protocol):
 
     async def hold_remaining(self, session: AsyncSession, *, order_id: str) -> int: ...
 
+    async def refundable_amount(
+        self, session: AsyncSession, *, user_id: int, order_id: str
+    ) -> int: ...
+
 
 class TariffResolver(Protocol):
     async def __call__(

@@ -260,9 +260,15 @@ class SettlementService:
             await self._reject(token, source, verified, charger_id)
             raise SettlementRefused(verified)
         now = self._clock()
-        return await in_transaction(
+        outcome = await in_transaction(
             self._db, lambda s: self._record_signed(s, verified, token, source, now)
         )
+        paid = outcome.payment is not None and outcome.payment.status != PaymentState.PENDING
+        if source == "upload" and outcome.duplicate and paid:
+            replay = Refusal(Reason.REPLAYED, f"order {outcome.order.id} is already paid")
+            await self._reject(token, source, replay, charger_id)
+            raise SettlementRefused(replay)
+        return outcome
 
     async def _verify(self, token: str, charger_id: str | None) -> Settlement | Refusal:
         peeked = peek_settlement(token)

@@ -1,0 +1,196 @@
+"""Capturing a payment once, issuing its receipt, and refunds (brief 7.9).
+
+The driver's confirm and the automatic capture (``auto_capture_s`` after the first verified
+copy) both come here. The step ``pending -> captured`` is a conditional update, so of two
+racing captures (two taps, two CSMS processes) exactly one moves money; the other finds the
+payment captured and returns its receipt. The money moves in the same transaction: capture
+the amount from the order's hold and release the rest, or, when the hold was already
+released (7.10), charge the amount as a debt.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.payments.lifecycle import (
+    OrderEvent,
+    PaymentEvent,
+    PaymentState,
+    next_order_state,
+    next_payment_state,
+)
+from csms.payments.order_errors import PaymentNotFound, RefundRefused
+from csms.payments.orders import snapshot
+from csms.payments.ports import WalletOps
+from csms.payments.unit_of_work import Conflict
+from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
+from qr_extension.tariff import UsageBucket, bucket_index_at, compute_cost, usage_from_claim
+
+
+async def get_payment(session: AsyncSession, payment_id: int, *, user_id: int | None) -> Payment:
+    payment = await session.get(Payment, payment_id)
+    if payment is None or (user_id is not None and payment.user_id != user_id):
+        raise PaymentNotFound(f"no payment {payment_id}")
+    return payment
+
+
+async def get_receipt(session: AsyncSession, receipt_id: int, *, user_id: int | None) -> Receipt:
+    receipt = await session.get(Receipt, receipt_id)
+    if receipt is None or (user_id is not None and receipt.user_id != user_id):
+        raise PaymentNotFound(f"no receipt {receipt_id}")
+    return receipt
+
+
+async def receipt_of(session: AsyncSession, payment_id: int) -> Receipt | None:
+    rows = await session.exec(select(Receipt).where(Receipt.payment_id == payment_id))
+    return rows.first()
+
+
+def _usage(order: Order, record: SettlementRecord) -> list[UsageBucket]:
+    """The session's usage: the signed buckets, or one bucket from the OCPP meter."""
+    if record.usage_claim is not None:
+        return list(usage_from_claim(json.loads(record.usage_claim)))
+    tariff = snapshot(order).tariff
+    start = int(record.started_at.timestamp()) if record.started_at else 0
+    stop = int(record.stopped_at.timestamp()) if record.stopped_at else start
+    return [
+        UsageBucket(bucket_index_at(tariff, start), record.ocpp_energy_wh or 0, stop - start, 0)
+    ]
+
+
+def _receipt(order: Order, record: SettlementRecord, payment: Payment, now: datetime) -> Receipt:
+    auth = snapshot(order)
+    cost = compute_cost(auth.tariff, _usage(order, record), limit_amount=auth.limits.amount)
+    breakdown = {
+        "fixed": str(cost.fixed),
+        "energy": str(cost.energy),
+        "time": str(cost.time),
+        "idle": str(cost.idle),
+        "computed_total": cost.total,
+        "capped": cost.capped,
+        "charged": payment.amount,
+        "tariff_id": auth.tariff.id,
+        "disagreement": record.disagreement,
+    }
+    duration = None
+    if record.started_at and record.stopped_at:
+        duration = int((record.stopped_at - record.started_at).total_seconds())
+    assert payment.id is not None
+    return Receipt(
+        payment_id=payment.id,
+        order_id=order.id,
+        user_id=order.user_id,
+        charger_id=order.charger_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        energy_wh=record.energy_wh if record.energy_wh is not None else record.ocpp_energy_wh,
+        duration_s=duration,
+        breakdown=json.dumps(breakdown, sort_keys=True),
+        issued_at=now,
+    )
+
+
+async def capture_payment(
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    wallet: WalletOps,
+    kind: str,
+    now: datetime,
+    user_id: int | None = None,
+) -> Receipt:
+    """Captures the payment once and returns its receipt (the same receipt on a repeat).
+
+    Does not commit: run it inside :func:`~csms.payments.unit_of_work.in_transaction`.
+    """
+    payment = await get_payment(session, payment_id, user_id=user_id)
+    if payment.status != PaymentState.PENDING:
+        existing = await receipt_of(session, payment_id)
+        if existing is None:
+            raise Conflict(f"payment {payment_id} captured, receipt not yet written")
+        return existing
+    next_payment_state(payment.status, PaymentEvent.CAPTURE)
+    result = await session.exec(
+        update(Payment)
+        .where(col(Payment.id) == payment_id, col(Payment.status) == PaymentState.PENDING)
+        .values(status=PaymentState.CAPTURED.value, captured_at=now, capture_kind=kind)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"payment {payment_id} was captured meanwhile")
+    await session.refresh(payment)
+    order = await session.get(Order, payment.order_id)
+    record = await session.get(SettlementRecord, payment.settlement_id)
+    assert order is not None and record is not None
+    user, oid = order.user_id, order.id
+    if payment.method == "debt":
+        if payment.amount > 0:
+            await wallet.charge_debt(
+                session, user_id=user, order_id=oid, amount=payment.amount, key=f"debt:{order.id}"
+            )
+    else:
+        if payment.amount > 0:
+            await wallet.capture(
+                session,
+                user_id=user,
+                order_id=oid,
+                amount=payment.amount,
+                key=f"capture:{order.id}",
+            )
+        rest = await wallet.hold_remaining(session, order_id=order.id)
+        if rest > 0:
+            await wallet.release(
+                session, user_id=user, order_id=oid, amount=rest, key=f"release:{order.id}"
+            )
+    next_order_state(order.status, OrderEvent.PAY)
+    values: dict[str, object] = {"status": "paid", "paid_at": now, "updated_at": now}
+    if order.hold_released_at is None:
+        values["hold_released_at"] = now
+    updated = await session.exec(
+        update(Order).where(col(Order.id) == order.id, col(Order.status) == order.status)
+        .values(**values)
+    )  # fmt: skip
+    if updated.rowcount != 1:
+        raise Conflict(f"order {order.id} changed under the capture")
+    receipt = _receipt(order, record, payment, now)
+    session.add(receipt)
+    await session.flush()
+    return receipt
+
+
+async def refund_payment(
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    amount: int,
+    key: str,
+    wallet: WalletOps,
+) -> Payment:
+    """Refunds part or all of a captured payment; idempotent by ``key`` (the wallet posts a
+    key once, and the refunded total is read back from the ledger). Does not commit."""
+    payment = await get_payment(session, payment_id, user_id=None)
+    if type(amount) is not int or amount < 1:
+        raise RefundRefused("a refund is a positive amount in minor units")
+    if payment.status == PaymentState.PENDING:
+        raise RefundRefused("the payment is not captured: nothing to refund")
+    user, oid = payment.user_id, payment.order_id
+    if amount > await wallet.refundable_amount(session, user_id=user, order_id=oid):
+        done = payment.refunded_amount
+        raise RefundRefused(f"only {payment.amount - done} of payment {payment_id} is refundable")
+    await wallet.refund(session, user_id=user, order_id=oid, amount=amount, key=key)
+    refunded = payment.amount - await wallet.refundable_amount(session, user_id=user, order_id=oid)
+    event = PaymentEvent.REFUND_ALL if refunded >= payment.amount else PaymentEvent.REFUND
+    new = next_payment_state(payment.status, event) if refunded else payment.status
+    result = await session.exec(
+        update(Payment)
+        .where(col(Payment.id) == payment_id, col(Payment.status) == payment.status)
+        .values(refunded_amount=refunded, status=new)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"payment {payment_id} was refunded meanwhile")
+    await session.refresh(payment)
+    return payment

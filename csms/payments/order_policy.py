@@ -1,0 +1,57 @@
+"""The authorization policy for order ids (brief 4, 7.11), falling back to local RFID tags.
+
+An order id presented at the charger it was issued for is ``Accepted`` with ``expiry`` = the
+start token's ``exp``, so the charger's authorisation cache drops it when the token would no
+longer start anything. An unused order whose token (with leeway) has expired is ``Expired``;
+an order of another charger, or a cancelled one, is ``Invalid``. Whatever the answer, the
+transactions block still records a start reported late (the energy was delivered): this only
+decides the ``idTagInfo``. Tags that are not orders go to the CSMS's :class:`LocalTagPolicy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from csms.payments.lifecycle import OrderState
+from csms.protocol.authorization import (
+    ACCEPTED,
+    EXPIRED,
+    INVALID,
+    AuthorizationPolicy,
+    IdTagDecision,
+    looks_like_order_id,
+)
+from csms.store.db import Database
+from csms.store.models_orders import Order
+
+
+class OrderAuthorizationPolicy:
+    """:class:`AuthorizationPolicy` that knows orders; everything else goes to ``fallback``."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime],
+        leeway_s: int,
+        fallback: AuthorizationPolicy,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._leeway = timedelta(seconds=leeway_s)
+        self._fallback = fallback
+
+    async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
+        if not looks_like_order_id(id_tag):
+            return await self._fallback.authorize(charger_id, id_tag)
+        async with self._db.session() as session:
+            order = await session.get(Order, id_tag)
+        if order is None:
+            return await self._fallback.authorize(charger_id, id_tag)
+        if order.charger_id != charger_id or order.status == OrderState.CANCELLED:
+            return IdTagDecision(INVALID, order.expires_at)
+        unused = order.status in (OrderState.CREATED, OrderState.EXPIRED)
+        if unused and self._clock() > order.expires_at + self._leeway:
+            return IdTagDecision(EXPIRED, order.expires_at)
+        return IdTagDecision(ACCEPTED, order.expires_at)

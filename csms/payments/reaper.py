@@ -1,0 +1,156 @@
+"""The background task: auto-capture, hold release and offline flagging (brief 7.9, 7.10).
+
+Each pass, for a given ``now``:
+
+1. a payment still pending ``auto_capture_s`` after its first verified copy is captured;
+2. an order never used (``created``) whose token expired (``exp + leeway < now``) is expired and
+   its hold released, but only once its charger has sent a ``Synced`` after that moment: the
+   charger's queue was drained, so no transaction for it is still on its way;
+3. such an order whose charger has stayed silent for ``offline_limit_s`` more keeps its hold
+   and is flagged ``offline_limit`` for the operator.
+
+Safe on several processes at once: candidates are read without locks, then every step is a
+conditional update (``... WHERE status = 'created'`` / ``'pending'``) inside its own
+transaction, so exactly one process wins each order and the others skip it. The wallet's
+idempotency keys (``release:{order}``, ``capture:{order}``) hold even if that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from config.settings import Settings
+from csms.payments.capture import capture_payment
+from csms.payments.errors import PaymentError
+from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
+from csms.payments.orders import add_flag
+from csms.payments.ports import WalletOps
+from csms.payments.unit_of_work import in_transaction
+from csms.store.db import Database
+from csms.store.models import ChargerSync
+from csms.store.models_orders import Order, Payment
+
+LOG = logging.getLogger("csms.reaper")
+BATCH = 200
+
+
+@dataclass
+class ReapReport:
+    """What one pass did (order and payment ids)."""
+
+    captured: list[int] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+
+
+class Reaper:
+    """Runs :meth:`reap_once` every ``reaper_interval_s``; the clock is injected."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        settings: Settings,
+        wallet: WalletOps,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._wallet = wallet
+        self._clock = clock
+
+    async def run(self) -> None:
+        """Forever; an error in one pass is logged and the next pass runs."""
+        while True:
+            try:
+                await self.reap_once()
+            except Exception:
+                LOG.exception("reaper pass failed")
+            await asyncio.sleep(self._settings.reaper_interval_s)
+
+    async def reap_once(self, now: datetime | None = None) -> ReapReport:
+        now = now or self._clock()
+        report = ReapReport()
+        await self._auto_capture(now, report)
+        await self._release_unused(now, report)
+        return report
+
+    async def _auto_capture(self, now: datetime, report: ReapReport) -> None:
+        due = now - timedelta(seconds=self._settings.auto_capture_s)
+        async with self._db.session() as session:
+            rows = await session.exec(
+                select(Payment.id)
+                .where(Payment.status == PaymentState.PENDING, col(Payment.created_at) <= due)
+                .limit(BATCH)
+            )
+            ids = [i for i in rows.all() if i is not None]
+        for payment_id in ids:
+
+            async def work(session: AsyncSession, pid: int = payment_id) -> None:
+                await capture_payment(
+                    session, payment_id=pid, wallet=self._wallet, kind="auto", now=now
+                )
+
+            try:
+                await in_transaction(self._db, work)
+                report.captured.append(payment_id)
+            except PaymentError:
+                LOG.exception("auto-capture of payment %s failed", payment_id)
+
+    async def _release_unused(self, now: datetime, report: ReapReport) -> None:
+        leeway = timedelta(seconds=self._settings.token_leeway_s)
+        async with self._db.session() as session:
+            rows = await session.exec(
+                select(Order, ChargerSync)
+                .join(
+                    ChargerSync, col(ChargerSync.charger_id) == col(Order.charger_id), isouter=True
+                )
+                .where(Order.status == OrderState.CREATED, col(Order.expires_at) < now - leeway)
+                .limit(BATCH)
+            )
+            candidates = list(rows.all())
+        offline_limit = timedelta(seconds=self._settings.offline_limit_s)
+        for order, sync in candidates:
+            usable_until = order.expires_at + leeway
+            if sync is not None and sync.updated_at > usable_until:
+                if await in_transaction(self._db, self._expirer(order, now)):
+                    report.released.append(order.id)
+            elif now > usable_until + offline_limit:
+                await in_transaction(self._db, self._flagger(order))
+                report.flagged.append(order.id)
+
+    def _expirer(self, order: Order, now: datetime) -> Callable[[AsyncSession], Awaitable[bool]]:
+        return lambda session: self._expire(session, order, now)
+
+    @staticmethod
+    def _flagger(order: Order) -> Callable[[AsyncSession], Awaitable[None]]:
+        detail = f"no Synced from {order.charger_id} since the token expired; hold kept"
+        return lambda session: add_flag(session, order.id, "offline_limit", detail)
+
+    async def _expire(self, session: AsyncSession, order: Order, now: datetime) -> bool:
+        next_order_state(order.status, OrderEvent.EXPIRE)
+        result = await session.exec(
+            update(Order)
+            .where(col(Order.id) == order.id, col(Order.status) == OrderState.CREATED)
+            .values(status=OrderState.EXPIRED.value, hold_released_at=now, updated_at=now)
+        )
+        if result.rowcount != 1:  # another process (or the charger) got there first
+            return False
+        rest = await self._wallet.hold_remaining(session, order_id=order.id)
+        if rest > 0:
+            await self._wallet.release(
+                session,
+                user_id=order.user_id,
+                order_id=order.id,
+                amount=rest,
+                key=f"release:{order.id}",
+            )
+        return True

@@ -1,0 +1,51 @@
+"""Money invariants of the order side, checked after every test that moves money.
+
+* every ledger transfer balances (entries sum to zero);
+* an order charges exactly what its payment says: a captured payment's amount (less refunds)
+  is what the ledger captured or billed as debt for the order, a pending one nothing yet;
+* no hold dangles: an order that is paid, expired or cancelled has nothing left on hold; an
+  order still open (created, started, settled-but-pending with its hold) holds its full amount;
+* one receipt per captured payment, none for a pending one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from csms.payments import wallet
+from csms.store.db import Database
+from csms.store.models_money import LedgerEntry
+from csms.store.models_orders import Order, Payment, Receipt
+
+
+async def assert_money_consistent(db: Database) -> None:
+    async with db.session() as session:
+        unbalanced = await session.exec(
+            select(LedgerEntry.transfer_id)
+            .group_by(col(LedgerEntry.transfer_id))
+            .having(func.sum(LedgerEntry.amount) != 0)
+        )
+        assert unbalanced.all() == [], "a ledger transfer does not balance"
+        orders = (await session.exec(select(Order))).all()
+        payments = {p.order_id: p for p in (await session.exec(select(Payment))).all()}
+        receipts = {r.payment_id for r in (await session.exec(select(Receipt))).all()}
+        for order in orders:
+            held = await wallet.hold_remaining(session, order_id=order.id)
+            charged = await wallet.refundable_amount(
+                session, user_id=order.user_id, order_id=order.id
+            )
+            payment = payments.get(order.id)
+            where = f"order {order.id} ({order.status})"
+            if order.status in ("paid", "expired", "cancelled"):
+                assert held == 0, f"{where}: {held} left on hold"
+            elif payment is None or payment.method == "hold":
+                assert held == order.hold_amount, f"{where}: hold {held} != {order.hold_amount}"
+            if payment is None or payment.status == "pending":
+                assert charged == 0, f"{where}: charged {charged} before capture"
+                assert payment is None or payment.id not in receipts
+            else:
+                expected = payment.amount - payment.refunded_amount
+                assert charged == expected, f"{where}: ledger {charged}, payment {expected}"
+                assert payment.id in receipts, f"{where}: captured without a receipt"
+                assert order.status == "paid", where
