@@ -29,6 +29,7 @@ from csms.payments.errors import (
     InsufficientFunds,
     PaymentDeclined,
     RefundExceeded,
+    UnknownWallet,
 )
 from csms.payments.ledger import REVENUE, Leg, TransferKind, hold_account, wallet_account
 from csms.payments.provider import PaymentProvider, SandboxProvider, record, recorded
@@ -38,11 +39,13 @@ __all__ = [
     "available",
     "capture",
     "charge_debt",
+    "currency_of",
     "held",
     "hold_remaining",
     "open_wallet",
     "place_hold",
     "refund",
+    "refundable_amount",
     "release",
     "top_up",
 ]
@@ -52,6 +55,15 @@ async def open_wallet(session: AsyncSession, *, user_id: int, currency: str) -> 
     """Creates the (empty) wallet of a new driver."""
     session.add(Wallet(user_id=user_id, currency=currency))
     await session.flush()
+
+
+async def currency_of(session: AsyncSession, user_id: int) -> str:
+    """The wallet's currency; UnknownWallet if the user has none."""
+    rows = await session.exec(select(Wallet.currency).where(col(Wallet.user_id) == user_id))
+    currency = rows.first()
+    if currency is None:
+        raise UnknownWallet(user_id)
+    return currency
 
 
 async def available(session: AsyncSession, user_id: int) -> int:

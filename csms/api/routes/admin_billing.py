@@ -1,0 +1,138 @@
+"""Operator API: billing models (CRUD), their assignments, and which model applies where.
+
+Editing a model changes the price of orders created afterwards only: every order keeps the
+exact tariff it signed (brief 7.7). The configured default (``default_tariff_*``) is shown at
+``/default`` and applies wherever nothing is assigned.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.billing import store
+from csms.billing.resolve import default_tariff, resolve
+from csms.billing.schemas import (
+    AssignmentCreate,
+    AssignmentPublic,
+    BillingModelCreate,
+    BillingModelPublic,
+    BillingModelUpdate,
+    TariffPublic,
+    model_public,
+    tariff_public,
+)
+from csms.store.models_money import BillingAssignment
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"])
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+class ResolvedPublic(TariffPublic):
+    scope: str
+
+
+def _assignment(row: BillingAssignment) -> AssignmentPublic:
+    return AssignmentPublic.model_validate(row, from_attributes=True)
+
+
+@router.post(
+    "/billing-models", status_code=status.HTTP_201_CREATED, response_model=BillingModelPublic
+)
+async def create_model(
+    body: BillingModelCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> BillingModelPublic:
+    """Adds a billing model (422 if the prices do not make a valid tariff, 409 if the id is
+    taken)."""
+    model = await store.create_model(
+        session, body=body, reserved_id=ctx.settings.default_tariff_id, now=ctx.clock()
+    )
+    return model_public(model)
+
+
+@router.get("/billing-models", response_model=list[BillingModelPublic])
+async def list_models(
+    session: SessionDep, _: AdminDep, offset: Offset = 0, limit: Limit = 100
+) -> list[BillingModelPublic]:
+    return [model_public(m) for m in await store.list_models(session, offset=offset, limit=limit)]
+
+
+@router.get("/billing-models/default", response_model=TariffPublic)
+async def default_model(ctx: CtxDep, _: AdminDep) -> TariffPublic:
+    """The configured default billing model (read-only: change the settings)."""
+    return tariff_public(default_tariff(ctx.settings))
+
+
+@router.get("/billing-models/resolve", response_model=ResolvedPublic)
+async def resolve_model(
+    ctx: CtxDep, session: SessionDep, _: AdminDep, charger_id: str, user_id: int | None = None
+) -> ResolvedPublic:
+    """Which model a driver (or an anonymous visitor) gets at a charger, and why (``scope``)."""
+    found = await resolve(session, user_id=user_id, charger_id=charger_id, settings=ctx.settings)
+    return ResolvedPublic(**tariff_public(found.tariff).model_dump(), scope=found.scope)
+
+
+@router.get("/billing-models/{model_id}", response_model=BillingModelPublic)
+async def show_model(model_id: str, session: SessionDep, _: AdminDep) -> BillingModelPublic:
+    return model_public(await store.get_model(session, model_id))
+
+
+@router.put("/billing-models/{model_id}", response_model=BillingModelPublic)
+async def update_model(
+    model_id: str, body: BillingModelUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> BillingModelPublic:
+    """Replaces the prices (``version`` + 1); orders already issued keep their snapshot."""
+    model = await store.update_model(session, model_id=model_id, body=body, now=ctx.clock())
+    return model_public(model)
+
+
+@router.delete("/billing-models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_model(model_id: str, session: SessionDep, _: AdminDep) -> None:
+    """Deletes an unassigned model (409 while it is assigned)."""
+    await store.delete_model(session, model_id=model_id)
+
+
+@router.post(
+    "/billing-models/{model_id}/assignments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AssignmentPublic,
+)
+async def assign_model(
+    model_id: str, body: AssignmentCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> AssignmentPublic:
+    """Assigns the model to a driver (tier, fleet), a driver at one charger, a charger, or a
+    site (charger ``location``). 409 if that target has a model: delete it first."""
+    row = await store.create_assignment(session, model_id=model_id, target=body, now=ctx.clock())
+    return _assignment(row)
+
+
+@router.get("/billing-models/{model_id}/assignments", response_model=list[AssignmentPublic])
+async def model_assignments(
+    model_id: str, session: SessionDep, _: AdminDep, offset: Offset = 0, limit: Limit = 100
+) -> list[AssignmentPublic]:
+    await store.get_model(session, model_id)
+    rows = await store.list_assignments(session, model_id=model_id, offset=offset, limit=limit)
+    return [_assignment(r) for r in rows]
+
+
+@router.get("/billing-assignments", response_model=list[AssignmentPublic])
+async def list_assignments(
+    session: SessionDep,
+    _: AdminDep,
+    user_id: int | None = None,
+    charger_id: str | None = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> list[AssignmentPublic]:
+    rows = await store.list_assignments(
+        session, user_id=user_id, charger_id=charger_id, offset=offset, limit=limit
+    )
+    return [_assignment(r) for r in rows]
+
+
+@router.delete("/billing-assignments/{assignment_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_assignment(assignment_id: int, session: SessionDep, _: AdminDep) -> None:
+    await store.delete_assignment(session, assignment_id=assignment_id)

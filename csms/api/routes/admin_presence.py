@@ -1,0 +1,141 @@
+"""Operator API: a charger's presence secret (the key of its dynamic identification code).
+
+``PUT /api/v1/admin/chargers/{id}/presence-secret`` stores a new secret (generated, or the
+``secret_hex`` given) and returns it once; it is never shown again. When the charger is
+connected the CSMS also installs it there (1.6 ``ChangeConfiguration`` key
+``IdentificationSecret``; 2.0.1 ``SetVariables`` ``QrChargeCtrlr.IdentificationSecret``); the
+answer says whether that worked, otherwise install it on the charger by hand.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.errors import CsmsError
+from csms.store import chargers as store
+from csms.store.models_money import PresenceSecret
+from qr_extension.identify import MIN_SECRET_BYTES
+
+router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"])
+
+CONFIG_KEY = "IdentificationSecret"
+COMPONENT = "QrChargeCtrlr"
+SECRET_BYTES = 32
+
+
+class PresenceSecretBody(BaseModel):
+    secret_hex: str | None = Field(
+        default=None,
+        pattern=r"^([0-9a-fA-F]{2}){16,64}$",
+        description=f"{MIN_SECRET_BYTES}..64 bytes as hex; omit to have one generated",
+    )
+
+
+class PresenceSecretCreated(BaseModel):
+    charger_id: str
+    secret_hex: str = Field(description="shown only in this answer")
+    created_at: datetime
+    installed: bool = Field(description="the connected charger accepted it")
+    install_status: str = Field(description="the charger's answer, or why it was not sent")
+
+
+class PresenceSecretState(BaseModel):
+    charger_id: str
+    configured: bool
+    created_at: datetime | None
+
+
+async def _charger_exists(session: SessionDep, charger_id: str) -> None:
+    if await store.get_charger(session, charger_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")
+
+
+@router.put("/{charger_id}/presence-secret", response_model=PresenceSecretCreated)
+async def set_presence_secret(
+    charger_id: str,
+    ctx: CtxDep,
+    session: SessionDep,
+    _: AdminDep,
+    body: PresenceSecretBody | None = None,
+) -> PresenceSecretCreated:
+    """Sets (replaces) the secret and installs it on the charger if it is connected."""
+    await _charger_exists(session, charger_id)
+    given = body.secret_hex if body is not None else None
+    secret_hex = (given or secrets.token_hex(SECRET_BYTES)).lower()
+    row = await session.get(PresenceSecret, charger_id)
+    now = ctx.clock()
+    if row is None:
+        row = PresenceSecret(charger_id=charger_id, secret_hex=secret_hex, created_at=now)
+    else:
+        row.secret_hex, row.created_at = secret_hex, now
+    session.add(row)
+    await session.commit()
+    installed, install_status = await _install(ctx, charger_id, secret_hex)
+    return PresenceSecretCreated(
+        charger_id=charger_id,
+        secret_hex=secret_hex,
+        created_at=now,
+        installed=installed,
+        install_status=install_status,
+    )
+
+
+@router.get("/{charger_id}/presence-secret", response_model=PresenceSecretState)
+async def presence_secret_state(
+    charger_id: str, session: SessionDep, _: AdminDep
+) -> PresenceSecretState:
+    """Whether a secret is set (the secret itself is never shown again)."""
+    await _charger_exists(session, charger_id)
+    row = await session.get(PresenceSecret, charger_id)
+    return PresenceSecretState(
+        charger_id=charger_id,
+        configured=row is not None,
+        created_at=row.created_at if row is not None else None,
+    )
+
+
+@router.delete("/{charger_id}/presence-secret", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_presence_secret(charger_id: str, session: SessionDep, _: AdminDep) -> None:
+    """Forgets the secret: codes from this charger are then refused (403)."""
+    await _charger_exists(session, charger_id)
+    row = await session.get(PresenceSecret, charger_id)
+    if row is not None:
+        await session.delete(row)
+        await session.commit()
+
+
+async def _install(ctx: CtxDep, charger_id: str, secret_hex: str) -> tuple[bool, str]:
+    link = ctx.registry.get(charger_id)
+    if link is None:
+        return False, "NotConnected"
+    action: str
+    payload: dict[str, Any]
+    if link.ocpp_version == "1.6":
+        action, payload = "ChangeConfiguration", {"key": CONFIG_KEY, "value": secret_hex}
+    else:
+        action = "SetVariables"
+        payload = {
+            "setVariableData": [
+                {
+                    "attributeValue": secret_hex,
+                    "component": {"name": COMPONENT},
+                    "variable": {"name": CONFIG_KEY},
+                }
+            ]
+        }
+    try:
+        answer = await ctx.dispatcher.send(charger_id, action, payload)
+    except CsmsError as exc:
+        return False, type(exc).__name__
+    if action == "ChangeConfiguration":
+        answer_status = str(answer.get("status", "Unknown"))
+    else:
+        results = answer.get("setVariableResult") or [{}]
+        answer_status = str(results[0].get("attributeStatus", "Unknown"))
+    return answer_status == "Accepted", answer_status

@@ -1,0 +1,206 @@
+"""Driver API: register, log in (OAuth2 password flow), profile, wallet and top-ups."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel, Field, field_validator
+from sqlmodel import col, select
+
+from csms.api.deps import CtxDep, SessionDep
+from csms.drivers.accounts import authenticate, create_user
+from csms.drivers.deps import CurrentUser, TokensDep
+from csms.drivers.passwords import hash_async
+from csms.payments import wallet
+from csms.payments.errors import InvalidAmount, PaymentDeclined
+from csms.payments.ledger import wallet_account
+from csms.store.models_money import EMAIL_MAX, LedgerEntry, LedgerTransfer, User
+
+router = APIRouter(prefix="/api/v1", tags=["drivers"])
+
+# Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is the mail
+# server's business; this only refuses what cannot be an address.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+
+
+class UserCreate(BaseModel):
+    email: str = Field(max_length=EMAIL_MAX, examples=["driver@example.org"])
+    password: str = Field(description=f"{PASSWORD_MIN}..{PASSWORD_MAX} characters")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = value.strip()
+        if not _EMAIL.fullmatch(value):
+            raise ValueError("not an email address (expected name@domain.tld)")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        if len(value) < PASSWORD_MIN:
+            raise ValueError(f"the password needs at least {PASSWORD_MIN} characters")
+        if len(value) > PASSWORD_MAX:
+            raise ValueError(f"the password may have at most {PASSWORD_MAX} characters")
+        if not value.strip():
+            raise ValueError("the password may not be only spaces")
+        return value
+
+
+class UserPublic(BaseModel):
+    id: int
+    email: str
+    created_at: datetime
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class Profile(UserPublic):
+    currency: str
+    balance: int = Field(description="available to spend, minor units")
+    held: int = Field(description="reserved by open orders, minor units")
+
+
+class TopUpCreate(BaseModel):
+    amount: int = Field(gt=0, description="minor units")
+    method: str = Field(
+        default="sandbox",
+        max_length=64,
+        description="payment method for the provider; the sandbox declines 'sandbox-decline'",
+    )
+
+
+class TopUpPublic(BaseModel):
+    transfer_id: int
+    amount: int
+    balance: int
+
+
+class WalletLine(BaseModel):
+    transfer_id: int
+    kind: str
+    amount: int = Field(description="signed: what this line did to the available balance")
+    order_id: str | None
+    at: datetime
+
+
+class WalletPublic(BaseModel):
+    currency: str
+    balance: int
+    held: int
+    lines: list[WalletLine]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+async def register(body: UserCreate, ctx: CtxDep, session: SessionDep) -> UserPublic:
+    """Creates a driver account with an empty wallet (409 if the email is taken)."""
+    password_hash = await hash_async(body.password)
+    user = await create_user(
+        session,
+        email=body.email,
+        password_hash=password_hash,
+        currency=ctx.settings.default_currency,
+    )
+    return _public(user)
+
+
+@router.post("/token", response_model=Token)
+async def log_in(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    ctx: CtxDep,
+    session: SessionDep,
+    tokens: TokensDep,
+) -> Token:
+    """OAuth2 password flow: ``username`` is the email. 401 for a wrong email or password."""
+    user = await authenticate(session, email=form.username, password=form.password)
+    assert user.id is not None
+    return Token(access_token=tokens.issue(user.id, now=ctx.now_s()), expires_in=tokens.ttl_s)
+
+
+@router.get("/me", response_model=Profile)
+async def me(user: CurrentUser, session: SessionDep) -> Profile:
+    """The signed-in driver's profile and wallet balance."""
+    uid = _id(user)
+    currency = await wallet.currency_of(session, uid)
+    return Profile(
+        **_public(user).model_dump(),
+        currency=currency,
+        balance=await wallet.available(session, uid),
+        held=await wallet.held(session, uid),
+    )
+
+
+@router.get("/me/wallet", response_model=WalletPublic)
+async def my_wallet(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> WalletPublic:
+    """Balance, holds and the latest movements of the available balance, newest first."""
+    uid = _id(user)
+    rows = await session.exec(
+        select(LedgerTransfer, col(LedgerEntry.amount))
+        .join(LedgerEntry, col(LedgerEntry.transfer_id) == col(LedgerTransfer.id))
+        .where(col(LedgerEntry.account) == wallet_account(uid))
+        .order_by(col(LedgerTransfer.id).desc())
+        .limit(limit)
+    )
+    lines = [
+        WalletLine(
+            transfer_id=t.id or 0, kind=t.kind, amount=amount, order_id=t.order_id, at=t.created_at
+        )
+        for t, amount in rows.all()
+    ]
+    return WalletPublic(
+        currency=await wallet.currency_of(session, uid),
+        balance=await wallet.available(session, uid),
+        held=await wallet.held(session, uid),
+        lines=lines,
+    )
+
+
+@router.post("/me/wallet/top-ups", status_code=status.HTTP_201_CREATED, response_model=TopUpPublic)
+async def top_up(
+    body: TopUpCreate,
+    user: CurrentUser,
+    ctx: CtxDep,
+    session: SessionDep,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> TopUpPublic:
+    """Adds money through the payment provider (the sandbox for now). Send an
+    ``Idempotency-Key`` header to make a retry (double tap, lost answer) add it only once."""
+    if body.amount > ctx.settings.max_top_up_amount:
+        raise InvalidAmount(f"a top-up may be at most {ctx.settings.max_top_up_amount}")
+    uid = _id(user)
+    key = f"top-up:{uid}:{idempotency_key or uuid.uuid4().hex}"
+    try:
+        transfer_id = await wallet.top_up(
+            session, user_id=uid, amount=body.amount, key=key, method=body.method
+        )
+    except PaymentDeclined:
+        await session.commit()  # keep the record of the declined provider call
+        raise
+    await session.commit()
+    return TopUpPublic(
+        transfer_id=transfer_id, amount=body.amount, balance=await wallet.available(session, uid)
+    )
+
+
+def _id(user: User) -> int:
+    assert user.id is not None
+    return user.id
+
+
+def _public(user: User) -> UserPublic:
+    return UserPublic(id=_id(user), email=user.email, created_at=user.created_at)

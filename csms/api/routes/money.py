@@ -1,0 +1,98 @@
+"""Wiring of the money side into an app: its routers and its errors converted to HTTP.
+
+``install(app)`` adds the driver routes (users, token, me, wallet top-ups, public charger
+info) and the operator routes (billing models and assignments, presence secrets, ledger and
+wallets), and the exception handlers of :mod:`csms.drivers`, :mod:`csms.billing` and
+:mod:`csms.payments` (the root :class:`PaymentError`; a more specific handler registered for a
+subclass wins, FastAPI picks handlers by the exception's MRO).
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from csms.api.routes import (
+    admin_billing,
+    admin_ledger,
+    admin_presence,
+    chargers_public,
+    drivers,
+)
+from csms.billing.errors import (
+    AssignmentExists,
+    AssignmentInvalid,
+    BillingError,
+    BillingModelExists,
+    BillingModelInUse,
+    BillingModelInvalid,
+    BillingModelNotFound,
+)
+from csms.drivers.errors import DriverError, EmailTaken, InvalidCredentials, TokenInvalid
+from csms.payments.errors import (
+    HoldExceeded,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    PaymentDeclined,
+    PaymentError,
+    ProviderError,
+    RefundExceeded,
+    UnknownWallet,
+)
+
+ROUTERS = (
+    drivers.router,
+    chargers_public.router,
+    admin_billing.router,
+    admin_presence.router,
+    admin_ledger.router,
+)
+
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (EmailTaken, status.HTTP_409_CONFLICT),
+    (InvalidCredentials, status.HTTP_401_UNAUTHORIZED),
+    (TokenInvalid, status.HTTP_401_UNAUTHORIZED),
+    (BillingModelNotFound, status.HTTP_404_NOT_FOUND),
+    (AssignmentExists, status.HTTP_409_CONFLICT),
+    (BillingModelExists, status.HTTP_409_CONFLICT),
+    (BillingModelInUse, status.HTTP_409_CONFLICT),
+    (BillingModelInvalid, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (AssignmentInvalid, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (InsufficientFunds, status.HTTP_402_PAYMENT_REQUIRED),
+    (PaymentDeclined, status.HTTP_402_PAYMENT_REQUIRED),
+    (InvalidAmount, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (IdempotencyConflict, status.HTTP_409_CONFLICT),
+    (HoldExceeded, status.HTTP_409_CONFLICT),
+    (RefundExceeded, status.HTTP_409_CONFLICT),
+    (UnknownWallet, status.HTTP_404_NOT_FOUND),
+    (ProviderError, status.HTTP_502_BAD_GATEWAY),
+)
+
+
+def error_code(exc: Exception) -> str:
+    """``InsufficientFunds`` -> ``insufficient_funds``: a stable code clients can switch on."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+async def money_error(request: Request, exc: Exception) -> JSONResponse:
+    """Converts the money side's errors to HTTP at the boundary."""
+    code = status.HTTP_400_BAD_REQUEST
+    for kind, http_status in _STATUS:
+        if isinstance(exc, kind):
+            code = http_status
+            break
+    headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
+    return JSONResponse(
+        {"detail": str(exc), "code": error_code(exc)}, status_code=code, headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Adds the money routers and error handlers to ``app`` (call once, after create_app)."""
+    for router in ROUTERS:
+        app.include_router(router)
+    for root in (DriverError, BillingError, PaymentError):
+        app.add_exception_handler(root, money_error)

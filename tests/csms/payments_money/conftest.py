@@ -1,0 +1,136 @@
+"""Fixtures of the money tests: a migrated database and the CSMS app with the money routes,
+both on SQLite and PostgreSQL (``db_url`` of tests/csms/conftest.py), and a manual clock.
+
+The app runs in-process (its lifespan entered directly, httpx over ASGI): no port, fast.
+Tests that need a real OCPP connection use ``serve`` from tests/csms/conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from config.settings import Settings
+from csms.api.routes.money import install
+from csms.app import create_app
+from csms.context import CsmsContext
+from csms.store.db import Database, migrate
+
+from ..conftest import ADMIN_KEY, make_settings
+from ..ledger_invariants import assert_ledger_consistent
+
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+PASSWORD = "s3cret-enough"
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """A migrated database; the ledger invariants are checked when the test is done."""
+    database = Database.connect(db_url)
+    await migrate(database.engine)
+    try:
+        yield database
+        async with database.session() as session:
+            await assert_ledger_consistent(session)
+    finally:
+        await database.dispose()
+
+
+def with_money(app: FastAPI) -> FastAPI:
+    """``app`` with the money routes (unless the app factory already wires them in)."""
+    paths = {getattr(route, "path", "") for route in app.routes}
+    if "/api/v1/users" not in paths:
+        install(app)
+    return app
+
+
+@dataclass
+class MoneyApi:
+    """The CSMS app in-process: an admin client, a driver client factory, the context."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    clock: Clock
+    settings: Settings
+    drivers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ctx(self) -> CsmsContext:
+        ctx: CsmsContext = self.app.state.ctx
+        return ctx
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    async def register(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
+        r = await self.http.post("/api/v1/users", json={"email": email, "password": password})
+        assert r.status_code == 201, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def login(self, email: str, password: str = PASSWORD) -> dict[str, str]:
+        r = await self.http.post("/api/v1/token", data={"username": email, "password": password})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    async def driver(self, email: str, funds: int = 0) -> tuple[int, dict[str, str]]:
+        """A registered, logged-in driver with ``funds`` topped up: (user id, auth headers)."""
+        user = await self.register(email)
+        auth = await self.login(email)
+        if funds:
+            r = await self.http.post(
+                "/api/v1/me/wallet/top-ups", json={"amount": funds}, headers=auth
+            )
+            assert r.status_code == 201, r.text
+        return int(user["id"]), auth
+
+    async def add_charger(
+        self, charger_id: str, *, evses: int = 2, location: str | None = None
+    ) -> None:
+        body: dict[str, Any] = {"id": charger_id, "password": "charger-pass", "evses": evses}
+        if location is not None:
+            body["location"] = location
+        r = await self.http.post("/api/v1/admin/chargers", json=body, headers=self.admin())
+        assert r.status_code == 201, r.text
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def money_settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path, database_url=db_url)
+
+
+@pytest.fixture
+async def api(money_settings: Settings, clock: Clock) -> AsyncIterator[MoneyApi]:
+    app = with_money(create_app(money_settings, clock=clock))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://csms") as http:
+            yield MoneyApi(app, http, clock, money_settings)
+        ctx: CsmsContext = app.state.ctx
+        async with ctx.db.session() as session:
+            await assert_ledger_consistent(session)

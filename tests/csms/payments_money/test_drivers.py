@@ -1,0 +1,167 @@
+"""Driver accounts over HTTP: register, log in, profile, wallet and top-ups; token rules."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import jwt
+import pytest
+
+from csms.drivers.errors import TokenInvalid
+from csms.drivers.tokens import SECRET_FILE, DriverTokens, load_or_create_secret
+
+from .conftest import PASSWORD, MoneyApi
+
+
+async def test_register_log_in_and_see_the_profile(api: MoneyApi) -> None:
+    user = await api.register("Ann@Example.org")
+    assert user["email"] == "ann@example.org" and isinstance(user["id"], int)
+    assert "password" not in str(user) and "hash" not in str(user)
+    auth = await api.login("ANN@example.org")  # emails compare case-insensitively
+    r = await api.http.get("/api/v1/me", headers=auth)
+    assert r.status_code == 200
+    assert r.json() | {"created_at": None} == {
+        "id": user["id"],
+        "email": "ann@example.org",
+        "created_at": None,
+        "currency": "CNY",
+        "balance": 0,
+        "held": 0,
+    }
+
+
+async def test_duplicate_email_is_409(api: MoneyApi) -> None:
+    await api.register("bob@example.org")
+    r = await api.http.post(
+        "/api/v1/users", json={"email": " BOB@example.org", "password": "another-pass"}
+    )
+    assert r.status_code == 409
+    assert r.json()["code"] == "email_taken"
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ({"email": "no-at-sign.org", "password": PASSWORD}, "not an email address"),
+        ({"email": "a@b", "password": PASSWORD}, "not an email address"),
+        ({"email": "a b@c.org", "password": PASSWORD}, "not an email address"),
+        ({"email": "c@example.org", "password": "short"}, "at least 8 characters"),
+        ({"email": "c@example.org", "password": "x" * 129}, "at most 128 characters"),
+        ({"email": "c@example.org", "password": " " * 10}, "only spaces"),
+        ({"email": "c@example.org"}, "Field required"),
+    ],
+)
+async def test_invalid_registrations_are_clear_422s(
+    api: MoneyApi, body: dict[str, str], complaint: str
+) -> None:
+    r = await api.http.post("/api/v1/users", json=body)
+    assert r.status_code == 422
+    assert complaint in r.text
+
+
+async def test_wrong_password_and_unknown_user_look_the_same(api: MoneyApi) -> None:
+    await api.register("carl@example.org")
+    wrong = await api.http.post(
+        "/api/v1/token", data={"username": "carl@example.org", "password": "wrong-password"}
+    )
+    unknown = await api.http.post(
+        "/api/v1/token", data={"username": "nobody@example.org", "password": "wrong-password"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert (
+        wrong.json()
+        == unknown.json()
+        == {
+            "detail": "incorrect email or password",
+            "code": "invalid_credentials",
+        }
+    )
+    assert wrong.headers["www-authenticate"] == "Bearer"
+
+
+async def test_protected_routes_need_a_valid_token(api: MoneyApi) -> None:
+    uid, auth = await api.driver("dora@example.org")
+    assert (await api.http.get("/api/v1/me")).status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert (await api.http.get("/api/v1/me", headers=bad)).status_code == 401
+    token = auth["Authorization"].split()[1]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = jwt.encode(
+        claims | {"sub": str(uid + 1)}, "a-guessed-secret-of-at-least-32-bytes!", algorithm="HS256"
+    )
+    r = await api.http.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401
+    api.clock.advance(api.settings.driver_token_ttl_s + 1)
+    r = await api.http.get("/api/v1/me", headers=auth)
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+def test_token_rules_and_secret_file(tmp_path: Path) -> None:
+    secret = load_or_create_secret(tmp_path / "keys")
+    path = tmp_path / "keys" / SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_secret(tmp_path / "keys") == secret  # stable across restarts
+    tokens = DriverTokens(secret=secret, issuer="qrcharge", ttl_s=60)
+    token = tokens.issue(7, now=1000)
+    assert tokens.verify(token, now=1059) == 7
+    with pytest.raises(TokenInvalid):
+        tokens.verify(token, now=1060)
+    other = DriverTokens(secret=secret, issuer="elsewhere", ttl_s=60)
+    with pytest.raises(TokenInvalid):
+        other.verify(token, now=1000)
+    untyped = jwt.encode(
+        {"iss": "qrcharge", "aud": "qrcharge:driver", "sub": "7", "iat": 1000, "exp": 2000},
+        secret,
+        algorithm="HS256",
+    )
+    with pytest.raises(TokenInvalid):  # typ at+jwt is required
+        tokens.verify(untyped, now=1000)
+
+
+async def test_top_ups_are_idempotent_by_header(api: MoneyApi) -> None:
+    _, auth = await api.driver("erin@example.org")
+    headers = auth | {"Idempotency-Key": "tap-1"}
+    first = await api.http.post("/api/v1/me/wallet/top-ups", json={"amount": 2500}, headers=headers)
+    again = await api.http.post("/api/v1/me/wallet/top-ups", json={"amount": 2500}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["transfer_id"] == again.json()["transfer_id"]
+    assert again.json()["balance"] == 2500
+    other = await api.http.post("/api/v1/me/wallet/top-ups", json={"amount": 100}, headers=headers)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
+    no_key = await api.http.post("/api/v1/me/wallet/top-ups", json={"amount": 100}, headers=auth)
+    assert no_key.json()["balance"] == 2600
+    wallet = (await api.http.get("/api/v1/me/wallet", headers=auth)).json()
+    assert wallet["balance"] == 2600 and wallet["held"] == 0
+    assert [(line["kind"], line["amount"]) for line in wallet["lines"]] == [
+        ("top_up", 100),
+        ("top_up", 2500),
+    ]
+
+
+async def test_top_up_refusals(api: MoneyApi) -> None:
+    _, auth = await api.driver("finn@example.org")
+    too_much = api.settings.max_top_up_amount + 1
+    r = await api.http.post("/api/v1/me/wallet/top-ups", json={"amount": too_much}, headers=auth)
+    assert r.status_code == 422
+    for amount in (0, -5, 1.5, "ten"):
+        r = await api.http.post("/api/v1/me/wallet/top-ups", json={"amount": amount}, headers=auth)
+        assert r.status_code == 422
+    declined = await api.http.post(
+        "/api/v1/me/wallet/top-ups",
+        json={"amount": 500, "method": "sandbox-decline"},
+        headers=auth,
+    )
+    assert declined.status_code == 402 and declined.json()["code"] == "payment_declined"
+    me = (await api.http.get("/api/v1/me", headers=auth)).json()
+    assert me["balance"] == 0
+    assert (await api.http.post("/api/v1/me/wallet/top-ups", json={"amount": 5})).status_code == 401
+
+
+async def test_openapi_documents_the_driver_api(api: MoneyApi) -> None:
+    spec = (await api.http.get("/openapi.json")).json()
+    for path in ("/api/v1/users", "/api/v1/token", "/api/v1/me", "/api/v1/me/wallet/top-ups",
+                 "/api/v1/chargers/{charger_id}"):  # fmt: skip
+        assert path in spec["paths"], path
+    schemes = spec["components"]["securitySchemes"]
+    assert any(s.get("flows", {}).get("password") for s in schemes.values())
