@@ -12,9 +12,10 @@ import sys
 from collections.abc import Sequence
 
 COMPONENTS = (
-    "qr_extension.cli",  # qrcharge qr ..., qrcharge keys ..., qrcharge demo (until issue 6)
+    "qr_extension.cli",  # qrcharge qr ... (qr roundtrip), qrcharge keys ...
     "csms.cli",  # qrcharge csms
     "charge_point.cli",  # qrcharge cp
+    "demo.cli",  # qrcharge demo
 )
 
 

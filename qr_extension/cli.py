@@ -1,4 +1,4 @@
-"""``qrcharge qr encode|decode``, ``qrcharge keys generate|jwks`` and ``qrcharge demo``.
+"""``qrcharge qr encode|decode|roundtrip`` and ``qrcharge keys generate|jwks``.
 
 Every command reports a failure as one line on stderr and exit code 2 (usage or input errors)
 or 1 (a demo step that did not hold); no traceback reaches the user.
@@ -80,7 +80,7 @@ def _guarded(handler: Handler) -> Handler:
 
 
 def register(subparsers: Any) -> None:
-    """Adds the ``qr``, ``keys`` and ``demo`` commands to the ``qrcharge`` parser."""
+    """Adds the ``qr`` (with ``roundtrip``) and ``keys`` commands to the ``qrcharge`` parser."""
     qr = subparsers.add_parser("qr", help="render a text as a QR code, or read codes from an image")
     qr_actions = qr.add_subparsers(dest="action", required=True, metavar="ACTION")
     encode = qr_actions.add_parser("encode", help="render TEXT (or stdin with -) as a QR code")
@@ -102,8 +102,9 @@ def register(subparsers: Any) -> None:
     jwks.add_argument("pems", type=Path, nargs="+", metavar="PEM")
     jwks.set_defaults(func=_guarded(_keys_jwks))
 
-    demo = subparsers.add_parser(
-        "demo", help="run one offline scan-to-pay session end to end, in memory, and print it"
+    demo = qr_actions.add_parser(
+        "roundtrip",
+        help="run one offline scan-to-pay session end to end, in memory, and print it",
     )
     demo.add_argument("--keep", type=Path, metavar="DIR", help="keep keys and images in DIR")
     demo.set_defaults(func=_guarded(_demo))
@@ -280,7 +281,7 @@ def _expect(outcome: _T | Refusal, what: str) -> _T:
 
 
 def _demo_steps(workdir: Path) -> None:
-    print(f"qrcharge demo: simulated clock, files in {workdir}")
+    print(f"qrcharge qr roundtrip: simulated clock, files in {workdir}")
     csms_key, charger_key = generate_key(), generate_key()
     save_private_key(csms_key, workdir / "csms.pem")
     save_private_key(charger_key, workdir / "charger.pem")

@@ -1,4 +1,4 @@
-"""``qrcharge qr``, ``qrcharge keys`` and ``qrcharge demo`` through their argument parser."""
+"""``qrcharge qr`` (with ``qr roundtrip``) and ``qrcharge keys`` through their argument parser."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def test_keys_jwks_prints_only_public_parts(
 
 
 def test_demo_runs_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["demo", "--keep", str(tmp_path)]) == 0
+    assert run(["qr", "roundtrip", "--keep", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for marker in ["start token:", "decoded in", "refused: replayed", "CostLimitReached",
                    "pay 10.00 CNY", "OK:"]:  # fmt: skip
@@ -170,7 +170,7 @@ def test_demo_fails_with_exit_code_1_when_a_step_does_not_hold(
     monkeypatch.setattr(
         cli, "check_settlement", lambda *a, **k: Refusal(Reason.COST_MISMATCH, "tampered")
     )
-    assert run(["demo"]) == 1
+    assert run(["qr", "roundtrip"]) == 1
     captured = capsys.readouterr()
     assert "FAILED: settlement does not match the order: cost_mismatch: tampered" in captured.err
     assert "OK:" not in captured.out
