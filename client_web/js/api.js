@@ -53,8 +53,9 @@ function errorDetail(body) {
 }
 
 /** fetch + JSON; `form` sends URL-encoded fields, `files` multipart. */
-export async function request(method, path, { json, form, files, auth = true, raw = false } = {}) {
-  const headers = { Accept: "application/json" };
+export async function request(method, path,
+  { json, form, files, auth = true, raw = false, headers: extra = {} } = {}) {
+  const headers = { Accept: "application/json", ...extra };
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -81,8 +82,12 @@ export async function request(method, path, { json, form, files, auth = true, ra
     data = null;
   }
   if (!response.ok) {
-    if (response.status === 401 && auth && token()) signOut();
-    throw new ApiError(errorCode(response.status, data), response.status, errorDetail(data), data);
+    let code = errorCode(response.status, data);
+    if (response.status === 401 && code !== "invalid_credentials") {
+      code = "unauthorized";
+      if (auth && token()) signOut();
+    }
+    throw new ApiError(code, response.status, errorDetail(data), data);
   }
   return data;
 }
@@ -101,7 +106,8 @@ export async function signIn(email, password) {
 }
 
 export const me = () => request("GET", "/api/v1/me");
-export const topUp = (amount) => request("POST", "/api/v1/me/wallet/top-ups", { json: { amount } });
+export const topUp = (amount, key = crypto.randomUUID()) =>
+  request("POST", "/api/v1/me/wallet/top-ups", { json: { amount }, headers: { "Idempotency-Key": key } });
 
 export function charger(id, evse) {
   const query = evse ? `?evse=${encodeURIComponent(evse)}` : "";

@@ -60,7 +60,11 @@ export function normalizeTariff(raw) {
     const name = LONG_NAMES[key] || key;
     if (name in out && value !== null && value !== undefined) out[name] = value;
   }
-  out.tou = (out.tou || []).map((p) => (Array.isArray(p) ? p : [p.from, p.to, p.e ?? p.energy, p.t ?? p.time]));
+  out.tou = (out.tou || []).map((p) => (Array.isArray(p) ? p : [
+    p.start_minute ?? p.from, p.end_minute ?? p.to,
+    p.energy_price ?? p.e ?? 0, p.time_price ?? p.t ?? 0,
+  ]));
+  for (const key of ["f", "e", "t", "i", "ig", "tz", "cap"]) out[key] = Number(out[key] || 0);
   return out;
 }
 

@@ -15,6 +15,7 @@ function tariffOf(data) {
 }
 
 function evseOf(data, wanted) {
+  if (data.evse && typeof data.evse === "object") return data.evse;
   const list = Array.isArray(data.evses) ? data.evses : [];
   const n = Number(wanted || data.evse_id || data.evse || 0);
   return list.find((e) => Number(e.id ?? e.evse_id) === n) || (list.length === 1 ? list[0] : null);

@@ -35,7 +35,7 @@ export async function show(main, route, app) {
       else location.href = next;
       if (!next.startsWith("#")) return;
     } catch (err) {
-      notify(err.code === "unauthorized" ? t("error.bad_credentials") : explain(err));
+      notify(explain(err));
     } finally {
       submit.disabled = false;
     }
