@@ -111,7 +111,7 @@ def charger_specs(count: int, share_201: float, nonce: str) -> list[ChargerSpec]
 
 def start_target(args: argparse.Namespace, workdir: Path, database_url: str) -> Target:
     port = free_port()
-    log_path = workdir / ("stand-in.log" if args.self_test else "csms.log")
+    log_path = Path(args.csms_log) if args.csms_log else workdir / "target.log"
     env = dict(os.environ)
     if args.self_test:
         cmd = [sys.executable, "-m", "benchmarks.ocpp_load", "--stand-in-server", str(port)]
@@ -344,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default="", help="name of the run in the output")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON ('-': stdout)")
     p.add_argument("--csms-source", metavar="DIR", help="run the CSMS from this source tree")
+    p.add_argument("--csms-log", metavar="FILE", help="keep the target's output in FILE")
     p.add_argument("--profile", metavar="FILE", help="py-spy the target (raw stacks to FILE)")
     p.add_argument("--stand-in-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return p
