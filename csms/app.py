@@ -32,6 +32,7 @@ from csms.errors import (
 from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
 from csms.payments import SettlementSink, StoreOnlySink
+from csms.payments.wiring import PaymentSide
 from csms.protocol.authorization import AuthorizationPolicy, LocalTagPolicy
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
 from csms.protocol.endpoint import router as ocpp_router
@@ -52,8 +53,14 @@ def create_app(
     sink: SettlementSink | None = None,
     authorization: PolicyFactory | None = None,
     clock: Callable[[], datetime] = utcnow,
+    payments: bool = True,
 ) -> FastAPI:
-    """The CSMS as an ASGI app; ``sink`` and ``authorization`` are the payment issue's hooks."""
+    """The CSMS as an ASGI app; ``sink`` and ``authorization`` are the payment issue's hooks.
+
+    With ``payments`` (the default) the payment side is wired in: drivers, wallets, billing,
+    orders, settlements (the default sink and order-id policy) and its background reaper.
+    """
+    side = PaymentSide(settings, clock=clock) if payments else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +68,7 @@ def create_app(
         await migrate(db.engine)
         async with db.session() as session:
             await mark_all_offline(session)
+        payment_sink = side.open(db) if side is not None else None
         key_manager = await asyncio.to_thread(
             KeyManager.open,
             settings.resolved_key_dir,
@@ -77,13 +85,15 @@ def create_app(
             registry=registry,
             dispatcher=LocalDispatcher(registry, timeout_s=settings.ocpp_call_timeout_s),
             passwords=PasswordVerifier(),
-            authorization=(authorization or _local_tags)(db, clock),
-            sink=sink or StoreOnlySink(),
+            authorization=(authorization or (side.policy if side else _local_tags))(db, clock),
+            sink=sink or payment_sink or StoreOnlySink(),
             message_log=message_log,
             clock=clock,
         )
         app.state.ctx = ctx
         writer = asyncio.create_task(message_log.run(), name="message-log")
+        if side is not None:
+            side.start()
         try:
             yield
         finally:
@@ -91,6 +101,8 @@ def create_app(
                 link = registry.get(charger_id)
                 if link is not None:
                     await link.close("CSMS shutting down")
+            if side is not None:
+                await side.close()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             await message_log.flush()
@@ -112,6 +124,8 @@ def create_app(
     ):
         app.include_router(router)
     app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]
+    if side is not None:
+        side.install(app)
     mount_web(app, settings)
     return app
 
