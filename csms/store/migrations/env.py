@@ -9,9 +9,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import csms.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+# importing the model modules registers their tables on SQLModel.metadata
+import csms.store.models
+import csms.store.models_money  # drivers, billing, ledger (issue 5a)
 import csms.store.models_orders  # noqa: F401  (orders, settlements, payments: issue 5b)
-import csms.store.models_money  # noqa: F401  (drivers, billing, ledger: issue 5a)
 from csms.store.db import make_engine
 
 target_metadata = SQLModel.metadata
