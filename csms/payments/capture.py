@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -29,7 +30,13 @@ from csms.payments.orders import snapshot
 from csms.payments.ports import WalletOps
 from csms.payments.unit_of_work import Conflict
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
-from qr_extension.tariff import UsageBucket, bucket_index_at, compute_cost, usage_from_claim
+from qr_extension.tariff import (
+    UsageBucket,
+    bucket_index_at,
+    compute_cost,
+    currency_exponent,
+    usage_from_claim,
+)
 
 
 async def get_payment(session: AsyncSession, payment_id: int, *, user_id: int | None) -> Payment:
@@ -51,7 +58,7 @@ async def receipt_of(session: AsyncSession, payment_id: int) -> Receipt | None:
     return rows.first()
 
 
-def _usage(order: Order, record: SettlementRecord) -> list[UsageBucket]:
+def usage_of(order: Order, record: SettlementRecord) -> list[UsageBucket]:
     """The session's usage: the signed buckets, or one bucket from the OCPP meter."""
     if record.usage_claim is not None:
         return list(usage_from_claim(json.loads(record.usage_claim)))
@@ -63,18 +70,25 @@ def _usage(order: Order, record: SettlementRecord) -> list[UsageBucket]:
     ]
 
 
-def _receipt(order: Order, record: SettlementRecord, payment: Payment, now: datetime) -> Receipt:
+def _minor(value: Decimal, currency: str) -> int:
+    scaled = value * (Decimal(10) ** currency_exponent(currency))
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def breakdown_of(order: Order, record: SettlementRecord) -> dict[str, int]:
+    """Fixed, energy, time and idle parts of a session's cost, each in minor units (rounded
+    half-up for display; the charged amount is rounded once, over the exact sum)."""
     auth = snapshot(order)
-    cost = compute_cost(auth.tariff, _usage(order, record), limit_amount=auth.limits.amount)
-    breakdown = {
-        "fixed": str(cost.fixed),
-        "energy": str(cost.energy),
-        "time": str(cost.time),
-        "idle": str(cost.idle),
-        "computed_total": cost.total,
-        "capped": cost.capped,
+    cost = compute_cost(auth.tariff, usage_of(order, record), limit_amount=auth.limits.amount)
+    parts = {"fixed": cost.fixed, "energy": cost.energy, "time": cost.time, "idle": cost.idle}
+    return {name: _minor(value, order.currency) for name, value in parts.items()}
+
+
+def _receipt(order: Order, record: SettlementRecord, payment: Payment, now: datetime) -> Receipt:
+    breakdown: dict[str, object] = {
+        **breakdown_of(order, record),
         "charged": payment.amount,
-        "tariff_id": auth.tariff.id,
+        "tariff_id": snapshot(order).tariff.id,
         "disagreement": record.disagreement,
     }
     duration = None

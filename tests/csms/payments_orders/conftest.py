@@ -34,6 +34,7 @@ from qr_extension.settlement import build_settlement, sign_settlement
 from qr_extension.tariff import UsageBucket
 
 from ..conftest import make_settings
+from ..ledger_invariants import assert_ledger_consistent
 from .invariants import assert_money_consistent
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -250,5 +251,7 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
     try:
         yield w
         await assert_money_consistent(db)
+        async with db.session() as session:
+            await assert_ledger_consistent(session)
     finally:
         await db.dispose()

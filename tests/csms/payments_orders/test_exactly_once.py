@@ -9,6 +9,7 @@ import itertools
 import pytest
 from sqlmodel import select
 
+from csms.payments import TransactionFacts
 from csms.payments.order_errors import SettlementRefused
 from csms.store.models_orders import SettlementRecord
 from qr_extension.refusal import Reason
@@ -18,13 +19,13 @@ from .conftest import FUNDS, World
 COPIES = ("upload", "datatransfer", "ended")
 
 
-async def _deliver(world: World, kind: str, token: str, facts: object) -> None:
+async def _deliver(world: World, kind: str, token: str, facts: TransactionFacts) -> None:
     if kind == "upload":
         await world.service.submit(token, source="upload")
     elif kind == "datatransfer":
         await world.service.on_settlement("CP1", token, "ocpp")
     else:
-        await world.service.on_transaction_event("ended", facts)  # type: ignore[arg-type]
+        await world.service.on_transaction_event("ended", facts)
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
@@ -52,7 +53,9 @@ async def test_every_ordering_with_duplicates_charges_once(
     async with world.db.session() as session:
         records = (await session.exec(select(SettlementRecord))).all()
     assert len(records) == 1
-    assert records[0].txn == "000007-a1b2c3" and records[0].ocpp_transaction_pk == facts.transaction_pk
+    assert (
+        records[0].txn == "000007-a1b2c3" and records[0].ocpp_transaction_pk == facts.transaction_pk
+    )
     assert not records[0].disagreement
     assert (await world.reload(order)).status == "settled"
     assert await world.flags(order) == set()

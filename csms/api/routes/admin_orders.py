@@ -1,0 +1,250 @@
+"""Operator API: orders, settlements, payments, refunds and the reconciliation report.
+
+``GET /api/v1/admin/orders`` (``status``, ``charger_id``, ``flagged``), ``GET .../orders/{id}``
+(flags and every session record), ``POST .../orders/{id}/cancel`` (releases the hold of an
+order that was never settled), ``GET /api/v1/admin/settlements``, ``GET
+/api/v1/admin/settlement-rejections`` (the evidence of refused settlements), ``GET
+/api/v1/admin/payments``, ``POST /api/v1/admin/payments/{id}/refunds`` ``{"amount"}`` (an
+``Idempotency-Key`` header makes a retry safe), ``GET /api/v1/admin/reconciliation`` and
+``/api/v1/admin/reconciliation.csv``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.payments.capture import refund_payment
+from csms.payments.deps import PaymentsDep
+from csms.payments.errors import PaymentError
+from csms.payments.lifecycle import IllegalTransition, OrderEvent, next_order_state
+from csms.payments.order_errors import OrderNotFound, PaymentNotFound, RefundRefused
+from csms.payments.orders import get_order, list_orders
+from csms.payments.reconciliation import build_report, to_csv
+from csms.payments.schemas import (
+    OrderDetail,
+    PaymentPublic,
+    SettlementPublic,
+    order_detail,
+    payment_public,
+    settlement_public,
+)
+from csms.payments.unit_of_work import Conflict, in_transaction
+from csms.store.models_orders import (
+    Order,
+    OrderFlag,
+    Payment,
+    SettlementRecord,
+    SettlementRejection,
+)
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin: orders and payments"])
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+class RefundCreate(BaseModel):
+    amount: int = Field(ge=1, description="minor units")
+
+
+class CancelAnswer(BaseModel):
+    order_id: str
+    status: str
+    released: int
+
+
+@router.get("/orders", response_model=list[OrderDetail])
+async def admin_orders(
+    _: AdminDep,
+    session: SessionDep,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    charger_id: str | None = None,
+    flagged: bool | None = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> list[OrderDetail]:
+    orders = await list_orders(
+        session, status=status_, charger_id=charger_id, offset=offset, limit=limit
+    )
+    details = [await order_detail(session, o) for o in orders]
+    if flagged is not None:
+        details = [d for d in details if bool(d.flags) == flagged]
+    return details
+
+
+@router.get("/orders/{order_id}", response_model=OrderDetail)
+async def admin_order(order_id: str, _: AdminDep, session: SessionDep) -> OrderDetail:
+    try:
+        return await order_detail(session, await get_order(session, order_id, user_id=None))
+    except OrderNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.post("/orders/{order_id}/cancel", response_model=CancelAnswer)
+async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, side: PaymentsDep) -> CancelAnswer:
+    """Cancels an order that was never settled and releases its hold. A settlement that
+    still arrives is honoured as a debt and flagged (brief 7.10)."""
+    now = ctx.clock()
+
+    async def work(session: AsyncSession) -> CancelAnswer:
+        order = await get_order(session, order_id, user_id=None)
+        new = next_order_state(order.status, OrderEvent.CANCEL)
+        result = await session.exec(
+            update(Order)
+            .where(col(Order.id) == order.id, col(Order.status) == order.status)
+            .values(status=new.value, hold_released_at=now, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"order {order.id} changed meanwhile")
+        rest = await side.wallet.hold_remaining(session, order_id=order.id)
+        if rest > 0:
+            await side.wallet.release(
+                session, user_id=order.user_id, order_id=order.id, amount=rest,
+                key=f"release:{order.id}",
+            )  # fmt: skip
+        session.add(OrderFlag(order_id=order.id, kind="cancelled", detail="by the operator"))
+        return CancelAnswer(order_id=order.id, status=new.value, released=rest)
+
+    try:
+        return await in_transaction(ctx.db, work)
+    except OrderNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except IllegalTransition as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+
+@router.get("/settlements", response_model=list[SettlementPublic])
+async def admin_settlements(
+    _: AdminDep,
+    session: SessionDep,
+    order_id: str | None = None,
+    charger_id: str | None = None,
+    disagreement: bool | None = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> list[SettlementPublic]:
+    query = select(SettlementRecord)
+    if order_id is not None:
+        query = query.where(SettlementRecord.order_id == order_id)
+    if charger_id is not None:
+        query = query.where(SettlementRecord.charger_id == charger_id)
+    if disagreement is not None:
+        query = query.where(SettlementRecord.disagreement == disagreement)
+    query = query.order_by(col(SettlementRecord.id).desc()).offset(offset).limit(limit)
+    out = []
+    for record in (await session.exec(query)).all():
+        order = await get_order(session, record.order_id, user_id=None)
+        out.append(await settlement_public(session, order, record))
+    return out
+
+
+@router.get("/settlement-rejections")
+async def admin_rejections(
+    _: AdminDep,
+    session: SessionDep,
+    order_id: str | None = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    query = select(SettlementRejection)
+    if order_id is not None:
+        query = query.where(SettlementRejection.order_id == order_id)
+    query = query.order_by(col(SettlementRejection.id).desc()).offset(offset).limit(limit)
+    return [r.model_dump() for r in (await session.exec(query)).all()]
+
+
+@router.get("/payments", response_model=list[PaymentPublic])
+async def admin_payments(
+    _: AdminDep,
+    session: SessionDep,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> list[PaymentPublic]:
+    query = select(Payment)
+    if status_ is not None:
+        query = query.where(Payment.status == status_)
+    query = query.order_by(col(Payment.id).desc()).offset(offset).limit(limit)
+    return [await payment_public(session, p) for p in (await session.exec(query)).all()]
+
+
+@router.post(
+    "/payments/{payment_id}/refunds",
+    response_model=PaymentPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+async def refund(
+    payment_id: int,
+    body: RefundCreate,
+    _: AdminDep,
+    ctx: CtxDep,
+    side: PaymentsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> PaymentPublic:
+    """Refunds part or all of a captured payment to the driver's wallet."""
+
+    async def work(session: AsyncSession) -> PaymentPublic:
+        payment = await session.get(Payment, payment_id)
+        if payment is None:
+            raise PaymentNotFound(f"no payment {payment_id}")
+        key = idempotency_key or f"{payment.refunded_amount}+{body.amount}"
+        done = await refund_payment(
+            session,
+            payment_id=payment_id,
+            amount=body.amount,
+            key=f"refund:{payment_id}:{key}",
+            wallet=side.wallet,
+        )
+        return await payment_public(session, done)
+
+    try:
+        return await in_transaction(ctx.db, work)
+    except PaymentNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except (RefundRefused, IllegalTransition) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except PaymentError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+
+async def _report(
+    session: AsyncSession, ctx: CtxDep, since: datetime | None, until: datetime | None
+) -> Any:
+    return await build_report(
+        session, now=ctx.clock(), leeway_s=ctx.settings.token_leeway_s, since=since, until=until
+    )
+
+
+@router.get("/reconciliation")
+async def reconciliation(
+    _: AdminDep,
+    ctx: CtxDep,
+    session: SessionDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, object]:
+    """Orders settled by QR only, by OCPP only, by both; disagreements; stuck holds."""
+    return (await _report(session, ctx, since, until)).as_dict()  # type: ignore[no-any-return]
+
+
+@router.get("/reconciliation.csv", response_class=Response)
+async def reconciliation_csv(
+    _: AdminDep,
+    ctx: CtxDep,
+    session: SessionDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Response:
+    report = await _report(session, ctx, since, until)
+    return Response(
+        to_csv(report),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="reconciliation.csv"'},
+    )

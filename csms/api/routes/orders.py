@@ -1,0 +1,144 @@
+"""Driver API: orders (brief 6; issue 5, steps 2 and 5).
+
+``POST /api/v1/orders`` checks the wallet, places the hold, and returns the order with its
+start token and the links to its QR; ``GET /api/v1/orders[/{id}]`` is the driver's history;
+``GET /api/v1/orders/{id}/qr.svg|.png`` renders the start QR; ``POST
+/api/v1/orders/{id}/remote-start`` asks a connected charger to start the same order (1.6
+RemoteStartTransaction / 2.0.1 RequestStartTransaction with the order id as id tag). Another
+driver's order is 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from csms.api.deps import CtxDep, SessionDep
+from csms.drivers.deps import CurrentUser
+from csms.errors import CommandError
+from csms.payments.deps import PaymentsDep
+from csms.payments.errors import InsufficientFunds
+from csms.payments.lifecycle import OrderState
+from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
+from csms.payments.orders import OrderRequest, create_order, get_order, list_orders
+from csms.payments.schemas import OrderCreate, OrderPublic, order_public
+from csms.store.chargers import get_charger
+from csms.store.models_orders import Order
+from qr_extension.qr import render_png, render_svg
+
+router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+
+
+async def _own_order(session: SessionDep, order_id: str, user_id: int) -> Order:
+    try:
+        return await get_order(session, order_id, user_id=user_id)
+    except OrderNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+def _user_id(user: CurrentUser) -> int:
+    assert user.id is not None
+    return user.id
+
+
+@router.post("", response_model=OrderPublic, status_code=status.HTTP_201_CREATED)
+async def post_order(
+    body: OrderCreate, user: CurrentUser, ctx: CtxDep, session: SessionDep, side: PaymentsDep
+) -> OrderPublic:
+    """Places a hold of ``lim.amt`` and returns the order with its signed start token.
+
+    402 when the wallet cannot cover the hold, 422 for an unknown charger or EVSE or a request
+    that is not exactly one of energy_wh, amount, duration_s, full.
+    """
+    request = OrderRequest(**body.model_dump())
+    try:
+        order = await create_order(
+            session,
+            user_id=_user_id(user),
+            request=request,
+            settings=ctx.settings,
+            keys=ctx.keys,
+            wallet=side.wallet,
+            resolve_tariff=side.resolve_tariff,
+            now=ctx.clock(),
+        )
+    except InsufficientFunds as exc:
+        raise HTTPException(
+            status.HTTP_402_PAYMENT_REQUIRED,
+            {"message": str(exc), "available": exc.available, "needed": exc.needed},
+        ) from exc
+    except InvalidOrderRequest as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return await order_public(session, order)
+
+
+@router.get("", response_model=list[OrderPublic])
+async def get_orders(
+    user: CurrentUser,
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[OrderPublic]:
+    """The driver's orders, newest first."""
+    orders = await list_orders(session, user_id=_user_id(user), offset=offset, limit=limit)
+    return [await order_public(session, o) for o in orders]
+
+
+@router.get("/{order_id}", response_model=OrderPublic)
+async def get_one(order_id: str, user: CurrentUser, session: SessionDep) -> OrderPublic:
+    return await order_public(session, await _own_order(session, order_id, _user_id(user)))
+
+
+@router.get("/{order_id}/qr.svg", response_class=Response)
+async def qr_svg(order_id: str, user: CurrentUser, session: SessionDep) -> Response:
+    """The start QR as SVG (what the driver shows to the charger's camera)."""
+    order = await _own_order(session, order_id, _user_id(user))
+    svg = await asyncio.to_thread(render_svg, order.start_token)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{order_id}/qr.png", response_class=Response)
+async def qr_png(order_id: str, user: CurrentUser, session: SessionDep) -> Response:
+    order = await _own_order(session, order_id, _user_id(user))
+    png = await asyncio.to_thread(render_png, order.start_token)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+def _start_request(version: str | None, order: Order) -> tuple[str, dict[str, Any]]:
+    if version == "1.6":
+        payload: dict[str, Any] = {"idTag": order.id}
+        if order.evse_id is not None:
+            payload["connectorId"] = order.evse_id
+        return "RemoteStartTransaction", payload
+    payload = {
+        "idToken": {"idToken": order.id, "type": "Central"},
+        "remoteStartId": zlib.crc32(order.id.encode()) & 0x7FFFFFFF,  # stable per order
+    }
+    if order.evse_id is not None:
+        payload["evseId"] = order.evse_id
+    return "RequestStartTransaction", payload
+
+
+@router.post("/{order_id}/remote-start")
+async def remote_start(
+    order_id: str, user: CurrentUser, ctx: CtxDep, session: SessionDep
+) -> dict[str, Any]:
+    """Asks the (connected) charger to start this order; 409 when it is not connected, the
+    order is no longer startable, or the charger rejects it."""
+    order = await _own_order(session, order_id, _user_id(user))
+    if order.status != OrderState.CREATED or ctx.clock() > order.expires_at:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"order {order.id} is {order.status}")
+    link = ctx.registry.get(order.charger_id)
+    charger = await get_charger(session, order.charger_id)
+    version = link.ocpp_version if link else (charger.ocpp_version if charger else None)
+    action, payload = _start_request(version, order)
+    try:
+        answer = await ctx.dispatcher.send(order.charger_id, action, payload)
+    except CommandError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"remote start failed: {exc}") from exc
+    if answer.get("status") != "Accepted":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the charger answered {answer}")
+    return {"order_id": order.id, "action": action, "status": "Accepted"}

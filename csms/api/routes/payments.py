@@ -1,0 +1,66 @@
+"""Driver API: confirm a payment (issue 5, step 4) and read payments and receipts.
+
+``POST /api/v1/payments/{id}/confirm`` captures the amount from the hold, releases the rest
+and issues the receipt; a repeat returns the same receipt. Another driver's payment or
+receipt is 404.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.api.deps import CtxDep, SessionDep
+from csms.drivers.deps import CurrentUser
+from csms.payments.capture import capture_payment, get_payment, get_receipt
+from csms.payments.deps import PaymentsDep
+from csms.payments.order_errors import PaymentNotFound
+from csms.payments.schemas import PaymentPublic, ReceiptPublic, payment_public, receipt_public
+from csms.payments.unit_of_work import in_transaction
+from csms.store.models_orders import Receipt
+
+router = APIRouter(prefix="/api/v1", tags=["payments"])
+
+
+def _not_found(exc: PaymentNotFound) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+
+
+@router.post("/payments/{payment_id}/confirm", response_model=ReceiptPublic)
+async def confirm(
+    payment_id: int, user: CurrentUser, ctx: CtxDep, side: PaymentsDep
+) -> ReceiptPublic:
+    """Captures the payment once and returns its receipt (``receipt_id``)."""
+
+    async def work(session: AsyncSession) -> Receipt:
+        return await capture_payment(
+            session,
+            payment_id=payment_id,
+            wallet=side.wallet,
+            kind="driver",
+            now=ctx.clock(),
+            user_id=user.id,
+        )
+
+    try:
+        receipt = await in_transaction(ctx.db, work)
+    except PaymentNotFound as exc:
+        raise _not_found(exc) from exc
+    return receipt_public(receipt)
+
+
+@router.get("/payments/{payment_id}", response_model=PaymentPublic)
+async def get_one_payment(payment_id: int, user: CurrentUser, session: SessionDep) -> PaymentPublic:
+    try:
+        payment = await get_payment(session, payment_id, user_id=user.id)
+    except PaymentNotFound as exc:
+        raise _not_found(exc) from exc
+    return await payment_public(session, payment)
+
+
+@router.get("/receipts/{receipt_id}", response_model=ReceiptPublic)
+async def get_one_receipt(receipt_id: int, user: CurrentUser, session: SessionDep) -> ReceiptPublic:
+    try:
+        return receipt_public(await get_receipt(session, receipt_id, user_id=user.id))
+    except PaymentNotFound as exc:
+        raise _not_found(exc) from exc

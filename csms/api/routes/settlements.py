@@ -1,0 +1,142 @@
+"""Driver API: ``POST /api/v1/settlements`` (issue 5, step 3) and the driver's settlements.
+
+The body is either JSON ``{"token": "<settlement JWT>"}`` or a multipart form with an ``image``
+file (a photo or screenshot of the settlement QR), decoded on the server with zxing-cpp in a
+worker thread. The settlement is verified (brief 2.2, 7.7) and settles its order; the answer is
+the payment information. An uploader who does not own the order settles the owner's order and
+is told only that it was accepted (202, brief 7.9). Refusals are 422 with the stable reason
+code (``{"detail": {"reason", "message"}}``); a copy of an already paid order is 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from csms.api.deps import SessionDep
+from csms.drivers.deps import CurrentUser
+from csms.payments.deps import PaymentsDep
+from csms.payments.order_errors import SettlementRefused
+from csms.payments.orders import get_order
+from csms.payments.schemas import (
+    SettlementAccepted,
+    SettlementPublic,
+    SettlementUpload,
+    settlement_public,
+)
+from csms.store.models_orders import SettlementRecord
+from qr_extension.errors import QrDecodeError
+from qr_extension.keys import b64url_decode
+from qr_extension.qr import decode_qr
+from qr_extension.refusal import Reason
+from qr_extension.settlement import SETTLE_TYP
+
+router = APIRouter(prefix="/api/v1/settlements", tags=["settlements"])
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SettlementUpload.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "required": ["image"],
+                }
+            },
+        },
+    }
+}
+
+
+def _unprocessable(message: str, reason: str = "unreadable") -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, {"reason": reason, "message": message}
+    )
+
+
+def _looks_like_settlement(text: str) -> bool:
+    """A compact JWS whose header says ``settle+jwt`` (verified later, of course)."""
+    if text.count(".") != 2:
+        return False
+    try:
+        header = json.loads(b64url_decode(text.split(".")[0]))
+    except ValueError:
+        return False
+    return isinstance(header, dict) and header.get("typ") == SETTLE_TYP
+
+
+async def _token_from_image(upload: UploadFile) -> str:
+    data = await upload.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _unprocessable(f"the image is larger than {MAX_IMAGE_BYTES} bytes")
+    try:
+        texts = await asyncio.to_thread(decode_qr, data)
+    except QrDecodeError as exc:
+        raise _unprocessable(f"no settlement QR could be read from the image: {exc}") from exc
+    tokens = [t for t in texts if _looks_like_settlement(t)]
+    if not tokens:
+        raise _unprocessable("the image holds a QR code, but not a settlement")
+    return tokens[0].strip()
+
+
+async def _token_of(request: Request) -> str:
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        form = await request.form()
+        image = form.get("image")
+        if not isinstance(image, UploadFile):
+            raise _unprocessable("send the photo as the multipart field 'image'")
+        return await _token_from_image(image)
+    try:
+        return SettlementUpload.model_validate_json(await request.body()).token
+    except ValidationError as exc:
+        raise _unprocessable('send {"token": "<settlement>"} or a multipart image') from exc
+
+
+@router.post(
+    "",
+    response_model=SettlementPublic,
+    responses={202: {"model": SettlementAccepted}},
+    openapi_extra=_BODY_DOC,
+)
+async def post_settlement(
+    request: Request, user: CurrentUser, session: SessionDep, side: PaymentsDep
+) -> Any:
+    """Verifies the settlement, settles its order, and returns the payment information."""
+    token = await _token_of(request)
+    assert side.service is not None
+    try:
+        outcome = await side.service.submit(token, source="upload")
+    except SettlementRefused as exc:
+        code = (
+            status.HTTP_409_CONFLICT
+            if exc.refusal.reason == Reason.REPLAYED
+            else status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+        raise HTTPException(
+            code, {"reason": exc.refusal.reason.value, "message": str(exc)}
+        ) from exc
+    if outcome.order.user_id != user.id:
+        return JSONResponse(SettlementAccepted().model_dump(), status.HTTP_202_ACCEPTED)
+    return await settlement_public(session, outcome.order, outcome.record)
+
+
+@router.get("/{settlement_id}", response_model=SettlementPublic)
+async def get_settlement(
+    settlement_id: int, user: CurrentUser, session: SessionDep
+) -> SettlementPublic:
+    record = await session.get(SettlementRecord, settlement_id)
+    order = None
+    if record is not None:
+        order = await get_order(session, record.order_id, user_id=None)
+    if record is None or order is None or order.user_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no settlement {settlement_id}")
+    return await settlement_public(session, order, record)

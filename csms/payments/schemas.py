@@ -1,0 +1,273 @@
+"""The API shapes of orders, settlements, payments and receipts, and how they are built.
+
+Amounts are integers in minor units; the cost breakdown is given per part in minor units
+(each part rounded half-up for display; ``amount`` is the one that is charged).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.payments.capture import breakdown_of, receipt_of
+from csms.payments.orders import flags_of, snapshot
+from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
+from qr_extension.tariff import tariff_to_claim
+
+
+class OrderCreate(BaseModel):
+    """``POST /api/v1/orders``: exactly one of energy_wh, amount, duration_s or full."""
+
+    charger_id: str = Field(min_length=1, max_length=48)
+    evse_id: int | None = Field(default=None, ge=1)
+    energy_wh: int | None = Field(default=None, ge=1)
+    amount: int | None = Field(default=None, ge=1, description="minor units")
+    duration_s: int | None = Field(default=None, ge=1)
+    full: bool = False
+
+
+class LimitsPublic(BaseModel):
+    amount: int
+    energy_wh: int | None
+    duration_s: int | None
+
+
+class OrderPublic(BaseModel):
+    id: str
+    status: str
+    charger_id: str
+    evse_id: int | None
+    start_token: str
+    issued_at: datetime
+    expires_at: datetime
+    hold_amount: int
+    currency: str
+    request_kind: str
+    request_value: int | None
+    limits: LimitsPublic
+    tariff: list[Any] = Field(description="the signed tar claim (docs/protocol.md)")
+    qr_svg: str
+    qr_png: str
+    payment_id: int | None = None
+    payment_status: str | None = None
+    amount: int | None = Field(default=None, description="what is (or will be) charged")
+    energy_wh: int | None = None
+    receipt_id: int | None = None
+    flagged: bool = False
+    created_at: datetime
+
+
+class OrderDetail(OrderPublic):
+    """The operator's view: flags and every session record."""
+
+    user_id: int
+    flags: list[dict[str, str]] = []
+    settlements: list[SettlementPublic] = []
+
+
+class SettlementUpload(BaseModel):
+    token: str = Field(min_length=1, max_length=8000)
+
+
+class SettlementPublic(BaseModel):
+    id: int
+    order_id: str
+    charger_id: str
+    session_no: int
+    txn: str | None
+    evse_id: int | None
+    started_at: datetime | None
+    stopped_at: datetime | None
+    energy_wh: int | None
+    amount: int
+    currency: str
+    signed_amount: int | None
+    ocpp_energy_wh: int | None
+    ocpp_amount: int | None
+    disagreement: bool
+    sources: list[str]
+    breakdown: dict[str, int]
+    payment_id: int | None
+    payment_status: str | None
+    receipt_id: int | None
+    hold_amount: int
+    flagged: bool
+
+
+class SettlementAccepted(BaseModel):
+    """What an uploader who does not own the order is told (brief 7.9)."""
+
+    status: str = "accepted"
+
+
+class PaymentPublic(BaseModel):
+    id: int
+    order_id: str
+    amount: int
+    currency: str
+    status: str
+    method: str
+    refunded_amount: int
+    capture_kind: str | None
+    created_at: datetime
+    captured_at: datetime | None
+    receipt_id: int | None = None
+
+
+class ReceiptPublic(BaseModel):
+    id: int
+    receipt_id: int
+    payment_id: int
+    order_id: str
+    charger_id: str
+    amount: int
+    currency: str
+    energy_wh: int | None
+    duration_s: int | None
+    breakdown: dict[str, Any]
+    paid_at: datetime
+
+
+async def _payment(session: AsyncSession, order_id: str) -> Payment | None:
+    return (await session.exec(select(Payment).where(Payment.order_id == order_id))).first()
+
+
+async def records_of(session: AsyncSession, order_id: str) -> list[SettlementRecord]:
+    rows = await session.exec(
+        select(SettlementRecord)
+        .where(SettlementRecord.order_id == order_id)
+        .order_by(col(SettlementRecord.session_no))
+    )
+    return list(rows.all())
+
+
+async def order_public(session: AsyncSession, order: Order, *, base: str = "") -> OrderPublic:
+    payment = await _payment(session, order.id)
+    receipt = await receipt_of(session, payment.id) if payment and payment.id else None
+    records = await records_of(session, order.id)
+    first = records[0] if records else None
+    auth = snapshot(order)
+    link = f"{base}/api/v1/orders/{order.id}"
+    return OrderPublic(
+        id=order.id,
+        status=order.status,
+        charger_id=order.charger_id,
+        evse_id=order.evse_id,
+        start_token=order.start_token,
+        issued_at=order.issued_at,
+        expires_at=order.expires_at,
+        hold_amount=order.hold_amount,
+        currency=order.currency,
+        request_kind=order.request_kind,
+        request_value=order.request_value,
+        limits=LimitsPublic(
+            amount=auth.limits.amount,
+            energy_wh=auth.limits.energy_wh,
+            duration_s=auth.limits.duration_s,
+        ),
+        tariff=tariff_to_claim(auth.tariff),
+        qr_svg=f"{link}/qr.svg",
+        qr_png=f"{link}/qr.png",
+        payment_id=payment.id if payment else None,
+        payment_status=payment.status if payment else None,
+        amount=payment.amount if payment else None,
+        energy_wh=_energy(first),
+        receipt_id=receipt.id if receipt else None,
+        flagged=bool(await flags_of(session, order.id)),
+        created_at=order.created_at,
+    )
+
+
+def _energy(record: SettlementRecord | None) -> int | None:
+    if record is None:
+        return None
+    return record.energy_wh if record.energy_wh is not None else record.ocpp_energy_wh
+
+
+async def order_detail(session: AsyncSession, order: Order) -> OrderDetail:
+    public = await order_public(session, order)
+    flags = [{"kind": f.kind, "detail": f.detail} for f in await flags_of(session, order.id)]
+    settlements = [
+        await settlement_public(session, order, r) for r in await records_of(session, order.id)
+    ]
+    return OrderDetail(
+        **public.model_dump(), user_id=order.user_id, flags=flags, settlements=settlements
+    )
+
+
+async def settlement_public(
+    session: AsyncSession, order: Order, record: SettlementRecord
+) -> SettlementPublic:
+    payment = await _payment(session, order.id)
+    billed = payment is not None and payment.settlement_id == record.id
+    receipt = await receipt_of(session, payment.id) if billed and payment and payment.id else None
+    sources = [
+        name
+        for name, present in (("signed", record.txn), ("ocpp", record.ocpp_transaction_pk))
+        if present is not None
+    ]
+    assert record.id is not None
+    return SettlementPublic(
+        id=record.id,
+        order_id=order.id,
+        charger_id=record.charger_id,
+        session_no=record.session_no,
+        txn=record.txn,
+        evse_id=record.evse_id,
+        started_at=record.started_at,
+        stopped_at=record.stopped_at,
+        energy_wh=_energy(record),
+        amount=payment.amount if billed and payment else record.charge_amount,
+        currency=order.currency,
+        signed_amount=record.signed_amount,
+        ocpp_energy_wh=record.ocpp_energy_wh,
+        ocpp_amount=record.ocpp_amount,
+        disagreement=record.disagreement,
+        sources=sources,
+        breakdown=breakdown_of(order, record),
+        payment_id=payment.id if billed and payment else None,
+        payment_status=payment.status if billed and payment else None,
+        receipt_id=receipt.id if receipt else None,
+        hold_amount=order.hold_amount,
+        flagged=bool(await flags_of(session, order.id)),
+    )
+
+
+async def payment_public(session: AsyncSession, payment: Payment) -> PaymentPublic:
+    assert payment.id is not None
+    receipt = await receipt_of(session, payment.id)
+    return PaymentPublic(
+        id=payment.id,
+        order_id=payment.order_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        status=payment.status,
+        method=payment.method,
+        refunded_amount=payment.refunded_amount,
+        capture_kind=payment.capture_kind,
+        created_at=payment.created_at,
+        captured_at=payment.captured_at,
+        receipt_id=receipt.id if receipt else None,
+    )
+
+
+def receipt_public(receipt: Receipt) -> ReceiptPublic:
+    assert receipt.id is not None
+    return ReceiptPublic(
+        id=receipt.id,
+        receipt_id=receipt.id,
+        payment_id=receipt.payment_id,
+        order_id=receipt.order_id,
+        charger_id=receipt.charger_id,
+        amount=receipt.amount,
+        currency=receipt.currency,
+        energy_wh=receipt.energy_wh,
+        duration_s=receipt.duration_s,
+        breakdown=json.loads(receipt.breakdown),
+        paid_at=receipt.issued_at,
+    )
