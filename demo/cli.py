@@ -34,7 +34,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--chargers", type=int, default=4, help="how many simulated chargers")
     parser.add_argument(
-        "--time-scale", type=float, default=10.0, help="simulated time runs X times faster"
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulated time runs X times faster (above 1 the chargers' clocks run ahead, so "
+        "their start codes expire about 1200/(X-1) seconds after they booted)",
     )
     parser.add_argument("--config", type=Path, help="a TOML file of settings")
     parser.add_argument("--info-file", type=Path, help="write the URLs and ids as JSON here")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import socket
@@ -38,7 +37,7 @@ class DemoOptions:
     port: int = 8000
     data_dir: Path = Path("var/demo")
     fleet: tuple[ChargerSpec, ...] = ()
-    time_scale: float = 10.0
+    time_scale: float = 1.0
     config: Path | None = None
     log_level: str = "warning"
     settings_overrides: dict[str, object] = field(default_factory=dict)
@@ -85,15 +84,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def csms_app(settings: Settings) -> FastAPI:
-    """The CSMS app with the driver, order and payment APIs as ``qrcharge csms`` serves it."""
+    """The CSMS app as ``qrcharge csms`` serves it (driver, order and payment APIs included)."""
     from csms.app import create_app
 
-    app = create_app(settings)
-    paths = {getattr(route, "path", "") for route in app.routes}
-    if "/api/v1/me" not in paths:
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module("csms.api.routes.money").install(app)
-    return app
+    return create_app(settings)
 
 
 @contextlib.asynccontextmanager

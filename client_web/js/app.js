@@ -9,7 +9,7 @@
 //   #/receipt/{id}           -> the receipt
 //   #/history, #/wallet
 
-import { signedIn, signOut } from "./api.js";
+import { signedIn } from "./api.js";
 import { explain, notify } from "./errors.js";
 import { language, preferredLanguage, setLanguage, t } from "./i18n.js";
 
@@ -104,22 +104,6 @@ function updateBar() {
   const lang = document.getElementById("lang-switch");
   lang.textContent = language() === "zh-CN" ? "English" : "中文";
   lang.setAttribute("aria-label", t("nav.language"));
-  let out = document.getElementById("sign-out");
-  if (signedIn() && !out) {
-    out = document.createElement("button");
-    out.type = "button";
-    out.id = "sign-out";
-    out.className = "link";
-    out.addEventListener("click", () => {
-      signOut();
-      navigate("home");
-    });
-    document.querySelector(".bar").append(out);
-  } else if (!signedIn() && out) {
-    out.remove();
-    out = null;
-  }
-  if (out) out.textContent = t("nav.sign_out");
 }
 
 async function start() {

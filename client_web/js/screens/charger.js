@@ -110,7 +110,8 @@ export async function show(main, route, app) {
     } else {
       replace(estimateLine, t("request.estimate", { amount: formatAmount(cost, currency) }));
     }
-    const hold = request.full ? ceiling : Math.min(cost || 0, ceiling || Infinity);
+    // The CSMS holds the order's maximum: the amount asked for, else the cap (brief 7.1).
+    const hold = request.amount ? Math.min(request.amount, ceiling || Infinity) : ceiling;
     replace(holdLine, hold ? t("request.hold", { amount: formatAmount(hold, currency) }) : t("request.hold_later"));
   }
   value.addEventListener("input", refresh);

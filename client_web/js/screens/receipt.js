@@ -18,10 +18,11 @@ export async function show(main, route, app) {
     h("div", { class: "tick", "aria-hidden": "true" }, "✓"),
     h("h1", {}, t("receipt.title")),
     rows([
-      [t("receipt.number"), String(data.id ?? route.arg)],
+      [t("receipt.number"), String(data.receipt_id ?? data.id ?? route.arg)],
       data.order_id ? [t("payment.order"), data.order_id] : null,
       data.charger_id ? [t("payment.charger"), data.charger_id] : null,
       data.energy_wh !== undefined ? [t("payment.energy"), `${(data.energy_wh / 1000).toFixed(2)} kWh`] : null,
+      data.duration_s ? [t("payment.duration"), `${Math.round(data.duration_s / 60)} min`] : null,
       [t("payment.total"), h("strong", { id: "receipt-amount" }, formatAmount(data.amount ?? 0, currency))],
       data.paid_at || data.created_at ? [t("receipt.paid_at"), dateText(data.paid_at || data.created_at)] : null,
     ]),

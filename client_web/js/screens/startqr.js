@@ -8,8 +8,8 @@ import { t } from "../i18n.js";
 import { formatAmount } from "../money.js";
 
 const POLL_MS = 4000;
-const DONE = new Set(["settled", "paid", "payment_pending", "completed", "captured", "debt"]);
-const RUNNING = new Set(["charging", "started", "active"]);
+const DONE = new Set(["settled", "paid"]);
+const RUNNING = new Set(["started"]);
 
 /** Epoch milliseconds of an ISO date or epoch seconds. */
 export function whenMs(value) {

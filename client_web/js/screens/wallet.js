@@ -46,7 +46,14 @@ export async function show(main, route, app) {
       h("h1", {}, t("wallet.title")),
       me.email ? h("p", { class: "hint" }, me.email) : null,
       h("p", { class: "balance", id: "wallet-balance" }, formatAmount(wallet.balance, wallet.currency)),
-      rows([wallet.held ? [t("wallet.held"), h("span", { id: "wallet-held" }, formatAmount(wallet.held, wallet.currency))] : null])),
+      rows([wallet.held ? [t("wallet.held"), h("span", { id: "wallet-held" }, formatAmount(wallet.held, wallet.currency))] : null]),
+      h("button", {
+        type: "button", class: "link", id: "sign-out",
+        onclick: () => {
+          api.signOut();
+          app.navigate("home");
+        },
+      }, t("nav.sign_out"))),
     h("form", { class: "card", id: "top-up-form", onsubmit: onSubmit },
       h("h2", {}, t("wallet.top_up")),
       h("div", { class: "amount-row" }, input, h("span", { class: "unit" }, wallet.currency)),
