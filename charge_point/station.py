@@ -322,8 +322,9 @@ class Station:
         for evse_id, (id_tag, _, at) in list(self.pending.items()):
             if now - at >= self.config["ConnectionTimeOut"]:
                 del self.pending[evse_id]
-                log.info("%s: no EV on EVSE %d for %s, authorisation lapsed", self.id, evse_id,
-                         id_tag)  # fmt: skip
+                log.info(
+                    "%s: no EV on EVSE %d for %s, authorisation lapsed", self.id, evse_id, id_tag
+                )
                 self._fire(self.connectors[evse_id], Event.CANCEL)
 
     def _advance(self, evse_id: int, t0: float, t1: float) -> None:
@@ -420,9 +421,15 @@ class Station:
             self.store.put(f"register.{session.evse_id}", session.meter_wh)
             if session.auth is not None:
                 seq = self.store.next_counter("settlement_seq")
-                token = sign_session(session, key=self.key, audience=self.settings.issuer,
-                                     reason=reason.value, stopped_at=stopped_at, seq=seq,
-                                     issued_at=self.now())  # fmt: skip
+                token = sign_session(
+                    session,
+                    key=self.key,
+                    audience=self.settings.issuer,
+                    reason=reason.value,
+                    stopped_at=stopped_at,
+                    seq=seq,
+                    issued_at=self.now(),
+                )
                 self.store.enqueue(
                     Kind.SETTLEMENT, {"token": token, "seq": seq}, txn=session.local_id
                 )

@@ -45,6 +45,7 @@ class Central:
     started: dict[tuple[str, int, str, str], int] = field(default_factory=dict)
     port: int = 0
     data_transfer_status: str = "Accepted"
+    start_status: str = "Accepted"  # idTagInfo status of transaction starts
 
     def record(self, charger: str, action: str, **payload: Any) -> None:
         self.messages.append(Received(charger, action, payload))
@@ -95,7 +96,8 @@ class Central16(Cp16):  # type: ignore[misc]
         self.central.record(self.id, "StartTransaction", **kw)
         key = (self.id, kw["connector_id"], kw["id_tag"], kw["timestamp"])  # deduplicate
         txn = self.central.started.setdefault(key, next(self.central.ids))
-        return r16.StartTransaction(transaction_id=txn, id_tag_info={"status": "Accepted"})
+        info = {"status": self.central.start_status}
+        return r16.StartTransaction(transaction_id=txn, id_tag_info=info)
 
     @on("MeterValues")
     def meter_values(self, **kw: Any) -> Any:
@@ -143,7 +145,7 @@ class Central201(Cp201):  # type: ignore[misc]
     def transaction_event(self, **kw: Any) -> Any:
         self.central.record(self.id, "TransactionEvent", **kw)
         if kw["event_type"] == "Started":
-            return r201.TransactionEvent(id_token_info={"status": "Accepted"})
+            return r201.TransactionEvent(id_token_info={"status": self.central.start_status})
         return r201.TransactionEvent()
 
     @on("MeterValues")

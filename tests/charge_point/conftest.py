@@ -20,8 +20,9 @@ from qr_extension.tariff import Limits, Tariff
 from tests.charge_point.central import Central, serve
 
 CP_ID = "CP-1"
-FLAT = Tariff(id="FLAT", currency="CNY", fixed_fee=10000, energy_price=12000, time_price=3000,
-              idle_price=6000)  # fmt: skip
+FLAT = Tariff(
+    id="FLAT", currency="CNY", fixed_fee=10000, energy_price=12000, time_price=3000, idle_price=6000
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +44,19 @@ TokenFactory = Callable[..., str]
 def token(csms_key: SigningKey) -> TokenFactory:
     """``token(order_id, now, evse=1, cp=CP_ID, amount=..., wh=None, s=None, key=...)``."""
 
-    def make(order_id: str, now: float, *, evse: int | None = 1, cp: str = CP_ID,
-             amount: int = 5000, wh: int | None = None, s: int | None = None,
-             key: SigningKey | None = None, tariff: Tariff = FLAT,
-             validity_s: int = 900) -> str:  # fmt: skip
+    def make(
+        order_id: str,
+        now: float,
+        *,
+        evse: int | None = 1,
+        cp: str = CP_ID,
+        amount: int = 5000,
+        wh: int | None = None,
+        s: int | None = None,
+        key: SigningKey | None = None,
+        tariff: Tariff = FLAT,
+        validity_s: int = 900,
+    ) -> str:
         return issue_start_token(
             key=key or csms_key,
             charge_point_id=cp,

@@ -43,9 +43,23 @@ def start_charger(
     central: Central, version: str, state: Path, jwks: Path
 ) -> subprocess.Popen[bytes]:
     (state / "control.port").unlink(missing_ok=True)
-    return qrcharge_cp("--id", CP_ID, "--csms", central.url, "--ocpp", version,
-                       "--state-dir", str(state), "--control-port", "0", "--time-scale", "60",
-                       "--trusted-keys", str(jwks), "--quiet-terminal")  # fmt: skip
+    return qrcharge_cp(
+        "--id",
+        CP_ID,
+        "--csms",
+        central.url,
+        "--ocpp",
+        version,
+        "--state-dir",
+        str(state),
+        "--control-port",
+        "0",
+        "--time-scale",
+        "60",
+        "--trusted-keys",
+        str(jwks),
+        "--quiet-terminal",
+    )
 
 
 async def control_client(state: Path, proc: subprocess.Popen[bytes]) -> httpx.AsyncClient:
@@ -65,16 +79,24 @@ async def get_state(client: httpx.AsyncClient) -> dict[str, Any]:
 
 @pytest.mark.parametrize("offline", [False, True], ids=["online", "offline"])
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-async def test_sigkill_mid_transaction(tmp_path: Path, central: Central, jwks_file: Path,
-                                       token: TokenFactory, version: str,
-                                       offline: bool) -> None:  # fmt: skip
+async def test_sigkill_mid_transaction(
+    tmp_path: Path,
+    central: Central,
+    jwks_file: Path,
+    token: TokenFactory,
+    version: str,
+    offline: bool,
+) -> None:
     state = tmp_path / "state"
     proc = start_charger(central, version, state, jwks_file)
     try:
         client = await control_client(state, proc)
         await until(lambda: central.of("BootNotification"), 20, "boot")
-        await until(lambda: [d for d in central.of("DataTransfer")
-                             if d["message_id"] == "Synced"], 10, "synced")  # fmt: skip
+        await until(
+            lambda: [d for d in central.of("DataTransfer") if d["message_id"] == "Synced"],
+            10,
+            "synced",
+        )
         if offline:
             await client.post("/link/down")
         await client.post("/evses/1/plug", json={"capacity_wh": 60000, "soc": 0.3})
@@ -88,8 +110,11 @@ async def test_sigkill_mid_transaction(tmp_path: Path, central: Central, jwks_fi
         for _ in range(400):
             state_now = await get_state(client)
             energy = state_now["transactions"][0]["energy_wh"]
-            samples = state_now["queue_length"] - 1 if offline else len(central.of(updates)) - (
-                version != "1.6")  # fmt: skip
+            samples = (
+                state_now["queue_length"] - 1
+                if offline
+                else len(central.of(updates)) - (version != "1.6")
+            )
             if energy > 500 and samples >= 2:
                 break
             await asyncio.sleep(0.05)
@@ -110,13 +135,20 @@ async def test_sigkill_mid_transaction(tmp_path: Path, central: Central, jwks_fi
         assert after["queue_length"] == 0 and not after["transactions"]
 
         transfers = central.of("DataTransfer")
-        keys = {PublicKey.from_jwk(json.loads(d["data"])).kid
-                for d in transfers if d["message_id"] == "SettlementKey"}  # fmt: skip
+        keys = {
+            PublicKey.from_jwk(json.loads(d["data"])).kid
+            for d in transfers
+            if d["message_id"] == "SettlementKey"
+        }
         assert len(keys) == 1  # the same key after the restart: generated once
         (token_text,) = [d["data"] for d in transfers if d["message_id"] == "Settlement"]
-        settlement = verify_settlement(token_text, key=PublicKey.from_jwk(
-            json.loads(next(d["data"] for d in transfers if d["message_id"] == "SettlementKey"))),
-            audience="qrcharge")  # fmt: skip
+        settlement = verify_settlement(
+            token_text,
+            key=PublicKey.from_jwk(
+                json.loads(next(d["data"] for d in transfers if d["message_id"] == "SettlementKey"))
+            ),
+            audience="qrcharge",
+        )
         assert not isinstance(settlement, Refusal)
         assert settlement.reason == "PowerLoss" and settlement.order_id == "CRASH1"
         assert settlement.energy_wh > 0 and settlement.offline is offline
@@ -126,8 +158,10 @@ async def test_sigkill_mid_transaction(tmp_path: Path, central: Central, jwks_fi
             assert stop["reason"] == "PowerLoss"
             assert stop["transaction_id"] == next(iter(central.started.values()))
             assert stop["meter_stop"] == settlement.meter_stop_wh
-            readings = [int(mv["meter_value"][0]["sampled_value"][0]["value"])
-                        for mv in central.of("MeterValues")]  # fmt: skip
+            readings = [
+                int(mv["meter_value"][0]["sampled_value"][0]["value"])
+                for mv in central.of("MeterValues")
+            ]
             assert readings == sorted(readings) and readings[-1] <= stop["meter_stop"]
         else:
             events = central.of("TransactionEvent")
@@ -147,8 +181,18 @@ async def test_sigkill_mid_transaction(tmp_path: Path, central: Central, jwks_fi
 
 
 async def test_fleet_runs_several_chargers(tmp_path: Path, central: Central) -> None:
-    proc = qrcharge_cp("--id", "FLEET", "--csms", central.url, "--ocpp", "2.0.1",
-                       "--state-dir", str(tmp_path), "--fleet", "3")  # fmt: skip
+    proc = qrcharge_cp(
+        "--id",
+        "FLEET",
+        "--csms",
+        central.url,
+        "--ocpp",
+        "2.0.1",
+        "--state-dir",
+        str(tmp_path),
+        "--fleet",
+        "3",
+    )
     started = time.monotonic()
     try:
         await until(lambda: len(central.of("BootNotification")) == 3, 20, "three boots")

@@ -10,11 +10,25 @@ from charge_point.evse import TRANSITIONS, Connector, Event, Status, next_status
 
 def test_a_normal_session_walks_the_table() -> None:
     c = Connector(1)
-    steps = [Event.PLUG, Event.START, Event.EV_IDLE, Event.EV_DRAW, Event.SUSPEND, Event.STOP,
-             Event.UNPLUG]  # fmt: skip
+    steps = [
+        Event.PLUG,
+        Event.START,
+        Event.EV_IDLE,
+        Event.EV_DRAW,
+        Event.SUSPEND,
+        Event.STOP,
+        Event.UNPLUG,
+    ]
     seen = [c.fire(e) for e in steps]
-    assert seen == [Status.PREPARING, Status.CHARGING, Status.SUSPENDED_EV, Status.CHARGING,
-                    Status.SUSPENDED_EVSE, Status.FINISHING, Status.AVAILABLE]  # fmt: skip
+    assert seen == [
+        Status.PREPARING,
+        Status.CHARGING,
+        Status.SUSPENDED_EV,
+        Status.CHARGING,
+        Status.SUSPENDED_EVSE,
+        Status.FINISHING,
+        Status.AVAILABLE,
+    ]
 
 
 def test_illegal_transition_names_status_and_event() -> None:
@@ -37,10 +51,15 @@ def test_every_status_can_fault_except_faulted_and_every_target_is_a_status() ->
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(Status.AVAILABLE, "Available"), (Status.PREPARING, "Occupied"),
-     (Status.CHARGING, "Occupied"), (Status.SUSPENDED_EVSE, "Occupied"),
-     (Status.FINISHING, "Occupied"), (Status.UNAVAILABLE, "Unavailable"),
-     (Status.FAULTED, "Faulted")],
-)  # fmt: skip
+    [
+        (Status.AVAILABLE, "Available"),
+        (Status.PREPARING, "Occupied"),
+        (Status.CHARGING, "Occupied"),
+        (Status.SUSPENDED_EVSE, "Occupied"),
+        (Status.FINISHING, "Occupied"),
+        (Status.UNAVAILABLE, "Unavailable"),
+        (Status.FAULTED, "Faulted"),
+    ],
+)
 def test_201_connector_status(status: Status, expected: str) -> None:
     assert status_201(status) == expected

@@ -58,8 +58,9 @@ def transaction_actions(central: Central) -> list[str]:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_boot_status_and_settlement_key(tmp_path: Path, central: Central, jwks_file: Path,
-                                              version: str) -> None:  # fmt: skip
+async def test_boot_status_and_settlement_key(
+    tmp_path: Path, central: Central, jwks_file: Path, version: str
+) -> None:
     async with running(tmp_path, central, version, trusted_keys_file=jwks_file) as charger:
         await until(lambda: len(central.of("StatusNotification")) >= 2, what="statuses")
         assert central.actions()[0] == "BootNotification"
@@ -78,18 +79,24 @@ async def test_boot_status_and_settlement_key(tmp_path: Path, central: Central, 
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_online_remote_start_and_stop(tmp_path: Path, central: Central, jwks_file: Path,
-                                            version: str) -> None:  # fmt: skip
-    async with running(tmp_path, central, version, trusted_keys_file=jwks_file,
-                       time_scale=60) as charger:  # fmt: skip
+async def test_online_remote_start_and_stop(
+    tmp_path: Path, central: Central, jwks_file: Path, version: str
+) -> None:
+    async with running(
+        tmp_path, central, version, trusted_keys_file=jwks_file, time_scale=60
+    ) as charger:
         cp = central.connections[CP_ID]
         charger.station.plug(1)
         if version == "1.6":
             answer = await cp.call(call16.RemoteStartTransaction(id_tag="ORDERA", connector_id=1))
         else:
-            answer = await cp.call(call201.RequestStartTransaction(
-                id_token={"id_token": "ORDERA", "type": "Central"}, remote_start_id=42,
-                evse_id=1))  # fmt: skip
+            answer = await cp.call(
+                call201.RequestStartTransaction(
+                    id_token={"id_token": "ORDERA", "type": "Central"},
+                    remote_start_id=42,
+                    evse_id=1,
+                )
+            )
         assert answer.status == "Accepted"
         started = "StartTransaction" if version == "1.6" else "TransactionEvent"
         await until(lambda: central.of(started), what="start")
@@ -107,8 +114,9 @@ async def test_online_remote_start_and_stop(tmp_path: Path, central: Central, jw
             await until(lambda: central.of("StopTransaction"), what="stop")
             assert central.of("StopTransaction")[0]["reason"] == "Remote"
         else:
-            await until(lambda: central.of("TransactionEvent")[-1]["event_type"] == "Ended",
-                        what="ended")  # fmt: skip
+            await until(
+                lambda: central.of("TransactionEvent")[-1]["event_type"] == "Ended", what="ended"
+            )
             ended = central.of("TransactionEvent")[-1]
             assert ended["transaction_info"]["stopped_reason"] == "Remote"
         assert not data_transfers(central, "Settlement")  # a remote start is billed by the CSMS
@@ -118,8 +126,9 @@ async def test_online_remote_start_and_stop(tmp_path: Path, central: Central, jw
 async def test_offline_qr_transaction_is_delivered_in_order_on_reconnect(
     tmp_path: Path, central: Central, jwks_file: Path, token: TokenFactory, version: str
 ) -> None:
-    async with running(tmp_path, central, version, trusted_keys_file=jwks_file,
-                       time_scale=600, meter_interval_s=60) as charger:  # fmt: skip
+    async with running(
+        tmp_path, central, version, trusted_keys_file=jwks_file, time_scale=600, meter_interval_s=60
+    ) as charger:
         station = charger.station
         await until(lambda: data_transfers(central, "Synced"), what="first Synced")
         charger.link.set_up(False)
@@ -169,13 +178,15 @@ async def test_offline_qr_transaction_is_delivered_in_order_on_reconnect(
         assert transaction_actions(central) == [*before, "Synced"]
 
 
-async def test_16_commands_have_real_effect(tmp_path: Path, central: Central,
-                                            jwks_file: Path) -> None:  # fmt: skip
+async def test_16_commands_have_real_effect(
+    tmp_path: Path, central: Central, jwks_file: Path
+) -> None:
     async with running(tmp_path, central, "1.6", trusted_keys_file=jwks_file) as charger:
         cp = central.connections[CP_ID]
         station = charger.station
-        answer = await cp.call(call16.ChangeConfiguration(key="MeterValueSampleInterval",
-                                                          value="15"))  # fmt: skip
+        answer = await cp.call(
+            call16.ChangeConfiguration(key="MeterValueSampleInterval", value="15")
+        )
         assert answer.status == "Accepted" and station.config["MeterValueSampleInterval"] == 15
         answer = await cp.call(call16.ChangeConfiguration(key="NumberOfConnectors", value="9"))
         assert answer.status == "Rejected"
@@ -220,15 +231,27 @@ async def test_16_commands_have_real_effect(tmp_path: Path, central: Central,
         assert central.of("StopTransaction")[0]["reason"] == "UnlockCommand"
 
 
-async def test_201_variables_and_online_authorize(tmp_path: Path, central: Central,
-                                                  jwks_file: Path) -> None:  # fmt: skip
+async def test_201_variables_and_online_authorize(
+    tmp_path: Path, central: Central, jwks_file: Path
+) -> None:
     async with running(tmp_path, central, "2.0.1", trusted_keys_file=jwks_file) as charger:
         cp = central.connections[CP_ID]
-        answer = await cp.call(call201.SetVariables(set_variable_data=[
-            {"component": {"name": "AuthCtrlr"}, "variable": {"name": "LocalPreAuthorize"},
-             "attributeValue": "true"},
-            {"component": {"name": "Foo"}, "variable": {"name": "Bar"}, "attributeValue": "1"},
-        ]))  # fmt: skip
+        answer = await cp.call(
+            call201.SetVariables(
+                set_variable_data=[
+                    {
+                        "component": {"name": "AuthCtrlr"},
+                        "variable": {"name": "LocalPreAuthorize"},
+                        "attributeValue": "true",
+                    },
+                    {
+                        "component": {"name": "Foo"},
+                        "variable": {"name": "Bar"},
+                        "attributeValue": "1",
+                    },
+                ]
+            )
+        )
         statuses = [r["attribute_status"] for r in answer.set_variable_result]
         assert statuses == ["Accepted", "UnknownVariable"]
         assert charger.station.config["LocalPreAuthorize"] is True
@@ -248,15 +271,17 @@ async def test_201_variables_and_online_authorize(tmp_path: Path, central: Centr
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_trusted_keys_over_data_transfer(tmp_path: Path, central: Central, csms_key,
-                                               version: str) -> None:  # fmt: skip
+async def test_trusted_keys_over_data_transfer(
+    tmp_path: Path, central: Central, csms_key, version: str
+) -> None:
     async with running(tmp_path, central, version, trust_first_keys=True) as charger:
         cp = central.connections[CP_ID]
         call = call16 if version == "1.6" else call201
 
         def push(data: str) -> Any:
-            return cp.call(call.DataTransfer(vendor_id=VENDOR_ID, message_id="TrustedKeys",
-                                             data=data))  # fmt: skip
+            return cp.call(
+                call.DataTransfer(vendor_id=VENDOR_ID, message_id="TrustedKeys", data=data)
+            )
 
         ring = KeyRing((csms_key.public,))
         assert (await push(sign_trusted_keys(ring, csms_key, issued_at=10))).status == "Accepted"
@@ -270,8 +295,9 @@ async def test_trusted_keys_over_data_transfer(tmp_path: Path, central: Central,
         assert answer.status == "Accepted" and len(charger.station.trusted) == 2
 
 
-async def test_201_reset_on_idle_waits_for_the_session(tmp_path: Path, central: Central,
-                                                       jwks_file: Path) -> None:  # fmt: skip
+async def test_201_reset_on_idle_waits_for_the_session(
+    tmp_path: Path, central: Central, jwks_file: Path
+) -> None:
     async with running(tmp_path, central, "2.0.1", trusted_keys_file=jwks_file) as charger:
         station = charger.station
         cp = central.connections[CP_ID]
@@ -285,3 +311,52 @@ async def test_201_reset_on_idle_waits_for_the_session(tmp_path: Path, central: 
         station.press_stop(1)
         await until(lambda: len(central.of("BootNotification")) > boots, what="reset at idle")
         assert station.store.cached("ORDERIDLE") == ("Accepted", None)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_refused_id_tag_stops_the_transaction(
+    tmp_path: Path, central: Central, jwks_file: Path, version: str
+) -> None:
+    central.start_status = "Invalid"
+    async with running(tmp_path, central, version, trusted_keys_file=jwks_file) as charger:
+        station = charger.station
+        station.plug(1)
+        assert station.remote_start("STOLEN", 1, None)
+        await until(lambda: not station.sessions, what="DeAuthorized stop")
+        if version == "1.6":
+            await until(lambda: central.of("StopTransaction"), what="stop")
+            assert central.of("StopTransaction")[0]["reason"] == "DeAuthorized"
+        else:
+            await until(
+                lambda: central.of("TransactionEvent")[-1]["event_type"] == "Ended", what="ended"
+            )
+            ended = central.of("TransactionEvent")[-1]
+            assert ended["transaction_info"]["stopped_reason"] == "DeAuthorized"
+        assert station.connectors[1].status.value == "Finishing"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_trigger_message_status_and_meter_values(
+    tmp_path: Path, central: Central, jwks_file: Path, version: str
+) -> None:
+    async with running(tmp_path, central, version, trusted_keys_file=jwks_file) as charger:
+        cp = central.connections[CP_ID]
+        charger.station.plug(2)
+        before = len(central.of("StatusNotification"))
+        if version == "1.6":
+            answer = await cp.call(
+                call16.TriggerMessage(requested_message="StatusNotification", connector_id=2)
+            )
+            assert answer.status == "Accepted"
+            answer = await cp.call(call16.TriggerMessage(requested_message="MeterValues"))
+        else:
+            answer = await cp.call(
+                call201.TriggerMessage(
+                    requested_message="StatusNotification", evse={"id": 2, "connector_id": 1}
+                )
+            )
+            assert answer.status == "Accepted"
+            answer = await cp.call(call201.TriggerMessage(requested_message="MeterValues"))
+        assert answer.status == "Accepted"
+        await until(lambda: len(central.of("MeterValues")) >= 2, what="triggered meter values")
+        assert len(central.of("StatusNotification")) > before

@@ -51,9 +51,24 @@ def test_command_line_overrides_settings(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("QRCHARGE_CP_METER_INTERVAL_S", "15")
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    args = parser.parse_args(["cp", "--id", "CP-9", "--csms", "ws://h/ocpp", "--ocpp", "2.0.1",
-                              "--evses", "3", "--state-dir", str(tmp_path), "--time-scale",
-                              "60", "--trust-first-keys"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "cp",
+            "--id",
+            "CP-9",
+            "--csms",
+            "ws://h/ocpp",
+            "--ocpp",
+            "2.0.1",
+            "--evses",
+            "3",
+            "--state-dir",
+            str(tmp_path),
+            "--time-scale",
+            "60",
+            "--trust-first-keys",
+        ]
+    )
     s = settings_from_args(args)
     assert (s.charge_point_id, s.ocpp_version, s.evses, s.time_scale) == ("CP-9", "2.0.1", 3, 60)
     assert s.trust_first_keys and s.meter_interval_s == 15 and s.state_dir == tmp_path

@@ -34,8 +34,9 @@ class Flaky:
 
 def setup(tmp_path: Path, rows: int) -> tuple[Store, Configuration]:
     store = Store.in_dir(tmp_path)
-    config = Configuration(store, StationSettings("CP", message_attempts=3,
-                                                  message_retry_s=10).ocpp_defaults())  # fmt: skip
+    config = Configuration(
+        store, StationSettings("CP", message_attempts=3, message_retry_s=10).ocpp_defaults()
+    )
     for n in range(rows):
         store.enqueue("updated", {"n": n}, txn="T1")
     return store, config

@@ -340,8 +340,9 @@ def test_identification_secret_from_the_csms_is_used_and_never_read_back(
     station.tick()
     ident = parse_identification_url(station.display.qr_text or "")
     assert ident.code is not None
-    assert verify_presence_code(bytes.fromhex(secret), ident.code, int(clock.now()),
-                                step_s=30, digits=6)  # fmt: skip
+    assert verify_presence_code(
+        bytes.fromhex(secret), ident.code, int(clock.now()), step_s=30, digits=6
+    )
     assert dict((k.name, v) for k, v in station.config.items())["IdentificationSecret"] == ""
     try:
         station.config.set("IdentificationSecret", "abcd")

@@ -32,8 +32,11 @@ PASSWORD = "cp-e2e-password"
 
 @pytest.fixture
 async def project_csms(tmp_path: Path) -> AsyncIterator[tuple[int, httpx.AsyncClient, object]]:
-    settings = Settings(data_dir=tmp_path / "csms", admin_api_key=ADMIN,  # type: ignore[call-arg]
-                        ocpp_call_timeout_s=3)  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path / "csms",
+        admin_api_key=ADMIN,  # type: ignore[call-arg]
+        ocpp_call_timeout_s=3,
+    )
     app = create_app(settings)
     server = uvicorn.Server(server_config(settings, app, port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -60,12 +63,19 @@ async def test_offline_qr_session_with_the_project_csms(
 ) -> None:
     port, http, app = project_csms
     cp_id = f"CP-E2E-{version.replace('.', '')}"
-    answer = await http.post("/api/v1/admin/chargers",
-                             json={"id": cp_id, "password": PASSWORD, "evses": 2})  # fmt: skip
+    answer = await http.post(
+        "/api/v1/admin/chargers", json={"id": cp_id, "password": PASSWORD, "evses": 2}
+    )
     assert answer.status_code == 201, answer.text
-    settings = station_settings(tmp_path, charge_point_id=cp_id, ocpp_version=version,
-                                csms_url=f"ws://127.0.0.1:{port}/ocpp", password=PASSWORD,
-                                trust_first_keys=True, time_scale=600)  # fmt: skip
+    settings = station_settings(
+        tmp_path,
+        charge_point_id=cp_id,
+        ocpp_version=version,
+        csms_url=f"ws://127.0.0.1:{port}/ocpp",
+        password=PASSWORD,
+        trust_first_keys=True,
+        time_scale=600,
+    )
     charger = Charger(settings)
     station = charger.station
     task = asyncio.create_task(charger.run())
@@ -88,18 +98,23 @@ async def test_offline_qr_session_with_the_project_csms(
         await until(lambda: not station.online, 5, "offline")
         station.plug(1, capacity_wh=60_000, soc=0.3)
         signing = app.state.ctx.keys.active_signing_key(int(time.time()))  # type: ignore[attr-defined]
-        token = issue_start_token(key=signing, charge_point_id=cp_id, order_id="E2EORDER1",
-                                  evse_id=1, tariff=FLAT, limits=Limits(amount=50_000,
-                                  energy_wh=1200), issued_at=int(station.now()),
-                                  validity_s=900)  # fmt: skip
+        token = issue_start_token(
+            key=signing,
+            charge_point_id=cp_id,
+            order_id="E2EORDER1",
+            evse_id=1,
+            tariff=FLAT,
+            limits=Limits(amount=50_000, energy_wh=1200),
+            issued_at=int(station.now()),
+            validity_s=900,
+        )
         assert not isinstance(station.scan(token), Refusal)
         await until(lambda: station.sessions[1].limit is not None, 10, "energy limit")
         station.unplug(1)
         charger.link.set_up(True)
         await until(lambda: station.online and station.store.queue_len() == 0, 15, "delivered")
 
-        rows = (await http.get("/api/v1/admin/transactions",
-                               params={"charger_id": cp_id})).json()  # fmt: skip
+        rows = (await http.get("/api/v1/admin/transactions", params={"charger_id": cp_id})).json()
         assert len(rows) == 1, rows
         (txn,) = rows
         assert txn["id_tag"] == "E2EORDER1"
