@@ -122,9 +122,9 @@ class Station:
         """A ``TrustedKeys`` DataTransfer from the CSMS (brief 7.5)."""
         return trusted.install(self.store, token, trust_first=self.settings.trust_first_keys)
 
-    def install_trusted_jwks(self, jwks: dict[str, Any]) -> None:
-        """Installation config (``--trusted-keys FILE``)."""
-        trusted.install_jwks(self.store, jwks)
+    def install_trusted_jwks(self, jwks: dict[str, Any]) -> bool:
+        """Installation config (``--trusted-keys FILE``); see :func:`trusted.install_jwks`."""
+        return trusted.install_jwks(self.store, jwks)
 
     # --- hardware and driver -------------------------------------------------------------
     def plug(

@@ -8,6 +8,8 @@ whole set. A set that fails is refused and the current keys stay.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import Any
 
@@ -42,6 +44,16 @@ def install(store: Store, token: str, *, trust_first: bool) -> Refusal | None:
     return None
 
 
-def install_jwks(store: Store, jwks: dict[str, Any]) -> None:
-    """Installation config: replaces the trusted set with a JWKS (raises KeyFormatError)."""
-    store.put("trusted_jwks", KeyRing.from_jwks(jwks).to_jwks())
+def install_jwks(store: Store, jwks: dict[str, Any]) -> bool:
+    """Installation config (a JWKS; raises KeyFormatError). Installed when the charger has no
+    keys or the file changed since it was last installed, so a restart with the same file does
+    not undo a rotation received since by ``TrustedKeys``. Returns whether it was installed."""
+    ring = KeyRing.from_jwks(jwks)
+    digest = hashlib.sha256(json.dumps(ring.to_jwks(), sort_keys=True).encode()).hexdigest()
+    if len(current(store)) and store.get("trusted_file_digest") == digest:
+        return False
+    with store.atomic():
+        store.put("trusted_jwks", ring.to_jwks())
+        store.put("trusted_file_digest", digest)
+    log.info("trusted CSMS keys from installation config: %s", [k.kid for k in ring])
+    return True

@@ -350,3 +350,22 @@ def test_identification_secret_from_the_csms_is_used_and_never_read_back(
         pass
     else:
         raise AssertionError("a short secret was accepted")
+
+
+def test_a_restart_with_the_same_key_file_keeps_a_rotation(
+    make_station: MakeStation, csms_key
+) -> None:
+    from qr_extension.keys import KeyRing
+    from qr_extension.trust import sign_trusted_keys
+
+    station = make_station()  # installed the file's JWKS
+    original = KeyRing((csms_key.public,)).to_jwks()
+    assert not station.install_trusted_jwks(original)  # same file again: nothing changes
+    new = generate_key()
+    rotated = KeyRing((new.public,))
+    assert station.install_trusted_keys(sign_trusted_keys(rotated, csms_key, issued_at=5)) is None
+    assert not station.install_trusted_jwks(original)  # restart with the unchanged file
+    assert [k.kid for k in station.trusted] == [new.kid]
+    other = generate_key()
+    assert station.install_trusted_jwks(KeyRing((other.public,)).to_jwks())  # a new file wins
+    assert [k.kid for k in station.trusted] == [other.kid]
