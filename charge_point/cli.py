@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+from charge_point.errors import ChargePointError
 from charge_point.settings import OCPP_VERSIONS, StationSettings
 from config.settings import load_settings
 
@@ -78,7 +80,11 @@ def run_command(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("ocpp").setLevel(logging.WARNING)
-    base = settings_from_args(args)
+    try:
+        base = settings_from_args(args)
+    except ValueError as exc:  # also pydantic's ValidationError
+        print(f"qrcharge cp: {exc}", file=sys.stderr)
+        return 2
     members = (
         [base] if args.fleet <= 0 else [base.for_fleet_member(i) for i in range(1, args.fleet + 1)]
     )
@@ -86,6 +92,9 @@ def run_command(args: argparse.Namespace) -> int:
         asyncio.run(run_chargers(members, terminal=not args.quiet_terminal and args.fleet <= 0))
     except KeyboardInterrupt:
         return 130
+    except (OSError, ValueError, ChargePointError) as exc:  # state dir, key file, JWKS file
+        print(f"qrcharge cp: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
