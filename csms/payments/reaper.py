@@ -94,14 +94,18 @@ class Reaper:
             ids = [i for i in rows.all() if i is not None]
         for payment_id in ids:
 
-            async def work(session: AsyncSession, pid: int = payment_id) -> None:
+            async def work(session: AsyncSession, pid: int = payment_id) -> bool:
+                payment = await session.get(Payment, pid)
+                if payment is None or payment.status != PaymentState.PENDING:
+                    return False  # the driver or another process captured it
                 await capture_payment(
                     session, payment_id=pid, wallet=self._wallet, kind="auto", now=now
                 )
+                return True
 
             try:
-                await in_transaction(self._db, work)
-                report.captured.append(payment_id)
+                if await in_transaction(self._db, work):
+                    report.captured.append(payment_id)
             except PaymentError:
                 LOG.exception("auto-capture of payment %s failed", payment_id)
 

@@ -1,0 +1,127 @@
+"""Hold release (7.10), offline-limit flags, late settlements as debts, several reapers at
+once, the order-id authorization policy (7.11) and order creation (7.1, 7.7)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+from csms.billing.resolve import charger_scope
+from csms.payments import wallet
+from csms.payments.order_policy import OrderAuthorizationPolicy
+from csms.payments.orders import ORDER_ID_LENGTH, snapshot
+from csms.payments.reaper import Reaper
+from csms.protocol.authorization import LocalTagPolicy
+from csms.store.models_money import BillingAssignment, BillingModel
+
+from .conftest import CHARGER, FUNDS, World
+
+VALIDITY, LEEWAY = 900, 300
+
+
+async def test_hold_released_only_after_exp_leeway_and_a_later_synced(world: World) -> None:
+    order = await world.order(amount=3000)
+    world.clock.advance(VALIDITY + LEEWAY - 10)
+    await world.synced()  # a Synced before exp + leeway proves nothing
+    world.clock.advance(20)
+    assert (await world.reaper.reap_once()).released == []
+    assert await world.available() == FUNDS - 3000
+    await world.synced()  # the charger drained its queue after the token became unusable
+    assert (await world.reaper.reap_once()).released == [order.id]
+    assert (await world.reload(order)).status == "expired"
+    assert await world.available() == FUNDS
+    assert (await world.reaper.reap_once()).released == []  # once
+
+
+async def test_offline_charger_keeps_the_hold_then_is_flagged(world: World) -> None:
+    order = await world.order(amount=3000)
+    world.clock.advance(VALIDITY + LEEWAY + 3600 - 1)  # offline_limit_s = 3600 in the world
+    assert (await world.reaper.reap_once()).flagged == []
+    world.clock.advance(2)
+    assert (await world.reaper.reap_once()).flagged == [order.id]
+    assert "offline_limit" in await world.flags(order)
+    assert (await world.reload(order)).status == "created"
+    assert await world.available() == FUNDS - 3000
+
+
+async def test_settlement_after_release_is_a_flagged_debt(world: World) -> None:
+    order = await world.order(amount=3000)
+    world.clock.advance(VALIDITY + LEEWAY + 1)
+    await world.synced()
+    assert (await world.reaper.reap_once()).released == [order.id]
+    token = world.settlement(order, wh=10_000)  # started offline in time, delivered late
+    await world.service.on_settlement(CHARGER, token, "ocpp")
+    payment = (await world.payments(order))[0]
+    assert (payment.method, payment.amount) == ("debt", 1215)
+    assert "settled_after_release" in await world.flags(order)
+    assert payment.id is not None
+    await world.confirm(payment.id)
+    assert await world.available() == FUNDS - 1215
+
+
+async def test_several_reapers_release_and_capture_once(world: World) -> None:
+    orders = [await world.order(amount=1000) for _ in range(4)]
+    settled = await world.order(amount=2000)
+    await world.service.submit(world.settlement(settled, wh=1000), source="upload")
+    world.clock.advance(VALIDITY + LEEWAY + 700)
+    await world.synced()
+    reapers = [
+        Reaper(world.db, settings=world.settings, wallet=wallet, clock=world.clock)
+        for _ in range(3)
+    ]
+    reports = await asyncio.gather(*(r.reap_once() for r in reapers))
+    released = sorted(o for r in reports for o in r.released)
+    captured = [p for r in reports for p in r.captured]
+    assert released == sorted(o.id for o in orders)
+    assert len(captured) == 1
+    assert await world.available() == FUNDS - 135  # 1 kWh * 1.20 + 0.5 h * 0.30
+
+
+async def test_order_policy(world: World) -> None:
+    fallback = LocalTagPolicy(world.db, clock=world.clock)
+    policy = OrderAuthorizationPolicy(
+        world.db, clock=world.clock, leeway_s=LEEWAY, fallback=fallback
+    )
+    order = await world.order()
+    live = await policy.authorize(CHARGER, order.id)
+    assert live.status == "Accepted" and live.expiry == order.expires_at
+    assert (await policy.authorize("CP9", order.id)).status == "Invalid"
+    unknown = await policy.authorize(CHARGER, "NOSUCHORDER")
+    assert unknown.status == "Invalid" and not unknown.known
+    world.clock.advance(VALIDITY + LEEWAY + 1)
+    assert (await policy.authorize(CHARGER, order.id)).status == "Expired"
+    await world.service.on_transaction_event("started", await world.transaction(order))
+    started = await policy.authorize(CHARGER, order.id)  # the offline start, reported late
+    assert started.status == "Accepted" and started.expiry == order.expires_at
+
+
+async def test_order_limits_snapshot_and_ids(world: World) -> None:
+    async with world.db.session() as session:
+        session.add(
+            BillingModel(id="VIP", currency="CNY", energy_price=8000, time_price=0, cap=2500)
+        )
+        await session.flush()
+        session.add(BillingAssignment(scope=charger_scope(CHARGER), billing_model_id="VIP",
+                                      charger_id=CHARGER))  # fmt: skip
+        await session.commit()
+    full = await world.order(full=True)
+    assert full.hold_amount == 2500  # min(no request, cap 2500, max_order_amount 50000)
+    small = await world.order(amount=1000)
+    assert small.hold_amount == 1000
+    energy = await world.order(energy_wh=4000)
+    assert (energy.hold_amount, snapshot(energy).limits.energy_wh) == (2500, 4000)
+    assert json.loads(full.tariff_claim)[:5] == ["VIP", "CNY", 0, 8000, 0]
+    assert len(full.id) == ORDER_ID_LENGTH <= 15 and full.id.isalnum() and full.id.isupper()
+    assert len({full.id, small.id, energy.id}) == 3
+    # the operator edits the model: the order keeps what it signed (7.7)
+    async with world.db.session() as session:
+        model = await session.get(BillingModel, "VIP")
+        assert model is not None
+        model.energy_price = 99_000
+        session.add(model)
+        await session.commit()
+    world.clock.advance(60)
+    await world.service.submit(world.settlement(small, wh=1000, minutes=10), source="upload")
+    assert (await world.payments(small))[0].amount == 80  # 1 kWh at 0.80
+    assert world.clock.now - small.issued_at >= timedelta(seconds=60)
