@@ -16,6 +16,7 @@ Call ``await assert_ledger_consistent(session)`` after any test that moves money
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,7 +26,7 @@ from csms.payments import wallet
 _PREFIX = {"available": "wallet:", "hold": "hold:", "revenue": "revenue", "psp": "psp:"}
 
 
-async def _rows(session: AsyncSession, sql: str) -> list[tuple[object, ...]]:
+async def _rows(session: AsyncSession, sql: str) -> list[tuple[Any, ...]]:
     connection = await session.connection()
     result = await connection.execute(text(sql))
     return [tuple(r) for r in result.all()]
@@ -39,7 +40,7 @@ async def assert_ledger_consistent(session: AsyncSession) -> None:
         "t.amount, t.user_id FROM ledger_entries e JOIN ledger_transfers t "
         "ON t.id = e.transfer_id ORDER BY e.id",
     )
-    by_transfer: dict[object, list[tuple[object, ...]]] = defaultdict(list)
+    by_transfer: dict[object, list[tuple[Any, ...]]] = defaultdict(list)
     balances: dict[str, int] = defaultdict(int)
     hold_owners: dict[str, set[object]] = defaultdict(set)
     for row in entries:
@@ -56,9 +57,9 @@ async def assert_ledger_consistent(session: AsyncSession) -> None:
     for transfer_id, kind, amount in transfers:
         rows = by_transfer.get(transfer_id, [])
         assert len(rows) >= 2, f"transfer {transfer_id} ({kind}) has {len(rows)} entries"
-        legs = [r[4] for r in rows]
-        assert sum(legs) == 0, f"transfer {transfer_id} ({kind}) sums to {sum(legs)}"  # type: ignore[arg-type]
-        moved = sum(x for x in legs if x > 0)  # type: ignore[operator]
+        legs: list[int] = [r[4] for r in rows]
+        assert sum(legs) == 0, f"transfer {transfer_id} ({kind}) sums to {sum(legs)}"
+        moved = sum(x for x in legs if x > 0)
         assert moved == amount, f"transfer {transfer_id} says {amount}, moves {moved}"
     assert sum(balances.values()) == 0, "the ledger as a whole does not sum to zero"
 

@@ -7,6 +7,8 @@ Tests that need a real OCPP connection use ``serve`` from tests/csms/conftest.py
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,11 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
+from starlette.routing import NoMatchFound
 
 from config.settings import Settings
 from csms.api.routes.money import install
-from csms.app import create_app
+from csms.app import create_app, server_config
 from csms.context import CsmsContext
 from csms.store.db import Database, migrate
 
@@ -28,6 +32,8 @@ from ..ledger_invariants import assert_ledger_consistent
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 PASSWORD = "s3cret-enough"
+# Request validation does not depend on the database: such tests run on SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @dataclass
@@ -58,8 +64,11 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 def with_money(app: FastAPI) -> FastAPI:
     """``app`` with the money routes (unless the app factory already wires them in)."""
-    paths = {getattr(route, "path", "") for route in app.routes}
-    if "/api/v1/users" not in paths:
+    try:
+        wired = app.url_path_for("log_in") == "/api/v1/token"
+    except NoMatchFound:
+        wired = False
+    if not wired:
         install(app)
     return app
 
@@ -134,3 +143,23 @@ async def api(money_settings: Settings, clock: Clock) -> AsyncIterator[MoneyApi]
         ctx: CsmsContext = app.state.ctx
         async with ctx.db.session() as session:
             await assert_ledger_consistent(session)
+
+
+@contextlib.asynccontextmanager
+async def serve_money(settings: Settings, clock: Clock) -> AsyncIterator[tuple[MoneyApi, int]]:
+    """The app with the money routes served by uvicorn on 127.0.0.1:<free port> (for tests
+    with a real OCPP connection): (the API handle, the port)."""
+    app = with_money(create_app(settings, clock=clock))
+    server = uvicorn.Server(server_config(settings, app, port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            yield MoneyApi(app, http, clock, settings), port
+    finally:
+        server.should_exit = True
+        await task

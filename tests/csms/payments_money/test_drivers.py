@@ -11,7 +11,7 @@ import pytest
 from csms.drivers.errors import TokenInvalid
 from csms.drivers.tokens import SECRET_FILE, DriverTokens, load_or_create_secret
 
-from .conftest import PASSWORD, MoneyApi
+from .conftest import PASSWORD, SQLITE_ONLY, MoneyApi
 
 
 async def test_register_log_in_and_see_the_profile(api: MoneyApi) -> None:
@@ -40,6 +40,7 @@ async def test_duplicate_email_is_409(api: MoneyApi) -> None:
     assert r.json()["code"] == "email_taken"
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("body", "complaint"),
     [
@@ -139,6 +140,7 @@ async def test_top_ups_are_idempotent_by_header(api: MoneyApi) -> None:
     ]
 
 
+@SQLITE_ONLY
 async def test_top_up_refusals(api: MoneyApi) -> None:
     _, auth = await api.driver("finn@example.org")
     too_much = api.settings.max_top_up_amount + 1
@@ -158,6 +160,7 @@ async def test_top_up_refusals(api: MoneyApi) -> None:
     assert (await api.http.post("/api/v1/me/wallet/top-ups", json={"amount": 5})).status_code == 401
 
 
+@SQLITE_ONLY
 async def test_openapi_documents_the_driver_api(api: MoneyApi) -> None:
     spec = (await api.http.get("/openapi.json")).json()
     for path in ("/api/v1/users", "/api/v1/token", "/api/v1/me", "/api/v1/me/wallet/top-ups",

@@ -4,6 +4,7 @@ concurrent holds that never overdraw (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -89,7 +90,7 @@ async def test_hold_capture_release_move_exactly_the_amounts(db: Database) -> No
 async def test_every_operation_repeats_without_posting(db: Database) -> None:
     uid = await new_user(db, funds=10_000)
     async with db.session() as session:
-        calls = [
+        calls: list[Callable[[], Awaitable[int]]] = [
             lambda: wallet.place_hold(session, user_id=uid, order_id="B", amount=3000, key="h"),
             lambda: wallet.capture(session, user_id=uid, order_id="B", amount=1000, key="c"),
             lambda: wallet.release(session, user_id=uid, order_id="B", amount=500, key="r"),
