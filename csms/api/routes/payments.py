@@ -28,9 +28,10 @@ def _not_found(exc: PaymentNotFound) -> HTTPException:
 
 @router.post("/payments/{payment_id}/confirm", response_model=ReceiptPublic)
 async def confirm(
-    payment_id: int, user: CurrentUser, ctx: CtxDep, side: PaymentsDep
+    payment_id: int, user: CurrentUser, ctx: CtxDep, session: SessionDep, side: PaymentsDep
 ) -> ReceiptPublic:
     """Captures the payment once and returns its receipt (``receipt_id``)."""
+    await session.close()  # the capture runs in its own transaction (see settlements.py)
 
     async def work(session: AsyncSession) -> Receipt:
         return await capture_payment(

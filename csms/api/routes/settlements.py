@@ -113,6 +113,9 @@ async def post_settlement(
     """Verifies the settlement, settles its order, and returns the payment information."""
     token = await _token_of(request)
     assert side.service is not None
+    # the service runs its own transactions: give this request's connection back meanwhile,
+    # or many concurrent uploads would each hold one and wait for a second
+    await session.close()
     try:
         outcome = await side.service.submit(token, source="upload")
     except SettlementRefused as exc:

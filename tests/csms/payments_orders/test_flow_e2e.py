@@ -4,6 +4,7 @@ PostgreSQL. The app's clock is a manual one, so the reaper runs at chosen moment
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -302,3 +303,55 @@ async def test_offline_with_late_sync_16(tmp_path: Path, db_url: str) -> None:
         assert detail["settlements"][0]["sources"] == ["signed", "ocpp"]
         r = await http.get(f"/api/v1/receipts/{body['receipt_id']}", headers=eve)
         assert r.status_code == 404
+
+
+async def test_concurrent_http_uploads_refund_and_cancel(tmp_path: Path, db_url: str) -> None:
+    async with flow(tmp_path, db_url) as f:
+        http = f.csms.http
+        await f.csms.add_charger("CC1")
+        carol = await f.driver("carol@example.org", 10_000)
+        key = generate_key()
+        await http.put(
+            "/api/v1/admin/chargers/CC1/settlement-key", json={"jwk": key.public.to_jwk()}
+        )
+        orders = []
+        for _ in range(2):
+            r = await http.post(
+                "/api/v1/orders", json={"charger_id": "CC1", "evse_id": 1, "amount": 2000},
+                headers=carol,
+            )  # fmt: skip
+            assert r.status_code == 201, r.text
+            orders.append(r.json())
+        paid, cancelled = orders
+        auth = read_start_token(paid["start_token"])
+        assert isinstance(auth, StartAuthorization)
+        token = settle(auth, key, txn="1", start=auth.issued_at + 30, wh=10_000, seq=1)
+        answers = await asyncio.gather(
+            *(
+                http.post("/api/v1/settlements", json={"token": token}, headers=carol)
+                for _ in range(16)
+            )
+        )
+        assert {a.status_code for a in answers} == {200}
+        assert len({a.json()["payment_id"] for a in answers}) == 1
+        payment_id = answers[0].json()["payment_id"]
+        confirms = await asyncio.gather(
+            *(http.post(f"/api/v1/payments/{payment_id}/confirm", headers=carol) for _ in range(8))
+        )
+        assert {c.status_code for c in confirms} == {200}
+        assert len({c.json()["receipt_id"] for c in confirms}) == 1
+        assert await f.balance(carol) == 10_000 - 1215 - 2000
+
+        r = await http.post(f"/api/v1/admin/payments/{payment_id}/refunds", json={"amount": 215})
+        assert r.status_code == 201 and r.json()["refunded_amount"] == 215
+        again = await http.post(
+            f"/api/v1/admin/payments/{payment_id}/refunds", json={"amount": 2000}
+        )
+        assert again.status_code == 409
+        r = await http.post(f"/api/v1/admin/orders/{cancelled['id']}/cancel")
+        assert r.status_code == 200 and r.json()["released"] == 2000
+        r = await http.post(f"/api/v1/admin/orders/{paid['id']}/cancel")
+        assert r.status_code == 409
+        assert await f.balance(carol) == 10_000 - 1215 + 215
+        payments = (await http.get("/api/v1/admin/payments")).json()
+        assert [(p["status"], p["refunded_amount"]) for p in payments] == [("captured", 215)]
