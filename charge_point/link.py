@@ -243,7 +243,7 @@ class Link:
             station.set_time(await adapter.heartbeat())
         elif what == "StatusNotification":
             for i in ids:
-                await adapter.send_status(i, station.connectors[i].status)
+                await adapter.send_status(i, station.connectors[i].status, force=True)
         elif what == "MeterValues":
             for i in ids:
                 await adapter.send_meter_values(i)

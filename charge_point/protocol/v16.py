@@ -78,7 +78,7 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
         answer = await self.call(call.Heartbeat(), suppress=False)
         return parse_ocpp_timestamp(answer.current_time).timestamp()
 
-    async def send_status(self, evse_id: int, status: Status) -> None:
+    async def send_status(self, evse_id: int, status: Status, *, force: bool = False) -> None:
         await self.call(
             call.StatusNotification(
                 connector_id=evse_id,

@@ -91,6 +91,7 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         super().__init__(ctx.station.id, connection, response_timeout=timeout)
         self.ctx = ctx
         self.station = ctx.station
+        self._sent_status: dict[int, str] = {}
 
     # --- outgoing ------------------------------------------------------------------------
     async def boot(self) -> tuple[bool, float | None, int]:
@@ -107,11 +108,17 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         answer = await self.call(call.Heartbeat(), suppress=False)
         return parse_ocpp_timestamp(answer.current_time).timestamp()
 
-    async def send_status(self, evse_id: int, status: Status) -> None:
+    async def send_status(self, evse_id: int, status: Status, *, force: bool = False) -> None:
+        """Sends the 2.0.1 connector status, skipping a repeat of the value last sent on this
+        connection (Preparing -> Charging is Occupied -> Occupied) unless ``force``d."""
+        value = status_201(status)
+        if self._sent_status.get(evse_id) == value and not force:
+            return
+        self._sent_status[evse_id] = value
         await self.call(
             call.StatusNotification(
                 timestamp=ocpp_timestamp(self.station.now()),
-                connector_status=status_201(status),
+                connector_status=value,
                 evse_id=evse_id,
                 connector_id=1,
             ),
