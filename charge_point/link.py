@@ -64,6 +64,7 @@ class Link:
         self._triggers: list[tuple[str, int | None]] = []
         self.connects = 0  # successful boots, for tests and /state
         self._booted = False  # the current connection got past BootNotification
+        self._boot_reason = "PowerUp"  # 2.0.1 BootReason of the next boot
         station.listener = self
 
     # --- Listener ------------------------------------------------------------------------
@@ -91,6 +92,7 @@ class Link:
     def reconnect(self) -> None:
         """Drops the connection soon (the answer to the Reset goes out first); the loop then
         connects and boots again."""
+        self._boot_reason = "RemoteReset"
         asyncio.get_running_loop().call_later(RESET_DELAY_S, self._abort)
 
     def trigger(self, what: str, evse_id: int | None) -> bool:
@@ -188,10 +190,10 @@ class Link:
 
     async def _converse(self, adapter: Adapter16 | Adapter201) -> None:
         station, config = self.station, self.station.config
-        accepted, current, interval = await adapter.boot()
+        accepted, current, interval = await adapter.boot(self._boot_reason)
         while not accepted:
             await station.clock.sleep(interval or 10)
-            accepted, current, interval = await adapter.boot()
+            accepted, current, interval = await adapter.boot(self._boot_reason)
         if current is not None:
             station.set_time(current)
         if interval > 0:
@@ -199,6 +201,7 @@ class Link:
         self._statuses = [(i, c.status) for i, c in station.connectors.items()]
         station.online = True
         self._booted = True
+        self._boot_reason = "PowerUp"
         self.connects += 1
         log.info("%s: booted (OCPP %s)", station.id, adapter.version)
         jwk = json.dumps(station.key.public.to_jwk())
@@ -238,7 +241,7 @@ class Link:
         station = self.station
         ids = [evse_id] if evse_id else list(station.connectors)
         if what == "BootNotification":
-            await adapter.boot()
+            await adapter.boot("Triggered")
         elif what == "Heartbeat":
             station.set_time(await adapter.heartbeat())
         elif what == "StatusNotification":

@@ -66,7 +66,8 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
         self.station = ctx.station
 
     # --- outgoing ------------------------------------------------------------------------
-    async def boot(self) -> tuple[bool, float | None, int]:
+    async def boot(self, reason: str = "PowerUp") -> tuple[bool, float | None, int]:
+        """BootNotification (1.6 has no boot reason)."""
         answer = await self.call(
             call.BootNotification(charge_point_model=MODEL, charge_point_vendor=VENDOR),
             suppress=False,

@@ -94,10 +94,10 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         self._sent_status: dict[int, str] = {}
 
     # --- outgoing ------------------------------------------------------------------------
-    async def boot(self) -> tuple[bool, float | None, int]:
+    async def boot(self, reason: str = "PowerUp") -> tuple[bool, float | None, int]:
         answer = await self.call(
             call.BootNotification(
-                charging_station={"model": MODEL, "vendor_name": VENDOR}, reason="PowerUp"
+                charging_station={"model": MODEL, "vendor_name": VENDOR}, reason=reason
             ),
             suppress=False,
         )

@@ -310,6 +310,7 @@ async def test_201_reset_on_idle_waits_for_the_session(
         assert len(central.of("BootNotification")) == boots  # not while charging
         station.press_stop(1)
         await until(lambda: len(central.of("BootNotification")) > boots, what="reset at idle")
+        assert central.of("BootNotification")[-1]["reason"] == "RemoteReset"
         assert station.store.cached("ORDERIDLE") == ("Accepted", None)
 
 
