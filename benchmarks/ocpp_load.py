@@ -114,6 +114,7 @@ def start_target(args: argparse.Namespace, workdir: Path, database_url: str) -> 
     log_path = Path(args.csms_log) if args.csms_log else workdir / "target.log"
     env = dict(os.environ)
     if args.self_test:
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # it runs in workdir
         cmd = [sys.executable, "-m", "benchmarks.ocpp_load", "--stand-in-server", str(port)]
         admin_key = ""
     else:
@@ -270,6 +271,7 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
             peak = max(peak, target.rss_mb()[0])
             if math.isnan(summary.csms_cpu_s) and time.time() >= load_window[0] + args.duration:
                 summary.csms_cpu_s = target.cpu_s() - load_window[1]
+                summary.load_average = (summary.load_average[0], os.getloadavg()[0])
         return [got[i] for i in range(len(pipes))]
 
     try:
@@ -278,6 +280,7 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
         collect("ready", ramp_s + (args.connect_retries + 1) * per_try + 30)
         start = time.time() + 0.5
         load_window[:] = [start, target.cpu_s()]
+        summary.load_average = (os.getloadavg()[0], math.nan)
         for pipe in pipes:
             pipe.send(("go", start))
         profiler = start_profiler(args, target)

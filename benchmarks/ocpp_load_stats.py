@@ -9,6 +9,7 @@ thousand floats per run).
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,7 @@ class Summary:
     rss_hwm_mb: float = math.nan  # kernel high-water mark, includes registration
     rss_start_mb: float = math.nan  # after registration, before the first connection
     csms_cpu_s: float = math.nan  # the target's CPU time during the load phase
+    load_average: tuple[float, float] = (math.nan, math.nan)  # 1-min, at start and end of load
 
     def total(self, name: str) -> int:
         return sum(getattr(w, name) for w in self.workers)
@@ -132,6 +134,10 @@ class Summary:
             },
             "latency": _quantiles(every),
             "latency_by_action": {a: _quantiles(v) for a, v in sorted(per_action.items())},
+            "machine_load_average_1min": {
+                "load_start": self.load_average[0],
+                "load_end": self.load_average[1],
+            },
             "cpu_percent_of_one_core": {
                 "csms": 100 * self.csms_cpu_s / self.duration_s,
                 "generator": 100 * sum(w.cpu_s for w in self.workers) / self.duration_s,
@@ -166,7 +172,8 @@ class Summary:
             f"CSMS RSS     {rss['after_registration']:.0f} MB idle -> peak {rss['peak']:.0f} MB,"
             f" end {rss['end']:.0f} MB (high-water {rss['high_water_mark']:.0f} MB)",
             f"CPU (load)   CSMS {cpu['csms']:.0f} %  generator {cpu['generator']:.0f} %"
-            " of one core",
+            f" of one core; machine load average {self.load_average[0]:.1f} ->"
+            f" {self.load_average[1]:.1f} on {os.cpu_count()} CPUs",
         ]
         for action, q in d["latency_by_action"].items():
             lines.append(
