@@ -20,6 +20,7 @@ import uvicorn
 from charge_point.charger import Charger
 from config.settings import Settings
 from csms.app import create_app, server_config
+from qr_extension.qr import decode_qr
 from qr_extension.refusal import Refusal
 from qr_extension.start import issue_start_token
 from qr_extension.tariff import Limits
@@ -122,6 +123,81 @@ async def test_offline_qr_session_with_the_project_csms(
             assert txn["offline"] is True  # 1.6 has no offline flag
         assert txn["meter_stop_wh"] - txn["meter_start_wh"] == 1200
         assert txn["stop_reason"] == "EVDisconnected"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        charger.store.close()
+
+
+async def test_driver_order_offline_charge_upload_and_sync_pay_once(
+    tmp_path: Path, project_csms: tuple[int, httpx.AsyncClient, object]
+) -> None:
+    """The whole scan-to-pay story with this charger and this CSMS: a driver orders, the start
+    QR image from the CSMS is shown to the offline charger's camera, the session ends at its
+    energy limit and unplug, the driver uploads the charger's settlement QR and pays, then the
+    charger comes back online and delivers the same settlement: the order is paid once."""
+    port, http, _ = project_csms
+    cp_id = "CP-STORY"
+    r = await http.post(
+        "/api/v1/admin/chargers", json={"id": cp_id, "password": PASSWORD, "evses": 2}
+    )
+    assert r.status_code == 201, r.text
+    settings = station_settings(
+        tmp_path,
+        charge_point_id=cp_id,
+        ocpp_version="2.0.1",
+        csms_url=f"ws://127.0.0.1:{port}/ocpp",
+        password=PASSWORD,
+        trust_first_keys=True,
+        time_scale=60,
+    )
+    charger = Charger(settings)
+    station = charger.station
+    task = asyncio.create_task(charger.run())
+    try:
+        await until(lambda: station.online and len(station.trusted) > 0, 15, "boot + keys")
+        driver = {"Authorization": ""}
+        r = await http.post(
+            "/api/v1/users", json={"email": "d@example.com", "password": "driver-password-1"}
+        )
+        assert r.status_code == 201, r.text
+        r = await http.post(
+            "/api/v1/token", data={"username": "d@example.com", "password": "driver-password-1"}
+        )
+        driver["Authorization"] = f"Bearer {r.json()['access_token']}"
+        r = await http.post("/api/v1/me/wallet/top-ups", json={"amount": 60_000}, headers=driver)
+        assert r.status_code == 201, r.text
+        r = await http.post(
+            "/api/v1/orders",
+            json={"charger_id": cp_id, "evse_id": 1, "energy_wh": 1000},
+            headers=driver,
+        )
+        assert r.status_code == 201, r.text
+        order = r.json()
+        qr_png = (await http.get(f"/api/v1/orders/{order['id']}/qr.png", headers=driver)).content
+
+        charger.link.set_up(False)
+        await until(lambda: not station.online, 5, "offline")
+        station.plug(1, capacity_wh=60_000, soc=0.3)
+        answer = charger.present_frame(qr_png)  # the camera sees the driver's phone
+        assert answer["accepted"], answer
+        await until(lambda: station.sessions[1].limit is not None, 15, "energy limit")
+        station.unplug(1)
+        (settlement,) = decode_qr(station.display.png())  # the driver scans the screen
+        r = await http.post("/api/v1/settlements", json={"token": settlement}, headers=driver)
+        assert r.status_code == 200, r.text
+        paid = r.json()
+        assert paid["order_id"] == order["id"] and paid["energy_wh"] == 1000
+        r = await http.post(f"/api/v1/payments/{paid['payment_id']}/confirm", headers=driver)
+        assert r.status_code == 200, r.text
+
+        charger.link.set_up(True)  # the charger's copy arrives later
+        # an empty queue means the CSMS has answered the Settlement DataTransfer
+        await until(lambda: station.online and station.store.queue_len() == 0, 15, "delivered")
+        wallet = (await http.get("/api/v1/me/wallet", headers=driver)).json()
+        assert wallet["balance"] == 60_000 - paid["amount"] and wallet["held"] == 0
+        final = (await http.get(f"/api/v1/orders/{order['id']}", headers=driver)).json()
+        assert final["amount"] == paid["amount"] and final["receipt_id"] is not None
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
