@@ -20,6 +20,7 @@ import uvicorn
 from charge_point.charger import Charger
 from config.settings import Settings
 from csms.app import create_app, server_config
+from qr_extension.identify import parse_identification_url, verify_presence_code
 from qr_extension.qr import decode_qr
 from qr_extension.refusal import Refusal
 from qr_extension.start import issue_start_token
@@ -94,6 +95,17 @@ async def test_offline_qr_session_with_the_project_csms(
                 break
             await asyncio.sleep(0.05)
         assert station.key.kid in await pinned()
+
+        # the CSMS provisions the identification secret; the screen's code then verifies
+        r = await http.put(f"/api/v1/admin/chargers/{cp_id}/presence-secret")
+        assert r.status_code == 200 and r.json()["installed"], r.text
+        secret = r.json()["secret_hex"]
+        assert station.config["IdentificationSecret"] == secret.lower()
+        station.tick()
+        ident = parse_identification_url(station.display.qr_text or "")
+        assert ident.code is not None and verify_presence_code(
+            bytes.fromhex(secret), ident.code, int(station.now()), step_s=30, digits=6
+        )
 
         charger.link.set_up(False)
         await until(lambda: not station.online, 5, "offline")
