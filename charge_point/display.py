@@ -45,6 +45,7 @@ class Display:
         self.qr_text: str | None = None
         self.settlement_until: float | None = None
         self._png_cache: tuple[str, bytes] | None = None
+        self.settlement_png_path.unlink(missing_ok=True)  # the file mirrors the screen
 
     @property
     def settlement_png_path(self) -> Path:

@@ -159,8 +159,8 @@ class Central201(Cp201):  # type: ignore[misc]
         return r201.DataTransfer(status=self.central.data_transfer_status)
 
 
-async def serve(central: Central) -> Any:
-    """Starts the central system on a free port; returns the websockets server."""
+async def serve(central: Central, port: int = 0) -> Any:
+    """Starts the central system on ``port`` (0: a free one); returns the websockets server."""
 
     async def handler(ws: Any) -> None:
         cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1]
@@ -178,7 +178,7 @@ async def serve(central: Central) -> Any:
     server = await websockets.serve(
         handler,
         "127.0.0.1",
-        0,
+        port,
         subprotocols=["ocpp1.6", "ocpp2.0.1"],  # type: ignore[list-item]
     )
     central.port = server.sockets[0].getsockname()[1]

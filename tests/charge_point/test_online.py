@@ -361,3 +361,34 @@ async def test_trigger_message_status_and_meter_values(
         assert answer.status == "Accepted"
         await until(lambda: len(central.of("MeterValues")) >= 2, what="triggered meter values")
         assert len(central.of("StatusNotification")) > before
+
+
+async def test_the_charger_waits_for_a_csms_that_is_down_and_connects_when_it_is_back(
+    tmp_path: Path, jwks_file: Path
+) -> None:
+    from tests.charge_point.central import serve
+
+    central = Central()
+    server = await serve(central)
+    port = central.port
+    server.close()
+    await server.wait_closed()  # the CSMS is down when the charger starts
+    settings = station_settings(
+        tmp_path, csms_url=f"ws://127.0.0.1:{port}/ocpp", trusted_keys_file=jwks_file
+    )
+    charger = Charger(settings)
+    task = asyncio.create_task(charger.run())
+    try:
+        charger.station.plug(1)  # statuses change while offline
+        await asyncio.sleep(0.3)  # several reconnect attempts fail meanwhile
+        assert not charger.station.online
+        server = await serve(central, port)
+        await until(lambda: charger.station.online, what="connected once the CSMS is back")
+        await until(lambda: len(central.of("StatusNotification")) >= 2, what="statuses")
+        assert central.of("StatusNotification")[0]["status"] == "Preparing"  # current status
+        server.close()
+        await server.wait_closed()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        charger.store.close()
