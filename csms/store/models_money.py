@@ -132,8 +132,9 @@ class LedgerEntry(SQLModel, table=True):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        Index("ix_ledger_entries_account", "account"),
-        Index("ix_ledger_entries_user_kind", "user_id", "account_kind"),
+        # amount is in both indexes so that balances are summed from the index alone
+        Index("ix_ledger_entries_account", "account", "amount"),
+        Index("ix_ledger_entries_user_kind", "user_id", "account_kind", "amount"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

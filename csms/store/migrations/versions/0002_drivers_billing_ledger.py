@@ -156,12 +156,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.create_index("ix_ledger_entries_account", ["account"], unique=False)
+        batch_op.create_index("ix_ledger_entries_account", ["account", "amount"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_ledger_entries_transfer_id"), ["transfer_id"], unique=False
         )
         batch_op.create_index(
-            "ix_ledger_entries_user_kind", ["user_id", "account_kind"], unique=False
+            "ix_ledger_entries_user_kind", ["user_id", "account_kind", "amount"], unique=False
         )
 
 
