@@ -71,6 +71,16 @@ async def deliver_one(deliverer: Deliverer, message: QueuedMessage) -> None:
     await deliverer.deliver(message)
 
 
+def rewritten_transaction_id(store: Store, local_id: str) -> int:
+    """The OCPP 1.6 rewrite: the ``transactionId`` the CSMS gave this transaction's
+    StartTransaction, for a MeterValues or StopTransaction queued under the local id (maybe
+    long before that answer). A transaction whose start was dropped has none: refused."""
+    csms_id = store.csms_id(local_id)
+    if csms_id is None:
+        raise DeliveryRefused(f"transaction {local_id} has no CSMS id (its start was lost)")
+    return int(csms_id)
+
+
 def next_retry_at(store: Store) -> float | None:
     """When the head row may be tried again (None if the queue is empty)."""
     head = store.queue_head()

@@ -16,7 +16,7 @@ from charge_point.events import Kind
 from charge_point.evse import Status
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
-from charge_point.queue import DeliveryRefused
+from charge_point.queue import rewritten_transaction_id
 from charge_point.store import QueuedMessage
 from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
 
@@ -147,14 +147,12 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
             if _status_of(answer.id_tag_info) != "Accepted":
                 self.station.deauthorize(message.txn)
             return
-        csms_id = store.csms_id(message.txn)  # the 1.6 transactionId rewrite
-        if csms_id is None:
-            raise DeliveryRefused(f"transaction {message.txn} has no CSMS id (start was lost)")
+        csms_id = rewritten_transaction_id(store, message.txn)
         if message.kind == Kind.UPDATED:
             await self.call(
                 call.MeterValues(
                     connector_id=p["evse_id"],
-                    transaction_id=int(csms_id),
+                    transaction_id=csms_id,
                     meter_value=meter_value(
                         p["timestamp"], p["meter_wh"], p["power_w"], "Sample.Periodic"
                     ),
@@ -166,7 +164,7 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
                 call.StopTransaction(
                     meter_stop=p["meter_wh"],
                     timestamp=ocpp_timestamp(p["timestamp"]),
-                    transaction_id=int(csms_id),
+                    transaction_id=csms_id,
                     reason=p["reason"],
                     id_tag=p["id_tag"],
                 ),

@@ -88,3 +88,13 @@ def test_reconnect_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     assert max(delays) <= 60
     fleet = {round(backoff_delay(5, low=1, high=60, rng=rng), 3) for _ in range(50)}
     assert len(fleet) > 40  # a fleet does not reconnect in lockstep
+
+
+def test_the_16_rewrite_uses_the_id_from_the_start_answer(tmp_path: Path) -> None:
+    from charge_point.queue import DeliveryRefused, rewritten_transaction_id
+
+    store = Store.in_dir(tmp_path)
+    with pytest.raises(DeliveryRefused):
+        rewritten_transaction_id(store, "000001-abcdef")  # start not answered (yet)
+    store.set_csms_id("000001-abcdef", "4711")
+    assert rewritten_transaction_id(store, "000001-abcdef") == 4711
