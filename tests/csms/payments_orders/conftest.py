@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlmodel import select
 
@@ -40,6 +41,7 @@ from .invariants import assert_money_consistent
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 FUNDS = 100_000
 CHARGER = "CP1"
+HEAD = "0003"  # the newest migration revision
 
 
 @dataclass
@@ -223,6 +225,41 @@ class World:
 
         async with self.db.session() as session:
             return {f.kind for f in await flags_of(session, order.id)}
+
+
+async def _empty_pg(url: str) -> None:
+    """Empties the session's PostgreSQL database: TRUNCATE when it is already migrated to
+    this head (fast), else a fresh schema (the CSMS tests share the database)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        head = await conn.fetchval(
+            "SELECT version_num FROM alembic_version LIMIT 1"
+            if await conn.fetchval("SELECT to_regclass('public.alembic_version')")
+            else "SELECT NULL"
+        )
+        tables = [
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            if r["tablename"] != "alembic_version"
+        ]
+        if head == HEAD and tables:
+            names = ", ".join(f'"{t}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        else:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """As tests/csms/conftest.py's, but PostgreSQL is emptied by TRUNCATE when it can be."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}"
+        return
+    url: str = request.getfixturevalue("pg_url")
+    await _empty_pg(url)
+    yield url
 
 
 @pytest.fixture

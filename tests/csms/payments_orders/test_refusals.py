@@ -63,6 +63,7 @@ async def _nothing_charged(world: World) -> None:
     assert await world.available() == FUNDS - 2000  # only the hold of the one order
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # signatures: backend-free
 @pytest.mark.parametrize("claim", CLAIMS)
 async def test_tampered_claim_breaks_the_signature(world: World, claim: str) -> None:
     order = await world.order()
