@@ -49,6 +49,7 @@ class Session:
     limit: LimitReason | None = None  # set once a limit suspended the energy
     seq_no: int = 0  # 2.0.1 seqNo of the next TransactionEvent
     last_sample_at: float = 0.0
+    saved_at: float = 0.0  # booked_until when the session was last saved (not persisted)
 
     def __post_init__(self) -> None:
         if not self.meter_wh:

@@ -37,6 +37,7 @@ from qr_extension.wire import parse_ocpp_timestamp
 log = logging.getLogger(__name__)
 
 MAX_STEP_S = 10.0  # the meter model advances in steps of at most this (simulated seconds)
+CHECKPOINT_S = 10.0  # a running session is saved at least this often (simulated seconds)
 _LIMIT_TRIGGER = {
     LimitReason.ENERGY: Trigger.ENERGY_LIMIT_REACHED,
     LimitReason.TIME: Trigger.TIME_LIMIT_REACHED,
@@ -352,6 +353,8 @@ class Station:
         if t1 - session.last_sample_at >= self.config["MeterValueSampleInterval"] > 0:
             session.last_sample_at = t1
             self._emit(session, Kind.UPDATED, trigger=Trigger.METER_VALUE_PERIODIC, at=t1)
+        elif t1 - session.saved_at >= CHECKPOINT_S:
+            self._save(session)  # a power cut loses at most CHECKPOINT_S of metering
 
     def _transaction_state(self, session: Session, event: Event, trigger: Trigger) -> None:
         connector = self.connectors[session.evse_id]
@@ -493,9 +496,15 @@ class Station:
         with self.store.atomic():
             self.store.enqueue(kind, payload, txn=session.local_id)
             if kind is not Kind.ENDED:
-                self.store.save_transaction(session.local_id, session.evse_id, session.to_record())
-                self.store.put(f"register.{session.evse_id}", session.meter_wh)
+                self._save(session)
         self.listener.queued()
+
+    def _save(self, session: Session) -> None:
+        """Saves the running session with its last reading (and the EVSE's register)."""
+        session.saved_at = session.booked_until
+        with self.store.atomic():
+            self.store.save_transaction(session.local_id, session.evse_id, session.to_record())
+            self.store.put(f"register.{session.evse_id}", session.meter_wh)
 
     def _refresh_identification(self, now: float) -> None:
         waiting = [i for i, c in self.connectors.items() if i not in self.sessions]

@@ -369,3 +369,23 @@ def test_a_restart_with_the_same_key_file_keeps_a_rotation(
     other = generate_key()
     assert station.install_trusted_jwks(KeyRing((other.public,)).to_jwks())  # a new file wins
     assert [k.kid for k in station.trusted] == [other.kid]
+
+
+def test_a_power_cut_loses_at_most_one_checkpoint_of_metering(
+    make_station: MakeStation, token: TokenFactory
+) -> None:
+    from charge_point.station import CHECKPOINT_S
+
+    clock = ManualClock()
+    station = make_station(clock=clock, meter_interval_s=600)  # no meter sample meanwhile
+    station.plug(1)
+    station.scan(token("ORDERCUT", clock.now(), amount=50_000))
+    run(station, clock, 95, step=1)
+    energy = station.sessions[1].energy_wh
+    power_w = station.meters[1].power_w
+    station.store.close()
+    again = make_station(clock=clock)
+    again.restore()
+    restored = settle(again).energy_wh
+    assert energy - power_w * CHECKPOINT_S / 3600 <= restored <= energy
+    assert restored > 0
