@@ -34,12 +34,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
 from csms.payments import SettlementSource, TransactionChange, TransactionFacts
+from csms.payments.billing_rules import (
+    bill,
+    compatible,
+    mark_started,
+    next_session_no,
+    ocpp_cost,
+)
 from csms.payments.lifecycle import (
-    OrderEvent,
-    PaymentEvent,
     PaymentState,
-    next_order_state,
-    next_payment_state,
 )
 from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import add_flag, snapshot
@@ -60,7 +63,7 @@ from qr_extension.settlement import (
     peek_settlement,
     verify_settlement,
 )
-from qr_extension.tariff import UsageBucket, bucket_index_at, compute_cost, usage_to_claim
+from qr_extension.tariff import usage_to_claim
 
 LOG = logging.getLogger("csms.settlements")
 
@@ -79,16 +82,6 @@ def _at(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def ocpp_cost(order: Order, *, start: datetime | None, stop: datetime | None, wh: int) -> int:
-    """The cost from OCPP meter data with the order's snapshot tariff: one bucket at the start
-    time, all time counted as charging (OCPP does not report idle time), held to ``lim.amt``."""
-    auth = snapshot(order)
-    start_s = int(start.timestamp()) if start else auth.issued_at
-    seconds = max(0, int(stop.timestamp()) - start_s) if stop else 0
-    bucket = UsageBucket(bucket_index_at(auth.tariff, start_s), wh, seconds, 0)
-    return compute_cost(auth.tariff, [bucket], limit_amount=auth.limits.amount).total
-
-
 def _claimed_order(token: str) -> str | None:
     """The order id a refused token claims (unverified: evidence for the operator only)."""
     read = jws.read_header(token, typ=SETTLE_TYP)
@@ -97,123 +90,6 @@ def _claimed_order(token: str) -> str | None:
     claims = jws.unverified_claims(read[0])
     jti = claims.get("jti") if isinstance(claims, dict) else None
     return jti[:20] if isinstance(jti, str) else None
-
-
-def charge_of(record: SettlementRecord) -> tuple[int, bool]:
-    """What a session charges, and whether its sources disagree (7.8)."""
-    if record.signed_amount is None:
-        return record.ocpp_amount or 0, False
-    disagree = record.ocpp_energy_wh is not None and record.ocpp_energy_wh != record.energy_wh
-    if disagree and record.ocpp_amount is not None:
-        return min(record.signed_amount, record.ocpp_amount), True
-    return record.signed_amount, disagree
-
-
-async def _set_order_state(
-    session: AsyncSession, order: Order, event: OrderEvent, now: datetime, **values: object
-) -> None:
-    """Applies ``event`` with a conditional update (the state read must still be current)."""
-    new = next_order_state(order.status, event)
-    if new.value == order.status and not values:
-        return
-    result = await session.exec(
-        update(Order)
-        .where(col(Order.id) == order.id, col(Order.status) == order.status)
-        .values(status=new.value, updated_at=now, **values)
-    )
-    if result.rowcount != 1:
-        raise Conflict(f"order {order.id} changed under us")
-    await session.refresh(order)
-
-
-async def mark_started(session: AsyncSession, order: Order, at: datetime) -> None:
-    """created -> started (other states keep theirs); records when the charger first used it."""
-    if order.started_at is None or order.status == "created":
-        await _set_order_state(
-            session, order, OrderEvent.START, at, started_at=order.started_at or at
-        )
-
-
-async def bill(
-    session: AsyncSession, order: Order, record: SettlementRecord, now: datetime
-) -> Payment | None:
-    """Brings the order's payment in line with ``record`` (the pending amount follows the
-    evidence; a captured payment is never changed here, only flagged)."""
-    payment = (await session.exec(select(Payment).where(Payment.order_id == order.id))).first()
-    if record.session_no != 1:
-        await add_flag(
-            session, order.id, "second_transaction",
-            f"session {record.session_no} ({record.charger_id} txn {record.txn}) not charged",
-        )  # fmt: skip
-        return payment
-    amount, disagree = charge_of(record)
-    if (record.charge_amount, record.disagreement) != (amount, disagree):
-        record.charge_amount, record.disagreement = amount, disagree
-        record.updated_at = now
-        session.add(record)
-        await session.flush()
-    if disagree:
-        await add_flag(
-            session, order.id, "disagreement",
-            f"signed {record.energy_wh} Wh / {record.signed_amount}, OCPP "
-            f"{record.ocpp_energy_wh} Wh / {record.ocpp_amount}: charging {amount}",
-        )  # fmt: skip
-    if payment is None:
-        assert record.id is not None
-        released = order.hold_released_at is not None
-        payment = Payment(
-            order_id=order.id,
-            user_id=order.user_id,
-            settlement_id=record.id,
-            amount=amount,
-            currency=order.currency,
-            method="debt" if released else "hold",
-            created_at=now,
-        )
-        session.add(payment)
-        await session.flush()  # the unique order_id: a concurrent copy makes this unit retry
-        await _set_order_state(session, order, OrderEvent.SETTLE, now, settled_at=now)
-        if released:
-            await add_flag(
-                session, order.id, "settled_after_release",
-                f"hold released at {order.hold_released_at}; {amount} billed as a debt",
-            )  # fmt: skip
-    elif payment.status == PaymentState.PENDING and payment.amount != amount:
-        next_payment_state(payment.status, PaymentEvent.REVISE)
-        result = await session.exec(
-            update(Payment)
-            .where(col(Payment.id) == payment.id, col(Payment.status) == PaymentState.PENDING)
-            .values(amount=amount)
-        )
-        if result.rowcount != 1:
-            raise Conflict(f"payment {payment.id} was captured meanwhile")
-        await session.refresh(payment)
-    elif payment.status != PaymentState.PENDING and payment.amount != amount:
-        await add_flag(
-            session, order.id, "evidence_after_capture",
-            f"captured {payment.amount}, later evidence says {amount}",
-        )  # fmt: skip
-    return payment
-
-
-async def _next_session_no(session: AsyncSession, order_id: str) -> int:
-    rows = await session.exec(
-        select(SettlementRecord.session_no).where(SettlementRecord.order_id == order_id)
-    )
-    return max(rows.all(), default=0) + 1
-
-
-async def _compatible(
-    session: AsyncSession, record: SettlementRecord, *, txn: str | None, evse_id: int | None
-) -> bool:
-    """May an OCPP-only record and a signed settlement ``txn`` be the same session?"""
-    if evse_id is not None and record.evse_id is not None and evse_id != record.evse_id:
-        return False
-    if txn is None or record.ocpp_transaction_pk is None:
-        return True
-    ocpp = await session.get(Transaction, record.ocpp_transaction_pk)
-    # 2.0.1: the transactionId is the charger's serial; 1.6: the CSMS assigned another id
-    return ocpp is None or ocpp.ocpp_version == "1.6" or ocpp.transaction_id == txn
 
 
 class SettlementService:
@@ -393,7 +269,7 @@ class SettlementService:
             .order_by(col(SettlementRecord.session_no))
         )
         for candidate in waiting.all():
-            if await _compatible(session, candidate, txn=s.transaction_id, evse_id=s.evse_id):
+            if await compatible(session, candidate, txn=s.transaction_id, evse_id=s.evse_id):
                 result = await session.exec(
                     update(SettlementRecord)
                     .where(
@@ -409,7 +285,7 @@ class SettlementService:
         record = SettlementRecord(
             order_id=order.id,
             charger_id=s.charge_point_id,
-            session_no=await _next_session_no(session, order.id),
+            session_no=await next_session_no(session, order.id),
             first_source=source,
             verified_at=now,
             **values,  # type: ignore[arg-type]
@@ -504,7 +380,7 @@ class SettlementService:
         record = SettlementRecord(
             order_id=order.id,
             charger_id=facts.charger_id,
-            session_no=await _next_session_no(session, order.id),
+            session_no=await next_session_no(session, order.id),
             first_source="transaction",
             evse_id=facts.evse_id,
             started_at=facts.started_at,
