@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -116,7 +117,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, **app_options: Any) -> AsyncIterator[LiveCsms]:
+async def serve(
+    settings: Settings, *, tls: ssl.SSLContext | None = None, **app_options: Any
+) -> AsyncIterator[LiveCsms]:
     app = create_app(settings, **app_options)
     server = uvicorn.Server(server_config(settings, app, port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -127,7 +130,8 @@ async def serve(settings: Settings, **app_options: Any) -> AsyncIterator[LiveCsm
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
+            base_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}",
+            verify=tls if tls is not None else True,
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
             timeout=10,
         ) as http:
