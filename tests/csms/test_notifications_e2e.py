@@ -136,4 +136,4 @@ async def test_security_profile_2_basic_auth_over_tls(tmp_path: Path) -> None:
             ssl=context,
         ) as ws:
             await ws.send('[2,"hb","Heartbeat",{}]')
-            assert (await ws.recv()).startswith('[3,"hb"')
+            assert str(await ws.recv()).startswith('[3,"hb"')
