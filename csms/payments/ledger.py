@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, insert, literal, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -88,6 +88,28 @@ async def lock_wallet(session: AsyncSession, user_id: int) -> str:
     if currency is None:
         raise UnknownWallet(user_id)
     return str(currency)
+
+
+async def key_and_balance(
+    session: AsyncSession, key: str, account: str | None
+) -> tuple[int | None, int]:
+    """In one round trip: the id of the transfer with ``key`` (None if new) and the balance
+    of ``account`` (0 when None). Call it under the wallet lock."""
+    transfer = (
+        select(LedgerTransfer.id)
+        .where(col(LedgerTransfer.idempotency_key) == key)
+        .scalar_subquery()
+    )
+    total = (
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+        .where(col(LedgerEntry.account) == account)
+        .scalar_subquery()
+        if account is not None
+        else literal(0)
+    )
+    rows = await session.exec(select(transfer, total))
+    found, amount = rows.one()
+    return (None if found is None else int(found)), int(amount)
 
 
 async def find_transfer(session: AsyncSession, key: str) -> LedgerTransfer | None:

@@ -19,6 +19,8 @@ Money flows (see :mod:`csms.payments.ledger` for the accounts)::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -81,6 +83,13 @@ async def hold_remaining(session: AsyncSession, *, order_id: str) -> int:
     return await ledger.balance(session, hold_account(order_id))
 
 
+@dataclass(frozen=True, slots=True)
+class _Begun:
+    currency: str
+    done: int | None  # the id of an earlier identical operation: return it, post nothing
+    balance: int  # of the account asked for, read under the lock
+
+
 async def _begin(
     session: AsyncSession,
     *,
@@ -89,16 +98,19 @@ async def _begin(
     user_id: int,
     order_id: str | None,
     amount: int | None,
-) -> tuple[str, int | None]:
-    """Locks the wallet and looks the key up: (currency, id of an earlier identical op)."""
+    balance_of: str | None = None,
+) -> _Begun:
+    """Locks the wallet, then in one query looks the key up and reads ``balance_of``."""
     ledger.check_key(key)
     currency = await ledger.lock_wallet(session, user_id)
-    found = await ledger.find_transfer(session, key)
-    if found is None:
-        return currency, None
-    return currency, ledger.same_operation(
-        found, key=key, kind=kind, user_id=user_id, order_id=order_id, amount=amount
-    )
+    done, balance = await ledger.key_and_balance(session, key, balance_of)
+    if done is not None:
+        found = await ledger.find_transfer(session, key)
+        assert found is not None
+        done = ledger.same_operation(
+            found, key=key, kind=kind, user_id=user_id, order_id=order_id, amount=amount
+        )
+    return _Begun(currency, done, balance)
 
 
 async def top_up(
@@ -118,16 +130,17 @@ async def top_up(
     repeat of the key is declined again without calling the provider).
     """
     ledger.check_amount(amount, positive=True)
-    currency, done = await _begin(
+    begun = await _begin(
         session, key=key, kind="top_up", user_id=user_id, order_id=None, amount=amount
     )
-    if done is not None:
-        return done
+    if begun.done is not None:
+        return begun.done
     psp = provider if provider is not None else SandboxProvider()
     auth_key, capture_key = f"{key}:authorize", f"{key}:capture"
     earlier = await recorded(session, auth_key)
     if earlier is not None and earlier.status != "succeeded":
         raise PaymentDeclined(f"top-up {key!r} was declined by {earlier.provider}")
+    currency = begun.currency
     auth = await psp.authorize(amount=amount, currency=currency, method=method, key=auth_key)
     if earlier is None:
         await record(session, provider=psp.name, key=auth_key, result=auth, user_id=user_id)
@@ -156,16 +169,16 @@ async def place_hold(
 ) -> int:
     """Moves ``amount`` from available to the order's hold; InsufficientFunds if short."""
     ledger.check_amount(amount)
-    currency, done = await _begin(
-        session, key=key, kind="hold", user_id=user_id, order_id=order_id, amount=amount
-    )
-    if done is not None:
-        return done
-    have = await available(session, user_id)
-    if have < amount:
-        raise InsufficientFunds(available=have, needed=amount)
+    begun = await _begin(
+        session, key=key, kind="hold", user_id=user_id, order_id=order_id, amount=amount,
+        balance_of=wallet_account(user_id),
+    )  # fmt: skip
+    if begun.done is not None:
+        return begun.done
+    if begun.balance < amount:
+        raise InsufficientFunds(available=begun.balance, needed=amount)
     return await _move(
-        session, key, "hold", user_id, order_id, currency,
+        session, key, "hold", user_id, order_id, begun.currency,
         Leg(wallet_account(user_id), "available", -amount, user_id),
         Leg(hold_account(order_id), "hold", amount, user_id),
     )  # fmt: skip
@@ -176,14 +189,15 @@ async def capture(
 ) -> int:
     """Moves ``amount`` of the order's hold to revenue (HoldExceeded above what is left)."""
     ledger.check_amount(amount)
-    currency, done = await _begin(
-        session, key=key, kind="capture", user_id=user_id, order_id=order_id, amount=amount
-    )
-    if done is not None:
-        return done
-    await _check_hold(session, order_id, amount)
+    begun = await _begin(
+        session, key=key, kind="capture", user_id=user_id, order_id=order_id, amount=amount,
+        balance_of=hold_account(order_id),
+    )  # fmt: skip
+    if begun.done is not None:
+        return begun.done
+    _check_hold(order_id, begun.balance, amount)
     return await _move(
-        session, key, "capture", user_id, order_id, currency,
+        session, key, "capture", user_id, order_id, begun.currency,
         Leg(hold_account(order_id), "hold", -amount, user_id),
         Leg(REVENUE, "revenue", amount),
     )  # fmt: skip
@@ -200,17 +214,18 @@ async def release(
     """Returns ``amount`` of the order's hold (None: all that is left) to available."""
     if amount is not None:
         ledger.check_amount(amount)
-    currency, done = await _begin(
-        session, key=key, kind="release", user_id=user_id, order_id=order_id, amount=amount
-    )
-    if done is not None:
-        return done
+    begun = await _begin(
+        session, key=key, kind="release", user_id=user_id, order_id=order_id, amount=amount,
+        balance_of=hold_account(order_id),
+    )  # fmt: skip
+    if begun.done is not None:
+        return begun.done
     if amount is None:
-        amount = await hold_remaining(session, order_id=order_id)
+        amount = begun.balance
     else:
-        await _check_hold(session, order_id, amount)
+        _check_hold(order_id, begun.balance, amount)
     return await _move(
-        session, key, "release", user_id, order_id, currency,
+        session, key, "release", user_id, order_id, begun.currency,
         Leg(hold_account(order_id), "hold", -amount, user_id),
         Leg(wallet_account(user_id), "available", amount, user_id),
     )  # fmt: skip
@@ -222,13 +237,13 @@ async def charge_debt(
     """Charges ``amount`` straight from available, which may go negative: a settlement that
     arrived after its hold was released is still honoured (brief 7.10)."""
     ledger.check_amount(amount)
-    currency, done = await _begin(
+    begun = await _begin(
         session, key=key, kind="debt", user_id=user_id, order_id=order_id, amount=amount
     )
-    if done is not None:
-        return done
+    if begun.done is not None:
+        return begun.done
     return await _move(
-        session, key, "debt", user_id, order_id, currency,
+        session, key, "debt", user_id, order_id, begun.currency,
         Leg(wallet_account(user_id), "available", -amount, user_id),
         Leg(REVENUE, "revenue", amount),
     )  # fmt: skip
@@ -240,16 +255,16 @@ async def refund(
     """Gives back ``amount`` of what the order was charged (captures and debts, less earlier
     refunds) to the driver's available balance."""
     ledger.check_amount(amount, positive=True)
-    currency, done = await _begin(
+    begun = await _begin(
         session, key=key, kind="refund", user_id=user_id, order_id=order_id, amount=amount
     )
-    if done is not None:
-        return done
+    if begun.done is not None:
+        return begun.done
     refundable = await refundable_amount(session, user_id=user_id, order_id=order_id)
     if amount > refundable:
         raise RefundExceeded(order_id=order_id, refundable=refundable, asked=amount)
     return await _move(
-        session, key, "refund", user_id, order_id, currency,
+        session, key, "refund", user_id, order_id, begun.currency,
         Leg(REVENUE, "revenue", -amount),
         Leg(wallet_account(user_id), "available", amount, user_id),
     )  # fmt: skip
@@ -266,8 +281,7 @@ async def refundable_amount(session: AsyncSession, *, user_id: int, order_id: st
     return sums.get("capture", 0) + sums.get("debt", 0) - sums.get("refund", 0)
 
 
-async def _check_hold(session: AsyncSession, order_id: str, amount: int) -> None:
-    remaining = await hold_remaining(session, order_id=order_id)
+def _check_hold(order_id: str, remaining: int, amount: int) -> None:
     if amount > remaining:
         raise HoldExceeded(order_id=order_id, remaining=remaining, asked=amount)
 
