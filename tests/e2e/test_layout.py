@@ -32,7 +32,7 @@ def test_screens_fit_the_width(
     page.click("#scan-charger")
     page.wait_for_selector("#camera-status >> text=Point the camera")  # zxing-wasm loaded
     _fits(page)
-    shot(page, f"driver-home-{tag}", doc=True)
+    shot(page, f"layout-home-{tag}")
 
     page.goto(demo.charger(CHARGER)["page_url"])
     page.wait_for_selector("#tariff >> text=Your prices")
@@ -41,13 +41,13 @@ def test_screens_fit_the_width(
         page.click(f"#kind-{kind}")
         assert page.locator(f"#kind-{kind}.selected").count() == 1
     _fits(page)
-    shot(page, f"driver-charger-{tag}", doc=size is DESKTOP)
+    shot(page, f"layout-charger-{tag}", doc=size is DESKTOP)
 
     page.goto(f"{demo.base_url}/#/wallet")
     page.wait_for_selector("#wallet-balance")
     assert page.inner_text("#wallet-balance") == "123.45 CNY"
     _fits(page)
-    shot(page, f"driver-wallet-{tag}", doc=size is PHONE)
+    shot(page, f"layout-wallet-{tag}", doc=size is PHONE)
 
 
 def test_chinese_from_the_browser_and_the_switch(

@@ -38,7 +38,7 @@ def test_operator_sees_the_fleet_and_cuts_a_charger_off(
         assert page.locator(f"tr[data-charger='{other}']").count() == 1
     page.wait_for_selector(f"tr[data-order='{order_id}']")
     assert "15.00 CNY" in page.inner_text(f"tr[data-order='{order_id}']")
-    assert page.locator("#reconciliation-counts .count").count() > 0
+    page.wait_for_selector("#reconciliation-counts .count", timeout=10_000)
 
     page.click(f"#cut-{CHARGER}")
     page.wait_for_selector(f"{state} >> text=offline", timeout=15_000)
