@@ -1,10 +1,11 @@
 """Wiring of the money side into an app: its routers and its errors converted to HTTP.
 
 ``install(app)`` adds the driver routes (users, token, me, wallet top-ups, public charger
-info) and the operator routes (billing models and assignments, presence secrets, ledger and
-wallets), and the exception handlers of :mod:`csms.drivers`, :mod:`csms.billing` and
-:mod:`csms.payments` (the root :class:`PaymentError`; a more specific handler registered for a
-subclass wins, FastAPI picks handlers by the exception's MRO).
+info) and the operator routes (billing models and assignments, presence secrets, ledger,
+wallets, driver accounts), and the exception handlers of :mod:`csms.drivers`,
+:mod:`csms.billing` and :mod:`csms.payments` (the root :class:`PaymentError`; a more
+specific handler registered for a subclass wins, FastAPI picks handlers by the exception's
+MRO).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from csms.api.routes import (
     admin_billing,
     admin_ledger,
     admin_presence,
+    admin_users,
     chargers_public,
     drivers,
 )
@@ -49,6 +51,7 @@ ROUTERS = (
     admin_billing.router,
     admin_presence.router,
     admin_ledger.router,
+    admin_users.router,
 )
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (

@@ -168,3 +168,28 @@ async def test_openapi_documents_the_driver_api(api: MoneyApi) -> None:
         assert path in spec["paths"], path
     schemes = spec["components"]["securitySchemes"]
     assert any(s.get("flows", {}).get("password") for s in schemes.values())
+
+
+async def test_operator_can_disable_a_driver(api: MoneyApi) -> None:
+    uid, auth = await api.driver("gil@example.org")
+    found = await api.http.get(
+        "/api/v1/admin/users", params={"email": "GIL@example.org"}, headers=api.admin()
+    )
+    assert [u["id"] for u in found.json()] == [uid]
+    r = await api.http.patch(
+        f"/api/v1/admin/users/{uid}", json={"disabled": True}, headers=api.admin()
+    )
+    assert r.status_code == 200 and r.json()["disabled"] is True
+    assert (await api.http.get("/api/v1/me", headers=auth)).status_code == 401  # at once
+    r = await api.http.post(
+        "/api/v1/token", data={"username": "gil@example.org", "password": PASSWORD}
+    )
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    await api.http.patch(
+        f"/api/v1/admin/users/{uid}", json={"disabled": False}, headers=api.admin()
+    )
+    assert (await api.http.get("/api/v1/me", headers=auth)).status_code == 200
+    assert (
+        await api.http.get(f"/api/v1/admin/users/{uid + 9}", headers=api.admin())
+    ).status_code == 404
+    assert (await api.http.get("/api/v1/admin/users", headers=auth)).status_code == 401

@@ -1,0 +1,75 @@
+"""Operator API: driver accounts (list, show, disable).
+
+A disabled driver cannot sign in, and every access token they hold stops working at once
+(the current-user dependency reads the account on each request).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from csms.api.deps import AdminDep, SessionDep
+from csms.drivers.accounts import normalise_email
+from csms.store.models_money import User
+
+router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: drivers"])
+
+
+class UserAdmin(BaseModel):
+    id: int
+    email: str
+    disabled: bool
+    created_at: datetime
+
+
+class UserUpdate(BaseModel):
+    disabled: bool
+
+
+def _admin(user: User) -> UserAdmin:
+    return UserAdmin.model_validate(user, from_attributes=True)
+
+
+async def _get(session: SessionDep, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}")
+    return user
+
+
+@router.get("", response_model=list[UserAdmin])
+async def list_users(
+    session: SessionDep,
+    _: AdminDep,
+    email: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[UserAdmin]:
+    """Drivers by id; ``email`` finds one (case-insensitively)."""
+    query = select(User)
+    if email is not None:
+        query = query.where(col(User.email) == normalise_email(email))
+    rows = await session.exec(query.order_by(col(User.id)).offset(offset).limit(limit))
+    return [_admin(u) for u in rows.all()]
+
+
+@router.get("/{user_id}", response_model=UserAdmin)
+async def show_user(user_id: int, session: SessionDep, _: AdminDep) -> UserAdmin:
+    return _admin(await _get(session, user_id))
+
+
+@router.patch("/{user_id}", response_model=UserAdmin)
+async def update_user(
+    user_id: int, body: UserUpdate, session: SessionDep, _: AdminDep
+) -> UserAdmin:
+    """Disables (or enables again) a driver account."""
+    user = await _get(session, user_id)
+    user.disabled = body.disabled
+    session.add(user)
+    await session.commit()
+    return _admin(user)
