@@ -19,6 +19,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import re
 
 from fastapi import APIRouter, WebSocket
 from starlette.responses import PlainTextResponse
@@ -32,9 +33,11 @@ from csms.protocol.base import CsmsChargePoint
 from csms.protocol.v16 import ChargePoint16
 from csms.protocol.v201 import ChargePoint201
 from csms.store import chargers as store
+from csms.store.models import CHARGER_ID_PATTERN
 from qr_extension.wire import SUBPROTOCOL_16, SUBPROTOCOL_201
 
 LOG = logging.getLogger("csms.endpoint")
+_CHARGER_ID = re.compile(CHARGER_ID_PATTERN)
 WS_HARD_LIMIT_FACTOR = 4
 VERSIONS = {SUBPROTOCOL_201: "2.0.1", SUBPROTOCOL_16: "1.6"}  # in order of preference
 
@@ -106,6 +109,8 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
         return 401
     if user != charger_id:
         return 401
+    if not _CHARGER_ID.fullmatch(charger_id):
+        return 404  # no such charger can exist, and none is auto-registered
     async with ctx.db.session() as session:
         charger = await store.get_charger(session, charger_id)
         if charger is None:

@@ -71,6 +71,33 @@ async def evses_of(session: AsyncSession, charger_id: str) -> list[Evse]:
     return list(rows.all())
 
 
+async def evses_by_charger(session: AsyncSession, charger_ids: list[str]) -> dict[str, list[Evse]]:
+    """The EVSEs of many chargers in one query (listing thousands of chargers)."""
+    result: dict[str, list[Evse]] = {cid: [] for cid in charger_ids}
+    if not charger_ids:
+        return result
+    rows = await session.exec(
+        select(Evse)
+        .where(col(Evse.charger_id).in_(charger_ids))
+        .order_by(col(Evse.charger_id), col(Evse.evse_id), col(Evse.connector_id))
+    )
+    for evse in rows.all():
+        result[evse.charger_id].append(evse)
+    return result
+
+
+async def pinned_kids(session: AsyncSession, charger_ids: list[str]) -> dict[str, str]:
+    """charger id -> kid of its pinned settlement key, for the chargers that have one."""
+    if not charger_ids:
+        return {}
+    rows = await session.exec(
+        select(ChargerKey.charger_id, ChargerKey.kid).where(
+            col(ChargerKey.charger_id).in_(charger_ids), col(ChargerKey.retired_at).is_(None)
+        )
+    )
+    return dict(rows.all())
+
+
 async def pinned_key(session: AsyncSession, charger_id: str) -> ChargerKey | None:
     rows = await session.exec(
         select(ChargerKey).where(

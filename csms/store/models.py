@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 from csms.store.types import UtcDateTime, utcnow
 
 ID_MAX = 48  # OCPP 2.0.1 identity is up to 48 characters; 1.6 ChargeBoxIdentity up to 36
+CHARGER_ID_PATTERN = r"^[A-Za-z0-9._:*+|@-]{1,48}$"  # OCPP 2.0.1 identifierString
 
 
 def _time(*, index: bool = False, nullable: bool = True) -> Any:
@@ -26,7 +27,9 @@ def _time(*, index: bool = False, nullable: bool = True) -> Any:
 
 
 class ChargerBase(SQLModel):
-    id: str = Field(primary_key=True, max_length=ID_MAX, regex=r"^[A-Za-z0-9._:*+|@-]+$")
+    id: str = Field(
+        primary_key=True, max_length=ID_MAX, schema_extra={"pattern": CHARGER_ID_PATTERN}
+    )
     location: str | None = Field(default=None, max_length=200)
 
 

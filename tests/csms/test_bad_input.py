@@ -171,6 +171,11 @@ async def test_auto_registration_as_pending(tmp_path: Path) -> None:
             await ws.close()
         charger = (await csms.http.get("/api/v1/admin/chargers/AUTO-1")).json()
         assert charger["registration"] == "Pending"
+        too_long = "A" * 49
+        refused = await _refusal(
+            csms, too_long, subprotocols=["ocpp1.6"], additional_headers=basic_auth(too_long)
+        )
+        assert refused.response.status_code == 404
         r = await csms.http.patch(
             "/api/v1/admin/chargers/AUTO-1", json={"registration": "Accepted"}
         )

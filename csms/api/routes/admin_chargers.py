@@ -44,15 +44,26 @@ class FramePublic(BaseModel):
     frame: str
 
 
+async def _public_many(
+    ctx: CtxDep, session: SessionDep, chargers: list[Charger]
+) -> list[ChargerPublic]:
+    ids = [c.id for c in chargers]
+    evses = await store.evses_by_charger(session, ids)
+    kids = await store.pinned_kids(session, ids)
+    return [
+        ChargerPublic(
+            **c.model_dump(exclude={"password_hash"}),
+            connected=ctx.dispatcher.is_connected(c.id),
+            evses=[EvseStatus.model_validate(e, from_attributes=True) for e in evses[c.id]],
+            settlement_kid=kids.get(c.id),
+        )
+        for c in chargers
+    ]
+
+
 async def _public(ctx: CtxDep, session: SessionDep, charger: Charger) -> ChargerPublic:
-    evses = await store.evses_of(session, charger.id)
-    key = await store.pinned_key(session, charger.id)
-    return ChargerPublic(
-        **charger.model_dump(exclude={"password_hash"}),
-        connected=ctx.dispatcher.is_connected(charger.id),
-        evses=[EvseStatus.model_validate(e, from_attributes=True) for e in evses],
-        settlement_kid=key.kid if key else None,
-    )
+    (public,) = await _public_many(ctx, session, [charger])
+    return public
 
 
 async def _get(session: SessionDep, charger_id: str) -> Charger:
@@ -89,10 +100,8 @@ async def list_chargers(
     connected: bool | None = None,
 ) -> list[ChargerPublic]:
     """All chargers with their live connection state (``connected``: on this CSMS now)."""
-    result = [
-        await _public(ctx, session, c)
-        for c in await store.list_chargers(session, offset=offset, limit=limit)
-    ]
+    chargers = await store.list_chargers(session, offset=offset, limit=limit)
+    result = await _public_many(ctx, session, chargers)
     if connected is not None:
         result = [c for c in result if c.connected == connected]
     return result
