@@ -18,6 +18,7 @@ import base64
 import contextlib
 import json
 import logging
+import math
 import random
 from typing import Any
 
@@ -207,7 +208,7 @@ class Link:
         jwk = json.dumps(station.key.public.to_jwk())
         await adapter.data_transfer(MSG_SETTLEMENT_KEY, jwk)
         synced_due = True
-        next_heartbeat = station.now() + config["HeartbeatInterval"]
+        next_heartbeat = self._next_heartbeat()
         while True:
             self._wake.clear()
             if station.reset_when_idle and not station.sessions:
@@ -227,13 +228,19 @@ class Link:
             now = station.now()
             if now >= next_heartbeat:
                 station.set_time(await adapter.heartbeat())
-                next_heartbeat = station.now() + config["HeartbeatInterval"]
+                next_heartbeat = self._next_heartbeat()
             wait = next_heartbeat - station.now()
             retry_at = queue.next_retry_at(station.store)
             if retry_at is not None:
                 wait = min(wait, retry_at - station.now())
+            timeout = None if math.isinf(wait) else max(0.0, wait) / station.clock.time_scale
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, wait) / station.clock.time_scale)
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _next_heartbeat(self) -> float:
+        """When the next Heartbeat is due (never, with HeartbeatInterval 0)."""
+        interval = self.station.config["HeartbeatInterval"]
+        return self.station.now() + interval if interval > 0 else math.inf
 
     async def _answer_trigger(
         self, adapter: Adapter16 | Adapter201, what: str, evse_id: int | None
