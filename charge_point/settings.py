@@ -79,7 +79,7 @@ class StationSettings:
             self,
             charge_point_id=f"{self.charge_point_id}-{index:03d}",
             state_dir=self.state_dir / f"{self.charge_point_id}-{index:03d}",
-            control_port=None if self.control_port is None else self.control_port + index,
+            control_port=self.control_port + index if self.control_port else self.control_port,
         )
 
     def ocpp_defaults(self) -> dict[str, Any]:

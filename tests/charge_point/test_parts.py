@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,9 @@ def test_command_line_overrides_settings(tmp_path: Path, monkeypatch) -> None:
     assert s.trust_first_keys and s.meter_interval_s == 15 and s.state_dir == tmp_path
     member = s.for_fleet_member(2)
     assert member.charge_point_id == "CP-9-002" and member.state_dir == tmp_path / "CP-9-002"
+    assert member.control_port is None
+    assert replace(s, control_port=9000).for_fleet_member(2).control_port == 9002
+    assert replace(s, control_port=0).for_fleet_member(2).control_port == 0  # any free port
     with pytest.raises(SystemExit):
         parser.parse_args(["cp", "--id", "X", "--ocpp", "2.1"])
 
