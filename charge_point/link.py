@@ -206,7 +206,9 @@ class Link:
         self.connects += 1
         log.info("%s: booted (OCPP %s)", station.id, adapter.version)
         jwk = json.dumps(station.key.public.to_jwk())
-        await adapter.data_transfer(MSG_SETTLEMENT_KEY, jwk)
+        answer = await adapter.data_transfer(MSG_SETTLEMENT_KEY, jwk)
+        if answer != "Accepted":  # e.g. another key is pinned: the operator must act (7.6)
+            log.warning("%s: SettlementKey %s answered %s", station.id, station.key.kid, answer)
         synced_due = True
         next_heartbeat = self._next_heartbeat()
         while True:
