@@ -63,3 +63,20 @@ def test_every_status_can_fault_except_faulted_and_every_target_is_a_status() ->
 )
 def test_201_connector_status(status: Status, expected: str) -> None:
     assert status_201(status) == expected
+
+
+def test_the_table_in_the_docs_is_the_table_in_the_code() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "charge-point.md").read_text()
+    lines = [line for line in doc.splitlines() if line.startswith("| status \\ event")]
+    (header,) = lines
+    events = [cell.strip() for cell in header.strip("|").split("|")[1:]]
+    start = doc.splitlines().index(header) + 2
+    documented: dict[Status, dict[Event, Status]] = {}
+    for line in doc.splitlines()[start : start + len(Status)]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        documented[Status(cells[0])] = {
+            Event(e): Status(target) for e, target in zip(events, cells[1:], strict=True) if target
+        }
+    assert documented == TRANSITIONS
