@@ -57,7 +57,6 @@ class Trigger(StrEnum):
     ABNORMAL_CONDITION = "AbnormalCondition"
     RESET_COMMAND = "ResetCommand"
     UNLOCK_COMMAND = "UnlockCommand"
-    TRIGGER = "Trigger"
 
 
 def transaction_row(

@@ -86,9 +86,6 @@ TRANSITIONS: dict[Status, dict[Event, Status]] = {
     S.FAULTED: {E.CLEAR: S.AVAILABLE},
 }
 
-# A session (transaction) is running in these statuses.
-IN_TRANSACTION = frozenset({S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE})
-
 
 def next_status(status: Status, event: Event) -> Status:
     """The status after ``event``; raises :class:`IllegalTransition` if not allowed."""

@@ -47,7 +47,7 @@ async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: 
         if head is None or head.not_before > now:
             return done
         try:
-            await deliver_one(deliverer, head)
+            await deliverer.deliver(head)
         except ConnectionClosed:
             raise
         except (OCPPError, DeliveryRefused, TimeoutError) as exc:
@@ -65,10 +65,6 @@ async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: 
             return done
         store.dequeue(head.seq)
         done.append(head.kind)
-
-
-async def deliver_one(deliverer: Deliverer, message: QueuedMessage) -> None:
-    await deliverer.deliver(message)
 
 
 def rewritten_transaction_id(store: Store, local_id: str) -> int:

@@ -21,7 +21,7 @@ from charge_point import authorization, trusted
 from charge_point.configuration import Configuration
 from charge_point.display import Display
 from charge_point.events import Kind, StopReason, Trigger, transaction_row
-from charge_point.evse import IN_TRANSACTION, Connector, Event, Status
+from charge_point.evse import Connector, Event, Status
 from charge_point.meter import Ev, Meter
 from charge_point.qrstart import ScanContext, StartAuthorization, check_start
 from charge_point.session import Session, sign_session
@@ -524,4 +524,4 @@ class Station:
         self.display.show_identification(url)
 
 
-__all__ = ["IN_TRANSACTION", "Listener", "Station"]
+__all__ = ["Listener", "Station"]

@@ -185,10 +185,6 @@ class Store:
         row = self._exec("SELECT csms_id FROM txn_ids WHERE local_id = ?", (local_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def local_id_for(self, csms_id: str) -> str | None:
-        row = self._exec("SELECT local_id FROM txn_ids WHERE csms_id = ?", (csms_id,)).fetchone()
-        return None if row is None else str(row[0])
-
     # --- outbound queue -----------------------------------------------------------------
     def enqueue(self, kind: str, payload: dict[str, Any], *, txn: str | None = None) -> int:
         cur = self._exec(
