@@ -145,3 +145,11 @@ async def serve(
 async def csms(tmp_path: Path) -> AsyncIterator[LiveCsms]:
     async with serve(make_settings(tmp_path)) as live:
         yield live
+
+
+@pytest.fixture
+async def pg_csms(tmp_path: Path, pg_url: str) -> AsyncIterator[LiveCsms]:
+    """A live CSMS on the (emptied) session PostgreSQL database."""
+    await _reset_pg(pg_url)
+    async with serve(make_settings(tmp_path, database_url=pg_url)) as live:
+        yield live

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -222,3 +223,34 @@ async def test_meter_values_201_attach_to_open_transaction(csms: LiveCsms) -> No
         ("Energy.Active.Import.Register", 2.5),
         ("Power.Active.Import", 7.2),
     ]
+
+
+@pytest.mark.postgres
+async def test_server_on_postgresql(pg_csms: LiveCsms) -> None:
+    """The same server on PostgreSQL: boot, a 2.0.1 transaction with a duplicate, the log."""
+    csms = pg_csms
+    await csms.add_charger("PG1", evses=1)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    async with connect(csms.ws_url("PG1"), Client201, "ocpp2.0.1", basic_auth("PG1")) as cp:
+        await cp.call(
+            call201.BootNotification(
+                charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+            ),
+            suppress=False,
+        )
+        for event in (
+            _event("Started", 0, t0, 10, evse={"id": 1}),
+            _event("Ended", 1, t0 + timedelta(minutes=5), 510),
+            _event("Ended", 1, t0 + timedelta(minutes=5), 510),
+        ):
+            await cp.call(event, suppress=False)
+        sync = await cp.call(
+            call201.DataTransfer(vendor_id="org.qrcharge", message_id="Synced", data='{"seq": 2}'),
+            suppress=False,
+        )
+    assert sync.status == "Accepted"
+    (row,) = await _transactions(csms, "PG1")
+    assert (row["meter_start_wh"], row["meter_stop_wh"], row["state"]) == (10, 510, "Ended")
+    assert row["started_at"].startswith(t0.strftime("%Y-%m-%dT%H:%M:%S"))
+    frames = (await csms.http.get("/api/v1/admin/chargers/PG1/messages")).json()
+    assert len(frames) >= 10
