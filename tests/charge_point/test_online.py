@@ -263,6 +263,22 @@ async def test_201_variables_and_online_authorize(
             )
         )
         assert answer.get_variable_result[0]["attribute_value"] == "true"
+        answer = await cp.call(
+            call201.SendLocalList(
+                version_number=7,
+                update_type="Full",
+                local_authorization_list=[
+                    {
+                        "idToken": {"idToken": "LISTCARD", "type": "ISO14443"},
+                        "idTokenInfo": {"status": "Accepted"},
+                    }
+                ],
+            )
+        )
+        assert answer.status == "Accepted"
+        assert (await cp.call(call201.GetLocalListVersion())).version_number == 7
+        assert charger.station.store.local_list() == {"LISTCARD": ("Accepted", None)}
+        assert (await cp.call(call201.ClearCache())).status == "Accepted"
         charger.station.plug(1)
         assert (await charger.present_id_tag(1, "OKCARD"))["accepted"]
         assert central.of("Authorize")
