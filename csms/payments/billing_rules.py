@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -54,6 +55,13 @@ def charge_of(record: SettlementRecord) -> tuple[int, bool]:
     return record.signed_amount, disagree
 
 
+def stored(row: object, **values: object) -> None:
+    """Records on the loaded row what a conditional UPDATE just wrote (no re-read, and not
+    marked dirty: the next flush must not write it again unconditionally)."""
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+
+
 async def _set_order_state(
     session: AsyncSession, order: Order, event: OrderEvent, now: datetime, **values: object
 ) -> None:
@@ -68,7 +76,7 @@ async def _set_order_state(
     )
     if result.rowcount != 1:
         raise Conflict(f"order {order.id} changed under us")
-    await session.refresh(order)
+    stored(order, status=new.value, updated_at=now, **values)
 
 
 async def mark_started(session: AsyncSession, order: Order, at: datetime) -> None:
@@ -132,7 +140,7 @@ async def bill(
         )
         if result.rowcount != 1:
             raise Conflict(f"payment {payment.id} was captured meanwhile")
-        await session.refresh(payment)
+        stored(payment, amount=amount)
     elif payment.status != PaymentState.PENDING and payment.amount != amount:
         await add_flag(
             session, order.id, "evidence_after_capture",

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.payments.billing_rules import stored
 from csms.payments.lifecycle import (
     OrderEvent,
     PaymentEvent,
@@ -136,7 +137,7 @@ async def capture_payment(
     )
     if result.rowcount != 1:
         raise Conflict(f"payment {payment_id} was captured meanwhile")
-    await session.refresh(payment)
+    stored(payment, status=PaymentState.CAPTURED.value, captured_at=now, capture_kind=kind)
     order = await session.get(Order, payment.order_id)
     record = await session.get(SettlementRecord, payment.settlement_id)
     assert order is not None and record is not None

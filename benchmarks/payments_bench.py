@@ -1,0 +1,313 @@
+"""Payments benchmark: orders created/s and settlements verified and paid/s, one CSMS process.
+
+What one CSMS process does per request, without HTTP framing: an order is the billing model
+lookup, ``lim.amt``, the hold (a balanced ledger transfer under the wallet lock), the order row
+and an ES256-signed start token; a settlement is the ES256 verification with the charger's key
+looked up by (iss, kid), the match to the order's snapshot and the recomputed cost, the
+settlement record and the pending payment, then the capture (capture + release transfers, the
+receipt). ``--http`` runs the same through the FastAPI app in-process (httpx ASGI transport:
+routing, validation, the driver's bearer token, JSON), which costs more.
+
+Settlements are signed beforehand (that is the charger's work). ``--concurrency`` requests are
+in flight at once, spread over ``--drivers`` wallets (each wallet is a lock).
+
+    .venv/bin/python -m benchmarks.payments_bench                       # SQLite, ~30 s
+    .venv/bin/python -m benchmarks.payments_bench --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench
+    .venv/bin/python -m benchmarks.payments_bench --quick               # smoke run
+
+The PostgreSQL database must exist and is emptied first. Exit code 1 with ``--check`` when a
+SQLite run is below the target (500 orders/s and 500 settlements/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from config.settings import Settings, load_settings
+from csms.billing.resolve import billing_model_for
+from csms.drivers.accounts import create_user
+from csms.keys import KeyManager
+from csms.payments import wallet
+from csms.payments.capture import capture_payment
+from csms.payments.orders import OrderRequest, create_order, snapshot
+from csms.payments.settlement_service import SettlementService
+from csms.payments.unit_of_work import in_transaction
+from csms.settlement_keys import set_settlement_key
+from csms.store.chargers import create_charger
+from csms.store.db import Database, migrate
+from csms.store.models_orders import Order
+from qr_extension.keys import SigningKey, generate_key
+from qr_extension.settlement import build_settlement, sign_settlement
+from qr_extension.tariff import UsageBucket
+
+TARGET_PER_S = 500
+CHARGERS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A measured phase: wall time, and the CPU time of this process (all its threads, so the
+    SQLite worker threads too). On a shared machine ``count / cpu_s`` is what one core would do
+    if this process had it alone."""
+
+    label: str
+    count: int
+    seconds: float
+    cpu_s: float
+
+    @property
+    def per_s(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.count / self.cpu_s if self.cpu_s else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.label:<40} {self.per_s:8.0f}/s  ({self.count} in {self.seconds:.2f} s; "
+            f"CPU {self.cpu_s:.2f} s = {self.per_cpu_s:.0f} per CPU-second)"
+        )
+
+
+class Timer:
+    """Wall and process CPU time of a block."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+    def rate(self, label: str, count: int) -> Rate:
+        return Rate(label, count, self.wall, self.cpu)
+
+
+async def _bounded(jobs: Sequence[Callable[[], Awaitable[Any]]], concurrency: int) -> list[Any]:
+    queue = list(reversed(jobs))
+    results: list[Any] = []
+
+    async def worker() -> None:
+        while queue:
+            job = queue.pop()
+            results.append(await job())
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+async def _empty_postgres(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+
+
+@dataclass
+class Bench:
+    db: Database
+    settings: Settings
+    keys: KeyManager
+    charger_keys: dict[str, SigningKey]
+    users: list[int]
+
+
+async def setup(url: str, tmp: Path, drivers: int, funds: int) -> Bench:
+    settings = load_settings(data_dir=tmp, database_url=url, max_order_amount=50_000)
+    db = Database.connect(url)
+    if not url.startswith("sqlite"):
+        await _empty_postgres(db)
+    await migrate(db.engine)
+    now = datetime.now(UTC)
+    keys = KeyManager.open(
+        tmp / "keys", now=int(now.timestamp()) - 5, prepublish_s=86_400, token_lifetime_s=1200
+    )
+    charger_keys = {f"BENCH{n:03d}": generate_key() for n in range(CHARGERS)}
+    users: list[int] = []
+    async with db.session() as session:
+        for charger_id, key in charger_keys.items():
+            await create_charger(
+                session, charger_id=charger_id, password_hash=None, evses=2, now=now
+            )
+            await set_settlement_key(
+                session, charger_id=charger_id, jwk=key.public.to_jwk(), now=now
+            )
+        for n in range(drivers):
+            user = await create_user(
+                session, email=f"bench{n}@example.org", password_hash="x", currency="CNY"
+            )
+            assert user.id is not None
+            await wallet.top_up(session, user_id=user.id, amount=funds, key=f"bench-top-up-{n}")
+            users.append(user.id)
+        await session.commit()
+    return Bench(db, settings, keys, charger_keys, users)
+
+
+async def _order(bench: Bench, i: int) -> Order:
+    charger_id = f"BENCH{i % CHARGERS:03d}"
+    async with bench.db.session() as session:
+        return await create_order(
+            session,
+            user_id=bench.users[i % len(bench.users)],
+            request=OrderRequest(charger_id=charger_id, evse_id=1 + i % 2, amount=2000),
+            settings=bench.settings,
+            keys=bench.keys,
+            wallet=wallet,
+            resolve_tariff=billing_model_for,
+            now=datetime.now(UTC),
+        )
+
+
+def _settlement(bench: Bench, order: Order, i: int) -> str:
+    auth = snapshot(order)
+    start = auth.issued_at + 5
+    s = build_settlement(
+        auth,
+        audience=bench.settings.issuer,
+        transaction_id=f"{i:06d}-bench",
+        started_at=start,
+        stopped_at=start + 1200,
+        meter_start_wh=0,
+        meter_stop_wh=7000,
+        usage=[UsageBucket(0, 7000, 1200, 0)],
+        reason="EVDisconnected",
+        seq=i,
+        offline=True,
+        issued_at=start + 1200,
+    )
+    return sign_settlement(s, bench.charger_keys[order.charger_id])
+
+
+async def run_service(bench: Bench, count: int, concurrency: int) -> list[Rate]:
+    service = SettlementService(bench.db, settings=bench.settings, clock=lambda: datetime.now(UTC))
+    with Timer() as timer:
+        orders: list[Order] = await _bounded(
+            [partial(_order, bench, i) for i in range(count)], concurrency
+        )
+    created = timer.rate("orders created (hold + signed token)", count)
+    tokens = [_settlement(bench, o, i) for i, o in enumerate(orders)]
+
+    async def settle_and_pay(token: str) -> None:
+        outcome = await service.submit(token, source="upload")
+        assert outcome.payment is not None and outcome.payment.id is not None
+        payment_id = outcome.payment.id
+
+        async def work(session: AsyncSession) -> object:
+            return await capture_payment(
+                session, payment_id=payment_id, wallet=wallet, kind="driver",
+                now=datetime.now(UTC),
+            )  # fmt: skip
+
+        await in_transaction(bench.db, work)
+
+    with Timer() as timer:
+        await _bounded([partial(settle_and_pay, t) for t in tokens], concurrency)
+    paid = timer.rate("settlements verified + paid", count)
+    return [created, paid]
+
+
+async def run_http(bench: Bench, count: int, concurrency: int) -> list[Rate]:
+    import httpx
+
+    from csms.app import create_app
+    from csms.drivers.tokens import DriverTokens, load_or_create_secret
+
+    app = create_app(bench.settings)
+    async with app.router.lifespan_context(app):
+        tokens = DriverTokens(
+            secret=load_or_create_secret(bench.settings.resolved_key_dir),
+            issuer=bench.settings.issuer,
+            ttl_s=3600,
+        )
+        now = int(time.time())
+        auth = {u: {"Authorization": f"Bearer {tokens.issue(u, now=now)}"} for u in bench.users}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://csms") as http:
+
+            async def order(i: int) -> dict[str, Any]:
+                user = bench.users[i % len(bench.users)]
+                body = {"charger_id": f"BENCH{i % CHARGERS:03d}", "evse_id": 1 + i % 2,
+                        "amount": 2000}  # fmt: skip
+                r = await http.post("/api/v1/orders", json=body, headers=auth[user])
+                assert r.status_code == 201, r.text
+                return {"user": user, **r.json()}
+
+            with Timer() as timer:
+                made = await _bounded([partial(order, i) for i in range(count)], concurrency)
+            created = timer.rate("HTTP orders created", count)
+            async with bench.db.session() as session:
+                rows = [(m, await session.get(Order, m["id"])) for m in made]
+
+            async def pay(i: int, made_order: dict[str, Any], row: Order) -> None:
+                headers = auth[made_order["user"]]
+                token = _settlement(bench, row, i)
+                r = await http.post("/api/v1/settlements", json={"token": token}, headers=headers)
+                assert r.status_code == 200, r.text
+                pid = r.json()["payment_id"]
+                r = await http.post(f"/api/v1/payments/{pid}/confirm", headers=headers)
+                assert r.status_code == 200, r.text
+
+            signed = [(i, m, row) for i, (m, row) in enumerate(rows) if row is not None]
+            with Timer() as timer:
+                await _bounded([partial(pay, *a) for a in signed], concurrency)
+            paid = timer.rate("HTTP settlements verified + paid (incl. signing)", count)
+    return [created, paid]
+
+
+async def _main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="qrcharge-bench-") as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+        bench = await setup(url, Path(tmp), args.drivers, funds=2000 * args.count)
+        try:
+            runner = run_http if args.http else run_service
+            rates = await runner(bench, args.count, args.concurrency)
+        finally:
+            await bench.db.dispose()
+    print(
+        f"payments bench: {backend}, {args.count} orders, concurrency {args.concurrency}, "
+        f"{args.drivers} drivers, {'HTTP' if args.http else 'service'}; "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
+    )
+    for rate in rates:
+        print("  " + rate.line())
+    missed = [r for r in rates if r.per_s < TARGET_PER_S]
+    if args.check and backend == "SQLite" and not args.http and missed:
+        print(f"below the target of {TARGET_PER_S}/s: {[r.label for r in missed]}")
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument("--count", type=int, default=2000, help="orders (and settlements)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--drivers", type=int, default=200, help="wallets the orders spread over")
+    parser.add_argument("--http", action="store_true", help="through the FastAPI app (ASGI)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (100 orders)")
+    parser.add_argument("--check", action="store_true", help="exit 1 below the SQLite target")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.drivers = 100, 20
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
