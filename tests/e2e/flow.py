@@ -31,9 +31,9 @@ def order_energy(page: Page, kwh: str = "1") -> str:
     return page.url.rsplit("/", 1)[-1]
 
 
-def charge_offline(api: Api, charger_id: str, start_qr_png: bytes) -> bytes:
-    """The charger (link down, EV plugged) scans the start QR, charges, the EV is unplugged;
-    returns the settlement QR from the charger's screen."""
+def charge_offline(api: Api, charger_id: str, start_qr_png: bytes, *, min_wh: int = 1) -> bytes:
+    """The charger (EV plugged; online or not) scans the start QR, delivers at least
+    ``min_wh``, the EV is unplugged; returns the settlement QR from the charger's screen."""
     answer = api.control(charger_id, "POST", "/camera", content=start_qr_png).json()
     assert answer["accepted"] is True, answer
 
@@ -41,9 +41,10 @@ def charge_offline(api: Api, charger_id: str, start_qr_png: bytes) -> bytes:
     start_wh = api.control(charger_id, "GET", "/state").json()["evses"][0]["register_wh"]
     until(
         lambda: (
-            api.control(charger_id, "GET", "/state").json()["evses"][0]["register_wh"] > start_wh
+            api.control(charger_id, "GET", "/state").json()["evses"][0]["register_wh"]
+            >= start_wh + min_wh
         ),
-        timeout=15,
+        timeout=20,
     )
     api.control(charger_id, "POST", "/evses/1/unplug")
     display = until(

@@ -53,7 +53,7 @@ def test_offline_scan_to_pay_charges_once(
         shot(page, "driver-start-qr-360", doc=doc)
         start_png = page.locator("#start-qr").screenshot()
 
-        settlement_png = charge_offline(api, charger_id, start_png)
+        settlement_png = charge_offline(api, charger_id, start_png, min_wh=12)
         order = api.order(driver, order_id)
         assert order["status"] == "started" or order["status"] == "created"  # offline: no news
 
@@ -68,7 +68,9 @@ def test_offline_scan_to_pay_charges_once(
         shot(pay_page, "driver-payment-360", doc=doc)
         paid = api.order(driver, order_id)
         amount = paid["amount"]
-        assert amount >= 200  # the 2.00 fixed fee and some energy
+        assert amount >= 201  # the 2.00 fixed fee and at least 12 Wh at 1.00 CNY/kWh
+        assert paid["energy_wh"] >= 12
+        assert f"{paid['energy_wh'] / 1000:.2f} kWh" in pay_page.inner_text("#payment-summary")
         assert f"{amount / 100:.2f} CNY" in pay_page.inner_text("#payment-total")
         pay_page.click("#pay-button")
         pay_page.wait_for_selector("#receipt")

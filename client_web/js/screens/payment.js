@@ -6,16 +6,13 @@ import { h, replace, rows } from "../dom.js";
 import { explain, notify } from "../errors.js";
 import { has, t } from "../i18n.js";
 import { formatAmount } from "../money.js";
+import { duration, kwh } from "../units.js";
 
 const PARTS = ["fixed", "energy", "time", "idle"];
 
-function kwh(wh) {
-  return `${(Number(wh) / 1000).toFixed(2)} kWh`;
-}
-
-function minutes(startIso, stopIso) {
+function elapsed(startIso, stopIso) {
   const ms = Date.parse(stopIso) - Date.parse(startIso);
-  return Number.isFinite(ms) && ms >= 0 ? `${Math.round(ms / 60000)} min` : null;
+  return Number.isFinite(ms) && ms >= 0 ? duration(ms / 1000) : null;
 }
 
 /** Breakdown lines [label, minor amount] from a {fixed, energy, ...} object or a list. */
@@ -40,7 +37,7 @@ export async function show(main, route, app) {
   const hold = order.hold_amount ?? answer.hold_amount;
   const paymentId = answer.payment_id || order.payment_id;
   const receiptId = answer.receipt_id || order.receipt_id;
-  const when = minutes(answer.started_at || answer.start, answer.stopped_at || answer.stop);
+  const when = elapsed(answer.started_at || answer.start, answer.stopped_at || answer.stop);
 
   const parts = breakdownOf(answer).map(([label, value]) =>
     [has(`payment.part.${label}`) ? t(`payment.part.${label}`) : label, formatAmount(value, currency)]);
@@ -51,7 +48,7 @@ export async function show(main, route, app) {
     rows([
       [t("payment.order"), orderId],
       answer.charger_id ? [t("payment.charger"), answer.charger_id] : null,
-      answer.energy_wh !== undefined ? [t("payment.energy"), kwh(answer.energy_wh)] : null,
+      answer.energy_wh != null ? [t("payment.energy"), kwh(answer.energy_wh)] : null,
       when ? [t("payment.duration"), when] : null,
       ...parts,
       [t("payment.total"), h("strong", { id: "payment-total" }, formatAmount(amount, currency))],

@@ -4,6 +4,7 @@ import * as api from "../api.js";
 import { h, replace, rows } from "../dom.js";
 import { t } from "../i18n.js";
 import { formatAmount } from "../money.js";
+import { duration, kwh } from "../units.js";
 
 function dateText(value) {
   const ms = typeof value === "number" ? value * 1000 : Date.parse(value);
@@ -21,8 +22,8 @@ export async function show(main, route, app) {
       [t("receipt.number"), String(data.receipt_id ?? data.id ?? route.arg)],
       data.order_id ? [t("payment.order"), data.order_id] : null,
       data.charger_id ? [t("payment.charger"), data.charger_id] : null,
-      data.energy_wh !== undefined ? [t("payment.energy"), `${(data.energy_wh / 1000).toFixed(2)} kWh`] : null,
-      data.duration_s ? [t("payment.duration"), `${Math.round(data.duration_s / 60)} min`] : null,
+      data.energy_wh !== undefined && data.energy_wh !== null ? [t("payment.energy"), kwh(data.energy_wh)] : null,
+      data.duration_s !== undefined && data.duration_s !== null ? [t("payment.duration"), duration(data.duration_s)] : null,
       [t("payment.total"), h("strong", { id: "receipt-amount" }, formatAmount(data.amount ?? 0, currency))],
       data.paid_at || data.created_at ? [t("receipt.paid_at"), dateText(data.paid_at || data.created_at)] : null,
     ]),
