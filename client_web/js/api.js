@@ -125,6 +125,9 @@ export async function startQrUrl(orderId) {
   return URL.createObjectURL(await response.blob());
 }
 
+export const remoteStart = (orderId) =>
+  request("POST", `/api/v1/orders/${encodeURIComponent(orderId)}/remote-start`);
+
 export const settleToken = (text) => request("POST", "/api/v1/settlements", { json: { token: text } });
 export const settlePhoto = (file) => request("POST", "/api/v1/settlements", { files: { image: file } });
 export const confirmPayment = (id) =>

@@ -45,7 +45,21 @@ export async function show(main, route, app) {
       h("li", {}, t("start.do1")), h("li", {}, t("start.do2")), h("li", {}, t("start.do3"))),
     h("p", { class: "hint" }, t("start.hold", { amount: formatAmount(order.hold_amount ?? 0, currency) })),
     state,
-    h("a", { class: "button primary", id: "to-settle", href: `#/settle/${encodeURIComponent(id)}` }, t("start.done")));
+    h("a", { class: "button primary", id: "to-settle", href: `#/settle/${encodeURIComponent(id)}` }, t("start.done")),
+    h("button", { type: "button", class: "link", id: "remote-start", onclick: startRemotely }, t("start.remote")));
+
+  async function startRemotely(event) {
+    event.target.disabled = true;
+    notify(null);
+    try {
+      await api.remoteStart(id);
+      replace(state, t("start.remote_sent"));
+    } catch (err) {
+      notify(err.status === 409 ? t("error.remote_start_failed") : explain(err));
+    } finally {
+      event.target.disabled = false;
+    }
+  }
   replace(main, screen);
   document.body.classList.add("bright");
 
