@@ -7,7 +7,9 @@ Each pass, for a given ``now``:
    its hold released, but only once its charger has sent a ``Synced`` after that moment: the
    charger's queue was drained, so no transaction for it is still on its way;
 3. such an order whose charger has stayed silent for ``offline_limit_s`` more keeps its hold
-   and is flagged ``offline_limit`` for the operator.
+   and is flagged ``offline_limit`` for the operator;
+4. a remotely started order whose OCPP meter data reached its limits is stopped remotely
+   (:mod:`csms.payments.limits`, brief 7.8).
 
 Safe on several processes at once: candidates are read without locks, then every step is a
 conditional update (``... WHERE status = 'created'`` / ``'pending'``) inside its own
@@ -28,9 +30,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
+from csms.commands import CommandDispatcher
 from csms.payments.capture import capture_payment
 from csms.payments.errors import PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
+from csms.payments.limits import enforce_limits
 from csms.payments.orders import add_flag
 from csms.payments.ports import WalletOps
 from csms.payments.unit_of_work import in_transaction
@@ -49,6 +53,7 @@ class ReapReport:
     captured: list[int] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     flagged: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # remote stops at an order's limit
 
 
 class Reaper:
@@ -61,11 +66,13 @@ class Reaper:
         settings: Settings,
         wallet: WalletOps,
         clock: Callable[[], datetime],
+        dispatcher: CommandDispatcher | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._wallet = wallet
         self._clock = clock
+        self.dispatcher = dispatcher  # set once the app's context exists (limit stops)
 
     async def run(self) -> None:
         """Forever; an error in one pass is logged and the next pass runs."""
@@ -81,6 +88,9 @@ class Reaper:
         report = ReapReport()
         await self._auto_capture(now, report)
         await self._release_unused(now, report)
+        if self.dispatcher is not None:
+            hits = await enforce_limits(self._db, self.dispatcher, now=now)
+            report.stopped.extend(hit.order_id for hit in hits)
         return report
 
     async def _auto_capture(self, now: datetime, report: ReapReport) -> None:

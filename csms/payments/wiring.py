@@ -49,6 +49,7 @@ class PaymentSide:
         self.service: SettlementService | None = None
         self.reaper: Reaper | None = None
         self._task: asyncio.Task[None] | None = None
+        self._app: FastAPI | None = None
 
     def install(self, app: FastAPI) -> None:
         """Adds the routers and error handlers; the app's state points back here."""
@@ -56,6 +57,7 @@ class PaymentSide:
         for router in ROUTERS:
             app.include_router(router)
         app.state.payments = self
+        self._app = app
 
     def open(self, db: Database) -> SettlementService:
         """Builds the services on the app's database; returns the settlement sink."""
@@ -73,7 +75,10 @@ class PaymentSide:
         )
 
     def start(self) -> None:
-        """Starts the reaper (call from the app's lifespan, once the database is open)."""
+        """Starts the reaper (call from the app's lifespan once its context exists)."""
+        ctx = getattr(self._app.state, "ctx", None) if self._app is not None else None
+        if self.reaper is not None and ctx is not None:
+            self.reaper.dispatcher = ctx.dispatcher
         if self.reaper is not None and self._task is None and self.settings.reaper_interval_s > 0:
             self._task = asyncio.create_task(self.reaper.run(), name="payments-reaper")
 

@@ -56,6 +56,7 @@ class Order(SQLModel, table=True):
     kid: str = Field(max_length=16)
     issued_at: datetime = Field(sa_type=UtcDateTime)
     expires_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    remote_started_at: datetime | None = _time()  # the CSMS started it (limits enforced here)
     started_at: datetime | None = _time()
     settled_at: datetime | None = _time()
     paid_at: datetime | None = _time()

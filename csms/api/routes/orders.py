@@ -15,6 +15,8 @@ import zlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from sqlalchemy import update
+from sqlmodel import col
 
 from csms.api.deps import CtxDep, SessionDep
 from csms.drivers.deps import CurrentUser
@@ -135,6 +137,13 @@ async def remote_start(
     charger = await get_charger(session, order.charger_id)
     version = link.ocpp_version if link else (charger.ocpp_version if charger else None)
     action, payload = _start_request(version, order)
+    # from now on the CSMS enforces the order's limits (brief 7.8): the charger has no token
+    await session.exec(
+        update(Order)
+        .where(col(Order.id) == order.id)
+        .values(remote_started_at=order.remote_started_at or ctx.clock())
+    )
+    await session.commit()
     try:
         answer = await ctx.dispatcher.send(order.charger_id, action, payload)
     except CommandError as exc:

@@ -218,6 +218,11 @@ def _register(at: datetime, wh: int, context: str) -> dict[str, Any]:
     }
 
 
+def _register16(at: datetime, wh: int) -> dict[str, Any]:
+    sample = {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+    return {"timestamp": ocpp_timestamp(at), "sampled_value": [sample]}
+
+
 async def test_offline_with_late_sync_16(tmp_path: Path, db_url: str) -> None:
     async with flow(tmp_path, db_url) as f:
         http = f.csms.http
@@ -355,3 +360,63 @@ async def test_concurrent_http_uploads_refund_and_cancel(tmp_path: Path, db_url:
         assert await f.balance(carol) == 10_000 - 1215 + 215
         payments = (await http.get("/api/v1/admin/payments")).json()
         assert [(p["status"], p["refunded_amount"]) for p in payments] == [("captured", 215)]
+
+
+async def test_remote_start_limits_enforced_by_the_csms_16(tmp_path: Path, db_url: str) -> None:
+    async with flow(tmp_path, db_url) as f:
+        http = f.csms.http
+        await f.csms.add_charger("RS16")
+        dan = await f.driver("dan@example.org", 5000)
+        r = await http.post(
+            "/api/v1/orders", json={"charger_id": "RS16", "evse_id": 1, "amount": 100}, headers=dan
+        )
+        order = r.json()
+        async with connect(f.csms.ws_url("RS16"), Client16, "ocpp1.6", basic_auth("RS16")) as cp:
+            r = await http.post(f"/api/v1/orders/{order['id']}/remote-start", headers=dan)
+            assert r.status_code == 200, r.text
+            assert cp.received[-1] == ("RemoteStartTransaction", {"id_tag": order["id"],
+                                                                  "connector_id": 1})  # fmt: skip
+            t0 = f.clock.now
+            start = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1, id_tag=order["id"], meter_start=0, timestamp=ocpp_timestamp(t0)
+                ),
+                suppress=False,
+            )
+            assert start.id_tag_info["status"] == "Accepted"
+            assert f.side.reaper is not None
+            await cp.call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=start.transaction_id,
+                    meter_value=[_register16(t0 + timedelta(minutes=5), 500)],
+                ),
+                suppress=False,
+            )
+            f.clock.advance(300)
+            assert (await f.side.reaper.reap_once()).stopped == []  # 0.5 kWh: 0.60 < 1.00
+            await cp.call(
+                call16.MeterValues(
+                    connector_id=1,
+                    transaction_id=start.transaction_id,
+                    meter_value=[_register16(t0 + timedelta(minutes=10), 1000)],
+                ),
+                suppress=False,
+            )
+            f.clock.advance(300)
+            assert (await f.side.reaper.reap_once()).stopped == [order["id"]]
+            assert cp.received[-1] == (
+                "RemoteStopTransaction", {"transaction_id": start.transaction_id}
+            )  # fmt: skip
+            assert (await f.side.reaper.reap_once()).stopped == []  # once
+            await cp.call(
+                call16.StopTransaction(
+                    meter_stop=1010,
+                    timestamp=ocpp_timestamp(t0 + timedelta(minutes=10)),
+                    transaction_id=start.transaction_id,
+                    reason="Remote",
+                ),
+                suppress=False,
+            )
+        r = await http.get(f"/api/v1/orders/{order['id']}", headers=dan)
+        assert (r.json()["status"], r.json()["amount"]) == ("settled", 100)  # held to lim.amt
