@@ -349,6 +349,7 @@ class Station:
             if reached is not None:
                 session.limit = reached
                 log.info("%s: %s on EVSE %d, energy suspended", self.id, reached, evse_id)
+                self.display.show_text(f"EVSE {evse_id}: {reached.value}, unplug to finish")
                 self._transaction_state(session, Event.SUSPEND, _LIMIT_TRIGGER[reached])
         if t1 - session.last_sample_at >= self.config["MeterValueSampleInterval"] > 0:
             session.last_sample_at = t1
