@@ -8,7 +8,6 @@
         ├── PaymentNotFound        no such payment or receipt (or not the caller's)
         ├── InvalidOrderRequest    the order request cannot be served (charger, EVSE, limits)
         ├── SettlementRefused      a settlement that does not verify or match its order
-        ├── RemoteStartFailed      the charger did not accept the remote start
         └── RefundRefused          a refund above what was captured, or of an uncaptured payment
 
 (:class:`~csms.payments.lifecycle.IllegalTransition` is beside them, in the lifecycle module.)
@@ -43,10 +42,6 @@ class SettlementRefused(OrderError):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(str(refusal))
         self.refusal = refusal
-
-
-class RemoteStartFailed(OrderError):
-    """The charger is not connected or answered Rejected."""
 
 
 class RefundRefused(OrderError):
