@@ -136,9 +136,13 @@ class SettlementService:
             await self._reject(token, source, verified, charger_id)
             raise SettlementRefused(verified)
         now = self._clock()
-        outcome = await in_transaction(
-            self._db, lambda s: self._record_signed(s, verified, token, source, now)
-        )
+        try:
+            outcome = await in_transaction(
+                self._db, lambda s: self._record_signed(s, verified, token, source, now)
+            )
+        except SettlementRefused as exc:
+            await self._reject(token, source, exc.refusal, charger_id)
+            raise
         paid = outcome.payment is not None and outcome.payment.status != PaymentState.PENDING
         if source == "upload" and outcome.duplicate and paid:
             replay = Refusal(Reason.REPLAYED, f"order {outcome.order.id} is already paid")
@@ -229,6 +233,14 @@ class SettlementService:
                 )
             )
         ).first()
+        if record is not None and record.order_id != order.id:
+            # a charger reused its transaction serial for another order: never bill that one
+            raise SettlementRefused(
+                Refusal(
+                    Reason.ORDER_MISMATCH,
+                    f"txn {s.transaction_id} of {s.charge_point_id} belongs to {record.order_id}",
+                )
+            )
         duplicate = record is not None
         if record is None:
             record = await self._attach_signed(session, order, s, token, source, now)
@@ -253,6 +265,7 @@ class SettlementService:
             "stopped_at": _at(s.stopped_at),
             "energy_wh": s.energy_wh,
             "signed_amount": s.amount,
+            "charge_amount": s.amount,
             "usage_claim": json.dumps(usage_to_claim(s.usage)),
             "seq": s.seq,
             "offline": s.offline,

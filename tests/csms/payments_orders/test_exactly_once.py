@@ -142,3 +142,13 @@ async def test_second_transaction_on_one_order_is_stored_flagged_not_charged(
     assert sorted(r.session_no for r in records) == [1, 2]
     assert "second_transaction" in await world.flags(order)
     assert len(await world.payments(order)) == 1
+
+
+async def test_transaction_serial_reused_for_another_order_is_refused(world: World) -> None:
+    first, second = await world.order(amount=3000), await world.order(amount=3000)
+    await world.service.submit(world.settlement(first, txn="000005-aaaaaa"), source="upload")
+    with pytest.raises(SettlementRefused) as refused:
+        await world.service.submit(world.settlement(second, txn="000005-aaaaaa"), source="upload")
+    assert refused.value.refusal.reason == Reason.ORDER_MISMATCH
+    assert await world.payments(second) == []
+    assert len(await world.payments(first)) == 1
