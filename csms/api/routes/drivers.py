@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
@@ -19,6 +19,7 @@ from csms.drivers.passwords import hash_async
 from csms.payments import wallet
 from csms.payments.errors import InvalidAmount, PaymentDeclined
 from csms.payments.ledger import wallet_account
+from csms.payments.provider import PaymentProvider, SandboxProvider
 from csms.store.models_money import EMAIL_MAX, LedgerEntry, LedgerTransfer, User
 
 router = APIRouter(prefix="/api/v1", tags=["drivers"])
@@ -102,6 +103,19 @@ class WalletPublic(BaseModel):
     lines: list[WalletLine]
 
 
+def get_provider(request: Request) -> PaymentProvider:
+    """The app's payment provider: ``app.state.payment_provider`` (set it to a real PSP
+    adapter), else one sandbox per app, made on first use."""
+    provider: PaymentProvider | None = getattr(request.app.state, "payment_provider", None)
+    if provider is None:
+        provider = SandboxProvider()
+        request.app.state.payment_provider = provider
+    return provider
+
+
+ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
+
+
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
 async def register(body: UserCreate, ctx: CtxDep, session: SessionDep) -> UserPublic:
     """Creates a driver account with an empty wallet (409 if the email is taken)."""
@@ -176,6 +190,7 @@ async def top_up(
     user: CurrentUser,
     ctx: CtxDep,
     session: SessionDep,
+    provider: ProviderDep,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> TopUpPublic:
     """Adds money through the payment provider (the sandbox for now). Send an
@@ -186,7 +201,12 @@ async def top_up(
     key = f"top-up:{uid}:{idempotency_key or uuid.uuid4().hex}"
     try:
         transfer_id = await wallet.top_up(
-            session, user_id=uid, amount=body.amount, key=key, method=body.method
+            session,
+            user_id=uid,
+            amount=body.amount,
+            key=key,
+            provider=provider,
+            method=body.method,
         )
     except PaymentDeclined:
         await session.commit()  # keep the record of the declined provider call

@@ -10,6 +10,7 @@ import pytest
 
 from csms.drivers.errors import TokenInvalid
 from csms.drivers.tokens import SECRET_FILE, DriverTokens, load_or_create_secret
+from csms.payments.provider import SandboxProvider
 
 from .conftest import PASSWORD, SQLITE_ONLY, MoneyApi
 
@@ -193,3 +194,19 @@ async def test_operator_can_disable_a_driver(api: MoneyApi) -> None:
         await api.http.get(f"/api/v1/admin/users/{uid + 9}", headers=api.admin())
     ).status_code == 404
     assert (await api.http.get("/api/v1/admin/users", headers=auth)).status_code == 401
+
+
+async def test_top_ups_use_the_apps_payment_provider(api: MoneyApi) -> None:
+    """A PSP adapter is plugged in as ``app.state.payment_provider``."""
+    psp = SandboxProvider(name="acme-psp")
+    api.app.state.payment_provider = psp
+    _, auth = await api.driver("hal@example.org")
+    r = await api.http.post(
+        "/api/v1/me/wallet/top-ups", json={"amount": 700}, headers=auth | {"Idempotency-Key": "1"}
+    )
+    assert r.status_code == 201
+    page = await api.http.get(
+        "/api/v1/admin/ledger", params={"account": "psp:acme-psp"}, headers=api.admin()
+    )
+    assert page.json()["balance"] == -700
+    assert len(psp._by_key) == 2  # authorize and capture, each under its own key
