@@ -64,7 +64,7 @@ class Demo:
         return next(c for c in self.info["chargers"] if c["id"] == charger_id)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: run scripts/setup-browser (as root)")
@@ -98,8 +98,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
+    """Package scope: the sync API keeps an event loop running in the main thread, which
+    must be gone before the test directories after this one call ``asyncio.run``."""
     with sync_playwright() as p:
         yield p
 
