@@ -22,6 +22,7 @@ from charge_point.settings import StationSettings
 from charge_point.station import Station
 from charge_point.store import Store, load_charger_key
 from qr_extension.refusal import Refusal
+from qr_extension.wire import ID_TAG_MAX_16, ID_TOKEN_MAX_201
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class Charger:
     async def present_id_tag(self, evse_id: int, id_tag: str) -> dict[str, Any]:
         """An RFID-style tag: local list / cache, else Authorize with the CSMS when online."""
         station = self.station
+        longest = ID_TAG_MAX_16 if self.settings.ocpp_version == "1.6" else ID_TOKEN_MAX_201
+        if len(id_tag) > longest:  # it could never be reported to the CSMS (brief 5)
+            station.display.show_text(f"Card {id_tag[:8]}... not usable here")
+            return {"accepted": False, "id_tag": id_tag}
         decision = authorization.decide(
             station.store, station.config, id_tag, online=station.online, now=station.now()
         )

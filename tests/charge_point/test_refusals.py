@@ -178,3 +178,11 @@ async def test_control_api_surface(control: Any) -> None:
     assert "/c/CP-1?evse=1" in url and "&t=" in url
     assert (await client.post("/link/down")).json() == {"up": False}
     assert (await client.get("/state")).json()["link_up"] is False
+
+
+async def test_a_card_too_long_for_ocpp_16_is_refused(control: Any) -> None:
+    _, client = await control()
+    await client.post("/evses/1/plug")
+    answer = (await client.post("/evses/1/rfid", json={"id_tag": "C" * 21})).json()
+    assert answer["accepted"] is False
+    assert not (await client.get("/state")).json()["transactions"]
