@@ -19,6 +19,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import random
 import re
 
 from fastapi import APIRouter, WebSocket
@@ -27,7 +28,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from csms.context import CsmsContext
 from csms.errors import ChargerAuthError, StoreError
-from csms.passwords import hash_password
+from csms.passwords import VerifierOverloaded, hash_password
 from csms.protocol import provisioning
 from csms.protocol.base import CsmsChargePoint
 from csms.protocol.v16 import ChargePoint16
@@ -129,15 +130,23 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
                 return 409  # registered by a concurrent attempt: let it retry
             return 0
         stored = charger.password_hash
-    if stored is None or not await ctx.passwords.verify(charger_id, password, stored):
+    if stored is None:
         return 401
-    return 0
+    try:
+        ok = await ctx.passwords.verify(charger_id, password, stored)
+    except VerifierOverloaded:
+        return 503
+    return 0 if ok else 401
 
 
 async def _deny(websocket: WebSocket, status: int, reason: str) -> None:
     LOG.info("refused %s: %s %s", websocket.url.path, status, reason)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        headers = {"WWW-Authenticate": 'Basic realm="ocpp"'} if status == 401 else None
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": 'Basic realm="ocpp"'}
+        elif status == 503:
+            headers = {"Retry-After": str(random.randint(5, 30))}  # spread the retries
         await websocket.send_denial_response(
             PlainTextResponse(reason, status_code=status, headers=headers)
         )
@@ -149,6 +158,7 @@ _REASONS = {
     401: "charger authentication failed (HTTP Basic, username = charger id)",
     404: "unknown charger id",
     409: "charger is being registered, retry",
+    503: "CSMS busy (reconnect storm), retry after the Retry-After seconds",
 }
 
 

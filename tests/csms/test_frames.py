@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from ocpp.messages import Call, CallError, CallResult
 
-from csms.passwords import PasswordVerifier, hash_password
+from csms.passwords import PasswordVerifier, VerifierOverloaded, hash_password
 from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
 
 
@@ -59,3 +61,16 @@ async def test_password_verifier_caches_successes_only() -> None:
     assert await verifier.verify("CP", "s3cret-password", stored)
     assert verifier.verifications == 4  # expired entry
     assert not await verifier.verify("OTHER", "s3cret-password", stored + "x")
+
+
+async def test_password_verifier_refuses_beyond_its_queue() -> None:
+    verifier = PasswordVerifier(parallel=1, max_waiting=2)
+    stored = hash_password("s3cret-password")
+    results = await asyncio.gather(
+        *(verifier.verify(f"CP{n}", "s3cret-password", stored) for n in range(3)),
+        return_exceptions=True,
+    )
+    assert results[:2] == [True, True]
+    assert isinstance(results[2], VerifierOverloaded)
+    assert (verifier.verifications, verifier.overloads) == (2, 1)
+    assert await verifier.verify("CP0", "s3cret-password", stored)  # cached: no queue needed
