@@ -4,6 +4,7 @@
 
     PaymentError
     ├── InvalidAmount          an amount that is not a non-negative integer (minor units)
+    ├── InvalidKey             an idempotency key that is empty or too long
     ├── UnknownWallet          no wallet for this user (create the user first)
     ├── IdempotencyConflict    a key reused for a different operation or amount
     ├── InsufficientFunds      available balance below the amount to hold
@@ -25,6 +26,10 @@ class PaymentError(Exception):
 
 class InvalidAmount(PaymentError, ValueError):
     """An amount must be an integer >= 0 in minor units (some operations need > 0)."""
+
+
+class InvalidKey(PaymentError, ValueError):
+    """An idempotency key must be a string of 1..200 characters."""
 
 
 class UnknownWallet(PaymentError):

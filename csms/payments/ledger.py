@@ -12,8 +12,8 @@ account              kind            meaning
 ``psp:{provider}``   ``psp``         money that came in through a payment provider
 ===================  ==============  =====================================================
 
-A credit to an account is a positive entry. Every transfer's entries sum to zero, so the sum
-of every account is always zero too. Nothing here commits: the caller owns the transaction.
+A credit to an account is a positive entry. Every transfer's entries sum to zero, so all
+accounts together always sum to zero too. Nothing here commits: the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, literal, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.payments.errors import IdempotencyConflict, InvalidAmount, UnknownWallet
+from csms.payments.errors import IdempotencyConflict, InvalidAmount, InvalidKey, UnknownWallet
 from csms.store.models_money import KEY_MAX, LedgerEntry, LedgerTransfer, Wallet
 from csms.store.types import utcnow
 
@@ -67,7 +67,7 @@ def check_amount(amount: object, *, positive: bool = False) -> int:
 
 def check_key(key: object) -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= KEY_MAX:
-        raise InvalidAmount(f"an idempotency key is a string of 1..{KEY_MAX} characters")
+        raise InvalidKey(f"an idempotency key is a string of 1..{KEY_MAX} characters")
     return key
 
 

@@ -17,6 +17,7 @@ from csms.payments.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
+    InvalidKey,
     PaymentDeclined,
     RefundExceeded,
     UnknownWallet,
@@ -130,8 +131,10 @@ async def test_refusals(db: Database) -> None:
                 await wallet.place_hold(session, user_id=uid, order_id="D", amount=bad, key="x")  # type: ignore[arg-type]
         with pytest.raises(InvalidAmount):
             await wallet.top_up(session, user_id=uid, amount=0, key="zero")
-        with pytest.raises(InvalidAmount):
+        with pytest.raises(InvalidKey):
             await wallet.place_hold(session, user_id=uid, order_id="D", amount=1, key="")
+        with pytest.raises(InvalidKey):
+            await wallet.place_hold(session, user_id=uid, order_id="D", amount=1, key="k" * 201)
         with pytest.raises(UnknownWallet):
             await wallet.place_hold(session, user_id=uid + 999, order_id="D", amount=1, key="u")
         with pytest.raises(HoldExceeded):
