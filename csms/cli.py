@@ -27,6 +27,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+class _DenialNoise(logging.Filter):
+    """Drops uvicorn's false "returned without completing handshake" after an HTTP denial.
+
+    uvicorn's websockets-sansio protocol logs it for every handshake the CSMS refuses with an
+    HTTP response (400/401/404/503); in a reconnect storm that is thousands of ERROR lines.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing handshake" not in record.getMessage()
+
+
 def run(args: argparse.Namespace) -> int:
     from csms.app import server_config
 
@@ -38,5 +49,7 @@ def run(args: argparse.Namespace) -> int:
         database_url=args.database_url,
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    uvicorn.Server(server_config(settings, log_level=args.log_level)).run()
+    config = server_config(settings, log_level=args.log_level)  # configures uvicorn's loggers
+    logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
+    uvicorn.Server(config).run()
     return 0
