@@ -276,7 +276,7 @@ def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpe
 
     try:
         ramp_s = 0 if args.storm else len(specs) / args.ramp_rate
-        per_try = 2 * args.connect_timeout + 6
+        per_try = 2 * args.connect_timeout + 60  # handshake, boot, backoff or Retry-After
         collect("ready", ramp_s + (args.connect_retries + 1) * per_try + 30)
         start = time.time() + 0.5
         load_window[:] = [start, target.cpu_s()]
@@ -337,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--self-test", action="store_true", help="run against the built-in stand-in")
     p.add_argument("--call-timeout", type=float, default=30)
     p.add_argument("--connect-timeout", type=float, default=60)
-    p.add_argument("--connect-retries", type=int, default=2, help="per charger, with backoff")
+    p.add_argument(
+        "--connect-retries",
+        type=int,
+        default=5,
+        help="per charger, after Retry-After or a 1-3 s x attempt backoff",
+    )
     p.add_argument("--startup-timeout", type=float, default=60)
     p.add_argument("--register-concurrency", type=int, default=16)
     p.add_argument(
@@ -364,8 +369,8 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--share-201 must be in [0, 1] and --ramp-rate > 0")
     if args.workers == 0:
         args.workers = 1 if args.chargers <= 1000 else 2
-    if not 1 <= args.workers <= 4 or not 0 <= args.connect_retries <= 5:
-        parser.error("--workers must be 1..4 and --connect-retries 0..5")
+    if not 1 <= args.workers <= 4 or not 0 <= args.connect_retries <= 10:
+        parser.error("--workers must be 1..4 and --connect-retries 0..10")
     if not args.label:
         target = "stand-in" if args.self_test else args.db
         args.label = target

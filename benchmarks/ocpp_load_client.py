@@ -218,7 +218,7 @@ class Worker:
         report.first_attempt_at = min(report.first_attempt_at, time.time())
         t0 = loop.time()
         for attempt in range(plan.connect_retries + 1):
-            outcome = await self._attempt(spec)
+            outcome, retry_after = await self._attempt(spec)
             if not isinstance(outcome, str):
                 report.booted += 1
                 report.connect_ms.append((loop.time() - t0) * 1000)
@@ -228,11 +228,15 @@ class Worker:
                 report.connect_failures[outcome] += 1
                 return None
             report.connect_retries[outcome] += 1
-            await asyncio.sleep(self._rng.uniform(1.0, 3.0) * (attempt + 1) * plan.retry_backoff_s)
+            backoff = self._rng.uniform(1.0, 3.0) * (attempt + 1) * plan.retry_backoff_s
+            await asyncio.sleep(retry_after if retry_after is not None else backoff)
         return None
 
-    async def _attempt(self, spec: ChargerSpec) -> tuple[Link, ChargerScript] | str:
-        """One connection attempt: the open, booted link, or why it failed."""
+    async def _attempt(
+        self, spec: ChargerSpec
+    ) -> tuple[tuple[Link, ChargerScript] | str, float | None]:
+        """One connection attempt: the open, booted link or why it failed, and the server's
+        ``Retry-After`` (seconds, capped at 60) when it sent one."""
         plan, report = self.plan, self.report
         token = base64.b64encode(f"{spec.charger_id}:{spec.password}".encode()).decode()
         try:
@@ -246,12 +250,12 @@ class Worker:
                 close_timeout=2,
             )
         except InvalidStatus as exc:
-            return f"HTTP {exc.response.status_code}"
+            return f"HTTP {exc.response.status_code}", _retry_after(exc)
         except (OSError, TimeoutError, InvalidHandshake) as exc:
-            return type(exc).__name__
+            return type(exc).__name__, None
         if ws.subprotocol != SUBPROTOCOLS[spec.version]:
             await ws.close()
-            return "subprotocol not agreed"
+            return "subprotocol not agreed", None
         report.connected += 1
         link = Link(ws, spec.version, report)
         script = ChargerScript(spec.charger_id, spec.version)
@@ -259,12 +263,12 @@ class Worker:
             answer = await link.call(*script.boot(), timeout_s=plan.connect_timeout_s)
             if answer.get("status") != "Accepted":
                 await link.close()
-                return f"boot {answer.get('status')}"
+                return f"boot {answer.get('status')}", None
             await link.call(*script.status(available=True), timeout_s=plan.connect_timeout_s)
         except CallFailed as exc:
             await link.close()
-            return f"boot {exc.reason}"
-        return link, script
+            return f"boot {exc.reason}", None
+        return (link, script), None
 
     async def _load(self, link: Link, script: ChargerScript) -> None:
         loop = asyncio.get_running_loop()
@@ -292,6 +296,14 @@ class Worker:
             self._last_answer = max(self._last_answer, answered)
             script.on_result(action, answer)
             next_at += plan.interval_s
+
+
+def _retry_after(exc: InvalidStatus) -> float | None:
+    value = exc.response.headers.get("Retry-After", "")
+    try:
+        return min(60.0, max(0.0, float(value)))
+    except ValueError:
+        return None
 
 
 async def _run(plan: WorkerPlan, pipe: Connection) -> None:

@@ -175,7 +175,10 @@ async def test_worker_retries_a_refused_handshake_and_reports_final_failures() -
         charger = request.path.rsplit("/", 1)[-1]
         refused[charger] += 1
         if charger == "NEVER" or refused[charger] == 1:
-            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+            response = ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+            if charger == "LATE":  # honoured instead of the (here 1-3 ms) backoff
+                response.headers["Retry-After"] = "0.2"
+            return response
         return None
 
     async def handler(ws: ServerConnection) -> None:
@@ -201,6 +204,7 @@ async def test_worker_retries_a_refused_handshake_and_reports_final_failures() -
         report = await asyncio.wait_for(worker.finish(tasks), 10)
 
     assert (report.attempted, report.booted) == (2, 1)
+    assert report.connect_ms[0] >= 200  # waited the server's Retry-After
     assert refused == {"LATE": 2, "NEVER": 3}
     assert report.connect_failures == {"HTTP 503": 1}
     assert report.connect_retries == {"HTTP 503": 3}
