@@ -28,7 +28,15 @@ async def _deliver(world: World, kind: str, token: str, facts: TransactionFacts)
         await world.service.on_transaction_event("ended", facts)
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+# every ordering on both backends; on PostgreSQL with 1.6, where matching is the harder case
+BACKEND_VERSIONS = [
+    ("sqlite", "1.6"),
+    ("sqlite", "2.0.1"),
+    pytest.param("postgres", "1.6", marks=pytest.mark.postgres),
+]
+
+
+@pytest.mark.parametrize(("db_url", "version"), BACKEND_VERSIONS, indirect=["db_url"])
 @pytest.mark.parametrize("order_of_copies", list(itertools.permutations(COPIES)))
 async def test_every_ordering_with_duplicates_charges_once(
     world: World, order_of_copies: tuple[str, ...], version: str
