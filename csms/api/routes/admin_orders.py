@@ -27,7 +27,7 @@ from csms.payments.errors import PaymentError
 from csms.payments.lifecycle import IllegalTransition, OrderEvent, next_order_state
 from csms.payments.order_errors import OrderNotFound, PaymentNotFound, RefundRefused
 from csms.payments.orders import get_order, list_orders
-from csms.payments.reconciliation import build_report, to_csv
+from csms.payments.reconciliation import ReconciliationReport, build_report, to_csv
 from csms.payments.schemas import (
     OrderDetail,
     PaymentPublic,
@@ -216,7 +216,7 @@ async def refund(
 
 async def _report(
     session: AsyncSession, ctx: CtxDep, since: datetime | None, until: datetime | None
-) -> Any:
+) -> ReconciliationReport:
     return await build_report(
         session, now=ctx.clock(), leeway_s=ctx.settings.token_leeway_s, since=since, until=until
     )
@@ -231,7 +231,7 @@ async def reconciliation(
     until: datetime | None = None,
 ) -> dict[str, object]:
     """Orders settled by QR only, by OCPP only, by both; disagreements; stuck holds."""
-    return (await _report(session, ctx, since, until)).as_dict()  # type: ignore[no-any-return]
+    return (await _report(session, ctx, since, until)).as_dict()
 
 
 @router.get("/reconciliation.csv", response_class=Response)
