@@ -78,7 +78,8 @@ async def lock_wallet(session: AsyncSession, user_id: int) -> str:
     database write lock (the driver begins the transaction at this first write), so balance
     checks that follow see every posting committed before and none that races them.
     """
-    result = await session.exec(
+    connection = await session.connection()  # Core, not the ORM: this is the hot path
+    result = await connection.execute(
         update(Wallet)
         .where(col(Wallet.user_id) == user_id)
         .values(version=col(Wallet.version) + 1)
@@ -107,8 +108,8 @@ async def key_and_balance(
         if account is not None
         else literal(0)
     )
-    rows = await session.exec(select(transfer, total))
-    found, amount = rows.one()
+    connection = await session.connection()
+    found, amount = (await connection.execute(select(transfer, total))).one()
     return (None if found is None else int(found)), int(amount)
 
 
@@ -163,7 +164,8 @@ async def post(
     if sum(leg.amount for leg in legs) != 0 or len(legs) < 2:
         raise InvalidAmount("a transfer needs two or more legs that sum to zero")
     moved = sum(leg.amount for leg in legs if leg.amount > 0)
-    result = await session.exec(
+    connection = await session.connection()
+    result = await connection.execute(
         insert(LedgerTransfer)
         .values(
             idempotency_key=key,
@@ -177,8 +179,9 @@ async def post(
         )
         .returning(col(LedgerTransfer.id))
     )
-    transfer_id = int(result.scalar_one())
-    await session.exec(
+    transfer_id = result.scalar_one()
+    assert transfer_id is not None
+    await connection.execute(
         insert(LedgerEntry).values(
             [
                 {
