@@ -215,7 +215,6 @@ async function downloadCsv(event) {
 }
 
 async function start() {
-  await setLanguage("en");
   const form = document.getElementById("key-form");
   const input = document.getElementById("admin-key");
   input.value = key();
@@ -224,6 +223,8 @@ async function start() {
     sessionStorage.setItem(KEY, input.value.trim());
     refresh();
   });
+  await setLanguage("en");
+  document.body.dataset.ready = "true";
   await refresh();
   setInterval(refresh, REFRESH_MS);
 }

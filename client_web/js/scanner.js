@@ -6,6 +6,7 @@ import { prepareZXingModule, readBarcodes } from "/vendor/zxing-wasm/es/reader/i
 const WASM_DIR = "/vendor/zxing-wasm/reader/";
 const READER = { formats: ["QRCode"], tryHarder: true, maxNumberOfSymbols: 1 };
 const FRAME_MS = 200;
+const REPEAT_MS = 4000; // a code that failed is sent again only after this
 
 prepareZXingModule({
   overrides: {
@@ -36,7 +37,7 @@ export class CameraError extends Error {
   }
 }
 
-/** Reads frames from the camera into `video` until a QR text is found or stop() is called. */
+/** Reads frames from the camera into `video` and hands each new QR text to a callback. */
 export class Scanner {
   constructor(video) {
     this.video = video;
@@ -45,8 +46,8 @@ export class Scanner {
     this.canvas = document.createElement("canvas");
   }
 
-  /** Resolves with the first decoded text; rejects with a CameraError. */
-  async scan() {
+  /** Opens the camera; rejects with a CameraError. */
+  async open() {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new CameraError("camera_missing");
     }
@@ -58,11 +59,24 @@ export class Scanner {
     } catch (err) {
       throw new CameraError(cameraErrorCode(err), err);
     }
+    if (this.stopped) {
+      this.stop();
+      return;
+    }
     this.video.srcObject = this.stream;
     this.video.setAttribute("playsinline", "");
     this.video.muted = true;
     await this.video.play().catch(() => {});
+  }
+
+  /**
+   * Decodes frames until stop(); `onText(text)` gets each text (the same text again only
+   * after REPEAT_MS) and returns whether to go on scanning.
+   */
+  async run(onText) {
     const context = this.canvas.getContext("2d", { willReadFrequently: true });
+    let last = null;
+    let lastAt = 0;
     while (!this.stopped) {
       const { videoWidth: w, videoHeight: h } = this.video;
       if (w && h) {
@@ -71,14 +85,18 @@ export class Scanner {
         context.drawImage(this.video, 0, 0, w, h);
         const results = await readBarcodes(context.getImageData(0, 0, w, h), READER);
         const found = results.find((r) => r.isValid && r.text);
-        if (found && !this.stopped) {
-          this.stop();
-          return found.text;
+        const now = Date.now();
+        if (found && !this.stopped && (found.text !== last || now - lastAt > REPEAT_MS)) {
+          last = found.text;
+          lastAt = now;
+          if (!(await onText(found.text))) {
+            this.stop();
+            return;
+          }
         }
       }
       await new Promise((resolve) => setTimeout(resolve, FRAME_MS));
     }
-    return null;
   }
 
   stop() {

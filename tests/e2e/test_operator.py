@@ -26,6 +26,7 @@ def test_operator_sees_the_fleet_and_cuts_a_charger_off(
 
     page = launch().new_context(viewport=DESKTOP, locale="en-US").new_page()
     page.goto(demo.info["operator_url"])
+    page.wait_for_selector("body[data-ready]", state="attached")
     page.fill("#admin-key", "wrong-key")
     page.click("#key-form button")
     page.wait_for_selector("#notice >> text=operator key was not accepted")

@@ -43,21 +43,16 @@ export function cameraPanel({ onText, onPhoto, photoLabel }) {
       denied("camera_unavailable");
       return;
     }
-    while (!stopped) {
-      scanner = new module.Scanner(video);
-      let text;
-      try {
-        const scanning = scanner.scan();
-        replace(status, t("camera.aim"));
-        text = await scanning;
-      } catch (err) {
-        if (!stopped) denied(err.code || "camera_failed");
-        return;
-      }
-      if (stopped || text === null) return;
-      const again = await onText(text);
-      if (!again) return;
+    scanner = new module.Scanner(video);
+    if (stopped) return;
+    try {
+      await scanner.open();
+    } catch (err) {
+      if (!stopped) denied(err.code || "camera_failed");
+      return;
     }
+    replace(status, t("camera.aim"));
+    await scanner.run(async (text) => !stopped && (await onText(text)));
   }
 
   function stop() {

@@ -17,8 +17,9 @@ export async function show(main, route, app) {
   const result = h("div", { id: "settle-result" });
   let camera = null;
   let busy = false;
+  const refused = new Set(); // texts the server refused: not sent again from the camera
 
-  async function send(upload) {
+  async function send(upload, text = null) {
     if (busy) return true;
     busy = true;
     notify(null);
@@ -36,6 +37,7 @@ export async function show(main, route, app) {
       app.navigate("payment", answer.order_id);
       return false;
     } catch (err) {
+      if (text && err.status >= 400 && err.status < 500) refused.add(text);
       replace(result, h("section", { class: "card error-card", id: "settle-error", dataset: { code: err.code || "" } },
         h("p", {}, explain(err))));
       return true;
@@ -53,7 +55,8 @@ export async function show(main, route, app) {
         await new Promise((resolve) => setTimeout(resolve, 1500));
         return true;
       }
-      return send(() => api.settleToken(text.trim()));
+      if (refused.has(text)) return true;
+      return send(() => api.settleToken(text.trim()), text);
     },
     onPhoto: (file) => send(() => api.settlePhoto(file)),
     photoLabel: t("camera.photo_settlement"),
