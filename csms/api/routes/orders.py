@@ -131,8 +131,10 @@ async def remote_start(
     """Asks the (connected) charger to start this order; 409 when it is not connected, the
     order is no longer startable, or the charger rejects it."""
     order = await _own_order(session, order_id, _user_id(user))
-    if order.status != OrderState.CREATED or ctx.clock() > order.expires_at:
+    if order.status != OrderState.CREATED:
         raise HTTPException(status.HTTP_409_CONFLICT, f"order {order.id} is {order.status}")
+    if ctx.clock() > order.expires_at:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"order {order.id} has expired")
     link = ctx.registry.get(order.charger_id)
     charger = await get_charger(session, order.charger_id)
     version = link.ocpp_version if link else (charger.ocpp_version if charger else None)

@@ -361,6 +361,20 @@ async def test_concurrent_http_uploads_refund_and_cancel(tmp_path: Path, db_url:
         payments = (await http.get("/api/v1/admin/payments")).json()
         assert [(p["status"], p["refunded_amount"]) for p in payments] == [("captured", 215)]
 
+        # an expired order cannot be started remotely, and its token is refused at Authorize
+        r = await http.post(
+            "/api/v1/orders", json={"charger_id": "CC1", "amount": 500}, headers=carol
+        )
+        late = r.json()
+        f.clock.advance(f.csms.ctx.settings.start_token_validity_s + 1)
+        r = await http.post(f"/api/v1/orders/{late['id']}/remote-start", headers=carol)
+        assert r.status_code == 409 and "expired" in r.json()["detail"]
+        r = await http.post(f"/api/v1/orders/{paid['id']}/remote-start", headers=carol)
+        assert r.status_code == 409 and "paid" in r.json()["detail"]
+        f.clock.advance(f.csms.ctx.settings.token_leeway_s)
+        decision = await f.csms.ctx.authorization.authorize("CC1", late["id"])
+        assert decision.status == "Expired"
+
 
 async def test_remote_start_limits_enforced_by_the_csms_16(tmp_path: Path, db_url: str) -> None:
     async with flow(tmp_path, db_url) as f:
