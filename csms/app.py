@@ -97,10 +97,11 @@ def create_app(
         try:
             yield
         finally:
-            for charger_id in registry.connected():
-                link = registry.get(charger_id)
-                if link is not None:
-                    await link.close("CSMS shutting down")
+            links = [registry.get(charger_id) for charger_id in registry.connected()]
+            await asyncio.gather(
+                *(link.close("CSMS shutting down") for link in links if link is not None),
+                return_exceptions=True,
+            )
             if side is not None:
                 await side.close()
             writer.cancel()
