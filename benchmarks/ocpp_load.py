@@ -30,6 +30,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import httpx
@@ -222,79 +224,107 @@ def start_profiler(args: argparse.Namespace, target: Target) -> subprocess.Popen
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpec]) -> Summary:
-    """Spawns the workers, synchronises connect -> load, samples the target's RSS."""
-    count = max(1, min(args.workers, len(specs)))
-    ctx = multiprocessing.get_context("spawn")
-    rss_before, _ = target.rss_mb()
-    summary = Summary(args.label, len(specs), args.storm, args.rate, args.duration, [])
-    summary.rss_start_mb = rss_before
-    peak = rss_before
-    pipes, processes = [], []
-    for w in range(count):
-        share = tuple(specs[w::count])
-        plan = WorkerPlan(
-            port=target.port,
-            chargers=share,
-            storm=args.storm,
-            connects_per_s=args.ramp_rate / count,
-            interval_s=len(specs) / args.rate,
-            duration_s=args.duration,
-            call_timeout_s=args.call_timeout,
-            connect_timeout_s=args.connect_timeout,
-            connect_retries=args.connect_retries,
-            seed=args.seed + w,
-        )
-        parent, child = ctx.Pipe()
-        process = ctx.Process(target=run_worker, args=(plan, child), daemon=True)
-        process.start()
-        pipes.append(parent)
-        processes.append(process)
+class Workers:
+    """The worker processes of one run, and the parent's side of their pipe protocol.
 
-    load_window = [math.inf, math.inf]  # (start epoch, CSMS CPU seconds at start)
+    Each worker sends ``("ready", booted)`` after its connect phase, receives ``("go", epoch)``
+    and sends ``("report", WorkerReport)`` after the load phase. While waiting, the parent
+    samples the target's RSS and, at the end of the load window, its CPU time.
+    """
 
-    def collect(kind: str, timeout_s: float) -> list[object]:
-        nonlocal peak
+    def __init__(self, args: argparse.Namespace, target: Target, specs: list[ChargerSpec]):
+        self.args = args
+        self.target = target
+        count = max(1, min(args.workers, len(specs)))
+        self.summary = Summary(args.label, len(specs), args.storm, args.rate, args.duration, [])
+        self.summary.rss_start_mb = self.peak_mb = target.rss_mb()[0]
+        self.load_start = math.inf
+        self.cpu_at_start = math.nan
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.processes: list[BaseProcess] = []
+        for w in range(count):
+            plan = WorkerPlan(
+                port=target.port,
+                chargers=tuple(specs[w::count]),
+                storm=args.storm,
+                connects_per_s=args.ramp_rate / count,
+                interval_s=len(specs) / args.rate,
+                duration_s=args.duration,
+                call_timeout_s=args.call_timeout,
+                connect_timeout_s=args.connect_timeout,
+                connect_retries=args.connect_retries,
+                seed=args.seed + w,
+            )
+            parent, child = ctx.Pipe()
+            process = ctx.Process(target=run_worker, args=(plan, child), daemon=True)
+            process.start()
+            self.pipes.append(parent)
+            self.processes.append(process)
+
+    def collect(self, kind: str, timeout_s: float) -> list[object]:
+        """One message of ``kind`` from every worker, within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         got: dict[int, object] = {}
-        while len(got) < len(pipes):
+        while len(got) < len(self.pipes):
             if time.monotonic() > deadline:
                 raise LoadError(f"workers did not send {kind!r} within {timeout_s:.0f} s")
-            for i, pipe in enumerate(pipes):
-                if i not in got and pipe.poll(0.1):
+            for i, pipe in enumerate(self.pipes):
+                if i in got:
+                    continue
+                if pipe.poll(0.1):
                     message = pipe.recv()
                     if message[0] != kind:
                         raise LoadError(f"worker {i} sent {message[0]!r}, expected {kind!r}")
                     got[i] = message[1]
-                elif i not in got and not processes[i].is_alive():
-                    raise LoadError(f"worker {i} died with exit code {processes[i].exitcode}")
-            peak = max(peak, target.rss_mb()[0])
-            if math.isnan(summary.csms_cpu_s) and time.time() >= load_window[0] + args.duration:
-                summary.csms_cpu_s = target.cpu_s() - load_window[1]
-                summary.load_average = (summary.load_average[0], os.getloadavg()[0])
-        return [got[i] for i in range(len(pipes))]
+                elif not self.processes[i].is_alive():
+                    raise LoadError(f"worker {i} died with exit code {self.processes[i].exitcode}")
+            self._sample()
+        return [got[i] for i in range(len(self.pipes))]
 
-    try:
-        ramp_s = 0 if args.storm else len(specs) / args.ramp_rate
-        per_try = 2 * args.connect_timeout + 60  # handshake, boot, backoff or Retry-After
-        collect("ready", ramp_s + (args.connect_retries + 1) * per_try + 30)
-        start = time.time() + 0.5
-        load_window[:] = [start, target.cpu_s()]
-        summary.load_average = (os.getloadavg()[0], math.nan)
-        for pipe in pipes:
-            pipe.send(("go", start))
-        profiler = start_profiler(args, target)
-        reports = collect("report", args.duration + 2 * args.call_timeout + 30)
-        summary.workers = [r for r in reports if isinstance(r, WorkerReport)]
-        if profiler is not None:
-            profiler.wait(timeout=60)
-    finally:
-        for process in processes:
+    def go(self) -> None:
+        """Starts the load phase in every worker at the same wall-clock instant."""
+        self.load_start = time.time() + 0.5
+        self.cpu_at_start = self.target.cpu_s()
+        self.summary.load_average = (os.getloadavg()[0], math.nan)
+        for pipe in self.pipes:
+            pipe.send(("go", self.load_start))
+
+    def close(self) -> None:
+        for process in self.processes:
             process.join(timeout=10)
             if process.is_alive():
                 process.terminate()
+
+    def _sample(self) -> None:
+        self.peak_mb = max(self.peak_mb, self.target.rss_mb()[0])
+        summary = self.summary
+        if math.isnan(summary.csms_cpu_s) and time.time() >= self.load_start + self.args.duration:
+            summary.csms_cpu_s = self.target.cpu_s() - self.cpu_at_start
+            summary.load_average = (summary.load_average[0], os.getloadavg()[0])
+
+
+def run_workers(args: argparse.Namespace, target: Target, specs: list[ChargerSpec]) -> Summary:
+    """Connect phase, then the load phase; the merged summary with the target's RSS."""
+    workers = Workers(args, target, specs)
+    try:
+        ramp_s = 0 if args.storm else len(specs) / args.ramp_rate
+        per_try = 2 * args.connect_timeout + 60  # handshake, boot, backoff or Retry-After
+        workers.collect("ready", ramp_s + (args.connect_retries + 1) * per_try + 30)
+        workers.go()
+        profiler = start_profiler(args, target)
+        reports = workers.collect("report", args.duration + 2 * args.call_timeout + 30)
+        if profiler is not None:
+            try:
+                profiler.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                profiler.terminate()
+    finally:
+        workers.close()
+    summary = workers.summary
+    summary.workers = [r for r in reports if isinstance(r, WorkerReport)]
     summary.rss_end_mb, summary.rss_hwm_mb = target.rss_mb()
-    summary.rss_peak_mb = max(peak, summary.rss_end_mb)
+    summary.rss_peak_mb = max(workers.peak_mb, summary.rss_end_mb)
     return summary
 
 
