@@ -6,17 +6,19 @@ worker thread. The settlement is verified (brief 2.2, 7.7) and settles its order
 the payment information. An uploader who does not own the order settles the owner's order and
 is told only that it was accepted (202, brief 7.9). Refusals are 422 with the stable reason
 code (``{"detail": {"reason", "message"}}``); a copy of an already paid order is 409.
+``GET /api/v1/settlements[/{id}]`` shows the settlements of the driver's own orders.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlmodel import col, select
 from starlette.datastructures import UploadFile
 
 from csms.api.deps import SessionDep
@@ -30,7 +32,7 @@ from csms.payments.schemas import (
     SettlementUpload,
     settlement_public,
 )
-from csms.store.models_orders import SettlementRecord
+from csms.store.models_orders import Order, SettlementRecord
 from qr_extension.errors import QrDecodeError
 from qr_extension.keys import b64url_decode
 from qr_extension.qr import decode_qr
@@ -130,6 +132,25 @@ async def post_settlement(
     if outcome.order.user_id != user.id:
         return JSONResponse(SettlementAccepted().model_dump(), status.HTTP_202_ACCEPTED)
     return await settlement_public(session, outcome.order, outcome.record)
+
+
+@router.get("", response_model=list[SettlementPublic])
+async def list_settlements(
+    user: CurrentUser,
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[SettlementPublic]:
+    """The settlements of the driver's own orders, newest first."""
+    rows = await session.exec(
+        select(SettlementRecord, Order)
+        .join(Order, col(Order.id) == col(SettlementRecord.order_id))
+        .where(Order.user_id == user.id)
+        .order_by(col(SettlementRecord.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [await settlement_public(session, order, record) for record, order in rows.all()]
 
 
 @router.get("/{settlement_id}", response_model=SettlementPublic)

@@ -308,6 +308,11 @@ async def test_offline_with_late_sync_16(tmp_path: Path, db_url: str) -> None:
         assert detail["settlements"][0]["sources"] == ["signed", "ocpp"]
         r = await http.get(f"/api/v1/receipts/{body['receipt_id']}", headers=eve)
         assert r.status_code == 404
+        mine = (await http.get("/api/v1/settlements", headers=bob)).json()
+        assert [s["order_id"] for s in mine] == [used["id"]]
+        assert (await http.get("/api/v1/settlements", headers=eve)).json() == []
+        r = await http.get(f"/api/v1/settlements/{mine[0]['id']}", headers=eve)
+        assert r.status_code == 404
 
 
 async def test_concurrent_http_uploads_refund_and_cancel(tmp_path: Path, db_url: str) -> None:
