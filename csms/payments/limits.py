@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -78,7 +79,11 @@ async def limit_hits(session: AsyncSession, *, now: datetime) -> list[LimitHit]:
             Order.status == OrderState.STARTED,
             col(Transaction.charger_id) == col(Order.charger_id),
             Transaction.state == "Started",
+            ~exists().where(
+                col(OrderFlag.order_id) == col(Order.id), col(OrderFlag.kind) == "limit_stop"
+            ),
         )
+        .order_by(col(Order.id))
         .limit(BATCH)
     )
     hits = []

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -121,16 +121,39 @@ class Reaper:
 
     async def _release_unused(self, now: datetime, report: ReapReport) -> None:
         leeway = timedelta(seconds=self._settings.token_leeway_s)
-        async with self._db.session() as session:
-            rows = await session.exec(
+        after: tuple[datetime, str] | None = None
+        while True:  # keyset pages: orders that stay held never hide the ones behind them
+            query = (
                 select(Order, ChargerSync)
                 .join(
                     ChargerSync, col(ChargerSync.charger_id) == col(Order.charger_id), isouter=True
                 )
                 .where(Order.status == OrderState.CREATED, col(Order.expires_at) < now - leeway)
+                .order_by(col(Order.expires_at), col(Order.id))
                 .limit(BATCH)
             )
-            candidates = list(rows.all())
+            if after is not None:
+                query = query.where(
+                    or_(
+                        col(Order.expires_at) > after[0],
+                        and_(col(Order.expires_at) == after[0], col(Order.id) > after[1]),
+                    )
+                )
+            async with self._db.session() as session:
+                candidates = list((await session.exec(query)).all())
+            await self._release_page(candidates, now, leeway, report)
+            if len(candidates) < BATCH:
+                return
+            last = candidates[-1][0]
+            after = (last.expires_at, last.id)
+
+    async def _release_page(
+        self,
+        candidates: Sequence[tuple[Order, ChargerSync | None]],
+        now: datetime,
+        leeway: timedelta,
+        report: ReapReport,
+    ) -> None:
         offline_limit = timedelta(seconds=self._settings.offline_limit_s)
         for order, sync in candidates:
             usable_until = order.expires_at + leeway

@@ -125,3 +125,28 @@ async def test_order_limits_snapshot_and_ids(world: World) -> None:
     await world.service.submit(world.settlement(small, wh=1000, minutes=10), source="upload")
     assert (await world.payments(small))[0].amount == 80  # 1 kWh at 0.80
     assert world.clock.now - small.issued_at >= timedelta(seconds=60)
+
+
+async def test_release_pages_past_orders_that_stay_held(world: World) -> None:
+    from csms.payments import reaper as reaper_module
+
+    reaper_module_batch = reaper_module.BATCH
+    reaper_module.BATCH = 2  # small pages: the held orders come first, the released ones later
+    try:
+        held = [await world.order(amount=100) for _ in range(3)]
+        world.clock.advance(60)
+        # a second charger that never syncs would hold the first pages forever
+        for order in held:
+            async with world.db.session() as session:
+                row = await session.get(type(order), order.id)
+                assert row is not None
+                row.charger_id = "CP-SILENT"
+                session.add(row)
+                await session.commit()
+        late = [await world.order(amount=100) for _ in range(3)]
+        world.clock.advance(VALIDITY + LEEWAY + 1)
+        await world.synced()
+        report = await world.reaper.reap_once()
+        assert sorted(report.released) == sorted(o.id for o in late)
+    finally:
+        reaper_module.BATCH = reaper_module_batch
