@@ -7,13 +7,17 @@ import asyncio
 import json
 from datetime import timedelta
 
+import pytest
+
 from csms.billing.resolve import charger_scope
+from csms.payments import reaper as reaper_module
 from csms.payments import wallet
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.orders import ORDER_ID_LENGTH, snapshot
 from csms.payments.reaper import Reaper
 from csms.protocol.authorization import LocalTagPolicy
 from csms.store.models_money import BillingAssignment, BillingModel
+from csms.store.models_orders import Order
 
 from .conftest import CHARGER, FUNDS, World
 
@@ -127,26 +131,21 @@ async def test_order_limits_snapshot_and_ids(world: World) -> None:
     assert world.clock.now - small.issued_at >= timedelta(seconds=60)
 
 
-async def test_release_pages_past_orders_that_stay_held(world: World) -> None:
-    from csms.payments import reaper as reaper_module
-
-    reaper_module_batch = reaper_module.BATCH
-    reaper_module.BATCH = 2  # small pages: the held orders come first, the released ones later
-    try:
-        held = [await world.order(amount=100) for _ in range(3)]
-        world.clock.advance(60)
-        # a second charger that never syncs would hold the first pages forever
+async def test_release_pages_past_orders_that_stay_held(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reaper_module, "BATCH", 2)  # small pages: held orders come first
+    held = [await world.order(amount=100) for _ in range(3)]
+    async with world.db.session() as session:  # their charger never syncs
         for order in held:
-            async with world.db.session() as session:
-                row = await session.get(type(order), order.id)
-                assert row is not None
-                row.charger_id = "CP-SILENT"
-                session.add(row)
-                await session.commit()
-        late = [await world.order(amount=100) for _ in range(3)]
-        world.clock.advance(VALIDITY + LEEWAY + 1)
-        await world.synced()
-        report = await world.reaper.reap_once()
-        assert sorted(report.released) == sorted(o.id for o in late)
-    finally:
-        reaper_module.BATCH = reaper_module_batch
+            row = await session.get(Order, order.id)
+            assert row is not None
+            row.charger_id = "CP-SILENT"
+            session.add(row)
+        await session.commit()
+    world.clock.advance(60)
+    late = [await world.order(amount=100) for _ in range(3)]
+    world.clock.advance(VALIDITY + LEEWAY + 1)
+    await world.synced()
+    report = await world.reaper.reap_once()
+    assert sorted(report.released) == sorted(o.id for o in late)
