@@ -40,7 +40,7 @@ from csms.payments.ports import WalletOps
 from csms.payments.unit_of_work import in_transaction
 from csms.store.db import Database
 from csms.store.models import ChargerSync
-from csms.store.models_orders import Order, Payment
+from csms.store.models_orders import Order, OrderFlag, Payment
 
 LOG = logging.getLogger("csms.reaper")
 BATCH = 200
@@ -155,12 +155,20 @@ class Reaper:
         report: ReapReport,
     ) -> None:
         offline_limit = timedelta(seconds=self._settings.offline_limit_s)
+        async with self._db.session() as session:
+            ids = [order.id for order, _ in candidates]
+            rows = await session.exec(
+                select(OrderFlag.order_id).where(
+                    col(OrderFlag.order_id).in_(ids), OrderFlag.kind == "offline_limit"
+                )
+            )
+            flagged = set(rows.all())
         for order, sync in candidates:
             usable_until = order.expires_at + leeway
             if sync is not None and sync.updated_at > usable_until:
                 if await in_transaction(self._db, self._expirer(order, now)):
                     report.released.append(order.id)
-            elif now > usable_until + offline_limit:
+            elif now > usable_until + offline_limit and order.id not in flagged:
                 await in_transaction(self._db, self._flagger(order))
                 report.flagged.append(order.id)
 

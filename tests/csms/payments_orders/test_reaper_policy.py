@@ -44,6 +44,7 @@ async def test_offline_charger_keeps_the_hold_then_is_flagged(world: World) -> N
     assert (await world.reaper.reap_once()).flagged == []
     world.clock.advance(2)
     assert (await world.reaper.reap_once()).flagged == [order.id]
+    assert (await world.reaper.reap_once()).flagged == []  # flagged once
     assert "offline_limit" in await world.flags(order)
     assert (await world.reload(order)).status == "created"
     assert await world.available() == FUNDS - 3000
