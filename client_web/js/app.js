@@ -29,7 +29,7 @@ const NEEDS_SIGN_IN = new Set(["order", "settle", "payment", "receipt", "history
 /** The route of an address: {name, arg, query}. */
 export function parseRoute(loc = location) {
   const hash = loc.hash.replace(/^#\/?/, "");
-  if (!hash) {
+  if (!loc.hash) {
     const match = loc.pathname.match(/^\/c\/([^/]+)\/?$/);
     if (match) {
       const query = new URLSearchParams(loc.search);

@@ -75,3 +75,5 @@ def test_unknown_charger_is_explained(demo: Demo, launch: Callable[..., Browser]
     page.goto(f"{demo.base_url}/c/NO-SUCH-CHARGER?evse=1")
     page.wait_for_selector("#charger-error")
     assert "We do not know this charger" in page.inner_text("#charger-error")
+    page.click(".brand")  # from a charger's link back to the home screen
+    page.wait_for_selector("#scan-charger")

@@ -48,7 +48,12 @@ export async function show(main, route, app) {
   replace(main, h("p", { class: "loading" }, t("common.loading")));
   let data;
   try {
-    data = await api.charger(id, wanted);
+    try {
+      data = await api.charger(id, wanted);
+    } catch (err) {
+      if (err.code !== "unauthorized") throw err;
+      data = await api.charger(id, wanted); // the stale sign-in is gone: ask as a visitor
+    }
   } catch (err) {
     replace(main, h("section", { class: "card error-card", id: "charger-error" },
       h("h1", {}, id), h("p", {}, err.code === "not_found" ? t("error.charger_not_found") : explain(err)),
