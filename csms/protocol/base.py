@@ -19,7 +19,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
 from ocpp.routing import on as _library_on
 
-from csms.errors import ChargerBusy, CommandRejected, CommandTimeout
+from csms.errors import ChargerBusy, CommandRejected, CommandTimeout, NotConnected
 from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
 
 LOG = logging.getLogger("csms.protocol")
@@ -165,6 +165,9 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 continue  # the operator gave up while it waited
             try:
                 answer = await self.call_raw(item.action, item.payload)
+            except asyncio.CancelledError:  # the connection ended while the charger was asked
+                self._fail(item)
+                raise
             except Exception as exc:  # handed to whoever waits, or logged
                 if item.future is not None and not item.future.done():
                     item.future.set_exception(exc)
@@ -175,6 +178,16 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 item.future.set_result(answer)
             else:
                 LOG.info("%s: %s answered %s", self.id, item.action, answer)
+
+    def _fail(self, item: _Outgoing) -> None:
+        if item.future is not None and not item.future.done():
+            item.future.set_exception(NotConnected(f"{self.id}: connection closed"))
+
+    def fail_pending(self) -> None:
+        """Fails every queued command at once when the connection ends (no waiting for
+        timeouts); called by the endpoint after the connection's tasks have stopped."""
+        while not self._outbox.empty():
+            self._fail(self._outbox.get_nowait())
 
     async def call_raw(self, action: str, payload: JsonObject) -> JsonObject:
         """One CALL with a camelCase payload as given (no key conversion), validated both ways.

@@ -207,5 +207,6 @@ async def serve(ctx: CsmsContext, websocket: WebSocket, charger_id: str, version
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        cp.fail_pending()
         if ctx.registry.detach(cp):
             await provisioning.disconnected(ctx, charger_id)

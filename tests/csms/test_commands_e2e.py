@@ -150,3 +150,26 @@ async def test_command_timeout_and_charger_callerror(tmp_path: Any) -> None:
             # ReserveNow is not in the operator's list: 422 from the path enum
             r = await csms.http.post(f"{url}/ReserveNow", json={})
             assert r.status_code == 422
+
+
+async def test_waiting_command_fails_at_once_when_the_charger_leaves(tmp_path: Any) -> None:
+    from .conftest import make_settings, serve
+
+    class Mute(Client16):  # type: ignore[misc]
+        async def route_message(self, raw_msg: str) -> None:
+            if '"Reset"' not in raw_msg:
+                await super().route_message(raw_msg)
+
+    async with serve(make_settings(tmp_path, ocpp_call_timeout_s=30)) as csms:
+        await csms.add_charger("GONE")
+        async with connect(csms.ws_url("GONE"), Mute, "ocpp1.6", basic_auth("GONE")):
+            pending = asyncio.create_task(
+                csms.http.post("/api/v1/admin/chargers/GONE/commands/Reset", json={"type": "Soft"})
+            )
+            for _ in range(200):  # until the Reset CALL is on the wire
+                frames = (await csms.http.get("/api/v1/admin/chargers/GONE/messages")).json()
+                if any('"Reset"' in f["frame"] for f in frames):
+                    break
+                await asyncio.sleep(0.01)
+        r = await asyncio.wait_for(pending, 10)  # far less than the 30 s call timeout
+        assert r.status_code == 409 and "connection closed" in r.json()["detail"]
