@@ -48,6 +48,7 @@ export class Scanner {
 
   /** Opens the camera; rejects with a CameraError. */
   async open() {
+    if (!window.isSecureContext) throw new CameraError("camera_insecure");
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new CameraError("camera_missing");
     }

@@ -108,12 +108,15 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture
 def launch(playwright: Playwright, tmp_path: Path) -> Iterator[Callable[..., Browser]]:
-    """launch(camera=Path|None, allow_camera=True) -> a Chromium with that fake camera."""
+    """launch(camera=Path|None, allow_camera=True, extra_args=()) -> a Chromium with that
+    fake camera."""
     browsers: list[Browser] = []
 
-    def start(camera: Path | None = None, *, allow_camera: bool = True) -> Browser:
+    def start(
+        camera: Path | None = None, *, allow_camera: bool = True, extra_args: tuple[str, ...] = ()
+    ) -> Browser:
         video = camera or blank_y4m(tmp_path / f"blank-{len(browsers)}.y4m")
-        args = [*BASE_ARGS, f"--use-file-for-fake-video-capture={video}"]
+        args = [*BASE_ARGS, f"--use-file-for-fake-video-capture={video}", *extra_args]
         if allow_camera:
             args.append("--use-fake-ui-for-media-stream")
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)

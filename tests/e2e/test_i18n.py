@@ -44,6 +44,8 @@ def test_both_languages_have_the_same_keys_and_placeholders() -> None:
 def test_every_refusal_reason_and_money_error_has_a_sentence() -> None:
     codes = {f"error.{reason.value}" for reason in Reason if reason is not Reason.UNTRUSTED_KEYS}
     codes |= {"error.insufficient_funds", "error.payment_declined", "error.invalid_amount"}
-    codes |= {f"camera.camera_{c}" for c in ("denied", "missing", "failed", "unavailable")}
+    codes |= {
+        f"camera.camera_{c}" for c in ("denied", "missing", "failed", "unavailable", "insecure")
+    }
     for lang in LANGUAGES:
         assert codes - messages(lang).keys() == set(), lang

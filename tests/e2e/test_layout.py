@@ -77,3 +77,18 @@ def test_unknown_charger_is_explained(demo: Demo, launch: Callable[..., Browser]
     assert "We do not know this charger" in page.inner_text("#charger-error")
     page.click(".brand")  # from a charger's link back to the home screen
     page.wait_for_selector("#scan-charger")
+
+
+def test_plain_http_from_another_host_offers_the_photo(
+    demo: Demo, launch: Callable[..., Browser]
+) -> None:
+    """A phone on plain HTTP (not localhost) gets no camera: the page says why."""
+    port = demo.base_url.rsplit(":", 1)[1]
+    browser = launch(extra_args=("--host-resolver-rules=MAP charger.example 127.0.0.1",))
+    page = browser.new_context(viewport=PHONE, locale="en-US").new_page()
+    page.goto(f"http://charger.example:{port}/")
+    assert page.evaluate("window.isSecureContext") is False
+    page.click("#scan-charger")
+    page.wait_for_selector("#camera-status[data-code=camera_insecure]")
+    assert "secure (https) address" in page.inner_text("#camera-status")
+    assert page.is_visible("#photo-button")
