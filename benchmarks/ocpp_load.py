@@ -344,8 +344,10 @@ def run(args: argparse.Namespace) -> Summary:
                 took = asyncio.run(register(target, specs, args.register_concurrency))
                 print(f"registered {len(specs)} chargers in {took:.1f} s", file=sys.stderr)
             summary = run_workers(args, target, specs)
-            if target.process.poll() is not None:
-                raise LoadError(f"target died during the run:\n{target.log_tail()}")
+            code = target.process.poll()
+            if code is not None:  # keep what the chargers saw, and say so loudly
+                print(f"--- target log tail:\n{target.log_tail()}", file=sys.stderr)
+                summary.label += f" -- TARGET EXITED DURING THE RUN (exit code {code})"
             return summary
         except BaseException:
             print(f"--- target log tail ({target.log_path}):\n{target.log_tail()}", file=sys.stderr)
