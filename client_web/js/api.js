@@ -109,9 +109,13 @@ export const me = () => request("GET", "/api/v1/me");
 export const topUp = (amount, key = crypto.randomUUID()) =>
   request("POST", "/api/v1/me/wallet/top-ups", { json: { amount }, headers: { "Idempotency-Key": key } });
 
-export function charger(id, evse) {
-  const query = evse ? `?evse=${encodeURIComponent(evse)}` : "";
-  return request("GET", `/api/v1/chargers/${encodeURIComponent(id)}${query}`);
+/** The charger with the caller's tariff; `code` is the dynamic code `t` of a screen QR. */
+export function charger(id, evse, code) {
+  const query = new URLSearchParams();
+  if (evse) query.set("evse", evse);
+  if (code) query.set("t", code);
+  const search = query.toString() ? `?${query}` : "";
+  return request("GET", `/api/v1/chargers/${encodeURIComponent(id)}${search}`);
 }
 
 export const createOrder = (body) => request("POST", "/api/v1/orders", { json: body });

@@ -47,12 +47,18 @@ export async function show(main, route, app) {
   const wanted = route.query.get("evse");
   replace(main, h("p", { class: "loading" }, t("common.loading")));
   let data;
+  const code = route.query.get("t"); // a charger screen's dynamic code: proves presence
   try {
     try {
-      data = await api.charger(id, wanted);
+      data = await api.charger(id, wanted, code);
     } catch (err) {
-      if (err.code !== "unauthorized") throw err;
-      data = await api.charger(id, wanted); // the stale sign-in is gone: ask as a visitor
+      if (err.code === "unauthorized") {
+        data = await api.charger(id, wanted, code); // the stale sign-in is gone: as a visitor
+      } else if (err.code === "presence_not_configured") {
+        data = await api.charger(id, wanted); // nothing to check the code against
+      } else {
+        throw err;
+      }
     }
   } catch (err) {
     replace(main, h("section", { class: "card error-card", id: "charger-error" },
