@@ -224,3 +224,12 @@ def shot(page: Any, name: str, *, doc: bool = False) -> Path:
         DOC_IMAGES.mkdir(parents=True, exist_ok=True)
         (DOC_IMAGES / f"{name}.png").write_bytes(path.read_bytes())
     return path
+
+
+def record_timing(name: str, seconds: float) -> None:
+    """Keeps a measured duration in test-artifacts/e2e/timings.json (for the docs)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "timings.json"
+    timings = json.loads(path.read_text()) if path.exists() else {}
+    timings[name] = round(seconds, 2)
+    path.write_text(json.dumps(timings, indent=2, sort_keys=True))

@@ -9,6 +9,7 @@ OCPP messages and the same settlement, and the wallet shows one charge, not two.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.e2e.camera import write_y4m
-from tests.e2e.conftest import PHONE, Api, Demo, shot, until
+from tests.e2e.conftest import PHONE, Api, Demo, record_timing, shot, until
 from tests.e2e.flow import charge_offline, link, order_energy
 
 TOP_UP = 10_000  # 100.00 CNY
@@ -63,8 +64,10 @@ def test_offline_scan_to_pay_charges_once(
             viewport=PHONE, locale="en-US", storage_state=context.storage_state()
         )
         pay_page = phone.new_page()
+        started = time.monotonic()
         pay_page.goto(f"{demo.base_url}/#/settle/{order_id}")
         pay_page.wait_for_selector("#payment-summary", timeout=20_000)
+        record_timing(f"settlement-scan-to-summary-{version}", time.monotonic() - started)
         shot(pay_page, "driver-payment-360", doc=doc)
         paid = api.order(driver, order_id)
         amount = paid["amount"]
