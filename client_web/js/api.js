@@ -106,6 +106,7 @@ export async function signIn(email, password) {
 }
 
 export const me = () => request("GET", "/api/v1/me");
+export const wallet = () => request("GET", "/api/v1/me/wallet?limit=20");
 export const topUp = (amount, key = crypto.randomUUID()) =>
   request("POST", "/api/v1/me/wallet/top-ups", { json: { amount }, headers: { "Idempotency-Key": key } });
 

@@ -47,7 +47,7 @@ def test_screens_fit_the_width(
     page.wait_for_selector("#wallet-balance")
     assert page.inner_text("#wallet-balance") == "123.45 CNY"
     _fits(page)
-    shot(page, f"layout-wallet-{tag}", doc=size is PHONE)
+    shot(page, f"layout-wallet-{tag}")
 
 
 def test_chinese_from_the_browser_and_the_switch(

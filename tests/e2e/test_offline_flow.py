@@ -94,12 +94,17 @@ def test_offline_scan_to_pay_charges_once(
     wallet = api.wallet(driver)
     assert wallet["balance"] == TOP_UP - amount
     assert wallet["held"] == 0
+    lines = [line for line in wallet["lines"] if line["order_id"] == order_id]
+    assert sum(line["amount"] for line in lines) == -amount  # the order cost `amount`, once
+    assert [line["kind"] for line in lines].count("hold") == 1
     payments = [p for p in api.admin_get("/api/v1/admin/payments") if p["order_id"] == order_id]
     assert [p["status"] for p in payments] == ["captured"]
 
     pay_page.goto(f"{demo.base_url}/#/wallet")
     pay_page.wait_for_selector("#wallet-balance")
     assert pay_page.inner_text("#wallet-balance") == f"{(TOP_UP - amount) / 100:.2f} CNY"
+    assert pay_page.locator(f"#wallet-lines li[data-order='{order_id}']").count() == len(lines)
+    shot(pay_page, "driver-wallet-after-360", doc=doc)
     pay_page.goto(f"{demo.base_url}/#/history")
     pay_page.wait_for_selector("#orders")
     rows = pay_page.locator(".order-row")

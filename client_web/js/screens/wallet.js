@@ -3,7 +3,7 @@
 import * as api from "../api.js";
 import { h, replace, rows } from "../dom.js";
 import { explain, notify } from "../errors.js";
-import { t } from "../i18n.js";
+import { has, t } from "../i18n.js";
 import { formatAmount, parseAmount } from "../money.js";
 
 /** {balance, held, currency} from the /me answer, whichever names it uses. */
@@ -16,8 +16,23 @@ export function walletOf(me) {
   };
 }
 
+function movements(lines, currency) {
+  if (!lines || !lines.length) return null;
+  return h("section", { class: "card" },
+    h("h2", {}, t("wallet.movements")),
+    h("ul", { class: "orders", id: "wallet-lines" }, lines.map((line) =>
+      h("li", { class: "order-row", dataset: { kind: line.kind, order: line.order_id || "" } },
+        h("span", { class: "line" },
+          h("span", { class: "order-charger" },
+            has(`wallet.kind.${line.kind}`) ? t(`wallet.kind.${line.kind}`) : line.kind),
+          h("span", { class: "order-amount" },
+            `${line.amount > 0 ? "+" : ""}${formatAmount(line.amount, currency)}`),
+          h("span", { class: "ref" }, line.order_id || ""),
+          h("span", { class: "order-date" }, new Date(line.at).toLocaleString()))))));
+}
+
 export async function show(main, route, app) {
-  const me = await api.me();
+  const [me, book] = await Promise.all([api.me(), api.wallet().catch(() => null)]);
   if (!app.isCurrent()) return;
   const wallet = walletOf(me);
   const input = h("input", { id: "top-up-amount", inputmode: "decimal", value: "100", autocomplete: "off" });
@@ -57,5 +72,6 @@ export async function show(main, route, app) {
     h("form", { class: "card", id: "top-up-form", onsubmit: onSubmit },
       h("h2", {}, t("wallet.top_up")),
       h("div", { class: "amount-row" }, input, h("span", { class: "unit" }, wallet.currency)),
-      button));
+      button),
+    movements(book && book.lines, wallet.currency));
 }
