@@ -3,46 +3,34 @@ passes it on, says so in words when it is stale, and works with a charger withou
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from playwright.sync_api import Browser
 
-from tests.e2e.conftest import PHONE, Api, Demo, until
+from qr_extension import presence_code
+from tests.e2e.conftest import PHONE, Api, Demo
 
 CHARGER = "DEMO-03"
-
-
-def screen_url(api: Api, charger_id: str) -> str:
-    """The identification URL the charger's screen shows now (with ``s`` and ``t``)."""
-    api.control(charger_id, "POST", "/evses/1/unplug")  # idle screen: the identification QR
-    return str(
-        until(
-            lambda: (
-                (d := api.control(charger_id, "GET", "/display").json())["qr_kind"]
-                == "identification"
-                and "t=" in d["qr_text"]
-                and d["qr_text"]
-            )
-        )
-    )
+STEP_S, DIGITS = 30, 6  # config/default.toml: identification_step_s, identification_digits
 
 
 def test_screen_code_checked_when_the_charger_has_a_secret(
     demo: Demo, api: Api, launch: Callable[..., Browser]
 ) -> None:
     page = launch().new_context(viewport=PHONE, locale="en-US").new_page()
-    # no presence secret on the CSMS yet: the code cannot be checked, the page still works
-    page.goto(screen_url(api, "DEMO-02"))
+    # no presence secret on the CSMS: the code cannot be checked, the page still works
+    page.goto(f"{demo.base_url}/c/DEMO-02?evse=1&s=Available&t=123456")
     page.wait_for_selector("#request-form")
 
     answer = api.http.put(f"/api/v1/admin/chargers/{CHARGER}/presence-secret", headers=api.admin)
     assert answer.status_code == 200, answer.text
-    assert answer.json().get("installed") is True, answer.json()
-    url = screen_url(api, CHARGER)
-    page.goto(url)
+    secret = bytes.fromhex(answer.json()["secret_hex"])
+    code = presence_code(secret, int(time.time()), step_s=STEP_S, digits=DIGITS)
+    page.goto(f"{demo.base_url}/c/{CHARGER}?evse=1&s=Available&t={code}")
     page.wait_for_selector("#request-form")
 
-    stale = url.split("&t=")[0] + "&t=000000"
-    page.goto(stale)
+    stale = presence_code(secret, int(time.time()) - 10 * STEP_S, step_s=STEP_S, digits=DIGITS)
+    page.goto(f"{demo.base_url}/c/{CHARGER}?evse=1&s=Available&t={stale}")
     page.wait_for_selector("#charger-error")
     assert "out of date. Scan the screen again" in page.inner_text("#charger-error")
