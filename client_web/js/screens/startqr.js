@@ -107,10 +107,11 @@ export async function show(main, route, app) {
     if (!app.isCurrent()) return;
     if (RUNNING.has(order.status)) replace(state, t("start.charging"));
     if (DONE.has(order.status)) app.navigate("payment", id);
-    if (order.status === "expired") expired();
+    if (order.status === "expired" || order.status === "cancelled") expired();
   }
 
   tick();
+  if (order.status === "expired" || order.status === "cancelled") expired();
   timers.push(setInterval(tick, 1000), setInterval(poll, POLL_MS));
   return () => {
     for (const timer of timers) clearInterval(timer);
