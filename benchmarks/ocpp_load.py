@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.ocpp_load_client import HOST, ChargerSpec, WorkerPlan, run_worker
-from benchmarks.ocpp_load_frames import Version
+from benchmarks.ocpp_load_frames import CYCLE, HEARTBEATS_ONLY, Version
 from benchmarks.ocpp_load_stats import Summary, WorkerReport
 
 MAX_CHARGERS = 10_000
@@ -255,6 +255,7 @@ class Workers:
                 connect_timeout_s=args.connect_timeout,
                 connect_retries=args.connect_retries,
                 seed=args.seed + w,
+                cycle=HEARTBEATS_ONLY if args.heartbeats_only else CYCLE,
             )
             parent, child = ctx.Pipe()
             process = ctx.Process(target=run_worker, args=(plan, child), daemon=True)
@@ -363,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=2000, help="aggregate offered CALLs per second")
     p.add_argument("--duration", type=float, default=30, help="load phase in seconds")
     p.add_argument("--storm", action="store_true", help="connect everyone at once")
+    p.add_argument(
+        "--heartbeats-only", action="store_true", help="load phase of Heartbeats only (a floor)"
+    )
     p.add_argument("--ramp-rate", type=float, default=200, help="connections/s when not a storm")
     p.add_argument("--workers", type=int, default=0, help="load processes (default: 1 or 2)")
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -405,7 +409,7 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--workers must be 1..4 and --connect-retries 0..10")
     if not args.label:
         target = "stand-in" if args.self_test else args.db
-        args.label = target
+        args.label = target + (", heartbeats only" if args.heartbeats_only else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

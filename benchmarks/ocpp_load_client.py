@@ -24,6 +24,7 @@ from websockets.typing import Subprotocol
 from benchmarks.ocpp_load_frames import (
     CALL,
     CALLRESULT,
+    CYCLE,
     SUBPROTOCOLS,
     ChargerScript,
     FrameError,
@@ -62,6 +63,7 @@ class WorkerPlan:
     connect_retries: int
     seed: int
     retry_backoff_s: float = 1.0  # attempt k waits k x [1, 3) x this
+    cycle: tuple[str, ...] = CYCLE
 
 
 class CallFailed(Exception):
@@ -258,7 +260,7 @@ class Worker:
             return "subprotocol not agreed", None
         report.connected += 1
         link = Link(ws, spec.version, report)
-        script = ChargerScript(spec.charger_id, spec.version)
+        script = ChargerScript(spec.charger_id, spec.version, cycle=plan.cycle)
         try:
             answer = await link.call(*script.boot(), timeout_s=plan.connect_timeout_s)
             if answer.get("status") != "Accepted":

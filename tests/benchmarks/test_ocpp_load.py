@@ -28,6 +28,7 @@ from benchmarks.ocpp_load import charger_specs
 from benchmarks.ocpp_load_client import ChargerSpec, Worker, WorkerPlan
 from benchmarks.ocpp_load_frames import (
     CYCLE,
+    HEARTBEATS_ONLY,
     SUBPROTOCOLS,
     VERSION_OF_SUBPROTOCOL,
     ChargerScript,
@@ -99,6 +100,11 @@ def test_v201_transactions_are_unique_and_seq_no_restarts_per_transaction() -> N
     assert [e["seqNo"] for e in events] == [0, 1, 2, 3, 0, 1, 2, 3]
     assert [e["eventType"] for e in events[:4]] == ["Started", "Updated", "Updated", "Ended"]
     assert events[0]["idToken"] == {"idToken": "BENCH000001", "type": "Central"}
+
+
+def test_heartbeats_only_cycle() -> None:
+    script = ChargerScript("LOAD00004", "2.0.1", cycle=HEARTBEATS_ONLY)
+    assert {script.next_call()[0] for _ in range(5)} == {"Heartbeat"}
 
 
 def test_frames_round_trip_and_garbage_is_refused() -> None:
