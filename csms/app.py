@@ -40,6 +40,7 @@ from csms.store.chargers import mark_all_offline
 from csms.store.db import Database, migrate
 from csms.store.message_log import MessageLogWriter
 from csms.store.types import utcnow
+from csms.store.writer import StoreWriter
 from csms.web import mount_web
 
 LOG = logging.getLogger("csms")
@@ -78,6 +79,7 @@ def create_app(
         )
         registry = ConnectionRegistry()
         message_log = MessageLogWriter(db, limit=settings.message_log_limit, clock=clock)
+        store_writer = StoreWriter(db)
         ctx = CsmsContext(
             settings=settings,
             db=db,
@@ -88,10 +90,12 @@ def create_app(
             authorization=(authorization or (side.policy if side else _local_tags))(db, clock),
             sink=sink or payment_sink or StoreOnlySink(),
             message_log=message_log,
+            writer=store_writer,
             clock=clock,
         )
         app.state.ctx = ctx
         writer = asyncio.create_task(message_log.run(), name="message-log")
+        store_task = asyncio.create_task(store_writer.run(), name="store-writer")
         if side is not None:
             side.start()
         try:
@@ -105,7 +109,8 @@ def create_app(
             if side is not None:
                 await side.close()
             writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            store_task.cancel()
+            await asyncio.gather(writer, store_task, return_exceptions=True)
             await message_log.flush()
             await db.dispose()
 

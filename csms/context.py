@@ -14,6 +14,7 @@ from csms.payments import SettlementSink
 from csms.protocol.authorization import AuthorizationPolicy
 from csms.store.db import Database
 from csms.store.message_log import MessageLogWriter
+from csms.store.writer import StoreWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class CsmsContext:
     authorization: AuthorizationPolicy
     sink: SettlementSink
     message_log: MessageLogWriter
+    writer: StoreWriter
     clock: Callable[[], datetime]
 
     def now_s(self) -> int:

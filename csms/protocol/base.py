@@ -24,6 +24,10 @@ from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_
 
 LOG = logging.getLogger("csms.protocol")
 OUTBOX_SIZE = 16  # commands waiting per connection; more is ChargerBusy, never an unbounded queue
+# An incoming CALL is answered within this time, with CALLERROR InternalError if its handler
+# (usually the store) has not finished: chargers time out their CALLs at 30-60 s and would
+# otherwise see silence and retry into the same congestion.
+HANDLER_DEADLINE_S = 20.0
 
 JsonObject = dict[str, Any]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -63,9 +67,11 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         *,
         response_timeout_s: float,
         max_frame_bytes: int,
+        handler_deadline_s: float = HANDLER_DEADLINE_S,
     ) -> None:
         super().__init__(charger_id, transport, response_timeout=response_timeout_s)
         self._max_frame_bytes = max_frame_bytes
+        self._handler_deadline_s = handler_deadline_s
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(OUTBOX_SIZE)
         self._deferred: list[_Outgoing] = []
         self._awaiting: str | None = None  # unique id of our CALL in flight
@@ -106,9 +112,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             return
         if isinstance(msg, Call):
             try:
-                await self._handle_call(msg)
-            except OCPPError as error:
-                await self._reply_error(FrameError(msg.unique_id, error.code, error.description))
+                await self._answer(msg)
             finally:
                 self._flush_deferred()
             return
@@ -116,6 +120,27 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             LOG.warning("%s: dropped an answer to no pending call: %s", self.id, msg.unique_id)
             return
         self._response_queue.put_nowait(msg)
+
+    async def _answer(self, msg: Call) -> None:
+        """Every CALL gets a CALLRESULT or a CALLERROR, whatever fails and however slowly.
+
+        The library answers exceptions raised inside a handler itself; this also covers what
+        fails around it (an invalid answer, a store that does not answer in time)."""
+        try:
+            async with asyncio.timeout(self._handler_deadline_s):
+                await self._handle_call(msg)
+        except OCPPError as error:
+            await self._reply_error(FrameError(msg.unique_id, error.code, error.description))
+        except TimeoutError:
+            LOG.warning("%s: %s not handled in %ss", self.id, msg.action, self._handler_deadline_s)
+            await self._reply_error(
+                FrameError(msg.unique_id, "InternalError", "the CSMS did not finish in time")
+            )
+        except Exception:
+            LOG.exception("%s: failed to handle %s", self.id, msg.action)
+            await self._reply_error(
+                FrameError(msg.unique_id, "InternalError", "an unexpected error occurred")
+            )
 
     async def _reply_error(self, error: FrameError) -> None:
         LOG.info("%s: bad frame: %s %s", self.id, error.code, error.description)

@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.context import CsmsContext
 from csms.store.models import MeterValue, Transaction
+from csms.store.writer import Batch, table_of
 from qr_extension.wire import parse_ocpp_timestamp
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+TRANSACTIONS = table_of(Transaction)
+METER_VALUES = table_of(MeterValue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +113,25 @@ def add_samples(
         )
 
 
-async def open_transaction_on(
-    session: AsyncSession, charger_id: str, evse_id: int
-) -> Transaction | None:
-    rows = await session.exec(
-        select(Transaction)
-        .where(
-            Transaction.charger_id == charger_id,
-            Transaction.evse_id == evse_id,
-            Transaction.state == "Started",
-        )
-        .order_by(col(Transaction.id).desc())
-    )
-    return rows.first()
+def sample_rows(
+    charger_id: str, transaction_pk: int | None, evse_id: int | None, samples: Iterable[Sample]
+) -> list[dict[str, Any]]:
+    """``meter_values`` rows for a Core ``executemany`` (the hot path: no ORM objects)."""
+    return [
+        {
+            "charger_id": charger_id,
+            "transaction_pk": transaction_pk,
+            "evse_id": evse_id,
+            "timestamp": s.timestamp,
+            "measurand": s.measurand[:60],
+            "phase": s.phase,
+            "unit": s.unit,
+            "context": s.context,
+            "location": s.location,
+            "value": s.value,
+        }
+        for s in samples
+    ]
 
 
 async def meter_values(
@@ -132,29 +142,39 @@ async def meter_values(
     transaction_id: str | None,
     samples: Sequence[Sample],
 ) -> None:
-    """MeterValues of either version: attached to the named (1.6) or open (2.0.1) transaction."""
+    """MeterValues of either version: attached to the named (1.6) or open (2.0.1) transaction.
+
+    Stored through the store writer (group commit, one insert per group); answered after the
+    commit, see docs/decisions.md.
+    """
     if not samples:
         return
-    async with ctx.db.session() as session:
-        txn: Transaction | None = None
+
+    async def op(batch: Batch) -> None:
+        txn_pk: int | None = None
         if transaction_id is not None:
-            rows = await session.exec(
-                select(Transaction).where(
-                    Transaction.charger_id == charger_id,
-                    Transaction.transaction_id == transaction_id,
+            txn_pk = await batch.conn.scalar(
+                core_select(TRANSACTIONS.c.id)
+                .where(
+                    TRANSACTIONS.c.charger_id == charger_id,
+                    TRANSACTIONS.c.transaction_id == transaction_id,
                 )
+                .limit(1)
             )
-            txn = rows.first()
         elif evse_id > 0:
-            txn = await open_transaction_on(session, charger_id, evse_id)
-        add_samples(
-            session,
-            charger_id=charger_id,
-            transaction_pk=txn.id if txn else None,
-            evse_id=evse_id or None,
-            samples=samples,
-        )
-        await session.commit()
+            txn_pk = await batch.conn.scalar(
+                core_select(TRANSACTIONS.c.id)
+                .where(
+                    TRANSACTIONS.c.charger_id == charger_id,
+                    TRANSACTIONS.c.evse_id == evse_id,
+                    TRANSACTIONS.c.state == "Started",
+                )
+                .order_by(TRANSACTIONS.c.id.desc())
+                .limit(1)
+            )
+        batch.add_rows(METER_VALUES, sample_rows(charger_id, txn_pk, evse_id or None, samples))
+
+    await ctx.writer.execute(op)
 
 
 async def samples_of(session: AsyncSession, transaction_pk: int) -> list[MeterValue]:

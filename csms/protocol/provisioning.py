@@ -7,6 +7,7 @@ from datetime import datetime
 
 from csms.context import CsmsContext
 from csms.store import chargers as store
+from csms.store.writer import Batch
 
 ACCEPTED = "Accepted"
 PENDING = "Pending"
@@ -31,27 +32,29 @@ class BootAnswer:
 
 async def boot(ctx: CsmsContext, charger_id: str, version: str, info: BootInfo) -> BootAnswer:
     now = ctx.clock()
-    async with ctx.db.session() as session:
-        charger = await store.get_charger(session, charger_id)
-        if charger is None:  # deleted while connected
-            return BootAnswer("Rejected", ctx.settings.heartbeat_interval_s, now)
-        charger.vendor = info.vendor[:50]
-        charger.model = info.model[:50]
-        charger.serial_number = info.serial_number
-        charger.firmware_version = info.firmware_version
-        charger.ocpp_version = version
-        charger.last_boot_at = now
-        charger.last_seen = now
-        session.add(charger)
-        await session.commit()
-        status = charger.registration
+
+    async def op(batch: Batch) -> str | None:
+        return await store.record_boot(
+            batch,
+            charger_id=charger_id,
+            version=version,
+            vendor=info.vendor,
+            model=info.model,
+            serial_number=info.serial_number,
+            firmware_version=info.firmware_version,
+            now=now,
+        )
+
+    status = await ctx.writer.execute(op)
+    if status is None:  # deleted while connected
+        return BootAnswer("Rejected", ctx.settings.heartbeat_interval_s, now)
     return BootAnswer(status, ctx.settings.heartbeat_interval_s, now)
 
 
 async def heartbeat(ctx: CsmsContext, charger_id: str) -> datetime:
+    """Answered at once: ``last_seen`` is written by the store writer's periodic flush."""
     now = ctx.clock()
-    async with ctx.db.session() as session:
-        await store.touch(session, charger_id=charger_id, now=now)
+    ctx.writer.touch(charger_id, now)
     return now
 
 
@@ -65,19 +68,17 @@ async def connector_status(
     error_code: str | None,
     timestamp: datetime | None,
 ) -> None:
-    """Stores a status; 1.6 connector 0 (the charger itself) goes on the charger row."""
-    at = timestamp or ctx.clock()
-    async with ctx.db.session() as session:
+    """Stores a status (group commit); 1.6 connector 0 (the charger itself) goes on the
+    charger row."""
+    now = ctx.clock()
+    at = timestamp or now
+
+    async def op(batch: Batch) -> None:
         if evse_id == 0:
-            charger = await store.get_charger(session, charger_id)
-            if charger is not None:
-                charger.status = status
-                charger.last_seen = ctx.clock()
-                session.add(charger)
-                await session.commit()
+            await store.record_charger_status(batch, charger_id=charger_id, status=status, now=now)
             return
-        await store.upsert_evse_status(
-            session,
+        await store.record_evse_status(
+            batch,
             charger_id=charger_id,
             evse_id=evse_id,
             connector_id=connector_id,
@@ -86,16 +87,25 @@ async def connector_status(
             at=at,
         )
 
+    await ctx.writer.execute(op)
+
 
 async def connected(ctx: CsmsContext, charger_id: str, version: str) -> None:
-    async with ctx.db.session() as session:
-        await store.set_connection_state(
-            session, charger_id=charger_id, online=True, version=version, now=ctx.clock()
-        )
+    await _connection(ctx, charger_id, online=True, version=version)
 
 
 async def disconnected(ctx: CsmsContext, charger_id: str) -> None:
-    async with ctx.db.session() as session:
-        await store.set_connection_state(
-            session, charger_id=charger_id, online=False, version=None, now=ctx.clock()
+    await _connection(ctx, charger_id, online=False, version=None)
+
+
+async def _connection(
+    ctx: CsmsContext, charger_id: str, *, online: bool, version: str | None
+) -> None:
+    now = ctx.clock()
+
+    async def op(batch: Batch) -> None:
+        await store.record_connection(
+            batch, charger_id=charger_id, online=online, version=version, now=now
         )
+
+    await ctx.writer.execute(op)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select as core_select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -11,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.errors import StoreError
 from csms.store.models import Charger, ChargerKey, Evse
+from csms.store.writer import Batch, table_of
 
 
 async def get_charger(session: AsyncSession, charger_id: str) -> Charger | None:
@@ -168,3 +170,97 @@ async def upsert_evse_status(
     except IntegrityError:  # two connections raced to insert it: the other one won
         await session.rollback()
     return evse
+
+
+# --- store-writer operations (SQLAlchemy Core on the writer's connection) -------------------
+
+CHARGERS = table_of(Charger)
+EVSES = table_of(Evse)
+
+
+async def record_boot(
+    batch: Batch,
+    *,
+    charger_id: str,
+    version: str,
+    vendor: str,
+    model: str,
+    serial_number: str | None,
+    firmware_version: str | None,
+    now: datetime,
+) -> str | None:
+    """Stores a BootNotification; the charger's registration, or None if it was deleted."""
+    registration = await batch.conn.scalar(
+        core_select(CHARGERS.c.registration).where(CHARGERS.c.id == charger_id)
+    )
+    if registration is None:
+        return None
+    await batch.conn.execute(
+        update(CHARGERS)
+        .where(CHARGERS.c.id == charger_id)
+        .values(
+            vendor=vendor[:50],
+            model=model[:50],
+            serial_number=serial_number,
+            firmware_version=firmware_version,
+            ocpp_version=version,
+            last_boot_at=now,
+            last_seen=now,
+        )
+    )
+    return str(registration)
+
+
+async def record_connection(
+    batch: Batch, *, charger_id: str, online: bool, version: str | None, now: datetime
+) -> None:
+    values: dict[str, object] = {"online": online, "last_seen": now}
+    if version is not None:
+        values["ocpp_version"] = version
+    await batch.conn.execute(update(CHARGERS).where(CHARGERS.c.id == charger_id).values(values))
+
+
+async def record_charger_status(
+    batch: Batch, *, charger_id: str, status: str, now: datetime
+) -> None:
+    """1.6 connector 0: the charger's own status."""
+    await batch.conn.execute(
+        update(CHARGERS).where(CHARGERS.c.id == charger_id).values(status=status, last_seen=now)
+    )
+
+
+async def record_evse_status(
+    batch: Batch,
+    *,
+    charger_id: str,
+    evse_id: int,
+    connector_id: int,
+    status: str,
+    error_code: str | None,
+    at: datetime,
+) -> None:
+    """Like :func:`upsert_evse_status`: a status older than the stored one is ignored."""
+    where = (
+        (EVSES.c.charger_id == charger_id)
+        & (EVSES.c.evse_id == evse_id)
+        & (EVSES.c.connector_id == connector_id)
+    )
+    result = await batch.conn.execute(
+        update(EVSES)
+        .where(where & (EVSES.c.updated_at.is_(None) | (EVSES.c.updated_at <= at)))
+        .values(status=status, error_code=error_code, updated_at=at)
+    )
+    if result.rowcount:
+        return
+    if await batch.conn.scalar(core_select(EVSES.c.id).where(where)) is not None:
+        return  # a newer status is stored (late delivery)
+    await batch.conn.execute(
+        EVSES.insert().values(
+            charger_id=charger_id,
+            evse_id=evse_id,
+            connector_id=connector_id,
+            status=status,
+            error_code=error_code,
+            updated_at=at,
+        )
+    )

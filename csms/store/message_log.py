@@ -3,29 +3,37 @@
 Frames are handed over with :meth:`MessageLogWriter.record`, which never blocks and never
 grows memory without bound: the queue holds at most ``queue_size`` frames and drops (and
 counts) the rest, because this log is for support and must not slow charging down. The table
-keeps about ``limit`` rows per charger; older rows are pruned after each batch.
+keeps about ``limit`` rows per charger; older rows are pruned periodically.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.store.db import Database
 from csms.store.models import MessageLog
+from csms.store.writer import table_of
 
 LOG = logging.getLogger("csms.store")
 FRAME_MAX_CHARS = 4000
+MESSAGE_LOG = table_of(MessageLog)
 
 
 class MessageLogWriter:
-    """Batches frames into ``message_log``; run :meth:`run` as an owned task."""
+    """Batches frames into ``message_log``; run :meth:`run` as an owned task.
+
+    Rows are plain dicts inserted with one Core ``executemany`` per batch (no ORM objects per
+    frame). Pruning costs a query per charger, so it runs at most every ``prune_every_s``
+    for the chargers written since, and on :meth:`flush`.
+    """
 
     def __init__(
         self,
@@ -35,23 +43,30 @@ class MessageLogWriter:
         clock: Callable[[], datetime],
         queue_size: int = 10_000,
         batch_size: int = 500,
+        prune_every_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._limit = limit
         self._clock = clock
-        self._queue: asyncio.Queue[MessageLog] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[dict[str, object]] = asyncio.Queue(queue_size)
         self._batch_size = batch_size
+        self._prune_every_s = prune_every_s
+        self._monotonic = monotonic
+        self._last_prune = monotonic()
+        self._to_prune: set[str] = set()
+        self._writing = asyncio.Lock()
         self.dropped = 0
 
     def record(self, charger_id: str, direction: str, frame: str) -> None:
         if self._limit <= 0:
             return
-        row = MessageLog(
-            charger_id=charger_id,
-            direction=direction,
-            frame=frame[:FRAME_MAX_CHARS],
-            at=self._clock(),
-        )
+        row = {
+            "charger_id": charger_id,
+            "direction": direction,
+            "frame": frame[:FRAME_MAX_CHARS],
+            "at": self._clock(),
+        }
         try:
             self._queue.put_nowait(row)
         except asyncio.QueueFull:
@@ -60,29 +75,38 @@ class MessageLogWriter:
     async def run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._write(batch)
-            except Exception:
-                LOG.exception("message log: lost a batch of %d frames", len(batch))
+            async with self._writing:
+                while len(batch) < self._batch_size and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                due = self._monotonic() - self._last_prune >= self._prune_every_s
+                try:
+                    await self._write(batch, prune=due)
+                except Exception:
+                    LOG.exception("message log: lost a batch of %d frames", len(batch))
 
     async def flush(self) -> None:
-        """Writes whatever is queued now (used on shutdown and by tests)."""
-        batch = []
-        while not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        if batch:
-            await self._write(batch)
+        """Writes whatever is queued now and prunes (used on shutdown, by the API, by tests);
+        waits for a batch the task is writing, so what was recorded before is readable."""
+        async with self._writing:
+            batch = []
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._write(batch, prune=True)
 
-    async def _write(self, batch: list[MessageLog]) -> None:
-        chargers = {row.charger_id for row in batch}
+    async def _write(self, batch: list[dict[str, object]], *, prune: bool) -> None:
+        self._to_prune.update(str(row["charger_id"]) for row in batch)
+        if not batch and not (prune and self._to_prune):
+            return
         async with self._db.session() as session:
-            session.add_all(batch)
-            await session.flush()
-            for charger_id in chargers:
-                await _prune(session, charger_id, self._limit)
+            if batch:
+                await session.exec(insert(MESSAGE_LOG), params=batch)
+            if prune:
+                for charger_id in sorted(self._to_prune):
+                    await _prune(session, charger_id, self._limit)
             await session.commit()
+        if prune:
+            self._to_prune.clear()
+            self._last_prune = self._monotonic()
 
 
 async def _prune(session: AsyncSession, charger_id: str, limit: int) -> None:

@@ -31,6 +31,7 @@ from csms.store.models import (
     Transaction,
     TransactionEventRecord,
 )
+from csms.store.writer import StoreWriter
 
 from .conftest import make_settings
 
@@ -57,6 +58,7 @@ async def ctx(db_url: str, tmp_path: Path) -> AsyncIterator[CsmsContext]:
         authorization=LocalTagPolicy(db, clock=clock),
         sink=StoreOnlySink(),
         message_log=MessageLogWriter(db, limit=10, clock=clock),
+        writer=StoreWriter(db),
         clock=clock,
     )
     async with db.session() as session:

@@ -1,0 +1,113 @@
+"""The store writer: group commit, one failing operation fails alone, heartbeats in memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from csms.store import chargers as store
+from csms.store.db import Database, migrate
+from csms.store.writer import CHARGERS, Batch, StoreWriter
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database.connect(db_url)
+    await migrate(database.engine)
+    async with database.session() as session:
+        for n in range(20):
+            await store.create_charger(
+                session, charger_id=f"W{n}", password_hash=None, evses=1, now=NOW
+            )
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def _running(writer: StoreWriter) -> asyncio.Task[None]:
+    task = asyncio.create_task(writer.run())
+    await asyncio.sleep(0)  # let it start
+    return task
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_concurrent_operations_share_a_commit(db: Database) -> None:
+    writer = StoreWriter(db)
+    task = await _running(writer)
+
+    def status(n: int) -> Callable[[Batch], Awaitable[int]]:
+        async def op(batch: Batch) -> int:
+            await store.record_evse_status(
+                batch,
+                charger_id=f"W{n}",
+                evse_id=1,
+                connector_id=1,
+                status="Charging",
+                error_code=None,
+                at=NOW,
+            )
+            return n
+
+        return op
+
+    try:
+        results = await asyncio.gather(*(writer.execute(status(n)) for n in range(20)))
+    finally:
+        await _stop(task)
+    assert results == list(range(20))
+    assert writer.groups < 20  # grouped: far fewer commits than operations
+    async with db.session() as session:
+        evses = await store.evses_by_charger(session, [f"W{n}" for n in range(20)])
+    assert {e[0].status for e in evses.values()} == {"Charging"}
+
+
+async def test_a_failing_operation_fails_alone(db: Database) -> None:
+    writer = StoreWriter(db)
+    task = await _running(writer)
+
+    async def good(batch: Batch) -> str:
+        await store.record_charger_status(batch, charger_id="W1", status="Available", now=NOW)
+        return "ok"
+
+    async def bad(batch: Batch) -> str:
+        await batch.conn.execute(CHARGERS.insert().values(id="W2", registration="Accepted"))
+        return "unreachable"  # W2 exists: IntegrityError
+
+    try:
+        outcome = await asyncio.gather(
+            writer.execute(good), writer.execute(bad), writer.execute(good), return_exceptions=True
+        )
+    finally:
+        await _stop(task)
+    assert outcome[0] == "ok" and outcome[2] == "ok"
+    assert isinstance(outcome[1], Exception)
+    async with db.session() as session:
+        charger = await store.get_charger(session, "W1")
+    assert charger is not None and charger.status == "Available"
+
+
+async def test_heartbeats_are_written_by_the_periodic_flush(db: Database) -> None:
+    writer = StoreWriter(db)
+    for n in range(20):
+        writer.touch(f"W{n}", NOW)
+    async with db.engine.connect() as conn:
+        before = await conn.scalar(
+            select(func.count()).select_from(CHARGERS).where(CHARGERS.c.last_seen.is_not(None))
+        )
+    await writer.flush_touches()
+    async with db.engine.connect() as conn:
+        after = await conn.scalar(
+            select(func.count()).select_from(CHARGERS).where(CHARGERS.c.last_seen.is_not(None))
+        )
+    assert (before, after) == (0, 20)
