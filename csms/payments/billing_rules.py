@@ -88,11 +88,20 @@ async def mark_started(session: AsyncSession, order: Order, at: datetime) -> Non
 
 
 async def bill(
-    session: AsyncSession, order: Order, record: SettlementRecord, now: datetime
+    session: AsyncSession,
+    order: Order,
+    record: SettlementRecord,
+    now: datetime,
+    *,
+    unpaid: bool = False,
 ) -> Payment | None:
     """Brings the order's payment in line with ``record`` (the pending amount follows the
-    evidence; a captured payment is never changed here, only flagged)."""
-    payment = (await session.exec(select(Payment).where(Payment.order_id == order.id))).first()
+    evidence; a captured payment is never changed here, only flagged). ``unpaid``: the caller
+    knows the order has no payment (it just inserted session 1), so it is not looked up; the
+    unique ``order_id`` of payments still guards that."""
+    payment = None
+    if not (unpaid and record.session_no == 1):
+        payment = (await session.exec(select(Payment).where(Payment.order_id == order.id))).first()
     if record.session_no != 1:
         await add_flag(
             session, order.id, "second_transaction",

@@ -14,7 +14,7 @@ import json
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -123,7 +123,17 @@ async def capture_payment(
 
     Does not commit: run it inside :func:`~csms.payments.unit_of_work.in_transaction`.
     """
-    payment = await get_payment(session, payment_id, user_id=user_id)
+    found = (
+        await session.exec(
+            select(Payment, Order, SettlementRecord)
+            .join(Order, col(Order.id) == col(Payment.order_id))
+            .join(SettlementRecord, col(SettlementRecord.id) == col(Payment.settlement_id))
+            .where(col(Payment.id) == payment_id)
+        )
+    ).first()  # one statement for the three rows the capture needs
+    if found is None or (user_id is not None and found[0].user_id != user_id):
+        raise PaymentNotFound(f"no payment {payment_id}")
+    payment, order, record = found
     if payment.status != PaymentState.PENDING:
         existing = await receipt_of(session, payment_id)
         if existing is None:
@@ -138,9 +148,6 @@ async def capture_payment(
     if result.rowcount != 1:
         raise Conflict(f"payment {payment_id} was captured meanwhile")
     stored(payment, status=PaymentState.CAPTURED.value, captured_at=now, capture_kind=kind)
-    order = await session.get(Order, payment.order_id)
-    record = await session.get(SettlementRecord, payment.settlement_id)
-    assert order is not None and record is not None
     user, oid = order.user_id, order.id
     if payment.method == "debt":
         if payment.amount > 0:
@@ -148,19 +155,14 @@ async def capture_payment(
                 session, user_id=user, order_id=oid, amount=payment.amount, key=f"debt:{order.id}"
             )
     else:
-        if payment.amount > 0:
-            await wallet.capture(
-                session,
-                user_id=user,
-                order_id=oid,
-                amount=payment.amount,
-                key=f"capture:{order.id}",
-            )
-        rest = await wallet.hold_remaining(session, order_id=order.id)
-        if rest > 0:
-            await wallet.release(
-                session, user_id=user, order_id=oid, amount=rest, key=f"release:{order.id}"
-            )
+        await wallet.capture_and_release(
+            session,
+            user_id=user,
+            order_id=oid,
+            amount=payment.amount,
+            capture_key=f"capture:{order.id}",
+            release_key=f"release:{order.id}",
+        )
     next_order_state(order.status, OrderEvent.PAY)
     values: dict[str, object] = {"status": "paid", "paid_at": now, "updated_at": now}
     if order.hold_released_at is None:
@@ -171,9 +173,16 @@ async def capture_payment(
     )  # fmt: skip
     if updated.rowcount != 1:
         raise Conflict(f"order {order.id} changed under the capture")
-    receipt = _receipt(order, record, payment, now)
-    session.add(receipt)
-    await session.flush()
+    stored(order, **values)
+    return await _insert_receipt(session, _receipt(order, record, payment, now))
+
+
+async def _insert_receipt(session: AsyncSession, receipt: Receipt) -> Receipt:
+    """Inserts with Core ``RETURNING`` (no unit-of-work flush); the row stays detached."""
+    values = receipt.model_dump(exclude={"id"})
+    connection = await session.connection()
+    inserted = await connection.execute(insert(Receipt).values(**values).returning(col(Receipt.id)))
+    receipt.id = inserted.scalar_one()
     return receipt
 
 

@@ -18,10 +18,12 @@ accounts together always sum to zero too. Nothing here commits: the caller owns 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, insert, literal, update
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -91,26 +93,54 @@ async def lock_wallet(session: AsyncSession, user_id: int) -> str:
     return str(currency)
 
 
-async def key_and_balance(
-    session: AsyncSession, key: str, account: str | None
-) -> tuple[int | None, int]:
-    """In one round trip: the id of the transfer with ``key`` (None if new) and the balance
-    of ``account`` (0 when None). Call it under the wallet lock."""
-    transfer = (
+def _reads(keys: Sequence[str], account: str | None) -> list[Any]:
+    """Scalar subqueries: the id of the transfer of each key (None if new), then the balance
+    of ``account`` (0 when None)."""
+    reads: list[Any] = [
         select(LedgerTransfer.id)
         .where(col(LedgerTransfer.idempotency_key) == key)
         .scalar_subquery()
-    )
-    total = (
+        for key in keys
+    ]
+    reads.append(
         select(func.coalesce(func.sum(LedgerEntry.amount), 0))
         .where(col(LedgerEntry.account) == account)
         .scalar_subquery()
         if account is not None
         else literal(0)
     )
+    return reads
+
+
+async def lock_and_read(
+    session: AsyncSession, user_id: int, keys: Sequence[str], account: str | None
+) -> tuple[str, list[int | None], int]:
+    """Takes the wallet lock (:func:`lock_wallet`), then reads what the caller checks under
+    it: the transfer id of each key (None if new) and the balance of ``account``.
+
+    On SQLite this is one statement, the reads riding on the lock's ``RETURNING``: the
+    statement holds the database write lock before it reads, so they see every commit before
+    it. On PostgreSQL it stays two: ``RETURNING`` subqueries read the snapshot taken before
+    the row lock was waited for, so the reads run as the next statement (a fresh snapshot
+    under READ COMMITTED).
+    """
     connection = await session.connection()
-    found, amount = (await connection.execute(select(transfer, total))).one()
-    return (None if found is None else int(found)), int(amount)
+    if connection.dialect.name != "sqlite":
+        currency = await lock_wallet(session, user_id)
+        row = (await connection.execute(core_select(*_reads(keys, account)))).one()
+        *found, amount = row
+    else:
+        result = await connection.execute(
+            update(Wallet)
+            .where(col(Wallet.user_id) == user_id)
+            .values(version=col(Wallet.version) + 1)
+            .returning(col(Wallet.currency), *_reads(keys, account))
+        )
+        locked = result.one_or_none()
+        if locked is None:
+            raise UnknownWallet(user_id)
+        currency, *found, amount = locked
+    return str(currency), [None if f is None else int(f) for f in found], int(amount)
 
 
 async def find_transfer(session: AsyncSession, key: str) -> LedgerTransfer | None:
@@ -145,6 +175,19 @@ def same_operation(
     return found.id
 
 
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One balanced transfer to post: its legs sum to zero."""
+
+    key: str
+    kind: TransferKind
+    legs: tuple[Leg, ...]
+    currency: str
+    user_id: int | None = None
+    order_id: str | None = None
+    psp_operation_id: int | None = None
+
+
 async def post(
     session: AsyncSession,
     *,
@@ -161,41 +204,60 @@ async def post(
     The caller has checked the key is new (under the wallet lock); the unique constraint on
     the key stays the last line of defence.
     """
-    if sum(leg.amount for leg in legs) != 0 or len(legs) < 2:
-        raise InvalidAmount("a transfer needs two or more legs that sum to zero")
-    moved = sum(leg.amount for leg in legs if leg.amount > 0)
+    transfer = Transfer(key, kind, legs, currency, user_id, order_id, psp_operation_id)
+    return (await post_all(session, (transfer,)))[0]
+
+
+async def post_all(session: AsyncSession, transfers: Sequence[Transfer]) -> list[int]:
+    """Writes balanced transfers and all their entries in two statements (the transfers with
+    ``RETURNING``, then every entry in one insert); returns the ids in the given order."""
+    for transfer in transfers:
+        legs = transfer.legs
+        if sum(leg.amount for leg in legs) != 0 or len(legs) < 2:
+            raise InvalidAmount("a transfer needs two or more legs that sum to zero")
+    if not transfers:
+        return []
+    now = utcnow()
     connection = await session.connection()
     result = await connection.execute(
         insert(LedgerTransfer)
         .values(
-            idempotency_key=key,
-            kind=kind,
-            user_id=user_id,
-            order_id=order_id,
-            amount=moved,
-            currency=currency,
-            psp_operation_id=psp_operation_id,
-            created_at=utcnow(),
+            [
+                {
+                    "idempotency_key": t.key,
+                    "kind": t.kind,
+                    "user_id": t.user_id,
+                    "order_id": t.order_id,
+                    "amount": sum(leg.amount for leg in t.legs if leg.amount > 0),
+                    "currency": t.currency,
+                    "psp_operation_id": t.psp_operation_id,
+                    "created_at": now,
+                }
+                for t in transfers
+            ]
         )
-        .returning(col(LedgerTransfer.id))
+        .returning(col(LedgerTransfer.id), col(LedgerTransfer.idempotency_key))
     )
-    transfer_id = result.scalar_one()
-    assert transfer_id is not None
+    ids: dict[str, int] = {}
+    for transfer_id, key in result.all():
+        assert transfer_id is not None
+        ids[key] = transfer_id
     await connection.execute(
         insert(LedgerEntry).values(
             [
                 {
-                    "transfer_id": transfer_id,
+                    "transfer_id": ids[t.key],
                     "account": leg.account,
                     "account_kind": leg.kind,
                     "user_id": leg.user_id,
                     "amount": leg.amount,
                 }
-                for leg in legs
+                for t in transfers
+                for leg in t.legs
             ]
         )
     )
-    return transfer_id
+    return [ids[t.key] for t in transfers]
 
 
 async def balance(session: AsyncSession, account: str) -> int:

@@ -14,6 +14,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import insert, literal
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -81,15 +83,24 @@ def _epoch(moment: datetime) -> int:
 
 
 async def _check_charger(session: AsyncSession, charger_id: str, evse_id: int | None) -> None:
-    charger = await session.get(Charger, charger_id)
-    if charger is None or charger.registration != "Accepted":
-        raise InvalidOrderRequest(f"unknown charger {charger_id!r}")
-    if evse_id is None:
-        return
-    rows = await session.exec(
-        select(Evse.id).where(Evse.charger_id == charger_id, Evse.evse_id == evse_id)
+    """The charger is registered and has the EVSE: one statement, no ORM rows."""
+    evse = (
+        select(Evse.id)
+        .where(col(Evse.charger_id) == charger_id, col(Evse.evse_id) == evse_id)
+        .limit(1)
+        .scalar_subquery()
+        if evse_id is not None
+        else literal(None)
     )
-    if rows.first() is None:
+    connection = await session.connection()
+    found = (
+        await connection.execute(
+            core_select(col(Charger.registration), evse).where(col(Charger.id) == charger_id)
+        )
+    ).first()
+    if found is None or found[0] != "Accepted":
+        raise InvalidOrderRequest(f"unknown charger {charger_id!r}")
+    if evse_id is not None and found[1] is None:
         raise InvalidOrderRequest(f"charger {charger_id!r} has no EVSE {evse_id}")
 
 
@@ -149,9 +160,10 @@ async def create_order(
         created_at=now,
         updated_at=now,
     )
-    session.add(order)
-    await session.flush()
     try:
+        # Core insert: the row is written once and the object stays detached (no flush)
+        connection = await session.connection()
+        await connection.execute(insert(Order).values(order.model_dump()))
         await wallet.place_hold(
             session, user_id=user_id, order_id=order_id, amount=amount, key=f"hold:{order_id}"
         )

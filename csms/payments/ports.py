@@ -26,6 +26,17 @@ class WalletOps(Protocol):
         self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
     ) -> object: ...
 
+    async def capture_and_release(
+        self,
+        session: AsyncSession,
+        *,
+        user_id: int,
+        order_id: str,
+        amount: int,
+        capture_key: str,
+        release_key: str,
+    ) -> object: ...
+
     async def release(
         self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
     ) -> object: ...

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,9 +49,8 @@ from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import add_flag, snapshot
 from csms.payments.unit_of_work import Conflict, in_transaction
 from csms.protocol.authorization import looks_like_order_id
-from csms.store.chargers import key_by_kid
 from csms.store.db import Database
-from csms.store.models import SettlementInbox, Transaction
+from csms.store.models import ChargerKey, SettlementInbox, Transaction
 from csms.store.models_orders import Order, Payment, SettlementRecord, SettlementRejection
 from qr_extension import jws
 from qr_extension.errors import KeyFormatError
@@ -66,6 +66,7 @@ from qr_extension.settlement import (
 from qr_extension.tariff import usage_to_claim
 
 LOG = logging.getLogger("csms.settlements")
+KEY_CACHE_SIZE = 4096  # parsed charger keys kept per service
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class SettlementService:
 
     def __init__(self, db: Database, *, settings: Settings, clock: Callable[[], datetime]) -> None:
         self._db = db
+        self._keys: dict[str, PublicKey] = {}
         self._settings = settings
         self._clock = clock
 
@@ -126,19 +128,13 @@ class SettlementService:
     async def submit(
         self, token: str, *, source: SettlementSource, charger_id: str | None = None
     ) -> SettlementOutcome:
-        """Verifies a settlement and settles its order; SettlementRefused (stored as evidence)
-        when it does not verify or match its order."""
+        """Verifies a settlement and settles its order in one transaction; SettlementRefused
+        (stored as evidence) when it does not verify or match its order."""
         token = token.strip()
-        if source == "upload":
-            await self._store_upload(token)
-        verified = await self._verify(token, charger_id)
-        if isinstance(verified, Refusal):
-            await self._reject(token, source, verified, charger_id)
-            raise SettlementRefused(verified)
         now = self._clock()
         try:
             outcome = await in_transaction(
-                self._db, lambda s: self._record_signed(s, verified, token, source, now)
+                self._db, lambda s: self._settle(s, token, source, charger_id, now)
             )
         except SettlementRefused as exc:
             await self._reject(token, source, exc.refusal, charger_id)
@@ -150,58 +146,107 @@ class SettlementService:
             raise SettlementRefused(replay)
         return outcome
 
-    async def _verify(self, token: str, charger_id: str | None) -> Settlement | Refusal:
+    async def _settle(
+        self,
+        session: AsyncSession,
+        token: str,
+        source: SettlementSource,
+        charger_id: str | None,
+        now: datetime,
+    ) -> SettlementOutcome:
+        """The unit of work of a copy: verify, keep an upload in the inbox, record, bill."""
+        settlement, order = await self._verify(session, token, charger_id)
+        if source == "upload":
+            await self._store_upload(session, token, settlement.charge_point_id, now)
+        return await self._record_signed(session, order, settlement, token, source, now)
+
+    async def _verify(
+        self, session: AsyncSession, token: str, charger_id: str | None
+    ) -> tuple[Settlement, Order]:
+        """The verified settlement and its order; SettlementRefused when either fails.
+
+        One statement reads the charger's key by (iss, kid) and the order the token claims
+        (the unverified ``jti`` only picks the row; the verified one must name the same).
+        """
         peeked = peek_settlement(token)
         if isinstance(peeked, Refusal):
-            return peeked
+            raise SettlementRefused(peeked)
         iss, kid = peeked
         if charger_id is not None and iss != charger_id:
-            return Refusal(Reason.WRONG_ISSUER, f"iss {iss!r} sent by {charger_id!r}")
-        async with self._db.session() as session:
-            row = await key_by_kid(session, iss, kid)
-            if row is None:
-                return Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")
-            try:
-                key = PublicKey.from_jwk(json.loads(row.jwk))
-            except (KeyFormatError, ValueError) as exc:
-                return Refusal(Reason.UNKNOWN_KEY, f"stored key unusable: {exc}")
-            settlement = verify_settlement(token, key=key, audience=self._settings.issuer)
-            if isinstance(settlement, Refusal):
-                return settlement
-            order = await session.get(Order, settlement.order_id)
-        if order is None:
-            return Refusal(Reason.UNKNOWN_ORDER, f"no order {settlement.order_id!r}")
+            raise SettlementRefused(
+                Refusal(Reason.WRONG_ISSUER, f"iss {iss!r} sent by {charger_id!r}")
+            )
+        claimed = _claimed_order(token) or ""
+        row = (
+            await session.exec(
+                select(ChargerKey.jwk, Order)
+                .select_from(ChargerKey)
+                .outerjoin(Order, col(Order.id) == claimed)
+                .where(col(ChargerKey.charger_id) == iss, col(ChargerKey.kid) == kid)
+            )
+        ).first()
+        if row is None:
+            raise SettlementRefused(
+                Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")
+            )
+        jwk, order = row
+        settlement = verify_settlement(token, key=self._key(jwk), audience=self._settings.issuer)
+        if isinstance(settlement, Refusal):
+            raise SettlementRefused(settlement)
+        if order is None or order.id != settlement.order_id:
+            raise SettlementRefused(
+                Refusal(Reason.UNKNOWN_ORDER, f"no order {settlement.order_id!r}")
+            )
         refusal = check_settlement(
             settlement, snapshot(order), leeway_s=self._settings.token_leeway_s
         )
-        return refusal if refusal is not None else settlement
+        if refusal is not None:
+            raise SettlementRefused(refusal)
+        return settlement, order
 
-    async def _store_upload(self, token: str) -> None:
-        peeked = peek_settlement(token)
-        charger = peeked[0] if isinstance(peeked, tuple) else "?"
-        async with self._db.session() as session:
-            session.add(
-                SettlementInbox(
-                    charger_id=charger[:48],
-                    token=token[:8000],
-                    token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-                    source="upload",
-                    received_at=self._clock(),
-                )
-            )
+    def _key(self, jwk: str) -> PublicKey:
+        """The parsed key of a stored JWK (memoised: the text fixes the key, so nothing to
+        invalidate; bounded by clearing)."""
+        key = self._keys.get(jwk)
+        if key is None:
             try:
-                await session.commit()
-            except IntegrityError:  # the same token was stored before
-                await session.rollback()
+                key = PublicKey.from_jwk(json.loads(jwk))
+            except (KeyFormatError, ValueError) as exc:
+                raise SettlementRefused(
+                    Refusal(Reason.UNKNOWN_KEY, f"stored key unusable: {exc}")
+                ) from exc
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[jwk] = key
+        return key
+
+    async def _store_upload(
+        self, session: AsyncSession, token: str, charger_id: str, now: datetime
+    ) -> None:
+        """Keeps an uploaded token in the inbox (once per token: a repeat inserts nothing)."""
+        values = {
+            "charger_id": charger_id[:48],
+            "token": token[:8000],
+            "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
+            "source": "upload",
+            "received_at": now,
+        }
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        connection = await session.connection()
+        await connection.execute(insert(SettlementInbox).values(values).on_conflict_do_nothing())
 
     async def _reject(
         self, token: str, source: str, refusal: Refusal, charger_id: str | None
     ) -> None:
+        """Stores the refusal as evidence (and an uploaded token in the inbox)."""
         peeked = peek_settlement(token)
         if isinstance(peeked, tuple):
             charger_id = charger_id or peeked[0]
         order_id = _claimed_order(token)
+        now = self._clock()
         async with self._db.session() as session:
+            if source == "upload":
+                await self._store_upload(session, token, charger_id or "?", now)
             session.add(
                 SettlementRejection(
                     charger_id=(charger_id or None) and charger_id[:48],
@@ -210,7 +255,7 @@ class SettlementService:
                     reason=refusal.reason.value,
                     detail=refusal.detail[:500],
                     token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-                    created_at=self._clock(),
+                    created_at=now,
                 )
             )
             await session.commit()
@@ -218,21 +263,27 @@ class SettlementService:
     async def _record_signed(
         self,
         session: AsyncSession,
+        order: Order,
         s: Settlement,
         token: str,
         source: SettlementSource,
         now: datetime,
     ) -> SettlementOutcome:
-        order = await session.get(Order, s.order_id)
-        assert order is not None  # _verify found it; orders are never deleted
-        record = (
-            await session.exec(
-                select(SettlementRecord).where(
-                    SettlementRecord.charger_id == s.charge_point_id,
-                    SettlementRecord.txn == s.transaction_id,
+        # one statement: this copy's record by (charger, txn) and every record of the order
+        rows = await session.exec(
+            select(SettlementRecord).where(
+                (col(SettlementRecord.order_id) == order.id)
+                | (
+                    (col(SettlementRecord.charger_id) == s.charge_point_id)
+                    & (col(SettlementRecord.txn) == s.transaction_id)
                 )
             )
-        ).first()
+        )
+        records = list(rows.all())
+        record = next(
+            (r for r in records if (r.charger_id, r.txn) == (s.charge_point_id, s.transaction_id)),
+            None,
+        )
         if record is not None and record.order_id != order.id:
             # a charger reused its transaction serial for another order: never bill that one
             raise SettlementRefused(
@@ -242,10 +293,15 @@ class SettlementService:
                 )
             )
         duplicate = record is not None
+        inserted = False
         if record is None:
-            record = await self._attach_signed(session, order, s, token, source, now)
+            siblings = [r for r in records if r.order_id == order.id]
+            record, inserted = await self._attach_signed(
+                session, order, s, token, source, now, siblings
+            )
         await mark_started(session, order, _at(s.started_at))
-        payment = await bill(session, order, record, now)
+        # a session 1 inserted just now has no payment yet (payments belong to session 1)
+        payment = await bill(session, order, record, now, unpaid=inserted)
         return SettlementOutcome(record, order, payment, duplicate)
 
     async def _attach_signed(
@@ -256,7 +312,10 @@ class SettlementService:
         token: str,
         source: str,
         now: datetime,
-    ) -> SettlementRecord:
+        siblings: list[SettlementRecord],
+    ) -> tuple[SettlementRecord, bool]:
+        """The order's waiting OCPP-only record this copy completes, else a new record (and
+        whether it was inserted)."""
         values: dict[str, object] = {
             "txn": s.transaction_id,
             "token": token,
@@ -272,16 +331,11 @@ class SettlementService:
             "stop_reason": s.reason,
             "updated_at": now,
         }
-        waiting = await session.exec(
-            select(SettlementRecord)
-            .where(
-                SettlementRecord.order_id == order.id,
-                SettlementRecord.charger_id == s.charge_point_id,
-                col(SettlementRecord.txn).is_(None),
-            )
-            .order_by(col(SettlementRecord.session_no))
+        waiting = sorted(
+            (r for r in siblings if r.charger_id == s.charge_point_id and r.txn is None),
+            key=lambda r: r.session_no,
         )
-        for candidate in waiting.all():
+        for candidate in waiting:
             if await compatible(session, candidate, txn=s.transaction_id, evse_id=s.evse_id):
                 result = await session.exec(
                     update(SettlementRecord)
@@ -294,18 +348,18 @@ class SettlementService:
                 if result.rowcount != 1:
                     raise Conflict(f"settlement {candidate.id} was matched meanwhile")
                 await session.refresh(candidate)
-                return candidate
+                return candidate, False
         record = SettlementRecord(
             order_id=order.id,
             charger_id=s.charge_point_id,
-            session_no=await next_session_no(session, order.id),
+            session_no=max((r.session_no for r in siblings), default=0) + 1,
             first_source=source,
             verified_at=now,
             **values,  # type: ignore[arg-type]
         )
         session.add(record)
         await session.flush()
-        return record
+        return record, True
 
     # --- OCPP transactions -------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from csms.store.models_money import LedgerTransfer, Wallet
 __all__ = [
     "available",
     "capture",
+    "capture_and_release",
     "charge_debt",
     "currency_of",
     "held",
@@ -100,10 +101,9 @@ async def _begin(
     amount: int | None,
     balance_of: str | None = None,
 ) -> _Begun:
-    """Locks the wallet, then in one query looks the key up and reads ``balance_of``."""
+    """Locks the wallet, looks the key up and reads ``balance_of`` (one statement on SQLite)."""
     ledger.check_key(key)
-    currency = await ledger.lock_wallet(session, user_id)
-    done, balance = await ledger.key_and_balance(session, key, balance_of)
+    currency, (done,), balance = await ledger.lock_and_read(session, user_id, (key,), balance_of)
     if done is not None:
         found = await ledger.find_transfer(session, key)
         assert found is not None
@@ -201,6 +201,60 @@ async def capture(
         Leg(hold_account(order_id), "hold", -amount, user_id),
         Leg(REVENUE, "revenue", amount),
     )  # fmt: skip
+
+
+async def capture_and_release(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    order_id: str,
+    amount: int,
+    capture_key: str,
+    release_key: str,
+) -> None:
+    """Captures ``amount`` of the order's hold and returns the rest to available: what
+    :func:`capture` then :func:`release` do, under one wallet lock, with one lookup of both
+    keys and the hold, and both transfers posted together (three statements on SQLite, four
+    on PostgreSQL, instead of nine).
+    Each key stays idempotent on its own (a repeat posts only what is missing)."""
+    ledger.check_amount(amount)
+    ledger.check_key(capture_key)
+    ledger.check_key(release_key)
+    currency, (captured, released), remaining = await ledger.lock_and_read(
+        session, user_id, (capture_key, release_key), hold_account(order_id)
+    )
+    if captured is not None:
+        await _same_as_before(session, capture_key, "capture", user_id, order_id, amount)
+    if released is not None:
+        await _same_as_before(session, release_key, "release", user_id, order_id, None)
+    hold, transfers = hold_account(order_id), []
+    if captured is None and amount > 0:
+        _check_hold(order_id, remaining, amount)
+        remaining -= amount
+        legs = (Leg(hold, "hold", -amount, user_id), Leg(REVENUE, "revenue", amount))
+        transfers.append(ledger.Transfer(capture_key, "capture", legs, currency, user_id, order_id))
+    if released is None and remaining > 0:
+        legs = (
+            Leg(hold, "hold", -remaining, user_id),
+            Leg(wallet_account(user_id), "available", remaining, user_id),
+        )
+        transfers.append(ledger.Transfer(release_key, "release", legs, currency, user_id, order_id))
+    await ledger.post_all(session, transfers)
+
+
+async def _same_as_before(
+    session: AsyncSession,
+    key: str,
+    kind: TransferKind,
+    user_id: int,
+    order_id: str,
+    amount: int | None,
+) -> None:
+    found = await ledger.find_transfer(session, key)
+    assert found is not None
+    ledger.same_operation(
+        found, key=key, kind=kind, user_id=user_id, order_id=order_id, amount=amount
+    )
 
 
 async def release(
