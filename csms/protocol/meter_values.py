@@ -87,32 +87,6 @@ def register_at(samples: Sequence[Sample], *, last: bool, context: str | None = 
     return pool[-1 if last else 0].energy_wh
 
 
-def add_samples(
-    session: AsyncSession,
-    *,
-    charger_id: str,
-    transaction_pk: int | None,
-    evse_id: int | None,
-    samples: Iterable[Sample],
-) -> None:
-    """Adds the rows to the session (the caller commits with its own change)."""
-    for s in samples:
-        session.add(
-            MeterValue(
-                charger_id=charger_id,
-                transaction_pk=transaction_pk,
-                evse_id=evse_id,
-                timestamp=s.timestamp,
-                measurand=s.measurand[:60],
-                phase=s.phase,
-                unit=s.unit,
-                context=s.context,
-                location=s.location,
-                value=s.value,
-            )
-        )
-
-
 def sample_rows(
     charger_id: str, transaction_pk: int | None, evse_id: int | None, samples: Iterable[Sample]
 ) -> list[dict[str, Any]]:

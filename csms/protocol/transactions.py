@@ -18,19 +18,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import ColumnElement, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.context import CsmsContext
 from csms.payments import TransactionChange, TransactionFacts
 from csms.protocol.authorization import IdTagDecision, looks_like_order_id
-from csms.protocol.meter_values import Sample, add_samples, register_at, samples_of
-from csms.store.models import MeterValue, Transaction, TransactionEventRecord
+from csms.protocol.meter_values import METER_VALUES, Sample, register_at, sample_rows
+from csms.store.models import Transaction, TransactionEventRecord
+from csms.store.writer import Batch, table_of
 
 LOG = logging.getLogger("csms.transactions")
 LATE_AFTER = timedelta(minutes=5)  # a start reported later than this was queued offline
 STARTED, ENDED = "Started", "Ended"
+TRANSACTIONS = table_of(Transaction)
+EVENTS = table_of(TransactionEventRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,26 +115,50 @@ async def _notify(ctx: CsmsContext, change: TransactionChange, txn: Transaction)
         LOG.exception("%s: settlement sink failed on %s %s", txn.charger_id, change, txn.id)
 
 
-async def _find(session: AsyncSession, charger_id: str, transaction_id: str) -> Transaction | None:
-    rows = await session.exec(
-        select(Transaction).where(
-            Transaction.charger_id == charger_id, Transaction.transaction_id == transaction_id
-        )
+async def _load(conn: AsyncConnection, *where: ColumnElement[bool]) -> Transaction | None:
+    row = (await conn.execute(core_select(TRANSACTIONS).where(*where).limit(1))).first()
+    return None if row is None else Transaction(**row._mapping)
+
+
+def _by_id(charger_id: str, transaction_id: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        TRANSACTIONS.c.charger_id == charger_id,
+        TRANSACTIONS.c.transaction_id == transaction_id,
     )
-    return rows.first()
 
 
-async def _flag_reused_order(session: AsyncSession, txn: Transaction) -> None:
-    """Brief 7.11: a second transaction on one order id is stored and flagged."""
+async def _save(conn: AsyncConnection, txn: Transaction) -> None:
+    """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session."""
+    values = txn.model_dump(exclude={"id"})
+    if txn.id is None:
+        txn.id = await conn.scalar(
+            TRANSACTIONS.insert().values(values).returning(TRANSACTIONS.c.id)
+        )
+    else:
+        await conn.execute(update(TRANSACTIONS).where(TRANSACTIONS.c.id == txn.id).values(values))
+
+
+async def _flag_reused_order(conn: AsyncConnection, txn: Transaction) -> bool:
+    """Brief 7.11: a second transaction on one order id is stored and flagged (True if so)."""
     if txn.id_tag is None or not looks_like_order_id(txn.id_tag):
-        return
-    rows = await session.exec(
-        select(Transaction.id).where(
-            Transaction.id_tag == txn.id_tag, col(Transaction.id) != txn.id
-        )
+        return False
+    other = await conn.scalar(
+        core_select(TRANSACTIONS.c.id)
+        .where(TRANSACTIONS.c.id_tag == txn.id_tag, TRANSACTIONS.c.id != txn.id)
+        .limit(1)
     )
-    if rows.first() is not None:
-        _add_flag(txn, "order_reused")
+    if other is None or "order_reused" in txn.flags.split(","):
+        return False
+    _add_flag(txn, "order_reused")
+    return True
+
+
+async def _insert_samples(
+    conn: AsyncConnection, txn: Transaction, samples: Sequence[Sample]
+) -> None:
+    rows = sample_rows(txn.charger_id, txn.id, txn.evse_id, samples)
+    if rows:
+        await conn.execute(METER_VALUES.insert(), rows)
 
 
 async def _decide(ctx: CsmsContext, charger_id: str, id_tag: str) -> IdTagDecision:
@@ -148,17 +176,13 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     """1.6 StartTransaction: the CSMS assigns the integer id; a repeat gets the same one."""
     key = start_fingerprint(req)
     decision = await _decide(ctx, charger_id, req.id_tag)
-    async with ctx.db.session() as session:
-        existing = (
-            await session.exec(
-                select(Transaction).where(
-                    Transaction.charger_id == charger_id, Transaction.start_key == key
-                )
-            )
-        ).first()
+    now = ctx.clock()
+    by_key = (TRANSACTIONS.c.charger_id == charger_id, TRANSACTIONS.c.start_key == key)
+
+    async def op(batch: Batch) -> tuple[Transaction, bool]:
+        existing = await _load(batch.conn, *by_key)
         if existing is not None:
-            return _repeat_answer(existing, decision)
-        now = ctx.clock()
+            return existing, False
         txn = Transaction(
             charger_id=charger_id,
             transaction_id=f"new-{uuid.uuid4().hex}",
@@ -178,25 +202,24 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
             _add_flag(txn, "late_start")
         if not decision.known:
             _add_flag(txn, "unknown_tag")
-        session.add(txn)
-        try:
-            await session.flush()
-            txn.transaction_id = str(txn.id)
-            await _flag_reused_order(session, txn)
-            session.add(txn)
-            await session.commit()
-        except IntegrityError:  # the same start raced in on another connection
-            await session.rollback()
-            again = (
-                await session.exec(
-                    select(Transaction).where(
-                        Transaction.charger_id == charger_id, Transaction.start_key == key
-                    )
-                )
-            ).first()
-            if again is None:
-                raise
-            return _repeat_answer(again, decision)
+        await _save(batch.conn, txn)
+        txn.transaction_id = str(txn.id)
+        await _flag_reused_order(batch.conn, txn)
+        await _save(batch.conn, txn)
+        return txn, True
+
+    async def again(batch: Batch) -> Transaction | None:
+        return await _load(batch.conn, *by_key)
+
+    try:
+        txn, created = await ctx.writer.execute(op)
+    except IntegrityError:  # the same start raced in on another connection (or process)
+        found = await ctx.writer.execute(again)
+        if found is None:
+            raise
+        return _repeat_answer(found, decision)
+    if not created:
+        return _repeat_answer(txn, decision)
     await _notify(ctx, "started", txn)
     assert txn.id is not None
     return StartAnswer(txn.id, decision)
@@ -213,12 +236,14 @@ async def stop_transaction(
     """1.6 StopTransaction; a repeat (transaction already ended) changes nothing."""
     decision = await _decide(ctx, charger_id, req.id_tag) if req.id_tag else None
     now = ctx.clock()
-    async with ctx.db.session() as session:
-        txn = await _find(session, charger_id, str(req.transaction_id))
+
+    async def op(batch: Batch) -> Transaction | None:
+        conn = batch.conn
+        txn = await _load(conn, *_by_id(charger_id, str(req.transaction_id)))
         if txn is None:
-            txn = await _find(session, charger_id, f"unknown-{req.transaction_id}")
+            txn = await _load(conn, *_by_id(charger_id, f"unknown-{req.transaction_id}"))
         if txn is not None and txn.state == ENDED:
-            return decision
+            return None
         if txn is None:
             txn = Transaction(
                 charger_id=charger_id,
@@ -226,6 +251,7 @@ async def stop_transaction(
                 ocpp_version="1.6",
                 id_tag=req.id_tag,
                 created_at=now,
+                updated_at=now,
             )
             _add_flag(txn, "unknown_transaction")
         txn.state = ENDED
@@ -235,21 +261,16 @@ async def stop_transaction(
         txn.updated_at = now
         if txn.meter_start_wh is not None and req.meter_stop < txn.meter_start_wh:
             _add_flag(txn, "meter_decreased")
-        session.add(txn)
-        try:
-            await session.flush()
-            add_samples(
-                session,
-                charger_id=charger_id,
-                transaction_pk=txn.id,
-                evse_id=txn.evse_id,
-                samples=req.samples,
-            )
-            await session.commit()
-        except IntegrityError:  # a concurrent copy stored it first
-            await session.rollback()
-            return decision
-    await _notify(ctx, "ended", txn)
+        await _save(conn, txn)
+        await _insert_samples(conn, txn, req.samples)
+        return txn
+
+    try:
+        ended = await ctx.writer.execute(op)
+    except IntegrityError:  # a concurrent copy stored it first
+        return decision
+    if ended is not None:
+        await _notify(ctx, "ended", ended)
     return decision
 
 
@@ -272,16 +293,17 @@ def _decode_answer(text: str) -> IdTagDecision | None:
 
 
 async def _stored_answer(
-    session: AsyncSession, charger_id: str, ev: TransactionEvent
-) -> TransactionEventRecord | None:
-    rows = await session.exec(
-        select(TransactionEventRecord).where(
-            TransactionEventRecord.charger_id == charger_id,
-            TransactionEventRecord.transaction_id == ev.transaction_id,
-            TransactionEventRecord.seq_no == ev.seq_no,
+    conn: AsyncConnection, charger_id: str, ev: TransactionEvent
+) -> str | None:
+    """The answer given to this (charger, transactionId, seqNo) before, if any."""
+    response = await conn.scalar(
+        core_select(EVENTS.c.response).where(
+            EVENTS.c.charger_id == charger_id,
+            EVENTS.c.transaction_id == ev.transaction_id,
+            EVENTS.c.seq_no == ev.seq_no,
         )
     )
-    return rows.first()
+    return None if response is None else str(response)
 
 
 def _apply_event(txn: Transaction, ev: TransactionEvent, decision: IdTagDecision | None) -> None:
@@ -317,14 +339,24 @@ async def transaction_event(
     ctx: CsmsContext, charger_id: str, ev: TransactionEvent
 ) -> IdTagDecision | None:
     """2.0.1 TransactionEvent: stored once per seqNo; the answer's idTokenInfo (or None)."""
-    async with ctx.db.session() as session:
-        stored = await _stored_answer(session, charger_id, ev)
-    if stored is not None:
-        return _decode_answer(stored.response)
-    decision = await _decide(ctx, charger_id, ev.id_token) if ev.id_token else None
+
+    async def stored(batch: Batch) -> str | None:
+        return await _stored_answer(batch.conn, charger_id, ev)
+
+    decision: IdTagDecision | None = None
+    if ev.id_token:  # a repeat is answered as the first time, without asking the policy again
+        earlier = await ctx.writer.execute(stored)
+        if earlier is not None:
+            return _decode_answer(earlier)
+        decision = await _decide(ctx, charger_id, ev.id_token)
     now = ctx.clock()
-    async with ctx.db.session() as session:
-        txn = await _find(session, charger_id, ev.transaction_id)
+
+    async def op(batch: Batch) -> tuple[Transaction | None, str | None, bool]:
+        conn = batch.conn
+        earlier = await _stored_answer(conn, charger_id, ev)
+        if earlier is not None:
+            return None, earlier, False
+        txn = await _load(conn, *_by_id(charger_id, ev.transaction_id))
         created = txn is None
         if txn is None:
             txn = Transaction(
@@ -337,9 +369,9 @@ async def transaction_event(
                 _add_flag(txn, "no_started_event")
         _apply_event(txn, ev, decision)
         txn.updated_at = now
-        session.add(txn)
-        session.add(
-            TransactionEventRecord(
+        await _save(conn, txn)
+        await conn.execute(
+            EVENTS.insert().values(
                 charger_id=charger_id,
                 transaction_id=ev.transaction_id,
                 seq_no=ev.seq_no,
@@ -351,28 +383,23 @@ async def transaction_event(
                 received_at=now,
             )
         )
-        try:
-            await session.flush()
-            if created:
-                await _flag_reused_order(session, txn)
-            add_samples(
-                session,
-                charger_id=charger_id,
-                transaction_pk=txn.id,
-                evse_id=txn.evse_id,
-                samples=ev.samples,
-            )
-            if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
-                await session.flush()
-                txn.meter_stop_wh = register_at(
-                    [_as_sample(m) for m in await samples_of(session, txn.id)], last=True
-                )
-            await session.commit()
-        except IntegrityError:  # a concurrent copy of this event won
-            await session.rollback()
-            async with ctx.db.session() as again:
-                stored = await _stored_answer(again, charger_id, ev)
-            return _decode_answer(stored.response) if stored else decision
+        changed = created and await _flag_reused_order(conn, txn)
+        await _insert_samples(conn, txn, ev.samples)
+        if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
+            txn.meter_stop_wh = register_at(await _stored_samples(conn, txn.id), last=True)
+            changed = True
+        if changed:
+            await _save(conn, txn)
+        return txn, None, created
+
+    try:
+        txn, earlier, created = await ctx.writer.execute(op)
+    except IntegrityError:  # a concurrent copy of this event won
+        again = await ctx.writer.execute(stored)
+        return _decode_answer(again) if again else decision
+    if earlier is not None:
+        return _decode_answer(earlier)
+    assert txn is not None
     change: TransactionChange = (
         "ended" if ev.event_type == ENDED else "started" if created else "updated"
     )
@@ -380,5 +407,17 @@ async def transaction_event(
     return decision
 
 
-def _as_sample(row: MeterValue) -> Sample:
-    return Sample(row.timestamp, row.value, row.measurand, row.phase, row.unit, row.context)
+async def _stored_samples(conn: AsyncConnection, transaction_pk: int) -> list[Sample]:
+    rows = await conn.execute(
+        core_select(
+            METER_VALUES.c.timestamp,
+            METER_VALUES.c.value,
+            METER_VALUES.c.measurand,
+            METER_VALUES.c.phase,
+            METER_VALUES.c.unit,
+            METER_VALUES.c.context,
+        )
+        .where(METER_VALUES.c.transaction_pk == transaction_pk)
+        .order_by(METER_VALUES.c.timestamp, METER_VALUES.c.id)
+    )
+    return [Sample(*row) for row in rows]
