@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.payments import statements
 from csms.payments.lifecycle import (
     OrderEvent,
     PaymentEvent,
@@ -69,9 +70,11 @@ async def _set_order_state(
     new = next_order_state(order.status, event)
     if new.value == order.status and not values:
         return
-    result = await session.exec(
-        update(Order)
-        .where(col(Order.id) == order.id, col(Order.status) == order.status)
+    orders = statements.ORDERS  # Core, not the ORM's bulk UPDATE path: this is the hot path
+    connection = await session.connection()
+    result = await connection.execute(
+        update(orders)
+        .where(orders.c.id == order.id, orders.c.status == order.status)
         .values(status=new.value, updated_at=now, **values)
     )
     if result.rowcount != 1:

@@ -14,10 +14,11 @@ import json
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.payments import statements
 from csms.payments.billing_rules import stored
 from csms.payments.lifecycle import (
     OrderEvent,
@@ -124,12 +125,7 @@ async def capture_payment(
     Does not commit: run it inside :func:`~csms.payments.unit_of_work.in_transaction`.
     """
     found = (
-        await session.exec(
-            select(Payment, Order, SettlementRecord)
-            .join(Order, col(Order.id) == col(Payment.order_id))
-            .join(SettlementRecord, col(SettlementRecord.id) == col(Payment.settlement_id))
-            .where(col(Payment.id) == payment_id)
-        )
+        await session.exec(statements.CAPTURE_ROWS, params={"payment_id": payment_id})
     ).first()  # one statement for the three rows the capture needs
     if found is None or (user_id is not None and found[0].user_id != user_id):
         raise PaymentNotFound(f"no payment {payment_id}")
@@ -140,10 +136,9 @@ async def capture_payment(
             raise Conflict(f"payment {payment_id} captured, receipt not yet written")
         return existing
     next_payment_state(payment.status, PaymentEvent.CAPTURE)
-    result = await session.exec(
-        update(Payment)
-        .where(col(Payment.id) == payment_id, col(Payment.status) == PaymentState.PENDING)
-        .values(status=PaymentState.CAPTURED.value, captured_at=now, capture_kind=kind)
+    connection = await session.connection()
+    result = await connection.execute(
+        statements.CAPTURE_PAYMENT, {"payment_id": payment_id, "now": now, "kind": kind}
     )
     if result.rowcount != 1:
         raise Conflict(f"payment {payment_id} was captured meanwhile")
@@ -164,24 +159,24 @@ async def capture_payment(
             release_key=f"release:{order.id}",
         )
     next_order_state(order.status, OrderEvent.PAY)
-    values: dict[str, object] = {"status": "paid", "paid_at": now, "updated_at": now}
-    if order.hold_released_at is None:
-        values["hold_released_at"] = now
-    updated = await session.exec(
-        update(Order).where(col(Order.id) == order.id, col(Order.status) == order.status)
-        .values(**values)
-    )  # fmt: skip
+    updated = await connection.execute(
+        statements.ORDER_PAID, {"order_id": order.id, "old_status": order.status, "now": now}
+    )
     if updated.rowcount != 1:
         raise Conflict(f"order {order.id} changed under the capture")
-    stored(order, **values)
+    stored(
+        order, status="paid", paid_at=now, updated_at=now,
+        hold_released_at=order.hold_released_at or now,
+    )  # fmt: skip
     return await _insert_receipt(session, _receipt(order, record, payment, now))
 
 
 async def _insert_receipt(session: AsyncSession, receipt: Receipt) -> Receipt:
     """Inserts with Core ``RETURNING`` (no unit-of-work flush); the row stays detached."""
-    values = receipt.model_dump(exclude={"id"})
     connection = await session.connection()
-    inserted = await connection.execute(insert(Receipt).values(**values).returning(col(Receipt.id)))
+    inserted = await connection.execute(
+        statements.INSERT_RECEIPT, receipt.model_dump(exclude={"id"})
+    )
     receipt.id = inserted.scalar_one()
     return receipt
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import func, insert, literal, update
-from sqlalchemy import select as core_select
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.payments import statements
 from csms.payments.errors import IdempotencyConflict, InvalidAmount, InvalidKey, UnknownWallet
 from csms.store.models_money import KEY_MAX, LedgerEntry, LedgerTransfer, Wallet
 from csms.store.types import utcnow
@@ -93,25 +93,6 @@ async def lock_wallet(session: AsyncSession, user_id: int) -> str:
     return str(currency)
 
 
-def _reads(keys: Sequence[str], account: str | None) -> list[Any]:
-    """Scalar subqueries: the id of the transfer of each key (None if new), then the balance
-    of ``account`` (0 when None)."""
-    reads: list[Any] = [
-        select(LedgerTransfer.id)
-        .where(col(LedgerTransfer.idempotency_key) == key)
-        .scalar_subquery()
-        for key in keys
-    ]
-    reads.append(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-        .where(col(LedgerEntry.account) == account)
-        .scalar_subquery()
-        if account is not None
-        else literal(0)
-    )
-    return reads
-
-
 async def lock_and_read(
     session: AsyncSession, user_id: int, keys: Sequence[str], account: str | None
 ) -> tuple[str, list[int | None], int]:
@@ -124,17 +105,17 @@ async def lock_and_read(
     the row lock was waited for, so the reads run as the next statement (a fresh snapshot
     under READ COMMITTED).
     """
+    params: dict[str, object] = {f"key{n}": key for n, key in enumerate(keys)}
+    params["account"] = account
     connection = await session.connection()
     if connection.dialect.name != "sqlite":
         currency = await lock_wallet(session, user_id)
-        row = (await connection.execute(core_select(*_reads(keys, account)))).one()
-        *found, amount = row
+        row = await connection.execute(statements.read_only(len(keys), bool(account)), params)
+        *found, amount = row.one()
     else:
+        params["wallet_user"] = user_id
         result = await connection.execute(
-            update(Wallet)
-            .where(col(Wallet.user_id) == user_id)
-            .values(version=col(Wallet.version) + 1)
-            .returning(col(Wallet.currency), *_reads(keys, account))
+            statements.lock_and_read(len(keys), account is not None), params
         )
         locked = result.one_or_none()
         if locked is None:
@@ -209,8 +190,9 @@ async def post(
 
 
 async def post_all(session: AsyncSession, transfers: Sequence[Transfer]) -> list[int]:
-    """Writes balanced transfers and all their entries in two statements (the transfers with
-    ``RETURNING``, then every entry in one insert); returns the ids in the given order."""
+    """Writes balanced transfers and all their entries in two round trips (the transfers with
+    ``RETURNING``, then every entry), each an executemany of one cached statement; returns the
+    ids in the given order."""
     for transfer in transfers:
         legs = transfer.legs
         if sum(leg.amount for leg in legs) != 0 or len(legs) < 2:
@@ -220,42 +202,35 @@ async def post_all(session: AsyncSession, transfers: Sequence[Transfer]) -> list
     now = utcnow()
     connection = await session.connection()
     result = await connection.execute(
-        insert(LedgerTransfer)
-        .values(
-            [
-                {
-                    "idempotency_key": t.key,
-                    "kind": t.kind,
-                    "user_id": t.user_id,
-                    "order_id": t.order_id,
-                    "amount": sum(leg.amount for leg in t.legs if leg.amount > 0),
-                    "currency": t.currency,
-                    "psp_operation_id": t.psp_operation_id,
-                    "created_at": now,
-                }
-                for t in transfers
-            ]
-        )
-        .returning(col(LedgerTransfer.id), col(LedgerTransfer.idempotency_key))
+        statements.INSERT_TRANSFERS,
+        [
+            {
+                "idempotency_key": t.key,
+                "kind": t.kind,
+                "user_id": t.user_id,
+                "order_id": t.order_id,
+                "amount": sum(leg.amount for leg in t.legs if leg.amount > 0),
+                "currency": t.currency,
+                "psp_operation_id": t.psp_operation_id,
+                "created_at": now,
+            }
+            for t in transfers
+        ],
     )
-    ids: dict[str, int] = {}
-    for transfer_id, key in result.all():
-        assert transfer_id is not None
-        ids[key] = transfer_id
+    ids: dict[str, int] = {key: int(transfer_id) for transfer_id, key in result.all()}
     await connection.execute(
-        insert(LedgerEntry).values(
-            [
-                {
-                    "transfer_id": ids[t.key],
-                    "account": leg.account,
-                    "account_kind": leg.kind,
-                    "user_id": leg.user_id,
-                    "amount": leg.amount,
-                }
-                for t in transfers
-                for leg in t.legs
-            ]
-        )
+        statements.INSERT_ENTRIES,
+        [
+            {
+                "transfer_id": ids[t.key],
+                "account": leg.account,
+                "account_kind": leg.kind,
+                "user_id": leg.user_id,
+                "amount": leg.amount,
+            }
+            for t in transfers
+            for leg in t.legs
+        ],
     )
     return [ids[t.key] for t in transfers]
 

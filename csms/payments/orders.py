@@ -14,17 +14,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, literal
-from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
 from csms.keys import KeyManager
+from csms.payments import statements
 from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
 from csms.payments.ports import TariffResolver, WalletOps
-from csms.store.models import Charger, Evse
 from csms.store.models_orders import Order, OrderFlag
 from qr_extension.start import StartAuthorization, issue_start_token
 from qr_extension.tariff import (
@@ -84,20 +82,9 @@ def _epoch(moment: datetime) -> int:
 
 async def _check_charger(session: AsyncSession, charger_id: str, evse_id: int | None) -> None:
     """The charger is registered and has the EVSE: one statement, no ORM rows."""
-    evse = (
-        select(Evse.id)
-        .where(col(Evse.charger_id) == charger_id, col(Evse.evse_id) == evse_id)
-        .limit(1)
-        .scalar_subquery()
-        if evse_id is not None
-        else literal(None)
-    )
     connection = await session.connection()
-    found = (
-        await connection.execute(
-            core_select(col(Charger.registration), evse).where(col(Charger.id) == charger_id)
-        )
-    ).first()
+    params = {"charger_id": charger_id, "evse_id": evse_id}
+    found = (await connection.execute(statements.CHARGER_CHECK, params)).first()
     if found is None or found[0] != "Accepted":
         raise InvalidOrderRequest(f"unknown charger {charger_id!r}")
     if evse_id is not None and found[1] is None:
@@ -163,7 +150,7 @@ async def create_order(
     try:
         # Core insert: the row is written once and the object stays detached (no flush)
         connection = await session.connection()
-        await connection.execute(insert(Order).values(order.model_dump()))
+        await connection.execute(statements.INSERT_ORDER, order.model_dump())
         await wallet.place_hold(
             session, user_id=user_id, order_id=order_id, amount=amount, key=f"hold:{order_id}"
         )

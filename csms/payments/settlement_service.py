@@ -28,13 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
-from csms.payments import SettlementSource, TransactionChange, TransactionFacts
+from csms.payments import SettlementSource, TransactionChange, TransactionFacts, statements
 from csms.payments.billing_rules import (
     bill,
     compatible,
@@ -50,7 +48,7 @@ from csms.payments.orders import add_flag, snapshot
 from csms.payments.unit_of_work import Conflict, in_transaction
 from csms.protocol.authorization import looks_like_order_id
 from csms.store.db import Database
-from csms.store.models import ChargerKey, SettlementInbox, Transaction
+from csms.store.models import Transaction
 from csms.store.models_orders import Order, Payment, SettlementRecord, SettlementRejection
 from qr_extension import jws
 from qr_extension.errors import KeyFormatError
@@ -177,14 +175,8 @@ class SettlementService:
                 Refusal(Reason.WRONG_ISSUER, f"iss {iss!r} sent by {charger_id!r}")
             )
         claimed = _claimed_order(token) or ""
-        row = (
-            await session.exec(
-                select(ChargerKey.jwk, Order)
-                .select_from(ChargerKey)
-                .outerjoin(Order, col(Order.id) == claimed)
-                .where(col(ChargerKey.charger_id) == iss, col(ChargerKey.kid) == kid)
-            )
-        ).first()
+        params = {"iss": iss, "kid": kid, "order_id": claimed}
+        row = (await session.exec(statements.VERIFY_ROWS, params=params)).first()
         if row is None:
             raise SettlementRefused(
                 Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")
@@ -231,9 +223,8 @@ class SettlementService:
             "source": "upload",
             "received_at": now,
         }
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         connection = await session.connection()
-        await connection.execute(insert(SettlementInbox).values(values).on_conflict_do_nothing())
+        await connection.execute(statements.INSERT_INBOX[connection.dialect.name], values)
 
     async def _reject(
         self, token: str, source: str, refusal: Refusal, charger_id: str | None
@@ -270,15 +261,8 @@ class SettlementService:
         now: datetime,
     ) -> SettlementOutcome:
         # one statement: this copy's record by (charger, txn) and every record of the order
-        rows = await session.exec(
-            select(SettlementRecord).where(
-                (col(SettlementRecord.order_id) == order.id)
-                | (
-                    (col(SettlementRecord.charger_id) == s.charge_point_id)
-                    & (col(SettlementRecord.txn) == s.transaction_id)
-                )
-            )
-        )
+        params = {"order_id": order.id, "charger_id": s.charge_point_id, "txn": s.transaction_id}
+        rows = await session.exec(statements.RECORDS_OF_COPY, params=params)
         records = list(rows.all())
         record = next(
             (r for r in records if (r.charger_id, r.txn) == (s.charge_point_id, s.transaction_id)),
