@@ -21,8 +21,12 @@ import contextlib
 import logging
 import random
 import re
+from collections.abc import Coroutine
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
@@ -158,7 +162,7 @@ _REASONS = {
     401: "charger authentication failed (HTTP Basic, username = charger id)",
     404: "unknown charger id",
     409: "charger is being registered, retry",
-    503: "CSMS busy (reconnect storm), retry after the Retry-After seconds",
+    503: "CSMS busy (reconnect storm or store congested), retry after the Retry-After seconds",
 }
 
 
@@ -174,7 +178,11 @@ async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
             f"no supported OCPP subprotocol offered {offered}; use one of {list(VERSIONS)}",
         )
         return
-    refused = await authenticate(ctx, charge_point_id, websocket.headers.get("authorization"))
+    try:
+        refused = await authenticate(ctx, charge_point_id, websocket.headers.get("authorization"))
+    except (PoolTimeout, OperationalError):  # store congested: let the charger come back later
+        LOG.warning("%s: store busy during the handshake", charge_point_id)
+        refused = 503
     if refused:
         await _deny(websocket, refused, _REASONS[refused])
         return
@@ -191,7 +199,7 @@ async def serve(ctx: CsmsContext, websocket: WebSocket, charger_id: str, version
     if old is not None:
         LOG.info("%s: new connection replaces the old one", charger_id)
         await old.close("replaced by a new connection")
-    await provisioning.connected(ctx, charger_id, version)
+    await _record_connection(provisioning.connected(ctx, charger_id, version), charger_id)
     tasks = [
         asyncio.create_task(cp.start(), name=f"{charger_id}-reader"),
         asyncio.create_task(cp.run_outbox(), name=f"{charger_id}-outbox"),
@@ -209,4 +217,12 @@ async def serve(ctx: CsmsContext, websocket: WebSocket, charger_id: str, version
         await asyncio.gather(*tasks, return_exceptions=True)
         cp.fail_pending()
         if ctx.registry.detach(cp):
-            await provisioning.disconnected(ctx, charger_id)
+            await _record_connection(provisioning.disconnected(ctx, charger_id), charger_id)
+
+
+async def _record_connection(update: Coroutine[Any, Any, None], charger_id: str) -> None:
+    """The ``online`` flag is informative: a congested store must not end the connection."""
+    try:
+        await update
+    except (StoreError, SQLAlchemyError) as exc:
+        LOG.warning("%s: connection state not stored: %s", charger_id, exc)

@@ -21,7 +21,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-SQLITE_POOL_SIZE = 4
+SQLITE_POOL_SIZE = 6
+# The OCPP hot path writes through one connection (csms/store/writer.py); the pool serves
+# handshakes, authorization reads, the operator API, the message log and the payment side.
+# A checkout waits at most POOL_TIMEOUT_S: the handshake then answers 503 + Retry-After and a
+# CALL InternalError, instead of a charger timing out on silence.
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 10
+POOL_TIMEOUT_S = 10
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -41,17 +48,24 @@ def make_engine(url: str) -> AsyncEngine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # SQLite has one writer at a time: a few connections avoid lock ping-pong between
         # many writers (its busy handler sleeps up to 100 ms per retry). Measured with 1,000
-        # chargers reconnecting at once: 15 connections 174 s, 4 connections 56 s.
+        # chargers reconnecting at once: 15 connections 174 s, 4 connections 56 s (before the
+        # store writer took the OCPP writes off the pool).
         engine = create_async_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=SQLITE_POOL_SIZE,
             max_overflow=0,
-            pool_timeout=60,
+            pool_timeout=POOL_TIMEOUT_S,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_MAX_OVERFLOW,
+        pool_timeout=POOL_TIMEOUT_S,
+        pool_pre_ping=True,
+    )
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -124,9 +124,9 @@ class StoreWriter:
         except asyncio.QueueFull as exc:
             raise StoreBusy(f"{self._queue.maxsize} store operations already waiting") from exc
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):  # cancels the future: the writer skips it
+                return await future
         except TimeoutError as exc:
-            future.cancel()  # the writer skips it if it has not run yet
             raise StoreTimeout(f"store operation not committed in {self._timeout_s}s") from exc
 
     def touch(self, charger_id: str, now: datetime) -> None:
