@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import update
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -54,6 +55,18 @@ def charge_of(record: SettlementRecord) -> tuple[int, bool]:
     if disagree and record.ocpp_amount is not None:
         return min(record.signed_amount, record.ocpp_amount), True
     return record.signed_amount, disagree
+
+
+async def insert_loaded(session: AsyncSession, row: Payment | SettlementRecord) -> None:
+    """Inserts ``row`` with a prebuilt Core ``INSERT .. RETURNING id`` and attaches it to the
+    session as if it had been loaded (no unit-of-work flush; a later change to it is flushed
+    as an UPDATE). A unique constraint fails here as it would at a flush."""
+    statement = statements.INSERT_PAYMENT if isinstance(row, Payment) else statements.INSERT_RECORD
+    connection = await session.connection()
+    inserted = await connection.execute(statement, row.model_dump(exclude={"id"}))
+    row.id = inserted.scalar_one()
+    make_transient_to_detached(row)
+    session.add(row)
 
 
 def stored(row: object, **values: object) -> None:
@@ -97,11 +110,14 @@ async def bill(
     now: datetime,
     *,
     unpaid: bool = False,
+    started_at: datetime | None = None,
 ) -> Payment | None:
     """Brings the order's payment in line with ``record`` (the pending amount follows the
     evidence; a captured payment is never changed here, only flagged). ``unpaid``: the caller
     knows the order has no payment (it just inserted session 1), so it is not looked up; the
-    unique ``order_id`` of payments still guards that."""
+    unique ``order_id`` of payments still guards that. ``started_at``: the caller has not
+    marked the order started; settling it does both in one update (created -> settled is a
+    step of the table, and started_at is kept as :func:`mark_started` would write it)."""
     payment = None
     if not (unpaid and record.session_no == 1):
         payment = (await session.exec(select(Payment).where(Payment.order_id == order.id))).first()
@@ -135,9 +151,9 @@ async def bill(
             method="debt" if released else "hold",
             created_at=now,
         )
-        session.add(payment)
-        await session.flush()  # the unique order_id: a concurrent copy makes this unit retry
-        await _set_order_state(session, order, OrderEvent.SETTLE, now, settled_at=now)
+        await insert_loaded(session, payment)  # unique order_id: a concurrent copy retries
+        start = {} if started_at is None else {"started_at": order.started_at or started_at}
+        await _set_order_state(session, order, OrderEvent.SETTLE, now, settled_at=now, **start)
         if released:
             await add_flag(
                 session, order.id, "settled_after_release",

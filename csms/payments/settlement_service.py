@@ -36,6 +36,7 @@ from csms.payments import SettlementSource, TransactionChange, TransactionFacts,
 from csms.payments.billing_rules import (
     bill,
     compatible,
+    insert_loaded,
     mark_started,
     next_session_no,
     ocpp_cost,
@@ -277,15 +278,18 @@ class SettlementService:
                 )
             )
         duplicate = record is not None
-        inserted = False
+        inserted, start = False, _at(s.started_at)
         if record is None:
             siblings = [r for r in records if r.order_id == order.id]
             record, inserted = await self._attach_signed(
                 session, order, s, token, source, now, siblings
             )
-        await mark_started(session, order, _at(s.started_at))
-        # a session 1 inserted just now has no payment yet (payments belong to session 1)
-        payment = await bill(session, order, record, now, unpaid=inserted)
+        if inserted and record.session_no == 1:
+            # no payment yet (payments belong to session 1): bill settles and starts at once
+            payment = await bill(session, order, record, now, unpaid=True, started_at=start)
+        else:
+            await mark_started(session, order, start)
+            payment = await bill(session, order, record, now)
         return SettlementOutcome(record, order, payment, duplicate)
 
     async def _attach_signed(
@@ -341,8 +345,7 @@ class SettlementService:
             verified_at=now,
             **values,  # type: ignore[arg-type]
         )
-        session.add(record)
-        await session.flush()
+        await insert_loaded(session, record)
         return record, True
 
     # --- OCPP transactions -------------------------------------------------------------------

@@ -49,7 +49,9 @@ __all__ = [
     "INSERT_ENTRIES",
     "INSERT_INBOX",
     "INSERT_ORDER",
+    "INSERT_PAYMENT",
     "INSERT_RECEIPT",
+    "INSERT_RECORD",
     "INSERT_TRANSFERS",
     "ORDER_PAID",
     "RECORDS_OF_COPY",
@@ -156,6 +158,9 @@ INSERT_INBOX = {
     "postgresql": pg_insert(_INBOX).on_conflict_do_nothing(),
 }
 """An uploaded token into the inbox, by dialect name; a token stored before inserts nothing."""
+
+INSERT_RECORD: Insert = insert(RECORDS).returning(RECORDS.c.id)
+INSERT_PAYMENT: Insert = insert(PAYMENTS).returning(PAYMENTS.c.id)
 
 # --- capture --------------------------------------------------------------------------------
 
