@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.payments.capture import breakdown_of, receipt_of
+from csms.payments.lifecycle import PaymentState
 from csms.payments.orders import flags_of, snapshot
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
 from qr_extension.tariff import tariff_to_claim
@@ -201,11 +202,24 @@ async def order_detail(session: AsyncSession, order: Order) -> OrderDetail:
 
 
 async def settlement_public(
-    session: AsyncSession, order: Order, record: SettlementRecord
+    session: AsyncSession,
+    order: Order,
+    record: SettlementRecord,
+    *,
+    payment: Payment | None = None,
 ) -> SettlementPublic:
-    payment = await _payment(session, order.id)
+    """The driver's view of a session record. ``payment``: the order's payment when the caller
+    has just read it (the settlement upload), else it is looked up; a pending payment has no
+    receipt, so none is looked up for it."""
+    if payment is None:
+        payment = await _payment(session, order.id)
     billed = payment is not None and payment.settlement_id == record.id
-    receipt = await receipt_of(session, payment.id) if billed and payment and payment.id else None
+    captured = payment is not None and payment.status != PaymentState.PENDING
+    receipt = (
+        await receipt_of(session, payment.id)
+        if billed and captured and payment and payment.id
+        else None
+    )
     sources = [
         name
         for name, present in (("signed", record.txn), ("ocpp", record.ocpp_transaction_pk))

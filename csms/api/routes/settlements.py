@@ -131,7 +131,7 @@ async def post_settlement(
         ) from exc
     if outcome.order.user_id != user.id:
         return JSONResponse(SettlementAccepted().model_dump(), status.HTTP_202_ACCEPTED)
-    return await settlement_public(session, outcome.order, outcome.record)
+    return await settlement_public(session, outcome.order, outcome.record, payment=outcome.payment)
 
 
 @router.get("", response_model=list[SettlementPublic])
