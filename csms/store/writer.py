@@ -4,10 +4,12 @@ Handlers hand a write over as an *operation* (an async function of a :class:`Bat
 :meth:`StoreWriter.execute`; the writer takes everything that is waiting (at most
 ``max_batch`` operations), runs it on one connection in one transaction with SQLAlchemy Core,
 commits once, and then resolves each caller's future. A caller therefore still answers its
-charger only after its data is committed, but a hundred callers share one commit and one
-pooled connection: no per-CALL ORM session, no pool exhaustion, and on SQLite no writers
-queueing on the database lock. If a group fails, its operations are retried one transaction
-each, so one bad operation fails only its own caller.
+charger only after its data is committed, but a hundred callers share one commit and the
+writer's own connection (held for its life, so it never queues behind handshakes for a pooled
+one): no per-CALL ORM session, no pool exhaustion, and on SQLite no writers queueing on the
+database lock. If a group fails on a conflict (IntegrityError), its operations are retried one
+transaction each, so a duplicate fails only its own caller; any other failure fails the group
+(its callers answer CALLERROR InternalError) and the connection is replaced.
 
 Heartbeats need no durability before the answer: :meth:`StoreWriter.touch` records
 ``last_seen`` in memory and the writer writes the newest value per charger every
@@ -20,12 +22,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
@@ -106,6 +109,7 @@ class StoreWriter:
         self._touches: dict[str, datetime] = {}
         self._last_touch_flush = monotonic()
         self._running = False
+        self._conn: AsyncConnection | None = None
         self.groups = 0  # committed groups (for tests and diagnostics)
 
     # --- callers ----------------------------------------------------------------------------
@@ -155,12 +159,45 @@ class StoreWriter:
             await self._drain()
 
     async def _drain(self) -> None:
-        """Runs what is still queued when the task stops (shutdown), each op alone."""
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            await self._settle_alone(item)
-        with contextlib.suppress(Exception):
-            await self.flush_touches()
+        """Runs what is still queued when the task stops (shutdown), then lets go of the
+        connection."""
+        try:
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                await self._settle_alone(item)
+            with contextlib.suppress(Exception):
+                await self.flush_touches()
+        finally:
+            await self._drop_connection()
+
+    async def _connection(self) -> AsyncConnection:
+        """The writer's own connection, held for its life: it never queues behind handshakes
+        and API requests for a pooled one (a new one after a failure)."""
+        if self._conn is None:
+            self._conn = await self._db.engine.connect()
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        if not self._running:
+            async with self._db.engine.begin() as conn:
+                yield conn
+            return
+        conn = await self._connection()
+        try:
+            async with conn.begin():
+                yield conn
+        except IntegrityError:
+            raise  # the operation's own conflict: the connection is fine
+        except BaseException:
+            await self._drop_connection()
+            raise
 
     async def flush_touches(self) -> None:
         """Writes the remembered ``last_seen`` values (one executemany)."""
@@ -174,7 +211,7 @@ class StoreWriter:
             .values(last_seen=bindparam("seen"))
         )
         try:
-            async with self._db.engine.begin() as conn:
+            async with self._transaction() as conn:
                 await conn.execute(stmt, [{"cid": c, "seen": t} for c, t in touches.items()])
         except Exception:
             LOG.exception("store writer: lost %d last_seen updates", len(touches))
@@ -184,17 +221,22 @@ class StoreWriter:
         if not live:
             return
         try:
-            async with self._db.engine.begin() as conn:
+            async with self._transaction() as conn:
                 batch = Batch(conn)
                 results = [await item.op(batch) for item in live]
                 await batch.insert_rows()
-        except Exception as exc:
+        except IntegrityError as exc:
             if len(live) == 1:
                 _fail(live[0], exc)
                 return
-            LOG.warning("store writer: a group of %d failed (%s), retrying alone", len(live), exc)
+            # one operation's conflict (a duplicate): the others must not fail with it
             for item in live:
                 await self._settle_alone(item)
+            return
+        except Exception as exc:  # the store itself failed: every caller answers an error
+            LOG.warning("store writer: a group of %d failed: %s", len(live), exc)
+            for item in live:
+                _fail(item, exc)
             return
         self.groups += 1
         for item, result in zip(live, results, strict=True):
@@ -213,7 +255,7 @@ class StoreWriter:
             item.future.set_result(result)
 
     async def _run_alone(self, op: Operation[T]) -> T:
-        async with self._db.engine.begin() as conn:
+        async with self._transaction() as conn:
             batch = Batch(conn)
             result = await op(batch)
             await batch.insert_rows()
