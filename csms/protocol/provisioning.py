@@ -55,6 +55,7 @@ async def heartbeat(ctx: CsmsContext, charger_id: str) -> datetime:
     """Answered at once: ``last_seen`` is written by the store writer's periodic flush."""
     now = ctx.clock()
     ctx.writer.touch(charger_id, now)
+    await ctx.writer.settle_presence(charger_id)  # only right after connecting
     return now
 
 
@@ -91,21 +92,9 @@ async def connector_status(
 
 
 async def connected(ctx: CsmsContext, charger_id: str, version: str) -> None:
-    await _connection(ctx, charger_id, online=True, version=version)
+    """Online: stored by the store writer before the answer to the charger's next CALL."""
+    ctx.writer.set_presence(charger_id, online=True, version=version, now=ctx.clock())
 
 
 async def disconnected(ctx: CsmsContext, charger_id: str) -> None:
-    await _connection(ctx, charger_id, online=False, version=None)
-
-
-async def _connection(
-    ctx: CsmsContext, charger_id: str, *, online: bool, version: str | None
-) -> None:
-    now = ctx.clock()
-
-    async def op(batch: Batch) -> None:
-        await store.record_connection(
-            batch, charger_id=charger_id, online=online, version=version, now=now
-        )
-
-    await ctx.writer.execute(op)
+    ctx.writer.set_presence(charger_id, online=False, version=None, now=ctx.clock())

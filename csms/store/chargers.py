@@ -211,15 +211,6 @@ async def record_boot(
     return str(registration)
 
 
-async def record_connection(
-    batch: Batch, *, charger_id: str, online: bool, version: str | None, now: datetime
-) -> None:
-    values: dict[str, object] = {"online": online, "last_seen": now}
-    if version is not None:
-        values["ocpp_version"] = version
-    await batch.conn.execute(update(CHARGERS).where(CHARGERS.c.id == charger_id).values(values))
-
-
 async def record_charger_status(
     batch: Batch, *, charger_id: str, status: str, now: datetime
 ) -> None:

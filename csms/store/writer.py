@@ -14,6 +14,8 @@ transaction each, so a duplicate fails only its own caller; any other failure fa
 Heartbeats need no durability before the answer: :meth:`StoreWriter.touch` records
 ``last_seen`` in memory and the writer writes the newest value per charger every
 ``touch_interval_s`` (one ``executemany``), so memory is bounded by the number of chargers.
+The connection state (online/offline) is kept the same way, and also written at the start of
+every group, so it is stored before the charger's next CALL is answered.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class StoreWriter:
         self._touch_interval_s = touch_interval_s
         self._monotonic = monotonic
         self._touches: dict[str, datetime] = {}
+        self._presence: dict[str, tuple[bool, str | None, datetime]] = {}
         self._last_touch_flush = monotonic()
         self._running = False
         self._conn: AsyncConnection | None = None
@@ -136,6 +139,20 @@ class StoreWriter:
     def touch(self, charger_id: str, now: datetime) -> None:
         """Records ``last_seen`` in memory; written with the next periodic flush."""
         self._touches[charger_id] = now
+
+    async def settle_presence(self, charger_id: str) -> None:
+        """Waits until the charger's connection state is stored (for an answer that is not
+        otherwise committed, such as a Heartbeat right after connecting)."""
+        if charger_id in self._presence:
+            await self.execute(_nothing)
+
+    def set_presence(
+        self, charger_id: str, *, online: bool, version: str | None, now: datetime
+    ) -> None:
+        """Records the connection state (``online``, ``ocpp_version``, ``last_seen``) in memory:
+        written at the start of the next group, so before the answer to the charger's next
+        CALL, or by the periodic flush. Only the newest state per charger is kept."""
+        self._presence[charger_id] = (online, version, now)
 
     # --- the task ---------------------------------------------------------------------------
 
@@ -200,9 +217,9 @@ class StoreWriter:
             raise
 
     async def flush_touches(self) -> None:
-        """Writes the remembered ``last_seen`` values (one executemany)."""
+        """Writes the remembered ``last_seen`` values and connection states (executemany)."""
         self._last_touch_flush = self._monotonic()
-        if not self._touches:
+        if not self._touches and not self._presence:
             return
         touches, self._touches = self._touches, {}
         stmt = (
@@ -212,9 +229,38 @@ class StoreWriter:
         )
         try:
             async with self._transaction() as conn:
-                await conn.execute(stmt, [{"cid": c, "seen": t} for c, t in touches.items()])
+                await self._write_presence(conn)
+                if touches:
+                    await conn.execute(stmt, [{"cid": c, "seen": t} for c, t in touches.items()])
         except Exception:
             LOG.exception("store writer: lost %d last_seen updates", len(touches))
+
+    async def _write_presence(self, conn: AsyncConnection) -> None:
+        if not self._presence:
+            return
+        presence, self._presence = self._presence, {}
+        rows = [
+            {"cid": cid, "on": online, "seen": seen}
+            for cid, (online, _version, seen) in presence.items()
+        ]
+        await conn.execute(
+            update(CHARGERS)
+            .where(CHARGERS.c.id == bindparam("cid"))
+            .values(online=bindparam("on"), last_seen=bindparam("seen")),
+            rows,
+        )
+        versions = [
+            {"cid": cid, "v": version}
+            for cid, (_online, version, _seen) in presence.items()
+            if version is not None
+        ]
+        if versions:
+            await conn.execute(
+                update(CHARGERS)
+                .where(CHARGERS.c.id == bindparam("cid"))
+                .values(ocpp_version=bindparam("v")),
+                versions,
+            )
 
     async def _commit_group(self, group: list[_Pending]) -> None:
         live = [item for item in group if not item.future.done()]
@@ -222,6 +268,7 @@ class StoreWriter:
             return
         try:
             async with self._transaction() as conn:
+                await self._write_presence(conn)
                 batch = Batch(conn)
                 results = [await item.op(batch) for item in live]
                 await batch.insert_rows()
@@ -260,6 +307,10 @@ class StoreWriter:
             result = await op(batch)
             await batch.insert_rows()
         return result
+
+
+async def _nothing(batch: Batch) -> None:
+    """An empty operation: its group commit writes the pending connection states."""
 
 
 def _fail(item: _Pending, exc: Exception) -> None:
