@@ -14,11 +14,12 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from demo.errors import DemoError
-from demo.fleet import default_fleet
-from demo.runner import DemoInfo, DemoOptions, run_until_stopped
+
+if TYPE_CHECKING:
+    from demo.runner import DemoInfo
 
 
 def register(subparsers: Any) -> None:
@@ -67,6 +68,11 @@ def describe(info: DemoInfo) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the runner pulls in the CSMS and the charger, which every other
+    # `qrcharge` subcommand (a charger starting up, say) would otherwise pay for.
+    from demo.fleet import default_fleet
+    from demo.runner import DemoOptions, run_until_stopped
+
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
