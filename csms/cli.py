@@ -16,7 +16,11 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "csms",
         help="run the central system (operator API, JWKS, OCPP 1.6J/2.0.1 WebSocket)",
-        description="Serves /api/v1/admin/..., /.well-known/jwks.json and /ocpp/{id}.",
+        description=(
+            "Serves the OCPP endpoint /ocpp/{id}, the driver and operator APIs under /api/v1,"
+            " /.well-known/jwks.json, the driver page (/, /c/{id}) and the operator page"
+            " (/operator) on one port."
+        ),
     )
     parser.add_argument("--host", help="interface to bind (setting host)")
     parser.add_argument("--port", type=int, help="port (setting port)")
