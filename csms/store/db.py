@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.store.db_worker import DbWorker
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_POOL_SIZE = 6
@@ -91,15 +93,21 @@ async def migrate(engine: AsyncEngine) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engine and its session factory: what the rest of the CSMS is given."""
+    """The engine, its session factory and the database thread (hot-path units of work):
+    what the rest of the CSMS is given."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    worker: DbWorker
 
     @classmethod
     def connect(cls, url: str) -> Database:
         engine = make_engine(url)
-        return cls(engine, async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False))
+        return cls(
+            engine,
+            async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+            DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas),
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -107,4 +115,5 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        await self.worker.close()
         await self.engine.dispose()

@@ -1,0 +1,152 @@
+"""The database thread: a unit of work runs there whole, one hop from the event loop.
+
+Through SQLAlchemy's asyncio layer every statement is a round trip through the event loop
+(aiosqlite adds a thread hand-over per cursor call): a unit of ten statements waits ten times
+for a busy loop to come round. :class:`DbWorker` instead runs a plain synchronous function of a
+SQLAlchemy :class:`~sqlalchemy.engine.Connection` in one dedicated thread that holds its own
+connection for life, inside one transaction, and the loop awaits it once (decision D13).
+
+* SQLite: the standard library driver on the same file (WAL, busy timeout, foreign keys, as
+  the async engine). The thread is the process's single writer for the hot paths, so they
+  never queue on the database lock against each other.
+* PostgreSQL: psycopg (3), synchronous, on its own connection.
+* Anything else (an in-memory SQLite database, another driver): the function runs through
+  ``AsyncConnection.run_sync`` on the async engine: the same code, without the saving.
+
+A unit that raises rolls back and re-raises; a connection error also replaces the connection.
+The functions must not touch the event loop (no awaits, no asyncio objects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import StaticPool
+
+LOG = logging.getLogger("csms.store")
+P = ParamSpec("P")
+T = TypeVar("T")
+Unit = Callable[Concatenate[Connection, P], T]
+
+
+def sync_url(url: str) -> str | None:
+    """The synchronous driver's URL for ``url``, or None when there is none to use."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None  # a second connection would see another database
+        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return None
+
+
+def _make_sync_engine(url: str, sqlite_pragmas: Callable[[Any, Any], None]) -> Engine:
+    if url.startswith("sqlite"):
+        # one connection, used by one thread only; the thread serialises access itself
+        engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False, "timeout": 10.0},
+        )
+        event.listen(engine, "connect", sqlite_pragmas)
+        return engine
+    return create_engine(url, poolclass=StaticPool, pool_pre_ping=True)
+
+
+class DbWorker:
+    """Runs synchronous units of work in one database thread (or through ``run_sync``)."""
+
+    def __init__(
+        self,
+        async_engine: AsyncEngine,
+        url: str,
+        *,
+        sqlite_pragmas: Callable[[Any, Any], None],
+    ) -> None:
+        self._async_engine = async_engine
+        target = sync_url(url)
+        self._engine = None if target is None else _make_sync_engine(target, sqlite_pragmas)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        self.units = 0  # units run (diagnostics and tests)
+
+    @property
+    def threaded(self) -> bool:
+        """True when units run in the database thread (not through ``run_sync``)."""
+        return self._engine is not None
+
+    async def run(self, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs ``unit(conn, *args, **kwargs)`` in one transaction and returns its result
+        once committed; an exception rolls the transaction back and is re-raised here."""
+        if self._engine is None:
+            async with self._async_engine.begin() as aconn:
+                return await aconn.run_sync(unit, *args, **kwargs)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="db-worker")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, lambda: self._in_thread(unit, *args, **kwargs)
+        )
+
+    def _in_thread(self, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._lock:
+            assert self._engine is not None
+            if self._conn is None:
+                self._conn = self._engine.connect()
+            conn = self._conn
+            try:
+                with conn.begin():
+                    result = unit(conn, *args, **kwargs)
+            except IntegrityError:
+                raise  # the unit's own conflict: the connection is fine
+            except DBAPIError as exc:
+                if exc.connection_invalidated or not _alive(conn):
+                    self._drop()
+                raise
+            except BaseException:
+                if not _alive(conn):
+                    self._drop()
+                raise
+            self.units += 1
+            return result
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+
+    async def close(self) -> None:
+        """Lets go of the thread and its connection (waits for a running unit)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_in_thread)
+            executor.shutdown(wait=True)
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _close_in_thread(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+
+def _alive(conn: Connection) -> bool:
+    return not conn.closed and not conn.invalidated
