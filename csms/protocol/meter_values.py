@@ -124,10 +124,10 @@ async def meter_values(
     if not samples:
         return
 
-    async def op(batch: Batch) -> None:
+    def op(batch: Batch) -> None:
         txn_pk: int | None = None
         if transaction_id is not None:
-            txn_pk = await batch.conn.scalar(
+            txn_pk = batch.conn.scalar(
                 core_select(TRANSACTIONS.c.id)
                 .where(
                     TRANSACTIONS.c.charger_id == charger_id,
@@ -136,7 +136,7 @@ async def meter_values(
                 .limit(1)
             )
         elif evse_id > 0:
-            txn_pk = await batch.conn.scalar(
+            txn_pk = batch.conn.scalar(
                 core_select(TRANSACTIONS.c.id)
                 .where(
                     TRANSACTIONS.c.charger_id == charger_id,

@@ -33,8 +33,8 @@ class BootAnswer:
 async def boot(ctx: CsmsContext, charger_id: str, version: str, info: BootInfo) -> BootAnswer:
     now = ctx.clock()
 
-    async def op(batch: Batch) -> str | None:
-        return await store.record_boot(
+    def op(batch: Batch) -> str | None:
+        return store.record_boot(
             batch,
             charger_id=charger_id,
             version=version,
@@ -74,11 +74,11 @@ async def connector_status(
     now = ctx.clock()
     at = timestamp or now
 
-    async def op(batch: Batch) -> None:
+    def op(batch: Batch) -> None:
         if evse_id == 0:
-            await store.record_charger_status(batch, charger_id=charger_id, status=status, now=now)
+            store.record_charger_status(batch, charger_id=charger_id, status=status, now=now)
             return
-        await store.record_evse_status(
+        store.record_evse_status(
             batch,
             charger_id=charger_id,
             evse_id=evse_id,

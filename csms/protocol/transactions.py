@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, update
 from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.context import CsmsContext
 from csms.payments import TransactionChange, TransactionFacts
@@ -115,8 +115,8 @@ async def _notify(ctx: CsmsContext, change: TransactionChange, txn: Transaction)
         LOG.exception("%s: settlement sink failed on %s %s", txn.charger_id, change, txn.id)
 
 
-async def _load(conn: AsyncConnection, *where: ColumnElement[bool]) -> Transaction | None:
-    row = (await conn.execute(core_select(TRANSACTIONS).where(*where).limit(1))).first()
+def _load(conn: Connection, *where: ColumnElement[bool]) -> Transaction | None:
+    row = (conn.execute(core_select(TRANSACTIONS).where(*where).limit(1))).first()
     return None if row is None else Transaction(**row._mapping)
 
 
@@ -127,22 +127,20 @@ def _by_id(charger_id: str, transaction_id: str) -> tuple[ColumnElement[bool], .
     )
 
 
-async def _save(conn: AsyncConnection, txn: Transaction) -> None:
+def _save(conn: Connection, txn: Transaction) -> None:
     """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session."""
     values = txn.model_dump(exclude={"id"})
     if txn.id is None:
-        txn.id = await conn.scalar(
-            TRANSACTIONS.insert().values(values).returning(TRANSACTIONS.c.id)
-        )
+        txn.id = conn.scalar(TRANSACTIONS.insert().values(values).returning(TRANSACTIONS.c.id))
     else:
-        await conn.execute(update(TRANSACTIONS).where(TRANSACTIONS.c.id == txn.id).values(values))
+        conn.execute(update(TRANSACTIONS).where(TRANSACTIONS.c.id == txn.id).values(values))
 
 
-async def _flag_reused_order(conn: AsyncConnection, txn: Transaction) -> bool:
+def _flag_reused_order(conn: Connection, txn: Transaction) -> bool:
     """Brief 7.11: a second transaction on one order id is stored and flagged (True if so)."""
     if txn.id_tag is None or not looks_like_order_id(txn.id_tag):
         return False
-    other = await conn.scalar(
+    other = conn.scalar(
         core_select(TRANSACTIONS.c.id)
         .where(TRANSACTIONS.c.id_tag == txn.id_tag, TRANSACTIONS.c.id != txn.id)
         .limit(1)
@@ -153,12 +151,10 @@ async def _flag_reused_order(conn: AsyncConnection, txn: Transaction) -> bool:
     return True
 
 
-async def _insert_samples(
-    conn: AsyncConnection, txn: Transaction, samples: Sequence[Sample]
-) -> None:
+def _insert_samples(conn: Connection, txn: Transaction, samples: Sequence[Sample]) -> None:
     rows = sample_rows(txn.charger_id, txn.id, txn.evse_id, samples)
     if rows:
-        await conn.execute(METER_VALUES.insert(), rows)
+        conn.execute(METER_VALUES.insert(), rows)
 
 
 async def _decide(ctx: CsmsContext, charger_id: str, id_tag: str) -> IdTagDecision:
@@ -179,8 +175,8 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     now = ctx.clock()
     by_key = (TRANSACTIONS.c.charger_id == charger_id, TRANSACTIONS.c.start_key == key)
 
-    async def op(batch: Batch) -> tuple[Transaction, bool]:
-        existing = await _load(batch.conn, *by_key)
+    def op(batch: Batch) -> tuple[Transaction, bool]:
+        existing = _load(batch.conn, *by_key)
         if existing is not None:
             return existing, False
         txn = Transaction(
@@ -202,14 +198,14 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
             _add_flag(txn, "late_start")
         if not decision.known:
             _add_flag(txn, "unknown_tag")
-        await _save(batch.conn, txn)
+        _save(batch.conn, txn)
         txn.transaction_id = str(txn.id)
-        await _flag_reused_order(batch.conn, txn)
-        await _save(batch.conn, txn)
+        _flag_reused_order(batch.conn, txn)
+        _save(batch.conn, txn)
         return txn, True
 
-    async def again(batch: Batch) -> Transaction | None:
-        return await _load(batch.conn, *by_key)
+    def again(batch: Batch) -> Transaction | None:
+        return _load(batch.conn, *by_key)
 
     try:
         txn, created = await ctx.writer.execute(op)
@@ -237,11 +233,11 @@ async def stop_transaction(
     decision = await _decide(ctx, charger_id, req.id_tag) if req.id_tag else None
     now = ctx.clock()
 
-    async def op(batch: Batch) -> Transaction | None:
+    def op(batch: Batch) -> Transaction | None:
         conn = batch.conn
-        txn = await _load(conn, *_by_id(charger_id, str(req.transaction_id)))
+        txn = _load(conn, *_by_id(charger_id, str(req.transaction_id)))
         if txn is None:
-            txn = await _load(conn, *_by_id(charger_id, f"unknown-{req.transaction_id}"))
+            txn = _load(conn, *_by_id(charger_id, f"unknown-{req.transaction_id}"))
         if txn is not None and txn.state == ENDED:
             return None
         if txn is None:
@@ -261,8 +257,8 @@ async def stop_transaction(
         txn.updated_at = now
         if txn.meter_start_wh is not None and req.meter_stop < txn.meter_start_wh:
             _add_flag(txn, "meter_decreased")
-        await _save(conn, txn)
-        await _insert_samples(conn, txn, req.samples)
+        _save(conn, txn)
+        _insert_samples(conn, txn, req.samples)
         return txn
 
     try:
@@ -292,11 +288,9 @@ def _decode_answer(text: str) -> IdTagDecision | None:
     return IdTagDecision(data["status"], expiry)
 
 
-async def _stored_answer(
-    conn: AsyncConnection, charger_id: str, ev: TransactionEvent
-) -> str | None:
+def _stored_answer(conn: Connection, charger_id: str, ev: TransactionEvent) -> str | None:
     """The answer given to this (charger, transactionId, seqNo) before, if any."""
-    response = await conn.scalar(
+    response = conn.scalar(
         core_select(EVENTS.c.response).where(
             EVENTS.c.charger_id == charger_id,
             EVENTS.c.transaction_id == ev.transaction_id,
@@ -340,8 +334,8 @@ async def transaction_event(
 ) -> IdTagDecision | None:
     """2.0.1 TransactionEvent: stored once per seqNo; the answer's idTokenInfo (or None)."""
 
-    async def stored(batch: Batch) -> str | None:
-        return await _stored_answer(batch.conn, charger_id, ev)
+    def stored(batch: Batch) -> str | None:
+        return _stored_answer(batch.conn, charger_id, ev)
 
     decision: IdTagDecision | None = None
     if ev.id_token:  # a repeat is answered as the first time, without asking the policy again
@@ -351,12 +345,12 @@ async def transaction_event(
         decision = await _decide(ctx, charger_id, ev.id_token)
     now = ctx.clock()
 
-    async def op(batch: Batch) -> tuple[Transaction | None, str | None, bool]:
+    def op(batch: Batch) -> tuple[Transaction | None, str | None, bool]:
         conn = batch.conn
-        earlier = await _stored_answer(conn, charger_id, ev)
+        earlier = _stored_answer(conn, charger_id, ev)
         if earlier is not None:
             return None, earlier, False
-        txn = await _load(conn, *_by_id(charger_id, ev.transaction_id))
+        txn = _load(conn, *_by_id(charger_id, ev.transaction_id))
         created = txn is None
         if txn is None:
             txn = Transaction(
@@ -369,8 +363,8 @@ async def transaction_event(
                 _add_flag(txn, "no_started_event")
         _apply_event(txn, ev, decision)
         txn.updated_at = now
-        await _save(conn, txn)
-        await conn.execute(
+        _save(conn, txn)
+        conn.execute(
             EVENTS.insert().values(
                 charger_id=charger_id,
                 transaction_id=ev.transaction_id,
@@ -383,13 +377,13 @@ async def transaction_event(
                 received_at=now,
             )
         )
-        changed = created and await _flag_reused_order(conn, txn)
-        await _insert_samples(conn, txn, ev.samples)
+        changed = created and _flag_reused_order(conn, txn)
+        _insert_samples(conn, txn, ev.samples)
         if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
-            txn.meter_stop_wh = register_at(await _stored_samples(conn, txn.id), last=True)
+            txn.meter_stop_wh = register_at(_stored_samples(conn, txn.id), last=True)
             changed = True
         if changed:
-            await _save(conn, txn)
+            _save(conn, txn)
         return txn, None, created
 
     try:
@@ -407,8 +401,8 @@ async def transaction_event(
     return decision
 
 
-async def _stored_samples(conn: AsyncConnection, transaction_pk: int) -> list[Sample]:
-    rows = await conn.execute(
+def _stored_samples(conn: Connection, transaction_pk: int) -> list[Sample]:
+    rows = conn.execute(
         core_select(
             METER_VALUES.c.timestamp,
             METER_VALUES.c.value,

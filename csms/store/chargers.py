@@ -172,13 +172,13 @@ async def upsert_evse_status(
     return evse
 
 
-# --- store-writer operations (SQLAlchemy Core on the writer's connection) -------------------
+# --- store-writer operations (SQLAlchemy Core, in the database thread) ----------------------
 
 CHARGERS = table_of(Charger)
 EVSES = table_of(Evse)
 
 
-async def record_boot(
+def record_boot(
     batch: Batch,
     *,
     charger_id: str,
@@ -190,12 +190,12 @@ async def record_boot(
     now: datetime,
 ) -> str | None:
     """Stores a BootNotification; the charger's registration, or None if it was deleted."""
-    registration = await batch.conn.scalar(
+    registration = batch.conn.scalar(
         core_select(CHARGERS.c.registration).where(CHARGERS.c.id == charger_id)
     )
     if registration is None:
         return None
-    await batch.conn.execute(
+    batch.conn.execute(
         update(CHARGERS)
         .where(CHARGERS.c.id == charger_id)
         .values(
@@ -211,16 +211,16 @@ async def record_boot(
     return str(registration)
 
 
-async def record_charger_status(
+def record_charger_status(
     batch: Batch, *, charger_id: str, status: str, now: datetime
 ) -> None:
     """1.6 connector 0: the charger's own status."""
-    await batch.conn.execute(
+    batch.conn.execute(
         update(CHARGERS).where(CHARGERS.c.id == charger_id).values(status=status, last_seen=now)
     )
 
 
-async def record_evse_status(
+def record_evse_status(
     batch: Batch,
     *,
     charger_id: str,
@@ -236,16 +236,16 @@ async def record_evse_status(
         & (EVSES.c.evse_id == evse_id)
         & (EVSES.c.connector_id == connector_id)
     )
-    result = await batch.conn.execute(
+    result = batch.conn.execute(
         update(EVSES)
         .where(where & (EVSES.c.updated_at.is_(None) | (EVSES.c.updated_at <= at)))
         .values(status=status, error_code=error_code, updated_at=at)
     )
     if result.rowcount:
         return
-    if await batch.conn.scalar(core_select(EVSES.c.id).where(where)) is not None:
+    if batch.conn.scalar(core_select(EVSES.c.id).where(where)) is not None:
         return  # a newer status is stored (late delivery)
-    await batch.conn.execute(
+    batch.conn.execute(
         EVSES.insert().values(
             charger_id=charger_id,
             evse_id=evse_id,

@@ -29,7 +29,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
@@ -92,35 +92,55 @@ class DbWorker:
     async def run(self, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs ``unit(conn, *args, **kwargs)`` in one transaction and returns its result
         once committed; an exception rolls the transaction back and is re-raised here."""
+        return await self._submit(True, unit, *args, **kwargs)
+
+    async def run_connection(self, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Like :meth:`run`, but ``unit`` is handed the connection outside a transaction and
+        begins and ends its own (several in one hop, such as a group and its retries)."""
+        return await self._submit(False, unit, *args, **kwargs)
+
+    async def _submit(
+        self, transaction: bool, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         if self._engine is None:
+            if not transaction:
+                async with self._async_engine.connect() as aconn:
+                    return await aconn.run_sync(unit, *args, **kwargs)
             async with self._async_engine.begin() as aconn:
                 return await aconn.run_sync(unit, *args, **kwargs)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="db-worker")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, lambda: self._in_thread(unit, *args, **kwargs)
+            self._executor, lambda: self._in_thread(transaction, unit, *args, **kwargs)
         )
 
-    def _in_thread(self, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def _in_thread(
+        self, transaction: bool, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         with self._lock:
             assert self._engine is not None
             if self._conn is None:
                 self._conn = self._engine.connect()
             conn = self._conn
             try:
-                with conn.begin():
-                    result = unit(conn, *args, **kwargs)
+                if transaction:
+                    with conn.begin():
+                        result = unit(conn, *args, **kwargs)
+                else:
+                    try:
+                        result = unit(conn, *args, **kwargs)
+                    finally:
+                        if conn.in_transaction():  # a unit that forgot to end its own
+                            conn.rollback()
             except IntegrityError:
                 raise  # the unit's own conflict: the connection is fine
-            except DBAPIError as exc:
-                if exc.connection_invalidated or not _alive(conn):
-                    self._drop()
-                raise
             except BaseException:
                 if not _alive(conn):
                     self._drop()
                 raise
+            if not _alive(conn):
+                self._drop()
             self.units += 1
             return result
 

@@ -1,15 +1,15 @@
 """The store writer: one task owns the hot-path writes and commits them in groups.
 
-Handlers hand a write over as an *operation* (an async function of a :class:`Batch`) with
+Handlers hand a write over as an *operation* (a synchronous function of a :class:`Batch`) with
 :meth:`StoreWriter.execute`; the writer takes everything that is waiting (at most
-``max_batch`` operations), runs it on one connection in one transaction with SQLAlchemy Core,
-commits once, and then resolves each caller's future. A caller therefore still answers its
-charger only after its data is committed, but a hundred callers share one commit and the
-writer's own connection (held for its life, so it never queues behind handshakes for a pooled
-one): no per-CALL ORM session, no pool exhaustion, and on SQLite no writers queueing on the
-database lock. If a group fails on a conflict (IntegrityError), its operations are retried one
-transaction each, so a duplicate fails only its own caller; any other failure fails the group
-(its callers answer CALLERROR InternalError) and the connection is replaced.
+``max_batch`` operations) and runs the whole group in the database thread
+(:mod:`csms.store.db_worker`, one hop from the event loop) in one transaction with SQLAlchemy
+Core, commits once, and then resolves each caller's future. A caller therefore still answers
+its charger only after its data is committed, but a hundred callers share one commit and one
+hop: no per-CALL ORM session, no round trip through the loop per statement, and on SQLite no
+writers queueing on the database lock. If a group fails (an IntegrityError from a duplicate,
+or anything else), its operations are retried one transaction each in the same hop, so a
+failing operation fails only its own caller.
 
 Heartbeats need no durability before the answer: :meth:`StoreWriter.touch` records
 ``last_seen`` in memory and the writer writes the newest value per charger every
@@ -21,17 +21,15 @@ every group, so it is stored before the charger's next CALL is answered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from csms.errors import StoreError
@@ -49,6 +47,17 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 CHARGERS = table_of(Charger)
+_TOUCH = (
+    update(CHARGERS).where(CHARGERS.c.id == bindparam("cid")).values(last_seen=bindparam("seen"))
+)
+_PRESENCE = (
+    update(CHARGERS)
+    .where(CHARGERS.c.id == bindparam("cid"))
+    .values(online=bindparam("on"), last_seen=bindparam("seen"))
+)
+_VERSION = (
+    update(CHARGERS).where(CHARGERS.c.id == bindparam("cid")).values(ocpp_version=bindparam("v"))
+)
 
 
 class StoreBusy(StoreError):
@@ -61,32 +70,39 @@ class StoreTimeout(StoreError):
 
 @dataclass(slots=True)
 class Batch:
-    """What an operation is given: the group's connection and a place for bulk rows.
+    """What an operation is given: the group's connection (synchronous, in the database
+    thread) and a place for bulk rows.
 
     Rows added with :meth:`add_rows` are inserted with one ``executemany`` per table just
     before the commit (operations must not read them back within the same group).
     """
 
-    conn: AsyncConnection
+    conn: Connection
     rows: dict[Table, list[Mapping[str, Any]]] = field(default_factory=dict)
 
     def add_rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             self.rows.setdefault(table, []).extend(rows)
 
-    async def insert_rows(self) -> None:
+    def insert_rows(self) -> None:
         for table, rows in self.rows.items():
-            await self.conn.execute(table.insert(), rows)
+            self.conn.execute(table.insert(), rows)
         self.rows.clear()
 
 
-Operation = Callable[[Batch], Awaitable[T]]
+Operation = Callable[[Batch], T]
+Presence = dict[str, tuple[bool, str | None, datetime]]
 
 
 @dataclass(slots=True)
 class _Pending:
     op: Operation[Any]
     future: asyncio.Future[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: Exception
 
 
 class StoreWriter:
@@ -109,10 +125,9 @@ class StoreWriter:
         self._touch_interval_s = touch_interval_s
         self._monotonic = monotonic
         self._touches: dict[str, datetime] = {}
-        self._presence: dict[str, tuple[bool, str | None, datetime]] = {}
+        self._presence: Presence = {}
         self._last_touch_flush = monotonic()
         self._running = False
-        self._conn: AsyncConnection | None = None
         self.groups = 0  # committed groups (for tests and diagnostics)
 
     # --- callers ----------------------------------------------------------------------------
@@ -176,45 +191,16 @@ class StoreWriter:
             await self._drain()
 
     async def _drain(self) -> None:
-        """Runs what is still queued when the task stops (shutdown), then lets go of the
-        connection."""
+        """Runs what is still queued when the task stops (shutdown)."""
+        group: list[_Pending] = []
+        while not self._queue.empty():
+            group.append(self._queue.get_nowait())
         try:
-            while not self._queue.empty():
-                item = self._queue.get_nowait()
-                await self._settle_alone(item)
-            with contextlib.suppress(Exception):
-                await self.flush_touches()
-        finally:
-            await self._drop_connection()
-
-    async def _connection(self) -> AsyncConnection:
-        """The writer's own connection, held for its life: it never queues behind handshakes
-        and API requests for a pooled one (a new one after a failure)."""
-        if self._conn is None:
-            self._conn = await self._db.engine.connect()
-        return self._conn
-
-    async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        if not self._running:
-            async with self._db.engine.begin() as conn:
-                yield conn
-            return
-        conn = await self._connection()
-        try:
-            async with conn.begin():
-                yield conn
-        except IntegrityError:
-            raise  # the operation's own conflict: the connection is fine
-        except BaseException:
-            await self._drop_connection()
-            raise
+            if group:
+                await self._commit_group(group)
+            await self.flush_touches()
+        except Exception:
+            LOG.exception("store writer: failed while draining at shutdown")
 
     async def flush_touches(self) -> None:
         """Writes the remembered ``last_seen`` values and connection states (executemany)."""
@@ -222,94 +208,107 @@ class StoreWriter:
         if not self._touches and not self._presence:
             return
         touches, self._touches = self._touches, {}
-        stmt = (
-            update(CHARGERS)
-            .where(CHARGERS.c.id == bindparam("cid"))
-            .values(last_seen=bindparam("seen"))
-        )
-        try:
-            async with self._transaction() as conn:
-                await self._write_presence(conn)
-                if touches:
-                    await conn.execute(stmt, [{"cid": c, "seen": t} for c, t in touches.items()])
-        except Exception:
-            LOG.exception("store writer: lost %d last_seen updates", len(touches))
-
-    async def _write_presence(self, conn: AsyncConnection) -> None:
-        if not self._presence:
-            return
         presence, self._presence = self._presence, {}
-        rows = [
-            {"cid": cid, "on": online, "seen": seen}
-            for cid, (online, _version, seen) in presence.items()
-        ]
-        await conn.execute(
-            update(CHARGERS)
-            .where(CHARGERS.c.id == bindparam("cid"))
-            .values(online=bindparam("on"), last_seen=bindparam("seen")),
-            rows,
-        )
-        versions = [
-            {"cid": cid, "v": version}
-            for cid, (_online, version, _seen) in presence.items()
-            if version is not None
-        ]
-        if versions:
-            await conn.execute(
-                update(CHARGERS)
-                .where(CHARGERS.c.id == bindparam("cid"))
-                .values(ocpp_version=bindparam("v")),
-                versions,
-            )
+        try:
+            await self._db.worker.run(_write_touches, touches, presence)
+        except Exception:
+            LOG.exception("store writer: lost %d last_seen updates", len(touches) + len(presence))
 
     async def _commit_group(self, group: list[_Pending]) -> None:
         live = [item for item in group if not item.future.done()]
         if not live:
             return
+        presence, self._presence = self._presence, {}
         try:
-            async with self._transaction() as conn:
-                await self._write_presence(conn)
-                batch = Batch(conn)
-                results = [await item.op(batch) for item in live]
-                await batch.insert_rows()
-        except IntegrityError as exc:
-            if len(live) == 1:
-                _fail(live[0], exc)
-                return
-            # one operation's conflict (a duplicate): the others must not fail with it
-            for item in live:
-                await self._settle_alone(item)
-            return
+            outcomes = await self._db.worker.run_connection(
+                _run_group, [item.op for item in live], presence
+            )
         except Exception as exc:  # the store itself failed: every caller answers an error
             LOG.warning("store writer: a group of %d failed: %s", len(live), exc)
+            self._restore_presence(presence)
             for item in live:
                 _fail(item, exc)
             return
         self.groups += 1
-        for item, result in zip(live, results, strict=True):
-            if not item.future.done():
-                item.future.set_result(result)
+        for item, outcome in zip(live, outcomes, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(outcome, _Failed):
+                item.future.set_exception(outcome.error)
+            else:
+                item.future.set_result(outcome)
 
-    async def _settle_alone(self, item: _Pending) -> None:
-        if item.future.done():
-            return
-        try:
-            result = await self._run_alone(item.op)
-        except Exception as exc:
-            _fail(item, exc)
-            return
-        if not item.future.done():
-            item.future.set_result(result)
+    def _restore_presence(self, presence: Presence) -> None:
+        """Puts back connection states that were not written (newer ones win)."""
+        for charger_id, state in presence.items():
+            self._presence.setdefault(charger_id, state)
 
     async def _run_alone(self, op: Operation[T]) -> T:
-        async with self._transaction() as conn:
+        return await self._db.worker.run(_run_one, op)
+
+
+# --- in the database thread -----------------------------------------------------------------
+
+
+def _run_one(conn: Connection, op: Operation[T]) -> T:
+    batch = Batch(conn)
+    result = op(batch)
+    batch.insert_rows()
+    return result
+
+
+def _run_group(conn: Connection, ops: list[Operation[Any]], presence: Presence) -> list[Any]:
+    """The whole group in one transaction; if anything in it fails, the connection states
+    and then each operation again in its own transaction, so that only the failing
+    operation's caller sees its error (a :class:`_Failed` in its place)."""
+    try:
+        with conn.begin():
+            _write_presence(conn, presence)
             batch = Batch(conn)
-            result = await op(batch)
-            await batch.insert_rows()
-        return result
+            results = [op(batch) for op in ops]
+            batch.insert_rows()
+        return results
+    except Exception as exc:
+        first_error = exc
+    with conn.begin():  # the connection states are not the operations' fault
+        _write_presence(conn, presence)
+    if len(ops) == 1:
+        return [_Failed(first_error)]
+    LOG.info("store writer: a group of %d failed (%s); one by one", len(ops), first_error)
+    outcomes: list[Any] = []
+    for op in ops:
+        try:
+            with conn.begin():
+                outcomes.append(_run_one(conn, op))
+        except Exception as exc:
+            outcomes.append(_Failed(exc))
+    return outcomes
 
 
-async def _nothing(batch: Batch) -> None:
+def _write_touches(conn: Connection, touches: dict[str, datetime], presence: Presence) -> None:
+    _write_presence(conn, presence)
+    if touches:
+        conn.execute(_TOUCH, [{"cid": c, "seen": t} for c, t in touches.items()])
+
+
+def _write_presence(conn: Connection, presence: Presence) -> None:
+    if not presence:
+        return
+    rows = [
+        {"cid": cid, "on": online, "seen": seen}
+        for cid, (online, _version, seen) in presence.items()
+    ]
+    conn.execute(_PRESENCE, rows)
+    versions = [
+        {"cid": cid, "v": version}
+        for cid, (_online, version, _seen) in presence.items()
+        if version is not None
+    ]
+    if versions:
+        conn.execute(_VERSION, versions)
+
+
+def _nothing(batch: Batch) -> None:
     """An empty operation: its group commit writes the pending connection states."""
 
 

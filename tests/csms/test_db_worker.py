@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from threading import current_thread
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from threading import current_thread
 
 import pytest
 from sqlalchemy import func, select, update

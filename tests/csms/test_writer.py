@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from csms.store import chargers as store
 from csms.store.db import Database, migrate
@@ -46,9 +48,9 @@ async def test_concurrent_operations_share_a_commit(db: Database) -> None:
     writer = StoreWriter(db)
     task = await _running(writer)
 
-    def status(n: int) -> Callable[[Batch], Awaitable[int]]:
-        async def op(batch: Batch) -> int:
-            await store.record_evse_status(
+    def status(n: int) -> Callable[[Batch], int]:
+        def op(batch: Batch) -> int:
+            store.record_evse_status(
                 batch,
                 charger_id=f"W{n}",
                 evse_id=1,
@@ -76,12 +78,12 @@ async def test_a_failing_operation_fails_alone(db: Database) -> None:
     writer = StoreWriter(db)
     task = await _running(writer)
 
-    async def good(batch: Batch) -> str:
-        await store.record_charger_status(batch, charger_id="W1", status="Available", now=NOW)
+    def good(batch: Batch) -> str:
+        store.record_charger_status(batch, charger_id="W1", status="Available", now=NOW)
         return "ok"
 
-    async def bad(batch: Batch) -> str:
-        await batch.conn.execute(CHARGERS.insert().values(id="W2", registration="Accepted"))
+    def bad(batch: Batch) -> str:
+        batch.conn.execute(CHARGERS.insert().values(id="W2", registration="Accepted"))
         return "unreachable"  # W2 exists: IntegrityError
 
     try:
@@ -91,7 +93,7 @@ async def test_a_failing_operation_fails_alone(db: Database) -> None:
     finally:
         await _stop(task)
     assert outcome[0] == "ok" and outcome[2] == "ok"
-    assert isinstance(outcome[1], Exception)
+    assert isinstance(outcome[1], IntegrityError)
     async with db.session() as session:
         charger = await store.get_charger(session, "W1")
     assert charger is not None and charger.status == "Available"
@@ -111,3 +113,40 @@ async def test_heartbeats_are_written_by_the_periodic_flush(db: Database) -> Non
             select(func.count()).select_from(CHARGERS).where(CHARGERS.c.last_seen.is_not(None))
         )
     assert (before, after) == (0, 20)
+
+
+async def test_a_group_runs_in_the_database_thread_in_one_hop(db: Database) -> None:
+    writer = StoreWriter(db)
+    seen: list[str] = []
+
+    def op(batch: Batch) -> None:
+        seen.append(threading.current_thread().name)
+        store.record_charger_status(batch, charger_id="W3", status="Faulted", now=NOW)
+
+    units_before = db.worker.units
+    task = await _running(writer)
+    try:
+        await asyncio.gather(*(writer.execute(op) for _ in range(30)))
+    finally:
+        await _stop(task)
+    assert seen and all(name.startswith("db-worker") for name in seen)
+    assert db.worker.units - units_before == writer.groups < 30
+
+
+async def test_connection_states_survive_a_failed_group(db: Database) -> None:
+    writer = StoreWriter(db)
+    writer.set_presence("W4", online=True, version="2.0.1", now=NOW)
+
+    def broken(batch: Batch) -> None:
+        raise RuntimeError("not the store's fault")
+
+    task = await _running(writer)
+    try:
+        with pytest.raises(RuntimeError):
+            await writer.execute(broken)
+        await writer.settle_presence("W4")
+    finally:
+        await _stop(task)
+    async with db.session() as session:
+        charger = await store.get_charger(session, "W4")
+    assert charger is not None and charger.online and charger.ocpp_version == "2.0.1"
