@@ -267,3 +267,93 @@ class ChargerSync(SQLModel, table=True):
     charger_id: str = Field(primary_key=True, max_length=ID_MAX)
     last_seq: int
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+# --- device model (OCPP 2.0.1 NotifyReport) -------------------------------------------------
+
+
+class DeviceVariable(SQLModel, table=True):
+    """One attribute of one variable of one component, as a 2.0.1 charger last reported it.
+
+    A NotifyReport upserts by the unique key, so a later report replaces the value. Absent
+    parts of the key are stored as ``""`` (instances) and ``0`` (EVSE, connector; OCPP ids
+    are > 0), never NULL: both databases treat NULLs as distinct in a unique constraint.
+    """
+
+    __tablename__ = "device_variables"
+    __table_args__ = (
+        UniqueConstraint(
+            "charger_id",
+            "component",
+            "component_instance",
+            "evse_id",
+            "connector_id",
+            "variable",
+            "variable_instance",
+            "attribute_type",
+            name="uq_device_variables_key",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
+    component: str = Field(max_length=50)
+    component_instance: str = Field(default="", max_length=50)
+    evse_id: int = 0
+    connector_id: int = 0
+    variable: str = Field(max_length=50)
+    variable_instance: str = Field(default="", max_length=50)
+    attribute_type: str = Field(default="Actual", max_length=8)  # Actual|Target|MinSet|MaxSet
+    value: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    mutability: str = Field(default="ReadWrite", max_length=10)
+    persistent: bool = False
+    constant: bool = False
+    data_type: str | None = Field(default=None, max_length=16)
+    unit: str | None = Field(default=None, max_length=16)
+    min_limit: float | None = None
+    max_limit: float | None = None
+    values_list: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    supports_monitoring: bool | None = None
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class DeviceVariablePublic(SQLModel):
+    """A device-model entry for the operator: absent key parts are ``null``."""
+
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    attribute_type: str
+    value: str | None
+    mutability: str
+    persistent: bool
+    constant: bool
+    data_type: str | None
+    unit: str | None
+    min_limit: float | None
+    max_limit: float | None
+    values_list: str | None
+    supports_monitoring: bool | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: DeviceVariable) -> DeviceVariablePublic:
+        return cls(
+            **row.model_dump(
+                exclude={
+                    "id",
+                    "charger_id",
+                    "component_instance",
+                    "evse_id",
+                    "connector_id",
+                    "variable_instance",
+                }
+            ),
+            component_instance=row.component_instance or None,
+            evse_id=row.evse_id or None,
+            connector_id=row.connector_id or None,
+            variable_instance=row.variable_instance or None,
+        )
