@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ocpp.v201 import call_result
@@ -13,9 +14,11 @@ from csms.protocol import meter_values as mv
 from csms.protocol import monitoring, provisioning, transactions
 from csms.protocol.authorization import IdTagDecision
 from csms.protocol.base import CsmsChargePoint, Transport, on
+from csms.store import device_model
 from qr_extension.wire import ocpp_timestamp, parse_ocpp_timestamp
 
 ACCEPTED = "Accepted"
+LOG = logging.getLogger("csms.protocol")
 
 
 def id_token_info(decision: IdTagDecision) -> dict[str, Any]:
@@ -165,11 +168,19 @@ class ChargePoint201(CsmsChargePoint):
     async def on_notify_report(
         self, request_id: int, generated_at: str, seq_no: int, **kw: Any
     ) -> call_result.NotifyReport:
-        monitoring.report_part(
+        """Stores each part of a device-model report as it arrives (csms/store/device_model)."""
+        rows = device_model.rows_from_report(
+            self.charger_id, kw.get("report_data") or (), now=self._ctx.clock()
+        )
+        async with self._ctx.db.session() as session:
+            stored = await device_model.store_report_part(session, rows)
+        LOG.info(
+            "%s: report %s part %s: %d attributes %s%s",
             self.charger_id,
             request_id,
             seq_no,
-            len(kw.get("report_data") or ()),
-            bool(kw.get("tbc", False)),
+            len(rows),
+            "stored" if stored else "dropped (charger deleted)",
+            " (more to come)" if kw.get("tbc") else "",
         )
         return call_result.NotifyReport()

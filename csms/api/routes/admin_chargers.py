@@ -1,4 +1,5 @@
-"""Operator API: chargers (create, list with live status, show, change, delete, keys, log)."""
+"""Operator API: chargers (create, list with live status, show, change, delete, keys, log,
+device model)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,26 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, String, all_, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.errors import SettlementKeyError
 from csms.passwords import hash_password
 from csms.settlement_keys import set_settlement_key
 from csms.store import chargers as store
+from csms.store.device_model import list_device_variables
 from csms.store.message_log import recent_frames
-from csms.store.models import Charger, ChargerCreate, ChargerKey, ChargerPublic, EvseStatus
+from csms.store.models import (
+    Charger,
+    ChargerCreate,
+    ChargerKey,
+    ChargerPublic,
+    DeviceVariablePublic,
+    EvseStatus,
+)
 
 router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"])
 
@@ -97,14 +109,29 @@ async def list_chargers(
     _: AdminDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    connected: bool | None = None,
+    connected: Annotated[
+        bool | None, Query(description="only chargers with (true) or without (false) a socket")
+    ] = None,
 ) -> list[ChargerPublic]:
-    """All chargers with their live connection state (``connected``: on this CSMS now)."""
-    chargers = await store.list_chargers(session, offset=offset, limit=limit)
-    result = await _public_many(ctx, session, chargers)
+    """All chargers with their live connection state (``connected``: on this CSMS now).
+
+    The ``connected`` filter is part of the query, so pages are full and never skip one."""
+    query = select(Charger)
     if connected is not None:
-        result = [c for c in result if c.connected == connected]
-    return result
+        query = query.where(_connected(session, ctx.dispatcher.connected(), connected))
+    rows = await session.exec(query.order_by(col(Charger.id)).offset(offset).limit(limit))
+    return await _public_many(ctx, session, list(rows.all()))
+
+
+def _connected(session: AsyncSession, ids: list[str], connected: bool) -> ColumnElement[bool]:
+    """``Charger.id`` among (or not among) ``ids``, the live sockets of this process.
+
+    PostgreSQL gets the ids as one array parameter (its limit is 32,767 parameters per
+    statement); SQLite takes up to 250,000 and gets an expanding ``IN``."""
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam("connected_ids", ids, type_=ARRAY(String))
+        return col(Charger.id) == any_(array) if connected else col(Charger.id) != all_(array)
+    return col(Charger.id).in_(ids) if connected else col(Charger.id).not_in(ids)
 
 
 @router.get("/{charger_id}", response_model=ChargerPublic)
@@ -191,3 +218,41 @@ async def message_log(
         FramePublic(at=r.at, direction=r.direction, frame=r.frame)
         for r in await recent_frames(session, charger_id, limit)
     ]
+
+
+@router.get(
+    "/{charger_id}/device-model",
+    response_model=list[DeviceVariablePublic],
+    responses={
+        status.HTTP_404_NOT_FOUND: {"description": "no such charger"},
+        status.HTTP_409_CONFLICT: {"description": "an OCPP 1.6 charger has no device model"},
+    },
+)
+async def device_model(
+    charger_id: str,
+    session: SessionDep,
+    _: AdminDep,
+    component: Annotated[str | None, Query(description="component name (any case)")] = None,
+    variable: Annotated[str | None, Query(description="variable name (any case)")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[DeviceVariablePublic]:
+    """The components and variables a 2.0.1 charger reported (NotifyReport), one entry per
+    attribute type, newest value of each. Empty until the charger has sent a report (the
+    answer to ``GetBaseReport`` / ``GetReport``); 409 for a 1.6 charger."""
+    charger = await _get(session, charger_id)
+    if charger.ocpp_version == "1.6":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"charger {charger_id!r} speaks OCPP 1.6, which has no device model: "
+            "read its configuration with the GetConfiguration command",
+        )
+    rows = await list_device_variables(
+        session,
+        charger_id=charger_id,
+        component=component,
+        variable=variable,
+        offset=offset,
+        limit=limit,
+    )
+    return [DeviceVariablePublic.of(row) for row in rows]
