@@ -1,0 +1,194 @@
+"""CPU per OCPP message inside the CSMS, without sockets: where the load benchmark's time goes.
+
+Runs the real CSMS (``create_app`` and its lifespan: store writer, payment side, message log)
+in this process and drives N in-memory chargers (the load generator's message cycle, half
+OCPP 1.6 and half 2.0.1) straight into their ChargePoint objects: no WebSocket framing, no
+network, no second process. Prints messages/s and CPU milliseconds per message (all threads
+of this process: event loop, database thread), so a change to the hot path can be judged in
+seconds, not in a five-minute load run.
+
+    .venv/bin/python -m benchmarks.ocpp_handler_bench --chargers 200 --messages 20000
+    .venv/bin/python -m benchmarks.ocpp_handler_bench --db postgresql --profile /tmp/p.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.ocpp_load import fresh_postgres_database
+from benchmarks.ocpp_load_frames import (
+    CALL,
+    CALLERROR,
+    CALLRESULT,
+    ChargerScript,
+    Version,
+    answer_to_csms_call,
+    encode_call,
+    encode_error,
+    encode_result,
+)
+from config.settings import Settings, load_settings
+from csms.app import create_app
+from csms.context import CsmsContext
+from csms.protocol.endpoint import ConnectionEnded, serve_transport
+from csms.store import chargers as store
+
+END = "\x00end"
+
+
+@dataclass(slots=True)
+class MemoryCharger:
+    """One charger as a transport: ``recv`` hands the CSMS the next CALL once the previous
+    one was answered; ``send`` reads the CSMS's answers and answers the CSMS's own CALLs."""
+
+    script: ChargerScript
+    budget: int
+    inbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    pending: tuple[str, str, float] | None = None
+    answered: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    sent: int = 0
+    counter: int = 0
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def start(self) -> None:
+        action, payload = self.script.boot()
+        self._call(action, payload)
+
+    def _call(self, action: str, payload: dict[str, object]) -> None:
+        self.counter += 1
+        message_id = f"{self.script.charger_id}-{self.counter}"
+        self.pending = (message_id, action, time.perf_counter())
+        self.inbox.put_nowait(encode_call(message_id, action, payload))
+
+    async def recv(self) -> str:
+        message = await self.inbox.get()
+        if message == END:
+            raise ConnectionEnded("the charger has sent its share")
+        return message
+
+    async def send(self, message: str) -> None:
+        frame = json.loads(message)
+        if frame[0] == CALL:
+            answer = answer_to_csms_call(self.script.version, frame[2], frame[3])
+            self.inbox.put_nowait(
+                encode_error(frame[1], "NotImplemented")
+                if answer is None
+                else encode_result(frame[1], answer)
+            )
+            return
+        assert self.pending is not None and frame[1] == self.pending[0], frame
+        _, action, sent_at = self.pending
+        self.latencies.append(time.perf_counter() - sent_at)
+        if frame[0] == CALLRESULT:
+            self.answered[action] += 1
+            self.script.on_result(action, frame[2])
+        elif frame[0] == CALLERROR:
+            self.errors[f"{action}:{frame[2]}"] += 1
+        self.sent += 1
+        if self.sent >= self.budget:
+            self.pending = None
+            self.inbox.put_nowait(END)
+            return
+        self._call(*self.script.next_call())
+
+    async def close(self, reason: str) -> None:
+        self.closed.set()
+
+
+def settings_for(data_dir: Path, database_url: str) -> Settings:
+    return load_settings(data_dir=data_dir, database_url=database_url)
+
+
+async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> None:
+    app = create_app(settings_for(data_dir, database_url))
+    async with app.router.lifespan_context(app):
+        ctx: CsmsContext = app.state.ctx
+        now = datetime.now(UTC)
+        ids = [f"HB{n:05d}" for n in range(args.chargers)]
+        async with ctx.db.session() as session:
+            for charger_id in ids:
+                await store.create_charger(
+                    session, charger_id=charger_id, password_hash=None, evses=1, now=now
+                )
+        chargers = []
+        for n, charger_id in enumerate(ids):
+            version: Version = "2.0.1" if n % 2 else "1.6"
+            script = ChargerScript(charger_id, version)
+            chargers.append(MemoryCharger(script, budget=max(1, args.messages // args.chargers)))
+        for charger in chargers:
+            charger.start()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(
+            *(serve_transport(ctx, c, c.script.charger_id, c.script.version) for c in chargers)
+        )
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    report(chargers, wall, cpu)
+
+
+def report(chargers: list[MemoryCharger], wall: float, cpu: float) -> None:
+    answered: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+    for c in chargers:
+        answered.update(c.answered)
+        errors.update(c.errors)
+        latencies.extend(c.latencies)
+    total = sum(answered.values()) + sum(errors.values())
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    print(f"messages   {total} answered ({sum(errors.values())} CALLERROR) in {wall:.2f} s")
+    print(f"throughput {total / wall:.0f} msg/s   CPU {cpu / total * 1000:.3f} ms/msg ", end="")
+    print(f"({cpu / wall * 100:.0f} % of one core)")
+    print(f"latency    p50 {pct(0.5):.1f}  p99 {pct(0.99):.1f}  max {pct(1.0):.1f} ms")
+    print("answered  ", dict(sorted(answered.items())))
+    if errors:
+        print("errors    ", dict(errors))
+
+
+@contextlib.contextmanager
+def database(kind: str, data_dir: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
+        return
+    with fresh_postgres_database(True) as url:
+        yield url
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--chargers", type=int, default=200)
+    p.add_argument("--messages", type=int, default=20_000, help="total CALLs (boot included)")
+    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--profile", metavar="FILE", help="cProfile the run into FILE (pstats)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="qrcharge-hbench-") as tmp:
+        data_dir = Path(tmp)
+        with database(args.db, data_dir) as url:
+            coro = run(args, url, data_dir)
+            if args.profile:
+                import cProfile
+
+                with cProfile.Profile() as prof:
+                    asyncio.run(coro)
+                prof.dump_stats(args.profile)
+            else:
+                asyncio.run(coro)
+
+
+if __name__ == "__main__":
+    main()
