@@ -9,18 +9,21 @@ own CALLs one at a time from a bounded queue. Handlers never await a CALL: they
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
-from ocpp.charge_point import ChargePoint
+from ocpp.charge_point import ChargePoint, _raise_key_error, remove_nones, serialize_as_dict
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
 from ocpp.routing import on as _library_on
 
 from csms.errors import ChargerBusy, CommandRejected, CommandTimeout, NotConnected
+from csms.protocol import fast_schema
 from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
+from csms.protocol.naming import to_camel, to_snake
 
 LOG = logging.getLogger("csms.protocol")
 OUTBOX_SIZE = 16  # commands waiting per connection; more is ChargerBusy, never an unbounded queue
@@ -31,6 +34,20 @@ HANDLER_DEADLINE_S = 20.0
 
 JsonObject = dict[str, Any]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def _wants_unique_id(handler: Callable[..., Any]) -> bool:
+    """Whether a handler takes ``call_unique_id`` (read once per handler function)."""
+    function = getattr(handler, "__func__", handler)
+    try:
+        return bool(_WANTS_UNIQUE_ID[function])
+    except KeyError:
+        wanted = "call_unique_id" in inspect.signature(handler).parameters
+        _WANTS_UNIQUE_ID[function] = wanted
+        return wanted
+
+
+_WANTS_UNIQUE_ID: dict[Callable[..., Any], bool] = {}
 
 
 def on(action: str) -> Callable[[Handler], Handler]:
@@ -141,6 +158,35 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             await self._reply_error(
                 FrameError(msg.unique_id, "InternalError", "an unexpected error occurred")
             )
+
+    async def _handle_call(self, msg: Call) -> None:
+        """The library's dispatch of one CALL (same routes, checks, conversions and errors),
+        without its per-message overhead: schemas are checked inline by compiled validators
+        (:mod:`csms.protocol.fast_schema`) instead of in a thread, key conversions are
+        memoised (:mod:`csms.protocol.naming`), and a handler's signature is read once."""
+        handlers = self.route_map.get(msg.action)
+        if handlers is None or "_on_action" not in handlers:
+            _raise_key_error(msg.action, self._ocpp_version)
+            return
+        validated = not handlers.get("_skip_schema_validation", False)
+        if validated:
+            fast_schema.validate(msg, self._ocpp_version)
+        handler = handlers["_on_action"]
+        kwargs = to_snake(msg.payload)
+        if _wants_unique_id(handler):
+            kwargs["call_unique_id"] = msg.unique_id
+        try:
+            response = handler(**kwargs)
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception as exc:  # the library answers a handler's failure itself
+            self.logger.exception("Error while handling request '%s'", msg)
+            await self._send(msg.create_call_error(exc).to_json())
+            return
+        result = msg.create_call_result(to_camel(remove_nones(serialize_as_dict(response))))
+        if validated:
+            fast_schema.validate(result, self._ocpp_version)
+        await self._send(result.to_json())
 
     async def _reply_error(self, error: FrameError) -> None:
         LOG.info("%s: bad frame: %s %s", self.id, error.code, error.description)
