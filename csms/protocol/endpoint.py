@@ -22,7 +22,7 @@ import logging
 import random
 import re
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, WebSocket
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -34,7 +34,7 @@ from csms.context import CsmsContext
 from csms.errors import ChargerAuthError, StoreError
 from csms.passwords import VerifierOverloaded, hash_password
 from csms.protocol import provisioning
-from csms.protocol.base import CsmsChargePoint
+from csms.protocol.base import CsmsChargePoint, Transport
 from csms.protocol.v16 import ChargePoint16
 from csms.protocol.v201 import ChargePoint201
 from csms.store import chargers as store
@@ -192,7 +192,20 @@ async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
 
 async def serve(ctx: CsmsContext, websocket: WebSocket, charger_id: str, version: str) -> None:
     """Runs one accepted connection until either side ends it."""
-    transport = WebSocketTransport(websocket, ctx, charger_id)
+    await serve_transport(ctx, WebSocketTransport(websocket, ctx, charger_id), charger_id, version)
+
+
+class ClosableTransport(Transport, Protocol):
+    """A transport that says when it was closed (by a newer connection or shutdown)."""
+
+    closed: asyncio.Event
+
+
+async def serve_transport(
+    ctx: CsmsContext, transport: ClosableTransport, charger_id: str, version: str
+) -> None:
+    """Runs one charger connection over ``transport`` (a WebSocket, or an in-memory one in
+    the handler benchmark) until either side ends it."""
     cls = ChargePoint16 if version == "1.6" else ChargePoint201
     cp: CsmsChargePoint = cls(charger_id, transport, ctx)
     old = ctx.registry.attach(cp)

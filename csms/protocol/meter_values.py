@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,6 +24,24 @@ from qr_extension.wire import parse_ocpp_timestamp
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 TRANSACTIONS = table_of(Transaction)
 METER_VALUES = table_of(MeterValue)
+_NAMED = (
+    core_select(TRANSACTIONS.c.id)
+    .where(
+        TRANSACTIONS.c.charger_id == bindparam("cid"),
+        TRANSACTIONS.c.transaction_id == bindparam("tid"),
+    )
+    .limit(1)
+)
+_OPEN_ON_EVSE = (
+    core_select(TRANSACTIONS.c.id)
+    .where(
+        TRANSACTIONS.c.charger_id == bindparam("cid"),
+        TRANSACTIONS.c.evse_id == bindparam("evse"),
+        TRANSACTIONS.c.state == "Started",
+    )
+    .order_by(TRANSACTIONS.c.id.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,25 +146,9 @@ async def meter_values(
     def op(batch: Batch) -> None:
         txn_pk: int | None = None
         if transaction_id is not None:
-            txn_pk = batch.conn.scalar(
-                core_select(TRANSACTIONS.c.id)
-                .where(
-                    TRANSACTIONS.c.charger_id == charger_id,
-                    TRANSACTIONS.c.transaction_id == transaction_id,
-                )
-                .limit(1)
-            )
+            txn_pk = batch.conn.scalar(_NAMED, {"cid": charger_id, "tid": transaction_id})
         elif evse_id > 0:
-            txn_pk = batch.conn.scalar(
-                core_select(TRANSACTIONS.c.id)
-                .where(
-                    TRANSACTIONS.c.charger_id == charger_id,
-                    TRANSACTIONS.c.evse_id == evse_id,
-                    TRANSACTIONS.c.state == "Started",
-                )
-                .order_by(TRANSACTIONS.c.id.desc())
-                .limit(1)
-            )
+            txn_pk = batch.conn.scalar(_OPEN_ON_EVSE, {"cid": charger_id, "evse": evse_id})
         batch.add_rows(METER_VALUES, sample_rows(charger_id, txn_pk, evse_id or None, samples))
 
     await ctx.writer.execute(op)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +35,46 @@ LATE_AFTER = timedelta(minutes=5)  # a start reported later than this was queued
 STARTED, ENDED = "Started", "Ended"
 TRANSACTIONS = table_of(Transaction)
 EVENTS = table_of(TransactionEventRecord)
+
+# Prebuilt statements with bind parameters: building a statement per call (coercions, cache
+# key) cost more than SQLite takes to run it.
+_FIELDS = tuple(c.name for c in TRANSACTIONS.columns if c.name != "id")
+_BY_ID = (
+    core_select(TRANSACTIONS)
+    .where(
+        TRANSACTIONS.c.charger_id == bindparam("cid"),
+        TRANSACTIONS.c.transaction_id == bindparam("tid"),
+    )
+    .limit(1)
+)
+_BY_START_KEY = (
+    core_select(TRANSACTIONS)
+    .where(
+        TRANSACTIONS.c.charger_id == bindparam("cid"), TRANSACTIONS.c.start_key == bindparam("key")
+    )
+    .limit(1)
+)
+_INSERT = (
+    TRANSACTIONS.insert()
+    .values({name: bindparam(f"v_{name}") for name in _FIELDS})
+    .returning(TRANSACTIONS.c.id)
+)
+_UPDATE = (
+    update(TRANSACTIONS)
+    .where(TRANSACTIONS.c.id == bindparam("pk"))
+    .values({name: bindparam(f"v_{name}") for name in _FIELDS})
+)
+_OTHER_WITH_TAG = (
+    core_select(TRANSACTIONS.c.id)
+    .where(TRANSACTIONS.c.id_tag == bindparam("tag"), TRANSACTIONS.c.id != bindparam("pk"))
+    .limit(1)
+)
+_STORED_ANSWER = core_select(EVENTS.c.response).where(
+    EVENTS.c.charger_id == bindparam("cid"),
+    EVENTS.c.transaction_id == bindparam("tid"),
+    EVENTS.c.seq_no == bindparam("seq"),
+)
+_INSERT_EVENT = EVENTS.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,36 +155,31 @@ async def _notify(ctx: CsmsContext, change: TransactionChange, txn: Transaction)
         LOG.exception("%s: settlement sink failed on %s %s", txn.charger_id, change, txn.id)
 
 
-def _load(conn: Connection, *where: ColumnElement[bool]) -> Transaction | None:
-    row = (conn.execute(core_select(TRANSACTIONS).where(*where).limit(1))).first()
+def _load_by_id(conn: Connection, charger_id: str, transaction_id: str) -> Transaction | None:
+    row = conn.execute(_BY_ID, {"cid": charger_id, "tid": transaction_id}).first()
     return None if row is None else Transaction(**row._mapping)
 
 
-def _by_id(charger_id: str, transaction_id: str) -> tuple[ColumnElement[bool], ...]:
-    return (
-        TRANSACTIONS.c.charger_id == charger_id,
-        TRANSACTIONS.c.transaction_id == transaction_id,
-    )
+def _load_by_start_key(conn: Connection, charger_id: str, key: str) -> Transaction | None:
+    row = conn.execute(_BY_START_KEY, {"cid": charger_id, "key": key}).first()
+    return None if row is None else Transaction(**row._mapping)
 
 
 def _save(conn: Connection, txn: Transaction) -> None:
     """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session."""
-    values = txn.model_dump(exclude={"id"})
+    values = {f"v_{name}": getattr(txn, name) for name in _FIELDS}
     if txn.id is None:
-        txn.id = conn.scalar(TRANSACTIONS.insert().values(values).returning(TRANSACTIONS.c.id))
+        txn.id = conn.execute(_INSERT, values).scalar_one()
     else:
-        conn.execute(update(TRANSACTIONS).where(TRANSACTIONS.c.id == txn.id).values(values))
+        values["pk"] = txn.id
+        conn.execute(_UPDATE, values)
 
 
 def _flag_reused_order(conn: Connection, txn: Transaction) -> bool:
     """Brief 7.11: a second transaction on one order id is stored and flagged (True if so)."""
     if txn.id_tag is None or not looks_like_order_id(txn.id_tag):
         return False
-    other = conn.scalar(
-        core_select(TRANSACTIONS.c.id)
-        .where(TRANSACTIONS.c.id_tag == txn.id_tag, TRANSACTIONS.c.id != txn.id)
-        .limit(1)
-    )
+    other = conn.scalar(_OTHER_WITH_TAG, {"tag": txn.id_tag, "pk": txn.id})
     if other is None or "order_reused" in txn.flags.split(","):
         return False
     _add_flag(txn, "order_reused")
@@ -173,10 +208,9 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     key = start_fingerprint(req)
     decision = await _decide(ctx, charger_id, req.id_tag)
     now = ctx.clock()
-    by_key = (TRANSACTIONS.c.charger_id == charger_id, TRANSACTIONS.c.start_key == key)
 
     def op(batch: Batch) -> tuple[Transaction, bool]:
-        existing = _load(batch.conn, *by_key)
+        existing = _load_by_start_key(batch.conn, charger_id, key)
         if existing is not None:
             return existing, False
         txn = Transaction(
@@ -205,7 +239,7 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         return txn, True
 
     def again(batch: Batch) -> Transaction | None:
-        return _load(batch.conn, *by_key)
+        return _load_by_start_key(batch.conn, charger_id, key)
 
     try:
         txn, created = await ctx.writer.execute(op)
@@ -235,9 +269,9 @@ async def stop_transaction(
 
     def op(batch: Batch) -> Transaction | None:
         conn = batch.conn
-        txn = _load(conn, *_by_id(charger_id, str(req.transaction_id)))
+        txn = _load_by_id(conn, charger_id, str(req.transaction_id))
         if txn is None:
-            txn = _load(conn, *_by_id(charger_id, f"unknown-{req.transaction_id}"))
+            txn = _load_by_id(conn, charger_id, f"unknown-{req.transaction_id}")
         if txn is not None and txn.state == ENDED:
             return None
         if txn is None:
@@ -291,11 +325,7 @@ def _decode_answer(text: str) -> IdTagDecision | None:
 def _stored_answer(conn: Connection, charger_id: str, ev: TransactionEvent) -> str | None:
     """The answer given to this (charger, transactionId, seqNo) before, if any."""
     response = conn.scalar(
-        core_select(EVENTS.c.response).where(
-            EVENTS.c.charger_id == charger_id,
-            EVENTS.c.transaction_id == ev.transaction_id,
-            EVENTS.c.seq_no == ev.seq_no,
-        )
+        _STORED_ANSWER, {"cid": charger_id, "tid": ev.transaction_id, "seq": ev.seq_no}
     )
     return None if response is None else str(response)
 
@@ -350,7 +380,7 @@ async def transaction_event(
         earlier = _stored_answer(conn, charger_id, ev)
         if earlier is not None:
             return None, earlier, False
-        txn = _load(conn, *_by_id(charger_id, ev.transaction_id))
+        txn = _load_by_id(conn, charger_id, ev.transaction_id)
         created = txn is None
         if txn is None:
             txn = Transaction(
@@ -365,17 +395,18 @@ async def transaction_event(
         txn.updated_at = now
         _save(conn, txn)
         conn.execute(
-            EVENTS.insert().values(
-                charger_id=charger_id,
-                transaction_id=ev.transaction_id,
-                seq_no=ev.seq_no,
-                event_type=ev.event_type,
-                trigger_reason=ev.trigger_reason,
-                timestamp=ev.timestamp,
-                offline=ev.offline,
-                response=_encode_answer(decision),
-                received_at=now,
-            )
+            _INSERT_EVENT,
+            {
+                "charger_id": charger_id,
+                "transaction_id": ev.transaction_id,
+                "seq_no": ev.seq_no,
+                "event_type": ev.event_type,
+                "trigger_reason": ev.trigger_reason,
+                "timestamp": ev.timestamp,
+                "offline": ev.offline,
+                "response": _encode_answer(decision),
+                "received_at": now,
+            },
         )
         changed = created and _flag_reused_order(conn, txn)
         _insert_samples(conn, txn, ev.samples)

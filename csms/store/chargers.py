@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as core_select
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -176,6 +176,38 @@ async def upsert_evse_status(
 
 CHARGERS = table_of(Charger)
 EVSES = table_of(Evse)
+# prebuilt with bind parameters (building a statement per call costs more than running it)
+_REGISTRATION = core_select(CHARGERS.c.registration).where(CHARGERS.c.id == bindparam("cid"))
+_BOOT = (
+    update(CHARGERS)
+    .where(CHARGERS.c.id == bindparam("cid"))
+    .values(
+        vendor=bindparam("vendor"),
+        model=bindparam("model"),
+        serial_number=bindparam("serial"),
+        firmware_version=bindparam("firmware"),
+        ocpp_version=bindparam("version"),
+        last_boot_at=bindparam("now"),
+        last_seen=bindparam("now"),
+    )
+)
+_CHARGER_STATUS = (
+    update(CHARGERS)
+    .where(CHARGERS.c.id == bindparam("cid"))
+    .values(status=bindparam("status"), last_seen=bindparam("now"))
+)
+_EVSE_WHERE = (
+    (EVSES.c.charger_id == bindparam("cid"))
+    & (EVSES.c.evse_id == bindparam("evse"))
+    & (EVSES.c.connector_id == bindparam("connector"))
+)
+_EVSE_STATUS = (
+    update(EVSES)
+    .where(_EVSE_WHERE & (EVSES.c.updated_at.is_(None) | (EVSES.c.updated_at <= bindparam("at"))))
+    .values(status=bindparam("status"), error_code=bindparam("error"), updated_at=bindparam("at"))
+)
+_EVSE_EXISTS = core_select(EVSES.c.id).where(_EVSE_WHERE)
+_EVSE_INSERT = EVSES.insert()
 
 
 def record_boot(
@@ -190,34 +222,27 @@ def record_boot(
     now: datetime,
 ) -> str | None:
     """Stores a BootNotification; the charger's registration, or None if it was deleted."""
-    registration = batch.conn.scalar(
-        core_select(CHARGERS.c.registration).where(CHARGERS.c.id == charger_id)
-    )
+    registration = batch.conn.scalar(_REGISTRATION, {"cid": charger_id})
     if registration is None:
         return None
     batch.conn.execute(
-        update(CHARGERS)
-        .where(CHARGERS.c.id == charger_id)
-        .values(
-            vendor=vendor[:50],
-            model=model[:50],
-            serial_number=serial_number,
-            firmware_version=firmware_version,
-            ocpp_version=version,
-            last_boot_at=now,
-            last_seen=now,
-        )
+        _BOOT,
+        {
+            "cid": charger_id,
+            "vendor": vendor[:50],
+            "model": model[:50],
+            "serial": serial_number,
+            "firmware": firmware_version,
+            "version": version,
+            "now": now,
+        },
     )
     return str(registration)
 
 
-def record_charger_status(
-    batch: Batch, *, charger_id: str, status: str, now: datetime
-) -> None:
+def record_charger_status(batch: Batch, *, charger_id: str, status: str, now: datetime) -> None:
     """1.6 connector 0: the charger's own status."""
-    batch.conn.execute(
-        update(CHARGERS).where(CHARGERS.c.id == charger_id).values(status=status, last_seen=now)
-    )
+    batch.conn.execute(_CHARGER_STATUS, {"cid": charger_id, "status": status, "now": now})
 
 
 def record_evse_status(
@@ -231,27 +256,22 @@ def record_evse_status(
     at: datetime,
 ) -> None:
     """Like :func:`upsert_evse_status`: a status older than the stored one is ignored."""
-    where = (
-        (EVSES.c.charger_id == charger_id)
-        & (EVSES.c.evse_id == evse_id)
-        & (EVSES.c.connector_id == connector_id)
-    )
+    key = {"cid": charger_id, "evse": evse_id, "connector": connector_id}
     result = batch.conn.execute(
-        update(EVSES)
-        .where(where & (EVSES.c.updated_at.is_(None) | (EVSES.c.updated_at <= at)))
-        .values(status=status, error_code=error_code, updated_at=at)
+        _EVSE_STATUS, {**key, "status": status, "error": error_code, "at": at}
     )
     if result.rowcount:
         return
-    if batch.conn.scalar(core_select(EVSES.c.id).where(where)) is not None:
+    if batch.conn.scalar(_EVSE_EXISTS, key) is not None:
         return  # a newer status is stored (late delivery)
     batch.conn.execute(
-        EVSES.insert().values(
-            charger_id=charger_id,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            status=status,
-            error_code=error_code,
-            updated_at=at,
-        )
+        _EVSE_INSERT,
+        {
+            "charger_id": charger_id,
+            "evse_id": evse_id,
+            "connector_id": connector_id,
+            "status": status,
+            "error_code": error_code,
+            "updated_at": at,
+        },
     )
