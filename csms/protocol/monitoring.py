@@ -37,15 +37,3 @@ def security_event(
     LOG.warning(
         "%s: security event %s at %s %s", charger_id, event_type, timestamp, tech_info or ""
     )
-
-
-def report_part(charger_id: str, request_id: int, seq_no: int, items: int, tbc: bool) -> None:
-    """2.0.1 NotifyReport: acknowledged; the device model is not stored yet."""
-    LOG.info(
-        "%s: report %s part %s, %d variables%s",
-        charger_id,
-        request_id,
-        seq_no,
-        items,
-        " (more to come)" if tbc else "",
-    )
