@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import websockets
+from ocpp.routing import after
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from websockets.typing import Subprotocol
 
@@ -86,13 +88,51 @@ class Client16(Cp16):  # type: ignore[misc]
         return result16.ClearCache(status="Accepted")
 
 
+# What Client201 reports for GetBaseReport / GetReport (snake_case, as the library takes it):
+# two NotifyReport parts, as a charger splits a long report.
+REPORT_PARTS: list[list[dict[str, Any]]] = [
+    [
+        {
+            "component": {"name": "OCPPCommCtrlr"},
+            "variable": {"name": "HeartbeatInterval"},
+            "variable_attribute": [{"type": "Actual", "value": "120", "persistent": True}],
+            "variable_characteristics": {"data_type": "integer", "supports_monitoring": False},
+        },
+        {
+            "component": {"name": "AuthCtrlr"},
+            "variable": {"name": "Enabled"},
+            "variable_attribute": [{"value": "true", "mutability": "ReadOnly"}],
+        },
+    ],
+    [
+        {
+            "component": {"name": "EVSE", "evse": {"id": 1}},
+            "variable": {"name": "Power"},
+            "variable_attribute": [{"type": "MaxSet", "value": "22000"}],
+            "variable_characteristics": {"data_type": "decimal", "supports_monitoring": True},
+        },
+    ],
+]
+
+
 class Client201(Cp201):  # type: ignore[misc]
-    """A 2.0.1 charger that records what the CSMS sent it and answers remote commands."""
+    """A 2.0.1 charger that records what the CSMS sent it and answers remote commands.
+
+    It answers GetBaseReport / GetReport with ``report_status`` and, when that is
+    ``Accepted``, then sends ``report_parts`` (GetReport: only the entries its
+    ``componentVariable`` names) in NotifyReport parts, ``tbc`` true until the last, from a
+    task of its own (a CALL awaited inside a handler would deadlock the reader). The tasks
+    are kept in ``report_tasks`` so that a test can await them and see their errors.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.data_transfers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.report_status = "Accepted"
+        self.report_parts: list[list[dict[str, Any]]] = REPORT_PARTS
+        self.report_tasks: list[asyncio.Task[None]] = []
+        self.reports_sent: list[dict[str, Any]] = []  # requestId, seqNo, tbc, entries of each
 
     def _note(self, action: str, **kw: Any) -> None:
         self.received.append((action, kw))
@@ -170,6 +210,65 @@ class Client201(Cp201):  # type: ignore[misc]
     def on_clear_cache(self) -> Any:
         self._note("ClearCache")
         return result201.ClearCache(status="Accepted")
+
+    @on("GetBaseReport")
+    def on_get_base_report(self, request_id: int, report_base: str, **kw: Any) -> Any:
+        self._note("GetBaseReport", request_id=request_id, report_base=report_base)
+        return result201.GetBaseReport(status=self.report_status)
+
+    @after("GetBaseReport")
+    def after_get_base_report(self, request_id: int, **kw: Any) -> None:
+        if self.report_status == "Accepted":
+            self._start_report(request_id, self.report_parts)
+
+    @on("GetReport")
+    def on_get_report(self, request_id: int, **kw: Any) -> Any:
+        self._note("GetReport", request_id=request_id, **kw)
+        if self.report_status != "Accepted":
+            return result201.GetReport(status=self.report_status)
+        parts = self._selected(kw.get("component_variable"))
+        return result201.GetReport(status="Accepted" if parts else "EmptyResultSet")
+
+    @after("GetReport")
+    def after_get_report(self, request_id: int, **kw: Any) -> None:
+        parts = self._selected(kw.get("component_variable"))
+        if self.report_status == "Accepted" and parts:
+            self._start_report(request_id, parts)
+
+    def _selected(self, wanted: list[dict[str, Any]] | None) -> list[list[dict[str, Any]]]:
+        """The report parts limited to the named component (and variable, if given)."""
+        if not wanted:
+            return self.report_parts
+
+        def named(entry: dict[str, Any]) -> bool:
+            return any(
+                w["component"]["name"] == entry["component"]["name"]
+                and ("variable" not in w or w["variable"]["name"] == entry["variable"]["name"])
+                for w in wanted
+            )
+
+        parts = [[e for e in part if named(e)] for part in self.report_parts]
+        return [part for part in parts if part]
+
+    def _start_report(self, request_id: int, parts: list[list[dict[str, Any]]]) -> None:
+        self.report_tasks.append(asyncio.create_task(self._send_report(request_id, parts)))
+
+    async def _send_report(self, request_id: int, parts: list[list[dict[str, Any]]]) -> None:
+        for seq_no, part in enumerate(parts):
+            tbc = seq_no < len(parts) - 1
+            await self.call(
+                call201.NotifyReport(
+                    request_id=request_id,
+                    generated_at="2026-11-27T02:00:00.000Z",
+                    seq_no=seq_no,
+                    report_data=part,
+                    tbc=tbc,
+                ),
+                suppress=False,  # a CALLERROR raises, and the test sees it in report_tasks
+            )
+            self.reports_sent.append(
+                {"requestId": request_id, "seqNo": seq_no, "tbc": tbc, "entries": len(part)}
+            )
 
 
 @contextlib.asynccontextmanager

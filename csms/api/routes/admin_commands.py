@@ -5,10 +5,16 @@ exactly as on the wire) for the charger's version. The payload is validated agai
 schema before it is sent; the answer is the charger's CALLRESULT payload. Errors: 404 unknown
 charger, 409 not connected, 422 invalid payload or action not in this version, 502 the charger
 answered with a CALLERROR, 503 too many commands waiting, 504 no answer in time.
+
+2.0.1 ``GetBaseReport`` / ``GetReport`` only ask: the charger answers at once (``Accepted``,
+``Rejected``, ``NotSupported``, ``EmptyResultSet``) and sends the report later in NotifyReport
+parts, which ``csms.protocol.v201`` stores in the device model. Their ``requestId`` ties those
+parts to the request; the operator may leave it out and gets the one generated here back.
 """
 
 from __future__ import annotations
 
+import secrets
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -37,6 +43,8 @@ class CommandAction(StrEnum):
     get_local_list_version = "GetLocalListVersion"
     clear_cache = "ClearCache"
     data_transfer = "DataTransfer"
+    get_base_report = "GetBaseReport"  # 2.0.1
+    get_report = "GetReport"  # 2.0.1
 
 
 ONLY_16 = {
@@ -50,13 +58,29 @@ ONLY_201 = {
     CommandAction.get_variables,
     CommandAction.request_start_transaction,
     CommandAction.request_stop_transaction,
+    CommandAction.get_base_report,
+    CommandAction.get_report,
 }
+# commands whose answer comes later in messages that carry the request's ``requestId``
+REPORT_REQUESTS = {CommandAction.get_base_report, CommandAction.get_report}
+MAX_REQUEST_ID = 2**31 - 1  # OCPP integers are 32-bit signed on most chargers
 
 
 class CommandAnswer(BaseModel):
     charger_id: str
     action: str
     response: dict[str, Any]
+    request_id: int | None = None  # the requestId sent with GetBaseReport / GetReport
+
+
+def with_request_id(action: CommandAction, payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with a generated ``requestId`` for a report request that has none.
+
+    Random rather than a counter: ids stay distinct across restarts and CSMS nodes without
+    shared state. A requestId the operator gave is kept as it is (the schema checks it)."""
+    if action not in REPORT_REQUESTS or "requestId" in payload:
+        return payload
+    return {**payload, "requestId": secrets.randbelow(MAX_REQUEST_ID) + 1}
 
 
 @router.post("/{charger_id}/commands/{action}", response_model=CommandAnswer)
@@ -79,5 +103,9 @@ async def send_command(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{action.value} is not an OCPP {version} command",
         )
+    payload = with_request_id(action, payload)
     answer = await ctx.dispatcher.send(charger_id, action.value, payload)
-    return CommandAnswer(charger_id=charger_id, action=action.value, response=answer)
+    request_id = payload.get("requestId") if action in REPORT_REQUESTS else None
+    return CommandAnswer(
+        charger_id=charger_id, action=action.value, response=answer, request_id=request_id
+    )
