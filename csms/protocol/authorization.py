@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
+
 from csms.store.db import Database
 from csms.store.models import IdTag
+from csms.store.writer import table_of
 
 ORDER_ID = re.compile(r"[A-Z0-9]{1,20}")
 
@@ -58,10 +63,21 @@ class LocalTagPolicy:
         self._clock = clock
 
     async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
-        async with self._db.session() as session:
-            tag = await session.get(IdTag, id_tag)
-        if tag is None:
+        row = await self._db.reader.run(_tag_row, id_tag)  # one hop, no pooled session
+        if row is None:
             return IdTagDecision(INVALID, known=False)
-        if tag.expiry is not None and tag.expiry <= self._clock():
-            return IdTagDecision(EXPIRED, tag.expiry)
-        return IdTagDecision(tag.status, tag.expiry)
+        status, expiry = row
+        if expiry is not None and expiry <= self._clock():
+            return IdTagDecision(EXPIRED, expiry)
+        return IdTagDecision(status, expiry)
+
+
+_ID_TAGS = table_of(IdTag)
+_TAG = core_select(_ID_TAGS.c.status, _ID_TAGS.c.expiry).where(
+    _ID_TAGS.c.id_tag == bindparam("tag")
+)
+
+
+def _tag_row(conn: Connection, id_tag: str) -> tuple[str, datetime | None] | None:
+    row = conn.execute(_TAG, {"tag": id_tag}).first()
+    return None if row is None else (str(row.status), row.expiry)

@@ -93,12 +93,15 @@ async def migrate(engine: AsyncEngine) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engine, its session factory and the database thread (hot-path units of work):
-    what the rest of the CSMS is given."""
+    """The engine, its session factory and the database threads: what the rest of the CSMS
+    is given. ``worker`` runs the hot paths' units of work (the writes); ``reader`` runs
+    point reads on the hot paths (authorization lookups) on a connection of its own, so they
+    never queue behind a group of writes (SQLite WAL: readers do not block the writer)."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     worker: DbWorker
+    reader: DbWorker
 
     @classmethod
     def connect(cls, url: str) -> Database:
@@ -107,6 +110,7 @@ class Database:
             engine,
             async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
             DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas),
+            DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-reader"),
         )
 
     @asynccontextmanager
@@ -116,4 +120,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.worker.close()
+        await self.reader.close()
         await self.engine.dispose()

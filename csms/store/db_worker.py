@@ -75,8 +75,10 @@ class DbWorker:
         url: str,
         *,
         sqlite_pragmas: Callable[[Any, Any], None],
+        name: str = "db-worker",
     ) -> None:
         self._async_engine = async_engine
+        self._name = name
         target = sync_url(url)
         self._engine = None if target is None else _make_sync_engine(target, sqlite_pragmas)
         self._executor: ThreadPoolExecutor | None = None
@@ -109,7 +111,7 @@ class DbWorker:
             async with self._async_engine.begin() as aconn:
                 return await aconn.run_sync(unit, *args, **kwargs)
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="db-worker")
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=self._name)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, lambda: self._in_thread(transaction, unit, *args, **kwargs)

@@ -197,3 +197,22 @@ async def test_delete_charger_cascades(ctx: CsmsContext) -> None:
         assert await store.delete_charger(session, charger_id="S1")
     assert await _count(ctx, Transaction) == 0
     assert await _count(ctx, Evse) == 0
+
+
+async def test_local_tags_are_read_on_the_reader_thread(ctx: CsmsContext) -> None:
+    async with ctx.db.session() as session:
+        session.add(IdTag(id_tag="BLOCKED1", status="Blocked", created_at=NOW))
+        session.add(IdTag(id_tag="OLD1", expiry=NOW - timedelta(minutes=1), created_at=NOW))
+        session.add(IdTag(id_tag="LATER1", expiry=NOW + timedelta(days=1), created_at=NOW))
+        await session.commit()
+    policy = ctx.authorization
+    assert (await policy.authorize("S1", "RFID")).status == "Accepted"
+    assert (await policy.authorize("S1", "BLOCKED1")).status == "Blocked"
+    expired = await policy.authorize("S1", "OLD1")
+    assert expired.status == "Expired" and expired.expiry == NOW - timedelta(minutes=1)
+    later = await policy.authorize("S1", "LATER1")
+    assert later.accepted and later.expiry == NOW + timedelta(days=1)
+    assert later.expiry is not None and later.expiry.tzinfo is not None
+    unknown = await policy.authorize("S1", "NOBODY")
+    assert unknown.status == "Invalid" and not unknown.known
+    assert ctx.db.reader.units >= 5
