@@ -96,12 +96,15 @@ class Database:
     """The engine, its session factory and the database threads: what the rest of the CSMS
     is given. ``worker`` runs the hot paths' units of work (the writes); ``reader`` runs
     point reads on the hot paths (authorization lookups) on a connection of its own, so they
-    never queue behind a group of writes (SQLite WAL: readers do not block the writer)."""
+    never queue behind a group of writes (SQLite WAL: readers do not block the writer);
+    ``background`` runs bulk housekeeping (the OCPP message log) in short transactions of its
+    own, off the hot paths' thread."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     worker: DbWorker
     reader: DbWorker
+    background: DbWorker
 
     @classmethod
     def connect(cls, url: str) -> Database:
@@ -111,6 +114,7 @@ class Database:
             async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
             DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas),
             DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-reader"),
+            DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-background"),
         )
 
     @asynccontextmanager
@@ -121,4 +125,5 @@ class Database:
     async def dispose(self) -> None:
         await self.worker.close()
         await self.reader.close()
+        await self.background.close()
         await self.engine.dispose()

@@ -3,7 +3,9 @@
 Frames are handed over with :meth:`MessageLogWriter.record`, which never blocks and never
 grows memory without bound: the queue holds at most ``queue_size`` frames and drops (and
 counts) the rest, because this log is for support and must not slow charging down. The table
-keeps about ``limit`` rows per charger; older rows are pruned periodically.
+keeps about ``limit`` rows per charger; older rows are pruned periodically. The writes run in
+the background database thread (``Database.background``), in short transactions, so neither
+the event loop nor the hot paths' database thread pays for them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import delete, insert
+from sqlalchemy import bindparam, delete, insert
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +29,7 @@ from csms.store.writer import table_of
 LOG = logging.getLogger("csms.store")
 FRAME_MAX_CHARS = 4000
 MESSAGE_LOG = table_of(MessageLog)
+PRUNE_CHUNK = 100  # chargers pruned per transaction
 
 
 class MessageLogWriter:
@@ -95,35 +100,42 @@ class MessageLogWriter:
 
     async def _write(self, batch: list[dict[str, object]], *, prune: bool) -> None:
         self._to_prune.update(str(row["charger_id"]) for row in batch)
-        if not batch and not (prune and self._to_prune):
-            return
-        async with self._db.session() as session:
-            if batch:
-                await session.exec(insert(MESSAGE_LOG), params=batch)
-            if prune:
-                for charger_id in sorted(self._to_prune):
-                    await _prune(session, charger_id, self._limit)
-            await session.commit()
+        if batch:
+            await self._db.background.run(_insert, batch)
+        if prune and self._to_prune:
+            chargers = sorted(self._to_prune)
+            for start in range(0, len(chargers), PRUNE_CHUNK):  # short transactions
+                await self._db.background.run(
+                    _prune, chargers[start : start + PRUNE_CHUNK], self._limit
+                )
         if prune:
             self._to_prune.clear()
             self._last_prune = self._monotonic()
 
 
-async def _prune(session: AsyncSession, charger_id: str, limit: int) -> None:
-    cutoff = (
-        select(MessageLog.id)
-        .where(MessageLog.charger_id == charger_id)
-        .order_by(col(MessageLog.id).desc())
-        .offset(limit)
-        .limit(1)
-    )
-    oldest_kept = (await session.exec(cutoff)).first()
-    if oldest_kept is not None:
-        await session.exec(
-            delete(MessageLog).where(
-                col(MessageLog.charger_id) == charger_id, col(MessageLog.id) <= oldest_kept
-            )
-        )
+# --- in the background database thread ------------------------------------------------------
+
+_NEWEST_BEYOND = (
+    core_select(MESSAGE_LOG.c.id)
+    .where(MESSAGE_LOG.c.charger_id == bindparam("cid"))
+    .order_by(MESSAGE_LOG.c.id.desc())
+    .offset(bindparam("keep"))
+    .limit(1)
+)
+_DELETE_UP_TO = delete(MESSAGE_LOG).where(
+    MESSAGE_LOG.c.charger_id == bindparam("cid"), MESSAGE_LOG.c.id <= bindparam("upto")
+)
+
+
+def _insert(conn: Connection, batch: list[dict[str, object]]) -> None:
+    conn.execute(insert(MESSAGE_LOG), batch)
+
+
+def _prune(conn: Connection, chargers: list[str], limit: int) -> None:
+    for charger_id in chargers:
+        oldest_kept = conn.scalar(_NEWEST_BEYOND, {"cid": charger_id, "keep": limit})
+        if oldest_kept is not None:
+            conn.execute(_DELETE_UP_TO, {"cid": charger_id, "upto": oldest_kept})
 
 
 async def recent_frames(

@@ -216,3 +216,19 @@ async def test_local_tags_are_read_on_the_reader_thread(ctx: CsmsContext) -> Non
     unknown = await policy.authorize("S1", "NOBODY")
     assert unknown.status == "Invalid" and not unknown.known
     assert ctx.db.reader.units >= 5
+
+
+async def test_message_log_prunes_many_chargers_in_chunks(ctx: CsmsContext) -> None:
+    chargers = [f"P{n}" for n in range(250)]  # more than one prune transaction
+    for n in range(12):
+        for charger_id in chargers:
+            ctx.message_log.record(charger_id, "in", f'[2,"{n}","Heartbeat",{{}}]')
+    units_before = ctx.db.background.units
+    await ctx.message_log.flush()
+    assert ctx.db.background.units - units_before >= 4  # insert + 3 chunks of <= 100
+    async with ctx.db.session() as session:
+        for charger_id in ("P0", "P120", "P249"):
+            frames = await recent_frames(session, charger_id, 100)
+            assert [f.frame for f in frames] == [
+                f'[2,"{n}","Heartbeat",{{}}]' for n in range(2, 12)
+            ]
