@@ -28,6 +28,7 @@ from csms.payments import TransactionChange, TransactionFacts
 from csms.protocol.authorization import IdTagDecision, looks_like_order_id
 from csms.protocol.meter_values import METER_VALUES, Sample, register_at, sample_rows
 from csms.store.models import Transaction, TransactionEventRecord
+from csms.store.types import utcnow
 from csms.store.writer import Batch, table_of
 
 LOG = logging.getLogger("csms.transactions")
@@ -39,6 +40,36 @@ EVENTS = table_of(TransactionEventRecord)
 # Prebuilt statements with bind parameters: building a statement per call (coercions, cache
 # key) cost more than SQLite takes to run it.
 _FIELDS = tuple(c.name for c in TRANSACTIONS.columns if c.name != "id")
+
+
+@dataclass(slots=True)
+class TxnRow:
+    """A ``transactions`` row as the hot path reads and changes it: a plain object (building
+    the SQLModel instance, with its instrumentation, cost more than the statements did). Its
+    fields are the table's columns (a test holds them equal)."""
+
+    charger_id: str
+    transaction_id: str
+    ocpp_version: str
+    id: int | None = None
+    evse_id: int | None = None
+    connector_id: int | None = None
+    id_tag: str | None = None
+    id_tag_status: str | None = None
+    start_key: str | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    meter_start_wh: int | None = None
+    meter_stop_wh: int | None = None
+    stop_reason: str | None = None
+    state: str = STARTED
+    offline: bool = False
+    flags: str = ""
+    last_seq_no: int | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+
 _BY_ID = (
     core_select(TRANSACTIONS)
     .where(
@@ -125,13 +156,13 @@ def start_fingerprint(req: StartRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _add_flag(txn: Transaction, flag: str) -> None:
+def _add_flag(txn: TxnRow, flag: str) -> None:
     flags = [f for f in txn.flags.split(",") if f]
     if flag not in flags:
         txn.flags = ",".join([*flags, flag])[:200]
 
 
-def facts_of(txn: Transaction) -> TransactionFacts:
+def facts_of(txn: TxnRow) -> TransactionFacts:
     assert txn.id is not None
     return TransactionFacts(
         charger_id=txn.charger_id,
@@ -148,24 +179,24 @@ def facts_of(txn: Transaction) -> TransactionFacts:
     )
 
 
-async def _notify(ctx: CsmsContext, change: TransactionChange, txn: Transaction) -> None:
+async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> None:
     try:
         await ctx.sink.on_transaction_event(change, facts_of(txn))
     except Exception:  # the sink's failure must not turn into a CALLERROR
         LOG.exception("%s: settlement sink failed on %s %s", txn.charger_id, change, txn.id)
 
 
-def _load_by_id(conn: Connection, charger_id: str, transaction_id: str) -> Transaction | None:
+def _load_by_id(conn: Connection, charger_id: str, transaction_id: str) -> TxnRow | None:
     row = conn.execute(_BY_ID, {"cid": charger_id, "tid": transaction_id}).first()
-    return None if row is None else Transaction(**row._mapping)
+    return None if row is None else TxnRow(**row._mapping)
 
 
-def _load_by_start_key(conn: Connection, charger_id: str, key: str) -> Transaction | None:
+def _load_by_start_key(conn: Connection, charger_id: str, key: str) -> TxnRow | None:
     row = conn.execute(_BY_START_KEY, {"cid": charger_id, "key": key}).first()
-    return None if row is None else Transaction(**row._mapping)
+    return None if row is None else TxnRow(**row._mapping)
 
 
-def _save(conn: Connection, txn: Transaction) -> None:
+def _save(conn: Connection, txn: TxnRow) -> None:
     """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session."""
     values = {f"v_{name}": getattr(txn, name) for name in _FIELDS}
     if txn.id is None:
@@ -175,7 +206,7 @@ def _save(conn: Connection, txn: Transaction) -> None:
         conn.execute(_UPDATE, values)
 
 
-def _flag_reused_order(conn: Connection, txn: Transaction) -> bool:
+def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
     """Brief 7.11: a second transaction on one order id is stored and flagged (True if so)."""
     if txn.id_tag is None or not looks_like_order_id(txn.id_tag):
         return False
@@ -186,7 +217,7 @@ def _flag_reused_order(conn: Connection, txn: Transaction) -> bool:
     return True
 
 
-def _insert_samples(conn: Connection, txn: Transaction, samples: Sequence[Sample]) -> None:
+def _insert_samples(conn: Connection, txn: TxnRow, samples: Sequence[Sample]) -> None:
     rows = sample_rows(txn.charger_id, txn.id, txn.evse_id, samples)
     if rows:
         conn.execute(METER_VALUES.insert(), rows)
@@ -209,11 +240,11 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     decision = await _decide(ctx, charger_id, req.id_tag)
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[Transaction, bool]:
+    def op(batch: Batch) -> tuple[TxnRow, bool]:
         existing = _load_by_start_key(batch.conn, charger_id, key)
         if existing is not None:
             return existing, False
-        txn = Transaction(
+        txn = TxnRow(
             charger_id=charger_id,
             transaction_id=f"new-{uuid.uuid4().hex}",
             ocpp_version="1.6",
@@ -238,7 +269,7 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         _save(batch.conn, txn)
         return txn, True
 
-    def again(batch: Batch) -> Transaction | None:
+    def again(batch: Batch) -> TxnRow | None:
         return _load_by_start_key(batch.conn, charger_id, key)
 
     try:
@@ -255,7 +286,7 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     return StartAnswer(txn.id, decision)
 
 
-def _repeat_answer(txn: Transaction, decision: IdTagDecision) -> StartAnswer:
+def _repeat_answer(txn: TxnRow, decision: IdTagDecision) -> StartAnswer:
     status = txn.id_tag_status or decision.status
     return StartAnswer(int(txn.transaction_id), IdTagDecision(status, decision.expiry))
 
@@ -267,7 +298,7 @@ async def stop_transaction(
     decision = await _decide(ctx, charger_id, req.id_tag) if req.id_tag else None
     now = ctx.clock()
 
-    def op(batch: Batch) -> Transaction | None:
+    def op(batch: Batch) -> TxnRow | None:
         conn = batch.conn
         txn = _load_by_id(conn, charger_id, str(req.transaction_id))
         if txn is None:
@@ -275,7 +306,7 @@ async def stop_transaction(
         if txn is not None and txn.state == ENDED:
             return None
         if txn is None:
-            txn = Transaction(
+            txn = TxnRow(
                 charger_id=charger_id,
                 transaction_id=f"unknown-{req.transaction_id}",
                 ocpp_version="1.6",
@@ -330,7 +361,7 @@ def _stored_answer(conn: Connection, charger_id: str, ev: TransactionEvent) -> s
     return None if response is None else str(response)
 
 
-def _apply_event(txn: Transaction, ev: TransactionEvent, decision: IdTagDecision | None) -> None:
+def _apply_event(txn: TxnRow, ev: TransactionEvent, decision: IdTagDecision | None) -> None:
     if ev.evse_id is not None:
         txn.evse_id = ev.evse_id
     if ev.connector_id is not None:
@@ -375,7 +406,7 @@ async def transaction_event(
         decision = await _decide(ctx, charger_id, ev.id_token)
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[Transaction | None, str | None, bool]:
+    def op(batch: Batch) -> tuple[TxnRow | None, str | None, bool]:
         conn = batch.conn
         earlier = _stored_answer(conn, charger_id, ev)
         if earlier is not None:
@@ -383,7 +414,7 @@ async def transaction_event(
         txn = _load_by_id(conn, charger_id, ev.transaction_id)
         created = txn is None
         if txn is None:
-            txn = Transaction(
+            txn = TxnRow(
                 charger_id=charger_id,
                 transaction_id=ev.transaction_id,
                 ocpp_version="2.0.1",
