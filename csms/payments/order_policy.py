@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
+
 from csms.payments.lifecycle import OrderState
 from csms.protocol.authorization import (
     ACCEPTED,
@@ -24,6 +28,7 @@ from csms.protocol.authorization import (
 )
 from csms.store.db import Database
 from csms.store.models_orders import Order
+from csms.store.writer import table_of
 
 
 class OrderAuthorizationPolicy:
@@ -45,13 +50,25 @@ class OrderAuthorizationPolicy:
     async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
         if not looks_like_order_id(id_tag):
             return await self._fallback.authorize(charger_id, id_tag)
-        async with self._db.session() as session:
-            order = await session.get(Order, id_tag)
+        # one hop to the reader thread: a pooled session per start starved the pool under load
+        order = await self._db.reader.run(_order_row, id_tag)
         if order is None:
             return await self._fallback.authorize(charger_id, id_tag)
-        if order.charger_id != charger_id or order.status == OrderState.CANCELLED:
-            return IdTagDecision(INVALID, order.expires_at)
-        unused = order.status in (OrderState.CREATED, OrderState.EXPIRED)
-        if unused and self._clock() > order.expires_at + self._leeway:
-            return IdTagDecision(EXPIRED, order.expires_at)
-        return IdTagDecision(ACCEPTED, order.expires_at)
+        order_charger, status, expires_at = order
+        if order_charger != charger_id or status == OrderState.CANCELLED:
+            return IdTagDecision(INVALID, expires_at)
+        unused = status in (OrderState.CREATED, OrderState.EXPIRED)
+        if unused and self._clock() > expires_at + self._leeway:
+            return IdTagDecision(EXPIRED, expires_at)
+        return IdTagDecision(ACCEPTED, expires_at)
+
+
+_ORDERS = table_of(Order)
+_ORDER = core_select(_ORDERS.c.charger_id, _ORDERS.c.status, _ORDERS.c.expires_at).where(
+    _ORDERS.c.id == bindparam("order_id")
+)
+
+
+def _order_row(conn: Connection, order_id: str) -> tuple[str, str, datetime] | None:
+    row = conn.execute(_ORDER, {"order_id": order_id}).first()
+    return None if row is None else (str(row.charger_id), str(row.status), row.expires_at)
