@@ -116,12 +116,12 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
         return 401
     if not _CHARGER_ID.fullmatch(charger_id):
         return 404  # no such charger can exist, and none is auto-registered
-    async with ctx.db.session() as session:
-        charger = await store.get_charger(session, charger_id)
-        if charger is None:
-            if not ctx.settings.auto_register_chargers:
-                return 404
-            hashed = await asyncio.to_thread(hash_password, password)
+    found = await ctx.db.reader.run(store.password_hash_of, charger_id)  # one hop, no pool
+    if found is None:
+        if not ctx.settings.auto_register_chargers:
+            return 404
+        hashed = await asyncio.to_thread(hash_password, password)
+        async with ctx.db.session() as session:
             try:
                 await store.create_charger(
                     session,
@@ -132,8 +132,8 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
                 )
             except StoreError:
                 return 409  # registered by a concurrent attempt: let it retry
-            return 0
-        stored = charger.password_hash
+        return 0
+    (stored,) = found
     if stored is None:
         return 401
     try:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -178,6 +179,16 @@ CHARGERS = table_of(Charger)
 EVSES = table_of(Evse)
 # prebuilt with bind parameters (building a statement per call costs more than running it)
 _REGISTRATION = core_select(CHARGERS.c.registration).where(CHARGERS.c.id == bindparam("cid"))
+_PASSWORD_HASH = core_select(CHARGERS.c.password_hash).where(CHARGERS.c.id == bindparam("cid"))
+
+
+def password_hash_of(conn: Connection, charger_id: str) -> tuple[str | None] | None:
+    """``(password_hash,)`` of a registered charger (the hash may be None), or None when no
+    such charger exists (for the handshake, on a database thread)."""
+    row = conn.execute(_PASSWORD_HASH, {"cid": charger_id}).first()
+    return None if row is None else (row.password_hash,)
+
+
 _BOOT = (
     update(CHARGERS)
     .where(CHARGERS.c.id == bindparam("cid"))
