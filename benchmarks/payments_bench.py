@@ -36,17 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings, load_settings
-from csms.billing.resolve import billing_model_for
 from csms.drivers.accounts import create_user
 from csms.keys import KeyManager
 from csms.payments import wallet
-from csms.payments.capture import capture_payment
-from csms.payments.orders import OrderRequest, create_order, snapshot
+from csms.payments.capture import confirm_payment
+from csms.payments.orders import OrderRequest, place_order, snapshot
 from csms.payments.settlement_service import SettlementService
-from csms.payments.unit_of_work import in_transaction
 from csms.settlement_keys import set_settlement_key
 from csms.store.chargers import create_charger
 from csms.store.db import Database, migrate
@@ -161,17 +158,14 @@ async def setup(url: str, tmp: Path, drivers: int, funds: int) -> Bench:
 
 async def _order(bench: Bench, i: int) -> Order:
     charger_id = f"BENCH{i % CHARGERS:03d}"
-    async with bench.db.session() as session:
-        return await create_order(
-            session,
-            user_id=bench.users[i % len(bench.users)],
-            request=OrderRequest(charger_id=charger_id, evse_id=1 + i % 2, amount=2000),
-            settings=bench.settings,
-            keys=bench.keys,
-            wallet=wallet,
-            resolve_tariff=billing_model_for,
-            now=datetime.now(UTC),
-        )
+    return await place_order(
+        bench.db,
+        user_id=bench.users[i % len(bench.users)],
+        request=OrderRequest(charger_id=charger_id, evse_id=1 + i % 2, amount=2000),
+        settings=bench.settings,
+        keys=bench.keys,
+        now=datetime.now(UTC),
+    )
 
 
 def _settlement(bench: Bench, order: Order, i: int) -> str:
@@ -206,15 +200,9 @@ async def run_service(bench: Bench, count: int, concurrency: int) -> list[Rate]:
     async def settle_and_pay(token: str) -> None:
         outcome = await service.submit(token, source="upload")
         assert outcome.payment is not None and outcome.payment.id is not None
-        payment_id = outcome.payment.id
-
-        async def work(session: AsyncSession) -> object:
-            return await capture_payment(
-                session, payment_id=payment_id, wallet=wallet, kind="driver",
-                now=datetime.now(UTC),
-            )  # fmt: skip
-
-        await in_transaction(bench.db, work)
+        await confirm_payment(
+            bench.db, payment_id=outcome.payment.id, kind="driver", now=datetime.now(UTC)
+        )
 
     with Timer() as timer:
         await _bounded([partial(settle_and_pay, t) for t in tokens], concurrency)

@@ -9,18 +9,17 @@
 * a payment made after the hold was released (7.10) is a debt, and flagged.
 
 Every state change is a conditional update; a lost race raises
-:class:`~csms.payments.unit_of_work.Conflict` and the unit of work runs again.
+:class:`~csms.payments.unit_of_work.Conflict` and the unit of work runs again. The functions
+are synchronous: they run inside the units of work of the database thread.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import update
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session, select
 
 from csms.payments import statements
 from csms.payments.lifecycle import (
@@ -35,6 +34,8 @@ from csms.payments.unit_of_work import Conflict
 from csms.store.models import Transaction
 from csms.store.models_orders import Order, Payment, SettlementRecord
 from qr_extension.tariff import UsageBucket, bucket_index_at, compute_cost
+
+R = TypeVar("R", Payment, SettlementRecord)
 
 
 def ocpp_cost(order: Order, *, start: datetime | None, stop: datetime | None, wh: int) -> int:
@@ -57,16 +58,16 @@ def charge_of(record: SettlementRecord) -> tuple[int, bool]:
     return record.signed_amount, disagree
 
 
-async def insert_loaded(session: AsyncSession, row: Payment | SettlementRecord) -> None:
-    """Inserts ``row`` with a prebuilt Core ``INSERT .. RETURNING id`` and attaches it to the
-    session as if it had been loaded (no unit-of-work flush; a later change to it is flushed
-    as an UPDATE). A unique constraint fails here as it would at a flush."""
-    statement = statements.INSERT_PAYMENT if isinstance(row, Payment) else statements.INSERT_RECORD
-    connection = await session.connection()
-    inserted = await connection.execute(statement, row.model_dump(exclude={"id"}))
-    row.id = inserted.scalar_one()
-    make_transient_to_detached(row)
-    session.add(row)
+def insert_loaded(session: Session, model: type[R], values: dict[str, object]) -> R:
+    """Inserts a payment or session record with a prebuilt Core ``INSERT .. RETURNING id`` and
+    returns it as a loaded object (:func:`~csms.payments.statements.loaded`: outside the
+    session; later changes go through conditional Core updates and :func:`stored`). A unique
+    constraint fails here as it would at a flush."""
+    statement = statements.INSERT_PAYMENT if model is Payment else statements.INSERT_RECORD
+    full = statements.with_defaults(model, values)
+    full.pop("id", None)
+    full["id"] = session.connection().execute(statement, full).scalar_one()
+    return statements.loaded(model, full)
 
 
 def stored(row: object, **values: object) -> None:
@@ -76,35 +77,29 @@ def stored(row: object, **values: object) -> None:
         set_committed_value(row, name, value)
 
 
-async def _set_order_state(
-    session: AsyncSession, order: Order, event: OrderEvent, now: datetime, **values: object
+def _set_order_state(
+    session: Session, order: Order, event: OrderEvent, now: datetime, **values: object
 ) -> None:
     """Applies ``event`` with a conditional update (the state read must still be current)."""
     new = next_order_state(order.status, event)
     if new.value == order.status and not values:
         return
-    orders = statements.ORDERS  # Core, not the ORM's bulk UPDATE path: this is the hot path
-    connection = await session.connection()
-    result = await connection.execute(
-        update(orders)
-        .where(orders.c.id == order.id, orders.c.status == order.status)
-        .values(status=new.value, updated_at=now, **values)
-    )
+    statement = statements.order_state_update(tuple(sorted(values)))  # prebuilt per shape
+    params = {"order_id": order.id, "old_status": order.status, "new_status": new.value}
+    result = session.connection().execute(statement, {**params, "now": now, **values})
     if result.rowcount != 1:
         raise Conflict(f"order {order.id} changed under us")
     stored(order, status=new.value, updated_at=now, **values)
 
 
-async def mark_started(session: AsyncSession, order: Order, at: datetime) -> None:
+def mark_started(session: Session, order: Order, at: datetime) -> None:
     """created -> started (other states keep theirs); records when the charger first used it."""
     if order.started_at is None or order.status == "created":
-        await _set_order_state(
-            session, order, OrderEvent.START, at, started_at=order.started_at or at
-        )
+        _set_order_state(session, order, OrderEvent.START, at, started_at=order.started_at or at)
 
 
-async def bill(
-    session: AsyncSession,
+def bill(
+    session: Session,
     order: Order,
     record: SettlementRecord,
     now: datetime,
@@ -120,21 +115,27 @@ async def bill(
     step of the table, and started_at is kept as :func:`mark_started` would write it)."""
     payment = None
     if not (unpaid and record.session_no == 1):
-        payment = (await session.exec(select(Payment).where(Payment.order_id == order.id))).first()
+        found = (
+            session.connection()
+            .execute(statements.PAYMENT_OF_ORDER, {"order_id": order.id})
+            .first()
+        )
+        payment = None if found is None else statements.loaded(Payment, found._asdict())
     if record.session_no != 1:
-        await add_flag(
+        add_flag(
             session, order.id, "second_transaction",
             f"session {record.session_no} ({record.charger_id} txn {record.txn}) not charged",
         )  # fmt: skip
         return payment
     amount, disagree = charge_of(record)
     if (record.charge_amount, record.disagreement) != (amount, disagree):
-        record.charge_amount, record.disagreement = amount, disagree
-        record.updated_at = now
-        session.add(record)
-        await session.flush()
+        session.connection().execute(
+            statements.RECORD_CHARGE,
+            {"record_id": record.id, "amount": amount, "disagree": disagree, "now": now},
+        )
+        stored(record, charge_amount=amount, disagreement=disagree, updated_at=now)
     if disagree:
-        await add_flag(
+        add_flag(
             session, order.id, "disagreement",
             f"signed {record.energy_wh} Wh / {record.signed_amount}, OCPP "
             f"{record.ocpp_energy_wh} Wh / {record.ocpp_amount}: charging {amount}",
@@ -142,56 +143,54 @@ async def bill(
     if payment is None:
         assert record.id is not None
         released = order.hold_released_at is not None
-        payment = Payment(
-            order_id=order.id,
-            user_id=order.user_id,
-            settlement_id=record.id,
-            amount=amount,
-            currency=order.currency,
-            method="debt" if released else "hold",
-            created_at=now,
-        )
-        await insert_loaded(session, payment)  # unique order_id: a concurrent copy retries
+        values: dict[str, object] = {
+            "order_id": order.id,
+            "user_id": order.user_id,
+            "settlement_id": record.id,
+            "amount": amount,
+            "currency": order.currency,
+            "method": "debt" if released else "hold",
+            "created_at": now,
+        }
+        payment = insert_loaded(session, Payment, values)  # unique order_id: a copy retries
         start = {} if started_at is None else {"started_at": order.started_at or started_at}
-        await _set_order_state(session, order, OrderEvent.SETTLE, now, settled_at=now, **start)
+        _set_order_state(session, order, OrderEvent.SETTLE, now, settled_at=now, **start)
         if released:
-            await add_flag(
+            add_flag(
                 session, order.id, "settled_after_release",
                 f"hold released at {order.hold_released_at}; {amount} billed as a debt",
             )  # fmt: skip
     elif payment.status == PaymentState.PENDING and payment.amount != amount:
         next_payment_state(payment.status, PaymentEvent.REVISE)
-        result = await session.exec(
-            update(Payment)
-            .where(col(Payment.id) == payment.id, col(Payment.status) == PaymentState.PENDING)
-            .values(amount=amount)
+        result = session.connection().execute(
+            statements.REVISE_PAYMENT, {"payment_id": payment.id, "amount": amount}
         )
         if result.rowcount != 1:
             raise Conflict(f"payment {payment.id} was captured meanwhile")
         stored(payment, amount=amount)
     elif payment.status != PaymentState.PENDING and payment.amount != amount:
-        await add_flag(
+        add_flag(
             session, order.id, "evidence_after_capture",
             f"captured {payment.amount}, later evidence says {amount}",
         )  # fmt: skip
     return payment
 
 
-async def next_session_no(session: AsyncSession, order_id: str) -> int:
-    rows = await session.exec(
+def next_session_no(session: Session, order_id: str) -> int:
+    rows = session.exec(
         select(SettlementRecord.session_no).where(SettlementRecord.order_id == order_id)
     )
     return max(rows.all(), default=0) + 1
 
 
-async def compatible(
-    session: AsyncSession, record: SettlementRecord, *, txn: str | None, evse_id: int | None
+def compatible(
+    session: Session, record: SettlementRecord, *, txn: str | None, evse_id: int | None
 ) -> bool:
     """May an OCPP-only record and a signed settlement ``txn`` be the same session?"""
     if evse_id is not None and record.evse_id is not None and evse_id != record.evse_id:
         return False
     if txn is None or record.ocpp_transaction_pk is None:
         return True
-    ocpp = await session.get(Transaction, record.ocpp_transaction_pk)
+    ocpp = session.get(Transaction, record.ocpp_transaction_pk)
     # 2.0.1: the transactionId is the charger's serial; 1.6: the CSMS assigned another id
     return ocpp is None or ocpp.ocpp_version == "1.6" or ocpp.transaction_id == txn

@@ -5,7 +5,8 @@ copy) both come here. The step ``pending -> captured`` is a conditional update, 
 racing captures (two taps, two CSMS processes) exactly one moves money; the other finds the
 payment captured and returns its receipt. The money moves in the same transaction: capture
 the amount from the order's hold and release the rest, or, when the hold was already
-released (7.10), charge the amount as a debt.
+released (7.10), charge the amount as a debt. The capture is one synchronous unit of work
+(:func:`capture_unit`), run in the database thread by :func:`confirm_payment`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.payments import statements
+from csms.payments import postings, statements
 from csms.payments.billing_rules import stored
 from csms.payments.lifecycle import (
     OrderEvent,
@@ -30,8 +31,10 @@ from csms.payments.lifecycle import (
 from csms.payments.order_errors import PaymentNotFound, RefundRefused
 from csms.payments.orders import snapshot
 from csms.payments.ports import WalletOps
-from csms.payments.unit_of_work import Conflict
+from csms.payments.unit_of_work import Conflict, in_worker, run_sync
+from csms.store.db import Database
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
+from qr_extension.start import StartAuthorization
 from qr_extension.tariff import (
     UsageBucket,
     bucket_index_at,
@@ -80,64 +83,76 @@ def _minor(value: Decimal, currency: str) -> int:
 def breakdown_of(order: Order, record: SettlementRecord) -> dict[str, int]:
     """Fixed, energy, time and idle parts of a session's cost, each in minor units (rounded
     half-up for display; the charged amount is rounded once, over the exact sum)."""
-    auth = snapshot(order)
+    return _breakdown(order, record, snapshot(order))
+
+
+def _breakdown(order: Order, record: SettlementRecord, auth: StartAuthorization) -> dict[str, int]:
     cost = compute_cost(auth.tariff, usage_of(order, record), limit_amount=auth.limits.amount)
     parts = {"fixed": cost.fixed, "energy": cost.energy, "time": cost.time, "idle": cost.idle}
     return {name: _minor(value, order.currency) for name, value in parts.items()}
 
 
-def _receipt(order: Order, record: SettlementRecord, payment: Payment, now: datetime) -> Receipt:
+def _receipt(
+    order: Order, record: SettlementRecord, payment: Payment, now: datetime
+) -> dict[str, object]:
+    """The receipt's columns (all but its id)."""
+    auth = snapshot(order)
     breakdown: dict[str, object] = {
-        **breakdown_of(order, record),
+        **_breakdown(order, record, auth),
         "charged": payment.amount,
-        "tariff_id": snapshot(order).tariff.id,
+        "tariff_id": auth.tariff.id,
         "disagreement": record.disagreement,
     }
     duration = None
     if record.started_at and record.stopped_at:
         duration = int((record.stopped_at - record.started_at).total_seconds())
     assert payment.id is not None
-    return Receipt(
-        payment_id=payment.id,
-        order_id=order.id,
-        user_id=order.user_id,
-        charger_id=order.charger_id,
-        amount=payment.amount,
-        currency=payment.currency,
-        energy_wh=record.energy_wh if record.energy_wh is not None else record.ocpp_energy_wh,
-        duration_s=duration,
-        breakdown=json.dumps(breakdown, sort_keys=True),
-        issued_at=now,
-    )
+    return {
+        "payment_id": payment.id,
+        "order_id": order.id,
+        "user_id": order.user_id,
+        "charger_id": order.charger_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "energy_wh": record.energy_wh if record.energy_wh is not None else record.ocpp_energy_wh,
+        "duration_s": duration,
+        "breakdown": json.dumps(breakdown, sort_keys=True),
+        "issued_at": now,
+    }
 
 
-async def capture_payment(
-    session: AsyncSession,
+def capture_unit(
+    session: Session,
+    /,
     *,
     payment_id: int,
-    wallet: WalletOps,
     kind: str,
     now: datetime,
     user_id: int | None = None,
 ) -> Receipt:
     """Captures the payment once and returns its receipt (the same receipt on a repeat).
 
-    Does not commit: run it inside :func:`~csms.payments.unit_of_work.in_transaction`.
+    Synchronous and does not commit: the unit of work of a confirm or an automatic capture
+    (:func:`confirm_payment`, or :func:`capture_payment` on an async session).
     """
-    found = (
-        await session.exec(statements.CAPTURE_ROWS, params={"payment_id": payment_id})
-    ).first()  # one statement for the three rows the capture needs
-    if found is None or (user_id is not None and found[0].user_id != user_id):
+    connection = session.connection()
+    params = {"payment_id": payment_id}
+    found = connection.execute(statements.CAPTURE_ROWS, params).first()  # the three rows
+    if found is None:
         raise PaymentNotFound(f"no payment {payment_id}")
-    payment, order, record = found
+    rows = statements.split(found, statements.PAYMENTS, statements.ORDERS, statements.RECORDS)
+    if user_id is not None and rows[0]["user_id"] != user_id:
+        raise PaymentNotFound(f"no payment {payment_id}")
+    payment = statements.loaded(Payment, rows[0])
+    order = statements.loaded(Order, rows[1])
+    record = statements.loaded(SettlementRecord, rows[2])
     if payment.status != PaymentState.PENDING:
-        existing = await receipt_of(session, payment_id)
+        existing = connection.execute(statements.RECEIPT_OF_PAYMENT, params).first()
         if existing is None:
             raise Conflict(f"payment {payment_id} captured, receipt not yet written")
-        return existing
+        return statements.loaded(Receipt, existing._asdict())
     next_payment_state(payment.status, PaymentEvent.CAPTURE)
-    connection = await session.connection()
-    result = await connection.execute(
+    result = connection.execute(
         statements.CAPTURE_PAYMENT, {"payment_id": payment_id, "now": now, "kind": kind}
     )
     if result.rowcount != 1:
@@ -146,11 +161,11 @@ async def capture_payment(
     user, oid = order.user_id, order.id
     if payment.method == "debt":
         if payment.amount > 0:
-            await wallet.charge_debt(
+            postings.charge_debt(
                 session, user_id=user, order_id=oid, amount=payment.amount, key=f"debt:{order.id}"
             )
     else:
-        await wallet.capture_and_release(
+        postings.capture_and_release(
             session,
             user_id=user,
             order_id=oid,
@@ -159,7 +174,7 @@ async def capture_payment(
             release_key=f"release:{order.id}",
         )
     next_order_state(order.status, OrderEvent.PAY)
-    updated = await connection.execute(
+    updated = connection.execute(
         statements.ORDER_PAID, {"order_id": order.id, "old_status": order.status, "now": now}
     )
     if updated.rowcount != 1:
@@ -168,17 +183,49 @@ async def capture_payment(
         order, status="paid", paid_at=now, updated_at=now,
         hold_released_at=order.hold_released_at or now,
     )  # fmt: skip
-    return await _insert_receipt(session, _receipt(order, record, payment, now))
+    values = _receipt(order, record, payment, now)
+    # Core INSERT .. RETURNING (no unit-of-work flush); the row is handed out as loaded
+    values["id"] = connection.execute(statements.INSERT_RECEIPT, values).scalar_one()
+    return statements.loaded(Receipt, values)
 
 
-async def _insert_receipt(session: AsyncSession, receipt: Receipt) -> Receipt:
-    """Inserts with Core ``RETURNING`` (no unit-of-work flush); the row stays detached."""
-    connection = await session.connection()
-    inserted = await connection.execute(
-        statements.INSERT_RECEIPT, receipt.model_dump(exclude={"id"})
+async def confirm_payment(
+    db: Database,
+    *,
+    payment_id: int,
+    kind: str,
+    now: datetime,
+    user_id: int | None = None,
+) -> Receipt:
+    """Captures the payment once, in one unit of work in the database thread (committed when
+    this returns), and returns its receipt; PaymentNotFound for an unknown payment or one of
+    another driver (``user_id``)."""
+    return await in_worker(
+        db,
+        lambda session: capture_unit(
+            session, payment_id=payment_id, kind=kind, now=now, user_id=user_id
+        ),
     )
-    receipt.id = inserted.scalar_one()
-    return receipt
+
+
+async def capture_payment(
+    session: AsyncSession,
+    *,
+    payment_id: int,
+    wallet: WalletOps | None = None,
+    kind: str,
+    now: datetime,
+    user_id: int | None = None,
+) -> Receipt:
+    """:func:`capture_unit` on the caller's async session (through ``run_sync``). Does not
+    commit: run it inside :func:`~csms.payments.unit_of_work.in_transaction`. For callers
+    that hold a session rather than the :class:`Database` (the confirm route, until it calls
+    :func:`confirm_payment`); ``wallet`` is not used (the money moves by
+    :mod:`csms.payments.postings`)."""
+    return await run_sync(
+        session,
+        lambda s: capture_unit(s, payment_id=payment_id, kind=kind, now=now, user_id=user_id),
+    )
 
 
 async def refund_payment(

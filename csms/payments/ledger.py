@@ -14,6 +14,11 @@ account              kind            meaning
 
 A credit to an account is a positive entry. Every transfer's entries sum to zero, so all
 accounts together always sum to zero too. Nothing here commits: the caller owns the transaction.
+
+The postings (:func:`lock_and_read`, :func:`post_all` and the rest) are synchronous functions
+of a :class:`~sqlmodel.Session`: they run inside the units of work of the database thread
+(:func:`~csms.payments.unit_of_work.in_worker`), or through ``AsyncSession.run_sync`` from an
+async caller. The balance reads are async (the operator and driver pages).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import func, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.payments import statements
@@ -73,15 +78,15 @@ def check_key(key: object) -> str:
     return key
 
 
-async def lock_wallet(session: AsyncSession, user_id: int) -> str:
+def lock_wallet(session: Session, user_id: int) -> str:
     """Takes the driver's wallet lock for the rest of the transaction; returns its currency.
 
     The lock is a write (``version + 1``): a row lock on PostgreSQL, and on SQLite the
     database write lock (the driver begins the transaction at this first write), so balance
     checks that follow see every posting committed before and none that races them.
     """
-    connection = await session.connection()  # Core, not the ORM: this is the hot path
-    result = await connection.execute(
+    connection = session.connection()  # Core, not the ORM: this is the hot path
+    result = connection.execute(
         update(Wallet)
         .where(col(Wallet.user_id) == user_id)
         .values(version=col(Wallet.version) + 1)
@@ -93,8 +98,8 @@ async def lock_wallet(session: AsyncSession, user_id: int) -> str:
     return str(currency)
 
 
-async def lock_and_read(
-    session: AsyncSession, user_id: int, keys: Sequence[str], account: str | None
+def lock_and_read(
+    session: Session, user_id: int, keys: Sequence[str], account: str | None
 ) -> tuple[str, list[int | None], int]:
     """Takes the wallet lock (:func:`lock_wallet`), then reads what the caller checks under
     it: the transfer id of each key (None if new) and the balance of ``account``.
@@ -107,14 +112,14 @@ async def lock_and_read(
     """
     params: dict[str, object] = {f"key{n}": key for n, key in enumerate(keys)}
     params["account"] = account
-    connection = await session.connection()
+    connection = session.connection()
     if connection.dialect.name != "sqlite":
-        currency = await lock_wallet(session, user_id)
-        row = await connection.execute(statements.read_only(len(keys), bool(account)), params)
+        currency = lock_wallet(session, user_id)
+        row = connection.execute(statements.read_only(len(keys), bool(account)), params)
         *found, amount = row.one()
     else:
         params["wallet_user"] = user_id
-        result = await connection.execute(
+        result = connection.execute(
             statements.lock_and_read(len(keys), account is not None), params
         )
         locked = result.one_or_none()
@@ -124,10 +129,8 @@ async def lock_and_read(
     return str(currency), [None if f is None else int(f) for f in found], int(amount)
 
 
-async def find_transfer(session: AsyncSession, key: str) -> LedgerTransfer | None:
-    rows = await session.exec(
-        select(LedgerTransfer).where(col(LedgerTransfer.idempotency_key) == key)
-    )
+def find_transfer(session: Session, key: str) -> LedgerTransfer | None:
+    rows = session.exec(select(LedgerTransfer).where(col(LedgerTransfer.idempotency_key) == key))
     return rows.first()
 
 
@@ -169,8 +172,9 @@ class Transfer:
     psp_operation_id: int | None = None
 
 
-async def post(
-    session: AsyncSession,
+def post(
+    session: Session,
+    /,
     *,
     key: str,
     kind: TransferKind,
@@ -186,10 +190,10 @@ async def post(
     the key stays the last line of defence.
     """
     transfer = Transfer(key, kind, legs, currency, user_id, order_id, psp_operation_id)
-    return (await post_all(session, (transfer,)))[0]
+    return post_all(session, (transfer,))[0]
 
 
-async def post_all(session: AsyncSession, transfers: Sequence[Transfer]) -> list[int]:
+def post_all(session: Session, transfers: Sequence[Transfer]) -> list[int]:
     """Writes balanced transfers and all their entries in two round trips (the transfers with
     ``RETURNING``, then every entry), each an executemany of one cached statement; returns the
     ids in the given order."""
@@ -200,8 +204,8 @@ async def post_all(session: AsyncSession, transfers: Sequence[Transfer]) -> list
     if not transfers:
         return []
     now = utcnow()
-    connection = await session.connection()
-    result = await connection.execute(
+    connection = session.connection()
+    result = connection.execute(
         statements.INSERT_TRANSFERS,
         [
             {
@@ -218,7 +222,7 @@ async def post_all(session: AsyncSession, transfers: Sequence[Transfer]) -> list
         ],
     )
     ids: dict[str, int] = {key: int(transfer_id) for transfer_id, key in result.all()}
-    await connection.execute(
+    connection.execute(
         statements.INSERT_ENTRIES,
         [
             {

@@ -14,19 +14,25 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
 from csms.keys import KeyManager
-from csms.payments import statements
+from csms.payments import postings, statements
 from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
 from csms.payments.ports import TariffResolver, WalletOps
+from csms.payments.tariffs import billing_model
+from csms.payments.unit_of_work import in_worker, run_sync
+from csms.store.db import Database
 from csms.store.models_orders import Order, OrderFlag
+from csms.store.types import utcnow
+from qr_extension.keys import SigningKey
 from qr_extension.start import StartAuthorization, issue_start_token
 from qr_extension.tariff import (
     Limits,
+    Tariff,
     limits_from_claim,
     limits_to_claim,
     max_amount,
@@ -39,8 +45,14 @@ ORDER_ID_LENGTH = 12  # 36^12 ~ 2^62; at most 15 for the QR budget (docs/protoco
 
 
 def new_order_id() -> str:
-    """A fresh order id of ``[A-Z0-9]`` from the operating system's CSPRNG."""
-    return "".join(secrets.choice(ORDER_ID_ALPHABET) for _ in range(ORDER_ID_LENGTH))
+    """A fresh order id of ``[A-Z0-9]`` from the operating system's CSPRNG: a random number
+    below ``36 ** ORDER_ID_LENGTH`` (one draw, not one per character) in base 36."""
+    number = secrets.randbelow(len(ORDER_ID_ALPHABET) ** ORDER_ID_LENGTH)
+    digits = []
+    for _ in range(ORDER_ID_LENGTH):
+        number, digit = divmod(number, len(ORDER_ID_ALPHABET))
+        digits.append(ORDER_ID_ALPHABET[digit])
+    return "".join(digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,43 +92,32 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-async def _check_charger(session: AsyncSession, charger_id: str, evse_id: int | None) -> None:
+def _check_charger(session: Session, charger_id: str, evse_id: int | None) -> None:
     """The charger is registered and has the EVSE: one statement, no ORM rows."""
-    connection = await session.connection()
     params = {"charger_id": charger_id, "evse_id": evse_id}
-    found = (await connection.execute(statements.CHARGER_CHECK, params)).first()
+    found = session.connection().execute(statements.CHARGER_CHECK, params).first()
     if found is None or found[0] != "Accepted":
         raise InvalidOrderRequest(f"unknown charger {charger_id!r}")
     if evse_id is not None and found[1] is None:
         raise InvalidOrderRequest(f"charger {charger_id!r} has no EVSE {evse_id}")
 
 
-async def create_order(
-    session: AsyncSession,
+def _new_order(
     *,
     user_id: int,
     request: OrderRequest,
+    tariff: Tariff,
     settings: Settings,
-    keys: KeyManager,
-    wallet: WalletOps,
-    resolve_tariff: TariffResolver,
+    key: SigningKey,
     now: datetime,
-) -> Order:
-    """Creates the order, places its hold and signs its start token; commits.
-
-    Raises InvalidOrderRequest, or the wallet's InsufficientFunds (nothing is stored then).
-    """
+) -> dict[str, object]:
+    """The order's columns: its limits, hold amount and signed start token (pure)."""
     kind, value = request.kind()
-    await _check_charger(session, request.charger_id, request.evse_id)
-    tariff = await resolve_tariff(
-        session, user_id=user_id, charger_id=request.charger_id, settings=settings
-    )
     amount = max_amount(tariff, request.amount, settings.max_order_amount)
     if amount < 1:
         raise InvalidOrderRequest("the order's maximum amount is zero (cap or configuration)")
     limits = Limits(amount=amount, energy_wh=request.energy_wh, duration_s=request.duration_s)
     issued = _epoch(now)
-    key = keys.active_signing_key(issued)
     order_id = new_order_id()
     token = issue_start_token(
         key=key,
@@ -128,32 +129,117 @@ async def create_order(
         issued_at=issued,
         validity_s=settings.start_token_validity_s,
     )
-    order = Order(
-        id=order_id,
-        user_id=user_id,
-        charger_id=request.charger_id,
-        evse_id=request.evse_id,
-        status=OrderState.CREATED.value,
-        request_kind=kind,
-        request_value=value,
-        tariff_claim=json.dumps(tariff_to_claim(tariff), separators=(",", ":")),
-        limits_claim=json.dumps(limits_to_claim(limits), separators=(",", ":")),
-        hold_amount=amount,
-        currency=tariff.currency,
-        start_token=token,
-        kid=key.kid,
-        issued_at=datetime.fromtimestamp(issued, UTC),
-        expires_at=datetime.fromtimestamp(issued + settings.start_token_validity_s, UTC),
-        created_at=now,
-        updated_at=now,
+    return statements.with_defaults(
+        Order,
+        {
+            "id": order_id,
+            "user_id": user_id,
+            "charger_id": request.charger_id,
+            "evse_id": request.evse_id,
+            "status": OrderState.CREATED.value,
+            "request_kind": kind,
+            "request_value": value,
+            "tariff_claim": json.dumps(tariff_to_claim(tariff), separators=(",", ":")),
+            "limits_claim": json.dumps(limits_to_claim(limits), separators=(",", ":")),
+            "hold_amount": amount,
+            "currency": tariff.currency,
+            "start_token": token,
+            "kid": key.kid,
+            "issued_at": datetime.fromtimestamp(issued, UTC),
+            "expires_at": datetime.fromtimestamp(issued + settings.start_token_validity_s, UTC),
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    try:
-        # Core insert: the row is written once and the object stays detached (no flush)
-        connection = await session.connection()
-        await connection.execute(statements.INSERT_ORDER, order.model_dump())
-        await wallet.place_hold(
-            session, user_id=user_id, order_id=order_id, amount=amount, key=f"hold:{order_id}"
+
+
+def order_unit(
+    session: Session,
+    /,
+    *,
+    user_id: int,
+    request: OrderRequest,
+    settings: Settings,
+    key: SigningKey,
+    now: datetime,
+    tariff: Tariff | None = None,
+) -> Order:
+    """The unit of work of an order (synchronous, does not commit): checks the charger and
+    EVSE, reads the billing model (unless ``tariff`` is given), signs the start token with
+    ``key``, inserts the order and places its hold. Raises InvalidOrderRequest, or
+    InsufficientFunds (the caller rolls back: nothing is stored then)."""
+    _check_charger(session, request.charger_id, request.evse_id)
+    if tariff is None:
+        tariff = billing_model(
+            session, user_id=user_id, charger_id=request.charger_id, settings=settings
         )
+    values = _new_order(
+        user_id=user_id, request=request, tariff=tariff, settings=settings, key=key, now=now
+    )
+    # Core insert: the row is written once and handed out as loaded (no session, no flush)
+    session.connection().execute(statements.INSERT_ORDER, values)
+    order = statements.loaded(Order, values)
+    postings.place_hold(
+        session, user_id=user_id, order_id=order.id, amount=order.hold_amount,
+        key=f"hold:{order.id}",
+    )  # fmt: skip
+    return order
+
+
+async def place_order(
+    db: Database,
+    *,
+    user_id: int,
+    request: OrderRequest,
+    settings: Settings,
+    keys: KeyManager,
+    now: datetime,
+) -> Order:
+    """Creates the order, places its hold and signs its start token, in one unit of work in
+    the database thread (committed when this returns).
+
+    Raises InvalidOrderRequest, or the wallet's InsufficientFunds (nothing is stored then).
+    """
+    request.kind()  # a malformed request is refused before the database is asked
+    key = keys.active_signing_key(_epoch(now))
+    return await in_worker(
+        db,
+        lambda session: order_unit(
+            session, user_id=user_id, request=request, settings=settings, key=key, now=now
+        ),
+    )
+
+
+async def create_order(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    request: OrderRequest,
+    settings: Settings,
+    keys: KeyManager,
+    wallet: WalletOps | None = None,
+    resolve_tariff: TariffResolver,
+    now: datetime,
+) -> Order:
+    """:func:`place_order` on the caller's async session (commits it): the same unit of work
+    through ``run_sync``, statement by statement through the event loop. For callers that
+    hold a session rather than the :class:`Database` (the order route, until it calls
+    :func:`place_order`). ``resolve_tariff`` picks the billing model; ``wallet`` is not used
+    (the hold is posted by :mod:`csms.payments.postings`).
+    """
+    request.kind()
+    tariff = await resolve_tariff(
+        session, user_id=user_id, charger_id=request.charger_id, settings=settings
+    )
+    key = keys.active_signing_key(_epoch(now))
+    try:
+        order = await run_sync(
+            session,
+            lambda s: order_unit(
+                s, user_id=user_id, request=request, settings=settings, key=key, now=now,
+                tariff=tariff,
+            ),
+        )  # fmt: skip
         await session.commit()
     except BaseException:
         await session.rollback()
@@ -204,14 +290,18 @@ async def list_orders(
     return list((await session.exec(query)).all())
 
 
-async def add_flag(session: AsyncSession, order_id: str, kind: str, detail: str = "") -> None:
+def add_flag(session: Session, order_id: str, kind: str, detail: str = "") -> None:
     """Flags the order for the operator (once per kind; a concurrent duplicate makes the unit
-    of work retry, and the retry finds the flag)."""
-    rows = await session.exec(
-        select(OrderFlag.id).where(OrderFlag.order_id == order_id, OrderFlag.kind == kind)
-    )
-    if rows.first() is None:
-        session.add(OrderFlag(order_id=order_id, kind=kind, detail=detail[:500]))
+    of work retry, and the retry finds the flag). Synchronous: inside a unit of work."""
+    connection, params = session.connection(), {"order_id": order_id, "kind": kind}
+    if connection.execute(statements.FLAG_OF_ORDER, params).first() is None:
+        values = {
+            "order_id": order_id,
+            "kind": kind,
+            "detail": detail[:500],
+            "created_at": utcnow(),
+        }
+        connection.execute(statements.INSERT_FLAG, values)
 
 
 async def flags_of(session: AsyncSession, order_id: str) -> list[OrderFlag]:

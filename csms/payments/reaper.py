@@ -26,18 +26,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
 from csms.commands import CommandDispatcher
-from csms.payments.capture import capture_payment
+from csms.payments.capture import capture_unit
 from csms.payments.errors import PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
 from csms.payments.limits import enforce_limits
 from csms.payments.orders import add_flag
 from csms.payments.ports import WalletOps
-from csms.payments.unit_of_work import in_transaction
+from csms.payments.unit_of_work import in_transaction, in_worker
 from csms.store.db import Database
 from csms.store.models import ChargerSync
 from csms.store.models_orders import Order, OrderFlag, Payment
@@ -104,17 +104,15 @@ class Reaper:
             ids = [i for i in rows.all() if i is not None]
         for payment_id in ids:
 
-            async def work(session: AsyncSession, pid: int = payment_id) -> bool:
-                payment = await session.get(Payment, pid)
+            def work(session: Session, pid: int = payment_id) -> bool:
+                payment = session.get(Payment, pid)
                 if payment is None or payment.status != PaymentState.PENDING:
                     return False  # the driver or another process captured it
-                await capture_payment(
-                    session, payment_id=pid, wallet=self._wallet, kind="auto", now=now
-                )
+                capture_unit(session, payment_id=pid, kind="auto", now=now)
                 return True
 
             try:
-                if await in_transaction(self._db, work):
+                if await in_worker(self._db, work):
                     report.captured.append(payment_id)
             except PaymentError:
                 LOG.exception("auto-capture of payment %s failed", payment_id)
@@ -169,14 +167,14 @@ class Reaper:
                 if await in_transaction(self._db, self._expirer(order, now)):
                     report.released.append(order.id)
             elif now > usable_until + offline_limit and order.id not in flagged:
-                await in_transaction(self._db, self._flagger(order))
+                await in_worker(self._db, self._flagger(order))
                 report.flagged.append(order.id)
 
     def _expirer(self, order: Order, now: datetime) -> Callable[[AsyncSession], Awaitable[bool]]:
         return lambda session: self._expire(session, order, now)
 
     @staticmethod
-    def _flagger(order: Order) -> Callable[[AsyncSession], Awaitable[None]]:
+    def _flagger(order: Order) -> Callable[[Session], None]:
         detail = f"no Synced from {order.charger_id} since the token expired; hold kept"
         return lambda session: add_flag(session, order.id, "offline_limit", detail)
 

@@ -15,7 +15,9 @@ All of them land on one :class:`SettlementRecord` per session:
   bills from the meter with the order's snapshot tariff.
 
 Refused settlements are stored as evidence (``settlement_rejections``), never raised into
-OCPP. The retry of :func:`~csms.payments.unit_of_work.in_transaction` resolves every race.
+OCPP. Each copy is one unit of work in the database thread
+(:func:`~csms.payments.unit_of_work.in_worker`: synchronous, one hop from the event loop, the
+ES256 verification inside it, next to the key it reads), and its retry resolves every race.
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import update
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session, col
 
 from config.settings import Settings
 from csms.payments import SettlementSource, TransactionChange, TransactionFacts, statements
@@ -46,7 +47,7 @@ from csms.payments.lifecycle import (
 )
 from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import add_flag, snapshot
-from csms.payments.unit_of_work import Conflict, in_transaction
+from csms.payments.unit_of_work import Conflict, in_worker
 from csms.protocol.authorization import looks_like_order_id
 from csms.store.db import Database
 from csms.store.models import Transaction
@@ -87,9 +88,18 @@ def _claimed_order(token: str) -> str | None:
     read = jws.read_header(token, typ=SETTLE_TYP)
     if isinstance(read, Refusal):
         return None
-    claims = jws.unverified_claims(read[0])
+    return _jti(jws.unverified_claims(read[0]))
+
+
+def _jti(claims: object) -> str | None:
     jti = claims.get("jti") if isinstance(claims, dict) else None
     return jti[:20] if isinstance(jti, str) else None
+
+
+def _record(session: Session, record_id: int) -> SettlementRecord:
+    """The session record as stored now (after a conditional update of it)."""
+    row = session.connection().execute(statements.RECORD_BY_ID, {"record_id": record_id}).one()
+    return statements.loaded(SettlementRecord, row._asdict())
 
 
 class SettlementService:
@@ -120,7 +130,7 @@ class SettlementService:
     ) -> None:
         if facts.id_tag is None or not looks_like_order_id(facts.id_tag):
             return
-        await in_transaction(self._db, lambda s: self._transaction(s, change, facts))
+        await in_worker(self._db, lambda s: self._transaction(s, change, facts))
 
     # --- signed settlements -----------------------------------------------------------------
 
@@ -132,7 +142,7 @@ class SettlementService:
         token = token.strip()
         now = self._clock()
         try:
-            outcome = await in_transaction(
+            outcome = await in_worker(
                 self._db, lambda s: self._settle(s, token, source, charger_id, now)
             )
         except SettlementRefused as exc:
@@ -145,27 +155,30 @@ class SettlementService:
             raise SettlementRefused(replay)
         return outcome
 
-    async def _settle(
+    def _settle(
         self,
-        session: AsyncSession,
+        session: Session,
         token: str,
         source: SettlementSource,
         charger_id: str | None,
         now: datetime,
     ) -> SettlementOutcome:
         """The unit of work of a copy: verify, keep an upload in the inbox, record, bill."""
-        settlement, order = await self._verify(session, token, charger_id)
+        settlement, order, records = self._verify(session, token, charger_id)
         if source == "upload":
-            await self._store_upload(session, token, settlement.charge_point_id, now)
-        return await self._record_signed(session, order, settlement, token, source, now)
+            self._store_upload(session, token, settlement.charge_point_id, now)
+        return self._record_signed(session, order, settlement, token, source, now, records)
 
-    async def _verify(
-        self, session: AsyncSession, token: str, charger_id: str | None
-    ) -> tuple[Settlement, Order]:
-        """The verified settlement and its order; SettlementRefused when either fails.
+    def _verify(
+        self, session: Session, token: str, charger_id: str | None
+    ) -> tuple[Settlement, Order, list[SettlementRecord] | None]:
+        """The verified settlement, its order and the records of the copy
+        (:data:`~csms.payments.statements.RECORDS_OF_COPY`, None if they must be read again);
+        SettlementRefused when the settlement or the order fails.
 
-        One statement reads the charger's key by (iss, kid) and the order the token claims
-        (the unverified ``jti`` only picks the row; the verified one must name the same).
+        One statement reads the charger's key by (iss, kid), the order the token claims and
+        the records of the copy: the unverified ``jti`` and ``txn`` only pick the rows; the
+        verified settlement must name the same, else its records are read again.
         """
         peeked = peek_settlement(token)
         if isinstance(peeked, Refusal):
@@ -175,14 +188,24 @@ class SettlementService:
             raise SettlementRefused(
                 Refusal(Reason.WRONG_ISSUER, f"iss {iss!r} sent by {charger_id!r}")
             )
-        claimed = _claimed_order(token) or ""
-        params = {"iss": iss, "kid": kid, "order_id": claimed}
-        row = (await session.exec(statements.VERIFY_ROWS, params=params)).first()
-        if row is None:
+        claims = jws.unverified_claims(token)  # the shape was checked by peek
+        claimed = _jti(claims) or ""
+        txn = claims.get("txn") if isinstance(claims, dict) else None
+        txn = txn if isinstance(txn, str) else ""
+        params = {"iss": iss, "kid": kid, "order_id": claimed, "txn": txn}
+        rows = session.connection().execute(statements.VERIFY_ROWS, params).all()
+        if not rows:
             raise SettlementRefused(
                 Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")
             )
-        jwk, order = row
+        tables = (statements.ORDERS, statements.RECORDS)
+        jwk, (values, _) = rows[0][0], statements.split(rows[0][1:], *tables)
+        order = None if values["id"] is None else statements.loaded(Order, values)
+        records = [
+            statements.loaded(SettlementRecord, found)
+            for _, found in (statements.split(row[1:], *tables) for row in rows)
+            if found["id"] is not None
+        ]
         settlement = verify_settlement(token, key=self._key(jwk), audience=self._settings.issuer)
         if isinstance(settlement, Refusal):
             raise SettlementRefused(settlement)
@@ -195,7 +218,8 @@ class SettlementService:
         )
         if refusal is not None:
             raise SettlementRefused(refusal)
-        return settlement, order
+        same = (settlement.charge_point_id, settlement.transaction_id) == (iss, txn)
+        return settlement, order, records if same else None
 
     def _key(self, jwk: str) -> PublicKey:
         """The parsed key of a stored JWK (memoised: the text fixes the key, so nothing to
@@ -213,9 +237,8 @@ class SettlementService:
             self._keys[jwk] = key
         return key
 
-    async def _store_upload(
-        self, session: AsyncSession, token: str, charger_id: str, now: datetime
-    ) -> None:
+    @staticmethod
+    def _store_upload(session: Session, token: str, charger_id: str, now: datetime) -> None:
         """Keeps an uploaded token in the inbox (once per token: a repeat inserts nothing)."""
         values = {
             "charger_id": charger_id[:48],
@@ -224,8 +247,8 @@ class SettlementService:
             "source": "upload",
             "received_at": now,
         }
-        connection = await session.connection()
-        await connection.execute(statements.INSERT_INBOX[connection.dialect.name], values)
+        connection = session.connection()
+        connection.execute(statements.INSERT_INBOX[connection.dialect.name], values)
 
     async def _reject(
         self, token: str, source: str, refusal: Refusal, charger_id: str | None
@@ -236,9 +259,11 @@ class SettlementService:
             charger_id = charger_id or peeked[0]
         order_id = _claimed_order(token)
         now = self._clock()
-        async with self._db.session() as session:
+        sha256 = hashlib.sha256(token.encode()).hexdigest()
+
+        def store(session: Session) -> None:  # rows built per attempt: a retry starts afresh
             if source == "upload":
-                await self._store_upload(session, token, charger_id or "?", now)
+                self._store_upload(session, token, charger_id or "?", now)
             session.add(
                 SettlementRejection(
                     charger_id=(charger_id or None) and charger_id[:48],
@@ -246,25 +271,28 @@ class SettlementService:
                     source=source,
                     reason=refusal.reason.value,
                     detail=refusal.detail[:500],
-                    token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+                    token_sha256=sha256,
                     created_at=now,
                 )
             )
-            await session.commit()
 
-    async def _record_signed(
+        await in_worker(self._db, store)
+
+    def _record_signed(
         self,
-        session: AsyncSession,
+        session: Session,
         order: Order,
         s: Settlement,
         token: str,
         source: SettlementSource,
         now: datetime,
+        records: list[SettlementRecord] | None,
     ) -> SettlementOutcome:
-        # one statement: this copy's record by (charger, txn) and every record of the order
-        params = {"order_id": order.id, "charger_id": s.charge_point_id, "txn": s.transaction_id}
-        rows = await session.exec(statements.RECORDS_OF_COPY, params=params)
-        records = list(rows.all())
+        if records is None:  # this copy's record by (charger, txn), every record of the order
+            params = {"order_id": order.id, "charger_id": s.charge_point_id}
+            params["txn"] = s.transaction_id
+            rows = session.connection().execute(statements.RECORDS_OF_COPY, params)
+            records = [statements.loaded(SettlementRecord, r._asdict()) for r in rows]
         record = next(
             (r for r in records if (r.charger_id, r.txn) == (s.charge_point_id, s.transaction_id)),
             None,
@@ -281,20 +309,18 @@ class SettlementService:
         inserted, start = False, _at(s.started_at)
         if record is None:
             siblings = [r for r in records if r.order_id == order.id]
-            record, inserted = await self._attach_signed(
-                session, order, s, token, source, now, siblings
-            )
+            record, inserted = self._attach_signed(session, order, s, token, source, now, siblings)
         if inserted and record.session_no == 1:
             # no payment yet (payments belong to session 1): bill settles and starts at once
-            payment = await bill(session, order, record, now, unpaid=True, started_at=start)
+            payment = bill(session, order, record, now, unpaid=True, started_at=start)
         else:
-            await mark_started(session, order, start)
-            payment = await bill(session, order, record, now)
+            mark_started(session, order, start)
+            payment = bill(session, order, record, now)
         return SettlementOutcome(record, order, payment, duplicate)
 
-    async def _attach_signed(
+    def _attach_signed(
         self,
-        session: AsyncSession,
+        session: Session,
         order: Order,
         s: Settlement,
         token: str,
@@ -324,8 +350,8 @@ class SettlementService:
             key=lambda r: r.session_no,
         )
         for candidate in waiting:
-            if await compatible(session, candidate, txn=s.transaction_id, evse_id=s.evse_id):
-                result = await session.exec(
+            if compatible(session, candidate, txn=s.transaction_id, evse_id=s.evse_id):
+                result = session.exec(
                     update(SettlementRecord)
                     .where(
                         col(SettlementRecord.id) == candidate.id,
@@ -335,36 +361,37 @@ class SettlementService:
                 )
                 if result.rowcount != 1:
                     raise Conflict(f"settlement {candidate.id} was matched meanwhile")
-                await session.refresh(candidate)
-                return candidate, False
-        record = SettlementRecord(
-            order_id=order.id,
-            charger_id=s.charge_point_id,
-            session_no=max((r.session_no for r in siblings), default=0) + 1,
-            first_source=source,
-            verified_at=now,
-            **values,  # type: ignore[arg-type]
-        )
-        await insert_loaded(session, record)
-        return record, True
+                assert candidate.id is not None
+                return _record(session, candidate.id), False
+        new = {
+            **values,
+            "order_id": order.id,
+            "charger_id": s.charge_point_id,
+            "session_no": max((r.session_no for r in siblings), default=0) + 1,
+            "first_source": source,
+            "verified_at": now,
+        }
+        return insert_loaded(session, SettlementRecord, new), True
 
     # --- OCPP transactions -------------------------------------------------------------------
 
-    async def _transaction(
-        self, session: AsyncSession, change: TransactionChange, facts: TransactionFacts
+    def _transaction(
+        self, session: Session, change: TransactionChange, facts: TransactionFacts
     ) -> None:
         assert facts.id_tag is not None
-        order = await session.get(Order, facts.id_tag)
-        if order is None:
+        found = session.connection().execute(statements.ORDER_BY_ID, {"order_id": facts.id_tag})
+        row = found.first()
+        if row is None:
             return
+        order = statements.loaded(Order, row._asdict())
         now = self._clock()
         if order.charger_id != facts.charger_id:
-            await add_flag(
+            add_flag(
                 session, order.id, "foreign_charger",
                 f"transaction {facts.transaction_id} on {facts.charger_id}",
             )  # fmt: skip
             return
-        await mark_started(session, order, facts.started_at or now)
+        mark_started(session, order, facts.started_at or now)
         if change != "ended":
             return
         wh = None
@@ -378,39 +405,29 @@ class SettlementService:
             else ocpp_cost(order, start=facts.started_at, stop=facts.stopped_at, wh=wh),
             "updated_at": now,
         }
-        record = (
-            await session.exec(
-                select(SettlementRecord).where(
-                    SettlementRecord.ocpp_transaction_pk == facts.transaction_pk
-                )
-            )
-        ).first()
+        params = {"pk": facts.transaction_pk}
+        row = session.connection().execute(statements.RECORD_OF_OCPP, params).first()
+        record = None if row is None else statements.loaded(SettlementRecord, row._asdict())
         if record is None:
-            record = await self._attach_ocpp(session, order, facts, values, now)
+            record = self._attach_ocpp(session, order, facts, values, now)
         if record.signed_amount is None and record.ocpp_amount is None:
-            await add_flag(session, order.id, "no_meter_data", f"{facts.transaction_id}")
+            add_flag(session, order.id, "no_meter_data", f"{facts.transaction_id}")
             return
-        await bill(session, order, record, now)
+        bill(session, order, record, now)
 
-    async def _attach_ocpp(
+    def _attach_ocpp(
         self,
-        session: AsyncSession,
+        session: Session,
         order: Order,
         facts: TransactionFacts,
         values: dict[str, object],
         now: datetime,
     ) -> SettlementRecord:
-        waiting = await session.exec(
-            select(SettlementRecord)
-            .where(
-                SettlementRecord.order_id == order.id,
-                SettlementRecord.charger_id == facts.charger_id,
-                col(SettlementRecord.ocpp_transaction_pk).is_(None),
-            )
-            .order_by(col(SettlementRecord.session_no))
-        )
-        ocpp = await session.get(Transaction, facts.transaction_pk)
-        for candidate in waiting.all():
+        params = {"order_id": order.id, "charger_id": facts.charger_id}
+        rows = session.connection().execute(statements.RECORDS_WITHOUT_OCPP, params)
+        waiting = [statements.loaded(SettlementRecord, r._asdict()) for r in rows]
+        ocpp = session.get(Transaction, facts.transaction_pk)
+        for candidate in waiting:
             same_evse = facts.evse_id is None or candidate.evse_id in (None, facts.evse_id)
             same_txn = (
                 candidate.txn is None
@@ -419,7 +436,7 @@ class SettlementService:
             )
             if not (same_evse and same_txn):
                 continue
-            result = await session.exec(
+            result = session.exec(
                 update(SettlementRecord)
                 .where(
                     col(SettlementRecord.id) == candidate.id,
@@ -429,21 +446,19 @@ class SettlementService:
             )
             if result.rowcount != 1:
                 raise Conflict(f"settlement {candidate.id} was matched meanwhile")
-            await session.refresh(candidate)
-            return candidate
-        record = SettlementRecord(
-            order_id=order.id,
-            charger_id=facts.charger_id,
-            session_no=await next_session_no(session, order.id),
-            first_source="transaction",
-            evse_id=facts.evse_id,
-            started_at=facts.started_at,
-            stopped_at=facts.stopped_at,
-            offline=facts.offline,
-            stop_reason=facts.stop_reason,
-            verified_at=now,
-            **values,  # type: ignore[arg-type]
-        )
-        session.add(record)
-        await session.flush()
-        return record
+            assert candidate.id is not None
+            return _record(session, candidate.id)
+        new = {
+            **values,
+            "order_id": order.id,
+            "charger_id": facts.charger_id,
+            "session_no": next_session_no(session, order.id),
+            "first_source": "transaction",
+            "evse_id": facts.evse_id,
+            "started_at": facts.started_at,
+            "stopped_at": facts.stopped_at,
+            "offline": facts.offline,
+            "stop_reason": facts.stop_reason,
+            "verified_at": now,
+        }
+        return insert_loaded(session, SettlementRecord, new)

@@ -8,16 +8,20 @@ path); a built statement memoises its cache key, so an execution costs only the 
 compiled form, the driver call and the result. Multi-row writes are executemany calls of one
 cached statement (a multi-row ``VALUES`` literal is compiled anew each time).
 
-ORM selects (rows loaded as objects) use SQLModel's ``select``. Only immutable statement
-objects live here; builders that depend on a shape (how many keys)
-are memoised with :func:`functools.cache`.
+The hot paths read plain Core rows and turn the few they return into model objects with
+:func:`loaded` (what the ORM's loader does, without a session: an ORM entity select cost about
+four times the Core one, and a validating ``SQLModel.__init__`` some 45 us per object). Only
+immutable statement objects live here; builders that depend on a shape (how many keys, which
+columns) are memoised with :func:`functools.cache`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from pydantic_core import PydanticUndefined
 from sqlalchemy import (
     Insert,
     Select,
@@ -33,14 +37,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col
-from sqlmodel import select as orm_select
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import instrumentation
 
 from csms.store.models import Charger as ChargerModel
 from csms.store.models import ChargerKey, Evse, SettlementInbox
 from csms.store.models_money import LedgerEntry, LedgerTransfer, Wallet
-from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
+from csms.store.models_orders import Order, OrderFlag, Payment, Receipt, SettlementRecord
 from csms.store.types import UtcDateTime
+
+M = TypeVar("M")
 
 __all__ = [
     "CAPTURE_PAYMENT",
@@ -56,15 +62,78 @@ __all__ = [
     "ORDER_PAID",
     "RECORDS_OF_COPY",
     "VERIFY_ROWS",
+    "columns",
+    "loaded",
     "lock_and_read",
+    "order_state_update",
     "reads",
+    "split",
     "table",
+    "with_defaults",
 ]
 
 
 def table(model: type[Any]) -> Table:
     """The Core table of a SQLModel table class."""
     return cast(Table, inspect(model).local_table)
+
+
+def loaded(model: type[M], values: Mapping[str, Any]) -> M:
+    """A model object holding ``values`` (column name -> value, one per column), made as the
+    ORM's loader makes one (the class manager's new instance, the values in its dict): no
+    validation, no session. Meant for rows just read or written, handed out as results."""
+    obj: Any = instrumentation.manager_of_class(model).new_instance()
+    obj.__dict__.update(values)
+    obj.__pydantic_fields_set__ = set(values)
+    return cast(M, obj)
+
+
+_DEFAULTS: dict[type[Any], dict[str, Any]] = {}
+_COLUMN_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
+def _column_names(model: type[Any]) -> frozenset[str]:
+    found = _COLUMN_NAMES.get(model)
+    if found is None:
+        found = _COLUMN_NAMES[model] = frozenset(table(model).columns.keys())
+    return found
+
+
+def _defaults(model: type[Any]) -> dict[str, Any]:
+    found = _DEFAULTS.get(model)
+    if found is None:
+        found = _DEFAULTS[model] = {
+            name: field.default
+            for name, field in model.model_fields.items()
+            if field.default_factory is None and field.default is not PydanticUndefined
+        }
+    return found
+
+
+def with_defaults(model: type[Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` completed with the model's plain defaults: a value for every column (a
+    column whose default is a factory, or that has none, must be given)."""
+    full = {**_defaults(model), **values}
+    names = _column_names(model)
+    if full.keys() != names:
+        wrong = sorted(names - full.keys()) or sorted(full.keys() - names)
+        raise TypeError(f"{model.__name__}: missing or unknown columns {wrong}")
+    return full
+
+
+def columns(*tables: Table) -> list[Any]:
+    """Every column of ``tables``, in order (one select of several tables: see :func:`split`)."""
+    return [column for t in tables for column in t.columns]
+
+
+def split(row: Row[Any] | Sequence[Any], *tables: Table) -> list[dict[str, Any]]:
+    """A row of :func:`columns` of ``tables`` as one ``{column: value}`` per table."""
+    parts, start = [], 0
+    for t in tables:
+        names = t.columns.keys()
+        parts.append(dict(zip(names, row[start : start + len(names)], strict=True)))
+        start += len(names)
+    return parts
 
 
 ORDERS = table(Order)
@@ -77,6 +146,7 @@ WALLETS = table(Wallet)
 CHARGERS = table(ChargerModel)
 EVSES = table(Evse)
 KEYS = table(ChargerKey)
+FLAGS = table(OrderFlag)
 
 # --- orders ---------------------------------------------------------------------------------
 
@@ -138,19 +208,81 @@ def read_only(keys: int, account: bool) -> Select[Any]:
 
 # --- settlements ----------------------------------------------------------------------------
 
+_COPY = (RECORDS.c.order_id == bindparam("order_id")) | (
+    (RECORDS.c.charger_id == bindparam("iss")) & (RECORDS.c.txn == bindparam("txn"))
+)
 VERIFY_ROWS = (
-    orm_select(col(ChargerKey.jwk), Order)
-    .select_from(ChargerKey)
-    .outerjoin(Order, ORDERS.c.id == bindparam("order_id"))
+    select(KEYS.c.jwk, *columns(ORDERS, RECORDS))
+    .select_from(KEYS)
+    .outerjoin(ORDERS, ORDERS.c.id == bindparam("order_id"))
+    .outerjoin(RECORDS, _COPY)
     .where(KEYS.c.charger_id == bindparam("iss"), KEYS.c.kid == bindparam("kid"))
 )
-"""The charger's key by (iss, kid), with the order the token claims (None if unknown)."""
+"""The charger's key by (iss, kid), then the columns of the order the token claims (all None
+if unknown) and of one record of the copy (:data:`RECORDS_OF_COPY`, all None if there is
+none): one row per record, at least one if the key exists."""
 
-RECORDS_OF_COPY = orm_select(SettlementRecord).where(
+RECORDS_OF_COPY = select(RECORDS).where(
     (RECORDS.c.order_id == bindparam("order_id"))
     | ((RECORDS.c.charger_id == bindparam("charger_id")) & (RECORDS.c.txn == bindparam("txn")))
 )
 """Every record of the order, and the record of this (charger, txn) whatever its order."""
+
+RECORD_BY_ID = select(RECORDS).where(RECORDS.c.id == bindparam("record_id"))
+RECORD_OF_OCPP = select(RECORDS).where(RECORDS.c.ocpp_transaction_pk == bindparam("pk"))
+RECORDS_WITHOUT_OCPP = (
+    select(RECORDS)
+    .where(
+        RECORDS.c.order_id == bindparam("order_id"),
+        RECORDS.c.charger_id == bindparam("charger_id"),
+        RECORDS.c.ocpp_transaction_pk.is_(None),
+    )
+    .order_by(RECORDS.c.session_no)
+)
+"""The order's records at this charger that no OCPP transaction completes yet."""
+ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("order_id"))
+
+RECORD_CHARGE: Update = (
+    update(RECORDS)
+    .where(RECORDS.c.id == bindparam("record_id"))
+    .values(
+        charge_amount=bindparam("amount"),
+        disagreement=bindparam("disagree"),
+        updated_at=bindparam("now", type_=UtcDateTime),
+    )
+)
+"""What a session record charges, and whether its two sources disagree."""
+
+PAYMENT_OF_ORDER = select(PAYMENTS).where(PAYMENTS.c.order_id == bindparam("order_id"))
+
+REVISE_PAYMENT: Update = (
+    update(PAYMENTS)
+    .where(PAYMENTS.c.id == bindparam("payment_id"), PAYMENTS.c.status == "pending")
+    .values(amount=bindparam("amount"))
+)
+"""A pending payment follows the evidence (a captured one is never changed)."""
+
+FLAG_OF_ORDER = select(FLAGS.c.id).where(
+    FLAGS.c.order_id == bindparam("order_id"), FLAGS.c.kind == bindparam("kind")
+)
+INSERT_FLAG: Insert = insert(FLAGS)
+
+
+@cache
+def order_state_update(names: tuple[str, ...]) -> Update:
+    """A conditional step of an order: ``status`` and ``updated_at`` and the columns
+    ``names`` (each bound by its own name) where the status read is still current."""
+    when = {name: bindparam(name, type_=ORDERS.c[name].type) for name in names}
+    return (
+        update(ORDERS)
+        .where(ORDERS.c.id == bindparam("order_id"), ORDERS.c.status == bindparam("old_status"))
+        .values(
+            status=bindparam("new_status"),
+            updated_at=bindparam("now", type_=UtcDateTime),
+            **when,
+        )
+    )
+
 
 _INBOX = table(SettlementInbox)
 INSERT_INBOX = {
@@ -165,11 +297,16 @@ INSERT_PAYMENT: Insert = insert(PAYMENTS).returning(PAYMENTS.c.id)
 # --- capture --------------------------------------------------------------------------------
 
 CAPTURE_ROWS = (
-    orm_select(Payment, Order, SettlementRecord)
-    .join(Order, ORDERS.c.id == PAYMENTS.c.order_id)
-    .join(SettlementRecord, RECORDS.c.id == PAYMENTS.c.settlement_id)
+    select(*columns(PAYMENTS, ORDERS, RECORDS))
+    .select_from(PAYMENTS)
+    .join(ORDERS, ORDERS.c.id == PAYMENTS.c.order_id)
+    .join(RECORDS, RECORDS.c.id == PAYMENTS.c.settlement_id)
     .where(PAYMENTS.c.id == bindparam("payment_id"))
 )
+"""The payment, its order and its billed record: :func:`split` by (PAYMENTS, ORDERS,
+RECORDS)."""
+
+RECEIPT_OF_PAYMENT = select(RECEIPTS).where(RECEIPTS.c.payment_id == bindparam("payment_id"))
 
 CAPTURE_PAYMENT: Update = (
     update(PAYMENTS)

@@ -3,7 +3,17 @@
 Exactly-once rests on unique constraints and conditional updates: when two processes (or two
 requests) race, the loser gets an IntegrityError, a lost conditional update
 (:class:`Conflict`), a SQLite "database is locked" or a PostgreSQL serialization failure. The
-whole unit then runs again from a fresh session and finds the winner's rows.
+whole unit then runs again on a fresh transaction and finds the winner's rows.
+
+Two ways to run one (decision D14):
+
+* :func:`in_worker`: the hot paths (order, settlement, capture, the OCPP sink). ``work`` is a
+  plain synchronous function of a :class:`~sqlmodel.Session` bound to the database thread's
+  connection (:class:`~csms.store.db_worker.DbWorker`): the whole unit is one hop from the
+  event loop instead of several per statement. It must not touch the event loop.
+* :func:`in_transaction`: everything else, on the async engine's pooled sessions. A
+  synchronous unit can run there too, through ``AsyncSession.run_sync`` (the same rules,
+  without the saving).
 """
 
 from __future__ import annotations
@@ -12,9 +22,11 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.payments.errors import PaymentError
@@ -41,6 +53,10 @@ def _retryable(exc: BaseException) -> bool:
     return False
 
 
+async def _backoff(attempt: int) -> None:
+    await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+
+
 async def in_transaction(db: Database, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Runs ``work(session)`` and commits; on a lost race, rolls back and runs it again."""
     for attempt in range(ATTEMPTS):
@@ -54,5 +70,34 @@ async def in_transaction(db: Database, work: Callable[[AsyncSession], Awaitable[
                 if attempt == ATTEMPTS - 1 or not _retryable(exc):
                     raise
                 LOG.debug("unit of work lost a race (%s), attempt %d", type(exc).__name__, attempt)
-        await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+        await _backoff(attempt)
+    raise AssertionError("unreachable")
+
+
+async def run_sync(session: AsyncSession, work: Callable[[Session], T]) -> T:
+    """Runs the synchronous ``work`` on the caller's async session (statement by statement
+    through the event loop; the session's synchronous side is a SQLModel session)."""
+    return await session.run_sync(lambda sync: work(cast(Session, sync)))
+
+
+def _in_session(connection: Connection, work: Callable[[Session], T]) -> T:
+    """Runs ``work`` on an ORM session that joins the worker's transaction (the worker
+    commits or rolls back; the session only flushes)."""
+    with Session(bind=connection, expire_on_commit=False) as session:
+        result = work(session)
+        session.flush()
+        return result
+
+
+async def in_worker(db: Database, work: Callable[[Session], T]) -> T:
+    """Runs the synchronous ``work(session)`` in the database thread, in one transaction,
+    committed before this returns; on a lost race, runs it again."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return await db.worker.run(_in_session, work)
+        except Exception as exc:
+            if attempt == ATTEMPTS - 1 or not _retryable(exc):
+                raise
+            LOG.debug("unit of work lost a race (%s), attempt %d", type(exc).__name__, attempt)
+        await _backoff(attempt)
     raise AssertionError("unreachable")

@@ -7,6 +7,10 @@ nothing; the same key for another operation raises :class:`IdempotencyConflict`.
 the driver's wallet lock first (:func:`csms.payments.ledger.lock_wallet`), so concurrent
 operations on one wallet are serialised and a balance check cannot race a posting.
 
+The postings themselves are the synchronous functions of :mod:`csms.payments.postings` (the
+hot paths call them inside their units of work in the database thread); the operations here
+run them on the caller's async session through ``run_sync``, so both follow the same rules.
+
 Money flows (see :mod:`csms.payments.ledger` for the accounts)::
 
     top_up       psp:{provider} -> wallet:{user}
@@ -19,23 +23,15 @@ Money flows (see :mod:`csms.payments.ledger` for the accounts)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.payments import ledger
-from csms.payments.errors import (
-    HoldExceeded,
-    InsufficientFunds,
-    PaymentDeclined,
-    RefundExceeded,
-    UnknownWallet,
-)
-from csms.payments.ledger import REVENUE, Leg, TransferKind, hold_account, wallet_account
+from csms.payments import ledger, postings
+from csms.payments.errors import PaymentDeclined, UnknownWallet
+from csms.payments.ledger import Leg, hold_account, wallet_account
 from csms.payments.provider import PaymentProvider, SandboxProvider, record, recorded
-from csms.store.models_money import LedgerTransfer, Wallet
+from csms.payments.unit_of_work import run_sync
+from csms.store.models_money import Wallet
 
 __all__ = [
     "available",
@@ -84,35 +80,6 @@ async def hold_remaining(session: AsyncSession, *, order_id: str) -> int:
     return await ledger.balance(session, hold_account(order_id))
 
 
-@dataclass(frozen=True, slots=True)
-class _Begun:
-    currency: str
-    done: int | None  # the id of an earlier identical operation: return it, post nothing
-    balance: int  # of the account asked for, read under the lock
-
-
-async def _begin(
-    session: AsyncSession,
-    *,
-    key: str,
-    kind: TransferKind,
-    user_id: int,
-    order_id: str | None,
-    amount: int | None,
-    balance_of: str | None = None,
-) -> _Begun:
-    """Locks the wallet, looks the key up and reads ``balance_of`` (one statement on SQLite)."""
-    ledger.check_key(key)
-    currency, (done,), balance = await ledger.lock_and_read(session, user_id, (key,), balance_of)
-    if done is not None:
-        found = await ledger.find_transfer(session, key)
-        assert found is not None
-        done = ledger.same_operation(
-            found, key=key, kind=kind, user_id=user_id, order_id=order_id, amount=amount
-        )
-    return _Begun(currency, done, balance)
-
-
 async def top_up(
     session: AsyncSession,
     *,
@@ -130,8 +97,11 @@ async def top_up(
     repeat of the key is declined again without calling the provider).
     """
     ledger.check_amount(amount, positive=True)
-    begun = await _begin(
-        session, key=key, kind="top_up", user_id=user_id, order_id=None, amount=amount
+    begun = await run_sync(
+        session,
+        lambda s: postings.begin(
+            s, key=key, kind="top_up", user_id=user_id, order_id=None, amount=amount
+        ),
     )
     if begun.done is not None:
         return begun.done
@@ -150,17 +120,20 @@ async def top_up(
     op_id = await record(
         session, provider=psp.name, key=capture_key, result=captured, user_id=user_id
     )
-    return await ledger.post(
+    return await run_sync(
         session,
-        key=key,
-        kind="top_up",
-        legs=(
-            Leg(ledger.psp_account(psp.name), "psp", -amount),
-            Leg(wallet_account(user_id), "available", amount, user_id),
+        lambda s: ledger.post(
+            s,
+            key=key,
+            kind="top_up",
+            legs=(
+                Leg(ledger.psp_account(psp.name), "psp", -amount),
+                Leg(wallet_account(user_id), "available", amount, user_id),
+            ),
+            currency=currency,
+            user_id=user_id,
+            psp_operation_id=op_id,
         ),
-        currency=currency,
-        user_id=user_id,
-        psp_operation_id=op_id,
     )
 
 
@@ -168,39 +141,22 @@ async def place_hold(
     session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
 ) -> int:
     """Moves ``amount`` from available to the order's hold; InsufficientFunds if short."""
-    ledger.check_amount(amount)
-    begun = await _begin(
-        session, key=key, kind="hold", user_id=user_id, order_id=order_id, amount=amount,
-        balance_of=wallet_account(user_id),
-    )  # fmt: skip
-    if begun.done is not None:
-        return begun.done
-    if begun.balance < amount:
-        raise InsufficientFunds(available=begun.balance, needed=amount)
-    return await _move(
-        session, key, "hold", user_id, order_id, begun.currency,
-        Leg(wallet_account(user_id), "available", -amount, user_id),
-        Leg(hold_account(order_id), "hold", amount, user_id),
-    )  # fmt: skip
+    return await run_sync(
+        session,
+        lambda s: postings.place_hold(
+            s, user_id=user_id, order_id=order_id, amount=amount, key=key
+        ),
+    )
 
 
 async def capture(
     session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
 ) -> int:
     """Moves ``amount`` of the order's hold to revenue (HoldExceeded above what is left)."""
-    ledger.check_amount(amount)
-    begun = await _begin(
-        session, key=key, kind="capture", user_id=user_id, order_id=order_id, amount=amount,
-        balance_of=hold_account(order_id),
-    )  # fmt: skip
-    if begun.done is not None:
-        return begun.done
-    _check_hold(order_id, begun.balance, amount)
-    return await _move(
-        session, key, "capture", user_id, order_id, begun.currency,
-        Leg(hold_account(order_id), "hold", -amount, user_id),
-        Leg(REVENUE, "revenue", amount),
-    )  # fmt: skip
+    return await run_sync(
+        session,
+        lambda s: postings.capture(s, user_id=user_id, order_id=order_id, amount=amount, key=key),
+    )
 
 
 async def capture_and_release(
@@ -212,48 +168,18 @@ async def capture_and_release(
     capture_key: str,
     release_key: str,
 ) -> None:
-    """Captures ``amount`` of the order's hold and returns the rest to available: what
-    :func:`capture` then :func:`release` do, under one wallet lock, with one lookup of both
-    keys and the hold, and both transfers posted together (three statements on SQLite, four
-    on PostgreSQL, instead of nine).
-    Each key stays idempotent on its own (a repeat posts only what is missing)."""
-    ledger.check_amount(amount)
-    ledger.check_key(capture_key)
-    ledger.check_key(release_key)
-    currency, (captured, released), remaining = await ledger.lock_and_read(
-        session, user_id, (capture_key, release_key), hold_account(order_id)
-    )
-    if captured is not None:
-        await _same_as_before(session, capture_key, "capture", user_id, order_id, amount)
-    if released is not None:
-        await _same_as_before(session, release_key, "release", user_id, order_id, None)
-    hold, transfers = hold_account(order_id), []
-    if captured is None and amount > 0:
-        _check_hold(order_id, remaining, amount)
-        remaining -= amount
-        legs = (Leg(hold, "hold", -amount, user_id), Leg(REVENUE, "revenue", amount))
-        transfers.append(ledger.Transfer(capture_key, "capture", legs, currency, user_id, order_id))
-    if released is None and remaining > 0:
-        legs = (
-            Leg(hold, "hold", -remaining, user_id),
-            Leg(wallet_account(user_id), "available", remaining, user_id),
-        )
-        transfers.append(ledger.Transfer(release_key, "release", legs, currency, user_id, order_id))
-    await ledger.post_all(session, transfers)
-
-
-async def _same_as_before(
-    session: AsyncSession,
-    key: str,
-    kind: TransferKind,
-    user_id: int,
-    order_id: str,
-    amount: int | None,
-) -> None:
-    found = await ledger.find_transfer(session, key)
-    assert found is not None
-    ledger.same_operation(
-        found, key=key, kind=kind, user_id=user_id, order_id=order_id, amount=amount
+    """Captures ``amount`` of the order's hold and returns the rest to available (each key
+    idempotent on its own): :func:`csms.payments.postings.capture_and_release`."""
+    await run_sync(
+        session,
+        lambda s: postings.capture_and_release(
+            s,
+            user_id=user_id,
+            order_id=order_id,
+            amount=amount,
+            capture_key=capture_key,
+            release_key=release_key,
+        ),
     )
 
 
@@ -266,41 +192,22 @@ async def release(
     key: str,
 ) -> int:
     """Returns ``amount`` of the order's hold (None: all that is left) to available."""
-    if amount is not None:
-        ledger.check_amount(amount)
-    begun = await _begin(
-        session, key=key, kind="release", user_id=user_id, order_id=order_id, amount=amount,
-        balance_of=hold_account(order_id),
-    )  # fmt: skip
-    if begun.done is not None:
-        return begun.done
-    if amount is None:
-        amount = begun.balance
-    else:
-        _check_hold(order_id, begun.balance, amount)
-    return await _move(
-        session, key, "release", user_id, order_id, begun.currency,
-        Leg(hold_account(order_id), "hold", -amount, user_id),
-        Leg(wallet_account(user_id), "available", amount, user_id),
-    )  # fmt: skip
+    return await run_sync(
+        session,
+        lambda s: postings.release(s, user_id=user_id, order_id=order_id, amount=amount, key=key),
+    )
 
 
 async def charge_debt(
     session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
 ) -> int:
-    """Charges ``amount`` straight from available, which may go negative: a settlement that
-    arrived after its hold was released is still honoured (brief 7.10)."""
-    ledger.check_amount(amount)
-    begun = await _begin(
-        session, key=key, kind="debt", user_id=user_id, order_id=order_id, amount=amount
+    """Charges ``amount`` straight from available, which may go negative (brief 7.10)."""
+    return await run_sync(
+        session,
+        lambda s: postings.charge_debt(
+            s, user_id=user_id, order_id=order_id, amount=amount, key=key
+        ),
     )
-    if begun.done is not None:
-        return begun.done
-    return await _move(
-        session, key, "debt", user_id, order_id, begun.currency,
-        Leg(wallet_account(user_id), "available", -amount, user_id),
-        Leg(REVENUE, "revenue", amount),
-    )  # fmt: skip
 
 
 async def refund(
@@ -308,54 +215,14 @@ async def refund(
 ) -> int:
     """Gives back ``amount`` of what the order was charged (captures and debts, less earlier
     refunds) to the driver's available balance."""
-    ledger.check_amount(amount, positive=True)
-    begun = await _begin(
-        session, key=key, kind="refund", user_id=user_id, order_id=order_id, amount=amount
+    return await run_sync(
+        session,
+        lambda s: postings.refund(s, user_id=user_id, order_id=order_id, amount=amount, key=key),
     )
-    if begun.done is not None:
-        return begun.done
-    refundable = await refundable_amount(session, user_id=user_id, order_id=order_id)
-    if amount > refundable:
-        raise RefundExceeded(order_id=order_id, refundable=refundable, asked=amount)
-    return await _move(
-        session, key, "refund", user_id, order_id, begun.currency,
-        Leg(REVENUE, "revenue", -amount),
-        Leg(wallet_account(user_id), "available", amount, user_id),
-    )  # fmt: skip
 
 
 async def refundable_amount(session: AsyncSession, *, user_id: int, order_id: str) -> int:
     """What the order charged the driver (captures + debts) less what was refunded."""
-    rows = await session.exec(
-        select(col(LedgerTransfer.kind), func.sum(LedgerTransfer.amount))
-        .where(col(LedgerTransfer.order_id) == order_id, col(LedgerTransfer.user_id) == user_id)
-        .group_by(col(LedgerTransfer.kind))
-    )
-    sums = {kind: int(total) for kind, total in rows.all()}
-    return sums.get("capture", 0) + sums.get("debt", 0) - sums.get("refund", 0)
-
-
-def _check_hold(order_id: str, remaining: int, amount: int) -> None:
-    if amount > remaining:
-        raise HoldExceeded(order_id=order_id, remaining=remaining, asked=amount)
-
-
-async def _move(
-    session: AsyncSession,
-    key: str,
-    kind: TransferKind,
-    user_id: int,
-    order_id: str,
-    currency: str,
-    debit: Leg,
-    credit: Leg,
-) -> int:
-    return await ledger.post(
-        session,
-        key=key,
-        kind=kind,
-        legs=(debit, credit),
-        currency=currency,
-        user_id=user_id,
-        order_id=order_id,
+    return await run_sync(
+        session, lambda s: postings.refundable_amount(s, user_id=user_id, order_id=order_id)
     )

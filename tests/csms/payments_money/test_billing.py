@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from csms.billing.resolve import billing_model_for
+from csms.billing.resolve import billing_model_for, resolve
+from csms.payments.tariffs import resolve_sync
+from csms.payments.unit_of_work import in_worker
 from qr_extension import Tariff, TouPeriod
 
 from .conftest import SQLITE_ONLY, MoneyApi
@@ -154,6 +156,25 @@ async def test_invalid_assignments_are_422(api: MoneyApi, target: dict[str, Any]
     assert r.status_code == 422, r.text
 
 
+async def same_in_the_order_unit(api: MoneyApi, users: list[int | None]) -> int:
+    """The order's unit of work (database thread) resolves as the driver pages do, for every
+    user at every charger; returns how many pairs it compared."""
+    pairs = [(u, c) for u in users for c in ("CP1", "CP2", "CP3", "UNKNOWN")]
+    for user_id, charger_id in pairs:
+        async with api.ctx.db.session() as session:
+            paged = await resolve(
+                session, user_id=user_id, charger_id=charger_id, settings=api.settings
+            )
+        in_unit = await in_worker(
+            api.ctx.db,
+            lambda s, u=user_id, c=charger_id: resolve_sync(
+                s, user_id=u, charger_id=c, settings=api.settings
+            ),
+        )
+        assert in_unit == paged, (user_id, charger_id)
+    return len(pairs)
+
+
 async def test_precedence_driver_at_charger_then_driver_then_charger_then_site(
     api: MoneyApi,
 ) -> None:
@@ -167,11 +188,13 @@ async def test_precedence_driver_at_charger_then_driver_then_charger_then_site(
     default = api.settings.default_tariff_energy
 
     assert await energy_price(api, "CP1", ann_auth) == default
+    assert await same_in_the_order_unit(api, [ann, bob, None]) == 12
     await assign(api, "site", site="Depot")
     assert await energy_price(api, "CP1", ann_auth) == 4444
     assert await energy_price(api, "CP3", ann_auth) == default
     await assign(api, "cp", charger_id="CP1")
     assert await energy_price(api, "CP1", None) == 3333  # anonymous visitors too
+    assert await same_in_the_order_unit(api, [ann, bob, None]) == 12
     assert await energy_price(api, "CP2", bob_auth) == 4444
     await assign(api, "tier", user_id=ann)
     assert await energy_price(api, "CP1", ann_auth) == 2222
@@ -181,6 +204,7 @@ async def test_precedence_driver_at_charger_then_driver_then_charger_then_site(
     assert await energy_price(api, "CP1", ann_auth) == 1111
     assert await energy_price(api, "CP1", bob_auth) == 3333
     assert await energy_price(api, "CP2", ann_auth) == 2222
+    assert await same_in_the_order_unit(api, [ann, bob, None]) == 12
 
     r = await api.http.get(
         f"{ADMIN}/billing-models/resolve",

@@ -16,15 +16,13 @@ import pytest
 from sqlmodel import select
 
 from config.settings import Settings
-from csms.billing.resolve import billing_model_for
 from csms.drivers.accounts import create_user
 from csms.keys import KeyManager
 from csms.payments import TransactionFacts, wallet
-from csms.payments.capture import capture_payment
-from csms.payments.orders import OrderRequest, create_order, snapshot
+from csms.payments.capture import confirm_payment
+from csms.payments.orders import OrderRequest, place_order, snapshot
 from csms.payments.reaper import Reaper
 from csms.payments.settlement_service import SettlementService
-from csms.payments.unit_of_work import in_transaction
 from csms.settlement_keys import set_settlement_key
 from csms.store.chargers import create_charger
 from csms.store.db import Database, migrate
@@ -87,17 +85,14 @@ class World:
     async def order(self, *, user_id: int | None = None, evse_id: int = 1, **request: Any) -> Order:
         if not request:
             request = {"amount": 2000}
-        async with self.db.session() as session:
-            return await create_order(
-                session,
-                user_id=user_id or self.user_id,
-                request=OrderRequest(charger_id=CHARGER, evse_id=evse_id, **request),
-                settings=self.settings,
-                keys=self.keys,
-                wallet=wallet,
-                resolve_tariff=billing_model_for,
-                now=self.clock(),
-            )
+        return await place_order(
+            self.db,
+            user_id=user_id or self.user_id,
+            request=OrderRequest(charger_id=CHARGER, evse_id=evse_id, **request),
+            settings=self.settings,
+            keys=self.keys,
+            now=self.clock(),
+        )
 
     def settlement(
         self,
@@ -204,17 +199,9 @@ class World:
             return list(rows.all())
 
     async def confirm(self, payment_id: int, user_id: int | None = None) -> Receipt:
-        async def work(session: Any) -> Receipt:
-            return await capture_payment(
-                session,
-                payment_id=payment_id,
-                wallet=wallet,
-                kind="driver",
-                now=self.clock(),
-                user_id=user_id,
-            )
-
-        return await in_transaction(self.db, work)
+        return await confirm_payment(
+            self.db, payment_id=payment_id, kind="driver", now=self.clock(), user_id=user_id
+        )
 
     async def available(self, user_id: int | None = None) -> int:
         async with self.db.session() as session:
