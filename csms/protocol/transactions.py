@@ -28,6 +28,7 @@ from csms.payments import TransactionChange, TransactionFacts
 from csms.protocol.authorization import IdTagDecision, looks_like_order_id
 from csms.protocol.meter_values import METER_VALUES, Sample, register_at, sample_rows
 from csms.store.models import Transaction, TransactionEventRecord
+from csms.store.models_orders import Order
 from csms.store.types import utcnow
 from csms.store.writer import Batch, table_of
 
@@ -106,6 +107,8 @@ _STORED_ANSWER = core_select(EVENTS.c.response).where(
     EVENTS.c.seq_no == bindparam("seq"),
 )
 _INSERT_EVENT = EVENTS.insert()
+_ORDERS = table_of(Order)
+_ORDER_EXISTS = core_select(_ORDERS.c.id).where(_ORDERS.c.id == bindparam("tag"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,15 @@ def facts_of(txn: TxnRow) -> TransactionFacts:
     )
 
 
+def _is_order(conn: Connection, id_tag: str | None) -> bool:
+    """Whether ``id_tag`` is the id of an order of the payment side: only such transactions
+    are handed to the settlement sink (the others cannot concern it; asking it per
+    transaction cost a unit of work in the database thread each, decision D17)."""
+    if id_tag is None or not looks_like_order_id(id_tag):
+        return False
+    return conn.scalar(_ORDER_EXISTS, {"tag": id_tag}) is not None
+
+
 async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> None:
     try:
         await ctx.sink.on_transaction_event(change, facts_of(txn))
@@ -240,10 +252,10 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     decision = await _decide(ctx, charger_id, req.id_tag)
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow, bool]:
+    def op(batch: Batch) -> tuple[TxnRow, bool, bool]:
         existing = _load_by_start_key(batch.conn, charger_id, key)
         if existing is not None:
-            return existing, False
+            return existing, False, False
         txn = TxnRow(
             charger_id=charger_id,
             transaction_id=f"new-{uuid.uuid4().hex}",
@@ -267,13 +279,13 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         txn.transaction_id = str(txn.id)
         _flag_reused_order(batch.conn, txn)
         _save(batch.conn, txn)
-        return txn, True
+        return txn, True, _is_order(batch.conn, txn.id_tag)
 
     def again(batch: Batch) -> TxnRow | None:
         return _load_by_start_key(batch.conn, charger_id, key)
 
     try:
-        txn, created = await ctx.writer.execute(op)
+        txn, created, is_order = await ctx.writer.execute(op)
     except IntegrityError:  # the same start raced in on another connection (or process)
         found = await ctx.writer.execute(again)
         if found is None:
@@ -281,7 +293,8 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         return _repeat_answer(found, decision)
     if not created:
         return _repeat_answer(txn, decision)
-    await _notify(ctx, "started", txn)
+    if is_order:
+        await _notify(ctx, "started", txn)
     assert txn.id is not None
     return StartAnswer(txn.id, decision)
 
@@ -298,7 +311,7 @@ async def stop_transaction(
     decision = await _decide(ctx, charger_id, req.id_tag) if req.id_tag else None
     now = ctx.clock()
 
-    def op(batch: Batch) -> TxnRow | None:
+    def op(batch: Batch) -> tuple[TxnRow, bool] | None:
         conn = batch.conn
         txn = _load_by_id(conn, charger_id, str(req.transaction_id))
         if txn is None:
@@ -324,14 +337,16 @@ async def stop_transaction(
             _add_flag(txn, "meter_decreased")
         _save(conn, txn)
         _insert_samples(conn, txn, req.samples)
-        return txn
+        return txn, _is_order(conn, txn.id_tag)
 
     try:
         ended = await ctx.writer.execute(op)
     except IntegrityError:  # a concurrent copy stored it first
         return decision
     if ended is not None:
-        await _notify(ctx, "ended", ended)
+        txn, is_order = ended
+        if is_order:
+            await _notify(ctx, "ended", txn)
     return decision
 
 
@@ -406,11 +421,11 @@ async def transaction_event(
         decision = await _decide(ctx, charger_id, ev.id_token)
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow | None, str | None, bool]:
+    def op(batch: Batch) -> tuple[TxnRow | None, str | None, bool, bool]:
         conn = batch.conn
         earlier = _stored_answer(conn, charger_id, ev)
         if earlier is not None:
-            return None, earlier, False
+            return None, earlier, False, False
         txn = _load_by_id(conn, charger_id, ev.transaction_id)
         created = txn is None
         if txn is None:
@@ -446,10 +461,10 @@ async def transaction_event(
             changed = True
         if changed:
             _save(conn, txn)
-        return txn, None, created
+        return txn, None, created, _is_order(conn, txn.id_tag)
 
     try:
-        txn, earlier, created = await ctx.writer.execute(op)
+        txn, earlier, created, is_order = await ctx.writer.execute(op)
     except IntegrityError:  # a concurrent copy of this event won
         again = await ctx.writer.execute(stored)
         return _decode_answer(again) if again else decision
@@ -459,7 +474,8 @@ async def transaction_event(
     change: TransactionChange = (
         "ended" if ev.event_type == ENDED else "started" if created else "updated"
     )
-    await _notify(ctx, change, txn)
+    if is_order:
+        await _notify(ctx, change, txn)
     return decision
 
 

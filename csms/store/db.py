@@ -97,8 +97,8 @@ class Database:
     is given. ``worker`` runs the hot paths' units of work (the writes); ``reader`` runs
     point reads on the hot paths (authorization lookups) on a connection of its own, so they
     never queue behind a group of writes (SQLite WAL: readers do not block the writer);
-    ``background`` runs bulk housekeeping (the OCPP message log) in short transactions of its
-    own, off the hot paths' thread."""
+    ``background`` runs bulk housekeeping (the OCPP message log) in short transactions: its
+    own thread on PostgreSQL, the hot paths' thread on SQLite (one writer at a time)."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
@@ -109,12 +109,21 @@ class Database:
     @classmethod
     def connect(cls, url: str) -> Database:
         engine = make_engine(url)
+        worker = DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas)
+        # SQLite has one writer at a time, and a writer that finds the file locked sleeps in
+        # SQLite's busy handler (1, 2, 5 ... 100 ms): its bulk writes share the hot paths'
+        # thread instead of fighting it for the lock from a connection of their own.
+        background = (
+            worker
+            if url.startswith("sqlite")
+            else DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-background")
+        )
         return cls(
             engine,
             async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
-            DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas),
+            worker,
             DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-reader"),
-            DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-background"),
+            background,
         )
 
     @asynccontextmanager
@@ -125,5 +134,6 @@ class Database:
     async def dispose(self) -> None:
         await self.worker.close()
         await self.reader.close()
-        await self.background.close()
+        if self.background is not self.worker:
+            await self.background.close()
         await self.engine.dispose()

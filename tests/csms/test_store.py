@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import col, func, select
@@ -240,3 +241,48 @@ def test_the_hot_paths_transaction_row_has_every_column() -> None:
     from csms.protocol.transactions import TRANSACTIONS, TxnRow
 
     assert {f.name for f in fields(TxnRow)} == {c.name for c in TRANSACTIONS.columns}
+
+
+class _RecordingSink:
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, str | None]] = []
+
+    async def on_settlement(self, charger_id: str, token: str, source: str) -> None: ...
+
+    async def on_synced(self, charger_id: str, seq: int) -> None: ...
+
+    async def on_transaction_event(self, change: str, facts: Any) -> None:
+        self.changes.append((change, facts.id_tag))
+
+
+async def test_only_transactions_of_known_orders_reach_the_sink(ctx: CsmsContext) -> None:
+    from dataclasses import replace
+
+    from csms.store.models_orders import Order
+
+    sink = _RecordingSink()
+    ctx = replace(ctx, sink=sink)
+    async with ctx.db.session() as session:
+        session.add(
+            Order(
+                id="ORDERX1", user_id=1, charger_id="S1", request_kind="energy",
+                tariff_claim="[]", limits_claim="[]", hold_amount=100, currency="EUR",
+                start_token="t", kid="k", issued_at=NOW, expires_at=NOW + timedelta(hours=1),
+            )
+        )  # fmt: skip
+        await session.commit()
+    for n, tag in enumerate(("RFID", "NOSUCHORDER", "ORDERX1")):
+        start = transactions.StartRequest(
+            connector_id=1, id_tag=tag, meter_start=0, timestamp=NOW + timedelta(seconds=n)
+        )
+        answer = await transactions.start_transaction(ctx, "S1", start)
+        stop = transactions.StopRequest(
+            transaction_id=answer.transaction_id, meter_stop=10, timestamp=NOW
+        )
+        await transactions.stop_transaction(ctx, "S1", stop)
+    ended = transactions.TransactionEvent(
+        event_type="Ended", timestamp=NOW, trigger_reason="StopAuthorized", seq_no=0,
+        transaction_id="T201", id_token="ORDERX1",
+    )  # fmt: skip
+    await transactions.transaction_event(ctx, "S1", ended)
+    assert sink.changes == [("started", "ORDERX1"), ("ended", "ORDERX1"), ("ended", "ORDERX1")]
