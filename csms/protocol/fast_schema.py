@@ -8,11 +8,11 @@ and run inline, in tens of microseconds.
 
 The library stays the judge: a payload the compiled check refuses is checked again by the
 library's own validator, which raises the error the library would have raised (the right
-CALLERROR code and text), or accepts it (the compiled check also checks ``format`` keywords
-such as ``date-time``, which the library does not). A payload the compiled check accepts
-satisfies the same draft-4 rules the library applies (every schema is compiled as draft 4, as
-the library reads them). Actions whose schemas the library reads with ``Decimal`` floats
-(``multipleOf`` on 1.6 charging profiles) always go to the library.
+CALLERROR code and text), or accepts it. A payload the compiled check accepts satisfies the
+same draft-4 rules the library applies (every schema is compiled as draft 4, as the library
+reads them, without ``format`` checks, as the library runs them, and without filling in
+defaults: the payload is left as it came). Actions whose schemas the library reads with
+``Decimal`` floats (``multipleOf`` on 1.6 charging profiles) always go to the library.
 """
 
 from __future__ import annotations
@@ -45,7 +45,11 @@ def _compile(version: str, message_type: int, action: str) -> Check | None:
         return None  # unknown action: the library raises the right error
     schema["$schema"] = DRAFT_4
     try:
-        check: Check = fastjsonschema.compile(schema)
+        # as the library: no ``format`` checks, and the payload is never changed (no defaults
+        # filled in); the library words the errors, so no detailed ones here
+        check: Check = fastjsonschema.compile(
+            schema, use_default=False, use_formats=False, detailed_exceptions=False
+        )
     except fastjsonschema.JsonSchemaDefinitionException:
         return None  # a schema the compiler cannot read: the library checks it
     return check

@@ -118,3 +118,25 @@ def test_key_conversion_matches_the_library_for_every_schema_property() -> None:
     assert to_snake(payload) == camel_to_snake_case(payload)
     snake = camel_to_snake_case(payload)
     assert to_camel(snake) == snake_to_camel_case(snake)
+
+
+def test_the_payload_is_left_as_it_came_and_formats_are_not_judged() -> None:
+    # the library checks no "format" (a malformed date-time passes) and fills in no defaults
+    payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available",
+               "timestamp": "yesterday"}  # fmt: skip
+    message = Call("1", "StatusNotification", dict(payload))
+    assert _both(message, "1.6") == (None, None)
+    assert message.payload == payload
+
+
+def test_schema_defaults_are_not_filled_in() -> None:
+    # MeterValuesRequest (2.0.1) declares defaults (unitOfMeasure.unit = "Wh", ...): the
+    # library does not apply them, so neither may the compiled check
+    sampled = {"value": 10.0, "unitOfMeasure": {"multiplier": 3}}
+    payload = {
+        "evseId": 1,
+        "meterValue": [{"timestamp": "2026-11-27T00:00:00.000Z", "sampledValue": [sampled]}],
+    }
+    message = Call("1", "MeterValues", json.loads(json.dumps(payload)))
+    assert _both(message, "2.0.1") == (None, None)
+    assert message.payload == payload
