@@ -27,13 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.payments import statements
 from csms.payments.errors import IdempotencyConflict, InvalidAmount, InvalidKey, UnknownWallet
-from csms.store.models_money import KEY_MAX, LedgerEntry, LedgerTransfer, Wallet
+from csms.store.models_money import KEY_MAX, LedgerEntry, LedgerTransfer
 from csms.store.types import utcnow
 
 AccountKind = Literal["available", "hold", "revenue", "psp"]
@@ -85,13 +85,8 @@ def lock_wallet(session: Session, user_id: int) -> str:
     database write lock (the driver begins the transaction at this first write), so balance
     checks that follow see every posting committed before and none that races them.
     """
-    connection = session.connection()  # Core, not the ORM: this is the hot path
-    result = connection.execute(
-        update(Wallet)
-        .where(col(Wallet.user_id) == user_id)
-        .values(version=col(Wallet.version) + 1)
-        .returning(col(Wallet.currency))
-    )
+    # a prebuilt Core statement: this is the hot path
+    result = session.connection().execute(statements.LOCK_WALLET, {"wallet_user": user_id})
     currency = result.scalar_one_or_none()
     if currency is None:
         raise UnknownWallet(user_id)

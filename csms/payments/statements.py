@@ -59,6 +59,7 @@ __all__ = [
     "INSERT_RECEIPT",
     "INSERT_RECORD",
     "INSERT_TRANSFERS",
+    "LOCK_WALLET",
     "ORDER_PAID",
     "RECORDS_OF_COPY",
     "VERIFY_ROWS",
@@ -187,6 +188,15 @@ def reads(keys: int, account: bool) -> list[Any]:
         else literal(0)
     )
     return [*found, total]
+
+
+LOCK_WALLET: Update = (
+    update(WALLETS)
+    .where(WALLETS.c.user_id == bindparam("wallet_user"))
+    .values(version=WALLETS.c.version + 1)
+    .returning(WALLETS.c.currency)
+)
+"""The wallet lock alone (``version + 1``), returning the currency."""
 
 
 @cache

@@ -1,5 +1,5 @@
-"""The hot paths keep their statement budget and run as one unit of work in the database
-thread (docs/benchmarks.md, "After the database thread (D13)").
+"""The hot paths keep their statement budget and, on SQLite, run as one unit of work in the
+database thread (docs/benchmarks.md, "After the database thread (D13)"; decision D14).
 
 Each statement costs CPU in SQLAlchemy's execute path, and each hop between the event loop
 and the database thread costs a thread hand-over: the number of statements and of hops per
@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from csms.payments.unit_of_work import uses_thread
 from tests.csms.payments_orders.conftest import World
 
 # (SQLite, PostgreSQL): the wallet lock carries its reads in RETURNING only on SQLite
@@ -54,19 +55,20 @@ def counted(world: World) -> Iterator[Counted]:
 async def test_order_settlement_and_capture_stay_within_their_statement_budget(
     world: World,
 ) -> None:
-    assert world.db.worker.threaded  # a file database or PostgreSQL: the thread is used
-    column = 0 if world.db.engine.dialect.name == "sqlite" else 1
+    sqlite = world.db.engine.dialect.name == "sqlite"
+    assert uses_thread(world.db) == sqlite  # PostgreSQL: the units run on the pool (D14)
+    column, hops = (0, 1) if sqlite else (1, 0)
     await world.order()  # the first run of each statement may read the schema: not counted
     with counted(world) as seen:
         order = await world.order()
-    assert (len(seen), seen.units) == (BUDGET["order"][column], 1), seen
+    assert (len(seen), seen.units) == (BUDGET["order"][column], hops), seen
     with counted(world) as seen:
         outcome = await world.service.submit(world.settlement(order), source="upload")
-    assert (len(seen), seen.units) == (BUDGET["settlement"][column], 1), seen
+    assert (len(seen), seen.units) == (BUDGET["settlement"][column], hops), seen
     assert outcome.payment is not None and outcome.payment.id is not None
     with counted(world) as seen:
         receipt = await world.confirm(outcome.payment.id)
-    assert (len(seen), seen.units) == (BUDGET["capture"][column], 1), seen
+    assert (len(seen), seen.units) == (BUDGET["capture"][column], hops), seen
     assert receipt.amount == outcome.payment.amount
     # and the work was done: the order is paid and its hold is gone
     assert (await world.reload(order)).status == "paid"
