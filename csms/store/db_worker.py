@@ -24,7 +24,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -37,6 +37,7 @@ LOG = logging.getLogger("csms.store")
 P = ParamSpec("P")
 T = TypeVar("T")
 Unit = Callable[Concatenate[Connection, P], T]
+Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[Connection], Any]]
 
 
 def sync_url(url: str) -> str | None:
@@ -81,9 +82,9 @@ class DbWorker:
         self._name = name
         target = sync_url(url)
         self._engine = None if target is None else _make_sync_engine(target, sqlite_pragmas)
-        self._executor: ThreadPoolExecutor | None = None
+        self._jobs: SimpleQueue[Job | None] = SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
-        self._lock = threading.Lock()
         self.units = 0  # units run (diagnostics and tests)
 
     @property
@@ -110,41 +111,65 @@ class DbWorker:
                     return await aconn.run_sync(unit, *args, **kwargs)
             async with self._async_engine.begin() as aconn:
                 return await aconn.run_sync(unit, *args, **kwargs)
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix=self._name)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+            self._thread.start()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: self._in_thread(transaction, unit, *args, **kwargs)
+        future: asyncio.Future[T] = loop.create_future()
+        # a plain queue and call_soon_threadsafe: an executor's concurrent Future (a lock and
+        # a condition per call) cost more than the hand-over itself
+        self._jobs.put(
+            (loop, future, lambda conn: self._unit(conn, transaction, unit, *args, **kwargs))
         )
+        return await future
 
-    def _in_thread(
-        self, transaction: bool, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        with self._lock:
-            assert self._engine is not None
-            if self._conn is None:
-                self._conn = self._engine.connect()
-            conn = self._conn
+    def _serve(self) -> None:
+        """The database thread: runs jobs in order until told to stop (``None``)."""
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                self._drop()
+                return
+            loop, future, call = job
+            if future.cancelled():  # the caller gave up before it started: skip it
+                continue
             try:
-                if transaction:
-                    with conn.begin():
-                        result = unit(conn, *args, **kwargs)
-                else:
-                    try:
-                        result = unit(conn, *args, **kwargs)
-                    finally:
-                        if conn.in_transaction():  # a unit that forgot to end its own
-                            conn.rollback()
-            except IntegrityError:
-                raise  # the unit's own conflict: the connection is fine
-            except BaseException:
-                if not _alive(conn):
-                    self._drop()
-                raise
+                result = self._with_connection(call)
+            except BaseException as exc:  # handed to the caller, whatever it is
+                _hand_back(loop, _set_exception, future, exc)
+            else:
+                _hand_back(loop, _set_result, future, result)
+
+    def _with_connection(self, call: Callable[[Connection], Any]) -> Any:
+        assert self._engine is not None
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        conn = self._conn
+        try:
+            result = call(conn)
+        except IntegrityError:
+            raise  # the unit's own conflict: the connection is fine
+        except BaseException:
             if not _alive(conn):
                 self._drop()
-            self.units += 1
-            return result
+            raise
+        if not _alive(conn):
+            self._drop()
+        self.units += 1
+        return result
+
+    @staticmethod
+    def _unit(
+        conn: Connection, transaction: bool, unit: Unit[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if transaction:
+            with conn.begin():
+                return unit(conn, *args, **kwargs)
+        try:
+            return unit(conn, *args, **kwargs)
+        finally:
+            if conn.in_transaction():  # a unit that forgot to end its own
+                conn.rollback()
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -154,20 +179,35 @@ class DbWorker:
                 conn.close()
 
     async def close(self) -> None:
-        """Lets go of the thread and its connection (waits for a running unit)."""
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, self._close_in_thread)
-            executor.shutdown(wait=True)
+        """Lets go of the thread and its connection (after the jobs already queued)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(thread.join)
         if self._engine is not None:
             self._engine.dispose()
 
-    def _close_in_thread(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+
+def _hand_back(
+    loop: asyncio.AbstractEventLoop,
+    setter: Callable[[asyncio.Future[Any], Any], None],
+    future: asyncio.Future[Any],
+    value: Any,
+) -> None:
+    try:
+        loop.call_soon_threadsafe(setter, future, value)
+    except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+        LOG.debug("db worker: result for a closed event loop dropped")
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 def _alive(conn: Connection) -> bool:
