@@ -98,6 +98,7 @@ Presence = dict[str, tuple[bool, str | None, datetime]]
 class _Pending:
     op: Operation[Any]
     future: asyncio.Future[Any]
+    deadline: float  # loop time after which it is failed instead of run
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,21 +136,21 @@ class StoreWriter:
     async def execute(self, op: Operation[T]) -> T:
         """Runs ``op`` in the next group and returns its result once that group committed.
 
-        Raises :class:`StoreBusy` when too much is waiting and :class:`StoreTimeout` after
-        ``timeout_s``; when the writer is not running (startup, shutdown) ``op`` runs alone.
+        Raises :class:`StoreBusy` when too much is waiting and :class:`StoreTimeout` when it
+        waited more than ``timeout_s`` for its group; when the writer is not running (startup,
+        shutdown) ``op`` runs alone.
         """
         if not self._running:
             return await self._run_alone(op)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         try:
-            self._queue.put_nowait(_Pending(op, future))
+            self._queue.put_nowait(_Pending(op, future, loop.time() + self._timeout_s))
         except asyncio.QueueFull as exc:
             raise StoreBusy(f"{self._queue.maxsize} store operations already waiting") from exc
-        try:
-            async with asyncio.timeout(self._timeout_s):  # cancels the future: the writer skips it
-                return await future
-        except TimeoutError as exc:
-            raise StoreTimeout(f"store operation not committed in {self._timeout_s}s") from exc
+        # no timer per operation: the writer fails what waited past its deadline instead of
+        # running it (a group already running is bounded by the handler's own deadline)
+        return await future
 
     def touch(self, charger_id: str, now: datetime) -> None:
         """Records ``last_seen`` in memory; written with the next periodic flush."""
@@ -215,7 +216,15 @@ class StoreWriter:
             LOG.exception("store writer: lost %d last_seen updates", len(touches) + len(presence))
 
     async def _commit_group(self, group: list[_Pending]) -> None:
-        live = [item for item in group if not item.future.done()]
+        now = asyncio.get_running_loop().time()
+        live = []
+        for item in group:
+            if item.future.done():
+                continue
+            if item.deadline < now:
+                _fail(item, StoreTimeout(f"store operation not run in {self._timeout_s}s"))
+                continue
+            live.append(item)
         if not live:
             return
         presence, self._presence = self._presence, {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from csms.store import chargers as store
 from csms.store.db import Database, migrate
-from csms.store.writer import CHARGERS, Batch, StoreWriter
+from csms.store.writer import CHARGERS, Batch, StoreTimeout, StoreWriter
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -150,3 +151,26 @@ async def test_connection_states_survive_a_failed_group(db: Database) -> None:
     async with db.session() as session:
         charger = await store.get_charger(session, "W4")
     assert charger is not None and charger.online and charger.ocpp_version == "2.0.1"
+
+
+async def test_an_operation_that_waited_past_its_deadline_is_not_run(db: Database) -> None:
+    writer = StoreWriter(db, timeout_s=0.05)
+    ran: list[str] = []
+
+    def slow(batch: Batch) -> None:
+        time.sleep(0.2)  # holds the database thread: the next one waits
+        ran.append("slow")
+
+    def late(batch: Batch) -> None:
+        ran.append("late")
+
+    task = await _running(writer)
+    try:
+        first = asyncio.ensure_future(writer.execute(slow))
+        await asyncio.sleep(0.01)  # the slow group has started
+        with pytest.raises(StoreTimeout):
+            await writer.execute(late)
+        await first
+    finally:
+        await _stop(task)
+    assert ran == ["slow"]
