@@ -229,10 +229,9 @@ def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
     return True
 
 
-def _insert_samples(conn: Connection, txn: TxnRow, samples: Sequence[Sample]) -> None:
-    rows = sample_rows(txn.charger_id, txn.id, txn.evse_id, samples)
-    if rows:
-        conn.execute(METER_VALUES.insert(), rows)
+def _add_samples(batch: Batch, txn: TxnRow, samples: Sequence[Sample]) -> None:
+    """Queued for the group's one insert of meter values (see :class:`Batch`)."""
+    batch.add_rows(METER_VALUES, sample_rows(txn.charger_id, txn.id, txn.evse_id, samples))
 
 
 async def _decide(ctx: CsmsContext, charger_id: str, id_tag: str) -> IdTagDecision:
@@ -336,7 +335,7 @@ async def stop_transaction(
         if txn.meter_start_wh is not None and req.meter_stop < txn.meter_start_wh:
             _add_flag(txn, "meter_decreased")
         _save(conn, txn)
-        _insert_samples(conn, txn, req.samples)
+        _add_samples(batch, txn, req.samples)
         return txn, _is_order(conn, txn.id_tag)
 
     try:
@@ -455,8 +454,9 @@ async def transaction_event(
             },
         )
         changed = created and _flag_reused_order(conn, txn)
-        _insert_samples(conn, txn, ev.samples)
+        _add_samples(batch, txn, ev.samples)
         if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
+            batch.insert_rows()  # the group's queued samples (this one's too) are read back
             txn.meter_stop_wh = register_at(_stored_samples(conn, txn.id), last=True)
             changed = True
         if changed:

@@ -286,3 +286,33 @@ async def test_only_transactions_of_known_orders_reach_the_sink(ctx: CsmsContext
     )  # fmt: skip
     await transactions.transaction_event(ctx, "S1", ended)
     assert sink.changes == [("started", "ORDERX1"), ("ended", "ORDERX1"), ("ended", "ORDERX1")]
+
+
+async def test_an_ended_event_reads_the_samples_queued_in_its_own_group(ctx: CsmsContext) -> None:
+    def event(kind: str, seq: int, samples: list[Sample]) -> transactions.TransactionEvent:
+        return transactions.TransactionEvent(
+            event_type=kind, timestamp=NOW + timedelta(minutes=seq), trigger_reason="x",
+            seq_no=seq, transaction_id="G1", evse_id=1, samples=samples,
+        )  # fmt: skip
+
+    started = event("Started", 0, [Sample(NOW, 100.0, context="Transaction.Begin")])
+    await transactions.transaction_event(ctx, "S1", started)
+    writer = asyncio.create_task(ctx.writer.run())
+    await asyncio.sleep(0)
+    try:
+        groups = ctx.writer.groups
+        updated = event("Updated", 1, [Sample(NOW + timedelta(minutes=1), 600.0)])
+        ended = event("Ended", 2, [])  # no end register: taken from the stored samples
+        await asyncio.gather(
+            transactions.transaction_event(ctx, "S1", updated),
+            transactions.transaction_event(ctx, "S1", ended),
+        )
+        assert ctx.writer.groups == groups + 1  # both in one group
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+    async with ctx.db.session() as session:
+        txn = (
+            await session.exec(select(Transaction).where(Transaction.transaction_id == "G1"))
+        ).one()
+    assert (txn.meter_start_wh, txn.meter_stop_wh, txn.state) == (100, 600, "Ended")
