@@ -36,8 +36,8 @@ class MessageLogWriter:
     """Batches frames into ``message_log``; run :meth:`run` as an owned task.
 
     Rows are plain dicts inserted with one Core ``executemany`` per batch (no ORM objects per
-    frame). Pruning costs a query per charger, so it runs at most every ``prune_every_s``
-    for the chargers written since, and on :meth:`flush`.
+    frame), at most one batch per ``gather_s``. Pruning costs a query per charger, so it runs
+    at most every ``prune_every_s`` for the chargers written since, and on :meth:`flush`.
     """
 
     def __init__(
@@ -47,7 +47,8 @@ class MessageLogWriter:
         limit: int,
         clock: Callable[[], datetime],
         queue_size: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 2_000,
+        gather_s: float = 0.5,
         prune_every_s: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -56,6 +57,7 @@ class MessageLogWriter:
         self._clock = clock
         self._queue: asyncio.Queue[dict[str, object]] = asyncio.Queue(queue_size)
         self._batch_size = batch_size
+        self._gather_s = gather_s
         self._prune_every_s = prune_every_s
         self._monotonic = monotonic
         self._last_prune = monotonic()
@@ -80,6 +82,9 @@ class MessageLogWriter:
     async def run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            # let frames gather: one insert per ~half second, not one per frame, so the log
+            # takes a few units of the database thread per second whatever the traffic
+            await asyncio.sleep(self._gather_s)
             async with self._writing:
                 while len(batch) < self._batch_size and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
