@@ -5,6 +5,9 @@ charger, the limits of the request with ``lim.amt = max_amount(tariff, request, 
 maximum)``, a hold of exactly ``lim.amt`` on the driver's wallet, and a start token signed by
 the CSMS's active key. The order row keeps the exact ``tar`` and ``lim`` claims it signed: every
 later settlement is recomputed from them, never from a billing model edited since.
+
+All of it is one synchronous unit of work (:func:`order_unit`): :func:`place_order` runs it in
+one hop (decision D14); :func:`create_order` runs it on a caller's async session.
 """
 
 from __future__ import annotations

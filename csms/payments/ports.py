@@ -1,10 +1,11 @@
 """What the order side needs from the money side, as protocols.
 
-The order and settlement services are given a :class:`WalletOps` (the module
+The async callers (the operator's refunds and releases, the reaper's expiry, the session form
+of :func:`csms.payments.orders.create_order`) are given a :class:`WalletOps` (the module
 ``csms.payments.wallet`` satisfies it) and a :class:`TariffResolver` (``csms.billing.resolve.
-billing_model_for``), so they can be tested with small fakes and never import the ledger's
-internals. Every wallet call takes the caller's session, posts one balanced transfer, is
-idempotent by ``key`` and never commits.
+billing_model_for``). Every wallet call takes the caller's session, posts one balanced
+transfer, is idempotent by ``key`` and never commits. The hot paths' synchronous units call
+:mod:`csms.payments.postings` and :mod:`csms.payments.tariffs` directly (decision D14).
 """
 
 from __future__ import annotations

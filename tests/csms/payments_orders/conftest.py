@@ -39,7 +39,7 @@ from .invariants import assert_money_consistent
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 FUNDS = 100_000
 CHARGER = "CP1"
-HEAD = "0003"  # the newest migration revision
+HEAD = "0004"  # the newest migration revision
 
 
 @dataclass
