@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -55,5 +56,20 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     config = server_config(settings, log_level=args.log_level)  # configures uvicorn's loggers
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
+    tune_gc()
     uvicorn.Server(config).run()
     return 0
+
+
+# Thousands of connections keep many long-lived objects: with the default thresholds (700, 10,
+# 10) the cyclic collector ran often and walked them all, ~10 % of the CPU and pauses of
+# 100+ ms in the middle of a store group at 1,000 chargers (docs/benchmarks.md).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Rarer cyclic collections for a long-running server; what exists at start (modules,
+    settings, the app) is frozen out of them."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
