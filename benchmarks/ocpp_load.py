@@ -256,6 +256,7 @@ class Workers:
                 connect_retries=args.connect_retries,
                 seed=args.seed + w,
                 cycle=HEARTBEATS_ONLY if args.heartbeats_only else CYCLE,
+                aligned=args.aligned,
             )
             parent, child = ctx.Pipe()
             process = ctx.Process(target=run_worker, args=(plan, child), daemon=True)
@@ -366,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storm", action="store_true", help="connect everyone at once")
     p.add_argument(
         "--heartbeats-only", action="store_true", help="load phase of Heartbeats only (a floor)"
+    )
+    p.add_argument(
+        "--aligned",
+        action="store_true",
+        help="every charger begins the cycle at its first step, so all send the same kind of "
+        "message in the same half cycle (bursts of starts); default: a random step each",
     )
     p.add_argument("--ramp-rate", type=float, default=200, help="connections/s when not a storm")
     p.add_argument("--workers", type=int, default=0, help="load processes (default: 1 or 2)")

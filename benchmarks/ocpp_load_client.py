@@ -64,6 +64,7 @@ class WorkerPlan:
     seed: int
     retry_backoff_s: float = 1.0  # attempt k waits k x [1, 3) x this
     cycle: tuple[str, ...] = CYCLE
+    aligned: bool = False  # every charger begins the cycle at its first step (a burst test)
 
 
 class CallFailed(Exception):
@@ -261,6 +262,8 @@ class Worker:
         report.connected += 1
         link = Link(ws, spec.version, report)
         script = ChargerScript(spec.charger_id, spec.version, cycle=plan.cycle)
+        if not plan.aligned:  # each charger at its own point of the cycle, as in a fleet
+            script.begin_at(self._rng.randrange(len(plan.cycle)))
         try:
             answer = await link.call(*script.boot(), timeout_s=plan.connect_timeout_s)
             if answer.get("status") != "Accepted":

@@ -106,6 +106,16 @@ class ChargerScript:
     sessions: int = 0
     transaction_id: int | str | None = None
     seq_no: int = 0
+    pending_start: bool = False  # begun mid-transaction: start one first
+
+    def begin_at(self, step: int) -> None:
+        """Begins the cycle at ``step`` (a fleet is not in step with itself). A step inside a
+        transaction (a meter value or the stop) is preceded by that transaction's start."""
+        self.step = step
+        kinds = self.cycle
+        if "start" in kinds and "stop" in kinds:
+            first, last = kinds.index("start"), kinds.index("stop")
+            self.pending_start = first < step % len(kinds) <= last
 
     def clock(self) -> str:
         return ocpp_timestamp(self.now())
@@ -129,6 +139,9 @@ class ChargerScript:
         }
 
     def next_call(self) -> tuple[str, Payload]:
+        if self.pending_start:
+            self.pending_start = False
+            return self._start()
         kind = self.cycle[self.step % len(self.cycle)]
         self.step += 1
         builder = getattr(self, f"_{kind}")

@@ -102,6 +102,27 @@ def test_v201_transactions_are_unique_and_seq_no_restarts_per_transaction() -> N
     assert events[0]["idToken"] == {"idToken": "BENCH000001", "type": "Central"}
 
 
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("step", range(len(CYCLE)))
+def test_a_charger_begun_mid_cycle_never_sends_an_orphan_stop(version: Version, step: int) -> None:
+    script = ChargerScript("LOAD00004", version, now=lambda: 1_790_000_000.0)
+    script.begin_at(step)
+    open_transaction = False
+    for counter in range(2 * len(CYCLE)):
+        action, payload = script.next_call()
+        validate(version, action, payload, response=False)
+        script.on_result(action, stand_in_answer(version, action, payload, counter))
+        kind = payload.get("eventType") if action == "TransactionEvent" else action
+        if kind in ("StartTransaction", "Started"):
+            assert not open_transaction
+            open_transaction = True
+        elif kind in ("StopTransaction", "Ended"):
+            assert open_transaction  # never a stop without its start
+            open_transaction = False
+        elif action == "MeterValues" and version == "1.6":
+            assert open_transaction and payload["transactionId"] == script.transaction_id
+
+
 def test_heartbeats_only_cycle() -> None:
     script = ChargerScript("LOAD00004", "2.0.1", cycle=HEARTBEATS_ONLY)
     assert {script.next_call()[0] for _ in range(5)} == {"Heartbeat"}
