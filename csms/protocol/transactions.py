@@ -414,7 +414,8 @@ async def transaction_event(
 
     decision: IdTagDecision | None = None
     if ev.id_token:  # a repeat is answered as the first time, without asking the policy again
-        earlier = await ctx.writer.execute(stored)
+        # a read on the reader thread, not a turn of the writer: the write re-checks anyway
+        earlier = await ctx.db.reader.run(_stored_answer, charger_id, ev)
         if earlier is not None:
             return _decode_answer(earlier)
         decision = await _decide(ctx, charger_id, ev.id_token)
