@@ -24,7 +24,10 @@ from csms.protocol.authorization import (
     INVALID,
     AuthorizationPolicy,
     IdTagDecision,
+    LocalTagPolicy,
+    TagRow,
     looks_like_order_id,
+    tag_row,
 )
 from csms.store.db import Database
 from csms.store.models_orders import Order
@@ -50,9 +53,13 @@ class OrderAuthorizationPolicy:
     async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
         if not looks_like_order_id(id_tag):
             return await self._fallback.authorize(charger_id, id_tag)
-        # one hop to the reader thread: a pooled session per start starved the pool under load
-        order = await self._db.reader.run(_order_row, id_tag)
+        # one hop to the reader thread (a pooled session per start starved the pool under
+        # load); with the local tag policy behind, its row is read in the same hop
+        local = self._fallback if isinstance(self._fallback, LocalTagPolicy) else None
+        order, tag = await self._db.reader.run(_order_and_tag, id_tag, local is not None)
         if order is None:
+            if local is not None:
+                return local.decide(tag)
             return await self._fallback.authorize(charger_id, id_tag)
         order_charger, status, expires_at = order
         if order_charger != charger_id or status == OrderState.CANCELLED:
@@ -69,6 +76,11 @@ _ORDER = core_select(_ORDERS.c.charger_id, _ORDERS.c.status, _ORDERS.c.expires_a
 )
 
 
-def _order_row(conn: Connection, order_id: str) -> tuple[str, str, datetime] | None:
-    row = conn.execute(_ORDER, {"order_id": order_id}).first()
-    return None if row is None else (str(row.charger_id), str(row.status), row.expires_at)
+def _order_and_tag(
+    conn: Connection, id_tag: str, with_tag: bool
+) -> tuple[tuple[str, str, datetime] | None, TagRow | None]:
+    """The order ``id_tag`` names, else (``with_tag``) the local RFID tag's row."""
+    row = conn.execute(_ORDER, {"order_id": id_tag}).first()
+    if row is not None:
+        return (str(row.charger_id), str(row.status), row.expires_at), None
+    return None, tag_row(conn, id_tag) if with_tag else None

@@ -63,7 +63,12 @@ class LocalTagPolicy:
         self._clock = clock
 
     async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
-        row = await self._db.reader.run(_tag_row, id_tag)  # one hop, no pooled session
+        row = await self._db.reader.run(tag_row, id_tag)  # one hop, no pooled session
+        return self.decide(row)
+
+    def decide(self, row: TagRow | None) -> IdTagDecision:
+        """The decision for a row of :func:`tag_row` (another policy may read the row in a
+        unit of its own and ask this one to decide)."""
         if row is None:
             return IdTagDecision(INVALID, known=False)
         status, expiry = row
@@ -78,6 +83,10 @@ _TAG = core_select(_ID_TAGS.c.status, _ID_TAGS.c.expiry).where(
 )
 
 
-def _tag_row(conn: Connection, id_tag: str) -> tuple[str, datetime | None] | None:
+TagRow = tuple[str, datetime | None]
+
+
+def tag_row(conn: Connection, id_tag: str) -> TagRow | None:
+    """``(status, expiry)`` of a known RFID tag, or None (on a database thread)."""
     row = conn.execute(_TAG, {"tag": id_tag}).first()
     return None if row is None else (str(row.status), row.expiry)

@@ -316,3 +316,20 @@ async def test_an_ended_event_reads_the_samples_queued_in_its_own_group(ctx: Csm
             await session.exec(select(Transaction).where(Transaction.transaction_id == "G1"))
         ).one()
     assert (txn.meter_start_wh, txn.meter_stop_wh, txn.state) == (100, 600, "Ended")
+
+
+async def test_order_policy_reads_order_and_local_tag_in_one_hop(ctx: CsmsContext) -> None:
+    from csms.payments.order_policy import OrderAuthorizationPolicy
+
+    async with ctx.db.session() as session:
+        session.add(IdTag(id_tag="CARD0001", created_at=NOW))  # looks like an order id
+        session.add(IdTag(id_tag="CARD0002", status="Blocked", created_at=NOW))
+        await session.commit()
+    local = LocalTagPolicy(ctx.db, clock=ctx.clock)
+    policy = OrderAuthorizationPolicy(ctx.db, clock=ctx.clock, leeway_s=60, fallback=local)
+    hops = ctx.db.reader.units
+    assert (await policy.authorize("S1", "CARD0001")).status == "Accepted"
+    assert (await policy.authorize("S1", "CARD0002")).status == "Blocked"
+    nobody = await policy.authorize("S1", "CARD0003")
+    assert nobody.status == "Invalid" and not nobody.known
+    assert ctx.db.reader.units - hops == 3  # one hop each, order and tag together
