@@ -25,7 +25,7 @@ from csms.payments.deps import PaymentsDep
 from csms.payments.errors import InsufficientFunds
 from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
-from csms.payments.orders import OrderRequest, create_order, get_order, list_orders
+from csms.payments.orders import OrderRequest, get_order, list_orders, place_order
 from csms.payments.schemas import OrderCreate, OrderPublic, order_public
 from csms.store.chargers import get_charger
 from csms.store.models_orders import Order
@@ -57,14 +57,12 @@ async def post_order(
     """
     request = OrderRequest(**body.model_dump())
     try:
-        order = await create_order(
-            session,
+        order = await place_order(
+            ctx.db,
             user_id=_user_id(user),
             request=request,
             settings=ctx.settings,
             keys=ctx.keys,
-            wallet=side.wallet,
-            resolve_tariff=side.resolve_tariff,
             now=ctx.clock(),
         )
     except InsufficientFunds as exc:

@@ -8,16 +8,13 @@ receipt is 404.
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import CtxDep, SessionDep
 from csms.drivers.deps import CurrentUser
-from csms.payments.capture import capture_payment, get_payment, get_receipt
+from csms.payments.capture import confirm_payment, get_payment, get_receipt
 from csms.payments.deps import PaymentsDep
 from csms.payments.order_errors import PaymentNotFound
 from csms.payments.schemas import PaymentPublic, ReceiptPublic, payment_public, receipt_public
-from csms.payments.unit_of_work import in_transaction
-from csms.store.models_orders import Receipt
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
@@ -31,20 +28,11 @@ async def confirm(
     payment_id: int, user: CurrentUser, ctx: CtxDep, session: SessionDep, side: PaymentsDep
 ) -> ReceiptPublic:
     """Captures the payment once and returns its receipt (``receipt_id``)."""
-    await session.close()  # the capture runs in its own transaction (see settlements.py)
-
-    async def work(session: AsyncSession) -> Receipt:
-        return await capture_payment(
-            session,
-            payment_id=payment_id,
-            wallet=side.wallet,
-            kind="driver",
-            now=ctx.clock(),
-            user_id=user.id,
-        )
-
+    await session.close()  # the capture runs in the database thread (see settlements.py)
     try:
-        receipt = await in_transaction(ctx.db, work)
+        receipt = await confirm_payment(
+            ctx.db, payment_id=payment_id, kind="driver", now=ctx.clock(), user_id=user.id
+        )
     except PaymentNotFound as exc:
         raise _not_found(exc) from exc
     return receipt_public(receipt)
