@@ -221,6 +221,8 @@ def start_profiler(args: argparse.Namespace, target: Target) -> subprocess.Popen
     py_spy = Path(sys.executable).with_name("py-spy")
     cmd = [str(py_spy), "record", "--pid", str(target.process.pid), "--format", "raw"]
     cmd += ["--duration", str(max(1, int(args.duration))), "--rate", "50", "-o", args.profile]
+    if args.profile_gil:  # only the thread holding the GIL: where the CPU really goes
+        cmd.append("--gil")
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -397,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csms-source", metavar="DIR", help="run the CSMS from this source tree")
     p.add_argument("--csms-log", metavar="FILE", help="keep the target's output in FILE")
     p.add_argument("--profile", metavar="FILE", help="py-spy the target (raw stacks to FILE)")
+    p.add_argument(
+        "--profile-gil", action="store_true", help="with --profile: sample only the GIL holder"
+    )
     p.add_argument("--stand-in-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return p
 

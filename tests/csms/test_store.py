@@ -333,3 +333,26 @@ async def test_order_policy_reads_order_and_local_tag_in_one_hop(ctx: CsmsContex
     nobody = await policy.authorize("S1", "CARD0003")
     assert nobody.status == "Invalid" and not nobody.known
     assert ctx.db.reader.units - hops == 3  # one hop each, order and tag together
+
+
+async def test_periodic_prune_waits_until_a_charger_grew_by_a_tenth(ctx: CsmsContext) -> None:
+    log = MessageLogWriter(ctx.db, limit=100, clock=ctx.clock, gather_s=0.0, prune_every_s=0.0)
+
+    async def count(charger_id: str) -> int:
+        async with ctx.db.session() as session:
+            return len(await recent_frames(session, charger_id, 1000))
+
+    async def write_and_prune(n: int) -> None:
+        for i in range(n):
+            log.record("PB", "in", f'[2,"{i}","Heartbeat",{{}}]')
+        batch = [log._queue.get_nowait() for _ in range(n)]
+        await log._write(batch, prune=True)  # what the task does when a prune is due
+
+    for i in range(105):
+        log.record("PB", "in", f'[2,"{i}","Heartbeat",{{}}]')
+    await log.flush()  # a read: everyone is pruned
+    assert await count("PB") == 100
+    await write_and_prune(5)  # grew by 5 < 10: left for later
+    assert await count("PB") == 105
+    await write_and_prune(5)  # 10 since its last prune: pruned
+    assert await count("PB") == 100
