@@ -38,6 +38,7 @@ from csms.store.models import Charger
 
 LOG = logging.getLogger("csms.store")
 T = TypeVar("T")
+TOUCH_CHUNK = 500  # last_seen rows per unit of the database thread (short units)
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -210,8 +211,11 @@ class StoreWriter:
             return
         touches, self._touches = self._touches, {}
         presence, self._presence = self._presence, {}
+        rows = list(touches.items())
         try:
-            await self._db.worker.run(_write_touches, touches, presence)
+            await self._db.worker.run(_write_touches, rows[:TOUCH_CHUNK], presence)
+            for start in range(TOUCH_CHUNK, len(rows), TOUCH_CHUNK):  # short units
+                await self._db.worker.run(_write_touches, rows[start : start + TOUCH_CHUNK], {})
         except Exception:
             LOG.exception("store writer: lost %d last_seen updates", len(touches) + len(presence))
 
@@ -294,10 +298,12 @@ def _run_group(conn: Connection, ops: list[Operation[Any]], presence: Presence) 
     return outcomes
 
 
-def _write_touches(conn: Connection, touches: dict[str, datetime], presence: Presence) -> None:
+def _write_touches(
+    conn: Connection, touches: list[tuple[str, datetime]], presence: Presence
+) -> None:
     _write_presence(conn, presence)
     if touches:
-        conn.execute(_TOUCH, [{"cid": c, "seen": t} for c, t in touches.items()])
+        conn.execute(_TOUCH, [{"cid": c, "seen": t} for c, t in touches])
 
 
 def _write_presence(conn: Connection, presence: Presence) -> None:
