@@ -12,6 +12,12 @@ trusted before it has been checked (brief 2 and 7.12, RFC 8725):
    that every required claim is present and that ``aud`` matches. PyJWT's own time checks are off:
    they read the wall clock, while the caller's ``now`` (brief 7.4) is what counts.
 
+Settlements, verified by the CSMS at every upload, take the same steps on a token split and
+decoded once (:func:`parse`, then :func:`verify_parsed`, decision D18): the header checks of
+step 2 are :func:`read_header`'s, the signature is checked by PyJWT's own ES256 algorithm
+object, and the claim checks of step 3 are PyJWT's (``require``, strict ``aud``, ``sub`` and
+``jti`` types), in its order and with the same refusals.
+
 Bad input never raises: it becomes a :class:`~qr_extension.refusal.Refusal`. The claim readers
 below raise :class:`~qr_extension.errors.TokenFormatError`, which the token modules convert to
 ``Refusal(MALFORMED)`` at their boundary.
@@ -29,7 +35,7 @@ import jwt
 from jwt.types import Options
 
 from qr_extension.errors import TokenFormatError
-from qr_extension.keys import PublicKey, SigningKey, b64url_decode
+from qr_extension.keys import PublicKey, SigningKey, b64url_decode, b64url_encode
 from qr_extension.refusal import Reason, Refusal
 
 ALGORITHM: Final = "ES256"
@@ -42,6 +48,7 @@ IDENTITY_PATTERN: Final = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, n
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # header members that change how the signature or payload is interpreted: never accepted
 _FORBIDDEN_HEADERS: Final = frozenset({"crit", "b64", "zip"})
+_ES256: Final = jwt.get_algorithm_by_name(ALGORITHM)  # what jwt.decode verifies ES256 with
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,12 @@ def read_header(token: object, *, typ: str) -> tuple[str, dict[str, Any]] | Refu
         header = jwt.get_unverified_header(text)
     except (jwt.PyJWTError, ValueError, RecursionError) as exc:
         return Refusal(Reason.MALFORMED, _why("not a readable JWS", exc))
+    refusal = _check_header(header, typ)
+    return (text, header) if refusal is None else refusal
+
+
+def _check_header(header: dict[str, Any], typ: str) -> Refusal | None:
+    """Step 2 of the pipeline on a header read unverified."""
     if _normalise_typ(header.get("typ")) != typ:
         return Refusal(Reason.WRONG_TYPE, f"expected typ {typ}")
     if header.get("alg") != ALGORITHM:
@@ -100,7 +113,7 @@ def read_header(token: object, *, typ: str) -> tuple[str, dict[str, Any]] | Refu
         return Refusal(Reason.MALFORMED, "unsupported header extension")
     if not isinstance(header.get("kid"), str):
         return Refusal(Reason.MALFORMED, "header without kid")
-    return text, header
+    return None
 
 
 def unverified_claims(token: str) -> dict[str, Any] | Refusal:
@@ -112,6 +125,123 @@ def unverified_claims(token: str) -> dict[str, Any] | Refusal:
     if not isinstance(claims, dict):
         return Refusal(Reason.MALFORMED, "payload is not a JSON object")
     return claims
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A token that passed steps 1 and 2, split and decoded once, NOT verified.
+
+    ``claims`` is the payload when it is a JSON object, else None (refused as malformed only
+    after the signature, as PyJWT would). Read ``claims`` before :func:`verify_parsed` only to
+    find keys and rows; nothing in it is trusted yet.
+    """
+
+    text: str
+    header: dict[str, Any]
+    claims: dict[str, Any] | None
+    signing_input: bytes
+    signature: bytes
+
+
+def _segment(text: str) -> bytes:
+    """One base64url segment, strictly: the alphabet only and the canonical encoding (as
+    PyJWT's reader: no two strings decode alike); ValueError otherwise."""
+    data = b64url_decode(text)
+    if b64url_encode(data) != text:
+        raise ValueError("not the canonical base64url encoding")
+    return data
+
+
+def _pyjwt_header_error(header: dict[str, Any], payload_segment: str) -> str | None:
+    """What PyJWT's reader refuses in a header before anything of ours looks at it."""
+    if "kid" in header and not isinstance(header["kid"], str):
+        return "Key ID header parameter must be a string"
+    if header.get("b64", True) is False and payload_segment:
+        return "Payload segment must be empty when 'b64' is false."
+    if "crit" in header:
+        crit = header["crit"]
+        if not isinstance(crit, list) or not crit:
+            return "Invalid 'crit' header: must be a non-empty list"
+        if any(ext != "b64" or ext not in header for ext in crit):
+            return "Unsupported critical extension"
+    return None
+
+
+def parse(token: object, *, typ: str) -> Parsed | Refusal:
+    """Steps 1 and 2 of the pipeline (the refusals of :func:`read_header`), reading every
+    segment once: what :func:`verify_parsed` then checks without reading the token again."""
+    text = check_shape(token)
+    if isinstance(text, Refusal):
+        return text
+    header_segment, payload_segment, signature_segment = text.split(".")
+    try:
+        header = json.loads(_segment(header_segment))
+        if not isinstance(header, dict):
+            raise ValueError("Invalid header string: must be a json object")
+        error = _pyjwt_header_error(header, payload_segment)
+        if error is not None:
+            raise ValueError(error)
+        payload = _segment(payload_segment)
+        signature = _segment(signature_segment)
+    except (ValueError, RecursionError) as exc:
+        return Refusal(Reason.MALFORMED, _why("not a readable JWS", exc))
+    refusal = _check_header(header, typ)
+    if refusal is not None:
+        return refusal
+    try:
+        claims = json.loads(payload)
+    except (ValueError, RecursionError):
+        claims = None
+    signing_input = text[: len(header_segment) + 1 + len(payload_segment)].encode()
+    return Parsed(
+        text=text,
+        header=header,
+        claims=claims if isinstance(claims, dict) else None,
+        signing_input=signing_input,
+        signature=signature,
+    )
+
+
+def verify_parsed(
+    parsed: Parsed,
+    *,
+    key: PublicKey,
+    require: Sequence[str],
+    audience: str | None,
+    audience_mismatch: Reason,
+) -> Verified | Refusal:
+    """Step 3 on a token read by :func:`parse`, with the key its ``kid`` names (UNKNOWN_KEY
+    for another key): the signature by PyJWT's ES256 algorithm, then PyJWT's claim checks in
+    its order (every claim of ``require`` present and not null; ``aud`` a single string equal to
+    ``audience`` when given; ``sub`` and ``jti``, if present, strings), refused as
+    :func:`verify` refuses them."""
+    kid: str = parsed.header["kid"]
+    if kid != key.kid:
+        return Refusal(Reason.UNKNOWN_KEY, f"no trusted key {kid[:16]!r}")
+    try:
+        good = _ES256.verify(parsed.signing_input, _ES256.prepare_key(key.key), parsed.signature)
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        return Refusal(Reason.MALFORMED, _why("unreadable token", exc))
+    if not good:
+        return Refusal(Reason.BAD_SIGNATURE, f"signature does not verify with key {kid}")
+    claims = parsed.claims
+    if claims is None:
+        return Refusal(Reason.MALFORMED, "unreadable token: the payload is not a JSON object")
+    for name in require:
+        if claims.get(name) is None:
+            return Refusal(Reason.MALFORMED, f"missing claim {name}")
+    if audience is not None:
+        aud = claims.get("aud")
+        if not aud:
+            return Refusal(Reason.MALFORMED, "missing claim aud")
+        if not isinstance(aud, str):
+            return Refusal(Reason.MALFORMED, "aud must be a single string")
+        if aud != audience:
+            return Refusal(audience_mismatch, f"token is for {aud[:64]!r}")
+    for name in ("sub", "jti"):
+        if name in claims and not isinstance(claims[name], str):
+            return Refusal(Reason.MALFORMED, f"unreadable token: {name} must be a string")
+    return Verified(header=parsed.header, claims=claims, key=key)
 
 
 def verify(

@@ -5,7 +5,8 @@ required: ``iss aud jti txn evse ts te m0 m1 u amt cur tid rsn seq off iat``. Th
 it with :func:`build_settlement` (the amount comes from the one cost function) and signs it with
 :func:`sign_settlement`. The CSMS finds the key with :func:`peek_settlement` (``iss``, ``kid``),
 verifies with :func:`verify_settlement`, and matches it to the order's snapshot with
-:func:`check_settlement`.
+:func:`check_settlement`; on its hot path it reads the token once (:func:`parse_settlement`,
+:func:`peek_parsed`, :func:`verify_parsed_settlement`: the same checks and refusals).
 """
 
 from __future__ import annotations
@@ -175,20 +176,27 @@ def sign_settlement(s: Settlement, key: SigningKey) -> str:
     return jws.sign(claims, key, typ=SETTLE_TYP)
 
 
-def peek_settlement(token: object) -> tuple[str, str] | Refusal:
-    """``(iss, kid)`` of a settlement, NOT verified: only to look up the charger's key."""
-    read = jws.read_header(token, typ=SETTLE_TYP)
-    if isinstance(read, Refusal):
-        return read
-    text, header = read
-    claims = jws.unverified_claims(text)
-    if isinstance(claims, Refusal):
-        return claims
+def parse_settlement(token: object) -> jws.Parsed | Refusal:
+    """The token read once (shape, header: :func:`~qr_extension.jws.parse`), NOT verified:
+    :func:`peek_parsed` and :func:`verify_parsed_settlement` take it from there."""
+    return jws.parse(token, typ=SETTLE_TYP)
+
+
+def peek_parsed(parsed: jws.Parsed) -> tuple[str, str] | Refusal:
+    """``(iss, kid)`` of a parsed settlement, NOT verified: only to look up the charger's key."""
+    if parsed.claims is None:
+        return Refusal(Reason.MALFORMED, "payload is not a JSON object")
     try:
-        iss = jws.claim_str(claims, "iss", pattern=jws.IDENTITY_PATTERN)
+        iss = jws.claim_str(parsed.claims, "iss", pattern=jws.IDENTITY_PATTERN)
     except TokenFormatError as exc:
         return Refusal(Reason.MALFORMED, str(exc))
-    return iss, header["kid"]
+    return iss, parsed.header["kid"]
+
+
+def peek_settlement(token: object) -> tuple[str, str] | Refusal:
+    """``(iss, kid)`` of a settlement, NOT verified: only to look up the charger's key."""
+    parsed = parse_settlement(token)
+    return parsed if isinstance(parsed, Refusal) else peek_parsed(parsed)
 
 
 def verify_settlement(token: object, *, key: PublicKey, audience: str) -> Settlement | Refusal:
@@ -198,10 +206,20 @@ def verify_settlement(token: object, *, key: PublicKey, audience: str) -> Settle
     CSMS (WRONG_AUDIENCE), that lacks or mistypes any claim, or whose ``te < ts`` or ``m1 < m0``
     (MALFORMED). No time check: a settlement may legitimately arrive days later.
     """
-    verified = jws.verify(
-        token,
-        typ=SETTLE_TYP,
-        key_for=lambda kid: key if kid == key.kid else None,
+    parsed = parse_settlement(token)
+    if isinstance(parsed, Refusal):
+        return parsed
+    return verify_parsed_settlement(parsed, key=key, audience=audience)
+
+
+def verify_parsed_settlement(
+    parsed: jws.Parsed, *, key: PublicKey, audience: str
+) -> Settlement | Refusal:
+    """:func:`verify_settlement` of a token already read by :func:`parse_settlement` (the
+    CSMS reads it once: the unverified ``iss``, ``kid`` and ``jti`` pick the key and rows)."""
+    verified = jws.verify_parsed(
+        parsed,
+        key=key,
         require=_REQUIRED,
         audience=audience,
         audience_mismatch=Reason.WRONG_AUDIENCE,

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col
@@ -54,14 +55,16 @@ from csms.store.models import Transaction
 from csms.store.models_orders import Order, Payment, SettlementRecord, SettlementRejection
 from qr_extension import jws
 from qr_extension.errors import KeyFormatError
-from qr_extension.keys import PublicKey, b64url_decode
+from qr_extension.keys import PublicKey
 from qr_extension.refusal import Reason, Refusal
 from qr_extension.settlement import (
     SETTLE_TYP,
     Settlement,
     check_settlement,
+    parse_settlement,
+    peek_parsed,
     peek_settlement,
-    verify_settlement,
+    verify_parsed_settlement,
 )
 from qr_extension.tariff import usage_to_claim
 
@@ -91,38 +94,17 @@ def _claimed_order(token: str) -> str | None:
     return _jti(jws.unverified_claims(read[0]))
 
 
-def _route(token: str) -> tuple[str, str, dict[str, object]]:
-    """``(iss, kid, claims)`` of a settlement, NOT verified: what picks the charger's key and
-    the rows to read. Read without the validation of :func:`peek_settlement` (PyJWT scans the
-    whole token once per parse, and :func:`verify_settlement` parses it twice more): a token
-    that does not verify is refused by the verification, and a refusal before it is
-    reported as :func:`_refused` says. SettlementRefused when ``iss`` or ``kid`` is unreadable.
-    """
-    parts = token.split(".")
-    try:
-        if len(parts) != 3:
-            raise ValueError("not a compact JWS")
-        header, claims = json.loads(b64url_decode(parts[0])), json.loads(b64url_decode(parts[1]))
-    except (ValueError, RecursionError):
-        header = claims = None
-    if isinstance(header, dict) and isinstance(claims, dict):
-        iss, kid = claims.get("iss"), header.get("kid")
-        if isinstance(iss, str) and isinstance(kid, str):
-            return iss, kid, claims
-    peeked = peek_settlement(token)
+def _route(token: str) -> tuple[jws.Parsed, str, str, dict[str, Any]]:
+    """The token read once (:func:`parse_settlement`) with its ``iss``, ``kid`` and claims,
+    NOT verified: what picks the charger's key and the rows to read, and what
+    :func:`verify_parsed_settlement` then verifies without reading the token again.
+    SettlementRefused with :func:`peek_settlement`'s reason when they cannot be read."""
+    parsed = parse_settlement(token)
+    peeked = parsed if isinstance(parsed, Refusal) else peek_parsed(parsed)
     if isinstance(peeked, Refusal):
         raise SettlementRefused(peeked)
-    read = jws.unverified_claims(token)
-    if isinstance(read, Refusal):
-        raise SettlementRefused(read)
-    return peeked[0], peeked[1], read
-
-
-def _refused(token: str, refusal: Refusal) -> SettlementRefused:
-    """A refusal before the verification: what :func:`peek_settlement` finds wrong with the
-    token first (as it was checked first before :func:`_route`), else ``refusal``."""
-    peeked = peek_settlement(token)
-    return SettlementRefused(peeked if isinstance(peeked, Refusal) else refusal)
+    assert isinstance(parsed, jws.Parsed) and parsed.claims is not None
+    return parsed, peeked[0], peeked[1], parsed.claims
 
 
 def _jti(claims: object) -> str | None:
@@ -214,10 +196,10 @@ class SettlementService:
         the records of the copy: the unverified ``jti`` and ``txn`` only pick the rows; the
         verified settlement must name the same, else its records are read again.
         """
-        iss, kid, claims = _route(token)
+        parsed, iss, kid, claims = _route(token)
         if charger_id is not None and iss != charger_id:
-            raise _refused(
-                token, Refusal(Reason.WRONG_ISSUER, f"iss {iss!r} sent by {charger_id!r}")
+            raise SettlementRefused(
+                Refusal(Reason.WRONG_ISSUER, f"iss {iss!r} sent by {charger_id!r}")
             )
         claimed = _jti(claims) or ""
         txn = claims.get("txn")
@@ -225,8 +207,8 @@ class SettlementService:
         params = {"iss": iss, "kid": kid, "order_id": claimed, "txn": txn}
         rows = session.connection().execute(statements.VERIFY_ROWS, params).all()
         if not rows:
-            raise _refused(
-                token, Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")
+            raise SettlementRefused(
+                Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")
             )
         tables = (statements.ORDERS, statements.RECORDS)
         jwk, (values, _) = rows[0][0], statements.split(rows[0][1:], *tables)
@@ -236,7 +218,9 @@ class SettlementService:
             for _, found in (statements.split(row[1:], *tables) for row in rows)
             if found["id"] is not None
         ]
-        settlement = verify_settlement(token, key=self._key(jwk), audience=self._settings.issuer)
+        settlement = verify_parsed_settlement(
+            parsed, key=self._key(jwk), audience=self._settings.issuer
+        )
         if isinstance(settlement, Refusal):
             raise SettlementRefused(settlement)
         if order is None or order.id != settlement.order_id:
