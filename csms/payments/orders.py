@@ -16,6 +16,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -258,10 +259,22 @@ def snapshot(order: Order) -> StartAuthorization:
         evse_id=order.evse_id,
         issued_at=_epoch(order.issued_at),
         expires_at=_epoch(order.expires_at),
-        limits=limits_from_claim(json.loads(order.limits_claim)),
-        tariff=tariff_from_claim(json.loads(order.tariff_claim)),
+        limits=_limits(order.limits_claim),
+        tariff=_tariff(order.tariff_claim),
         kid=order.kid,
     )
+
+
+# The stored claim texts repeat (one per billing model, a few per request shape), and their
+# parsed forms are frozen values: parsed once per text, as the text fixes them.
+@lru_cache(maxsize=1024)
+def _tariff(text: str) -> Tariff:
+    return tariff_from_claim(json.loads(text))
+
+
+@lru_cache(maxsize=1024)
+def _limits(text: str) -> Limits:
+    return limits_from_claim(json.loads(text))
 
 
 async def get_order(session: AsyncSession, order_id: str, *, user_id: int | None) -> Order:

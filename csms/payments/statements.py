@@ -17,7 +17,7 @@ columns) are memoised with :func:`functools.cache`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
 
@@ -79,13 +79,21 @@ def table(model: type[Any]) -> Table:
     return cast(Table, inspect(model).local_table)
 
 
+_NEW_INSTANCE: dict[type[Any], Callable[[], Any]] = {}  # the class manager's, per model
+
+
 def loaded(model: type[M], values: Mapping[str, Any]) -> M:
     """A model object holding ``values`` (column name -> value, one per column), made as the
     ORM's loader makes one (the class manager's new instance, the values in its dict): no
     validation, no session. Meant for rows just read or written, handed out as results."""
-    obj: Any = instrumentation.manager_of_class(model).new_instance()
+    new = _NEW_INSTANCE.get(model)
+    if new is None:
+        new = _NEW_INSTANCE[model] = instrumentation.manager_of_class(model).new_instance
+    obj: Any = new()
     obj.__dict__.update(values)
-    obj.__pydantic_fields_set__ = set(values)
+    # pydantic's own slot, set as its model_construct does (SQLModel's __setattr__ would
+    # treat it as an attribute of the row)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
     return cast(M, obj)
 
 
