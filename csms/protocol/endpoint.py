@@ -73,6 +73,7 @@ class WebSocketTransport:
         if text is None:
             raw = message.get("bytes") or b""
             text = raw.decode("utf-8", errors="replace")
+        self._ctx.writer.touch(self._charger_id, self._ctx.clock())  # any frame: last seen
         self._ctx.message_log.record(self._charger_id, "in", text)
         return str(text)
 

@@ -94,3 +94,19 @@ async def test_boot_and_status_201(csms: LiveCsms) -> None:
     actions = [json.loads(f["frame"])[2] for f in frames if json.loads(f["frame"])[0] == 2]
     assert actions[0] == "BootNotification"
     assert sorted(actions[1:]) == ["DataTransfer", "StatusNotification", "StatusNotification"]
+
+
+async def test_any_frame_updates_last_seen(csms: LiveCsms) -> None:
+    await csms.add_charger("SEEN1")
+    async with connect(csms.ws_url("SEEN1"), Client16, "ocpp1.6", basic_auth("SEEN1")) as cp:
+        await cp.call(
+            call16.BootNotification(charge_point_model="M1", charge_point_vendor="V1"),
+            suppress=False,
+        )
+        await csms.ctx.writer.flush_touches()
+        booted = (await csms.http.get("/api/v1/admin/chargers/SEEN1")).json()["last_seen"]
+        await asyncio.sleep(0.05)
+        await cp.call(call16.Authorize(id_tag="NOBODY"), suppress=False)  # not a heartbeat
+        await csms.ctx.writer.flush_touches()
+        later = (await csms.http.get("/api/v1/admin/chargers/SEEN1")).json()["last_seen"]
+    assert booted is not None and later is not None and later > booted
