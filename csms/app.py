@@ -96,6 +96,7 @@ def create_app(
         app.state.ctx = ctx
         writer = asyncio.create_task(message_log.run(), name="message-log")
         store_task = asyncio.create_task(store_writer.run(), name="store-writer")
+        checkpoints = asyncio.create_task(db.run_checkpoints(), name="wal-checkpoints")
         if side is not None:
             side.start()
         try:
@@ -110,7 +111,8 @@ def create_app(
                 await side.close()
             writer.cancel()
             store_task.cancel()
-            await asyncio.gather(writer, store_task, return_exceptions=True)
+            checkpoints.cancel()
+            await asyncio.gather(writer, store_task, checkpoints, return_exceptions=True)
             await message_log.flush()
             await db.dispose()
 

@@ -54,7 +54,9 @@ def sync_url(url: str) -> str | None:
     return None
 
 
-def _make_sync_engine(url: str, sqlite_pragmas: Callable[[Any, Any], None]) -> Engine:
+def _make_sync_engine(
+    url: str, sqlite_pragmas: Callable[[Any, Any], None], extra_sqlite: tuple[str, ...]
+) -> Engine:
     if url.startswith("sqlite"):
         # one connection, used by one thread only; the thread serialises access itself
         engine = create_engine(
@@ -63,6 +65,15 @@ def _make_sync_engine(url: str, sqlite_pragmas: Callable[[Any, Any], None]) -> E
             connect_args={"check_same_thread": False, "timeout": 10.0},
         )
         event.listen(engine, "connect", sqlite_pragmas)
+        if extra_sqlite:
+
+            def more_pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                for pragma in extra_sqlite:
+                    cursor.execute(pragma)
+                cursor.close()
+
+            event.listen(engine, "connect", more_pragmas)
         return engine
     return create_engine(url, poolclass=StaticPool, pool_pre_ping=True)
 
@@ -77,11 +88,14 @@ class DbWorker:
         *,
         sqlite_pragmas: Callable[[Any, Any], None],
         name: str = "db-worker",
+        extra_sqlite: tuple[str, ...] = (),
     ) -> None:
         self._async_engine = async_engine
         self._name = name
         target = sync_url(url)
-        self._engine = None if target is None else _make_sync_engine(target, sqlite_pragmas)
+        self._engine = (
+            None if target is None else _make_sync_engine(target, sqlite_pragmas, extra_sqlite)
+        )
         self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None

@@ -108,3 +108,32 @@ async def test_without_a_sync_driver_the_unit_runs_through_run_sync() -> None:
     finally:
         await worker.close()
         await engine.dispose()
+
+
+async def test_sqlite_wal_is_checkpointed_by_its_own_thread(db: Database, db_url: str) -> None:
+    if not db_url.startswith("sqlite"):
+        assert db.checkpointer is None  # PostgreSQL: nothing to do
+        await asyncio.wait_for(db.run_checkpoints(0.01), 1)  # returns at once
+        return
+    assert db.checkpointer is not None
+    autocheckpoint = await db.worker.run(
+        lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    )
+    assert autocheckpoint == 0  # the hot paths' thread never checkpoints itself
+    for n in range(200):
+        await db.worker.run(_set_location, "D1", f"bay {n}")
+    task = asyncio.create_task(db.run_checkpoints(0.01))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if db.checkpointer.units:
+                break
+        assert db.checkpointer.units >= 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # PASSIVE copied the frames back: the next write starts the WAL from its beginning
+    frames = await db.checkpointer.run_connection(
+        lambda conn: conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    )
+    assert frames[0] == 0 and frames[1] == frames[2]  # not busy; every frame checkpointed
