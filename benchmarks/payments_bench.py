@@ -263,10 +263,14 @@ async def _main(args: argparse.Namespace) -> int:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
         bench = await setup(url, Path(tmp), args.drivers, funds=2000 * args.count)
+        # as in the CSMS (csms/app.py): SQLite's WAL is checkpointed by a thread of its own
+        checkpoints = asyncio.create_task(bench.db.run_checkpoints())
         try:
             runner = run_http if args.http else run_service
             rates = await runner(bench, args.count, args.concurrency)
         finally:
+            checkpoints.cancel()
+            await asyncio.gather(checkpoints, return_exceptions=True)
             await bench.db.dispose()
     print(
         f"payments bench: {backend}, {args.count} orders, concurrency {args.concurrency}, "
