@@ -37,8 +37,11 @@ from qr_extension.settlement import (
     Settlement,
     build_settlement,
     check_settlement,
+    parse_settlement,
+    peek_parsed,
     peek_settlement,
     sign_settlement,
+    verify_parsed_settlement,
     verify_settlement,
 )
 from qr_extension.start import (
@@ -130,6 +133,8 @@ __all__ = [
     "max_amount",
     "merge_usage",
     "parse_identification_url",
+    "parse_settlement",
+    "peek_parsed",
     "peek_settlement",
     "presence_code",
     "qr_version",
@@ -144,6 +149,7 @@ __all__ = [
     "tariff_to_claim",
     "usage_from_claim",
     "usage_to_claim",
+    "verify_parsed_settlement",
     "verify_presence_code",
     "verify_settlement",
     "verify_start_token",
