@@ -57,8 +57,18 @@ def run(args: argparse.Namespace) -> int:
     config = server_config(settings, log_level=args.log_level)  # configures uvicorn's loggers
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
     tune_gc()
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a complete shutdown
+        LOG.info("stopped")
+    finally:
+        # frozen objects are never collected: without this, extension modules (zxing-cpp's
+        # nanobind) report them as leaked when the interpreter exits
+        gc.unfreeze()
     return 0
+
+
+LOG = logging.getLogger("csms")
 
 
 # Thousands of connections keep many long-lived objects: with the default thresholds (700, 10,
