@@ -141,8 +141,11 @@ class DbWorker:
         """The database thread: runs jobs in order until told to stop (``None``)."""
         while True:
             job = self._jobs.get()
-            if job is None:
-                self._drop()
+            if job is None:  # close(): a clean goodbye, not the invalidation of a dead one
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
                 return
             loop, future, call = job
             if future.cancelled():  # the caller gave up before it started: skip it
