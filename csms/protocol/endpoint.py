@@ -108,7 +108,9 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
 
 
 async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) -> int:
-    """0 when the charger may connect, else the HTTP status to refuse it with."""
+    """0 when the charger may connect, else the HTTP status to refuse it with (a 503 from
+    the password verifier raises :class:`VerifierOverloaded`, which carries its
+    ``Retry-After``)."""
     try:
         user, password = basic_credentials(header)
     except ChargerAuthError:
@@ -137,21 +139,22 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
     (stored,) = found
     if stored is None:
         return 401
-    try:
-        ok = await ctx.passwords.verify(charger_id, password, stored)
-    except VerifierOverloaded:
-        return 503
+    ok = await ctx.passwords.verify(charger_id, password, stored)
     return 0 if ok else 401
 
 
-async def _deny(websocket: WebSocket, status: int, reason: str) -> None:
+async def _deny(
+    websocket: WebSocket, status: int, reason: str, retry_after_s: int | None = None
+) -> None:
     LOG.info("refused %s: %s %s", websocket.url.path, status, reason)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": 'Basic realm="ocpp"'}
         elif status == 503:
-            headers = {"Retry-After": str(random.randint(5, 30))}  # spread the retries
+            # the verifier's appointment, or (store congested) a spread of retries
+            retry = retry_after_s if retry_after_s is not None else random.randint(5, 30)
+            headers = {"Retry-After": str(retry)}
         await websocket.send_denial_response(
             PlainTextResponse(reason, status_code=status, headers=headers)
         )
@@ -179,13 +182,16 @@ async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
             f"no supported OCPP subprotocol offered {offered}; use one of {list(VERSIONS)}",
         )
         return
+    retry_after_s = None
     try:
         refused = await authenticate(ctx, charge_point_id, websocket.headers.get("authorization"))
+    except VerifierOverloaded as busy:  # reconnect storm: come back at the appointed time
+        refused, retry_after_s = 503, busy.retry_after_s
     except (PoolTimeout, OperationalError):  # store congested: let the charger come back later
         LOG.warning("%s: store busy during the handshake", charge_point_id)
         refused = 503
     if refused:
-        await _deny(websocket, refused, _REASONS[refused])
+        await _deny(websocket, refused, _REASONS[refused], retry_after_s)
         return
     await websocket.accept(subprotocol=subprotocol)
     await serve(ctx, websocket, charge_point_id, VERSIONS[subprotocol])

@@ -136,6 +136,32 @@ async def test_handshake_refusals(csms: LiveCsms) -> None:
     assert unknown.response.status_code == 404
 
 
+async def test_a_busy_verifier_answers_503_with_an_appointment_that_is_honoured(
+    csms: LiveCsms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await csms.add_charger("STORM")
+    now = [1000.0]
+    verifier = csms.ctx.passwords
+    monkeypatch.setattr(verifier, "_clock", lambda: now[0])
+    monkeypatch.setattr(verifier, "_max_waiting", 0)  # as if a storm filled the queue
+    busy = await _refusal(
+        csms, "STORM", subprotocols=["ocpp1.6"], additional_headers=basic_auth("STORM")
+    )
+    assert busy.response.status_code == 503
+    retry_after = int(busy.response.headers["Retry-After"])
+    assert retry_after >= 3
+    early = await _refusal(  # before the appointment: refused again, with a new one
+        csms, "STORM", subprotocols=["ocpp1.6"], additional_headers=basic_auth("STORM")
+    )
+    assert early.response.status_code == 503
+    now[0] += int(early.response.headers["Retry-After"])
+    ws = await _raw(csms, "STORM", "ocpp1.6")  # on time: let in although the queue is "full"
+    try:
+        assert (await _exchange(ws, HEARTBEAT))[:2] == [3, "hb"]
+    finally:
+        await ws.close()
+
+
 async def test_version_preference_and_reconnect_replaces_old(csms: LiveCsms) -> None:
     await csms.add_charger("TWICE")
     first = await websockets.connect(

@@ -74,3 +74,34 @@ async def test_password_verifier_refuses_beyond_its_queue() -> None:
     assert isinstance(results[2], VerifierOverloaded)
     assert (verifier.verifications, verifier.overloads) == (2, 1)
     assert await verifier.verify("CP0", "s3cret-password", stored)  # cached: no queue needed
+
+
+async def test_password_verifier_gives_refused_chargers_spread_appointments() -> None:
+    now = [100.0]
+    verifier = PasswordVerifier(parallel=1, max_waiting=1, clock=lambda: now[0])
+    stored = hash_password("s3cret-password")
+    first = asyncio.ensure_future(verifier.verify("CP0", "s3cret-password", stored))
+    await asyncio.sleep(0)  # CP0 occupies the only place in the queue (its check is running)
+    appointments = []  # the refusals below never yield to the loop: the queue stays full
+    for n in range(1, 200):
+        with pytest.raises(VerifierOverloaded) as refused:
+            await verifier.verify(f"CP{n}", "s3cret-password", stored)
+        appointments.append(refused.value.retry_after_s)
+    assert await first
+    # booked one after another at the measured speed (~20 ms each, headroom 1.5): later
+    # refusals come back later, never before the minimum, never after the maximum
+    assert appointments == sorted(appointments)
+    assert appointments[0] == 3 and 3 < appointments[-1] <= 300
+    assert len(set(appointments)) > 2
+
+    # the queue is full again; CP150 comes back at its appointment and is let in anyway,
+    # while a charger without one is refused
+    blocker = asyncio.ensure_future(verifier.verify("CPX", "s3cret-password", stored))
+    await asyncio.sleep(0)
+    now[0] += appointments[149]
+    booked = asyncio.ensure_future(verifier.verify("CP150", "s3cret-password", stored))
+    await asyncio.sleep(0)
+    with pytest.raises(VerifierOverloaded):
+        await verifier.verify("CPY", "s3cret-password", stored)
+    assert await blocker and await booked
+    assert verifier.overloads == 200
