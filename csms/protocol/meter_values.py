@@ -151,7 +151,7 @@ async def meter_values(
             txn_pk = batch.conn.scalar(_OPEN_ON_EVSE, {"cid": charger_id, "evse": evse_id})
         batch.add_rows(METER_VALUES, sample_rows(charger_id, txn_pk, evse_id or None, samples))
 
-    await ctx.writer.execute(op)
+    await ctx.writer.execute(op, charger_id)
 
 
 async def samples_of(session: AsyncSession, transaction_pk: int) -> list[MeterValue]:

@@ -45,7 +45,7 @@ async def boot(ctx: CsmsContext, charger_id: str, version: str, info: BootInfo) 
             now=now,
         )
 
-    status = await ctx.writer.execute(op)
+    status = await ctx.writer.execute(op, charger_id)
     if status is None:  # deleted while connected
         return BootAnswer("Rejected", ctx.settings.heartbeat_interval_s, now)
     return BootAnswer(status, ctx.settings.heartbeat_interval_s, now)
@@ -88,7 +88,7 @@ async def connector_status(
             at=at,
         )
 
-    await ctx.writer.execute(op)
+    await ctx.writer.execute(op, charger_id)
 
 
 async def connected(ctx: CsmsContext, charger_id: str, version: str) -> None:

@@ -284,9 +284,9 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         return _load_by_start_key(batch.conn, charger_id, key)
 
     try:
-        txn, created, is_order = await ctx.writer.execute(op)
+        txn, created, is_order = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # the same start raced in on another connection (or process)
-        found = await ctx.writer.execute(again)
+        found = await ctx.writer.execute(again, charger_id)
         if found is None:
             raise
         return _repeat_answer(found, decision)
@@ -339,7 +339,7 @@ async def stop_transaction(
         return txn, _is_order(conn, txn.id_tag)
 
     try:
-        ended = await ctx.writer.execute(op)
+        ended = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # a concurrent copy stored it first
         return decision
     if ended is not None:
@@ -465,9 +465,9 @@ async def transaction_event(
         return txn, None, created, _is_order(conn, txn.id_tag)
 
     try:
-        txn, earlier, created, is_order = await ctx.writer.execute(op)
+        txn, earlier, created, is_order = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # a concurrent copy of this event won
-        again = await ctx.writer.execute(stored)
+        again = await ctx.writer.execute(stored, charger_id)
         return _decode_answer(again) if again else decision
     if earlier is not None:
         return _decode_answer(earlier)

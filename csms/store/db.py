@@ -34,6 +34,8 @@ PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 10
 CHECKPOINT_EVERY_S = 1.0
+# PostgreSQL: the store writer's lanes, one connection and thread each (D19); SQLite: one
+PG_WRITER_CONNECTIONS = 4
 LOG = logging.getLogger("csms.store")
 
 
@@ -114,9 +116,15 @@ class Database:
     reader: DbWorker
     background: DbWorker
     checkpointer: DbWorker | None = None  # SQLite: WAL checkpoints, see run_checkpoints
+    # the store writer's lanes: ``worker`` first, then (PostgreSQL) connections of their own
+    more_writers: tuple[DbWorker, ...] = ()
+
+    @property
+    def writers(self) -> tuple[DbWorker, ...]:
+        return (self.worker, *self.more_writers)
 
     @classmethod
-    def connect(cls, url: str) -> Database:
+    def connect(cls, url: str, *, writer_connections: int = PG_WRITER_CONNECTIONS) -> Database:
         engine = make_engine(url)
         sqlite = url.startswith("sqlite")
         # On SQLite the hot paths' thread never checkpoints the WAL itself (an automatic
@@ -141,6 +149,16 @@ class Database:
             if sqlite and worker.threaded
             else None
         )
+        # PostgreSQL serves several writers at once; the writer's statements are round trips,
+        # so a lane per connection overlaps them (threads wait without the GIL)
+        more_writers = (
+            ()
+            if sqlite or not worker.threaded
+            else tuple(
+                DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name=f"db-worker-{n}")
+                for n in range(1, writer_connections)
+            )
+        )
         return cls(
             engine,
             async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
@@ -148,6 +166,7 @@ class Database:
             DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-reader"),
             background,
             checkpointer,
+            more_writers,
         )
 
     async def run_checkpoints(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
@@ -174,4 +193,6 @@ class Database:
             await self.background.close()
         if self.checkpointer is not None:
             await self.checkpointer.close()
+        for writer in self.more_writers:
+            await writer.close()
         await self.engine.dispose()

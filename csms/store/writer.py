@@ -11,6 +11,12 @@ writers queueing on the database lock. If a group fails (an IntegrityError from 
 or anything else), its operations are retried one transaction each in the same hop, so a
 failing operation fails only its own caller.
 
+On PostgreSQL the writer has several *lanes*, one per connection of ``Database.writers``
+(decision D19): an operation goes to the lane of its charger (``key``), so each lane's group
+is a transaction of its own chargers' rows and the lanes' round trips to the server overlap
+instead of queueing behind one another; two lanes never write the same charger's rows, so
+they cannot deadlock on them. SQLite has one writer at a time: one lane.
+
 Heartbeats need no durability before the answer: :meth:`StoreWriter.touch` records
 ``last_seen`` in memory and the writer writes the newest value per charger every
 ``touch_interval_s`` (one ``executemany``), so memory is bounded by the number of chargers.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +41,7 @@ from sqlmodel import SQLModel
 
 from csms.errors import StoreError
 from csms.store.db import Database
+from csms.store.db_worker import DbWorker
 from csms.store.models import Charger
 
 LOG = logging.getLogger("csms.store")
@@ -107,6 +115,93 @@ class _Failed:
     error: Exception
 
 
+class _Lane:
+    """One connection's share of the writer: its queue, remembered states and group loop."""
+
+    def __init__(self, writer: StoreWriter, worker: DbWorker, queue_size: int) -> None:
+        self.writer = writer
+        self.worker = worker
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue(queue_size)
+        self.touches: dict[str, datetime] = {}
+        self.presence: Presence = {}
+        self.last_flush = writer._monotonic()
+        self.groups = 0
+
+    async def run(self) -> None:
+        writer = self.writer
+        while True:
+            try:
+                first = await asyncio.wait_for(self.queue.get(), writer._touch_interval_s)
+            except TimeoutError:
+                first = None
+            group = [] if first is None else [first]
+            while len(group) < writer._max_batch and not self.queue.empty():
+                group.append(self.queue.get_nowait())
+            if group:
+                await self.commit_group(group)
+            if writer._monotonic() - self.last_flush >= writer._touch_interval_s:
+                await self.flush_touches()
+
+    async def drain(self) -> None:
+        """Runs what is still queued when the task stops (shutdown)."""
+        group: list[_Pending] = []
+        while not self.queue.empty():
+            group.append(self.queue.get_nowait())
+        try:
+            if group:
+                await self.commit_group(group)
+            await self.flush_touches()
+        except Exception:
+            LOG.exception("store writer: failed while draining at shutdown")
+
+    async def flush_touches(self) -> None:
+        self.last_flush = self.writer._monotonic()
+        if not self.touches and not self.presence:
+            return
+        touches, self.touches = self.touches, {}
+        presence, self.presence = self.presence, {}
+        rows = list(touches.items())
+        try:
+            await self.worker.run(_write_touches, rows[:TOUCH_CHUNK], presence)
+            for start in range(TOUCH_CHUNK, len(rows), TOUCH_CHUNK):  # short units
+                await self.worker.run(_write_touches, rows[start : start + TOUCH_CHUNK], {})
+        except Exception:
+            LOG.exception("store writer: lost %d last_seen updates", len(touches) + len(presence))
+
+    async def commit_group(self, group: list[_Pending]) -> None:
+        now = asyncio.get_running_loop().time()
+        live = []
+        for item in group:
+            if item.future.done():
+                continue
+            if item.deadline < now:
+                _fail(item, StoreTimeout(f"store operation not run in {self.writer._timeout_s}s"))
+                continue
+            live.append(item)
+        if not live:
+            return
+        presence, self.presence = self.presence, {}
+        try:
+            outcomes = await self.worker.run_connection(
+                _run_group, [item.op for item in live], presence
+            )
+        except Exception as exc:  # the store itself failed: every caller answers an error
+            LOG.warning("store writer: a group of %d failed: %s", len(live), exc)
+            for charger_id, state in presence.items():  # put back; newer states win
+                self.presence.setdefault(charger_id, state)
+            for item in live:
+                _fail(item, exc)
+            return
+        self.groups += 1
+        for item, outcome in zip(live, outcomes, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(outcome, _Failed):
+                item.future.set_exception(outcome.error)
+            else:
+                item.future.set_result(outcome)
+
+
 class StoreWriter:
     """Group commit of store operations; run :meth:`run` as an owned task."""
 
@@ -122,142 +217,83 @@ class StoreWriter:
     ) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(queue_size)
         self._timeout_s = timeout_s
         self._touch_interval_s = touch_interval_s
         self._monotonic = monotonic
-        self._touches: dict[str, datetime] = {}
-        self._presence: Presence = {}
-        self._last_touch_flush = monotonic()
+        workers = db.writers
+        per_lane = max(1, queue_size // len(workers))  # the bound is the writer's, all lanes
+        self._lanes = [_Lane(self, worker, per_lane) for worker in workers]
         self._running = False
-        self.groups = 0  # committed groups (for tests and diagnostics)
+
+    @property
+    def groups(self) -> int:
+        """Committed groups, all lanes (for tests and diagnostics)."""
+        return sum(lane.groups for lane in self._lanes)
+
+    def _lane(self, key: str | None) -> _Lane:
+        lanes = self._lanes
+        if key is None or len(lanes) == 1:
+            return lanes[0]
+        return lanes[zlib.crc32(key.encode()) % len(lanes)]
 
     # --- callers ----------------------------------------------------------------------------
 
-    async def execute(self, op: Operation[T]) -> T:
-        """Runs ``op`` in the next group and returns its result once that group committed.
+    async def execute(self, op: Operation[T], key: str | None = None) -> T:
+        """Runs ``op`` in the next group of the lane of ``key`` (the charger whose rows it
+        writes) and returns its result once that group committed.
 
         Raises :class:`StoreBusy` when too much is waiting and :class:`StoreTimeout` when it
         waited more than ``timeout_s`` for its group; when the writer is not running (startup,
         shutdown) ``op`` runs alone.
         """
+        lane = self._lane(key)
         if not self._running:
-            return await self._run_alone(op)
+            return await lane.worker.run(_run_one, op)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         try:
-            self._queue.put_nowait(_Pending(op, future, loop.time() + self._timeout_s))
+            lane.queue.put_nowait(_Pending(op, future, loop.time() + self._timeout_s))
         except asyncio.QueueFull as exc:
-            raise StoreBusy(f"{self._queue.maxsize} store operations already waiting") from exc
+            raise StoreBusy(f"{lane.queue.maxsize} store operations already waiting") from exc
         # no timer per operation: the writer fails what waited past its deadline instead of
         # running it (a group already running is bounded by the handler's own deadline)
         return await future
 
     def touch(self, charger_id: str, now: datetime) -> None:
         """Records ``last_seen`` in memory; written with the next periodic flush."""
-        self._touches[charger_id] = now
+        self._lane(charger_id).touches[charger_id] = now
 
     async def settle_presence(self, charger_id: str) -> None:
         """Waits until the charger's connection state is stored (for an answer that is not
         otherwise committed, such as a Heartbeat right after connecting)."""
-        if charger_id in self._presence:
-            await self.execute(_nothing)
+        if charger_id in self._lane(charger_id).presence:
+            await self.execute(_nothing, charger_id)
 
     def set_presence(
         self, charger_id: str, *, online: bool, version: str | None, now: datetime
     ) -> None:
         """Records the connection state (``online``, ``ocpp_version``, ``last_seen``) in memory:
-        written at the start of the next group, so before the answer to the charger's next
-        CALL, or by the periodic flush. Only the newest state per charger is kept."""
-        self._presence[charger_id] = (online, version, now)
+        written at the start of the lane's next group, so before the answer to the charger's
+        next CALL, or by the periodic flush. Only the newest state per charger is kept."""
+        self._lane(charger_id).presence[charger_id] = (online, version, now)
 
     # --- the task ---------------------------------------------------------------------------
 
     async def run(self) -> None:
         self._running = True
         try:
-            while True:
-                try:
-                    first = await asyncio.wait_for(self._queue.get(), self._touch_interval_s)
-                except TimeoutError:
-                    first = None
-                group = [] if first is None else [first]
-                while len(group) < self._max_batch and not self._queue.empty():
-                    group.append(self._queue.get_nowait())
-                if group:
-                    await self._commit_group(group)
-                if self._monotonic() - self._last_touch_flush >= self._touch_interval_s:
-                    await self.flush_touches()
+            async with asyncio.TaskGroup() as lanes:  # one failing cancels the others
+                for lane in self._lanes:
+                    lanes.create_task(lane.run())
         finally:
             self._running = False
-            await self._drain()
-
-    async def _drain(self) -> None:
-        """Runs what is still queued when the task stops (shutdown)."""
-        group: list[_Pending] = []
-        while not self._queue.empty():
-            group.append(self._queue.get_nowait())
-        try:
-            if group:
-                await self._commit_group(group)
-            await self.flush_touches()
-        except Exception:
-            LOG.exception("store writer: failed while draining at shutdown")
+            for lane in self._lanes:
+                await lane.drain()
 
     async def flush_touches(self) -> None:
         """Writes the remembered ``last_seen`` values and connection states (executemany)."""
-        self._last_touch_flush = self._monotonic()
-        if not self._touches and not self._presence:
-            return
-        touches, self._touches = self._touches, {}
-        presence, self._presence = self._presence, {}
-        rows = list(touches.items())
-        try:
-            await self._db.worker.run(_write_touches, rows[:TOUCH_CHUNK], presence)
-            for start in range(TOUCH_CHUNK, len(rows), TOUCH_CHUNK):  # short units
-                await self._db.worker.run(_write_touches, rows[start : start + TOUCH_CHUNK], {})
-        except Exception:
-            LOG.exception("store writer: lost %d last_seen updates", len(touches) + len(presence))
-
-    async def _commit_group(self, group: list[_Pending]) -> None:
-        now = asyncio.get_running_loop().time()
-        live = []
-        for item in group:
-            if item.future.done():
-                continue
-            if item.deadline < now:
-                _fail(item, StoreTimeout(f"store operation not run in {self._timeout_s}s"))
-                continue
-            live.append(item)
-        if not live:
-            return
-        presence, self._presence = self._presence, {}
-        try:
-            outcomes = await self._db.worker.run_connection(
-                _run_group, [item.op for item in live], presence
-            )
-        except Exception as exc:  # the store itself failed: every caller answers an error
-            LOG.warning("store writer: a group of %d failed: %s", len(live), exc)
-            self._restore_presence(presence)
-            for item in live:
-                _fail(item, exc)
-            return
-        self.groups += 1
-        for item, outcome in zip(live, outcomes, strict=True):
-            if item.future.done():
-                continue
-            if isinstance(outcome, _Failed):
-                item.future.set_exception(outcome.error)
-            else:
-                item.future.set_result(outcome)
-
-    def _restore_presence(self, presence: Presence) -> None:
-        """Puts back connection states that were not written (newer ones win)."""
-        for charger_id, state in presence.items():
-            self._presence.setdefault(charger_id, state)
-
-    async def _run_alone(self, op: Operation[T]) -> T:
-        return await self._db.worker.run(_run_one, op)
+        for lane in self._lanes:
+            await lane.flush_touches()
 
 
 # --- in the database thread -----------------------------------------------------------------

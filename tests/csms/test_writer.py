@@ -174,3 +174,37 @@ async def test_an_operation_that_waited_past_its_deadline_is_not_run(db: Databas
     finally:
         await _stop(task)
     assert ran == ["slow"]
+
+
+async def test_each_charger_has_one_lane_and_postgresql_has_several(
+    db: Database, db_url: str
+) -> None:
+    writer = StoreWriter(db)
+    threads: dict[str, set[str]] = {}
+
+    def status(n: int) -> Callable[[Batch], None]:
+        def op(batch: Batch) -> None:
+            threads.setdefault(f"W{n}", set()).add(threading.current_thread().name)
+            store.record_charger_status(batch, charger_id=f"W{n}", status="Available", now=NOW)
+
+        return op
+
+    for n in range(20):
+        writer.set_presence(f"W{n}", online=True, version="1.6", now=NOW)
+    task = await _running(writer)
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(writer.execute(status(n), f"W{n}") for n in range(20)))
+    finally:
+        await _stop(task)
+    assert all(len(names) == 1 for names in threads.values())  # a charger never changes lane
+    lanes = set().union(*threads.values())
+    if db_url.startswith("postgresql"):
+        assert len(lanes) == len(db.writers) > 1
+    else:
+        assert lanes == {"db-worker"} and len(db.writers) == 1
+    async with db.engine.connect() as conn:  # every lane wrote its own chargers' states
+        online = await conn.scalar(
+            select(func.count()).select_from(CHARGERS).where(CHARGERS.c.online.is_(True))
+        )
+    assert online == 20
