@@ -30,6 +30,7 @@ from csms.protocol.authorization import (
     tag_row,
 )
 from csms.store.db import Database
+from csms.store.fast import Fast
 from csms.store.models_orders import Order
 from csms.store.writer import table_of
 
@@ -71,8 +72,10 @@ class OrderAuthorizationPolicy:
 
 
 _ORDERS = table_of(Order)
-_ORDER = core_select(_ORDERS.c.charger_id, _ORDERS.c.status, _ORDERS.c.expires_at).where(
-    _ORDERS.c.id == bindparam("order_id")
+_ORDER = Fast(
+    core_select(_ORDERS.c.charger_id, _ORDERS.c.status, _ORDERS.c.expires_at).where(
+        _ORDERS.c.id == bindparam("order_id")
+    )
 )
 
 
@@ -80,7 +83,7 @@ def _order_and_tag(
     conn: Connection, id_tag: str, with_tag: bool
 ) -> tuple[tuple[str, str, datetime] | None, TagRow | None]:
     """The order ``id_tag`` names, else (``with_tag``) the local RFID tag's row."""
-    row = conn.execute(_ORDER, {"order_id": id_tag}).first()
+    row = _ORDER.first(conn, {"order_id": id_tag})
     if row is not None:
-        return (str(row.charger_id), str(row.status), row.expires_at), None
+        return (str(row[0]), str(row[1]), row[2]), None
     return None, tag_row(conn, id_tag) if with_tag else None

@@ -20,6 +20,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 
 from csms.store.db import Database
+from csms.store.fast import Fast
 from csms.store.models import IdTag
 from csms.store.writer import table_of
 
@@ -78,8 +79,8 @@ class LocalTagPolicy:
 
 
 _ID_TAGS = table_of(IdTag)
-_TAG = core_select(_ID_TAGS.c.status, _ID_TAGS.c.expiry).where(
-    _ID_TAGS.c.id_tag == bindparam("tag")
+_TAG = Fast(
+    core_select(_ID_TAGS.c.status, _ID_TAGS.c.expiry).where(_ID_TAGS.c.id_tag == bindparam("tag"))
 )
 
 
@@ -88,5 +89,5 @@ TagRow = tuple[str, datetime | None]
 
 def tag_row(conn: Connection, id_tag: str) -> TagRow | None:
     """``(status, expiry)`` of a known RFID tag, or None (on a database thread)."""
-    row = conn.execute(_TAG, {"tag": id_tag}).first()
-    return None if row is None else (str(row.status), row.expiry)
+    row = _TAG.first(conn, {"tag": id_tag})
+    return None if row is None else (str(row[0]), row[1])

@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.context import CsmsContext
+from csms.store.fast import Fast
 from csms.store.models import MeterValue, Transaction
 from csms.store.writer import Batch, table_of
 from qr_extension.wire import parse_ocpp_timestamp
@@ -24,7 +25,7 @@ from qr_extension.wire import parse_ocpp_timestamp
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 TRANSACTIONS = table_of(Transaction)
 METER_VALUES = table_of(MeterValue)
-_NAMED = (
+_NAMED = Fast(
     core_select(TRANSACTIONS.c.id)
     .where(
         TRANSACTIONS.c.charger_id == bindparam("cid"),
@@ -32,7 +33,7 @@ _NAMED = (
     )
     .limit(1)
 )
-_OPEN_ON_EVSE = (
+_OPEN_ON_EVSE = Fast(
     core_select(TRANSACTIONS.c.id)
     .where(
         TRANSACTIONS.c.charger_id == bindparam("cid"),
@@ -146,9 +147,9 @@ async def meter_values(
     def op(batch: Batch) -> None:
         txn_pk: int | None = None
         if transaction_id is not None:
-            txn_pk = batch.conn.scalar(_NAMED, {"cid": charger_id, "tid": transaction_id})
+            txn_pk = _NAMED.scalar(batch.conn, {"cid": charger_id, "tid": transaction_id})
         elif evse_id > 0:
-            txn_pk = batch.conn.scalar(_OPEN_ON_EVSE, {"cid": charger_id, "evse": evse_id})
+            txn_pk = _OPEN_ON_EVSE.scalar(batch.conn, {"cid": charger_id, "evse": evse_id})
         batch.add_rows(METER_VALUES, sample_rows(charger_id, txn_pk, evse_id or None, samples))
 
     await ctx.writer.execute(op, charger_id)

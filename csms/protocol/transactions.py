@@ -27,6 +27,7 @@ from csms.context import CsmsContext
 from csms.payments import TransactionChange, TransactionFacts
 from csms.protocol.authorization import IdTagDecision, looks_like_order_id
 from csms.protocol.meter_values import METER_VALUES, Sample, register_at, sample_rows
+from csms.store.fast import Fast
 from csms.store.models import Transaction, TransactionEventRecord
 from csms.store.models_orders import Order
 from csms.store.types import utcnow
@@ -71,7 +72,7 @@ class TxnRow:
     updated_at: datetime = field(default_factory=utcnow)
 
 
-_BY_ID = (
+_BY_ID = Fast(
     core_select(TRANSACTIONS)
     .where(
         TRANSACTIONS.c.charger_id == bindparam("cid"),
@@ -79,36 +80,50 @@ _BY_ID = (
     )
     .limit(1)
 )
-_BY_START_KEY = (
+_BY_START_KEY = Fast(
     core_select(TRANSACTIONS)
     .where(
         TRANSACTIONS.c.charger_id == bindparam("cid"), TRANSACTIONS.c.start_key == bindparam("key")
     )
     .limit(1)
 )
-_INSERT = (
+_INSERT = Fast(
     TRANSACTIONS.insert()
     .values({name: bindparam(f"v_{name}") for name in _FIELDS})
     .returning(TRANSACTIONS.c.id)
 )
-_UPDATE = (
+_UPDATE = Fast(
     update(TRANSACTIONS)
     .where(TRANSACTIONS.c.id == bindparam("pk"))
     .values({name: bindparam(f"v_{name}") for name in _FIELDS})
 )
-_OTHER_WITH_TAG = (
+_OTHER_WITH_TAG = Fast(
     core_select(TRANSACTIONS.c.id)
     .where(TRANSACTIONS.c.id_tag == bindparam("tag"), TRANSACTIONS.c.id != bindparam("pk"))
     .limit(1)
 )
-_STORED_ANSWER = core_select(EVENTS.c.response).where(
-    EVENTS.c.charger_id == bindparam("cid"),
-    EVENTS.c.transaction_id == bindparam("tid"),
-    EVENTS.c.seq_no == bindparam("seq"),
+_STORED_ANSWER = Fast(
+    core_select(EVENTS.c.response).where(
+        EVENTS.c.charger_id == bindparam("cid"),
+        EVENTS.c.transaction_id == bindparam("tid"),
+        EVENTS.c.seq_no == bindparam("seq"),
+    )
 )
-_INSERT_EVENT = EVENTS.insert()
+_EVENT_FIELDS = (
+    "charger_id",
+    "transaction_id",
+    "seq_no",
+    "event_type",
+    "trigger_reason",
+    "timestamp",
+    "offline",
+    "response",
+    "received_at",
+)
+_INSERT_EVENT = Fast(EVENTS.insert().values({name: bindparam(name) for name in _EVENT_FIELDS}))
 _ORDERS = table_of(Order)
-_ORDER_EXISTS = core_select(_ORDERS.c.id).where(_ORDERS.c.id == bindparam("tag"))
+_ORDER_EXISTS = Fast(core_select(_ORDERS.c.id).where(_ORDERS.c.id == bindparam("tag")))
+_TXN_COLUMNS = _BY_ID.columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +203,7 @@ def _is_order(conn: Connection, id_tag: str | None) -> bool:
     transaction cost a unit of work in the database thread each, decision D17)."""
     if id_tag is None or not looks_like_order_id(id_tag):
         return False
-    return conn.scalar(_ORDER_EXISTS, {"tag": id_tag}) is not None
+    return _ORDER_EXISTS.scalar(conn, {"tag": id_tag}) is not None
 
 
 async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> None:
@@ -199,30 +214,30 @@ async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> N
 
 
 def _load_by_id(conn: Connection, charger_id: str, transaction_id: str) -> TxnRow | None:
-    row = conn.execute(_BY_ID, {"cid": charger_id, "tid": transaction_id}).first()
-    return None if row is None else TxnRow(**row._mapping)
+    row = _BY_ID.first(conn, {"cid": charger_id, "tid": transaction_id})
+    return None if row is None else TxnRow(**dict(zip(_TXN_COLUMNS, row, strict=True)))
 
 
 def _load_by_start_key(conn: Connection, charger_id: str, key: str) -> TxnRow | None:
-    row = conn.execute(_BY_START_KEY, {"cid": charger_id, "key": key}).first()
-    return None if row is None else TxnRow(**row._mapping)
+    row = _BY_START_KEY.first(conn, {"cid": charger_id, "key": key})
+    return None if row is None else TxnRow(**dict(zip(_TXN_COLUMNS, row, strict=True)))
 
 
 def _save(conn: Connection, txn: TxnRow) -> None:
     """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session."""
     values = {f"v_{name}": getattr(txn, name) for name in _FIELDS}
     if txn.id is None:
-        txn.id = conn.execute(_INSERT, values).scalar_one()
+        txn.id = _INSERT.scalar(conn, values)
     else:
         values["pk"] = txn.id
-        conn.execute(_UPDATE, values)
+        _UPDATE.execute(conn, values)
 
 
 def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
     """Brief 7.11: a second transaction on one order id is stored and flagged (True if so)."""
     if txn.id_tag is None or not looks_like_order_id(txn.id_tag):
         return False
-    other = conn.scalar(_OTHER_WITH_TAG, {"tag": txn.id_tag, "pk": txn.id})
+    other = _OTHER_WITH_TAG.scalar(conn, {"tag": txn.id_tag, "pk": txn.id})
     if other is None or "order_reused" in txn.flags.split(","):
         return False
     _add_flag(txn, "order_reused")
@@ -369,8 +384,8 @@ def _decode_answer(text: str) -> IdTagDecision | None:
 
 def _stored_answer(conn: Connection, charger_id: str, ev: TransactionEvent) -> str | None:
     """The answer given to this (charger, transactionId, seqNo) before, if any."""
-    response = conn.scalar(
-        _STORED_ANSWER, {"cid": charger_id, "tid": ev.transaction_id, "seq": ev.seq_no}
+    response = _STORED_ANSWER.scalar(
+        conn, {"cid": charger_id, "tid": ev.transaction_id, "seq": ev.seq_no}
     )
     return None if response is None else str(response)
 
@@ -440,8 +455,8 @@ async def transaction_event(
         _apply_event(txn, ev, decision)
         txn.updated_at = now
         _save(conn, txn)
-        conn.execute(
-            _INSERT_EVENT,
+        _INSERT_EVENT.execute(
+            conn,
             {
                 "charger_id": charger_id,
                 "transaction_id": ev.transaction_id,

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.errors import StoreError
+from csms.store.fast import Fast
 from csms.store.models import Charger, ChargerKey, Evse
 from csms.store.writer import Batch, table_of
 
@@ -178,18 +179,20 @@ async def upsert_evse_status(
 CHARGERS = table_of(Charger)
 EVSES = table_of(Evse)
 # prebuilt with bind parameters (building a statement per call costs more than running it)
-_REGISTRATION = core_select(CHARGERS.c.registration).where(CHARGERS.c.id == bindparam("cid"))
-_PASSWORD_HASH = core_select(CHARGERS.c.password_hash).where(CHARGERS.c.id == bindparam("cid"))
+_REGISTRATION = Fast(core_select(CHARGERS.c.registration).where(CHARGERS.c.id == bindparam("cid")))
+_PASSWORD_HASH = Fast(
+    core_select(CHARGERS.c.password_hash).where(CHARGERS.c.id == bindparam("cid"))
+)
 
 
 def password_hash_of(conn: Connection, charger_id: str) -> tuple[str | None] | None:
     """``(password_hash,)`` of a registered charger (the hash may be None), or None when no
     such charger exists (for the handshake, on a database thread)."""
-    row = conn.execute(_PASSWORD_HASH, {"cid": charger_id}).first()
-    return None if row is None else (row.password_hash,)
+    row = _PASSWORD_HASH.first(conn, {"cid": charger_id})
+    return None if row is None else (row[0],)
 
 
-_BOOT = (
+_BOOT = Fast(
     update(CHARGERS)
     .where(CHARGERS.c.id == bindparam("cid"))
     .values(
@@ -202,7 +205,7 @@ _BOOT = (
         last_seen=bindparam("now"),
     )
 )
-_CHARGER_STATUS = (
+_CHARGER_STATUS = Fast(
     update(CHARGERS)
     .where(CHARGERS.c.id == bindparam("cid"))
     .values(status=bindparam("status"), last_seen=bindparam("now"))
@@ -212,13 +215,27 @@ _EVSE_WHERE = (
     & (EVSES.c.evse_id == bindparam("evse"))
     & (EVSES.c.connector_id == bindparam("connector"))
 )
-_EVSE_STATUS = (
+_EVSE_STATUS = Fast(
     update(EVSES)
     .where(_EVSE_WHERE & (EVSES.c.updated_at.is_(None) | (EVSES.c.updated_at <= bindparam("at"))))
     .values(status=bindparam("status"), error_code=bindparam("error"), updated_at=bindparam("at"))
 )
-_EVSE_EXISTS = core_select(EVSES.c.id).where(_EVSE_WHERE)
-_EVSE_INSERT = EVSES.insert()
+_EVSE_EXISTS = Fast(core_select(EVSES.c.id).where(_EVSE_WHERE))
+_EVSE_INSERT = Fast(
+    EVSES.insert().values(
+        {
+            name: bindparam(name)
+            for name in (
+                "charger_id",
+                "evse_id",
+                "connector_id",
+                "status",
+                "error_code",
+                "updated_at",
+            )
+        }
+    )
+)
 
 
 def record_boot(
@@ -233,11 +250,11 @@ def record_boot(
     now: datetime,
 ) -> str | None:
     """Stores a BootNotification; the charger's registration, or None if it was deleted."""
-    registration = batch.conn.scalar(_REGISTRATION, {"cid": charger_id})
+    registration = _REGISTRATION.scalar(batch.conn, {"cid": charger_id})
     if registration is None:
         return None
-    batch.conn.execute(
-        _BOOT,
+    _BOOT.execute(
+        batch.conn,
         {
             "cid": charger_id,
             "vendor": vendor[:50],
@@ -253,7 +270,7 @@ def record_boot(
 
 def record_charger_status(batch: Batch, *, charger_id: str, status: str, now: datetime) -> None:
     """1.6 connector 0: the charger's own status."""
-    batch.conn.execute(_CHARGER_STATUS, {"cid": charger_id, "status": status, "now": now})
+    _CHARGER_STATUS.execute(batch.conn, {"cid": charger_id, "status": status, "now": now})
 
 
 def record_evse_status(
@@ -268,15 +285,12 @@ def record_evse_status(
 ) -> None:
     """Like :func:`upsert_evse_status`: a status older than the stored one is ignored."""
     key = {"cid": charger_id, "evse": evse_id, "connector": connector_id}
-    result = batch.conn.execute(
-        _EVSE_STATUS, {**key, "status": status, "error": error_code, "at": at}
-    )
-    if result.rowcount:
+    if _EVSE_STATUS.execute(batch.conn, {**key, "status": status, "error": error_code, "at": at}):
         return
-    if batch.conn.scalar(_EVSE_EXISTS, key) is not None:
+    if _EVSE_EXISTS.scalar(batch.conn, key) is not None:
         return  # a newer status is stored (late delivery)
-    batch.conn.execute(
-        _EVSE_INSERT,
+    _EVSE_INSERT.execute(
+        batch.conn,
         {
             "charger_id": charger_id,
             "evse_id": evse_id,
