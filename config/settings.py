@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     default_tariff_cap: int
     # drivers and wallets (issue 5a)
     driver_token_ttl_s: int
+    login_max_failures: int
+    login_lockout_s: float
     max_top_up_amount: int
     # orders and settlements (issue 5b)
     auto_capture_s: int

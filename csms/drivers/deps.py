@@ -15,12 +15,14 @@ from fastapi.security import OAuth2PasswordBearer
 from csms.api.deps import CtxDep, SessionDep
 from csms.drivers.accounts import get_user
 from csms.drivers.errors import TokenInvalid
+from csms.drivers.throttle import LoginThrottle
 from csms.drivers.tokens import DriverTokens, load_or_create_secret
 from csms.store.models_money import User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
 _LOCK_ATTR = "driver_tokens_lock"
 _ATTR = "driver_tokens"
+_THROTTLE_ATTR = "login_throttle"
 
 
 async def get_driver_tokens(request: Request, ctx: CtxDep) -> DriverTokens:
@@ -45,6 +47,23 @@ async def get_driver_tokens(request: Request, ctx: CtxDep) -> DriverTokens:
 
 
 TokensDep = Annotated[DriverTokens, Depends(get_driver_tokens)]
+
+
+def get_login_throttle(request: Request, ctx: CtxDep) -> LoginThrottle:
+    """The app's log-in throttle, made once per app."""
+    state = request.app.state
+    throttle: LoginThrottle | None = getattr(state, _THROTTLE_ATTR, None)
+    if throttle is None:
+        throttle = LoginThrottle(
+            max_failures=ctx.settings.login_max_failures,
+            lockout_s=ctx.settings.login_lockout_s,
+            clock=lambda: ctx.clock().timestamp(),  # the app's clock (tests move it)
+        )
+        setattr(state, _THROTTLE_ATTR, throttle)
+    return throttle
+
+
+ThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 
 
 def _unauthorized(detail: str) -> HTTPException:

@@ -5,6 +5,7 @@
     DriverError
     ├── EmailTaken            an account with that email exists
     ├── InvalidCredentials    unknown email or wrong password (one message for both)
+    ├── TooManyAttempts       too many failed log-ins: locked out for a while (throttle.py)
     └── TokenInvalid          a missing, forged, expired or revoked access token
 """
 
@@ -24,6 +25,14 @@ class InvalidCredentials(DriverError):
 
     def __init__(self) -> None:
         super().__init__("incorrect email or password")
+
+
+class TooManyAttempts(DriverError):
+    """Too many failed log-ins for this email or from this client: try again later."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many failed log-ins: try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 class TokenInvalid(DriverError):

@@ -14,7 +14,8 @@ from sqlmodel import col, select
 
 from csms.api.deps import CtxDep, SessionDep
 from csms.drivers.accounts import authenticate, create_user
-from csms.drivers.deps import CurrentUser, TokensDep
+from csms.drivers.deps import CurrentUser, ThrottleDep, TokensDep
+from csms.drivers.errors import InvalidCredentials
 from csms.drivers.passwords import hash_async
 from csms.payments import wallet
 from csms.payments.errors import InvalidAmount, PaymentDeclined
@@ -132,12 +133,22 @@ async def register(body: UserCreate, ctx: CtxDep, session: SessionDep) -> UserPu
 @router.post("/token", response_model=Token)
 async def log_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
     ctx: CtxDep,
+    throttle: ThrottleDep,
     session: SessionDep,
     tokens: TokensDep,
 ) -> Token:
-    """OAuth2 password flow: ``username`` is the email. 401 for a wrong email or password."""
-    user = await authenticate(session, email=form.username, password=form.password)
+    """OAuth2 password flow: ``username`` is the email. 401 for a wrong email or password;
+    429 with ``Retry-After`` after too many failures for this email or from this client."""
+    client = request.client.host if request.client else None
+    throttle.check(form.username, client)
+    try:
+        user = await authenticate(session, email=form.username, password=form.password)
+    except InvalidCredentials:
+        throttle.failed(form.username, client)
+        raise
+    throttle.succeeded(form.username, client)
     assert user.id is not None
     return Token(access_token=tokens.issue(user.id, now=ctx.now_s()), expires_in=tokens.ttl_s)
 

@@ -32,7 +32,13 @@ from csms.billing.errors import (
     BillingModelInvalid,
     BillingModelNotFound,
 )
-from csms.drivers.errors import DriverError, EmailTaken, InvalidCredentials, TokenInvalid
+from csms.drivers.errors import (
+    DriverError,
+    EmailTaken,
+    InvalidCredentials,
+    TokenInvalid,
+    TooManyAttempts,
+)
 from csms.payments.errors import (
     HoldExceeded,
     IdempotencyConflict,
@@ -58,6 +64,7 @@ ROUTERS = (
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (EmailTaken, status.HTTP_409_CONFLICT),
     (InvalidCredentials, status.HTTP_401_UNAUTHORIZED),
+    (TooManyAttempts, status.HTTP_429_TOO_MANY_REQUESTS),
     (TokenInvalid, status.HTTP_401_UNAUTHORIZED),
     (BillingModelNotFound, status.HTTP_404_NOT_FOUND),
     (AssignmentExists, status.HTTP_409_CONFLICT),
@@ -90,6 +97,8 @@ async def money_error(request: Request, exc: Exception) -> JSONResponse:
             code = http_status
             break
     headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(
         {"detail": str(exc), "code": error_code(exc)}, status_code=code, headers=headers
     )

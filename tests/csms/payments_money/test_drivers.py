@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 
@@ -210,3 +211,21 @@ async def test_top_ups_use_the_apps_payment_provider(api: MoneyApi) -> None:
     )
     assert page.json()["balance"] == -700
     assert len(psp._by_key) == 2  # authorize and capture, each under its own key
+
+
+async def test_repeated_wrong_passwords_lock_the_log_in_for_a_while(api: MoneyApi) -> None:
+    await api.register("erin@example.org")
+    await api.register("fred@example.org")
+    limit = api.settings.login_max_failures
+
+    async def attempt(email: str, password: str = "wrong-password") -> httpx.Response:
+        return await api.http.post("/api/v1/token", data={"username": email, "password": password})
+
+    for _ in range(limit):
+        assert (await attempt("erin@example.org")).status_code == 401
+    locked = await attempt("Erin@Example.org", PASSWORD)  # even the right one, any spelling
+    assert locked.status_code == 429 and locked.json()["code"] == "too_many_attempts"
+    assert 0 < int(locked.headers["Retry-After"]) <= api.settings.login_lockout_s
+    assert (await attempt("fred@example.org", PASSWORD)).status_code == 200  # others unaffected
+    api.clock.advance(api.settings.login_lockout_s + 1)
+    assert (await attempt("erin@example.org", PASSWORD)).status_code == 200

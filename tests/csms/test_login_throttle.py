@@ -1,0 +1,68 @@
+"""The log-in throttle: per (email, client), per email and per client, bounded, expiring."""
+
+from __future__ import annotations
+
+import pytest
+
+from csms.drivers.errors import TooManyAttempts
+from csms.drivers.throttle import LoginThrottle
+
+
+def _throttle(now: list[float], **kw: int) -> LoginThrottle:
+    return LoginThrottle(max_failures=3, lockout_s=60, window_s=100, clock=lambda: now[0], **kw)
+
+
+def test_a_pair_locks_after_its_limit_and_unlocks_after_the_lockout() -> None:
+    now = [0.0]
+    throttle = _throttle(now)
+    for _ in range(2):
+        throttle.failed("a@x.org", "10.0.0.1")
+    throttle.check("a@x.org", "10.0.0.1")  # two failures: still allowed
+    throttle.failed("A@X.org ", "10.0.0.1")  # the same email, however it is typed
+    with pytest.raises(TooManyAttempts) as locked:
+        throttle.check("a@x.org", "10.0.0.1")
+    assert locked.value.retry_after_s == 60
+    throttle.check("a@x.org", "10.0.0.2")  # the same driver from elsewhere is not locked out
+    now[0] = 61
+    throttle.check("a@x.org", "10.0.0.1")
+
+
+def test_failures_outside_the_window_do_not_add_up_and_success_clears() -> None:
+    now = [0.0]
+    throttle = _throttle(now)
+    throttle.failed("b@x.org", "c")
+    throttle.failed("b@x.org", "c")
+    now[0] = 101  # the window has passed: counting starts again
+    throttle.failed("b@x.org", "c")
+    throttle.failed("b@x.org", "c")
+    throttle.check("b@x.org", "c")
+    throttle.succeeded("b@x.org", "c")
+    throttle.failed("b@x.org", "c")
+    throttle.failed("b@x.org", "c")
+    throttle.check("b@x.org", "c")
+
+
+def test_an_email_guessed_from_many_addresses_and_an_address_trying_many_emails() -> None:
+    now = [0.0]
+    throttle = _throttle(now)  # email: 4 x 3 = 12 from anywhere; client: 10 x 3 = 30
+    for n in range(12):
+        throttle.failed("victim@x.org", f"10.0.1.{n}")
+    with pytest.raises(TooManyAttempts):
+        throttle.check("victim@x.org", "10.0.9.9")
+    for n in range(30):
+        throttle.failed(f"user{n}@x.org", "10.0.2.1")
+    with pytest.raises(TooManyAttempts):
+        throttle.check("someone-else@x.org", "10.0.2.1")
+    throttle.check("someone-else@x.org", "10.0.2.2")
+
+
+def test_memory_is_bounded_and_zero_turns_it_off() -> None:
+    now = [0.0]
+    throttle = _throttle(now, max_entries=50)
+    for n in range(1000):
+        throttle.failed(f"u{n}@x.org", None)
+    assert len(throttle._counts) <= 50
+    off = LoginThrottle(max_failures=0, lockout_s=60)
+    for _ in range(100):
+        off.failed("c@x.org", "c")
+    off.check("c@x.org", "c")
