@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,6 +42,17 @@ async def create_user(
         await session.rollback()
         raise EmailTaken(f"an account with email {user.email!r} exists") from exc
     return user
+
+
+async def revoke_tokens(session: AsyncSession, user_id: int) -> None:
+    """Every access token issued to ``user_id`` so far stops working (the generation is bumped
+    in the database, so it holds for every CSMS process)."""
+    await session.exec(
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(token_generation=col(User.token_generation) + 1)
+    )
+    await session.commit()
 
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:

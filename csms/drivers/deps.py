@@ -81,12 +81,14 @@ async def get_optional_user(
     if token is None:
         return None
     try:
-        user_id = tokens.verify(token, now=ctx.now_s())
+        user_id, generation = tokens.verify_access(token, now=ctx.now_s())
     except TokenInvalid as exc:
         raise _unauthorized(str(exc)) from exc
     user = await get_user(session, user_id)
     if user is None or user.disabled:
         raise _unauthorized("invalid access token")
+    if generation != user.token_generation:
+        raise _unauthorized("the access token was signed out: sign in again")
     return user
 
 

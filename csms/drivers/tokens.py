@@ -54,18 +54,26 @@ class DriverTokens:
     issuer: str
     ttl_s: int
 
-    def issue(self, user_id: int, *, now: int) -> str:
+    def issue(self, user_id: int, *, now: int, generation: int = 0) -> str:
+        """A token for ``user_id``; ``generation`` is the account's token generation (a token
+        of an older generation is refused by the current-user dependency)."""
         claims = {
             "iss": self.issuer,
             "aud": AUDIENCE,
             "sub": str(user_id),
             "iat": now,
             "exp": now + self.ttl_s,
+            "gen": generation,
         }
         return jwt.encode(claims, self.secret, algorithm="HS256", headers={"typ": TOKEN_TYP})
 
     def verify(self, token: str, *, now: int) -> int:
         """The user id of a valid token; TokenInvalid otherwise (one message, no oracle)."""
+        return self.verify_access(token, now=now)[0]
+
+    def verify_access(self, token: str, *, now: int) -> tuple[int, int]:
+        """``(user id, token generation)`` of a valid token (a token without ``gen`` was issued
+        before generations existed: 0); TokenInvalid otherwise."""
         try:
             if jwt.get_unverified_header(token).get("typ") != TOKEN_TYP:
                 raise TokenInvalid("not a driver access token")
@@ -87,6 +95,7 @@ class DriverTokens:
         exp, iat, sub = claims["exp"], claims["iat"], claims["sub"]
         if not (isinstance(exp, int) and isinstance(iat, int) and iat - 60 <= now < exp):
             raise TokenInvalid("the access token has expired (or is not valid yet)")
-        if not (isinstance(sub, str) and sub.isdigit()):
+        generation = claims.get("gen", 0)
+        if not (isinstance(sub, str) and sub.isdigit()) or type(generation) is not int:
             raise TokenInvalid("invalid access token")
-        return int(sub)
+        return int(sub), generation

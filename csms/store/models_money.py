@@ -33,6 +33,8 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=EMAIL_MAX, unique=True)
     password_hash: str = Field(sa_column=Column(Text, nullable=False))
     disabled: bool = False
+    # access tokens carry the generation they were issued in; signing out everywhere bumps it
+    token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 

@@ -1,7 +1,8 @@
-"""Operator API: driver accounts (list, show, disable).
+"""Operator API: driver accounts (list, show, disable, sign out).
 
 A disabled driver cannot sign in, and every access token they hold stops working at once
-(the current-user dependency reads the account on each request).
+(the current-user dependency reads the account on each request); signing a driver out ends
+every token issued so far, and the driver can sign in again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
-from csms.drivers.accounts import normalise_email
+from csms.drivers.accounts import normalise_email, revoke_tokens
 from csms.store.models_money import User
 
 router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: drivers"])
@@ -61,6 +62,13 @@ async def list_users(
 @router.get("/{user_id}", response_model=UserAdmin)
 async def show_user(user_id: int, session: SessionDep, _: AdminDep) -> UserAdmin:
     return _admin(await _get(session, user_id))
+
+
+@router.post("/{user_id}/sign-out", status_code=status.HTTP_204_NO_CONTENT)
+async def sign_out_user(user_id: int, session: SessionDep, _: AdminDep) -> None:
+    """Ends every access token the driver holds (a lost phone); they may sign in again."""
+    await _get(session, user_id)
+    await revoke_tokens(session, user_id)
 
 
 @router.patch("/{user_id}", response_model=UserAdmin)

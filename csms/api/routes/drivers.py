@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
 from csms.api.deps import CtxDep, SessionDep
-from csms.drivers.accounts import authenticate, create_user
+from csms.drivers.accounts import authenticate, create_user, revoke_tokens
 from csms.drivers.deps import CurrentUser, ThrottleDep, TokensDep
 from csms.drivers.errors import InvalidCredentials
 from csms.drivers.passwords import hash_async
@@ -150,7 +150,15 @@ async def log_in(
         raise
     throttle.succeeded(form.username, client)
     assert user.id is not None
-    return Token(access_token=tokens.issue(user.id, now=ctx.now_s()), expires_in=tokens.ttl_s)
+    token = tokens.issue(user.id, now=ctx.now_s(), generation=user.token_generation)
+    return Token(access_token=token, expires_in=tokens.ttl_s)
+
+
+@router.post("/me/sign-out", status_code=status.HTTP_204_NO_CONTENT)
+async def sign_out_everywhere(user: CurrentUser, session: SessionDep) -> None:
+    """Signs the driver out everywhere: every access token issued so far stops working (this
+    one included); signing in again gives a new one."""
+    await revoke_tokens(session, _id(user))
 
 
 @router.get("/me", response_model=Profile)

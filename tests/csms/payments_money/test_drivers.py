@@ -229,3 +229,40 @@ async def test_repeated_wrong_passwords_lock_the_log_in_for_a_while(api: MoneyAp
     assert (await attempt("fred@example.org", PASSWORD)).status_code == 200  # others unaffected
     api.clock.advance(api.settings.login_lockout_s + 1)
     assert (await attempt("erin@example.org", PASSWORD)).status_code == 200
+
+
+async def test_signing_out_everywhere_ends_every_token_issued_so_far(api: MoneyApi) -> None:
+    uid, phone = await api.driver("gina@example.org")
+    laptop = await api.login("gina@example.org")
+    assert (await api.http.get("/api/v1/me", headers=laptop)).status_code == 200
+    assert (await api.http.post("/api/v1/me/sign-out", headers=phone)).status_code == 204
+    for old in (phone, laptop):
+        r = await api.http.get("/api/v1/me", headers=old)
+        assert r.status_code == 401 and "signed out" in r.json()["detail"]
+    again = await api.login("gina@example.org")
+    assert (await api.http.get("/api/v1/me", headers=again)).status_code == 200
+    # the operator does the same for a lost phone; unknown ids are 404
+    r = await api.http.post(f"/api/v1/admin/users/{uid}/sign-out", headers=api.admin())
+    assert r.status_code == 204
+    assert (await api.http.get("/api/v1/me", headers=again)).status_code == 401
+    r = await api.http.post("/api/v1/admin/users/999999/sign-out", headers=api.admin())
+    assert r.status_code == 404
+
+
+def test_a_token_from_before_generations_counts_as_generation_zero() -> None:
+    tokens = DriverTokens(secret=b"k" * 32, issuer="qrcharge", ttl_s=60)
+    claims = jwt.decode(
+        tokens.issue(7, now=1000, generation=3),
+        b"k" * 32,
+        algorithms=["HS256"],
+        audience="qrcharge:driver",
+        options={"verify_exp": False},
+    )
+    assert claims["gen"] == 3
+    del claims["gen"]
+    legacy = jwt.encode(claims, b"k" * 32, algorithm="HS256", headers={"typ": "at+jwt"})
+    assert tokens.verify_access(legacy, now=1001) == (7, 0)
+    forged_gen = jwt.encode(claims | {"gen": "3"}, b"k" * 32, algorithm="HS256",
+                            headers={"typ": "at+jwt"})  # fmt: skip
+    with pytest.raises(TokenInvalid):
+        tokens.verify_access(forged_gen, now=1001)
