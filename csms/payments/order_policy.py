@@ -24,8 +24,10 @@ from csms.protocol.authorization import (
     INVALID,
     AuthorizationPolicy,
     IdTagDecision,
+    InlineDecider,
     LocalTagPolicy,
     TagRow,
+    inline_decider,
     looks_like_order_id,
     tag_row,
 )
@@ -50,6 +52,20 @@ class OrderAuthorizationPolicy:
         self._clock = clock
         self._leeway = timedelta(seconds=leeway_s)
         self._fallback = fallback
+        # decided inside the caller's unit of work when the fallback can be too (D21)
+        self._fallback_in = inline_decider(fallback)
+        self.authorize_in: InlineDecider | None = (
+            self._authorize_in if self._fallback_in is not None else None
+        )
+
+    def _authorize_in(self, conn: Connection, charger_id: str, id_tag: str) -> IdTagDecision:
+        assert self._fallback_in is not None
+        if not looks_like_order_id(id_tag):
+            return self._fallback_in(conn, charger_id, id_tag)
+        row = _ORDER.first(conn, {"order_id": id_tag})
+        if row is None:
+            return self._fallback_in(conn, charger_id, id_tag)
+        return self._decide_order((str(row[0]), str(row[1]), row[2]), charger_id)
 
     async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
         if not looks_like_order_id(id_tag):
@@ -62,6 +78,9 @@ class OrderAuthorizationPolicy:
             if local is not None:
                 return local.decide(tag)
             return await self._fallback.authorize(charger_id, id_tag)
+        return self._decide_order(order, charger_id)
+
+    def _decide_order(self, order: tuple[str, str, datetime], charger_id: str) -> IdTagDecision:
         order_charger, status, expires_at = order
         if order_charger != charger_id or status == OrderState.CANCELLED:
             return IdTagDecision(INVALID, expires_at)

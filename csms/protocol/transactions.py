@@ -25,7 +25,12 @@ from sqlalchemy.exc import IntegrityError
 
 from csms.context import CsmsContext
 from csms.payments import TransactionChange, TransactionFacts
-from csms.protocol.authorization import IdTagDecision, looks_like_order_id
+from csms.protocol.authorization import (
+    IdTagDecision,
+    InlineDecider,
+    inline_decider,
+    looks_like_order_id,
+)
 from csms.protocol.meter_values import METER_VALUES, Sample, register_at, sample_rows
 from csms.store.fast import Fast
 from csms.store.models import Transaction, TransactionEventRecord
@@ -257,19 +262,48 @@ async def _decide(ctx: CsmsContext, charger_id: str, id_tag: str) -> IdTagDecisi
         return IdTagDecision("Invalid", known=False)
 
 
+async def _decision_before(
+    ctx: CsmsContext, charger_id: str, id_tag: str | None
+) -> tuple[IdTagDecision | None, InlineDecider | None]:
+    """``(decision, None)`` asked of the policy now, or ``(None, decider)`` when the policy
+    decides inside the writer's unit of work instead (D21; see :func:`_decide_in`)."""
+    if not id_tag:
+        return None, None
+    decider = inline_decider(ctx.authorization)
+    if decider is not None:
+        return None, decider
+    return await _decide(ctx, charger_id, id_tag), None
+
+
+def _decide_in(
+    conn: Connection, decider: InlineDecider | None, charger_id: str, id_tag: str | None
+) -> IdTagDecision | None:
+    """The policy's decision inside the unit of work (``decider`` from :func:`_decision_before`);
+    a policy that fails answers Invalid, as :func:`_decide` does."""
+    if decider is None or not id_tag:
+        return None
+    try:
+        return decider(conn, charger_id, id_tag)
+    except Exception:
+        LOG.exception("%s: authorization policy failed for %s", charger_id, id_tag)
+        return IdTagDecision("Invalid", known=False)
+
+
 # --- 1.6 ------------------------------------------------------------------------------------
 
 
 async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest) -> StartAnswer:
     """1.6 StartTransaction: the CSMS assigns the integer id; a repeat gets the same one."""
     key = start_fingerprint(req)
-    decision = await _decide(ctx, charger_id, req.id_tag)
+    asked, decider = await _decision_before(ctx, charger_id, req.id_tag)
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow, bool, bool]:
+    def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision]:
+        decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag)
+        assert decision is not None  # 1.6 starts always name an id tag
         existing = _load_by_start_key(batch.conn, charger_id, key)
         if existing is not None:
-            return existing, False, False
+            return existing, False, False, decision
         txn = TxnRow(
             charger_id=charger_id,
             transaction_id=f"new-{uuid.uuid4().hex}",
@@ -293,18 +327,19 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         txn.transaction_id = str(txn.id)
         _flag_reused_order(batch.conn, txn)
         _save(batch.conn, txn)
-        return txn, True, _is_order(batch.conn, txn.id_tag)
+        return txn, True, _is_order(batch.conn, txn.id_tag), decision
 
-    def again(batch: Batch) -> TxnRow | None:
-        return _load_by_start_key(batch.conn, charger_id, key)
+    def again(batch: Batch) -> tuple[TxnRow | None, IdTagDecision | None]:
+        found = _load_by_start_key(batch.conn, charger_id, key)
+        return found, asked or _decide_in(batch.conn, decider, charger_id, req.id_tag)
 
     try:
-        txn, created, is_order = await ctx.writer.execute(op, charger_id)
+        txn, created, is_order, decision = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # the same start raced in on another connection (or process)
-        found = await ctx.writer.execute(again, charger_id)
-        if found is None:
+        found, decision_again = await ctx.writer.execute(again, charger_id)
+        if found is None or decision_again is None:
             raise
-        return _repeat_answer(found, decision)
+        return _repeat_answer(found, decision_again)
     if not created:
         return _repeat_answer(txn, decision)
     if is_order:
@@ -322,11 +357,13 @@ async def stop_transaction(
     ctx: CsmsContext, charger_id: str, req: StopRequest
 ) -> IdTagDecision | None:
     """1.6 StopTransaction; a repeat (transaction already ended) changes nothing."""
-    decision = await _decide(ctx, charger_id, req.id_tag) if req.id_tag else None
+    asked, decider = await _decision_before(ctx, charger_id, req.id_tag)
+    decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
     now = ctx.clock()
 
     def op(batch: Batch) -> tuple[TxnRow, bool] | None:
         conn = batch.conn
+        decided[0] = asked or _decide_in(conn, decider, charger_id, req.id_tag)
         txn = _load_by_id(conn, charger_id, str(req.transaction_id))
         if txn is None:
             txn = _load_by_id(conn, charger_id, f"unknown-{req.transaction_id}")
@@ -355,13 +392,13 @@ async def stop_transaction(
 
     try:
         ended = await ctx.writer.execute(op, charger_id)
-    except IntegrityError:  # a concurrent copy stored it first
-        return decision
+    except IntegrityError:  # a concurrent copy stored it first (the op ran: decided is set)
+        return decided[0]
     if ended is not None:
         txn, is_order = ended
         if is_order:
             await _notify(ctx, "ended", txn)
-    return decision
+    return decided[0]
 
 
 # --- 2.0.1 ----------------------------------------------------------------------------------
@@ -427,20 +464,25 @@ async def transaction_event(
     def stored(batch: Batch) -> str | None:
         return _stored_answer(batch.conn, charger_id, ev)
 
-    decision: IdTagDecision | None = None
-    if ev.id_token:  # a repeat is answered as the first time, without asking the policy again
-        # a read on the reader thread, not a turn of the writer: the write re-checks anyway
+    asked: IdTagDecision | None = None
+    decider = inline_decider(ctx.authorization) if ev.id_token else None
+    if ev.id_token and decider is None:
+        # a repeat is answered as the first time, without asking the policy again: a read on
+        # the reader thread, not a turn of the writer (the write re-checks anyway)
         earlier = await ctx.db.reader.run(_stored_answer, charger_id, ev)
         if earlier is not None:
             return _decode_answer(earlier)
-        decision = await _decide(ctx, charger_id, ev.id_token)
+        asked = await _decide(ctx, charger_id, ev.id_token)
+    decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow | None, str | None, bool, bool]:
+    def op(batch: Batch) -> tuple[TxnRow | None, str | None, bool, bool, IdTagDecision | None]:
         conn = batch.conn
         earlier = _stored_answer(conn, charger_id, ev)
         if earlier is not None:
-            return None, earlier, False, False
+            return None, earlier, False, False, None
+        # after the repeat check: a repeat is never decided again
+        decision = decided[0] = asked or _decide_in(conn, decider, charger_id, ev.id_token)
         txn = _load_by_id(conn, charger_id, ev.transaction_id)
         created = txn is None
         if txn is None:
@@ -477,13 +519,13 @@ async def transaction_event(
             changed = True
         if changed:
             _save(conn, txn)
-        return txn, None, created, _is_order(conn, txn.id_tag)
+        return txn, None, created, _is_order(conn, txn.id_tag), decision
 
     try:
-        txn, earlier, created, is_order = await ctx.writer.execute(op, charger_id)
+        txn, earlier, created, is_order, decision = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # a concurrent copy of this event won
         again = await ctx.writer.execute(stored, charger_id)
-        return _decode_answer(again) if again else decision
+        return _decode_answer(again) if again else decided[0]
     if earlier is not None:
         return _decode_answer(earlier)
     assert txn is not None

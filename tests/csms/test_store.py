@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -356,3 +357,76 @@ async def test_periodic_prune_waits_until_a_charger_grew_by_a_tenth(ctx: CsmsCon
     assert await count("PB") == 105
     await write_and_prune(5)  # 10 since its last prune: pruned
     assert await count("PB") == 100
+
+
+async def test_starts_stops_and_events_decide_inside_the_writers_unit(ctx: CsmsContext) -> None:
+    async with ctx.db.session() as session:
+        session.add(IdTag(id_tag="BLOCKED2", status="Blocked", created_at=NOW))
+        await session.commit()
+    reader_hops = ctx.db.reader.units
+    start = transactions.StartRequest(connector_id=1, id_tag="RFID", meter_start=0, timestamp=NOW)
+    answer = await transactions.start_transaction(ctx, "S1", start)
+    assert answer.decision.status == "Accepted"
+    again = await transactions.start_transaction(ctx, "S1", start)  # a repeat: same answer
+    assert (again.transaction_id, again.decision.status) == (answer.transaction_id, "Accepted")
+    stop = transactions.StopRequest(
+        transaction_id=answer.transaction_id, meter_stop=9, timestamp=NOW, id_tag="BLOCKED2"
+    )
+    stopped = await transactions.stop_transaction(ctx, "S1", stop)
+    assert stopped is not None and stopped.status == "Blocked"
+    event = transactions.TransactionEvent(
+        event_type="Started",
+        timestamp=NOW,
+        trigger_reason="Authorized",
+        seq_no=0,
+        transaction_id="T-INLINE",
+        id_token="NOBODY",
+        evse_id=2,
+    )
+    decided = await transactions.transaction_event(ctx, "S1", event)
+    assert decided is not None and decided.status == "Invalid"
+    assert ctx.db.reader.units == reader_hops  # no hop of their own
+    async with ctx.db.session() as session:
+        row = (
+            await session.exec(select(Transaction).where(Transaction.transaction_id == "T-INLINE"))
+        ).one()
+    assert row.id_tag_status == "Invalid"
+
+
+class _AskedApart:
+    """A policy without ``authorize_in``: asked before the writer's unit, as before D21."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def authorize(self, charger_id: str, id_tag: str) -> Any:
+        from csms.protocol.authorization import IdTagDecision
+
+        self.asked.append(id_tag)
+        return IdTagDecision("Blocked" if id_tag == "B" else "Accepted")
+
+
+async def test_a_policy_without_an_inline_decision_is_asked_apart(ctx: CsmsContext) -> None:
+    policy = _AskedApart()
+    apart = dataclasses.replace(ctx, authorization=policy)
+    start = transactions.StartRequest(connector_id=1, id_tag="A", meter_start=0, timestamp=NOW)
+    answer = await transactions.start_transaction(apart, "S1", start)
+    assert answer.decision.status == "Accepted"
+    stop = transactions.StopRequest(
+        transaction_id=answer.transaction_id, meter_stop=9, timestamp=NOW, id_tag="B"
+    )
+    stopped = await transactions.stop_transaction(apart, "S1", stop)
+    assert stopped is not None and stopped.status == "Blocked"
+    event = transactions.TransactionEvent(
+        event_type="Started",
+        timestamp=NOW,
+        trigger_reason="Authorized",
+        seq_no=0,
+        transaction_id="T-APART",
+        id_token="B",
+        evse_id=2,
+    )
+    first = await transactions.transaction_event(apart, "S1", event)
+    repeat = await transactions.transaction_event(apart, "S1", event)
+    assert first is not None and repeat is not None and first.status == repeat.status == "Blocked"
+    assert policy.asked == ["A", "B", "B"]  # the repeat was answered from the store
