@@ -88,7 +88,7 @@ async def test_password_verifier_gives_refused_chargers_spread_appointments() ->
             await verifier.verify(f"CP{n}", "s3cret-password", stored)
         appointments.append(refused.value.retry_after_s)
     assert await first
-    # booked one after another at the measured speed (~20 ms each, headroom 1.5): later
+    # booked one after another at the measured speed (~20 ms each, headroom 1.1): later
     # refusals come back later, never before the minimum, never after the maximum
     assert appointments == sorted(appointments)
     assert appointments[0] == 3 and 3 < appointments[-1] <= 300
