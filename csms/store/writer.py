@@ -19,7 +19,10 @@ they cannot deadlock on them. SQLite has one writer at a time: one lane.
 
 Heartbeats need no durability before the answer: :meth:`StoreWriter.touch` records
 ``last_seen`` in memory and the writer writes the newest value per charger every
-``touch_interval_s`` (one ``executemany``), so memory is bounded by the number of chargers.
+``touch_interval_s`` (one ``executemany``), so memory is bounded by the number of chargers; a
+charger's row is written at most every ``last_seen_step_s`` (10 s) while it is connected (a
+fleet of 5,000 sending a frame every few seconds cost ~1,650 row updates a second), and
+:meth:`StoreWriter.last_seen` gives the newer value not yet written (the operator API shows it).
 The connection state (online/offline) is kept the same way, and also written at the start of
 every group, so it is stored before the charger's next CALL is answered.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +51,7 @@ from csms.store.models import Charger
 LOG = logging.getLogger("csms.store")
 T = TypeVar("T")
 TOUCH_CHUNK = 500  # last_seen rows per unit of the database thread (short units)
+LAST_SEEN_STEP_S = 10.0  # a connected charger's last_seen row is written at most this often
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -122,7 +127,8 @@ class _Lane:
         self.writer = writer
         self.worker = worker
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue(queue_size)
-        self.touches: dict[str, datetime] = {}
+        self.touches: dict[str, datetime] = {}  # newest last_seen not written yet
+        self.written_at: dict[str, float] = {}  # monotonic time of the last written one
         self.presence: Presence = {}
         self.last_flush = writer._monotonic()
         self.groups = 0
@@ -150,23 +156,40 @@ class _Lane:
         try:
             if group:
                 await self.commit_group(group)
-            await self.flush_touches()
+            await self.flush_touches(every=True)
         except Exception:
             LOG.exception("store writer: failed while draining at shutdown")
 
-    async def flush_touches(self) -> None:
-        self.last_flush = self.writer._monotonic()
+    async def flush_touches(self, *, every: bool = False) -> None:
+        """Writes the connection states, and the ``last_seen`` of each charger whose row was
+        last written ``last_seen_step_s`` ago or more (``every``: all of them)."""
+        now = self.last_flush = self.writer._monotonic()
         if not self.touches and not self.presence:
             return
-        touches, self.touches = self.touches, {}
+        step = 0.0 if every else self.writer._last_seen_step_s
+        written_at = self.written_at
+        rows = [
+            (cid, seen)
+            for cid, seen in self.touches.items()
+            if now - written_at.get(cid, -math.inf) >= step
+        ]
+        for cid, _seen in rows:
+            del self.touches[cid]
         presence, self.presence = self.presence, {}
-        rows = list(touches.items())
+        done = 0
         try:
             await self.worker.run(_write_touches, rows[:TOUCH_CHUNK], presence)
-            for start in range(TOUCH_CHUNK, len(rows), TOUCH_CHUNK):  # short units
-                await self.worker.run(_write_touches, rows[start : start + TOUCH_CHUNK], {})
+            for done in range(TOUCH_CHUNK, len(rows), TOUCH_CHUNK):  # short units
+                await self.worker.run(_write_touches, rows[done : done + TOUCH_CHUNK], {})
+            done = len(rows)
         except Exception:
-            LOG.exception("store writer: lost %d last_seen updates", len(touches) + len(presence))
+            LOG.exception("store writer: %d last_seen updates wait for the next flush", len(rows))
+            for cid, state in presence.items():  # put back; newer states win
+                self.presence.setdefault(cid, state)
+            for cid, seen in rows[done:]:
+                self.touches.setdefault(cid, seen)
+        for cid, _seen in rows[:done]:
+            written_at[cid] = now
 
     async def commit_group(self, group: list[_Pending]) -> None:
         now = asyncio.get_running_loop().time()
@@ -213,12 +236,14 @@ class StoreWriter:
         queue_size: int = 20_000,
         timeout_s: float = 15.0,
         touch_interval_s: float = 1.0,
+        last_seen_step_s: float = LAST_SEEN_STEP_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._max_batch = max_batch
         self._timeout_s = timeout_s
         self._touch_interval_s = touch_interval_s
+        self._last_seen_step_s = last_seen_step_s
         self._monotonic = monotonic
         workers = db.writers
         per_lane = max(1, queue_size // len(workers))  # the bound is the writer's, all lanes
@@ -260,8 +285,13 @@ class StoreWriter:
         return await future
 
     def touch(self, charger_id: str, now: datetime) -> None:
-        """Records ``last_seen`` in memory; written with the next periodic flush."""
+        """Records ``last_seen`` in memory; written by a periodic flush (at most every
+        ``last_seen_step_s`` per charger while it is connected)."""
         self._lane(charger_id).touches[charger_id] = now
+
+    def last_seen(self, charger_id: str) -> datetime | None:
+        """The charger's newest ``last_seen`` not written to its row yet, or None."""
+        return self._lane(charger_id).touches.get(charger_id)
 
     async def settle_presence(self, charger_id: str) -> None:
         """Waits until the charger's connection state is stored (for an answer that is not
@@ -275,7 +305,13 @@ class StoreWriter:
         """Records the connection state (``online``, ``ocpp_version``, ``last_seen``) in memory:
         written at the start of the lane's next group, so before the answer to the charger's
         next CALL, or by the periodic flush. Only the newest state per charger is kept."""
-        self._lane(charger_id).presence[charger_id] = (online, version, now)
+        lane = self._lane(charger_id)
+        lane.presence[charger_id] = (online, version, now)
+        lane.touches.pop(charger_id, None)  # the state's write carries last_seen too
+        if online:
+            lane.written_at[charger_id] = self._monotonic()
+        else:  # forgotten once offline: memory stays bounded by the connected chargers
+            lane.written_at.pop(charger_id, None)
 
     # --- the task ---------------------------------------------------------------------------
 
@@ -290,10 +326,11 @@ class StoreWriter:
             for lane in self._lanes:
                 await lane.drain()
 
-    async def flush_touches(self) -> None:
-        """Writes the remembered ``last_seen`` values and connection states (executemany)."""
+    async def flush_touches(self, *, every: bool = False) -> None:
+        """Writes the remembered connection states and the ``last_seen`` values that are due
+        (``every``: all of them)."""
         for lane in self._lanes:
-            await lane.flush_touches()
+            await lane.flush_touches(every=every)
 
 
 # --- in the database thread -----------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -208,3 +208,36 @@ async def test_each_charger_has_one_lane_and_postgresql_has_several(
             select(func.count()).select_from(CHARGERS).where(CHARGERS.c.online.is_(True))
         )
     assert online == 20
+
+
+async def test_a_connected_chargers_last_seen_row_is_written_at_most_every_step(
+    db: Database,
+) -> None:
+    clock = [100.0]
+    writer = StoreWriter(db, last_seen_step_s=10, monotonic=lambda: clock[0])
+    later = NOW + timedelta(seconds=3)
+
+    async def stored() -> datetime | None:
+        async with db.engine.connect() as conn:
+            value: datetime | None = await conn.scalar(
+                select(CHARGERS.c.last_seen).where(CHARGERS.c.id == "W5")
+            )
+        return value
+
+    writer.touch("W5", NOW)
+    await writer.flush_touches()
+    assert await stored() == NOW and writer.last_seen("W5") is None
+    writer.touch("W5", later)
+    clock[0] += 3
+    await writer.flush_touches()  # written 3 s ago: the row waits, the writer knows
+    assert await stored() == NOW and writer.last_seen("W5") == later
+    clock[0] += 7
+    await writer.flush_touches()
+    assert await stored() == later and writer.last_seen("W5") is None
+    writer.touch("W5", later + timedelta(seconds=1))
+    await writer.flush_touches(every=True)  # shutdown: everything
+    assert await stored() == later + timedelta(seconds=1)
+    writer.set_presence("W5", online=False, version=None, now=later + timedelta(seconds=2))
+    await writer.flush_touches()
+    assert await stored() == later + timedelta(seconds=2)
+    assert "W5" not in writer._lane("W5").written_at  # an offline charger is forgotten

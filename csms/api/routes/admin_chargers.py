@@ -64,13 +64,21 @@ async def _public_many(
     kids = await store.pinned_kids(session, ids)
     return [
         ChargerPublic(
-            **c.model_dump(exclude={"password_hash"}),
+            **(c.model_dump(exclude={"password_hash"}) | _newer_last_seen(ctx, c)),
             connected=ctx.dispatcher.is_connected(c.id),
             evses=[EvseStatus.model_validate(e, from_attributes=True) for e in evses[c.id]],
             settlement_kid=kids.get(c.id),
         )
         for c in chargers
     ]
+
+
+def _newer_last_seen(ctx: CtxDep, charger: Charger) -> dict[str, object]:
+    """The writer's newer ``last_seen`` (a connected charger's row lags by up to 10 s)."""
+    pending = ctx.writer.last_seen(charger.id)
+    if pending is None or (charger.last_seen is not None and charger.last_seen >= pending):
+        return {}
+    return {"last_seen": pending}
 
 
 async def _public(ctx: CtxDep, session: SessionDep, charger: Charger) -> ChargerPublic:
