@@ -9,7 +9,8 @@ processors, so ``UtcDateTime`` and SQLite's date strings behave exactly as throu
 SQLAlchemy), and each call is one ``cursor.execute`` on the connection's own DBAPI connection,
 inside the transaction the :class:`~sqlalchemy.engine.Connection` began. Driver errors are
 raised as SQLAlchemy's (``IntegrityError`` and the rest), a lost connection invalidates the
-Connection as SQLAlchemy would.
+Connection as SQLAlchemy would, and ``before_cursor_execute`` / ``after_cursor_execute``
+listeners are called as SQLAlchemy calls them (with no execution context).
 
 Only for statements whose every parameter is given by the caller or fixed in the statement
 (no Python-side column defaults, no ``IN`` lists); on an async driver (the ``run_sync``
@@ -98,13 +99,20 @@ class Fast:
         cursor = pooled.info.get(_CURSOR)
         if cursor is None:
             cursor = pooled.info[_CURSOR] = pooled.driver_connection.cursor()  # type: ignore[union-attr]
+        sql = plan.sql
+        events = conn.dispatch
+        if events.before_cursor_execute:  # listeners (tracing, statement counts) see it too
+            for listener in events.before_cursor_execute:
+                sql, args = listener(conn, cursor, sql, args, None, False)
         try:
-            cursor.execute(plan.sql, args)
+            cursor.execute(sql, args)
+            if events.after_cursor_execute:
+                events.after_cursor_execute(conn, cursor, sql, args, None, False)
             if not fetch:
                 return cursor.rowcount
             rows = cursor.fetchall()
         except dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(conn, dialect, cursor, plan.sql, args, exc) from exc
+            raise _wrapped(conn, dialect, cursor, sql, args, exc) from exc
         if not plan.converts:
             return [tuple(row) for row in rows]
         processors = plan.results

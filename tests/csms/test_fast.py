@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import bindparam, create_engine, insert, select, update
+from sqlalchemy import Engine, bindparam, create_engine, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -121,3 +121,22 @@ def test_statements_it_cannot_run_faithfully_are_refused(statement: object, reas
             Fast(statement).all(conn, {"ids": ["a"]})  # type: ignore[arg-type]
     finally:
         engine.dispose()
+
+
+async def test_cursor_event_listeners_see_fast_statements(db: Database) -> None:
+    seen: list[str] = []
+
+    def before(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        seen.append("before " + statement.split()[0])
+
+    def after(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        seen.append("after " + statement.split()[0])
+
+    event.listen(Engine, "before_cursor_execute", before)
+    event.listen(Engine, "after_cursor_execute", after)
+    try:
+        await db.worker.run(lambda conn: _ROW.first(conn, {"cid": "F1"}))
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+        event.remove(Engine, "after_cursor_execute", after)
+    assert [s for s in seen if "SELECT" in s] == ["before SELECT", "after SELECT"]
