@@ -58,6 +58,9 @@ def charge_of(record: SettlementRecord) -> tuple[int, bool]:
     return record.signed_amount, disagree
 
 
+_PAYMENT_COLUMNS = statements.PAYMENT_OF_ORDER.columns
+
+
 def insert_loaded(session: Session, model: type[R], values: dict[str, object]) -> R:
     """Inserts a payment or session record with a prebuilt Core ``INSERT .. RETURNING id`` and
     returns it as a loaded object (:func:`~csms.payments.statements.loaded`: outside the
@@ -86,8 +89,7 @@ def _set_order_state(
         return
     statement = statements.order_state_update(tuple(sorted(values)))  # prebuilt per shape
     params = {"order_id": order.id, "old_status": order.status, "new_status": new.value}
-    result = session.connection().execute(statement, {**params, "now": now, **values})
-    if result.rowcount != 1:
+    if statement.execute(session.connection(), {**params, "now": now, **values}) != 1:
         raise Conflict(f"order {order.id} changed under us")
     stored(order, status=new.value, updated_at=now, **values)
 
@@ -115,12 +117,12 @@ def bill(
     step of the table, and started_at is kept as :func:`mark_started` would write it)."""
     payment = None
     if not (unpaid and record.session_no == 1):
-        found = (
-            session.connection()
-            .execute(statements.PAYMENT_OF_ORDER, {"order_id": order.id})
-            .first()
+        found = statements.PAYMENT_OF_ORDER.first(session.connection(), {"order_id": order.id})
+        payment = (
+            None
+            if found is None
+            else statements.loaded(Payment, dict(zip(_PAYMENT_COLUMNS, found, strict=True)))
         )
-        payment = None if found is None else statements.loaded(Payment, found._asdict())
     if record.session_no != 1:
         add_flag(
             session, order.id, "second_transaction",
@@ -129,8 +131,8 @@ def bill(
         return payment
     amount, disagree = charge_of(record)
     if (record.charge_amount, record.disagreement) != (amount, disagree):
-        session.connection().execute(
-            statements.RECORD_CHARGE,
+        statements.RECORD_CHARGE.execute(
+            session.connection(),
             {"record_id": record.id, "amount": amount, "disagree": disagree, "now": now},
         )
         stored(record, charge_amount=amount, disagreement=disagree, updated_at=now)
@@ -162,10 +164,10 @@ def bill(
             )  # fmt: skip
     elif payment.status == PaymentState.PENDING and payment.amount != amount:
         next_payment_state(payment.status, PaymentEvent.REVISE)
-        result = session.connection().execute(
-            statements.REVISE_PAYMENT, {"payment_id": payment.id, "amount": amount}
+        revised = statements.REVISE_PAYMENT.execute(
+            session.connection(), {"payment_id": payment.id, "amount": amount}
         )
-        if result.rowcount != 1:
+        if revised != 1:
             raise Conflict(f"payment {payment.id} was captured meanwhile")
         stored(payment, amount=amount)
     elif payment.status != PaymentState.PENDING and payment.amount != amount:

@@ -137,7 +137,7 @@ def capture_unit(
     """
     connection = session.connection()
     params = {"payment_id": payment_id}
-    found = connection.execute(statements.CAPTURE_ROWS, params).first()  # the three rows
+    found = statements.CAPTURE_ROWS.first(connection, params)  # the three rows
     if found is None:
         raise PaymentNotFound(f"no payment {payment_id}")
     rows = statements.split(found, statements.PAYMENTS, statements.ORDERS, statements.RECORDS)
@@ -147,15 +147,16 @@ def capture_unit(
     order = statements.loaded(Order, rows[1])
     record = statements.loaded(SettlementRecord, rows[2])
     if payment.status != PaymentState.PENDING:
-        existing = connection.execute(statements.RECEIPT_OF_PAYMENT, params).first()
+        existing = statements.RECEIPT_OF_PAYMENT.first(connection, params)
         if existing is None:
             raise Conflict(f"payment {payment_id} captured, receipt not yet written")
-        return statements.loaded(Receipt, existing._asdict())
+        receipt_columns = statements.RECEIPT_OF_PAYMENT.columns
+        return statements.loaded(Receipt, dict(zip(receipt_columns, existing, strict=True)))
     next_payment_state(payment.status, PaymentEvent.CAPTURE)
-    result = connection.execute(
-        statements.CAPTURE_PAYMENT, {"payment_id": payment_id, "now": now, "kind": kind}
+    captured = statements.CAPTURE_PAYMENT.execute(
+        connection, {"payment_id": payment_id, "now": now, "kind": kind}
     )
-    if result.rowcount != 1:
+    if captured != 1:
         raise Conflict(f"payment {payment_id} was captured meanwhile")
     stored(payment, status=PaymentState.CAPTURED.value, captured_at=now, capture_kind=kind)
     user, oid = order.user_id, order.id
@@ -174,10 +175,10 @@ def capture_unit(
             release_key=f"release:{order.id}",
         )
     next_order_state(order.status, OrderEvent.PAY)
-    updated = connection.execute(
-        statements.ORDER_PAID, {"order_id": order.id, "old_status": order.status, "now": now}
+    updated = statements.ORDER_PAID.execute(
+        connection, {"order_id": order.id, "old_status": order.status, "now": now}
     )
-    if updated.rowcount != 1:
+    if updated != 1:
         raise Conflict(f"order {order.id} changed under the capture")
     stored(
         order, status="paid", paid_at=now, updated_at=now,

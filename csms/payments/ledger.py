@@ -86,8 +86,7 @@ def lock_wallet(session: Session, user_id: int) -> str:
     checks that follow see every posting committed before and none that races them.
     """
     # a prebuilt Core statement: this is the hot path
-    result = session.connection().execute(statements.LOCK_WALLET, {"wallet_user": user_id})
-    currency = result.scalar_one_or_none()
+    currency = statements.LOCK_WALLET.scalar(session.connection(), {"wallet_user": user_id})
     if currency is None:
         raise UnknownWallet(user_id)
     return str(currency)
@@ -110,14 +109,12 @@ def lock_and_read(
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         currency = lock_wallet(session, user_id)
-        row = connection.execute(statements.read_only(len(keys), bool(account)), params)
-        *found, amount = row.one()
+        row = statements.read_only(len(keys), bool(account)).first(connection, params)
+        assert row is not None  # a select of scalar subqueries: always one row
+        *found, amount = row
     else:
         params["wallet_user"] = user_id
-        result = connection.execute(
-            statements.lock_and_read(len(keys), account is not None), params
-        )
-        locked = result.one_or_none()
+        locked = statements.lock_and_read(len(keys), account is not None).first(connection, params)
         if locked is None:
             raise UnknownWallet(user_id)
         currency, *found, amount = locked

@@ -99,7 +99,7 @@ def _epoch(moment: datetime) -> int:
 def _check_charger(session: Session, charger_id: str, evse_id: int | None) -> None:
     """The charger is registered and has the EVSE: one statement, no ORM rows."""
     params = {"charger_id": charger_id, "evse_id": evse_id}
-    found = session.connection().execute(statements.CHARGER_CHECK, params).first()
+    found = statements.CHARGER_CHECK.first(session.connection(), params)
     if found is None or found[0] != "Accepted":
         raise InvalidOrderRequest(f"unknown charger {charger_id!r}")
     if evse_id is not None and found[1] is None:

@@ -205,7 +205,7 @@ class SettlementService:
         txn = claims.get("txn")
         txn = txn if isinstance(txn, str) else ""
         params = {"iss": iss, "kid": kid, "order_id": claimed, "txn": txn}
-        rows = session.connection().execute(statements.VERIFY_ROWS, params).all()
+        rows = statements.VERIFY_ROWS.all(session.connection(), params)
         if not rows:
             raise SettlementRefused(
                 Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")

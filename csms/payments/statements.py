@@ -24,9 +24,7 @@ from typing import Any, TypeVar, cast
 from pydantic_core import PydanticUndefined
 from sqlalchemy import (
     Insert,
-    Select,
     Table,
-    Update,
     bindparam,
     func,
     insert,
@@ -40,6 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import instrumentation
 
+from csms.store.fast import Fast
 from csms.store.models import Charger as ChargerModel
 from csms.store.models import ChargerKey, Evse, SettlementInbox
 from csms.store.models_money import LedgerEntry, LedgerTransfer, Wallet
@@ -159,13 +158,17 @@ FLAGS = table(OrderFlag)
 
 # --- orders ---------------------------------------------------------------------------------
 
-CHARGER_CHECK: Select[Any] = select(
-    CHARGERS.c.registration,
-    select(EVSES.c.id)
-    .where(EVSES.c.charger_id == bindparam("charger_id"), EVSES.c.evse_id == bindparam("evse_id"))
-    .limit(1)
-    .scalar_subquery(),
-).where(CHARGERS.c.id == bindparam("charger_id"))
+CHARGER_CHECK = Fast(
+    select(
+        CHARGERS.c.registration,
+        select(EVSES.c.id)
+        .where(
+            EVSES.c.charger_id == bindparam("charger_id"), EVSES.c.evse_id == bindparam("evse_id")
+        )
+        .limit(1)
+        .scalar_subquery(),
+    ).where(CHARGERS.c.id == bindparam("charger_id"))
+)
 """(registration, an EVSE row id or None) of a charger; no row for an unknown charger."""
 
 INSERT_ORDER: Insert = insert(ORDERS)
@@ -198,7 +201,7 @@ def reads(keys: int, account: bool) -> list[Any]:
     return [*found, total]
 
 
-LOCK_WALLET: Update = (
+LOCK_WALLET = Fast(
     update(WALLETS)
     .where(WALLETS.c.user_id == bindparam("wallet_user"))
     .values(version=WALLETS.c.version + 1)
@@ -208,9 +211,9 @@ LOCK_WALLET: Update = (
 
 
 @cache
-def lock_and_read(keys: int, account: bool) -> Update:
+def lock_and_read(keys: int, account: bool) -> Fast:
     """The wallet lock (``version + 1``) returning the currency and :func:`reads` (SQLite)."""
-    return (
+    return Fast(
         update(WALLETS)
         .where(WALLETS.c.user_id == bindparam("wallet_user"))
         .values(version=WALLETS.c.version + 1)
@@ -219,9 +222,9 @@ def lock_and_read(keys: int, account: bool) -> Update:
 
 
 @cache
-def read_only(keys: int, account: bool) -> Select[Any]:
+def read_only(keys: int, account: bool) -> Fast:
     """:func:`reads` as a statement of its own (after the lock, on PostgreSQL)."""
-    return select(*reads(keys, account))
+    return Fast(select(*reads(keys, account)))
 
 
 # --- settlements ----------------------------------------------------------------------------
@@ -229,7 +232,7 @@ def read_only(keys: int, account: bool) -> Select[Any]:
 _COPY = (RECORDS.c.order_id == bindparam("order_id")) | (
     (RECORDS.c.charger_id == bindparam("iss")) & (RECORDS.c.txn == bindparam("txn"))
 )
-VERIFY_ROWS = (
+VERIFY_ROWS = Fast(
     select(KEYS.c.jwk, *columns(ORDERS, RECORDS))
     .select_from(KEYS)
     .outerjoin(ORDERS, ORDERS.c.id == bindparam("order_id"))
@@ -260,7 +263,7 @@ RECORDS_WITHOUT_OCPP = (
 """The order's records at this charger that no OCPP transaction completes yet."""
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("order_id"))
 
-RECORD_CHARGE: Update = (
+RECORD_CHARGE = Fast(
     update(RECORDS)
     .where(RECORDS.c.id == bindparam("record_id"))
     .values(
@@ -271,9 +274,9 @@ RECORD_CHARGE: Update = (
 )
 """What a session record charges, and whether its two sources disagree."""
 
-PAYMENT_OF_ORDER = select(PAYMENTS).where(PAYMENTS.c.order_id == bindparam("order_id"))
+PAYMENT_OF_ORDER = Fast(select(PAYMENTS).where(PAYMENTS.c.order_id == bindparam("order_id")))
 
-REVISE_PAYMENT: Update = (
+REVISE_PAYMENT = Fast(
     update(PAYMENTS)
     .where(PAYMENTS.c.id == bindparam("payment_id"), PAYMENTS.c.status == "pending")
     .values(amount=bindparam("amount"))
@@ -287,11 +290,11 @@ INSERT_FLAG: Insert = insert(FLAGS)
 
 
 @cache
-def order_state_update(names: tuple[str, ...]) -> Update:
+def order_state_update(names: tuple[str, ...]) -> Fast:
     """A conditional step of an order: ``status`` and ``updated_at`` and the columns
     ``names`` (each bound by its own name) where the status read is still current."""
     when = {name: bindparam(name, type_=ORDERS.c[name].type) for name in names}
-    return (
+    return Fast(
         update(ORDERS)
         .where(ORDERS.c.id == bindparam("order_id"), ORDERS.c.status == bindparam("old_status"))
         .values(
@@ -314,7 +317,7 @@ INSERT_PAYMENT: Insert = insert(PAYMENTS).returning(PAYMENTS.c.id)
 
 # --- capture --------------------------------------------------------------------------------
 
-CAPTURE_ROWS = (
+CAPTURE_ROWS = Fast(
     select(*columns(PAYMENTS, ORDERS, RECORDS))
     .select_from(PAYMENTS)
     .join(ORDERS, ORDERS.c.id == PAYMENTS.c.order_id)
@@ -324,9 +327,9 @@ CAPTURE_ROWS = (
 """The payment, its order and its billed record: :func:`split` by (PAYMENTS, ORDERS,
 RECORDS)."""
 
-RECEIPT_OF_PAYMENT = select(RECEIPTS).where(RECEIPTS.c.payment_id == bindparam("payment_id"))
+RECEIPT_OF_PAYMENT = Fast(select(RECEIPTS).where(RECEIPTS.c.payment_id == bindparam("payment_id")))
 
-CAPTURE_PAYMENT: Update = (
+CAPTURE_PAYMENT = Fast(
     update(PAYMENTS)
     .where(PAYMENTS.c.id == bindparam("payment_id"), PAYMENTS.c.status == "pending")
     .values(
@@ -336,7 +339,7 @@ CAPTURE_PAYMENT: Update = (
     )
 )
 
-ORDER_PAID: Update = (
+ORDER_PAID = Fast(
     update(ORDERS)
     .where(ORDERS.c.id == bindparam("order_id"), ORDERS.c.status == bindparam("old_status"))
     .values(
