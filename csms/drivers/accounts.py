@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.drivers.errors import EmailTaken, InvalidCredentials
 from csms.drivers.passwords import verify_async
+from csms.payments.statements import loaded, table
 from csms.payments.wallet import open_wallet
+from csms.store.fast import Fast
 from csms.store.models_money import User
 
 
@@ -18,8 +22,15 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-async def get_user(session: AsyncSession, user_id: int) -> User | None:
-    return await session.get(User, user_id)
+_USERS = table(User)
+_USER = Fast(core_select(*_USERS.columns).where(_USERS.c.id == bindparam("user_id")))
+
+
+def user_row(conn: Connection, user_id: int) -> User | None:
+    """The driver ``user_id`` as a detached row, read on a database thread (the bearer-token
+    check of every driver request: one hop, no session)."""
+    row = _USER.first(conn, {"user_id": user_id})
+    return None if row is None else loaded(User, dict(zip(_USER.columns, row, strict=True)))
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:

@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
-from csms.api.deps import CtxDep, SessionDep
-from csms.drivers.accounts import get_user
+from csms.api.deps import CtxDep
+from csms.drivers.accounts import user_row
 from csms.drivers.errors import TokenInvalid
 from csms.drivers.throttle import LoginThrottle
 from csms.drivers.tokens import DriverTokens, load_or_create_secret
@@ -74,7 +74,6 @@ def _unauthorized(detail: str) -> HTTPException:
 
 async def get_optional_user(
     ctx: CtxDep,
-    session: SessionDep,
     tokens: TokensDep,
     token: Annotated[str | None, Depends(oauth2)],
 ) -> User | None:
@@ -84,7 +83,7 @@ async def get_optional_user(
         user_id, generation = tokens.verify_access(token, now=ctx.now_s())
     except TokenInvalid as exc:
         raise _unauthorized(str(exc)) from exc
-    user = await get_user(session, user_id)
+    user = await ctx.db.reader.run(user_row, user_id)  # one hop; not the request's session
     if user is None or user.disabled:
         raise _unauthorized("invalid access token")
     if generation != user.token_generation:
