@@ -151,7 +151,24 @@ async def order_public(session: AsyncSession, order: Order, *, base: str = "") -
     payment = await _payment(session, order.id)
     receipt = await receipt_of(session, payment.id) if payment and payment.id else None
     records = await records_of(session, order.id)
-    first = records[0] if records else None
+    flagged = bool(await flags_of(session, order.id))
+    return order_view(order, payment, receipt, records[0] if records else None, flagged, base)
+
+
+def new_order_public(order: Order, *, base: str = "") -> OrderPublic:
+    """:func:`order_public` of an order just placed: nothing to read (no payment, receipt,
+    record or flag can exist yet)."""
+    return order_view(order, None, None, None, False, base)
+
+
+def order_view(
+    order: Order,
+    payment: Payment | None,
+    receipt: Receipt | None,
+    first: SettlementRecord | None,
+    flagged: bool,
+    base: str = "",
+) -> OrderPublic:
     auth = snapshot(order)
     link = f"{base}/api/v1/orders/{order.id}"
     return OrderPublic(
@@ -179,7 +196,7 @@ async def order_public(session: AsyncSession, order: Order, *, base: str = "") -
         amount=payment.amount if payment else None,
         energy_wh=_energy(first),
         receipt_id=receipt.id if receipt else None,
-        flagged=bool(await flags_of(session, order.id)),
+        flagged=flagged,
         created_at=order.created_at,
     )
 

@@ -26,7 +26,7 @@ from csms.payments.errors import InsufficientFunds
 from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
 from csms.payments.orders import OrderRequest, get_order, list_orders, place_order
-from csms.payments.schemas import OrderCreate, OrderPublic, order_public
+from csms.payments.schemas import OrderCreate, OrderPublic, new_order_public, order_public
 from csms.store.chargers import get_charger
 from csms.store.models_orders import Order
 from qr_extension.qr import render_png, render_svg
@@ -48,7 +48,7 @@ def _user_id(user: CurrentUser) -> int:
 
 @router.post("", response_model=OrderPublic, status_code=status.HTTP_201_CREATED)
 async def post_order(
-    body: OrderCreate, user: CurrentUser, ctx: CtxDep, session: SessionDep, side: PaymentsDep
+    body: OrderCreate, user: CurrentUser, ctx: CtxDep, side: PaymentsDep
 ) -> OrderPublic:
     """Places a hold of ``lim.amt`` and returns the order with its signed start token.
 
@@ -72,7 +72,7 @@ async def post_order(
         ) from exc
     except InvalidOrderRequest as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    return await order_public(session, order)
+    return new_order_public(order)
 
 
 @router.get("", response_model=list[OrderPublic])
