@@ -12,8 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.context import CsmsContext
 
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hand-over per request for a dictionary lookup.
 
-def get_ctx(request: Request) -> CsmsContext:
+
+async def get_ctx(request: Request) -> CsmsContext:
     ctx: CsmsContext = request.app.state.ctx
     return ctx
 
@@ -31,7 +34,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="the operator API key (admin_api_key)")
 
 
-def require_admin(
+async def require_admin(
     ctx: CtxDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -49,7 +49,7 @@ async def get_driver_tokens(request: Request, ctx: CtxDep) -> DriverTokens:
 TokensDep = Annotated[DriverTokens, Depends(get_driver_tokens)]
 
 
-def get_login_throttle(request: Request, ctx: CtxDep) -> LoginThrottle:
+async def get_login_throttle(request: Request, ctx: CtxDep) -> LoginThrottle:
     """The app's log-in throttle, made once per app."""
     state = request.app.state
     throttle: LoginThrottle | None = getattr(state, _THROTTLE_ATTR, None)

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from csms.payments.wiring import PaymentSide
 
 
-def get_payments(request: Request) -> PaymentSide:
+async def get_payments(request: Request) -> PaymentSide:
+    """The payment side (``async def``: FastAPI runs a plain ``def`` in a worker thread)."""
     side: PaymentSide | None = getattr(request.app.state, "payments", None)
     if side is None or side.service is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "payments are not enabled")

@@ -104,7 +104,7 @@ class WalletPublic(BaseModel):
     lines: list[WalletLine]
 
 
-def get_provider(request: Request) -> PaymentProvider:
+async def get_provider(request: Request) -> PaymentProvider:
     """The app's payment provider: ``app.state.payment_provider`` (set it to a real PSP
     adapter), else one sandbox per app, made on first use."""
     provider: PaymentProvider | None = getattr(request.app.state, "payment_provider", None)
