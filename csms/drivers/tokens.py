@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
@@ -22,6 +23,7 @@ SECRET_FILE = "driver-token.secret"
 TOKEN_TYP = "at+jwt"  # RFC 9068: an access token, never mistaken for our ES256 tokens
 AUDIENCE = "qrcharge:driver"
 SECRET_BYTES = 32
+VERIFIED_CACHE = 10_000  # tokens remembered after their signature and claims were checked
 
 
 def load_or_create_secret(key_dir: Path) -> bytes:
@@ -53,6 +55,12 @@ class DriverTokens:
     secret: bytes
     issuer: str
     ttl_s: int
+    # token -> (user id, generation, iat, exp): a token seen before skips the HMAC and the
+    # claim parsing (a driver's page sends the same one with every request); its times are
+    # still checked against ``now`` at every use
+    _verified: OrderedDict[str, tuple[int, int, int, int]] = field(
+        default_factory=OrderedDict, compare=False, repr=False
+    )
 
     def issue(self, user_id: int, *, now: int, generation: int = 0) -> str:
         """A token for ``user_id``; ``generation`` is the account's token generation (a token
@@ -74,6 +82,10 @@ class DriverTokens:
     def verify_access(self, token: str, *, now: int) -> tuple[int, int]:
         """``(user id, token generation)`` of a valid token (a token without ``gen`` was issued
         before generations existed: 0); TokenInvalid otherwise."""
+        seen = self._verified.get(token)
+        if seen is not None and seen[2] - 60 <= now < seen[3]:
+            self._verified.move_to_end(token)
+            return seen[0], seen[1]
         try:
             if jwt.get_unverified_header(token).get("typ") != TOKEN_TYP:
                 raise TokenInvalid("not a driver access token")
@@ -98,4 +110,7 @@ class DriverTokens:
         generation = claims.get("gen", 0)
         if not (isinstance(sub, str) and sub.isdigit()) or type(generation) is not int:
             raise TokenInvalid("invalid access token")
+        self._verified[token] = (int(sub), generation, iat, exp)
+        if len(self._verified) > VERIFIED_CACHE:
+            self._verified.popitem(last=False)
         return int(sub), generation

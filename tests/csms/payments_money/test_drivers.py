@@ -266,3 +266,24 @@ def test_a_token_from_before_generations_counts_as_generation_zero() -> None:
                             headers={"typ": "at+jwt"})  # fmt: skip
     with pytest.raises(TokenInvalid):
         tokens.verify_access(forged_gen, now=1001)
+
+
+def test_verified_tokens_are_remembered_boundedly_and_still_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from csms.drivers import tokens as token_module
+
+    monkeypatch.setattr(token_module, "VERIFIED_CACHE", 3)
+    tokens = DriverTokens(secret=b"s" * 32, issuer="qrcharge", ttl_s=60)
+    issued = [tokens.issue(n, now=1000, generation=n % 2) for n in range(5)]
+    assert [tokens.verify_access(t, now=1001) for t in issued] == [(n, n % 2) for n in range(5)]
+    assert list(tokens._verified) == issued[2:]  # the oldest went first
+    decode_calls: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(
+        jwt, "decode", lambda *a, **k: decode_calls.append("x") or real_decode(*a, **k)
+    )
+    assert tokens.verify_access(issued[4], now=1030) == (4, 0)  # remembered: not decoded again
+    assert decode_calls == []
+    with pytest.raises(TokenInvalid, match="expired"):  # remembered, but its exp still counts
+        tokens.verify_access(issued[4], now=1060)
