@@ -35,7 +35,7 @@ PG_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 10
 CHECKPOINT_EVERY_S = 1.0
 # PostgreSQL: the store writer's lanes, one connection and thread each (D19); SQLite: one
-PG_WRITER_CONNECTIONS = 4
+PG_WRITER_CONNECTIONS = 2
 LOG = logging.getLogger("csms.store")
 
 
