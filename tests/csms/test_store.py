@@ -18,7 +18,7 @@ from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
 from csms.payments import StoreOnlySink
 from csms.protocol import data_transfer, transactions
-from csms.protocol.authorization import LocalTagPolicy
+from csms.protocol.authorization import IdTagDecision, LocalTagPolicy
 from csms.protocol.meter_values import Sample
 from csms.store import chargers as store
 from csms.store.db import Database, migrate
@@ -359,31 +359,43 @@ async def test_periodic_prune_waits_until_a_charger_grew_by_a_tenth(ctx: CsmsCon
     assert await count("PB") == 100
 
 
+async def _start_and_stop(
+    ctx: CsmsContext, start_tag: str, stop_tag: str
+) -> tuple[transactions.StartAnswer, IdTagDecision | None]:
+    """A 1.6 start, its repeat (same answer) and its stop with ``stop_tag``."""
+    start = transactions.StartRequest(
+        connector_id=1, id_tag=start_tag, meter_start=0, timestamp=NOW
+    )
+    answer = await transactions.start_transaction(ctx, "S1", start)
+    again = await transactions.start_transaction(ctx, "S1", start)
+    assert (again.transaction_id, again.decision) == (answer.transaction_id, answer.decision)
+    stop = transactions.StopRequest(
+        transaction_id=answer.transaction_id, meter_stop=9, timestamp=NOW, id_tag=stop_tag
+    )
+    return answer, await transactions.stop_transaction(ctx, "S1", stop)
+
+
+def _started_event(transaction_id: str, id_token: str) -> transactions.TransactionEvent:
+    return transactions.TransactionEvent(
+        event_type="Started",
+        timestamp=NOW,
+        trigger_reason="Authorized",
+        seq_no=0,
+        transaction_id=transaction_id,
+        id_token=id_token,
+        evse_id=2,
+    )
+
+
 async def test_starts_stops_and_events_decide_inside_the_writers_unit(ctx: CsmsContext) -> None:
     async with ctx.db.session() as session:
         session.add(IdTag(id_tag="BLOCKED2", status="Blocked", created_at=NOW))
         await session.commit()
     reader_hops = ctx.db.reader.units
-    start = transactions.StartRequest(connector_id=1, id_tag="RFID", meter_start=0, timestamp=NOW)
-    answer = await transactions.start_transaction(ctx, "S1", start)
+    answer, stopped = await _start_and_stop(ctx, "RFID", "BLOCKED2")
     assert answer.decision.status == "Accepted"
-    again = await transactions.start_transaction(ctx, "S1", start)  # a repeat: same answer
-    assert (again.transaction_id, again.decision.status) == (answer.transaction_id, "Accepted")
-    stop = transactions.StopRequest(
-        transaction_id=answer.transaction_id, meter_stop=9, timestamp=NOW, id_tag="BLOCKED2"
-    )
-    stopped = await transactions.stop_transaction(ctx, "S1", stop)
     assert stopped is not None and stopped.status == "Blocked"
-    event = transactions.TransactionEvent(
-        event_type="Started",
-        timestamp=NOW,
-        trigger_reason="Authorized",
-        seq_no=0,
-        transaction_id="T-INLINE",
-        id_token="NOBODY",
-        evse_id=2,
-    )
-    decided = await transactions.transaction_event(ctx, "S1", event)
+    decided = await transactions.transaction_event(ctx, "S1", _started_event("T-INLINE", "NOBODY"))
     assert decided is not None and decided.status == "Invalid"
     assert ctx.db.reader.units == reader_hops  # no hop of their own
     async with ctx.db.session() as session:
@@ -399,9 +411,7 @@ class _AskedApart:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    async def authorize(self, charger_id: str, id_tag: str) -> Any:
-        from csms.protocol.authorization import IdTagDecision
-
+    async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
         self.asked.append(id_tag)
         return IdTagDecision("Blocked" if id_tag == "B" else "Accepted")
 
@@ -409,24 +419,12 @@ class _AskedApart:
 async def test_a_policy_without_an_inline_decision_is_asked_apart(ctx: CsmsContext) -> None:
     policy = _AskedApart()
     apart = dataclasses.replace(ctx, authorization=policy)
-    start = transactions.StartRequest(connector_id=1, id_tag="A", meter_start=0, timestamp=NOW)
-    answer = await transactions.start_transaction(apart, "S1", start)
+    answer, stopped = await _start_and_stop(apart, "A", "B")
     assert answer.decision.status == "Accepted"
-    stop = transactions.StopRequest(
-        transaction_id=answer.transaction_id, meter_stop=9, timestamp=NOW, id_tag="B"
-    )
-    stopped = await transactions.stop_transaction(apart, "S1", stop)
     assert stopped is not None and stopped.status == "Blocked"
-    event = transactions.TransactionEvent(
-        event_type="Started",
-        timestamp=NOW,
-        trigger_reason="Authorized",
-        seq_no=0,
-        transaction_id="T-APART",
-        id_token="B",
-        evse_id=2,
-    )
+    event = _started_event("T-APART", "B")
     first = await transactions.transaction_event(apart, "S1", event)
     repeat = await transactions.transaction_event(apart, "S1", event)
     assert first is not None and repeat is not None and first.status == repeat.status == "Blocked"
-    assert policy.asked == ["A", "B", "B"]  # the repeat was answered from the store
+    # the repeated start asked again (a 1.6 start has no stored answer); the repeated event not
+    assert policy.asked == ["A", "A", "B", "B"]
