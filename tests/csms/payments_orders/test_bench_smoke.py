@@ -1,5 +1,5 @@
 """Smoke test of benchmarks/payments_bench.py: it runs against the current API and reports
-both figures (service level and through the HTTP app)."""
+both figures (service level, through the HTTP app in-process, and to a CSMS process)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from benchmarks import payments_bench
 
 
-@pytest.mark.parametrize("mode", [[], ["--http"]])
+@pytest.mark.parametrize("mode", [[], ["--http"], ["--http-server"]])
 def test_tiny_run_reports_both_rates(mode: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--count", "12", "--drivers", "3", "--concurrency", "4", *mode]
     assert payments_bench.main(argv) == 0
