@@ -216,29 +216,37 @@ async def run_service(bench: Bench, count: int, concurrency: int) -> list[Rate]:
     return [created, paid]
 
 
+def _driver_headers(bench: Bench) -> dict[int, dict[str, str]]:
+    """A bearer token per driver, signed with the CSMS's own driver-token secret."""
+    from csms.drivers.tokens import DriverTokens, load_or_create_secret
+
+    tokens = DriverTokens(
+        secret=load_or_create_secret(bench.settings.resolved_key_dir),
+        issuer=bench.settings.issuer,
+        ttl_s=3600,
+    )
+    now = int(time.time())
+    return {u: {"Authorization": f"Bearer {tokens.issue(u, now=now)}"} for u in bench.users}
+
+
+def _order_body(i: int) -> dict[str, Any]:
+    return {"charger_id": f"BENCH{i % CHARGERS:03d}", "evse_id": 1 + i % 2, "amount": 2000}
+
+
 async def run_http(bench: Bench, count: int, concurrency: int) -> list[Rate]:
     import httpx
 
     from csms.app import create_app
-    from csms.drivers.tokens import DriverTokens, load_or_create_secret
 
     app = create_app(bench.settings)
     async with app.router.lifespan_context(app):
-        tokens = DriverTokens(
-            secret=load_or_create_secret(bench.settings.resolved_key_dir),
-            issuer=bench.settings.issuer,
-            ttl_s=3600,
-        )
-        now = int(time.time())
-        auth = {u: {"Authorization": f"Bearer {tokens.issue(u, now=now)}"} for u in bench.users}
+        auth = _driver_headers(bench)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://csms") as http:
 
             async def order(i: int) -> dict[str, Any]:
                 user = bench.users[i % len(bench.users)]
-                body = {"charger_id": f"BENCH{i % CHARGERS:03d}", "evse_id": 1 + i % 2,
-                        "amount": 2000}  # fmt: skip
-                r = await http.post("/api/v1/orders", json=body, headers=auth[user])
+                r = await http.post("/api/v1/orders", json=_order_body(i), headers=auth[user])
                 assert r.status_code == 201, r.text
                 return {"user": user, **r.json()}
 
@@ -309,7 +317,6 @@ async def run_http_server(
 ) -> list[Rate]:
     """The same requests as ``--http``, to ``qrcharge csms`` in a process of its own (uvicorn,
     as deployed), from a light client in this one; CPU is the CSMS process's."""
-    from csms.drivers.tokens import DriverTokens, load_or_create_secret
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -322,18 +329,14 @@ async def run_http_server(
     try:
         for _ in range(200):  # up when it answers
             try:
-                status_code, _ = await RawHttp(port).request("GET", "/openapi.json", {})
+                probe_client = RawHttp(port)
+                status_code, _ = await probe_client.request("GET", "/openapi.json", {})
+                probe_client.close()
                 if status_code == 200:
                     break
             except OSError:
                 await asyncio.sleep(0.1)
-        tokens = DriverTokens(
-            secret=load_or_create_secret(bench.settings.resolved_key_dir),
-            issuer=bench.settings.issuer,
-            ttl_s=3600,
-        )
-        now = int(time.time())
-        auth = {u: {"Authorization": f"Bearer {tokens.issue(u, now=now)}"} for u in bench.users}
+        auth = _driver_headers(bench)
         clients = [RawHttp(port) for _ in range(concurrency)]
         free = list(clients)
 
@@ -348,8 +351,7 @@ async def run_http_server(
 
         async def order(i: int) -> str:
             user = bench.users[i % len(bench.users)]
-            body = {"charger_id": f"BENCH{i % CHARGERS:03d}", "evse_id": 1 + i % 2,
-                    "amount": 2000}  # fmt: skip
+            body = _order_body(i)
             made: dict[str, Any] = await call("POST", "/api/v1/orders", user, body)
             return str(made["id"])
 
