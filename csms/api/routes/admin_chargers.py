@@ -120,13 +120,20 @@ async def list_chargers(
     connected: Annotated[
         bool | None, Query(description="only chargers with (true) or without (false) a socket")
     ] = None,
+    registration: Annotated[
+        Literal["Accepted", "Pending", "Rejected"] | None,
+        Query(description="only chargers in this registration state (Pending: auto-registered)"),
+    ] = None,
 ) -> list[ChargerPublic]:
     """All chargers with their live connection state (``connected``: on this CSMS now).
 
-    The ``connected`` filter is part of the query, so pages are full and never skip one."""
+    Both filters are part of the query, so pages are full and never skip one; an operator
+    onboarding a fleet with ``auto_register_chargers`` lists ``registration=Pending``."""
     query = select(Charger)
     if connected is not None:
         query = query.where(_connected(session, ctx.dispatcher.connected(), connected))
+    if registration is not None:
+        query = query.where(col(Charger.registration) == registration)
     rows = await session.exec(query.order_by(col(Charger.id)).offset(offset).limit(limit))
     return await _public_many(ctx, session, list(rows.all()))
 
