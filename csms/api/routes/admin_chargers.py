@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.params import Offset
 from csms.errors import SettlementKeyError
 from csms.passwords import hash_password
 from csms.settlement_keys import set_settlement_key
@@ -115,7 +116,7 @@ async def list_chargers(
     ctx: CtxDep,
     session: SessionDep,
     _: AdminDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     connected: Annotated[
         bool | None, Query(description="only chargers with (true) or without (false) a socket")
@@ -249,7 +250,7 @@ async def device_model(
     _: AdminDep,
     component: Annotated[str | None, Query(description="component name (any case)")] = None,
     variable: Annotated[str | None, Query(description="variable name (any case)")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeviceVariablePublic]:
     """The components and variables a 2.0.1 charger reported (NotifyReport), one entry per

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
 from csms.api.deps import CtxDep, SessionDep
+from csms.bounds import Amount
 from csms.drivers.accounts import authenticate, create_user, revoke_tokens
 from csms.drivers.deps import CurrentUser, ThrottleDep, TokensDep
 from csms.drivers.errors import InvalidCredentials
@@ -75,7 +76,7 @@ class Profile(UserPublic):
 
 
 class TopUpCreate(BaseModel):
-    amount: int = Field(gt=0, description="minor units")
+    amount: Amount
     method: str = Field(
         default="sandbox",
         max_length=64,

@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from starlette.datastructures import UploadFile
 
 from csms.api.deps import CtxDep, SessionDep
+from csms.api.params import Offset, RowIdPath
 from csms.api.uploads import MAX_PHOTO_BYTES, DecodeGate, GateFull
 from csms.drivers.deps import CurrentUser
 from csms.payments.deps import PaymentsDep
@@ -150,7 +151,7 @@ async def post_settlement(
 async def list_settlements(
     user: CurrentUser,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[SettlementPublic]:
     """The settlements of the driver's own orders, newest first."""
@@ -167,7 +168,7 @@ async def list_settlements(
 
 @router.get("/{settlement_id}", response_model=SettlementPublic)
 async def get_settlement(
-    settlement_id: int, user: CurrentUser, session: SessionDep
+    settlement_id: RowIdPath, user: CurrentUser, session: SessionDep
 ) -> SettlementPublic:
     record = await session.get(SettlementRecord, settlement_id)
     order = None
