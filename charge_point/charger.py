@@ -21,6 +21,7 @@ from charge_point.qrstart import decode_frame
 from charge_point.settings import StationSettings
 from charge_point.station import Station
 from charge_point.store import Store, load_charger_key
+from config.private import private_dir
 from qr_extension.refusal import Refusal
 from qr_extension.wire import ID_TAG_MAX_16, ID_TOKEN_MAX_201
 
@@ -37,7 +38,7 @@ class Charger:
     def __init__(
         self, settings: StationSettings, *, clock: Clock | None = None, terminal: bool = False
     ) -> None:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.state_dir)
         self.settings = settings
         self.store = Store.in_dir(settings.state_dir)
         self.station = Station(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ class StationSettings:
     charge_point_id: str
     csms_url: str = "ws://127.0.0.1:8000/ocpp"
     ocpp_version: str = "1.6"
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # kept out of logs and reprs
     evses: int = 1
     state_dir: Path = Path("var/cp")
     control_port: int | None = None
@@ -69,6 +69,7 @@ class StationSettings:
             "message_retry_s": settings.cp_message_retry_s,
             "max_power_w": settings.cp_max_power_w,
             "call_timeout_s": settings.ocpp_call_timeout_s,
+            "password": settings.cp_password or None,
         }
         base.update({k: v for k, v in given.items() if v is not None and v is not False})
         return cls(**base)

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     cp_message_attempts: int
     cp_message_retry_s: float
     cp_max_power_w: int
+    cp_password: str = Field(default="", repr=False)  # Basic-auth password; never logged
 
     @model_validator(mode="before")
     @classmethod
