@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     message_log_limit: int
     tls_cert_file: str
     tls_key_file: str
+    trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
     default_currency: str
     default_tariff_id: str
     default_tariff_fixed: int

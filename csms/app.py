@@ -192,6 +192,11 @@ def server_config(
         "timeout_graceful_shutdown": 5,
         "lifespan": "on",
     }
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: anything on the
+    # machine could then choose the address the log-in throttle counts. Only named proxies.
+    options["proxy_headers"] = bool(settings.trusted_proxies)
+    if settings.trusted_proxies:
+        options["forwarded_allow_ips"] = settings.trusted_proxies
     if settings.tls_cert_file:
         options["ssl_certfile"] = settings.tls_cert_file
         options["ssl_keyfile"] = settings.tls_key_file or None

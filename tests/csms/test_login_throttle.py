@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from csms.drivers.errors import TooManyAttempts
 from csms.drivers.throttle import LoginThrottle
+
+from .conftest import LiveCsms, make_settings, serve
 
 
 def _throttle(now: list[float], **kw: int) -> LoginThrottle:
@@ -66,3 +70,30 @@ def test_memory_is_bounded_and_zero_turns_it_off() -> None:
     for _ in range(100):
         off.failed("c@x.org", "c")
     off.check("c@x.org", "c")
+
+
+async def _failures_until_locked(csms: LiveCsms, spoofed: bool) -> int:
+    """Wrong passwords for one email from this machine, each claiming another address in
+    X-Forwarded-For when ``spoofed``; how many are answered before the 429."""
+    for attempt in range(1, 12):
+        headers = {"X-Forwarded-For": f"203.0.113.{attempt}"} if spoofed else {}
+        r = await csms.http.post(
+            "/api/v1/token",
+            data={"username": "v@example.org", "password": "wrong"},
+            headers=headers,
+        )
+        if r.status_code == 429:
+            return attempt - 1
+        assert r.status_code == 401, r.text
+    return 11
+
+
+async def test_x_forwarded_for_is_believed_only_from_a_named_proxy(tmp_path: Path) -> None:
+    async with serve(make_settings(tmp_path, login_max_failures=5)) as csms:
+        # not a proxy of ours: the spoofed addresses are ignored, the socket's peer counts
+        assert await _failures_until_locked(csms, spoofed=True) == 5
+    async with serve(
+        make_settings(tmp_path / "2", login_max_failures=5, trusted_proxies="127.0.0.1")
+    ) as csms:
+        # behind a named proxy every forwarded address is a client of its own
+        assert await _failures_until_locked(csms, spoofed=True) == 11
