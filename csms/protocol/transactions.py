@@ -29,7 +29,7 @@ from csms.protocol.authorization import (
     IdTagDecision,
     InlineDecider,
     inline_decider,
-    looks_like_order_id,
+    may_be_order_id,
 )
 from csms.protocol.meter_values import METER_VALUES, Sample, register_at, sample_rows
 from csms.store.fast import Fast
@@ -203,10 +203,12 @@ def facts_of(txn: TxnRow) -> TransactionFacts:
 
 
 def _is_order(conn: Connection, id_tag: str | None) -> bool:
-    """Whether ``id_tag`` is the id of an order of the payment side: only such transactions
-    are handed to the settlement sink (the others cannot concern it; asking it per
-    transaction cost a unit of work in the database thread each, decision D17)."""
-    if id_tag is None or not looks_like_order_id(id_tag):
+    """Whether ``id_tag`` is the id of an order of the payment side (one primary-key read; a
+    tag without the shape of an order id needs none). Only such transactions are handed to
+    the settlement sink (the others cannot concern it; asking it per transaction cost a unit
+    of work in the database thread each, decision D17) or flagged ``order_reused``: RFID card
+    UIDs have the same shape, and a card is used for many sessions."""
+    if id_tag is None or not may_be_order_id(id_tag):
         return False
     return _ORDER_EXISTS.scalar(conn, {"tag": id_tag}) is not None
 
@@ -239,9 +241,9 @@ def _save(conn: Connection, txn: TxnRow) -> None:
 
 
 def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
-    """Brief 7.11: a second transaction on one order id is stored and flagged (True if so)."""
-    if txn.id_tag is None or not looks_like_order_id(txn.id_tag):
-        return False
+    """Brief 7.11: a second transaction on one order id is stored and flagged (True if so).
+    Only for a stored ``txn`` whose tag :func:`_is_order` found to be an order's id."""
+    assert txn.id_tag is not None
     other = _OTHER_WITH_TAG.scalar(conn, {"tag": txn.id_tag, "pk": txn.id})
     if other is None or "order_reused" in txn.flags.split(","):
         return False
@@ -325,9 +327,11 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
             _add_flag(txn, "unknown_tag")
         _save(batch.conn, txn)
         txn.transaction_id = str(txn.id)
-        _flag_reused_order(batch.conn, txn)
+        is_order = _is_order(batch.conn, txn.id_tag)
+        if is_order:
+            _flag_reused_order(batch.conn, txn)
         _save(batch.conn, txn)
-        return txn, True, _is_order(batch.conn, txn.id_tag), decision
+        return txn, True, is_order, decision
 
     def again(batch: Batch) -> tuple[TxnRow | None, IdTagDecision | None]:
         found = _load_by_start_key(batch.conn, charger_id, key)
@@ -485,6 +489,7 @@ async def transaction_event(
         decision = decided[0] = asked or _decide_in(conn, decider, charger_id, ev.id_token)
         txn = _load_by_id(conn, charger_id, ev.transaction_id)
         created = txn is None
+        tag_before = None if txn is None else txn.id_tag
         if txn is None:
             txn = TxnRow(
                 charger_id=charger_id,
@@ -511,7 +516,9 @@ async def transaction_event(
                 "received_at": now,
             },
         )
-        changed = created and _flag_reused_order(conn, txn)
+        is_order = _is_order(conn, txn.id_tag)
+        # the tag is known from the first event that names it (usually the Started)
+        changed = is_order and txn.id_tag != tag_before and _flag_reused_order(conn, txn)
         _add_samples(batch, txn, ev.samples)
         if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
             batch.insert_rows()  # the group's queued samples (this one's too) are read back
@@ -519,7 +526,7 @@ async def transaction_event(
             changed = True
         if changed:
             _save(conn, txn)
-        return txn, None, created, _is_order(conn, txn.id_tag), decision
+        return txn, None, created, is_order, decision
 
     try:
         txn, earlier, created, is_order, decision = await ctx.writer.execute(op, charger_id)

@@ -33,6 +33,7 @@ from csms.store.models import (
     Transaction,
     TransactionEventRecord,
 )
+from csms.store.models_orders import Order
 from csms.store.writer import StoreWriter
 
 from .conftest import make_settings
@@ -142,20 +143,72 @@ async def test_transaction_event_concurrent_duplicates(ctx: CsmsContext) -> None
     assert txn.meter_start_wh == 7 and txn.state == "Started"
 
 
+def _order_row(order_id: str) -> Order:
+    """An order row as the payment side stores it (only its id matters here)."""
+    return Order(
+        id=order_id,
+        user_id=1,
+        charger_id="S1",
+        evse_id=1,
+        request_kind="amount",
+        request_value=1000,
+        tariff_claim="[]",
+        limits_claim="[1000]",
+        hold_amount=1000,
+        currency="CNY",
+        start_token="x.y.z",
+        kid="k",
+        issued_at=NOW,
+        expires_at=NOW + timedelta(minutes=15),
+    )
+
+
 async def test_reused_order_id_is_flagged(ctx: CsmsContext) -> None:
+    """Only a tag that names an existing order is an order id: a card UID of the same shape
+    (``04A1B2C3``) used twice is an ordinary tag."""
+    async with ctx.db.session() as session:
+        session.add(_order_row("ORDER77"))
+        await session.commit()
     for minute in (0, 30):
-        req = transactions.StartRequest(
-            connector_id=1,
-            id_tag="ORDER77",
-            meter_start=minute,
-            timestamp=NOW - timedelta(minutes=minute),
-        )
-        await transactions.start_transaction(ctx, "S1", req)
+        for tag in ("ORDER77", "04A1B2C3"):
+            req = transactions.StartRequest(
+                connector_id=1,
+                id_tag=tag,
+                meter_start=minute,
+                timestamp=NOW - timedelta(minutes=minute),
+            )
+            await transactions.start_transaction(ctx, "S1", req)
     async with ctx.db.session() as session:
         rows = (await session.exec(select(Transaction).order_by(col(Transaction.id)))).all()
-    assert ["order_reused" in r.flags for r in rows] == [False, True]
+    assert [r.id_tag for r in rows] == ["ORDER77", "04A1B2C3"] * 2
+    assert ["order_reused" in r.flags for r in rows] == [False, False, True, False]
     assert all("unknown_tag" in r.flags for r in rows)
-    assert rows[1].offline and "late_start" in rows[1].flags
+    assert rows[2].offline and "late_start" in rows[2].flags
+
+
+async def test_reused_order_id_is_flagged_201(ctx: CsmsContext) -> None:
+    """2.0.1: the tag may first come with a later event than the Started."""
+    async with ctx.db.session() as session:
+        session.add(_order_row("ORDER78"))
+        await session.commit()
+    for txn, tag in (("T-1", "ORDER78"), ("T-2", "04A1B2C3"), ("T-3", "04A1B2C3")):
+        ev = transactions.TransactionEvent(
+            event_type="Started", timestamp=NOW, trigger_reason="Authorized", seq_no=0,
+            transaction_id=txn, id_token=tag, evse_id=1,
+        )  # fmt: skip
+        await transactions.transaction_event(ctx, "S1", ev)
+    for seq_no, tag in ((0, None), (1, "ORDER78")):
+        ev = transactions.TransactionEvent(
+            event_type="Started" if seq_no == 0 else "Updated", timestamp=NOW,
+            trigger_reason="Authorized", seq_no=seq_no, transaction_id="T-4", id_token=tag,
+        )  # fmt: skip
+        await transactions.transaction_event(ctx, "S1", ev)
+    async with ctx.db.session() as session:
+        rows = (await session.exec(select(Transaction).order_by(col(Transaction.id)))).all()
+    assert [(r.transaction_id, r.id_tag) for r in rows] == [
+        ("T-1", "ORDER78"), ("T-2", "04A1B2C3"), ("T-3", "04A1B2C3"), ("T-4", "ORDER78"),
+    ]  # fmt: skip
+    assert ["order_reused" in r.flags for r in rows] == [False, False, False, True]
 
 
 async def test_message_log_is_bounded_per_charger(ctx: CsmsContext) -> None:
