@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -481,3 +482,63 @@ async def test_a_policy_without_an_inline_decision_is_asked_apart(ctx: CsmsConte
     assert first is not None and repeat is not None and first.status == repeat.status == "Blocked"
     # the repeated start asked again (a 1.6 start has no stored answer); the repeated event not
     assert policy.asked == ["A", "A", "B", "B"]
+
+
+def _ended_event(
+    transaction_id: str, seq_no: int, wh: float, id_token: str | None = None
+) -> transactions.TransactionEvent:
+    return transactions.TransactionEvent(
+        event_type="Ended",
+        timestamp=NOW + timedelta(minutes=20),
+        trigger_reason="EVDeparted",
+        seq_no=seq_no,
+        transaction_id=transaction_id,
+        id_token=id_token,
+        stopped_reason="EVDisconnected",
+        samples=[Sample(NOW + timedelta(minutes=20), wh, context="Transaction.End")],
+    )
+
+
+async def test_a_different_event_under_a_used_seq_no_is_processed_and_flagged(
+    ctx: CsmsContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Ended under the Started's seqNo ends the transaction (flagged, logged once); its
+    copies, concurrent or later, are retransmissions: stored once, answered alike."""
+    caplog.set_level(logging.WARNING, logger="csms.transactions")
+    started = _started_event("T-SEQ", "RFID")
+    first = await transactions.transaction_event(ctx, "S1", started)
+    ended = _ended_event("T-SEQ", 0, 900.0)
+    answers = await asyncio.gather(
+        *(transactions.transaction_event(ctx, "S1", ended) for _ in range(3))
+    )
+    again = await transactions.transaction_event(ctx, "S1", ended)
+    repeat = await transactions.transaction_event(ctx, "S1", started)
+    assert first is not None and first.status == "Accepted" and repeat == first
+    assert answers == [None, None, None] and again is None
+    async with ctx.db.session() as session:
+        (txn,) = (await session.exec(select(Transaction))).all()
+        events = (await session.exec(select(TransactionEventRecord))).all()
+    assert (txn.state, txn.stop_reason, txn.meter_stop_wh) == ("Ended", "EVDisconnected", 900)
+    assert txn.flags == "seq_no_reused"
+    assert sorted((e.seq_no, e.event_type) for e in events) == [(0, "Ended"), (0, "Started")]
+    assert all(len(e.digest) == 64 for e in events)
+    assert await _count(ctx, MeterValue) == 1
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "S1" in warning.getMessage() and "T-SEQ" in warning.getMessage()
+    assert "seqNo 0" in warning.getMessage()
+
+
+async def test_a_reused_seq_no_with_a_policy_asked_apart(ctx: CsmsContext) -> None:
+    """The reader's repeat check before asking the policy tells a different event from a
+    retransmission too: the different one is decided and processed, the copy is not."""
+    policy = _AskedApart()
+    apart = dataclasses.replace(ctx, authorization=policy)
+    await transactions.transaction_event(apart, "S1", _started_event("T-AP", "A"))
+    ended = _ended_event("T-AP", 0, 50.0, id_token="B")
+    decided = await transactions.transaction_event(apart, "S1", ended)
+    copy = await transactions.transaction_event(apart, "S1", ended)
+    assert decided is not None and copy == decided and decided.status == "Blocked"
+    assert policy.asked == ["A", "B"]
+    async with ctx.db.session() as session:
+        (txn,) = (await session.exec(select(Transaction))).all()
+    assert txn.state == "Ended" and txn.flags == "seq_no_reused"

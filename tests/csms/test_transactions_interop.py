@@ -4,10 +4,14 @@ socket, sending what third-party stations send.
 * RFID card UIDs have the shape of our order ids (``[A-Z0-9]{1,20}``, e.g. ``04A1B2C3``): a
   card used for many sessions is an ordinary tag, never an ``order_reused`` transaction; only a
   tag for which an order exists is an order id, and only its own transactions are flagged.
+* Some 2.0.1 stations reuse a ``seqNo`` for a different event (an ``Ended`` under the
+  ``Started``'s number): the event is processed (the transaction ends, an order is billed, once),
+  flagged ``seq_no_reused`` and logged; a true retransmission is still answered from the store.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,3 +200,79 @@ async def test_a_real_order_id_reused_is_still_flagged(
         assert {flag["kind"] for flag in detail["flags"]} == {"second_transaction"}
         body = (await f.csms.http.get(f"/api/v1/orders/{order['id']}", headers=alice)).json()
         assert body["status"] == "settled" and body["energy_wh"] == 1000
+
+
+# --- a seqNo reused for a different event ----------------------------------------------------
+
+
+async def _event_rows(csms: LiveCsms, charger_id: str) -> int:
+    from sqlmodel import func, select
+
+    from csms.store.models import TransactionEventRecord
+
+    async with csms.ctx.db.session() as session:
+        query = select(func.count()).where(TransactionEventRecord.charger_id == charger_id)
+        return int((await session.exec(query)).one())
+
+
+async def test_ended_reusing_the_started_seq_no_ends_the_transaction(
+    csms: LiveCsms, caplog: pytest.LogCaptureFixture
+) -> None:
+    await csms.add_charger("SEQ1", evses=1)
+    await csms.http.put("/api/v1/admin/id-tags", json={"id_tag": CARD})
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    card = {"id_token": CARD, "type": "ISO14443"}
+    started = _started201("TX-S", t0, 100, card)
+    ended = _ended201("TX-S", t0 + timedelta(minutes=20), 2100, seq_no=0)  # the Started's seqNo
+    caplog.set_level(logging.WARNING, logger="csms.transactions")
+    async with connect(csms.ws_url("SEQ1"), Client201, "ocpp2.0.1", basic_auth("SEQ1")) as cp:
+        first = await cp.call(started, suppress=False)
+        end = await cp.call(ended, suppress=False)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        (row,) = await _transactions(csms, "SEQ1")
+        stored = await _event_rows(csms, "SEQ1")
+        # retransmissions of both: answered as the first time, nothing new stored or logged
+        again_started = await cp.call(started, suppress=False)
+        again_ended = await cp.call(ended, suppress=False)
+    assert first.id_token_info == {"status": "Accepted"} and end.id_token_info is None
+    assert (row["state"], row["stop_reason"]) == ("Ended", "EVDisconnected")
+    assert (row["meter_start_wh"], row["meter_stop_wh"]) == (100, 2100)
+    assert _flags(row) == {"seq_no_reused"}
+    assert stored == 2
+    (warning,) = warnings
+    assert "SEQ1" in warning and "TX-S" in warning and "seqNo 0" in warning
+    assert again_started == first and again_ended == end
+    assert await _transactions(csms, "SEQ1") == [row]
+    assert await _event_rows(csms, "SEQ1") == 2
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == warnings
+    detail = (await csms.http.get(f"/api/v1/admin/transactions/{row['id']}")).json()
+    assert [v["value"] for v in detail["meter_values"]] == [100.0, 2100.0]
+
+
+async def test_an_order_ended_under_a_reused_seq_no_is_billed_once(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The differing Ended settles the order from the OCPP meter data; its retransmission and a
+    third, different event under the same seqNo charge nothing more (brief 7.8, 7.9)."""
+    async with flow(tmp_path, db_url) as f:
+        await f.csms.add_charger("SEQ2", evses=1)
+        alice = await f.driver("alice@example.org", 10_000)
+        order = await _order(f, "SEQ2", alice)
+        t0 = f.clock.now
+        token = {"id_token": order["id"], "type": "Central"}
+        ended = _ended201("TX-O", t0 + timedelta(minutes=30), 8500, seq_no=0)
+        async with connect(f.csms.ws_url("SEQ2"), Client201, "ocpp2.0.1", basic_auth("SEQ2")) as cp:
+            await cp.call(_started201("TX-O", t0, 500, token), suppress=False)
+            await cp.call(ended, suppress=False)
+            body = (await f.csms.http.get(f"/api/v1/orders/{order['id']}", headers=alice)).json()
+            await cp.call(ended, suppress=False)
+            late = _ended201("TX-O", t0 + timedelta(minutes=31), 8600, seq_no=0)
+            await cp.call(late, suppress=False)
+        # 8 kWh * 1.20 + 0.5 h * 0.30 = 9.75
+        assert (body["status"], body["amount"], body["energy_wh"]) == ("settled", 975, 8000)
+        after = (await f.csms.http.get(f"/api/v1/orders/{order['id']}", headers=alice)).json()
+        assert (after["status"], after["payment_id"]) == ("settled", body["payment_id"])
+        assert after["amount"] == 975
+        (row,) = await _transactions(f.csms, "SEQ2")
+        assert row["state"] == "Ended" and _flags(row) == {"seq_no_reused"}
+        assert await _event_rows(f.csms, "SEQ2") == 3
