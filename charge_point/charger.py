@@ -14,7 +14,7 @@ from typing import Any
 
 from charge_point import authorization, camera
 from charge_point.authorization import Decision
-from charge_point.clock import Clock, ScaledClock
+from charge_point.clock import Clock, WallClock
 from charge_point.display import Display
 from charge_point.link import Link
 from charge_point.qrstart import decode_frame
@@ -44,7 +44,7 @@ class Charger:
         self.station = Station(
             settings,
             store=self.store,
-            clock=clock or ScaledClock(settings.time_scale),
+            clock=clock or WallClock(),
             key=load_charger_key(settings.state_dir),
             display=Display(settings.state_dir, terminal=terminal),
         )

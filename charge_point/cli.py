@@ -34,7 +34,14 @@ def register(subparsers: Any) -> None:
         type=int,
         help="enable the control API on 127.0.0.1:PORT (0: any free port)",
     )
-    p.add_argument("--time-scale", type=float, help="simulated time runs X times faster")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="X",
+        help="the simulated EV draws X times the power, so energy, cost and the energy and cost "
+        "limits come X times sooner; clocks, timestamps, token validity, heartbeats, meter "
+        "sample intervals and duration limits stay in real time (default 1)",
+    )
     p.add_argument(
         "--trusted-keys",
         type=Path,

@@ -4,8 +4,8 @@ The queue rows live in the store (:mod:`charge_point.store`), written in the sam
 state change that produced them. :func:`drain` hands them to the version adapter one at a
 time, oldest first, and deletes a row only after the CSMS answered it, so a crash can at worst
 resend the head row (the CSMS deduplicates; brief 4). A CALLERROR or a timeout counts as a
-failed attempt: the row waits ``TransactionMessageRetryInterval x attempts`` (simulated
-seconds) and is dropped, logged, after ``TransactionMessageAttempts`` (OCPP 1.6 4.10 / 2.0.1
+failed attempt: the row waits ``TransactionMessageRetryInterval x attempts`` (seconds)
+and is dropped, logged, after ``TransactionMessageAttempts`` (OCPP 1.6 4.10 / 2.0.1
 E13). A closed connection is not an attempt: the exception propagates and the row waits for
 the next connection.
 

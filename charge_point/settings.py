@@ -23,7 +23,7 @@ class StationSettings:
     state_dir: Path = Path("var/cp")
     control_port: int | None = None
     camera: Path | None = None  # an image file, a folder to watch, or a /dev/video* device
-    time_scale: float = 1.0
+    time_scale: float = 1.0  # the simulated EVs draw this many times the power; time is real
     trusted_keys_file: Path | None = None
     trust_first_keys: bool = False
     accept_unsynced_clock: bool = False
@@ -47,6 +47,8 @@ class StationSettings:
             raise ValueError(f"--ocpp must be one of {OCPP_VERSIONS}")
         if self.evses < 1:
             raise ValueError("a charger has at least one EVSE")
+        if not self.time_scale > 0:
+            raise ValueError("--time-scale must be positive")
 
     @classmethod
     def from_settings(cls, settings: Settings, **given: Any) -> StationSettings:
