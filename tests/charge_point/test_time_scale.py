@@ -194,7 +194,8 @@ async def test_an_offline_start_at_time_scale_60_reaches_the_csms_with_its_true_
         stamped = parse_ocpp_timestamp(start.payload["timestamp"]).timestamp()
         assert stamped <= start.at  # never in the future of its delivery ...
         assert start.at - stamped >= 1.4  # ... which came after the real offline delay
-        assert before - 0.1 <= stamped <= after + 0.1  # the true moment of the start
+        # the true moment of the start (the clock is set from the CSMS's, a message's delay behind)
+        assert before - 0.5 <= stamped <= after + 0.5
         assert int(station.sessions[1].started_at) == int(stamped)
     finally:
         task.cancel()

@@ -135,7 +135,7 @@ async def test_offline_qr_session_with_the_project_csms(
         assert txn["id_tag"] == "E2EORDER1"
         # at time scale 600 the energy came 600 times sooner, but the start time is true
         started = parse_ocpp_timestamp(txn["started_at"]).timestamp()
-        assert scanned - 0.1 <= started <= scanned + 0.1
+        assert abs(started - scanned) < 0.5  # set from the CSMS's clock, a message's delay behind
         if version == "2.0.1":
             assert txn["offline"] is True  # 1.6 has no offline flag
         assert txn["meter_stop_wh"] - txn["meter_start_wh"] == 1200
