@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,11 @@ class Charger:
                 return
             await asyncio.sleep(0.02)
         self.control_port = server.servers[0].sockets[0].getsockname()[1]
-        (self.settings.state_dir / CONTROL_PORT_FILE).write_text(str(self.control_port))
+        # written whole then renamed: a reader that sees the file never reads it half written
+        port_file = self.settings.state_dir / CONTROL_PORT_FILE
+        partial = port_file.with_name(f".{CONTROL_PORT_FILE}.{os.getpid()}")
+        partial.write_text(str(self.control_port))
+        os.replace(partial, port_file)
         log.info("%s: control API on http://127.0.0.1:%d", self.station.id, self.control_port)
         await serving
 
