@@ -177,19 +177,21 @@ async def _order(bench: Bench, i: int) -> Order:
 def _settlement(bench: Bench, order: Order, i: int) -> str:
     auth = snapshot(order)
     start = auth.issued_at + 5
+    # a short session: the CSMS (on the real clock) refuses a settlement that ends after now
+    # plus the leeway, and these are submitted right after their orders
     s = build_settlement(
         auth,
         audience=bench.settings.issuer,
         transaction_id=f"{i:06d}-bench",
         started_at=start,
-        stopped_at=start + 1200,
+        stopped_at=start + 240,
         meter_start_wh=0,
         meter_stop_wh=7000,
-        usage=[UsageBucket(0, 7000, 1200, 0)],
+        usage=[UsageBucket(0, 7000, 240, 0)],
         reason="EVDisconnected",
         seq=i,
         offline=True,
-        issued_at=start + 1200,
+        issued_at=start + 240,
     )
     return sign_settlement(s, bench.charger_keys[order.charger_id])
 

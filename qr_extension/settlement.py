@@ -38,6 +38,10 @@ _REQUIRED: Final = (
     "u", "amt", "cur", "tid", "rsn", "seq", "off", "iat",
 )  # fmt: skip
 
+# Usage seconds are counted on the rounded-second timeline of the session while ts and te are
+# whole seconds cut down, so the buckets may hold a second more than te - ts; nothing more.
+USAGE_SLACK_S = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
@@ -232,11 +236,14 @@ def verify_parsed_settlement(
         return Refusal(Reason.MALFORMED, str(exc))
 
 
-def check_settlement(s: Settlement, order: StartAuthorization, *, leeway_s: int) -> Refusal | None:
+def check_settlement(
+    s: Settlement, order: StartAuthorization, *, leeway_s: int, now: int | None = None
+) -> Refusal | None:
     """Matches a verified settlement to the order's snapshot (brief 7.7); None when it pays.
 
     ``order`` is the authorization exactly as signed (its ``tar`` and ``lim``), never a billing
-    model edited since.
+    model edited since. With ``now`` (the verifier's clock, epoch seconds) a settlement that
+    ends or was signed later than ``now + leeway_s`` is refused: no charger has been there yet.
     """
     if s.charge_point_id != order.charge_point_id:
         return Refusal(
@@ -256,6 +263,9 @@ def check_settlement(s: Settlement, order: StartAuthorization, *, leeway_s: int)
         return Refusal(Reason.OUTSIDE_WINDOW, f"ts {s.started_at} outside [{low}, {high}]")
     if s.stopped_at < s.started_at:
         return Refusal(Reason.OUTSIDE_WINDOW, f"te {s.stopped_at} before ts {s.started_at}")
+    if now is not None and max(s.stopped_at, s.issued_at) > now + leeway_s:
+        latest = max(s.stopped_at, s.issued_at)
+        return Refusal(Reason.OUTSIDE_WINDOW, f"te/iat {latest} after now {now} + {leeway_s}")
     usage = _check_usage(s, order)
     if usage is not None:
         return usage
@@ -279,4 +289,10 @@ def _check_usage(s: Settlement, order: StartAuthorization) -> Refusal | None:
     total = sum(b.wh for b in s.usage)
     if total != s.energy_wh:
         return Refusal(Reason.USAGE_MISMATCH, f"buckets hold {total} Wh, m1 - m0 = {s.energy_wh}")
+    seconds = sum(b.charging_s + b.idle_s for b in s.usage)
+    if seconds > s.stopped_at - s.started_at + USAGE_SLACK_S:
+        return Refusal(
+            Reason.USAGE_MISMATCH,
+            f"buckets hold {seconds} s, te - ts = {s.stopped_at - s.started_at} s",
+        )
     return None

@@ -230,7 +230,10 @@ class SettlementService:
                 Refusal(Reason.UNKNOWN_ORDER, f"no order {settlement.order_id!r}")
             )
         refusal = check_settlement(
-            settlement, snapshot(order), leeway_s=self._settings.token_leeway_s
+            settlement,
+            snapshot(order),
+            leeway_s=self._settings.token_leeway_s,
+            now=int(self._clock().timestamp()),
         )
         if refusal is not None:
             raise SettlementRefused(refusal)

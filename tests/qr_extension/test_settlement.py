@@ -241,10 +241,31 @@ def test_check_refusals(change: dict[str, Any], reason: Reason) -> None:
     assert result.detail  # every refusal says what differed
 
 
+def test_usage_seconds_must_fit_the_session() -> None:
+    """A 60 s session that claims 400,000 charging seconds would be billed for them (up to
+    lim.amt): the buckets may hold no more seconds than te - ts, give or take rounding."""
+    claimed = (UsageBucket(1, 12_500, 400_000, 0),)
+    s = build(usage=claimed, stopped_at=T0 + 120 + 60, issued_at=T0 + 200)
+    assert refused(check_settlement(s, ORDER, leeway_s=LEEWAY), Reason.USAGE_MISMATCH)
+    honest = build()  # 5,700 s of buckets over te - ts = 5,700 s
+    assert check_settlement(replace(honest, stopped_at=T0 + 120 + 5698), ORDER, leeway_s=0) is None
+    short = replace(honest, stopped_at=T0 + 120 + 5697)
+    assert refused(check_settlement(short, ORDER, leeway_s=LEEWAY), Reason.USAGE_MISMATCH)
+
+
+def test_a_settlement_from_the_future_is_refused() -> None:
+    s = build()  # te = T0 + 5820, signed at T0 + 5900
+    latest = T0 + 5900
+    assert check_settlement(s, ORDER, leeway_s=LEEWAY, now=latest - LEEWAY) is None
+    early = check_settlement(s, ORDER, leeway_s=LEEWAY, now=latest - LEEWAY - 1)
+    assert refused(early, Reason.OUTSIDE_WINDOW)
+    assert check_settlement(s, ORDER, leeway_s=LEEWAY) is None  # no clock given: not checked
+
+
 def test_check_window_edges() -> None:
     s = build()
     for ts in (T0 - LEEWAY, T0 + 900 + LEEWAY):
-        ok = replace(s, started_at=ts, stopped_at=ts + 10)
+        ok = replace(s, started_at=ts, stopped_at=ts + 5700)
         assert check_settlement(ok, ORDER, leeway_s=LEEWAY) is None
 
 
@@ -405,7 +426,7 @@ _PROPERTY_KEY = generate_key()
     ),
     meter_start=st.integers(0, 10**12),
     start_offset=st.integers(-LEEWAY, 900 + LEEWAY),
-    duration=st.integers(0, 10**6),
+    spare=st.integers(0, 10**6),  # te - ts beyond the seconds the buckets hold
     txn=st.from_regex(r"[\x21-\x7e]{1,36}", fullmatch=True),
     seq=st.integers(0, 2**53 - 1),
     offline=st.booleans(),
@@ -414,7 +435,7 @@ def test_any_honest_settlement_round_trips_and_pays(
     buckets: list[tuple[int, int, int]],
     meter_start: int,
     start_offset: int,
-    duration: int,
+    spare: int,
     txn: str,
     seq: int,
     offline: bool,
@@ -426,7 +447,7 @@ def test_any_honest_settlement_round_trips_and_pays(
         meter_start_wh=meter_start,
         meter_stop_wh=meter_start + sum(b.wh for b in usage),
         started_at=started,
-        stopped_at=started + duration,
+        stopped_at=started + sum(b.charging_s + b.idle_s for b in usage) + spare,
         transaction_id=txn,
         seq=seq,
         offline=offline,

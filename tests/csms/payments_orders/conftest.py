@@ -124,6 +124,10 @@ class World:
         }
         values.update(overrides)
         settlement = build_settlement(auth, **values)
+        # nobody holds a settlement before its session has ended: the world's clock is at
+        # least the time it was signed (the CSMS refuses settlements from its future)
+        signed = datetime.fromtimestamp(max(settlement.stopped_at, settlement.issued_at), UTC)
+        self.clock.now = max(self.clock.now, signed)
         return sign_settlement(settlement, key or self.charger_key)
 
     async def transaction(

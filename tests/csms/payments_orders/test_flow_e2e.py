@@ -75,8 +75,17 @@ async def flow(tmp_path: Path, db_url: str) -> AsyncIterator[Flow]:
 
 
 def settle(
-    auth: StartAuthorization, key: SigningKey, *, txn: str, start: int, wh: int, seq: int
+    auth: StartAuthorization,
+    key: SigningKey,
+    *,
+    txn: str,
+    start: int,
+    wh: int,
+    seq: int,
+    clock: Clock,
 ) -> str:
+    """A signed settlement of a 30-minute session from ``start``; ``clock`` is moved to its
+    end if it is behind (nobody holds a settlement before the session has ended)."""
     s = build_settlement(
         auth,
         audience="qrcharge",
@@ -91,6 +100,7 @@ def settle(
         offline=False,
         issued_at=start + 1800,
     )
+    clock.now = max(clock.now, datetime.fromtimestamp(s.issued_at, UTC))
     return sign_settlement(s, key)
 
 
@@ -168,7 +178,9 @@ async def test_online_remote_start_201(tmp_path: Path, db_url: str) -> None:
                 meter_value=[_register(t1, 8500, "Transaction.End")],
             )
             await cp.call(ended, suppress=False)
-            token = settle(auth, key, txn=txn, start=int(t0.timestamp()), wh=8000, seq=1)
+            token = settle(
+                auth, key, txn=txn, start=int(t0.timestamp()), wh=8000, seq=1, clock=f.clock
+            )
             assert (await cp.call(dt201("Settlement", token))).status == "Accepted"
             await cp.call(ended, suppress=False)  # a duplicate
             assert (await cp.call(dt201("Synced", '{"seq": 1}'))).status == "Accepted"
@@ -249,7 +261,9 @@ async def test_offline_with_late_sync_16(tmp_path: Path, db_url: str) -> None:
         auth = read_start_token(used["start_token"])
         assert isinstance(auth, StartAuthorization)
         t0 = f.clock.now + timedelta(minutes=2)
-        token = settle(auth, key, txn="000009-ffffff", start=int(t0.timestamp()), wh=5000, seq=3)
+        token = settle(
+            auth, key, txn="000009-ffffff", start=int(t0.timestamp()), wh=5000, seq=3, clock=f.clock
+        )
 
         # eve photographs the settlement QR: bob's order is settled, eve learns nothing more
         photo = render_png(token)
@@ -335,7 +349,9 @@ async def test_concurrent_http_uploads_refund_and_cancel(tmp_path: Path, db_url:
         paid, cancelled = orders
         auth = read_start_token(paid["start_token"])
         assert isinstance(auth, StartAuthorization)
-        token = settle(auth, key, txn="1", start=auth.issued_at + 30, wh=10_000, seq=1)
+        token = settle(
+            auth, key, txn="1", start=auth.issued_at + 30, wh=10_000, seq=1, clock=f.clock
+        )
         answers = await asyncio.gather(
             *(
                 http.post("/api/v1/settlements", json={"token": token}, headers=carol)

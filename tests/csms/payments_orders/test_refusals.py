@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -127,6 +128,7 @@ async def test_amount_above_the_hold_and_cost_mismatch(world: World) -> None:
         reason="CostLimitReached", seq=1, offline=True, issued_at=snapshot(order).issued_at + 1900,
     )  # fmt: skip
     assert good.amount == 500  # the charger stops at the limit
+    world.clock.now = datetime.fromtimestamp(good.issued_at, UTC)  # the session is over
     above = sign_settlement(dataclasses.replace(good, amount=501), world.charger_key)
     assert await _refused(world, above) == Reason.OVER_LIMIT
     cheaper = sign_settlement(dataclasses.replace(good, amount=499), world.charger_key)
@@ -180,3 +182,18 @@ async def test_insufficient_funds_and_bad_requests_store_nothing(world: World) -
     assert await world.available(poor) == 1000
     order = await world.order(user_id=poor, amount=1000)
     assert order.hold_amount == 1000 and await world.available(poor) == 0
+
+
+async def test_implausible_times_are_refused(world: World) -> None:
+    """A 60 s session claiming 400,000 charging seconds was billed for them up to lim.amt; a
+    settlement that ends after the CSMS's now (plus the leeway) cannot have been made yet."""
+    order = await world.order()
+    stretched = world.settlement(order, wh=100, minutes=1, usage=[UsageBucket(0, 100, 400_000, 0)])
+    assert await _refused(world, stretched) == Reason.USAGE_MISMATCH
+    ahead = world.settlement(order, txn="2", minutes=10)
+    world.clock.now -= timedelta(minutes=6)  # the CSMS's clock: 6 min before the session end
+    assert await _refused(world, ahead) == Reason.OUTSIDE_WINDOW
+    await _nothing_charged(world)
+    world.clock.now += timedelta(minutes=6)
+    outcome = await world.service.submit(ahead, source="upload")
+    assert outcome.payment is not None and outcome.payment.amount == outcome.record.charge_amount
