@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -37,6 +37,7 @@ class CommandContext:
     station: Station
     reconnect: Callable[[], None]  # after Reset: drop the connection, boot again
     trigger: Callable[[str, int | None], bool]  # TriggerMessage: (what, evse) -> accepted
+    follow_up: Callable[[str, Callable[[], Awaitable[None]]], None]  # a CALL to send after
 
 
 # --- Provisioning: configuration, reset ------------------------------------------------

@@ -16,6 +16,8 @@ from charge_point.events import Kind
 from charge_point.evse import Status
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
+from charge_point.protocol.library_log import LibraryLog
+from charge_point.protocol.vendor import VendorChannel
 from charge_point.queue import rewritten_transaction_id
 from charge_point.store import QueuedMessage
 from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
@@ -61,9 +63,12 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
     version = "1.6"
 
     def __init__(self, ctx: CommandContext, connection: Any, *, timeout: float) -> None:
-        super().__init__(ctx.station.id, connection, response_timeout=timeout)
+        super().__init__(
+            ctx.station.id, connection, response_timeout=timeout, logger=LibraryLog(ctx.station.id)
+        )
         self.ctx = ctx
         self.station = ctx.station
+        self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
 
     # --- outgoing ------------------------------------------------------------------------
     async def boot(self, reason: str = "PowerUp") -> tuple[bool, float | None, int]:
@@ -123,11 +128,7 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
         p = message.payload
         store = self.station.store
         if message.kind == Kind.SETTLEMENT:
-            from qr_extension.wire import MSG_SETTLEMENT
-
-            status = await self.data_transfer(MSG_SETTLEMENT, p["token"])
-            if status != "Accepted":
-                log.warning("Settlement %s answered %s", p["seq"], status)
+            await self.vendor.deliver_settlement(p)
             return
         assert message.txn is not None
         if message.kind == Kind.STARTED:

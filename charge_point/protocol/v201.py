@@ -19,8 +19,10 @@ from charge_point.events import Kind, StopReason, Trigger
 from charge_point.evse import Status, status_201
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
+from charge_point.protocol.library_log import LibraryLog
+from charge_point.protocol.vendor import VendorChannel
 from charge_point.store import QueuedMessage
-from qr_extension.wire import MSG_SETTLEMENT, VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
+from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +90,12 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
     version = "2.0.1"
 
     def __init__(self, ctx: CommandContext, connection: Any, *, timeout: float) -> None:
-        super().__init__(ctx.station.id, connection, response_timeout=timeout)
+        super().__init__(
+            ctx.station.id, connection, response_timeout=timeout, logger=LibraryLog(ctx.station.id)
+        )
         self.ctx = ctx
         self.station = ctx.station
+        self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
         self._sent_status: dict[int, str] = {}
 
     # --- outgoing ------------------------------------------------------------------------
@@ -156,9 +161,7 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         """One queue row as a TransactionEvent (or the Settlement DataTransfer)."""
         p = message.payload
         if message.kind == Kind.SETTLEMENT:
-            status = await self.data_transfer(MSG_SETTLEMENT, p["token"])
-            if status != "Accepted":
-                log.warning("Settlement %s answered %s", p["seq"], status)
+            await self.vendor.deliver_settlement(p)
             return
         kind = Kind(message.kind)
         info: dict[str, Any] = {
