@@ -123,12 +123,12 @@ class Link:
         self._follow_ups.append((what, send))
         self._wake.set()
 
-    async def authorize(self, id_tag: str) -> tuple[str, float | None] | None:
+    async def authorize(self, id_tag: str, token_type: str) -> tuple[str, float | None] | None:
         """Asks the CSMS about an id tag; None when offline or the CSMS did not answer."""
         if self._adapter is None or not self.station.online:
             return None
         try:
-            return await self._adapter.authorize(id_tag)
+            return await self._adapter.authorize(id_tag, token_type)
         except (*CALL_REFUSED, TimeoutError, ConnectionClosed) as exc:
             log.warning("Authorize %s failed: %s", id_tag, exc)
             return None

@@ -102,7 +102,8 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
         )
         return str(answer.status)
 
-    async def authorize(self, id_tag: str) -> tuple[str, float | None]:
+    async def authorize(self, id_tag: str, token_type: str) -> tuple[str, float | None]:
+        """Authorize (1.6 id tags have no type: ``token_type`` is for 2.0.1 only)."""
         answer = await self.call(call.Authorize(id_tag=id_tag), suppress=False)
         info = answer.id_tag_info
         expiry = info.get("expiry_date") if isinstance(info, dict) else None

@@ -15,7 +15,7 @@ from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
 from charge_point.errors import ConfigurationError
-from charge_point.events import Kind, StopReason, Trigger
+from charge_point.events import ORDER_TOKEN_TYPE, Kind, StopReason, Trigger
 from charge_point.evse import Status, status_201
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
@@ -137,9 +137,9 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         )
         return str(answer.status)
 
-    async def authorize(self, id_tag: str) -> tuple[str, float | None]:
+    async def authorize(self, id_tag: str, token_type: str) -> tuple[str, float | None]:
         answer = await self.call(
-            call.Authorize(id_token={"id_token": id_tag, "type": "ISO14443"}), suppress=False
+            call.Authorize(id_token={"id_token": id_tag, "type": token_type}), suppress=False
         )
         info = answer.id_token_info
         expiry = info.get("cache_expiry_date_time") if isinstance(info, dict) else None
@@ -191,7 +191,7 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
                 meter_value=meter_value(p["timestamp"], p["meter_wh"], p["power_w"], context),
                 offline=True if p["offline"] else None,
                 evse={"id": p["evse_id"], "connector_id": 1},
-                id_token={"id_token": p["id_tag"], "type": "Central"}
+                id_token={"id_token": p["id_tag"], "type": p.get("token_type", ORDER_TOKEN_TYPE)}
                 if kind is Kind.STARTED
                 else None,
             ),
@@ -211,7 +211,9 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
     def on_request_start(
         self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any
     ) -> call_result.RequestStartTransaction:
-        ok = commands.remote_start(self.ctx, id_token["id_token"], evse_id, remote_start_id)
+        ok = commands.remote_start(
+            self.ctx, id_token["id_token"], evse_id, remote_start_id, id_token["type"]
+        )
         return call_result.RequestStartTransaction(status="Accepted" if ok else "Rejected")
 
     @handles(Action.request_stop_transaction)

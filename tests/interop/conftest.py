@@ -13,10 +13,10 @@ import pytest
 
 from charge_point.charger import Charger
 from tests.charge_point.central import until
-from tests.charge_point.conftest import csms_key, jwks_file, station_settings, token
+from tests.charge_point.conftest import csms_key, jwks_file, make_station, station_settings, token
 from tests.interop.centrals import Seen, serve
 
-__all__ = ["csms_key", "jwks_file", "token"]
+__all__ = ["csms_key", "jwks_file", "make_station", "token"]
 
 Run = Callable[..., AbstractAsyncContextManager[tuple[Charger, Seen]]]
 
