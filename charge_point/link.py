@@ -218,7 +218,7 @@ class Link:
         station, config = self.station, self.station.config
         accepted, current, interval = await adapter.boot(self._boot_reason)
         while not accepted:
-            await station.clock.sleep(interval or 10)
+            await self._until_next_boot(interval or 10)
             accepted, current, interval = await adapter.boot(self._boot_reason)
         if current is not None:
             station.set_time(current)
@@ -248,9 +248,7 @@ class Link:
                 await self._optional("StatusNotification", adapter.send_status(evse_id, status))
             while self._triggers:
                 await self._answer_trigger(adapter, *self._triggers.pop(0))
-            while self._follow_ups:
-                what, send = self._follow_ups.pop(0)
-                await self._optional(what, send())
+            await self._send_follow_ups()
             delivered = await queue.drain(station.store, config, adapter, station.now())
             # Synced after the queue is drained on reconnect, and after each later settlement
             if station.store.queue_len() == 0 and (synced_due or Kind.SETTLEMENT in delivered):
@@ -269,6 +267,26 @@ class Link:
             timeout = None if math.isinf(wait) else max(0.0, wait) / station.clock.time_scale
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _until_next_boot(self, wait_s: float) -> None:
+        """Boot not accepted yet (Pending): until the next BootNotification is due, send only
+        what the CSMS itself asked for, such as the report of a GetBaseReport it sent while
+        it keeps the charger pending (B02)."""
+        due = asyncio.ensure_future(self.station.clock.sleep(wait_s))
+        try:
+            while not due.done():
+                self._wake.clear()
+                await self._send_follow_ups()
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({due, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+        finally:
+            due.cancel()
+
+    async def _send_follow_ups(self) -> None:
+        while self._follow_ups:
+            what, send = self._follow_ups.pop(0)
+            await self._optional(what, send())
 
     async def _optional(self, what: str, sending: Awaitable[T]) -> T | None:
         """Awaits a CALL the charger can do without: a CALLERROR (or an invalid CALLRESULT) is

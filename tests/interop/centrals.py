@@ -9,7 +9,8 @@ and nothing of ours. Whatever a class has no handler for, the library answers wi
   transaction messages, the library's ``NotImplemented`` for the rest.
 * ``TokenKeyed201``: knows tokens by (value, type), as the 2.0.1 specification keys them, and
   answers ``Unknown`` for any other pair.
-* ``Reporting201``: asks for the base report right after boot (B07) and collects NotifyReport.
+* ``Reporting201``: asks for the base report right after boot (B07) and collects NotifyReport;
+  ``PendingReporting201`` keeps the charger Pending until it has the report (B02).
 
 Every CALL that reaches a central system is recorded, answered or not, so a test can assert
 what the charger sent; ``connections`` counts WebSocket connections per charger.
@@ -219,6 +220,24 @@ class Reporting201(BootOnly201):
     @on(A201.status_notification)
     def on_status(self, **_: Any) -> Any:
         return r201.StatusNotification()
+
+
+class PendingReporting201(Reporting201):
+    """Keeps the charger Pending until its base report is complete (B02 then B07), then
+    accepts it; asks for the report only while the charger is pending."""
+
+    def _have_report(self) -> bool:
+        return bool(self.reports) and self.reports[-1]["tbc"] is False
+
+    @on(A201.boot_notification)
+    def on_boot_notification(self, **_: Any) -> Any:
+        status = "Accepted" if self._have_report() else "Pending"
+        return r201.BootNotification(current_time=_now(), interval=HEARTBEAT_S, status=status)
+
+    @after(A201.boot_notification)
+    async def ask_for_report(self, **_: Any) -> None:
+        if not self._have_report():
+            await Reporting201.ask_for_report(self)
 
 
 async def serve(seen: Seen, cls16: type | None, cls201: type | None) -> Any:

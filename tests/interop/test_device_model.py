@@ -14,7 +14,7 @@ from ocpp.v201 import call as call201
 from qr_extension.refusal import Refusal
 from tests.charge_point.central import until
 from tests.charge_point.conftest import CP_ID, TokenFactory
-from tests.interop.centrals import HEARTBEAT_S, Reporting201, Seen
+from tests.interop.centrals import HEARTBEAT_S, PendingReporting201, Reporting201, Seen
 from tests.interop.conftest import Run
 
 
@@ -72,6 +72,22 @@ async def test_the_base_report_asked_right_after_boot_arrives_in_parts(run_again
         assert found["EVSE", None, None, "Count", None]["mutability"] == "ReadOnly"
         # the charger went on as usual: statuses, one connection
         await until(lambda: seen.count("StatusNotification") >= 2, what="statuses")
+        assert seen.connections == {CP_ID: 1} and charger.link.connects == 1
+
+
+async def test_a_pending_charger_sends_the_report_its_csms_asked_for(run_against: Run) -> None:
+    """B02: a CSMS may keep the charger Pending while it reads the device model; the report
+    must go out before the charger is accepted (and nothing else does)."""
+    async with run_against(None, PendingReporting201, "2.0.1") as (charger, seen):
+        await until(lambda: seen.count("StatusNotification") >= 2, what="accepted, statuses")
+        cp = central(seen)
+        assert complete(cp.reports, Reporting201.REQUEST_ID)
+        actions = [a for _, a, _ in seen.calls]
+        boots = [i for i, a in enumerate(actions) if a == "BootNotification"]
+        assert len(boots) == 2  # Pending, then Accepted
+        while_pending = actions[boots[0] + 1 : boots[1]]
+        assert while_pending and set(while_pending) == {"NotifyReport"}
+        assert "StatusNotification" in actions[boots[1] :]
         assert seen.connections == {CP_ID: 1} and charger.link.connects == 1
 
 
