@@ -6,11 +6,12 @@ and get rid of the messages such a CSMS will never take, within its bounded retr
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 import pytest
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
 
 from charge_point.charger import Charger
 from qr_extension.refusal import Refusal
@@ -103,32 +104,48 @@ async def test_a_central_system_that_answers_callerror_to_everything_but_boot(
         ours = [r for r in caplog.records if r.name.startswith("charge_point")]
         dropped = [r for r in ours if r.levelno >= logging.ERROR]
         assert dropped and all("dropping" in r.getMessage() for r in dropped)
+        # what the CSMS triggers is sent, refused again, and the link stays
+        statuses = seen.count("StatusNotification")
+        trigger = (call16 if version == "1.6" else call201).TriggerMessage(
+            requested_message="StatusNotification"
+        )
+        assert (await seen.live[CP_ID].call(trigger)).status == "Accepted"
+        await until(lambda: seen.count("StatusNotification") == statuses + 2, what="triggered")
+        await keeps_heartbeating(charger, seen)
 
 
-@pytest.mark.parametrize("answer", ["UnknownVendorId", "UnknownMessageId"])
+@pytest.mark.parametrize(
+    ("version", "answer"), [("1.6", "UnknownVendorId"), ("2.0.1", "UnknownMessageId")]
+)
 async def test_a_full_central_system_without_the_vendor_id(
-    tmp_path: Any, jwks_file: Any, token: TokenFactory, answer: str
+    tmp_path: Any, jwks_file: Any, token: TokenFactory, version: str, answer: str
 ) -> None:
     """A CSMS that handles every core message but answers our DataTransfers with
-    UnknownVendorId / UnknownMessageId gets a plain 1.6 charger: no Synced, no Settlement."""
+    UnknownVendorId / UnknownMessageId gets a plain charger: no Synced, no Settlement, and
+    every transaction message delivered."""
     central = Central(data_transfer_status=answer)
     server = await serve_full(central)
     settings = station_settings(
-        tmp_path, csms_url=central.url, ocpp_version="1.6", trusted_keys_file=jwks_file
+        tmp_path, csms_url=central.url, ocpp_version=version, trusted_keys_file=jwks_file
     )
     charger = Charger(settings)
     task = asyncio.create_task(charger.run())
     try:
         await until(lambda: charger.station.online, what="boot")
         await charge_from_qr(charger, token, "ORDERU")
-        await until(lambda: central.of("StopTransaction"), what="the stop")
         await until(lambda: charger.store.queue_len() == 0, what="the queue emptied")
         await asyncio.sleep(0.2)
         ids = [d["message_id"] for d in central.of("DataTransfer")]
         assert ids == ["SettlementKey"]
-        (start,) = central.of("StartTransaction")
-        assert start["id_tag"] == "ORDERU"
-        assert json.loads(json.dumps(central.of("StopTransaction")[0]))["transaction_id"] == 100
+        if version == "1.6":
+            (start,) = central.of("StartTransaction")
+            assert start["id_tag"] == "ORDERU"
+            (stop,) = central.of("StopTransaction")
+            assert stop["transaction_id"] == 100  # the id the CSMS gave
+        else:
+            events = central.of("TransactionEvent")
+            assert events[0]["event_type"] == "Started" and events[-1]["event_type"] == "Ended"
+            assert events[0]["id_token"] == {"id_token": "ORDERU", "type": "Central"}
         assert charger.link.connects == 1
     finally:
         task.cancel()
