@@ -14,13 +14,14 @@ from typing import Any
 
 from charge_point import authorization, camera
 from charge_point.authorization import Decision
-from charge_point.clock import Clock, ScaledClock
+from charge_point.clock import Clock, WallClock
 from charge_point.display import Display
 from charge_point.link import Link
 from charge_point.qrstart import decode_frame
 from charge_point.settings import StationSettings
 from charge_point.station import Station
 from charge_point.store import Store, load_charger_key
+from config.private import private_dir
 from qr_extension.refusal import Refusal
 from qr_extension.wire import ID_TAG_MAX_16, ID_TOKEN_MAX_201
 
@@ -37,13 +38,13 @@ class Charger:
     def __init__(
         self, settings: StationSettings, *, clock: Clock | None = None, terminal: bool = False
     ) -> None:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.state_dir)
         self.settings = settings
         self.store = Store.in_dir(settings.state_dir)
         self.station = Station(
             settings,
             store=self.store,
-            clock=clock or ScaledClock(settings.time_scale),
+            clock=clock or WallClock(),
             key=load_charger_key(settings.state_dir),
             display=Display(settings.state_dir, terminal=terminal),
         )

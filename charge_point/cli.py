@@ -21,7 +21,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--id", required=True, dest="charge_point_id", help="charge point identity")
     p.add_argument("--csms", dest="csms_url", help="CSMS WebSocket base URL (…/ocpp)")
     p.add_argument("--ocpp", dest="ocpp_version", choices=OCPP_VERSIONS, default="1.6")
-    p.add_argument("--password", help="HTTP Basic password (security profile 1/2)")
+    p.add_argument(
+        "--password",
+        help="HTTP Basic password (security profile 1/2); shown in the process list: prefer "
+        "--password-file or QRCHARGE_CP_PASSWORD",
+    )
+    p.add_argument("--password-file", type=Path, help="read the HTTP Basic password from this file")
     p.add_argument("--evses", type=int, help="number of EVSEs (default 1)")
     p.add_argument("--state-dir", type=Path, help="SQLite file, key and camera folder")
     p.add_argument(
@@ -29,7 +34,14 @@ def register(subparsers: Any) -> None:
         type=int,
         help="enable the control API on 127.0.0.1:PORT (0: any free port)",
     )
-    p.add_argument("--time-scale", type=float, help="simulated time runs X times faster")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="X",
+        help="the simulated EV draws X times the power, so energy, cost and the energy and cost "
+        "limits come X times sooner; clocks, timestamps, token validity, heartbeats, meter "
+        "sample intervals and duration limits stay in real time (default 1)",
+    )
     p.add_argument(
         "--trusted-keys",
         type=Path,
@@ -64,7 +76,7 @@ def settings_from_args(args: argparse.Namespace) -> StationSettings:
         charge_point_id=args.charge_point_id,
         csms_url=args.csms_url,
         ocpp_version=args.ocpp_version,
-        password=args.password,
+        password=args.password or _password_from(args.password_file),
         evses=args.evses,
         state_dir=args.state_dir,
         control_port=args.control_port,
@@ -73,6 +85,19 @@ def settings_from_args(args: argparse.Namespace) -> StationSettings:
         trust_first_keys=args.trust_first_keys,
         camera=args.camera,
     )
+
+
+def _password_from(path: Path | None) -> str | None:
+    """The first line of ``path`` (an editor's trailing newline is not part of the password)."""
+    if path is None:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the password file {path}: {exc}") from exc
+    if not lines or not lines[0]:
+        raise ValueError(f"the password file {path} is empty")
+    return lines[0]
 
 
 def run_command(args: argparse.Namespace) -> int:

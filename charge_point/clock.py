@@ -1,10 +1,10 @@
-"""Clocks of the charger: a scaled wall clock for runs and a manual clock for unit tests.
+"""Clocks of the charger: the wall clock for runs and a manual clock for unit tests.
 
-``now()`` is simulated epoch seconds (UTC). ``time_scale`` makes simulated time run X times
-faster than real time, so a test can charge for an hour in a few seconds; every timer of the
-charger (meter interval, heartbeat, display timeouts) is expressed in simulated seconds and
-waits through :meth:`Clock.sleep`. ``set()`` is how the CSMS's time (BootNotification
-``currentTime``, Heartbeat) corrects the clock.
+``now()`` is epoch seconds (UTC). The charger's clock always runs at real speed: timestamps,
+token validity, the time floor, identification codes, heartbeats and every other timer are
+true time, so any CSMS that checks times accepts them. (``--time-scale`` makes the simulated
+EV draw more power, see :mod:`charge_point.meter`; it never touches the clock.) ``set()`` is
+how the CSMS's time (BootNotification ``currentTime``, Heartbeat) corrects the clock.
 """
 
 from __future__ import annotations
@@ -17,45 +17,36 @@ from typing import Protocol
 class Clock(Protocol):
     """What the station needs from a clock."""
 
-    @property
-    def time_scale(self) -> float: ...
-
     def now(self) -> float:
-        """Simulated epoch seconds."""
+        """Epoch seconds."""
         ...
 
     def set(self, epoch_s: float) -> None:
         """Sets the current time (from the CSMS)."""
         ...
 
-    async def sleep(self, simulated_s: float) -> None:
-        """Waits for ``simulated_s`` of simulated time."""
+    async def sleep(self, seconds: float) -> None:
+        """Waits for ``seconds`` of this clock's time."""
         ...
 
 
-class ScaledClock:
-    """Wall clock that runs ``time_scale`` times faster from the moment it was created/set."""
+class WallClock:
+    """The system's time, then steady (monotonic) from the moment it was created or set, so a
+    step of the host's clock does not move the charger's; the CSMS's time corrects it."""
 
-    def __init__(self, time_scale: float = 1.0, *, start: float | None = None) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
-        self._scale = time_scale
-        self._base = time.time() if start is None else start
+    def __init__(self) -> None:
+        self._base = time.time()
         self._mono0 = time.monotonic()
 
-    @property
-    def time_scale(self) -> float:
-        return self._scale
-
     def now(self) -> float:
-        return self._base + (time.monotonic() - self._mono0) * self._scale
+        return self._base + (time.monotonic() - self._mono0)
 
     def set(self, epoch_s: float) -> None:
         self._base = epoch_s
         self._mono0 = time.monotonic()
 
-    async def sleep(self, simulated_s: float) -> None:
-        await asyncio.sleep(max(0.0, simulated_s) / self._scale)
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
 
 class ManualClock:
@@ -63,10 +54,6 @@ class ManualClock:
 
     def __init__(self, start: float = 1_800_000_000.0) -> None:
         self._now = start
-
-    @property
-    def time_scale(self) -> float:
-        return 1.0
 
     def now(self) -> float:
         return self._now
@@ -78,5 +65,5 @@ class ManualClock:
         self._now += seconds
         return self._now
 
-    async def sleep(self, simulated_s: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(0)

@@ -264,7 +264,7 @@ class Link:
             retry_at = queue.next_retry_at(station.store)
             if retry_at is not None:
                 wait = min(wait, retry_at - station.now())
-            timeout = None if math.isinf(wait) else max(0.0, wait) / station.clock.time_scale
+            timeout = None if math.isinf(wait) else max(0.0, wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 

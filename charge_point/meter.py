@@ -3,7 +3,12 @@
 The EV draws power up a linear ramp to the EVSE's maximum, tapers linearly to zero between
 ``taper_soc`` and a full battery, and stops drawing when full. The meter register counts
 whole Wh delivered over the EVSE's lifetime (it never goes back, also across restarts: the
-station persists it). No I/O and no clock here: the station passes the simulated ``dt``.
+station persists it). No I/O and no clock here: the station passes the elapsed real ``dt``.
+
+``power_scale`` X (the charger's ``--time-scale``) makes the EV and the EVSE X times as
+strong: the charge curve (ramp, taper, full battery) is run X times as fast, so the energy
+of an hour arrives in 1/X hour and the power drawn, and reported, is X times the model's.
+Energy over time and reported power stay consistent; time itself is never scaled.
 """
 
 from __future__ import annotations
@@ -51,10 +56,15 @@ class Ev:
 class Meter:
     """Power and energy register of one EVSE, with the EV plugged into it (if any)."""
 
-    def __init__(self, max_power_w: float, register_wh: int = 0) -> None:
-        self.max_power_w = max_power_w
+    def __init__(
+        self, max_power_w: float, register_wh: int = 0, *, power_scale: float = 1.0
+    ) -> None:
+        if power_scale <= 0:
+            raise ValueError("power_scale must be positive")
+        self.max_power_w = max_power_w  # of the model, before power_scale
+        self.power_scale = power_scale
         self.ev: Ev | None = None
-        self.power_w = 0.0
+        self.power_w = 0.0  # drawn now: the model's power x power_scale
         self._exact_wh = float(register_wh)
         self._ramp = 0.0  # 0..1, fraction of the ramp reached
 
@@ -81,7 +91,7 @@ class Meter:
         self._ramp = 0.0
 
     def step(self, dt: float, *, offering: bool, max_wh: float | None = None) -> int:
-        """Advances ``dt`` seconds; returns the whole Wh the register gained.
+        """Advances ``dt`` real seconds; returns the whole Wh the register gained.
 
         ``offering`` is whether the EVSE offers power (a running, unsuspended transaction);
         ``max_wh`` caps the energy of this step (the energy limit of the order is never
@@ -93,9 +103,11 @@ class Meter:
             self.power_w = 0.0
             self._ramp = 0.0
             return 0
-        self._ramp = min(1.0, self._ramp + dt / RAMP_S)
-        self.power_w = min(self.max_power_w * self._ramp, self.ev.acceptance_w(self.max_power_w))
-        energy = self.power_w * dt / 3600.0
+        model_dt = dt * self.power_scale  # the charge curve runs power_scale times as fast
+        self._ramp = min(1.0, self._ramp + model_dt / RAMP_S)
+        model_w = min(self.max_power_w * self._ramp, self.ev.acceptance_w(self.max_power_w))
+        self.power_w = model_w * self.power_scale
+        energy = model_w * model_dt / 3600.0
         energy = min(energy, self.ev.capacity_wh - self.ev.stored_wh)
         if max_wh is not None:
             energy = min(energy, max(0.0, max_wh))

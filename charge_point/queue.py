@@ -9,7 +9,7 @@ The retry policy is bounded, so that a CSMS that refuses a message cannot hold t
 every later transaction) forever:
 
 * A CALLERROR (any code), an invalid CALLRESULT or a timeout is a failed attempt: the row
-  waits ``TransactionMessageRetryInterval x attempts`` (simulated seconds) and is dropped,
+  waits ``TransactionMessageRetryInterval x attempts`` (seconds) and is dropped,
   logged as an ERROR, after ``TransactionMessageAttempts`` (OCPP 1.6 4.10 / 2.0.1 E13; 2.0.1
   ``OCPPCommCtrlr.MessageAttempts`` / ``MessageAttemptInterval``).
 * A ``NotImplemented`` / ``NotSupported`` CALLERROR, or a row that can never be sent (a 1.6

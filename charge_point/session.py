@@ -38,7 +38,7 @@ class Session:
     local_id: str  # the charger's transaction serial (2.0.1 transactionId, settlement txn)
     evse_id: int
     id_tag: str  # 1.6 idTag / 2.0.1 idToken: the order id for QR and remote starts
-    started_at: float  # simulated epoch seconds
+    started_at: float  # epoch seconds
     meter_start_wh: int
     offline: bool  # started while the CSMS link was down
     token: str | None = None  # the verified start token, if started from a QR code
@@ -46,7 +46,7 @@ class Session:
     auth: StartAuthorization | None = None
     usage: tuple[UsageBucket, ...] = ()
     meter_wh: int = 0  # last booked register value
-    booked_until: float = 0.0  # simulated time up to which usage is booked
+    booked_until: float = 0.0  # time up to which usage is booked
     limit: LimitReason | None = None  # set once a limit suspended the energy
     seq_no: int = 0  # 2.0.1 seqNo of the next TransactionEvent
     last_sample_at: float = 0.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,12 @@ class StationSettings:
     charge_point_id: str
     csms_url: str = "ws://127.0.0.1:8000/ocpp"
     ocpp_version: str = "1.6"
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # kept out of logs and reprs
     evses: int = 1
     state_dir: Path = Path("var/cp")
     control_port: int | None = None
     camera: Path | None = None  # an image file, a folder to watch, or a /dev/video* device
-    time_scale: float = 1.0
+    time_scale: float = 1.0  # the simulated EVs draw this many times the power; time is real
     trusted_keys_file: Path | None = None
     trust_first_keys: bool = False
     accept_unsynced_clock: bool = False
@@ -48,6 +48,8 @@ class StationSettings:
             raise ValueError(f"--ocpp must be one of {OCPP_VERSIONS}")
         if self.evses < 1:
             raise ValueError("a charger has at least one EVSE")
+        if not self.time_scale > 0:
+            raise ValueError("--time-scale must be positive")
 
     @classmethod
     def from_settings(cls, settings: Settings, **given: Any) -> StationSettings:
@@ -71,6 +73,7 @@ class StationSettings:
             "max_power_w": settings.cp_max_power_w,
             "card_token_type": settings.cp_card_token_type,
             "call_timeout_s": settings.ocpp_call_timeout_s,
+            "password": settings.cp_password or None,
         }
         base.update({k: v for k, v in given.items() if v is not None and v is not False})
         return cls(**base)

@@ -8,7 +8,11 @@ changes go to the :class:`Listener` (sent at once if online), transaction messag
 durable queue as :mod:`charge_point.events` rows and are delivered by the link.
 
 Time: ``now()`` is ``max(clock, durable floor, last now)`` (brief 7.4); the floor is the
-largest time the CSMS told us and the largest verified ``iat``.
+largest time the CSMS told us and the largest verified ``iat``. It is real time whatever the
+``time_scale``: the scale only makes the simulated EVs draw that many times the power
+(:mod:`charge_point.meter`), so energy, cost, and the energy and cost limits come sooner
+while timestamps, token checks, meter sample intervals, the duration limit ``lim.s``, idle
+time and screen timeouts keep real seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import secrets
 from typing import Any, NamedTuple, Protocol
 
 from charge_point import authorization, trusted
+from charge_point.clock import Clock
 from charge_point.configuration import Configuration
 from charge_point.display import Display
 from charge_point.events import ORDER_TOKEN_TYPE, Kind, StopReason, Trigger, transaction_row
@@ -36,8 +41,8 @@ from qr_extension.wire import parse_ocpp_timestamp
 
 log = logging.getLogger(__name__)
 
-MAX_STEP_S = 10.0  # the meter model advances in steps of at most this (simulated seconds)
-CHECKPOINT_S = 10.0  # a running session is saved at least this often (simulated seconds)
+MAX_STEP_S = 10.0  # the charge curve advances in steps of at most this many of its seconds
+CHECKPOINT_S = 10.0  # a running session is saved at least this often (seconds)
 _LIMIT_TRIGGER = {
     LimitReason.ENERGY: Trigger.ENERGY_LIMIT_REACHED,
     LimitReason.TIME: Trigger.TIME_LIMIT_REACHED,
@@ -78,7 +83,7 @@ class Station:
         settings: StationSettings,
         *,
         store: Store,
-        clock: Any,
+        clock: Clock,
         key: SigningKey,
         display: Display,
     ) -> None:
@@ -94,7 +99,11 @@ class Station:
         evse_ids = range(1, settings.evses + 1)
         self.connectors = {i: Connector(i) for i in evse_ids}
         self.meters = {
-            i: Meter(settings.max_power_w, register_wh=int(store.get(f"register.{i}", 0)))
+            i: Meter(
+                settings.max_power_w,
+                register_wh=int(store.get(f"register.{i}", 0)),
+                power_scale=settings.time_scale,
+            )
             for i in evse_ids
         }
         self.sessions: dict[int, Session] = {}
@@ -338,8 +347,9 @@ class Station:
         """Advances every meter and session to now; applies limits; samples meter values."""
         now = self.now()
         t = self._last_tick
+        max_step = MAX_STEP_S / self.settings.time_scale  # the same curve at any power scale
         while t < now:
-            step_end = min(now, t + MAX_STEP_S)
+            step_end = min(now, t + max_step)
             for evse_id in self.connectors:
                 self._advance(evse_id, t, step_end)
             t = step_end

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from charge_point.errors import StoreError
+from config.private import private_file
 from qr_extension.keys import SigningKey, load_or_create_key
 
 DB_NAME = "charger.sqlite3"
@@ -68,8 +69,8 @@ class Store:
     """The charger's SQLite file. One instance per charger, used from one thread."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            private_file(path)  # used order ids, the local list, the queue: owner only
             self._db = sqlite3.connect(path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")

@@ -41,10 +41,8 @@ class TimeFloor:
             self._floor = t
 
     def set_from_csms(self, epoch_s: float) -> None:
-        """The CSMS's time. A scaled test clock runs ahead on purpose, so only a real-speed
-        clock is corrected; the floor always moves."""
-        if self._clock.time_scale == 1.0:
-            self._clock.set(epoch_s)
+        """The CSMS's time: it corrects the clock and moves the durable floor up."""
+        self._clock.set(epoch_s)
         with self._store.atomic():
             self.raise_floor(epoch_s)
             self._store.put("clock_synced", True)

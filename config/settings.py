@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     message_log_limit: int
     tls_cert_file: str
     tls_key_file: str
+    trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
     default_currency: str
     default_tariff_id: str
     default_tariff_fixed: int
@@ -105,6 +106,7 @@ class Settings(BaseSettings):
     cp_message_attempts: int
     cp_message_retry_s: float
     cp_max_power_w: int
+    cp_password: str = Field(default="", repr=False)  # Basic-auth password; never logged
     cp_card_token_type: CardTokenType
 
     @model_validator(mode="before")

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from config.settings import Settings
 from csms.api.routes import admin_chargers, admin_commands, admin_id_tags, admin_transactions, keys
+from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, DecodeGate
 from csms.commands import ConnectionRegistry, LocalDispatcher
 from csms.context import CsmsContext
 from csms.errors import (
@@ -92,6 +93,7 @@ def create_app(
             message_log=message_log,
             writer=store_writer,
             clock=clock,
+            decodes=DecodeGate(slots=2, waiting=8),
         )
         app.state.ctx = ctx
         writer = asyncio.create_task(message_log.run(), name="message-log")
@@ -115,6 +117,7 @@ def create_app(
             await asyncio.gather(writer, store_task, checkpoints, return_exceptions=True)
             await message_log.flush()
             await db.dispose()
+            ctx.decodes.close()
 
     app = FastAPI(
         title="qrcharge CSMS",
@@ -132,6 +135,7 @@ def create_app(
     ):
         app.include_router(router)
     app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, per_prefix={"/api/v1/settlements": PHOTO_REQUEST_BYTES})
     if side is not None:
         side.install(app)
     mount_web(app, settings)
@@ -188,6 +192,11 @@ def server_config(
         "timeout_graceful_shutdown": 5,
         "lifespan": "on",
     }
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: anything on the
+    # machine could then choose the address the log-in throttle counts. Only named proxies.
+    options["proxy_headers"] = bool(settings.trusted_proxies)
+    if settings.trusted_proxies:
+        options["forwarded_allow_ips"] = settings.trusted_proxies
     if settings.tls_cert_file:
         options["ssl_certfile"] = settings.tls_cert_file
         options["ssl_keyfile"] = settings.tls_key_file or None

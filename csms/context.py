@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from config.settings import Settings
+from csms.api.uploads import DecodeGate
 from csms.commands import CommandDispatcher, ConnectionRegistry
 from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
@@ -32,6 +33,7 @@ class CsmsContext:
     message_log: MessageLogWriter
     writer: StoreWriter
     clock: Callable[[], datetime]
+    decodes: DecodeGate = field(default_factory=DecodeGate)  # uploaded photos being read
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

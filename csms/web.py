@@ -113,7 +113,8 @@ def mount_web(app: FastAPI, settings: Settings, *, root: Path = CLIENT_WEB) -> N
         return _page(operator)
 
     for folder in STATIC_FOLDERS:
-        app.mount(f"/{folder}", _Static(directory=root / folder, cache_control=cache))
+        if (root / folder).is_dir():  # a missing folder would answer 500 to every request
+            app.mount(f"/{folder}", _Static(directory=root / folder, cache_control=cache))
     vendor = vendor_dir(root)
     if vendor.is_dir():
         app.mount(VENDOR_PATH, _Static(directory=vendor, cache_control=cache))

@@ -38,8 +38,10 @@ def register(subparsers: Any) -> None:
         "--time-scale",
         type=float,
         default=1.0,
-        help="simulated time runs X times faster (above 1 the chargers' clocks run ahead, so "
-        "their start codes expire about 1200/(X-1) seconds after they booted)",
+        metavar="X",
+        help="the simulated EVs draw X times the power, so a session's energy and cost (and "
+        "its energy and cost limits) come X times sooner; the chargers' clocks, timestamps, "
+        "start-code validity and duration limits stay in real time",
     )
     parser.add_argument("--config", type=Path, help="a TOML file of settings")
     parser.add_argument("--info-file", type=Path, help="write the URLs and ids as JSON here")

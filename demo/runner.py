@@ -28,7 +28,7 @@ from demo.router import create_router
 
 LOG = logging.getLogger("demo")
 STARTUP_TIMEOUT_S = 30.0
-DEMO_HEARTBEAT_S = 10  # the CSMS re-sets the (time-scaled) charger clocks this often
+DEMO_HEARTBEAT_S = 10  # the operator page's "last seen" of each charger is this fresh
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,13 @@ from qr_extension.errors import QrDecodeError, QrEncodeError
 ImageInput = bytes | bytearray | memoryview | str | os.PathLike[str] | Image.Image | NDArray[Any]
 
 _ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_M
-_MAX_IMAGE_PIXELS = 40_000_000  # refuse decompression bombs before zxing sees them
+# Refuse decompression bombs before anything is decoded. A JPEG (every phone camera's format)
+# is decoded at a reduced scale straight to grey, so it may be as large as the 48-64 MP frames of
+# current phones; other formats (screenshots) are decoded in full, in colour, so their cap is
+# lower. A code needs about 3 pixels per module and a settlement is about 85 modules wide.
+MAX_JPEG_PIXELS = 64_000_000
+MAX_OTHER_PIXELS = 12_000_000
+JPEG_WORKING_SIDE = 3000  # a JPEG is reduced (by 1/2, 1/4, 1/8) while its long side stays >= this
 _QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 
@@ -97,10 +103,20 @@ def render_svg(text: str, *, border: int = 4) -> str:
 
 
 def _open_image(data: bytes) -> Image.Image:
+    """Opens encoded image bytes within the pixel caps; a JPEG is decoded reduced and grey."""
     try:
         image = Image.open(io.BytesIO(data))
-        if image.width * image.height > _MAX_IMAGE_PIXELS:
-            raise QrDecodeError(f"image too large: {image.width}x{image.height}")
+        is_jpeg = image.format == "JPEG"
+        cap = MAX_JPEG_PIXELS if is_jpeg else MAX_OTHER_PIXELS
+        if image.width * image.height > cap:
+            kind = "JPEG" if is_jpeg else f"{image.format or 'this format'} (send a JPEG photo)"
+            raise QrDecodeError(
+                f"image too large: {image.width}x{image.height}, at most {cap // 1_000_000} MP"
+                f" for {kind}"
+            )
+        if is_jpeg:
+            scale = min(1.0, JPEG_WORKING_SIDE / max(image.width, image.height))
+            image.draft("L", (round(image.width * scale), round(image.height * scale)))
         image.load()  # a truncated file fails here, not later inside the decoder
     except QrDecodeError:
         raise
@@ -110,12 +126,31 @@ def _open_image(data: bytes) -> Image.Image:
     return image
 
 
-def _to_gray(image: Image.Image) -> NDArray[np.uint8]:
+def _to_gray(image: Image.Image, *, owned: bool = False) -> NDArray[np.uint8]:
+    """The image as a greyscale array; an ``owned`` image is closed (its pixels freed) as soon
+    as the next, smaller copy exists, so a large decode never holds more than two at once."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # a transparent background is shown as white, as on a web page
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("L"), dtype=np.uint8)
+        # a transparent background is shown as white, as on a web page; blended in grey (one
+        # byte a pixel) rather than in RGBA, which would hold several four-byte copies
+        with_alpha = image.convert("LA")
+        if owned:
+            image.close()
+        luminance, alpha = with_alpha.getchannel("L"), with_alpha.getchannel("A")
+        with_alpha.close()
+        gray = Image.new("L", luminance.size, 255)
+        gray.paste(luminance, mask=alpha)
+        luminance.close()
+        alpha.close()
+    elif image.mode == "L":
+        gray = image
+    else:
+        gray = image.convert("L")
+        if owned:
+            image.close()
+    array = np.array(gray, dtype=np.uint8)
+    if owned or gray is not image:
+        gray.close()
+    return array
 
 
 def _array_to_gray(array: NDArray[Any]) -> NDArray[np.uint8]:
@@ -136,14 +171,14 @@ def _as_gray(image: ImageInput) -> NDArray[np.uint8]:
     elif isinstance(image, Image.Image):
         gray = _to_gray(image)
     elif isinstance(image, bytes | bytearray | memoryview):
-        gray = _to_gray(_open_image(bytes(image)))
+        gray = _to_gray(_open_image(bytes(image)), owned=True)
     elif isinstance(image, str | os.PathLike):
         try:
             with open(image, "rb") as fh:
                 data = fh.read()
         except OSError as exc:
             raise QrDecodeError(f"cannot read {os.fspath(image)!r}: {exc.strerror}") from exc
-        gray = _to_gray(_open_image(data))
+        gray = _to_gray(_open_image(data), owned=True)
     else:
         raise QrDecodeError(f"cannot decode an image given as {type(image).__name__}")
     if gray.shape[0] < 21 or gray.shape[1] < 21:

@@ -11,14 +11,15 @@ import json
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from csms.billing.errors import BillingModelInvalid
+from csms.bounds import RowId
 from csms.store.models_money import BillingModel
 from qr_extension import PRICE_SCALE, Tariff, TariffError, TouPeriod
 
 PRICE_MAX = 10**9  # 100,000 currency units per kWh or hour: anything above is a typo
-Price = Annotated[int, Field(ge=0, le=PRICE_MAX)]
+Price = Annotated[StrictInt, Field(ge=0, le=PRICE_MAX)]
 TARIFF_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,36}$"
 
 
@@ -42,7 +43,9 @@ class TariffFields(BaseModel):
     idle_grace_min: int = Field(default=0, ge=0, le=1440)
     tou: list[TouIn] = Field(default_factory=list, max_length=8)
     tz_offset_min: int = Field(default=0, ge=-840, le=840)
-    cap: int | None = Field(default=None, ge=1, le=10**9, description="minor units; none: no cap")
+    cap: StrictInt | None = Field(
+        default=None, ge=1, le=10**9, description="minor units; none: no cap"
+    )
 
 
 class BillingModelCreate(TariffFields):
@@ -72,7 +75,7 @@ class AssignmentCreate(BaseModel):
     """Exactly one target: ``user_id`` (+ optional ``charger_id``), ``charger_id``, or
     ``site`` (a charger ``location``)."""
 
-    user_id: int | None = None
+    user_id: RowId | None = None
     charger_id: str | None = Field(default=None, max_length=48)
     site: str | None = Field(default=None, min_length=1, max_length=200)
 

@@ -8,7 +8,10 @@ answer would tell an attacker when they guessed right).
 
 * (email, client address): ``max_failures``, so a driver who mistypes does not lock out
   anyone else;
-* email: 4 x ``max_failures`` from any addresses, against guessing spread over many;
+* email: 4 x ``max_failures`` from any addresses, against guessing spread over many. This
+  lock spares a device that has signed in to the account before (it shows the device mark
+  the CSMS gave it then, a cookie): an attacker can lock the account against new devices and
+  against himself, never against its owner's phone;
 * client address: 10 x ``max_failures`` over any emails, so one address cannot walk through
   many accounts.
 
@@ -67,12 +70,15 @@ class LoginThrottle:
     def enabled(self) -> bool:
         return self._max["pair"] > 0
 
-    def check(self, email: str, client: str | None) -> None:
-        """Refuses the attempt while the email or the client is locked out."""
+    def check(self, email: str, client: str | None, *, known_device: bool = False) -> None:
+        """Refuses the attempt while the email or the client is locked out; a ``known_device``
+        (one that signed in to this email before) is not held by the email's own lock."""
         if not self.enabled:
             return
         now = self._clock()
         for key in self._keys(email, client):
+            if known_device and key[0] == "email":
+                continue
             count = self._counts.get(key)
             if count is not None and count.locked_until > now:
                 raise TooManyAttempts(math.ceil(count.locked_until - now))

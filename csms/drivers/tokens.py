@@ -8,7 +8,9 @@ tokens: docs/decisions.md ("Driver access tokens").
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hmac
 import os
 import secrets
 from collections import OrderedDict
@@ -74,6 +76,15 @@ class DriverTokens:
             "gen": generation,
         }
         return jwt.encode(claims, self.secret, algorithm="HS256", headers={"typ": TOKEN_TYP})
+
+    def device_mark(self, email: str) -> str:
+        """What a browser that signed in to ``email`` keeps (a cookie): proof that this device
+        knew the password once, so a lock aimed at the account from elsewhere spares it."""
+        digest = hmac.new(self.secret, b"device\0" + email.strip().lower().encode(), "sha256")
+        return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+    def is_device_mark(self, email: str, value: str | None) -> bool:
+        return value is not None and hmac.compare_digest(value, self.device_mark(email))
 
     def verify(self, token: str, *, now: int) -> int:
         """The user id of a valid token; TokenInvalid otherwise (one message, no oracle)."""

@@ -28,7 +28,7 @@ from csms.protocol.authorization import (
     LocalTagPolicy,
     TagRow,
     inline_decider,
-    looks_like_order_id,
+    may_be_order_id,
     tag_row,
 )
 from csms.store.db import Database
@@ -60,7 +60,7 @@ class OrderAuthorizationPolicy:
 
     def _authorize_in(self, conn: Connection, charger_id: str, id_tag: str) -> IdTagDecision:
         assert self._fallback_in is not None
-        if not looks_like_order_id(id_tag):
+        if not may_be_order_id(id_tag):
             return self._fallback_in(conn, charger_id, id_tag)
         row = _ORDER.first(conn, {"order_id": id_tag})
         if row is None:
@@ -68,7 +68,7 @@ class OrderAuthorizationPolicy:
         return self._decide_order((str(row[0]), str(row[1]), row[2]), charger_id)
 
     async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
-        if not looks_like_order_id(id_tag):
+        if not may_be_order_id(id_tag):
             return await self._fallback.authorize(charger_id, id_tag)
         # one hop to the reader thread (a pooled session per start starved the pool under
         # load); with the local tag policy behind, its row is read in the same hop

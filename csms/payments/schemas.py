@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.bounds import Amount, DurationS, EnergyWh, EvseId
 from csms.payments.capture import breakdown_of, receipt_of
 from csms.payments.lifecycle import PaymentState
 from csms.payments.orders import flags_of, snapshot
@@ -25,10 +26,10 @@ class OrderCreate(BaseModel):
     """``POST /api/v1/orders``: exactly one of energy_wh, amount, duration_s or full."""
 
     charger_id: str = Field(min_length=1, max_length=48)
-    evse_id: int | None = Field(default=None, ge=1)
-    energy_wh: int | None = Field(default=None, ge=1)
-    amount: int | None = Field(default=None, ge=1, description="minor units")
-    duration_s: int | None = Field(default=None, ge=1)
+    evse_id: EvseId | None = None
+    energy_wh: EnergyWh | None = None
+    amount: Amount | None = None
+    duration_s: DurationS | None = None
     full: bool = False
 
 

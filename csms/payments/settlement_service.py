@@ -49,7 +49,7 @@ from csms.payments.lifecycle import (
 from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import add_flag, snapshot
 from csms.payments.unit_of_work import Conflict, in_worker
-from csms.protocol.authorization import looks_like_order_id
+from csms.protocol.authorization import may_be_order_id
 from csms.store.db import Database
 from csms.store.models import Transaction
 from csms.store.models_orders import Order, Payment, SettlementRecord, SettlementRejection
@@ -144,7 +144,9 @@ class SettlementService:
     async def on_transaction_event(
         self, change: TransactionChange, facts: TransactionFacts
     ) -> None:
-        if facts.id_tag is None or not looks_like_order_id(facts.id_tag):
+        """Bills the order whose id is the transaction's tag; a tag that names no order (an
+        RFID card, whatever its shape) finds none and changes nothing."""
+        if facts.id_tag is None or not may_be_order_id(facts.id_tag):
             return
         await in_worker(self._db, lambda s: self._transaction(s, change, facts))
 

@@ -2,9 +2,11 @@
 
 The decision is a hook, :class:`AuthorizationPolicy`. The default, :class:`LocalTagPolicy`,
 knows the RFID tags of the ``id_tags`` table and calls every other tag ``Invalid``. Order ids
-(``[A-Z0-9]{1,20}``, the ``jti`` of a start token) are resolved by the payment issue's policy,
-which answers ``Accepted`` with ``expiry`` = the token's ``exp`` (brief 7.11) and falls back
-to this one for everything else.
+(the ``jti`` of a start token) are resolved by the payment side's policy, which answers
+``Accepted`` with ``expiry`` = the token's ``exp`` (brief 7.11) and falls back to this one for
+everything else. A tag is an order id only if such an order exists: the shape of order ids
+(``[A-Z0-9]{1,20}``) is also the shape of most RFID card UIDs (``04A1B2C3``), so
+:func:`may_be_order_id` only spares the lookup for tags that cannot be one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ EXPIRED = "Expired"
 INVALID = "Invalid"
 
 
-def looks_like_order_id(id_tag: str) -> bool:
+def may_be_order_id(id_tag: str) -> bool:
+    """Whether ``id_tag`` has the shape of an order id. A necessary condition only: card UIDs
+    have it too, so whoever treats a tag as an order id must find the order first."""
     return ORDER_ID.fullmatch(id_tag) is not None
 
 

@@ -115,7 +115,8 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
         user, password = basic_credentials(header)
     except ChargerAuthError:
         return 401
-    if user != charger_id:
+    if user != charger_id:  # the OCPP security profiles' rule: user name = charger id
+        LOG.info("%s: Basic user name %r is not the charger id", charger_id, user[:48])
         return 401
     if not _CHARGER_ID.fullmatch(charger_id):
         return 404  # no such charger can exist, and none is auto-registered

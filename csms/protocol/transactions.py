@@ -3,9 +3,10 @@
 Chargers resend what they queued while offline, sometimes twice, sometimes hours late and
 out of order. Nothing here answers with a CALLERROR: a repeated message is found again and
 answered as the first time (1.6 start by its fingerprint, 1.6 stop by the transaction's
-state, 2.0.1 events by (charger, transactionId, seqNo), all backed by unique constraints), and
-whatever looks wrong (unknown tag, unknown transaction, reused order id) is stored and
-flagged for the operator instead of refused, because the energy has already been delivered.
+state, 2.0.1 events by (charger, transactionId, seqNo) and their content, all backed by unique
+constraints), and whatever looks wrong (unknown tag, unknown transaction, reused order id, a
+seqNo reused for a different event) is stored and flagged for the operator instead of
+refused, because the energy has already been delivered.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from csms.protocol.authorization import (
     IdTagDecision,
     InlineDecider,
     inline_decider,
-    looks_like_order_id,
+    may_be_order_id,
 )
 from csms.protocol.meter_values import METER_VALUES, Sample, register_at, sample_rows
+from csms.protocol.retransmission import earlier, event_digest
 from csms.store.fast import Fast
 from csms.store.models import Transaction, TransactionEventRecord
 from csms.store.models_orders import Order
@@ -41,6 +43,7 @@ from csms.store.writer import Batch, table_of
 LOG = logging.getLogger("csms.transactions")
 LATE_AFTER = timedelta(minutes=5)  # a start reported later than this was queued offline
 STARTED, ENDED = "Started", "Ended"
+SEQ_NO_REUSED = "seq_no_reused"  # the flag of a different 2.0.1 event under a used seqNo
 TRANSACTIONS = table_of(Transaction)
 EVENTS = table_of(TransactionEventRecord)
 
@@ -107,13 +110,6 @@ _OTHER_WITH_TAG = Fast(
     .where(TRANSACTIONS.c.id_tag == bindparam("tag"), TRANSACTIONS.c.id != bindparam("pk"))
     .limit(1)
 )
-_STORED_ANSWER = Fast(
-    core_select(EVENTS.c.response).where(
-        EVENTS.c.charger_id == bindparam("cid"),
-        EVENTS.c.transaction_id == bindparam("tid"),
-        EVENTS.c.seq_no == bindparam("seq"),
-    )
-)
 _EVENT_FIELDS = (
     "charger_id",
     "transaction_id",
@@ -124,6 +120,7 @@ _EVENT_FIELDS = (
     "offline",
     "response",
     "received_at",
+    "digest",
 )
 _INSERT_EVENT = Fast(EVENTS.insert().values({name: bindparam(name) for name in _EVENT_FIELDS}))
 _ORDERS = table_of(Order)
@@ -203,10 +200,12 @@ def facts_of(txn: TxnRow) -> TransactionFacts:
 
 
 def _is_order(conn: Connection, id_tag: str | None) -> bool:
-    """Whether ``id_tag`` is the id of an order of the payment side: only such transactions
-    are handed to the settlement sink (the others cannot concern it; asking it per
-    transaction cost a unit of work in the database thread each, decision D17)."""
-    if id_tag is None or not looks_like_order_id(id_tag):
+    """Whether ``id_tag`` is the id of an order of the payment side (one primary-key read; a
+    tag without the shape of an order id needs none). Only such transactions are handed to
+    the settlement sink (the others cannot concern it; asking it per transaction cost a unit
+    of work in the database thread each, decision D17) or flagged ``order_reused``: RFID card
+    UIDs have the same shape, and a card is used for many sessions."""
+    if id_tag is None or not may_be_order_id(id_tag):
         return False
     return _ORDER_EXISTS.scalar(conn, {"tag": id_tag}) is not None
 
@@ -239,9 +238,9 @@ def _save(conn: Connection, txn: TxnRow) -> None:
 
 
 def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
-    """Brief 7.11: a second transaction on one order id is stored and flagged (True if so)."""
-    if txn.id_tag is None or not looks_like_order_id(txn.id_tag):
-        return False
+    """Brief 7.11: a second transaction on one order id is stored and flagged (True if so).
+    Only for a stored ``txn`` whose tag :func:`_is_order` found to be an order's id."""
+    assert txn.id_tag is not None
     other = _OTHER_WITH_TAG.scalar(conn, {"tag": txn.id_tag, "pk": txn.id})
     if other is None or "order_reused" in txn.flags.split(","):
         return False
@@ -325,9 +324,11 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
             _add_flag(txn, "unknown_tag")
         _save(batch.conn, txn)
         txn.transaction_id = str(txn.id)
-        _flag_reused_order(batch.conn, txn)
+        is_order = _is_order(batch.conn, txn.id_tag)
+        if is_order:
+            _flag_reused_order(batch.conn, txn)
         _save(batch.conn, txn)
-        return txn, True, _is_order(batch.conn, txn.id_tag), decision
+        return txn, True, is_order, decision
 
     def again(batch: Batch) -> tuple[TxnRow | None, IdTagDecision | None]:
         found = _load_by_start_key(batch.conn, charger_id, key)
@@ -419,14 +420,6 @@ def _decode_answer(text: str) -> IdTagDecision | None:
     return IdTagDecision(data["status"], expiry)
 
 
-def _stored_answer(conn: Connection, charger_id: str, ev: TransactionEvent) -> str | None:
-    """The answer given to this (charger, transactionId, seqNo) before, if any."""
-    response = _STORED_ANSWER.scalar(
-        conn, {"cid": charger_id, "tid": ev.transaction_id, "seq": ev.seq_no}
-    )
-    return None if response is None else str(response)
-
-
 def _apply_event(txn: TxnRow, ev: TransactionEvent, decision: IdTagDecision | None) -> None:
     if ev.evse_id is not None:
         txn.evse_id = ev.evse_id
@@ -456,85 +449,126 @@ def _apply_event(txn: TxnRow, ev: TransactionEvent, decision: IdTagDecision | No
             txn.meter_stop_wh = end
 
 
+@dataclass(slots=True)
+class _Stored:
+    """What the unit of work of one TransactionEvent did."""
+
+    txn: TxnRow | None = None  # None: a retransmission, answered with ``answer``
+    answer: str | None = None
+    created: bool = False
+    is_order: bool = False
+    decision: IdTagDecision | None = None
+    reused: Sequence[str] = ()  # the types of the other events under a reused seqNo
+
+
 async def transaction_event(
     ctx: CsmsContext, charger_id: str, ev: TransactionEvent
 ) -> IdTagDecision | None:
-    """2.0.1 TransactionEvent: stored once per seqNo; the answer's idTokenInfo (or None)."""
-
-    def stored(batch: Batch) -> str | None:
-        return _stored_answer(batch.conn, charger_id, ev)
-
+    """2.0.1 TransactionEvent; the answer's idTokenInfo (or None). A retransmission is
+    answered from the store; a different event under a used seqNo is processed like any
+    other, flagged ``seq_no_reused`` and logged (:mod:`csms.protocol.retransmission`)."""
+    digest = event_digest(ev)
     asked: IdTagDecision | None = None
     decider = inline_decider(ctx.authorization) if ev.id_token else None
     if ev.id_token and decider is None:
         # a repeat is answered as the first time, without asking the policy again: a read on
         # the reader thread, not a turn of the writer (the write re-checks anyway)
-        earlier = await ctx.db.reader.run(_stored_answer, charger_id, ev)
-        if earlier is not None:
-            return _decode_answer(earlier)
+        seen = await ctx.db.reader.run(earlier, charger_id, ev, digest)
+        if seen.answer is not None:
+            return _decode_answer(seen.answer)
         asked = await _decide(ctx, charger_id, ev.id_token)
     decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow | None, str | None, bool, bool, IdTagDecision | None]:
-        conn = batch.conn
-        earlier = _stored_answer(conn, charger_id, ev)
-        if earlier is not None:
-            return None, earlier, False, False, None
+    def op(batch: Batch) -> _Stored:
+        seen = earlier(batch.conn, charger_id, ev, digest)
+        if seen.answer is not None:
+            return _Stored(answer=seen.answer)
         # after the repeat check: a repeat is never decided again
-        decision = decided[0] = asked or _decide_in(conn, decider, charger_id, ev.id_token)
-        txn = _load_by_id(conn, charger_id, ev.transaction_id)
-        created = txn is None
-        if txn is None:
-            txn = TxnRow(
-                charger_id=charger_id,
-                transaction_id=ev.transaction_id,
-                ocpp_version="2.0.1",
-                created_at=now,
-            )
-            if ev.event_type != STARTED:
-                _add_flag(txn, "no_started_event")
-        _apply_event(txn, ev, decision)
-        txn.updated_at = now
-        _save(conn, txn)
-        _INSERT_EVENT.execute(
-            conn,
-            {
-                "charger_id": charger_id,
-                "transaction_id": ev.transaction_id,
-                "seq_no": ev.seq_no,
-                "event_type": ev.event_type,
-                "trigger_reason": ev.trigger_reason,
-                "timestamp": ev.timestamp,
-                "offline": ev.offline,
-                "response": _encode_answer(decision),
-                "received_at": now,
-            },
-        )
-        changed = created and _flag_reused_order(conn, txn)
-        _add_samples(batch, txn, ev.samples)
-        if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
-            batch.insert_rows()  # the group's queued samples (this one's too) are read back
-            txn.meter_stop_wh = register_at(_stored_samples(conn, txn.id), last=True)
-            changed = True
-        if changed:
-            _save(conn, txn)
-        return txn, None, created, _is_order(conn, txn.id_tag), decision
+        decision = decided[0] = asked or _decide_in(batch.conn, decider, charger_id, ev.id_token)
+        return _store_event(batch, charger_id, ev, digest, decision, seen.others, now)
+
+    def again(batch: Batch) -> str | None:
+        return earlier(batch.conn, charger_id, ev, digest).answer
 
     try:
-        txn, earlier, created, is_order, decision = await ctx.writer.execute(op, charger_id)
+        stored = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # a concurrent copy of this event won
-        again = await ctx.writer.execute(stored, charger_id)
-        return _decode_answer(again) if again else decided[0]
-    if earlier is not None:
-        return _decode_answer(earlier)
-    assert txn is not None
+        answer = await ctx.writer.execute(again, charger_id)
+        return _decode_answer(answer) if answer else decided[0]
+    if stored.answer is not None:
+        return _decode_answer(stored.answer)
+    assert stored.txn is not None
+    if stored.reused:
+        LOG.warning(
+            "%s: transaction %s: seqNo %d reused by a different %s event (already stored "
+            "under it: %s); processed and flagged %s",
+            charger_id, ev.transaction_id, ev.seq_no, ev.event_type,
+            ", ".join(stored.reused), SEQ_NO_REUSED,
+        )  # fmt: skip
     change: TransactionChange = (
-        "ended" if ev.event_type == ENDED else "started" if created else "updated"
+        "ended" if ev.event_type == ENDED else "started" if stored.created else "updated"
     )
-    if is_order:
-        await _notify(ctx, change, txn)
-    return decision
+    if stored.is_order:
+        await _notify(ctx, change, stored.txn)
+    return stored.decision
+
+
+def _store_event(
+    batch: Batch,
+    charger_id: str,
+    ev: TransactionEvent,
+    digest: str,
+    decision: IdTagDecision | None,
+    reused: Sequence[str],
+    now: datetime,
+) -> _Stored:
+    """Applies a new event to its transaction (created if unknown) and stores the event with
+    its answer; ``reused``: the other events already under its seqNo (flagged)."""
+    conn = batch.conn
+    txn = _load_by_id(conn, charger_id, ev.transaction_id)
+    created = txn is None
+    tag_before = None if txn is None else txn.id_tag
+    if txn is None:
+        txn = TxnRow(
+            charger_id=charger_id,
+            transaction_id=ev.transaction_id,
+            ocpp_version="2.0.1",
+            created_at=now,
+        )
+        if ev.event_type != STARTED:
+            _add_flag(txn, "no_started_event")
+    if reused:
+        _add_flag(txn, SEQ_NO_REUSED)
+    _apply_event(txn, ev, decision)
+    txn.updated_at = now
+    _save(conn, txn)
+    _INSERT_EVENT.execute(
+        conn,
+        {
+            "charger_id": charger_id,
+            "transaction_id": ev.transaction_id,
+            "seq_no": ev.seq_no,
+            "event_type": ev.event_type,
+            "trigger_reason": ev.trigger_reason,
+            "timestamp": ev.timestamp,
+            "offline": ev.offline,
+            "response": _encode_answer(decision),
+            "received_at": now,
+            "digest": digest,
+        },
+    )
+    is_order = _is_order(conn, txn.id_tag)
+    # the tag is known from the first event that names it (usually the Started)
+    changed = is_order and txn.id_tag != tag_before and _flag_reused_order(conn, txn)
+    _add_samples(batch, txn, ev.samples)
+    if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
+        batch.insert_rows()  # the group's queued samples (this one's too) are read back
+        txn.meter_stop_wh = register_at(_stored_samples(conn, txn.id), last=True)
+        changed = True
+    if changed:
+        _save(conn, txn)
+    return _Stored(txn, None, created, is_order, decision, reused)
 
 
 def _stored_samples(conn: Connection, transaction_pk: int) -> list[Sample]:

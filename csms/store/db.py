@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from config.private import private_file
 from csms.store.db_worker import DbWorker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -49,11 +50,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets WAL mode and its parent directory created."""
+    """An async engine for ``url``; SQLite gets WAL mode and its file created owner-only (its
+    WAL and shared-memory files take the database file's mode)."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))  # password hashes and presence secrets: owner only
         # SQLite has one writer at a time: a few connections avoid lock ping-pong between
         # many writers (its busy handler sleeps up to 100 ms per retry). Measured with 1,000
         # chargers reconnecting at once: 15 connections 174 s, 4 connections 56 s (before the

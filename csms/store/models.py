@@ -160,10 +160,20 @@ class Transaction(SQLModel, table=True):
 
 
 class TransactionEventRecord(SQLModel, table=True):
-    """A 2.0.1 TransactionEvent as received, deduplicated by (charger, transaction, seqNo)."""
+    """A 2.0.1 TransactionEvent as received, with the answer it was given.
+
+    A retransmission is the same event under the same (charger, transaction, seqNo): same
+    ``digest`` (csms/protocol/retransmission.py), unique, so it is stored once and answered
+    from here. A different event under a used seqNo is stored beside the first (some chargers
+    reuse a seqNo). Rows stored before digests were kept have ``digest`` "".
+    """
 
     __tablename__ = "transaction_events"
-    __table_args__ = (UniqueConstraint("charger_id", "transaction_id", "seq_no"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "charger_id", "transaction_id", "seq_no", "digest", name="uq_transaction_events_event"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
@@ -175,6 +185,7 @@ class TransactionEventRecord(SQLModel, table=True):
     offline: bool = False
     response: str = Field(sa_column=Column(Text, nullable=False))  # the JSON answer given
     received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    digest: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
 
 
 class MeterValue(SQLModel, table=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ class Received:
     charger: str
     action: str
     payload: dict[str, Any]
+    at: float = field(default_factory=time.time)  # when it arrived (wall clock)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Central:
     port: int = 0
     data_transfer_status: str = "Accepted"
     start_status: str = "Accepted"  # idTagInfo status of transaction starts
+    heartbeat_interval: int = 300  # the BootNotification answer's interval
 
     def record(self, charger: str, action: str, **payload: Any) -> None:
         self.messages.append(Received(charger, action, payload))
@@ -73,7 +76,9 @@ class Central16(Cp16):  # type: ignore[misc]
     @on("BootNotification")
     def boot(self, **kw: Any) -> Any:
         self.central.record(self.id, "BootNotification", **kw)
-        return r16.BootNotification(current_time=_now(), interval=300, status="Accepted")
+        return r16.BootNotification(
+            current_time=_now(), interval=self.central.heartbeat_interval, status="Accepted"
+        )
 
     @on("Heartbeat")
     def heartbeat(self) -> Any:
@@ -123,7 +128,9 @@ class Central201(Cp201):  # type: ignore[misc]
     @on("BootNotification")
     def boot(self, **kw: Any) -> Any:
         self.central.record(self.id, "BootNotification", **kw)
-        return r201.BootNotification(current_time=_now(), interval=300, status="Accepted")
+        return r201.BootNotification(
+            current_time=_now(), interval=self.central.heartbeat_interval, status="Accepted"
+        )
 
     @on("Heartbeat")
     def heartbeat(self) -> Any:

@@ -82,6 +82,31 @@ def test_command_line_overrides_settings(tmp_path: Path, monkeypatch) -> None:
         parser.parse_args(["cp", "--id", "X", "--ocpp", "2.1"])
 
 
+def test_the_password_can_stay_out_of_the_process_list(tmp_path: Path, monkeypatch) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+
+    def password(*extra: str) -> str | None:
+        args = parser.parse_args(["cp", "--id", "CP-9", "--state-dir", str(tmp_path), *extra])
+        return settings_from_args(args).password
+
+    assert password() is None
+    monkeypatch.setenv("QRCHARGE_CP_PASSWORD", "from-the-environment")
+    assert password() == "from-the-environment"
+    secret = tmp_path / "password"
+    secret.write_text("from-a-file\n")
+    assert password("--password-file", str(secret)) == "from-a-file"
+    assert password("--password-file", str(secret), "--password", "given") == "given"
+    assert "from-the-environment" not in repr(
+        settings_from_args(parser.parse_args(["cp", "--id", "CP-9", "--state-dir", str(tmp_path)]))
+    )
+    secret.write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        password("--password-file", str(secret))
+    with pytest.raises(ValueError, match="cannot read"):
+        password("--password-file", str(tmp_path / "missing"))
+
+
 def test_configuration_is_durable_and_typed(tmp_path: Path) -> None:
     store = Store.in_dir(tmp_path)
     defaults = StationSettings("CP").ocpp_defaults()

@@ -25,6 +25,7 @@ from qr_extension.qr import decode_qr
 from qr_extension.refusal import Refusal
 from qr_extension.start import issue_start_token
 from qr_extension.tariff import Limits
+from qr_extension.wire import parse_ocpp_timestamp
 from tests.charge_point.central import until
 from tests.charge_point.conftest import FLAT, station_settings
 
@@ -121,6 +122,7 @@ async def test_offline_qr_session_with_the_project_csms(
             issued_at=int(station.now()),
             validity_s=900,
         )
+        scanned = time.time()
         assert not isinstance(station.scan(token), Refusal)
         await until(lambda: station.sessions[1].limit is not None, 10, "energy limit")
         station.unplug(1)
@@ -131,6 +133,9 @@ async def test_offline_qr_session_with_the_project_csms(
         assert len(rows) == 1, rows
         (txn,) = rows
         assert txn["id_tag"] == "E2EORDER1"
+        # at time scale 600 the energy came 600 times sooner, but the start time is true
+        started = parse_ocpp_timestamp(txn["started_at"]).timestamp()
+        assert abs(started - scanned) < 0.5  # set from the CSMS's clock, a message's delay behind
         if version == "2.0.1":
             assert txn["offline"] is True  # 1.6 has no offline flag
         assert txn["meter_stop_wh"] - txn["meter_start_wh"] == 1200
@@ -161,7 +166,7 @@ async def test_driver_order_offline_charge_upload_and_sync_pay_once(
         csms_url=f"ws://127.0.0.1:{port}/ocpp",
         password=PASSWORD,
         trust_first_keys=True,
-        time_scale=60,
+        time_scale=600,  # 1 kWh in a fraction of a second; the clocks stay true
     )
     charger = Charger(settings)
     station = charger.station

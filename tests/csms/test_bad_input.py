@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,8 @@ async def _refusal(csms: LiveCsms, charger_id: str, **kw: Any) -> InvalidStatus:
     return refused.value
 
 
-async def test_handshake_refusals(csms: LiveCsms) -> None:
+async def test_handshake_refusals(csms: LiveCsms, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="csms.endpoint")
     await csms.add_charger("HS")
     no_proto = await _refusal(csms, "HS", additional_headers=basic_auth("HS"))
     assert no_proto.response.status_code == 400
@@ -130,6 +132,10 @@ async def test_handshake_refusals(csms: LiveCsms) -> None:
         csms, "HS", subprotocols=["ocpp1.6"], additional_headers=basic_auth("SOMEONE")
     )
     assert other_user.response.status_code == 401
+    assert b"username = charger id" in other_user.response.body
+    # a fleet simulator with one user name for every station learns why from the log
+    named = [r.getMessage() for r in caplog.records if "is not the charger id" in r.getMessage()]
+    assert named == ["HS: Basic user name 'SOMEONE' is not the charger id"]
     unknown = await _refusal(
         csms, "NEW", subprotocols=["ocpp1.6"], additional_headers=basic_auth("NEW")
     )
@@ -197,6 +203,13 @@ async def test_auto_registration_as_pending(tmp_path: Path) -> None:
             await ws.close()
         charger = (await csms.http.get("/api/v1/admin/chargers/AUTO-1")).json()
         assert charger["registration"] == "Pending"
+        await csms.add_charger("REGISTERED")
+        pending = (await csms.http.get("/api/v1/admin/chargers?registration=Pending")).json()
+        assert [c["id"] for c in pending] == ["AUTO-1"]
+        accepted = (await csms.http.get("/api/v1/admin/chargers?registration=Accepted")).json()
+        assert [c["id"] for c in accepted] == ["REGISTERED"]
+        bad = await csms.http.get("/api/v1/admin/chargers?registration=Maybe")
+        assert bad.status_code == 422
         too_long = "A" * 49
         refused = await _refusal(
             csms, too_long, subprotocols=["ocpp1.6"], additional_headers=basic_auth(too_long)

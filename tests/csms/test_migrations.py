@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 import csms.store.models  # noqa: F401
-from csms.store.db import Database, migrate
+from csms.protocol.retransmission import earlier, event_digest
+from csms.protocol.transactions import TransactionEvent
+from csms.store.db import Database, alembic_config, migrate
+from csms.store.models import TransactionEventRecord
+from csms.store.types import UtcDateTime
+from csms.store.writer import table_of
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -35,5 +45,109 @@ async def test_upgrade_from_empty_matches_models(db_url: str) -> None:
             diff = await conn.run_sync(_diff)
         assert {"chargers", "transactions", "meter_values", "alembic_version"} <= tables
         assert diff == []
+    finally:
+        await db.dispose()
+
+
+def _to(connection: Connection, revision: str, *, down: bool = False) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def _legacy_event(connection: Connection) -> None:
+    """A charger and a 2.0.1 event as revision 0005 stored them (no digest)."""
+    at = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    chargers = sa.table(
+        "chargers",
+        sa.column("id"),
+        sa.column("registration"),
+        sa.column("online"),
+        sa.column("created_at", UtcDateTime),
+    )
+    connection.execute(
+        chargers.insert().values(id="M1", registration="operator", online=False, created_at=at)
+    )
+    connection.execute(
+        _EVENTS_0005.insert().values(
+            charger_id="M1",
+            transaction_id="T-1",
+            seq_no=0,
+            event_type="Started",
+            trigger_reason="Authorized",
+            timestamp=at,
+            offline=False,
+            response='{"status": "Accepted", "expiry": null}',
+            received_at=at,
+        )
+    )
+
+
+_EVENTS_0005 = sa.table(
+    "transaction_events",
+    *(sa.column(name) for name in ("charger_id", "transaction_id", "seq_no", "event_type")),
+    *(sa.column(name) for name in ("trigger_reason", "offline", "response")),
+    sa.column("timestamp", UtcDateTime),
+    sa.column("received_at", UtcDateTime),
+)
+
+
+def _event(event_type: str) -> TransactionEvent:
+    return TransactionEvent(
+        event_type=event_type,
+        timestamp=datetime(2026, 11, 27, 8, 0, tzinfo=UTC),
+        trigger_reason="Authorized",
+        seq_no=0,
+        transaction_id="T-1",
+    )
+
+
+def _add_event(connection: Connection, digest: str) -> None:
+    values = {"charger_id": "M1", "transaction_id": "T-1", "seq_no": 0, "digest": digest}
+    at = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    connection.execute(
+        table_of(TransactionEventRecord)
+        .insert()
+        .values(
+            **values,
+            event_type="Ended",
+            trigger_reason="EVDeparted",
+            timestamp=at,
+            offline=False,
+            response="{}",
+            received_at=at,
+        )
+    )
+
+
+async def test_event_digests_keep_old_events_and_allow_a_reused_seq_no(db_url: str) -> None:
+    """0006 on a database with events: the old row is still found as the same event, a
+    different event under its seqNo can be stored beside it (once), and a downgrade keeps
+    the first event under each seqNo."""
+    db = Database.connect(db_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_to, "0005")
+            await conn.run_sync(_legacy_event)
+        await migrate(db.engine)
+        started, ended = _event("Started"), _event("Ended")
+        async with db.engine.begin() as conn:
+            same = await conn.run_sync(earlier, "M1", started, event_digest(started))
+            other = await conn.run_sync(earlier, "M1", ended, event_digest(ended))
+            await conn.run_sync(_add_event, event_digest(ended))
+        assert same.answer == '{"status": "Accepted", "expiry": null}'
+        assert (other.answer, list(other.others)) == (None, ["Started"])
+        with pytest.raises(IntegrityError):
+            async with db.engine.begin() as conn:
+                await conn.run_sync(_add_event, event_digest(ended))
+        async with db.engine.begin() as conn:
+            again = await conn.run_sync(earlier, "M1", ended, event_digest(ended))
+            assert again.answer == "{}"
+            await conn.run_sync(_to, "0005", down=True)
+            rows = (await conn.execute(sa.select(_EVENTS_0005.c.event_type))).all()
+            assert [r[0] for r in rows] == ["Started"]
+        await migrate(db.engine)
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
     finally:
         await db.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ from csms.store.models import (
     Transaction,
     TransactionEventRecord,
 )
+from csms.store.models_orders import Order
 from csms.store.writer import StoreWriter
 
 from .conftest import make_settings
@@ -142,20 +144,72 @@ async def test_transaction_event_concurrent_duplicates(ctx: CsmsContext) -> None
     assert txn.meter_start_wh == 7 and txn.state == "Started"
 
 
+def _order_row(order_id: str) -> Order:
+    """An order row as the payment side stores it (only its id matters here)."""
+    return Order(
+        id=order_id,
+        user_id=1,
+        charger_id="S1",
+        evse_id=1,
+        request_kind="amount",
+        request_value=1000,
+        tariff_claim="[]",
+        limits_claim="[1000]",
+        hold_amount=1000,
+        currency="CNY",
+        start_token="x.y.z",
+        kid="k",
+        issued_at=NOW,
+        expires_at=NOW + timedelta(minutes=15),
+    )
+
+
 async def test_reused_order_id_is_flagged(ctx: CsmsContext) -> None:
+    """Only a tag that names an existing order is an order id: a card UID of the same shape
+    (``04A1B2C3``) used twice is an ordinary tag."""
+    async with ctx.db.session() as session:
+        session.add(_order_row("ORDER77"))
+        await session.commit()
     for minute in (0, 30):
-        req = transactions.StartRequest(
-            connector_id=1,
-            id_tag="ORDER77",
-            meter_start=minute,
-            timestamp=NOW - timedelta(minutes=minute),
-        )
-        await transactions.start_transaction(ctx, "S1", req)
+        for tag in ("ORDER77", "04A1B2C3"):
+            req = transactions.StartRequest(
+                connector_id=1,
+                id_tag=tag,
+                meter_start=minute,
+                timestamp=NOW - timedelta(minutes=minute),
+            )
+            await transactions.start_transaction(ctx, "S1", req)
     async with ctx.db.session() as session:
         rows = (await session.exec(select(Transaction).order_by(col(Transaction.id)))).all()
-    assert ["order_reused" in r.flags for r in rows] == [False, True]
+    assert [r.id_tag for r in rows] == ["ORDER77", "04A1B2C3"] * 2
+    assert ["order_reused" in r.flags for r in rows] == [False, False, True, False]
     assert all("unknown_tag" in r.flags for r in rows)
-    assert rows[1].offline and "late_start" in rows[1].flags
+    assert rows[2].offline and "late_start" in rows[2].flags
+
+
+async def test_reused_order_id_is_flagged_201(ctx: CsmsContext) -> None:
+    """2.0.1: the tag may first come with a later event than the Started."""
+    async with ctx.db.session() as session:
+        session.add(_order_row("ORDER78"))
+        await session.commit()
+    for txn, tag in (("T-1", "ORDER78"), ("T-2", "04A1B2C3"), ("T-3", "04A1B2C3")):
+        ev = transactions.TransactionEvent(
+            event_type="Started", timestamp=NOW, trigger_reason="Authorized", seq_no=0,
+            transaction_id=txn, id_token=tag, evse_id=1,
+        )  # fmt: skip
+        await transactions.transaction_event(ctx, "S1", ev)
+    for seq_no, tag in ((0, None), (1, "ORDER78")):
+        ev = transactions.TransactionEvent(
+            event_type="Started" if seq_no == 0 else "Updated", timestamp=NOW,
+            trigger_reason="Authorized", seq_no=seq_no, transaction_id="T-4", id_token=tag,
+        )  # fmt: skip
+        await transactions.transaction_event(ctx, "S1", ev)
+    async with ctx.db.session() as session:
+        rows = (await session.exec(select(Transaction).order_by(col(Transaction.id)))).all()
+    assert [(r.transaction_id, r.id_tag) for r in rows] == [
+        ("T-1", "ORDER78"), ("T-2", "04A1B2C3"), ("T-3", "04A1B2C3"), ("T-4", "ORDER78"),
+    ]  # fmt: skip
+    assert ["order_reused" in r.flags for r in rows] == [False, False, False, True]
 
 
 async def test_message_log_is_bounded_per_charger(ctx: CsmsContext) -> None:
@@ -428,3 +482,63 @@ async def test_a_policy_without_an_inline_decision_is_asked_apart(ctx: CsmsConte
     assert first is not None and repeat is not None and first.status == repeat.status == "Blocked"
     # the repeated start asked again (a 1.6 start has no stored answer); the repeated event not
     assert policy.asked == ["A", "A", "B", "B"]
+
+
+def _ended_event(
+    transaction_id: str, seq_no: int, wh: float, id_token: str | None = None
+) -> transactions.TransactionEvent:
+    return transactions.TransactionEvent(
+        event_type="Ended",
+        timestamp=NOW + timedelta(minutes=20),
+        trigger_reason="EVDeparted",
+        seq_no=seq_no,
+        transaction_id=transaction_id,
+        id_token=id_token,
+        stopped_reason="EVDisconnected",
+        samples=[Sample(NOW + timedelta(minutes=20), wh, context="Transaction.End")],
+    )
+
+
+async def test_a_different_event_under_a_used_seq_no_is_processed_and_flagged(
+    ctx: CsmsContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Ended under the Started's seqNo ends the transaction (flagged, logged once); its
+    copies, concurrent or later, are retransmissions: stored once, answered alike."""
+    caplog.set_level(logging.WARNING, logger="csms.transactions")
+    started = _started_event("T-SEQ", "RFID")
+    first = await transactions.transaction_event(ctx, "S1", started)
+    ended = _ended_event("T-SEQ", 0, 900.0)
+    answers = await asyncio.gather(
+        *(transactions.transaction_event(ctx, "S1", ended) for _ in range(3))
+    )
+    again = await transactions.transaction_event(ctx, "S1", ended)
+    repeat = await transactions.transaction_event(ctx, "S1", started)
+    assert first is not None and first.status == "Accepted" and repeat == first
+    assert answers == [None, None, None] and again is None
+    async with ctx.db.session() as session:
+        (txn,) = (await session.exec(select(Transaction))).all()
+        events = (await session.exec(select(TransactionEventRecord))).all()
+    assert (txn.state, txn.stop_reason, txn.meter_stop_wh) == ("Ended", "EVDisconnected", 900)
+    assert txn.flags == "seq_no_reused"
+    assert sorted((e.seq_no, e.event_type) for e in events) == [(0, "Ended"), (0, "Started")]
+    assert all(len(e.digest) == 64 for e in events)
+    assert await _count(ctx, MeterValue) == 1
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "S1" in warning.getMessage() and "T-SEQ" in warning.getMessage()
+    assert "seqNo 0" in warning.getMessage()
+
+
+async def test_a_reused_seq_no_with_a_policy_asked_apart(ctx: CsmsContext) -> None:
+    """The reader's repeat check before asking the policy tells a different event from a
+    retransmission too: the different one is decided and processed, the copy is not."""
+    policy = _AskedApart()
+    apart = dataclasses.replace(ctx, authorization=policy)
+    await transactions.transaction_event(apart, "S1", _started_event("T-AP", "A"))
+    ended = _ended_event("T-AP", 0, 50.0, id_token="B")
+    decided = await transactions.transaction_event(apart, "S1", ended)
+    copy = await transactions.transaction_event(apart, "S1", ended)
+    assert decided is not None and copy == decided and decided.status == "Blocked"
+    assert policy.asked == ["A", "B"]
+    async with ctx.db.session() as session:
+        (txn,) = (await session.exec(select(Transaction))).all()
+    assert txn.state == "Ended" and txn.flags == "seq_no_reused"

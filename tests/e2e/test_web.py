@@ -61,3 +61,15 @@ def test_without_the_page_nothing_is_mounted(tmp_path: Path) -> None:
     app = FastAPI()
     mount_web(app, load_settings(), root=tmp_path)
     assert TestClient(app).get("/").status_code == 404
+
+
+def test_a_static_folder_the_page_lacks_answers_404(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<main></main>")
+    (tmp_path / "js").mkdir()
+    (tmp_path / "js" / "app.js").write_text("export {};")
+    app = FastAPI()
+    mount_web(app, load_settings(), root=tmp_path)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/js/app.js").status_code == 200
+    assert client.get("/img/logo.png").status_code == 404
+    assert client.get("/css/page.css").status_code == 404

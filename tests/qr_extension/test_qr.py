@@ -15,6 +15,8 @@ from PIL import Image, ImageOps
 
 from qr_extension.errors import QrChargeError, QrDecodeError
 from qr_extension.qr import (
+    MAX_JPEG_PIXELS,
+    MAX_OTHER_PIXELS,
     PhotoConditions,
     QrEncodeError,
     decode_qr,
@@ -155,6 +157,35 @@ def test_image_without_code_missing_file_and_bad_arrays_are_decode_errors(tmp_pa
         decode_qr(np.zeros((10, 10), dtype=np.uint8))
     with pytest.raises(QrDecodeError):
         decode_qr(12345)  # type: ignore[arg-type]
+
+
+def _encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def test_images_over_the_pixel_caps_are_refused_from_their_headers() -> None:
+    """A tiny file may declare a huge frame: it is refused before any pixel is decoded."""
+    side = int(MAX_OTHER_PIXELS**0.5) + 1
+    png = _encoded(Image.new("RGBA", (side, side), (255, 255, 255, 255)), "PNG")
+    assert len(png) < 500_000
+    with pytest.raises(QrDecodeError, match=rf"too large: {side}x{side}.*send a JPEG"):
+        decode_qr(png)
+    wide = int(MAX_JPEG_PIXELS / 1000) + 1
+    with pytest.raises(QrDecodeError, match=rf"too large: {wide}x1000"):
+        decode_qr(_encoded(Image.new("L", (wide, 1000), 255), "JPEG"))
+
+
+def test_a_48_megapixel_phone_jpeg_is_read_at_a_reduced_scale() -> None:
+    """Over the cap for other formats, a JPEG of a current phone is decoded reduced and grey."""
+    width, height = 8000, 6000
+    assert width * height > MAX_OTHER_PIXELS
+    photo = Image.new("RGB", (width, height), (120, 140, 160))
+    code = Image.open(io.BytesIO(render_png(TOKEN, box_size=1))).convert("RGB")
+    side = width // 7  # the code fills a seventh of the frame's width
+    photo.paste(code.resize((side, side), Image.Resampling.NEAREST), (3000, 2500))
+    assert decode_qr(_encoded(photo, "JPEG", quality=80)) == [TOKEN]
 
 
 def test_two_codes_in_one_image_both_decode() -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.billing import store
 from csms.billing.resolve import default_tariff, resolve
 from csms.billing.schemas import (
@@ -27,7 +28,6 @@ from csms.billing.schemas import (
 from csms.store.models_money import BillingAssignment
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"])
-Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -68,7 +68,7 @@ async def default_model(ctx: CtxDep, _: AdminDep) -> TariffPublic:
 
 @router.get("/billing-models/resolve", response_model=ResolvedPublic)
 async def resolve_model(
-    ctx: CtxDep, session: SessionDep, _: AdminDep, charger_id: str, user_id: int | None = None
+    ctx: CtxDep, session: SessionDep, _: AdminDep, charger_id: str, user_id: RowIdQuery = None
 ) -> ResolvedPublic:
     """Which model a driver (or an anonymous visitor) gets at a charger, and why (``scope``)."""
     found = await resolve(session, user_id=user_id, charger_id=charger_id, settings=ctx.settings)
@@ -122,7 +122,7 @@ async def model_assignments(
 async def list_assignments(
     session: SessionDep,
     _: AdminDep,
-    user_id: int | None = None,
+    user_id: RowIdQuery = None,
     charger_id: str | None = None,
     offset: Offset = 0,
     limit: Limit = 100,
@@ -134,5 +134,5 @@ async def list_assignments(
 
 
 @router.delete("/billing-assignments/{assignment_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_assignment(assignment_id: int, session: SessionDep, _: AdminDep) -> None:
+async def delete_assignment(assignment_id: RowIdPath, session: SessionDep, _: AdminDep) -> None:
     await store.delete_assignment(session, assignment_id=assignment_id)

@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.params import Offset
 from csms.errors import SettlementKeyError
 from csms.passwords import hash_password
 from csms.settlement_keys import set_settlement_key
@@ -115,18 +116,25 @@ async def list_chargers(
     ctx: CtxDep,
     session: SessionDep,
     _: AdminDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     connected: Annotated[
         bool | None, Query(description="only chargers with (true) or without (false) a socket")
     ] = None,
+    registration: Annotated[
+        Literal["Accepted", "Pending", "Rejected"] | None,
+        Query(description="only chargers in this registration state (Pending: auto-registered)"),
+    ] = None,
 ) -> list[ChargerPublic]:
     """All chargers with their live connection state (``connected``: on this CSMS now).
 
-    The ``connected`` filter is part of the query, so pages are full and never skip one."""
+    Both filters are part of the query, so pages are full and never skip one; an operator
+    onboarding a fleet with ``auto_register_chargers`` lists ``registration=Pending``."""
     query = select(Charger)
     if connected is not None:
         query = query.where(_connected(session, ctx.dispatcher.connected(), connected))
+    if registration is not None:
+        query = query.where(col(Charger.registration) == registration)
     rows = await session.exec(query.order_by(col(Charger.id)).offset(offset).limit(limit))
     return await _public_many(ctx, session, list(rows.all()))
 
@@ -242,7 +250,7 @@ async def device_model(
     _: AdminDep,
     component: Annotated[str | None, Query(description="component name (any case)")] = None,
     variable: Annotated[str | None, Query(description="variable name (any case)")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeviceVariablePublic]:
     """The components and variables a 2.0.1 charger reported (NotifyReport), one entry per

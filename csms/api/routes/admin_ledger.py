@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
+from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.payments import ledger, wallet
 from csms.store.models_money import LedgerEntry, LedgerTransfer, User
 
@@ -65,10 +66,10 @@ async def ledger_page(
     session: SessionDep,
     _: AdminDep,
     account: Annotated[str | None, Query(max_length=80, examples=["wallet:5"])] = None,
-    user_id: int | None = None,
+    user_id: RowIdQuery = None,
     order_id: str | None = None,
     kind: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LedgerPage:
     """Transfers (newest first) filtered by account, user, order or kind, with entries."""
@@ -106,7 +107,7 @@ async def ledger_page(
 
 
 @router.get("/wallets/{user_id}", response_model=WalletAdmin)
-async def wallet_of(user_id: int, session: SessionDep, _: AdminDep) -> WalletAdmin:
+async def wallet_of(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> WalletAdmin:
     """A driver's available balance, total held, and each open hold by order."""
     user = await session.get(User, user_id)
     if user is None:

@@ -15,12 +15,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.params import Offset, RowIdPath
+from csms.bounds import Amount
 from csms.payments.capture import refund_payment
 from csms.payments.deps import PaymentsDep
 from csms.payments.errors import PaymentError
@@ -46,12 +48,11 @@ from csms.store.models_orders import (
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: orders and payments"])
-Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 class RefundCreate(BaseModel):
-    amount: int = Field(ge=1, description="minor units")
+    amount: Amount
 
 
 class CancelAnswer(BaseModel):
@@ -181,7 +182,7 @@ async def admin_payments(
     status_code=status.HTTP_201_CREATED,
 )
 async def refund(
-    payment_id: int,
+    payment_id: RowIdPath,
     body: RefundCreate,
     _: AdminDep,
     ctx: CtxDep,

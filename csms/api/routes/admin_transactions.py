@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
+from csms.api.params import Offset, RowIdPath
 from csms.protocol.meter_values import samples_of
 from csms.store.models import MeterValuePublic, Transaction, TransactionDetail, TransactionPublic
 
@@ -22,7 +23,7 @@ async def list_transactions(
     charger_id: str | None = None,
     since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Transaction]:
     """Newest first. ``flags`` marks what the operator should look at."""
@@ -40,7 +41,7 @@ async def list_transactions(
 
 @router.get("/{transaction_pk}", response_model=TransactionDetail)
 async def show_transaction(
-    transaction_pk: int, session: SessionDep, _: AdminDep
+    transaction_pk: RowIdPath, session: SessionDep, _: AdminDep
 ) -> TransactionDetail:
     """One transaction (by the ``id`` of the list) with its meter values in time order."""
     txn = await session.get(Transaction, transaction_pk)

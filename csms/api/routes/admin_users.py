@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
+from csms.api.params import Offset, RowIdPath
 from csms.drivers.accounts import normalise_email, revoke_tokens
 from csms.store.models_money import User
 
@@ -48,7 +49,7 @@ async def list_users(
     session: SessionDep,
     _: AdminDep,
     email: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[UserAdmin]:
     """Drivers by id; ``email`` finds one (case-insensitively)."""
@@ -60,12 +61,12 @@ async def list_users(
 
 
 @router.get("/{user_id}", response_model=UserAdmin)
-async def show_user(user_id: int, session: SessionDep, _: AdminDep) -> UserAdmin:
+async def show_user(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> UserAdmin:
     return _admin(await _get(session, user_id))
 
 
 @router.post("/{user_id}/sign-out", status_code=status.HTTP_204_NO_CONTENT)
-async def sign_out_user(user_id: int, session: SessionDep, _: AdminDep) -> None:
+async def sign_out_user(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> None:
     """Ends every access token the driver holds (a lost phone); they may sign in again."""
     await _get(session, user_id)
     await revoke_tokens(session, user_id)
@@ -73,7 +74,7 @@ async def sign_out_user(user_id: int, session: SessionDep, _: AdminDep) -> None:
 
 @router.patch("/{user_id}", response_model=UserAdmin)
 async def update_user(
-    user_id: int, body: UserUpdate, session: SessionDep, _: AdminDep
+    user_id: RowIdPath, body: UserUpdate, session: SessionDep, _: AdminDep
 ) -> UserAdmin:
     """Disables (or enables again) a driver account."""
     user = await _get(session, user_id)

@@ -7,12 +7,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
 from csms.api.deps import CtxDep, SessionDep
+from csms.bounds import Amount
 from csms.drivers.accounts import authenticate, create_user, revoke_tokens
 from csms.drivers.deps import CurrentUser, ThrottleDep, TokensDep
 from csms.drivers.errors import InvalidCredentials
@@ -30,6 +31,8 @@ router = APIRouter(prefix="/api/v1", tags=["drivers"])
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
+DEVICE_COOKIE = "qrcharge_device"  # see log_in
+DEVICE_COOKIE_MAX_AGE_S = 400 * 86_400  # the longest browsers keep a cookie
 
 
 class UserCreate(BaseModel):
@@ -75,7 +78,7 @@ class Profile(UserPublic):
 
 
 class TopUpCreate(BaseModel):
-    amount: int = Field(gt=0, description="minor units")
+    amount: Amount
     method: str = Field(
         default="sandbox",
         max_length=64,
@@ -134,15 +137,20 @@ async def register(body: UserCreate, ctx: CtxDep, session: SessionDep) -> UserPu
 async def log_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
+    response: Response,
     ctx: CtxDep,
     throttle: ThrottleDep,
     session: SessionDep,
     tokens: TokensDep,
 ) -> Token:
     """OAuth2 password flow: ``username`` is the email. 401 for a wrong email or password;
-    429 with ``Retry-After`` after too many failures for this email or from this client."""
+    429 with ``Retry-After`` after too many failures for this email or from this client.
+
+    A success also sets the device cookie: a browser that has signed in to this account before
+    is not held by a lock that others' failures put on the account."""
     client = request.client.host if request.client else None
-    throttle.check(form.username, client)
+    known = tokens.is_device_mark(form.username, request.cookies.get(DEVICE_COOKIE))
+    throttle.check(form.username, client, known_device=known)
     try:
         user = await authenticate(session, email=form.username, password=form.password)
     except InvalidCredentials:
@@ -151,6 +159,15 @@ async def log_in(
     throttle.succeeded(form.username, client)
     assert user.id is not None
     token = tokens.issue(user.id, now=ctx.now_s(), generation=user.token_generation)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        tokens.device_mark(form.username),
+        max_age=DEVICE_COOKIE_MAX_AGE_S,
+        path=request.url.path,  # sent with sign-ins only
+        secure=ctx.settings.public_base_url.startswith("https:"),
+        httponly=True,
+        samesite="strict",
+    )
     return Token(access_token=token, expires_in=tokens.ttl_s)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from csms.api.deps import CtxDep, SessionDep
+from csms.api.params import Offset
 from csms.drivers.deps import CurrentUser
 from csms.errors import CommandError
 from csms.payments.deps import PaymentsDep
@@ -79,7 +80,7 @@ async def post_order(
 async def get_orders(
     user: CurrentUser,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[OrderPublic]:
     """The driver's orders, newest first."""

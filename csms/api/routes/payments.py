@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from csms.api.deps import CtxDep, SessionDep
+from csms.api.params import RowIdPath
 from csms.drivers.deps import CurrentUser
 from csms.payments.capture import confirm_payment, get_payment, get_receipt
 from csms.payments.deps import PaymentsDep
@@ -25,7 +26,7 @@ def _not_found(exc: PaymentNotFound) -> HTTPException:
 
 @router.post("/payments/{payment_id}/confirm", response_model=ReceiptPublic)
 async def confirm(
-    payment_id: int, user: CurrentUser, ctx: CtxDep, session: SessionDep, side: PaymentsDep
+    payment_id: RowIdPath, user: CurrentUser, ctx: CtxDep, session: SessionDep, side: PaymentsDep
 ) -> ReceiptPublic:
     """Captures the payment once and returns its receipt (``receipt_id``)."""
     await session.close()  # the capture runs in the database thread (see settlements.py)
@@ -39,7 +40,9 @@ async def confirm(
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentPublic)
-async def get_one_payment(payment_id: int, user: CurrentUser, session: SessionDep) -> PaymentPublic:
+async def get_one_payment(
+    payment_id: RowIdPath, user: CurrentUser, session: SessionDep
+) -> PaymentPublic:
     try:
         payment = await get_payment(session, payment_id, user_id=user.id)
     except PaymentNotFound as exc:
@@ -48,7 +51,9 @@ async def get_one_payment(payment_id: int, user: CurrentUser, session: SessionDe
 
 
 @router.get("/receipts/{receipt_id}", response_model=ReceiptPublic)
-async def get_one_receipt(receipt_id: int, user: CurrentUser, session: SessionDep) -> ReceiptPublic:
+async def get_one_receipt(
+    receipt_id: RowIdPath, user: CurrentUser, session: SessionDep
+) -> ReceiptPublic:
     try:
         return receipt_public(await get_receipt(session, receipt_id, user_id=user.id))
     except PaymentNotFound as exc:

@@ -1,17 +1,18 @@
-"""Driver API: ``POST /api/v1/settlements`` (issue 5, step 3) and the driver's settlements.
+"""Driver API: ``POST /api/v1/settlements`` and the driver's settlements.
 
 The body is either JSON ``{"token": "<settlement JWT>"}`` or a multipart form with an ``image``
 file (a photo or screenshot of the settlement QR), decoded on the server with zxing-cpp in a
-worker thread. The settlement is verified (brief 2.2, 7.7) and settles its order; the answer is
-the payment information. An uploader who does not own the order settles the owner's order and
-is told only that it was accepted (202, brief 7.9). Refusals are 422 with the stable reason
-code (``{"detail": {"reason", "message"}}``); a copy of an already paid order is 409.
+worker thread, a few at a time (:class:`~csms.api.uploads.DecodeGate`; the body is capped while
+it is read by :class:`~csms.api.uploads.BodyLimit`). The settlement is verified (brief 2.2,
+7.7) and settles its order; the answer is the payment information. An uploader who does not
+own the order settles the owner's order and is told only that it was accepted (202, brief 7.9).
+Refusals are 422 with the stable reason code (``{"detail": {"reason", "message"}}``); a copy of
+an already paid order is 409.
 ``GET /api/v1/settlements[/{id}]`` shows the settlements of the driver's own orders.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -21,7 +22,9 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 from starlette.datastructures import UploadFile
 
-from csms.api.deps import SessionDep
+from csms.api.deps import CtxDep, SessionDep
+from csms.api.params import Offset, RowIdPath
+from csms.api.uploads import MAX_PHOTO_BYTES, DecodeGate, GateFull
 from csms.drivers.deps import CurrentUser
 from csms.payments.deps import PaymentsDep
 from csms.payments.order_errors import SettlementRefused
@@ -40,7 +43,6 @@ from qr_extension.refusal import Reason
 from qr_extension.settlement import SETTLE_TYP
 
 router = APIRouter(prefix="/api/v1/settlements", tags=["settlements"])
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -75,28 +77,39 @@ def _looks_like_settlement(text: str) -> bool:
     return isinstance(header, dict) and header.get("typ") == SETTLE_TYP
 
 
-async def _token_from_image(upload: UploadFile) -> str:
-    data = await upload.read(MAX_IMAGE_BYTES + 1)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise _unprocessable(f"the image is larger than {MAX_IMAGE_BYTES} bytes")
+async def _token_from_image(upload: UploadFile, decodes: DecodeGate) -> str:
+    data = await upload.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise _unprocessable(f"the image is larger than {MAX_PHOTO_BYTES} bytes")
     try:
-        texts = await asyncio.to_thread(decode_qr, data)
+        texts = await decodes.run(decode_qr, data)
+    except GateFull as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            {"reason": "busy", "message": "too many photos are being read; send it again"},
+            headers={"Retry-After": "2"},
+        ) from exc
     except QrDecodeError as exc:
         raise _unprocessable(f"no settlement QR could be read from the image: {exc}") from exc
+    finally:
+        del data
     tokens = [t for t in texts if _looks_like_settlement(t)]
     if not tokens:
         raise _unprocessable("the image holds a QR code, but not a settlement")
     return tokens[0].strip()
 
 
-async def _token_of(request: Request) -> str:
+async def _token_of(request: Request, decodes: DecodeGate) -> str:
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
-        form = await request.form()
-        image = form.get("image")
-        if not isinstance(image, UploadFile):
-            raise _unprocessable("send the photo as the multipart field 'image'")
-        return await _token_from_image(image)
+        form = await request.form(max_files=1, max_fields=4)
+        try:
+            image = form.get("image")
+            if not isinstance(image, UploadFile):
+                raise _unprocessable("send the photo as the multipart field 'image'")
+            return await _token_from_image(image, decodes)
+        finally:
+            await form.close()
     try:
         return SettlementUpload.model_validate_json(await request.body()).token
     except ValidationError as exc:
@@ -110,10 +123,10 @@ async def _token_of(request: Request) -> str:
     openapi_extra=_BODY_DOC,
 )
 async def post_settlement(
-    request: Request, user: CurrentUser, session: SessionDep, side: PaymentsDep
+    request: Request, user: CurrentUser, session: SessionDep, side: PaymentsDep, ctx: CtxDep
 ) -> Any:
     """Verifies the settlement, settles its order, and returns the payment information."""
-    token = await _token_of(request)
+    token = await _token_of(request, ctx.decodes)
     assert side.service is not None
     # the service runs its own transactions: give this request's connection back meanwhile,
     # or many concurrent uploads would each hold one and wait for a second
@@ -138,7 +151,7 @@ async def post_settlement(
 async def list_settlements(
     user: CurrentUser,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[SettlementPublic]:
     """The settlements of the driver's own orders, newest first."""
@@ -155,7 +168,7 @@ async def list_settlements(
 
 @router.get("/{settlement_id}", response_model=SettlementPublic)
 async def get_settlement(
-    settlement_id: int, user: CurrentUser, session: SessionDep
+    settlement_id: RowIdPath, user: CurrentUser, session: SessionDep
 ) -> SettlementPublic:
     record = await session.get(SettlementRecord, settlement_id)
     order = None
