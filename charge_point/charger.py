@@ -67,9 +67,14 @@ class Charger:
             return _refusal(result)
         return {"accepted": True, "order_id": result.order_id, "evse_id": result.evse_id}
 
-    async def present_id_tag(self, evse_id: int, id_tag: str) -> dict[str, Any]:
-        """An RFID-style tag: local list / cache, else Authorize with the CSMS when online."""
+    async def present_id_tag(
+        self, evse_id: int, id_tag: str, token_type: str | None = None
+    ) -> dict[str, Any]:
+        """An RFID-style tag: local list / cache, else Authorize with the CSMS when online.
+        ``token_type`` (2.0.1 idToken type) defaults to the configured card type; the session
+        keeps it, so the CSMS sees the token under one type from Authorize to the end."""
         station = self.station
+        token_type = token_type or self.settings.card_token_type
         longest = ID_TAG_MAX_16 if self.settings.ocpp_version == "1.6" else ID_TOKEN_MAX_201
         if len(id_tag) > longest:  # it could never be reported to the CSMS (brief 5)
             station.display.show_text(f"Card {id_tag[:8]}... not usable here")
@@ -78,7 +83,7 @@ class Charger:
             station.store, station.config, id_tag, online=station.online, now=station.now()
         )
         if decision is Decision.ASK_CSMS:
-            answer = await self.link.authorize(id_tag)
+            answer = await self.link.authorize(id_tag, token_type)
             if answer is None:
                 decision = authorization.decide(
                     station.store, station.config, id_tag, online=False, now=station.now()
@@ -90,7 +95,8 @@ class Charger:
         if decision is Decision.REFUSE:
             station.display.show_text(f"Card {id_tag} not accepted")
             return {"accepted": False, "id_tag": id_tag}
-        return {"accepted": station.authorize_tag(evse_id, id_tag), "id_tag": id_tag}
+        accepted = station.authorize_tag(evse_id, id_tag, token_type)
+        return {"accepted": accepted, "id_tag": id_tag}
 
     # --- running -------------------------------------------------------------------------
     async def run(self) -> None:

@@ -19,6 +19,7 @@ from charge_point.charger import Charger
 from charge_point.errors import IllegalTransition
 from charge_point.state_view import snapshot
 from charge_point.station import Station
+from config.settings import CardTokenType
 
 
 class PlugRequest(BaseModel):
@@ -29,7 +30,10 @@ class PlugRequest(BaseModel):
 
 
 class TagRequest(BaseModel):
+    """A card: its id and, for 2.0.1, its idToken type (default: ``cp_card_token_type``)."""
+
     id_tag: str = Field(min_length=1, max_length=36)
+    type: CardTokenType | None = None
 
 
 def _evse_state(station: Station, n: int) -> dict[str, Any]:
@@ -84,7 +88,7 @@ def create_app(charger: Charger) -> FastAPI:
     @evses.post("/{n}/rfid")
     async def rfid(n: int, body: TagRequest) -> dict[str, Any]:
         """Presents an RFID-style id tag at the EVSE (start, or stop its own session)."""
-        return await charger.present_id_tag(evse(n), body.id_tag)
+        return await charger.present_id_tag(evse(n), body.id_tag, body.type)
 
     app.include_router(evses)
 

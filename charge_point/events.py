@@ -19,13 +19,18 @@ if TYPE_CHECKING:
 class Kind(StrEnum):
     """Queue row kinds, in the order a transaction produces them."""
 
-    STARTED = "started"  # evse_id, id_tag, meter_wh, timestamp, offline, seq_no,
+    STARTED = "started"  # evse_id, id_tag, token_type, meter_wh, timestamp, offline, seq_no,
     #                      remote_start_id, charging_state, trigger
     UPDATED = "updated"  # evse_id, meter_wh, power_w, timestamp, offline, seq_no,
     #                      charging_state, trigger
     ENDED = "ended"  # evse_id, id_tag, meter_wh, timestamp, offline, seq_no, reason,
     #                  charging_state
     SETTLEMENT = "settlement"  # token, seq (DataTransfer Settlement after the above)
+
+
+ORDER_TOKEN_TYPE = "Central"
+"""The 2.0.1 idToken type of our order ids (brief 2.1), and of queue rows and saved sessions
+written before rows carried their token's type (the type those were always sent with)."""
 
 
 class StopReason(StrEnum):
@@ -74,6 +79,7 @@ def transaction_row(
     return {
         "evse_id": session.evse_id,
         "id_tag": session.id_tag,
+        "token_type": session.token_type,
         "meter_wh": session.meter_start_wh if kind is Kind.STARTED else session.meter_wh,
         "power_w": round(power_w),
         "timestamp": at,

@@ -7,6 +7,14 @@ connection alive with heartbeats while delivering whatever the station queues. W
 connection drops it reconnects with exponential backoff and jitter ("equal jitter": half the
 delay fixed, half random), so a fleet does not stampede a recovering CSMS.
 
+A CALLERROR is never a reason to drop the connection: the CSMS is there and answering. A
+refused StatusNotification, Heartbeat, trigger answer or report is logged (a warning the first
+time per action and error code on a connection) and the charger carries on; a CSMS without our
+vendor extension gets no more vendor messages on that connection
+(:mod:`charge_point.protocol.vendor`); queued transaction messages follow the queue's bounded
+retry policy (:mod:`charge_point.queue`). Only a refused BootNotification, a timeout or a
+closed socket end the connection.
+
 ``set_up(False)`` cuts the link (as a network failure would: the socket is aborted, no close
 handshake) and keeps it cut until ``set_up(True)``; tests use it through the control API.
 """
@@ -20,16 +28,17 @@ import json
 import logging
 import math
 import random
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import websockets
-from ocpp.exceptions import OCPPError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
 from charge_point import queue
 from charge_point.events import Kind
 from charge_point.evse import Status
+from charge_point.protocol.callerrors import CALL_REFUSED, error_code
 from charge_point.protocol.commands import CommandContext
 from charge_point.protocol.v16 import Adapter16
 from charge_point.protocol.v201 import Adapter201
@@ -40,6 +49,8 @@ log = logging.getLogger(__name__)
 
 RESET_DELAY_S = 0.2  # real seconds between answering a Reset and "rebooting"
 _TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
+T = TypeVar("T")
+FollowUp = Callable[[], Awaitable[None]]
 
 
 def backoff_delay(attempt: int, *, low: float, high: float, rng: random.Random) -> float:
@@ -63,6 +74,8 @@ class Link:
         self._adapter: Adapter16 | Adapter201 | None = None
         self._statuses: list[tuple[int, Status]] = []
         self._triggers: list[tuple[str, int | None]] = []
+        self._follow_ups: list[tuple[str, FollowUp]] = []  # CALLs a command handler asked for
+        self._refused: set[tuple[str, str]] = set()  # (action, error code) warned about
         self.connects = 0  # successful boots, for tests and /state
         self._booted = False  # the current connection got past BootNotification
         self._boot_reason = "PowerUp"  # 2.0.1 BootReason of the next boot
@@ -103,13 +116,20 @@ class Link:
         self._wake.set()
         return True
 
-    async def authorize(self, id_tag: str) -> tuple[str, float | None] | None:
+    def follow_up(self, what: str, send: FollowUp) -> None:
+        """A CALL that a command handler wants sent after its answer (e.g. NotifyReport after
+        GetBaseReport): handlers must not await a CALL themselves (brief 5). ``send`` belongs
+        to the current connection; it is forgotten if that connection drops first."""
+        self._follow_ups.append((what, send))
+        self._wake.set()
+
+    async def authorize(self, id_tag: str, token_type: str) -> tuple[str, float | None] | None:
         """Asks the CSMS about an id tag; None when offline or the CSMS did not answer."""
         if self._adapter is None or not self.station.online:
             return None
         try:
-            return await self._adapter.authorize(id_tag)
-        except (OCPPError, TimeoutError, ConnectionClosed) as exc:
+            return await self._adapter.authorize(id_tag, token_type)
+        except (*CALL_REFUSED, TimeoutError, ConnectionClosed) as exc:
             log.warning("Authorize %s failed: %s", id_tag, exc)
             return None
 
@@ -125,8 +145,11 @@ class Link:
             await self._want_up.wait()
             try:
                 booted = await self._connect_once()
-            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, OCPPError) as exc:
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
                 log.info("%s: link lost: %r", self.station.id, exc)
+                booted = False
+            except CALL_REFUSED as exc:  # only BootNotification's CALLERROR gets here
+                log.warning("%s: the CSMS refused BootNotification: %r", self.station.id, exc)
                 booted = False
             except Exception:  # a bug or a CSMS answer we cannot use: log it, reconnect
                 log.exception("%s: connection failed unexpectedly", self.station.id)
@@ -171,7 +194,9 @@ class Link:
             self._booted = False
             if not self._want_up.is_set():
                 return False
-            ctx = CommandContext(self.station, self.reconnect, self.trigger)
+            self._follow_ups.clear()
+            self._refused.clear()
+            ctx = CommandContext(self.station, self.reconnect, self.trigger, self.follow_up)
             cls = Adapter16 if version == "1.6" else Adapter201
             adapter = cls(ctx, ws, timeout=self.settings.call_timeout_s)
             self._adapter = adapter
@@ -193,7 +218,7 @@ class Link:
         station, config = self.station, self.station.config
         accepted, current, interval = await adapter.boot(self._boot_reason)
         while not accepted:
-            await station.clock.sleep(interval or 10)
+            await self._until_next_boot(interval or 10)
             accepted, current, interval = await adapter.boot(self._boot_reason)
         if current is not None:
             station.set_time(current)
@@ -206,8 +231,10 @@ class Link:
         self.connects += 1
         log.info("%s: booted (OCPP %s)", station.id, adapter.version)
         jwk = json.dumps(station.key.public.to_jwk())
-        answer = await adapter.data_transfer(MSG_SETTLEMENT_KEY, jwk)
-        if answer != "Accepted":  # e.g. another key is pinned: the operator must act (7.6)
+        answer = await self._optional(
+            "DataTransfer SettlementKey", adapter.vendor.send(MSG_SETTLEMENT_KEY, jwk)
+        )
+        if answer not in (None, "Accepted"):  # e.g. another key is pinned: the operator acts (7.6)
             log.warning("%s: SettlementKey %s answered %s", station.id, station.key.kid, answer)
         synced_due = True
         next_heartbeat = self._next_heartbeat()
@@ -218,18 +245,20 @@ class Link:
                 self.reconnect()
             while self._statuses:
                 evse_id, status = self._statuses.pop(0)
-                await adapter.send_status(evse_id, status)
+                await self._optional("StatusNotification", adapter.send_status(evse_id, status))
             while self._triggers:
                 await self._answer_trigger(adapter, *self._triggers.pop(0))
+            await self._send_follow_ups()
             delivered = await queue.drain(station.store, config, adapter, station.now())
             # Synced after the queue is drained on reconnect, and after each later settlement
             if station.store.queue_len() == 0 and (synced_due or Kind.SETTLEMENT in delivered):
                 seq = int(station.store.get("settlement_seq", 0))
-                await adapter.data_transfer(MSG_SYNCED, json.dumps({"seq": seq}))
+                synced = adapter.vendor.send(MSG_SYNCED, json.dumps({"seq": seq}))
+                await self._optional("DataTransfer Synced", synced)
                 synced_due = False
             now = station.now()
             if now >= next_heartbeat:
-                station.set_time(await adapter.heartbeat())
+                await self._heartbeat(adapter)
                 next_heartbeat = self._next_heartbeat()
             wait = next_heartbeat - station.now()
             retry_at = queue.next_retry_at(station.store)
@@ -238,6 +267,44 @@ class Link:
             timeout = None if math.isinf(wait) else max(0.0, wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _until_next_boot(self, wait_s: float) -> None:
+        """Boot not accepted yet (Pending): until the next BootNotification is due, send only
+        what the CSMS itself asked for, such as the report of a GetBaseReport it sent while
+        it keeps the charger pending (B02)."""
+        due = asyncio.ensure_future(self.station.clock.sleep(wait_s))
+        try:
+            while not due.done():
+                self._wake.clear()
+                await self._send_follow_ups()
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({due, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+        finally:
+            due.cancel()
+
+    async def _send_follow_ups(self) -> None:
+        while self._follow_ups:
+            what, send = self._follow_ups.pop(0)
+            await self._optional(what, send())
+
+    async def _optional(self, what: str, sending: Awaitable[T]) -> T | None:
+        """Awaits a CALL the charger can do without: a CALLERROR (or an invalid CALLRESULT) is
+        logged, as a warning the first time per action and error code on this connection, and
+        gives None. A timeout or a closed connection still propagates."""
+        try:
+            return await sending
+        except CALL_REFUSED as exc:
+            key = (what, error_code(exc))
+            level = logging.DEBUG if key in self._refused else logging.WARNING
+            self._refused.add(key)
+            log.log(level, "%s: the CSMS refused %s: %r; carrying on", self.station.id, what, exc)
+            return None
+
+    async def _heartbeat(self, adapter: Adapter16 | Adapter201) -> None:
+        current = await self._optional("Heartbeat", adapter.heartbeat())
+        if current is not None:
+            self.station.set_time(current)
 
     def _next_heartbeat(self) -> float:
         """When the next Heartbeat is due (never, with HeartbeatInterval 0)."""
@@ -250,12 +317,13 @@ class Link:
         station = self.station
         ids = [evse_id] if evse_id else list(station.connectors)
         if what == "BootNotification":
-            await adapter.boot("Triggered")
+            await self._optional(what, adapter.boot("Triggered"))
         elif what == "Heartbeat":
-            station.set_time(await adapter.heartbeat())
+            await self._heartbeat(adapter)
         elif what == "StatusNotification":
             for i in ids:
-                await adapter.send_status(i, station.connectors[i].status, force=True)
+                status = station.connectors[i].status
+                await self._optional(what, adapter.send_status(i, status, force=True))
         elif what == "MeterValues":
             for i in ids:
-                await adapter.send_meter_values(i)
+                await self._optional(what, adapter.send_meter_values(i))

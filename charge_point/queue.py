@@ -3,11 +3,20 @@
 The queue rows live in the store (:mod:`charge_point.store`), written in the same commit as the
 state change that produced them. :func:`drain` hands them to the version adapter one at a
 time, oldest first, and deletes a row only after the CSMS answered it, so a crash can at worst
-resend the head row (the CSMS deduplicates; brief 4). A CALLERROR or a timeout counts as a
-failed attempt: the row waits ``TransactionMessageRetryInterval x attempts`` (seconds)
-and is dropped, logged, after ``TransactionMessageAttempts`` (OCPP 1.6 4.10 / 2.0.1
-E13). A closed connection is not an attempt: the exception propagates and the row waits for
-the next connection.
+resend the head row (the CSMS deduplicates; brief 4).
+
+The retry policy is bounded, so that a CSMS that refuses a message cannot hold the queue (and
+every later transaction) forever:
+
+* A CALLERROR (any code), an invalid CALLRESULT or a timeout is a failed attempt: the row
+  waits ``TransactionMessageRetryInterval x attempts`` (seconds) and is dropped,
+  logged as an ERROR, after ``TransactionMessageAttempts`` (OCPP 1.6 4.10 / 2.0.1 E13; 2.0.1
+  ``OCPPCommCtrlr.MessageAttempts`` / ``MessageAttemptInterval``).
+* A ``NotImplemented`` / ``NotSupported`` CALLERROR, or a row that can never be sent (a 1.6
+  message of a transaction whose StartTransaction was dropped, so it has no transactionId),
+  is dropped at once: no retry can succeed.
+* A closed connection is not an attempt: the exception propagates and the row waits for the
+  next connection.
 
 The OCPP 1.6 transactionId rewrite happens at delivery: the StartTransaction answer stores
 local id -> CSMS id, and the adapter puts that id into every later MeterValues and
@@ -19,10 +28,10 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from ocpp.exceptions import OCPPError
 from websockets.exceptions import ConnectionClosed
 
 from charge_point.configuration import Configuration
+from charge_point.protocol.callerrors import CALL_REFUSED, has_no_handler
 from charge_point.store import QueuedMessage, Store
 
 log = logging.getLogger(__name__)
@@ -35,7 +44,17 @@ class Deliverer(Protocol):
 
 
 class DeliveryRefused(Exception):
-    """The CSMS answered a row with something we cannot accept (counts as an attempt)."""
+    """A row the CSMS answered with something we cannot accept (counts as an attempt), or,
+    when ``final``, a row that can never be sent (dropped at once)."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+def _hopeless(exc: Exception) -> bool:
+    """No retry of the row can succeed."""
+    return has_no_handler(exc) or (isinstance(exc, DeliveryRefused) and exc.final)
 
 
 async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: float) -> list[str]:
@@ -50,11 +69,11 @@ async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: 
             await deliverer.deliver(head)
         except ConnectionClosed:
             raise
-        except (OCPPError, DeliveryRefused, TimeoutError) as exc:
+        except (*CALL_REFUSED, DeliveryRefused, TimeoutError) as exc:
             attempts = head.attempts + 1
-            if attempts >= config["TransactionMessageAttempts"]:
+            if _hopeless(exc) or attempts >= config["TransactionMessageAttempts"]:
                 log.error(
-                    "dropping %s %s after %d attempts: %s", head.kind, head.txn, attempts, exc
+                    "dropping %s %s after %d attempt(s): %r", head.kind, head.txn, attempts, exc
                 )
                 store.dequeue(head.seq)
                 done.append(head.kind)
@@ -73,7 +92,9 @@ def rewritten_transaction_id(store: Store, local_id: str) -> int:
     long before that answer). A transaction whose start was dropped has none: refused."""
     csms_id = store.csms_id(local_id)
     if csms_id is None:
-        raise DeliveryRefused(f"transaction {local_id} has no CSMS id (its start was lost)")
+        raise DeliveryRefused(
+            f"transaction {local_id} has no CSMS id (its start was dropped)", final=True
+        )
     return int(csms_id)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from charge_point.events import ORDER_TOKEN_TYPE
 from charge_point.qrstart import StartAuthorization, read_authorization
 from qr_extension.keys import SigningKey
 from qr_extension.settlement import build_settlement, sign_settlement
@@ -49,6 +50,7 @@ class Session:
     limit: LimitReason | None = None  # set once a limit suspended the energy
     seq_no: int = 0  # 2.0.1 seqNo of the next TransactionEvent
     last_sample_at: float = 0.0
+    token_type: str = ORDER_TOKEN_TYPE  # 2.0.1 idToken type, kept as the token came
     saved_at: float = 0.0  # booked_until when the session was last saved (not persisted)
 
     def __post_init__(self) -> None:
@@ -119,6 +121,7 @@ class Session:
             "limit": None if self.limit is None else self.limit.value,
             "seq_no": self.seq_no,
             "last_sample_at": self.last_sample_at,
+            "token_type": self.token_type,
         }
 
     @classmethod
@@ -140,6 +143,7 @@ class Session:
             limit=None if rec["limit"] is None else LimitReason(rec["limit"]),
             seq_no=rec["seq_no"],
             last_sample_at=rec["last_sample_at"],
+            token_type=rec.get("token_type", ORDER_TOKEN_TYPE),
         )
 
 

@@ -40,6 +40,7 @@ class StationSettings:
     message_attempts: int = 5
     message_retry_s: float = 10
     max_power_w: int = 22000
+    card_token_type: str = "ISO14443"  # 2.0.1 idToken type of RFID-style cards
     call_timeout_s: float = 30
 
     def __post_init__(self) -> None:
@@ -70,6 +71,7 @@ class StationSettings:
             "message_attempts": settings.cp_message_attempts,
             "message_retry_s": settings.cp_message_retry_s,
             "max_power_w": settings.cp_max_power_w,
+            "card_token_type": settings.cp_card_token_type,
             "call_timeout_s": settings.ocpp_call_timeout_s,
             "password": settings.cp_password or None,
         }

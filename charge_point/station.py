@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from charge_point import authorization, trusted
 from charge_point.clock import Clock
 from charge_point.configuration import Configuration
 from charge_point.display import Display
-from charge_point.events import Kind, StopReason, Trigger, transaction_row
+from charge_point.events import ORDER_TOKEN_TYPE, Kind, StopReason, Trigger, transaction_row
 from charge_point.evse import Connector, Event, Status
 from charge_point.meter import Ev, Meter
 from charge_point.qrstart import ScanContext, StartAuthorization, check_start
@@ -48,6 +48,15 @@ _LIMIT_TRIGGER = {
     LimitReason.TIME: Trigger.TIME_LIMIT_REACHED,
     LimitReason.COST: Trigger.CHARGING_STATE_CHANGED,  # 2.0.1 has no cost-limit trigger
 }
+
+
+class PendingStart(NamedTuple):
+    """An EVSE authorised before its EV is plugged in (remote start or card)."""
+
+    id_tag: str
+    remote_start_id: int | None
+    at: float
+    token_type: str
 
 
 class Listener(Protocol):
@@ -99,7 +108,7 @@ class Station:
         }
         self.sessions: dict[int, Session] = {}
         self.reset_when_idle = False  # a 2.0.1 Reset OnIdle waits for the sessions to end
-        self.pending: dict[int, tuple[str, int | None, float]] = {}  # evse -> (tag, remote, at)
+        self.pending: dict[int, PendingStart] = {}
         self.time = TimeFloor(store, clock)
         self._last_tick = self.now()
         if store.get("identify_secret") is None:
@@ -146,9 +155,16 @@ class Station:
         meter.plug(Ev.with_soc(capacity_wh or 60_000, 0.2 if soc is None else soc))
         self._fire(connector, Event.PLUG)
         if evse_id in self.pending:
-            id_tag, remote_id, _ = self.pending.pop(evse_id)
+            waiting = self.pending.pop(evse_id)
+            remote_id = waiting.remote_start_id
             trigger = Trigger.REMOTE_START if remote_id is not None else Trigger.AUTHORIZED
-            self._start(evse_id, id_tag, trigger=trigger, remote_start_id=remote_id)
+            self._start(
+                evse_id,
+                waiting.id_tag,
+                trigger=trigger,
+                remote_start_id=remote_id,
+                token_type=waiting.token_type,
+            )
 
     def unplug(self, evse_id: int) -> None:
         self.tick()
@@ -221,9 +237,16 @@ class Station:
         )
 
     # --- CSMS commands -------------------------------------------------------------------
-    def remote_start(self, id_tag: str, evse_id: int | None, remote_start_id: int | None) -> bool:
+    def remote_start(
+        self,
+        id_tag: str,
+        evse_id: int | None,
+        remote_start_id: int | None,
+        token_type: str = ORDER_TOKEN_TYPE,
+    ) -> bool:
         """RemoteStartTransaction / RequestStartTransaction: start now if an EV is plugged
-        in, else authorise the EVSE and start when the EV arrives."""
+        in, else authorise the EVSE and start when the EV arrives. ``token_type`` is the 2.0.1
+        idToken type the token came with (1.6 has none: our CSMS starts order ids)."""
         self.tick()
         if evse_id is None:
             free = [
@@ -241,16 +264,23 @@ class Station:
         connector = self.connectors[evse_id]
         trigger = Trigger.REMOTE_START
         if connector.status is Status.PREPARING and self.meters[evse_id].ev is not None:
-            self._start(evse_id, id_tag, trigger=trigger, remote_start_id=remote_start_id)
+            self._start(
+                evse_id,
+                id_tag,
+                trigger=trigger,
+                remote_start_id=remote_start_id,
+                token_type=token_type,
+            )
             return True
         if connector.status is Status.AVAILABLE:
-            self.pending[evse_id] = (id_tag, remote_start_id, self.now())
+            self.pending[evse_id] = PendingStart(id_tag, remote_start_id, self.now(), token_type)
             self._fire(connector, Event.AUTHORIZE)
             return True
         return False
 
-    def authorize_tag(self, evse_id: int, id_tag: str) -> bool:
-        """An id tag accepted (locally or by the CSMS) on ``evse_id``: start or stop there."""
+    def authorize_tag(self, evse_id: int, id_tag: str, token_type: str) -> bool:
+        """An id tag (of 2.0.1 type ``token_type``) accepted, locally or by the CSMS, on
+        ``evse_id``: start or stop there."""
         self.tick()
         session = self.sessions.get(evse_id)
         if session is not None:
@@ -258,7 +288,7 @@ class Station:
                 return False
             self._end(evse_id, StopReason.LOCAL)
             return True
-        return self.remote_start(id_tag, evse_id, None)
+        return self.remote_start(id_tag, evse_id, None, token_type)
 
     def remote_stop(self, transaction_id: str) -> bool:
         self.tick()
@@ -330,11 +360,14 @@ class Station:
 
     def _expire_pending(self, now: float) -> None:
         """An authorisation without an EV lapses after ``ConnectionTimeOut`` seconds."""
-        for evse_id, (id_tag, _, at) in list(self.pending.items()):
-            if now - at >= self.config["ConnectionTimeOut"]:
+        for evse_id, waiting in list(self.pending.items()):
+            if now - waiting.at >= self.config["ConnectionTimeOut"]:
                 del self.pending[evse_id]
                 log.info(
-                    "%s: no EV on EVSE %d for %s, authorisation lapsed", self.id, evse_id, id_tag
+                    "%s: no EV on EVSE %d for %s, authorisation lapsed",
+                    self.id,
+                    evse_id,
+                    waiting.id_tag,
                 )
                 self._fire(self.connectors[evse_id], Event.CANCEL)
 
@@ -382,6 +415,7 @@ class Station:
         token: str | None = None,
         auth: StartAuthorization | None = None,
         remote_start_id: int | None = None,
+        token_type: str = ORDER_TOKEN_TYPE,
     ) -> Session:
         now = self.now()
         serial = self.store.next_counter("txn_serial")
@@ -395,6 +429,7 @@ class Station:
             token=token,
             remote_start_id=remote_start_id,
             auth=auth,
+            token_type=token_type,
         )
         self.display.clear_settlement()  # the next session starts (brief 7.2)
         self._refresh_identification(now)
@@ -535,4 +570,4 @@ class Station:
         self.display.show_identification(url)
 
 
-__all__ = ["Listener", "Station"]
+__all__ = ["Listener", "PendingStart", "Station"]

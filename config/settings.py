@@ -19,6 +19,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+# 2.0.1 IdTokenEnumType values a card or key presented at a charger may have ("Central" is for
+# the CSMS's own tokens, such as our order ids).
+CardTokenType = Literal[
+    "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "eMAID", "NoAuthorization"
+]
+
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
 _DEFAULT_ADMIN_KEY = "dev-admin-key"
 
@@ -101,6 +107,7 @@ class Settings(BaseSettings):
     cp_message_retry_s: float
     cp_max_power_w: int
     cp_password: str = Field(default="", repr=False)  # Basic-auth password; never logged
+    cp_card_token_type: CardTokenType
 
     @model_validator(mode="before")
     @classmethod

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from ocpp.routing import on
 
 from charge_point.errors import ConfigurationError
+from charge_point.events import ORDER_TOKEN_TYPE
 from charge_point.station import Station
 from qr_extension.wire import MSG_TRUSTED_KEYS, VENDOR_ID
 
@@ -37,6 +38,7 @@ class CommandContext:
     station: Station
     reconnect: Callable[[], None]  # after Reset: drop the connection, boot again
     trigger: Callable[[str, int | None], bool]  # TriggerMessage: (what, evse) -> accepted
+    follow_up: Callable[[str, Callable[[], Awaitable[None]]], None]  # a CALL to send after
 
 
 # --- Provisioning: configuration, reset ------------------------------------------------
@@ -62,9 +64,13 @@ def reset(ctx: CommandContext, *, hard: bool) -> None:
 
 # --- Transactions ----------------------------------------------------------------------
 def remote_start(
-    ctx: CommandContext, id_tag: str, evse_id: int | None, remote_start_id: int | None
+    ctx: CommandContext,
+    id_tag: str,
+    evse_id: int | None,
+    remote_start_id: int | None,
+    token_type: str = ORDER_TOKEN_TYPE,
 ) -> bool:
-    return ctx.station.remote_start(id_tag, evse_id, remote_start_id)
+    return ctx.station.remote_start(id_tag, evse_id, remote_start_id, token_type)
 
 
 def remote_stop(ctx: CommandContext, transaction_id: str) -> bool:

@@ -16,6 +16,8 @@ from charge_point.events import Kind
 from charge_point.evse import Status
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
+from charge_point.protocol.library_log import LibraryLog
+from charge_point.protocol.vendor import VendorChannel
 from charge_point.queue import rewritten_transaction_id
 from charge_point.store import QueuedMessage
 from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
@@ -61,9 +63,12 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
     version = "1.6"
 
     def __init__(self, ctx: CommandContext, connection: Any, *, timeout: float) -> None:
-        super().__init__(ctx.station.id, connection, response_timeout=timeout)
+        super().__init__(
+            ctx.station.id, connection, response_timeout=timeout, logger=LibraryLog(ctx.station.id)
+        )
         self.ctx = ctx
         self.station = ctx.station
+        self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
 
     # --- outgoing ------------------------------------------------------------------------
     async def boot(self, reason: str = "PowerUp") -> tuple[bool, float | None, int]:
@@ -97,7 +102,8 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
         )
         return str(answer.status)
 
-    async def authorize(self, id_tag: str) -> tuple[str, float | None]:
+    async def authorize(self, id_tag: str, token_type: str) -> tuple[str, float | None]:
+        """Authorize (1.6 id tags have no type: ``token_type`` is for 2.0.1 only)."""
         answer = await self.call(call.Authorize(id_tag=id_tag), suppress=False)
         info = answer.id_tag_info
         expiry = info.get("expiry_date") if isinstance(info, dict) else None
@@ -123,11 +129,7 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
         p = message.payload
         store = self.station.store
         if message.kind == Kind.SETTLEMENT:
-            from qr_extension.wire import MSG_SETTLEMENT
-
-            status = await self.data_transfer(MSG_SETTLEMENT, p["token"])
-            if status != "Accepted":
-                log.warning("Settlement %s answered %s", p["seq"], status)
+            await self.vendor.deliver_settlement(p)
             return
         assert message.txn is not None
         if message.kind == Kind.STARTED:

@@ -3,24 +3,32 @@
 Differences from 1.6 handled here: connector statuses are coarser (:func:`status_201`), every
 transaction message is a TransactionEvent with a gapless ``seqNo`` per transaction and
 ``offline: true`` for events that happened while the link was down, the transaction id is the
-charger's own (so no rewrite is needed), and configuration is component/variable based.
+charger's own (so no rewrite is needed), configuration is component/variable based and is
+reported as a device model (:mod:`charge_point.device_model`, sent in NotifyReport parts after
+the GetBaseReport / GetReport answer, by the link). Every handler takes ``**_`` so that a
+request's optional ``customData`` is accepted.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
+from charge_point import device_model
+from charge_point.device_model import Entry
 from charge_point.errors import ConfigurationError
-from charge_point.events import Kind, StopReason, Trigger
+from charge_point.events import ORDER_TOKEN_TYPE, Kind, StopReason, Trigger
 from charge_point.evse import Status, status_201
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
+from charge_point.protocol.library_log import LibraryLog
+from charge_point.protocol.vendor import VendorChannel
 from charge_point.store import QueuedMessage
-from qr_extension.wire import MSG_SETTLEMENT, VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
+from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +96,12 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
     version = "2.0.1"
 
     def __init__(self, ctx: CommandContext, connection: Any, *, timeout: float) -> None:
-        super().__init__(ctx.station.id, connection, response_timeout=timeout)
+        super().__init__(
+            ctx.station.id, connection, response_timeout=timeout, logger=LibraryLog(ctx.station.id)
+        )
         self.ctx = ctx
         self.station = ctx.station
+        self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
         self._sent_status: dict[int, str] = {}
 
     # --- outgoing ------------------------------------------------------------------------
@@ -132,9 +143,9 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         )
         return str(answer.status)
 
-    async def authorize(self, id_tag: str) -> tuple[str, float | None]:
+    async def authorize(self, id_tag: str, token_type: str) -> tuple[str, float | None]:
         answer = await self.call(
-            call.Authorize(id_token={"id_token": id_tag, "type": "ISO14443"}), suppress=False
+            call.Authorize(id_token={"id_token": id_tag, "type": token_type}), suppress=False
         )
         info = answer.id_token_info
         expiry = info.get("cache_expiry_date_time") if isinstance(info, dict) else None
@@ -156,9 +167,7 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         """One queue row as a TransactionEvent (or the Settlement DataTransfer)."""
         p = message.payload
         if message.kind == Kind.SETTLEMENT:
-            status = await self.data_transfer(MSG_SETTLEMENT, p["token"])
-            if status != "Accepted":
-                log.warning("Settlement %s answered %s", p["seq"], status)
+            await self.vendor.deliver_settlement(p)
             return
         kind = Kind(message.kind)
         info: dict[str, Any] = {
@@ -188,7 +197,7 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
                 meter_value=meter_value(p["timestamp"], p["meter_wh"], p["power_w"], context),
                 offline=True if p["offline"] else None,
                 evse={"id": p["evse_id"], "connector_id": 1},
-                id_token={"id_token": p["id_tag"], "type": "Central"}
+                id_token={"id_token": p["id_tag"], "type": p.get("token_type", ORDER_TOKEN_TYPE)}
                 if kind is Kind.STARTED
                 else None,
             ),
@@ -208,16 +217,18 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
     def on_request_start(
         self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any
     ) -> call_result.RequestStartTransaction:
-        ok = commands.remote_start(self.ctx, id_token["id_token"], evse_id, remote_start_id)
+        ok = commands.remote_start(
+            self.ctx, id_token["id_token"], evse_id, remote_start_id, id_token["type"]
+        )
         return call_result.RequestStartTransaction(status="Accepted" if ok else "Rejected")
 
     @handles(Action.request_stop_transaction)
-    def on_request_stop(self, transaction_id: str) -> call_result.RequestStopTransaction:
+    def on_request_stop(self, transaction_id: str, **_: Any) -> call_result.RequestStopTransaction:
         ok = commands.remote_stop(self.ctx, transaction_id)
         return call_result.RequestStopTransaction(status="Accepted" if ok else "Rejected")
 
     @handles(Action.reset)
-    def on_reset(self, type: str, evse_id: int | None = None) -> call_result.Reset:
+    def on_reset(self, type: str, evse_id: int | None = None, **_: Any) -> call_result.Reset:
         if type == "OnIdle" and self.station.sessions:
             self.station.reset_when_idle = True  # the link resets when the last session ends
             return call_result.Reset(status="Scheduled")
@@ -225,7 +236,9 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         return call_result.Reset(status="Accepted")
 
     @handles(Action.get_variables)
-    def on_get_variables(self, get_variable_data: list[dict[str, Any]]) -> call_result.GetVariables:
+    def on_get_variables(
+        self, get_variable_data: list[dict[str, Any]], **_: Any
+    ) -> call_result.GetVariables:
         results = []
         for item in get_variable_data:
             component, variable = item["component"], item["variable"]
@@ -240,7 +253,9 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         return call_result.GetVariables(get_variable_result=results)
 
     @handles(Action.set_variables)
-    def on_set_variables(self, set_variable_data: list[dict[str, Any]]) -> call_result.SetVariables:
+    def on_set_variables(
+        self, set_variable_data: list[dict[str, Any]], **_: Any
+    ) -> call_result.SetVariables:
         results = []
         for item in set_variable_data:
             component, variable = item["component"], item["variable"]
@@ -256,13 +271,13 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         return call_result.SetVariables(set_variable_result=results)
 
     @handles(Action.unlock_connector)
-    def on_unlock(self, evse_id: int, connector_id: int) -> call_result.UnlockConnector:
+    def on_unlock(self, evse_id: int, connector_id: int, **_: Any) -> call_result.UnlockConnector:
         ok = commands.unlock(self.ctx, evse_id)
         return call_result.UnlockConnector(status="Unlocked" if ok else "UnknownConnector")
 
     @handles(Action.trigger_message)
     def on_trigger(
-        self, requested_message: str, evse: dict[str, Any] | None = None
+        self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any
     ) -> call_result.TriggerMessage:
         ok = self.ctx.trigger(requested_message, None if evse is None else evse.get("id"))
         return call_result.TriggerMessage(status="Accepted" if ok else "NotImplemented")
@@ -273,6 +288,7 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         version_number: int,
         update_type: str,
         local_authorization_list: list[dict[str, Any]] | None = None,
+        **_: Any,
     ) -> call_result.SendLocalList:
         entries = []
         for item in local_authorization_list or []:
@@ -283,11 +299,11 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         return call_result.SendLocalList(status=status)
 
     @handles(Action.get_local_list_version)
-    def on_get_local_list_version(self) -> call_result.GetLocalListVersion:
+    def on_get_local_list_version(self, **_: Any) -> call_result.GetLocalListVersion:
         return call_result.GetLocalListVersion(version_number=commands.local_list_version(self.ctx))
 
     @handles(Action.clear_cache)
-    def on_clear_cache(self) -> call_result.ClearCache:
+    def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
         commands.clear_cache(self.ctx)
         return call_result.ClearCache(status="Accepted")
 
@@ -296,6 +312,7 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         self,
         operational_status: str,
         evse: dict[str, Any] | None = None,
+        **_: Any,
     ) -> call_result.ChangeAvailability:
         ids = [evse["id"]] if evse else list(self.station.connectors)
         ok = all(
@@ -305,7 +322,97 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
 
     @handles(Action.data_transfer)
     def on_data_transfer(
-        self, vendor_id: str, message_id: str | None = None, data: Any = None
+        self, vendor_id: str, message_id: str | None = None, data: Any = None, **_: Any
     ) -> call_result.DataTransfer:
         status = commands.data_transfer(self.ctx, vendor_id, message_id, data)
         return call_result.DataTransfer(status=status)
+
+    # --- device model: reports ------------------------------------------------------------
+    @handles(Action.get_base_report)
+    def on_get_base_report(
+        self, request_id: int, report_base: str, **_: Any
+    ) -> call_result.GetBaseReport:
+        """Accepted, then the report follows in NotifyReport parts (B07)."""
+        entries = device_model.base_report(self._device_model(), report_base)
+        if entries is None:
+            return call_result.GetBaseReport(status="NotSupported")
+        self._report_later(request_id, entries)
+        return call_result.GetBaseReport(status="Accepted")
+
+    @handles(Action.get_report)
+    def on_get_report(
+        self,
+        request_id: int,
+        component_variable: list[dict[str, Any]] | None = None,
+        component_criteria: list[str] | None = None,
+        **_: Any,
+    ) -> call_result.GetReport:
+        """The variables asked for, in NotifyReport parts (B08); EmptyResultSet if none."""
+        entries = device_model.custom_report(
+            self._device_model(), component_variable, component_criteria
+        )
+        if not entries:
+            return call_result.GetReport(status="EmptyResultSet")
+        self._report_later(request_id, entries)
+        return call_result.GetReport(status="Accepted")
+
+    async def send_report(self, request_id: int, entries: list[Entry]) -> None:
+        """NotifyReport messages of one report: ``seqNo`` from 0, ``tbc`` until the last."""
+        chunks = device_model.parts(entries)
+        generated_at = ocpp_timestamp(self.station.now())
+        for seq_no, chunk in enumerate(chunks):
+            await self.call(
+                call.NotifyReport(
+                    request_id=request_id,
+                    generated_at=generated_at,
+                    seq_no=seq_no,
+                    report_data=[e.report_data() for e in chunk] or None,
+                    tbc=seq_no < len(chunks) - 1,
+                ),
+                suppress=False,
+            )
+
+    def _device_model(self) -> list[Entry]:
+        return device_model.snapshot(self.station, model=MODEL, vendor=VENDOR)
+
+    def _report_later(self, request_id: int, entries: list[Entry]) -> None:
+        send = functools.partial(self.send_report, request_id, entries)
+        self.ctx.follow_up(f"NotifyReport {request_id}", send)
+
+    # --- transactions: status, cost -----------------------------------------------------
+    @handles(Action.get_transaction_status)
+    def on_get_transaction_status(
+        self, transaction_id: str | None = None, **_: Any
+    ) -> call_result.GetTransactionStatus:
+        """Whether transaction messages wait in the queue and, for a given transaction,
+        whether it is still running (E14)."""
+        rows = [m for m in self.station.store.queue_items() if m.kind != Kind.SETTLEMENT]
+        if transaction_id is None:
+            return call_result.GetTransactionStatus(messages_in_queue=bool(rows))
+        running = any(s.local_id == transaction_id for s in self.station.sessions.values())
+        return call_result.GetTransactionStatus(
+            messages_in_queue=any(m.txn == transaction_id for m in rows),
+            ongoing_indicator=running,
+        )
+
+    @handles(Action.cost_updated)
+    def on_cost_updated(
+        self, total_cost: float, transaction_id: str, **_: Any
+    ) -> call_result.CostUpdated:
+        """The running cost the CSMS computed (I02), shown on the screen."""
+        for evse_id, session in self.station.sessions.items():
+            if session.local_id == transaction_id:
+                self.station.display.show_text(f"EVSE {evse_id}: cost so far {total_cost}")
+        return call_result.CostUpdated()
+
+    # --- smart charging: no profiles ------------------------------------------------------
+    @handles(Action.get_charging_profiles)
+    def on_get_charging_profiles(
+        self, request_id: int, **_: Any
+    ) -> call_result.GetChargingProfiles:
+        """This charger installs no charging profiles (it does not take SetChargingProfile)."""
+        return call_result.GetChargingProfiles(status="NoProfiles")
+
+    @handles(Action.clear_charging_profile)
+    def on_clear_charging_profile(self, **_: Any) -> call_result.ClearChargingProfile:
+        return call_result.ClearChargingProfile(status="Unknown")

@@ -7,12 +7,12 @@ import random
 from pathlib import Path
 
 import pytest
-from ocpp.exceptions import InternalError
+from ocpp.exceptions import InternalError, NotImplementedError, UnknownCallErrorCodeError
 from websockets.exceptions import ConnectionClosedError
 
 from charge_point.configuration import Configuration
 from charge_point.link import backoff_delay
-from charge_point.queue import drain
+from charge_point.queue import DeliveryRefused, drain
 from charge_point.settings import StationSettings
 from charge_point.store import QueuedMessage, Store
 
@@ -61,6 +61,33 @@ async def test_a_failed_row_waits_with_growing_backoff_then_is_dropped(tmp_path:
     assert head is not None and head.attempts == 2 and head.not_before == 130  # 10 x 2
     assert await drain(store, config, peer, now=130) == ["updated", "updated"]
     assert peer.sent == [1]  # row 0 was dropped after 3 attempts, row 1 went out
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NotImplementedError(details={"cause": "No handler for StartTransaction registered."}),
+        DeliveryRefused("no transactionId", final=True),
+    ],
+)
+async def test_a_row_no_retry_can_deliver_is_dropped_at_once(
+    tmp_path: Path, error: Exception
+) -> None:
+    store, config = setup(tmp_path, 2)
+    peer = Flaky(failures=1, error=error)
+    assert await drain(store, config, peer, now=0) == ["updated", "updated"]
+    assert peer.sent == [1]  # row 0 was tried once and dropped; the queue went on
+
+
+async def test_a_callerror_code_outside_the_16_list_is_an_attempt(tmp_path: Path) -> None:
+    """2.0.1 codes such as RpcFrameworkError reach the charger as the library's
+    UnknownCallErrorCodeError: a failed attempt like any other CALLERROR, not a crash."""
+    store, config = setup(tmp_path, 1)
+    error = UnknownCallErrorCodeError("Error code 'RpcFrameworkError' is not defined")
+    peer = Flaky(failures=1, error=error)
+    assert await drain(store, config, peer, now=0) == []
+    head = store.queue_head()
+    assert head is not None and head.attempts == 1
 
 
 async def test_a_lost_connection_is_not_an_attempt(tmp_path: Path) -> None:
