@@ -7,6 +7,7 @@
     ├── ChargerAuthError      a WebSocket handshake that is not allowed (unknown id, password)
     ├── KeyManagerError       the signing key directory is unusable
     ├── SettlementKeyError    a charger settlement key that cannot be pinned or replaced
+    ├── ConnectionEnded       the charger's socket is gone (it left, or a newer one replaced it)
     └── CommandError          delivering an operator command to a charger failed
         ├── NotConnected      the charger has no open connection
         ├── ChargerBusy       its outgoing queue is full
@@ -38,6 +39,13 @@ class KeyManagerError(CsmsError):
 
 class SettlementKeyError(CsmsError, ValueError):
     """A charger settlement key that is malformed or may not replace the pinned one."""
+
+
+class ConnectionEnded(CsmsError):
+    """The charger's socket is closed: raised by a transport's ``recv`` and ``send``.
+
+    Not a fault of either side: it ends the connection's tasks quietly (one log line), and
+    nothing more is sent on that socket."""
 
 
 class CommandError(CsmsError):

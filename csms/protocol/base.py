@@ -20,7 +20,13 @@ from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
 from ocpp.routing import on as _library_on
 
-from csms.errors import ChargerBusy, CommandRejected, CommandTimeout, NotConnected
+from csms.errors import (
+    ChargerBusy,
+    CommandRejected,
+    CommandTimeout,
+    ConnectionEnded,
+    NotConnected,
+)
 from csms.protocol import fast_schema
 from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
 from csms.protocol.naming import to_camel, to_snake
@@ -56,7 +62,8 @@ def on(action: str) -> Callable[[Handler], Handler]:
 
 
 class Transport(Protocol):
-    """The socket side: text frames in and out (``recv`` raises when the peer is gone)."""
+    """The socket side: text frames in and out (``recv`` and ``send`` raise
+    :class:`~csms.errors.ConnectionEnded` when the peer is gone)."""
 
     async def recv(self) -> str: ...
 
@@ -113,30 +120,42 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             message = await self._connection.recv()
             try:
                 await self.route_message(message)
+            except ConnectionEnded:
+                raise
             except Exception:  # a bug in a handler must not drop the charger
                 LOG.exception("%s: unexpected error on frame %.200s", self.id, message)
+
+    async def _send(self, message: str) -> None:
+        """Sends one frame; logged as sent only once it was (the library logs before)."""
+        await self._connection.send(message)
+        self.logger.info("%s: send %s", self.id, message)
 
     async def route_message(self, raw_msg: str) -> None:
         if len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg) > self._max_frame_bytes:
             uid = sniff_unique_id(raw_msg) if isinstance(raw_msg, str) else None
-            await self._reply_error(
-                FrameError(uid, "FormatViolation", f"frame above {self._max_frame_bytes} bytes")
-            )
+            msg = FrameError(uid, "FormatViolation", f"frame above {self._max_frame_bytes} bytes")
+        else:
+            msg = parse_frame(raw_msg)
+        if not isinstance(msg, FrameError | Call):
+            if msg.unique_id != self._awaiting:
+                LOG.warning("%s: dropped an answer to no pending call: %s", self.id, msg.unique_id)
+                return
+            self._response_queue.put_nowait(msg)
             return
-        msg = parse_frame(raw_msg)
-        if isinstance(msg, FrameError):
-            await self._reply_error(msg)
-            return
-        if isinstance(msg, Call):
+        try:
+            if isinstance(msg, FrameError):
+                await self._reply_error(msg)
+                return
             try:
                 await self._answer(msg)
             finally:
                 self._flush_deferred()
-            return
-        if msg.unique_id != self._awaiting:
-            LOG.warning("%s: dropped an answer to no pending call: %s", self.id, msg.unique_id)
-            return
-        self._response_queue.put_nowait(msg)
+        except ConnectionEnded:
+            asked = f"{msg.action} {msg.unique_id}" if isinstance(msg, Call) else "a bad frame"
+            LOG.info(
+                "%s: left before the answer to %s was sent; nothing more is sent", self.id, asked
+            )
+            raise
 
     async def _answer(self, msg: Call) -> None:
         """Every CALL gets a CALLRESULT or a CALLERROR, whatever fails and however slowly.
@@ -146,6 +165,8 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         try:
             async with asyncio.timeout(self._handler_deadline_s):
                 await self._handle_call(msg)
+        except ConnectionEnded:
+            raise  # nobody left to answer
         except OCPPError as error:
             await self._reply_error(FrameError(msg.unique_id, error.code, error.description))
         except TimeoutError:
@@ -236,7 +257,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 continue  # the operator gave up while it waited
             try:
                 answer = await self.call_raw(item.action, item.payload)
-            except asyncio.CancelledError:  # the connection ended while the charger was asked
+            except (asyncio.CancelledError, ConnectionEnded):  # the connection ended meanwhile
                 self._fail(item)
                 raise
             except Exception as exc:  # handed to whoever waits, or logged
