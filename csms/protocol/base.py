@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
-from ocpp.charge_point import ChargePoint, _raise_key_error, remove_nones, serialize_as_dict
-from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
+from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
+from ocpp.exceptions import InternalError, OCPPError
+from ocpp.messages import Call, CallError, CallResult, MessageType
 from ocpp.routing import on as _library_on
 
 from csms.errors import (
@@ -27,8 +28,8 @@ from csms.errors import (
     ConnectionEnded,
     NotConnected,
 )
-from csms.protocol import fast_schema
-from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
+from csms.protocol import fast_schema, violations
+from csms.protocol.frames import FrameError, error_code_for, oversized, parse_frame
 from csms.protocol.naming import to_camel, to_snake
 
 LOG = logging.getLogger("csms.protocol")
@@ -132,8 +133,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
 
     async def route_message(self, raw_msg: str) -> None:
         if len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg) > self._max_frame_bytes:
-            uid = sniff_unique_id(raw_msg) if isinstance(raw_msg, str) else None
-            msg = FrameError(uid, "FormatViolation", f"frame above {self._max_frame_bytes} bytes")
+            msg = oversized(raw_msg, self._max_frame_bytes)
         else:
             msg = parse_frame(raw_msg)
         if not isinstance(msg, FrameError | Call):
@@ -144,7 +144,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             return
         try:
             if isinstance(msg, FrameError):
-                await self._reply_error(msg)
+                await self._reply_error(msg, "a malformed frame")
                 return
             try:
                 await self._answer(msg)
@@ -161,23 +161,29 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         """Every CALL gets a CALLRESULT or a CALLERROR, whatever fails and however slowly.
 
         The library answers exceptions raised inside a handler itself; this also covers what
-        fails around it (an invalid answer, a store that does not answer in time)."""
+        fails around it (an invalid answer, a store that does not answer in time). An OCPPError
+        (a schema violation, an unknown action) is answered with its description and the
+        details fit to send back (:func:`~csms.protocol.violations.safe_details`)."""
+        asked = f"{msg.action} {msg.unique_id}"
         try:
             async with asyncio.timeout(self._handler_deadline_s):
                 await self._handle_call(msg)
         except ConnectionEnded:
             raise  # nobody left to answer
         except OCPPError as error:
-            await self._reply_error(FrameError(msg.unique_id, error.code, error.description))
+            details = violations.safe_details(error.details)
+            await self._reply_error(
+                FrameError(msg.unique_id, error.code, error.description, details=details), asked
+            )
         except TimeoutError:
             LOG.warning("%s: %s not handled in %ss", self.id, msg.action, self._handler_deadline_s)
             await self._reply_error(
-                FrameError(msg.unique_id, "InternalError", "the CSMS did not finish in time")
+                FrameError(msg.unique_id, "InternalError", "the CSMS did not finish in time"), asked
             )
         except Exception:
             LOG.exception("%s: failed to handle %s", self.id, msg.action)
             await self._reply_error(
-                FrameError(msg.unique_id, "InternalError", "an unexpected error occurred")
+                FrameError(msg.unique_id, "InternalError", "an unexpected error occurred"), asked
             )
 
     async def _handle_call(self, msg: Call) -> None:
@@ -187,8 +193,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         memoised (:mod:`csms.protocol.naming`), and a handler's signature is read once."""
         handlers = self.route_map.get(msg.action)
         if handlers is None or "_on_action" not in handlers:
-            _raise_key_error(msg.action, self._ocpp_version)
-            return
+            raise violations.unknown_action(msg.action, self._ocpp_version)
         validated = not handlers.get("_skip_schema_validation", False)
         if validated:
             fast_schema.validate(msg, self._ocpp_version)
@@ -200,19 +205,36 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             response = handler(**kwargs)
             if inspect.isawaitable(response):
                 response = await response
+        except OCPPError:
+            raise  # answered with details fit to send back
         except Exception as exc:  # the library answers a handler's failure itself
             self.logger.exception("Error while handling request '%s'", msg)
             await self._send(msg.create_call_error(exc).to_json())
             return
         result = msg.create_call_result(to_camel(remove_nones(serialize_as_dict(response))))
         if validated:
-            fast_schema.validate(result, self._ocpp_version)
+            try:
+                fast_schema.validate(result, self._ocpp_version)
+            except OCPPError as error:  # our fault, not the charger's
+                LOG.error("%s: our answer to %s is invalid: %s", self.id, msg.action, error)
+                raise InternalError("the CSMS's answer was invalid") from None
         await self._send(result.to_json())
 
-    async def _reply_error(self, error: FrameError) -> None:
-        LOG.info("%s: bad frame: %s %s", self.id, error.code, error.description)
+    async def _reply_error(self, error: FrameError, asked: str) -> None:
+        """Logs what was refused and why (the same words the charger gets), and answers it
+        unless it was itself an answer."""
+        answer = error.to_call_error(self._ocpp_version)
+        LOG.info(
+            "%s: %s %s to %s: %s %s",
+            self.id,
+            "CALLERROR" if error.reply else "dropped, no CALLERROR to an answer:",
+            answer.error_code,
+            asked,
+            answer.error_description,
+            json.dumps(answer.error_details, ensure_ascii=False),
+        )
         if error.reply:
-            await self._send(error.to_call_error(self._ocpp_version).to_json())
+            await self._send(answer.to_json())
 
     # --- outgoing ---------------------------------------------------------------------------
 
@@ -289,10 +311,10 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         """
         call = Call(str(self._unique_id_generator()), action, payload)
         try:
-            await validate_payload(call, self._ocpp_version)
+            fast_schema.validate(call, self._ocpp_version)
         except OCPPError as exc:
             raise CommandRejected(
-                exc.code, f"invalid {action} request: {exc.description}", exc.details.get("cause")
+                exc.code, f"invalid {action} request: {exc.description}", exc.details
             ) from exc
         async with self._call_lock:
             self._awaiting = call.unique_id
@@ -310,10 +332,11 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         assert isinstance(response, CallResult)
         response.action = action
         try:
-            await validate_payload(response, self._ocpp_version)
+            fast_schema.validate(response, self._ocpp_version)
         except OCPPError as exc:
             raise CommandRejected(
                 error_code_for(self._ocpp_version, exc.code),
                 f"the charger's {action} answer is invalid: {exc.description}",
+                exc.details,
             ) from exc
         return dict(response.payload)
