@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from config.settings import Settings
+from csms.charger_ca import ChargerCa
 from csms.commands import CommandDispatcher, ConnectionRegistry
 from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
@@ -32,6 +33,7 @@ class CsmsContext:
     message_log: MessageLogWriter
     writer: StoreWriter
     clock: Callable[[], datetime]
+    charger_ca: ChargerCa | None = None  # signs chargers' CSRs; None: SignCertificate Rejected
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

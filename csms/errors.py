@@ -6,6 +6,8 @@
     ├── StoreError            the database refused or lost something
     ├── ChargerAuthError      a WebSocket handshake that is not allowed (unknown id, password)
     ├── KeyManagerError       the signing key directory is unusable
+    ├── CertificateAuthorityError  the configured charger CA (certificate, key) is unusable
+    ├── CsrRefused            a charger's certificate signing request the CA will not sign
     ├── SettlementKeyError    a charger settlement key that cannot be pinned or replaced
     ├── ConnectionEnded       the charger's socket is gone (it left, or a newer one replaced it)
     └── CommandError          delivering an operator command to a charger failed
@@ -35,6 +37,14 @@ class ChargerAuthError(CsmsError):
 
 class KeyManagerError(CsmsError):
     """The key directory or its manifest cannot be used."""
+
+
+class CertificateAuthorityError(CsmsError):
+    """The CA certificate or key configured for signing chargers' certificates is unusable."""
+
+
+class CsrRefused(CsmsError):
+    """A certificate signing request that is malformed, unsigned or asks for a weak key."""
 
 
 class SettlementKeyError(CsmsError, ValueError):
