@@ -57,6 +57,11 @@ def _wants_unique_id(handler: Callable[..., Any]) -> bool:
 _WANTS_UNIQUE_ID: dict[Callable[..., Any], bool] = {}
 
 
+def _asked(msg: Call) -> str:
+    """A CALL as the log names it: its action (cut: a peer may send any string) and id."""
+    return f"{violations.cut(str(msg.action), 50)} {msg.unique_id}"
+
+
 def on(action: str) -> Callable[[Handler], Handler]:
     """The library's ``@on`` with its type kept (the library has no type hints)."""
     return cast(Callable[[Handler], Handler], _library_on(action))
@@ -151,7 +156,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             finally:
                 self._flush_deferred()
         except ConnectionEnded:
-            asked = f"{msg.action} {msg.unique_id}" if isinstance(msg, Call) else "a bad frame"
+            asked = _asked(msg) if isinstance(msg, Call) else "a bad frame"
             LOG.info(
                 "%s: left before the answer to %s was sent; nothing more is sent", self.id, asked
             )
@@ -164,7 +169,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         fails around it (an invalid answer, a store that does not answer in time). An OCPPError
         (a schema violation, an unknown action) is answered with its description and the
         details fit to send back (:func:`~csms.protocol.violations.safe_details`)."""
-        asked = f"{msg.action} {msg.unique_id}"
+        asked = _asked(msg)
         try:
             async with asyncio.timeout(self._handler_deadline_s):
                 await self._handle_call(msg)
