@@ -40,7 +40,8 @@ from benchmarks.ocpp_load_frames import (
 from config.settings import Settings, load_settings
 from csms.app import create_app
 from csms.context import CsmsContext
-from csms.protocol.endpoint import ConnectionEnded, serve_transport
+from csms.errors import ConnectionEnded
+from csms.protocol.endpoint import serve_transport
 from csms.store import chargers as store
 
 END = "\x00end"

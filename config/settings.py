@@ -77,9 +77,13 @@ class Settings(BaseSettings):
     ocpp_call_timeout_s: float
     ocpp_max_frame_bytes: int
     message_log_limit: int
+    notification_limit: int
     tls_cert_file: str
     tls_key_file: str
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
+    ca_cert_file: str
+    ca_key_file: str
+    charger_cert_validity_days: int
     default_currency: str
     default_tariff_id: str
     default_tariff_fixed: int

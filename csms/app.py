@@ -18,8 +18,16 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from config.settings import Settings
-from csms.api.routes import admin_chargers, admin_commands, admin_id_tags, admin_transactions, keys
+from csms.api.routes import (
+    admin_chargers,
+    admin_commands,
+    admin_id_tags,
+    admin_notifications,
+    admin_transactions,
+    keys,
+)
 from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, DecodeGate
+from csms.charger_ca import configured_ca
 from csms.commands import ConnectionRegistry, LocalDispatcher
 from csms.context import CsmsContext
 from csms.errors import (
@@ -66,6 +74,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        charger_ca = configured_ca(  # a CA that is configured but unusable stops the start
+            settings.ca_cert_file,
+            settings.ca_key_file,
+            validity_days=settings.charger_cert_validity_days,
+        )
         db = Database.connect(settings.resolved_database_url)
         await migrate(db.engine)
         async with db.session() as session:
@@ -94,6 +107,7 @@ def create_app(
             writer=store_writer,
             clock=clock,
             decodes=DecodeGate(slots=2, waiting=8),
+            charger_ca=charger_ca,
         )
         app.state.ctx = ctx
         writer = asyncio.create_task(message_log.run(), name="message-log")
@@ -132,6 +146,7 @@ def create_app(
         admin_transactions.router,
         admin_commands.router,
         admin_id_tags.router,
+        admin_notifications.router,
     ):
         app.include_router(router)
     app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from config.settings import Settings
 from csms.api.uploads import DecodeGate
+from csms.charger_ca import ChargerCa
 from csms.commands import CommandDispatcher, ConnectionRegistry
 from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
@@ -34,6 +35,7 @@ class CsmsContext:
     writer: StoreWriter
     clock: Callable[[], datetime]
     decodes: DecodeGate = field(default_factory=DecodeGate)  # uploaded photos being read
+    charger_ca: ChargerCa | None = None  # signs chargers' CSRs; None: SignCertificate Rejected
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

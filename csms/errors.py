@@ -6,7 +6,10 @@
     ├── StoreError            the database refused or lost something
     ├── ChargerAuthError      a WebSocket handshake that is not allowed (unknown id, password)
     ├── KeyManagerError       the signing key directory is unusable
+    ├── CertificateAuthorityError  the configured charger CA (certificate, key) is unusable
+    ├── CsrRefused            a charger's certificate signing request the CA will not sign
     ├── SettlementKeyError    a charger settlement key that cannot be pinned or replaced
+    ├── ConnectionEnded       the charger's socket is gone (it left, or a newer one replaced it)
     └── CommandError          delivering an operator command to a charger failed
         ├── NotConnected      the charger has no open connection
         ├── ChargerBusy       its outgoing queue is full
@@ -36,8 +39,23 @@ class KeyManagerError(CsmsError):
     """The key directory or its manifest cannot be used."""
 
 
+class CertificateAuthorityError(CsmsError):
+    """The CA certificate or key configured for signing chargers' certificates is unusable."""
+
+
+class CsrRefused(CsmsError):
+    """A certificate signing request that is malformed, unsigned or asks for a weak key."""
+
+
 class SettlementKeyError(CsmsError, ValueError):
     """A charger settlement key that is malformed or may not replace the pinned one."""
+
+
+class ConnectionEnded(CsmsError):
+    """The charger's socket is closed: raised by a transport's ``recv`` and ``send``.
+
+    Not a fault of either side: it ends the connection's tasks quietly (one log line), and
+    nothing more is sent on that socket."""
 
 
 class CommandError(CsmsError):

@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
-from ocpp.charge_point import ChargePoint, _raise_key_error, remove_nones, serialize_as_dict
-from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
+from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
+from ocpp.exceptions import InternalError, OCPPError
+from ocpp.messages import Call, CallError, CallResult, MessageType
 from ocpp.routing import on as _library_on
 
-from csms.errors import ChargerBusy, CommandRejected, CommandTimeout, NotConnected
-from csms.protocol import fast_schema
-from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
+from csms.errors import (
+    ChargerBusy,
+    CommandRejected,
+    CommandTimeout,
+    ConnectionEnded,
+    NotConnected,
+)
+from csms.protocol import fast_schema, violations
+from csms.protocol.frames import FrameError, error_code_for, oversized, parse_frame
 from csms.protocol.naming import to_camel, to_snake
 
 LOG = logging.getLogger("csms.protocol")
@@ -50,13 +57,19 @@ def _wants_unique_id(handler: Callable[..., Any]) -> bool:
 _WANTS_UNIQUE_ID: dict[Callable[..., Any], bool] = {}
 
 
+def _asked(msg: Call) -> str:
+    """A CALL as the log names it: its action (cut: a peer may send any string) and id."""
+    return f"{violations.cut(str(msg.action), 50)} {msg.unique_id}"
+
+
 def on(action: str) -> Callable[[Handler], Handler]:
     """The library's ``@on`` with its type kept (the library has no type hints)."""
     return cast(Callable[[Handler], Handler], _library_on(action))
 
 
 class Transport(Protocol):
-    """The socket side: text frames in and out (``recv`` raises when the peer is gone)."""
+    """The socket side: text frames in and out (``recv`` and ``send`` raise
+    :class:`~csms.errors.ConnectionEnded` when the peer is gone)."""
 
     async def recv(self) -> str: ...
 
@@ -113,50 +126,69 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             message = await self._connection.recv()
             try:
                 await self.route_message(message)
+            except ConnectionEnded:
+                raise
             except Exception:  # a bug in a handler must not drop the charger
                 LOG.exception("%s: unexpected error on frame %.200s", self.id, message)
 
+    async def _send(self, message: str) -> None:
+        """Sends one frame; logged as sent only once it was (the library logs before)."""
+        await self._connection.send(message)
+        self.logger.info("%s: send %s", self.id, message)
+
     async def route_message(self, raw_msg: str) -> None:
         if len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg) > self._max_frame_bytes:
-            uid = sniff_unique_id(raw_msg) if isinstance(raw_msg, str) else None
-            await self._reply_error(
-                FrameError(uid, "FormatViolation", f"frame above {self._max_frame_bytes} bytes")
-            )
+            msg = oversized(raw_msg, self._max_frame_bytes)
+        else:
+            msg = parse_frame(raw_msg)
+        if not isinstance(msg, FrameError | Call):
+            if msg.unique_id != self._awaiting:
+                LOG.warning("%s: dropped an answer to no pending call: %s", self.id, msg.unique_id)
+                return
+            self._response_queue.put_nowait(msg)
             return
-        msg = parse_frame(raw_msg)
-        if isinstance(msg, FrameError):
-            await self._reply_error(msg)
-            return
-        if isinstance(msg, Call):
+        try:
+            if isinstance(msg, FrameError):
+                await self._reply_error(msg, "a malformed frame")
+                return
             try:
                 await self._answer(msg)
             finally:
                 self._flush_deferred()
-            return
-        if msg.unique_id != self._awaiting:
-            LOG.warning("%s: dropped an answer to no pending call: %s", self.id, msg.unique_id)
-            return
-        self._response_queue.put_nowait(msg)
+        except ConnectionEnded:
+            asked = _asked(msg) if isinstance(msg, Call) else "a bad frame"
+            LOG.info(
+                "%s: left before the answer to %s was sent; nothing more is sent", self.id, asked
+            )
+            raise
 
     async def _answer(self, msg: Call) -> None:
         """Every CALL gets a CALLRESULT or a CALLERROR, whatever fails and however slowly.
 
         The library answers exceptions raised inside a handler itself; this also covers what
-        fails around it (an invalid answer, a store that does not answer in time)."""
+        fails around it (an invalid answer, a store that does not answer in time). An OCPPError
+        (a schema violation, an unknown action) is answered with its description and the
+        details fit to send back (:func:`~csms.protocol.violations.safe_details`)."""
+        asked = _asked(msg)
         try:
             async with asyncio.timeout(self._handler_deadline_s):
                 await self._handle_call(msg)
+        except ConnectionEnded:
+            raise  # nobody left to answer
         except OCPPError as error:
-            await self._reply_error(FrameError(msg.unique_id, error.code, error.description))
+            details = violations.safe_details(error.details)
+            await self._reply_error(
+                FrameError(msg.unique_id, error.code, error.description, details=details), asked
+            )
         except TimeoutError:
             LOG.warning("%s: %s not handled in %ss", self.id, msg.action, self._handler_deadline_s)
             await self._reply_error(
-                FrameError(msg.unique_id, "InternalError", "the CSMS did not finish in time")
+                FrameError(msg.unique_id, "InternalError", "the CSMS did not finish in time"), asked
             )
         except Exception:
             LOG.exception("%s: failed to handle %s", self.id, msg.action)
             await self._reply_error(
-                FrameError(msg.unique_id, "InternalError", "an unexpected error occurred")
+                FrameError(msg.unique_id, "InternalError", "an unexpected error occurred"), asked
             )
 
     async def _handle_call(self, msg: Call) -> None:
@@ -166,8 +198,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         memoised (:mod:`csms.protocol.naming`), and a handler's signature is read once."""
         handlers = self.route_map.get(msg.action)
         if handlers is None or "_on_action" not in handlers:
-            _raise_key_error(msg.action, self._ocpp_version)
-            return
+            raise violations.unknown_action(msg.action, self._ocpp_version)
         validated = not handlers.get("_skip_schema_validation", False)
         if validated:
             fast_schema.validate(msg, self._ocpp_version)
@@ -179,19 +210,36 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             response = handler(**kwargs)
             if inspect.isawaitable(response):
                 response = await response
+        except OCPPError:
+            raise  # answered with details fit to send back
         except Exception as exc:  # the library answers a handler's failure itself
             self.logger.exception("Error while handling request '%s'", msg)
             await self._send(msg.create_call_error(exc).to_json())
             return
         result = msg.create_call_result(to_camel(remove_nones(serialize_as_dict(response))))
         if validated:
-            fast_schema.validate(result, self._ocpp_version)
+            try:
+                fast_schema.validate(result, self._ocpp_version)
+            except OCPPError as error:  # our fault, not the charger's
+                LOG.error("%s: our answer to %s is invalid: %s", self.id, msg.action, error)
+                raise InternalError("the CSMS's answer was invalid") from None
         await self._send(result.to_json())
 
-    async def _reply_error(self, error: FrameError) -> None:
-        LOG.info("%s: bad frame: %s %s", self.id, error.code, error.description)
+    async def _reply_error(self, error: FrameError, asked: str) -> None:
+        """Logs what was refused and why (the same words the charger gets), and answers it
+        unless it was itself an answer."""
+        answer = error.to_call_error(self._ocpp_version)
+        LOG.info(
+            "%s: %s %s to %s: %s %s",
+            self.id,
+            "CALLERROR" if error.reply else "dropped, no CALLERROR to an answer:",
+            answer.error_code,
+            asked,
+            answer.error_description,
+            json.dumps(answer.error_details, ensure_ascii=False),
+        )
         if error.reply:
-            await self._send(error.to_call_error(self._ocpp_version).to_json())
+            await self._send(answer.to_json())
 
     # --- outgoing ---------------------------------------------------------------------------
 
@@ -236,7 +284,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 continue  # the operator gave up while it waited
             try:
                 answer = await self.call_raw(item.action, item.payload)
-            except asyncio.CancelledError:  # the connection ended while the charger was asked
+            except (asyncio.CancelledError, ConnectionEnded):  # the connection ended meanwhile
                 self._fail(item)
                 raise
             except Exception as exc:  # handed to whoever waits, or logged
@@ -268,10 +316,10 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         """
         call = Call(str(self._unique_id_generator()), action, payload)
         try:
-            await validate_payload(call, self._ocpp_version)
+            fast_schema.validate(call, self._ocpp_version)
         except OCPPError as exc:
             raise CommandRejected(
-                exc.code, f"invalid {action} request: {exc.description}", exc.details.get("cause")
+                exc.code, f"invalid {action} request: {exc.description}", exc.details
             ) from exc
         async with self._call_lock:
             self._awaiting = call.unique_id
@@ -289,10 +337,11 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         assert isinstance(response, CallResult)
         response.action = action
         try:
-            await validate_payload(response, self._ocpp_version)
+            fast_schema.validate(response, self._ocpp_version)
         except OCPPError as exc:
             raise CommandRejected(
                 error_code_for(self._ocpp_version, exc.code),
                 f"the charger's {action} answer is invalid: {exc.description}",
+                exc.details,
             ) from exc
         return dict(response.payload)

@@ -31,7 +31,7 @@ from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
 from csms.context import CsmsContext
-from csms.errors import ChargerAuthError, StoreError
+from csms.errors import ChargerAuthError, ConnectionEnded, StoreError
 from csms.passwords import VerifierOverloaded, hash_password
 from csms.protocol import provisioning
 from csms.protocol.base import CsmsChargePoint, Transport
@@ -49,12 +49,11 @@ VERSIONS = {SUBPROTOCOL_201: "2.0.1", SUBPROTOCOL_16: "1.6"}  # in order of pref
 router = APIRouter()
 
 
-class ConnectionEnded(Exception):
-    """The peer closed the socket (or it was closed for a newer connection)."""
-
-
 class WebSocketTransport:
-    """Moves text frames between Starlette's WebSocket and a ChargePoint; logs them."""
+    """Moves text frames between Starlette's WebSocket and a ChargePoint; logs them.
+
+    Both directions raise :class:`ConnectionEnded` once the socket is closed; a frame enters
+    the message log only when it was really received or sent."""
 
     def __init__(self, websocket: WebSocket, ctx: CsmsContext, charger_id: str) -> None:
         self._ws = websocket
@@ -78,8 +77,11 @@ class WebSocketTransport:
         return str(text)
 
     async def send(self, message: str) -> None:
+        try:
+            await self._ws.send_text(message)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:  # closed, or closing
+            raise ConnectionEnded(f"socket closed ({type(exc).__name__})") from exc
         self._ctx.message_log.record(self._charger_id, "out", message)
-        await self._ws.send_text(message)
 
     async def close(self, reason: str) -> None:
         self.closed.set()

@@ -8,21 +8,29 @@ and run inline, in tens of microseconds.
 
 The library stays the judge: a payload the compiled check refuses is checked again by the
 library's own validator, which raises the error the library would have raised (the right
-CALLERROR code and text), or accepts it. A payload the compiled check accepts satisfies the
-same draft-4 rules the library applies (every schema is compiled as draft 4, as the library
-reads them, without ``format`` checks, as the library runs them, and without filling in
-defaults: the payload is left as it came). Actions whose schemas the library reads with
-``Decimal`` floats (``multipleOf`` on 1.6 charging profiles) always go to the library.
+CALLERROR code), or accepts it. The error raised says what the library's does not: the path
+and the rule that failed, from the first error of the library's validator (the one it
+raises), as a :class:`~csms.protocol.violations.Violation`.
+
+A payload the compiled check accepts satisfies the same draft-4 rules the library applies
+(every schema is compiled as draft 4, as the library reads them, without ``format`` checks,
+as the library runs them, and without filling in defaults: the payload is left as it came).
+Actions whose schemas the library reads with ``Decimal`` floats (``multipleOf`` on 1.6
+charging profiles) always go to the library.
 """
 
 from __future__ import annotations
 
+import decimal
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import fastjsonschema
+from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult, MessageType, _validate_payload, get_validator
+
+from csms.protocol import violations
 
 DRAFT_4 = "http://json-schema.org/draft-04/schema#"
 # the library validates these with Decimal floats (see ocpp.messages._validate_payload)
@@ -68,12 +76,36 @@ def _check_for(version: str, message_type: int, action: str) -> Check | None:
 
 
 def validate(message: Call | CallResult, version: str) -> None:
-    """Raises the library's OCPPError when ``message``'s payload breaks its schema."""
+    """Raises the library's OCPPError when ``message``'s payload breaks its schema, with a
+    description and details that name the failing path and rule."""
     check = _check_for(version, message.message_type_id, message.action)
     if check is not None:
         try:
             check(message.payload)
             return
         except fastjsonschema.JsonSchemaException:
-            pass  # the library decides, and words the error
-    _validate_payload(message, version)
+            pass  # the library decides
+    try:
+        _validate_payload(message, version)
+    except OCPPError as error:
+        raise _explained(error, message, version) from None
+
+
+def _explained(error: OCPPError, message: Call | CallResult, version: str) -> OCPPError:
+    """``error`` (the library's verdict) with the path and rule of the library's first
+    schema error; unchanged when there is none (no schema for the action)."""
+    key = (version, message.message_type_id, message.action)
+    try:
+        validator = get_validator(
+            message.message_type_id,
+            message.action,
+            version,
+            parse_float=decimal.Decimal if key in _LIBRARY_ONLY else float,
+        )
+    except (OSError, ValueError):
+        return error
+    first = next(iter(validator.iter_errors(message.payload)), None)
+    if first is None:
+        return error
+    violation = violations.from_schema_error(first, message.action)
+    return type(error)(violation.description(), violation.details())

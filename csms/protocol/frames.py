@@ -4,19 +4,32 @@ The ``ocpp`` library only logs a frame it cannot unpack and answers nothing; the
 then waits for its timeout. Here every malformed frame that carries a usable unique id gets a
 CALLERROR with the code of its version (1.6 spells ``FormationViolation`` and
 ``OccurenceConstraintViolation``; 2.0.1 ``FormatViolation``, ``OccurrenceConstraintViolation``
-and has ``RpcFrameworkError`` / ``MessageTypeNotSupported``), and the connection stays up.
+and has ``RpcFrameworkError`` / ``MessageTypeNotSupported``), whose description and details
+name the element and the rule that failed (:mod:`csms.protocol.violations`), and the
+connection stays up.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from ocpp.messages import Call, CallError, CallResult
 
+from csms.protocol.violations import Violation, cut, json_type, short
+
 UNIQUE_ID_MAX = 36
+DESCRIPTION_MAX = 255
+_KINDS = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
+_LENGTHS = {2: 4, 3: 3, 4: 5}
+_SHAPES = {
+    2: "[2, uniqueId, action, payload]",
+    3: "[3, uniqueId, payload]",
+    4: "[4, uniqueId, errorCode, errorDescription, errorDetails]",
+}
 _UNIQUE_ID_PREFIX = re.compile(r'^\s*\[\s*\d+\s*,\s*"([^"\\]{1,36})"')
 
 _V16_NAMES = {
@@ -39,20 +52,29 @@ def error_code_for(version: str, code: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FrameError:
-    """A frame that cannot be processed; ``unique_id`` is ``None`` when none could be read."""
+    """A frame that cannot be processed; ``unique_id`` is ``None`` when none could be read.
+
+    ``details`` is the CALLERROR's ``errorDetails`` (a :meth:`Violation.details`)."""
 
     unique_id: str | None
     code: str
     description: str
     reply: bool = True  # False for a broken CALLRESULT/CALLERROR: answers get no answer
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, unique_id: str | None, code: str, violation: Violation, reply: bool = True
+    ) -> FrameError:
+        return cls(unique_id, code, violation.description(), reply, violation.details())
 
     def to_call_error(self, version: str) -> CallError:
         # 2.0.1 (4.2.3): without a readable id, answer with "-1".
         return CallError(
             self.unique_id if self.unique_id is not None else "-1",
             error_code_for(version, self.code),
-            self.description,
-            {},
+            cut(self.description, DESCRIPTION_MAX),
+            dict(self.details),
         )
 
 
@@ -66,39 +88,69 @@ def sniff_unique_id(text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def oversized(text: str | bytes, limit: int) -> FrameError:
+    """The error for a frame above ``limit`` bytes (its unique id read from its head)."""
+    size = len(text.encode() if isinstance(text, str) else text)
+    uid = sniff_unique_id(text) if isinstance(text, str) else None
+    return FrameError.of(
+        uid, "FormatViolation", Violation("maxFrameBytes", f"{size} bytes, above {limit}")
+    )
+
+
 def parse_frame(text: str | bytes) -> Message | FrameError:
     """One OCPP-J frame -> a Call, CallResult or CallError, or the error to answer."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            return FrameError(None, "RpcFrameworkError", "frame is not UTF-8 text")
+        except UnicodeDecodeError as exc:
+            return FrameError.of(
+                None, "RpcFrameworkError", Violation("utf8", f"not UTF-8 text: {exc.reason}")
+            )
     try:
         frame: Any = json.loads(text)
-    except ValueError:
-        return FrameError(sniff_unique_id(text), "RpcFrameworkError", "frame is not valid JSON")
+    except json.JSONDecodeError as exc:
+        violation = Violation("json", f"not valid JSON: {exc.msg} at character {exc.pos}")
+        return FrameError.of(sniff_unique_id(text), "RpcFrameworkError", violation)
     if not isinstance(frame, list) or not frame:
-        return FrameError(None, "RpcFrameworkError", "frame is not a JSON array")
+        got = "an empty array" if frame == [] else f"a JSON {json_type(frame)}"
+        violation = Violation("array", f"a frame is a non-empty JSON array, got {got}")
+        return FrameError.of(None, "RpcFrameworkError", violation)
     uid = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
     if uid is not None and not 0 < len(uid) <= UNIQUE_ID_MAX:
-        return FrameError(None, "RpcFrameworkError", "unique id must be 1-36 characters")
-    kind = frame[0]
-    if kind not in (2, 3, 4) or isinstance(kind, bool):
-        return FrameError(uid, "MessageTypeNotSupported", f"message type id {kind!r} unknown")
-    if uid is None:
-        return FrameError(None, "RpcFrameworkError", "unique id missing or not a string")
-    if kind == 2:
-        if len(frame) != 4 or not isinstance(frame[2], str):
-            return FrameError(uid, "FormatViolation", "a CALL is [2, id, action, payload]")
-        if not isinstance(frame[3], dict):
-            return FrameError(uid, "FormatViolation", "a CALL payload must be a JSON object")
-        return Call(uid, frame[2], frame[3])
-    if kind == 3:
-        if len(frame) != 3 or not isinstance(frame[2], dict):
-            return FrameError(uid, "FormatViolation", "a CALLRESULT is [3, id, payload]", False)
-        return CallResult(uid, frame[2])
-    if len(frame) != 5 or not isinstance(frame[2], str):
-        return FrameError(
-            uid, "FormatViolation", "CALLERROR is [4, id, code, text, details]", False
+        violation = Violation(
+            "uniqueId", f"{len(uid)} characters, must be 1-{UNIQUE_ID_MAX}", element=1
         )
-    return CallError(uid, frame[2], frame[3], frame[4])
+        return FrameError.of(None, "RpcFrameworkError", violation)
+    kind = frame[0]
+    if kind not in _KINDS or isinstance(kind, bool):
+        violation = Violation(
+            "messageTypeId", f"{short(kind)} is not 2 (CALL), 3 (CALLRESULT) or 4", element=0
+        )
+        return FrameError.of(uid, "MessageTypeNotSupported", violation)
+    if uid is None:
+        got = json_type(frame[1]) if len(frame) > 1 else "nothing"
+        violation = Violation("uniqueId", f"expected a string, got {got}", element=1)
+        return FrameError.of(None, "RpcFrameworkError", violation)
+    reply = kind == 2  # answers get no answer
+    if len(frame) != _LENGTHS[kind]:
+        violation = Violation(
+            "length", f"a {_KINDS[kind]} is {_SHAPES[kind]}, got {len(frame)} elements"
+        )
+        return FrameError.of(uid, "FormatViolation", violation, reply)
+    if kind in (2, 4) and not isinstance(frame[2], str):
+        name = "action" if kind == 2 else "errorCode"
+        violation = Violation(name, f"expected a string, got {json_type(frame[2])}", element=2)
+        return FrameError.of(uid, "FormatViolation", violation, reply)
+    if kind == 4:  # a CALLERROR is taken as it comes: its details are free
+        return CallError(uid, frame[2], frame[3], frame[4])
+    payload_at = _LENGTHS[kind] - 1
+    if not isinstance(frame[payload_at], dict):
+        violation = Violation(
+            "payload",
+            f"expected a JSON object, got {json_type(frame[payload_at])}",
+            element=payload_at,
+        )
+        return FrameError.of(uid, "FormatViolation", violation, reply)
+    if kind == 2:
+        return Call(uid, frame[2], frame[3])
+    return CallResult(uid, frame[2])

@@ -1,39 +1,55 @@
-"""Firmware, diagnostics/log and security block: status reports kept for the operator."""
+"""Firmware, diagnostics/log and security block: status reports kept for the operator.
+
+The latest firmware and diagnostics/log status is also on the charger's row (the charger
+list shows it); every report, security events included, is kept as a notification
+(:mod:`csms.protocol.notifications`) with its payload.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Mapping
+from typing import Any
 
 from csms.context import CsmsContext
+from csms.protocol import notifications
 from csms.store import chargers as store
 
 LOG = logging.getLogger("csms.monitoring")
 
 
-async def firmware_status(ctx: CsmsContext, charger_id: str, status: str) -> None:
-    async with ctx.db.session() as session:
-        charger = await store.get_charger(session, charger_id)
-        if charger is not None:
-            charger.firmware_status = status[:40]
-            session.add(charger)
-            await session.commit()
-
-
-async def diagnostics_status(ctx: CsmsContext, charger_id: str, status: str) -> None:
-    """1.6 DiagnosticsStatusNotification and 2.0.1 LogStatusNotification."""
-    async with ctx.db.session() as session:
-        charger = await store.get_charger(session, charger_id)
-        if charger is not None:
-            charger.diagnostics_status = status[:40]
-            session.add(charger)
-            await session.commit()
-
-
-def security_event(
-    charger_id: str, event_type: str, timestamp: datetime, tech_info: str | None
+async def firmware_status(
+    ctx: CsmsContext, charger_id: str, action: str, payload: Mapping[str, Any]
 ) -> None:
-    """Security events are logged (the frame itself is in the message log)."""
+    """FirmwareStatusNotification (both versions), 1.6 SignedFirmwareStatusNotification."""
+    await _set_status(ctx, charger_id, "firmware_status", str(payload["status"]))
+    await notifications.record(ctx, charger_id, action, payload)
+
+
+async def diagnostics_status(
+    ctx: CsmsContext, charger_id: str, action: str, payload: Mapping[str, Any]
+) -> None:
+    """1.6 DiagnosticsStatusNotification and LogStatusNotification (both versions)."""
+    await _set_status(ctx, charger_id, "diagnostics_status", str(payload["status"]))
+    await notifications.record(ctx, charger_id, action, payload)
+
+
+async def security_event(ctx: CsmsContext, charger_id: str, payload: Mapping[str, Any]) -> None:
+    """Security events are logged as warnings and kept."""
     LOG.warning(
-        "%s: security event %s at %s %s", charger_id, event_type, timestamp, tech_info or ""
+        "%s: security event %s at %s %s",
+        charger_id,
+        payload.get("type"),
+        payload.get("timestamp"),
+        payload.get("tech_info") or "",
     )
+    await notifications.record(ctx, charger_id, "SecurityEventNotification", payload)
+
+
+async def _set_status(ctx: CsmsContext, charger_id: str, column: str, status: str) -> None:
+    async with ctx.db.session() as session:
+        charger = await store.get_charger(session, charger_id)
+        if charger is not None:
+            setattr(charger, column, status[:40])
+            session.add(charger)
+            await session.commit()

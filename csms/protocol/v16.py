@@ -13,9 +13,9 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from csms.context import CsmsContext
+from csms.protocol import certificates, monitoring, provisioning, transactions
 from csms.protocol import data_transfer as dt
 from csms.protocol import meter_values as mv
-from csms.protocol import monitoring, provisioning, transactions
 from csms.protocol.authorization import IdTagDecision
 from csms.protocol.base import CsmsChargePoint, Transport, on
 from qr_extension.wire import ocpp_timestamp, parse_ocpp_timestamp
@@ -158,28 +158,51 @@ class ChargePoint16(CsmsChargePoint):
         return call_result.DataTransfer(status=answer.status, data=answer.data)
 
     @on(Action.firmware_status_notification)
-    async def on_firmware_status(self, status: str) -> call_result.FirmwareStatusNotification:
-        await monitoring.firmware_status(self._ctx, self.charger_id, status)
+    async def on_firmware_status(self, **payload: Any) -> call_result.FirmwareStatusNotification:
+        await monitoring.firmware_status(
+            self._ctx, self.charger_id, "FirmwareStatusNotification", payload
+        )
         return call_result.FirmwareStatusNotification()
 
     @on(Action.diagnostics_status_notification)
-    async def on_diagnostics_status(self, status: str) -> call_result.DiagnosticsStatusNotification:
-        await monitoring.diagnostics_status(self._ctx, self.charger_id, status)
+    async def on_diagnostics_status(
+        self, **payload: Any
+    ) -> call_result.DiagnosticsStatusNotification:
+        await monitoring.diagnostics_status(
+            self._ctx, self.charger_id, "DiagnosticsStatusNotification", payload
+        )
         return call_result.DiagnosticsStatusNotification()
 
+    # --- security extension (OCPP 1.6 security whitepaper) -----------------------------------
+
     @on(Action.log_status_notification)
-    async def on_log_status(self, status: str, **kw: Any) -> call_result.LogStatusNotification:
-        await monitoring.diagnostics_status(self._ctx, self.charger_id, status)
+    async def on_log_status(self, **payload: Any) -> call_result.LogStatusNotification:
+        await monitoring.diagnostics_status(
+            self._ctx, self.charger_id, "LogStatusNotification", payload
+        )
         return call_result.LogStatusNotification()
 
-    @on(Action.security_event_notification)
-    async def on_security_event(
-        self, type: str, timestamp: str, **kw: Any
-    ) -> call_result.SecurityEventNotification:
-        monitoring.security_event(
-            self.charger_id, type, parse_ocpp_timestamp(timestamp), kw.get("tech_info")
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status(
+        self, **payload: Any
+    ) -> call_result.SignedFirmwareStatusNotification:
+        await monitoring.firmware_status(
+            self._ctx, self.charger_id, "SignedFirmwareStatusNotification", payload
         )
+        return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.security_event_notification)
+    async def on_security_event(self, **payload: Any) -> call_result.SecurityEventNotification:
+        await monitoring.security_event(self._ctx, self.charger_id, payload)
         return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str) -> call_result.SignCertificate:
+        answer = await certificates.sign_certificate(self._ctx, self.charger_id, csr=csr)
+        await certificates.record(self._ctx, self.charger_id, {"csr": csr}, answer)
+        if answer.issued is not None:  # sent once this answer is
+            self.defer("CertificateSigned", certificates.certificate_signed("1.6", answer.issued))
+        return call_result.SignCertificate(status=answer.status)
 
 
 def _time(text: str | None) -> datetime | None:

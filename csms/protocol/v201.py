@@ -14,6 +14,7 @@ from csms.protocol import meter_values as mv
 from csms.protocol import monitoring, provisioning, transactions
 from csms.protocol.authorization import IdTagDecision
 from csms.protocol.base import CsmsChargePoint, Transport, on
+from csms.protocol.v201_unasked import Unasked201
 from csms.store import device_model
 from qr_extension.wire import ocpp_timestamp, parse_ocpp_timestamp
 
@@ -28,8 +29,8 @@ def id_token_info(decision: IdTagDecision) -> dict[str, Any]:
     return info
 
 
-class ChargePoint201(CsmsChargePoint):
-    """One OCPP 2.0.1 connection."""
+class ChargePoint201(Unasked201, CsmsChargePoint):
+    """One OCPP 2.0.1 connection (the messages a station sends unasked: :class:`Unasked201`)."""
 
     _ocpp_version = "2.0.1"
 
@@ -144,24 +145,22 @@ class ChargePoint201(CsmsChargePoint):
         return call_result.DataTransfer(status=answer.status, data=answer.data)
 
     @on(Action.firmware_status_notification)
-    async def on_firmware_status(
-        self, status: str, **kw: Any
-    ) -> call_result.FirmwareStatusNotification:
-        await monitoring.firmware_status(self._ctx, self.charger_id, status)
+    async def on_firmware_status(self, **payload: Any) -> call_result.FirmwareStatusNotification:
+        await monitoring.firmware_status(
+            self._ctx, self.charger_id, "FirmwareStatusNotification", payload
+        )
         return call_result.FirmwareStatusNotification()
 
     @on(Action.log_status_notification)
-    async def on_log_status(self, status: str, **kw: Any) -> call_result.LogStatusNotification:
-        await monitoring.diagnostics_status(self._ctx, self.charger_id, status)
+    async def on_log_status(self, **payload: Any) -> call_result.LogStatusNotification:
+        await monitoring.diagnostics_status(
+            self._ctx, self.charger_id, "LogStatusNotification", payload
+        )
         return call_result.LogStatusNotification()
 
     @on(Action.security_event_notification)
-    async def on_security_event(
-        self, type: str, timestamp: str, **kw: Any
-    ) -> call_result.SecurityEventNotification:
-        monitoring.security_event(
-            self.charger_id, type, parse_ocpp_timestamp(timestamp), kw.get("tech_info")
-        )
+    async def on_security_event(self, **payload: Any) -> call_result.SecurityEventNotification:
+        await monitoring.security_event(self._ctx, self.charger_id, payload)
         return call_result.SecurityEventNotification()
 
     @on(Action.notify_report)

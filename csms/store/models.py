@@ -280,6 +280,42 @@ class ChargerSync(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
+# --- what chargers report unasked (notifications, events, certificate requests) ------------
+
+
+class ChargerNotification(SQLModel, table=True):
+    """One message a charger sent on its own (SecurityEventNotification, NotifyEvent,
+    SignCertificate, ...): its payload as sent (camelCase JSON), with the few fields an
+    operator filters by, and what the CSMS answered when the answer says something.
+    Bounded per charger by ``notification_limit``."""
+
+    __tablename__ = "charger_notifications"
+    __table_args__ = (Index("ix_charger_notifications_charger_id_id", "charger_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
+    action: str = Field(max_length=48)
+    status: str | None = Field(default=None, max_length=50)  # status, type, or trigger
+    request_id: int | None = None
+    answer: str | None = Field(default=None, max_length=20)  # Accepted | Rejected | Failed
+    occurred_at: datetime | None = _time()  # the charger's own time stamp, if it gave one
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ChargerNotificationPublic(SQLModel):
+    """A notification for the operator, the payload as the charger sent it."""
+
+    id: int
+    action: str
+    status: str | None
+    request_id: int | None
+    answer: str | None
+    occurred_at: datetime | None
+    received_at: datetime
+    payload: dict[str, Any]
+
+
 # --- device model (OCPP 2.0.1 NotifyReport) -------------------------------------------------
 
 

@@ -26,6 +26,7 @@ class Client16(Cp16):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.data_transfers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.certificates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # CertificateSigned
 
     def _note(self, action: str, **kw: Any) -> None:
         self.received.append((action, kw))
@@ -34,6 +35,11 @@ class Client16(Cp16):  # type: ignore[misc]
     async def on_data_transfer(self, vendor_id: str, **kw: Any) -> Any:
         await self.data_transfers.put({"vendor_id": vendor_id, **kw})
         return result16.DataTransfer(status="Accepted")
+
+    @on("CertificateSigned")
+    async def on_certificate_signed(self, certificate_chain: str) -> Any:
+        await self.certificates.put({"certificate_chain": certificate_chain})
+        return result16.CertificateSigned(status="Accepted")
 
     @on("Reset")
     def on_reset(self, type: str) -> Any:
@@ -133,6 +139,7 @@ class Client201(Cp201):  # type: ignore[misc]
         self.report_parts: list[list[dict[str, Any]]] = REPORT_PARTS
         self.report_tasks: list[asyncio.Task[None]] = []
         self.reports_sent: list[dict[str, Any]] = []  # requestId, seqNo, tbc, entries of each
+        self.certificates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # CertificateSigned
 
     def _note(self, action: str, **kw: Any) -> None:
         self.received.append((action, kw))
@@ -141,6 +148,11 @@ class Client201(Cp201):  # type: ignore[misc]
     async def on_data_transfer(self, vendor_id: str, **kw: Any) -> Any:
         await self.data_transfers.put({"vendor_id": vendor_id, **kw})
         return result201.DataTransfer(status="Accepted")
+
+    @on("CertificateSigned")
+    async def on_certificate_signed(self, certificate_chain: str, **kw: Any) -> Any:
+        await self.certificates.put({"certificate_chain": certificate_chain, **kw})
+        return result201.CertificateSigned(status="Accepted")
 
     @on("Reset")
     def on_reset(self, type: str, **kw: Any) -> Any:

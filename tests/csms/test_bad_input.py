@@ -73,6 +73,60 @@ async def test_malformed_frame_gets_callerror_and_connection_stays(
         await ws.close()
 
 
+DETAILED: list[tuple[str, str, str, dict[str, Any]]] = [
+    # version, frame, errorCode, what errorDetails must say (the description says it too)
+    ("2.0.1", "this is not json", "RpcFrameworkError", {"constraint": "json"}),
+    ("1.6", '{"an": "object"}', "FormationViolation", {"constraint": "array"}),
+    ("2.0.1", '[7,"id-1","Heartbeat",{}]', "MessageTypeNotSupported",
+     {"element": 0, "constraint": "messageTypeId"}),
+    ("1.6", '[2,"id-1","Heartbeat"]', "FormationViolation", {"constraint": "length"}),
+    ("2.0.1", '[2,"id-1","Heartbeat",[]]', "FormatViolation",
+     {"element": 3, "constraint": "payload"}),
+    ("1.6", '[2,"id-1","FlyToTheMoon",{}]', "NotSupported",
+     {"action": "FlyToTheMoon", "constraint": "action"}),
+    ("2.0.1", '[2,"id-1","CancelReservation",{"reservationId":1}]', "NotImplemented",
+     {"action": "CancelReservation", "constraint": "action"}),
+    ("1.6", '[2,"id-1","Authorize",{}]', "ProtocolError",
+     {"action": "Authorize", "path": "idTag", "constraint": "required"}),
+    ("1.6", '[2,"id-1","Authorize",{"idTag":5}]', "TypeConstraintViolation",
+     {"path": "idTag", "constraint": "type", "detail": "expected string, got integer"}),
+    ("1.6", '[2,"id-1","Authorize",{"idTag":"A","extra":1}]', "FormationViolation",
+     {"path": "extra", "constraint": "additionalProperties"}),
+    ("1.6", '[2,"id-1","Authorize",{"idTag":"' + "K" * 300 + '"}]', "TypeConstraintViolation",
+     {"path": "idTag", "constraint": "maxLength", "detail": "300 characters, maxLength 20"}),
+    ("2.0.1", '[2,"id-1","Authorize",{"idToken":{"idToken":"A","type":"Nope"}}]',
+     "FormatViolation", {"action": "Authorize", "path": "idToken.type", "constraint": "enum"}),
+    ("2.0.1", '[2,"id-1","StatusNotification",{"timestamp":"2026-11-27T00:00:00Z","evseId":1,'
+     '"connectorId":"1","connectorStatus":"Available"}]', "TypeConstraintViolation",
+     {"path": "connectorId", "constraint": "type"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("version", "frame", "code", "details"), DETAILED)
+async def test_a_callerror_names_the_element_or_field_and_the_rule(
+    csms: LiveCsms,
+    caplog: pytest.LogCaptureFixture,
+    version: str,
+    frame: str,
+    code: str,
+    details: dict[str, Any],
+) -> None:
+    await csms.add_charger("WHY")
+    caplog.set_level(logging.INFO, logger="csms.protocol")
+    ws = await _raw(csms, "WHY", "ocpp1.6" if version == "1.6" else "ocpp2.0.1")
+    try:
+        kind, uid, error_code, description, error_details = await _exchange(ws, frame)
+    finally:
+        await ws.close()
+    assert (kind, uid, error_code) == (4, "id-1" if '"id-1"' in frame else "-1", code)
+    assert error_details.items() >= details.items(), error_details
+    named = details.get("path") or details.get("action") or details["constraint"]
+    assert named in description and len(description) <= 255
+    assert "K" * 30 not in description + json.dumps(error_details)  # no long echo
+    logged = [r.getMessage() for r in caplog.records if "CALLERROR" in r.getMessage()]
+    assert len(logged) == 1 and code in logged[0] and named in logged[0], logged
+
+
 async def test_oversized_frames(tmp_path: Path) -> None:
     async with serve(make_settings(tmp_path, ocpp_max_frame_bytes=2048)) as csms:
         await csms.add_charger("BIG")
@@ -82,6 +136,7 @@ async def test_oversized_frames(tmp_path: Path) -> None:
             answer = await _exchange(ws, big)
             assert answer[:3] == [4, "big-1", "FormationViolation"]
             assert "2048" in answer[3]
+            assert answer[4]["constraint"] == "maxFrameBytes"
             assert (await _exchange(ws, HEARTBEAT))[:2] == [3, "hb"]
             # above 4x the limit the server closes with 1009 (message too big)
             await ws.send(

@@ -114,6 +114,12 @@ async def test_command_errors(csms: LiveCsms) -> None:
     async with connect(csms.ws_url("ERR"), Client16, "ocpp1.6", basic_auth("ERR")):
         r = await csms.http.post(f"{url}/Reset", json={"type": "Sideways"})
         assert r.status_code == 422 and "invalid Reset request" in r.json()["detail"]
+        assert r.json()["error_details"] == {
+            "action": "Reset",
+            "path": "type",
+            "constraint": "enum",
+            "detail": '"Sideways" is not one of ["Hard", "Soft"]',
+        }
         r = await csms.http.post(f"{url}/SetVariables", json={"setVariableData": []})
         assert r.status_code == 422  # a 2.0.1 command on a 1.6 connection
         r = await csms.http.post(

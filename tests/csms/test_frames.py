@@ -1,14 +1,25 @@
-"""Frame parsing without sockets, and the password verifier's cache."""
+"""Frame parsing and answering without sockets, and the password verifier's cache."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+from typing import Any
 
 import pytest
 from ocpp.messages import Call, CallError, CallResult
+from ocpp.v201 import call_result as call_result201
 
 from csms.passwords import PasswordVerifier, VerifierOverloaded, hash_password
-from csms.protocol.frames import FrameError, error_code_for, parse_frame, sniff_unique_id
+from csms.protocol.base import CsmsChargePoint, on
+from csms.protocol.frames import (
+    FrameError,
+    error_code_for,
+    oversized,
+    parse_frame,
+    sniff_unique_id,
+)
 
 
 def test_valid_frames() -> None:
@@ -19,24 +30,57 @@ def test_valid_frames() -> None:
 
 
 @pytest.mark.parametrize(
-    ("frame", "uid", "code", "reply"),
+    ("frame", "uid", "code", "reply", "constraint", "element"),
     [
-        ("nope", None, "RpcFrameworkError", True),
-        ('[2,"x"', "x", "RpcFrameworkError", True),
-        ("[]", None, "RpcFrameworkError", True),
-        ('[2,17,"Heartbeat",{}]', None, "RpcFrameworkError", True),
-        ('[2,"' + "u" * 37 + '","Heartbeat",{}]', None, "RpcFrameworkError", True),
-        ('[9,"a"]', "a", "MessageTypeNotSupported", True),
-        ('[true,"a","Heartbeat",{}]', "a", "MessageTypeNotSupported", True),
-        ('[2,"a",5,{}]', "a", "FormatViolation", True),
-        ('[3,"a"]', "a", "FormatViolation", False),
-        ('[4,"a","X"]', "a", "FormatViolation", False),
+        ("nope", None, "RpcFrameworkError", True, "json", None),
+        ('[2,"x"', "x", "RpcFrameworkError", True, "json", None),
+        ("[]", None, "RpcFrameworkError", True, "array", None),
+        ('{"a": 1}', None, "RpcFrameworkError", True, "array", None),
+        ('[2,17,"Heartbeat",{}]', None, "RpcFrameworkError", True, "uniqueId", 1),
+        ('[2,"' + "u" * 37 + '","Heartbeat",{}]', None, "RpcFrameworkError", True, "uniqueId", 1),
+        ('[9,"a"]', "a", "MessageTypeNotSupported", True, "messageTypeId", 0),
+        ('[true,"a","Heartbeat",{}]', "a", "MessageTypeNotSupported", True, "messageTypeId", 0),
+        ('[2,"a",5,{}]', "a", "FormatViolation", True, "action", 2),
+        ('[2,"a","Heartbeat"]', "a", "FormatViolation", True, "length", None),
+        ('[2,"a","Heartbeat",[]]', "a", "FormatViolation", True, "payload", 3),
+        ('[3,"a"]', "a", "FormatViolation", False, "length", None),
+        ('[3,"a",7]', "a", "FormatViolation", False, "payload", 2),
+        ('[4,"a","X"]', "a", "FormatViolation", False, "length", None),
     ],
 )
-def test_malformed_frames(frame: str, uid: str | None, code: str, reply: bool) -> None:
+def test_malformed_frames(
+    frame: str, uid: str | None, code: str, reply: bool, constraint: str, element: int | None
+) -> None:
     error = parse_frame(frame)
-    assert error == FrameError(error.unique_id, code, error.description, reply)
-    assert isinstance(error, FrameError) and error.unique_id == uid
+    assert isinstance(error, FrameError)
+    assert (error.unique_id, error.code, error.reply) == (uid, code, reply)
+    # the details name the rule (and the element of the frame) that failed, and so does the
+    # description the charger reads
+    assert error.details["constraint"] == constraint
+    assert error.details.get("element") == element
+    assert f"({constraint})" in error.description
+    if element is not None:
+        assert f"element {element}" in error.description
+
+
+def test_a_call_error_carries_the_details_within_the_spec_limits() -> None:
+    error = parse_frame('[2,"a","' + "Fly" * 40 + '",[]]')
+    assert isinstance(error, FrameError)
+    answer = error.to_call_error("2.0.1")
+    assert answer.error_details == {
+        "element": 3,
+        "constraint": "payload",
+        "detail": "expected a JSON object, got array",
+    }
+    assert answer.error_code == "FormatViolation"
+    long = FrameError("a", "FormatViolation", "x" * 1000, details={"constraint": "json"})
+    assert len(long.to_call_error("1.6").error_description) == 255  # string[255] in 2.0.1
+    big = '[2,"big","DataTransfer",{"data":"' + "a" * 100 + '"}]'  # 136 bytes
+    assert oversized(big, 64).unique_id == "big"
+    assert oversized(big, 64).details == {
+        "constraint": "maxFrameBytes",
+        "detail": "136 bytes, above 64",
+    }
 
 
 def test_error_codes_per_version() -> None:
@@ -105,3 +149,40 @@ async def test_password_verifier_gives_refused_chargers_spread_appointments() ->
         await verifier.verify("CPY", "s3cret-password", stored)
     assert await blocker and await booked
     assert verifier.overloads == 200
+
+
+class _Memory:
+    """A transport that keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[Any]] = []
+
+    async def recv(self) -> str:
+        raise AssertionError("not read in these tests")
+
+    async def send(self, message: str) -> None:
+        self.sent.append(json.loads(message))
+
+    async def close(self, reason: str) -> None:
+        pass
+
+
+class _Broken(CsmsChargePoint):
+    """Answers Heartbeat with a payload its schema refuses (a bug of ours)."""
+
+    _ocpp_version = "2.0.1"
+
+    @on("Heartbeat")
+    def on_heartbeat(self) -> Any:
+        return call_result201.Heartbeat(current_time=5)
+
+
+async def test_an_invalid_answer_of_ours_is_an_internal_error_not_the_chargers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = _Memory()
+    cp = _Broken("OURS", transport, response_timeout_s=1, max_frame_bytes=65536)
+    await cp.route_message('[2,"hb","Heartbeat",{}]')
+    assert [frame[:3] for frame in transport.sent] == [[4, "hb", "InternalError"]]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "currentTime" in errors[0]  # logged with the failing path

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from alembic.script import ScriptDirectory
 from sqlmodel import select
 
 from config.settings import Settings
@@ -25,7 +26,7 @@ from csms.payments.reaper import Reaper
 from csms.payments.settlement_service import SettlementService
 from csms.settlement_keys import set_settlement_key
 from csms.store.chargers import create_charger
-from csms.store.db import Database, migrate
+from csms.store.db import MIGRATIONS_DIR, Database, migrate
 from csms.store.models import ChargerSync, Transaction
 from csms.store.models_orders import Order, Payment, Receipt
 from qr_extension.keys import SigningKey, generate_key
@@ -39,7 +40,7 @@ from .invariants import assert_money_consistent
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 FUNDS = 100_000
 CHARGER = "CP1"
-HEAD = "0004"  # the newest migration revision
+HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()  # the newest migration
 
 
 @dataclass
