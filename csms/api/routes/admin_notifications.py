@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from csms.api.deps import AdminDep, SessionDep
+from csms.api.params import Offset
 from csms.store import chargers as store
 from csms.store.models import ChargerNotification, ChargerNotificationPublic
 from csms.store.notifications import list_notifications
@@ -40,7 +41,7 @@ async def notifications(
     session: SessionDep,
     _: AdminDep,
     action: Annotated[str | None, Query(description="only this OCPP action")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ChargerNotificationPublic]:
     """Newest first: each message with its payload as the charger sent it, the status (or
