@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
 from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
-from ocpp.exceptions import InternalError, OCPPError
+from ocpp.exceptions import InternalError, OCPPError, SecurityError
 from ocpp.messages import Call, CallError, CallResult, MessageType
 from ocpp.routing import on as _library_on
 
@@ -31,6 +31,7 @@ from csms.errors import (
 from csms.protocol import fast_schema, violations
 from csms.protocol.frames import FrameError, error_code_for, oversized, parse_frame
 from csms.protocol.naming import to_camel, to_snake
+from csms.protocol.registration import ACCEPTED, BOOT, REJECTED, Registration
 
 LOG = logging.getLogger("csms.protocol")
 OUTBOX_SIZE = 16  # commands waiting per connection; more is ChargerBusy, never an unbounded queue
@@ -86,7 +87,9 @@ class _Outgoing:
 
 
 class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
-    """The library's ChargePoint with our framing, error mapping and outgoing queue."""
+    """The library's ChargePoint with our framing, error mapping, outgoing queue and the
+    charger's registration (:mod:`csms.protocol.registration`), which decides what it may
+    send: ``registration`` is the one stored for it when the connection opens."""
 
     _ocpp_version: str
 
@@ -98,8 +101,10 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         response_timeout_s: float,
         max_frame_bytes: int,
         handler_deadline_s: float = HANDLER_DEADLINE_S,
+        registration: str = ACCEPTED,
     ) -> None:
         super().__init__(charger_id, transport, response_timeout=response_timeout_s)
+        self.registration = Registration(registration)
         self._max_frame_bytes = max_frame_bytes
         self._handler_deadline_s = handler_deadline_s
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(OUTBOX_SIZE)
@@ -114,9 +119,35 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
     def ocpp_version(self) -> str:
         return self._ocpp_version
 
+    @property
+    def accepted(self) -> bool:
+        """Whether the charger may work (and be sent our keys) on this connection."""
+        return self.registration.accepted
+
     async def close(self, reason: str) -> None:
         """Closes the socket (a newer connection replaced this one, or shutdown)."""
         await self._connection.close(reason)
+
+    # --- registration -----------------------------------------------------------------------
+
+    def booted(self, status: str) -> None:
+        """The answer to the charger's BootNotification is ``status``."""
+        self.registration = self.registration.booted(status)
+
+    def registration_decided(self, registration: str) -> None:
+        """The operator set the charger's registration while it is connected. Acceptance is
+        taken away at once; the charger learns its registration from the answer to its next
+        boot, which it is asked for now (TriggerMessage), unless it was told it is Rejected
+        (a rejected charger is not spoken to: 2.0.1 B03.FR.03)."""
+        before = self.registration
+        self.registration = before.decided(registration)
+        if before.state == REJECTED or registration == before.state:
+            return
+        LOG.info("%s: registration set to %s; asking it to boot again", self.id, registration)
+        try:
+            self.post("TriggerMessage", {"requestedMessage": BOOT})
+        except ChargerBusy:
+            LOG.warning("%s: outbox full, no TriggerMessage BootNotification", self.id)
 
     # --- incoming ---------------------------------------------------------------------------
 
@@ -195,7 +226,13 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         """The library's dispatch of one CALL (same routes, checks, conversions and errors),
         without its per-message overhead: schemas are checked inline by compiled validators
         (:mod:`csms.protocol.fast_schema`) instead of in a thread, key conversions are
-        memoised (:mod:`csms.protocol.naming`), and a handler's signature is read once."""
+        memoised (:mod:`csms.protocol.naming`), and a handler's signature is read once.
+        Before all that, a charger that is not accepted may send only what its registration
+        allows: anything else is a SecurityError, however malformed."""
+        if self.registration.state != ACCEPTED:
+            refusal = self.registration.refusal(msg.action)
+            if refusal is not None:
+                raise SecurityError(refusal.description(), refusal.details())
         handlers = self.route_map.get(msg.action)
         if handlers is None or "_on_action" not in handlers:
             raise violations.unknown_action(msg.action, self._ocpp_version)
@@ -344,4 +381,6 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 f"the charger's {action} answer is invalid: {exc.description}",
                 exc.details,
             ) from exc
-        return dict(response.payload)
+        answer = dict(response.payload)
+        self.registration = self.registration.answered(action, payload, answer)
+        return answer

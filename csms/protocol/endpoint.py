@@ -35,6 +35,7 @@ from csms.errors import ChargerAuthError, ConnectionEnded, StoreError
 from csms.passwords import VerifierOverloaded, hash_password
 from csms.protocol import provisioning
 from csms.protocol.base import CsmsChargePoint, Transport
+from csms.protocol.registration import PENDING, REJECTED, STATES
 from csms.protocol.v16 import ChargePoint16
 from csms.protocol.v201 import ChargePoint201
 from csms.store import chargers as store
@@ -217,7 +218,8 @@ async def serve_transport(
     """Runs one charger connection over ``transport`` (a WebSocket, or an in-memory one in
     the handler benchmark) until either side ends it."""
     cls = ChargePoint16 if version == "1.6" else ChargePoint201
-    cp: CsmsChargePoint = cls(charger_id, transport, ctx)
+    registration = await _stored_registration(ctx, charger_id)
+    cp: CsmsChargePoint = cls(charger_id, transport, ctx, registration=registration)
     old = ctx.registry.attach(cp)
     if old is not None:
         LOG.info("%s: new connection replaces the old one", charger_id)
@@ -241,6 +243,20 @@ async def serve_transport(
         cp.fail_pending()
         if ctx.registry.detach(cp):
             await _record_connection(provisioning.disconnected(ctx, charger_id), charger_id)
+
+
+async def _stored_registration(ctx: CsmsContext, charger_id: str) -> str:
+    """The registration a connection opens with: the stored one (a charger accepted before
+    may reconnect without booting again); ``Rejected`` for a charger deleted meanwhile, and
+    ``Pending`` (boot first) when the store cannot say."""
+    try:
+        stored = await ctx.db.reader.run(store.registration_of, charger_id)
+    except (StoreError, SQLAlchemyError) as exc:
+        LOG.warning("%s: registration not read (%s): it must boot first", charger_id, exc)
+        return PENDING
+    if stored is None:
+        return REJECTED
+    return stored if stored in STATES else PENDING
 
 
 async def _record_connection(update: Coroutine[Any, Any, None], charger_id: str) -> None:

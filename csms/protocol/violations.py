@@ -104,6 +104,8 @@ class Violation:
             where = f"{self.action} {self.path or '(payload)'}" if self.action else self.path
         elif self.element is not None:
             where = f"frame element {self.element}"
+        elif self.action is not None:  # the whole CALL, as one
+            where = cut(self.action, 50)
         else:
             where = "frame"
         return cut(f"{where}: {self.detail} ({self.constraint})", DESCRIPTION_MAX)

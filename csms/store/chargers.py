@@ -185,6 +185,13 @@ _PASSWORD_HASH = Fast(
 )
 
 
+def registration_of(conn: Connection, charger_id: str) -> str | None:
+    """The charger's registration (Accepted, Pending, Rejected), or None when no such charger
+    exists (when a connection opens, on a database thread)."""
+    found = _REGISTRATION.scalar(conn, {"cid": charger_id})
+    return None if found is None else str(found)
+
+
 def password_hash_of(conn: Connection, charger_id: str) -> tuple[str | None] | None:
     """``(password_hash,)`` of a registered charger (the hash may be None), or None when no
     such charger exists (for the handshake, on a database thread)."""

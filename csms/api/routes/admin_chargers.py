@@ -161,8 +161,12 @@ async def show_charger(
 async def update_charger(
     charger_id: str, body: ChargerUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> ChargerPublic:
-    """Changes location, password or registration (accept a ``Pending`` auto-registration)."""
+    """Changes location, password or registration (accept a ``Pending`` auto-registration).
+
+    A connected charger whose registration changes is asked to boot again, which tells it;
+    taking acceptance away stops what it may send at once (csms.protocol.registration)."""
     charger = await _get(session, charger_id)
+    before = charger.registration
     if body.location is not None:
         charger.location = body.location
     if body.registration is not None:
@@ -171,6 +175,9 @@ async def update_charger(
         charger.password_hash = await asyncio.to_thread(hash_password, body.password)
     session.add(charger)
     await session.commit()
+    link = ctx.registry.get(charger_id)
+    if link is not None and charger.registration != before:
+        link.registration_decided(charger.registration)
     return await _public(ctx, session, charger)
 
 
