@@ -48,9 +48,12 @@ from qr_extension.wire import MSG_SETTLEMENT_KEY, MSG_SYNCED, SUBPROTOCOL_16, SU
 log = logging.getLogger(__name__)
 
 RESET_DELAY_S = 0.2  # real seconds between answering a Reset and "rebooting"
-_TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
+ACCEPTED, PENDING, BOOT = "Accepted", "Pending", "BootNotification"
+_TRIGGERABLE = {BOOT, "Heartbeat", "StatusNotification", "MeterValues"}
+_TRIGGERABLE_WHILE_PENDING = {"Heartbeat", "StatusNotification"}  # besides a boot
 T = TypeVar("T")
 FollowUp = Callable[[], Awaitable[None]]
+Boot = tuple[str, float | None, int]  # a boot's answer: registration, CSMS time, interval
 
 
 def backoff_delay(attempt: int, *, low: float, high: float, rng: random.Random) -> float:
@@ -72,11 +75,11 @@ class Link:
         self._wake = asyncio.Event()
         self._ws: Any = None
         self._adapter: Adapter16 | Adapter201 | None = None
-        self._statuses: list[tuple[int, Status]] = []
+        self._statuses: list[tuple[int, Status, bool]] = []  # (evse, status, even if sent)
         self._triggers: list[tuple[str, int | None]] = []
         self._follow_ups: list[tuple[str, FollowUp]] = []  # CALLs a command handler asked for
         self._refused: set[tuple[str, str]] = set()  # (action, error code) warned about
-        self.connects = 0  # successful boots, for tests and /state
+        self.connects = 0  # accepted boots, for tests and /state
         self._booted = False  # the current connection got past BootNotification
         self._boot_reason = "PowerUp"  # 2.0.1 BootReason of the next boot
         station.listener = self
@@ -84,7 +87,7 @@ class Link:
     # --- Listener ------------------------------------------------------------------------
     def status_changed(self, evse_id: int, status: Status) -> None:
         if self.station.online:
-            self._statuses.append((evse_id, status))
+            self._statuses.append((evse_id, status, False))
             self._wake.set()
 
     def queued(self) -> None:
@@ -215,21 +218,53 @@ class Link:
             return self._booted
 
     async def _converse(self, adapter: Adapter16 | Adapter201) -> None:
-        station, config = self.station, self.station.config
-        accepted, current, interval = await adapter.boot(self._boot_reason)
-        while not accepted:
-            await self._until_next_boot(interval or 10)
-            accepted, current, interval = await adapter.boot(self._boot_reason)
+        """Boots until accepted, then works; a later boot answered otherwise (one the CSMS
+        asked for with TriggerMessage) sends the charger back to waiting for acceptance."""
+        answer = await adapter.boot(self._boot_reason)
+        while True:
+            answer = await self._until_accepted(adapter, answer)
+            self._accepted(adapter, answer)
+            answer = await self._work(adapter)
+            self.station.online = False
+            log.warning(
+                "%s: a boot was answered %s: waiting to be accepted again",
+                self.station.id,
+                answer[0],
+            )
+
+    async def _until_accepted(self, adapter: Adapter16 | Adapter201, answer: Boot) -> Boot:
+        """Boots again after each interval, or at once when the CSMS asks for it, until a boot
+        is answered Accepted."""
+        while answer[0] != ACCEPTED:
+            asked = await self._until_next_boot(adapter, answer[0], answer[2] or 10)
+            answer = await adapter.boot("Triggered" if asked else self._boot_reason)
+        return answer
+
+    def _adopt(self, answer: Boot) -> None:
+        """The CSMS's time and heartbeat interval from an accepted boot."""
+        _, current, interval = answer
         if current is not None:
-            station.set_time(current)
+            self.station.set_time(current)
         if interval > 0:
-            config.set("HeartbeatInterval", str(interval))
-        self._statuses = [(i, c.status) for i, c in station.connectors.items()]
+            self.station.config.set("HeartbeatInterval", str(interval))
+
+    def _accepted(self, adapter: Adapter16 | Adapter201, answer: Boot) -> None:
+        station = self.station
+        self._adopt(answer)
+        # every connector after an accepted boot (B01.FR.05), even one reported while pending
+        self._statuses = [(i, c.status, True) for i, c in station.connectors.items()]
+        self._triggers = [t for t in self._triggers if t[0] != BOOT]  # answered by this boot
         station.online = True
         self._booted = True
         self._boot_reason = "PowerUp"
         self.connects += 1
         log.info("%s: booted (OCPP %s)", station.id, adapter.version)
+
+    async def _work(self, adapter: Adapter16 | Adapter201) -> Boot:
+        """Announces the settlement key, then reports statuses, answers triggers, delivers
+        the queue, says ``Synced`` and heartbeats; returns the answer of a later boot that
+        was not Accepted."""
+        station, config = self.station, self.station.config
         jwk = json.dumps(station.key.public.to_jwk())
         answer = await self._optional(
             "DataTransfer SettlementKey", adapter.vendor.send(MSG_SETTLEMENT_KEY, jwk)
@@ -244,10 +279,13 @@ class Link:
                 station.reset_when_idle = False
                 self.reconnect()
             while self._statuses:
-                evse_id, status = self._statuses.pop(0)
-                await self._optional("StatusNotification", adapter.send_status(evse_id, status))
+                evse_id, status, force = self._statuses.pop(0)
+                sending = adapter.send_status(evse_id, status, force=force)
+                await self._optional("StatusNotification", sending)
             while self._triggers:
-                await self._answer_trigger(adapter, *self._triggers.pop(0))
+                refused = await self._answer_trigger(adapter, *self._triggers.pop(0))
+                if refused is not None:
+                    return refused
             await self._send_follow_ups()
             delivered = await queue.drain(station.store, config, adapter, station.now())
             # Synced after the queue is drained on reconnect, and after each later settlement
@@ -268,20 +306,46 @@ class Link:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _until_next_boot(self, wait_s: float) -> None:
-        """Boot not accepted yet (Pending): until the next BootNotification is due, send only
-        what the CSMS itself asked for, such as the report of a GetBaseReport it sent while
-        it keeps the charger pending (B02)."""
+    async def _until_next_boot(
+        self, adapter: Adapter16 | Adapter201, status: str, wait_s: float
+    ) -> bool:
+        """Boot not accepted: waits until the next BootNotification is due. While Pending it
+        sends only what the CSMS asked for (the report of a GetBaseReport, a triggered status
+        or heartbeat: B02), and returns True at once when asked for a boot; while Rejected it
+        sends nothing at all (B03)."""
         due = asyncio.ensure_future(self.station.clock.sleep(wait_s))
         try:
             while not due.done():
                 self._wake.clear()
-                await self._send_follow_ups()
+                if status == PENDING:
+                    if await self._asked_while_pending(adapter):
+                        return True
+                elif self._follow_ups:
+                    what = ", ".join(w for w, _ in self._follow_ups)
+                    log.warning("%s: %s, not sending %s", self.station.id, status, what)
+                    self._follow_ups.clear()
                 woken = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait({due, woken}, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
         finally:
             due.cancel()
+        return False
+
+    async def _asked_while_pending(self, adapter: Adapter16 | Adapter201) -> bool:
+        """Sends what a pending charger was asked for; True when that includes a boot.
+        Triggered meter values wait for acceptance (no transaction data before it)."""
+        await self._send_follow_ups()
+        boot, later = False, []
+        while self._triggers:
+            what, evse_id = self._triggers.pop(0)
+            if what == BOOT:
+                boot = True
+            elif what in _TRIGGERABLE_WHILE_PENDING:
+                await self._answer_trigger(adapter, what, evse_id)
+            else:
+                later.append((what, evse_id))
+        self._triggers[:0] = later
+        return boot
 
     async def _send_follow_ups(self) -> None:
         while self._follow_ups:
@@ -313,11 +377,16 @@ class Link:
 
     async def _answer_trigger(
         self, adapter: Adapter16 | Adapter201, what: str, evse_id: int | None
-    ) -> None:
+    ) -> Boot | None:
+        """Sends what a TriggerMessage asked for; a boot's answer when it was not Accepted."""
         station = self.station
         ids = [evse_id] if evse_id else list(station.connectors)
-        if what == "BootNotification":
-            await self._optional(what, adapter.boot("Triggered"))
+        if what == BOOT:
+            answer = await self._optional(what, adapter.boot("Triggered"))
+            if answer is not None and answer[0] != ACCEPTED:
+                return answer
+            if answer is not None:
+                self._adopt(answer)
         elif what == "Heartbeat":
             await self._heartbeat(adapter)
         elif what == "StatusNotification":
@@ -327,3 +396,4 @@ class Link:
         elif what == "MeterValues":
             for i in ids:
                 await self._optional(what, adapter.send_meter_values(i))
+        return None
