@@ -6,6 +6,7 @@ and every reader orders by it, so arrival order never matters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from csms.store.writer import Batch, table_of
 from qr_extension.wire import parse_ocpp_timestamp
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+REGISTER_MAX_WH = 2**31 - 1  # the transactions' register columns (32-bit on PostgreSQL)
 TRANSACTIONS = table_of(Transaction)
 METER_VALUES = table_of(MeterValue)
 _NAMED = Fast(
@@ -57,15 +59,21 @@ class Sample:
 
     @property
     def energy_wh(self) -> int | None:
-        """The energy register in Wh, or None for any other measurand."""
+        """The energy register in Wh; None for any other measurand, and for a register
+        beyond what the transaction's columns hold (kept as a sample, not as a register)."""
         if self.measurand != ENERGY_REGISTER or self.phase is not None:
             return None
         scale = 1000 if (self.unit or "Wh") == "kWh" else 1
-        return round(self.value * scale)
+        wh = self.value * scale
+        if not -REGISTER_MAX_WH <= wh <= REGISTER_MAX_WH:  # also false for inf and NaN
+            return None
+        return round(wh)
 
 
 def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
-    """Reads the snake_cased ``meter_value`` list of either version; bad entries are skipped."""
+    """Reads the snake_cased ``meter_value`` list of either version; bad entries are skipped,
+    among them a value that is not a finite number once scaled (``"1e400"``, ``"nan"``, a
+    multiplier of 400)."""
     samples = []
     for group in meter_value:
         try:
@@ -78,10 +86,15 @@ def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
             uom = sv.get("unit_of_measure")
             if isinstance(uom, Mapping):  # 2.0.1: unit and power-of-ten multiplier
                 unit = uom.get("unit", "Wh")
-                scale = 10.0 ** int(uom.get("multiplier", 0))
+                try:
+                    scale = 10.0 ** int(uom.get("multiplier", 0))
+                except (TypeError, ValueError, OverflowError):
+                    continue
             try:
                 value = float(sv["value"]) * scale
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
+                continue
+            if not math.isfinite(value):
                 continue
             samples.append(
                 Sample(

@@ -9,8 +9,10 @@ the rule that failed, and says both ways:
   ``constraint`` the JSON-schema keyword: type, required, additionalProperties, enum,
   maxLength, minItems, maxItems, minimum, maximum, multipleOf);
 * the frame itself: ``{"element": 0, "constraint": "messageTypeId", "detail": ...}`` (or
-  ``json``, ``utf8``, ``array``, ``uniqueId``, ``length``, ``action`` (also an action name
-  the version does not have or this CSMS does not handle), ``payload``, ``maxFrameBytes``).
+  ``json``, ``utf8``, ``array``, ``depth``, ``uniqueId``, ``length``, ``action`` (also an
+  action name the version does not have or this CSMS does not handle), ``payload``,
+  ``maxFrameBytes``);
+* a CALL the charger may not send: ``{"action", "constraint": "registration", "detail"}``.
 
 Whatever the charger sent is echoed only in part: a value at most :data:`VALUE_MAX`
 characters, and never the text of a string that broke a length rule (it may be anything: a
