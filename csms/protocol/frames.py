@@ -112,6 +112,9 @@ def _not_json(constant: str) -> Any:
     raise _NotJson(constant)
 
 
+_DECODER = json.JSONDecoder(parse_constant=_not_json)  # one for all: building one costs
+
+
 def _too_deep(text: str) -> Violation | None:
     """The violation of a frame nested deeper than :data:`MAX_DEPTH` (None when it is not).
 
@@ -144,7 +147,7 @@ def parse_frame(text: str | bytes) -> Message | FrameError:
     if too_deep is not None:
         return FrameError.of(sniff_unique_id(text), "FormatViolation", too_deep)
     try:
-        frame: Any = json.loads(text, parse_constant=_not_json)
+        frame: Any = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         violation = Violation("json", f"not valid JSON: {exc.msg} at character {exc.pos}")
         return FrameError.of(sniff_unique_id(text), "RpcFrameworkError", violation)
