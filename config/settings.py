@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     host: str
     port: int
     database_url: str
-    admin_api_key: str
+    admin_api_key: str = Field(repr=False)
+    api_docs: bool
+    sandbox_payments_not_real_money: bool
     auto_register_chargers: bool
     heartbeat_interval_s: int
     ocpp_call_timeout_s: float

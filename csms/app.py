@@ -24,6 +24,7 @@ from csms.api.routes import (
     admin_id_tags,
     admin_notifications,
     admin_transactions,
+    health,
     keys,
 )
 from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, DecodeGate
@@ -42,6 +43,7 @@ from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
 from csms.payments import SettlementSink, StoreOnlySink
 from csms.payments.wiring import PaymentSide
+from csms.production import check_production
 from csms.protocol.authorization import AuthorizationPolicy, LocalTagPolicy
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
 from csms.protocol.endpoint import router as ocpp_router
@@ -70,6 +72,7 @@ def create_app(
     With ``payments`` (the default) the payment side is wired in: drivers, wallets, billing,
     orders, settlements (the default sink and order-id policy) and its background reaper.
     """
+    check_production(settings)
     side = PaymentSide(settings, clock=clock) if payments else None
 
     @contextlib.asynccontextmanager
@@ -133,13 +136,18 @@ def create_app(
             await db.dispose()
             ctx.decodes.close()
 
+    docs = settings.api_docs
     app = FastAPI(
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
         title="qrcharge CSMS",
         summary="OCPP 1.6J / 2.0.1 central system with offline scan-to-pay",
         version="0.1.0",
         lifespan=lifespan,
     )
     for router in (
+        health.router,
         ocpp_router,
         keys.router,
         admin_chargers.router,

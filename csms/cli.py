@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from config.settings import load_settings
+from csms.errors import UnsafeForProduction
+from csms.production import check_production
 
 
 def register(subparsers: Any) -> None:
@@ -46,13 +49,18 @@ class _DenialNoise(logging.Filter):
 def run(args: argparse.Namespace) -> int:
     from csms.app import server_config
 
-    settings = load_settings(
-        args.config,
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        database_url=args.database_url,
-    )
+    try:
+        settings = load_settings(
+            args.config,
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            database_url=args.database_url,
+        )
+        check_production(settings)
+    except (ValueError, UnsafeForProduction) as exc:  # also pydantic's ValidationError
+        print(f"qrcharge csms: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     config = server_config(settings, log_level=args.log_level)  # configures uvicorn's loggers
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())

@@ -255,6 +255,11 @@ class StoreWriter:
         """Committed groups, all lanes (for tests and diagnostics)."""
         return sum(lane.groups for lane in self._lanes)
 
+    @property
+    def backlog(self) -> int:
+        """Operations waiting for their group, all lanes (readiness, diagnostics)."""
+        return sum(lane.queue.qsize() for lane in self._lanes)
+
     def _lane(self, key: str | None) -> _Lane:
         lanes = self._lanes
         if key is None or len(lanes) == 1:
