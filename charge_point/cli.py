@@ -11,6 +11,7 @@ from typing import Any
 
 from charge_point.errors import ChargePointError
 from charge_point.settings import OCPP_VERSIONS, StationSettings
+from config.logs import configure as configure_logs
 from config.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,12 @@ def register(subparsers: Any) -> None:
         help="do not print the settlement QR on the terminal",
     )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or json: one JSON object per line with the charger, order, "
+        "transaction and request ids (setting log_format)",
+    )
     p.set_defaults(func=run_command)
 
 
@@ -101,9 +108,7 @@ def _password_from(path: Path | None) -> str | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logs(args.log_level, args.log_format or load_settings(args.config).log_format)
     logging.getLogger("ocpp").setLevel(logging.WARNING)
     try:
         base = settings_from_args(args)

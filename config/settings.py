@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QRCHARGE_", extra="ignore")
 
     environment: Literal["development", "production"]
+    log_format: Literal["text", "json"]
     issuer: str
     public_base_url: str
     data_dir: Path

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from config.settings import Settings
+from csms.api.request_ids import RequestIds
 from csms.api.routes import (
     admin_chargers,
     admin_commands,
@@ -159,6 +160,7 @@ def create_app(
         app.include_router(router)
     app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, per_prefix={"/api/v1/settlements": PHOTO_REQUEST_BYTES})
+    app.add_middleware(RequestIds)  # added last: outermost, so the 413s carry an id too
     if side is not None:
         side.install(app)
     mount_web(app, settings)

@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 
+from config.logs import configure as configure_logs
 from config.settings import load_settings
 from csms.errors import UnsafeForProduction
 from csms.production import check_production
@@ -32,6 +33,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
     parser.add_argument("--config", type=Path, help="a TOML file of settings")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or json: one JSON object per line with the charger, order, "
+        "transaction and request ids (setting log_format)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, UnsafeForProduction) as exc:  # also pydantic's ValidationError
         print(f"qrcharge csms: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    config = server_config(settings, log_level=args.log_level)  # configures uvicorn's loggers
+    log_format = args.log_format or settings.log_format
+    configure_logs(args.log_level, log_format)
+    # text: uvicorn's own handlers, as before; json: its loggers reach ours (one format)
+    uvicorn_logs: dict[str, Any] = {} if log_format == "text" else {"log_config": None}
+    config = server_config(settings, log_level=args.log_level, **uvicorn_logs)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
     tune_gc()
     try:

@@ -12,6 +12,7 @@ released (7.10), charge the amount as a debt. The capture is one synchronous uni
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -19,6 +20,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from config.logs import bind
 from csms.payments import postings, statements
 from csms.payments.billing_rules import stored
 from csms.payments.lifecycle import (
@@ -42,6 +44,8 @@ from qr_extension.tariff import (
     currency_exponent,
     usage_from_claim,
 )
+
+LOG = logging.getLogger("csms.payments")
 
 
 async def get_payment(session: AsyncSession, payment_id: int, *, user_id: int | None) -> Payment:
@@ -201,12 +205,15 @@ async def confirm_payment(
     """Captures the payment once, in one unit of work in the database thread (committed when
     this returns), and returns its receipt; PaymentNotFound for an unknown payment or one of
     another driver (``user_id``)."""
-    return await in_worker(
+    receipt = await in_worker(
         db,
         lambda session: capture_unit(
             session, payment_id=payment_id, kind=kind, now=now, user_id=user_id
         ),
     )
+    with bind(order_id=receipt.order_id):
+        LOG.info("payment %s captured (%s): %s", payment_id, kind, receipt.amount)
+    return receipt
 
 
 async def capture_payment(

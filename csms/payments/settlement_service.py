@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from config.logs import bind
 from config.settings import Settings
 from csms.payments import SettlementSource, TransactionChange, TransactionFacts, statements
 from csms.payments.billing_rules import (
@@ -166,6 +167,13 @@ class SettlementService:
         except SettlementRefused as exc:
             await self._reject(token, source, exc.refusal, charger_id)
             raise
+        with bind(order_id=outcome.order.id, txn=outcome.record.txn):
+            LOG.info(
+                "settlement from %s %s: charge %s",
+                source,
+                "matched an earlier copy" if outcome.duplicate else "recorded",
+                outcome.record.charge_amount,
+            )
         paid = outcome.payment is not None and outcome.payment.status != PaymentState.PENDING
         if source == "upload" and outcome.duplicate and paid:
             replay = Refusal(Reason.REPLAYED, f"order {outcome.order.id} is already paid")

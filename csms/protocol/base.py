@@ -21,6 +21,7 @@ from ocpp.exceptions import InternalError, OCPPError
 from ocpp.messages import Call, CallError, CallResult, MessageType
 from ocpp.routing import on as _library_on
 
+from config.logs import bind
 from csms.errors import (
     ChargerBusy,
     CommandRejected,
@@ -152,7 +153,8 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 await self._reply_error(msg, "a malformed frame")
                 return
             try:
-                await self._answer(msg)
+                with bind(txn=_transaction_of(msg.payload)):
+                    await self._answer(msg)
             finally:
                 self._flush_deferred()
         except ConnectionEnded:
@@ -345,3 +347,14 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 exc.details,
             ) from exc
         return dict(response.payload)
+
+
+def _transaction_of(payload: Any) -> str | None:
+    """The transaction a CALL is about (1.6 ``transactionId``, 2.0.1
+    ``transactionInfo.transactionId``), for the log lines of its handling."""
+    if not isinstance(payload, dict):
+        return None
+    found = payload.get("transactionId")
+    if found is None and isinstance(info := payload.get("transactionInfo"), dict):
+        found = info.get("transactionId")
+    return None if found is None else str(found)[:40]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
+from config.logs import bind_for_task
 from csms.context import CsmsContext
 from csms.errors import ChargerAuthError, ConnectionEnded, StoreError
 from csms.passwords import VerifierOverloaded, hash_password
@@ -216,6 +217,7 @@ async def serve_transport(
 ) -> None:
     """Runs one charger connection over ``transport`` (a WebSocket, or an in-memory one in
     the handler benchmark) until either side ends it."""
+    bind_for_task(charger_id=charger_id)  # every line of this connection and its tasks
     cls = ChargePoint16 if version == "1.6" else ChargePoint201
     cp: CsmsChargePoint = cls(charger_id, transport, ctx)
     old = ctx.registry.attach(cp)
