@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import json
 import logging
+import sys
 
 from config.logs import ContextFilter, JsonFormatter, bind, bind_for_task, current
 
