@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     database_url: str
     admin_api_key: str = Field(repr=False)
     api_docs: bool
+    metrics_bind: str
     sandbox_payments_not_real_money: bool
     auto_register_chargers: bool
     heartbeat_interval_s: int

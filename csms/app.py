@@ -12,10 +12,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from wsgiref.simple_server import WSGIServer
 
 import uvicorn
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from prometheus_client import start_http_server
 
 from config.settings import Settings
 from csms.api.request_ids import RequestIds
@@ -27,6 +29,7 @@ from csms.api.routes import (
     admin_transactions,
     health,
     keys,
+    metrics,
 )
 from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, DecodeGate
 from csms.charger_ca import configured_ca
@@ -117,6 +120,8 @@ def create_app(
         writer = asyncio.create_task(message_log.run(), name="message-log")
         store_task = asyncio.create_task(store_writer.run(), name="store-writer")
         checkpoints = asyncio.create_task(db.run_checkpoints(), name="wal-checkpoints")
+        gauges = asyncio.create_task(metrics.refresh_forever(ctx), name="metrics")
+        listener = _metrics_listener(settings.metrics_bind)
         if side is not None:
             side.start()
         try:
@@ -129,10 +134,13 @@ def create_app(
             )
             if side is not None:
                 await side.close()
+            if listener is not None:
+                listener.shutdown()
             writer.cancel()
             store_task.cancel()
             checkpoints.cancel()
-            await asyncio.gather(writer, store_task, checkpoints, return_exceptions=True)
+            gauges.cancel()
+            await asyncio.gather(writer, store_task, checkpoints, gauges, return_exceptions=True)
             await message_log.flush()
             await db.dispose()
             ctx.decodes.close()
@@ -149,6 +157,7 @@ def create_app(
     )
     for router in (
         health.router,
+        metrics.router,
         ocpp_router,
         keys.router,
         admin_chargers.router,
@@ -165,6 +174,17 @@ def create_app(
         side.install(app)
     mount_web(app, settings)
     return app
+
+
+def _metrics_listener(bind: str) -> WSGIServer | None:
+    """Prometheus's own HTTP listener on ``host:port`` (no key: bind it to a private
+    interface), or None when ``metrics_bind`` is empty."""
+    if not bind:
+        return None
+    host, _, port = bind.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1")
+    LOG.info("metrics on http://%s:%s/metrics", host or "127.0.0.1", port)
+    return server
 
 
 def _local_tags(db: Database, clock: Callable[[], datetime]) -> AuthorizationPolicy:

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.logs import bind
+from csms import metrics
 from csms.payments import postings, statements
 from csms.payments.billing_rules import stored
 from csms.payments.lifecycle import (
@@ -211,8 +212,10 @@ async def confirm_payment(
             session, payment_id=payment_id, kind=kind, now=now, user_id=user_id
         ),
     )
-    with bind(order_id=receipt.order_id):
-        LOG.info("payment %s captured (%s): %s", payment_id, kind, receipt.amount)
+    if receipt.issued_at == now:  # captured by this call, not a repeat of an earlier capture
+        metrics.payment_captured(kind, receipt.amount)
+        with bind(order_id=receipt.order_id):
+            LOG.info("payment %s captured (%s): %s", payment_id, kind, receipt.amount)
     return receipt
 
 

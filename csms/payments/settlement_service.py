@@ -35,6 +35,7 @@ from sqlmodel import Session, col
 
 from config.logs import bind
 from config.settings import Settings
+from csms import metrics
 from csms.payments import SettlementSource, TransactionChange, TransactionFacts, statements
 from csms.payments.billing_rules import (
     bill,
@@ -165,8 +166,10 @@ class SettlementService:
                 self._db, lambda s: self._settle(s, token, source, charger_id, now)
             )
         except SettlementRefused as exc:
+            metrics.settlement(source, exc.refusal.reason.value)
             await self._reject(token, source, exc.refusal, charger_id)
             raise
+        metrics.settlement(source, "duplicate" if outcome.duplicate else "recorded")
         with bind(order_id=outcome.order.id, txn=outcome.record.txn):
             LOG.info(
                 "settlement from %s %s: charge %s",

@@ -31,6 +31,7 @@ from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
 from config.logs import bind_for_task
+from csms import metrics
 from csms.context import CsmsContext
 from csms.errors import ChargerAuthError, ConnectionEnded, StoreError
 from csms.passwords import VerifierOverloaded, hash_password
@@ -151,6 +152,7 @@ async def _deny(
     websocket: WebSocket, status: int, reason: str, retry_after_s: int | None = None
 ) -> None:
     LOG.info("refused %s: %s %s", websocket.url.path, status, reason)
+    metrics.handshake_refused(_REFUSAL_LABELS.get(status, str(status)))
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         headers = None
         if status == 401:
@@ -166,6 +168,13 @@ async def _deny(
         await websocket.close(code=1008, reason=reason[:120])
 
 
+_REFUSAL_LABELS = {
+    400: "subprotocol",
+    401: "authentication",
+    404: "unknown_charger",
+    409: "registering",
+    503: "busy",
+}
 _REASONS = {
     401: "charger authentication failed (HTTP Basic, username = charger id)",
     404: "unknown charger id",

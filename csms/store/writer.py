@@ -43,6 +43,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from csms import metrics
 from csms.errors import StoreError
 from csms.store.db import Database
 from csms.store.db_worker import DbWorker
@@ -204,6 +205,7 @@ class _Lane:
         if not live:
             return
         presence, self.presence = self.presence, {}
+        started = time.perf_counter()
         try:
             outcomes = await self.worker.run_connection(
                 _run_group, [item.op for item in live], presence
@@ -216,6 +218,7 @@ class _Lane:
                 _fail(item, exc)
             return
         self.groups += 1
+        metrics.STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
         for item, outcome in zip(live, outcomes, strict=True):
             if item.future.done():
                 continue
