@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import start_http_server
 
 from config.settings import Settings
+from csms.api.docs import mount_docs
 from csms.api.request_ids import RequestIds
 from csms.api.routes import (
     admin_chargers,
@@ -147,8 +148,8 @@ def create_app(
 
     docs = settings.api_docs
     app = FastAPI(
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # our own pages below: their scripts are served here, not by a CDN
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         title="qrcharge CSMS",
         summary="OCPP 1.6J / 2.0.1 central system with offline scan-to-pay",
@@ -172,6 +173,8 @@ def create_app(
     app.add_middleware(RequestIds)  # added last: outermost, so the 413s carry an id too
     if side is not None:
         side.install(app)
+    if docs:
+        mount_docs(app)
     mount_web(app, settings)
     return app
 
