@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     notification_limit: int
     tls_cert_file: str
     tls_key_file: str
+    tls_client_ca_file: str = ""  # CA of chargers' client certificates; empty: ca_cert_file
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
     ca_cert_file: str
     ca_key_file: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
         database_url=args.database_url,
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    config = server_config(settings, log_level=args.log_level)  # configures uvicorn's loggers
+    try:
+        config = server_config(settings, log_level=args.log_level)  # configures uvicorn's loggers
+    except ValueError as exc:  # settings that cannot serve (TLS files, production without TLS)
+        print(f"qrcharge csms: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
     tune_gc()
     try:
