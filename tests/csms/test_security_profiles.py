@@ -206,6 +206,20 @@ async def test_an_unknown_charger_with_a_certificate_is_not_registered_by_defaul
     assert (await tls_csms.http.get("/api/v1/admin/chargers/NEW-2")).status_code == 404
 
 
+async def test_back_on_profile_2_a_certificate_alone_no_longer_admits(
+    tls_csms: LiveCsms, pki: TlsPki
+) -> None:
+    """What the operator does about a leaked charger key: profile 2 and a new password."""
+    await add(tls_csms, "P3-L", security_profile=3)
+    changed = {"security_profile": 2, "password": "a-new-password"}
+    assert (await tls_csms.http.patch("/api/v1/admin/chargers/P3-L", json=changed)).is_success
+    status, _ = await refusal(wss(tls_csms, "P3-L"), pki.client_context("P3-L"))
+    assert status == 401
+    url, tls = wss(tls_csms, "P3-L"), pki.client_context("P3-L")
+    async with connect(url, Client16, "ocpp1.6", basic_auth("P3-L", "a-new-password"), tls=tls):
+        pass
+
+
 # --- profile 2: Basic auth over TLS, on the port that asks for certificates ------------------
 
 
