@@ -28,6 +28,24 @@ def register(subparsers: Any) -> None:
         "--password-file or QRCHARGE_CP_PASSWORD",
     )
     p.add_argument("--password-file", type=Path, help="read the HTTP Basic password from this file")
+    p.add_argument(
+        "--ca-file",
+        type=Path,
+        help="wss:// only: PEM CA that signed the CSMS's certificate (default: the system's CAs)",
+    )
+    p.add_argument(
+        "--client-cert",
+        type=Path,
+        dest="client_cert_file",
+        help="wss:// only: PEM client certificate, subject CN = the charger id (security profile "
+        "3: no password needed)",
+    )
+    p.add_argument(
+        "--client-key",
+        type=Path,
+        dest="client_key_file",
+        help="the client certificate's PEM private key (default: in the --client-cert file)",
+    )
     p.add_argument("--evses", type=int, help="number of EVSEs (default 1)")
     p.add_argument("--state-dir", type=Path, help="SQLite file, key and camera folder")
     p.add_argument(
@@ -78,7 +96,7 @@ def register(subparsers: Any) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> StationSettings:
     settings = load_settings(args.config)
-    return StationSettings.from_settings(
+    station = StationSettings.from_settings(
         settings,
         charge_point_id=args.charge_point_id,
         csms_url=args.csms_url,
@@ -91,7 +109,13 @@ def settings_from_args(args: argparse.Namespace) -> StationSettings:
         trusted_keys_file=args.trusted_keys_file,
         trust_first_keys=args.trust_first_keys,
         camera=args.camera,
+        ca_file=args.ca_file,
+        client_cert_file=args.client_cert_file,
+        client_key_file=args.client_key_file,
     )
+    if args.fleet > 0 and station.client_cert_file is not None:
+        raise ValueError("a client certificate names one charger: --fleet cannot share one")
+    return station
 
 
 def _password_from(path: Path | None) -> str | None:

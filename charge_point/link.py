@@ -1,7 +1,8 @@
 """The charger's connection to the CSMS: connect, boot, deliver, heartbeat, reconnect.
 
 One :class:`Link` per charger. It connects to ``{csms_url}/{id}`` with the version's
-subprotocol (and HTTP Basic auth when a password is set), boots, announces its settlement key,
+subprotocol (and HTTP Basic auth when a password is set; over ``wss://`` with the CA and client
+certificate of :mod:`charge_point.tls`), boots, announces its settlement key,
 reports every connector status, delivers the durable queue, says ``Synced``, then keeps the
 connection alive with heartbeats while delivering whatever the station queues. When the
 connection drops it reconnects with exponential backoff and jitter ("equal jitter": half the
@@ -43,6 +44,7 @@ from charge_point.protocol.commands import CommandContext
 from charge_point.protocol.v16 import Adapter16
 from charge_point.protocol.v201 import Adapter201
 from charge_point.station import Station
+from charge_point.tls import client_context
 from qr_extension.wire import MSG_SETTLEMENT_KEY, MSG_SYNCED, SUBPROTOCOL_16, SUBPROTOCOL_201
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class Link:
         self.station = station
         self.settings = station.settings
         self._rng = rng or random.Random()
+        self._tls = client_context(self.settings)  # None for ws://
         self._want_up = asyncio.Event()
         self._want_up.set()
         self._wake = asyncio.Event()
@@ -186,6 +189,7 @@ class Link:
             url,
             subprotocols=[Subprotocol(subprotocol)],
             additional_headers=headers,
+            ssl=self._tls,
             open_timeout=10,
         ) as ws:
             if ws.subprotocol != subprotocol:

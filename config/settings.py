@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     notification_limit: int
     tls_cert_file: str
     tls_key_file: str
+    tls_client_ca_file: str = ""  # CA of chargers' client certificates; empty: ca_cert_file
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
     ca_cert_file: str
     ca_key_file: str
@@ -115,6 +116,9 @@ class Settings(BaseSettings):
     cp_message_retry_s: float
     cp_max_power_w: int
     cp_password: str = Field(default="", repr=False)  # Basic-auth password; never logged
+    cp_ca_file: str = ""  # CA of the CSMS's TLS certificate (wss://); empty: the system's
+    cp_client_cert_file: str = ""  # client certificate (security profile 3)
+    cp_client_key_file: str = ""  # its key; empty: in cp_client_cert_file
     cp_card_token_type: CardTokenType
 
     @model_validator(mode="before")

@@ -57,6 +57,7 @@ from csms.store.db import Database, migrate
 from csms.store.message_log import MessageLogWriter
 from csms.store.types import utcnow
 from csms.store.writer import StoreWriter
+from csms.tls import TlsWebSocketProtocol, uvicorn_tls_options
 from csms.web import mount_web
 
 LOG = logging.getLogger("csms")
@@ -232,7 +233,7 @@ def server_config(
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
-        "ws": "websockets-sansio",
+        "ws": TlsWebSocketProtocol,  # websockets-sansio, with the peer's certificate in scope
         "ws_max_size": settings.ocpp_max_frame_bytes * WS_HARD_LIMIT_FACTOR,
         "ws_ping_interval": 60.0,
         "ws_ping_timeout": 60.0,
@@ -245,8 +246,6 @@ def server_config(
     options["proxy_headers"] = bool(settings.trusted_proxies)
     if settings.trusted_proxies:
         options["forwarded_allow_ips"] = settings.trusted_proxies
-    if settings.tls_cert_file:
-        options["ssl_certfile"] = settings.tls_cert_file
-        options["ssl_keyfile"] = settings.tls_key_file or None
+    options.update(uvicorn_tls_options(settings))
     options.update(overrides)
     return uvicorn.Config(app if app is not None else create_app(settings), **options)  # type: ignore[arg-type]

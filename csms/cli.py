@@ -72,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
     configure_logs(args.log_level, log_format)
     # text: uvicorn's own handlers, as before; json: its loggers reach ours (one format)
     uvicorn_logs: dict[str, Any] = {} if log_format == "text" else {"log_config": None}
-    config = server_config(settings, log_level=args.log_level, **uvicorn_logs)
+    try:
+        config = server_config(settings, log_level=args.log_level, **uvicorn_logs)
+    except ValueError as exc:  # settings that cannot serve (TLS files, production without TLS)
+        print(f"qrcharge csms: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
     tune_gc()
     try:

@@ -1,8 +1,11 @@
 """The OCPP WebSocket endpoint ``/ocpp/{charge_point_id}``: transport only.
 
 Handshake: the subprotocol picks the version (``ocpp2.0.1`` preferred over ``ocpp1.6``; a
-client offering neither gets HTTP 400 saying so), then HTTP Basic auth (security profiles 1
-and 2; username = charger id). Unknown ids get 404, or are registered as ``Pending`` with the
+client offering neither gets HTTP 400 saying so), then the charger's security profile is
+checked against the connection's TLS client certificate and scheme
+(:mod:`csms.protocol.admission`: profile 3 is admitted by its certificate, a certificate naming
+another charger is refused with 403), then HTTP Basic auth (security profiles 1 and 2;
+username = charger id). Unknown ids get 404, or are registered as ``Pending`` with the
 presented password when ``auto_register_chargers`` is on. A connection for a charger that is
 already connected replaces (closes) the old one.
 
@@ -35,7 +38,7 @@ from csms import metrics
 from csms.context import CsmsContext
 from csms.errors import ChargerAuthError, ConnectionEnded, StoreError
 from csms.passwords import VerifierOverloaded, hash_password
-from csms.protocol import provisioning
+from csms.protocol import admission, provisioning
 from csms.protocol.base import CsmsChargePoint, Transport
 from csms.protocol.v16 import ChargePoint16
 from csms.protocol.v201 import ChargePoint201
@@ -136,6 +139,7 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
                     charger_id=charger_id,
                     password_hash=hashed,
                     registration=provisioning.PENDING,
+                    security_profile=admission.default_profile(ctx.settings),
                     now=ctx.clock(),
                 )
             except StoreError:
@@ -171,6 +175,7 @@ async def _deny(
 _REFUSAL_LABELS = {
     400: "subprotocol",
     401: "authentication",
+    403: "security_profile",
     404: "unknown_charger",
     409: "registering",
     503: "busy",
@@ -197,7 +202,14 @@ async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
         return
     retry_after_s = None
     try:
-        refused = await authenticate(ctx, charge_point_id, websocket.headers.get("authorization"))
+        admitted = await admission.admit(ctx, charge_point_id, websocket.scope)
+        if isinstance(admitted, admission.Refused):
+            await _deny(websocket, admitted.status, admitted.reason)
+            return
+        refused = 0
+        if admitted is admission.Admitted.PASSWORD_NEEDED:
+            header = websocket.headers.get("authorization")
+            refused = await authenticate(ctx, charge_point_id, header)
     except VerifierOverloaded as busy:  # reconnect storm: come back at the appointed time
         refused, retry_after_s = 503, busy.retry_after_s
     except (PoolTimeout, OperationalError):  # store congested: let the charger come back later
