@@ -28,6 +28,12 @@ def production_problems(settings: Settings) -> list[str]:
             "the payment provider is the sandbox, which takes no real money: top-ups and "
             "captures always succeed (set sandbox_payments_not_real_money = true to run it so)"
         )
+    if not (settings.tls_cert_file or settings.trusted_proxies):
+        problems.append(
+            "production needs TLS (charger and driver passwords would cross the network in "
+            "clear): set tls_cert_file and tls_key_file, or trusted_proxies naming the "
+            "TLS-terminating proxy in front of the CSMS"
+        )
     for name, folder in (("data_dir", settings.data_dir), ("key_dir", settings.resolved_key_dir)):
         if _open_to_others(folder):
             problems.append(f"{name} {folder} is readable by others (chmod 700 it)")

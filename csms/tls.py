@@ -47,17 +47,9 @@ def uvicorn_tls_options(settings: Settings) -> dict[str, object]:
     """The :class:`uvicorn.Config` options that serve TLS as configured (none without it).
 
     Raises ValueError for a configuration that cannot be what was meant: a client-certificate
-    CA without TLS, or a production CSMS that neither serves TLS nor sits behind a named
-    proxy that does (charger and driver passwords would cross the network in clear)."""
+    CA without TLS. (Production without TLS is one of :mod:`csms.production`'s refusals.)"""
     if settings.tls_client_ca_file and not settings.tls_cert_file:
         raise ValueError("tls_client_ca_file needs TLS: set tls_cert_file and tls_key_file")
-    if settings.environment == "production" and not (
-        settings.tls_cert_file or settings.trusted_proxies
-    ):
-        raise ValueError(
-            "production needs TLS: set tls_cert_file and tls_key_file, or trusted_proxies "
-            "naming the TLS-terminating proxy in front of the CSMS"
-        )
     if not settings.tls_cert_file:
         return {}
     options: dict[str, object] = {
