@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     # orders and settlements (issue 5b)
     auto_capture_s: int
     reaper_interval_s: float
+    upload_rate_per_driver: int
+    upload_rate_per_client: int
 
     cp_state_dir: Path
     cp_meter_interval_s: float
