@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     notification_limit: int
     tls_cert_file: str
     tls_key_file: str
+    charger_auth_max_failures: int
+    charger_auth_lockout_s: float
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
     ca_cert_file: str
     ca_key_file: str

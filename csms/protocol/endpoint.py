@@ -3,8 +3,9 @@
 Handshake: the subprotocol picks the version (``ocpp2.0.1`` preferred over ``ocpp1.6``; a
 client offering neither gets HTTP 400 saying so), then HTTP Basic auth (security profiles 1
 and 2; username = charger id). Unknown ids get 404, or are registered as ``Pending`` with the
-presented password when ``auto_register_chargers`` is on. A connection for a charger that is
-already connected replaces (closes) the old one.
+presented password when ``auto_register_chargers`` is on. An address that sent too many wrong
+passwords gets 429 with ``Retry-After`` (:mod:`csms.password_throttle`). A connection for a
+charger that is already connected replaces (closes) the old one.
 
 After the handshake the connection runs two owned tasks, the reader and the outbox, until the
 peer leaves or a newer connection closes this one. Frames are text; their size is checked by
@@ -34,6 +35,7 @@ from config.logs import bind_for_task
 from csms import metrics
 from csms.context import CsmsContext
 from csms.errors import ChargerAuthError, ConnectionEnded, StoreError
+from csms.password_throttle import PasswordThrottled
 from csms.passwords import VerifierOverloaded, hash_password
 from csms.protocol import provisioning
 from csms.protocol.base import CsmsChargePoint, Transport
@@ -111,10 +113,13 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
     return user, password
 
 
-async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) -> int:
+async def authenticate(
+    ctx: CsmsContext, charger_id: str, header: str | None, client: str | None = None
+) -> int:
     """0 when the charger may connect, else the HTTP status to refuse it with (a 503 from
-    the password verifier raises :class:`VerifierOverloaded`, which carries its
-    ``Retry-After``)."""
+    the password verifier raises :class:`VerifierOverloaded`, a 429 for an address that
+    guessed wrong too often :class:`PasswordThrottled`; both carry their ``Retry-After``).
+    ``client`` is the peer's address, whose wrong passwords are counted."""
     try:
         user, password = basic_credentials(header)
     except ChargerAuthError:
@@ -124,6 +129,7 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
         return 401
     if not _CHARGER_ID.fullmatch(charger_id):
         return 404  # no such charger can exist, and none is auto-registered
+    ctx.password_throttle.check(charger_id, client)  # before any lookup or argon2
     found = await ctx.db.reader.run(store.password_hash_of, charger_id)  # one hop, no pool
     if found is None:
         if not ctx.settings.auto_register_chargers:
@@ -144,8 +150,11 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
     (stored,) = found
     if stored is None:
         return 401
-    ok = await ctx.passwords.verify(charger_id, password, stored)
-    return 0 if ok else 401
+    if not await ctx.passwords.verify(charger_id, password, stored):
+        ctx.password_throttle.failed(charger_id, client)
+        return 401
+    ctx.password_throttle.succeeded(charger_id, client)
+    return 0
 
 
 async def _deny(
@@ -157,8 +166,8 @@ async def _deny(
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": 'Basic realm="ocpp"'}
-        elif status == 503:
-            # the verifier's appointment, or (store congested) a spread of retries
+        elif status in (429, 503):
+            # the address's hold, the verifier's appointment, or (store congested) a spread
             retry = retry_after_s if retry_after_s is not None else random.randint(5, 30)
             headers = {"Retry-After": str(retry)}
         await websocket.send_denial_response(
@@ -179,6 +188,7 @@ _REASONS = {
     401: "charger authentication failed (HTTP Basic, username = charger id)",
     404: "unknown charger id",
     409: "charger is being registered, retry",
+    429: "too many wrong passwords from this address, retry after the Retry-After seconds",
     503: "CSMS busy (reconnect storm or store congested), retry after the Retry-After seconds",
 }
 
@@ -197,9 +207,16 @@ async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
         return
     retry_after_s = None
     try:
-        refused = await authenticate(ctx, charge_point_id, websocket.headers.get("authorization"))
+        refused = await authenticate(
+            ctx,
+            charge_point_id,
+            websocket.headers.get("authorization"),
+            websocket.client.host if websocket.client else None,
+        )
     except VerifierOverloaded as busy:  # reconnect storm: come back at the appointed time
         refused, retry_after_s = 503, busy.retry_after_s
+    except PasswordThrottled as held:  # this address guessed wrong too often
+        refused, retry_after_s = 429, held.retry_after_s
     except (PoolTimeout, OperationalError):  # store congested: let the charger come back later
         LOG.warning("%s: store busy during the handshake", charge_point_id)
         refused = 503
