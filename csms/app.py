@@ -120,6 +120,7 @@ def create_app(
             password_throttle=PasswordThrottle(
                 max_failures=settings.charger_auth_max_failures,
                 lockout_s=settings.charger_auth_lockout_s,
+                clock=lambda: clock().timestamp(),  # the app's clock (tests move it)
             ),
         )
         app.state.ctx = ctx
