@@ -182,6 +182,7 @@ _REFUSAL_LABELS = {
     401: "authentication",
     404: "unknown_charger",
     409: "registering",
+    429: "throttled",
     503: "busy",
 }
 _REASONS = {

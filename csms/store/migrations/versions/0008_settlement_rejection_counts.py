@@ -38,9 +38,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("kid", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("user_id", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("token_head", sa.Text(), nullable=False, server_default=""))
-        batch.add_column(
-            sa.Column("token_chars", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("token_chars", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("count", sa.Integer(), nullable=False, server_default="1"))
         batch.add_column(sa.Column("last_at", sa.DateTime(timezone=True), nullable=True))
     op.execute(f"UPDATE {TABLE} SET token_sha256 = '' WHERE token_sha256 IS NULL")
