@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 
 from ..conftest import LiveCsms, make_settings, serve
@@ -34,14 +33,6 @@ def _forged(chars: int = LONG) -> str:
     token = f"{header}.{payload}.{_b64(secrets.token_bytes(64))}"
     assert chars - 100 < len(token) < chars + 100, len(token)
     return token
-
-
-async def _driver(http: httpx.AsyncClient, email: str) -> dict[str, str]:
-    r = await http.post("/api/v1/users", json={"email": email, "password": "pw-long-enough"})
-    assert r.status_code == 201, r.text
-    r = await http.post("/api/v1/token", data={"username": email, "password": "pw-long-enough"})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 async def _stored(csms: LiveCsms) -> dict[str, int]:
@@ -70,7 +61,7 @@ async def test_a_flood_of_refused_uploads_is_throttled_and_stores_a_bounded_amou
     clock = Clock(datetime.now(UTC).replace(microsecond=0))
     settings = make_settings(tmp_path, upload_rate_per_driver=20, upload_rate_per_client=1000)
     async with serve(settings, clock=clock) as csms:
-        mallory = await _driver(csms.http, "mallory@example.org")
+        mallory = await csms.driver("mallory@example.org")
         before = await _stored(csms)
         codes: dict[int, int] = {}
         retry_after: set[str] = set()
@@ -91,7 +82,7 @@ async def test_a_flood_of_refused_uploads_is_throttled_and_stores_a_bounded_amou
         # each of the 20 keeps the 4 kB head of its 7.9 kB token, and its row
         assert after["file_bytes"] - before["file_bytes"] <= 20 * 8192 + 64 * 1024
         # another driver is not held by mallory's rate; mallory again after the wait
-        trent = await _driver(csms.http, "trent@example.org")
+        trent = await csms.driver("trent@example.org")
         r = await csms.http.post("/api/v1/settlements", json={"token": _forged()}, headers=trent)
         assert r.status_code == 422
         clock.advance(3)
@@ -105,7 +96,7 @@ async def test_one_address_is_held_whatever_account_it_uses(tmp_path: Path) -> N
     async with serve(settings, clock=clock) as csms:
         answers = []
         for n in range(4):
-            auth = await _driver(csms.http, f"sock{n}@example.org")
+            auth = await csms.driver(f"sock{n}@example.org")
             for _ in range(2):
                 r = await csms.http.post(
                     "/api/v1/settlements", json={"token": _forged()}, headers=auth
@@ -127,7 +118,7 @@ async def test_repeats_of_a_refused_token_are_counted_on_one_row(tmp_path: Path)
     clock = Clock(datetime.now(UTC).replace(microsecond=0))
     settings = make_settings(tmp_path, upload_rate_per_driver=0, upload_rate_per_client=0)
     async with serve(settings, clock=clock) as csms:
-        auth = await _driver(csms.http, "replay@example.org")
+        auth = await csms.driver("replay@example.org")
         again = _forged(SHAPED)
         for _ in range(300):
             r = await csms.http.post("/api/v1/settlements", json={"token": again}, headers=auth)
