@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     tls_cert_file: str
     tls_key_file: str
     tls_client_ca_file: str = ""  # CA of chargers' client certificates; empty: ca_cert_file
+    charger_auth_max_failures: int
+    charger_auth_lockout_s: float
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
     ca_cert_file: str
     ca_key_file: str
@@ -103,6 +105,8 @@ class Settings(BaseSettings):
     # orders and settlements (issue 5b)
     auto_capture_s: int
     reaper_interval_s: float
+    upload_rate_per_driver: int
+    upload_rate_per_client: int
 
     cp_state_dir: Path
     cp_meter_interval_s: float

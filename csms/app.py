@@ -45,6 +45,7 @@ from csms.errors import (
     StoreError,
 )
 from csms.keys import KeyManager
+from csms.password_throttle import PasswordThrottle
 from csms.passwords import PasswordVerifier
 from csms.payments import SettlementSink, StoreOnlySink
 from csms.payments.wiring import PaymentSide
@@ -117,6 +118,11 @@ def create_app(
             clock=clock,
             decodes=DecodeGate(slots=2, waiting=8),
             charger_ca=charger_ca,
+            password_throttle=PasswordThrottle(
+                max_failures=settings.charger_auth_max_failures,
+                lockout_s=settings.charger_auth_lockout_s,
+                clock=lambda: clock().timestamp(),  # the app's clock (tests move it)
+            ),
         )
         app.state.ctx = ctx
         writer = asyncio.create_task(message_log.run(), name="message-log")

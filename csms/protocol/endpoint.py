@@ -6,8 +6,9 @@ checked against the connection's TLS client certificate and scheme
 (:mod:`csms.protocol.admission`: profile 3 is admitted by its certificate, a certificate naming
 another charger is refused with 403), then HTTP Basic auth (security profiles 1 and 2;
 username = charger id). Unknown ids get 404, or are registered as ``Pending`` with the
-presented password when ``auto_register_chargers`` is on. A connection for a charger that is
-already connected replaces (closes) the old one.
+presented password when ``auto_register_chargers`` is on. An address that sent too many wrong
+passwords gets 429 with ``Retry-After`` (:mod:`csms.password_throttle`). A connection for a
+charger that is already connected replaces (closes) the old one.
 
 After the handshake the connection runs two owned tasks, the reader and the outbox, until the
 peer leaves or a newer connection closes this one. Frames are text; their size is checked by
@@ -37,6 +38,7 @@ from config.logs import bind_for_task
 from csms import metrics
 from csms.context import CsmsContext
 from csms.errors import ChargerAuthError, ConnectionEnded, StoreError
+from csms.password_throttle import PasswordThrottled
 from csms.passwords import VerifierOverloaded, hash_password
 from csms.protocol import admission, provisioning
 from csms.protocol.base import CsmsChargePoint, Transport
@@ -114,10 +116,13 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
     return user, password
 
 
-async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) -> int:
+async def authenticate(
+    ctx: CsmsContext, charger_id: str, header: str | None, client: str | None = None
+) -> int:
     """0 when the charger may connect, else the HTTP status to refuse it with (a 503 from
-    the password verifier raises :class:`VerifierOverloaded`, which carries its
-    ``Retry-After``)."""
+    the password verifier raises :class:`VerifierOverloaded`, a 429 for an address that
+    guessed wrong too often :class:`PasswordThrottled`; both carry their ``Retry-After``).
+    ``client`` is the peer's address, whose wrong passwords are counted."""
     try:
         user, password = basic_credentials(header)
     except ChargerAuthError:
@@ -127,6 +132,7 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
         return 401
     if not _CHARGER_ID.fullmatch(charger_id):
         return 404  # no such charger can exist, and none is auto-registered
+    ctx.password_throttle.check(charger_id, client)  # before any lookup or argon2
     found = await ctx.db.reader.run(store.password_hash_of, charger_id)  # one hop, no pool
     if found is None:
         if not ctx.settings.auto_register_chargers:
@@ -148,8 +154,11 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
     (stored,) = found
     if stored is None:
         return 401
-    ok = await ctx.passwords.verify(charger_id, password, stored)
-    return 0 if ok else 401
+    if not await ctx.passwords.verify(charger_id, password, stored):
+        ctx.password_throttle.failed(charger_id, client)
+        return 401
+    ctx.password_throttle.succeeded(charger_id, client)
+    return 0
 
 
 async def _deny(
@@ -161,8 +170,8 @@ async def _deny(
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": 'Basic realm="ocpp"'}
-        elif status == 503:
-            # the verifier's appointment, or (store congested) a spread of retries
+        elif status in (429, 503):
+            # the address's hold, the verifier's appointment, or (store congested) a spread
             retry = retry_after_s if retry_after_s is not None else random.randint(5, 30)
             headers = {"Retry-After": str(retry)}
         await websocket.send_denial_response(
@@ -178,12 +187,14 @@ _REFUSAL_LABELS = {
     403: "security_profile",
     404: "unknown_charger",
     409: "registering",
+    429: "throttled",
     503: "busy",
 }
 _REASONS = {
     401: "charger authentication failed (HTTP Basic, username = charger id)",
     404: "unknown charger id",
     409: "charger is being registered, retry",
+    429: "too many wrong passwords from this address, retry after the Retry-After seconds",
     503: "CSMS busy (reconnect storm or store congested), retry after the Retry-After seconds",
 }
 
@@ -209,9 +220,12 @@ async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
         refused = 0
         if admitted is admission.Admitted.PASSWORD_NEEDED:
             header = websocket.headers.get("authorization")
-            refused = await authenticate(ctx, charge_point_id, header)
+            client = websocket.client.host if websocket.client else None
+            refused = await authenticate(ctx, charge_point_id, header, client)
     except VerifierOverloaded as busy:  # reconnect storm: come back at the appointed time
         refused, retry_after_s = 503, busy.retry_after_s
+    except PasswordThrottled as held:  # this address guessed wrong too often
+        refused, retry_after_s = 429, held.retry_after_s
     except (PoolTimeout, OperationalError):  # store congested: let the charger come back later
         LOG.warning("%s: store busy during the handshake", charge_point_id)
         refused = 503
