@@ -6,7 +6,8 @@ certificate of :mod:`charge_point.tls`), boots, announces its settlement key,
 reports every connector status, delivers the durable queue, says ``Synced``, then keeps the
 connection alive with heartbeats while delivering whatever the station queues. When the
 connection drops it reconnects with exponential backoff and jitter ("equal jitter": half the
-delay fixed, half random), so a fleet does not stampede a recovering CSMS.
+delay fixed, half random), so a fleet does not stampede a recovering CSMS; a handshake refused
+with ``Retry-After`` (a busy CSMS's appointment, a password throttle's hold) waits that long.
 
 A CALLERROR is never a reason to drop the connection: the CSMS is there and answering. A
 refused StatusNotification, Heartbeat, trigger answer or report is logged (a warning the first
@@ -50,6 +51,7 @@ from qr_extension.wire import MSG_SETTLEMENT_KEY, MSG_SYNCED, SUBPROTOCOL_16, SU
 log = logging.getLogger(__name__)
 
 RESET_DELAY_S = 0.2  # real seconds between answering a Reset and "rebooting"
+MAX_RETRY_AFTER_S = 3600
 _TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
 T = TypeVar("T")
 FollowUp = Callable[[], Awaitable[None]]
@@ -60,6 +62,16 @@ def backoff_delay(attempt: int, *, low: float, high: float, rng: random.Random) 
     of which the upper half is random."""
     cap = min(high, low * (2**attempt))
     return float(cap / 2 + rng.uniform(0, cap / 2))
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """The ``Retry-After`` seconds of a refused handshake (a busy CSMS gives an appointment, a
+    throttle a hold), bounded to an hour; None when it named none."""
+    response = getattr(exc, "response", None)
+    value = None if response is None else response.headers.get("Retry-After")
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(min(int(value), MAX_RETRY_AFTER_S))
 
 
 class Link:
@@ -146,11 +158,13 @@ class Link:
         attempt = 0
         while True:
             await self._want_up.wait()
+            appointment = None
             try:
                 booted = await self._connect_once()
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
                 log.info("%s: link lost: %r", self.station.id, exc)
                 booted = False
+                appointment = retry_after_s(exc)
             except CALL_REFUSED as exc:  # only BootNotification's CALLERROR gets here
                 log.warning("%s: the CSMS refused BootNotification: %r", self.station.id, exc)
                 booted = False
@@ -167,6 +181,8 @@ class Link:
                 high=self.settings.reconnect_max_s,
                 rng=self._rng,
             )
+            if appointment is not None:  # the CSMS said when (a 503 or a 429): come back then
+                delay = appointment
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reconnect_signal(), delay)
 
