@@ -24,6 +24,7 @@ from config.logs import bind
 from csms import metrics
 from csms.payments import postings, statements
 from csms.payments.billing_rules import stored
+from csms.payments.errors import AlreadyCaptured
 from csms.payments.lifecycle import (
     OrderEvent,
     PaymentEvent,
@@ -134,8 +135,10 @@ def capture_unit(
     kind: str,
     now: datetime,
     user_id: int | None = None,
+    first: bool = False,
 ) -> Receipt:
-    """Captures the payment once and returns its receipt (the same receipt on a repeat).
+    """Captures the payment once and returns its receipt (the same receipt on a repeat, or,
+    with ``first``, :class:`AlreadyCaptured`: the caller must know whether it captured).
 
     Synchronous and does not commit: the unit of work of a confirm or an automatic capture
     (:func:`confirm_payment`, or :func:`capture_payment` on an async session).
@@ -152,6 +155,8 @@ def capture_unit(
     order = statements.loaded(Order, rows[1])
     record = statements.loaded(SettlementRecord, rows[2])
     if payment.status != PaymentState.PENDING:
+        if first:
+            raise AlreadyCaptured(f"payment {payment_id} was captured already")
         existing = statements.RECEIPT_OF_PAYMENT.first(connection, params)
         if existing is None:
             raise Conflict(f"payment {payment_id} captured, receipt not yet written")
@@ -206,16 +211,23 @@ async def confirm_payment(
     """Captures the payment once, in one unit of work in the database thread (committed when
     this returns), and returns its receipt; PaymentNotFound for an unknown payment or one of
     another driver (``user_id``)."""
-    receipt = await in_worker(
-        db,
-        lambda session: capture_unit(
-            session, payment_id=payment_id, kind=kind, now=now, user_id=user_id
-        ),
-    )
-    if receipt.issued_at == now:  # captured by this call, not a repeat of an earlier capture
-        metrics.payment_captured(kind, receipt.amount)
-        with bind(order_id=receipt.order_id):
-            LOG.info("payment %s captured (%s): %s", payment_id, kind, receipt.amount)
+    try:
+        receipt = await in_worker(
+            db,
+            lambda session: capture_unit(
+                session, payment_id=payment_id, kind=kind, now=now, user_id=user_id, first=True
+            ),
+        )
+    except AlreadyCaptured:  # a repeat (or the reaper was first): the receipt issued then
+        return await in_worker(
+            db,
+            lambda session: capture_unit(
+                session, payment_id=payment_id, kind=kind, now=now, user_id=user_id
+            ),
+        )
+    metrics.payment_captured(kind, receipt.amount)
+    with bind(order_id=receipt.order_id):
+        LOG.info("payment %s captured (%s): %s", payment_id, kind, receipt.amount)
     return receipt
 
 

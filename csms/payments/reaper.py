@@ -33,7 +33,7 @@ from config.settings import Settings
 from csms import metrics
 from csms.commands import CommandDispatcher
 from csms.payments.capture import capture_unit
-from csms.payments.errors import PaymentError
+from csms.payments.errors import AlreadyCaptured, PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
 from csms.payments.limits import enforce_limits
 from csms.payments.orders import add_flag
@@ -109,7 +109,13 @@ class Reaper:
                 payment = session.get(Payment, pid)
                 if payment is None or payment.status != PaymentState.PENDING:
                     return None  # the driver or another process captured it
-                return capture_unit(session, payment_id=pid, kind="auto", now=now).amount
+                try:  # the read above may be older than another reaper's commit
+                    receipt = capture_unit(
+                        session, payment_id=pid, kind="auto", now=now, first=True
+                    )
+                except AlreadyCaptured:
+                    return None
+                return receipt.amount
 
             try:
                 amount = await in_worker(self._db, work)
