@@ -1,11 +1,13 @@
 """The charger's connection to the CSMS: connect, boot, deliver, heartbeat, reconnect.
 
 One :class:`Link` per charger. It connects to ``{csms_url}/{id}`` with the version's
-subprotocol (and HTTP Basic auth when a password is set), boots, announces its settlement key,
+subprotocol (and HTTP Basic auth when a password is set; over ``wss://`` with the CA and client
+certificate of :mod:`charge_point.tls`), boots, announces its settlement key,
 reports every connector status, delivers the durable queue, says ``Synced``, then keeps the
 connection alive with heartbeats while delivering whatever the station queues. When the
 connection drops it reconnects with exponential backoff and jitter ("equal jitter": half the
-delay fixed, half random), so a fleet does not stampede a recovering CSMS.
+delay fixed, half random), so a fleet does not stampede a recovering CSMS; a handshake refused
+with ``Retry-After`` (a busy CSMS's appointment, a password throttle's hold) waits that long.
 
 A CALLERROR is never a reason to drop the connection: the CSMS is there and answering. A
 refused StatusNotification, Heartbeat, trigger answer or report is logged (a warning the first
@@ -43,11 +45,13 @@ from charge_point.protocol.commands import CommandContext
 from charge_point.protocol.v16 import Adapter16
 from charge_point.protocol.v201 import Adapter201
 from charge_point.station import Station
+from charge_point.tls import client_context
 from qr_extension.wire import MSG_SETTLEMENT_KEY, MSG_SYNCED, SUBPROTOCOL_16, SUBPROTOCOL_201
 
 log = logging.getLogger(__name__)
 
 RESET_DELAY_S = 0.2  # real seconds between answering a Reset and "rebooting"
+MAX_RETRY_AFTER_S = 3600
 ACCEPTED, PENDING, BOOT = "Accepted", "Pending", "BootNotification"
 _TRIGGERABLE = {BOOT, "Heartbeat", "StatusNotification", "MeterValues"}
 _TRIGGERABLE_WHILE_PENDING = {"Heartbeat", "StatusNotification"}  # besides a boot
@@ -63,6 +67,16 @@ def backoff_delay(attempt: int, *, low: float, high: float, rng: random.Random) 
     return float(cap / 2 + rng.uniform(0, cap / 2))
 
 
+def retry_after_s(exc: BaseException) -> float | None:
+    """The ``Retry-After`` seconds of a refused handshake (a busy CSMS gives an appointment, a
+    throttle a hold), bounded to an hour; None when it named none."""
+    response = getattr(exc, "response", None)
+    value = None if response is None else response.headers.get("Retry-After")
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(min(int(value), MAX_RETRY_AFTER_S))
+
+
 class Link:
     """The WebSocket connection loop of one charger; also the station's :class:`Listener`."""
 
@@ -70,6 +84,7 @@ class Link:
         self.station = station
         self.settings = station.settings
         self._rng = rng or random.Random()
+        self._tls = client_context(self.settings)  # None for ws://
         self._want_up = asyncio.Event()
         self._want_up.set()
         self._wake = asyncio.Event()
@@ -146,11 +161,13 @@ class Link:
         attempt = 0
         while True:
             await self._want_up.wait()
+            appointment = None
             try:
                 booted = await self._connect_once()
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
                 log.info("%s: link lost: %r", self.station.id, exc)
                 booted = False
+                appointment = retry_after_s(exc)
             except CALL_REFUSED as exc:  # only BootNotification's CALLERROR gets here
                 log.warning("%s: the CSMS refused BootNotification: %r", self.station.id, exc)
                 booted = False
@@ -167,6 +184,8 @@ class Link:
                 high=self.settings.reconnect_max_s,
                 rng=self._rng,
             )
+            if appointment is not None:  # the CSMS said when (a 503 or a 429): come back then
+                delay = appointment
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reconnect_signal(), delay)
 
@@ -189,6 +208,7 @@ class Link:
             url,
             subprotocols=[Subprotocol(subprotocol)],
             additional_headers=headers,
+            ssl=self._tls,
             open_timeout=10,
         ) as ws:
             if ws.subprotocol != subprotocol:

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
@@ -21,6 +22,8 @@ from ocpp.exceptions import InternalError, OCPPError, SecurityError
 from ocpp.messages import Call, CallError, CallResult, MessageType
 from ocpp.routing import on as _library_on
 
+from config.logs import bind
+from csms import metrics
 from csms.errors import (
     ChargerBusy,
     CommandRejected,
@@ -110,6 +113,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(OUTBOX_SIZE)
         self._deferred: list[_Outgoing] = []
         self._awaiting: str | None = None  # unique id of our CALL in flight
+        self._refused_with: str | None = None  # the CALLERROR code given to the current CALL
 
     @property
     def charger_id(self) -> str:
@@ -183,7 +187,12 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 await self._reply_error(msg, "a malformed frame")
                 return
             try:
-                await self._answer(msg)
+                txn = _transaction_of(msg.payload)
+                if txn is None:  # most messages: no binding to pay for
+                    await self._answer(msg)
+                else:
+                    with bind(txn=txn):
+                        await self._answer(msg)
             finally:
                 self._flush_deferred()
         except ConnectionEnded:
@@ -201,6 +210,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         (a schema violation, an unknown action) is answered with its description and the
         details fit to send back (:func:`~csms.protocol.violations.safe_details`)."""
         asked = _asked(msg)
+        started, self._refused_with = time.perf_counter(), None
         try:
             async with asyncio.timeout(self._handler_deadline_s):
                 await self._handle_call(msg)
@@ -221,6 +231,10 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             await self._reply_error(
                 FrameError(msg.unique_id, "InternalError", "an unexpected error occurred"), asked
             )
+        finally:
+            action = msg.action if msg.action in self.route_map else "unknown"
+            outcome = self._refused_with or "result"
+            metrics.call_received(action, outcome, time.perf_counter() - started)
 
     async def _handle_call(self, msg: Call) -> None:
         """The library's dispatch of one CALL (same routes, checks, conversions and errors),
@@ -251,7 +265,10 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             raise  # answered with details fit to send back
         except Exception as exc:  # the library answers a handler's failure itself
             self.logger.exception("Error while handling request '%s'", msg)
-            await self._send(msg.create_call_error(exc).to_json())
+            error = msg.create_call_error(exc)
+            self._refused_with = error.error_code
+            metrics.callerror_sent(error.error_code)
+            await self._send(error.to_json())
             return
         result = msg.create_call_result(to_camel(remove_nones(serialize_as_dict(response))))
         if validated:
@@ -276,6 +293,8 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             json.dumps(answer.error_details, ensure_ascii=False),
         )
         if error.reply:
+            self._refused_with = answer.error_code
+            metrics.callerror_sent(answer.error_code)
             await self._send(answer.to_json())
 
     # --- outgoing ---------------------------------------------------------------------------
@@ -364,13 +383,16 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 await self._send(call.to_json())
                 response = await self._get_specific_response(call.unique_id, self._response_timeout)
             except TimeoutError as exc:
+                metrics.call_sent(action, "timeout")
                 raise CommandTimeout(f"{self.id}: no answer to {action}") from exc
             finally:
                 self._awaiting = None
         if isinstance(response, CallError) or response.message_type_id == MessageType.CallError:
+            metrics.call_sent(action, "callerror")
             raise CommandRejected(
                 response.error_code, response.error_description, response.error_details
             )
+        metrics.call_sent(action, "result")
         assert isinstance(response, CallResult)
         response.action = action
         try:
@@ -384,3 +406,14 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         answer = dict(response.payload)
         self.registration = self.registration.answered(action, payload, answer)
         return answer
+
+
+def _transaction_of(payload: Any) -> str | None:
+    """The transaction a CALL is about (1.6 ``transactionId``, 2.0.1
+    ``transactionInfo.transactionId``), for the log lines of its handling."""
+    if not isinstance(payload, dict):
+        return None
+    found = payload.get("transactionId")
+    if found is None and isinstance(info := payload.get("transactionInfo"), dict):
+        found = info.get("transactionId")
+    return None if found is None else str(found)[:40]
