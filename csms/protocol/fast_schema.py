@@ -52,22 +52,33 @@ _LIBRARY_ONLY = {
 INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1
 NUMBER_MAX = sys.float_info.max
 _BOUNDS = {"integer": (INTEGER_MIN, INTEGER_MAX), "number": (-NUMBER_MAX, NUMBER_MAX)}
+# 1.6 sends meter registers (Wh) as integers, and a busy charger's lifetime register passes
+# 2**31 Wh: these are kept to what the 64-bit register columns hold
+REGISTERS = frozenset({"meterStart", "meterStop"})
+REGISTER_BOUNDS = (-(2**63), 2**63 - 1)
 Check = Callable[[Any], Any]
 _checks: dict[tuple[str, int, str], Check | None] = {}
 _lock = threading.Lock()
 
 
-def bounded(schema: Any) -> Any:
-    """A copy of ``schema`` in which every ``integer`` is 32-bit and every ``number`` a
-    finite double (a bound the schema sets itself is kept where it is tighter)."""
+def bounded(schema: Any, *, register: bool = False) -> Any:
+    """A copy of ``schema`` in which every ``integer`` is 32-bit (a meter register, 64-bit)
+    and every ``number`` a finite double (a bound the schema sets itself is kept where it is
+    tighter)."""
     if isinstance(schema, list):
         return [bounded(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     copy = {key: bounded(value) for key, value in schema.items()}
+    if isinstance(props := schema.get("properties"), dict):
+        copy["properties"] = {
+            name: bounded(value, register=name in REGISTERS) for name, value in props.items()
+        }
     kind = schema.get("type")
     kinds = kind if isinstance(kind, list) else [kind]
     bounds = next((_BOUNDS[k] for k in kinds if isinstance(k, str) and k in _BOUNDS), None)
+    if register and bounds is not None and "integer" in kinds:
+        bounds = REGISTER_BOUNDS
     if bounds is not None:
         low, high = bounds
         copy["minimum"] = max(schema.get("minimum", low), low)

@@ -24,7 +24,7 @@ from csms.store.writer import Batch, table_of
 from qr_extension.wire import parse_ocpp_timestamp
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
-REGISTER_MAX_WH = 2**31 - 1  # the transactions' register columns (32-bit on PostgreSQL)
+REGISTER_MAX_WH = 2**53  # exact as a float; the transactions' register columns are 64-bit
 TRANSACTIONS = table_of(Transaction)
 METER_VALUES = table_of(MeterValue)
 _NAMED = Fast(

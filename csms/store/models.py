@@ -14,7 +14,7 @@ from pydantic import model_validator
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from csms.store.types import UtcDateTime, utcnow
+from csms.store.types import BigInt, UtcDateTime, utcnow
 
 ID_MAX = 48  # OCPP 2.0.1 identity is up to 48 characters; 1.6 ChargeBoxIdentity up to 36
 CHARGER_ID_PATTERN = r"^[A-Za-z0-9._:*+|@-]{1,48}$"  # OCPP 2.0.1 identifierString
@@ -166,8 +166,8 @@ class Transaction(SQLModel, table=True):
     start_key: str | None = Field(default=None, max_length=64)
     started_at: datetime | None = _time()
     stopped_at: datetime | None = _time()
-    meter_start_wh: int | None = None
-    meter_stop_wh: int | None = None
+    meter_start_wh: int | None = Field(default=None, sa_type=BigInt)
+    meter_stop_wh: int | None = Field(default=None, sa_type=BigInt)
     stop_reason: str | None = Field(default=None, max_length=40)
     state: str = Field(default="Started", max_length=16)  # Started | Ended
     offline: bool = False

@@ -22,7 +22,7 @@ from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from csms.store.models import ID_MAX
-from csms.store.types import UtcDateTime, utcnow
+from csms.store.types import BigInt, UtcDateTime, utcnow
 
 ORDER_ID_MAX = 20
 
@@ -99,15 +99,15 @@ class SettlementRecord(SQLModel, table=True):
     evse_id: int | None = None
     started_at: datetime | None = _time()
     stopped_at: datetime | None = _time()
-    energy_wh: int | None = None
+    energy_wh: int | None = Field(default=None, sa_type=BigInt)
     signed_amount: int | None = None
     usage_claim: str | None = _text(nullable=True)
-    seq: int | None = None
+    seq: int | None = Field(default=None, sa_type=BigInt)
     offline: bool = False
     stop_reason: str | None = Field(default=None, max_length=64)
     # the OCPP transaction (absent while only the signed settlement is known)
     ocpp_transaction_pk: int | None = None
-    ocpp_energy_wh: int | None = None
+    ocpp_energy_wh: int | None = Field(default=None, sa_type=BigInt)
     ocpp_amount: int | None = None
     # what this record charges, and whether the two sources disagree
     charge_amount: int = 0

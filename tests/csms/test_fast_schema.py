@@ -254,9 +254,11 @@ def test_an_integer_out_of_range_is_a_property_constraint_violation_naming_it(
 
 
 def test_the_bounds_themselves_are_in_range() -> None:
-    for meter in (2**31 - 1, -(2**31)):
+    for meter in (2**63 - 1, -(2**63), 2_500_000_000):  # 1.6 registers are 64-bit
         start = {"connectorId": 1, "idTag": "A", "meterStart": meter, "timestamp": T0}
         assert _both(Call("1", "StartTransaction", start), "1.6") == (None, None)
+    too_big = {"connectorId": 1, "idTag": "A", "meterStart": 2**63, "timestamp": T0}
+    assert _both(Call("1", "StartTransaction", too_big), "1.6") != (None, None)
     value = {"evseId": 1, "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1e308}]}]}
     assert _both(Call("1", "MeterValues", value), "2.0.1") == (None, None)
 

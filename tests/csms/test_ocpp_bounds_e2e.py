@@ -77,14 +77,14 @@ async def test_16_integers_out_of_range(live: LiveCsms) -> None:
             "transactionId",
         )  # fmt: skip
         assert await _transactions(live, "BIG16") == []
-        # the largest 32-bit register is fine, and the connection went on
+        # a busy fast charger's lifetime register (2.5 GWh, beyond 32 bits) is kept whole
         largest = call16.StartTransaction(
-            connector_id=1, id_tag="A", meter_start=2**31 - 1, timestamp=T0
+            connector_id=1, id_tag="A", meter_start=2_500_000_000, timestamp=T0
         )
         start = await cp.call(largest, suppress=False)
     (row,) = await _transactions(live, "BIG16")
     assert row["transaction_id"] == str(start.transaction_id)
-    assert row["meter_start_wh"] == 2**31 - 1
+    assert row["meter_start_wh"] == 2_500_000_000
 
 
 def _register(at: str, value: float, **unit: Any) -> dict[str, Any]:
@@ -114,10 +114,12 @@ async def test_201_integers_and_registers_out_of_range(live: LiveCsms) -> None:
         )
         assert await _transactions(live, "BIG201") == []
         # registers no column holds: not finite once scaled (1e308 kWh, a multiplier of 400),
-        # or beyond the 32-bit register columns: stored as events, not as meter registers
+        # or beyond exact doubles (1e17 Wh): stored as events, not as meter registers; a
+        # lifetime register of 3 TWh fits the 64-bit columns and is kept
         registers = [
             _register(T0, 1e308, unit_of_measure={"unit": "kWh"}),
             _register(T0, 5.0, unit_of_measure={"unit": "Wh", "multiplier": 400}),
+            _register(T0, 1e17),
             _register(T0, 3e12),
         ]
         for n, register in enumerate(registers):
@@ -128,7 +130,7 @@ async def test_201_integers_and_registers_out_of_range(live: LiveCsms) -> None:
             assert answer.id_token_info is None
     rows = await _transactions(live, "BIG201")
     assert sorted((r["transaction_id"], r["meter_start_wh"]) for r in rows) == [
-        ("TX-0", None), ("TX-1", None), ("TX-2", None),
+        ("TX-0", None), ("TX-1", None), ("TX-2", None), ("TX-3", 3_000_000_000_000),
     ]  # fmt: skip
 
 

@@ -222,3 +222,17 @@ async def test_a_refusal_that_comes_again_is_counted_on_its_row(world: World) ->
     mine = next(r for r in rows if r.user_id == world.user_id)
     assert (mine.last_at - mine.created_at).total_seconds() == 120
     await _nothing_charged(world)
+
+
+async def test_a_lifetime_register_and_a_high_seq_are_stored_whole(world: World) -> None:
+    """A fast charger's register passes 2**31 Wh within years and ``seq`` is signed up to
+    2**53: both fit the settlement record on every database (it was a 32-bit column on
+    PostgreSQL, and the upload failed)."""
+    order = await world.order()
+    register = 5_000_000_000
+    token = world.settlement(
+        order, wh=1000, seq=2**40, meter_start_wh=register, meter_stop_wh=register + 1000
+    )
+    outcome = await world.service.submit(token, source="upload")
+    assert outcome.record.seq == 2**40 and outcome.record.energy_wh == 1000
+    assert outcome.payment is not None
