@@ -233,13 +233,18 @@ async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
     if refused:
         await _deny(websocket, refused, _REASONS[refused], retry_after_s)
         return
+    # read before the handshake completes: once the charger is in, it is registered at once
+    registration = await _stored_registration(ctx, charge_point_id)
     await websocket.accept(subprotocol=subprotocol)
-    await serve(ctx, websocket, charge_point_id, VERSIONS[subprotocol])
+    await serve(ctx, websocket, charge_point_id, VERSIONS[subprotocol], registration)
 
 
-async def serve(ctx: CsmsContext, websocket: WebSocket, charger_id: str, version: str) -> None:
+async def serve(
+    ctx: CsmsContext, websocket: WebSocket, charger_id: str, version: str, registration: str
+) -> None:
     """Runs one accepted connection until either side ends it."""
-    await serve_transport(ctx, WebSocketTransport(websocket, ctx, charger_id), charger_id, version)
+    transport = WebSocketTransport(websocket, ctx, charger_id)
+    await serve_transport(ctx, transport, charger_id, version, registration)
 
 
 class ClosableTransport(Transport, Protocol):
@@ -249,13 +254,19 @@ class ClosableTransport(Transport, Protocol):
 
 
 async def serve_transport(
-    ctx: CsmsContext, transport: ClosableTransport, charger_id: str, version: str
+    ctx: CsmsContext,
+    transport: ClosableTransport,
+    charger_id: str,
+    version: str,
+    registration: str | None = None,
 ) -> None:
     """Runs one charger connection over ``transport`` (a WebSocket, or an in-memory one in
-    the handler benchmark) until either side ends it."""
+    the handler benchmark) until either side ends it; ``registration`` as stored (read here
+    when not given)."""
     bind_for_task(charger_id=charger_id)  # every line of this connection and its tasks
     cls = ChargePoint16 if version == "1.6" else ChargePoint201
-    registration = await _stored_registration(ctx, charger_id)
+    if registration is None:
+        registration = await _stored_registration(ctx, charger_id)
     cp: CsmsChargePoint = cls(charger_id, transport, ctx, registration=registration)
     old = ctx.registry.attach(cp)
     if old is not None:
