@@ -1,0 +1,68 @@
+"""Frames the OCPP fuzz test (test_fuzz_ocpp.py) found answered with an InternalError CALLERROR
+(a traceback in the CSMS's log), each with the answer it gets now. The connection stays up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+import websockets
+from websockets.typing import Subprotocol
+
+from .conftest import LiveCsms, basic_auth
+
+START = {"connectorId": 1, "meterStart": 0, "timestamp": "2024-06-13T12:00:00Z"}
+BOOT = {
+    "1.6": {"chargePointVendor": "v", "chargePointModel": "m"},
+    "2.0.1": {"reason": "PowerUp", "chargingStation": {"vendorName": "v", "model": "m"}},
+}
+
+# version, frame, the answer's [type, errorCode or None] and members its payload or
+# errorDetails must have
+FOUND: list[tuple[str, list[Any], list[Any], dict[str, Any]]] = [
+    (
+        "1.6",  # the 1.6 schema lets idTag be empty
+        [2, "f1", "StartTransaction", {**START, "idTag": ""}],
+        [3, None],
+        {"idTagInfo": {"status": "Invalid"}},
+    ),
+]
+
+
+async def _exchange(ws: Any, frame: list[Any]) -> list[Any]:
+    """The answer to ``frame``; the CSMS's own CALLs meanwhile (TrustedKeys) are accepted."""
+    await ws.send(json.dumps(frame))
+    while True:
+        answer: list[Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if answer[0] != 2:
+            return answer
+        await ws.send(json.dumps([3, answer[1], {"status": "Accepted"}]))
+
+
+@pytest.mark.parametrize(("version", "frame", "kind", "members"), FOUND)
+async def test_a_frame_the_fuzzer_found_gets_its_answer(
+    csms: LiveCsms,
+    caplog: pytest.LogCaptureFixture,
+    version: str,
+    frame: list[Any],
+    kind: list[Any],
+    members: dict[str, Any],
+) -> None:
+    await csms.add_charger("FOUND")
+    subprotocol = Subprotocol("ocpp1.6" if version == "1.6" else "ocpp2.0.1")
+    async with websockets.connect(
+        csms.ws_url("FOUND"), subprotocols=[subprotocol], additional_headers=basic_auth("FOUND")
+    ) as ws:
+        booted = await _exchange(ws, [2, "boot", "BootNotification", BOOT[version]])
+        assert booted[2]["status"] == "Accepted"
+        answer = await _exchange(ws, frame)
+        assert answer[:2] == [kind[0], frame[1]], answer
+        if kind[0] == 4:
+            assert answer[2] == kind[1], answer
+        body = answer[2] if kind[0] == 3 else answer[4]
+        assert {key: body.get(key) for key in members} == members, answer
+        assert (await _exchange(ws, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
