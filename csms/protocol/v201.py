@@ -63,7 +63,8 @@ class ChargePoint201(Unasked201, CsmsChargePoint):
         )
 
     @on(Action.heartbeat)
-    async def on_heartbeat(self) -> call_result.Heartbeat:
+    async def on_heartbeat(self, **kw: Any) -> call_result.Heartbeat:
+        """``kw``: customData, which every 2.0.1 message may carry (unread)."""
         now = await provisioning.heartbeat(self._ctx, self.charger_id)
         return call_result.Heartbeat(current_time=ocpp_timestamp(now))
 

@@ -29,6 +29,12 @@ FOUND: list[tuple[str, list[Any], list[Any], dict[str, Any]]] = [
         [3, None],
         {"idTagInfo": {"status": "Invalid"}},
     ),
+    (
+        "2.0.1",  # every 2.0.1 message may carry customData
+        [2, "f2", "Heartbeat", {"customData": {"vendorId": ""}}],
+        [3, None],
+        {},
+    ),
 ]
 
 
