@@ -15,6 +15,13 @@ from websockets.typing import Subprotocol
 from .conftest import LiveCsms, basic_auth
 
 START = {"connectorId": 1, "meterStart": 0, "timestamp": "2024-06-13T12:00:00Z"}
+EVENT = {
+    "eventType": "Updated",
+    "triggerReason": "RemoteStop",
+    "seqNo": 1,
+    "transactionInfo": {"transactionId": "T1"},
+}
+STATUS = {"connectorStatus": "Available", "evseId": 1, "connectorId": 1}
 BOOT = {
     "1.6": {"chargePointVendor": "v", "chargePointModel": "m"},
     "2.0.1": {"reason": "PowerUp", "chargingStation": {"vendorName": "v", "model": "m"}},
@@ -34,6 +41,46 @@ FOUND: list[tuple[str, list[Any], list[Any], dict[str, Any]]] = [
         [2, "f2", "Heartbeat", {"customData": {"vendorId": ""}}],
         [3, None],
         {},
+    ),
+    # time stamps the library does not check (it ignores ``format: date-time``)
+    (
+        "2.0.1",
+        [2, "f3", "TransactionEvent", {**EVENT, "timestamp": "today"}],
+        [4, "TypeConstraintViolation"],
+        {"path": "timestamp", "constraint": "format"},
+    ),
+    (
+        "2.0.1",
+        [2, "f4", "StatusNotification", {**STATUS, "timestamp": "9999-12-31T23:59:59-23:59"}],
+        [4, "TypeConstraintViolation"],
+        {"path": "timestamp", "constraint": "format"},
+    ),
+    (
+        "1.6",
+        [
+            2,
+            "f5",
+            "StartTransaction",
+            {**START, "idTag": "T", "timestamp": "0001-01-01T00:00:00+14:00"},
+        ],
+        [4, "TypeConstraintViolation"],
+        {"path": "timestamp", "constraint": "format"},
+    ),
+    (
+        "1.6",
+        [
+            2,
+            "f6",
+            "StatusNotification",
+            {
+                "connectorId": 1,
+                "errorCode": "NoError",
+                "status": "Available",
+                "timestamp": "2024-02-30T00:00:00Z",
+            },
+        ],
+        [4, "TypeConstraintViolation"],
+        {"path": "timestamp", "constraint": "format"},
     ),
 ]
 
