@@ -6,6 +6,7 @@ and every reader orders by it, so arrival order never matters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,8 +61,8 @@ class Sample:
         """The energy register in Wh, or None for any other measurand."""
         if self.measurand != ENERGY_REGISTER or self.phase is not None:
             return None
-        scale = 1000 if (self.unit or "Wh") == "kWh" else 1
-        return round(self.value * scale)
+        wh = self.value * (1000 if (self.unit or "Wh") == "kWh" else 1)
+        return round(wh) if math.isfinite(wh) else None  # 1e306 kWh is no reading
 
 
 def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
@@ -74,14 +75,11 @@ def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
             continue
         for sv in group.get("sampled_value", ()):
             unit = sv.get("unit")
-            scale = 1.0
             uom = sv.get("unit_of_measure")
             if isinstance(uom, Mapping):  # 2.0.1: unit and power-of-ten multiplier
                 unit = uom.get("unit", "Wh")
-                scale = 10.0 ** int(uom.get("multiplier", 0))
-            try:
-                value = float(sv["value"]) * scale
-            except (KeyError, TypeError, ValueError):
+            value = _scaled(sv)
+            if value is None:
                 continue
             samples.append(
                 Sample(
@@ -95,6 +93,18 @@ def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
                 )
             )
     return samples
+
+
+def _scaled(sampled: Mapping[str, Any]) -> float | None:
+    """The sampled value times its 2.0.1 multiplier, or None when there is no finite number
+    (1.6 sends the value as text: "1e999", "NaN" and "inf" parse; a multiplier may be 400)."""
+    uom = sampled.get("unit_of_measure")
+    try:
+        scale = 10.0 ** int(uom.get("multiplier", 0)) if isinstance(uom, Mapping) else 1.0
+        value = float(sampled["value"]) * scale
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def register_at(samples: Sequence[Sample], *, last: bool, context: str | None = None) -> int | None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import websockets
 from websockets.typing import Subprotocol
+
+from csms.protocol.meter_values import Sample
 
 from .conftest import LiveCsms, basic_auth
 
@@ -39,6 +42,51 @@ FOUND: list[tuple[str, list[Any], list[Any], dict[str, Any]]] = [
     (
         "2.0.1",  # every 2.0.1 message may carry customData
         [2, "f2", "Heartbeat", {"customData": {"vendorId": ""}}],
+        [3, None],
+        {},
+    ),
+    # sampled values whose number is no finite float (stored without them)
+    (
+        "2.0.1",
+        [
+            2,
+            "f7",
+            "MeterValues",
+            {
+                "evseId": 0,
+                "meterValue": [
+                    {
+                        "timestamp": "2024-06-13T12:00:00Z",
+                        "sampledValue": [
+                            {
+                                "value": 0.0,
+                                "customData": {"vendorId": ""},
+                                "unitOfMeasure": {"multiplier": 309},
+                            }
+                        ],
+                    }
+                ],
+            },
+        ],
+        [3, None],
+        {},
+    ),
+    (
+        "1.6",
+        [
+            2,
+            "f9",
+            "MeterValues",
+            {
+                "connectorId": 1,
+                "meterValue": [
+                    {
+                        "timestamp": "2024-06-13T13:00:00Z",
+                        "sampledValue": [{"value": "NaN"}, {"value": "1e999"}],
+                    }
+                ],
+            },
+        ],
         [3, None],
         {},
     ),
@@ -119,3 +167,10 @@ async def test_a_frame_the_fuzzer_found_gets_its_answer(
         assert {key: body.get(key) for key in members} == members, answer
         assert (await _exchange(ws, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_an_energy_register_beyond_any_float_is_no_reading() -> None:
+    """Next to the multiplier above: a finite kWh reading whose Wh overflow to infinity."""
+    at = datetime(2024, 6, 13, tzinfo=UTC)
+    assert Sample(at, 1e306, unit="kWh").energy_wh is None
+    assert Sample(at, 12.5, unit="kWh").energy_wh == 12500
