@@ -90,6 +90,23 @@ FOUND: list[tuple[str, list[Any], list[Any], dict[str, Any]]] = [
         [3, None],
         {},
     ),
+    # a settlement whose unverified kid is no Unicode text (it picked database rows)
+    (
+        "1.6",
+        [
+            2,
+            "f10",
+            "DataTransfer",
+            {
+                "vendorId": "org.qrcharge",
+                "messageId": "Settlement",
+                "data": "eyJhbGciOiJFUzI1NiIsInR5cCI6InNldHRsZStqd3QiLCJraWQiOiJcdWQ4MDAifQ"
+                ".eyJpc3MiOiJGT1VORCJ9.",
+            },
+        ],
+        [3, None],
+        {"status": "Rejected"},
+    ),
     # time stamps the library does not check (it ignores ``format: date-time``)
     (
         "2.0.1",
