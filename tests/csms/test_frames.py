@@ -50,6 +50,18 @@ def test_valid_frames() -> None:
         ('[3,"a"]', "a", "FormatViolation", False, "length", None),
         ('[3,"a",7]', "a", "FormatViolation", False, "payload", 2),
         ('[4,"a","X"]', "a", "FormatViolation", False, "length", None),
+        # a lone surrogate (valid JSON, no Unicode text), found by the OCPP fuzz test
+        (
+            '[2,"a","Heartbeat",{"customData":{"\\ud800":null}}]',
+            "a",
+            "RpcFrameworkError",
+            True,
+            "utf8",
+            None,
+        ),
+        ('["\\udfff","a","Heartbeat",{}]', "a", "RpcFrameworkError", True, "utf8", None),
+        ('[2,"\\ud800","Heartbeat",{}]', None, "RpcFrameworkError", True, "utf8", None),
+        ('[3,"a",{"x":"\\ud800"}]', "a", "RpcFrameworkError", False, "utf8", None),
     ],
 )
 def test_malformed_frames(

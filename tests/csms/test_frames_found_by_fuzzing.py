@@ -107,6 +107,24 @@ FOUND: list[tuple[str, list[Any], list[Any], dict[str, Any]]] = [
         [3, None],
         {"status": "Rejected"},
     ),
+    # a lone surrogate anywhere in a frame: valid JSON, no Unicode text
+    (
+        "2.0.1",
+        [
+            2,
+            "f11",
+            "ClearedChargingLimit",
+            {"chargingLimitSource": "EMS", "customData": {"vendorId": "", "\ud800": None}},
+        ],
+        [4, "RpcFrameworkError"],
+        {"constraint": "utf8"},
+    ),
+    (
+        "1.6",
+        [2, "f12", "Authorize", {"idTag": "\udfff"}],
+        [4, "FormationViolation"],
+        {"constraint": "utf8"},
+    ),
     # time stamps the library does not check (it ignores ``format: date-time``)
     (
         "2.0.1",
