@@ -47,12 +47,12 @@ class ThreadedCsms:
     def ws_url(self, charger_id: str) -> str:
         return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
 
-    @property
-    def tracebacks(self) -> list[str]:
-        """ "logger: message" of every ERROR record with an exception, in order."""
+    def take_tracebacks(self) -> list[str]:
+        """ "logger: message (exception)" of every ERROR record with an exception logged since
+        the last call, in order."""
+        records, self.recorder.records = self.recorder.records, []
         return [
-            f"{r.name}: {r.getMessage()} ({(r.exc_info or (None, None))[1]!r})"
-            for r in self.recorder.records
+            f"{r.name}: {r.getMessage()} ({(r.exc_info or (None, None))[1]!r})" for r in records
         ]
 
 
