@@ -132,7 +132,13 @@ class Bench:
 
 
 async def setup(url: str, tmp: Path, drivers: int, funds: int) -> Bench:
-    settings = load_settings(data_dir=tmp, database_url=url, max_order_amount=50_000)
+    settings = load_settings(
+        data_dir=tmp,
+        database_url=url,
+        max_order_amount=50_000,
+        upload_rate_per_driver=0,  # a benchmark's drivers upload as fast as they can
+        upload_rate_per_client=0,
+    )
     db = Database.connect(url)
     if not url.startswith("sqlite"):
         await _empty_postgres(db)
@@ -327,7 +333,10 @@ async def run_http_server(
     cmd += ["--port", str(port), "--log-level", "warning", "--data-dir", str(tmp)]
     cmd += ["--database-url", url]
     log = (tmp / "csms.log").open("wb")
-    server = await asyncio.create_subprocess_exec(*cmd, stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ, QRCHARGE_UPLOAD_RATE_PER_DRIVER="0", QRCHARGE_UPLOAD_RATE_PER_CLIENT="0")
+    server = await asyncio.create_subprocess_exec(
+        *cmd, stdout=log, stderr=subprocess.STDOUT, env=env
+    )
     try:
         for _ in range(200):  # up when it answers
             try:

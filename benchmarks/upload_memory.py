@@ -94,6 +94,7 @@ async def _start(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = dict(os.environ, QRCHARGE_ADMIN_API_KEY=admin_key)
+    env |= {"QRCHARGE_UPLOAD_RATE_PER_DRIVER": "0", "QRCHARGE_UPLOAD_RATE_PER_CLIENT": "0"}
     if source is not None:
         env["PYTHONPATH"] = str(source)
     cmd = [sys.executable, "-c", "import qrcharge_cli, sys; sys.exit(qrcharge_cli.main())"]

@@ -22,6 +22,7 @@ from charge_point.qrstart import decode_frame
 from charge_point.settings import StationSettings
 from charge_point.station import Station
 from charge_point.store import Store, load_charger_key
+from config.logs import bind_for_task
 from config.private import private_dir
 from qr_extension.refusal import Refusal
 from qr_extension.wire import ID_TAG_MAX_16, ID_TOKEN_MAX_201
@@ -100,6 +101,7 @@ class Charger:
 
     # --- running -------------------------------------------------------------------------
     async def run(self) -> None:
+        bind_for_task(charger_id=self.station.id)  # every line of this charger's tasks
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.link.run(), name=f"{self.station.id}-link")
             tasks.create_task(self._tick_forever(), name=f"{self.station.id}-tick")

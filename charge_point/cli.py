@@ -11,6 +11,7 @@ from typing import Any
 
 from charge_point.errors import ChargePointError
 from charge_point.settings import OCPP_VERSIONS, StationSettings
+from config.logs import configure as configure_logs
 from config.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,24 @@ def register(subparsers: Any) -> None:
         "--password-file or QRCHARGE_CP_PASSWORD",
     )
     p.add_argument("--password-file", type=Path, help="read the HTTP Basic password from this file")
+    p.add_argument(
+        "--ca-file",
+        type=Path,
+        help="wss:// only: PEM CA that signed the CSMS's certificate (default: the system's CAs)",
+    )
+    p.add_argument(
+        "--client-cert",
+        type=Path,
+        dest="client_cert_file",
+        help="wss:// only: PEM client certificate, subject CN = the charger id (security profile "
+        "3: no password needed)",
+    )
+    p.add_argument(
+        "--client-key",
+        type=Path,
+        dest="client_key_file",
+        help="the client certificate's PEM private key (default: in the --client-cert file)",
+    )
     p.add_argument("--evses", type=int, help="number of EVSEs (default 1)")
     p.add_argument("--state-dir", type=Path, help="SQLite file, key and camera folder")
     p.add_argument(
@@ -66,12 +85,18 @@ def register(subparsers: Any) -> None:
         help="do not print the settlement QR on the terminal",
     )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or json: one JSON object per line with the charger, order, "
+        "transaction and request ids (setting log_format)",
+    )
     p.set_defaults(func=run_command)
 
 
 def settings_from_args(args: argparse.Namespace) -> StationSettings:
     settings = load_settings(args.config)
-    return StationSettings.from_settings(
+    station = StationSettings.from_settings(
         settings,
         charge_point_id=args.charge_point_id,
         csms_url=args.csms_url,
@@ -84,7 +109,13 @@ def settings_from_args(args: argparse.Namespace) -> StationSettings:
         trusted_keys_file=args.trusted_keys_file,
         trust_first_keys=args.trust_first_keys,
         camera=args.camera,
+        ca_file=args.ca_file,
+        client_cert_file=args.client_cert_file,
+        client_key_file=args.client_key_file,
     )
+    if args.fleet > 0 and station.client_cert_file is not None:
+        raise ValueError("a client certificate names one charger: --fleet cannot share one")
+    return station
 
 
 def _password_from(path: Path | None) -> str | None:
@@ -101,9 +132,7 @@ def _password_from(path: Path | None) -> str | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logs(args.log_level, args.log_format or load_settings(args.config).log_format)
     logging.getLogger("ocpp").setLevel(logging.WARNING)
     try:
         base = settings_from_args(args)

@@ -1,11 +1,13 @@
 """The charger's connection to the CSMS: connect, boot, deliver, heartbeat, reconnect.
 
 One :class:`Link` per charger. It connects to ``{csms_url}/{id}`` with the version's
-subprotocol (and HTTP Basic auth when a password is set), boots, announces its settlement key,
+subprotocol (and HTTP Basic auth when a password is set; over ``wss://`` with the CA and client
+certificate of :mod:`charge_point.tls`), boots, announces its settlement key,
 reports every connector status, delivers the durable queue, says ``Synced``, then keeps the
 connection alive with heartbeats while delivering whatever the station queues. When the
 connection drops it reconnects with exponential backoff and jitter ("equal jitter": half the
-delay fixed, half random), so a fleet does not stampede a recovering CSMS.
+delay fixed, half random), so a fleet does not stampede a recovering CSMS; a handshake refused
+with ``Retry-After`` (a busy CSMS's appointment, a password throttle's hold) waits that long.
 
 A CALLERROR is never a reason to drop the connection: the CSMS is there and answering. A
 refused StatusNotification, Heartbeat, trigger answer or report is logged (a warning the first
@@ -43,14 +45,19 @@ from charge_point.protocol.commands import CommandContext
 from charge_point.protocol.v16 import Adapter16
 from charge_point.protocol.v201 import Adapter201
 from charge_point.station import Station
+from charge_point.tls import client_context
 from qr_extension.wire import MSG_SETTLEMENT_KEY, MSG_SYNCED, SUBPROTOCOL_16, SUBPROTOCOL_201
 
 log = logging.getLogger(__name__)
 
 RESET_DELAY_S = 0.2  # real seconds between answering a Reset and "rebooting"
-_TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
+MAX_RETRY_AFTER_S = 3600
+ACCEPTED, PENDING, BOOT = "Accepted", "Pending", "BootNotification"
+_TRIGGERABLE = {BOOT, "Heartbeat", "StatusNotification", "MeterValues"}
+_TRIGGERABLE_WHILE_PENDING = {"Heartbeat", "StatusNotification"}  # besides a boot
 T = TypeVar("T")
 FollowUp = Callable[[], Awaitable[None]]
+Boot = tuple[str, float | None, int]  # a boot's answer: registration, CSMS time, interval
 
 
 def backoff_delay(attempt: int, *, low: float, high: float, rng: random.Random) -> float:
@@ -60,6 +67,16 @@ def backoff_delay(attempt: int, *, low: float, high: float, rng: random.Random) 
     return float(cap / 2 + rng.uniform(0, cap / 2))
 
 
+def retry_after_s(exc: BaseException) -> float | None:
+    """The ``Retry-After`` seconds of a refused handshake (a busy CSMS gives an appointment, a
+    throttle a hold), bounded to an hour; None when it named none."""
+    response = getattr(exc, "response", None)
+    value = None if response is None else response.headers.get("Retry-After")
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(min(int(value), MAX_RETRY_AFTER_S))
+
+
 class Link:
     """The WebSocket connection loop of one charger; also the station's :class:`Listener`."""
 
@@ -67,16 +84,17 @@ class Link:
         self.station = station
         self.settings = station.settings
         self._rng = rng or random.Random()
+        self._tls = client_context(self.settings)  # None for ws://
         self._want_up = asyncio.Event()
         self._want_up.set()
         self._wake = asyncio.Event()
         self._ws: Any = None
         self._adapter: Adapter16 | Adapter201 | None = None
-        self._statuses: list[tuple[int, Status]] = []
+        self._statuses: list[tuple[int, Status, bool]] = []  # (evse, status, even if sent)
         self._triggers: list[tuple[str, int | None]] = []
         self._follow_ups: list[tuple[str, FollowUp]] = []  # CALLs a command handler asked for
         self._refused: set[tuple[str, str]] = set()  # (action, error code) warned about
-        self.connects = 0  # successful boots, for tests and /state
+        self.connects = 0  # accepted boots, for tests and /state
         self._booted = False  # the current connection got past BootNotification
         self._boot_reason = "PowerUp"  # 2.0.1 BootReason of the next boot
         station.listener = self
@@ -84,7 +102,7 @@ class Link:
     # --- Listener ------------------------------------------------------------------------
     def status_changed(self, evse_id: int, status: Status) -> None:
         if self.station.online:
-            self._statuses.append((evse_id, status))
+            self._statuses.append((evse_id, status, False))
             self._wake.set()
 
     def queued(self) -> None:
@@ -143,11 +161,13 @@ class Link:
         attempt = 0
         while True:
             await self._want_up.wait()
+            appointment = None
             try:
                 booted = await self._connect_once()
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
                 log.info("%s: link lost: %r", self.station.id, exc)
                 booted = False
+                appointment = retry_after_s(exc)
             except CALL_REFUSED as exc:  # only BootNotification's CALLERROR gets here
                 log.warning("%s: the CSMS refused BootNotification: %r", self.station.id, exc)
                 booted = False
@@ -164,6 +184,8 @@ class Link:
                 high=self.settings.reconnect_max_s,
                 rng=self._rng,
             )
+            if appointment is not None:  # the CSMS said when (a 503 or a 429): come back then
+                delay = appointment
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reconnect_signal(), delay)
 
@@ -186,6 +208,7 @@ class Link:
             url,
             subprotocols=[Subprotocol(subprotocol)],
             additional_headers=headers,
+            ssl=self._tls,
             open_timeout=10,
         ) as ws:
             if ws.subprotocol != subprotocol:
@@ -215,21 +238,53 @@ class Link:
             return self._booted
 
     async def _converse(self, adapter: Adapter16 | Adapter201) -> None:
-        station, config = self.station, self.station.config
-        accepted, current, interval = await adapter.boot(self._boot_reason)
-        while not accepted:
-            await self._until_next_boot(interval or 10)
-            accepted, current, interval = await adapter.boot(self._boot_reason)
+        """Boots until accepted, then works; a later boot answered otherwise (one the CSMS
+        asked for with TriggerMessage) sends the charger back to waiting for acceptance."""
+        answer = await adapter.boot(self._boot_reason)
+        while True:
+            answer = await self._until_accepted(adapter, answer)
+            self._accepted(adapter, answer)
+            answer = await self._work(adapter)
+            self.station.online = False
+            log.warning(
+                "%s: a boot was answered %s: waiting to be accepted again",
+                self.station.id,
+                answer[0],
+            )
+
+    async def _until_accepted(self, adapter: Adapter16 | Adapter201, answer: Boot) -> Boot:
+        """Boots again after each interval, or at once when the CSMS asks for it, until a boot
+        is answered Accepted."""
+        while answer[0] != ACCEPTED:
+            asked = await self._until_next_boot(adapter, answer[0], answer[2] or 10)
+            answer = await adapter.boot("Triggered" if asked else self._boot_reason)
+        return answer
+
+    def _adopt(self, answer: Boot) -> None:
+        """The CSMS's time and heartbeat interval from an accepted boot."""
+        _, current, interval = answer
         if current is not None:
-            station.set_time(current)
+            self.station.set_time(current)
         if interval > 0:
-            config.set("HeartbeatInterval", str(interval))
-        self._statuses = [(i, c.status) for i, c in station.connectors.items()]
+            self.station.config.set("HeartbeatInterval", str(interval))
+
+    def _accepted(self, adapter: Adapter16 | Adapter201, answer: Boot) -> None:
+        station = self.station
+        self._adopt(answer)
+        # every connector after an accepted boot (B01.FR.05), even one reported while pending
+        self._statuses = [(i, c.status, True) for i, c in station.connectors.items()]
+        self._triggers = [t for t in self._triggers if t[0] != BOOT]  # answered by this boot
         station.online = True
         self._booted = True
         self._boot_reason = "PowerUp"
         self.connects += 1
         log.info("%s: booted (OCPP %s)", station.id, adapter.version)
+
+    async def _work(self, adapter: Adapter16 | Adapter201) -> Boot:
+        """Announces the settlement key, then reports statuses, answers triggers, delivers
+        the queue, says ``Synced`` and heartbeats; returns the answer of a later boot that
+        was not Accepted."""
+        station, config = self.station, self.station.config
         jwk = json.dumps(station.key.public.to_jwk())
         answer = await self._optional(
             "DataTransfer SettlementKey", adapter.vendor.send(MSG_SETTLEMENT_KEY, jwk)
@@ -244,10 +299,13 @@ class Link:
                 station.reset_when_idle = False
                 self.reconnect()
             while self._statuses:
-                evse_id, status = self._statuses.pop(0)
-                await self._optional("StatusNotification", adapter.send_status(evse_id, status))
+                evse_id, status, force = self._statuses.pop(0)
+                sending = adapter.send_status(evse_id, status, force=force)
+                await self._optional("StatusNotification", sending)
             while self._triggers:
-                await self._answer_trigger(adapter, *self._triggers.pop(0))
+                refused = await self._answer_trigger(adapter, *self._triggers.pop(0))
+                if refused is not None:
+                    return refused
             await self._send_follow_ups()
             delivered = await queue.drain(station.store, config, adapter, station.now())
             # Synced after the queue is drained on reconnect, and after each later settlement
@@ -268,20 +326,46 @@ class Link:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _until_next_boot(self, wait_s: float) -> None:
-        """Boot not accepted yet (Pending): until the next BootNotification is due, send only
-        what the CSMS itself asked for, such as the report of a GetBaseReport it sent while
-        it keeps the charger pending (B02)."""
+    async def _until_next_boot(
+        self, adapter: Adapter16 | Adapter201, status: str, wait_s: float
+    ) -> bool:
+        """Boot not accepted: waits until the next BootNotification is due. While Pending it
+        sends only what the CSMS asked for (the report of a GetBaseReport, a triggered status
+        or heartbeat: B02), and returns True at once when asked for a boot; while Rejected it
+        sends nothing at all (B03)."""
         due = asyncio.ensure_future(self.station.clock.sleep(wait_s))
         try:
             while not due.done():
                 self._wake.clear()
-                await self._send_follow_ups()
+                if status == PENDING:
+                    if await self._asked_while_pending(adapter):
+                        return True
+                elif self._follow_ups:
+                    what = ", ".join(w for w, _ in self._follow_ups)
+                    log.warning("%s: %s, not sending %s", self.station.id, status, what)
+                    self._follow_ups.clear()
                 woken = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait({due, woken}, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
         finally:
             due.cancel()
+        return False
+
+    async def _asked_while_pending(self, adapter: Adapter16 | Adapter201) -> bool:
+        """Sends what a pending charger was asked for; True when that includes a boot.
+        Triggered meter values wait for acceptance (no transaction data before it)."""
+        await self._send_follow_ups()
+        boot, later = False, []
+        while self._triggers:
+            what, evse_id = self._triggers.pop(0)
+            if what == BOOT:
+                boot = True
+            elif what in _TRIGGERABLE_WHILE_PENDING:
+                await self._answer_trigger(adapter, what, evse_id)
+            else:
+                later.append((what, evse_id))
+        self._triggers[:0] = later
+        return boot
 
     async def _send_follow_ups(self) -> None:
         while self._follow_ups:
@@ -313,11 +397,16 @@ class Link:
 
     async def _answer_trigger(
         self, adapter: Adapter16 | Adapter201, what: str, evse_id: int | None
-    ) -> None:
+    ) -> Boot | None:
+        """Sends what a TriggerMessage asked for; a boot's answer when it was not Accepted."""
         station = self.station
         ids = [evse_id] if evse_id else list(station.connectors)
-        if what == "BootNotification":
-            await self._optional(what, adapter.boot("Triggered"))
+        if what == BOOT:
+            answer = await self._optional(what, adapter.boot("Triggered"))
+            if answer is not None and answer[0] != ACCEPTED:
+                return answer
+            if answer is not None:
+                self._adopt(answer)
         elif what == "Heartbeat":
             await self._heartbeat(adapter)
         elif what == "StatusNotification":
@@ -327,3 +416,4 @@ class Link:
         elif what == "MeterValues":
             for i in ids:
                 await self._optional(what, adapter.send_meter_values(i))
+        return None

@@ -19,6 +19,9 @@ class StationSettings:
     csms_url: str = "ws://127.0.0.1:8000/ocpp"
     ocpp_version: str = "1.6"
     password: str | None = field(default=None, repr=False)  # kept out of logs and reprs
+    ca_file: Path | None = None  # CA of the CSMS's server certificate (wss://)
+    client_cert_file: Path | None = None  # security profile 3: this charger's certificate
+    client_key_file: Path | None = None  # its private key (None: in client_cert_file)
     evses: int = 1
     state_dir: Path = Path("var/cp")
     control_port: int | None = None
@@ -50,6 +53,16 @@ class StationSettings:
             raise ValueError("a charger has at least one EVSE")
         if not self.time_scale > 0:
             raise ValueError("--time-scale must be positive")
+        tls_files = (self.ca_file, self.client_cert_file, self.client_key_file)
+        if not self.uses_tls and any(f is not None for f in tls_files):
+            raise ValueError("--ca-file, --client-cert and --client-key need a wss:// CSMS URL")
+        if self.client_key_file is not None and self.client_cert_file is None:
+            raise ValueError("--client-key needs --client-cert")
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the link speaks TLS (a ``wss://`` CSMS URL)."""
+        return self.csms_url.lower().startswith("wss://")
 
     @classmethod
     def from_settings(cls, settings: Settings, **given: Any) -> StationSettings:
@@ -74,6 +87,9 @@ class StationSettings:
             "card_token_type": settings.cp_card_token_type,
             "call_timeout_s": settings.ocpp_call_timeout_s,
             "password": settings.cp_password or None,
+            "ca_file": _path(settings.cp_ca_file),
+            "client_cert_file": _path(settings.cp_client_cert_file),
+            "client_key_file": _path(settings.cp_client_key_file),
         }
         base.update({k: v for k, v in given.items() if v is not None and v is not False})
         return cls(**base)
@@ -103,3 +119,8 @@ class StationSettings:
             "NumberOfConnectors": self.evses,
             "IdentificationSecret": "",
         }
+
+
+def _path(value: str) -> Path | None:
+    """A file setting: empty means unset."""
+    return Path(value) if value else None

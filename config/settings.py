@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QRCHARGE_", extra="ignore")
 
     environment: Literal["development", "production"]
+    log_format: Literal["text", "json"]
     issuer: str
     public_base_url: str
     data_dir: Path
@@ -71,7 +72,10 @@ class Settings(BaseSettings):
     host: str
     port: int
     database_url: str
-    admin_api_key: str
+    admin_api_key: str = Field(repr=False)
+    api_docs: bool
+    metrics_bind: str
+    sandbox_payments_not_real_money: bool
     auto_register_chargers: bool
     heartbeat_interval_s: int
     ocpp_call_timeout_s: float
@@ -80,6 +84,9 @@ class Settings(BaseSettings):
     notification_limit: int
     tls_cert_file: str
     tls_key_file: str
+    tls_client_ca_file: str = ""  # CA of chargers' client certificates; empty: ca_cert_file
+    charger_auth_max_failures: int
+    charger_auth_lockout_s: float
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
     ca_cert_file: str
     ca_key_file: str
@@ -98,6 +105,8 @@ class Settings(BaseSettings):
     # orders and settlements (issue 5b)
     auto_capture_s: int
     reaper_interval_s: float
+    upload_rate_per_driver: int
+    upload_rate_per_client: int
 
     cp_state_dir: Path
     cp_meter_interval_s: float
@@ -111,6 +120,9 @@ class Settings(BaseSettings):
     cp_message_retry_s: float
     cp_max_power_w: int
     cp_password: str = Field(default="", repr=False)  # Basic-auth password; never logged
+    cp_ca_file: str = ""  # CA of the CSMS's TLS certificate (wss://); empty: the system's
+    cp_client_cert_file: str = ""  # client certificate (security profile 3)
+    cp_client_key_file: str = ""  # its key; empty: in cp_client_cert_file
     cp_card_token_type: CardTokenType
 
     @model_validator(mode="before")

@@ -12,19 +12,25 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from wsgiref.simple_server import WSGIServer
 
 import uvicorn
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from prometheus_client import start_http_server
 
 from config.settings import Settings
+from csms.api.docs import mount_docs
+from csms.api.request_ids import RequestIds
 from csms.api.routes import (
     admin_chargers,
     admin_commands,
     admin_id_tags,
     admin_notifications,
     admin_transactions,
+    health,
     keys,
+    metrics,
 )
 from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, DecodeGate
 from csms.charger_ca import configured_ca
@@ -39,9 +45,11 @@ from csms.errors import (
     StoreError,
 )
 from csms.keys import KeyManager
+from csms.password_throttle import PasswordThrottle
 from csms.passwords import PasswordVerifier
 from csms.payments import SettlementSink, StoreOnlySink
 from csms.payments.wiring import PaymentSide
+from csms.production import check_production
 from csms.protocol.authorization import AuthorizationPolicy, LocalTagPolicy
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
 from csms.protocol.endpoint import router as ocpp_router
@@ -50,6 +58,7 @@ from csms.store.db import Database, migrate
 from csms.store.message_log import MessageLogWriter
 from csms.store.types import utcnow
 from csms.store.writer import StoreWriter
+from csms.tls import TlsWebSocketProtocol, uvicorn_tls_options
 from csms.web import mount_web
 
 LOG = logging.getLogger("csms")
@@ -70,6 +79,7 @@ def create_app(
     With ``payments`` (the default) the payment side is wired in: drivers, wallets, billing,
     orders, settlements (the default sink and order-id policy) and its background reaper.
     """
+    check_production(settings)
     side = PaymentSide(settings, clock=clock) if payments else None
 
     @contextlib.asynccontextmanager
@@ -108,11 +118,18 @@ def create_app(
             clock=clock,
             decodes=DecodeGate(slots=2, waiting=8),
             charger_ca=charger_ca,
+            password_throttle=PasswordThrottle(
+                max_failures=settings.charger_auth_max_failures,
+                lockout_s=settings.charger_auth_lockout_s,
+                clock=lambda: clock().timestamp(),  # the app's clock (tests move it)
+            ),
         )
         app.state.ctx = ctx
         writer = asyncio.create_task(message_log.run(), name="message-log")
         store_task = asyncio.create_task(store_writer.run(), name="store-writer")
         checkpoints = asyncio.create_task(db.run_checkpoints(), name="wal-checkpoints")
+        gauges = asyncio.create_task(metrics.refresh_forever(ctx), name="metrics")
+        listener = _metrics_listener(settings.metrics_bind)
         if side is not None:
             side.start()
         try:
@@ -125,21 +142,30 @@ def create_app(
             )
             if side is not None:
                 await side.close()
+            if listener is not None:
+                listener.shutdown()
             writer.cancel()
             store_task.cancel()
             checkpoints.cancel()
-            await asyncio.gather(writer, store_task, checkpoints, return_exceptions=True)
+            gauges.cancel()
+            await asyncio.gather(writer, store_task, checkpoints, gauges, return_exceptions=True)
             await message_log.flush()
             await db.dispose()
             ctx.decodes.close()
 
+    docs = settings.api_docs
     app = FastAPI(
+        docs_url=None,  # our own pages below: their scripts are served here, not by a CDN
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
         title="qrcharge CSMS",
         summary="OCPP 1.6J / 2.0.1 central system with offline scan-to-pay",
         version="0.1.0",
         lifespan=lifespan,
     )
     for router in (
+        health.router,
+        metrics.router,
         ocpp_router,
         keys.router,
         admin_chargers.router,
@@ -151,10 +177,24 @@ def create_app(
         app.include_router(router)
     app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, per_prefix={"/api/v1/settlements": PHOTO_REQUEST_BYTES})
+    app.add_middleware(RequestIds)  # added last: outermost, so the 413s carry an id too
     if side is not None:
         side.install(app)
+    if docs:
+        mount_docs(app)
     mount_web(app, settings)
     return app
+
+
+def _metrics_listener(bind: str) -> WSGIServer | None:
+    """Prometheus's own HTTP listener on ``host:port`` (no key: bind it to a private
+    interface), or None when ``metrics_bind`` is empty."""
+    if not bind:
+        return None
+    host, _, port = bind.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1")
+    LOG.info("metrics on http://%s:%s/metrics", host or "127.0.0.1", port)
+    return server
 
 
 def _local_tags(db: Database, clock: Callable[[], datetime]) -> AuthorizationPolicy:
@@ -199,7 +239,7 @@ def server_config(
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
-        "ws": "websockets-sansio",
+        "ws": TlsWebSocketProtocol,  # websockets-sansio, with the peer's certificate in scope
         "ws_max_size": settings.ocpp_max_frame_bytes * WS_HARD_LIMIT_FACTOR,
         "ws_ping_interval": 60.0,
         "ws_ping_timeout": 60.0,
@@ -212,8 +252,6 @@ def server_config(
     options["proxy_headers"] = bool(settings.trusted_proxies)
     if settings.trusted_proxies:
         options["forwarded_allow_ips"] = settings.trusted_proxies
-    if settings.tls_cert_file:
-        options["ssl_certfile"] = settings.tls_cert_file
-        options["ssl_keyfile"] = settings.tls_key_file or None
+    options.update(uvicorn_tls_options(settings))
     options.update(overrides)
     return uvicorn.Config(app if app is not None else create_app(settings), **options)  # type: ignore[arg-type]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from config.logs import configure as configure_logs
 from config.settings import load_settings
+from csms.errors import UnsafeForProduction
+from csms.production import check_production
 
 
 def register(subparsers: Any) -> None:
@@ -29,6 +33,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
     parser.add_argument("--config", type=Path, help="a TOML file of settings")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or json: one JSON object per line with the charger, order, "
+        "transaction and request ids (setting log_format)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -46,15 +56,27 @@ class _DenialNoise(logging.Filter):
 def run(args: argparse.Namespace) -> int:
     from csms.app import server_config
 
-    settings = load_settings(
-        args.config,
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        database_url=args.database_url,
-    )
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    config = server_config(settings, log_level=args.log_level)  # configures uvicorn's loggers
+    try:
+        settings = load_settings(
+            args.config,
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            database_url=args.database_url,
+        )
+        check_production(settings)
+    except (ValueError, UnsafeForProduction) as exc:  # also pydantic's ValidationError
+        print(f"qrcharge csms: {exc}", file=sys.stderr)
+        return 2
+    log_format = args.log_format or settings.log_format
+    configure_logs(args.log_level, log_format)
+    # text: uvicorn's own handlers, as before; json: its loggers reach ours (one format)
+    uvicorn_logs: dict[str, Any] = {} if log_format == "text" else {"log_config": None}
+    try:
+        config = server_config(settings, log_level=args.log_level, **uvicorn_logs)
+    except ValueError as exc:  # settings that cannot serve (TLS files, production without TLS)
+        print(f"qrcharge csms: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
     tune_gc()
     try:

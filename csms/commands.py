@@ -36,6 +36,15 @@ class ChargerLink(Protocol):
         """Queues a CALL whose answer nobody waits for (logged); may raise ChargerBusy."""
         ...
 
+    @property
+    def accepted(self) -> bool:
+        """Whether the charger's registration lets it work on this connection."""
+        ...
+
+    def registration_decided(self, registration: str) -> None:
+        """The operator changed the charger's registration while it is connected."""
+        ...
+
     async def close(self, reason: str) -> None: ...
 
 
@@ -78,7 +87,8 @@ class CommandDispatcher(Protocol):
     def connected(self) -> list[str]: ...
 
     def broadcast(self, action: str, payload: JsonObject) -> int:
-        """Queues a CALL to every connected charger without waiting; how many got it."""
+        """Queues a CALL to every connected charger that is accepted, without waiting; how
+        many got it (a charger not accepted is not sent our keys or anything unasked)."""
         ...
 
 
@@ -105,7 +115,7 @@ class LocalDispatcher:
         sent = 0
         for charger_id in self._registry.connected():
             link = self._registry.get(charger_id)
-            if link is None:
+            if link is None or not link.accepted:
                 continue
             try:
                 link.post(action, payload)

@@ -11,6 +11,7 @@ from csms.api.uploads import DecodeGate
 from csms.charger_ca import ChargerCa
 from csms.commands import CommandDispatcher, ConnectionRegistry
 from csms.keys import KeyManager
+from csms.password_throttle import PasswordThrottle
 from csms.passwords import PasswordVerifier
 from csms.payments import SettlementSink
 from csms.protocol.authorization import AuthorizationPolicy
@@ -36,6 +37,8 @@ class CsmsContext:
     clock: Callable[[], datetime]
     decodes: DecodeGate = field(default_factory=DecodeGate)  # uploaded photos being read
     charger_ca: ChargerCa | None = None  # signs chargers' CSRs; None: SignCertificate Rejected
+    # wrong charger passwords per address (the app builds it from the settings)
+    password_throttle: PasswordThrottle = field(default_factory=PasswordThrottle.off)
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

@@ -27,6 +27,14 @@ class CsmsError(Exception):
     """Root of every error raised by :mod:`csms`."""
 
 
+class UnsafeForProduction(CsmsError):
+    """``environment = "production"`` with settings that are not fit for it (each named)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("refusing to start in production: " + "; ".join(problems))
+        self.problems = problems
+
+
 class StoreError(CsmsError):
     """The database refused an operation or a row that must exist is missing."""
 

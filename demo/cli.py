@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config.logs import configure as configure_logs
+from config.settings import load_settings
 from demo.errors import DemoError
 
 if TYPE_CHECKING:
@@ -46,6 +48,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", type=Path, help="a TOML file of settings")
     parser.add_argument("--info-file", type=Path, help="write the URLs and ids as JSON here")
     parser.add_argument("--log-level", default="warning", help="log level")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or json: one JSON object per line with the charger, order, "
+        "transaction and request ids (setting log_format)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -75,9 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from demo.fleet import default_fleet
     from demo.runner import DemoOptions, run_until_stopped
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_format = args.log_format or load_settings(args.config).log_format
+    configure_logs(args.log_level, log_format)
     logging.getLogger("ocpp").setLevel(logging.WARNING)
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="qrcharge-demo-"))
     data_dir: Path = args.data_dir if temp is None else temp
@@ -89,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         config=args.config,
         log_level=args.log_level.lower(),
+        log_format=log_format,
     )
 
     def ready(info: DemoInfo) -> None:

@@ -15,6 +15,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -40,6 +41,7 @@ class DemoOptions:
     time_scale: float = 1.0
     config: Path | None = None
     log_level: str = "warning"
+    log_format: str = "text"  # json: uvicorn's loggers go through ours (config.logs)
     settings_overrides: dict[str, object] = field(default_factory=dict)
 
 
@@ -111,7 +113,10 @@ async def running_demo(options: DemoOptions) -> AsyncIterator[DemoInfo]:
     app.include_router(create_router(control_urls, {s.id: s.ocpp_version for s in options.fleet}))
     from csms.app import server_config
 
-    server = uvicorn.Server(server_config(settings, app, log_level=options.log_level))
+    uvicorn_logs: dict[str, Any] = {} if options.log_format == "text" else {"log_config": None}
+    server = uvicorn.Server(
+        server_config(settings, app, log_level=options.log_level, **uvicorn_logs)
+    )
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="demo-csms")
     fleet: list[RunningCharger] = []

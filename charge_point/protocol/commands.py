@@ -70,10 +70,19 @@ def remote_start(
     remote_start_id: int | None,
     token_type: str = ORDER_TOKEN_TYPE,
 ) -> bool:
+    """False (the answer is Rejected) while the CSMS has not accepted the charger: the
+    station is offline until a boot is answered Accepted (2.0.1 B02.FR.05)."""
+    if not ctx.station.online:
+        log.info("remote start of %s refused: the charger is not accepted", id_tag)
+        return False
     return ctx.station.remote_start(id_tag, evse_id, remote_start_id, token_type)
 
 
 def remote_stop(ctx: CommandContext, transaction_id: str) -> bool:
+    """Refused like :func:`remote_start` while the charger is not accepted."""
+    if not ctx.station.online:
+        log.info("remote stop of %s refused: the charger is not accepted", transaction_id)
+        return False
     return ctx.station.remote_stop(transaction_id)
 
 

@@ -71,14 +71,15 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
         self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
 
     # --- outgoing ------------------------------------------------------------------------
-    async def boot(self, reason: str = "PowerUp") -> tuple[bool, float | None, int]:
-        """BootNotification (1.6 has no boot reason)."""
+    async def boot(self, reason: str = "PowerUp") -> tuple[str, float | None, int]:
+        """BootNotification (1.6 has no boot reason): (registration status, CSMS time,
+        interval)."""
         answer = await self.call(
             call.BootNotification(charge_point_model=MODEL, charge_point_vendor=VENDOR),
             suppress=False,
         )
         current = parse_ocpp_timestamp(answer.current_time).timestamp()
-        return answer.status == "Accepted", current, int(answer.interval)
+        return str(answer.status), current, int(answer.interval)
 
     async def heartbeat(self) -> float:
         answer = await self.call(call.Heartbeat(), suppress=False)

@@ -105,7 +105,8 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
         self._sent_status: dict[int, str] = {}
 
     # --- outgoing ------------------------------------------------------------------------
-    async def boot(self, reason: str = "PowerUp") -> tuple[bool, float | None, int]:
+    async def boot(self, reason: str = "PowerUp") -> tuple[str, float | None, int]:
+        """BootNotification: (registration status, CSMS time, interval)."""
         answer = await self.call(
             call.BootNotification(
                 charging_station={"model": MODEL, "vendor_name": VENDOR}, reason=reason
@@ -113,7 +114,7 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
             suppress=False,
         )
         current = parse_ocpp_timestamp(answer.current_time).timestamp()
-        return answer.status == "Accepted", current, int(answer.interval)
+        return str(answer.status), current, int(answer.interval)
 
     async def heartbeat(self) -> float:
         answer = await self.call(call.Heartbeat(), suppress=False)

@@ -12,6 +12,7 @@ released (7.10), charge the amount as a debt. The capture is one synchronous uni
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -19,8 +20,11 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from config.logs import bind
+from csms import metrics
 from csms.payments import postings, statements
 from csms.payments.billing_rules import stored
+from csms.payments.errors import AlreadyCaptured
 from csms.payments.lifecycle import (
     OrderEvent,
     PaymentEvent,
@@ -42,6 +46,8 @@ from qr_extension.tariff import (
     currency_exponent,
     usage_from_claim,
 )
+
+LOG = logging.getLogger("csms.payments")
 
 
 async def get_payment(session: AsyncSession, payment_id: int, *, user_id: int | None) -> Payment:
@@ -129,8 +135,10 @@ def capture_unit(
     kind: str,
     now: datetime,
     user_id: int | None = None,
+    first: bool = False,
 ) -> Receipt:
-    """Captures the payment once and returns its receipt (the same receipt on a repeat).
+    """Captures the payment once and returns its receipt (the same receipt on a repeat, or,
+    with ``first``, :class:`AlreadyCaptured`: the caller must know whether it captured).
 
     Synchronous and does not commit: the unit of work of a confirm or an automatic capture
     (:func:`confirm_payment`, or :func:`capture_payment` on an async session).
@@ -147,6 +155,8 @@ def capture_unit(
     order = statements.loaded(Order, rows[1])
     record = statements.loaded(SettlementRecord, rows[2])
     if payment.status != PaymentState.PENDING:
+        if first:
+            raise AlreadyCaptured(f"payment {payment_id} was captured already")
         existing = statements.RECEIPT_OF_PAYMENT.first(connection, params)
         if existing is None:
             raise Conflict(f"payment {payment_id} captured, receipt not yet written")
@@ -201,12 +211,24 @@ async def confirm_payment(
     """Captures the payment once, in one unit of work in the database thread (committed when
     this returns), and returns its receipt; PaymentNotFound for an unknown payment or one of
     another driver (``user_id``)."""
-    return await in_worker(
-        db,
-        lambda session: capture_unit(
-            session, payment_id=payment_id, kind=kind, now=now, user_id=user_id
-        ),
-    )
+    try:
+        receipt = await in_worker(
+            db,
+            lambda session: capture_unit(
+                session, payment_id=payment_id, kind=kind, now=now, user_id=user_id, first=True
+            ),
+        )
+    except AlreadyCaptured:  # a repeat (or the reaper was first): the receipt issued then
+        return await in_worker(
+            db,
+            lambda session: capture_unit(
+                session, payment_id=payment_id, kind=kind, now=now, user_id=user_id
+            ),
+        )
+    metrics.payment_captured(kind, receipt.amount)
+    with bind(order_id=receipt.order_id):
+        LOG.info("payment %s captured (%s): %s", payment_id, kind, receipt.amount)
+    return receipt
 
 
 async def capture_payment(

@@ -77,6 +77,10 @@ class RefundExceeded(PaymentError):
         self.asked = asked
 
 
+class AlreadyCaptured(PaymentError):
+    """A capture asked to be the first found the payment captured already (by another)."""
+
+
 class ProviderError(PaymentError):
     """The payment provider failed or refused an operation."""
 

@@ -13,6 +13,7 @@ one hop (decision D14); :func:`create_order` runs it on a caller's async session
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from functools import lru_cache
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from config.logs import bind
 from config.settings import Settings
 from csms.keys import KeyManager
 from csms.payments import postings, statements
@@ -43,6 +45,8 @@ from qr_extension.tariff import (
     tariff_from_claim,
     tariff_to_claim,
 )
+
+LOG = logging.getLogger("csms.orders")
 
 ORDER_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 ORDER_ID_LENGTH = 12  # 36^12 ~ 2^62; at most 15 for the QR budget (docs/protocol.md)
@@ -206,12 +210,15 @@ async def place_order(
     """
     request.kind()  # a malformed request is refused before the database is asked
     key = keys.active_signing_key(_epoch(now))
-    return await in_worker(
+    order = await in_worker(
         db,
         lambda session: order_unit(
             session, user_id=user_id, request=request, settings=settings, key=key, now=now
         ),
     )
+    with bind(order_id=order.id, charger_id=order.charger_id):
+        LOG.info("order placed for EVSE %s, hold %s", order.evse_id, order.hold_amount)
+    return order
 
 
 async def create_order(

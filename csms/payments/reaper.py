@@ -30,9 +30,10 @@ from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
+from csms import metrics
 from csms.commands import CommandDispatcher
 from csms.payments.capture import capture_unit
-from csms.payments.errors import PaymentError
+from csms.payments.errors import AlreadyCaptured, PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
 from csms.payments.limits import enforce_limits
 from csms.payments.orders import add_flag
@@ -104,16 +105,23 @@ class Reaper:
             ids = [i for i in rows.all() if i is not None]
         for payment_id in ids:
 
-            def work(session: Session, pid: int = payment_id) -> bool:
+            def work(session: Session, pid: int = payment_id) -> int | None:
                 payment = session.get(Payment, pid)
                 if payment is None or payment.status != PaymentState.PENDING:
-                    return False  # the driver or another process captured it
-                capture_unit(session, payment_id=pid, kind="auto", now=now)
-                return True
+                    return None  # the driver or another process captured it
+                try:  # the read above may be older than another reaper's commit
+                    receipt = capture_unit(
+                        session, payment_id=pid, kind="auto", now=now, first=True
+                    )
+                except AlreadyCaptured:
+                    return None
+                return receipt.amount
 
             try:
-                if await in_worker(self._db, work):
+                amount = await in_worker(self._db, work)
+                if amount is not None:
                     report.captured.append(payment_id)
+                    metrics.payment_captured("auto", amount)
             except PaymentError:
                 LOG.exception("auto-capture of payment %s failed", payment_id)
 

@@ -18,7 +18,13 @@ from csms.bounds import Amount, DurationS, EnergyWh, EvseId
 from csms.payments.capture import breakdown_of, receipt_of
 from csms.payments.lifecycle import PaymentState
 from csms.payments.orders import flags_of, snapshot
-from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
+from csms.store.models_orders import (
+    Order,
+    Payment,
+    Receipt,
+    SettlementRecord,
+    SettlementRejection,
+)
 from qr_extension.tariff import tariff_to_claim
 
 
@@ -119,6 +125,33 @@ class PaymentPublic(BaseModel):
     created_at: datetime
     captured_at: datetime | None
     receipt_id: int | None = None
+
+
+class RejectionPublic(BaseModel):
+    """A refused settlement as the operator sees it: why, whose, when (first and last), how
+    often, and the token's digest and head (the whole token when it was no longer)."""
+
+    id: int
+    reason: str
+    detail: str
+    source: str
+    charger_id: str | None
+    order_id: str | None
+    kid: str | None
+    user_id: int | None  # the driver who uploaded it; None for a charger's DataTransfer
+    count: int
+    created_at: datetime
+    last_at: datetime
+    token_sha256: str
+    token_chars: int
+    token_head: str
+
+
+def rejection_public(row: SettlementRejection) -> RejectionPublic:
+    assert row.id is not None
+    return RejectionPublic(
+        **row.model_dump(exclude={"id", "user_id"}), id=row.id, user_id=row.user_id or None
+    )
 
 
 class ReceiptPublic(BaseModel):

@@ -14,8 +14,9 @@ All of them land on one :class:`SettlementRecord` per session:
   amount and the OCPP-metered cost is charged and the order flagged (7.8); OCPP data alone
   bills from the meter with the order's snapshot tariff.
 
-Refused settlements are stored as evidence (``settlement_rejections``), never raised into
-OCPP. Each copy is one unit of work in the database thread
+Refused settlements are stored as evidence (``settlement_rejections``, one row per distinct
+refusal with its repeats counted: :mod:`csms.payments.rejections`), never raised into OCPP.
+Each copy is one unit of work in the database thread
 (:func:`~csms.payments.unit_of_work.in_worker`: synchronous, one hop from the event loop, the
 ES256 verification inside it, next to the key it reads), and its retry resolves every race.
 """
@@ -33,7 +34,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from config.logs import bind
 from config.settings import Settings
+from csms import metrics
 from csms.payments import SettlementSource, TransactionChange, TransactionFacts, statements
 from csms.payments.billing_rules import (
     bill,
@@ -48,22 +51,21 @@ from csms.payments.lifecycle import (
 )
 from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import add_flag, snapshot
+from csms.payments.rejections import rejection_values, store_rejection
 from csms.payments.unit_of_work import Conflict, in_worker
 from csms.protocol.authorization import may_be_order_id
 from csms.store.db import Database
 from csms.store.models import Transaction
-from csms.store.models_orders import Order, Payment, SettlementRecord, SettlementRejection
+from csms.store.models_orders import Order, Payment, SettlementRecord
 from qr_extension import jws
 from qr_extension.errors import KeyFormatError
 from qr_extension.keys import PublicKey
 from qr_extension.refusal import Reason, Refusal
 from qr_extension.settlement import (
-    SETTLE_TYP,
     Settlement,
     check_settlement,
     parse_settlement,
     peek_parsed,
-    peek_settlement,
     verify_parsed_settlement,
 )
 from qr_extension.tariff import usage_to_claim
@@ -84,14 +86,6 @@ class SettlementOutcome:
 
 def _at(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-def _claimed_order(token: str) -> str | None:
-    """The order id a refused token claims (unverified: evidence for the operator only)."""
-    read = jws.read_header(token, typ=SETTLE_TYP)
-    if isinstance(read, Refusal):
-        return None
-    return _jti(jws.unverified_claims(read[0]))
 
 
 def _route(token: str) -> tuple[jws.Parsed, str, str, dict[str, Any]]:
@@ -153,10 +147,16 @@ class SettlementService:
     # --- signed settlements -----------------------------------------------------------------
 
     async def submit(
-        self, token: str, *, source: SettlementSource, charger_id: str | None = None
+        self,
+        token: str,
+        *,
+        source: SettlementSource,
+        charger_id: str | None = None,
+        user_id: int | None = None,
     ) -> SettlementOutcome:
         """Verifies a settlement and settles its order in one transaction; SettlementRefused
-        (stored as evidence) when it does not verify or match its order."""
+        (stored as evidence, with the uploading driver ``user_id``) when it does not verify
+        or match its order."""
         token = token.strip()
         now = self._clock()
         try:
@@ -164,12 +164,21 @@ class SettlementService:
                 self._db, lambda s: self._settle(s, token, source, charger_id, now)
             )
         except SettlementRefused as exc:
-            await self._reject(token, source, exc.refusal, charger_id)
+            metrics.settlement(source, exc.refusal.reason.value)
+            await self._reject(token, source, exc.refusal, charger_id, user_id)
             raise
+        metrics.settlement(source, "duplicate" if outcome.duplicate else "recorded")
+        with bind(order_id=outcome.order.id, txn=outcome.record.txn):
+            LOG.info(
+                "settlement from %s %s: charge %s",
+                source,
+                "matched an earlier copy" if outcome.duplicate else "recorded",
+                outcome.record.charge_amount,
+            )
         paid = outcome.payment is not None and outcome.payment.status != PaymentState.PENDING
         if source == "upload" and outcome.duplicate and paid:
             replay = Refusal(Reason.REPLAYED, f"order {outcome.order.id} is already paid")
-            await self._reject(token, source, replay, charger_id)
+            await self._reject(token, source, replay, charger_id, user_id)
             raise SettlementRefused(replay)
         return outcome
 
@@ -270,32 +279,24 @@ class SettlementService:
         connection.execute(statements.INSERT_INBOX[connection.dialect.name], values)
 
     async def _reject(
-        self, token: str, source: str, refusal: Refusal, charger_id: str | None
+        self,
+        token: str,
+        source: str,
+        refusal: Refusal,
+        charger_id: str | None,
+        user_id: int | None,
     ) -> None:
-        """Stores the refusal as evidence (and an uploaded token in the inbox)."""
-        peeked = peek_settlement(token)
-        if isinstance(peeked, tuple):
-            charger_id = charger_id or peeked[0]
-        order_id = _claimed_order(token)
-        now = self._clock()
-        sha256 = hashlib.sha256(token.encode()).hexdigest()
-
-        def store(session: Session) -> None:  # rows built per attempt: a retry starts afresh
-            if source == "upload":
-                self._store_upload(session, token, charger_id or "?", now)
-            session.add(
-                SettlementRejection(
-                    charger_id=(charger_id or None) and charger_id[:48],
-                    order_id=order_id,
-                    source=source,
-                    reason=refusal.reason.value,
-                    detail=refusal.detail[:500],
-                    token_sha256=sha256,
-                    created_at=now,
-                )
-            )
-
-        await in_worker(self._db, store)
+        """Stores the refusal as evidence, or counts it on its earlier copy
+        (:mod:`csms.payments.rejections`)."""
+        values = rejection_values(
+            token,
+            source=source,
+            refusal=refusal,
+            charger_id=charger_id,
+            user_id=user_id,
+            now=self._clock(),
+        )
+        await in_worker(self._db, lambda session: store_rejection(session, values))
 
     def _record_signed(
         self,

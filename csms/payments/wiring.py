@@ -3,9 +3,9 @@
 :class:`PaymentSide` builds, for one app: the settlement sink (:class:`SettlementService`),
 the authorization policy for order ids (falling back to the CSMS's local RFID tags), the
 routers and error handlers of both payment halves (drivers/billing/wallet from
-:mod:`csms.api.routes.money`, orders/settlements/payments/operator views here), and the
-reaper background task, which it owns: started after the app's context exists, cancelled at
-shutdown.
+:mod:`csms.api.routes.money`, orders/settlements/payments/operator views here), the rate of
+settlement uploads (:class:`~csms.api.upload_rate.UploadRate`), and the reaper background
+task, which it owns: started after the app's context exists, cancelled at shutdown.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from config.settings import Settings
 from csms.api.routes import admin_orders, money, orders, payments, settlements
+from csms.api.upload_rate import UploadRate
 from csms.billing.resolve import billing_model_for
 from csms.payments import wallet as wallet_module
 from csms.payments.order_policy import OrderAuthorizationPolicy
@@ -46,6 +47,11 @@ class PaymentSide:
         self.clock = clock
         self.wallet = wallet
         self.resolve_tariff = resolve_tariff
+        self.upload_rate = UploadRate(
+            per_driver=settings.upload_rate_per_driver,
+            per_client=settings.upload_rate_per_client,
+            clock=lambda: clock().timestamp(),  # the app's clock (tests move it)
+        )
         self.service: SettlementService | None = None
         self.reaper: Reaper | None = None
         self._task: asyncio.Task[None] | None = None

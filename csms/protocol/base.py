@@ -12,15 +12,18 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
 from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
-from ocpp.exceptions import InternalError, OCPPError
+from ocpp.exceptions import InternalError, OCPPError, SecurityError
 from ocpp.messages import Call, CallError, CallResult, MessageType
 from ocpp.routing import on as _library_on
 
+from config.logs import bind
+from csms import metrics
 from csms.errors import (
     ChargerBusy,
     CommandRejected,
@@ -31,6 +34,7 @@ from csms.errors import (
 from csms.protocol import fast_schema, violations
 from csms.protocol.frames import FrameError, error_code_for, oversized, parse_frame
 from csms.protocol.naming import to_camel, to_snake
+from csms.protocol.registration import ACCEPTED, BOOT, REJECTED, Registration
 
 LOG = logging.getLogger("csms.protocol")
 OUTBOX_SIZE = 16  # commands waiting per connection; more is ChargerBusy, never an unbounded queue
@@ -86,7 +90,9 @@ class _Outgoing:
 
 
 class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
-    """The library's ChargePoint with our framing, error mapping and outgoing queue."""
+    """The library's ChargePoint with our framing, error mapping, outgoing queue and the
+    charger's registration (:mod:`csms.protocol.registration`), which decides what it may
+    send: ``registration`` is the one stored for it when the connection opens."""
 
     _ocpp_version: str
 
@@ -98,13 +104,16 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         response_timeout_s: float,
         max_frame_bytes: int,
         handler_deadline_s: float = HANDLER_DEADLINE_S,
+        registration: str = ACCEPTED,
     ) -> None:
         super().__init__(charger_id, transport, response_timeout=response_timeout_s)
+        self.registration = Registration(registration)
         self._max_frame_bytes = max_frame_bytes
         self._handler_deadline_s = handler_deadline_s
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(OUTBOX_SIZE)
         self._deferred: list[_Outgoing] = []
         self._awaiting: str | None = None  # unique id of our CALL in flight
+        self._refused_with: str | None = None  # the CALLERROR code given to the current CALL
 
     @property
     def charger_id(self) -> str:
@@ -114,9 +123,35 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
     def ocpp_version(self) -> str:
         return self._ocpp_version
 
+    @property
+    def accepted(self) -> bool:
+        """Whether the charger may work (and be sent our keys) on this connection."""
+        return self.registration.accepted
+
     async def close(self, reason: str) -> None:
         """Closes the socket (a newer connection replaced this one, or shutdown)."""
         await self._connection.close(reason)
+
+    # --- registration -----------------------------------------------------------------------
+
+    def booted(self, status: str) -> None:
+        """The answer to the charger's BootNotification is ``status``."""
+        self.registration = self.registration.booted(status)
+
+    def registration_decided(self, registration: str) -> None:
+        """The operator set the charger's registration while it is connected. Acceptance is
+        taken away at once; the charger learns its registration from the answer to its next
+        boot, which it is asked for now (TriggerMessage), unless it was told it is Rejected
+        (a rejected charger is not spoken to: 2.0.1 B03.FR.03)."""
+        before = self.registration
+        self.registration = before.decided(registration)
+        if before.state == REJECTED or registration == before.state:
+            return
+        LOG.info("%s: registration set to %s; asking it to boot again", self.id, registration)
+        try:
+            self.post("TriggerMessage", {"requestedMessage": BOOT})
+        except ChargerBusy:
+            LOG.warning("%s: outbox full, no TriggerMessage BootNotification", self.id)
 
     # --- incoming ---------------------------------------------------------------------------
 
@@ -152,7 +187,12 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 await self._reply_error(msg, "a malformed frame")
                 return
             try:
-                await self._answer(msg)
+                txn = _transaction_of(msg.payload)
+                if txn is None:  # most messages: no binding to pay for
+                    await self._answer(msg)
+                else:
+                    with bind(txn=txn):
+                        await self._answer(msg)
             finally:
                 self._flush_deferred()
         except ConnectionEnded:
@@ -170,6 +210,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         (a schema violation, an unknown action) is answered with its description and the
         details fit to send back (:func:`~csms.protocol.violations.safe_details`)."""
         asked = _asked(msg)
+        started, self._refused_with = time.perf_counter(), None
         try:
             async with asyncio.timeout(self._handler_deadline_s):
                 await self._handle_call(msg)
@@ -190,12 +231,22 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             await self._reply_error(
                 FrameError(msg.unique_id, "InternalError", "an unexpected error occurred"), asked
             )
+        finally:
+            action = msg.action if msg.action in self.route_map else "unknown"
+            outcome = self._refused_with or "result"
+            metrics.call_received(action, outcome, time.perf_counter() - started)
 
     async def _handle_call(self, msg: Call) -> None:
         """The library's dispatch of one CALL (same routes, checks, conversions and errors),
         without its per-message overhead: schemas are checked inline by compiled validators
         (:mod:`csms.protocol.fast_schema`) instead of in a thread, key conversions are
-        memoised (:mod:`csms.protocol.naming`), and a handler's signature is read once."""
+        memoised (:mod:`csms.protocol.naming`), and a handler's signature is read once.
+        Before all that, a charger that is not accepted may send only what its registration
+        allows: anything else is a SecurityError, however malformed."""
+        if self.registration.state != ACCEPTED:
+            refusal = self.registration.refusal(msg.action)
+            if refusal is not None:
+                raise SecurityError(refusal.description(), refusal.details())
         handlers = self.route_map.get(msg.action)
         if handlers is None or "_on_action" not in handlers:
             raise violations.unknown_action(msg.action, self._ocpp_version)
@@ -214,7 +265,10 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             raise  # answered with details fit to send back
         except Exception as exc:  # the library answers a handler's failure itself
             self.logger.exception("Error while handling request '%s'", msg)
-            await self._send(msg.create_call_error(exc).to_json())
+            error = msg.create_call_error(exc)
+            self._refused_with = error.error_code
+            metrics.callerror_sent(error.error_code)
+            await self._send(error.to_json())
             return
         result = msg.create_call_result(to_camel(remove_nones(serialize_as_dict(response))))
         if validated:
@@ -239,6 +293,8 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
             json.dumps(answer.error_details, ensure_ascii=False),
         )
         if error.reply:
+            self._refused_with = answer.error_code
+            metrics.callerror_sent(answer.error_code)
             await self._send(answer.to_json())
 
     # --- outgoing ---------------------------------------------------------------------------
@@ -327,13 +383,16 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 await self._send(call.to_json())
                 response = await self._get_specific_response(call.unique_id, self._response_timeout)
             except TimeoutError as exc:
+                metrics.call_sent(action, "timeout")
                 raise CommandTimeout(f"{self.id}: no answer to {action}") from exc
             finally:
                 self._awaiting = None
         if isinstance(response, CallError) or response.message_type_id == MessageType.CallError:
+            metrics.call_sent(action, "callerror")
             raise CommandRejected(
                 response.error_code, response.error_description, response.error_details
             )
+        metrics.call_sent(action, "result")
         assert isinstance(response, CallResult)
         response.action = action
         try:
@@ -344,4 +403,17 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
                 f"the charger's {action} answer is invalid: {exc.description}",
                 exc.details,
             ) from exc
-        return dict(response.payload)
+        answer = dict(response.payload)
+        self.registration = self.registration.answered(action, payload, answer)
+        return answer
+
+
+def _transaction_of(payload: Any) -> str | None:
+    """The transaction a CALL is about (1.6 ``transactionId``, 2.0.1
+    ``transactionInfo.transactionId``), for the log lines of its handling."""
+    if not isinstance(payload, dict):
+        return None
+    found = payload.get("transactionId")
+    if found is None and isinstance(info := payload.get("transactionInfo"), dict):
+        found = info.get("transactionId")
+    return None if found is None else str(found)[:40]

@@ -3,7 +3,8 @@
 Charger to CSMS: ``SettlementKey`` (pin or replace the charger's key), ``Settlement`` (stored
 in ``settlement_inbox`` once per token, then handed to the settlement sink) and ``Synced``
 (``{"seq": n}``, stored in ``charger_sync``). The answer is ``Accepted`` once stored,
-``Rejected`` with the reason in ``data`` for bad input, ``UnknownMessageId`` /
+``Rejected`` with the reason in ``data`` for bad input (logged for keys and ``Synced``),
+``UnknownMessageId`` /
 ``UnknownVendorId`` otherwise. CSMS to charger: ``TrustedKeys``, the published key ring as a
 compact JWS signed by the active key, after every accepted boot and after a rotation.
 """
@@ -38,6 +39,7 @@ LOG = logging.getLogger("csms.data_transfer")
 ACCEPTED, REJECTED = "Accepted", "Rejected"
 UNKNOWN_MESSAGE, UNKNOWN_VENDOR = "UnknownMessageId", "UnknownVendorId"
 DATA_MAX_CHARS = 8000
+SEQ_MAX = 2**31 - 1  # a Synced seq, like every OCPP integer: 32-bit (its column is)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +114,24 @@ async def _settlement(ctx: CsmsContext, charger_id: str, token: str) -> DataTran
     return DataTransferAnswer(ACCEPTED)
 
 
-async def _synced(ctx: CsmsContext, charger_id: str, data: str) -> DataTransferAnswer:
+def synced_seq(data: str) -> int | str:
+    """The seq of a ``Synced`` (``{"seq": n}``, 0 <= n <= :data:`SEQ_MAX`), or why not."""
     try:
-        seq = json.loads(data)["seq"]
-    except (ValueError, KeyError, TypeError):
-        return DataTransferAnswer(REJECTED, 'malformed: data must be {"seq": n}')
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        return DataTransferAnswer(REJECTED, "malformed: seq must be a non-negative integer")
+        seq = json.loads(data, parse_constant=float)["seq"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return 'malformed: data must be {"seq": n}'
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return "malformed: seq must be an integer"
+    if not 0 <= seq <= SEQ_MAX:
+        return f"out of range: seq must be 0-{SEQ_MAX}"
+    return seq
+
+
+async def _synced(ctx: CsmsContext, charger_id: str, data: str) -> DataTransferAnswer:
+    seq = synced_seq(data)
+    if isinstance(seq, str):
+        LOG.warning("%s: Synced refused: %s", charger_id, seq)
+        return DataTransferAnswer(REJECTED, seq)
     now = ctx.clock()
     async with ctx.db.session() as session:
         row = (

@@ -1,10 +1,14 @@
 """The OCPP WebSocket endpoint ``/ocpp/{charge_point_id}``: transport only.
 
 Handshake: the subprotocol picks the version (``ocpp2.0.1`` preferred over ``ocpp1.6``; a
-client offering neither gets HTTP 400 saying so), then HTTP Basic auth (security profiles 1
-and 2; username = charger id). Unknown ids get 404, or are registered as ``Pending`` with the
-presented password when ``auto_register_chargers`` is on. A connection for a charger that is
-already connected replaces (closes) the old one.
+client offering neither gets HTTP 400 saying so), then the charger's security profile is
+checked against the connection's TLS client certificate and scheme
+(:mod:`csms.protocol.admission`: profile 3 is admitted by its certificate, a certificate naming
+another charger is refused with 403), then HTTP Basic auth (security profiles 1 and 2;
+username = charger id). Unknown ids get 404, or are registered as ``Pending`` with the
+presented password when ``auto_register_chargers`` is on. An address that sent too many wrong
+passwords gets 429 with ``Retry-After`` (:mod:`csms.password_throttle`). A connection for a
+charger that is already connected replaces (closes) the old one.
 
 After the handshake the connection runs two owned tasks, the reader and the outbox, until the
 peer leaves or a newer connection closes this one. Frames are text; their size is checked by
@@ -30,11 +34,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
+from config.logs import bind_for_task
+from csms import metrics
 from csms.context import CsmsContext
 from csms.errors import ChargerAuthError, ConnectionEnded, StoreError
+from csms.password_throttle import PasswordThrottled
 from csms.passwords import VerifierOverloaded, hash_password
-from csms.protocol import provisioning
+from csms.protocol import admission, provisioning
 from csms.protocol.base import CsmsChargePoint, Transport
+from csms.protocol.registration import PENDING, REJECTED, STATES
 from csms.protocol.v16 import ChargePoint16
 from csms.protocol.v201 import ChargePoint201
 from csms.store import chargers as store
@@ -109,10 +117,13 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
     return user, password
 
 
-async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) -> int:
+async def authenticate(
+    ctx: CsmsContext, charger_id: str, header: str | None, client: str | None = None
+) -> int:
     """0 when the charger may connect, else the HTTP status to refuse it with (a 503 from
-    the password verifier raises :class:`VerifierOverloaded`, which carries its
-    ``Retry-After``)."""
+    the password verifier raises :class:`VerifierOverloaded`, a 429 for an address that
+    guessed wrong too often :class:`PasswordThrottled`; both carry their ``Retry-After``).
+    ``client`` is the peer's address, whose wrong passwords are counted."""
     try:
         user, password = basic_credentials(header)
     except ChargerAuthError:
@@ -122,6 +133,7 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
         return 401
     if not _CHARGER_ID.fullmatch(charger_id):
         return 404  # no such charger can exist, and none is auto-registered
+    ctx.password_throttle.check(charger_id, client)  # before any lookup or argon2
     found = await ctx.db.reader.run(store.password_hash_of, charger_id)  # one hop, no pool
     if found is None:
         if not ctx.settings.auto_register_chargers:
@@ -134,6 +146,7 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
                     charger_id=charger_id,
                     password_hash=hashed,
                     registration=provisioning.PENDING,
+                    security_profile=admission.default_profile(ctx.settings),
                     now=ctx.clock(),
                 )
             except StoreError:
@@ -142,20 +155,24 @@ async def authenticate(ctx: CsmsContext, charger_id: str, header: str | None) ->
     (stored,) = found
     if stored is None:
         return 401
-    ok = await ctx.passwords.verify(charger_id, password, stored)
-    return 0 if ok else 401
+    if not await ctx.passwords.verify(charger_id, password, stored):
+        ctx.password_throttle.failed(charger_id, client)
+        return 401
+    ctx.password_throttle.succeeded(charger_id, client)
+    return 0
 
 
 async def _deny(
     websocket: WebSocket, status: int, reason: str, retry_after_s: int | None = None
 ) -> None:
     LOG.info("refused %s: %s %s", websocket.url.path, status, reason)
+    metrics.handshake_refused(_REFUSAL_LABELS.get(status, str(status)))
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": 'Basic realm="ocpp"'}
-        elif status == 503:
-            # the verifier's appointment, or (store congested) a spread of retries
+        elif status in (429, 503):
+            # the address's hold, the verifier's appointment, or (store congested) a spread
             retry = retry_after_s if retry_after_s is not None else random.randint(5, 30)
             headers = {"Retry-After": str(retry)}
         await websocket.send_denial_response(
@@ -165,10 +182,20 @@ async def _deny(
         await websocket.close(code=1008, reason=reason[:120])
 
 
+_REFUSAL_LABELS = {
+    400: "subprotocol",
+    401: "authentication",
+    403: "security_profile",
+    404: "unknown_charger",
+    409: "registering",
+    429: "throttled",
+    503: "busy",
+}
 _REASONS = {
     401: "charger authentication failed (HTTP Basic, username = charger id)",
     404: "unknown charger id",
     409: "charger is being registered, retry",
+    429: "too many wrong passwords from this address, retry after the Retry-After seconds",
     503: "CSMS busy (reconnect storm or store congested), retry after the Retry-After seconds",
 }
 
@@ -187,9 +214,19 @@ async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
         return
     retry_after_s = None
     try:
-        refused = await authenticate(ctx, charge_point_id, websocket.headers.get("authorization"))
+        admitted = await admission.admit(ctx, charge_point_id, websocket.scope)
+        if isinstance(admitted, admission.Refused):
+            await _deny(websocket, admitted.status, admitted.reason)
+            return
+        refused = 0
+        if admitted is admission.Admitted.PASSWORD_NEEDED:
+            header = websocket.headers.get("authorization")
+            client = websocket.client.host if websocket.client else None
+            refused = await authenticate(ctx, charge_point_id, header, client)
     except VerifierOverloaded as busy:  # reconnect storm: come back at the appointed time
         refused, retry_after_s = 503, busy.retry_after_s
+    except PasswordThrottled as held:  # this address guessed wrong too often
+        refused, retry_after_s = 429, held.retry_after_s
     except (PoolTimeout, OperationalError):  # store congested: let the charger come back later
         LOG.warning("%s: store busy during the handshake", charge_point_id)
         refused = 503
@@ -216,8 +253,10 @@ async def serve_transport(
 ) -> None:
     """Runs one charger connection over ``transport`` (a WebSocket, or an in-memory one in
     the handler benchmark) until either side ends it."""
+    bind_for_task(charger_id=charger_id)  # every line of this connection and its tasks
     cls = ChargePoint16 if version == "1.6" else ChargePoint201
-    cp: CsmsChargePoint = cls(charger_id, transport, ctx)
+    registration = await _stored_registration(ctx, charger_id)
+    cp: CsmsChargePoint = cls(charger_id, transport, ctx, registration=registration)
     old = ctx.registry.attach(cp)
     if old is not None:
         LOG.info("%s: new connection replaces the old one", charger_id)
@@ -241,6 +280,20 @@ async def serve_transport(
         cp.fail_pending()
         if ctx.registry.detach(cp):
             await _record_connection(provisioning.disconnected(ctx, charger_id), charger_id)
+
+
+async def _stored_registration(ctx: CsmsContext, charger_id: str) -> str:
+    """The registration a connection opens with: the stored one (a charger accepted before
+    may reconnect without booting again); ``Rejected`` for a charger deleted meanwhile, and
+    ``Pending`` (boot first) when the store cannot say."""
+    try:
+        stored = await ctx.db.reader.run(store.registration_of, charger_id)
+    except (StoreError, SQLAlchemyError) as exc:
+        LOG.warning("%s: registration not read (%s): it must boot first", charger_id, exc)
+        return PENDING
+    if stored is None:
+        return REJECTED
+    return stored if stored in STATES else PENDING
 
 
 async def _record_connection(update: Coroutine[Any, Any, None], charger_id: str) -> None:

@@ -17,17 +17,27 @@ A payload the compiled check accepts satisfies the same draft-4 rules the librar
 as the library runs them, and without filling in defaults: the payload is left as it came).
 Actions whose schemas the library reads with ``Decimal`` floats (``multipleOf`` on 1.6
 charging profiles) always go to the library.
+
+One rule is the CSMS's own, added to every compiled schema: an ``integer`` is 32-bit signed
+(OCPP 2.0.1 part 2 defines its integer so; 1.6 came from SOAP's ``xs:int``; and the integer
+columns are 32-bit on PostgreSQL) and a ``number`` is a finite double. The official schemas
+set no such bounds, so without it an absurd value reached a handler and failed in the
+database as an InternalError. Checked in the compiled code it costs nothing per message; a
+payload that breaks only this rule (the library accepts it) is refused with
+``PropertyConstraintViolation`` naming the path and the bound.
 """
 
 from __future__ import annotations
 
 import decimal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import fastjsonschema
-from ocpp.exceptions import OCPPError
+from jsonschema import Draft4Validator
+from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
 from ocpp.messages import Call, CallResult, MessageType, _validate_payload, get_validator
 
 from csms.protocol import violations
@@ -39,19 +49,48 @@ _LIBRARY_ONLY = {
     ("1.6", MessageType.Call, "RemoteStartTransaction"),
     ("1.6", MessageType.CallResult, "GetCompositeSchedule"),
 }
+INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1
+NUMBER_MAX = sys.float_info.max
+_BOUNDS = {"integer": (INTEGER_MIN, INTEGER_MAX), "number": (-NUMBER_MAX, NUMBER_MAX)}
 Check = Callable[[Any], Any]
 _checks: dict[tuple[str, int, str], Check | None] = {}
 _lock = threading.Lock()
 
 
-def _compile(version: str, message_type: int, action: str) -> Check | None:
-    if (version, message_type, action) in _LIBRARY_ONLY:
-        return None
+def bounded(schema: Any) -> Any:
+    """A copy of ``schema`` in which every ``integer`` is 32-bit and every ``number`` a
+    finite double (a bound the schema sets itself is kept where it is tighter)."""
+    if isinstance(schema, list):
+        return [bounded(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copy = {key: bounded(value) for key, value in schema.items()}
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    bounds = next((_BOUNDS[k] for k in kinds if isinstance(k, str) and k in _BOUNDS), None)
+    if bounds is not None:
+        low, high = bounds
+        copy["minimum"] = max(schema.get("minimum", low), low)
+        copy["maximum"] = min(schema.get("maximum", high), high)
+    return copy
+
+
+def _bounded_schema(version: str, message_type: int, action: str) -> dict[str, Any] | None:
+    """The official schema of the message, bounded, as draft 4 (None: no such schema)."""
     try:
-        schema = dict(get_validator(message_type, action, version).schema)
+        schema: dict[str, Any] = bounded(get_validator(message_type, action, version).schema)
     except (OSError, ValueError):
         return None  # unknown action: the library raises the right error
     schema["$schema"] = DRAFT_4
+    return schema
+
+
+def _compile(version: str, message_type: int, action: str) -> Check | None:
+    if (version, message_type, action) in _LIBRARY_ONLY:
+        return None
+    schema = _bounded_schema(version, message_type, action)
+    if schema is None:
+        return None
     try:
         # as the library: no ``format`` checks, and the payload is never changed (no defaults
         # filled in); the library words the errors, so no detailed ones here
@@ -77,7 +116,8 @@ def _check_for(version: str, message_type: int, action: str) -> Check | None:
 
 def validate(message: Call | CallResult, version: str) -> None:
     """Raises the library's OCPPError when ``message``'s payload breaks its schema, with a
-    description and details that name the failing path and rule."""
+    description and details that name the failing path and rule, and
+    ``PropertyConstraintViolation`` when it breaks only the bounds of :func:`bounded`."""
     check = _check_for(version, message.message_type_id, message.action)
     if check is not None:
         try:
@@ -89,6 +129,22 @@ def validate(message: Call | CallResult, version: str) -> None:
         _validate_payload(message, version)
     except OCPPError as error:
         raise _explained(error, message, version) from None
+    if check is not None:  # the library accepts it: what failed is a bound of ours
+        violation = _out_of_range(message, version)
+        if violation is not None:
+            raise PropertyConstraintViolationError(violation.description(), violation.details())
+
+
+def _out_of_range(message: Call | CallResult, version: str) -> violations.Violation | None:
+    """The first value of the payload outside the bounds of :func:`bounded` (None if the
+    compiled check refused it for no such reason: then the library's verdict stands)."""
+    schema = _bounded_schema(version, message.message_type_id, message.action)
+    if schema is None:
+        return None
+    for error in Draft4Validator(schema).iter_errors(message.payload):
+        if error.validator in ("minimum", "maximum"):
+            return violations.from_schema_error(error, message.action)
+    return None
 
 
 def _explained(error: OCPPError, message: Call | CallResult, version: str) -> OCPPError:

@@ -6,7 +6,9 @@ CALLERROR with the code of its version (1.6 spells ``FormationViolation`` and
 ``OccurenceConstraintViolation``; 2.0.1 ``FormatViolation``, ``OccurrenceConstraintViolation``
 and has ``RpcFrameworkError`` / ``MessageTypeNotSupported``), whose description and details
 name the element and the rule that failed (:mod:`csms.protocol.violations`), and the
-connection stays up.
+connection stays up. Two things Python's JSON parser would take are refused: ``NaN`` and
+``Infinity`` (not JSON), and a frame nested deeper than :data:`MAX_DEPTH` (the parser and the
+code after it recurse, and a few thousand levels exhaust the interpreter's stack).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from csms.protocol.violations import Violation, cut, json_type, short
 
 UNIQUE_ID_MAX = 36
 DESCRIPTION_MAX = 255
+# Nesting of a frame, its array included: the deepest OCPP message (a 2.0.1 charging
+# schedule) is about 6 levels; anything far deeper is refused before it reaches code that
+# recurses into it (the JSON parser itself, key conversion, validation, logging).
+MAX_DEPTH = 32
 _KINDS = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 _LENGTHS = {2: 4, 3: 3, 4: 5}
 _SHAPES = {
@@ -31,6 +37,7 @@ _SHAPES = {
     4: "[4, uniqueId, errorCode, errorDescription, errorDetails]",
 }
 _UNIQUE_ID_PREFIX = re.compile(r'^\s*\[\s*\d+\s*,\s*"([^"\\]{1,36})"')
+_NOT_A_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[^\[\]{}"]+')  # a string, or no bracket
 
 _V16_NAMES = {
     "FormatViolation": "FormationViolation",
@@ -97,6 +104,36 @@ def oversized(text: str | bytes, limit: int) -> FrameError:
     )
 
 
+class _NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's parser takes them, JSON has none."""
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotJson(constant)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json)  # one for all: building one costs
+
+
+def _too_deep(text: str) -> Violation | None:
+    """The violation of a frame nested deeper than :data:`MAX_DEPTH` (None when it is not).
+
+    Counting brackets bounds the depth at C speed, so only a frame with more than
+    ``MAX_DEPTH`` of them is measured: its strings and everything but brackets are dropped
+    by one regular expression, and the depth is counted over the brackets left."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    depth = 0
+    for char in _NOT_A_BRACKET.sub("", text):
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return Violation("depth", f"nested deeper than {MAX_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+    return None
+
+
 def _lone_surrogate(value: Any) -> bool:
     """Whether decoded JSON holds a lone surrogate (``"\\ud800"``): valid JSON, but no text
     that UTF-8 (the socket, the store, the log) can carry."""
@@ -127,10 +164,16 @@ def parse_frame(text: str | bytes) -> Message | FrameError:
             return FrameError.of(
                 None, "RpcFrameworkError", Violation("utf8", f"not UTF-8 text: {exc.reason}")
             )
+    too_deep = _too_deep(text)
+    if too_deep is not None:
+        return FrameError.of(sniff_unique_id(text), "FormatViolation", too_deep)
     try:
-        frame: Any = json.loads(text)
+        frame: Any = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         violation = Violation("json", f"not valid JSON: {exc.msg} at character {exc.pos}")
+        return FrameError.of(sniff_unique_id(text), "RpcFrameworkError", violation)
+    except _NotJson as exc:
+        violation = Violation("json", f"not valid JSON: {exc} is not a JSON number")
         return FrameError.of(sniff_unique_id(text), "RpcFrameworkError", violation)
     if not isinstance(frame, list) or not frame:
         got = "an empty array" if frame == [] else f"a JSON {json_type(frame)}"

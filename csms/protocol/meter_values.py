@@ -24,6 +24,7 @@ from csms.store.writer import Batch, table_of
 from qr_extension.wire import parse_ocpp_timestamp
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+REGISTER_MAX_WH = 2**31 - 1  # the transactions' register columns (32-bit on PostgreSQL)
 TRANSACTIONS = table_of(Transaction)
 METER_VALUES = table_of(MeterValue)
 _NAMED = Fast(
@@ -58,15 +59,21 @@ class Sample:
 
     @property
     def energy_wh(self) -> int | None:
-        """The energy register in Wh, or None for any other measurand."""
+        """The energy register in Wh; None for any other measurand, and for a register
+        beyond what the transaction's columns hold (kept as a sample, not as a register)."""
         if self.measurand != ENERGY_REGISTER or self.phase is not None:
             return None
-        wh = self.value * (1000 if (self.unit or "Wh") == "kWh" else 1)
-        return round(wh) if math.isfinite(wh) else None  # 1e306 kWh is no reading
+        scale = 1000 if (self.unit or "Wh") == "kWh" else 1
+        wh = self.value * scale
+        if not -REGISTER_MAX_WH <= wh <= REGISTER_MAX_WH:  # also false for inf and NaN
+            return None
+        return round(wh)
 
 
 def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
-    """Reads the snake_cased ``meter_value`` list of either version; bad entries are skipped."""
+    """Reads the snake_cased ``meter_value`` list of either version; bad entries are skipped,
+    among them a value that is not a finite number once scaled (``"1e400"``, ``"nan"``, a
+    multiplier of 400)."""
     samples = []
     for group in meter_value:
         try:
@@ -75,11 +82,19 @@ def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
             continue
         for sv in group.get("sampled_value", ()):
             unit = sv.get("unit")
+            scale = 1.0
             uom = sv.get("unit_of_measure")
             if isinstance(uom, Mapping):  # 2.0.1: unit and power-of-ten multiplier
                 unit = uom.get("unit", "Wh")
-            value = _scaled(sv)
-            if value is None:
+                try:
+                    scale = 10.0 ** int(uom.get("multiplier", 0))
+                except (TypeError, ValueError, OverflowError):
+                    continue
+            try:
+                value = float(sv["value"]) * scale
+            except (KeyError, TypeError, ValueError, OverflowError):
+                continue
+            if not math.isfinite(value):
                 continue
             samples.append(
                 Sample(
@@ -93,18 +108,6 @@ def samples_from_ocpp(meter_value: Iterable[Mapping[str, Any]]) -> list[Sample]:
                 )
             )
     return samples
-
-
-def _scaled(sampled: Mapping[str, Any]) -> float | None:
-    """The sampled value times its 2.0.1 multiplier, or None when there is no finite number
-    (1.6 sends the value as text: "1e999", "NaN" and "inf" parse; a multiplier may be 400)."""
-    uom = sampled.get("unit_of_measure")
-    try:
-        scale = 10.0 ** int(uom.get("multiplier", 0)) if isinstance(uom, Mapping) else 1.0
-        value = float(sampled["value"]) * scale
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def register_at(samples: Sequence[Sample], *, last: bool, context: str | None = None) -> int | None:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from csms.context import CsmsContext
+from csms.protocol.registration import ACCEPTED as ACCEPTED  # re-exported
+from csms.protocol.registration import PENDING as PENDING  # re-exported
+from csms.protocol.registration import REJECTED
 from csms.store import chargers as store
 from csms.store.writer import Batch
-
-ACCEPTED = "Accepted"
-PENDING = "Pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ async def boot(ctx: CsmsContext, charger_id: str, version: str, info: BootInfo) 
 
     status = await ctx.writer.execute(op, charger_id)
     if status is None:  # deleted while connected
-        return BootAnswer("Rejected", ctx.settings.heartbeat_interval_s, now)
+        return BootAnswer(REJECTED, ctx.settings.heartbeat_interval_s, now)
     return BootAnswer(status, ctx.settings.heartbeat_interval_s, now)
 
 

@@ -4,9 +4,14 @@ Chargers resend what they queued while offline, sometimes twice, sometimes hours
 out of order. Nothing here answers with a CALLERROR: a repeated message is found again and
 answered as the first time (1.6 start by its fingerprint, 1.6 stop by the transaction's
 state, 2.0.1 events by (charger, transactionId, seqNo) and their content, all backed by unique
-constraints), and whatever looks wrong (unknown tag, unknown transaction, reused order id, a
-seqNo reused for a different event) is stored and flagged for the operator instead of
-refused, because the energy has already been delivered.
+constraints), and whatever looks wrong (unknown tag, unknown transaction, reused order id,
+another charger's order id, a seqNo reused for a different event) is stored and flagged for
+the operator instead of refused, because the energy has already been delivered.
+
+An order id concerns only the charger the order was issued for: there a second transaction
+with it is ``order_reused``, and its transactions go to the settlement sink. A transaction
+of any other charger with that id is flagged ``foreign_order`` on that charger's side only:
+it neither counts as a use of the order nor reaches the payment side.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ LOG = logging.getLogger("csms.transactions")
 LATE_AFTER = timedelta(minutes=5)  # a start reported later than this was queued offline
 STARTED, ENDED = "Started", "Ended"
 SEQ_NO_REUSED = "seq_no_reused"  # the flag of a different 2.0.1 event under a used seqNo
+ORDER_REUSED = "order_reused"  # a second transaction of a charger on its own order
+FOREIGN_ORDER = "foreign_order"  # a transaction with another charger's order id
 TRANSACTIONS = table_of(Transaction)
 EVENTS = table_of(TransactionEventRecord)
 
@@ -107,7 +114,11 @@ _UPDATE = Fast(
 )
 _OTHER_WITH_TAG = Fast(
     core_select(TRANSACTIONS.c.id)
-    .where(TRANSACTIONS.c.id_tag == bindparam("tag"), TRANSACTIONS.c.id != bindparam("pk"))
+    .where(
+        TRANSACTIONS.c.charger_id == bindparam("cid"),
+        TRANSACTIONS.c.id_tag == bindparam("tag"),
+        TRANSACTIONS.c.id != bindparam("pk"),
+    )
     .limit(1)
 )
 _EVENT_FIELDS = (
@@ -124,7 +135,7 @@ _EVENT_FIELDS = (
 )
 _INSERT_EVENT = Fast(EVENTS.insert().values({name: bindparam(name) for name in _EVENT_FIELDS}))
 _ORDERS = table_of(Order)
-_ORDER_EXISTS = Fast(core_select(_ORDERS.c.id).where(_ORDERS.c.id == bindparam("tag")))
+_ORDER_CHARGER = Fast(core_select(_ORDERS.c.charger_id).where(_ORDERS.c.id == bindparam("tag")))
 _TXN_COLUMNS = _BY_ID.columns
 
 
@@ -199,15 +210,26 @@ def facts_of(txn: TxnRow) -> TransactionFacts:
     )
 
 
-def _is_order(conn: Connection, id_tag: str | None) -> bool:
-    """Whether ``id_tag`` is the id of an order of the payment side (one primary-key read; a
-    tag without the shape of an order id needs none). Only such transactions are handed to
-    the settlement sink (the others cannot concern it; asking it per transaction cost a unit
-    of work in the database thread each, decision D17) or flagged ``order_reused``: RFID card
-    UIDs have the same shape, and a card is used for many sessions."""
+def _order_charger(conn: Connection, id_tag: str | None) -> str | None:
+    """The charger of the order whose id is ``id_tag``, or None when it names no order (one
+    primary-key read; a tag without the shape of an order id needs none). Only transactions
+    on their order's own charger are handed to the settlement sink (the others cannot concern
+    it; asking it per transaction cost a unit of work in the database thread each, decision
+    D17) or flagged ``order_reused``: RFID card UIDs have the same shape, and a card is used
+    for many sessions."""
     if id_tag is None or not may_be_order_id(id_tag):
-        return False
-    return _ORDER_EXISTS.scalar(conn, {"tag": id_tag}) is not None
+        return None
+    found = _ORDER_CHARGER.scalar(conn, {"tag": id_tag})
+    return None if found is None else str(found)
+
+
+def _is_own_order(conn: Connection, txn: TxnRow) -> bool:
+    """Whether ``txn``'s tag is an order of ``txn``'s charger; a transaction with another
+    charger's order id is flagged ``foreign_order`` (and nothing else happens to it)."""
+    owner = _order_charger(conn, txn.id_tag)
+    if owner is not None and owner != txn.charger_id:
+        _add_flag(txn, FOREIGN_ORDER)
+    return owner is not None and owner == txn.charger_id
 
 
 async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> None:
@@ -239,12 +261,14 @@ def _save(conn: Connection, txn: TxnRow) -> None:
 
 def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
     """Brief 7.11: a second transaction on one order id is stored and flagged (True if so).
-    Only for a stored ``txn`` whose tag :func:`_is_order` found to be an order's id."""
+    Only for a stored ``txn`` on its order's own charger (:func:`_is_own_order`), judged
+    among that charger's transactions: another charger cannot make it look reused."""
     assert txn.id_tag is not None
-    other = _OTHER_WITH_TAG.scalar(conn, {"tag": txn.id_tag, "pk": txn.id})
-    if other is None or "order_reused" in txn.flags.split(","):
+    params = {"cid": txn.charger_id, "tag": txn.id_tag, "pk": txn.id}
+    other = _OTHER_WITH_TAG.scalar(conn, params)
+    if other is None or ORDER_REUSED in txn.flags.split(","):
         return False
-    _add_flag(txn, "order_reused")
+    _add_flag(txn, ORDER_REUSED)
     return True
 
 
@@ -325,9 +349,9 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
             _add_flag(txn, "late_start")
         if not decision.known:
             _add_flag(txn, "unknown_tag")
+        is_order = _is_own_order(batch.conn, txn)
         _save(batch.conn, txn)
         txn.transaction_id = str(txn.id)
-        is_order = _is_order(batch.conn, txn.id_tag)
         if is_order:
             _flag_reused_order(batch.conn, txn)
         _save(batch.conn, txn)
@@ -390,9 +414,10 @@ async def stop_transaction(
         txn.updated_at = now
         if txn.meter_start_wh is not None and req.meter_stop < txn.meter_start_wh:
             _add_flag(txn, "meter_decreased")
+        is_order = _is_own_order(conn, txn)
         _save(conn, txn)
         _add_samples(batch, txn, req.samples)
-        return txn, _is_order(conn, txn.id_tag)
+        return txn, is_order
 
     try:
         ended = await ctx.writer.execute(op, charger_id)
@@ -561,9 +586,12 @@ def _store_event(
             "digest": digest,
         },
     )
-    is_order = _is_order(conn, txn.id_tag)
     # the tag is known from the first event that names it (usually the Started)
-    changed = is_order and txn.id_tag != tag_before and _flag_reused_order(conn, txn)
+    flags_before = txn.flags
+    is_order = _is_own_order(conn, txn)
+    changed = txn.flags != flags_before
+    if is_order and txn.id_tag != tag_before:
+        changed = _flag_reused_order(conn, txn) or changed
     _add_samples(batch, txn, ev.samples)
     if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
         batch.insert_rows()  # the group's queued samples (this one's too) are read back

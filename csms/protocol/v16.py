@@ -40,12 +40,15 @@ class ChargePoint16(CsmsChargePoint):
         charger_id: str,
         transport: Transport,
         ctx: CsmsContext,
+        *,
+        registration: str,
     ) -> None:
         super().__init__(
             charger_id,
             transport,
             response_timeout_s=ctx.settings.ocpp_call_timeout_s,
             max_frame_bytes=ctx.settings.ocpp_max_frame_bytes,
+            registration=registration,
         )
         self._ctx = ctx
 
@@ -60,6 +63,7 @@ class ChargePoint16(CsmsChargePoint):
             firmware_version=kw.get("firmware_version"),
         )
         answer = await provisioning.boot(self._ctx, self.charger_id, "1.6", info)
+        self.booted(answer.status)
         if answer.status == ACCEPTED:
             self.defer("DataTransfer", dt.trusted_keys_payload(self._ctx))
         return call_result.BootNotification(

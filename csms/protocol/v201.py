@@ -34,12 +34,15 @@ class ChargePoint201(Unasked201, CsmsChargePoint):
 
     _ocpp_version = "2.0.1"
 
-    def __init__(self, charger_id: str, transport: Transport, ctx: CsmsContext) -> None:
+    def __init__(
+        self, charger_id: str, transport: Transport, ctx: CsmsContext, *, registration: str
+    ) -> None:
         super().__init__(
             charger_id,
             transport,
             response_timeout_s=ctx.settings.ocpp_call_timeout_s,
             max_frame_bytes=ctx.settings.ocpp_max_frame_bytes,
+            registration=registration,
         )
         self._ctx = ctx
 
@@ -54,6 +57,7 @@ class ChargePoint201(Unasked201, CsmsChargePoint):
             firmware_version=charging_station.get("firmware_version"),
         )
         answer = await provisioning.boot(self._ctx, self.charger_id, "2.0.1", info)
+        self.booted(answer.status)
         if answer.status == ACCEPTED:
             self.defer("DataTransfer", dt.trusted_keys_payload(self._ctx))
         return call_result.BootNotification(

@@ -10,8 +10,10 @@ the rule that failed, and says both ways:
   maxLength, minItems, maxItems, minimum, maximum, multipleOf, or ``format`` for a date-time
   the CSMS cannot read);
 * the frame itself: ``{"element": 0, "constraint": "messageTypeId", "detail": ...}`` (or
-  ``json``, ``utf8``, ``array``, ``uniqueId``, ``length``, ``action`` (also an action name
-  the version does not have or this CSMS does not handle), ``payload``, ``maxFrameBytes``).
+  ``json``, ``utf8``, ``array``, ``depth``, ``uniqueId``, ``length``, ``action`` (also an
+  action name the version does not have or this CSMS does not handle), ``payload``,
+  ``maxFrameBytes``);
+* a CALL the charger may not send: ``{"action", "constraint": "registration", "detail"}``.
 
 Whatever the charger sent is echoed only in part: a value at most :data:`VALUE_MAX`
 characters, and never the text of a string that broke a length rule (it may be anything: a
@@ -108,6 +110,8 @@ class Violation:
             where = f"{self.action} {self.path or '(payload)'}" if self.action else self.path
         elif self.element is not None:
             where = f"frame element {self.element}"
+        elif self.action is not None:  # the whole CALL, as one
+            where = cut(self.action, 50)
         else:
             where = "frame"
         return cut(f"{where}: {self.detail} ({self.constraint})", DESCRIPTION_MAX)

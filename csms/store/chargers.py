@@ -29,12 +29,14 @@ async def create_charger(
     location: str | None = None,
     evses: int = 0,
     registration: str = "Accepted",
+    security_profile: int = 1,
     now: datetime,
 ) -> Charger:
     """Adds a charger (and ``evses`` EVSEs with one connector each); StoreError if it exists."""
     charger = Charger(
         id=charger_id,
         password_hash=password_hash,
+        security_profile=security_profile,
         location=location,
         registration=registration,
         created_at=now,
@@ -183,6 +185,25 @@ _REGISTRATION = Fast(core_select(CHARGERS.c.registration).where(CHARGERS.c.id ==
 _PASSWORD_HASH = Fast(
     core_select(CHARGERS.c.password_hash).where(CHARGERS.c.id == bindparam("cid"))
 )
+
+
+def registration_of(conn: Connection, charger_id: str) -> str | None:
+    """The charger's registration (Accepted, Pending, Rejected), or None when no such charger
+    exists (when a connection opens, on a database thread)."""
+    found = _REGISTRATION.scalar(conn, {"cid": charger_id})
+    return None if found is None else str(found)
+
+
+_SECURITY_PROFILE = Fast(
+    core_select(CHARGERS.c.security_profile).where(CHARGERS.c.id == bindparam("cid"))
+)
+
+
+def security_profile_of(conn: Connection, charger_id: str) -> int | None:
+    """The charger's security profile, or None when no such charger exists (for the
+    handshake, on a database thread)."""
+    row = _SECURITY_PROFILE.first(conn, {"cid": charger_id})
+    return None if row is None else int(row[0])
 
 
 def password_hash_of(conn: Connection, charger_id: str) -> tuple[str | None] | None:

@@ -7,6 +7,7 @@ never block the single writer for long. PostgreSQL (asyncpg) is chosen by the UR
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -85,6 +87,19 @@ def alembic_config(url: str | None = None) -> Config:
     if url is not None:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration this package holds (what :func:`migrate` brings a database to)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def schema_revision(conn: Connection) -> str | None:
+    """The migration a database is at (None before the first)."""
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def _checkpoint(conn: Connection) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import model_validator
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -34,14 +35,30 @@ class ChargerBase(SQLModel):
 
 
 class ChargerCreate(ChargerBase):
-    password: str = Field(min_length=8, max_length=40)
+    password: str | None = Field(
+        default=None, min_length=8, max_length=40, description="HTTP Basic password (profiles 1, 2)"
+    )
     evses: int = Field(default=1, ge=0, le=64)
+    security_profile: int | None = Field(
+        default=None,
+        ge=1,
+        le=3,
+        description="1: HTTP Basic; 2: HTTP Basic over TLS; 3: TLS client certificate (CN = id), "
+        "no password. Default: 2 when the CSMS serves TLS itself (tls_cert_file), else 1",
+    )
+
+    @model_validator(mode="after")
+    def _password_unless_certificate(self) -> ChargerCreate:
+        if self.password is None and self.security_profile != 3:
+            raise ValueError("a password is required unless security_profile is 3")
+        return self
 
 
 class Charger(ChargerBase, table=True):
     __tablename__ = "chargers"
 
     password_hash: str | None = Field(default=None)
+    security_profile: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     registration: str = Field(default="Accepted", max_length=16)  # Accepted | Pending | Rejected
     ocpp_version: str | None = Field(default=None, max_length=8)
     status: str | None = Field(default=None, max_length=32)  # 1.6 connector 0 status
@@ -67,6 +84,7 @@ class EvseStatus(SQLModel):
 
 class ChargerPublic(ChargerBase):
     registration: str
+    security_profile: int
     ocpp_version: str | None
     status: str | None
     vendor: str | None

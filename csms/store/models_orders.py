@@ -116,19 +116,34 @@ class SettlementRecord(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
+REJECTION_KEY = ("token_sha256", "source", "reason", "user_id")  # what makes a refusal new
+
+
 class SettlementRejection(SQLModel, table=True):
-    """Evidence of a refused settlement (the token itself is in ``settlement_inbox``)."""
+    """Evidence of refused settlements: one row per token, source, reason and uploading
+    driver (0: none, a charger's DataTransfer), its repeats counted; the token's sha256, its
+    length and its first characters (:mod:`csms.payments.rejections`)."""
 
     __tablename__ = "settlement_rejections"
+    __table_args__ = (
+        Index("uq_settlement_rejections_copy", *REJECTION_KEY, unique=True),
+        Index("ix_settlement_rejections_last_at", "last_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     charger_id: str | None = Field(default=None, max_length=ID_MAX)
     order_id: str | None = Field(default=None, max_length=ORDER_ID_MAX, index=True)
+    kid: str | None = Field(default=None, max_length=64)
     source: str = Field(max_length=16)
     reason: str = Field(max_length=40)
     detail: str = Field(default="", max_length=500)
-    token_sha256: str | None = Field(default=None, max_length=64)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    user_id: int = 0
+    token_sha256: str = Field(max_length=64)
+    token_head: str = _text()
+    token_chars: int
+    count: int = 1
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)  # the first
+    last_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 class Payment(SQLModel, table=True):

@@ -43,6 +43,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from csms import metrics
 from csms.errors import StoreError
 from csms.store.db import Database
 from csms.store.db_worker import DbWorker
@@ -204,6 +205,7 @@ class _Lane:
         if not live:
             return
         presence, self.presence = self.presence, {}
+        started = time.perf_counter()
         try:
             outcomes = await self.worker.run_connection(
                 _run_group, [item.op for item in live], presence
@@ -216,6 +218,7 @@ class _Lane:
                 _fail(item, exc)
             return
         self.groups += 1
+        metrics.STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
         for item, outcome in zip(live, outcomes, strict=True):
             if item.future.done():
                 continue
@@ -254,6 +257,11 @@ class StoreWriter:
     def groups(self) -> int:
         """Committed groups, all lanes (for tests and diagnostics)."""
         return sum(lane.groups for lane in self._lanes)
+
+    @property
+    def backlog(self) -> int:
+        """Operations waiting for their group, all lanes (readiness, diagnostics)."""
+        return sum(lane.queue.qsize() for lane in self._lanes)
 
     def _lane(self, key: str | None) -> _Lane:
         lanes = self._lanes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,8 +167,9 @@ class Central201(Cp201):  # type: ignore[misc]
         return r201.DataTransfer(status=self.central.data_transfer_status)
 
 
-async def serve(central: Central, port: int = 0) -> Any:
-    """Starts the central system on ``port`` (0: a free one); returns the websockets server."""
+async def serve(central: Central, port: int = 0, *, tls: ssl.SSLContext | None = None) -> Any:
+    """Starts the central system on ``port`` (0: a free one; ``tls``: wss://); returns the
+    websockets server."""
 
     async def handler(ws: Any) -> None:
         cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1]
@@ -187,6 +189,7 @@ async def serve(central: Central, port: int = 0) -> Any:
         "127.0.0.1",
         port,
         subprotocols=["ocpp1.6", "ocpp2.0.1"],  # type: ignore[list-item]
+        ssl=tls,
     )
     central.port = server.sockets[0].getsockname()[1]
     return server

@@ -408,3 +408,38 @@ async def test_the_charger_waits_for_a_csms_that_is_down_and_connects_when_it_is
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         charger.store.close()
+
+
+async def test_a_refused_handshake_waits_for_its_retry_after(
+    tmp_path: Path, jwks_file: Path
+) -> None:
+    """A busy CSMS (503) or a password throttle (429) says when to come back; the charger
+    comes back then, not at its own (here much shorter) backoff."""
+    import time
+
+    import websockets
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response
+
+    attempts: list[float] = []
+
+    def refuse(connection: Any, request: Any) -> Response:
+        attempts.append(time.monotonic())
+        return Response(503, "Service Unavailable", Headers({"Retry-After": "1"}), b"busy\n")
+
+    async with websockets.serve(
+        lambda ws: ws.close(), "127.0.0.1", 0, process_request=refuse
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        settings = station_settings(
+            tmp_path, csms_url=f"ws://127.0.0.1:{port}/ocpp", trusted_keys_file=jwks_file
+        )
+        charger = Charger(settings)
+        task = asyncio.create_task(charger.run())
+        try:
+            await until(lambda: len(attempts) >= 2, 10, "a second attempt")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            charger.store.close()
+    assert attempts[1] - attempts[0] >= 0.95  # its own backoff would be 0.05-0.1 s

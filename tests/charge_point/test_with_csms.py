@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -215,6 +216,61 @@ async def test_driver_order_offline_charge_upload_and_sync_pay_once(
         assert wallet["balance"] == 60_000 - paid["amount"] and wallet["held"] == 0
         final = (await http.get(f"/api/v1/orders/{order['id']}", headers=driver)).json()
         assert final["amount"] == paid["amount"] and final["receipt_id"] is not None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        charger.store.close()
+
+
+async def _charger_when(
+    http: httpx.AsyncClient, cp_id: str, ready: Any, what: str
+) -> dict[str, Any]:
+    """The operator's view of the charger once ``ready(view)`` holds (fails after 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = await http.get(f"/api/v1/admin/chargers/{cp_id}")
+        assert answer.status_code == 200, answer.text
+        view: dict[str, Any] = answer.json()
+        if ready(view):
+            return view
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_pending_charger_accepted_while_connected_works_at_once(
+    tmp_path: Path, project_csms: tuple[int, httpx.AsyncClient, object], version: str
+) -> None:
+    """The operator keeps a charger Pending, then accepts it while it is connected: the CSMS
+    asks it to boot (TriggerMessage), it boots at once instead of after the boot interval
+    (300 s here), and works: keys taken, settlement key pinned."""
+    port, http, _ = project_csms
+    cp_id = f"CP-PENDING-{version.replace('.', '')}"
+    r = await http.post("/api/v1/admin/chargers", json={"id": cp_id, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    r = await http.patch(f"/api/v1/admin/chargers/{cp_id}", json={"registration": "Pending"})
+    assert r.status_code == 200, r.text
+    settings = station_settings(
+        tmp_path,
+        charge_point_id=cp_id,
+        ocpp_version=version,
+        csms_url=f"ws://127.0.0.1:{port}/ocpp",
+        password=PASSWORD,
+        trust_first_keys=True,
+    )
+    charger = Charger(settings)
+    station = charger.station
+    task = asyncio.create_task(charger.run())
+    try:
+        view = await _charger_when(http, cp_id, lambda v: v["vendor"], "the Pending boot")
+        assert view["vendor"] == "qrcharge" and view["connected"] is True
+        assert not station.online and charger.link.connects == 0 and len(station.trusted) == 0
+        r = await http.patch(f"/api/v1/admin/chargers/{cp_id}", json={"registration": "Accepted"})
+        assert r.status_code == 200, r.text
+        await until(lambda: station.online and len(station.trusted) > 0, 10, "accepted at once")
+        assert charger.link.connects == 1
+        kid = station.key.kid
+        await _charger_when(http, cp_id, lambda v: v["settlement_kid"] == kid, "the key")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -12,9 +12,16 @@ from config import load_settings
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("QRCHARGE_CONFIG", "QRCHARGE_PORT", "QRCHARGE_ISSUER", "QRCHARGE_DATA_DIR",
-                 "QRCHARGE_ADMIN_API_KEY", "QRCHARGE_ENVIRONMENT", "QRCHARGE_DATABASE_URL",
-                 "QRCHARGE_KEY_DIR"):
+    for name in (
+        "QRCHARGE_CONFIG",
+        "QRCHARGE_PORT",
+        "QRCHARGE_ISSUER",
+        "QRCHARGE_DATA_DIR",
+        "QRCHARGE_ADMIN_API_KEY",
+        "QRCHARGE_ENVIRONMENT",
+        "QRCHARGE_DATABASE_URL",
+        "QRCHARGE_KEY_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -285,12 +286,22 @@ class Client201(Cp201):  # type: ignore[misc]
 
 @contextlib.asynccontextmanager
 async def connect(
-    url: str, cls: type[Any], subprotocol: str, headers: dict[str, str]
+    url: str,
+    cls: type[Any],
+    subprotocol: str,
+    headers: dict[str, str],
+    *,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Any]:
-    """Opens a WebSocket, runs the client's reader task, closes both at the end."""
+    """Opens a WebSocket (``tls`` for a wss:// URL), runs the client's reader task, closes both
+    at the end."""
     charger_id = url.rsplit("/", 1)[1]
     async with websockets.connect(
-        url, subprotocols=[Subprotocol(subprotocol)], additional_headers=headers, open_timeout=5
+        url,
+        subprotocols=[Subprotocol(subprotocol)],
+        additional_headers=headers,
+        open_timeout=5,
+        ssl=tls,
     ) as ws:
         cp = cls(charger_id, ws, response_timeout=5)
         reader = asyncio.create_task(cp.start())

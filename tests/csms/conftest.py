@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from fastapi import FastAPI
 from config.settings import Settings
 from csms.app import create_app, server_config
 from csms.context import CsmsContext
+from csms.store import chargers
+from csms.store.db import Database, migrate
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PASSWORD = "correct-horse-battery"
@@ -93,11 +96,38 @@ class LiveCsms:
     def ws_url(self, charger_id: str) -> str:
         return f"ws://127.0.0.1:{self.port}/ocpp/{charger_id}"
 
+    async def driver(self, email: str = "d@example.org") -> dict[str, str]:
+        """Signs a new driver up and in; the bearer header of its access token."""
+        password = "long-pw-1"
+        r = await self.http.post("/api/v1/users", json={"email": email, "password": password})
+        assert r.status_code == 201, r.text
+        r = await self.http.post("/api/v1/token", data={"username": email, "password": password})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
     async def add_charger(self, charger_id: str, password: str = PASSWORD, evses: int = 2) -> None:
         r = await self.http.post(
             "/api/v1/admin/chargers", json={"id": charger_id, "password": password, "evses": evses}
         )
         assert r.status_code == 201, r.text
+
+
+@contextlib.asynccontextmanager
+async def migrated(
+    db_url: str, charger_ids: tuple[str, ...], now: datetime
+) -> AsyncIterator[Database]:
+    """A migrated database at ``db_url`` with the chargers ``charger_ids`` registered."""
+    database = Database.connect(db_url)
+    await migrate(database.engine)
+    async with database.session() as session:
+        for charger_id in charger_ids:
+            await chargers.create_charger(
+                session, charger_id=charger_id, password_hash=None, now=now
+            )
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 def basic_auth(charger_id: str, password: str = PASSWORD) -> dict[str, str]:

@@ -57,23 +57,13 @@ def test_every_integer_a_client_sends_has_bounds(tmp_path: Path) -> None:
     assert _unbounded_integers(tmp_path) == []
 
 
-async def _driver(csms: LiveCsms) -> dict[str, str]:
-    http = csms.http
-    r = await http.post("/api/v1/users", json={"email": "d@example.org", "password": "long-pw-1"})
-    assert r.status_code == 201, r.text
-    r = await http.post(
-        "/api/v1/token", data={"username": "d@example.org", "password": "long-pw-1"}
-    )
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 def _field_named(answer: dict[str, Any], field: str) -> bool:
     return any(error["loc"][-1] == field for error in answer["detail"])
 
 
 @pytest.mark.parametrize("value", [1e30, HUGE, -1, 0, "100", True, 12.5, 2**63])
 async def test_money_is_a_bounded_strict_integer(csms: LiveCsms, value: object) -> None:
-    auth = await _driver(csms)
+    auth = await csms.driver()
     await csms.add_charger("CP1")
     top_up = await csms.http.post("/api/v1/me/wallet/top-ups", json={"amount": value}, headers=auth)
     assert top_up.status_code == 422 and _field_named(top_up.json(), "amount")
@@ -87,7 +77,7 @@ async def test_money_is_a_bounded_strict_integer(csms: LiveCsms, value: object) 
 
 @pytest.mark.parametrize("field", ["energy_wh", "duration_s", "evse_id"])
 async def test_order_quantities_are_bounded(csms: LiveCsms, field: str) -> None:
-    auth = await _driver(csms)
+    auth = await csms.driver()
     await csms.add_charger("CP1")
     for value in (HUGE, 1e30, "5"):
         r = await csms.http.post(
@@ -111,7 +101,7 @@ async def test_order_quantities_are_bounded(csms: LiveCsms, field: str) -> None:
     ],
 )
 async def test_ids_beyond_64_bits_are_refused_not_overflowed(csms: LiveCsms, path: str) -> None:
-    auth = await _driver(csms)
+    auth = await csms.driver()
     for value in (HUGE, 2**63, -(2**63) - 1):
         r = await csms.http.get(path.format(value), headers=None if "admin" in path else auth)
         assert r.status_code == 422, (value, r.status_code, r.text)

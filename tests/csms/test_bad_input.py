@@ -32,6 +32,9 @@ async def _exchange(ws: Any, frame: str) -> list[Any]:
 
 
 HEARTBEAT = '[2,"hb","Heartbeat",{}]'
+DEEP = "[" * 5000 + "]" * 5000  # nested beyond what a JSON parser may recurse into
+DEEP_DATA = '[2,"id-1","DataTransfer",{"vendorId":"x","data":' + DEEP + "}]"
+NESTED_40 = '[2,"id-1","DataTransfer",{"vendorId":"x","data":' + "[" * 40 + "]" * 40 + "}]"
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,11 @@ HEARTBEAT = '[2,"hb","Heartbeat",{}]'
             '[2,"id-1","Authorize",{"idToken":{"idToken":"A","type":"Nope"}}]',
             "FormatViolation",
         ),
+        ("1.6", DEEP_DATA, "FormationViolation"),
+        ("2.0.1", DEEP_DATA, "FormatViolation"),
+        ("2.0.1", NESTED_40, "FormatViolation"),  # parses, but deeper than any OCPP message
+        ("1.6", DEEP, "FormationViolation"),
+        ("2.0.1", '[2,"id-1","Heartbeat",{"x":Infinity}]', "RpcFrameworkError"),  # not JSON
     ],
 )
 async def test_malformed_frame_gets_callerror_and_connection_stays(
@@ -99,6 +107,15 @@ DETAILED: list[tuple[str, str, str, dict[str, Any]]] = [
     ("2.0.1", '[2,"id-1","StatusNotification",{"timestamp":"2026-11-27T00:00:00Z","evseId":1,'
      '"connectorId":"1","connectorStatus":"Available"}]', "TypeConstraintViolation",
      {"path": "connectorId", "constraint": "type"}),
+    ("2.0.1", '[2,"id-1","MeterValues",{"evseId":1,"meterValue":[{"timestamp":'
+     '"2026-11-27T00:00:00Z","sampledValue":[{"value":NaN}]}]}]', "RpcFrameworkError",
+     {"constraint": "json", "detail": "not valid JSON: NaN is not a JSON number"}),
+    ("1.6", DEEP_DATA, "FormationViolation", {"constraint": "depth"}),
+    ("2.0.1", NESTED_40, "FormatViolation", {"constraint": "depth"}),
+    ("2.0.1", DEEP, "FormatViolation", {"constraint": "depth"}),
+    ("1.6", '[2,"id-1","StartTransaction",{"connectorId":1,"idTag":"A","meterStart":'
+     + str(2**70) + ',"timestamp":"2026-11-27T00:00:00Z"}]', "PropertyConstraintViolation",
+     {"action": "StartTransaction", "path": "meterStart", "constraint": "maximum"}),
 ]  # fmt: skip
 
 

@@ -10,9 +10,11 @@ import pytest
 from sqlmodel import select
 
 from csms.store import chargers
-from csms.store.db import Database, migrate
+from csms.store.db import Database
 from csms.store.device_model import list_device_variables, rows_from_report, store_report_part
 from csms.store.models import DeviceVariable, DeviceVariablePublic
+
+from .conftest import migrated
 
 NOW = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 
@@ -63,17 +65,8 @@ CURRENT = item(
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database.connect(db_url)
-    await migrate(database.engine)
-    async with database.session() as session:
-        for charger_id in ("D1", "D2"):
-            await chargers.create_charger(
-                session, charger_id=charger_id, password_hash=None, now=NOW
-            )
-    try:
+    async with migrated(db_url, ("D1", "D2"), NOW) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 async def _store(db: Database, charger_id: str, report: list[Any], now: datetime = NOW) -> bool:

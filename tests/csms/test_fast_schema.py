@@ -211,3 +211,58 @@ def test_schema_defaults_are_not_filled_in() -> None:
     message = Call("1", "MeterValues", json.loads(json.dumps(payload)))
     assert _both(message, "2.0.1") == (None, None)
     assert message.payload == payload
+
+
+T0 = "2026-11-27T00:00:00Z"
+OUT_OF_RANGE: list[tuple[str, str, dict[str, Any], str, str]] = [
+    # version, action, payload, path, constraint: every OCPP integer is 32-bit signed, every
+    # number a finite double, whatever the schema leaves open
+    ("1.6", "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 2**70,
+     "timestamp": T0}, "meterStart", "maximum"),
+    ("1.6", "StartTransaction", {"connectorId": -(2**31) - 1, "idTag": "A", "meterStart": 0,
+     "timestamp": T0}, "connectorId", "minimum"),
+    ("1.6", "StopTransaction", {"meterStop": 1, "timestamp": T0, "transactionId": 2**31},
+     "transactionId", "maximum"),
+    ("1.6", "MeterValues", {"connectorId": 2**40, "meterValue": [{"timestamp": T0,
+     "sampledValue": [{"value": "1"}]}]}, "connectorId", "maximum"),
+    ("2.0.1", "TransactionEvent", {"eventType": "Started", "timestamp": T0,
+     "triggerReason": "Authorized", "seqNo": 2**70, "transactionInfo": {"transactionId": "T"}},
+     "seqNo", "maximum"),
+    ("2.0.1", "StatusNotification", {"timestamp": T0, "evseId": 2**40, "connectorId": 1,
+     "connectorStatus": "Available"}, "evseId", "maximum"),
+    ("2.0.1", "MeterValues", {"evseId": 1, "meterValue": [{"timestamp": T0, "sampledValue": [
+     {"value": 10**400}]}]}, "meterValue[0].sampledValue[0].value", "maximum"),
+    ("2.0.1", "NotifyReport", {"requestId": -(2**40), "generatedAt": T0, "seqNo": 0},
+     "requestId", "minimum"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("version", "action", "payload", "path", "constraint"), OUT_OF_RANGE)
+def test_an_integer_out_of_range_is_a_property_constraint_violation_naming_it(
+    version: str, action: str, payload: dict[str, Any], path: str, constraint: str
+) -> None:
+    """The schemas set no bounds (the library accepts these payloads); the CSMS does, once,
+    in the compiled check, so that no handler ever sees a value its database column cannot
+    hold."""
+    assert _outcome(_validate_payload, Call("1", action, payload), version) is None
+    error = _refusal(Call("1", action, payload), version)
+    assert error.code == "PropertyConstraintViolation"
+    assert (error.details["path"], error.details["constraint"]) == (path, constraint)
+    assert error.details["action"] == action
+    assert error.description.startswith(f"{action} {path}: ")
+    assert "breaks" in error.details["detail"] and len(error.description) <= 255
+
+
+def test_the_bounds_themselves_are_in_range() -> None:
+    for meter in (2**31 - 1, -(2**31)):
+        start = {"connectorId": 1, "idTag": "A", "meterStart": meter, "timestamp": T0}
+        assert _both(Call("1", "StartTransaction", start), "1.6") == (None, None)
+    value = {"evseId": 1, "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1e308}]}]}
+    assert _both(Call("1", "MeterValues", value), "2.0.1") == (None, None)
+
+
+def test_an_answer_out_of_range_is_refused_too() -> None:
+    answer = CallResult("1", {"listVersion": 2**40})
+    answer.action = "GetLocalListVersion"
+    error = _refusal(answer, "1.6")
+    assert (error.code, error.details["path"]) == ("PropertyConstraintViolation", "listVersion")

@@ -15,6 +15,7 @@ from ocpp.v201 import call_result as call_result201
 from csms.passwords import PasswordVerifier, VerifierOverloaded, hash_password
 from csms.protocol.base import CsmsChargePoint, on
 from csms.protocol.frames import (
+    MAX_DEPTH,
     FrameError,
     error_code_for,
     oversized,
@@ -97,6 +98,46 @@ def test_a_call_error_carries_the_details_within_the_spec_limits() -> None:
         "constraint": "maxFrameBytes",
         "detail": "136 bytes, above 64",
     }
+
+
+def test_a_frame_nested_too_deep_is_refused_before_it_is_parsed() -> None:
+    deep = '[2,"deep","DataTransfer",{"vendorId":"x","data":' + "[" * 5000 + "]" * 5000 + "}]"
+    error = parse_frame(deep)  # once a RecursionError, logged, and no answer at all
+    assert isinstance(error, FrameError)
+    assert (error.unique_id, error.code, error.details["constraint"]) == (
+        "deep",
+        "FormatViolation",
+        "depth",
+    )
+    assert f"deeper than {MAX_DEPTH} levels" in error.description
+    bare = parse_frame("[" * 5000 + "]" * 5000)
+    assert isinstance(bare, FrameError) and bare.unique_id is None
+    just = '[2,"a","DataTransfer",{"vendorId":"x","data":' + "[" * 30 + "]" * 30 + "}]"
+    assert isinstance(parse_frame(just), Call)  # 32 levels with the frame and the payload
+    once_more = just.replace("[" * 30, "[" * 31).replace("]" * 30, "]" * 31)
+    assert parse_frame(once_more).details["constraint"] == "depth"
+
+
+def test_many_brackets_are_not_depth() -> None:
+    """Many sibling arrays, brackets inside strings (an escaped quote too): shallow frames."""
+    samples = [{"timestamp": "2026-11-27T00:00:00Z", "sampledValue": [{"value": str(n)}]}
+               for n in range(40)]  # fmt: skip
+    frame = json.dumps([2, "m", "MeterValues", {"connectorId": 1, "meterValue": samples}])
+    assert isinstance(parse_frame(frame), Call)
+    tricky = json.dumps([2, "s", "DataTransfer", {"vendorId": "x", "data": '"\\' + "[{" * 200}])
+    assert isinstance(parse_frame(tricky), Call)
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        error = parse_frame('[2,"n","Heartbeat",{"x":' + constant + "}]")
+        assert isinstance(error, FrameError)
+        assert (error.unique_id, error.code, error.details["constraint"]) == (
+            "n",
+            "RpcFrameworkError",
+            "json",
+        )
+        assert constant in error.details["detail"]
 
 
 def test_error_codes_per_version() -> None:

@@ -20,6 +20,7 @@ from csms.protocol.retransmission import earlier, event_digest
 from csms.protocol.transactions import TransactionEvent
 from csms.store.db import Database, alembic_config, migrate
 from csms.store.models import TransactionEventRecord
+from csms.store.models_orders import SettlementRejection
 from csms.store.types import UtcDateTime
 from csms.store.writer import table_of
 
@@ -149,5 +150,67 @@ async def test_event_digests_keep_old_events_and_allow_a_reused_seq_no(db_url: s
         await migrate(db.engine)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
+    finally:
+        await db.dispose()
+
+
+_REJECTIONS_0007 = sa.table(
+    "settlement_rejections",
+    *(sa.column(name) for name in ("charger_id", "order_id", "source", "reason", "detail")),
+    sa.column("token_sha256"),
+    sa.column("created_at", UtcDateTime),
+)
+_INBOX = sa.table(
+    "settlement_inbox",
+    *(sa.column(name) for name in ("charger_id", "token", "token_sha256", "source")),
+    sa.column("received_at", UtcDateTime),
+)
+
+
+def _legacy_rejections(connection: Connection) -> None:
+    """Refusals as revision 0007 stored them: a row per copy, the token in the inbox."""
+    at = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    for minute, digest in ((0, "a" * 64), (5, "a" * 64), (9, "a" * 64), (7, "b" * 64)):
+        connection.execute(
+            _REJECTIONS_0007.insert().values(
+                charger_id="M1", order_id="O1", source="upload", reason="bad_signature",
+                detail="signature does not verify", token_sha256=digest,
+                created_at=at.replace(minute=minute),
+            )
+        )  # fmt: skip
+    connection.execute(
+        _INBOX.insert().values(
+            charger_id="M1", token="x" * 5000, token_sha256="a" * 64, source="upload",
+            received_at=at,
+        )
+    )  # fmt: skip
+
+
+async def test_rejections_are_merged_into_counted_rows(db_url: str) -> None:
+    """0009 on a database with a refusal stored three times: one row with count 3 and its
+    first and last time, the token's head from the inbox; the other refusal stays apart."""
+    db = Database.connect(db_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_to, "0008")
+            await conn.run_sync(_legacy_rejections)
+        await migrate(db.engine)
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+            rows = (
+                await conn.execute(
+                    sa.select(SettlementRejection).order_by(SettlementRejection.token_sha256)
+                )
+            ).all()
+        at = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+        got = [
+            (r.token_sha256[0], r.count, r.created_at, r.last_at, r.token_chars, r.user_id)
+            for r in rows
+        ]
+        assert got == [
+            ("a", 3, at, at.replace(minute=9), 5000, 0),
+            ("b", 1, at.replace(minute=7), at.replace(minute=7), 0, 0),
+        ]
+        assert rows[0].token_head == "x" * 4096 and rows[1].token_head == ""
     finally:
         await db.dispose()

@@ -9,26 +9,18 @@ from datetime import UTC, datetime
 import pytest
 
 from csms.protocol.notifications import member, notification_of
-from csms.store import chargers
-from csms.store.db import Database, migrate
+from csms.store.db import Database
 from csms.store.notifications import add_notification, list_notifications
+
+from .conftest import migrated
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database.connect(db_url)
-    await migrate(database.engine)
-    async with database.session() as session:
-        for charger_id in ("K1", "K2"):
-            await chargers.create_charger(
-                session, charger_id=charger_id, password_hash=None, now=NOW
-            )
-    try:
+    async with migrated(db_url, ("K1", "K2"), NOW) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 def _event(charger_id: str, n: int) -> dict[str, object]:

@@ -276,3 +276,61 @@ async def test_an_order_ended_under_a_reused_seq_no_is_billed_once(
         (row,) = await _transactions(f.csms, "SEQ2")
         assert row["state"] == "Ended" and _flags(row) == {"seq_no_reused"}
         assert await _event_rows(f.csms, "SEQ2") == 3
+
+
+# --- an order id used at another charger -----------------------------------------------------
+
+
+async def _authorize(cp: Any, version: str, tag: str) -> dict[str, Any]:
+    """The idTagInfo / idTokenInfo of an Authorize, as the charger received it."""
+    if version == "1.6":
+        answer = await cp.call(call16.Authorize(id_tag=tag), suppress=False)
+        info: dict[str, Any] = answer.id_tag_info
+        return info
+    token = {"id_token": tag, "type": "Central"}
+    answer = await cp.call(call201.Authorize(id_token=token), suppress=False)
+    info = answer.id_token_info
+    return info
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_another_chargers_order_reveals_nothing_and_flags_only_that_charger(
+    tmp_path: Path, db_url: str, version: str
+) -> None:
+    """Charger B presents charger A's order id: it is answered exactly as an unknown tag (no
+    expiry date of A's order), B's transaction is flagged ``foreign_order``, and A's order and
+    A's own later transaction on it are untouched: not ``order_reused``, no order flag, billed
+    as usual."""
+    async with flow(tmp_path, db_url) as f:
+        await f.csms.add_charger("OWNER", evses=1)
+        await f.csms.add_charger("THIEF", evses=1)
+        alice = await f.driver("alice@example.org", 10_000)
+        order = await _order(f, "OWNER", alice)
+        subprotocol, cls = ("ocpp1.6", Client16) if version == "1.6" else ("ocpp2.0.1", Client201)
+        token = {"id_token": order["id"], "type": "Central"}
+        t0 = f.clock.now
+        async with connect(f.csms.ws_url("THIEF"), cls, subprotocol, basic_auth("THIEF")) as cp:
+            foreign = await _authorize(cp, version, order["id"])
+            unknown = await _authorize(cp, version, "ZZZZ9999NOORDER")
+            if version == "1.6":
+                stolen = await _session16(cp, order["id"], t0, 1000)
+            else:
+                stolen = await _session201(cp, "TX-THIEF", token, t0, 1000)
+        async with connect(f.csms.ws_url("OWNER"), cls, subprotocol, basic_auth("OWNER")) as cp:
+            own = await _authorize(cp, version, order["id"])
+            later = t0 + timedelta(minutes=30)
+            if version == "1.6":
+                used = await _session16(cp, order["id"], later, 5000)
+            else:
+                used = await _session201(cp, "TX-OWNER", token, later, 5000)
+        assert foreign == unknown == {"status": "Invalid"}
+        assert own["status"] == "Accepted" and len(own) == 2  # with the token's expiry
+        assert (stolen, used) == ("Invalid", "Accepted")
+        (theirs,) = await _transactions(f.csms, "THIEF")
+        (mine,) = await _transactions(f.csms, "OWNER")
+        assert (theirs["id_tag"], _flags(theirs)) == (order["id"], {"foreign_order"})
+        assert (mine["id_tag"], _flags(mine)) == (order["id"], set())
+        detail = (await f.csms.http.get(f"/api/v1/admin/orders/{order['id']}")).json()
+        assert detail["flags"] == []
+        body = (await f.csms.http.get(f"/api/v1/orders/{order['id']}", headers=alice)).json()
+        assert body["status"] == "settled" and body["energy_wh"] == 1000

@@ -18,17 +18,6 @@ from .conftest import LiveCsms
 MIB = 1024 * 1024
 
 
-async def _driver(csms: LiveCsms) -> dict[str, str]:
-    http = csms.http
-    r = await http.post("/api/v1/users", json={"email": "d@example.org", "password": "long-pw-1"})
-    assert r.status_code == 201, r.text
-    r = await http.post(
-        "/api/v1/token", data={"username": "d@example.org", "password": "long-pw-1"}
-    )
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 def _png(side: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGBA", (side, side), (255, 255, 255, 255)).save(out, "PNG")
@@ -38,7 +27,7 @@ def _png(side: int) -> bytes:
 async def test_a_streamed_body_is_cut_off_at_the_limit(csms: LiveCsms) -> None:
     """A 60 MB multipart body without Content-Length is refused once it passes the photo
     limit: the server answers 413 long before the client has sent it all."""
-    auth = await _driver(csms)
+    auth = await csms.driver()
     reader, writer = await asyncio.open_connection("127.0.0.1", csms.port)
     head = (
         "POST /api/v1/settlements HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n"
@@ -82,7 +71,7 @@ async def test_a_declared_oversized_body_is_refused_before_reading(csms: LiveCsm
 
 async def test_a_huge_image_is_refused_from_its_header(csms: LiveCsms) -> None:
     """A 152 KB PNG of 6000x6000 RGBA pixels would take 144 MB and more to decode."""
-    auth = await _driver(csms)
+    auth = await csms.driver()
     r = await csms.http.post(
         "/api/v1/settlements", files={"image": ("x.png", _png(6000), "image/png")}, headers=auth
     )
@@ -92,7 +81,7 @@ async def test_a_huge_image_is_refused_from_its_header(csms: LiveCsms) -> None:
 
 
 async def test_decodes_beyond_the_gate_are_told_to_come_back(csms: LiveCsms) -> None:
-    auth = await _driver(csms)
+    auth = await csms.driver()
     gate = DecodeGate(slots=1, waiting=0)
     csms.app.state.ctx = dataclasses.replace(csms.ctx, decodes=gate)
     release = threading.Event()

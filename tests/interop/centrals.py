@@ -11,6 +11,9 @@ and nothing of ours. Whatever a class has no handler for, the library answers wi
   answers ``Unknown`` for any other pair.
 * ``Reporting201``: asks for the base report right after boot (B07) and collects NotifyReport;
   ``PendingReporting201`` keeps the charger Pending until it has the report (B02).
+* ``Registering16`` / ``Registering201``: answer BootNotification with ``Seen.registration``
+  and ``Seen.boot_interval`` (an operator's decision the test changes) and acknowledge
+  statuses; the test sends their commands (TriggerMessage, remote start) itself.
 
 Every CALL that reaches a central system is recorded, answered or not, so a test can assert
 what the charger sent; ``connections`` counts WebSocket connections per charger.
@@ -53,6 +56,8 @@ class Seen:
     connections: dict[str, int] = field(default_factory=dict)
     live: dict[str, Any] = field(default_factory=dict)
     port: int = 0
+    registration: str = "Accepted"  # the boot answer of the Registering centrals
+    boot_interval: int = HEARTBEAT_S
 
     @property
     def url(self) -> str:
@@ -168,6 +173,32 @@ class Refusing201(_Recording, Cp201):  # type: ignore[misc]
     @on(A201.data_transfer)
     def on_data_transfer(self, **_: Any) -> Any:
         return _not_supported()
+
+
+class Registering16(BootOnly16):
+    @on(A16.boot_notification)
+    def on_boot_notification(self, **_: Any) -> Any:
+        seen = self.seen
+        return r16.BootNotification(
+            current_time=_now(), interval=seen.boot_interval, status=seen.registration
+        )
+
+    @on(A16.status_notification)
+    def on_status(self, **_: Any) -> Any:
+        return r16.StatusNotification()
+
+
+class Registering201(BootOnly201):
+    @on(A201.boot_notification)
+    def on_boot_notification(self, **_: Any) -> Any:
+        seen = self.seen
+        return r201.BootNotification(
+            current_time=_now(), interval=seen.boot_interval, status=seen.registration
+        )
+
+    @on(A201.status_notification)
+    def on_status(self, **_: Any) -> Any:
+        return r201.StatusNotification()
 
 
 KNOWN_TOKENS = {("CARD01", "ISO14443"), ("REMOTE1", "ISO14443"), ("ORDERQ", "Central")}

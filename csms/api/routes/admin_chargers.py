@@ -20,6 +20,7 @@ from csms.api.params import Offset
 from csms.api.responses import BODY, errors
 from csms.errors import SettlementKeyError
 from csms.passwords import hash_password
+from csms.protocol.admission import CERTIFICATE_ONLY, default_profile
 from csms.settlement_keys import set_settlement_key
 from csms.store import chargers as store
 from csms.store.device_model import list_device_variables
@@ -40,6 +41,9 @@ class ChargerUpdate(BaseModel):
     location: str | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, min_length=8, max_length=40)
     registration: Literal["Accepted", "Pending", "Rejected"] | None = None
+    security_profile: int | None = Field(
+        default=None, ge=1, le=3, description="takes effect at the charger's next connection"
+    )
 
 
 class SettlementKeyBody(BaseModel):
@@ -104,14 +108,18 @@ async def _get(session: SessionDep, charger_id: str) -> Charger:
 async def create_charger(
     body: ChargerCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> ChargerPublic:
-    """Registers a charger with its Basic-auth password (stored as an argon2id hash)."""
-    hashed = await asyncio.to_thread(hash_password, body.password)
+    """Registers a charger with its security profile and Basic-auth password (stored as an
+    argon2id hash; a profile 3 charger connects with its client certificate instead)."""
+    hashed = None
+    if body.password is not None:
+        hashed = await asyncio.to_thread(hash_password, body.password)
     charger = await store.create_charger(
         session,
         charger_id=body.id,
         password_hash=hashed,
         location=body.location,
         evses=body.evses,
+        security_profile=body.security_profile or default_profile(ctx.settings),
         now=ctx.clock(),
     )
     return await _public(ctx, session, charger)
@@ -167,8 +175,21 @@ async def show_charger(
 async def update_charger(
     charger_id: str, body: ChargerUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> ChargerPublic:
-    """Changes location, password or registration (accept a ``Pending`` auto-registration)."""
+    """Changes location, password, security profile or registration (accept a ``Pending``
+    auto-registration). Profiles 1 and 2 need a password: one set before, or in this change.
+
+    A connected charger whose registration changes is asked to boot again, which tells it;
+    taking acceptance away stops what it may send at once (csms.protocol.registration)."""
     charger = await _get(session, charger_id)
+    before = charger.registration
+    profile = body.security_profile or charger.security_profile
+    if profile < CERTIFICATE_ONLY and body.password is None and charger.password_hash is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"security profile {profile} needs a password: send one with it",
+        )
+    if body.security_profile is not None:
+        charger.security_profile = body.security_profile
     if body.location is not None:
         charger.location = body.location
     if body.registration is not None:
@@ -177,6 +198,9 @@ async def update_charger(
         charger.password_hash = await asyncio.to_thread(hash_password, body.password)
     session.add(charger)
     await session.commit()
+    link = ctx.registry.get(charger_id)
+    if link is not None and charger.registration != before:
+        link.registration_decided(charger.registration)
     return await _public(ctx, session, charger)
 
 

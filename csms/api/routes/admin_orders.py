@@ -3,7 +3,8 @@
 ``GET /api/v1/admin/orders`` (``status``, ``charger_id``, ``flagged``), ``GET .../orders/{id}``
 (flags and every session record), ``POST .../orders/{id}/cancel`` (releases the hold of an
 order that was never settled), ``GET /api/v1/admin/settlements``, ``GET
-/api/v1/admin/settlement-rejections`` (the evidence of refused settlements), ``GET
+/api/v1/admin/settlement-rejections`` (``order_id``, ``charger_id``: the evidence of refused
+settlements, one entry per distinct refusal with its count), ``GET
 /api/v1/admin/payments``, ``POST /api/v1/admin/payments/{id}/refunds`` ``{"amount"}`` (an
 ``Idempotency-Key`` header makes a retry safe), ``GET /api/v1/admin/reconciliation`` and
 ``/api/v1/admin/reconciliation.csv``.
@@ -12,7 +13,7 @@ order that was never settled), ``GET /api/v1/admin/settlements``, ``GET
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel
@@ -34,9 +35,11 @@ from csms.payments.reconciliation import ReconciliationReport, build_report, to_
 from csms.payments.schemas import (
     OrderDetail,
     PaymentPublic,
+    RejectionPublic,
     SettlementPublic,
     order_detail,
     payment_public,
+    rejection_public,
     settlement_public,
 )
 from csms.payments.unit_of_work import Conflict, in_transaction
@@ -153,19 +156,27 @@ async def admin_settlements(
     return out
 
 
-@router.get("/settlement-rejections")
+@router.get("/settlement-rejections", response_model=list[RejectionPublic])
 async def admin_rejections(
     _: AdminDep,
     session: SessionDep,
     order_id: str | None = None,
+    charger_id: str | None = None,
     offset: Offset = 0,
     limit: Limit = 100,
-) -> list[dict[str, Any]]:
+) -> list[RejectionPublic]:
+    """Refused settlements, the most recently refused first; a refusal that came again is
+    one entry with its ``count`` and first and last time."""
     query = select(SettlementRejection)
     if order_id is not None:
         query = query.where(SettlementRejection.order_id == order_id)
-    query = query.order_by(col(SettlementRejection.id).desc()).offset(offset).limit(limit)
-    return [r.model_dump() for r in (await session.exec(query)).all()]
+    if charger_id is not None:
+        query = query.where(SettlementRejection.charger_id == charger_id)
+    query = query.order_by(
+        col(SettlementRejection.last_at).desc(), col(SettlementRejection.id).desc()
+    )
+    rows = await session.exec(query.offset(offset).limit(limit))
+    return [rejection_public(r) for r in rows.all()]
 
 
 @router.get("/payments", response_model=list[PaymentPublic])

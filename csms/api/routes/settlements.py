@@ -7,7 +7,9 @@ it is read by :class:`~csms.api.uploads.BodyLimit`). The settlement is verified 
 7.7) and settles its order; the answer is the payment information. An uploader who does not
 own the order settles the owner's order and is told only that it was accepted (202, brief 7.9).
 Refusals are 422 with the stable reason code (``{"detail": {"reason", "message"}}``); a copy of
-an already paid order is 409.
+an already paid order is 409. A driver or a client address uploading faster than its rate
+(:class:`~csms.api.upload_rate.UploadRate`) gets 429 with ``Retry-After``, before the body is
+read.
 ``GET /api/v1/settlements[/{id}]`` shows the settlements of the driver's own orders.
 """
 
@@ -25,6 +27,7 @@ from starlette.datastructures import UploadFile
 from csms.api.deps import CtxDep, SessionDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import RefusalProblem, errors
+from csms.api.upload_rate import UploadsTooFrequent
 from csms.api.uploads import MAX_PHOTO_BYTES, DecodeGate, GateFull
 from csms.drivers.deps import CurrentUser
 from csms.payments.deps import PaymentsDep
@@ -127,13 +130,20 @@ async def _token_of(request: Request, decodes: DecodeGate) -> str:
             409,
             413,
             422,
+            429,
             503,
             notes={
                 409: "a copy of a settlement already paid",
                 422: "refused: no readable settlement, or one that does not verify",
+                429: "uploaded too often: send it again after Retry-After seconds",
                 503: "too many photos are being read: send it again",
             },
-            models={409: RefusalProblem, 422: RefusalProblem, 503: RefusalProblem},
+            models={
+                409: RefusalProblem,
+                422: RefusalProblem,
+                429: RefusalProblem,
+                503: RefusalProblem,
+            },
         ),
     },
     openapi_extra=_BODY_DOC,
@@ -142,13 +152,21 @@ async def post_settlement(
     request: Request, user: CurrentUser, session: SessionDep, side: PaymentsDep, ctx: CtxDep
 ) -> Any:
     """Verifies the settlement, settles its order, and returns the payment information."""
+    assert side.service is not None and user.id is not None
+    try:
+        side.upload_rate.admit(user.id, request.client.host if request.client else None)
+    except UploadsTooFrequent as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            {"reason": "too_many_uploads", "message": str(exc)},
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from exc
     token = await _token_of(request, ctx.decodes)
-    assert side.service is not None
     # the service runs its own transactions: give this request's connection back meanwhile,
     # or many concurrent uploads would each hold one and wait for a second
     await session.close()
     try:
-        outcome = await side.service.submit(token, source="upload")
+        outcome = await side.service.submit(token, source="upload", user_id=user.id)
     except SettlementRefused as exc:
         code = (
             status.HTTP_409_CONFLICT

@@ -8,16 +8,21 @@ import json
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
+from sqlmodel import Session
 
 from csms.billing.resolve import charger_scope
 from csms.payments import reaper as reaper_module
 from csms.payments import wallet
+from csms.payments.capture import capture_unit
+from csms.payments.errors import AlreadyCaptured
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.orders import ORDER_ID_LENGTH, snapshot
 from csms.payments.reaper import Reaper
+from csms.payments.unit_of_work import in_worker
 from csms.protocol.authorization import LocalTagPolicy
 from csms.store.models_money import BillingAssignment, BillingModel
-from csms.store.models_orders import Order
+from csms.store.models_orders import Order, Receipt
 
 from .conftest import CHARGER, FUNDS, World
 
@@ -91,7 +96,8 @@ async def test_order_policy(world: World) -> None:
     order = await world.order()
     live = await policy.authorize(CHARGER, order.id)
     assert live.status == "Accepted" and live.expiry == order.expires_at
-    assert (await policy.authorize("CP9", order.id)).status == "Invalid"
+    foreign = await policy.authorize("CP9", order.id)  # what any unknown tag gets
+    assert (foreign.status, foreign.expiry) == ("Invalid", None)
     unknown = await policy.authorize(CHARGER, "NOSUCHORDER")
     assert unknown.status == "Invalid" and not unknown.known
     world.clock.advance(VALIDITY + LEEWAY + 1)
@@ -150,3 +156,40 @@ async def test_release_pages_past_orders_that_stay_held(
     await world.synced()
     report = await world.reaper.reap_once()
     assert sorted(report.released) == sorted(o.id for o in late)
+
+
+async def test_a_reaper_that_read_before_another_captured_does_not_report_it(
+    world: World,
+) -> None:
+    """Two reapers on PostgreSQL (read committed) can both read a payment as pending; the
+    second's capture then finds it captured. It must say it captured nothing: reporting (and
+    counting in the metrics) a capture twice is how a double charge would look to an operator.
+    The same holds for a driver's confirm that comes after the reaper's capture."""
+    order = await world.order(amount=2000)
+    outcome = await world.service.submit(world.settlement(order, wh=1000), source="upload")
+    assert outcome.payment is not None and outcome.payment.id is not None
+    payment_id = outcome.payment.id
+    captured_before = _captured_count()
+    await world.confirm(payment_id)  # the driver was first
+
+    def late_capture(session: Session) -> Receipt:
+        return capture_unit(
+            session, payment_id=payment_id, kind="auto", now=world.clock(), first=True
+        )
+
+    with pytest.raises(AlreadyCaptured):
+        await in_worker(world.db, late_capture)
+    again = await world.confirm(payment_id)  # a repeat confirm: the same receipt, not counted
+    assert again.payment_id == payment_id
+    assert _captured_count() - captured_before == 1
+    assert await world.available() == FUNDS - 135
+
+
+def _captured_count() -> float:
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        if family.name == "qrcharge_payments_captured"
+        for sample in family.samples
+        if sample.name == "qrcharge_payments_captured_total"
+    )

@@ -197,3 +197,28 @@ async def test_implausible_times_are_refused(world: World) -> None:
     world.clock.now += timedelta(minutes=6)
     outcome = await world.service.submit(ahead, source="upload")
     assert outcome.payment is not None and outcome.payment.amount == outcome.record.charge_amount
+
+
+async def test_a_refusal_that_comes_again_is_counted_on_its_row(world: World) -> None:
+    """The same forged settlement three times over OCPP and three times uploaded by two
+    drivers: one row per source and driver, with its count; the token's claims as evidence."""
+    order = await world.order()
+    stranger = generate_key()
+    forged = world.settlement(order, key=stranger)
+    other = await world.new_user()
+    for _ in range(3):
+        await world.service.on_settlement("CP1", forged, "ocpp")
+    for uploader in (world.user_id, other, world.user_id):
+        with pytest.raises(SettlementRefused):
+            await world.service.submit(forged, source="upload", user_id=uploader)
+        world.clock.advance(60)
+    async with world.db.session() as session:
+        rows = (await session.exec(select(SettlementRejection))).all()
+    got = sorted((r.source, r.user_id, r.count) for r in rows)
+    assert got == [("ocpp", 0, 3), ("upload", world.user_id, 2), ("upload", other, 1)]
+    for row in rows:
+        assert (row.charger_id, row.order_id, row.kid) == ("CP1", order.id, stranger.kid)
+        assert (row.reason, row.token_head, row.token_chars) == ("unknown_key", forged, len(forged))
+    mine = next(r for r in rows if r.user_id == world.user_id)
+    assert (mine.last_at - mine.created_at).total_seconds() == 120
+    await _nothing_charged(world)
