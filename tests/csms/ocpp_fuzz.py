@@ -10,8 +10,9 @@
   of the time, and broken frames (wrong message type ids, lengths and unique ids, answers to
   nothing, ``NaN``, text that is not JSON, binary frames).
 
-Bounds to lift once the CSMS refuses out-of-range integers and very deep frames by itself:
-integers and floats stay within +-2**53 and nesting within ``MAX_DEPTH`` levels.
+Numbers go far beyond what OCPP's 32-bit integers and the store hold (+-2**70, 1e308), and
+nesting far beyond what the CSMS parses (5,000 levels, sent as text: Python's own encoder stops
+at about 1,000).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from csms.protocol.v201 import ChargePoint201
 from qr_extension.wire import MSG_SETTLEMENT, MSG_SETTLEMENT_KEY, MSG_SYNCED, VENDOR_ID
 
 Json = Any
-INT_BOUND = 2**53
-MAX_DEPTH = 100
+INT_BOUND = 2**70
+NEST_MAX = 40  # levels of values built as objects: around the CSMS's limit of 32
+DEEP_MAX = 5000  # levels of frames written as text
 
 
 @cache
@@ -65,9 +67,12 @@ NASTY_TEXT = st.sampled_from(
 TEXT = st.one_of(st.text(max_size=40), NASTY_TEXT)
 INTEGERS = st.one_of(
     st.integers(-INT_BOUND, INT_BOUND),
-    st.sampled_from([0, -1, 1, 2**31 - 1, 2**31, -(2**31), 2**32, 2**53, -(2**53)]),
+    st.sampled_from([0, -1, 1, 2**31 - 1, 2**31, -(2**31) - 1, 2**53, 2**63, -(2**63) - 1, 2**70]),
 )
-FLOATS = st.floats(-INT_BOUND, INT_BOUND, allow_nan=False, allow_infinity=False)
+FLOATS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1e30, -1e30, 1.7976931348623157e308, 5e-324, 2.0**63]),
+)
 SCALARS = st.one_of(st.none(), st.booleans(), INTEGERS, FLOATS, TEXT)
 JSON = st.recursive(
     SCALARS,
@@ -78,9 +83,9 @@ JSON = st.recursive(
 
 @st.composite
 def nested(draw: st.DrawFn) -> Json:
-    """A value buried ``1..MAX_DEPTH`` levels deep in lists and objects."""
+    """A value buried ``1..NEST_MAX`` levels deep in lists and objects."""
     value: Json = draw(SCALARS)
-    for _ in range(draw(st.integers(1, MAX_DEPTH))):
+    for _ in range(draw(st.integers(1, NEST_MAX))):
         value = [value] if draw(st.booleans()) else {"k": value}
     return value
 
@@ -200,7 +205,9 @@ def _apply(value: Json, path: tuple[Any, ...], how: str, draw: st.DrawFn) -> Jso
     if how == "long":
         return draw(st.sampled_from(["x" * 2000, "é" * 9000, list(range(500))]))
     if how == "huge":
-        return draw(st.sampled_from([2**53, -(2**53), 2**31, 1e15, -1e15, 4.9e-324, 1.5]))
+        return draw(
+            st.sampled_from([2**70, -(2**70), 2**63, 2**31, 10**30, 1e30, 1e308, 5e-324, 1.5])
+        )
     if how == "wrap":
         return {"value": value} if draw(st.booleans()) else [value]
     return draw(JUNK)
@@ -379,7 +386,9 @@ def call_frame(draw: st.DrawFn, version: str, charger_id: str, uid: str) -> list
 @st.composite
 def broken_frame(draw: st.DrawFn, uid: str) -> list[Json] | str | bytes:
     """A frame with something wrong in its envelope, or not JSON at all."""
-    kind = draw(st.sampled_from(["type", "length", "uid", "answer", "text", "bytes", "nan"]))
+    kind = draw(
+        st.sampled_from(["type", "length", "uid", "answer", "text", "bytes", "nan", "deep"])
+    )
     if kind == "type":
         type_id = draw(st.one_of(INTEGERS, FLOATS, TEXT, st.none(), st.booleans()))
         return [type_id, uid, "Heartbeat", {}]
@@ -392,6 +401,10 @@ def broken_frame(draw: st.DrawFn, uid: str) -> list[Json] | str | bytes:
         result = [3, uid, draw(JUNK)]
         error = [4, uid, draw(TEXT), draw(TEXT), draw(JUNK)]
         return result if draw(st.booleans()) else error
+    if kind == "deep":  # too deep for the CSMS (and for Python's own JSON encoder)
+        levels = draw(st.integers(1, DEEP_MAX))
+        head = draw(st.sampled_from([f'[2,"{uid}","Heartbeat",{{"customData":', f'[3,"{uid}",']))
+        return head + "[" * levels + "]" * levels + ("}]" if head.startswith("[2") else "]")
     if kind == "nan":
         return f'[2,"{uid}","MeterValues",{{"connectorId":NaN,"meterValue":[Infinity]}}]'
     if kind == "bytes":  # a binary frame, maybe not even UTF-8

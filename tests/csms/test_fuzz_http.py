@@ -105,8 +105,14 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """A CSMS with a charger, a billing model, a driver with money and an order (so that
     some generated ids exist)."""
     data = tmp_path_factory.mktemp("fuzz-http")
-    # the fuzzer signs in with random passwords thousands of times: no lock-out here
-    with threaded_csms(make_settings(data, login_max_failures=10**9)) as csms:
+    # the fuzzer signs in with random passwords and uploads settlements hundreds of times a
+    # minute: no lock-out and no upload rate here
+    unlimited = {
+        "login_max_failures": 10**9,
+        "upload_rate_per_driver": 0,
+        "upload_rate_per_client": 0,
+    }
+    with threaded_csms(make_settings(data, **unlimited)) as csms:
         with httpx.Client(base_url=csms.base_url, timeout=30) as http:
             admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
             charger = {"id": "CP1", "password": "fuzz-charger-pw", "evses": 2}

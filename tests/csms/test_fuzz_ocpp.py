@@ -9,8 +9,6 @@ properties:
 * every frame that needs an answer gets exactly one (CALLRESULT or CALLERROR, with the frame's
   unique id when it had a usable one), and an answer to nothing gets none;
 * no answer is an ``InternalError`` CALLERROR, and the CSMS logs no error with a traceback.
-
-Integers stay within +-2**53 and nesting within 100 levels for now (:mod:`.ocpp_fuzz`).
 """
 
 from __future__ import annotations
@@ -30,6 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
+
+from csms.protocol.frames import MAX_DEPTH
 
 from .conftest import ADMIN_KEY, make_settings
 from .ocpp_fuzz import Json, actions, frames
@@ -129,17 +129,40 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     print("\nOCPP frames per version and kind:", dict(sorted(FRAMES_RUN.items())))
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is no JSON number")
+
+
+STRICT_JSON = json.JSONDecoder(parse_constant=_not_json)
+
+
+def _depth(value: Json) -> int:
+    """How deep lists and objects nest in ``value`` (without recursion: it may be deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | dict):
+            deepest = max(deepest, depth + 1)
+            stack.extend(
+                (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
 def answer_due(frame: str | bytes) -> tuple[bool, str | None]:
     """Whether the CSMS must answer ``frame``, and with which unique id (None: any id).
 
     Everything gets an answer except a well-formed CALLRESULT or CALLERROR envelope (type 3
-    or 4 with a usable unique id): answers are never answered. A binary frame is read as
-    UTF-8, anything else in it replaced."""
+    or 4 with a usable unique id, within the CSMS's nesting limit): answers are never
+    answered. A binary frame is read as UTF-8, anything else in it replaced; ``NaN`` and
+    ``Infinity`` are no JSON."""
     if isinstance(frame, bytes):
         frame = frame.decode("utf-8", "replace")
     try:
-        parsed = json.loads(frame)
-    except ValueError:
+        parsed = STRICT_JSON.decode(frame)
+    except (ValueError, RecursionError):
+        return True, None
+    if _depth(parsed) > MAX_DEPTH:
         return True, None
     if not isinstance(parsed, list) or len(parsed) < 2:
         return True, "-1"
@@ -175,9 +198,13 @@ def _kind(version: str, frame: str | bytes) -> str:
     if isinstance(frame, bytes):
         return "binary"
     try:
-        parsed = json.loads(frame)
+        parsed = STRICT_JSON.decode(frame)
     except ValueError:
         return "not JSON"
+    except RecursionError:
+        return "too deep"
+    if _depth(parsed) > MAX_DEPTH:
+        return "too deep"
     if isinstance(parsed, list) and len(parsed) == 4 and parsed[0] == 2:
         return f"CALL {parsed[2] if parsed[2] in actions(version) else '(no such action)'}"
     return "broken envelope"
