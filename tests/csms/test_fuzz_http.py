@@ -158,6 +158,7 @@ OVERLAP = [
 # cases: (method, path template, path parameters, how to call, the status it answers).
 FOUND: list[tuple[str, str, dict[str, str], dict[str, object], int]] = [
     ("GET", "/api/v1/admin/keys", {}, {"headers": {"Authorization": ""}}, 401),
+    ("GET", "/metrics", {}, {"headers": {"Authorization": "Bearer wrong"}}, 401),
     ("GET", "/api/v1/admin/chargers/{charger_id}", {"charger_id": "nope"}, {}, 404),
     ("POST", "/api/v1/admin/chargers", {}, {"json": {"id": "CP1", "password": "x" * 12}}, 409),
     (
