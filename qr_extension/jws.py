@@ -97,6 +97,7 @@ def read_header(token: object, *, typ: str) -> tuple[str, dict[str, Any]] | Refu
         return text
     try:
         header = jwt.get_unverified_header(text)
+        _text_only(header)
     except (jwt.PyJWTError, ValueError, RecursionError) as exc:
         return Refusal(Reason.MALFORMED, _why("not a readable JWS", exc))
     refusal = _check_header(header, typ)
@@ -119,7 +120,7 @@ def _check_header(header: dict[str, Any], typ: str) -> Refusal | None:
 def unverified_claims(token: str) -> dict[str, Any] | Refusal:
     """The payload of a token that passed :func:`check_shape`, NOT verified."""
     try:
-        claims = json.loads(b64url_decode(token.split(".")[1]))
+        claims = _text_only(json.loads(b64url_decode(token.split(".")[1])))
     except (ValueError, RecursionError):
         return Refusal(Reason.MALFORMED, "unreadable payload")
     if not isinstance(claims, dict):
@@ -141,6 +142,17 @@ class Parsed:
     claims: dict[str, Any] | None
     signing_input: bytes
     signature: bytes
+
+
+def _text_only(value: Any) -> Any:
+    """``value`` (decoded JSON) when every string in it is Unicode text; ValueError for a lone
+    surrogate, which JSON can spell (``"\\ud800"``) but no UTF-8 store, log or peer can take:
+    an unverified ``kid`` or ``jti`` picks database rows before any signature is checked."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a string in it is no Unicode text (a lone surrogate)") from None
+    return value
 
 
 def _segment(text: str) -> bytes:
@@ -175,7 +187,7 @@ def parse(token: object, *, typ: str) -> Parsed | Refusal:
         return text
     header_segment, payload_segment, signature_segment = text.split(".")
     try:
-        header = json.loads(_segment(header_segment))
+        header = _text_only(json.loads(_segment(header_segment)))
         if not isinstance(header, dict):
             raise ValueError("Invalid header string: must be a json object")
         error = _pyjwt_header_error(header, payload_segment)
@@ -189,7 +201,7 @@ def parse(token: object, *, typ: str) -> Parsed | Refusal:
     if refusal is not None:
         return refusal
     try:
-        claims = json.loads(payload)
+        claims = _text_only(json.loads(payload))
     except (ValueError, RecursionError):
         claims = None
     signing_input = text[: len(header_segment) + 1 + len(payload_segment)].encode()

@@ -35,8 +35,14 @@ def ocpp_timestamp(moment: datetime | float) -> str:
 
 
 def parse_ocpp_timestamp(text: str) -> datetime:
-    """Parses an OCPP timestamp (any ISO 8601 offset, ``Z`` included) into aware UTC."""
+    """Parses an OCPP timestamp (any ISO 8601 offset, ``Z`` included) into aware UTC.
+
+    Raises ValueError for anything else, a time that is no UTC date (year 1 with a positive
+    offset, year 9999 with a negative one) included."""
     dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{text!r} is outside the UTC calendar") from exc

@@ -134,6 +134,27 @@ def _too_deep(text: str) -> Violation | None:
     return None
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """Whether decoded JSON holds a lone surrogate (``"\\ud800"``): valid JSON, but no text
+    that UTF-8 (the socket, the store, the log) can carry."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _not_text(frame: list[Any]) -> FrameError:
+    """The error for a frame with a lone surrogate somewhere: nothing of it is echoed, its
+    unique id is used when that is clean text, and it is answered unless it is an answer."""
+    uid = frame[1] if len(frame) > 1 else None
+    if not isinstance(uid, str) or not 0 < len(uid) <= UNIQUE_ID_MAX or _lone_surrogate(uid):
+        uid = None
+    is_answer = frame[0] in (3, 4) and not isinstance(frame[0], bool)
+    violation = Violation("utf8", "a string holds a lone surrogate: not Unicode text")
+    return FrameError.of(uid, "RpcFrameworkError", violation, reply=uid is None or not is_answer)
+
+
 def parse_frame(text: str | bytes) -> Message | FrameError:
     """One OCPP-J frame -> a Call, CallResult or CallError, or the error to answer."""
     if isinstance(text, bytes):
@@ -158,6 +179,8 @@ def parse_frame(text: str | bytes) -> Message | FrameError:
         got = "an empty array" if frame == [] else f"a JSON {json_type(frame)}"
         violation = Violation("array", f"a frame is a non-empty JSON array, got {got}")
         return FrameError.of(None, "RpcFrameworkError", violation)
+    if "\\u" in text and _lone_surrogate(frame):  # only an escape can spell one
+        return _not_text(frame)
     uid = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
     if uid is not None and not 0 < len(uid) <= UNIQUE_ID_MAX:
         violation = Violation(

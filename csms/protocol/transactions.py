@@ -277,6 +277,9 @@ def _add_samples(batch: Batch, txn: TxnRow, samples: Sequence[Sample]) -> None:
     batch.add_rows(METER_VALUES, sample_rows(txn.charger_id, txn.id, txn.evse_id, samples))
 
 
+NO_TAG = IdTagDecision("Invalid", known=False)
+
+
 async def _decide(ctx: CsmsContext, charger_id: str, id_tag: str) -> IdTagDecision:
     try:
         return await ctx.authorization.authorize(charger_id, id_tag)
@@ -322,8 +325,8 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     now = ctx.clock()
 
     def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision]:
-        decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag)
-        assert decision is not None  # 1.6 starts always name an id tag
+        # the 1.6 schema lets the id tag be empty: no tag the CSMS knows, so Invalid
+        decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
         existing = _load_by_start_key(batch.conn, charger_id, key)
         if existing is not None:
             return existing, False, False, decision
@@ -356,7 +359,7 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
 
     def again(batch: Batch) -> tuple[TxnRow | None, IdTagDecision | None]:
         found = _load_by_start_key(batch.conn, charger_id, key)
-        return found, asked or _decide_in(batch.conn, decider, charger_id, req.id_tag)
+        return found, asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
 
     try:
         txn, created, is_order, decision = await ctx.writer.execute(op, charger_id)

@@ -13,12 +13,12 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from csms.context import CsmsContext
-from csms.protocol import certificates, monitoring, provisioning, transactions
+from csms.protocol import certificates, monitoring, provisioning, transactions, violations
 from csms.protocol import data_transfer as dt
 from csms.protocol import meter_values as mv
 from csms.protocol.authorization import IdTagDecision
 from csms.protocol.base import CsmsChargePoint, Transport, on
-from qr_extension.wire import ocpp_timestamp, parse_ocpp_timestamp
+from qr_extension.wire import ocpp_timestamp
 
 ACCEPTED = "Accepted"
 
@@ -88,7 +88,7 @@ class ChargePoint16(CsmsChargePoint):
             connector_id=1,
             status=status,
             error_code=None if error_code == "NoError" else error_code,
-            timestamp=_time(kw.get("timestamp")),
+            timestamp=_time(kw.get("timestamp"), "StatusNotification"),
         )
         return call_result.StatusNotification()
 
@@ -108,7 +108,7 @@ class ChargePoint16(CsmsChargePoint):
                 connector_id=connector_id,
                 id_tag=id_tag,
                 meter_start=meter_start,
-                timestamp=parse_ocpp_timestamp(timestamp),
+                timestamp=violations.timestamp(timestamp, action="StartTransaction"),
                 reservation_id=kw.get("reservation_id"),
             ),
         )
@@ -126,7 +126,7 @@ class ChargePoint16(CsmsChargePoint):
             transactions.StopRequest(
                 transaction_id=transaction_id,
                 meter_stop=meter_stop,
-                timestamp=parse_ocpp_timestamp(timestamp),
+                timestamp=violations.timestamp(timestamp, action="StopTransaction"),
                 id_tag=kw.get("id_tag"),
                 reason=kw.get("reason"),
                 samples=mv.samples_from_ocpp(kw.get("transaction_data") or ()),
@@ -209,5 +209,5 @@ class ChargePoint16(CsmsChargePoint):
         return call_result.SignCertificate(status=answer.status)
 
 
-def _time(text: str | None) -> datetime | None:
-    return parse_ocpp_timestamp(text) if text else None
+def _time(text: str | None, action: str) -> datetime | None:
+    return violations.timestamp(text, action=action) if text else None

@@ -11,12 +11,12 @@ from ocpp.v201.enums import Action
 from csms.context import CsmsContext
 from csms.protocol import data_transfer as dt
 from csms.protocol import meter_values as mv
-from csms.protocol import monitoring, provisioning, transactions
+from csms.protocol import monitoring, provisioning, transactions, violations
 from csms.protocol.authorization import IdTagDecision
 from csms.protocol.base import CsmsChargePoint, Transport, on
 from csms.protocol.v201_unasked import Unasked201
 from csms.store import device_model
-from qr_extension.wire import ocpp_timestamp, parse_ocpp_timestamp
+from qr_extension.wire import ocpp_timestamp
 
 ACCEPTED = "Accepted"
 LOG = logging.getLogger("csms.protocol")
@@ -67,7 +67,8 @@ class ChargePoint201(Unasked201, CsmsChargePoint):
         )
 
     @on(Action.heartbeat)
-    async def on_heartbeat(self) -> call_result.Heartbeat:
+    async def on_heartbeat(self, **kw: Any) -> call_result.Heartbeat:
+        """``kw``: customData, which every 2.0.1 message may carry (unread)."""
         now = await provisioning.heartbeat(self._ctx, self.charger_id)
         return call_result.Heartbeat(current_time=ocpp_timestamp(now))
 
@@ -82,7 +83,7 @@ class ChargePoint201(Unasked201, CsmsChargePoint):
             connector_id=connector_id,
             status=connector_status,
             error_code=None,
-            timestamp=parse_ocpp_timestamp(timestamp),
+            timestamp=violations.timestamp(timestamp, action="StatusNotification"),
         )
         return call_result.StatusNotification()
 
@@ -108,7 +109,7 @@ class ChargePoint201(Unasked201, CsmsChargePoint):
             self.charger_id,
             transactions.TransactionEvent(
                 event_type=event_type,
-                timestamp=parse_ocpp_timestamp(timestamp),
+                timestamp=violations.timestamp(timestamp, action="TransactionEvent"),
                 trigger_reason=trigger_reason,
                 seq_no=seq_no,
                 transaction_id=transaction_info["transaction_id"],

@@ -7,7 +7,8 @@ the rule that failed, and says both ways:
 * a payload: ``{"action": "Authorize", "path": "idToken.type", "constraint": "enum",
   "detail": "'Nope' is not one of ..."}`` (``path`` dotted, list items as ``[i]``;
   ``constraint`` the JSON-schema keyword: type, required, additionalProperties, enum,
-  maxLength, minItems, maxItems, minimum, maximum, multipleOf);
+  maxLength, minItems, maxItems, minimum, maximum, multipleOf, or ``format`` for a date-time
+  the CSMS cannot read);
 * the frame itself: ``{"element": 0, "constraint": "messageTypeId", "detail": ...}`` (or
   ``json``, ``utf8``, ``array``, ``depth``, ``uniqueId``, ``length``, ``action`` (also an
   action name the version does not have or this CSMS does not handle), ``payload``,
@@ -24,13 +25,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-from ocpp.exceptions import NotSupportedError, OCPPError
+from ocpp.exceptions import NotSupportedError, OCPPError, TypeConstraintViolationError
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
+
+from qr_extension.wire import parse_ocpp_timestamp
 
 DESCRIPTION_MAX = 255  # OCPP-J 2.0.1: errorDescription is string[255]
 DETAIL_MAX = 200
@@ -156,6 +160,21 @@ def unknown_action(action: str, version: str) -> OCPPError:
         return OcppNotImplemented(f"{cut(action, 50)}: not implemented", violation.details())
     violation = Violation("action", f"not an OCPP {version} action", action=action)
     return NotSupportedError(f"{cut(action, 50)}: {violation.detail}", violation.details())
+
+
+def timestamp(text: str, *, action: str, path: str = "timestamp") -> datetime:
+    """``text``, a date-time member of ``action``'s payload, as aware UTC.
+
+    Neither the library nor :mod:`csms.protocol.fast_schema` checks the schemas' ``format:
+    date-time``; a handler that needs the time reads it here, so that anything else is a
+    TypeConstraintViolation naming the member (the charger's fault), never an InternalError."""
+    try:
+        return parse_ocpp_timestamp(text)
+    except ValueError:
+        violation = Violation(
+            "format", f"{short(text)} is not a date-time", path=path, action=action
+        )
+        raise TypeConstraintViolationError(violation.description(), violation.details()) from None
 
 
 def safe_details(details: object) -> dict[str, Any]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from typing import Any
 
 import pytest
-from ocpp.messages import Call, CallError, CallResult
+from ocpp.messages import Call, CallError, CallResult, MessageType, get_validator
 from ocpp.v201 import call_result as call_result201
 
 from csms.passwords import PasswordVerifier, VerifierOverloaded, hash_password
@@ -21,6 +22,9 @@ from csms.protocol.frames import (
     parse_frame,
     sniff_unique_id,
 )
+from csms.protocol.naming import to_snake
+from csms.protocol.v16 import ChargePoint16
+from csms.protocol.v201 import ChargePoint201
 
 
 def test_valid_frames() -> None:
@@ -47,6 +51,18 @@ def test_valid_frames() -> None:
         ('[3,"a"]', "a", "FormatViolation", False, "length", None),
         ('[3,"a",7]', "a", "FormatViolation", False, "payload", 2),
         ('[4,"a","X"]', "a", "FormatViolation", False, "length", None),
+        # a lone surrogate (valid JSON, no Unicode text), found by the OCPP fuzz test
+        (
+            '[2,"a","Heartbeat",{"customData":{"\\ud800":null}}]',
+            "a",
+            "RpcFrameworkError",
+            True,
+            "utf8",
+            None,
+        ),
+        ('["\\udfff","a","Heartbeat",{}]', "a", "RpcFrameworkError", True, "utf8", None),
+        ('[2,"\\ud800","Heartbeat",{}]', None, "RpcFrameworkError", True, "utf8", None),
+        ('[3,"a",{"x":"\\ud800"}]', "a", "RpcFrameworkError", False, "utf8", None),
     ],
 )
 def test_malformed_frames(
@@ -227,3 +243,17 @@ async def test_an_invalid_answer_of_ours_is_an_internal_error_not_the_chargers(
     assert [frame[:3] for frame in transport.sent] == [[4, "hb", "InternalError"]]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "currentTime" in errors[0]  # logged with the failing path
+
+
+@pytest.mark.parametrize("cls", [ChargePoint16, ChargePoint201])
+def test_every_handler_takes_what_its_schema_allows(cls: type[CsmsChargePoint]) -> None:
+    """Every member a request's schema allows reaches its handler (snake_cased) without a
+    TypeError: in 2.0.1 that includes ``customData`` in every message."""
+    for _, handler in inspect.getmembers(cls, lambda m: hasattr(m, "_on_action")):
+        version = "1.6" if cls is ChargePoint16 else "2.0.1"
+        schema = get_validator(MessageType.Call, handler._on_action, version).schema
+        parameters = inspect.signature(handler).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            continue
+        allowed = set(to_snake(dict.fromkeys(schema.get("properties", {}))))
+        assert allowed <= set(parameters), (handler._on_action, allowed - set(parameters))

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
 
+from qr_extension import jws
 from qr_extension.errors import TariffError, TokenFormatError
 from qr_extension.keys import KeyRing, SigningKey, generate_key
 from qr_extension.refusal import Reason, Refusal
@@ -456,3 +457,24 @@ def test_any_honest_settlement_round_trips_and_pays(
     back = verify(sign_settlement(s, _PROPERTY_KEY), _PROPERTY_KEY)
     assert back == s
     assert check_settlement(back, ORDER, leeway_s=LEEWAY) is None
+
+
+def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    def segment(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{segment(header)}.{segment(claims)}."
+
+
+@pytest.mark.parametrize(
+    ("kid", "jti"),
+    [("\ud800", "ORDER1"), ("k1", "\udfff"), ("k1\udbff", "\ud800ORDER")],
+)
+def test_json_with_a_lone_surrogate_is_malformed(kid: str, jti: str) -> None:
+    """JSON may spell a lone surrogate ("\\ud800"), no UTF-8 database or log can take one: the
+    CSMS looked rows up by the unverified kid and jti (found by the OCPP fuzz test)."""
+    token = _unsigned({"alg": "ES256", "typ": SETTLE_TYP, "kid": kid}, {"iss": "CP1", "jti": jti})
+    refused = peek_settlement(token)
+    assert isinstance(refused, Refusal) and refused.reason == Reason.MALFORMED
+    assert isinstance(jws.read_header(token, typ=SETTLE_TYP), Refusal) == (kid != "k1")
+    assert isinstance(jws.unverified_claims(token), Refusal) == (jti != "ORDER1")

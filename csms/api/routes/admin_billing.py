@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, status
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
+from csms.api.responses import BODY, errors
 from csms.billing import store
 from csms.billing.resolve import default_tariff, resolve
 from csms.billing.schemas import (
@@ -27,7 +28,7 @@ from csms.billing.schemas import (
 )
 from csms.store.models_money import BillingAssignment
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"], responses=errors(401))
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -40,7 +41,10 @@ def _assignment(row: BillingAssignment) -> AssignmentPublic:
 
 
 @router.post(
-    "/billing-models", status_code=status.HTTP_201_CREATED, response_model=BillingModelPublic
+    "/billing-models",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BillingModelPublic,
+    responses=BODY | errors(409, notes={409: "the id is taken"}),
 )
 async def create_model(
     body: BillingModelCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
@@ -75,12 +79,14 @@ async def resolve_model(
     return ResolvedPublic(**tariff_public(found.tariff).model_dump(), scope=found.scope)
 
 
-@router.get("/billing-models/{model_id}", response_model=BillingModelPublic)
+@router.get("/billing-models/{model_id}", response_model=BillingModelPublic, responses=errors(404))
 async def show_model(model_id: str, session: SessionDep, _: AdminDep) -> BillingModelPublic:
     return model_public(await store.get_model(session, model_id))
 
 
-@router.put("/billing-models/{model_id}", response_model=BillingModelPublic)
+@router.put(
+    "/billing-models/{model_id}", response_model=BillingModelPublic, responses=BODY | errors(404)
+)
 async def update_model(
     model_id: str, body: BillingModelUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> BillingModelPublic:
@@ -89,7 +95,11 @@ async def update_model(
     return model_public(model)
 
 
-@router.delete("/billing-models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/billing-models/{model_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404, 409, notes={409: "the model is assigned"}),
+)
 async def delete_model(model_id: str, session: SessionDep, _: AdminDep) -> None:
     """Deletes an unassigned model (409 while it is assigned)."""
     await store.delete_model(session, model_id=model_id)
@@ -99,6 +109,7 @@ async def delete_model(model_id: str, session: SessionDep, _: AdminDep) -> None:
     "/billing-models/{model_id}/assignments",
     status_code=status.HTTP_201_CREATED,
     response_model=AssignmentPublic,
+    responses=BODY | errors(404, 409, notes={409: "that target has a model"}),
 )
 async def assign_model(
     model_id: str, body: AssignmentCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
@@ -109,7 +120,11 @@ async def assign_model(
     return _assignment(row)
 
 
-@router.get("/billing-models/{model_id}/assignments", response_model=list[AssignmentPublic])
+@router.get(
+    "/billing-models/{model_id}/assignments",
+    response_model=list[AssignmentPublic],
+    responses=errors(404),
+)
 async def model_assignments(
     model_id: str, session: SessionDep, _: AdminDep, offset: Offset = 0, limit: Limit = 100
 ) -> list[AssignmentPublic]:
@@ -133,6 +148,10 @@ async def list_assignments(
     return [_assignment(r) for r in rows]
 
 
-@router.delete("/billing-assignments/{assignment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/billing-assignments/{assignment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404),
+)
 async def delete_assignment(assignment_id: RowIdPath, session: SessionDep, _: AdminDep) -> None:
     await store.delete_assignment(session, assignment_id=assignment_id)

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.params import Offset
+from csms.api.responses import BODY, errors
 from csms.errors import SettlementKeyError
 from csms.passwords import hash_password
 from csms.protocol.admission import CERTIFICATE_ONLY, default_profile
@@ -33,7 +34,7 @@ from csms.store.models import (
     EvseStatus,
 )
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"])
+router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401))
 
 
 class ChargerUpdate(BaseModel):
@@ -98,7 +99,12 @@ async def _get(session: SessionDep, charger_id: str) -> Charger:
     return charger
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ChargerPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ChargerPublic,
+    responses=BODY | errors(409, notes={409: "a charger with that id exists"}),
+)
 async def create_charger(
     body: ChargerCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> ChargerPublic:
@@ -158,14 +164,14 @@ def _connected(session: AsyncSession, ids: list[str], connected: bool) -> Column
     return col(Charger.id).in_(ids) if connected else col(Charger.id).not_in(ids)
 
 
-@router.get("/{charger_id}", response_model=ChargerPublic)
+@router.get("/{charger_id}", response_model=ChargerPublic, responses=errors(404))
 async def show_charger(
     charger_id: str, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> ChargerPublic:
     return await _public(ctx, session, await _get(session, charger_id))
 
 
-@router.patch("/{charger_id}", response_model=ChargerPublic)
+@router.patch("/{charger_id}", response_model=ChargerPublic, responses=BODY | errors(404))
 async def update_charger(
     charger_id: str, body: ChargerUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> ChargerPublic:
@@ -198,7 +204,7 @@ async def update_charger(
     return await _public(ctx, session, charger)
 
 
-@router.delete("/{charger_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{charger_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def delete_charger(charger_id: str, ctx: CtxDep, session: SessionDep, _: AdminDep) -> None:
     """Deletes the charger with its history and closes its connection."""
     if not await store.delete_charger(session, charger_id=charger_id):
@@ -208,7 +214,11 @@ async def delete_charger(charger_id: str, ctx: CtxDep, session: SessionDep, _: A
         await link.close("charger deleted by the operator")
 
 
-@router.put("/{charger_id}/settlement-key", response_model=SettlementKeyPublic)
+@router.put(
+    "/{charger_id}/settlement-key",
+    response_model=SettlementKeyPublic,
+    responses=BODY | errors(404),
+)
 async def put_settlement_key(
     charger_id: str, body: SettlementKeyBody, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> SettlementKeyPublic:
@@ -263,10 +273,9 @@ async def message_log(
 @router.get(
     "/{charger_id}/device-model",
     response_model=list[DeviceVariablePublic],
-    responses={
-        status.HTTP_404_NOT_FOUND: {"description": "no such charger"},
-        status.HTTP_409_CONFLICT: {"description": "an OCPP 1.6 charger has no device model"},
-    },
+    responses=errors(
+        404, 409, notes={404: "no such charger", 409: "an OCPP 1.6 charger has no device model"}
+    ),
 )
 async def device_model(
     charger_id: str,

@@ -22,9 +22,10 @@ from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.responses import BODY, errors
 from csms.store import chargers as store
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: commands"])
+router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: commands"], responses=errors(401))
 
 
 class CommandAction(StrEnum):
@@ -83,7 +84,24 @@ def with_request_id(action: CommandAction, payload: dict[str, Any]) -> dict[str,
     return {**payload, "requestId": secrets.randbelow(MAX_REQUEST_ID) + 1}
 
 
-@router.post("/{charger_id}/commands/{action}", response_model=CommandAnswer)
+@router.post(
+    "/{charger_id}/commands/{action}",
+    response_model=CommandAnswer,
+    responses=BODY
+    | errors(
+        404,
+        409,
+        502,
+        503,
+        504,
+        notes={
+            409: "the charger is not connected",
+            422: "not a command of the charger's OCPP version, or an invalid payload for it",
+            502: "the charger answered with a CALLERROR or an invalid answer",
+            503: "too many commands are waiting for this charger",
+        },
+    ),
+)
 async def send_command(
     charger_id: str,
     action: CommandAction,

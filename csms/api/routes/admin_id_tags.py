@@ -8,9 +8,10 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.responses import BODY, errors
 from csms.store.models import IdTag
 
-router = APIRouter(prefix="/api/v1/admin/id-tags", tags=["admin: id tags"])
+router = APIRouter(prefix="/api/v1/admin/id-tags", tags=["admin: id tags"], responses=errors(401))
 
 
 class IdTagBody(BaseModel):
@@ -19,7 +20,7 @@ class IdTagBody(BaseModel):
     expiry: datetime | None = None
 
 
-@router.put("", response_model=IdTagBody)
+@router.put("", response_model=IdTagBody, responses=BODY)
 async def put_id_tag(body: IdTagBody, ctx: CtxDep, session: SessionDep, _: AdminDep) -> IdTagBody:
     """Creates or changes a tag."""
     tag = await session.get(IdTag, body.id_tag) or IdTag(id_tag=body.id_tag, created_at=ctx.clock())
@@ -30,7 +31,7 @@ async def put_id_tag(body: IdTagBody, ctx: CtxDep, session: SessionDep, _: Admin
     return body
 
 
-@router.delete("/{id_tag}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{id_tag}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def delete_id_tag(id_tag: str, session: SessionDep, _: AdminDep) -> None:
     tag = await session.get(IdTag, id_tag)
     if tag is None:

@@ -18,10 +18,11 @@ from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
+from csms.api.responses import errors
 from csms.payments import ledger, wallet
 from csms.store.models_money import LedgerEntry, LedgerTransfer, User
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"], responses=errors(401))
 
 
 class EntryPublic(BaseModel):
@@ -106,7 +107,7 @@ async def ledger_page(
     )
 
 
-@router.get("/wallets/{user_id}", response_model=WalletAdmin)
+@router.get("/wallets/{user_id}", response_model=WalletAdmin, responses=errors(404))
 async def wallet_of(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> WalletAdmin:
     """A driver's available balance, total held, and each open hold by order."""
     user = await session.get(User, user_id)

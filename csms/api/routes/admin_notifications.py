@@ -10,11 +10,14 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset
+from csms.api.responses import errors
 from csms.store import chargers as store
 from csms.store.models import ChargerNotification, ChargerNotificationPublic
 from csms.store.notifications import list_notifications
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: notifications"])
+router = APIRouter(
+    prefix="/api/v1/admin/chargers", tags=["admin: notifications"], responses=errors(401)
+)
 
 
 def _public(row: ChargerNotification) -> ChargerNotificationPublic:
@@ -34,7 +37,7 @@ def _public(row: ChargerNotification) -> ChargerNotificationPublic:
 @router.get(
     "/{charger_id}/notifications",
     response_model=list[ChargerNotificationPublic],
-    responses={status.HTTP_404_NOT_FOUND: {"description": "no such charger"}},
+    responses=errors(404, notes={404: "no such charger"}),
 )
 async def notifications(
     charger_id: str,

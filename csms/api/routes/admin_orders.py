@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.params import Offset, RowIdPath
+from csms.api.responses import BODY, errors
 from csms.bounds import Amount
 from csms.payments.capture import refund_payment
 from csms.payments.deps import PaymentsDep
@@ -50,7 +51,9 @@ from csms.store.models_orders import (
     SettlementRejection,
 )
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin: orders and payments"])
+router = APIRouter(
+    prefix="/api/v1/admin", tags=["admin: orders and payments"], responses=errors(401)
+)
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
@@ -83,7 +86,7 @@ async def admin_orders(
     return details
 
 
-@router.get("/orders/{order_id}", response_model=OrderDetail)
+@router.get("/orders/{order_id}", response_model=OrderDetail, responses=errors(404))
 async def admin_order(order_id: str, _: AdminDep, session: SessionDep) -> OrderDetail:
     try:
         return await order_detail(session, await get_order(session, order_id, user_id=None))
@@ -91,7 +94,11 @@ async def admin_order(order_id: str, _: AdminDep, session: SessionDep) -> OrderD
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
 
-@router.post("/orders/{order_id}/cancel", response_model=CancelAnswer)
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_model=CancelAnswer,
+    responses=errors(404, 409, notes={409: "the order can no longer be cancelled"}),
+)
 async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, side: PaymentsDep) -> CancelAnswer:
     """Cancels an order that was never settled and releases its hold. A settlement that
     still arrives is honoured as a debt and flagged (brief 7.10)."""
@@ -191,6 +198,7 @@ async def admin_payments(
     "/payments/{payment_id}/refunds",
     response_model=PaymentPublic,
     status_code=status.HTTP_201_CREATED,
+    responses=BODY | errors(404, 409, notes={409: "nothing (or not that much) is refundable"}),
 )
 async def refund(
     payment_id: RowIdPath,

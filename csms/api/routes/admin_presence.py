@@ -17,12 +17,13 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.responses import BODY, errors
 from csms.errors import CsmsError
 from csms.store import chargers as store
 from csms.store.models_money import PresenceSecret
 from qr_extension.identify import MIN_SECRET_BYTES
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"])
+router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401))
 
 CONFIG_KEY = "IdentificationSecret"
 COMPONENT = "QrChargeCtrlr"
@@ -56,7 +57,11 @@ async def _charger_exists(session: SessionDep, charger_id: str) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")
 
 
-@router.put("/{charger_id}/presence-secret", response_model=PresenceSecretCreated)
+@router.put(
+    "/{charger_id}/presence-secret",
+    response_model=PresenceSecretCreated,
+    responses=BODY | errors(404),
+)
 async def set_presence_secret(
     charger_id: str,
     ctx: CtxDep,
@@ -86,7 +91,9 @@ async def set_presence_secret(
     )
 
 
-@router.get("/{charger_id}/presence-secret", response_model=PresenceSecretState)
+@router.get(
+    "/{charger_id}/presence-secret", response_model=PresenceSecretState, responses=errors(404)
+)
 async def presence_secret_state(
     charger_id: str, session: SessionDep, _: AdminDep
 ) -> PresenceSecretState:
@@ -100,7 +107,11 @@ async def presence_secret_state(
     )
 
 
-@router.delete("/{charger_id}/presence-secret", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{charger_id}/presence-secret",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404),
+)
 async def delete_presence_secret(charger_id: str, session: SessionDep, _: AdminDep) -> None:
     """Forgets the secret: codes from this charger are then refused (403)."""
     await _charger_exists(session, charger_id)

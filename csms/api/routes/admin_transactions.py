@@ -10,10 +10,13 @@ from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath
+from csms.api.responses import errors
 from csms.protocol.meter_values import samples_of
 from csms.store.models import MeterValuePublic, Transaction, TransactionDetail, TransactionPublic
 
-router = APIRouter(prefix="/api/v1/admin/transactions", tags=["admin: transactions"])
+router = APIRouter(
+    prefix="/api/v1/admin/transactions", tags=["admin: transactions"], responses=errors(401)
+)
 
 
 @router.get("", response_model=list[TransactionPublic])
@@ -39,7 +42,7 @@ async def list_transactions(
     return list(rows.all())
 
 
-@router.get("/{transaction_pk}", response_model=TransactionDetail)
+@router.get("/{transaction_pk}", response_model=TransactionDetail, responses=errors(404))
 async def show_transaction(
     transaction_pk: RowIdPath, session: SessionDep, _: AdminDep
 ) -> TransactionDetail:

@@ -16,10 +16,11 @@ from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath
+from csms.api.responses import BODY, errors
 from csms.drivers.accounts import normalise_email, revoke_tokens
 from csms.store.models_money import User
 
-router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: drivers"])
+router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: drivers"], responses=errors(401))
 
 
 class UserAdmin(BaseModel):
@@ -60,19 +61,19 @@ async def list_users(
     return [_admin(u) for u in rows.all()]
 
 
-@router.get("/{user_id}", response_model=UserAdmin)
+@router.get("/{user_id}", response_model=UserAdmin, responses=errors(404))
 async def show_user(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> UserAdmin:
     return _admin(await _get(session, user_id))
 
 
-@router.post("/{user_id}/sign-out", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/{user_id}/sign-out", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def sign_out_user(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> None:
     """Ends every access token the driver holds (a lost phone); they may sign in again."""
     await _get(session, user_id)
     await revoke_tokens(session, user_id)
 
 
-@router.patch("/{user_id}", response_model=UserAdmin)
+@router.patch("/{user_id}", response_model=UserAdmin, responses=BODY | errors(404))
 async def update_user(
     user_id: RowIdPath, body: UserUpdate, session: SessionDep, _: AdminDep
 ) -> UserAdmin:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from csms.api.deps import CtxDep, SessionDep
+from csms.api.responses import RefusalProblem, errors
 from csms.billing.resolve import resolve
 from csms.billing.schemas import TariffPublic, tariff_public
 from csms.drivers.deps import OptionalUser
@@ -47,7 +48,21 @@ def _forbidden(reason: str, message: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, {"reason": reason, "message": message})
 
 
-@router.get("/{charger_id}", response_model=ChargerInfo)
+@router.get(
+    "/{charger_id}",
+    response_model=ChargerInfo,
+    responses=errors(
+        401,
+        403,
+        404,
+        notes={
+            401: "an access token was sent, but it is not valid",
+            403: "the screen code cannot be checked, or is wrong",
+            404: "no such (accepted) charger, or no such EVSE",
+        },
+        models={403: RefusalProblem},
+    ),
+)
 async def charger_info(
     charger_id: str,
     ctx: CtxDep,

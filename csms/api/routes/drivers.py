@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
 from csms.api.deps import CtxDep, SessionDep
+from csms.api.responses import BODY, errors
 from csms.bounds import Amount
 from csms.drivers.accounts import authenticate, create_user, revoke_tokens
 from csms.drivers.deps import CurrentUser, ThrottleDep, TokensDep
@@ -120,7 +121,12 @@ async def get_provider(request: Request) -> PaymentProvider:
 ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    responses=BODY | errors(409, notes={409: "the email is taken"}),
+)
 async def register(body: UserCreate, ctx: CtxDep, session: SessionDep) -> UserPublic:
     """Creates a driver account with an empty wallet (409 if the email is taken)."""
     password_hash = await hash_async(body.password)
@@ -133,7 +139,11 @@ async def register(body: UserCreate, ctx: CtxDep, session: SessionDep) -> UserPu
     return _public(user)
 
 
-@router.post("/token", response_model=Token)
+@router.post(
+    "/token",
+    response_model=Token,
+    responses=BODY | errors(401, 429, notes={401: "wrong email or password"}),
+)
 async def log_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
@@ -171,14 +181,14 @@ async def log_in(
     return Token(access_token=token, expires_in=tokens.ttl_s)
 
 
-@router.post("/me/sign-out", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/me/sign-out", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
 async def sign_out_everywhere(user: CurrentUser, session: SessionDep) -> None:
     """Signs the driver out everywhere: every access token issued so far stops working (this
     one included); signing in again gives a new one."""
     await revoke_tokens(session, _id(user))
 
 
-@router.get("/me", response_model=Profile)
+@router.get("/me", response_model=Profile, responses=errors(401))
 async def me(user: CurrentUser, session: SessionDep) -> Profile:
     """The signed-in driver's profile and wallet balance."""
     uid = _id(user)
@@ -191,7 +201,7 @@ async def me(user: CurrentUser, session: SessionDep) -> Profile:
     )
 
 
-@router.get("/me/wallet", response_model=WalletPublic)
+@router.get("/me/wallet", response_model=WalletPublic, responses=errors(401))
 async def my_wallet(
     user: CurrentUser,
     session: SessionDep,
@@ -220,7 +230,23 @@ async def my_wallet(
     )
 
 
-@router.post("/me/wallet/top-ups", status_code=status.HTTP_201_CREATED, response_model=TopUpPublic)
+@router.post(
+    "/me/wallet/top-ups",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TopUpPublic,
+    responses=BODY
+    | errors(
+        401,
+        402,
+        409,
+        502,
+        notes={
+            402: "the payment provider declined",
+            409: "the Idempotency-Key was used for another top-up",
+            502: "the payment provider failed",
+        },
+    ),
+)
 async def top_up(
     body: TopUpCreate,
     user: CurrentUser,

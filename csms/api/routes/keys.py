@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from csms.api.deps import AdminDep, CtxDep
+from csms.api.responses import errors
 from csms.protocol.data_transfer import trusted_keys_payload
 
 router = APIRouter(tags=["keys"])
@@ -33,7 +34,7 @@ async def jwks(ctx: CtxDep) -> dict[str, list[dict[str, str]]]:
     return ctx.keys.published_ring(ctx.now_s()).to_jwks()
 
 
-@router.get("/api/v1/admin/keys", response_model=list[KeyPublic])
+@router.get("/api/v1/admin/keys", response_model=list[KeyPublic], responses=errors(401))
 async def list_keys(ctx: CtxDep, _: AdminDep) -> list[KeyPublic]:
     now = ctx.now_s()
     signing = ctx.keys.active_signing_key(now).kid
@@ -49,7 +50,7 @@ async def list_keys(ctx: CtxDep, _: AdminDep) -> list[KeyPublic]:
     ]
 
 
-@router.post("/api/v1/admin/keys/rotate", response_model=RotationAnswer)
+@router.post("/api/v1/admin/keys/rotate", response_model=RotationAnswer, responses=errors(401))
 async def rotate(ctx: CtxDep, _: AdminDep) -> RotationAnswer:
     """Adds a key that signs after ``key_prepublish_s``; pushes TrustedKeys to every charger."""
     entry = await asyncio.to_thread(ctx.keys.rotate, ctx.now_s())

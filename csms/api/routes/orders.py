@@ -15,11 +15,13 @@ import zlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import BaseModel, Field
 from sqlalchemy import update
 from sqlmodel import col
 
 from csms.api.deps import CtxDep, SessionDep
 from csms.api.params import Offset
+from csms.api.responses import BODY, errors
 from csms.drivers.deps import CurrentUser
 from csms.errors import CommandError
 from csms.payments.deps import PaymentsDep
@@ -32,7 +34,20 @@ from csms.store.chargers import get_charger
 from csms.store.models_orders import Order
 from qr_extension.qr import render_png, render_svg
 
-router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+
+class Shortfall(BaseModel):
+    message: str
+    available: int = Field(description="what the wallet has, minor units")
+    needed: int = Field(description="what the hold needs, minor units")
+
+
+class FundsProblem(BaseModel):
+    """402: the wallet cannot cover the order's hold."""
+
+    detail: Shortfall
+
+
+router = APIRouter(prefix="/api/v1/orders", tags=["orders"], responses=errors(401))
 
 
 async def _own_order(session: SessionDep, order_id: str, user_id: int) -> Order:
@@ -47,7 +62,12 @@ def _user_id(user: CurrentUser) -> int:
     return user.id
 
 
-@router.post("", response_model=OrderPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=OrderPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=BODY | errors(402, models={402: FundsProblem}),
+)
 async def post_order(
     body: OrderCreate, user: CurrentUser, ctx: CtxDep, side: PaymentsDep
 ) -> OrderPublic:
@@ -88,12 +108,12 @@ async def get_orders(
     return [await order_public(session, o) for o in orders]
 
 
-@router.get("/{order_id}", response_model=OrderPublic)
+@router.get("/{order_id}", response_model=OrderPublic, responses=errors(404))
 async def get_one(order_id: str, user: CurrentUser, session: SessionDep) -> OrderPublic:
     return await order_public(session, await _own_order(session, order_id, _user_id(user)))
 
 
-@router.get("/{order_id}/qr.svg", response_class=Response)
+@router.get("/{order_id}/qr.svg", response_class=Response, responses=errors(404))
 async def qr_svg(order_id: str, user: CurrentUser, session: SessionDep) -> Response:
     """The start QR as SVG (what the driver shows to the charger's camera)."""
     order = await _own_order(session, order_id, _user_id(user))
@@ -101,7 +121,7 @@ async def qr_svg(order_id: str, user: CurrentUser, session: SessionDep) -> Respo
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/{order_id}/qr.png", response_class=Response)
+@router.get("/{order_id}/qr.png", response_class=Response, responses=errors(404))
 async def qr_png(order_id: str, user: CurrentUser, session: SessionDep) -> Response:
     order = await _own_order(session, order_id, _user_id(user))
     png = await asyncio.to_thread(render_png, order.start_token)
@@ -123,7 +143,16 @@ def _start_request(version: str | None, order: Order) -> tuple[str, dict[str, An
     return "RequestStartTransaction", payload
 
 
-@router.post("/{order_id}/remote-start")
+@router.post(
+    "/{order_id}/remote-start",
+    responses=errors(
+        404,
+        409,
+        notes={
+            409: "the charger is not connected, the order is not startable, or the charger refused"
+        },
+    ),
+)
 async def remote_start(
     order_id: str, user: CurrentUser, ctx: CtxDep, session: SessionDep
 ) -> dict[str, Any]:

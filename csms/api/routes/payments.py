@@ -11,20 +11,21 @@ from fastapi import APIRouter, HTTPException, status
 
 from csms.api.deps import CtxDep, SessionDep
 from csms.api.params import RowIdPath
+from csms.api.responses import errors
 from csms.drivers.deps import CurrentUser
 from csms.payments.capture import confirm_payment, get_payment, get_receipt
 from csms.payments.deps import PaymentsDep
 from csms.payments.order_errors import PaymentNotFound
 from csms.payments.schemas import PaymentPublic, ReceiptPublic, payment_public, receipt_public
 
-router = APIRouter(prefix="/api/v1", tags=["payments"])
+router = APIRouter(prefix="/api/v1", tags=["payments"], responses=errors(401))
 
 
 def _not_found(exc: PaymentNotFound) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
 
 
-@router.post("/payments/{payment_id}/confirm", response_model=ReceiptPublic)
+@router.post("/payments/{payment_id}/confirm", response_model=ReceiptPublic, responses=errors(404))
 async def confirm(
     payment_id: RowIdPath, user: CurrentUser, ctx: CtxDep, session: SessionDep, side: PaymentsDep
 ) -> ReceiptPublic:
@@ -39,7 +40,7 @@ async def confirm(
     return receipt_public(receipt)
 
 
-@router.get("/payments/{payment_id}", response_model=PaymentPublic)
+@router.get("/payments/{payment_id}", response_model=PaymentPublic, responses=errors(404))
 async def get_one_payment(
     payment_id: RowIdPath, user: CurrentUser, session: SessionDep
 ) -> PaymentPublic:
@@ -50,7 +51,7 @@ async def get_one_payment(
     return await payment_public(session, payment)
 
 
-@router.get("/receipts/{receipt_id}", response_model=ReceiptPublic)
+@router.get("/receipts/{receipt_id}", response_model=ReceiptPublic, responses=errors(404))
 async def get_one_receipt(
     receipt_id: RowIdPath, user: CurrentUser, session: SessionDep
 ) -> ReceiptPublic:

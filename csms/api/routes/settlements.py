@@ -26,6 +26,7 @@ from starlette.datastructures import UploadFile
 
 from csms.api.deps import CtxDep, SessionDep
 from csms.api.params import Offset, RowIdPath
+from csms.api.responses import RefusalProblem, errors
 from csms.api.upload_rate import UploadsTooFrequent
 from csms.api.uploads import MAX_PHOTO_BYTES, DecodeGate, GateFull
 from csms.drivers.deps import CurrentUser
@@ -45,7 +46,7 @@ from qr_extension.qr import decode_qr
 from qr_extension.refusal import Reason
 from qr_extension.settlement import SETTLE_TYP
 
-router = APIRouter(prefix="/api/v1/settlements", tags=["settlements"])
+router = APIRouter(prefix="/api/v1/settlements", tags=["settlements"], responses=errors(401))
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -123,8 +124,27 @@ async def _token_of(request: Request, decodes: DecodeGate) -> str:
     "",
     response_model=SettlementPublic,
     responses={
-        202: {"model": SettlementAccepted},
-        429: {"description": "uploaded too often: send it again after Retry-After seconds"},
+        202: {"model": SettlementAccepted, "description": "accepted for another driver's order"},
+        **errors(
+            400,
+            409,
+            413,
+            422,
+            429,
+            503,
+            notes={
+                409: "a copy of a settlement already paid",
+                422: "refused: no readable settlement, or one that does not verify",
+                429: "uploaded too often: send it again after Retry-After seconds",
+                503: "too many photos are being read: send it again",
+            },
+            models={
+                409: RefusalProblem,
+                422: RefusalProblem,
+                429: RefusalProblem,
+                503: RefusalProblem,
+            },
+        ),
     },
     openapi_extra=_BODY_DOC,
 )
@@ -180,7 +200,7 @@ async def list_settlements(
     return [await settlement_public(session, order, record) for record, order in rows.all()]
 
 
-@router.get("/{settlement_id}", response_model=SettlementPublic)
+@router.get("/{settlement_id}", response_model=SettlementPublic, responses=errors(404))
 async def get_settlement(
     settlement_id: RowIdPath, user: CurrentUser, session: SessionDep
 ) -> SettlementPublic:
