@@ -49,12 +49,11 @@ _OPEN_ON_EVSE = Fast(
 )
 
 _READING = ("timestamp", "measurand", "phase", "unit", "context", "location", "value")
-_STORED_BETWEEN = Fast(
-    core_select(*(METER_VALUES.c[name] for name in _READING)).where(
-        METER_VALUES.c.transaction_pk == bindparam("pk"),
-        METER_VALUES.c.timestamp >= bindparam("first"),
-        METER_VALUES.c.timestamp <= bindparam("last"),
-    )
+# not a Fast statement: its float column has no result processor there on psycopg
+_STORED_BETWEEN = core_select(*(METER_VALUES.c[name] for name in _READING)).where(
+    METER_VALUES.c.transaction_pk == bindparam("pk"),
+    METER_VALUES.c.timestamp >= bindparam("first"),
+    METER_VALUES.c.timestamp <= bindparam("last"),
 )
 
 
@@ -176,7 +175,7 @@ def _not_stored(batch: Batch, txn_pk: int, rows: list[dict[str, Any]]) -> list[d
     this group (one indexed range read over the message's instants)."""
     stamps = [row["timestamp"] for row in rows]
     params = {"pk": txn_pk, "first": min(stamps), "last": max(stamps)}
-    known = set(_STORED_BETWEEN.all(batch.conn, params))
+    known = {tuple(row) for row in batch.conn.execute(_STORED_BETWEEN, params)}
     known.update(
         _reading(row) for row in batch.rows.get(METER_VALUES, ()) if row["transaction_pk"] == txn_pk
     )
