@@ -7,7 +7,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from config.settings import Settings
 from csms.store.db import Database
+from qr_extension.tariff import _round_half_up
 from tests.csms.ledger_invariants import assert_ledger_consistent
 from tests.csms.payments_orders.invariants import assert_money_consistent
 
@@ -31,3 +33,10 @@ async def rows(database_url: str, sql: str, **params: Any) -> list[tuple[Any, ..
             return [tuple(r) for r in result.all()]
     finally:
         await db.dispose()
+
+
+def ocpp_cost(wh: int) -> int:
+    """What the default billing model charges for ``wh`` Wh and no charging time (an OCPP
+    transaction whose start and end carry the same instant)."""
+    energy_price = Settings().default_tariff_energy  # 1/10,000 of the unit per kWh
+    return _round_half_up(energy_price * wh * 100, 10_000 * 1000)
