@@ -59,6 +59,7 @@ class WireCharger:
     version: str  # "1.6" | "2.0.1"
     call_timeout_s: float = 10.0
     retry_callerror_s: float = 0.05
+    pace_s: float = 0.0  # pause before each queued message (a charger samples over time)
     queue: deque[Message] = field(default_factory=deque)
     answered: list[Answered] = field(default_factory=list)
     callerrors: list[tuple[str, str]] = field(default_factory=list)  # (action, error code)
@@ -187,6 +188,7 @@ class WireCharger:
             try:
                 await self._call(ws, answers, "BootNotification", self._boot())
                 while self.queue:
+                    await asyncio.sleep(self.pace_s)
                     head = self.queue[0]
                     payload = head.build(self)
                     frame = await self._call(ws, answers, head.action, payload)
