@@ -117,9 +117,19 @@ class CsmsProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def errors_logged(self) -> list[str]:
-        """Lines of the log that report an unexpected failure (tracebacks, 500s)."""
+        """What the log reports as unexpected failures: tracebacks (the line before each,
+        what was logged, and the exception) and 500 answers."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return [line for line in text.splitlines() if "Traceback" in line or " 500" in line]
+        lines = text.splitlines()
+        found = []
+        for n, line in enumerate(lines):
+            if " 500" in line:
+                found.append(line)
+            elif line.startswith("Traceback"):
+                rest = lines[n + 1 :]
+                end = next((x for x in rest if x and not x.startswith((" ", "Traceback"))), "")
+                found.append(f"{lines[n - 1] if n else ''} -> {end}")
+        return found
 
 
 @contextlib.asynccontextmanager

@@ -24,10 +24,11 @@ from qr_extension.settlement import build_settlement, sign_settlement
 from qr_extension.start import StartAuthorization, read_start_token
 from qr_extension.tariff import UsageBucket
 from tests.csms.conftest import LiveCsms, make_settings, serve
+from tests.faults import tally
+from tests.faults.checks import assert_invariants, ocpp_cost, rows
+from tests.faults.wire_charger import WireCharger
 
-from . import tally
-from .checks import assert_invariants, ocpp_cost, rows
-from .wire_charger import WireCharger
+pytestmark = pytest.mark.slow
 
 PASSWORD = "after-commit-pw"
 
@@ -72,7 +73,7 @@ async def order(csms: LiveCsms, auth: dict[str, str], charger_id: str) -> dict[s
 async def test_the_end_of_a_transaction_is_billed_after_the_payment_side_failed(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fault = FailOnce(settlement_service.in_worker)
+    fault = FailOnce(settlement_service.in_worker)  # type: ignore[attr-defined]
     monkeypatch.setattr(settlement_service, "in_worker", fault)
     async with serve(make_settings(tmp_path, database_url=database_url)) as csms:
         driver = await csms.driver()

@@ -30,10 +30,9 @@ from qr_extension.wire import parse_ocpp_timestamp
 from tests.charge_point.central import until
 from tests.charge_point.conftest import station_settings
 from tests.csms.conftest import LiveCsms, make_settings, serve
-
-from . import tally
-from .checks import assert_invariants, rows
-from .proxy import FaultProxy, ocpp_message
+from tests.faults import tally
+from tests.faults.checks import assert_invariants, rows
+from tests.faults.proxy import FaultProxy, ocpp_message
 
 pytestmark = pytest.mark.slow
 

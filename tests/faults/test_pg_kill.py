@@ -20,11 +20,9 @@ from sqlalchemy.engine import Connection
 from csms.store import db_worker
 from csms.store.db import Database
 from tests.csms.conftest import LiveCsms, _reset_pg, make_settings, serve
-
-from . import tally
-from .checks import assert_invariants, ocpp_cost, rows
-from .test_sigkill_ocpp import SAMPLES, check_transactions
-from .wire_charger import WireCharger
+from tests.faults import tally
+from tests.faults.checks import SAMPLES, assert_invariants, check_transactions, ocpp_cost, rows
+from tests.faults.wire_charger import WireCharger
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from websockets.frames import Frame, Opcode
 
-from .proxy import frame_length, frame_payload, without_extensions
+from tests.faults.proxy import frame_length, frame_payload, without_extensions
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("size", [0, 10, 125, 126, 200, 65535, 65536, 70_000])

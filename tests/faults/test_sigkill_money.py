@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from config.settings import Settings
+from config.settings import load_settings
 from csms.payments import wallet
 from csms.payments.reaper import Reaper
 from csms.store.db import Database
@@ -27,9 +27,8 @@ from qr_extension.keys import SigningKey, generate_key
 from qr_extension.settlement import build_settlement, sign_settlement
 from qr_extension.start import StartAuthorization, read_start_token
 from qr_extension.tariff import UsageBucket
-
-from .checks import assert_invariants, rows
-from .live import (
+from tests.faults.checks import assert_invariants, rows
+from tests.faults.live import (
     CsmsProcess,
     Job,
     add_charger,
@@ -219,7 +218,7 @@ async def released_in_time(database_url: str, unused: set[str], tmp_path: Path) 
         async with db.session() as session:
             session.add(ChargerSync(charger_id=CHARGER, last_seq=0, updated_at=later))
             await session.commit()
-        settings = Settings(data_dir=tmp_path / "unused")
+        settings = load_settings(data_dir=tmp_path / "unused")
         reaper = Reaper(db, settings=settings, wallet=wallet, clock=lambda: later)
         released = await reaper.reap_once(later + timedelta(seconds=1))
         assert sorted(released.released) == sorted(unused)

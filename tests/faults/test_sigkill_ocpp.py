@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,15 @@ import httpx
 import pytest
 
 from csms.store.db import Database
-
-from . import tally
-from .checks import assert_invariants, ocpp_cost, rows
-from .live import ADMIN, CsmsProcess, add_charger, reconciliation, running_csms, sign_up
-from .wire_charger import WireCharger
+from tests.faults import tally
+from tests.faults.checks import SAMPLES, assert_invariants, check_transactions, ocpp_cost, rows
+from tests.faults.live import ADMIN, CsmsProcess, add_charger, reconciliation, running_csms, sign_up
+from tests.faults.wire_charger import WireCharger
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "wire-charger-pw"
 HOLD = 2000
-SAMPLES = 3  # meter values (1.6) / Updated events (2.0.1) per transaction
 
 
 async def place_order(
@@ -95,51 +92,6 @@ async def test_sigkill_during_an_ocpp_transaction_burst(tmp_path: Path, database
         await check_transactions(database_url, chargers)
         await check_billed_once(csms, client, energy)
         assert not csms.errors_logged(), csms.errors_logged()
-
-
-async def check_transactions(database_url: str, chargers: list[WireCharger]) -> None:
-    """Each charger's two transactions, complete, once; each meter reading and each 2.0.1
-    event stored once."""
-    stored = await rows(
-        database_url,
-        "SELECT charger_id, transaction_id, id, id_tag, state, meter_start_wh, meter_stop_wh "
-        "FROM transactions ORDER BY id",
-    )
-    samples = await rows(
-        database_url, "SELECT transaction_pk, value FROM meter_values ORDER BY transaction_pk"
-    )
-    events = await rows(
-        database_url, "SELECT charger_id, transaction_id, seq_no FROM transaction_events"
-    )
-    for cp in chargers:
-        mine = [r for r in stored if r[0] == cp.charger_id]
-        sent = [a for a in cp.answered if a.txn is not None]
-        starts = [a for a in sent if a.action in ("StartTransaction", "TransactionEvent")]
-        tags = {
-            a.payload.get("idTag") or a.payload.get("idToken", {}).get("idToken") for a in starts
-        }
-        tags.discard(None)
-        assert sorted(r[3] for r in mine) == sorted(tags), (cp.charger_id, mine)
-        assert {r[4] for r in mine} == {"Ended"}
-        for row in mine:
-            pk = row[2]
-            txn = (
-                next(t for t, i in cp.transaction_ids.items() if str(i) == row[1])
-                if cp.version == "1.6"
-                else row[1]
-            )
-            expected = sorted(
-                int(v["value"])
-                for a in sent
-                if a.txn == txn
-                for group in a.payload.get("meterValue", a.payload.get("transactionData", []))
-                for v in group["sampledValue"]
-            )
-            readings = sorted(int(v) for p, v in samples if p == pk)
-            assert readings == expected, (cp.charger_id, txn, readings, expected)
-            if cp.version == "2.0.1":
-                seqs = Counter(s for c, t, s in events if (c, t) == (cp.charger_id, txn))
-                assert seqs == Counter(range(SAMPLES + 2)), (cp.charger_id, txn, seqs)
 
 
 async def check_billed_once(

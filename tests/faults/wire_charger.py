@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
 from qr_extension.wire import VENDOR_ID
@@ -169,7 +169,7 @@ class WireCharger:
         while self.queue:
             try:
                 await self._connection()
-            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError):
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError):  # link down
                 await asyncio.sleep(reconnect_s)
 
     async def _connection(self) -> None:
