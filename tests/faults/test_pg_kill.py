@@ -120,6 +120,9 @@ async def test_killed_database_connections_under_load(tmp_path: Path, pg_url: st
         placed = {order_id for (order_id,) in await rows(pg_url, "SELECT id FROM orders")}
         assert set(answers[201]) <= placed
         await assert_invariants(pg_url)
+        counts = (await csms.http.get("/api/v1/admin/reconciliation")).json()["counts"]
+        assert counts["settled_by_ocpp_only"] == len(energy), counts
+        assert counts["stuck_holds"] == counts["disagreements"] == 0, counts
         # and both sides work again without a restart
         body = {"charger_id": "PGK0", "evse_id": 1, "amount": 500}
         r = await csms.http.post("/api/v1/orders", json=body, headers=driver)
