@@ -105,7 +105,9 @@ class Reaper:
         for payment_id in ids:
 
             def work(session: Session, pid: int = payment_id) -> bool:
-                payment = session.get(Payment, pid)
+                # FOR UPDATE: a concurrent capture is waited for and seen here; seen only
+                # inside capture_unit (its repeat path) it would be reported as this one
+                payment = session.get(Payment, pid, with_for_update=True)
                 if payment is None or payment.status != PaymentState.PENDING:
                     return False  # the driver or another process captured it
                 capture_unit(session, payment_id=pid, kind="auto", now=now)
