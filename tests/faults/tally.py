@@ -20,7 +20,7 @@ def unanswered(kind: str, requests: int) -> None:
 def summary() -> list[str]:
     lines = [f"{kind}: {n} injected" for kind, n in sorted(FAULTS.items())]
     lines += [
-        f"{kind}: {n} requests/CALLs got no answer and were retried"
+        f"{kind}: {n} requests/CALLs got no answer (or a CALLERROR) and were sent again"
         for kind, n in sorted(UNANSWERED.items())
     ]
     return lines
