@@ -233,6 +233,8 @@ class Link:
                 await asyncio.gather(reader, talker, return_exceptions=True)
             for task in done:
                 exc = task.exception()
+                if isinstance(exc, TimeoutError):  # the link is presumed dead: no close
+                    ws.transport.abort()  # handshake over it, reconnect at once
                 if exc is not None and not isinstance(exc, ConnectionClosed):
                     raise exc
             return self._booted

@@ -8,15 +8,17 @@ resend the head row (the CSMS deduplicates; brief 4).
 The retry policy is bounded, so that a CSMS that refuses a message cannot hold the queue (and
 every later transaction) forever:
 
-* A CALLERROR (any code), an invalid CALLRESULT or a timeout is a failed attempt: the row
-  waits ``TransactionMessageRetryInterval x attempts`` (seconds) and is dropped,
-  logged as an ERROR, after ``TransactionMessageAttempts`` (OCPP 1.6 4.10 / 2.0.1 E13; 2.0.1
-  ``OCPPCommCtrlr.MessageAttempts`` / ``MessageAttemptInterval``).
+* A CALLERROR (any code) or an invalid CALLRESULT is a failed attempt: the CSMS failed to
+  process the row. It waits ``TransactionMessageRetryInterval x attempts`` (seconds) and is
+  dropped, logged as an ERROR, after ``TransactionMessageAttempts`` (OCPP 1.6 4.10 / 2.0.1
+  E13; 2.0.1 ``OCPPCommCtrlr.MessageAttempts`` / ``MessageAttemptInterval``).
 * A ``NotImplemented`` / ``NotSupported`` CALLERROR, or a row that can never be sent (a 1.6
   message of a transaction whose StartTransaction was dropped, so it has no transactionId),
   is dropped at once: no retry can succeed.
-* A closed connection is not an attempt: the exception propagates and the row waits for the
-  next connection.
+* A closed connection or a timeout is not an attempt: no answer says nothing about the CSMS,
+  only that the link failed (stalled, or answers lost on the way back). The exception
+  propagates, the link ends the connection, and the row is sent again on the next one (the
+  CSMS deduplicates what it received). A network fault, however long, never drops a row.
 
 The OCPP 1.6 transactionId rewrite happens at delivery: the StartTransaction answer stores
 local id -> CSMS id, and the adapter puts that id into every later MeterValues and
@@ -59,7 +61,7 @@ def _hopeless(exc: Exception) -> bool:
 
 async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: float) -> list[str]:
     """Delivers queue rows until the queue is empty or the head must wait; returns the kinds
-    of the rows delivered (or dropped). ``ConnectionClosed`` propagates."""
+    of the rows delivered (or dropped). ``ConnectionClosed`` and ``TimeoutError`` propagate."""
     done: list[str] = []
     while True:
         head = store.queue_head()
@@ -67,9 +69,9 @@ async def drain(store: Store, config: Configuration, deliverer: Deliverer, now: 
             return done
         try:
             await deliverer.deliver(head)
-        except ConnectionClosed:
-            raise
-        except (*CALL_REFUSED, DeliveryRefused, TimeoutError) as exc:
+        except (ConnectionClosed, TimeoutError):
+            raise  # the link, not the CSMS: no attempt, the row waits for the next connection
+        except (*CALL_REFUSED, DeliveryRefused) as exc:
             attempts = head.attempts + 1
             if _hopeless(exc) or attempts >= config["TransactionMessageAttempts"]:
                 log.error(

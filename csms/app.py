@@ -18,6 +18,8 @@ import uvicorn
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from prometheus_client import start_http_server
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from config.settings import Settings
 from csms.api.docs import mount_docs
@@ -176,6 +178,8 @@ def create_app(
     ):
         app.include_router(router)
     app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, _database_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, per_prefix={"/api/v1/settlements": PHOTO_REQUEST_BYTES})
     app.add_middleware(RequestIds)  # added last: outermost, so the 413s carry an id too
     if side is not None:
@@ -226,6 +230,25 @@ async def _csms_error(request: Request, exc: CsmsError) -> JSONResponse:
         if isinstance(exc, kind):
             return JSONResponse({"detail": str(exc)}, status_code=code)
     LOG.error("unexpected CSMS error on %s", request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+async def _database_error(request: Request, exc: DBAPIError | PoolTimeout) -> JSONResponse:
+    """A database that is gone or busy (a lost connection, a restarting server, a full pool)
+    is the client's 503 with ``Retry-After``: the service is unavailable for a moment, which
+    a client can act on, where a 500 says the server is broken. Any other database error is
+    a 500, logged."""
+    lost = isinstance(exc, PoolTimeout | OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    if lost:
+        LOG.warning("the database is unavailable (%s): %s", request.url.path, exc)
+        return JSONResponse(
+            {"detail": "the database is unavailable, retry shortly"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+    LOG.error("database error on %s", request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 

@@ -33,7 +33,9 @@ class TransactionFacts:
 
 
 class SettlementSink(Protocol):
-    """Receives what chargers report, after it is stored; must not raise for bad input."""
+    """Receives what chargers report, after it is stored; must not raise for bad input, and
+    raises when it could not take what it was given (the charger then sends it again). It is
+    told again whenever a charger repeats a message, so it must be idempotent."""
 
     async def on_settlement(self, charger_id: str, token: str, source: SettlementSource) -> None:
         """A signed settlement token (verify it with the charger's key by (iss, kid))."""
@@ -46,7 +48,7 @@ class SettlementSink(Protocol):
     async def on_transaction_event(
         self, change: TransactionChange, facts: TransactionFacts
     ) -> None:
-        """A transaction was started, updated or ended (each stored change once)."""
+        """A transaction was started, updated or ended (each stored change at least once)."""
         ...
 
 

@@ -106,7 +106,8 @@ class Reaper:
         for payment_id in ids:
 
             def work(session: Session, pid: int = payment_id) -> int | None:
-                payment = session.get(Payment, pid)
+                # FOR UPDATE: a concurrent capture is waited for and seen here
+                payment = session.get(Payment, pid, with_for_update=True)
                 if payment is None or payment.status != PaymentState.PENDING:
                     return None  # the driver or another process captured it
                 try:  # the read above may be older than another reaper's commit

@@ -124,12 +124,12 @@ class SettlementService:
     # --- the sink -------------------------------------------------------------------------
 
     async def on_settlement(self, charger_id: str, token: str, source: SettlementSource) -> None:
+        """A refused settlement is kept as evidence and logged; any other failure (the
+        database) is raised, so that the charger is not told Accepted and sends it again."""
         try:
             await self.submit(token, source=source, charger_id=charger_id)
         except SettlementRefused as exc:
             LOG.warning("%s: settlement refused: %s", charger_id, exc)
-        except Exception:
-            LOG.exception("%s: settlement could not be processed", charger_id)
 
     async def on_synced(self, charger_id: str, seq: int) -> None:
         """Nothing to do now: the reaper reads ``charger_sync`` (7.10)."""

@@ -2,9 +2,10 @@
 
 Charger to CSMS: ``SettlementKey`` (pin or replace the charger's key), ``Settlement`` (stored
 in ``settlement_inbox`` once per token, then handed to the settlement sink) and ``Synced``
-(``{"seq": n}``, stored in ``charger_sync``). The answer is ``Accepted`` once stored,
-``Rejected`` with the reason in ``data`` for bad input (logged for keys and ``Synced``),
-``UnknownMessageId`` /
+(``{"seq": n}``, stored in ``charger_sync``). The answer is ``Accepted`` once stored (a
+``Settlement``: once the settlement sink has taken it, else a CALLERROR so that the charger
+sends it again), ``Rejected`` with the reason in ``data`` for bad input (logged for keys and
+``Synced``), ``UnknownMessageId`` /
 ``UnknownVendorId`` otherwise. CSMS to charger: ``TrustedKeys``, the published key ring as a
 compact JWS signed by the active key, after every accepted boot and after a rotation.
 """
@@ -107,10 +108,9 @@ async def _settlement(ctx: CsmsContext, charger_id: str, token: str) -> DataTran
             await session.commit()
         except IntegrityError:  # the same token again: stored already, still acknowledged
             await session.rollback()
-    try:
-        await ctx.sink.on_settlement(charger_id, token, "ocpp")
-    except Exception:
-        LOG.exception("%s: settlement sink failed", charger_id)
+    # Accepted only once the sink has it: its failure (not a refusal, which it keeps as
+    # evidence) is a CALLERROR, and the charger's resend hands the stored token over again
+    await ctx.sink.on_settlement(charger_id, token, "ocpp")
     return DataTransferAnswer(ACCEPTED)
 
 

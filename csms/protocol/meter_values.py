@@ -1,7 +1,11 @@
 """Meter values block: sampled values of both versions, stored in time order.
 
 Values arrive late (queued offline) and out of order; rows carry the sample's own timestamp
-and every reader orders by it, so arrival order never matters.
+and every reader orders by it, so arrival order never matters. They also arrive twice: a
+charger that got no answer (the connection dropped, the answer was lost) sends the same
+MeterValues again, and nothing in OCPP marks it as a repeat. A reading of a transaction (its
+instant, measurand, phase, unit, context, location and value) is therefore stored once; the
+same reading again adds nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ _OPEN_ON_EVSE = Fast(
     )
     .order_by(TRANSACTIONS.c.id.desc())
     .limit(1)
+)
+
+_READING = ("timestamp", "measurand", "phase", "unit", "context", "location", "value")
+# not a Fast statement: its float column has no result processor there on psycopg
+_STORED_BETWEEN = core_select(*(METER_VALUES.c[name] for name in _READING)).where(
+    METER_VALUES.c.transaction_pk == bindparam("pk"),
+    METER_VALUES.c.timestamp >= bindparam("first"),
+    METER_VALUES.c.timestamp <= bindparam("last"),
 )
 
 
@@ -163,9 +175,34 @@ async def meter_values(
             txn_pk = _NAMED.scalar(batch.conn, {"cid": charger_id, "tid": transaction_id})
         elif evse_id > 0:
             txn_pk = _OPEN_ON_EVSE.scalar(batch.conn, {"cid": charger_id, "evse": evse_id})
-        batch.add_rows(METER_VALUES, sample_rows(charger_id, txn_pk, evse_id or None, samples))
+        rows = sample_rows(charger_id, txn_pk, evse_id or None, samples)
+        if txn_pk is not None:
+            rows = _not_stored(batch, txn_pk, rows)
+        batch.add_rows(METER_VALUES, rows)
 
     await ctx.writer.execute(op, charger_id)
+
+
+def _not_stored(batch: Batch, txn_pk: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The readings of ``rows`` that the transaction does not hold yet, stored or queued in
+    this group (one indexed range read over the message's instants)."""
+    stamps = [row["timestamp"] for row in rows]
+    params = {"pk": txn_pk, "first": min(stamps), "last": max(stamps)}
+    known = {tuple(row) for row in batch.conn.execute(_STORED_BETWEEN, params)}
+    known.update(
+        _reading(row) for row in batch.rows.get(METER_VALUES, ()) if row["transaction_pk"] == txn_pk
+    )
+    fresh = []
+    for row in rows:
+        reading = _reading(row)
+        if reading not in known:
+            known.add(reading)
+            fresh.append(row)
+    return fresh
+
+
+def _reading(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in _READING)
 
 
 async def samples_of(session: AsyncSession, transaction_pk: int) -> list[MeterValue]:

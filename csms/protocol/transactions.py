@@ -12,6 +12,14 @@ An order id concerns only the charger the order was issued for: there a second t
 with it is ``order_reused``, and its transactions go to the settlement sink. A transaction
 of any other charger with that id is flagged ``foreign_order`` on that charger's side only:
 it neither counts as a use of the order nor reaches the payment side.
+
+The settlement sink is told after the commit, and told again by every repeat of a message of
+an order's transaction (it is idempotent): a CSMS that stopped between the commit and the
+sink, or a sink that failed, left the charger without an answer or with a CALLERROR, and the
+charger's resend then completes the billing. The sink's failure on an end is therefore a
+CALLERROR (the charger sends it again); on a start or an update it is only logged, because
+the end tells the sink everything again, and a 1.6 start the charger gives up on would cost
+it the transaction's later messages.
 """
 
 from __future__ import annotations
@@ -233,10 +241,18 @@ def _is_own_order(conn: Connection, txn: TxnRow) -> bool:
 
 
 async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> None:
+    """Tells the sink; its failure on an end is raised (a CALLERROR), else logged."""
     try:
         await ctx.sink.on_transaction_event(change, facts_of(txn))
-    except Exception:  # the sink's failure must not turn into a CALLERROR
+    except Exception:
         LOG.exception("%s: settlement sink failed on %s %s", txn.charger_id, change, txn.id)
+        if change == "ended":
+            raise
+
+
+def _change_of(txn: TxnRow) -> TransactionChange:
+    """What a repeat tells the sink: the transaction as it is stored now."""
+    return "ended" if txn.state == ENDED else "updated"
 
 
 def _load_by_id(conn: Connection, charger_id: str, transaction_id: str) -> TxnRow | None:
@@ -329,7 +345,12 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
         existing = _load_by_start_key(batch.conn, charger_id, key)
         if existing is not None:
-            return existing, False, False, decision
+            return (
+                existing,
+                False,
+                _order_charger(batch.conn, existing.id_tag) == charger_id,
+                decision,
+            )
         txn = TxnRow(
             charger_id=charger_id,
             transaction_id=f"new-{uuid.uuid4().hex}",
@@ -368,10 +389,10 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         if found is None or decision_again is None:
             raise
         return _repeat_answer(found, decision_again)
+    if is_order:
+        await _notify(ctx, "started" if created else _change_of(txn), txn)
     if not created:
         return _repeat_answer(txn, decision)
-    if is_order:
-        await _notify(ctx, "started", txn)
     assert txn.id is not None
     return StartAnswer(txn.id, decision)
 
@@ -389,14 +410,14 @@ async def stop_transaction(
     decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow, bool] | None:
+    def op(batch: Batch) -> tuple[TxnRow, bool]:
         conn = batch.conn
         decided[0] = asked or _decide_in(conn, decider, charger_id, req.id_tag)
         txn = _load_by_id(conn, charger_id, str(req.transaction_id))
         if txn is None:
             txn = _load_by_id(conn, charger_id, f"unknown-{req.transaction_id}")
-        if txn is not None and txn.state == ENDED:
-            return None
+        if txn is not None and txn.state == ENDED:  # a repeat: nothing to store
+            return txn, _order_charger(conn, txn.id_tag) == charger_id
         if txn is None:
             txn = TxnRow(
                 charger_id=charger_id,
@@ -420,13 +441,11 @@ async def stop_transaction(
         return txn, is_order
 
     try:
-        ended = await ctx.writer.execute(op, charger_id)
+        txn, is_order = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # a concurrent copy stored it first (the op ran: decided is set)
         return decided[0]
-    if ended is not None:
-        txn, is_order = ended
-        if is_order:
-            await _notify(ctx, "ended", txn)
+    if is_order:
+        await _notify(ctx, "ended", txn)
     return decided[0]
 
 
@@ -481,8 +500,8 @@ def _apply_event(txn: TxnRow, ev: TransactionEvent, decision: IdTagDecision | No
 class _Stored:
     """What the unit of work of one TransactionEvent did."""
 
-    txn: TxnRow | None = None  # None: a retransmission, answered with ``answer``
-    answer: str | None = None
+    txn: TxnRow | None = None  # a retransmission: its order's transaction, else None
+    answer: str | None = None  # a retransmission: the answer given the first time
     created: bool = False
     is_order: bool = False
     decision: IdTagDecision | None = None
@@ -503,6 +522,9 @@ async def transaction_event(
         # the reader thread, not a turn of the writer (the write re-checks anyway)
         seen = await ctx.db.reader.run(earlier, charger_id, ev, digest)
         if seen.answer is not None:
+            repeated = await ctx.db.reader.run(_order_transaction, charger_id, ev.transaction_id)
+            if repeated is not None:
+                await _notify(ctx, _change_of(repeated), repeated)
             return _decode_answer(seen.answer)
         asked = await _decide(ctx, charger_id, ev.id_token)
     decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
@@ -511,7 +533,8 @@ async def transaction_event(
     def op(batch: Batch) -> _Stored:
         seen = earlier(batch.conn, charger_id, ev, digest)
         if seen.answer is not None:
-            return _Stored(answer=seen.answer)
+            repeated = _order_transaction(batch.conn, charger_id, ev.transaction_id)
+            return _Stored(repeated, seen.answer, is_order=repeated is not None)
         # after the repeat check: a repeat is never decided again
         decision = decided[0] = asked or _decide_in(batch.conn, decider, charger_id, ev.id_token)
         return _store_event(batch, charger_id, ev, digest, decision, seen.others, now)
@@ -525,6 +548,8 @@ async def transaction_event(
         answer = await ctx.writer.execute(again, charger_id)
         return _decode_answer(answer) if answer else decided[0]
     if stored.answer is not None:
+        if stored.txn is not None:
+            await _notify(ctx, _change_of(stored.txn), stored.txn)
         return _decode_answer(stored.answer)
     assert stored.txn is not None
     if stored.reused:
@@ -600,6 +625,12 @@ def _store_event(
     if changed:
         _save(conn, txn)
     return _Stored(txn, None, created, is_order, decision, reused)
+
+
+def _order_transaction(conn: Connection, charger_id: str, transaction_id: str) -> TxnRow | None:
+    """The stored transaction when its tag is an order's (what a repeat tells the sink)."""
+    txn = _load_by_id(conn, charger_id, transaction_id)
+    return txn if txn is not None and _order_charger(conn, txn.id_tag) == charger_id else None
 
 
 def _stored_samples(conn: Connection, transaction_pk: int) -> list[Sample]:

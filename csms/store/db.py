@@ -180,7 +180,9 @@ class Database:
             engine,
             async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
             worker,
-            DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-reader"),
+            DbWorker(
+                engine, url, sqlite_pragmas=_sqlite_pragmas, name="db-reader", reads_only=True
+            ),
             background,
             checkpointer,
             more_writers,

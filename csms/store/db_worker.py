@@ -15,6 +15,14 @@ connection for life, inside one transaction, and the loop awaits it once (decisi
 
 A unit that raises rolls back and re-raises; a connection error also replaces the connection.
 The functions must not touch the event loop (no awaits, no asyncio objects).
+
+The thread holds its connection for life, so the pool's pre-ping on checkout never sees it: a
+server connection that has been idle for ``IDLE_PING_S`` is pinged before the next unit (as the
+pool does), and replaced if the server has dropped it (a killed backend, a restarted server),
+so that the unit does not fail for it. A worker that only reads (``reads_only``) also runs a
+unit whose connection was lost under it once more on a new connection: a read has nothing to
+undo. A writing unit that lost its connection fails (its caller answers an error and is
+retried by its client): whether a lost COMMIT took effect is unknown.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -38,6 +47,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 Unit = Callable[Concatenate[Connection, P], T]
 Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[Connection], Any]]
+IDLE_PING_S = 1.0  # a server connection idle this long is pinged before its next unit
 
 
 def sync_url(url: str) -> str | None:
@@ -89,6 +99,7 @@ class DbWorker:
         sqlite_pragmas: Callable[[Any, Any], None],
         name: str = "db-worker",
         extra_sqlite: tuple[str, ...] = (),
+        reads_only: bool = False,
     ) -> None:
         self._async_engine = async_engine
         self._name = name
@@ -96,6 +107,9 @@ class DbWorker:
         self._engine = (
             None if target is None else _make_sync_engine(target, sqlite_pragmas, extra_sqlite)
         )
+        self._server = target is not None and not target.startswith("sqlite")
+        self._reads_only = reads_only
+        self._used_at = 0.0  # monotonic time the held connection last ran a unit
         self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
@@ -158,7 +172,18 @@ class DbWorker:
                 _hand_back(loop, _set_result, future, result)
 
     def _with_connection(self, call: Callable[[Connection], Any]) -> Any:
+        try:
+            return self._attempt(call)
+        except Exception:
+            if not (self._reads_only and self._conn is None):  # not a read that lost it
+                raise
+            LOG.info("%s: the connection was lost under a read; reading again", self._name)
+        return self._attempt(call)
+
+    def _attempt(self, call: Callable[[Connection], Any]) -> Any:
         assert self._engine is not None
+        if self._conn is not None and self._gone():
+            self._drop()
         if self._conn is None:
             self._conn = self._engine.connect()
         conn = self._conn
@@ -170,10 +195,23 @@ class DbWorker:
             if not _alive(conn):
                 self._drop()
             raise
+        finally:
+            self._used_at = time.monotonic()
         if not _alive(conn):
             self._drop()
         self.units += 1
         return result
+
+    def _gone(self) -> bool:
+        """Whether the held server connection, idle for ``IDLE_PING_S``, no longer answers."""
+        if not self._server or time.monotonic() - self._used_at < IDLE_PING_S:
+            return False
+        assert self._engine is not None and self._conn is not None
+        dbapi_connection = self._conn.connection.dbapi_connection
+        try:
+            return dbapi_connection is None or not self._engine.dialect.do_ping(dbapi_connection)
+        except Exception:
+            return True
 
     @staticmethod
     def _unit(
