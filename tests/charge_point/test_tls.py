@@ -17,18 +17,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from charge_point.cli import register, settings_from_args
 from charge_point.link import Link
 from charge_point.settings import StationSettings
 from charge_point.station import Station
 from config.settings import Settings
-from csms.app import create_app, server_config
 from tests.charge_point.central import Central, serve, until
+from tests.csms.conftest import ADMIN_KEY
+from tests.csms.conftest import serve as serve_csms
 from tests.csms.tls_pki import TlsPki
 
-ADMIN = "cp-tls-admin-key"
 PASSWORD = "cp-tls-password"
 
 
@@ -43,32 +42,15 @@ async def tls_csms(tmp_path: Path, pki: TlsPki) -> AsyncIterator[tuple[int, http
     by the charger CA; with an operator client."""
     settings = Settings(
         data_dir=tmp_path / "csms",
-        admin_api_key=ADMIN,  # type: ignore[call-arg]
+        admin_api_key=ADMIN_KEY,  # type: ignore[call-arg]
         tls_cert_file=str(pki.server_cert),
         tls_key_file=str(pki.server_key),
         ca_cert_file=str(pki.charger_ca),
         ca_key_file=str(pki.charger_ca_key),
     )
-    server = uvicorn.Server(
-        server_config(settings, create_app(settings), port=0, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(
-            base_url=f"https://127.0.0.1:{port}",
-            verify=ssl.create_default_context(cafile=str(pki.server_ca)),
-            headers={"Authorization": f"Bearer {ADMIN}"},
-            timeout=10,
-        ) as http:
-            yield port, http
-    finally:
-        server.should_exit = True
-        await task
+    tls = ssl.create_default_context(cafile=str(pki.server_ca))
+    async with serve_csms(settings, tls=tls) as live:
+        yield live.port, live.http
 
 
 @contextlib.asynccontextmanager
