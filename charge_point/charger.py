@@ -77,7 +77,7 @@ class Charger:
         station = self.station
         token_type = token_type or self.settings.card_token_type
         longest = ID_TAG_MAX_16 if self.settings.ocpp_version == "1.6" else ID_TOKEN_MAX_201
-        if len(id_tag) > longest:  # it could never be reported to the CSMS (brief 5)
+        if len(id_tag) > longest:  # it could never be reported to the CSMS
             station.display.show_text(f"Card {id_tag[:8]}... not usable here")
             return {"accepted": False, "id_tag": id_tag}
         decision = authorization.decide(

@@ -38,7 +38,7 @@ KEYS: tuple[Key, ...] = (
     Key("ConnectionTimeOut", int, "TxCtrlr", "EVConnectionTimeOut"),
     Key("StopTransactionOnInvalidId", bool, "TxCtrlr", "StopTxOnInvalidId"),
     Key("NumberOfConnectors", int, "EVSE", "Count", readonly=True),
-    # Ours: the HMAC secret of the dynamic identification QR's code (brief 2.3), provisioned
+    # Ours: the HMAC secret of the dynamic identification QR's code, provisioned
     # by the CSMS so that it can verify the code; hex, at least 16 bytes.
     Key("IdentificationSecret", str, "QrChargeCtrlr", "IdentificationSecret", secret=True),
 )

@@ -1,8 +1,8 @@
 """The charger's screen: a line of text, the recent refusal reasons, and one QR code.
 
 The QR code is the settlement QR from the end of a session until ``cp_settlement_display_s``
-has passed or the next session starts (brief 7.2), else the dynamic identification QR of the
-waiting EVSE, refreshed as its time step passes (brief 2.3). The settlement QR is also written
+has passed or the next session starts, else the dynamic identification QR of the
+waiting EVSE, refreshed as its time step passes. The settlement QR is also written
 as a PNG file in the state directory and printed on the terminal. Pure state plus rendering:
 the station decides what to show.
 """

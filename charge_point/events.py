@@ -29,7 +29,7 @@ class Kind(StrEnum):
 
 
 ORDER_TOKEN_TYPE = "Central"
-"""The 2.0.1 idToken type of our order ids (brief 2.1), and of queue rows and saved sessions
+"""The 2.0.1 idToken type of our order ids, and of queue rows and saved sessions
 written before rows carried their token's type (the type those were always sent with)."""
 
 

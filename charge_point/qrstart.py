@@ -1,6 +1,6 @@
 """Start QR codes: camera frame -> decoded text -> verified authorisation, or a refusal.
 
-The order of checks is the brief's (2.1, 7.3, 7.4): the clock policy first (an unsynchronised
+The order of checks: the clock policy first (an unsynchronised
 clock is never silently trusted), then the core's ``verify_start_token`` (type, algorithm,
 trusted key, signature, charger, EVSE, time window with leeway, replay). Marking the order id
 used is NOT done here: the station does it durably, in the same commit that starts the

@@ -3,7 +3,7 @@
 The queue rows live in the store (:mod:`charge_point.store`), written in the same commit as the
 state change that produced them. :func:`drain` hands them to the version adapter one at a
 time, oldest first, and deletes a row only after the CSMS answered it, so a crash can at worst
-resend the head row (the CSMS deduplicates; brief 4).
+resend the head row (the CSMS deduplicates).
 
 The retry policy is bounded, so that a CSMS that refuses a message cannot hold the queue (and
 every later transaction) forever:

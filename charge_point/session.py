@@ -99,7 +99,7 @@ class Session:
         )
 
     def cost(self) -> Cost | None:
-        """The cost so far, held to the tariff cap and to lim.amt (brief 7.1)."""
+        """The cost so far, held to the tariff cap and to lim.amt."""
         if self.auth is None:
             return None
         return compute_cost(self.auth.tariff, self.usage, limit_amount=self.auth.limits.amount)
@@ -157,7 +157,7 @@ def sign_session(
     seq: int,
     issued_at: float,
 ) -> str:
-    """The signed settlement (brief 2.2) of a QR-started session that has ended. ``rsn`` is
+    """The signed settlement of a QR-started session that has ended. ``rsn`` is
     the limit that suspended the energy, if one did, else why the session ended."""
     assert session.auth is not None, "only QR-started sessions are settled by the charger"
     settlement = build_settlement(

@@ -7,7 +7,7 @@ store, the clock and the display. Hardware and drivers act on it through plain m
 changes go to the :class:`Listener` (sent at once if online), transaction messages go into the
 durable queue as :mod:`charge_point.events` rows and are delivered by the link.
 
-Time: ``now()`` is ``max(clock, durable floor, last now)`` (brief 7.4); the floor is the
+Time: ``now()`` is ``max(clock, durable floor, last now)``; the floor is the
 largest time the CSMS told us and the largest verified ``iat``. It is real time whatever the
 ``time_scale``: the scale only makes the simulated EVs draw that many times the power
 (:mod:`charge_point.meter`), so energy, cost, and the energy and cost limits come sooner
@@ -115,7 +115,7 @@ class Station:
             store.put("identify_secret", secrets.token_hex(32))
         self._own_secret = bytes.fromhex(store.get("identify_secret"))
 
-    # --- time (brief 7.4; kept in charge_point.timefloor) ----------------------------------
+    # --- time (kept in charge_point.timefloor) ---------------------------------------------
     @property
     def floor(self) -> float:
         return self.time.floor
@@ -138,7 +138,7 @@ class Station:
         return trusted.current(self.store)
 
     def install_trusted_keys(self, token: str) -> Refusal | None:
-        """A ``TrustedKeys`` DataTransfer from the CSMS (brief 7.5)."""
+        """A ``TrustedKeys`` DataTransfer from the CSMS."""
         return trusted.install(self.store, token, trust_first=self.settings.trust_first_keys)
 
     def install_trusted_jwks(self, jwks: dict[str, Any]) -> bool:
@@ -226,7 +226,7 @@ class Station:
         self.display.show_refusal(refusal, self.now())
 
     def waiting_evse_ids(self) -> tuple[int, ...]:
-        """EVSEs with an EV plugged in, no session and no pending authorisation (7.3)."""
+        """EVSEs with an EV plugged in, no session and no pending authorisation."""
         return tuple(
             i
             for i, c in self.connectors.items()
@@ -329,7 +329,7 @@ class Station:
 
     def remember_tag(self, id_tag: str, status: str, expiry: str | None) -> None:
         """Caches the idTagInfo of a transaction answer; an order id's entry expires at the
-        token's ``exp`` (brief 7.11), so the cache drops it."""
+        token's ``exp``, so the cache drops it."""
         at = None if not expiry else parse_ocpp_timestamp(expiry).timestamp()
         authorization.remember(self.store, self.config, id_tag, status, at)
 
@@ -431,10 +431,10 @@ class Station:
             auth=auth,
             token_type=token_type,
         )
-        self.display.clear_settlement()  # the next session starts (brief 7.2)
+        self.display.clear_settlement()  # the next session starts
         self._refresh_identification(now)
         self._fire(self.connectors[evse_id], Event.START)
-        with self.store.atomic():  # one fsync'd commit before any energy flows (7.4)
+        with self.store.atomic():  # one fsync'd commit before any energy flows
             if auth is not None:
                 self.store.mark_used(auth.order_id, auth.expires_at)
                 self.time.raise_floor(auth.issued_at)

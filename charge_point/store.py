@@ -145,7 +145,7 @@ class Store:
             (key, json.dumps(value)),
         )
 
-    # --- used order ids (brief 7.4) ---------------------------------------------------------
+    # --- used order ids -----------------------------------------------------------------------
     def is_used(self, order_id: str) -> bool:
         row = self._exec("SELECT 1 FROM used_tokens WHERE order_id = ?", (order_id,)).fetchone()
         return row is not None

@@ -1,4 +1,4 @@
-"""Time that cannot go back (brief 7.4).
+"""Time that cannot go back.
 
 The charger keeps a durable floor = max(last time the CSMS told it, largest ``iat`` it
 verified) and uses ``max(clock, floor, last value returned)`` as now, so neither a reset RTC

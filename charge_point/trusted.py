@@ -1,4 +1,4 @@
-"""The charger's trusted CSMS keys (brief 3 and 7.5), kept durably in the store.
+"""The charger's trusted CSMS keys, kept durably in the store.
 
 The first set comes from installation config (``--trusted-keys FILE``) or, only when the
 ``trust-first-keys`` policy allows, from the first ``TrustedKeys`` DataTransfer. Every later

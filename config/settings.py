@@ -97,12 +97,12 @@ class Settings(BaseSettings):
     default_tariff_energy: int
     default_tariff_time: int
     default_tariff_cap: int
-    # drivers and wallets (issue 5a)
+    # drivers and wallets
     driver_token_ttl_s: int
     login_max_failures: int
     login_lockout_s: float
     max_top_up_amount: int
-    # orders and settlements (issue 5b)
+    # orders and settlements
     auto_capture_s: int
     reaper_interval_s: float
     upload_rate_per_driver: int

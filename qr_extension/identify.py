@@ -1,4 +1,4 @@
-"""The identification QR (brief 2.3): a URL that any phone camera opens in the web client.
+"""The identification QR: a URL that any phone camera opens in the web client.
 
 A printed sticker holds the static form ``{base}/c/{charge_point_id}?evse={n}``. A charger with
 a screen can show a dynamic form that adds ``s`` (its current status) and ``t``, a time-based

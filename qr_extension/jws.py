@@ -1,7 +1,7 @@
 """Compact JWS helpers shared by the start, settlement and trusted-keys tokens.
 
 One verification pipeline for all three kinds, in this order, so that nothing the token says is
-trusted before it has been checked (brief 2 and 7.12, RFC 8725):
+trusted before it has been checked (RFC 8725):
 
 1. shape: a ``str`` of at most :data:`MAX_TOKEN_LENGTH` ASCII characters, three base64url
    segments (the last may be empty, so that an unsigned ``alg: none`` token is reported as the
@@ -10,10 +10,10 @@ trusted before it has been checked (brief 2 and 7.12, RFC 8725):
    ``crit``/``b64``/``zip`` extensions, ``kid`` must name a trusted key;
 3. PyJWT verifies the signature with that key and algorithms pinned to ``["ES256"]``, checks
    that every required claim is present and that ``aud`` matches. PyJWT's own time checks are off:
-   they read the wall clock, while the caller's ``now`` (brief 7.4) is what counts.
+   they read the wall clock, while the caller's ``now`` is what counts.
 
 Settlements, verified by the CSMS at every upload, take the same steps on a token split and
-decoded once (:func:`parse`, then :func:`verify_parsed`, decision D18): the header checks of
+decoded once (:func:`parse`, then :func:`verify_parsed`): the header checks of
 step 2 are :func:`read_header`'s, the signature is checked by PyJWT's own ES256 algorithm
 object, and the claim checks of step 3 are PyJWT's (``require``, strict ``aud``, ``sub`` and
 ``jti`` types), in its order and with the same refusals.

@@ -1,7 +1,7 @@
 """QR images: render a text as PNG or SVG, read the texts back from a (camera) image.
 
 Rendering uses error correction level M and the smallest version that holds the text, because
-every module costs camera pixels (brief 2). Decoding uses zxing-cpp and accepts whatever a
+every module costs camera pixels. Decoding uses zxing-cpp and accepts whatever a
 caller has at hand: encoded image bytes, a file path, a PIL image or a numpy array. Anything
 that is not a readable image, or an image without a QR code, is a :class:`QrDecodeError`.
 

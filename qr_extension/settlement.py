@@ -1,4 +1,4 @@
-"""The settlement: the charger-signed record of a finished session (brief 2.2, 7.7).
+"""The settlement: the charger-signed record of a finished session.
 
 Header ``{"alg": "ES256", "typ": "settle+jwt", "kid": <charger kid>}``; every claim of 2.2 is
 required: ``iss aud jti txn evse ts te m0 m1 u amt cur tid rsn seq off iat``. The charger builds
@@ -239,7 +239,7 @@ def verify_parsed_settlement(
 def check_settlement(
     s: Settlement, order: StartAuthorization, *, leeway_s: int, now: int | None = None
 ) -> Refusal | None:
-    """Matches a verified settlement to the order's snapshot (brief 7.7); None when it pays.
+    """Matches a verified settlement to the order's snapshot; None when it pays.
 
     ``order`` is the authorization exactly as signed (its ``tar`` and ``lim``), never a billing
     model edited since. With ``now`` (the verifier's clock, epoch seconds) a settlement that

@@ -1,11 +1,11 @@
-"""The start authorization: a CSMS-signed token that lets a charger start offline (brief 2.1).
+"""The start authorization: a CSMS-signed token that lets a charger start offline.
 
 Header ``{"alg": "ES256", "typ": "start+jwt", "kid": <CSMS kid>}``; claims ``aud`` (charge point
 id), ``jti`` (order id), optional ``evse``, ``iat``, ``exp``, ``lim`` and ``tar``. The CSMS issues
 it with :func:`issue_start_token`; the charger checks it with :func:`verify_start_token`, which
 returns either a :class:`StartAuthorization` or a :class:`~qr_extension.refusal.Refusal` whose
 reason is shown to the driver. Verification is pure: the trusted keys, the charger's EVSEs, the
-clock (``now``, brief 7.4) and the used-token store are arguments.
+clock (``now``) and the used-token store are arguments.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class StartAuthorization:
 
 
 class UsedTokens(Protocol):
-    """The charger's record of order ids it has started (brief 7.4)."""
+    """The charger's record of order ids it has started."""
 
     def is_used(self, order_id: str) -> bool: ...
 
@@ -143,7 +143,7 @@ def verify_start_token(
     leeway_s: int,
     used: UsedTokens,
 ) -> StartAuthorization | Refusal:
-    """Checks a scanned start token on the charger (brief 2.1, 7.3, 7.4, 7.12).
+    """Checks a scanned start token on the charger.
 
     In order: type, algorithm, key, signature, claim types, ``aud`` (WRONG_CHARGER), ``evse``
     (WRONG_EVSE; without one, exactly one EVSE must be waiting, else NO_EVSE_WAITING), time

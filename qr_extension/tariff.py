@@ -181,7 +181,7 @@ class Cost:
 
 # --- claims -------------------------------------------------------------------------------
 
-# The claims are positional arrays (docs/decisions.md D3): every byte is in the start QR.
+# The claims are positional arrays: every byte is in the start QR.
 TariffClaim = list[str | int | list[list[int]] | None]
 LimitsClaim = list[int | None]
 
@@ -348,7 +348,7 @@ def compute_cost(
 
 def max_amount(tariff: Tariff, requested: int | None, configured_max: int) -> int:
     """An order's ``lim.amt`` (and hold): min of the driver's request (None: "until full"), the
-    tariff ``cap`` and the configured maximum per order, never negative (brief 7.1)."""
+    tariff ``cap`` and the configured maximum per order, never negative."""
     amount = configured_max
     if requested is not None:
         amount = min(amount, requested)

@@ -1,4 +1,4 @@
-"""The ``TrustedKeys`` DataTransfer payload: the CSMS's public keys, signed (brief 3, 6, 7.5).
+"""The ``TrustedKeys`` DataTransfer payload: the CSMS's public keys, signed.
 
 A compact JWS with header ``typ: keys+jwt`` whose payload is the JWKS ``{"keys": [...]}`` plus
 ``iat``. A charger that already trusts keys accepts a new set only when it is signed by one of

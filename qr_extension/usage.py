@@ -1,10 +1,11 @@
 """Usage buckets: what a session consumed in each price bucket, and how metering fills them.
 
 A bucket is ``[tou_index, wh, charging_s, idle_s]``: index 0 is the base price (all usage of a
-tariff without time-of-use, and time no period covers), index ``k >= 1`` is ``tou[k - 1]``
-(docs/decisions.md D1). The charger splits every metering interval at period boundaries with
-:func:`split_usage` and accumulates with :func:`merge_usage`; the CSMS recomputes the cost from
-the same buckets. Everything is integer so that both sides agree to the unit.
+tariff without time-of-use, and time no period covers), index ``k >= 1`` is ``tou[k - 1]``, so
+that a gap in a time-of-use table has a price instead of an error. The charger splits every
+metering interval at period boundaries with :func:`split_usage` and accumulates with
+:func:`merge_usage`; the CSMS recomputes the cost from the same buckets. Everything is integer
+so that both sides agree to the unit.
 
 This module sits below :mod:`qr_extension.tariff` (which re-exports its names): it needs the
 tariff types only for annotations, so the two modules never import each other at run time.

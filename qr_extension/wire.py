@@ -1,4 +1,4 @@
-"""Names and formats that the charger and the CSMS must agree on over OCPP (brief section 6)."""
+"""Names and formats that the charger and the CSMS must agree on over OCPP."""
 
 from __future__ import annotations
 
