@@ -24,20 +24,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from config.settings import Settings
 from csms.api.docs import mount_docs
 from csms.api.request_ids import RequestIds
-from csms.api.routes import (
-    admin_chargers,
-    admin_commands,
-    admin_id_tags,
-    admin_notifications,
-    admin_transactions,
-    health,
-    keys,
-    metrics,
-)
-from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, DecodeGate
-from csms.charger_ca import configured_ca
+from csms.api.routers import ROUTERS
+from csms.api.routes import metrics, money
+from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, BodyTooLarge
+from csms.charger_ca import ChargerCa, configured_ca
 from csms.commands import ConnectionRegistry, LocalDispatcher
 from csms.context import CsmsContext
+from csms.decodes import DecodeGate
+from csms.drivers.throttle import LoginThrottle
+from csms.drivers.tokens import DriverTokens, load_or_create_secret
 from csms.errors import (
     ChargerBusy,
     CommandRejected,
@@ -46,26 +41,30 @@ from csms.errors import (
     NotConnected,
     StoreError,
 )
+from csms.id_tags import LocalTagPolicy
 from csms.keys import KeyManager
 from csms.password_throttle import PasswordThrottle
 from csms.passwords import PasswordVerifier
-from csms.payments import SettlementSink, StoreOnlySink
-from csms.payments.wiring import PaymentSide
+from csms.payments import wallet
+from csms.payments.order_policy import OrderAuthorizationPolicy
+from csms.payments.reaper import Reaper
+from csms.payments.settlement_service import SettlementService
+from csms.ports import AuthorizationPolicy, SettlementSink
 from csms.production import check_production
-from csms.protocol.authorization import AuthorizationPolicy, LocalTagPolicy
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
-from csms.protocol.endpoint import router as ocpp_router
 from csms.store.chargers import mark_all_offline
 from csms.store.db import Database, migrate
 from csms.store.message_log import MessageLogWriter
 from csms.store.types import utcnow
 from csms.store.writer import StoreWriter
 from csms.tls import TlsWebSocketProtocol, uvicorn_tls_options
+from csms.upload_rate import UploadRate
 from csms.web import mount_web
 
 LOG = logging.getLogger("csms")
 
-PolicyFactory = Callable[[Database, Callable[[], datetime]], AuthorizationPolicy]
+Clock = Callable[[], datetime]
+PolicyFactory = Callable[[Database, Clock], AuthorizationPolicy]
 
 
 def create_app(
@@ -73,16 +72,15 @@ def create_app(
     *,
     sink: SettlementSink | None = None,
     authorization: PolicyFactory | None = None,
-    clock: Callable[[], datetime] = utcnow,
-    payments: bool = True,
+    clock: Clock = utcnow,
 ) -> FastAPI:
-    """The CSMS as an ASGI app; ``sink`` and ``authorization`` are the payment issue's hooks.
+    """The CSMS as an ASGI app.
 
-    With ``payments`` (the default) the payment side is wired in: drivers, wallets, billing,
-    orders, settlements (the default sink and order-id policy) and its background reaper.
+    ``sink`` replaces the settlement service as the receiver of what chargers report, and
+    ``authorization`` the order-id policy (with the local RFID tags behind it); ``clock`` is
+    every service's clock (tests move it).
     """
     check_production(settings)
-    side = PaymentSide(settings, clock=clock) if payments else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,63 +93,43 @@ def create_app(
         await migrate(db.engine)
         async with db.session() as session:
             await mark_all_offline(session)
-        payment_sink = side.open(db) if side is not None else None
-        key_manager = await asyncio.to_thread(
-            KeyManager.open,
-            settings.resolved_key_dir,
-            now=int(clock().timestamp()),
-            prepublish_s=settings.key_prepublish_s,
-            token_lifetime_s=settings.start_token_validity_s + settings.token_leeway_s,
-        )
-        registry = ConnectionRegistry()
-        message_log = MessageLogWriter(db, limit=settings.message_log_limit, clock=clock)
-        store_writer = StoreWriter(db)
-        ctx = CsmsContext(
-            settings=settings,
-            db=db,
-            keys=key_manager,
-            registry=registry,
-            dispatcher=LocalDispatcher(registry, timeout_s=settings.ocpp_call_timeout_s),
-            passwords=PasswordVerifier(),
-            authorization=(authorization or (side.policy if side else _local_tags))(db, clock),
-            sink=sink or payment_sink or StoreOnlySink(),
-            message_log=message_log,
-            writer=store_writer,
-            clock=clock,
-            decodes=DecodeGate(slots=2, waiting=8),
+        ctx = await build_context(
+            settings,
+            db,
             charger_ca=charger_ca,
-            password_throttle=PasswordThrottle(
-                max_failures=settings.charger_auth_max_failures,
-                lockout_s=settings.charger_auth_lockout_s,
-                clock=lambda: clock().timestamp(),  # the app's clock (tests move it)
-            ),
+            sink=sink,
+            authorization=authorization,
+            clock=clock,
         )
         app.state.ctx = ctx
-        writer = asyncio.create_task(message_log.run(), name="message-log")
-        store_task = asyncio.create_task(store_writer.run(), name="store-writer")
-        checkpoints = asyncio.create_task(db.run_checkpoints(), name="wal-checkpoints")
-        gauges = asyncio.create_task(metrics.refresh_forever(ctx), name="metrics")
+        tasks = [
+            asyncio.create_task(ctx.message_log.run(), name="message-log"),
+            asyncio.create_task(ctx.writer.run(), name="store-writer"),
+            asyncio.create_task(db.run_checkpoints(), name="wal-checkpoints"),
+            asyncio.create_task(metrics.refresh_forever(ctx), name="metrics"),
+        ]
+        reaper = None
+        if ctx.reaper is not None and settings.reaper_interval_s > 0:
+            reaper = asyncio.create_task(ctx.reaper.run(), name="payments-reaper")
         listener = _metrics_listener(settings.metrics_bind)
-        if side is not None:
-            side.start()
         try:
             yield
         finally:
-            links = [registry.get(charger_id) for charger_id in registry.connected()]
+            links = [ctx.registry.get(charger_id) for charger_id in ctx.registry.connected()]
             await asyncio.gather(
                 *(link.close("CSMS shutting down") for link in links if link is not None),
                 return_exceptions=True,
             )
-            if side is not None:
-                await side.close()
+            if reaper is not None:
+                reaper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reaper
             if listener is not None:
                 listener.shutdown()
-            writer.cancel()
-            store_task.cancel()
-            checkpoints.cancel()
-            gauges.cancel()
-            await asyncio.gather(writer, store_task, checkpoints, gauges, return_exceptions=True)
-            await message_log.flush()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ctx.message_log.flush()
             await db.dispose()
             ctx.decodes.close()
 
@@ -165,29 +143,96 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
-    for router in (
-        health.router,
-        metrics.router,
-        ocpp_router,
-        keys.router,
-        admin_chargers.router,
-        admin_transactions.router,
-        admin_commands.router,
-        admin_id_tags.router,
-        admin_notifications.router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(CsmsError, _csms_error)  # type: ignore[arg-type]
+    app.add_exception_handler(BodyTooLarge, _body_too_large)  # type: ignore[arg-type]
+    for root in money.ROOTS:  # more specific than CsmsError: FastAPI picks by the MRO
+        app.add_exception_handler(root, money.money_error)
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, _database_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, per_prefix={"/api/v1/settlements": PHOTO_REQUEST_BYTES})
     app.add_middleware(RequestIds)  # added last: outermost, so the 413s carry an id too
-    if side is not None:
-        side.install(app)
     if docs:
         mount_docs(app)
     mount_web(app, settings)
     return app
+
+
+async def build_context(
+    settings: Settings,
+    db: Database,
+    *,
+    charger_ca: ChargerCa | None,
+    sink: SettlementSink | None,
+    authorization: PolicyFactory | None,
+    clock: Clock,
+) -> CsmsContext:
+    """Every service of one CSMS on an open, migrated database: the one place they are made.
+
+    ``authorization`` builds the policy for id tags; by default order ids are decided by the
+    payment side, with the CSMS's local RFID tags behind them. The keys and the drivers' token
+    secret are read (or created) off the event loop."""
+    keys = await asyncio.to_thread(
+        KeyManager.open,
+        settings.resolved_key_dir,
+        now=int(clock().timestamp()),
+        prepublish_s=settings.key_prepublish_s,
+        token_lifetime_s=settings.start_token_validity_s + settings.token_leeway_s,
+    )
+    driver_secret = await asyncio.to_thread(load_or_create_secret, settings.resolved_key_dir)
+    registry = ConnectionRegistry()
+    dispatcher = LocalDispatcher(registry, timeout_s=settings.ocpp_call_timeout_s)
+    settlements = SettlementService(db, settings=settings, clock=clock)
+
+    def seconds() -> float:  # the app's clock in epoch seconds (tests move it)
+        return clock().timestamp()
+
+    if authorization is None:
+        policy: AuthorizationPolicy = OrderAuthorizationPolicy(
+            db,
+            clock=clock,
+            leeway_s=settings.token_leeway_s,
+            fallback=LocalTagPolicy(db, clock=clock),
+        )
+    else:
+        policy = authorization(db, clock)
+    return CsmsContext(
+        settings=settings,
+        db=db,
+        keys=keys,
+        registry=registry,
+        dispatcher=dispatcher,
+        passwords=PasswordVerifier(),
+        authorization=policy,
+        sink=sink or settlements,
+        message_log=MessageLogWriter(db, limit=settings.message_log_limit, clock=clock),
+        writer=StoreWriter(db),
+        clock=clock,
+        decodes=DecodeGate(slots=2, waiting=8),
+        charger_ca=charger_ca,
+        password_throttle=PasswordThrottle(
+            max_failures=settings.charger_auth_max_failures,
+            lockout_s=settings.charger_auth_lockout_s,
+            clock=seconds,
+        ),
+        settlements=settlements,
+        wallet=wallet,
+        reaper=Reaper(db, settings=settings, wallet=wallet, clock=clock, dispatcher=dispatcher),
+        driver_tokens=DriverTokens(
+            secret=driver_secret, issuer=settings.issuer, ttl_s=settings.driver_token_ttl_s
+        ),
+        login_throttle=LoginThrottle(
+            max_failures=settings.login_max_failures,
+            lockout_s=settings.login_lockout_s,
+            clock=seconds,
+        ),
+        upload_rate=UploadRate(
+            per_driver=settings.upload_rate_per_driver,
+            per_client=settings.upload_rate_per_client,
+            clock=seconds,
+        ),
+    )
 
 
 def _metrics_listener(bind: str) -> WSGIServer | None:
@@ -199,10 +244,6 @@ def _metrics_listener(bind: str) -> WSGIServer | None:
     server, _thread = start_http_server(int(port), addr=host or "127.0.0.1")
     LOG.info("metrics on http://%s:%s/metrics", host or "127.0.0.1", port)
     return server
-
-
-def _local_tags(db: Database, clock: Callable[[], datetime]) -> AuthorizationPolicy:
-    return LocalTagPolicy(db, clock=clock)
 
 
 _HTTP_STATUS: tuple[tuple[type[CsmsError], int], ...] = (
@@ -231,6 +272,12 @@ async def _csms_error(request: Request, exc: CsmsError) -> JSONResponse:
             return JSONResponse({"detail": str(exc)}, status_code=code)
     LOG.error("unexpected CSMS error on %s", request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+async def _body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+    """Lets a body over its limit through to :class:`BodyLimit`, the middleware around the app
+    that raised it: it answers 413 and closes the connection, so the client stops sending."""
+    raise exc
 
 
 async def _database_error(request: Request, exc: DBAPIError | PoolTimeout) -> JSONResponse:

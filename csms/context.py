@@ -1,4 +1,9 @@
-"""What every functional block is given instead of globals: one object per running CSMS."""
+"""What every functional block is given instead of globals: one object per running CSMS.
+
+The context names no upper layer: the money side's services are typed with the interfaces of
+:mod:`csms.ports`, so :mod:`csms.protocol` can be handed the context without importing
+:mod:`csms.payments`, and the web side asks the context for them (:mod:`csms.api.deps`).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from config.settings import Settings
-from csms.api.uploads import DecodeGate
 from csms.charger_ca import ChargerCa
 from csms.commands import CommandDispatcher, ConnectionRegistry
+from csms.decodes import DecodeGate
 from csms.keys import KeyManager
 from csms.password_throttle import PasswordThrottle
 from csms.passwords import PasswordVerifier
-from csms.payments import SettlementSink
-from csms.protocol.authorization import AuthorizationPolicy
+from csms.ports import (
+    AccessTokens,
+    AuthorizationPolicy,
+    BackgroundJob,
+    LoginGuard,
+    SettlementSink,
+    StoreOnlySink,
+    WalletOps,
+)
 from csms.store.db import Database
 from csms.store.message_log import MessageLogWriter
 from csms.store.writer import StoreWriter
+from csms.upload_rate import UploadRate
 
 
 @dataclass(frozen=True, slots=True)
 class CsmsContext:
-    """The services of one CSMS instance; built by :func:`csms.app.create_app`'s lifespan."""
+    """The services of one CSMS instance; built by :func:`csms.app.create_app`'s lifespan.
+
+    The fields after ``clock`` have defaults so that a block can be run on a context of the
+    first ones alone (the protocol tests do); the app fills every one. A money-side service
+    that is None is answered 503 by the web side.
+    """
 
     settings: Settings
     db: Database
@@ -31,7 +49,7 @@ class CsmsContext:
     dispatcher: CommandDispatcher
     passwords: PasswordVerifier
     authorization: AuthorizationPolicy
-    sink: SettlementSink
+    sink: SettlementSink  # told what chargers report, after it is stored
     message_log: MessageLogWriter
     writer: StoreWriter
     clock: Callable[[], datetime]
@@ -39,6 +57,13 @@ class CsmsContext:
     charger_ca: ChargerCa | None = None  # signs chargers' CSRs; None: SignCertificate Rejected
     # wrong charger passwords per address (the app builds it from the settings)
     password_throttle: PasswordThrottle = field(default_factory=PasswordThrottle.off)
+    # the settlement service: uploads go to it (the web side asks for its concrete type)
+    settlements: SettlementSink = field(default_factory=StoreOnlySink)
+    wallet: WalletOps | None = None
+    reaper: BackgroundJob | None = None  # releases holds, captures, stops at limits
+    driver_tokens: AccessTokens | None = None
+    login_throttle: LoginGuard | None = None
+    upload_rate: UploadRate = field(default_factory=UploadRate.off)
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

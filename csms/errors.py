@@ -1,23 +1,52 @@
-"""The exceptions of the CSMS, under one root.
+"""The exceptions of the CSMS, under one root: :class:`CsmsError`.
+
+Where a branch has a module of its own, it is named on the right; the rest are defined here.
+Other bases are kept where callers rely on them (``ValueError``, ``LookupError``).
 
 ::
 
     CsmsError
+    ├── UnsafeForProduction   production settings that are not fit for it (cli.py exits)
     ├── StoreError            the database refused or lost something
+    │   ├── StoreBusy         the store writer's queue is full           (store/writer.py)
+    │   └── StoreTimeout      not committed within the caller's deadline (store/writer.py)
     ├── ChargerAuthError      a WebSocket handshake that is not allowed (unknown id, password)
+    │   ├── VerifierOverloaded  too many password checks waiting        (passwords.py)
+    │   └── PasswordThrottled   too many wrong passwords from an address (password_throttle.py)
     ├── KeyManagerError       the signing key directory is unusable
     ├── CertificateAuthorityError  the configured charger CA (certificate, key) is unusable
     ├── CsrRefused            a charger's certificate signing request the CA will not sign
     ├── SettlementKeyError    a charger settlement key that cannot be pinned or replaced
     ├── ConnectionEnded       the charger's socket is gone (it left, or a newer one replaced it)
-    └── CommandError          delivering an operator command to a charger failed
-        ├── NotConnected      the charger has no open connection
-        ├── ChargerBusy       its outgoing queue is full
-        ├── CommandTimeout    no answer within ``ocpp_call_timeout_s``
-        └── CommandRejected   the charger answered with a CALLERROR (or the payload is invalid)
+    ├── CommandError          delivering an operator command to a charger failed
+    │   ├── NotConnected      the charger has no open connection
+    │   ├── ChargerBusy       its outgoing queue is full
+    │   ├── CommandTimeout    no answer within ``ocpp_call_timeout_s``
+    │   └── CommandRejected   the charger answered with a CALLERROR (or the payload is invalid)
+    ├── BodyTooLarge          a request body over its limit              (api/uploads.py)
+    ├── GateFull              every photo decode slot and its line busy  (decodes.py)
+    ├── UploadsTooFrequent    settlement uploads over the rate           (upload_rate.py)
+    ├── DriverError           driver accounts and tokens                 (drivers/errors.py)
+    │   └── EmailTaken, InvalidCredentials, TooManyAttempts, TokenInvalid
+    ├── BillingError          billing models and assignments             (billing/errors.py)
+    │   ├── BillingModelInvalid, BillingModelNotFound, BillingModelExists, BillingModelInUse
+    │   └── AssignmentInvalid
+    │       └── AssignmentExists
+    └── PaymentError          wallet, ledger, provider, orders           (payments/errors.py)
+        ├── InvalidAmount, InvalidKey, UnknownWallet, IdempotencyConflict,
+        │   InsufficientFunds, HoldExceeded, RefundExceeded, AlreadyCaptured
+        ├── ProviderError
+        │   └── PaymentDeclined
+        ├── OrderError                                                   (payments/order_errors.py)
+        │   └── OrderNotFound, PaymentNotFound, InvalidOrderRequest, SettlementRefused,
+        │       RefundRefused
+        ├── IllegalTransition a lifecycle event the state does not allow (payments/lifecycle.py)
+        └── Conflict          a conditional update lost to another writer (payments/unit_of_work.py)
 
-They are converted at the boundary only: to HTTP errors in :mod:`csms.api`, to OCPP answers
-in :mod:`csms.protocol`.
+They are converted at the boundary only: to HTTP errors in :mod:`csms.app` and
+:mod:`csms.api` (a handler for a branch wins over the root's, by the exception's MRO), to OCPP
+answers in :mod:`csms.protocol`. ``BodyTooLarge`` is the one the app hands back to the
+middleware that raised it.
 """
 
 from __future__ import annotations

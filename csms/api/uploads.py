@@ -1,28 +1,19 @@
-"""Bounds on what one HTTP request may cost the CSMS: body size, and decoding uploaded photos.
+"""Bounds on what one HTTP request may cost the CSMS: its body size.
 
 * :class:`BodyLimit` is an ASGI middleware that refuses a body larger than its path's limit
   with 413, from ``Content-Length`` before anything is read, and while reading a chunked or
   lying body: a 60 MB upload costs at most the limit, never a spooled 60 MB file.
-* :class:`DecodeGate` lets a fixed number of photo decodes run at once, on threads of its own
-  (each decode holds a greyscale frame and the decoder's working copies), with a short line
-  behind them; a request beyond that is told to come back (503) instead of queueing memory
-  without bound.
-* :func:`give_back_freed_memory` asks glibc to return freed heap pages to the system after a
-  decode: large frames freed by worker threads otherwise stay in their arenas for good.
+* the photos themselves are decoded through :class:`csms.decodes.DecodeGate`, a bound on how
+  many run at once (the app builds it into the context).
 """
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
-import ctypes.util
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-T = TypeVar("T")
+from csms.errors import CsmsError
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -31,7 +22,7 @@ PHOTO_REQUEST_BYTES = MAX_PHOTO_BYTES + 64 * KIB  # the photo plus its multipart
 DEFAULT_REQUEST_BYTES = MIB  # every other request body: JSON and forms of a few kB
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(CsmsError):
     """Raised inside a request's ``receive`` once its body passes the limit."""
 
     def __init__(self, limit: int) -> None:
@@ -119,63 +110,3 @@ async def _too_large(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class GateFull(Exception):
-    """Every decode slot is busy and the line behind them is full."""
-
-
-class DecodeGate:
-    """Runs photo decodes on ``slots`` threads of its own, with at most ``waiting`` more in line.
-
-    Own threads rather than the event loop's default pool: the decoder keeps per-thread working
-    buffers, so the memory a burst of uploads leaves behind is bounded by ``slots``, not by the
-    size of a shared pool."""
-
-    def __init__(self, *, slots: int = 2, waiting: int = 8) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="photo-decode")
-        self._capacity = slots + waiting
-        self._admitted = 0
-
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """``work(*args)`` in a decode thread; raises :class:`GateFull` when the line is full."""
-        if self._admitted >= self._capacity:
-            raise GateFull
-        self._admitted += 1
-        try:
-            return await asyncio.wrap_future(self._pool.submit(_then_trim, work, *args))
-        finally:
-            self._admitted -= 1
-
-    def close(self) -> None:
-        """Stops the decode threads (decodes not yet started are cancelled)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _then_trim(work: Callable[..., T], *args: Any) -> T:
-    try:
-        return work(*args)
-    finally:
-        give_back_freed_memory()
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
-
-
-_TRIM = _malloc_trim()
-
-
-def give_back_freed_memory() -> None:
-    """Returns the heap's free pages to the system (glibc ``malloc_trim``; elsewhere a no-op)."""
-    if _TRIM is not None:
-        _TRIM(0)

@@ -1,4 +1,5 @@
-"""The exceptions of :mod:`csms.billing`, under one root.
+"""The exceptions of :mod:`csms.billing`, under :class:`BillingError`, one branch of
+:class:`csms.errors.CsmsError`.
 
 ::
 
@@ -13,8 +14,10 @@
 
 from __future__ import annotations
 
+from csms.errors import CsmsError
 
-class BillingError(Exception):
+
+class BillingError(CsmsError):
     """Root of every error raised by :mod:`csms.billing`."""
 
 

@@ -1,4 +1,5 @@
-"""The exceptions of :mod:`csms.drivers`, under one root.
+"""The exceptions of :mod:`csms.drivers`, under :class:`DriverError`, one branch of
+:class:`csms.errors.CsmsError`.
 
 ::
 
@@ -11,8 +12,10 @@
 
 from __future__ import annotations
 
+from csms.errors import CsmsError
 
-class DriverError(Exception):
+
+class DriverError(CsmsError):
     """Root of every error raised by :mod:`csms.drivers`."""
 
 

@@ -34,8 +34,8 @@ from csms.payments.lifecycle import (
 )
 from csms.payments.order_errors import PaymentNotFound, RefundRefused
 from csms.payments.orders import snapshot
-from csms.payments.ports import WalletOps
 from csms.payments.unit_of_work import Conflict, in_worker, run_sync
+from csms.ports import WalletOps
 from csms.store.db import Database
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
 from qr_extension.start import StartAuthorization

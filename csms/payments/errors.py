@@ -1,4 +1,6 @@
-"""The exceptions of the payment side (wallet, ledger, provider, orders), under one root.
+"""The exceptions of the payment side (wallet, ledger, provider, orders), under
+:class:`PaymentError`, one branch of :class:`csms.errors.CsmsError` (the whole tree is drawn
+there).
 
 ::
 
@@ -10,17 +12,21 @@
     ├── InsufficientFunds      available balance below the amount to hold
     ├── HoldExceeded           capture/release of more than the order's remaining hold
     ├── RefundExceeded         a refund of more than the order was charged (less refunds)
+    ├── AlreadyCaptured        a capture found the payment captured already (by another)
     └── ProviderError          the payment provider refused or failed
         └── PaymentDeclined    the provider declined the payment (card refused, limit)
 
-The orders engineer adds the order and settlement errors under :class:`PaymentError` in their
-own modules. They are converted at the boundary only (HTTP in :mod:`csms.api`).
+The order errors (:mod:`csms.payments.order_errors`), ``IllegalTransition`` and ``Conflict``
+are under it too, in their own modules. They are converted at the boundary only (HTTP in
+:mod:`csms.api`).
 """
 
 from __future__ import annotations
 
+from csms.errors import CsmsError
 
-class PaymentError(Exception):
+
+class PaymentError(CsmsError):
     """Root of every error raised by :mod:`csms.payments`."""
 
 

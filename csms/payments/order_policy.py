@@ -19,19 +19,17 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 
+from csms.id_tags import LocalTagPolicy, TagRow, tag_row
 from csms.payments.lifecycle import OrderState
-from csms.protocol.authorization import (
+from csms.ports import (
     ACCEPTED,
     EXPIRED,
     INVALID,
     AuthorizationPolicy,
     IdTagDecision,
     InlineDecider,
-    LocalTagPolicy,
-    TagRow,
     inline_decider,
     may_be_order_id,
-    tag_row,
 )
 from csms.store.db import Database
 from csms.store.fast import Fast

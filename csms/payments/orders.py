@@ -28,9 +28,9 @@ from csms.keys import KeyManager
 from csms.payments import postings, statements
 from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
-from csms.payments.ports import TariffResolver, WalletOps
 from csms.payments.tariffs import billing_model
 from csms.payments.unit_of_work import in_worker, run_sync
+from csms.ports import TariffResolver, WalletOps
 from csms.store.db import Database
 from csms.store.models_orders import Order, OrderFlag
 from csms.store.types import utcnow

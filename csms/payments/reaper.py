@@ -37,8 +37,8 @@ from csms.payments.errors import AlreadyCaptured, PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
 from csms.payments.limits import enforce_limits
 from csms.payments.orders import add_flag
-from csms.payments.ports import WalletOps
 from csms.payments.unit_of_work import in_transaction, in_worker
+from csms.ports import WalletOps
 from csms.store.db import Database
 from csms.store.models import ChargerSync
 from csms.store.models_orders import Order, OrderFlag, Payment

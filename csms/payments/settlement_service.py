@@ -37,7 +37,7 @@ from sqlmodel import Session, col
 from config.logs import bind
 from config.settings import Settings
 from csms import metrics
-from csms.payments import SettlementSource, TransactionChange, TransactionFacts, statements
+from csms.payments import statements
 from csms.payments.billing_rules import (
     bill,
     compatible,
@@ -53,7 +53,7 @@ from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import add_flag, snapshot
 from csms.payments.rejections import rejection_values, store_rejection
 from csms.payments.unit_of_work import Conflict, in_worker
-from csms.protocol.authorization import may_be_order_id
+from csms.ports import SettlementSource, TransactionChange, TransactionFacts, may_be_order_id
 from csms.store.db import Database
 from csms.store.models import Transaction
 from csms.store.models_orders import Order, Payment, SettlementRecord

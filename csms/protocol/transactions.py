@@ -38,10 +38,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from csms.context import CsmsContext
-from csms.payments import TransactionChange, TransactionFacts
-from csms.protocol.authorization import (
+from csms.ports import (
     IdTagDecision,
     InlineDecider,
+    TransactionChange,
+    TransactionFacts,
     inline_decider,
     may_be_order_id,
 )

@@ -13,10 +13,10 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from csms.context import CsmsContext
+from csms.ports import IdTagDecision
 from csms.protocol import certificates, monitoring, provisioning, transactions, violations
 from csms.protocol import data_transfer as dt
 from csms.protocol import meter_values as mv
-from csms.protocol.authorization import IdTagDecision
 from csms.protocol.base import CsmsChargePoint, Transport, on
 from qr_extension.wire import ocpp_timestamp
 

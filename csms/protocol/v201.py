@@ -9,10 +9,10 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from csms.context import CsmsContext
+from csms.ports import IdTagDecision
 from csms.protocol import data_transfer as dt
 from csms.protocol import meter_values as mv
 from csms.protocol import monitoring, provisioning, transactions, violations
-from csms.protocol.authorization import IdTagDecision
 from csms.protocol.base import CsmsChargePoint, Transport, on
 from csms.protocol.v201_unasked import Unasked201
 from csms.store import device_model

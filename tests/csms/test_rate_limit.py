@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from csms.api.upload_rate import UploadRate, UploadsTooFrequent
 from csms.rate_limit import RateLimiter
+from csms.upload_rate import UploadRate, UploadsTooFrequent
 
 
 def test_a_burst_passes_then_one_token_per_interval() -> None:

@@ -15,11 +15,11 @@ from sqlmodel import col, func, select
 
 from csms.commands import ConnectionRegistry, LocalDispatcher
 from csms.context import CsmsContext
+from csms.id_tags import LocalTagPolicy
 from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
-from csms.payments import StoreOnlySink
+from csms.ports import IdTagDecision, StoreOnlySink
 from csms.protocol import data_transfer, transactions
-from csms.protocol.authorization import IdTagDecision, LocalTagPolicy
 from csms.protocol.meter_values import Sample
 from csms.store import chargers as store
 from csms.store.db import Database, migrate

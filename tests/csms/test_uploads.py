@@ -11,7 +11,8 @@ import threading
 import pytest
 from PIL import Image
 
-from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, DecodeGate, GateFull
+from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit
+from csms.decodes import DecodeGate, GateFull
 
 from .conftest import LiveCsms
 

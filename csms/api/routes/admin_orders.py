@@ -21,12 +21,11 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.deps import AdminDep, CtxDep, SessionDep, WalletDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import BODY, errors
 from csms.bounds import Amount
 from csms.payments.capture import refund_payment
-from csms.payments.deps import PaymentsDep
 from csms.payments.errors import PaymentError
 from csms.payments.lifecycle import IllegalTransition, OrderEvent, next_order_state
 from csms.payments.order_errors import OrderNotFound, PaymentNotFound, RefundRefused
@@ -99,7 +98,7 @@ async def admin_order(order_id: str, _: AdminDep, session: SessionDep) -> OrderD
     response_model=CancelAnswer,
     responses=errors(404, 409, notes={409: "the order can no longer be cancelled"}),
 )
-async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, side: PaymentsDep) -> CancelAnswer:
+async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, wallet: WalletDep) -> CancelAnswer:
     """Cancels an order that was never settled and releases its hold. A settlement that
     still arrives is honoured as a debt and flagged (brief 7.10)."""
     now = ctx.clock()
@@ -114,9 +113,9 @@ async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, side: PaymentsDe
         )
         if result.rowcount != 1:
             raise Conflict(f"order {order.id} changed meanwhile")
-        rest = await side.wallet.hold_remaining(session, order_id=order.id)
+        rest = await wallet.hold_remaining(session, order_id=order.id)
         if rest > 0:
-            await side.wallet.release(
+            await wallet.release(
                 session, user_id=order.user_id, order_id=order.id, amount=rest,
                 key=f"release:{order.id}",
             )  # fmt: skip
@@ -205,7 +204,7 @@ async def refund(
     body: RefundCreate,
     _: AdminDep,
     ctx: CtxDep,
-    side: PaymentsDep,
+    wallet: WalletDep,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> PaymentPublic:
     """Refunds part or all of a captured payment to the driver's wallet."""
@@ -220,7 +219,7 @@ async def refund(
             payment_id=payment_id,
             amount=body.amount,
             key=f"refund:{payment_id}:{key}",
-            wallet=side.wallet,
+            wallet=wallet,
         )
         return await payment_public(session, done)
 

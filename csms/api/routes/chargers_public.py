@@ -14,11 +14,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
-from csms.api.deps import CtxDep, SessionDep
+from csms.api.deps import CtxDep, OptionalUser, SessionDep
 from csms.api.responses import RefusalProblem, errors
 from csms.billing.resolve import resolve
 from csms.billing.schemas import TariffPublic, tariff_public
-from csms.drivers.deps import OptionalUser
 from csms.store import chargers as store
 from csms.store.models_money import PresenceSecret
 from qr_extension import max_amount, verify_presence_code

@@ -12,11 +12,10 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
-from csms.api.deps import CtxDep, SessionDep
+from csms.api.deps import CtxDep, CurrentUser, SessionDep, ThrottleDep, TokensDep
 from csms.api.responses import BODY, errors
 from csms.bounds import Amount
 from csms.drivers.accounts import authenticate, create_user, revoke_tokens
-from csms.drivers.deps import CurrentUser, ThrottleDep, TokensDep
 from csms.drivers.errors import InvalidCredentials
 from csms.drivers.passwords import hash_async
 from csms.payments import wallet

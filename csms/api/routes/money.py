@@ -1,28 +1,15 @@
-"""Wiring of the money side into an app: its routers and its errors converted to HTTP.
-
-``install(app)`` adds the driver routes (users, token, me, wallet top-ups, public charger
-info) and the operator routes (billing models and assignments, presence secrets, ledger,
-wallets, driver accounts), and the exception handlers of :mod:`csms.drivers`,
-:mod:`csms.billing` and :mod:`csms.payments` (the root :class:`PaymentError`; a more
-specific handler registered for a subclass wins, FastAPI picks handlers by the exception's
-MRO).
+"""The money side's errors converted to HTTP: one handler for the roots of :mod:`csms.drivers`,
+:mod:`csms.billing` and :mod:`csms.payments` (the app registers it; a more specific handler
+registered for a subclass wins, FastAPI picks handlers by the exception's MRO).
 """
 
 from __future__ import annotations
 
 import re
 
-from fastapi import FastAPI, Request, status
+from fastapi import Request, status
 from fastapi.responses import JSONResponse
 
-from csms.api.routes import (
-    admin_billing,
-    admin_ledger,
-    admin_presence,
-    admin_users,
-    chargers_public,
-    drivers,
-)
 from csms.billing.errors import (
     AssignmentExists,
     AssignmentInvalid,
@@ -52,14 +39,8 @@ from csms.payments.errors import (
     UnknownWallet,
 )
 
-ROUTERS = (
-    drivers.router,
-    chargers_public.router,
-    admin_billing.router,
-    admin_presence.router,
-    admin_ledger.router,
-    admin_users.router,
-)
+ROOTS: tuple[type[Exception], ...] = (DriverError, BillingError, PaymentError)
+"""The exception roots :func:`money_error` handles."""
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (EmailTaken, status.HTTP_409_CONFLICT),
@@ -102,11 +83,3 @@ async def money_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": str(exc), "code": error_code(exc)}, status_code=code, headers=headers
     )
-
-
-def install(app: FastAPI) -> None:
-    """Adds the money routers and error handlers to ``app`` (call once, after create_app)."""
-    for router in ROUTERS:
-        app.include_router(router)
-    for root in (DriverError, BillingError, PaymentError):
-        app.add_exception_handler(root, money_error)

@@ -19,12 +19,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import update
 from sqlmodel import col
 
-from csms.api.deps import CtxDep, SessionDep
+from csms.api.deps import CtxDep, CurrentUser, SessionDep
 from csms.api.params import Offset
 from csms.api.responses import BODY, errors
-from csms.drivers.deps import CurrentUser
 from csms.errors import CommandError
-from csms.payments.deps import PaymentsDep
 from csms.payments.errors import InsufficientFunds
 from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
@@ -68,9 +66,7 @@ def _user_id(user: CurrentUser) -> int:
     status_code=status.HTTP_201_CREATED,
     responses=BODY | errors(402, models={402: FundsProblem}),
 )
-async def post_order(
-    body: OrderCreate, user: CurrentUser, ctx: CtxDep, side: PaymentsDep
-) -> OrderPublic:
+async def post_order(body: OrderCreate, user: CurrentUser, ctx: CtxDep) -> OrderPublic:
     """Places a hold of ``lim.amt`` and returns the order with its signed start token.
 
     402 when the wallet cannot cover the hold, 422 for an unknown charger or EVSE or a request

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from csms.api.deps import CtxDep, SessionDep
+from csms.api.deps import CtxDep, CurrentUser, SessionDep
 from csms.api.params import RowIdPath
 from csms.api.responses import errors
-from csms.drivers.deps import CurrentUser
 from csms.payments.capture import confirm_payment, get_payment, get_receipt
-from csms.payments.deps import PaymentsDep
 from csms.payments.order_errors import PaymentNotFound
 from csms.payments.schemas import PaymentPublic, ReceiptPublic, payment_public, receipt_public
 
@@ -27,7 +25,7 @@ def _not_found(exc: PaymentNotFound) -> HTTPException:
 
 @router.post("/payments/{payment_id}/confirm", response_model=ReceiptPublic, responses=errors(404))
 async def confirm(
-    payment_id: RowIdPath, user: CurrentUser, ctx: CtxDep, session: SessionDep, side: PaymentsDep
+    payment_id: RowIdPath, user: CurrentUser, ctx: CtxDep, session: SessionDep
 ) -> ReceiptPublic:
     """Captures the payment once and returns its receipt (``receipt_id``)."""
     await session.close()  # the capture runs in the database thread (see settlements.py)

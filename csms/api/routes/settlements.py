@@ -8,7 +8,7 @@ it is read by :class:`~csms.api.uploads.BodyLimit`). The settlement is verified 
 own the order settles the owner's order and is told only that it was accepted (202, brief 7.9).
 Refusals are 422 with the stable reason code (``{"detail": {"reason", "message"}}``); a copy of
 an already paid order is 409. A driver or a client address uploading faster than its rate
-(:class:`~csms.api.upload_rate.UploadRate`) gets 429 with ``Retry-After``, before the body is
+(:class:`~csms.upload_rate.UploadRate`) gets 429 with ``Retry-After``, before the body is
 read.
 ``GET /api/v1/settlements[/{id}]`` shows the settlements of the driver's own orders.
 """
@@ -24,13 +24,11 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 from starlette.datastructures import UploadFile
 
-from csms.api.deps import CtxDep, SessionDep
+from csms.api.deps import CtxDep, CurrentUser, SessionDep, SettlementsDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import RefusalProblem, errors
-from csms.api.upload_rate import UploadsTooFrequent
-from csms.api.uploads import MAX_PHOTO_BYTES, DecodeGate, GateFull
-from csms.drivers.deps import CurrentUser
-from csms.payments.deps import PaymentsDep
+from csms.api.uploads import MAX_PHOTO_BYTES
+from csms.decodes import DecodeGate, GateFull
 from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import get_order
 from csms.payments.schemas import (
@@ -40,6 +38,7 @@ from csms.payments.schemas import (
     settlement_public,
 )
 from csms.store.models_orders import Order, SettlementRecord
+from csms.upload_rate import UploadsTooFrequent
 from qr_extension.errors import QrDecodeError
 from qr_extension.keys import b64url_decode
 from qr_extension.qr import decode_qr
@@ -149,12 +148,12 @@ async def _token_of(request: Request, decodes: DecodeGate) -> str:
     openapi_extra=_BODY_DOC,
 )
 async def post_settlement(
-    request: Request, user: CurrentUser, session: SessionDep, side: PaymentsDep, ctx: CtxDep
+    request: Request, user: CurrentUser, session: SessionDep, service: SettlementsDep, ctx: CtxDep
 ) -> Any:
     """Verifies the settlement, settles its order, and returns the payment information."""
-    assert side.service is not None and user.id is not None
+    assert user.id is not None
     try:
-        side.upload_rate.admit(user.id, request.client.host if request.client else None)
+        ctx.upload_rate.admit(user.id, request.client.host if request.client else None)
     except UploadsTooFrequent as exc:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -166,7 +165,7 @@ async def post_settlement(
     # or many concurrent uploads would each hold one and wait for a second
     await session.close()
     try:
-        outcome = await side.service.submit(token, source="upload", user_id=user.id)
+        outcome = await service.submit(token, source="upload", user_id=user.id)
     except SettlementRefused as exc:
         code = (
             status.HTTP_409_CONFLICT

@@ -20,10 +20,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
-from starlette.routing import NoMatchFound
 
 from config.settings import Settings
-from csms.api.routes.money import install
 from csms.app import create_app, server_config
 from csms.context import CsmsContext
 from csms.store.db import Database, migrate
@@ -100,17 +98,6 @@ async def db(db_url: str) -> AsyncIterator[Database]:
         await database.dispose()
 
 
-def with_money(app: FastAPI) -> FastAPI:
-    """``app`` with the money routes (unless the app factory already wires them in)."""
-    try:
-        wired = app.url_path_for("log_in") == "/api/v1/token"
-    except NoMatchFound:
-        wired = False
-    if not wired:
-        install(app)
-    return app
-
-
 @dataclass
 class MoneyApi:
     """The CSMS app in-process: an admin client, a driver client factory, the context."""
@@ -173,7 +160,7 @@ def money_settings(tmp_path: Path, db_url: str) -> Settings:
 
 @pytest.fixture
 async def api(money_settings: Settings, clock: Clock) -> AsyncIterator[MoneyApi]:
-    app = with_money(create_app(money_settings, clock=clock))
+    app = create_app(money_settings, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://csms") as http:
@@ -187,7 +174,7 @@ async def api(money_settings: Settings, clock: Clock) -> AsyncIterator[MoneyApi]
 async def serve_money(settings: Settings, clock: Clock) -> AsyncIterator[tuple[MoneyApi, int]]:
     """The app with the money routes served by uvicorn on 127.0.0.1:<free port> (for tests
     with a real OCPP connection): (the API handle, the port)."""
-    app = with_money(create_app(settings, clock=clock))
+    app = create_app(settings, clock=clock)
     server = uvicorn.Server(server_config(settings, app, port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:

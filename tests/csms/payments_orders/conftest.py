@@ -19,11 +19,12 @@ from sqlmodel import select
 from config.settings import Settings
 from csms.drivers.accounts import create_user
 from csms.keys import KeyManager
-from csms.payments import TransactionFacts, wallet
+from csms.payments import wallet
 from csms.payments.capture import confirm_payment
 from csms.payments.orders import OrderRequest, place_order, snapshot
 from csms.payments.reaper import Reaper
 from csms.payments.settlement_service import SettlementService
+from csms.ports import TransactionFacts
 from csms.settlement_keys import set_settlement_key
 from csms.store.chargers import create_charger
 from csms.store.db import MIGRATIONS_DIR, Database, migrate

@@ -9,8 +9,8 @@ import itertools
 import pytest
 from sqlmodel import select
 
-from csms.payments import TransactionFacts
 from csms.payments.order_errors import SettlementRefused
+from csms.ports import TransactionFacts
 from csms.store.models_orders import SettlementRecord
 from qr_extension.refusal import Reason
 

@@ -16,7 +16,7 @@ from typing import Any
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from csms.payments.wiring import PaymentSide
+from csms.payments.reaper import Reaper
 from qr_extension.keys import SigningKey, generate_key
 from qr_extension.qr import render_png
 from qr_extension.settlement import build_settlement, sign_settlement
@@ -37,9 +37,10 @@ class Flow:
     clock: Clock
 
     @property
-    def side(self) -> PaymentSide:
-        side: PaymentSide = self.csms.app.state.payments
-        return side
+    def reaper(self) -> Reaper:
+        reaper = self.csms.ctx.reaper
+        assert isinstance(reaper, Reaper)
+        return reaper
 
     async def driver(self, email: str, funds: int) -> dict[str, str]:
         http = self.csms.http
@@ -309,8 +310,7 @@ async def test_offline_with_late_sync_16(tmp_path: Path, db_url: str) -> None:
 
         # one pass: the unused order's hold is released (its token expired, then the charger
         # synced), the used order's payment is captured (auto_capture_s after the first copy)
-        assert f.side.reaper is not None
-        report = await f.side.reaper.reap_once()
+        report = await f.reaper.reap_once()
         assert report.released == [unused["id"]] and len(report.captured) == 1
         r = await http.get(f"/api/v1/orders/{unused['id']}", headers=bob)
         assert r.json()["status"] == "expired"
@@ -419,7 +419,6 @@ async def test_remote_start_limits_enforced_by_the_csms_16(tmp_path: Path, db_ur
                 suppress=False,
             )
             assert start.id_tag_info["status"] == "Accepted"
-            assert f.side.reaper is not None
             await cp.call(
                 call16.MeterValues(
                     connector_id=1,
@@ -429,7 +428,7 @@ async def test_remote_start_limits_enforced_by_the_csms_16(tmp_path: Path, db_ur
                 suppress=False,
             )
             f.clock.advance(300)
-            assert (await f.side.reaper.reap_once()).stopped == []  # 0.5 kWh: 0.60 < 1.00
+            assert (await f.reaper.reap_once()).stopped == []  # 0.5 kWh: 0.60 < 1.00
             await cp.call(
                 call16.MeterValues(
                     connector_id=1,
@@ -439,11 +438,11 @@ async def test_remote_start_limits_enforced_by_the_csms_16(tmp_path: Path, db_ur
                 suppress=False,
             )
             f.clock.advance(300)
-            assert (await f.side.reaper.reap_once()).stopped == [order["id"]]
+            assert (await f.reaper.reap_once()).stopped == [order["id"]]
             assert cp.received[-1] == (
                 "RemoteStopTransaction", {"transaction_id": start.transaction_id}
             )  # fmt: skip
-            assert (await f.side.reaper.reap_once()).stopped == []  # once
+            assert (await f.reaper.reap_once()).stopped == []  # once
             await cp.call(
                 call16.StopTransaction(
                     meter_stop=1010,

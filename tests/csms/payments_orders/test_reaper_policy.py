@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from sqlmodel import Session
 
 from csms.billing.resolve import charger_scope
+from csms.id_tags import LocalTagPolicy
 from csms.payments import reaper as reaper_module
 from csms.payments import wallet
 from csms.payments.capture import capture_unit
@@ -20,7 +21,6 @@ from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.orders import ORDER_ID_LENGTH, snapshot
 from csms.payments.reaper import Reaper
 from csms.payments.unit_of_work import in_worker
-from csms.protocol.authorization import LocalTagPolicy
 from csms.store.models_money import BillingAssignment, BillingModel
 from csms.store.models_orders import Order, Receipt
 

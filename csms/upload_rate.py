@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from csms.errors import CsmsError
 from csms.rate_limit import RateLimiter
 
 
-class UploadsTooFrequent(Exception):
+class UploadsTooFrequent(CsmsError):
     """The driver or the address uploaded too often; try again after ``retry_after_s``."""
 
     def __init__(self, retry_after_s: int) -> None:
@@ -39,6 +40,11 @@ class UploadRate:
     ) -> None:
         self._driver = RateLimiter(per_minute=per_driver, max_entries=max_entries, clock=clock)
         self._client = RateLimiter(per_minute=per_client, max_entries=max_entries, clock=clock)
+
+    @classmethod
+    def off(cls) -> UploadRate:
+        """Admits every upload (a context built without settings)."""
+        return cls(per_driver=0, per_client=0)
 
     def admit(self, user_id: int, client: str | None) -> None:
         """Counts an upload of driver ``user_id`` from ``client``, or raises

@@ -1,0 +1,54 @@
+"""Every router of the CSMS, in one list: the app registers them in this order (where two
+routers could match one path, the first wins).
+
+The OCPP WebSocket endpoint is here too (its adapter is :mod:`csms.protocol.endpoint`), so
+that one module shows every path the CSMS serves.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from csms.api.routes import (
+    admin_billing,
+    admin_chargers,
+    admin_commands,
+    admin_id_tags,
+    admin_ledger,
+    admin_notifications,
+    admin_orders,
+    admin_presence,
+    admin_transactions,
+    admin_users,
+    chargers_public,
+    drivers,
+    health,
+    keys,
+    metrics,
+    orders,
+    payments,
+    settlements,
+)
+from csms.protocol.endpoint import router as ocpp
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    metrics.router,
+    ocpp,
+    keys.router,
+    admin_chargers.router,
+    admin_transactions.router,
+    admin_commands.router,
+    admin_id_tags.router,
+    admin_notifications.router,
+    drivers.router,
+    chargers_public.router,
+    admin_billing.router,
+    admin_presence.router,
+    admin_ledger.router,
+    admin_users.router,
+    orders.router,
+    settlements.router,
+    payments.router,
+    admin_orders.router,
+)

@@ -1,0 +1,226 @@
+"""The interfaces between the OCPP side and the money side, so that neither imports the other.
+
+:mod:`csms.protocol` stores what chargers report and then tells a :class:`SettlementSink`; it
+asks an :class:`AuthorizationPolicy` whether an id tag may charge. :mod:`csms.payments`
+implements both (the settlement service, the order-id policy) and is handed to the protocol
+through :class:`~csms.context.CsmsContext`, built by :mod:`csms.app`. The services the web side
+reaches through the context are described here too (:class:`WalletOps`, :class:`AccessTokens`,
+:class:`LoginGuard`, :class:`BackgroundJob`), so that the context names no upper layer.
+
+This module imports nothing of :mod:`csms`: everything else may import it.
+
+Order ids and RFID tags share one namespace: an order id (the ``jti`` of a start token) is
+presented at the charger as its id tag. The shape of order ids (``[A-Z0-9]{1,20}``) is also
+the shape of most RFID card UIDs (``04A1B2C3``), so :func:`may_be_order_id` only spares the
+lookup for tags that cannot be one; a tag is an order id only if such an order exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from sqlalchemy.engine import Connection
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from config.settings import Settings
+from qr_extension.tariff import Tariff
+
+# -- settlements and transactions: what protocol tells the money side ---------------------------
+
+SettlementSource = Literal["ocpp", "upload"]
+TransactionChange = Literal["started", "updated", "ended"]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFacts:
+    """What the payment side needs to know about a transaction after a change."""
+
+    charger_id: str
+    transaction_id: str
+    transaction_pk: int
+    id_tag: str | None
+    evse_id: int | None
+    started_at: datetime | None
+    stopped_at: datetime | None
+    meter_start_wh: int | None
+    meter_stop_wh: int | None
+    offline: bool
+    stop_reason: str | None
+
+
+class SettlementSink(Protocol):
+    """Receives what chargers report, after it is stored; must not raise for bad input, and
+    raises when it could not take what it was given (the charger then sends it again). It is
+    told again whenever a charger repeats a message, so it must be idempotent."""
+
+    async def on_settlement(self, charger_id: str, token: str, source: SettlementSource) -> None:
+        """A signed settlement token (verify it with the charger's key by (iss, kid))."""
+        ...
+
+    async def on_synced(self, charger_id: str, seq: int) -> None:
+        """The charger has delivered everything up to settlement ``seq``."""
+        ...
+
+    async def on_transaction_event(
+        self, change: TransactionChange, facts: TransactionFacts
+    ) -> None:
+        """A transaction was started, updated or ended (each stored change at least once)."""
+        ...
+
+
+class StoreOnlySink:
+    """A sink that does nothing more: everything is already stored when it is told."""
+
+    async def on_settlement(self, charger_id: str, token: str, source: SettlementSource) -> None:
+        return None
+
+    async def on_synced(self, charger_id: str, seq: int) -> None:
+        return None
+
+    async def on_transaction_event(
+        self, change: TransactionChange, facts: TransactionFacts
+    ) -> None:
+        return None
+
+
+# -- authorization: which id tags may charge (Authorize, and the idTagInfo of starts) -----------
+
+ORDER_ID = re.compile(r"[A-Z0-9]{1,20}")
+
+# The shared 1.6 AuthorizationStatus / 2.0.1 AuthorizationStatusEnumType values we use.
+ACCEPTED = "Accepted"
+BLOCKED = "Blocked"
+EXPIRED = "Expired"
+INVALID = "Invalid"
+
+
+def may_be_order_id(id_tag: str) -> bool:
+    """Whether ``id_tag`` has the shape of an order id. A necessary condition only: card UIDs
+    have it too, so whoever treats a tag as an order id must find the order first."""
+    return ORDER_ID.fullmatch(id_tag) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IdTagDecision:
+    """The answer for one id tag; ``expiry`` lets the charger's cache drop it in time."""
+
+    status: str
+    expiry: datetime | None = None
+    known: bool = True  # False: the CSMS has never heard of this tag (flagged on offline starts)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == ACCEPTED
+
+
+class AuthorizationPolicy(Protocol):
+    """Decides on an id tag presented at a charger (Authorize, start, stop).
+
+    A policy may also offer ``authorize_in(conn, charger_id, id_tag)``, the same decision as a
+    plain function of a database thread's connection (:data:`InlineDecider`): the transaction
+    handlers then decide inside the store writer's unit of work, one hop fewer per start, stop
+    and TransactionEvent than a read of its own.
+    """
+
+    async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision: ...
+
+
+InlineDecider = Callable[[Connection, str, str], IdTagDecision]
+
+
+def inline_decider(policy: AuthorizationPolicy) -> InlineDecider | None:
+    """The policy's ``authorize_in``, or None when it has none (it is then asked apart)."""
+    decider = getattr(policy, "authorize_in", None)
+    return decider if callable(decider) else None
+
+
+# -- the money side's services, as the web side and the reaper use them ------------------------
+
+
+class WalletOps(Protocol):
+    """Wallet operations of the async callers (the operator's refunds and releases, the
+    reaper's expiry); the module :mod:`csms.payments.wallet` satisfies it. Every call takes the
+    caller's session, posts one balanced transfer, is idempotent by ``key`` and never commits.
+    The hot paths' synchronous units call :mod:`csms.payments.postings` directly."""
+
+    async def place_hold(
+        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
+    ) -> object: ...
+
+    async def capture(
+        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
+    ) -> object: ...
+
+    async def capture_and_release(
+        self,
+        session: AsyncSession,
+        *,
+        user_id: int,
+        order_id: str,
+        amount: int,
+        capture_key: str,
+        release_key: str,
+    ) -> object: ...
+
+    async def release(
+        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
+    ) -> object: ...
+
+    async def charge_debt(
+        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
+    ) -> object: ...
+
+    async def refund(
+        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
+    ) -> object: ...
+
+    async def hold_remaining(self, session: AsyncSession, *, order_id: str) -> int: ...
+
+    async def refundable_amount(
+        self, session: AsyncSession, *, user_id: int, order_id: str
+    ) -> int: ...
+
+
+class TariffResolver(Protocol):
+    """The billing model that applies to a driver at a charger
+    (:func:`csms.billing.resolve.billing_model_for`)."""
+
+    async def __call__(
+        self, session: AsyncSession, *, user_id: int | None, charger_id: str, settings: Settings
+    ) -> Tariff: ...
+
+
+class AccessTokens(Protocol):
+    """Issues and verifies drivers' access tokens (:class:`csms.drivers.tokens.DriverTokens`)."""
+
+    @property
+    def ttl_s(self) -> int: ...
+
+    def issue(self, user_id: int, *, now: int, generation: int = 0) -> str: ...
+
+    def device_mark(self, email: str) -> str: ...
+
+    def is_device_mark(self, email: str, value: str | None) -> bool: ...
+
+    def verify_access(self, token: str, *, now: int) -> tuple[int, int]: ...
+
+
+class LoginGuard(Protocol):
+    """Holds back failed log-ins per email and client
+    (:class:`csms.drivers.throttle.LoginThrottle`)."""
+
+    def check(self, email: str, client: str | None, *, known_device: bool = False) -> None: ...
+
+    def failed(self, email: str, client: str | None) -> None: ...
+
+    def succeeded(self, email: str, client: str | None) -> None: ...
+
+
+class BackgroundJob(Protocol):
+    """A service with a loop of its own (the reaper); the app runs it as a task it owns."""
+
+    async def run(self) -> None: ...
