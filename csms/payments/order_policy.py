@@ -28,13 +28,12 @@ from csms.protocol.authorization import (
     IdTagDecision,
     InlineDecider,
     LocalTagPolicy,
-    TagRow,
     inline_decider,
     may_be_order_id,
-    tag_row,
 )
 from csms.store.db import Database
 from csms.store.fast import Fast
+from csms.store.id_tags import TagRow, tag_row
 from csms.store.models_orders import Order
 from csms.store.writer import table_of
 
