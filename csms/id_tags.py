@@ -10,15 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import bindparam
-from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 
 from csms.ports import EXPIRED, INVALID, IdTagDecision
 from csms.store.db import Database
-from csms.store.fast import Fast
-from csms.store.models import IdTag
-from csms.store.writer import table_of
+from csms.store.id_tags import TagRow, tag_row
 
 
 class LocalTagPolicy:
@@ -46,17 +42,3 @@ class LocalTagPolicy:
             return IdTagDecision(EXPIRED, expiry)
         return IdTagDecision(status, expiry)
 
-
-_ID_TAGS = table_of(IdTag)
-_TAG = Fast(
-    core_select(_ID_TAGS.c.status, _ID_TAGS.c.expiry).where(_ID_TAGS.c.id_tag == bindparam("tag"))
-)
-
-
-TagRow = tuple[str, datetime | None]
-
-
-def tag_row(conn: Connection, id_tag: str) -> TagRow | None:
-    """``(status, expiry)`` of a known RFID tag, or None (on a database thread)."""
-    row = _TAG.first(conn, {"tag": id_tag})
-    return None if row is None else (str(row[0]), row[1])

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, literal
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
 from csms.billing.schemas import tariff_of
-from csms.store.models import Charger
-from csms.store.models_money import BillingAssignment, BillingModel
+from csms.store.billing import candidates
 from qr_extension import Tariff
 
 DEFAULT_SCOPE = "default"
@@ -57,23 +54,6 @@ def default_tariff(settings: Settings) -> Tariff:
     )
 
 
-_SITE = (
-    select(literal("site:") + col(Charger.location))
-    .where(col(Charger.id) == bindparam("charger_id"), col(Charger.location).is_not(None))
-    .scalar_subquery()
-)
-_CANDIDATES = (
-    select(BillingAssignment.scope, BillingModel)
-    .join(BillingModel, col(BillingModel.id) == col(BillingAssignment.billing_model_id))
-    .where(
-        col(BillingAssignment.scope).in_(bindparam("ranked", expanding=True))
-        | (col(BillingAssignment.scope) == _SITE)
-    )
-)
-"""Every assignment that may apply (``ranked`` scopes and the charger's site), built once:
-it runs for every order, and building it cost more than running it."""
-
-
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """The billing model that applies and the scope of the assignment that chose it."""
@@ -90,9 +70,7 @@ async def resolve(
     if user_id is not None:
         ranked += [user_charger_scope(user_id, charger_id), user_scope(user_id)]
     ranked.append(charger_scope(charger_id))
-    params = {"ranked": ranked, "charger_id": charger_id}
-    rows = await session.exec(_CANDIDATES, params=params)
-    found = {scope: model for scope, model in rows.all()}
+    found = await candidates(session, ranked=ranked, charger_id=charger_id)
     for scope in ranked:
         if scope in found:
             return Resolved(tariff_of(found[scope]), scope)

@@ -1,19 +1,16 @@
-"""Database functions for driver accounts (keyword-only, async)."""
+"""Driver accounts: sign-up, sign-in and signing out everywhere."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, update
-from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.drivers.errors import EmailTaken, InvalidCredentials
 from csms.drivers.passwords import verify_async
-from csms.payments.statements import loaded, table
+from csms.payments.statements import loaded
 from csms.payments.wallet import open_wallet
-from csms.store.fast import Fast
+from csms.store import drivers as store
 from csms.store.models_money import User
 
 
@@ -22,48 +19,37 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-_USERS = table(User)
-_USER = Fast(core_select(*_USERS.columns).where(_USERS.c.id == bindparam("user_id")))
-
-
 def user_row(conn: Connection, user_id: int) -> User | None:
     """The driver ``user_id`` as a detached row, read on a database thread (the bearer-token
     check of every driver request: one hop, no session)."""
-    row = _USER.first(conn, {"user_id": user_id})
-    return None if row is None else loaded(User, dict(zip(_USER.columns, row, strict=True)))
+    values = store.user_values(conn, user_id)
+    return None if values is None else loaded(User, values)
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
-    rows = await session.exec(select(User).where(col(User.email) == normalise_email(email)))
-    return rows.first()
+    return await store.user_by_email(session, normalise_email(email))
 
 
 async def create_user(
     session: AsyncSession, *, email: str, password_hash: str, currency: str
 ) -> User:
     """Adds a driver and their empty wallet, and commits; EmailTaken if the email is used."""
-    user = User(email=normalise_email(email), password_hash=password_hash)
-    session.add(user)
+    normalised = normalise_email(email)
     try:
-        await session.flush()
+        user = await store.add_user(session, email=normalised, password_hash=password_hash)
         assert user.id is not None
         await open_wallet(session, user_id=user.id, currency=currency)
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
-        raise EmailTaken(f"an account with email {user.email!r} exists") from exc
+        raise EmailTaken(f"an account with email {normalised!r} exists") from exc
     return user
 
 
 async def revoke_tokens(session: AsyncSession, user_id: int) -> None:
     """Every access token issued to ``user_id`` so far stops working (the generation is bumped
     in the database, so it holds for every CSMS process)."""
-    await session.exec(
-        update(User)
-        .where(col(User.id) == user_id)
-        .values(token_generation=col(User.token_generation) + 1)
-    )
-    await session.commit()
+    await store.bump_token_generation(session, user_id=user_id)
 
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:

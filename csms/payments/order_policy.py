@@ -19,7 +19,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 
-from csms.id_tags import LocalTagPolicy, TagRow, tag_row
+from csms.id_tags import LocalTagPolicy
 from csms.payments.lifecycle import OrderState
 from csms.ports import (
     ACCEPTED,
@@ -33,6 +33,7 @@ from csms.ports import (
 )
 from csms.store.db import Database
 from csms.store.fast import Fast
+from csms.store.id_tags import TagRow, tag_row
 from csms.store.models_orders import Order
 from csms.store.writer import table_of
 

@@ -17,6 +17,7 @@ from config.settings import Settings
 from csms.billing import resolve
 from csms.billing.schemas import tariff_of
 from csms.payments import statements
+from csms.store.billing import CANDIDATES
 from csms.store.models_money import BillingModel
 from qr_extension import Tariff
 
@@ -31,7 +32,7 @@ def resolve_sync(
     ranked.append(resolve.charger_scope(charger_id))
     params = {"ranked": ranked, "charger_id": charger_id}
     # the prebuilt query, run through Core: the scope, then the billing model's columns
-    rows = session.connection().execute(resolve._CANDIDATES, params)
+    rows = session.connection().execute(CANDIDATES, params)
     found = {}
     for row in rows:
         values = row._asdict()

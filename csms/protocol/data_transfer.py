@@ -18,13 +18,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
-
 from csms.context import CsmsContext
 from csms.errors import SettlementKeyError
 from csms.settlement_keys import receive_settlement_key
-from csms.store.models import ChargerSync, SettlementInbox
+from csms.store import chargers as store
+from csms.store.settlement_inbox import add_to_inbox
 from qr_extension.refusal import Refusal
 from qr_extension.settlement import peek_settlement
 from qr_extension.trust import sign_trusted_keys
@@ -95,19 +93,15 @@ async def _settlement(ctx: CsmsContext, charger_id: str, token: str) -> DataTran
         return DataTransferAnswer(REJECTED, f"wrong_issuer: iss {iss!r} is another charger")
     digest = hashlib.sha256(token.encode()).hexdigest()
     async with ctx.db.session() as session:
-        session.add(
-            SettlementInbox(
-                charger_id=charger_id,
-                token=token,
-                token_sha256=digest,
-                source="ocpp",
-                received_at=ctx.clock(),
-            )
+        # False: the same token again, stored already, still acknowledged
+        await add_to_inbox(
+            session,
+            charger_id=charger_id,
+            token=token,
+            token_sha256=digest,
+            source="ocpp",
+            now=ctx.clock(),
         )
-        try:
-            await session.commit()
-        except IntegrityError:  # the same token again: stored already, still acknowledged
-            await session.rollback()
     # Accepted only once the sink has it: its failure (not a refusal, which it keeps as
     # evidence) is a CALLERROR, and the charger's resend hands the stored token over again
     await ctx.sink.on_settlement(charger_id, token, "ocpp")
@@ -134,19 +128,7 @@ async def _synced(ctx: CsmsContext, charger_id: str, data: str) -> DataTransferA
         return DataTransferAnswer(REJECTED, seq)
     now = ctx.clock()
     async with ctx.db.session() as session:
-        row = (
-            await session.exec(select(ChargerSync).where(ChargerSync.charger_id == charger_id))
-        ).first()
-        if row is None:
-            row = ChargerSync(charger_id=charger_id, last_seq=seq, updated_at=now)
-        else:
-            row.last_seq = seq
-            row.updated_at = now
-        session.add(row)
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
+        await store.record_synced(session, charger_id=charger_id, seq=seq, now=now)
     try:
         await ctx.sink.on_synced(charger_id, seq)
     except Exception:

@@ -51,5 +51,4 @@ async def _set_status(ctx: CsmsContext, charger_id: str, column: str, status: st
         charger = await store.get_charger(session, charger_id)
         if charger is not None:
             setattr(charger, column, status[:40])
-            session.add(charger)
-            await session.commit()
+            await store.save_charger(session, charger)

@@ -23,32 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam
-from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 
-from csms.store.fast import Fast
-from csms.store.models import TransactionEventRecord
-from csms.store.writer import table_of
+from csms.store.transaction_events import events_under_seq_no
 
 if TYPE_CHECKING:
     from csms.protocol.transactions import TransactionEvent
-
-EVENTS = table_of(TransactionEventRecord)
-_UNDER_SEQ_NO = Fast(
-    core_select(
-        EVENTS.c.digest,
-        EVENTS.c.event_type,
-        EVENTS.c.trigger_reason,
-        EVENTS.c.timestamp,
-        EVENTS.c.offline,
-        EVENTS.c.response,
-    ).where(
-        EVENTS.c.charger_id == bindparam("cid"),
-        EVENTS.c.transaction_id == bindparam("tid"),
-        EVENTS.c.seq_no == bindparam("seq"),
-    )
-)
 
 
 def _instant(moment: datetime) -> str:
@@ -90,7 +70,9 @@ class Earlier:
 
 def earlier(conn: Connection, charger_id: str, ev: TransactionEvent, digest: str) -> Earlier:
     """What was stored under the event's seqNo (one indexed read, on a database thread)."""
-    rows = _UNDER_SEQ_NO.all(conn, {"cid": charger_id, "tid": ev.transaction_id, "seq": ev.seq_no})
+    rows = events_under_seq_no(
+        conn, charger_id=charger_id, transaction_id=ev.transaction_id, seq_no=ev.seq_no
+    )
     for stored_digest, event_type, trigger_reason, timestamp, offline, response in rows:
         if stored_digest:
             same = stored_digest == digest

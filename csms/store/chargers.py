@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import ColumnElement, String, all_, any_, bindparam, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -13,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.errors import StoreError
 from csms.store.fast import Fast
-from csms.store.models import Charger, ChargerKey, Evse
+from csms.store.models import Charger, ChargerKey, ChargerSync, Evse
 from csms.store.writer import Batch, table_of
 
 
@@ -53,10 +54,41 @@ async def create_charger(
 
 
 async def list_chargers(
-    session: AsyncSession, *, offset: int = 0, limit: int = 100
+    session: AsyncSession,
+    *,
+    offset: int = 0,
+    limit: int = 100,
+    registration: str | None = None,
+    connected: bool | None = None,
+    connected_ids: list[str] | None = None,
 ) -> list[Charger]:
-    rows = await session.exec(select(Charger).order_by(col(Charger.id)).offset(offset).limit(limit))
+    """Chargers by id. ``connected`` (with ``connected_ids``, the live sockets of this process)
+    keeps those with (True) or without (False) a socket; ``registration`` keeps one
+    registration state. Both filters are part of the query, so pages are full."""
+    query = select(Charger)
+    if connected is not None:
+        query = query.where(_among(session, connected_ids or [], connected))
+    if registration is not None:
+        query = query.where(col(Charger.registration) == registration)
+    rows = await session.exec(query.order_by(col(Charger.id)).offset(offset).limit(limit))
     return list(rows.all())
+
+
+def _among(session: AsyncSession, ids: list[str], connected: bool) -> ColumnElement[bool]:
+    """``Charger.id`` among (or not among) ``ids``.
+
+    PostgreSQL gets the ids as one array parameter (its limit is 32,767 parameters per
+    statement); SQLite takes up to 250,000 and gets an expanding ``IN``."""
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam("connected_ids", ids, type_=ARRAY(String))
+        return col(Charger.id) == any_(array) if connected else col(Charger.id) != all_(array)
+    return col(Charger.id).in_(ids) if connected else col(Charger.id).not_in(ids)
+
+
+async def save_charger(session: AsyncSession, charger: Charger) -> None:
+    """Stores the changes made to ``charger`` and commits."""
+    session.add(charger)
+    await session.commit()
 
 
 async def delete_charger(session: AsyncSession, *, charger_id: str) -> bool:
@@ -111,6 +143,16 @@ async def pinned_key(session: AsyncSession, charger_id: str) -> ChargerKey | Non
         )
     )
     return rows.first()
+
+
+async def settlement_keys(session: AsyncSession, charger_id: str) -> list[ChargerKey]:
+    """Every settlement key the charger has had, oldest first."""
+    rows = await session.exec(
+        select(ChargerKey)
+        .where(ChargerKey.charger_id == charger_id)
+        .order_by(col(ChargerKey.created_at))
+    )
+    return list(rows.all())
 
 
 async def key_by_kid(session: AsyncSession, charger_id: str, kid: str) -> ChargerKey | None:
@@ -174,6 +216,24 @@ async def upsert_evse_status(
     except IntegrityError:  # two connections raced to insert it: the other one won
         await session.rollback()
     return evse
+
+
+async def record_synced(session: AsyncSession, *, charger_id: str, seq: int, now: datetime) -> None:
+    """Stores the last ``Synced`` seq the charger reported, and commits (a concurrent first
+    insert for the same charger wins)."""
+    row = (
+        await session.exec(select(ChargerSync).where(ChargerSync.charger_id == charger_id))
+    ).first()
+    if row is None:
+        row = ChargerSync(charger_id=charger_id, last_seq=seq, updated_at=now)
+    else:
+        row.last_seq = seq
+        row.updated_at = now
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
 
 
 # --- store-writer operations (SQLAlchemy Core, in the database thread) ----------------------

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, status
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.api.responses import BODY, errors
-from csms.billing import store
+from csms.billing import service
 from csms.billing.resolve import default_tariff, resolve
 from csms.billing.schemas import (
     AssignmentCreate,
@@ -26,6 +26,7 @@ from csms.billing.schemas import (
     model_public,
     tariff_public,
 )
+from csms.store import billing as store
 from csms.store.models_money import BillingAssignment
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"], responses=errors(401))
@@ -51,7 +52,7 @@ async def create_model(
 ) -> BillingModelPublic:
     """Adds a billing model (422 if the prices do not make a valid tariff, 409 if the id is
     taken)."""
-    model = await store.create_model(
+    model = await service.create_model(
         session, body=body, reserved_id=ctx.settings.default_tariff_id, now=ctx.clock()
     )
     return model_public(model)
@@ -81,7 +82,7 @@ async def resolve_model(
 
 @router.get("/billing-models/{model_id}", response_model=BillingModelPublic, responses=errors(404))
 async def show_model(model_id: str, session: SessionDep, _: AdminDep) -> BillingModelPublic:
-    return model_public(await store.get_model(session, model_id))
+    return model_public(await service.get_model(session, model_id))
 
 
 @router.put(
@@ -91,7 +92,7 @@ async def update_model(
     model_id: str, body: BillingModelUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> BillingModelPublic:
     """Replaces the prices (``version`` + 1); orders already issued keep their snapshot."""
-    model = await store.update_model(session, model_id=model_id, body=body, now=ctx.clock())
+    model = await service.update_model(session, model_id=model_id, body=body, now=ctx.clock())
     return model_public(model)
 
 
@@ -102,7 +103,7 @@ async def update_model(
 )
 async def delete_model(model_id: str, session: SessionDep, _: AdminDep) -> None:
     """Deletes an unassigned model (409 while it is assigned)."""
-    await store.delete_model(session, model_id=model_id)
+    await service.delete_model(session, model_id=model_id)
 
 
 @router.post(
@@ -116,7 +117,7 @@ async def assign_model(
 ) -> AssignmentPublic:
     """Assigns the model to a driver (tier, fleet), a driver at one charger, a charger, or a
     site (charger ``location``). 409 if that target has a model: delete it first."""
-    row = await store.create_assignment(session, model_id=model_id, target=body, now=ctx.clock())
+    row = await service.create_assignment(session, model_id=model_id, target=body, now=ctx.clock())
     return _assignment(row)
 
 
@@ -128,7 +129,7 @@ async def assign_model(
 async def model_assignments(
     model_id: str, session: SessionDep, _: AdminDep, offset: Offset = 0, limit: Limit = 100
 ) -> list[AssignmentPublic]:
-    await store.get_model(session, model_id)
+    await service.get_model(session, model_id)
     rows = await store.list_assignments(session, model_id=model_id, offset=offset, limit=limit)
     return [_assignment(r) for r in rows]
 
@@ -154,4 +155,4 @@ async def list_assignments(
     responses=errors(404),
 )
 async def delete_assignment(assignment_id: RowIdPath, session: SessionDep, _: AdminDep) -> None:
-    await store.delete_assignment(session, assignment_id=assignment_id)
+    await service.delete_assignment(session, assignment_id=assignment_id)

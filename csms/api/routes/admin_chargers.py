@@ -10,10 +10,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, String, all_, any_, bindparam
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.params import Offset
@@ -28,7 +24,6 @@ from csms.store.message_log import recent_frames
 from csms.store.models import (
     Charger,
     ChargerCreate,
-    ChargerKey,
     ChargerPublic,
     DeviceVariablePublic,
     EvseStatus,
@@ -144,24 +139,15 @@ async def list_chargers(
 
     Both filters are part of the query, so pages are full and never skip one; an operator
     onboarding a fleet with ``auto_register_chargers`` lists ``registration=Pending``."""
-    query = select(Charger)
-    if connected is not None:
-        query = query.where(_connected(session, ctx.dispatcher.connected(), connected))
-    if registration is not None:
-        query = query.where(col(Charger.registration) == registration)
-    rows = await session.exec(query.order_by(col(Charger.id)).offset(offset).limit(limit))
-    return await _public_many(ctx, session, list(rows.all()))
-
-
-def _connected(session: AsyncSession, ids: list[str], connected: bool) -> ColumnElement[bool]:
-    """``Charger.id`` among (or not among) ``ids``, the live sockets of this process.
-
-    PostgreSQL gets the ids as one array parameter (its limit is 32,767 parameters per
-    statement); SQLite takes up to 250,000 and gets an expanding ``IN``."""
-    if session.get_bind().dialect.name == "postgresql":
-        array = bindparam("connected_ids", ids, type_=ARRAY(String))
-        return col(Charger.id) == any_(array) if connected else col(Charger.id) != all_(array)
-    return col(Charger.id).in_(ids) if connected else col(Charger.id).not_in(ids)
+    chargers = await store.list_chargers(
+        session,
+        offset=offset,
+        limit=limit,
+        registration=registration,
+        connected=connected,
+        connected_ids=ctx.dispatcher.connected() if connected is not None else None,
+    )
+    return await _public_many(ctx, session, chargers)
 
 
 @router.get("/{charger_id}", response_model=ChargerPublic, responses=errors(404))
@@ -196,8 +182,7 @@ async def update_charger(
         charger.registration = body.registration
     if body.password is not None:
         charger.password_hash = await asyncio.to_thread(hash_password, body.password)
-    session.add(charger)
-    await session.commit()
+    await store.save_charger(session, charger)
     link = ctx.registry.get(charger_id)
     if link is not None and charger.registration != before:
         link.registration_decided(charger.registration)
@@ -238,11 +223,6 @@ async def settlement_key_history(
     charger_id: str, session: SessionDep, _: AdminDep
 ) -> list[dict[str, Any]]:
     """Every key the charger has had: ``retired_at`` is null for the pinned one."""
-    rows = await session.exec(
-        select(ChargerKey)
-        .where(ChargerKey.charger_id == charger_id)
-        .order_by(col(ChargerKey.created_at))
-    )
     return [
         {
             "kid": k.kid,
@@ -250,7 +230,7 @@ async def settlement_key_history(
             "created_at": k.created_at,
             "retired_at": k.retired_at,
         }
-        for k in rows.all()
+        for k in await store.settlement_keys(session, charger_id)
     ]
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.responses import BODY, errors
-from csms.store.models import IdTag
+from csms.store import id_tags as store
 
 router = APIRouter(prefix="/api/v1/admin/id-tags", tags=["admin: id tags"], responses=errors(401))
 
@@ -23,18 +23,13 @@ class IdTagBody(BaseModel):
 @router.put("", response_model=IdTagBody, responses=BODY)
 async def put_id_tag(body: IdTagBody, ctx: CtxDep, session: SessionDep, _: AdminDep) -> IdTagBody:
     """Creates or changes a tag."""
-    tag = await session.get(IdTag, body.id_tag) or IdTag(id_tag=body.id_tag, created_at=ctx.clock())
-    tag.status = body.status
-    tag.expiry = body.expiry
-    session.add(tag)
-    await session.commit()
+    await store.put_id_tag(
+        session, id_tag=body.id_tag, status=body.status, expiry=body.expiry, now=ctx.clock()
+    )
     return body
 
 
 @router.delete("/{id_tag}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def delete_id_tag(id_tag: str, session: SessionDep, _: AdminDep) -> None:
-    tag = await session.get(IdTag, id_tag)
-    if tag is None:
+    if not await store.delete_id_tag(session, id_tag=id_tag):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no id tag {id_tag!r}")
-    await session.delete(tag)
-    await session.commit()

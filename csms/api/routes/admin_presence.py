@@ -20,7 +20,7 @@ from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.responses import BODY, errors
 from csms.errors import CsmsError
 from csms.store import chargers as store
-from csms.store.models_money import PresenceSecret
+from csms.store import presence_secrets
 from qr_extension.identify import MIN_SECRET_BYTES
 
 router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401))
@@ -73,14 +73,10 @@ async def set_presence_secret(
     await _charger_exists(session, charger_id)
     given = body.secret_hex if body is not None else None
     secret_hex = (given or secrets.token_hex(SECRET_BYTES)).lower()
-    row = await session.get(PresenceSecret, charger_id)
     now = ctx.clock()
-    if row is None:
-        row = PresenceSecret(charger_id=charger_id, secret_hex=secret_hex, created_at=now)
-    else:
-        row.secret_hex, row.created_at = secret_hex, now
-    session.add(row)
-    await session.commit()
+    await presence_secrets.set_presence_secret(
+        session, charger_id=charger_id, secret_hex=secret_hex, now=now
+    )
     installed, install_status = await _install(ctx, charger_id, secret_hex)
     return PresenceSecretCreated(
         charger_id=charger_id,
@@ -99,7 +95,7 @@ async def presence_secret_state(
 ) -> PresenceSecretState:
     """Whether a secret is set (the secret itself is never shown again)."""
     await _charger_exists(session, charger_id)
-    row = await session.get(PresenceSecret, charger_id)
+    row = await presence_secrets.get_presence_secret(session, charger_id)
     return PresenceSecretState(
         charger_id=charger_id,
         configured=row is not None,
@@ -115,10 +111,7 @@ async def presence_secret_state(
 async def delete_presence_secret(charger_id: str, session: SessionDep, _: AdminDep) -> None:
     """Forgets the secret: codes from this charger are then refused (403)."""
     await _charger_exists(session, charger_id)
-    row = await session.get(PresenceSecret, charger_id)
-    if row is not None:
-        await session.delete(row)
-        await session.commit()
+    await presence_secrets.delete_presence_secret(session, charger_id=charger_id)
 
 
 async def _install(ctx: CtxDep, charger_id: str, secret_hex: str) -> tuple[bool, str]:

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import errors
 from csms.protocol.meter_values import samples_of
+from csms.store import transactions_admin as store
 from csms.store.models import MeterValuePublic, Transaction, TransactionDetail, TransactionPublic
 
 router = APIRouter(
@@ -30,16 +30,14 @@ async def list_transactions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Transaction]:
     """Newest first. ``flags`` marks what the operator should look at."""
-    query = select(Transaction)
-    if charger_id is not None:
-        query = query.where(Transaction.charger_id == charger_id)
-    if since is not None:
-        query = query.where(col(Transaction.started_at) >= _aware(since))
-    if until is not None:
-        query = query.where(col(Transaction.started_at) < _aware(until))
-    query = query.order_by(col(Transaction.started_at).desc(), col(Transaction.id).desc())
-    rows = await session.exec(query.offset(offset).limit(limit))
-    return list(rows.all())
+    return await store.list_transactions(
+        session,
+        charger_id=charger_id,
+        since=_aware(since),
+        until=_aware(until),
+        offset=offset,
+        limit=limit,
+    )
 
 
 @router.get("/{transaction_pk}", response_model=TransactionDetail, responses=errors(404))
@@ -47,7 +45,7 @@ async def show_transaction(
     transaction_pk: RowIdPath, session: SessionDep, _: AdminDep
 ) -> TransactionDetail:
     """One transaction (by the ``id`` of the list) with its meter values in time order."""
-    txn = await session.get(Transaction, transaction_pk)
+    txn = await store.get_transaction(session, transaction_pk)
     if txn is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no transaction {transaction_pk}")
     values = await samples_of(session, transaction_pk)
@@ -57,5 +55,8 @@ async def show_transaction(
     )
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time given without a zone is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)

@@ -12,12 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
-from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import BODY, errors
 from csms.drivers.accounts import normalise_email, revoke_tokens
+from csms.store import drivers as store
 from csms.store.models_money import User
 
 router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: drivers"], responses=errors(401))
@@ -39,7 +39,7 @@ def _admin(user: User) -> UserAdmin:
 
 
 async def _get(session: SessionDep, user_id: int) -> User:
-    user = await session.get(User, user_id)
+    user = await store.get_user(session, user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}")
     return user
@@ -54,11 +54,13 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[UserAdmin]:
     """Drivers by id; ``email`` finds one (case-insensitively)."""
-    query = select(User)
-    if email is not None:
-        query = query.where(col(User.email) == normalise_email(email))
-    rows = await session.exec(query.order_by(col(User.id)).offset(offset).limit(limit))
-    return [_admin(u) for u in rows.all()]
+    users = await store.list_users(
+        session,
+        email=normalise_email(email) if email is not None else None,
+        offset=offset,
+        limit=limit,
+    )
+    return [_admin(u) for u in users]
 
 
 @router.get("/{user_id}", response_model=UserAdmin, responses=errors(404))
@@ -80,6 +82,5 @@ async def update_user(
     """Disables (or enables again) a driver account."""
     user = await _get(session, user_id)
     user.disabled = body.disabled
-    session.add(user)
-    await session.commit()
+    await store.save_user(session, user)
     return _admin(user)

@@ -19,7 +19,7 @@ from csms.api.responses import RefusalProblem, errors
 from csms.billing.resolve import resolve
 from csms.billing.schemas import TariffPublic, tariff_public
 from csms.store import chargers as store
-from csms.store.models_money import PresenceSecret
+from csms.store.presence_secrets import get_presence_secret
 from qr_extension import max_amount, verify_presence_code
 
 router = APIRouter(prefix="/api/v1/chargers", tags=["drivers"])
@@ -106,7 +106,7 @@ async def charger_info(
 
 
 async def _check_presence(ctx: CtxDep, session: SessionDep, charger_id: str, code: str) -> None:
-    row = await session.get(PresenceSecret, charger_id)
+    row = await get_presence_secret(session, charger_id)
     if row is None:
         raise _forbidden(
             "presence_not_configured",

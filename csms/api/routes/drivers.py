@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
-from sqlmodel import col, select
 
 from csms.api.deps import CtxDep, CurrentUser, SessionDep, ThrottleDep, TokensDep
 from csms.api.responses import BODY, errors
@@ -22,7 +21,8 @@ from csms.payments import wallet
 from csms.payments.errors import InvalidAmount, PaymentDeclined
 from csms.payments.ledger import wallet_account
 from csms.payments.provider import PaymentProvider, SandboxProvider
-from csms.store.models_money import EMAIL_MAX, LedgerEntry, LedgerTransfer, User
+from csms.store import drivers as store
+from csms.store.models_money import EMAIL_MAX, User
 
 router = APIRouter(prefix="/api/v1", tags=["drivers"])
 
@@ -208,18 +208,12 @@ async def my_wallet(
 ) -> WalletPublic:
     """Balance, holds and the latest movements of the available balance, newest first."""
     uid = _id(user)
-    rows = await session.exec(
-        select(LedgerTransfer, col(LedgerEntry.amount))
-        .join(LedgerEntry, col(LedgerEntry.transfer_id) == col(LedgerTransfer.id))
-        .where(col(LedgerEntry.account) == wallet_account(uid))
-        .order_by(col(LedgerTransfer.id).desc())
-        .limit(limit)
-    )
+    rows = await store.wallet_lines(session, account=wallet_account(uid), limit=limit)
     lines = [
         WalletLine(
             transfer_id=t.id or 0, kind=t.kind, amount=amount, order_id=t.order_id, at=t.created_at
         )
-        for t, amount in rows.all()
+        for t, amount in rows
     ]
     return WalletPublic(
         currency=await wallet.currency_of(session, uid),

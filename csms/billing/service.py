@@ -1,6 +1,7 @@
-"""Database functions for billing models and their assignments (keyword-only, async).
+"""Billing models and their assignments as the operator manages them: the checks before a
+write and the errors of :mod:`csms.billing.errors` (the rows are :mod:`csms.store.billing`'s).
 
-The functions that change something commit; errors are :mod:`csms.billing.errors`.
+The functions that change something commit.
 """
 
 from __future__ import annotations
@@ -8,9 +9,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.billing.errors import (
@@ -28,8 +26,10 @@ from csms.billing.schemas import (
     TariffFields,
     to_tariff,
 )
-from csms.store.models import Charger
-from csms.store.models_money import BillingAssignment, BillingModel, User
+from csms.store import billing as store
+from csms.store.chargers import get_charger
+from csms.store.drivers import get_user
+from csms.store.models_money import BillingAssignment, BillingModel
 
 
 def _priced(fields: TariffFields) -> dict[str, object]:
@@ -47,19 +47,10 @@ def _priced(fields: TariffFields) -> dict[str, object]:
 
 
 async def get_model(session: AsyncSession, model_id: str) -> BillingModel:
-    model = await session.get(BillingModel, model_id)
+    model = await store.get_model(session, model_id)
     if model is None:
         raise BillingModelNotFound(f"no billing model {model_id!r}")
     return model
-
-
-async def list_models(
-    session: AsyncSession, *, offset: int = 0, limit: int = 100
-) -> list[BillingModel]:
-    rows = await session.exec(
-        select(BillingModel).order_by(col(BillingModel.id)).offset(offset).limit(limit)
-    )
-    return list(rows.all())
 
 
 async def create_model(
@@ -74,12 +65,8 @@ async def create_model(
     )
     for name, value in _priced(body).items():
         setattr(model, name, value)
-    session.add(model)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise BillingModelExists(f"billing model {body.id!r} exists") from exc
+    if not await store.add_model(session, model):
+        raise BillingModelExists(f"billing model {body.id!r} exists")
     return model
 
 
@@ -94,22 +81,15 @@ async def update_model(
     model.name = body.name
     model.version += 1
     model.updated_at = now
-    session.add(model)
-    await session.commit()
+    await store.save_model(session, model)
     return model
 
 
 async def delete_model(session: AsyncSession, *, model_id: str) -> None:
     model = await get_model(session, model_id)
-    used = await session.exec(
-        select(func.count())
-        .select_from(BillingAssignment)
-        .where(col(BillingAssignment.billing_model_id) == model_id)
-    )
-    if used.one():
+    if await store.assignment_count(session, model_id=model_id):
         raise BillingModelInUse(f"billing model {model_id!r} is assigned; unassign it first")
-    await session.delete(model)
-    await session.commit()
+    await store.delete_model(session, model)
 
 
 def scope_of(target: AssignmentCreate) -> str:
@@ -135,9 +115,9 @@ async def create_assignment(
     a model already (delete that assignment first: no silent replacement of a price)."""
     scope = scope_of(target)
     await get_model(session, model_id)
-    if target.user_id is not None and await session.get(User, target.user_id) is None:
+    if target.user_id is not None and await get_user(session, target.user_id) is None:
         raise AssignmentInvalid(f"no user {target.user_id}")
-    if target.charger_id is not None and await session.get(Charger, target.charger_id) is None:
+    if target.charger_id is not None and await get_charger(session, target.charger_id) is None:
         raise AssignmentInvalid(f"no charger {target.charger_id!r}")
     row = BillingAssignment(
         scope=scope,
@@ -147,38 +127,11 @@ async def create_assignment(
         site=target.site,
         created_at=now,
     )
-    session.add(row)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise AssignmentExists(f"{scope} already has a billing model") from exc
+    if not await store.add_assignment(session, row):
+        raise AssignmentExists(f"{scope} already has a billing model")
     return row
 
 
-async def list_assignments(
-    session: AsyncSession,
-    *,
-    model_id: str | None = None,
-    user_id: int | None = None,
-    charger_id: str | None = None,
-    offset: int = 0,
-    limit: int = 100,
-) -> list[BillingAssignment]:
-    query = select(BillingAssignment)
-    if model_id is not None:
-        query = query.where(col(BillingAssignment.billing_model_id) == model_id)
-    if user_id is not None:
-        query = query.where(col(BillingAssignment.user_id) == user_id)
-    if charger_id is not None:
-        query = query.where(col(BillingAssignment.charger_id) == charger_id)
-    rows = await session.exec(query.order_by(col(BillingAssignment.id)).offset(offset).limit(limit))
-    return list(rows.all())
-
-
 async def delete_assignment(session: AsyncSession, *, assignment_id: int) -> None:
-    row = await session.get(BillingAssignment, assignment_id)
-    if row is None:
+    if not await store.delete_assignment(session, assignment_id=assignment_id):
         raise BillingModelNotFound(f"no billing assignment {assignment_id}")
-    await session.delete(row)
-    await session.commit()
