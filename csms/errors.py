@@ -9,7 +9,8 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
     ├── UnsafeForProduction   production settings that are not fit for it (cli.py exits)
     ├── StoreError            the database refused or lost something
     │   ├── StoreBusy         the store writer's queue is full           (store/writer.py)
-    │   └── StoreTimeout      not committed within the caller's deadline (store/writer.py)
+    │   ├── StoreTimeout      not committed within the caller's deadline (store/writer.py)
+    │   └── Conflict          a conditional update lost to another writer (store/units_of_work.py)
     ├── ChargerAuthError      a WebSocket handshake that is not allowed (unknown id, password)
     │   ├── VerifierOverloaded  too many password checks waiting        (passwords.py)
     │   └── PasswordThrottled   too many wrong passwords from an address (password_throttle.py)
@@ -40,8 +41,7 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
         ├── OrderError                                                   (payments/order_errors.py)
         │   └── OrderNotFound, PaymentNotFound, InvalidOrderRequest, SettlementRefused,
         │       RefundRefused
-        ├── IllegalTransition a lifecycle event the state does not allow (payments/lifecycle.py)
-        └── Conflict          a conditional update lost to another writer (payments/unit_of_work.py)
+        └── IllegalTransition a lifecycle event the state does not allow (payments/lifecycle.py)
 
 They are converted at the boundary only: to HTTP errors in :mod:`csms.app` and
 :mod:`csms.api` (a handler for a branch wins over the root's, by the exception's MRO), to OCPP

@@ -8,10 +8,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.drivers.errors import EmailTaken, InvalidCredentials
 from csms.drivers.passwords import verify_async
-from csms.payments.statements import loaded
 from csms.payments.wallet import open_wallet
 from csms.store import drivers as store
 from csms.store.models_money import User
+from csms.store.rows import loaded
 
 
 def normalise_email(email: str) -> str:

@@ -9,19 +9,18 @@
 * a payment made after the hold was released (7.10) is a debt, and flagged.
 
 Every state change is a conditional update; a lost race raises
-:class:`~csms.payments.unit_of_work.Conflict` and the unit of work runs again. The functions
-are synchronous: they run inside the units of work of the database thread.
+:class:`~csms.store.units_of_work.Conflict` and the unit of work runs again. The functions
+are synchronous: they run inside the units of work of the database thread, and read and
+write through :mod:`csms.store`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from csms.payments import statements
 from csms.payments.lifecycle import (
     OrderEvent,
     PaymentEvent,
@@ -29,13 +28,13 @@ from csms.payments.lifecycle import (
     next_order_state,
     next_payment_state,
 )
-from csms.payments.orders import add_flag, snapshot
-from csms.payments.unit_of_work import Conflict
-from csms.store.models import Transaction
+from csms.payments.orders import snapshot
+from csms.store import orders as store_orders
+from csms.store import payments as store_payments
+from csms.store import settlements as store_settlements
 from csms.store.models_orders import Order, Payment, SettlementRecord
+from csms.store.units_of_work import Conflict
 from qr_extension.tariff import UsageBucket, bucket_index_at, compute_cost
-
-R = TypeVar("R", Payment, SettlementRecord)
 
 
 def ocpp_cost(order: Order, *, start: datetime | None, stop: datetime | None, wh: int) -> int:
@@ -58,21 +57,6 @@ def charge_of(record: SettlementRecord) -> tuple[int, bool]:
     return record.signed_amount, disagree
 
 
-_PAYMENT_COLUMNS = statements.PAYMENT_OF_ORDER.columns
-
-
-def insert_loaded(session: Session, model: type[R], values: dict[str, object]) -> R:
-    """Inserts a payment or session record with a prebuilt Core ``INSERT .. RETURNING id`` and
-    returns it as a loaded object (:func:`~csms.payments.statements.loaded`: outside the
-    session; later changes go through conditional Core updates and :func:`stored`). A unique
-    constraint fails here as it would at a flush."""
-    statement = statements.INSERT_PAYMENT if model is Payment else statements.INSERT_RECORD
-    full = statements.with_defaults(model, values)
-    full.pop("id", None)
-    full["id"] = session.connection().execute(statement, full).scalar_one()
-    return statements.loaded(model, full)
-
-
 def stored(row: object, **values: object) -> None:
     """Records on the loaded row what a conditional UPDATE just wrote (no re-read, and not
     marked dirty: the next flush must not write it again unconditionally)."""
@@ -87,9 +71,11 @@ def _set_order_state(
     new = next_order_state(order.status, event)
     if new.value == order.status and not values:
         return
-    statement = statements.order_state_update(tuple(sorted(values)))  # prebuilt per shape
-    params = {"order_id": order.id, "old_status": order.status, "new_status": new.value}
-    if statement.execute(session.connection(), {**params, "now": now, **values}) != 1:
+    stepped = store_orders.step_order(
+        session, order_id=order.id, old_status=order.status, new_status=new.value, now=now,
+        values=values,
+    )  # fmt: skip
+    if not stepped:
         raise Conflict(f"order {order.id} changed under us")
     stored(order, status=new.value, updated_at=now, **values)
 
@@ -117,29 +103,24 @@ def bill(
     step of the table, and started_at is kept as :func:`mark_started` would write it)."""
     payment = None
     if not (unpaid and record.session_no == 1):
-        found = statements.PAYMENT_OF_ORDER.first(session.connection(), {"order_id": order.id})
-        payment = (
-            None
-            if found is None
-            else statements.loaded(Payment, dict(zip(_PAYMENT_COLUMNS, found, strict=True)))
-        )
+        payment = store_payments.payment_of(session, order_id=order.id)
     if record.session_no != 1:
-        add_flag(
-            session, order.id, "second_transaction",
-            f"session {record.session_no} ({record.charger_id} txn {record.txn}) not charged",
+        store_orders.add_flag(
+            session, order_id=order.id, kind="second_transaction",
+            detail=f"session {record.session_no} ({record.charger_id} txn {record.txn})"
+            " not charged",
         )  # fmt: skip
         return payment
     amount, disagree = charge_of(record)
     if (record.charge_amount, record.disagreement) != (amount, disagree):
-        statements.RECORD_CHARGE.execute(
-            session.connection(),
-            {"record_id": record.id, "amount": amount, "disagree": disagree, "now": now},
+        store_settlements.set_charge(
+            session, record_id=record.id, amount=amount, disagree=disagree, now=now
         )
         stored(record, charge_amount=amount, disagreement=disagree, updated_at=now)
     if disagree:
-        add_flag(
-            session, order.id, "disagreement",
-            f"signed {record.energy_wh} Wh / {record.signed_amount}, OCPP "
+        store_orders.add_flag(
+            session, order_id=order.id, kind="disagreement",
+            detail=f"signed {record.energy_wh} Wh / {record.signed_amount}, OCPP "
             f"{record.ocpp_energy_wh} Wh / {record.ocpp_amount}: charging {amount}",
         )  # fmt: skip
     if payment is None:
@@ -154,35 +135,25 @@ def bill(
             "method": "debt" if released else "hold",
             "created_at": now,
         }
-        payment = insert_loaded(session, Payment, values)  # unique order_id: a copy retries
+        payment = store_payments.insert_payment(session, values=values)  # unique: a copy retries
         start = {} if started_at is None else {"started_at": order.started_at or started_at}
         _set_order_state(session, order, OrderEvent.SETTLE, now, settled_at=now, **start)
         if released:
-            add_flag(
-                session, order.id, "settled_after_release",
-                f"hold released at {order.hold_released_at}; {amount} billed as a debt",
+            store_orders.add_flag(
+                session, order_id=order.id, kind="settled_after_release",
+                detail=f"hold released at {order.hold_released_at}; {amount} billed as a debt",
             )  # fmt: skip
     elif payment.status == PaymentState.PENDING and payment.amount != amount:
         next_payment_state(payment.status, PaymentEvent.REVISE)
-        revised = statements.REVISE_PAYMENT.execute(
-            session.connection(), {"payment_id": payment.id, "amount": amount}
-        )
-        if revised != 1:
+        if not store_payments.revise(session, payment_id=payment.id, amount=amount):
             raise Conflict(f"payment {payment.id} was captured meanwhile")
         stored(payment, amount=amount)
     elif payment.status != PaymentState.PENDING and payment.amount != amount:
-        add_flag(
-            session, order.id, "evidence_after_capture",
-            f"captured {payment.amount}, later evidence says {amount}",
+        store_orders.add_flag(
+            session, order_id=order.id, kind="evidence_after_capture",
+            detail=f"captured {payment.amount}, later evidence says {amount}",
         )  # fmt: skip
     return payment
-
-
-def next_session_no(session: Session, order_id: str) -> int:
-    rows = session.exec(
-        select(SettlementRecord.session_no).where(SettlementRecord.order_id == order_id)
-    )
-    return max(rows.all(), default=0) + 1
 
 
 def compatible(
@@ -193,6 +164,6 @@ def compatible(
         return False
     if txn is None or record.ocpp_transaction_pk is None:
         return True
-    ocpp = session.get(Transaction, record.ocpp_transaction_pk)
+    ocpp = store_settlements.transaction_of(session, transaction_pk=record.ocpp_transaction_pk)
     # 2.0.1: the transactionId is the charger's serial; 1.6: the CSMS assigned another id
     return ocpp is None or ocpp.ocpp_version == "1.6" or ocpp.transaction_id == txn

@@ -16,13 +16,12 @@ import logging
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.logs import bind
 from csms import metrics
-from csms.payments import postings, statements
+from csms.payments import postings
 from csms.payments.billing_rules import stored
 from csms.payments.errors import AlreadyCaptured
 from csms.payments.lifecycle import (
@@ -34,10 +33,12 @@ from csms.payments.lifecycle import (
 )
 from csms.payments.order_errors import PaymentNotFound, RefundRefused
 from csms.payments.orders import snapshot
-from csms.payments.unit_of_work import Conflict, in_worker, run_sync
 from csms.ports import WalletOps
+from csms.store import orders as store_orders
+from csms.store import payments as store_payments
 from csms.store.db import Database
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
+from csms.store.units_of_work import Conflict, in_worker, run_sync
 from qr_extension.start import StartAuthorization
 from qr_extension.tariff import (
     UsageBucket,
@@ -51,22 +52,17 @@ LOG = logging.getLogger("csms.payments")
 
 
 async def get_payment(session: AsyncSession, payment_id: int, *, user_id: int | None) -> Payment:
-    payment = await session.get(Payment, payment_id)
+    payment = await store_payments.get_payment(session, payment_id=payment_id)
     if payment is None or (user_id is not None and payment.user_id != user_id):
         raise PaymentNotFound(f"no payment {payment_id}")
     return payment
 
 
 async def get_receipt(session: AsyncSession, receipt_id: int, *, user_id: int | None) -> Receipt:
-    receipt = await session.get(Receipt, receipt_id)
+    receipt = await store_payments.get_receipt(session, receipt_id=receipt_id)
     if receipt is None or (user_id is not None and receipt.user_id != user_id):
         raise PaymentNotFound(f"no receipt {receipt_id}")
     return receipt
-
-
-async def receipt_of(session: AsyncSession, payment_id: int) -> Receipt | None:
-    rows = await session.exec(select(Receipt).where(Receipt.payment_id == payment_id))
-    return rows.first()
 
 
 def usage_of(order: Order, record: SettlementRecord) -> list[UsageBucket]:
@@ -143,30 +139,19 @@ def capture_unit(
     Synchronous and does not commit: the unit of work of a confirm or an automatic capture
     (:func:`confirm_payment`, or :func:`capture_payment` on an async session).
     """
-    connection = session.connection()
-    params = {"payment_id": payment_id}
-    found = statements.CAPTURE_ROWS.first(connection, params)  # the three rows
-    if found is None:
+    found = store_payments.capture_rows(session, payment_id=payment_id)
+    if found is None or (user_id is not None and found[0].user_id != user_id):
         raise PaymentNotFound(f"no payment {payment_id}")
-    rows = statements.split(found, statements.PAYMENTS, statements.ORDERS, statements.RECORDS)
-    if user_id is not None and rows[0]["user_id"] != user_id:
-        raise PaymentNotFound(f"no payment {payment_id}")
-    payment = statements.loaded(Payment, rows[0])
-    order = statements.loaded(Order, rows[1])
-    record = statements.loaded(SettlementRecord, rows[2])
+    payment, order, record = found
     if payment.status != PaymentState.PENDING:
         if first:
             raise AlreadyCaptured(f"payment {payment_id} was captured already")
-        existing = statements.RECEIPT_OF_PAYMENT.first(connection, params)
+        existing = store_payments.receipt_of_payment(session, payment_id=payment_id)
         if existing is None:
             raise Conflict(f"payment {payment_id} captured, receipt not yet written")
-        receipt_columns = statements.RECEIPT_OF_PAYMENT.columns
-        return statements.loaded(Receipt, dict(zip(receipt_columns, existing, strict=True)))
+        return existing
     next_payment_state(payment.status, PaymentEvent.CAPTURE)
-    captured = statements.CAPTURE_PAYMENT.execute(
-        connection, {"payment_id": payment_id, "now": now, "kind": kind}
-    )
-    if captured != 1:
+    if not store_payments.mark_captured(session, payment_id=payment_id, kind=kind, now=now):
         raise Conflict(f"payment {payment_id} was captured meanwhile")
     stored(payment, status=PaymentState.CAPTURED.value, captured_at=now, capture_kind=kind)
     user, oid = order.user_id, order.id
@@ -185,19 +170,13 @@ def capture_unit(
             release_key=f"release:{order.id}",
         )
     next_order_state(order.status, OrderEvent.PAY)
-    updated = statements.ORDER_PAID.execute(
-        connection, {"order_id": order.id, "old_status": order.status, "now": now}
-    )
-    if updated != 1:
+    if not store_orders.mark_paid(session, order_id=order.id, old_status=order.status, now=now):
         raise Conflict(f"order {order.id} changed under the capture")
     stored(
         order, status="paid", paid_at=now, updated_at=now,
         hold_released_at=order.hold_released_at or now,
     )  # fmt: skip
-    values = _receipt(order, record, payment, now)
-    # Core INSERT .. RETURNING (no unit-of-work flush); the row is handed out as loaded
-    values["id"] = connection.execute(statements.INSERT_RECEIPT, values).scalar_one()
-    return statements.loaded(Receipt, values)
+    return store_payments.insert_receipt(session, values=_receipt(order, record, payment, now))
 
 
 async def confirm_payment(
@@ -241,7 +220,7 @@ async def capture_payment(
     user_id: int | None = None,
 ) -> Receipt:
     """:func:`capture_unit` on the caller's async session (through ``run_sync``). Does not
-    commit: run it inside :func:`~csms.payments.unit_of_work.in_transaction`. For callers
+    commit: run it inside :func:`~csms.store.units_of_work.in_transaction`. For callers
     that hold a session rather than the :class:`Database` (the confirm route, until it calls
     :func:`confirm_payment`); ``wallet`` is not used (the money moves by
     :mod:`csms.payments.postings`)."""
@@ -274,12 +253,8 @@ async def refund_payment(
     refunded = payment.amount - await wallet.refundable_amount(session, user_id=user, order_id=oid)
     event = PaymentEvent.REFUND_ALL if refunded >= payment.amount else PaymentEvent.REFUND
     new = next_payment_state(payment.status, event) if refunded else payment.status
-    result = await session.exec(
-        update(Payment)
-        .where(col(Payment.id) == payment_id, col(Payment.status) == payment.status)
-        .values(refunded_amount=refunded, status=new)
-    )
-    if result.rowcount != 1:
+    if not await store_payments.record_refund(
+        session, payment=payment, refunded=refunded, status=new
+    ):
         raise Conflict(f"payment {payment_id} was refunded meanwhile")
-    await session.refresh(payment)
     return payment

@@ -17,8 +17,9 @@ accounts together always sum to zero too. Nothing here commits: the caller owns 
 
 The postings (:func:`lock_and_read`, :func:`post_all` and the rest) are synchronous functions
 of a :class:`~sqlmodel.Session`: they run inside the units of work of the database thread
-(:func:`~csms.payments.unit_of_work.in_worker`), or through ``AsyncSession.run_sync`` from an
-async caller. The balance reads are async (the operator and driver pages).
+(:func:`~csms.store.units_of_work.in_worker`), or through ``AsyncSession.run_sync`` from an
+async caller. The balance reads are async (the operator and driver pages). The statements
+are :mod:`csms.store.ledger`'s; the rules (balanced legs, idempotency by key) are here.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.payments import statements
 from csms.payments.errors import IdempotencyConflict, InvalidAmount, InvalidKey, UnknownWallet
-from csms.store.models_money import KEY_MAX, LedgerEntry, LedgerTransfer
+from csms.store import ledger as store_ledger
+from csms.store.models_money import KEY_MAX, LedgerTransfer
 from csms.store.types import utcnow
 
 AccountKind = Literal["available", "hold", "revenue", "psp"]
@@ -79,51 +79,28 @@ def check_key(key: object) -> str:
 
 
 def lock_wallet(session: Session, user_id: int) -> str:
-    """Takes the driver's wallet lock for the rest of the transaction; returns its currency.
-
-    The lock is a write (``version + 1``): a row lock on PostgreSQL, and on SQLite the
-    database write lock (the driver begins the transaction at this first write), so balance
-    checks that follow see every posting committed before and none that races them.
-    """
-    # a prebuilt Core statement: this is the hot path
-    currency = statements.LOCK_WALLET.scalar(session.connection(), {"wallet_user": user_id})
+    """Takes the driver's wallet lock for the rest of the transaction
+    (:func:`csms.store.ledger.lock_wallet`); returns its currency, UnknownWallet without one."""
+    currency = store_ledger.lock_wallet(session, user_id=user_id)
     if currency is None:
         raise UnknownWallet(user_id)
-    return str(currency)
+    return currency
 
 
 def lock_and_read(
     session: Session, user_id: int, keys: Sequence[str], account: str | None
 ) -> tuple[str, list[int | None], int]:
-    """Takes the wallet lock (:func:`lock_wallet`), then reads what the caller checks under
-    it: the transfer id of each key (None if new) and the balance of ``account``.
-
-    On SQLite this is one statement, the reads riding on the lock's ``RETURNING``: the
-    statement holds the database write lock before it reads, so they see every commit before
-    it. On PostgreSQL it stays two: ``RETURNING`` subqueries read the snapshot taken before
-    the row lock was waited for, so the reads run as the next statement (a fresh snapshot
-    under READ COMMITTED).
-    """
-    params: dict[str, object] = {f"key{n}": key for n, key in enumerate(keys)}
-    params["account"] = account
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        currency = lock_wallet(session, user_id)
-        row = statements.read_only(len(keys), bool(account)).first(connection, params)
-        assert row is not None  # a select of scalar subqueries: always one row
-        *found, amount = row
-    else:
-        params["wallet_user"] = user_id
-        locked = statements.lock_and_read(len(keys), account is not None).first(connection, params)
-        if locked is None:
-            raise UnknownWallet(user_id)
-        currency, *found, amount = locked
-    return str(currency), [None if f is None else int(f) for f in found], int(amount)
+    """Takes the wallet lock, then reads what the caller checks under it: the transfer id of
+    each key (None if new) and the balance of ``account``
+    (:func:`csms.store.ledger.lock_and_read`); UnknownWallet without a wallet."""
+    found = store_ledger.lock_and_read(session, user_id=user_id, keys=keys, account=account)
+    if found is None:
+        raise UnknownWallet(user_id)
+    return found
 
 
 def find_transfer(session: Session, key: str) -> LedgerTransfer | None:
-    rows = session.exec(select(LedgerTransfer).where(col(LedgerTransfer.idempotency_key) == key))
-    return rows.first()
+    return store_ledger.find_transfer(session, key=key)
 
 
 def same_operation(
@@ -196,10 +173,9 @@ def post_all(session: Session, transfers: Sequence[Transfer]) -> list[int]:
     if not transfers:
         return []
     now = utcnow()
-    connection = session.connection()
-    result = connection.execute(
-        statements.INSERT_TRANSFERS,
-        [
+    ids = store_ledger.insert_transfers(
+        session,
+        transfers=[
             {
                 "idempotency_key": t.key,
                 "kind": t.kind,
@@ -213,10 +189,9 @@ def post_all(session: Session, transfers: Sequence[Transfer]) -> list[int]:
             for t in transfers
         ],
     )
-    ids: dict[str, int] = {key: int(transfer_id) for transfer_id, key in result.all()}
-    connection.execute(
-        statements.INSERT_ENTRIES,
-        [
+    store_ledger.insert_entries(
+        session,
+        entries=[
             {
                 "transfer_id": ids[t.key],
                 "account": leg.account,
@@ -233,19 +208,9 @@ def post_all(session: Session, transfers: Sequence[Transfer]) -> list[int]:
 
 async def balance(session: AsyncSession, account: str) -> int:
     """The sum of every entry of ``account`` (0 for an account never used)."""
-    rows = await session.exec(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            col(LedgerEntry.account) == account
-        )
-    )
-    return int(rows.one())
+    return await store_ledger.balance(session, account=account)
 
 
 async def balance_of_kind(session: AsyncSession, user_id: int, kind: AccountKind) -> int:
     """The sum of every entry of ``user_id``'s accounts of ``kind`` (e.g. all their holds)."""
-    rows = await session.exec(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            col(LedgerEntry.user_id) == user_id, col(LedgerEntry.account_kind) == kind
-        )
-    )
-    return int(rows.one())
+    return await store_ledger.balance_of_kind(session, user_id=user_id, kind=kind)

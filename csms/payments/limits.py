@@ -15,9 +15,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.commands import CommandDispatcher
@@ -25,9 +22,10 @@ from csms.errors import CommandError
 from csms.payments.billing_rules import ocpp_cost
 from csms.payments.lifecycle import OrderState
 from csms.payments.orders import snapshot
+from csms.store import orders as store_orders
 from csms.store.db import Database
-from csms.store.models import MeterValue, Transaction
-from csms.store.models_orders import Order, OrderFlag
+from csms.store.models import Transaction
+from csms.store.models_orders import Order
 
 LOG = logging.getLogger("csms.payments.limits")
 REGISTER = "Energy.Active.Import.Register"
@@ -44,13 +42,9 @@ class LimitHit:
 
 
 async def _latest_register_wh(session: AsyncSession, transaction_pk: int) -> float | None:
-    rows = await session.exec(
-        select(MeterValue)
-        .where(MeterValue.transaction_pk == transaction_pk, MeterValue.measurand == REGISTER)
-        .order_by(col(MeterValue.timestamp).desc())
-        .limit(1)
+    sample = await store_orders.latest_reading(
+        session, transaction_pk=transaction_pk, measurand=REGISTER
     )
-    sample = rows.first()
     if sample is None:
         return None
     return sample.value * 1000 if (sample.unit or "Wh").lower() == "kwh" else sample.value
@@ -71,23 +65,11 @@ def _reason(order: Order, txn: Transaction, wh: int, now: datetime) -> str | Non
 
 async def limit_hits(session: AsyncSession, *, now: datetime) -> list[LimitHit]:
     """Open transactions of remotely started orders that have reached a limit."""
-    rows = await session.exec(
-        select(Order, Transaction)
-        .join(Transaction, col(Transaction.id_tag) == col(Order.id))
-        .where(
-            col(Order.remote_started_at).is_not(None),
-            Order.status == OrderState.STARTED,
-            col(Transaction.charger_id) == col(Order.charger_id),
-            Transaction.state == "Started",
-            ~exists().where(
-                col(OrderFlag.order_id) == col(Order.id), col(OrderFlag.kind) == "limit_stop"
-            ),
-        )
-        .order_by(col(Order.id))
-        .limit(BATCH)
+    rows = await store_orders.remotely_started(
+        session, status=OrderState.STARTED, without_flag="limit_stop", limit=BATCH
     )
     hits = []
-    for order, txn in rows.all():
+    for order, txn in rows:
         assert txn.id is not None
         latest = await _latest_register_wh(session, txn.id)
         if latest is None or txn.meter_start_wh is None:
@@ -104,14 +86,9 @@ async def limit_hits(session: AsyncSession, *, now: datetime) -> list[LimitHit]:
 
 async def _claim(db: Database, hit: LimitHit) -> bool:
     """Records the stop once (unique flag); False when it was already sent."""
-    async with db.session() as session:
-        session.add(OrderFlag(order_id=hit.order_id, kind="limit_stop", detail=hit.reason))
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            return False
-    return True
+    return await store_orders.claim_flag(
+        db, order_id=hit.order_id, kind="limit_stop", detail=hit.reason
+    )
 
 
 async def enforce_limits(

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam
-from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 
 from csms.id_tags import LocalTagPolicy
@@ -31,11 +29,9 @@ from csms.ports import (
     inline_decider,
     may_be_order_id,
 )
+from csms.store import orders as store_orders
 from csms.store.db import Database
-from csms.store.fast import Fast
 from csms.store.id_tags import TagRow, tag_row
-from csms.store.models_orders import Order
-from csms.store.writer import table_of
 
 
 class OrderAuthorizationPolicy:
@@ -63,10 +59,10 @@ class OrderAuthorizationPolicy:
         assert self._fallback_in is not None
         if not may_be_order_id(id_tag):
             return self._fallback_in(conn, charger_id, id_tag)
-        row = _ORDER.first(conn, {"order_id": id_tag})
-        if row is None:
+        order = store_orders.authorization_row(conn, order_id=id_tag)
+        if order is None:
             return self._fallback_in(conn, charger_id, id_tag)
-        return self._decide_order((str(row[0]), str(row[1]), row[2]), charger_id)
+        return self._decide_order(order, charger_id)
 
     async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
         if not may_be_order_id(id_tag):
@@ -93,19 +89,11 @@ class OrderAuthorizationPolicy:
         return IdTagDecision(ACCEPTED, expires_at)
 
 
-_ORDERS = table_of(Order)
-_ORDER = Fast(
-    core_select(_ORDERS.c.charger_id, _ORDERS.c.status, _ORDERS.c.expires_at).where(
-        _ORDERS.c.id == bindparam("order_id")
-    )
-)
-
-
 def _order_and_tag(
     conn: Connection, id_tag: str, with_tag: bool
 ) -> tuple[tuple[str, str, datetime] | None, TagRow | None]:
     """The order ``id_tag`` names, else (``with_tag``) the local RFID tag's row."""
-    row = _ORDER.first(conn, {"order_id": id_tag})
-    if row is not None:
-        return (str(row[0]), str(row[1]), row[2]), None
+    order = store_orders.authorization_row(conn, order_id=id_tag)
+    if order is not None:
+        return order, None
     return None, tag_row(conn, id_tag) if with_tag else None

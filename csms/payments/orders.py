@@ -7,7 +7,8 @@ the CSMS's active key. The order row keeps the exact ``tar`` and ``lim`` claims 
 later settlement is recomputed from them, never from a billing model edited since.
 
 All of it is one synchronous unit of work (:func:`order_unit`): :func:`place_order` runs it in
-one hop (decision D14); :func:`create_order` runs it on a caller's async session.
+one hop; :func:`create_order` runs it on a caller's async session. The rows are written and
+read by :mod:`csms.store.orders`.
 """
 
 from __future__ import annotations
@@ -19,21 +20,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.logs import bind
 from config.settings import Settings
 from csms.keys import KeyManager
-from csms.payments import postings, statements
+from csms.payments import postings
 from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
 from csms.payments.tariffs import billing_model
-from csms.payments.unit_of_work import in_worker, run_sync
 from csms.ports import TariffResolver, WalletOps
+from csms.store import orders as store_orders
 from csms.store.db import Database
-from csms.store.models_orders import Order, OrderFlag
-from csms.store.types import utcnow
+from csms.store.models_orders import Order
+from csms.store.rows import with_defaults
+from csms.store.units_of_work import in_worker, run_sync
 from qr_extension.keys import SigningKey
 from qr_extension.start import StartAuthorization, issue_start_token
 from qr_extension.tariff import (
@@ -101,9 +103,8 @@ def _epoch(moment: datetime) -> int:
 
 
 def _check_charger(session: Session, charger_id: str, evse_id: int | None) -> None:
-    """The charger is registered and has the EVSE: one statement, no ORM rows."""
-    params = {"charger_id": charger_id, "evse_id": evse_id}
-    found = statements.CHARGER_CHECK.first(session.connection(), params)
+    """The charger is registered and has the EVSE."""
+    found = store_orders.charger_check(session, charger_id=charger_id, evse_id=evse_id)
     if found is None or found[0] != "Accepted":
         raise InvalidOrderRequest(f"unknown charger {charger_id!r}")
     if evse_id is not None and found[1] is None:
@@ -137,7 +138,7 @@ def _new_order(
         issued_at=issued,
         validity_s=settings.start_token_validity_s,
     )
-    return statements.with_defaults(
+    return with_defaults(
         Order,
         {
             "id": order_id,
@@ -184,9 +185,7 @@ def order_unit(
     values = _new_order(
         user_id=user_id, request=request, tariff=tariff, settings=settings, key=key, now=now
     )
-    # Core insert: the row is written once and handed out as loaded (no session, no flush)
-    session.connection().execute(statements.INSERT_ORDER, values)
-    order = statements.loaded(Order, values)
+    order = store_orders.insert_order(session, values=values)
     postings.place_hold(
         session, user_id=user_id, order_id=order.id, amount=order.hold_amount,
         key=f"hold:{order.id}",
@@ -286,49 +285,7 @@ def _limits(text: str) -> Limits:
 
 async def get_order(session: AsyncSession, order_id: str, *, user_id: int | None) -> Order:
     """The order; OrderNotFound when it does not exist or ``user_id`` does not own it."""
-    order = await session.get(Order, order_id)
+    order = await store_orders.get_order(session, order_id=order_id)
     if order is None or (user_id is not None and order.user_id != user_id):
         raise OrderNotFound(f"no order {order_id!r}")
     return order
-
-
-async def list_orders(
-    session: AsyncSession,
-    *,
-    user_id: int | None = None,
-    status: str | None = None,
-    charger_id: str | None = None,
-    offset: int = 0,
-    limit: int = 50,
-) -> list[Order]:
-    """Newest first; a driver passes their own ``user_id``, the operator filters freely."""
-    query = select(Order)
-    if user_id is not None:
-        query = query.where(Order.user_id == user_id)
-    if status is not None:
-        query = query.where(Order.status == status)
-    if charger_id is not None:
-        query = query.where(Order.charger_id == charger_id)
-    query = query.order_by(col(Order.created_at).desc(), col(Order.id)).offset(offset).limit(limit)
-    return list((await session.exec(query)).all())
-
-
-def add_flag(session: Session, order_id: str, kind: str, detail: str = "") -> None:
-    """Flags the order for the operator (once per kind; a concurrent duplicate makes the unit
-    of work retry, and the retry finds the flag). Synchronous: inside a unit of work."""
-    connection, params = session.connection(), {"order_id": order_id, "kind": kind}
-    if connection.execute(statements.FLAG_OF_ORDER, params).first() is None:
-        values = {
-            "order_id": order_id,
-            "kind": kind,
-            "detail": detail[:500],
-            "created_at": utcnow(),
-        }
-        connection.execute(statements.INSERT_FLAG, values)
-
-
-async def flags_of(session: AsyncSession, order_id: str) -> list[OrderFlag]:
-    rows = await session.exec(
-        select(OrderFlag).where(OrderFlag.order_id == order_id).order_by(col(OrderFlag.id))
-    )
-    return list(rows.all())

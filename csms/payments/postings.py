@@ -9,7 +9,7 @@ returns the first transfer's id and posts nothing; the same key for another oper
 serialised and a balance check cannot race a posting.
 
 They run in the database thread inside the hot paths' units of work
-(:func:`~csms.payments.unit_of_work.in_worker`); :mod:`csms.payments.wallet` offers the same
+(:func:`~csms.store.units_of_work.in_worker`); :mod:`csms.payments.wallet` offers the same
 operations to async callers through ``AsyncSession.run_sync``. Money flows (see
 :mod:`csms.payments.ledger` for the accounts)::
 
@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from csms.payments import ledger
 from csms.payments.errors import HoldExceeded, InsufficientFunds, RefundExceeded
 from csms.payments.ledger import REVENUE, Leg, TransferKind, hold_account, wallet_account
-from csms.store.models_money import LedgerTransfer
+from csms.store import ledger as store_ledger
 
 __all__ = [
     "begin",
@@ -228,12 +227,7 @@ def refund(session: Session, *, user_id: int, order_id: str, amount: int, key: s
 
 def refundable_amount(session: Session, *, user_id: int, order_id: str) -> int:
     """What the order charged the driver (captures + debts) less what was refunded."""
-    rows = session.exec(
-        select(col(LedgerTransfer.kind), func.sum(LedgerTransfer.amount))
-        .where(col(LedgerTransfer.order_id) == order_id, col(LedgerTransfer.user_id) == user_id)
-        .group_by(col(LedgerTransfer.kind))
-    )
-    sums = {kind: int(total) for kind, total in rows.all()}
+    sums = store_ledger.sums_by_kind(session, user_id=user_id, order_id=order_id)
     return sums.get("capture", 0) + sums.get("debt", 0) - sums.get("refund", 0)
 
 

@@ -25,8 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
@@ -36,12 +35,13 @@ from csms.payments.capture import capture_unit
 from csms.payments.errors import AlreadyCaptured, PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
 from csms.payments.limits import enforce_limits
-from csms.payments.orders import add_flag
-from csms.payments.unit_of_work import in_transaction, in_worker
 from csms.ports import WalletOps
+from csms.store import orders as store_orders
+from csms.store import payments as store_payments
 from csms.store.db import Database
 from csms.store.models import ChargerSync
-from csms.store.models_orders import Order, OrderFlag, Payment
+from csms.store.models_orders import Order
+from csms.store.units_of_work import Conflict, in_transaction, in_worker
 
 LOG = logging.getLogger("csms.reaper")
 BATCH = 200
@@ -97,17 +97,14 @@ class Reaper:
     async def _auto_capture(self, now: datetime, report: ReapReport) -> None:
         due = now - timedelta(seconds=self._settings.auto_capture_s)
         async with self._db.session() as session:
-            rows = await session.exec(
-                select(Payment.id)
-                .where(Payment.status == PaymentState.PENDING, col(Payment.created_at) <= due)
-                .limit(BATCH)
+            ids = await store_payments.pending_before(
+                session, status=PaymentState.PENDING, created_before=due, limit=BATCH
             )
-            ids = [i for i in rows.all() if i is not None]
         for payment_id in ids:
 
             def work(session: Session, pid: int = payment_id) -> int | None:
                 # FOR UPDATE: a concurrent capture is waited for and seen here
-                payment = session.get(Payment, pid, with_for_update=True)
+                payment = store_payments.lock_payment(session, payment_id=pid)
                 if payment is None or payment.status != PaymentState.PENDING:
                     return None  # the driver or another process captured it
                 try:  # the read above may be older than another reaper's commit
@@ -123,31 +120,21 @@ class Reaper:
                 if amount is not None:
                     report.captured.append(payment_id)
                     metrics.payment_captured("auto", amount)
-            except PaymentError:
+            except (PaymentError, Conflict):
                 LOG.exception("auto-capture of payment %s failed", payment_id)
 
     async def _release_unused(self, now: datetime, report: ReapReport) -> None:
         leeway = timedelta(seconds=self._settings.token_leeway_s)
         after: tuple[datetime, str] | None = None
         while True:  # keyset pages: orders that stay held never hide the ones behind them
-            query = (
-                select(Order, ChargerSync)
-                .join(
-                    ChargerSync, col(ChargerSync.charger_id) == col(Order.charger_id), isouter=True
-                )
-                .where(Order.status == OrderState.CREATED, col(Order.expires_at) < now - leeway)
-                .order_by(col(Order.expires_at), col(Order.id))
-                .limit(BATCH)
-            )
-            if after is not None:
-                query = query.where(
-                    or_(
-                        col(Order.expires_at) > after[0],
-                        and_(col(Order.expires_at) == after[0], col(Order.id) > after[1]),
-                    )
-                )
             async with self._db.session() as session:
-                candidates = list((await session.exec(query)).all())
+                candidates = await store_orders.expired_unused(
+                    session,
+                    status=OrderState.CREATED,
+                    expired_before=now - leeway,
+                    after=after,
+                    limit=BATCH,
+                )
             await self._release_page(candidates, now, leeway, report)
             if len(candidates) < BATCH:
                 return
@@ -164,12 +151,7 @@ class Reaper:
         offline_limit = timedelta(seconds=self._settings.offline_limit_s)
         async with self._db.session() as session:
             ids = [order.id for order, _ in candidates]
-            rows = await session.exec(
-                select(OrderFlag.order_id).where(
-                    col(OrderFlag.order_id).in_(ids), OrderFlag.kind == "offline_limit"
-                )
-            )
-            flagged = set(rows.all())
+            flagged = await store_orders.flagged_among(session, order_ids=ids, kind="offline_limit")
         for order, sync in candidates:
             usable_until = order.expires_at + leeway
             if sync is not None and sync.updated_at > usable_until:
@@ -185,16 +167,20 @@ class Reaper:
     @staticmethod
     def _flagger(order: Order) -> Callable[[Session], None]:
         detail = f"no Synced from {order.charger_id} since the token expired; hold kept"
-        return lambda session: add_flag(session, order.id, "offline_limit", detail)
+        return lambda session: store_orders.add_flag(
+            session, order_id=order.id, kind="offline_limit", detail=detail
+        )
 
     async def _expire(self, session: AsyncSession, order: Order, now: datetime) -> bool:
         next_order_state(order.status, OrderEvent.EXPIRE)
-        result = await session.exec(
-            update(Order)
-            .where(col(Order.id) == order.id, col(Order.status) == OrderState.CREATED)
-            .values(status=OrderState.EXPIRED.value, hold_released_at=now, updated_at=now)
+        expired = await store_orders.release_order(
+            session,
+            order_id=order.id,
+            old_status=OrderState.CREATED,
+            new_status=OrderState.EXPIRED.value,
+            now=now,
         )
-        if result.rowcount != 1:  # another process (or the charger) got there first
+        if not expired:  # another process (or the charger) got there first
             return False
         rest = await self._wallet.hold_remaining(session, order_id=order.id)
         if rest > 0:

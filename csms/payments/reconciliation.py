@@ -13,11 +13,11 @@ import io
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.payments.lifecycle import OrderState
-from csms.store.models_orders import Order, OrderFlag, Payment, SettlementRecord
+from csms.store import reconciliation as store_reconciliation
+from csms.store.models_orders import Payment, SettlementRecord
 
 OPEN_STATES = (OrderState.CREATED, OrderState.STARTED)
 
@@ -74,28 +74,19 @@ async def build_report(
     until: datetime | None = None,
     limit: int = 10_000,
 ) -> ReconciliationReport:
-    query = select(Order)
-    if since is not None:
-        query = query.where(col(Order.created_at) >= since)
-    if until is not None:
-        query = query.where(col(Order.created_at) < until)
-    orders = list((await session.exec(query.order_by(col(Order.created_at)).limit(limit))).all())
+    orders = await store_reconciliation.orders_created(
+        session, since=since, until=until, limit=limit
+    )
     ids = [o.id for o in orders]
     records: dict[str, list[SettlementRecord]] = {}
     payments: dict[str, Payment] = {}
     flags: dict[str, list[str]] = {}
     if ids:
-        for r in (
-            await session.exec(
-                select(SettlementRecord).where(col(SettlementRecord.order_id).in_(ids))
-            )
-        ).all():
+        for r in await store_reconciliation.records_of_orders(session, order_ids=ids):
             records.setdefault(r.order_id, []).append(r)
-        for p in (await session.exec(select(Payment).where(col(Payment.order_id).in_(ids)))).all():
+        for p in await store_reconciliation.payments_of_orders(session, order_ids=ids):
             payments[p.order_id] = p
-        for f in (
-            await session.exec(select(OrderFlag).where(col(OrderFlag.order_id).in_(ids)))
-        ).all():
+        for f in await store_reconciliation.flags_of_orders(session, order_ids=ids):
             flags.setdefault(f.order_id, []).append(f.kind)
     leeway = timedelta(seconds=leeway_s)
     report = ReconciliationReport(generated_at=now.isoformat())

@@ -11,7 +11,8 @@ longer one was refused unread, and its head is enough to recognise it.
 
 Refusals of a charger's own ``Settlement`` DataTransfer are stored the same way (``user_id``
 0): the whole token of those is also in ``settlement_inbox``, once per token, because it
-comes signed from a charger the operator registered.
+comes signed from a charger the operator registered. The row is written by
+:func:`csms.store.rejections.store_rejection`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,8 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
-
-from csms.payments.statements import table
 from csms.store.models import ID_MAX
-from csms.store.models_orders import ORDER_ID_MAX, REJECTION_KEY, SettlementRejection
+from csms.store.models_orders import ORDER_ID_MAX
 from qr_extension import jws
 from qr_extension.refusal import Refusal
 from qr_extension.settlement import SETTLE_TYP
@@ -35,20 +31,6 @@ TOKEN_HEAD_CHARS = jws.MAX_TOKEN_LENGTH  # a longer token is refused unread, as 
 DETAIL_CHARS = 500
 KID_CHARS = 64
 NO_DRIVER = 0  # user_id of a refusal that no driver uploaded (a charger's DataTransfer)
-
-_TABLE = table(SettlementRejection)
-
-
-def _upsert(insert: Any) -> Any:
-    statement = insert(_TABLE)
-    return statement.on_conflict_do_update(
-        index_elements=list(REJECTION_KEY),
-        set_={"count": _TABLE.c.count + 1, "last_at": statement.excluded.last_at},
-    )
-
-
-UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(pg_insert)}
-"""A refusal by dialect name: a new row, or the count and last time of its earlier copy."""
 
 
 def rejection_values(
@@ -78,12 +60,6 @@ def rejection_values(
         "created_at": now,
         "last_at": now,
     }
-
-
-def store_rejection(session: Session, values: dict[str, Any]) -> None:
-    """Adds the refusal, or counts it on the row of the same token, source, reason, driver."""
-    connection = session.connection()
-    connection.execute(UPSERT[connection.dialect.name], values)
 
 
 def _named(token: str) -> tuple[str | None, str | None, str | None]:

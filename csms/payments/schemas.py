@@ -11,13 +11,15 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.bounds import Amount, DurationS, EnergyWh, EvseId
-from csms.payments.capture import breakdown_of, receipt_of
+from csms.payments.capture import breakdown_of
 from csms.payments.lifecycle import PaymentState
-from csms.payments.orders import flags_of, snapshot
+from csms.payments.orders import snapshot
+from csms.store import orders as store_orders
+from csms.store import payments as store_payments
+from csms.store import settlements as store_settlements
 from csms.store.models_orders import (
     Order,
     Payment,
@@ -168,24 +170,15 @@ class ReceiptPublic(BaseModel):
     paid_at: datetime
 
 
-async def _payment(session: AsyncSession, order_id: str) -> Payment | None:
-    return (await session.exec(select(Payment).where(Payment.order_id == order_id))).first()
-
-
-async def records_of(session: AsyncSession, order_id: str) -> list[SettlementRecord]:
-    rows = await session.exec(
-        select(SettlementRecord)
-        .where(SettlementRecord.order_id == order_id)
-        .order_by(col(SettlementRecord.session_no))
-    )
-    return list(rows.all())
-
-
 async def order_public(session: AsyncSession, order: Order, *, base: str = "") -> OrderPublic:
-    payment = await _payment(session, order.id)
-    receipt = await receipt_of(session, payment.id) if payment and payment.id else None
-    records = await records_of(session, order.id)
-    flagged = bool(await flags_of(session, order.id))
+    payment = await store_payments.payment_of_order(session, order_id=order.id)
+    receipt = (
+        await store_payments.receipt_of(session, payment_id=payment.id)
+        if payment and payment.id
+        else None
+    )
+    records = await store_settlements.records_of(session, order_id=order.id)
+    flagged = bool(await store_orders.flags_of(session, order_id=order.id))
     return order_view(order, payment, receipt, records[0] if records else None, flagged, base)
 
 
@@ -243,9 +236,13 @@ def _energy(record: SettlementRecord | None) -> int | None:
 
 async def order_detail(session: AsyncSession, order: Order) -> OrderDetail:
     public = await order_public(session, order)
-    flags = [{"kind": f.kind, "detail": f.detail} for f in await flags_of(session, order.id)]
+    flags = [
+        {"kind": f.kind, "detail": f.detail}
+        for f in await store_orders.flags_of(session, order_id=order.id)
+    ]
     settlements = [
-        await settlement_public(session, order, r) for r in await records_of(session, order.id)
+        await settlement_public(session, order, r)
+        for r in await store_settlements.records_of(session, order_id=order.id)
     ]
     return OrderDetail(
         **public.model_dump(), user_id=order.user_id, flags=flags, settlements=settlements
@@ -263,11 +260,11 @@ async def settlement_public(
     has just read it (the settlement upload), else it is looked up; a pending payment has no
     receipt, so none is looked up for it."""
     if payment is None:
-        payment = await _payment(session, order.id)
+        payment = await store_payments.payment_of_order(session, order_id=order.id)
     billed = payment is not None and payment.settlement_id == record.id
     captured = payment is not None and payment.status != PaymentState.PENDING
     receipt = (
-        await receipt_of(session, payment.id)
+        await store_payments.receipt_of(session, payment_id=payment.id)
         if billed and captured and payment and payment.id
         else None
     )
@@ -299,13 +296,13 @@ async def settlement_public(
         payment_status=payment.status if billed and payment else None,
         receipt_id=receipt.id if receipt else None,
         hold_amount=order.hold_amount,
-        flagged=bool(await flags_of(session, order.id)),
+        flagged=bool(await store_orders.flags_of(session, order_id=order.id)),
     )
 
 
 async def payment_public(session: AsyncSession, payment: Payment) -> PaymentPublic:
     assert payment.id is not None
-    receipt = await receipt_of(session, payment.id)
+    receipt = await store_payments.receipt_of(session, payment_id=payment.id)
     return PaymentPublic(
         id=payment.id,
         order_id=payment.order_id,

@@ -17,13 +17,12 @@ All of them land on one :class:`SettlementRecord` per session:
 Refused settlements are stored as evidence (``settlement_rejections``, one row per distinct
 refusal with its repeats counted: :mod:`csms.payments.rejections`), never raised into OCPP.
 Each copy is one unit of work in the database thread
-(:func:`~csms.payments.unit_of_work.in_worker`: synchronous, one hop from the event loop, the
+(:func:`~csms.store.units_of_work.in_worker`: synchronous, one hop from the event loop, the
 ES256 verification inside it, next to the key it reads), and its retry resolves every race.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -31,32 +30,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from config.logs import bind
 from config.settings import Settings
 from csms import metrics
-from csms.payments import statements
-from csms.payments.billing_rules import (
-    bill,
-    compatible,
-    insert_loaded,
-    mark_started,
-    next_session_no,
-    ocpp_cost,
-)
+from csms.payments.billing_rules import bill, compatible, mark_started, ocpp_cost
 from csms.payments.lifecycle import (
     PaymentState,
 )
 from csms.payments.order_errors import SettlementRefused
-from csms.payments.orders import add_flag, snapshot
-from csms.payments.rejections import rejection_values, store_rejection
-from csms.payments.unit_of_work import Conflict, in_worker
+from csms.payments.orders import snapshot
+from csms.payments.rejections import rejection_values
 from csms.ports import SettlementSource, TransactionChange, TransactionFacts, may_be_order_id
+from csms.store import orders as store_orders
+from csms.store import settlements as store_settlements
 from csms.store.db import Database
-from csms.store.models import Transaction
 from csms.store.models_orders import Order, Payment, SettlementRecord
+from csms.store.rejections import store_rejection
+from csms.store.units_of_work import Conflict, in_worker
 from qr_extension import jws
 from qr_extension.errors import KeyFormatError
 from qr_extension.keys import PublicKey
@@ -104,12 +96,6 @@ def _route(token: str) -> tuple[jws.Parsed, str, str, dict[str, Any]]:
 def _jti(claims: object) -> str | None:
     jti = claims.get("jti") if isinstance(claims, dict) else None
     return jti[:20] if isinstance(jti, str) else None
-
-
-def _record(session: Session, record_id: int) -> SettlementRecord:
-    """The session record as stored now (after a conditional update of it)."""
-    row = session.connection().execute(statements.RECORD_BY_ID, {"record_id": record_id}).one()
-    return statements.loaded(SettlementRecord, row._asdict())
 
 
 class SettlementService:
@@ -193,14 +179,16 @@ class SettlementService:
         """The unit of work of a copy: verify, keep an upload in the inbox, record, bill."""
         settlement, order, records = self._verify(session, token, charger_id)
         if source == "upload":
-            self._store_upload(session, token, settlement.charge_point_id, now)
+            store_settlements.keep_upload(
+                session, token=token, charger_id=settlement.charge_point_id, now=now
+            )
         return self._record_signed(session, order, settlement, token, source, now, records)
 
     def _verify(
         self, session: Session, token: str, charger_id: str | None
     ) -> tuple[Settlement, Order, list[SettlementRecord] | None]:
         """The verified settlement, its order and the records of the copy
-        (:data:`~csms.payments.statements.RECORDS_OF_COPY`, None if they must be read again);
+        (:func:`~csms.store.settlements.records_of_copy`, None if they must be read again);
         SettlementRefused when the settlement or the order fails.
 
         One statement reads the charger's key by (iss, kid), the order the token claims and
@@ -215,20 +203,12 @@ class SettlementService:
         claimed = _jti(claims) or ""
         txn = claims.get("txn")
         txn = txn if isinstance(txn, str) else ""
-        params = {"iss": iss, "kid": kid, "order_id": claimed, "txn": txn}
-        rows = statements.VERIFY_ROWS.all(session.connection(), params)
-        if not rows:
+        found = store_settlements.verify_rows(session, iss=iss, kid=kid, order_id=claimed, txn=txn)
+        if found is None:
             raise SettlementRefused(
                 Refusal(Reason.UNKNOWN_KEY, f"charger {iss!r} has no key {kid!r}")
             )
-        tables = (statements.ORDERS, statements.RECORDS)
-        jwk, (values, _) = rows[0][0], statements.split(rows[0][1:], *tables)
-        order = None if values["id"] is None else statements.loaded(Order, values)
-        records = [
-            statements.loaded(SettlementRecord, found)
-            for _, found in (statements.split(row[1:], *tables) for row in rows)
-            if found["id"] is not None
-        ]
+        jwk, order, records = found
         settlement = verify_parsed_settlement(
             parsed, key=self._key(jwk), audience=self._settings.issuer
         )
@@ -265,19 +245,6 @@ class SettlementService:
             self._keys[jwk] = key
         return key
 
-    @staticmethod
-    def _store_upload(session: Session, token: str, charger_id: str, now: datetime) -> None:
-        """Keeps an uploaded token in the inbox (once per token: a repeat inserts nothing)."""
-        values = {
-            "charger_id": charger_id[:48],
-            "token": token[:8000],
-            "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
-            "source": "upload",
-            "received_at": now,
-        }
-        connection = session.connection()
-        connection.execute(statements.INSERT_INBOX[connection.dialect.name], values)
-
     async def _reject(
         self,
         token: str,
@@ -296,7 +263,7 @@ class SettlementService:
             user_id=user_id,
             now=self._clock(),
         )
-        await in_worker(self._db, lambda session: store_rejection(session, values))
+        await in_worker(self._db, lambda session: store_rejection(session, values=values))
 
     def _record_signed(
         self,
@@ -309,10 +276,9 @@ class SettlementService:
         records: list[SettlementRecord] | None,
     ) -> SettlementOutcome:
         if records is None:  # this copy's record by (charger, txn), every record of the order
-            params = {"order_id": order.id, "charger_id": s.charge_point_id}
-            params["txn"] = s.transaction_id
-            rows = session.connection().execute(statements.RECORDS_OF_COPY, params)
-            records = [statements.loaded(SettlementRecord, r._asdict()) for r in rows]
+            records = store_settlements.records_of_copy(
+                session, order_id=order.id, charger_id=s.charge_point_id, txn=s.transaction_id
+            )
         record = next(
             (r for r in records if (r.charger_id, r.txn) == (s.charge_point_id, s.transaction_id)),
             None,
@@ -371,18 +337,12 @@ class SettlementService:
         )
         for candidate in waiting:
             if compatible(session, candidate, txn=s.transaction_id, evse_id=s.evse_id):
-                result = session.exec(
-                    update(SettlementRecord)
-                    .where(
-                        col(SettlementRecord.id) == candidate.id,
-                        col(SettlementRecord.txn).is_(None),
-                    )
-                    .values(**values)
-                )
-                if result.rowcount != 1:
+                if not store_settlements.complete_signed(
+                    session, record_id=candidate.id, values=values
+                ):
                     raise Conflict(f"settlement {candidate.id} was matched meanwhile")
                 assert candidate.id is not None
-                return _record(session, candidate.id), False
+                return store_settlements.record_by_id(session, record_id=candidate.id), False
         new = {
             **values,
             "order_id": order.id,
@@ -391,7 +351,7 @@ class SettlementService:
             "first_source": source,
             "verified_at": now,
         }
-        return insert_loaded(session, SettlementRecord, new), True
+        return store_settlements.insert_record(session, values=new), True
 
     # --- OCPP transactions -------------------------------------------------------------------
 
@@ -399,16 +359,14 @@ class SettlementService:
         self, session: Session, change: TransactionChange, facts: TransactionFacts
     ) -> None:
         assert facts.id_tag is not None
-        found = session.connection().execute(statements.ORDER_BY_ID, {"order_id": facts.id_tag})
-        row = found.first()
-        if row is None:
+        order = store_orders.order_row(session, order_id=facts.id_tag)
+        if order is None:
             return
-        order = statements.loaded(Order, row._asdict())
         now = self._clock()
         if order.charger_id != facts.charger_id:
-            add_flag(
-                session, order.id, "foreign_charger",
-                f"transaction {facts.transaction_id} on {facts.charger_id}",
+            store_orders.add_flag(
+                session, order_id=order.id, kind="foreign_charger",
+                detail=f"transaction {facts.transaction_id} on {facts.charger_id}",
             )  # fmt: skip
             return
         mark_started(session, order, facts.started_at or now)
@@ -425,13 +383,15 @@ class SettlementService:
             else ocpp_cost(order, start=facts.started_at, stop=facts.stopped_at, wh=wh),
             "updated_at": now,
         }
-        params = {"pk": facts.transaction_pk}
-        row = session.connection().execute(statements.RECORD_OF_OCPP, params).first()
-        record = None if row is None else statements.loaded(SettlementRecord, row._asdict())
+        record = store_settlements.record_of_transaction(
+            session, transaction_pk=facts.transaction_pk
+        )
         if record is None:
             record = self._attach_ocpp(session, order, facts, values, now)
         if record.signed_amount is None and record.ocpp_amount is None:
-            add_flag(session, order.id, "no_meter_data", f"{facts.transaction_id}")
+            store_orders.add_flag(
+                session, order_id=order.id, kind="no_meter_data", detail=f"{facts.transaction_id}"
+            )
             return
         bill(session, order, record, now)
 
@@ -443,10 +403,10 @@ class SettlementService:
         values: dict[str, object],
         now: datetime,
     ) -> SettlementRecord:
-        params = {"order_id": order.id, "charger_id": facts.charger_id}
-        rows = session.connection().execute(statements.RECORDS_WITHOUT_OCPP, params)
-        waiting = [statements.loaded(SettlementRecord, r._asdict()) for r in rows]
-        ocpp = session.get(Transaction, facts.transaction_pk)
+        waiting = store_settlements.records_without_transaction(
+            session, order_id=order.id, charger_id=facts.charger_id
+        )
+        ocpp = store_settlements.transaction_of(session, transaction_pk=facts.transaction_pk)
         for candidate in waiting:
             same_evse = facts.evse_id is None or candidate.evse_id in (None, facts.evse_id)
             same_txn = (
@@ -456,23 +416,17 @@ class SettlementService:
             )
             if not (same_evse and same_txn):
                 continue
-            result = session.exec(
-                update(SettlementRecord)
-                .where(
-                    col(SettlementRecord.id) == candidate.id,
-                    col(SettlementRecord.ocpp_transaction_pk).is_(None),
-                )
-                .values(**values)
-            )
-            if result.rowcount != 1:
+            if not store_settlements.complete_transaction(
+                session, record_id=candidate.id, values=values
+            ):
                 raise Conflict(f"settlement {candidate.id} was matched meanwhile")
             assert candidate.id is not None
-            return _record(session, candidate.id)
+            return store_settlements.record_by_id(session, record_id=candidate.id)
         new = {
             **values,
             "order_id": order.id,
             "charger_id": facts.charger_id,
-            "session_no": next_session_no(session, order.id),
+            "session_no": store_settlements.next_session_no(session, order_id=order.id),
             "first_source": "transaction",
             "evse_id": facts.evse_id,
             "started_at": facts.started_at,
@@ -481,4 +435,4 @@ class SettlementService:
             "stop_reason": facts.stop_reason,
             "verified_at": now,
         }
-        return insert_loaded(session, SettlementRecord, new)
+        return store_settlements.insert_record(session, values=new)

@@ -16,9 +16,9 @@ from sqlmodel import Session
 from config.settings import Settings
 from csms.billing import resolve
 from csms.billing.schemas import tariff_of
-from csms.payments import statements
 from csms.store.billing import CANDIDATES
 from csms.store.models_money import BillingModel
+from csms.store.rows import loaded
 from qr_extension import Tariff
 
 
@@ -36,7 +36,7 @@ def resolve_sync(
     found = {}
     for row in rows:
         values = row._asdict()
-        found[values.pop("scope")] = statements.loaded(BillingModel, values)
+        found[values.pop("scope")] = loaded(BillingModel, values)
     for scope in ranked:
         if scope in found:
             return resolve.Resolved(tariff_of(found[scope]), scope)

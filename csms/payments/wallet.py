@@ -30,8 +30,8 @@ from csms.payments import ledger, postings
 from csms.payments.errors import PaymentDeclined, UnknownWallet
 from csms.payments.ledger import Leg, hold_account, wallet_account
 from csms.payments.provider import PaymentProvider, SandboxProvider, record, recorded
-from csms.payments.unit_of_work import run_sync
 from csms.store.models_money import Wallet
+from csms.store.units_of_work import run_sync
 
 __all__ = [
     "available",

@@ -13,14 +13,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
-from sqlalchemy import func
-from sqlmodel import col, select
 
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.api.responses import errors
 from csms.payments import ledger, wallet
-from csms.store.models_money import LedgerEntry, LedgerTransfer, User
+from csms.store import ledger as store_ledger
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"], responses=errors(401))
 
@@ -74,28 +72,21 @@ async def ledger_page(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LedgerPage:
     """Transfers (newest first) filtered by account, user, order or kind, with entries."""
-    query = select(LedgerTransfer)
-    if account is not None:
-        touching = select(LedgerEntry.transfer_id).where(col(LedgerEntry.account) == account)
-        query = query.where(col(LedgerTransfer.id).in_(touching))
-    if user_id is not None:
-        query = query.where(col(LedgerTransfer.user_id) == user_id)
-    if order_id is not None:
-        query = query.where(col(LedgerTransfer.order_id) == order_id)
-    if kind is not None:
-        query = query.where(col(LedgerTransfer.kind) == kind)
-    rows = await session.exec(
-        query.order_by(col(LedgerTransfer.id).desc()).offset(offset).limit(limit)
+    transfers = await store_ledger.list_transfers(
+        session,
+        account=account,
+        user_id=user_id,
+        order_id=order_id,
+        kind=kind,
+        offset=offset,
+        limit=limit,
     )
-    transfers = list(rows.all())
     entries: dict[int, list[EntryPublic]] = defaultdict(list)
     if transfers:
-        found = await session.exec(
-            select(LedgerEntry)
-            .where(col(LedgerEntry.transfer_id).in_([t.id for t in transfers]))
-            .order_by(col(LedgerEntry.id))
+        found = await store_ledger.entries_of(
+            session, transfer_ids=[t.id for t in transfers if t.id is not None]
         )
-        for e in found.all():
+        for e in found:
             entries[e.transfer_id].append(EntryPublic(account=e.account, amount=e.amount))
     return LedgerPage(
         account=account,
@@ -110,20 +101,12 @@ async def ledger_page(
 @router.get("/wallets/{user_id}", response_model=WalletAdmin, responses=errors(404))
 async def wallet_of(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> WalletAdmin:
     """A driver's available balance, total held, and each open hold by order."""
-    user = await session.get(User, user_id)
+    user = await store_ledger.wallet_owner(session, user_id=user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}")
-    total = func.sum(LedgerEntry.amount)
-    rows = await session.exec(
-        select(col(LedgerEntry.account), total)
-        .where(col(LedgerEntry.user_id) == user_id, col(LedgerEntry.account_kind) == "hold")
-        .group_by(col(LedgerEntry.account))
-        .having(total != 0)
-        .order_by(col(LedgerEntry.account))
-    )
     holds = [
-        HoldPublic(order_id=account.removeprefix("hold:"), amount=int(amount))
-        for account, amount in rows.all()
+        HoldPublic(order_id=account.removeprefix("hold:"), amount=amount)
+        for account, amount in await store_ledger.open_holds(session, user_id=user_id)
     ]
     return WalletAdmin(
         user_id=user_id,

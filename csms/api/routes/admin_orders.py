@@ -17,8 +17,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel
-from sqlalchemy import update
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep, WalletDep
@@ -29,7 +27,7 @@ from csms.payments.capture import refund_payment
 from csms.payments.errors import PaymentError
 from csms.payments.lifecycle import IllegalTransition, OrderEvent, next_order_state
 from csms.payments.order_errors import OrderNotFound, PaymentNotFound, RefundRefused
-from csms.payments.orders import get_order, list_orders
+from csms.payments.orders import get_order
 from csms.payments.reconciliation import ReconciliationReport, build_report, to_csv
 from csms.payments.schemas import (
     OrderDetail,
@@ -41,14 +39,11 @@ from csms.payments.schemas import (
     rejection_public,
     settlement_public,
 )
-from csms.payments.unit_of_work import Conflict, in_transaction
-from csms.store.models_orders import (
-    Order,
-    OrderFlag,
-    Payment,
-    SettlementRecord,
-    SettlementRejection,
-)
+from csms.store import orders as store_orders
+from csms.store import payments as store_payments
+from csms.store import rejections as store_rejections
+from csms.store import settlements as store_settlements
+from csms.store.units_of_work import Conflict, in_transaction
 
 router = APIRouter(
     prefix="/api/v1/admin", tags=["admin: orders and payments"], responses=errors(401)
@@ -76,7 +71,7 @@ async def admin_orders(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> list[OrderDetail]:
-    orders = await list_orders(
+    orders = await store_orders.list_orders(
         session, status=status_, charger_id=charger_id, offset=offset, limit=limit
     )
     details = [await order_detail(session, o) for o in orders]
@@ -106,12 +101,10 @@ async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, wallet: WalletDe
     async def work(session: AsyncSession) -> CancelAnswer:
         order = await get_order(session, order_id, user_id=None)
         new = next_order_state(order.status, OrderEvent.CANCEL)
-        result = await session.exec(
-            update(Order)
-            .where(col(Order.id) == order.id, col(Order.status) == order.status)
-            .values(status=new.value, hold_released_at=now, updated_at=now)
+        cancelled = await store_orders.release_order(
+            session, order_id=order.id, old_status=order.status, new_status=new.value, now=now
         )
-        if result.rowcount != 1:
+        if not cancelled:
             raise Conflict(f"order {order.id} changed meanwhile")
         rest = await wallet.hold_remaining(session, order_id=order.id)
         if rest > 0:
@@ -119,7 +112,9 @@ async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, wallet: WalletDe
                 session, user_id=order.user_id, order_id=order.id, amount=rest,
                 key=f"release:{order.id}",
             )  # fmt: skip
-        session.add(OrderFlag(order_id=order.id, kind="cancelled", detail="by the operator"))
+        store_orders.flag_later(
+            session, order_id=order.id, kind="cancelled", detail="by the operator"
+        )
         return CancelAnswer(order_id=order.id, status=new.value, released=rest)
 
     try:
@@ -140,16 +135,16 @@ async def admin_settlements(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> list[SettlementPublic]:
-    query = select(SettlementRecord)
-    if order_id is not None:
-        query = query.where(SettlementRecord.order_id == order_id)
-    if charger_id is not None:
-        query = query.where(SettlementRecord.charger_id == charger_id)
-    if disagreement is not None:
-        query = query.where(SettlementRecord.disagreement == disagreement)
-    query = query.order_by(col(SettlementRecord.id).desc()).offset(offset).limit(limit)
+    records = await store_settlements.list_records(
+        session,
+        order_id=order_id,
+        charger_id=charger_id,
+        disagreement=disagreement,
+        offset=offset,
+        limit=limit,
+    )
     out = []
-    for record in (await session.exec(query)).all():
+    for record in records:
         order = await get_order(session, record.order_id, user_id=None)
         out.append(await settlement_public(session, order, record))
     return out
@@ -166,16 +161,10 @@ async def admin_rejections(
 ) -> list[RejectionPublic]:
     """Refused settlements, the most recently refused first; a refusal that came again is
     one entry with its ``count`` and first and last time."""
-    query = select(SettlementRejection)
-    if order_id is not None:
-        query = query.where(SettlementRejection.order_id == order_id)
-    if charger_id is not None:
-        query = query.where(SettlementRejection.charger_id == charger_id)
-    query = query.order_by(
-        col(SettlementRejection.last_at).desc(), col(SettlementRejection.id).desc()
+    rows = await store_rejections.list_rejections(
+        session, order_id=order_id, charger_id=charger_id, offset=offset, limit=limit
     )
-    rows = await session.exec(query.offset(offset).limit(limit))
-    return [rejection_public(r) for r in rows.all()]
+    return [rejection_public(r) for r in rows]
 
 
 @router.get("/payments", response_model=list[PaymentPublic])
@@ -186,11 +175,10 @@ async def admin_payments(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> list[PaymentPublic]:
-    query = select(Payment)
-    if status_ is not None:
-        query = query.where(Payment.status == status_)
-    query = query.order_by(col(Payment.id).desc()).offset(offset).limit(limit)
-    return [await payment_public(session, p) for p in (await session.exec(query)).all()]
+    payments = await store_payments.list_payments(
+        session, status=status_, offset=offset, limit=limit
+    )
+    return [await payment_public(session, p) for p in payments]
 
 
 @router.post(
@@ -210,7 +198,7 @@ async def refund(
     """Refunds part or all of a captured payment to the driver's wallet."""
 
     async def work(session: AsyncSession) -> PaymentPublic:
-        payment = await session.get(Payment, payment_id)
+        payment = await store_payments.get_payment(session, payment_id=payment_id)
         if payment is None:
             raise PaymentNotFound(f"no payment {payment_id}")
         key = idempotency_key or f"{payment.refunded_amount}+{body.amount}"

@@ -16,8 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import update
-from sqlmodel import col
 
 from csms.api.deps import CtxDep, CurrentUser, SessionDep
 from csms.api.params import Offset
@@ -26,8 +24,9 @@ from csms.errors import CommandError
 from csms.payments.errors import InsufficientFunds
 from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
-from csms.payments.orders import OrderRequest, get_order, list_orders, place_order
+from csms.payments.orders import OrderRequest, get_order, place_order
 from csms.payments.schemas import OrderCreate, OrderPublic, new_order_public, order_public
+from csms.store import orders as store_orders
 from csms.store.chargers import get_charger
 from csms.store.models_orders import Order
 from qr_extension.qr import render_png, render_svg
@@ -100,7 +99,9 @@ async def get_orders(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[OrderPublic]:
     """The driver's orders, newest first."""
-    orders = await list_orders(session, user_id=_user_id(user), offset=offset, limit=limit)
+    orders = await store_orders.list_orders(
+        session, user_id=_user_id(user), offset=offset, limit=limit
+    )
     return [await order_public(session, o) for o in orders]
 
 
@@ -164,12 +165,9 @@ async def remote_start(
     version = link.ocpp_version if link else (charger.ocpp_version if charger else None)
     action, payload = _start_request(version, order)
     # from now on the CSMS enforces the order's limits (brief 7.8): the charger has no token
-    await session.exec(
-        update(Order)
-        .where(col(Order.id) == order.id)
-        .values(remote_started_at=order.remote_started_at or ctx.clock())
+    await store_orders.set_remote_started(
+        session, order_id=order.id, at=order.remote_started_at or ctx.clock()
     )
-    await session.commit()
     try:
         answer = await ctx.dispatcher.send(order.charger_id, action, payload)
     except CommandError as exc:

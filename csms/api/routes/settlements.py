@@ -21,7 +21,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlmodel import col, select
 from starlette.datastructures import UploadFile
 
 from csms.api.deps import CtxDep, CurrentUser, SessionDep, SettlementsDep
@@ -37,7 +36,7 @@ from csms.payments.schemas import (
     SettlementUpload,
     settlement_public,
 )
-from csms.store.models_orders import Order, SettlementRecord
+from csms.store import settlements as store_settlements
 from csms.upload_rate import UploadsTooFrequent
 from qr_extension.errors import QrDecodeError
 from qr_extension.keys import b64url_decode
@@ -188,22 +187,17 @@ async def list_settlements(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[SettlementPublic]:
     """The settlements of the driver's own orders, newest first."""
-    rows = await session.exec(
-        select(SettlementRecord, Order)
-        .join(Order, col(Order.id) == col(SettlementRecord.order_id))
-        .where(Order.user_id == user.id)
-        .order_by(col(SettlementRecord.id).desc())
-        .offset(offset)
-        .limit(limit)
+    rows = await store_settlements.records_of_user(
+        session, user_id=user.id, offset=offset, limit=limit
     )
-    return [await settlement_public(session, order, record) for record, order in rows.all()]
+    return [await settlement_public(session, order, record) for record, order in rows]
 
 
 @router.get("/{settlement_id}", response_model=SettlementPublic, responses=errors(404))
 async def get_settlement(
     settlement_id: RowIdPath, user: CurrentUser, session: SessionDep
 ) -> SettlementPublic:
-    record = await session.get(SettlementRecord, settlement_id)
+    record = await store_settlements.get_record(session, record_id=settlement_id)
     order = None
     if record is not None:
         order = await get_order(session, record.order_id, user_id=None)

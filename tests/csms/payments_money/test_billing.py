@@ -8,7 +8,7 @@ import pytest
 
 from csms.billing.resolve import billing_model_for, resolve
 from csms.payments.tariffs import resolve_sync
-from csms.payments.unit_of_work import in_worker
+from csms.store.units_of_work import in_worker
 from qr_extension import Tariff, TouPeriod
 
 from .conftest import SQLITE_ONLY, MoneyApi

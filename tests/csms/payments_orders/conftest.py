@@ -214,10 +214,10 @@ class World:
             return await wallet.available(session, user_id or self.user_id)
 
     async def flags(self, order: Order) -> set[str]:
-        from csms.payments.orders import flags_of
+        from csms.store.orders import flags_of
 
         async with self.db.session() as session:
-            return {f.kind for f in await flags_of(session, order.id)}
+            return {f.kind for f in await flags_of(session, order_id=order.id)}
 
 
 async def _empty_pg(url: str) -> None:

@@ -20,9 +20,9 @@ from csms.payments.errors import AlreadyCaptured
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.orders import ORDER_ID_LENGTH, snapshot
 from csms.payments.reaper import Reaper
-from csms.payments.unit_of_work import in_worker
 from csms.store.models_money import BillingAssignment, BillingModel
 from csms.store.models_orders import Order, Receipt
+from csms.store.units_of_work import in_worker
 
 from .conftest import CHARGER, FUNDS, World
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from csms.payments.unit_of_work import uses_thread
+from csms.store.units_of_work import uses_thread
 from tests.csms.payments_orders.conftest import World
 
 # (SQLite, PostgreSQL): the wallet lock carries its reads in RETURNING only on SQLite

@@ -5,7 +5,7 @@ requests) race, the loser gets an IntegrityError, a lost conditional update
 (:class:`Conflict`), a SQLite "database is locked" or a PostgreSQL serialization failure. The
 whole unit then runs again on a fresh transaction and finds the winner's rows.
 
-Two ways to run one (decision D14):
+Two ways to run one:
 
 * :func:`in_worker`: the hot paths (order, settlement, capture, the OCPP sink). ``work`` is a
   plain synchronous function of a :class:`~sqlmodel.Session`; it must not touch the event
@@ -13,8 +13,7 @@ Two ways to run one (decision D14):
   the whole unit is one hop from the event loop instead of several per statement through
   aiosqlite, and the thread is the hot paths' single writer. On PostgreSQL it runs on a
   pooled async connection through ``run_sync``: the database thread's one connection would
-  queue every unit's round trips behind each other (measured at 8 concurrent requests:
-  310 orders/s and 155 settlements/s on the thread, 484 and 255 on the pool).
+  queue every unit's round trips behind each other.
 * :func:`in_transaction`: everything else, on the async engine's pooled sessions. A
   synchronous unit can run there too (:func:`run_sync`).
 """
@@ -32,16 +31,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.payments.errors import PaymentError
+from csms.errors import StoreError
 from csms.store.db import Database
 
 T = TypeVar("T")
-LOG = logging.getLogger("csms.payments")
+LOG = logging.getLogger("csms.store.units_of_work")
 ATTEMPTS = 12
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
-class Conflict(PaymentError):
+class Conflict(StoreError):
     """A conditional update matched no row: someone else changed it first; run again."""
 
 

@@ -1,0 +1,304 @@
+"""Orders and their flags in the database: the order's row, its conditional state steps, the
+operator's flags, and the reads of the reaper, the limit watch and the order pages.
+
+The order's unit of work and the settlement's run the prebuilt statements here (built once,
+with bind parameters: see :mod:`csms.store.fast`); the pages and the background passes use
+ORM queries on an async session. A conditional step (``... WHERE status = :old_status``)
+returns whether it matched: the caller decides what a lost race means. Nothing here commits
+unless it says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Insert, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+from sqlmodel import select as orm_select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.store.db import Database
+from csms.store.fast import Fast
+from csms.store.models import Charger, ChargerSync, Evse, MeterValue, Transaction
+from csms.store.models_orders import Order, OrderFlag
+from csms.store.rows import loaded, table
+from csms.store.types import UtcDateTime, utcnow
+
+ORDERS = table(Order)
+FLAGS = table(OrderFlag)
+_CHARGERS = table(Charger)
+_EVSES = table(Evse)
+
+_CHARGER_CHECK = Fast(
+    select(
+        _CHARGERS.c.registration,
+        select(_EVSES.c.id)
+        .where(
+            _EVSES.c.charger_id == bindparam("charger_id"),
+            _EVSES.c.evse_id == bindparam("evse_id"),
+        )
+        .limit(1)
+        .scalar_subquery(),
+    ).where(_CHARGERS.c.id == bindparam("charger_id"))
+)
+_INSERT_ORDER: Insert = insert(ORDERS)
+_ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("order_id"))
+_FLAG_OF_ORDER = select(FLAGS.c.id).where(
+    FLAGS.c.order_id == bindparam("order_id"), FLAGS.c.kind == bindparam("kind")
+)
+_INSERT_FLAG: Insert = insert(FLAGS)
+_ORDER_PAID = Fast(
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("order_id"), ORDERS.c.status == bindparam("old_status"))
+    .values(
+        status="paid",
+        paid_at=bindparam("now", type_=UtcDateTime),
+        updated_at=bindparam("now", type_=UtcDateTime),
+        hold_released_at=func.coalesce(
+            ORDERS.c.hold_released_at, bindparam("now", type_=UtcDateTime)
+        ),
+    )
+)
+_AUTHORIZATION = Fast(
+    select(ORDERS.c.charger_id, ORDERS.c.status, ORDERS.c.expires_at).where(
+        ORDERS.c.id == bindparam("order_id")
+    )
+)
+
+
+# --- inside a unit of work (synchronous) -----------------------------------------------------
+
+
+def charger_check(
+    session: Session, *, charger_id: str, evse_id: int | None
+) -> tuple[str, int | None] | None:
+    """(registration, an EVSE row id or None) of a charger; None for an unknown charger. One
+    statement, no ORM rows."""
+    found = _CHARGER_CHECK.first(
+        session.connection(), {"charger_id": charger_id, "evse_id": evse_id}
+    )
+    return None if found is None else (str(found[0]), found[1])
+
+
+def insert_order(session: Session, *, values: Mapping[str, Any]) -> Order:
+    """Writes the order (every column given: :func:`~csms.store.rows.with_defaults`) with a
+    Core insert and hands it out as loaded (no session, no flush)."""
+    session.connection().execute(_INSERT_ORDER, values)
+    return loaded(Order, values)
+
+
+def order_row(session: Session, *, order_id: str) -> Order | None:
+    """The order as stored now, loaded outside the session."""
+    row = session.connection().execute(_ORDER_BY_ID, {"order_id": order_id}).first()
+    return None if row is None else loaded(Order, row._asdict())
+
+
+@cache
+def _state_update(names: tuple[str, ...]) -> Fast:
+    """A conditional step of an order: ``status`` and ``updated_at`` and the columns
+    ``names`` (each bound by its own name) where the status read is still current."""
+    when = {name: bindparam(name, type_=ORDERS.c[name].type) for name in names}
+    return Fast(
+        update(ORDERS)
+        .where(ORDERS.c.id == bindparam("order_id"), ORDERS.c.status == bindparam("old_status"))
+        .values(
+            status=bindparam("new_status"),
+            updated_at=bindparam("now", type_=UtcDateTime),
+            **when,
+        )
+    )
+
+
+def step_order(
+    session: Session,
+    *,
+    order_id: str,
+    old_status: str,
+    new_status: str,
+    now: datetime,
+    values: Mapping[str, Any],
+) -> bool:
+    """Sets ``status``, ``updated_at`` and ``values`` where the status is still
+    ``old_status`` (a prebuilt statement per set of columns); whether it matched."""
+    statement = _state_update(tuple(sorted(values)))
+    params = {"order_id": order_id, "old_status": old_status, "new_status": new_status}
+    return statement.execute(session.connection(), {**params, "now": now, **values}) == 1
+
+
+def mark_paid(session: Session, *, order_id: str, old_status: str, now: datetime) -> bool:
+    """``paid`` (and the hold released, if it was not yet) where the status is still
+    ``old_status``; whether it matched."""
+    params = {"order_id": order_id, "old_status": old_status, "now": now}
+    return _ORDER_PAID.execute(session.connection(), params) == 1
+
+
+def add_flag(session: Session, *, order_id: str, kind: str, detail: str = "") -> None:
+    """Flags the order for the operator (once per kind; a concurrent duplicate makes the unit
+    of work retry, and the retry finds the flag)."""
+    connection, params = session.connection(), {"order_id": order_id, "kind": kind}
+    if connection.execute(_FLAG_OF_ORDER, params).first() is None:
+        values = {
+            "order_id": order_id,
+            "kind": kind,
+            "detail": detail[:500],
+            "created_at": utcnow(),
+        }
+        connection.execute(_INSERT_FLAG, values)
+
+
+def authorization_row(conn: Connection, *, order_id: str) -> tuple[str, str, datetime] | None:
+    """(charger_id, status, expires_at) of the order, on a plain connection (the reader
+    thread's, or the caller's unit of work)."""
+    row = _AUTHORIZATION.first(conn, {"order_id": order_id})
+    return None if row is None else (str(row[0]), str(row[1]), row[2])
+
+
+# --- async: the pages, the operator's steps, the background passes ---------------------------
+
+
+async def get_order(session: AsyncSession, *, order_id: str) -> Order | None:
+    return await session.get(Order, order_id)
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    user_id: int | None = None,
+    status: str | None = None,
+    charger_id: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[Order]:
+    """Newest first, filtered by owner, status and charger."""
+    query = orm_select(Order)
+    if user_id is not None:
+        query = query.where(Order.user_id == user_id)
+    if status is not None:
+        query = query.where(Order.status == status)
+    if charger_id is not None:
+        query = query.where(Order.charger_id == charger_id)
+    query = query.order_by(col(Order.created_at).desc(), col(Order.id)).offset(offset).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def flags_of(session: AsyncSession, *, order_id: str) -> list[OrderFlag]:
+    rows = await session.exec(
+        orm_select(OrderFlag).where(OrderFlag.order_id == order_id).order_by(col(OrderFlag.id))
+    )
+    return list(rows.all())
+
+
+def flag_later(session: AsyncSession, *, order_id: str, kind: str, detail: str) -> None:
+    """Adds a flag to the caller's session (written at its flush; a second flag of the kind
+    fails the commit)."""
+    session.add(OrderFlag(order_id=order_id, kind=kind, detail=detail))
+
+
+async def claim_flag(db: Database, *, order_id: str, kind: str, detail: str) -> bool:
+    """Writes the flag in a transaction of its own; False when the order had it already."""
+    async with db.session() as session:
+        session.add(OrderFlag(order_id=order_id, kind=kind, detail=detail))
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return False
+    return True
+
+
+async def set_remote_started(session: AsyncSession, *, order_id: str, at: datetime) -> None:
+    """Records when the CSMS asked the charger to start the order, and commits (before the
+    request goes out: from then on the CSMS watches the order's limits)."""
+    await session.exec(update(Order).where(col(Order.id) == order_id).values(remote_started_at=at))
+    await session.commit()
+
+
+async def release_order(
+    session: AsyncSession, *, order_id: str, old_status: str, new_status: str, now: datetime
+) -> bool:
+    """Sets ``new_status`` and ``hold_released_at`` where the status is still
+    ``old_status`` (cancel, expiry); whether it matched. Does not commit."""
+    result = await session.exec(
+        update(Order)
+        .where(col(Order.id) == order_id, col(Order.status) == old_status)
+        .values(status=new_status, hold_released_at=now, updated_at=now)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def expired_unused(
+    session: AsyncSession,
+    *,
+    status: str,
+    expired_before: datetime,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[tuple[Order, ChargerSync | None]]:
+    """Orders in ``status`` whose token expired before ``expired_before``, with their
+    charger's last ``Synced``, by expiry then id: a keyset page after ``after``."""
+    query = (
+        orm_select(Order, ChargerSync)
+        .join(ChargerSync, col(ChargerSync.charger_id) == col(Order.charger_id), isouter=True)
+        .where(Order.status == status, col(Order.expires_at) < expired_before)
+        .order_by(col(Order.expires_at), col(Order.id))
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(
+            or_(
+                col(Order.expires_at) > after[0],
+                and_(col(Order.expires_at) == after[0], col(Order.id) > after[1]),
+            )
+        )
+    return list((await session.exec(query)).all())
+
+
+async def flagged_among(session: AsyncSession, *, order_ids: Sequence[str], kind: str) -> set[str]:
+    """Those of ``order_ids`` that carry a flag of ``kind``."""
+    rows = await session.exec(
+        orm_select(OrderFlag.order_id).where(
+            col(OrderFlag.order_id).in_(order_ids), OrderFlag.kind == kind
+        )
+    )
+    return set(rows.all())
+
+
+async def remotely_started(
+    session: AsyncSession, *, status: str, without_flag: str, limit: int
+) -> list[tuple[Order, Transaction]]:
+    """Orders in ``status`` that the CSMS started remotely, with their open transaction at
+    the order's charger, unless flagged ``without_flag``; by order id."""
+    rows = await session.exec(
+        orm_select(Order, Transaction)
+        .join(Transaction, col(Transaction.id_tag) == col(Order.id))
+        .where(
+            col(Order.remote_started_at).is_not(None),
+            Order.status == status,
+            col(Transaction.charger_id) == col(Order.charger_id),
+            Transaction.state == "Started",
+            ~exists().where(
+                col(OrderFlag.order_id) == col(Order.id), col(OrderFlag.kind) == without_flag
+            ),
+        )
+        .order_by(col(Order.id))
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def latest_reading(
+    session: AsyncSession, *, transaction_pk: int, measurand: str
+) -> MeterValue | None:
+    """The transaction's latest sample of ``measurand``."""
+    rows = await session.exec(
+        orm_select(MeterValue)
+        .where(MeterValue.transaction_pk == transaction_pk, MeterValue.measurand == measurand)
+        .order_by(col(MeterValue.timestamp).desc())
+        .limit(1)
+    )
+    return rows.first()

@@ -1,0 +1,255 @@
+"""Session records (one per charging session of an order) and the settlement inbox.
+
+The settlement's unit of work runs the prebuilt statements here (see :mod:`csms.store.fast`)
+and gets loaded model objects back (:func:`~csms.store.rows.loaded`); the pages read through
+the async session. A conditional update (``... WHERE txn IS NULL``) returns whether it
+matched: the caller decides what a lost race means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col
+from sqlmodel import select as orm_select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.store.fast import Fast
+from csms.store.models import ChargerKey, SettlementInbox, Transaction
+from csms.store.models_orders import Order, SettlementRecord
+from csms.store.rows import columns, loaded, split, table, with_defaults
+from csms.store.types import UtcDateTime
+
+RECORDS = table(SettlementRecord)
+_ORDERS = table(Order)
+_KEYS = table(ChargerKey)
+_INBOX = table(SettlementInbox)
+
+_COPY = (RECORDS.c.order_id == bindparam("order_id")) | (
+    (RECORDS.c.charger_id == bindparam("iss")) & (RECORDS.c.txn == bindparam("txn"))
+)
+_VERIFY_ROWS = Fast(
+    select(_KEYS.c.jwk, *columns(_ORDERS, RECORDS))
+    .select_from(_KEYS)
+    .outerjoin(_ORDERS, _ORDERS.c.id == bindparam("order_id"))
+    .outerjoin(RECORDS, _COPY)
+    .where(_KEYS.c.charger_id == bindparam("iss"), _KEYS.c.kid == bindparam("kid"))
+)
+"""The charger's key by (iss, kid), then the columns of the order the token claims (all None
+if unknown) and of one record of the copy (all None if there is none): one row per record, at
+least one if the key exists."""
+
+_RECORDS_OF_COPY = select(RECORDS).where(
+    (RECORDS.c.order_id == bindparam("order_id"))
+    | ((RECORDS.c.charger_id == bindparam("charger_id")) & (RECORDS.c.txn == bindparam("txn")))
+)
+_RECORD_BY_ID = select(RECORDS).where(RECORDS.c.id == bindparam("record_id"))
+_RECORD_OF_OCPP = select(RECORDS).where(RECORDS.c.ocpp_transaction_pk == bindparam("pk"))
+_RECORDS_WITHOUT_OCPP = (
+    select(RECORDS)
+    .where(
+        RECORDS.c.order_id == bindparam("order_id"),
+        RECORDS.c.charger_id == bindparam("charger_id"),
+        RECORDS.c.ocpp_transaction_pk.is_(None),
+    )
+    .order_by(RECORDS.c.session_no)
+)
+_RECORD_CHARGE = Fast(
+    update(RECORDS)
+    .where(RECORDS.c.id == bindparam("record_id"))
+    .values(
+        charge_amount=bindparam("amount"),
+        disagreement=bindparam("disagree"),
+        updated_at=bindparam("now", type_=UtcDateTime),
+    )
+)
+_INSERT_RECORD: Insert = insert(RECORDS).returning(RECORDS.c.id)
+_INSERT_INBOX = {
+    "sqlite": sqlite_insert(_INBOX).on_conflict_do_nothing(),
+    "postgresql": pg_insert(_INBOX).on_conflict_do_nothing(),
+}
+"""A token into the inbox, by dialect name; a token stored before inserts nothing."""
+
+
+# --- inside a unit of work (synchronous) -----------------------------------------------------
+
+
+def verify_rows(
+    session: Session, *, iss: str, kid: str, order_id: str, txn: str
+) -> tuple[str, Order | None, list[SettlementRecord]] | None:
+    """In one statement: the charger's key (JWK text) by (iss, kid), the order ``order_id``
+    (None if unknown), and the records of the copy (every record of that order, and the
+    record of (iss, txn) whatever its order). None when the charger has no such key."""
+    params = {"iss": iss, "kid": kid, "order_id": order_id, "txn": txn}
+    rows = _VERIFY_ROWS.all(session.connection(), params)
+    if not rows:
+        return None
+    jwk, (values, _) = rows[0][0], split(rows[0][1:], _ORDERS, RECORDS)
+    order = None if values["id"] is None else loaded(Order, values)
+    records = [
+        loaded(SettlementRecord, found)
+        for _, found in (split(row[1:], _ORDERS, RECORDS) for row in rows)
+        if found["id"] is not None
+    ]
+    return str(jwk), order, records
+
+
+def records_of_copy(
+    session: Session, *, order_id: str, charger_id: str, txn: str
+) -> list[SettlementRecord]:
+    """Every record of the order, and the record of this (charger, txn) whatever its order."""
+    params = {"order_id": order_id, "charger_id": charger_id, "txn": txn}
+    rows = session.connection().execute(_RECORDS_OF_COPY, params)
+    return [loaded(SettlementRecord, r._asdict()) for r in rows]
+
+
+def record_by_id(session: Session, *, record_id: int) -> SettlementRecord:
+    """The session record as stored now (after a conditional update of it)."""
+    row = session.connection().execute(_RECORD_BY_ID, {"record_id": record_id}).one()
+    return loaded(SettlementRecord, row._asdict())
+
+
+def record_of_transaction(session: Session, *, transaction_pk: int) -> SettlementRecord | None:
+    """The record an OCPP transaction (by row id) completes, if any."""
+    params = {"pk": transaction_pk}
+    row = session.connection().execute(_RECORD_OF_OCPP, params).first()
+    return None if row is None else loaded(SettlementRecord, row._asdict())
+
+
+def records_without_transaction(
+    session: Session, *, order_id: str, charger_id: str
+) -> list[SettlementRecord]:
+    """The order's records at this charger that no OCPP transaction completes yet, by
+    session number."""
+    params = {"order_id": order_id, "charger_id": charger_id}
+    rows = session.connection().execute(_RECORDS_WITHOUT_OCPP, params)
+    return [loaded(SettlementRecord, r._asdict()) for r in rows]
+
+
+def set_charge(
+    session: Session, *, record_id: int | None, amount: int, disagree: bool, now: datetime
+) -> None:
+    """What a session record charges, and whether its two sources disagree."""
+    params = {"record_id": record_id, "amount": amount, "disagree": disagree, "now": now}
+    _RECORD_CHARGE.execute(session.connection(), params)
+
+
+def complete_signed(session: Session, *, record_id: int | None, values: Mapping[str, Any]) -> bool:
+    """Writes the signed settlement's columns into an OCPP-only record, where it has none
+    yet; whether it matched."""
+    result = session.exec(
+        update(SettlementRecord)
+        .where(col(SettlementRecord.id) == record_id, col(SettlementRecord.txn).is_(None))
+        .values(**values)
+    )
+    return bool(result.rowcount == 1)
+
+
+def complete_transaction(
+    session: Session, *, record_id: int | None, values: Mapping[str, Any]
+) -> bool:
+    """Writes the OCPP transaction's columns into a record, where it has none yet; whether
+    it matched."""
+    result = session.exec(
+        update(SettlementRecord)
+        .where(
+            col(SettlementRecord.id) == record_id,
+            col(SettlementRecord.ocpp_transaction_pk).is_(None),
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount == 1)
+
+
+def insert_record(session: Session, *, values: Mapping[str, Any]) -> SettlementRecord:
+    """Inserts a session record with a prebuilt Core ``INSERT .. RETURNING id`` and returns it
+    loaded (outside the session). The unique (charger, txn) fails here as at a flush."""
+    full = with_defaults(SettlementRecord, values)
+    full.pop("id", None)
+    full["id"] = session.connection().execute(_INSERT_RECORD, full).scalar_one()
+    return loaded(SettlementRecord, full)
+
+
+def next_session_no(session: Session, *, order_id: str) -> int:
+    """The number of the order's next session record."""
+    rows = session.exec(
+        orm_select(SettlementRecord.session_no).where(SettlementRecord.order_id == order_id)
+    )
+    return max(rows.all(), default=0) + 1
+
+
+def transaction_of(session: Session, *, transaction_pk: int) -> Transaction | None:
+    """The OCPP transaction of a row id (its version and id tell how it matches a record)."""
+    return session.get(Transaction, transaction_pk)
+
+
+def keep_upload(session: Session, *, token: str, charger_id: str, now: datetime) -> None:
+    """Keeps an uploaded token in the inbox (once per token: a repeat inserts nothing)."""
+    values = {
+        "charger_id": charger_id[:48],
+        "token": token[:8000],
+        "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
+        "source": "upload",
+        "received_at": now,
+    }
+    connection = session.connection()
+    connection.execute(_INSERT_INBOX[connection.dialect.name], values)
+
+
+# --- async: the pages ------------------------------------------------------------------------
+
+
+async def records_of(session: AsyncSession, *, order_id: str) -> list[SettlementRecord]:
+    """The order's session records, by session number."""
+    rows = await session.exec(
+        orm_select(SettlementRecord)
+        .where(SettlementRecord.order_id == order_id)
+        .order_by(col(SettlementRecord.session_no))
+    )
+    return list(rows.all())
+
+
+async def get_record(session: AsyncSession, *, record_id: int) -> SettlementRecord | None:
+    return await session.get(SettlementRecord, record_id)
+
+
+async def list_records(
+    session: AsyncSession,
+    *,
+    order_id: str | None = None,
+    charger_id: str | None = None,
+    disagreement: bool | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[SettlementRecord]:
+    """Newest first, filtered by order, charger and disagreement."""
+    query = orm_select(SettlementRecord)
+    if order_id is not None:
+        query = query.where(SettlementRecord.order_id == order_id)
+    if charger_id is not None:
+        query = query.where(SettlementRecord.charger_id == charger_id)
+    if disagreement is not None:
+        query = query.where(SettlementRecord.disagreement == disagreement)
+    query = query.order_by(col(SettlementRecord.id).desc()).offset(offset).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def records_of_user(
+    session: AsyncSession, *, user_id: int | None, offset: int = 0, limit: int = 50
+) -> list[tuple[SettlementRecord, Order]]:
+    """The records of the driver's orders with their order, newest first."""
+    rows = await session.exec(
+        orm_select(SettlementRecord, Order)
+        .join(Order, col(Order.id) == col(SettlementRecord.order_id))
+        .where(Order.user_id == user_id)
+        .order_by(col(SettlementRecord.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows.all())
