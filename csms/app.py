@@ -52,6 +52,7 @@ from csms.passwords import PasswordVerifier
 from csms.payments import SettlementSink, StoreOnlySink
 from csms.payments.wiring import PaymentSide
 from csms.production import check_production
+from csms.protocol import commands as ocpp_commands
 from csms.protocol.authorization import AuthorizationPolicy, LocalTagPolicy
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
 from csms.protocol.endpoint import router as ocpp_router
@@ -111,7 +112,9 @@ def create_app(
             db=db,
             keys=key_manager,
             registry=registry,
-            dispatcher=LocalDispatcher(registry, timeout_s=settings.ocpp_call_timeout_s),
+            dispatcher=LocalDispatcher(
+                registry, timeout_s=settings.ocpp_call_timeout_s, codec=ocpp_commands
+            ),
             passwords=PasswordVerifier(),
             authorization=(authorization or (side.policy if side else _local_tags))(db, clock),
             sink=sink or payment_sink or StoreOnlySink(),
