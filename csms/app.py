@@ -51,6 +51,7 @@ from csms.payments.reaper import Reaper
 from csms.payments.settlement_service import SettlementService
 from csms.ports import AuthorizationPolicy, SettlementSink
 from csms.production import check_production
+from csms.protocol import commands as ocpp_commands
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
 from csms.store.chargers import mark_all_offline
 from csms.store.db import Database, migrate
@@ -182,7 +183,9 @@ async def build_context(
     )
     driver_secret = await asyncio.to_thread(load_or_create_secret, settings.resolved_key_dir)
     registry = ConnectionRegistry()
-    dispatcher = LocalDispatcher(registry, timeout_s=settings.ocpp_call_timeout_s)
+    dispatcher = LocalDispatcher(
+        registry, timeout_s=settings.ocpp_call_timeout_s, codec=ocpp_commands
+    )
     settlements = SettlementService(db, settings=settings, clock=clock)
 
     def seconds() -> float:  # the app's clock in epoch seconds (tests move it)

@@ -1,18 +1,92 @@
-"""Delivering a command to a charger: the one seam a multi-node CSMS will route through.
+"""The commands the CSMS sends a charger, and delivering them: the seam a multi-node CSMS
+will route through.
 
-The operator API only sees :class:`CommandDispatcher`. Today :class:`LocalDispatcher` finds
-the charger's connection in this process's :class:`ConnectionRegistry`; a clustered version
-would look up which node holds the socket and forward the request there, with the same
-errors.
+A command is a version-neutral value (:data:`Command`) and its answer an :class:`Outcome`;
+which OCPP message carries it in 1.6 or 2.0.1, and how the charger's answer reads, is the
+:class:`CommandCodec`'s business (:mod:`csms.protocol.commands`), so no caller knows either
+version's field names. The operator's own raw OCPP CALLs (:meth:`CommandDispatcher.call`) pass
+through as given.
+
+The API and the money side only see :class:`CommandDispatcher`. Today :class:`LocalDispatcher`
+finds the charger's connection in this process's :class:`ConnectionRegistry`; a clustered
+version would look up which node holds the socket and forward the command there, with the
+same errors.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from csms.errors import ChargerBusy, NotConnected
 
 JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StartCharging:
+    """Start a transaction for ``id_token`` (an order id: the CSMS authorizes it when the
+    charger asks), on ``evse_id`` or on an EVSE the charger chooses."""
+
+    id_token: str
+    evse_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopCharging:
+    """Stop the transaction the charger reported as ``transaction_id``."""
+
+    transaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetIdentificationSecret:
+    """Install the key of the charger's dynamic identification code (hex)."""
+
+    secret_hex: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendVendorData:
+    """One of our extension's vendor messages (``message_id``, ``data``) to the charger."""
+
+    message_id: str
+    data: str
+
+
+Command = StartCharging | StopCharging | SetIdentificationSecret | SendVendorData
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The charger's answer to a command.
+
+    ``accepted`` says whether it will do it; ``status`` is the charger's own word for the
+    answer (``Accepted``, ``Rejected``, ``RebootRequired``, ``UnknownVariable``, ...) and
+    ``reason`` the reason code it gave, if any; ``action`` names the OCPP message that carried
+    the command, for logs and answers.
+    """
+
+    action: str
+    status: str
+    reason: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "Accepted"
+
+
+class CommandCodec(Protocol):
+    """Turns a command into the CALL of one OCPP version, and that version's answer into an
+    :class:`Outcome` (:mod:`csms.protocol.commands`)."""
+
+    def request(self, command: Command, version: str) -> tuple[str, JsonObject]:
+        """The action and camelCase payload that carry ``command`` in OCPP ``version``."""
+        ...
+
+    def outcome(self, command: Command, version: str, answer: JsonObject) -> Outcome:
+        """What the charger's answer payload to :meth:`request`'s CALL says."""
+        ...
 
 
 class ChargerLink(Protocol):
@@ -78,32 +152,57 @@ class ConnectionRegistry:
 
 
 class CommandDispatcher(Protocol):
-    """Sends an OCPP CALL to a charger wherever its socket is, and returns the answer."""
+    """Sends commands to a charger wherever its socket is, and returns the answers.
 
-    async def send(self, charger_id: str, action: str, payload: JsonObject) -> JsonObject: ...
+    ``send`` and ``call`` raise :class:`~csms.errors.NotConnected`,
+    :class:`~csms.errors.ChargerBusy`, :class:`~csms.errors.CommandTimeout` or
+    :class:`~csms.errors.CommandRejected` (a CALLERROR, or an invalid request or answer).
+    """
+
+    async def send(self, charger_id: str, command: Command) -> Outcome:
+        """Sends ``command`` in the charger's OCPP version and waits for its answer."""
+        ...
+
+    async def call(self, charger_id: str, action: str, payload: JsonObject) -> JsonObject:
+        """Sends the operator's own CALL (camelCase, for the charger's version) as given, and
+        returns the charger's answer payload as it came."""
+        ...
 
     def is_connected(self, charger_id: str) -> bool: ...
 
     def connected(self) -> list[str]: ...
 
-    def broadcast(self, action: str, payload: JsonObject) -> int:
-        """Queues a CALL to every connected charger that is accepted, without waiting; how
-        many got it (a charger not accepted is not sent our keys or anything unasked)."""
+    def broadcast(self, command: Command) -> int:
+        """Queues ``command`` to every connected charger that is accepted, without waiting;
+        how many got it (a charger not accepted is not sent our keys or anything unasked)."""
         ...
 
 
 class LocalDispatcher:
     """:class:`CommandDispatcher` for the connections held by this process."""
 
-    def __init__(self, registry: ConnectionRegistry, *, timeout_s: float) -> None:
+    def __init__(
+        self, registry: ConnectionRegistry, *, timeout_s: float, codec: CommandCodec
+    ) -> None:
         self._registry = registry
         self._timeout_s = timeout_s
+        self._codec = codec
 
-    async def send(self, charger_id: str, action: str, payload: JsonObject) -> JsonObject:
+    def _link(self, charger_id: str) -> ChargerLink:
         link = self._registry.get(charger_id)
         if link is None:
             raise NotConnected(f"charger {charger_id!r} is not connected")
-        return await link.request(action, payload, timeout_s=self._timeout_s)
+        return link
+
+    async def send(self, charger_id: str, command: Command) -> Outcome:
+        link = self._link(charger_id)
+        version = link.ocpp_version
+        action, payload = self._codec.request(command, version)
+        answer = await link.request(action, payload, timeout_s=self._timeout_s)
+        return self._codec.outcome(command, version, answer)
+
+    async def call(self, charger_id: str, action: str, payload: JsonObject) -> JsonObject:
+        return await self._link(charger_id).request(action, payload, timeout_s=self._timeout_s)
 
     def is_connected(self, charger_id: str) -> bool:
         return self._registry.get(charger_id) is not None
@@ -111,14 +210,14 @@ class LocalDispatcher:
     def connected(self) -> list[str]:
         return self._registry.connected()
 
-    def broadcast(self, action: str, payload: JsonObject) -> int:
+    def broadcast(self, command: Command) -> int:
         sent = 0
         for charger_id in self._registry.connected():
             link = self._registry.get(charger_id)
             if link is None or not link.accepted:
                 continue
             try:
-                link.post(action, payload)
+                link.post(*self._codec.request(command, link.ocpp_version))
                 sent += 1
             except ChargerBusy:
                 continue

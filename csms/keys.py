@@ -20,6 +20,7 @@ from pathlib import Path
 
 from csms.errors import KeyManagerError
 from qr_extension.keys import KeyRing, SigningKey, generate_key, load_private_key, save_private_key
+from qr_extension.trust import sign_trusted_keys
 
 MANIFEST = "manifest.json"
 
@@ -112,6 +113,13 @@ class KeyManager:
             if until is None or until + self._lifetime_s > now:
                 published.append(entry.key.public)
         return KeyRing.of(published)
+
+    def trusted_keys_token(self, now: int) -> str:
+        """The published ring as a compact JWS signed by the active key: what chargers are
+        sent as ``TrustedKeys``, so that they accept start tokens of every published key."""
+        return sign_trusted_keys(
+            self.published_ring(now), self.active_signing_key(now), issued_at=now
+        )
 
     def rotate(self, now: int) -> ManagedKey:
         """Adds a key that is published now and signs from ``now + prepublish_s``.

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.commands import CommandDispatcher
+from csms.commands import CommandDispatcher, StopCharging
 from csms.errors import CommandError
 from csms.payments.billing_rules import ocpp_cost
 from csms.payments.lifecycle import OrderState
@@ -101,13 +101,8 @@ async def enforce_limits(
     for hit in hits:
         if not await _claim(db, hit):
             continue
-        payload: dict[str, object]
-        if hit.ocpp_version == "1.6":
-            action, payload = "RemoteStopTransaction", {"transactionId": int(hit.transaction_id)}
-        else:
-            action, payload = "RequestStopTransaction", {"transactionId": hit.transaction_id}
         try:
-            await dispatcher.send(hit.charger_id, action, payload)
+            await dispatcher.send(hit.charger_id, StopCharging(hit.transaction_id))
             sent.append(hit)
         except CommandError as exc:  # flagged anyway: the operator sees it
             LOG.warning("%s: limit stop of order %s failed: %s", hit.charger_id, hit.order_id, exc)

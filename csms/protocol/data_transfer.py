@@ -25,7 +25,6 @@ from csms.store import chargers as store
 from csms.store.settlement_inbox import add_to_inbox
 from qr_extension.refusal import Refusal
 from qr_extension.settlement import peek_settlement
-from qr_extension.trust import sign_trusted_keys
 from qr_extension.wire import (
     MSG_SETTLEMENT,
     MSG_SETTLEMENT_KEY,
@@ -49,10 +48,7 @@ class DataTransferAnswer:
 
 def trusted_keys_payload(ctx: CsmsContext) -> dict[str, Any]:
     """The DataTransfer request (camelCase, same in both versions) that pushes our keys."""
-    now = ctx.now_s()
-    token = sign_trusted_keys(
-        ctx.keys.published_ring(now), ctx.keys.active_signing_key(now), issued_at=now
-    )
+    token = ctx.keys.trusted_keys_token(ctx.now_s())
     return {"vendorId": VENDOR_ID, "messageId": MSG_TRUSTED_KEYS, "data": token}
 
 

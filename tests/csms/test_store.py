@@ -19,6 +19,7 @@ from csms.id_tags import LocalTagPolicy
 from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
 from csms.ports import IdTagDecision, StoreOnlySink
+from csms.protocol import commands as ocpp_commands
 from csms.protocol import data_transfer, transactions
 from csms.protocol.meter_values import Sample
 from csms.store import chargers as store
@@ -57,7 +58,7 @@ async def ctx(db_url: str, tmp_path: Path) -> AsyncIterator[CsmsContext]:
         db=db,
         keys=KeyManager.open(tmp_path / "keys", now=0, prepublish_s=60, token_lifetime_s=60),
         registry=registry,
-        dispatcher=LocalDispatcher(registry, timeout_s=1),
+        dispatcher=LocalDispatcher(registry, timeout_s=1, codec=ocpp_commands),
         passwords=PasswordVerifier(),
         authorization=LocalTagPolicy(db, clock=clock),
         sink=StoreOnlySink(),

@@ -122,7 +122,7 @@ async def send_command(
             f"{action.value} is not an OCPP {version} command",
         )
     payload = with_request_id(action, payload)
-    answer = await ctx.dispatcher.send(charger_id, action.value, payload)
+    answer = await ctx.dispatcher.call(charger_id, action.value, payload)
     request_id = payload.get("requestId") if action in REPORT_REQUESTS else None
     return CommandAnswer(
         charger_id=charger_id, action=action.value, response=answer, request_id=request_id

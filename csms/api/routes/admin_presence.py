@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.responses import BODY, errors
+from csms.commands import SetIdentificationSecret
 from csms.errors import CsmsError
 from csms.store import chargers as store
 from csms.store import presence_secrets
@@ -25,8 +25,6 @@ from qr_extension.identify import MIN_SECRET_BYTES
 
 router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401))
 
-CONFIG_KEY = "IdentificationSecret"
-COMPONENT = "QrChargeCtrlr"
 SECRET_BYTES = 32
 
 
@@ -115,31 +113,8 @@ async def delete_presence_secret(charger_id: str, session: SessionDep, _: AdminD
 
 
 async def _install(ctx: CtxDep, charger_id: str, secret_hex: str) -> tuple[bool, str]:
-    link = ctx.registry.get(charger_id)
-    if link is None:
-        return False, "NotConnected"
-    action: str
-    payload: dict[str, Any]
-    if link.ocpp_version == "1.6":
-        action, payload = "ChangeConfiguration", {"key": CONFIG_KEY, "value": secret_hex}
-    else:
-        action = "SetVariables"
-        payload = {
-            "setVariableData": [
-                {
-                    "attributeValue": secret_hex,
-                    "component": {"name": COMPONENT},
-                    "variable": {"name": CONFIG_KEY},
-                }
-            ]
-        }
     try:
-        answer = await ctx.dispatcher.send(charger_id, action, payload)
-    except CsmsError as exc:
+        outcome = await ctx.dispatcher.send(charger_id, SetIdentificationSecret(secret_hex))
+    except CsmsError as exc:  # NotConnected when it is not connected
         return False, type(exc).__name__
-    if action == "ChangeConfiguration":
-        answer_status = str(answer.get("status", "Unknown"))
-    else:
-        results = answer.get("setVariableResult") or [{}]
-        answer_status = str(results[0].get("attributeStatus", "Unknown"))
-    return answer_status == "Accepted", answer_status
+    return outcome.accepted, outcome.status

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from csms.api.deps import AdminDep, CtxDep
 from csms.api.responses import errors
-from csms.protocol.data_transfer import trusted_keys_payload
+from csms.commands import SendVendorData
+from qr_extension.wire import MSG_TRUSTED_KEYS
 
 router = APIRouter(tags=["keys"])
 
@@ -54,7 +55,8 @@ async def list_keys(ctx: CtxDep, _: AdminDep) -> list[KeyPublic]:
 async def rotate(ctx: CtxDep, _: AdminDep) -> RotationAnswer:
     """Adds a key that signs after ``key_prepublish_s``; pushes TrustedKeys to every charger."""
     entry = await asyncio.to_thread(ctx.keys.rotate, ctx.now_s())
-    pushed = ctx.dispatcher.broadcast("DataTransfer", trusted_keys_payload(ctx))
+    token = ctx.keys.trusted_keys_token(ctx.now_s())
+    pushed = ctx.dispatcher.broadcast(SendVendorData(MSG_TRUSTED_KEYS, token))
     return RotationAnswer(
         kid=entry.key.kid,
         active_from=datetime.fromtimestamp(entry.active_from, UTC),

@@ -11,7 +11,6 @@ driver's order is 404.
 from __future__ import annotations
 
 import asyncio
-import zlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -20,6 +19,7 @@ from pydantic import BaseModel, Field
 from csms.api.deps import CtxDep, CurrentUser, SessionDep
 from csms.api.params import Offset
 from csms.api.responses import BODY, errors
+from csms.commands import StartCharging
 from csms.errors import CommandError
 from csms.payments.errors import InsufficientFunds
 from csms.payments.lifecycle import OrderState
@@ -27,7 +27,6 @@ from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
 from csms.payments.orders import OrderRequest, get_order, place_order
 from csms.payments.schemas import OrderCreate, OrderPublic, new_order_public, order_public
 from csms.store import orders as store_orders
-from csms.store.chargers import get_charger
 from csms.store.models_orders import Order
 from qr_extension.qr import render_png, render_svg
 
@@ -125,21 +124,6 @@ async def qr_png(order_id: str, user: CurrentUser, session: SessionDep) -> Respo
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-def _start_request(version: str | None, order: Order) -> tuple[str, dict[str, Any]]:
-    if version == "1.6":
-        payload: dict[str, Any] = {"idTag": order.id}
-        if order.evse_id is not None:
-            payload["connectorId"] = order.evse_id
-        return "RemoteStartTransaction", payload
-    payload = {
-        "idToken": {"idToken": order.id, "type": "Central"},
-        "remoteStartId": zlib.crc32(order.id.encode()) & 0x7FFFFFFF,  # stable per order
-    }
-    if order.evse_id is not None:
-        payload["evseId"] = order.evse_id
-    return "RequestStartTransaction", payload
-
-
 @router.post(
     "/{order_id}/remote-start",
     responses=errors(
@@ -160,18 +144,19 @@ async def remote_start(
         raise HTTPException(status.HTTP_409_CONFLICT, f"order {order.id} is {order.status}")
     if ctx.clock() > order.expires_at:
         raise HTTPException(status.HTTP_409_CONFLICT, f"order {order.id} has expired")
-    link = ctx.registry.get(order.charger_id)
-    charger = await get_charger(session, order.charger_id)
-    version = link.ocpp_version if link else (charger.ocpp_version if charger else None)
-    action, payload = _start_request(version, order)
     # from now on the CSMS enforces the order's limits (brief 7.8): the charger has no token
     await store_orders.set_remote_started(
         session, order_id=order.id, at=order.remote_started_at or ctx.clock()
     )
     try:
-        answer = await ctx.dispatcher.send(order.charger_id, action, payload)
+        outcome = await ctx.dispatcher.send(
+            order.charger_id, StartCharging(order.id, evse_id=order.evse_id)
+        )
     except CommandError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, f"remote start failed: {exc}") from exc
-    if answer.get("status") != "Accepted":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"the charger answered {answer}")
-    return {"order_id": order.id, "action": action, "status": "Accepted"}
+    if not outcome.accepted:
+        because = f" ({outcome.reason})" if outcome.reason else ""
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"the charger answered {outcome.status}{because}"
+        )
+    return {"order_id": order.id, "action": outcome.action, "status": outcome.status}
