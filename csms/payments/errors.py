@@ -11,7 +11,8 @@
     ├── HoldExceeded           capture/release of more than the order's remaining hold
     ├── RefundExceeded         a refund of more than the order was charged (less refunds)
     └── ProviderError          the payment provider refused or failed
-        └── PaymentDeclined    the provider declined the payment (card refused, limit)
+        ├── PaymentDeclined    the provider declined the payment (card refused, limit)
+        └── ProviderUnavailable  no answer, or a lost one: the outcome is unknown
 
 The orders engineer adds the order and settlement errors under :class:`PaymentError` in their
 own modules. They are converted at the boundary only (HTTP in :mod:`csms.api`).
@@ -87,3 +88,8 @@ class ProviderError(PaymentError):
 
 class PaymentDeclined(ProviderError):
     """The provider declined (the driver's card or account refused the payment)."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider did not answer, or its answer was lost (timeout, connection reset, a 5xx):
+    the call may or may not have moved money, so the outcome is found out later by key."""

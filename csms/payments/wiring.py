@@ -24,6 +24,7 @@ from csms.billing.resolve import billing_model_for
 from csms.payments import wallet as wallet_module
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.ports import TariffResolver, WalletOps
+from csms.payments.provider import PaymentProvider, SandboxProvider
 from csms.payments.reaper import Reaper
 from csms.payments.settlement_service import SettlementService
 from csms.protocol.authorization import AuthorizationPolicy, LocalTagPolicy
@@ -47,6 +48,7 @@ class PaymentSide:
         self.clock = clock
         self.wallet = wallet
         self.resolve_tariff = resolve_tariff
+        self.provider: PaymentProvider = SandboxProvider()
         self.upload_rate = UploadRate(
             per_driver=settings.upload_rate_per_driver,
             per_client=settings.upload_rate_per_client,
@@ -63,13 +65,27 @@ class PaymentSide:
         for router in ROUTERS:
             app.include_router(router)
         app.state.payments = self
+        app.state.payment_provider = self.provider  # a PSP adapter replaces it
         self._app = app
 
     def open(self, db: Database) -> SettlementService:
         """Builds the services on the app's database; returns the settlement sink."""
         self.service = SettlementService(db, settings=self.settings, clock=self.clock)
-        self.reaper = Reaper(db, settings=self.settings, wallet=self.wallet, clock=self.clock)
+        self.reaper = Reaper(
+            db,
+            settings=self.settings,
+            wallet=self.wallet,
+            clock=self.clock,
+            provider=self._provider,
+        )
         return self.service
+
+    def _provider(self) -> PaymentProvider | None:
+        """The provider the top-up route uses (``app.state.payment_provider``)."""
+        if self._app is None:
+            return self.provider
+        found: PaymentProvider | None = getattr(self._app.state, "payment_provider", None)
+        return found
 
     def policy(self, db: Database, clock: Callable[[], datetime]) -> AuthorizationPolicy:
         """The order-id policy, with the CSMS's local tag policy behind it."""
