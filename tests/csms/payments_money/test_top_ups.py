@@ -10,10 +10,12 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
 
+from config.settings import Settings
 from csms.drivers.accounts import create_user
 from csms.payments import top_ups, wallet
 from csms.payments.errors import (
@@ -28,8 +30,9 @@ from csms.payments.top_ups import AttemptState, sweep, top_up
 from csms.store.db import Database
 from csms.store.models_money import LedgerTransfer, PspAttempt, PspOperation
 
+from ..conftest import make_settings
 from ..ledger_invariants import assert_ledger_consistent
-from .conftest import T0
+from .conftest import T0, MoneyApi
 
 AFTER_S = 600
 LATER = T0 + timedelta(seconds=AFTER_S + 1)
@@ -264,3 +267,46 @@ async def test_the_sweeper_leaves_another_providers_attempts(db: Database) -> No
     other = SandboxProvider(name="other")
     assert await sweep(db, provider=other, now=LATER, after_s=AFTER_S) == []
     assert len(await sweep(db, provider=psp, now=LATER, after_s=AFTER_S)) == 1
+
+
+@pytest.fixture
+def money_settings(tmp_path: Path, db_url: str) -> Settings:
+    """The app's settings with a provider timeout short enough to wait for."""
+    return make_settings(tmp_path, database_url=db_url, psp_timeout_s=TIMEOUT_S)
+
+
+async def test_over_http_success_refusal_and_pending_then_resolved(api: MoneyApi) -> None:
+    psp = FakePsp()
+    api.app.state.payment_provider = psp
+    uid, auth = await api.driver("ann@example.org")
+    _, other = await api.driver("bob@example.org")
+    url = "/api/v1/me/wallet/top-ups"
+
+    ok = await api.http.post(url, json={"amount": 700}, headers=auth)
+    assert ok.status_code == 201 and ok.json()["state"] == "succeeded"
+    assert ok.json()["balance"] == 700 and ok.json()["transfer_id"] is not None
+
+    psp.script("capture", "refuse")
+    refused = await api.http.post(url, json={"amount": 300}, headers=auth)
+    assert refused.status_code == 402 and refused.json()["code"] == "payment_declined"
+
+    psp.script("capture", "hang")
+    pending = await api.http.post(url, json={"amount": 500}, headers=auth)
+    assert pending.status_code == 202, pending.text
+    body = pending.json()
+    assert (body["state"], body["transfer_id"], body["balance"]) == ("pending", None, 700)
+    status_url = f"{url}/{body['attempt_id']}"
+    assert (await api.http.get(status_url, headers=auth)).json()["state"] == "pending"
+    assert (await api.http.get(status_url, headers=other)).status_code == 404
+    assert (await api.http.get(f"{url}/{10**6}", headers=auth)).status_code == 404
+
+    reaper = api.app.state.payments.reaper
+    assert (await reaper.reap_once(api.clock.now)).resolved == []  # not yet the sweeper's
+    later = api.clock.now + timedelta(seconds=api.settings.psp_sweep_after_s + 1)
+    assert (await reaper.reap_once(later)).resolved == [body["attempt_id"]]
+    done = (await api.http.get(status_url, headers=auth)).json()
+    assert (done["state"], done["balance"]) == ("succeeded", 1200)
+    assert done["transfer_id"] is not None
+    assert psp.captured() == 1200
+    me = (await api.http.get("/api/v1/me", headers=auth)).json()
+    assert me["balance"] == 1200 and uid > 0
