@@ -343,8 +343,8 @@ async def sweep(
 ) -> list[int]:
     """Resolves the top-ups left open (``intent`` or ``unknown``) and untouched for
     ``after_s``: asks ``provider`` what their keys did and finishes them; returns the ids of
-    the attempts this call finished. An attempt the provider cannot answer for stays open for
-    the next sweep."""
+    the attempts this call finished. An attempt the provider cannot answer for stays open,
+    asked again once it was left alone for ``after_s`` more."""
     before = now - timedelta(seconds=after_s)
 
     async def candidates(session: AsyncSession) -> list[PspAttempt]:
@@ -355,9 +355,10 @@ async def sweep(
         if attempt.provider != provider.name:
             continue  # made through another provider: only that one can answer for it
         answer = await _ask(provider, attempt, timeout_s)
-        if answer is None or answer.event == AttemptEvent.LOSE:
-            continue  # the provider could not say, or said something the operator must see
-        if await in_transaction(db, _recorder(provider.name, attempt, answer, now)):
+        # LOSE (the provider could not say, or said what the operator must see) records it
+        # as unknown from now: asked again after another after_s, behind the others
+        moved = await in_transaction(db, _recorder(provider.name, attempt, answer, now))
+        if moved and answer.event != AttemptEvent.LOSE:
             assert attempt.id is not None
             finished.append(attempt.id)
             LOG.info("top-up attempt %s resolved: %s", attempt.id, answer.event.value)
@@ -370,9 +371,9 @@ def _recorder(
     return lambda session: _record_outcome(session, provider, attempt, answer, now)
 
 
-async def _ask(provider: PaymentProvider, attempt: PspAttempt, timeout_s: float) -> _Answer | None:
-    """What the provider says the attempt's keys did, as the answer to record; None if it
-    could not say (the attempt stays open)."""
+async def _ask(provider: PaymentProvider, attempt: PspAttempt, timeout_s: float) -> _Answer:
+    """What the provider says the attempt's keys did, as the answer to record (LOSE if it
+    could not say: the attempt stays open)."""
     auth_key, capture_key, void_key = _keys(attempt.idempotency_key)
     try:
         async with asyncio.timeout(timeout_s):
@@ -390,7 +391,7 @@ async def _ask(provider: PaymentProvider, attempt: PspAttempt, timeout_s: float)
             return _Answer(
                 AttemptEvent.FAIL, (*results, (void_key, void)), "authorized, not captured: voided"
             )
-    except Exception:
+    except Exception as exc:
         LOG.warning("top-up attempt %s: the provider could not say what happened", attempt.id,
                     exc_info=True)  # fmt: skip
-        return None
+        return _Answer(AttemptEvent.LOSE, (), _reason(exc, "the provider could not say"))

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from config.settings import Settings
 from csms.drivers.accounts import create_user
-from csms.payments import top_ups, wallet
+from csms.payments import ledger, top_ups, wallet
 from csms.payments.errors import (
     IdempotencyConflict,
     InvalidKey,
@@ -27,6 +27,8 @@ from csms.payments.errors import (
 )
 from csms.payments.provider import SANDBOX_DECLINE, PspResult, SandboxProvider
 from csms.payments.top_ups import AttemptState, sweep, top_up
+from csms.payments.unit_of_work import run_sync
+from csms.store import psp_attempts
 from csms.store.db import Database
 from csms.store.models_money import LedgerTransfer, PspAttempt, PspOperation
 
@@ -166,6 +168,34 @@ async def test_a_top_up_goes_through_the_provider_once_per_key(db: Database) -> 
     assert await books(db, uid) == (1500, [("k1", 1500)], {"k1": "succeeded"})
 
 
+@dataclass
+class Probing(SandboxProvider):
+    """A provider that, while it captures, writes the wallet lock and the attempt row from
+    another connection: it would wait (and time out) if the top-up held a transaction."""
+
+    db: Database | None = None
+    probed: int = 0
+
+    async def capture(self, *, authorization: str, amount: int, key: str) -> PspResult:
+        assert self.db is not None
+        async with asyncio.timeout(2), self.db.session() as session:
+            attempt = await psp_attempts.by_key(session, key.removesuffix(":capture"))
+            assert attempt is not None and attempt.id is not None
+            await psp_attempts.touch(session, attempt_id=attempt.id, states=["intent"], now=T0)
+            await run_sync(session, lambda s: ledger.lock_wallet(s, attempt.user_id))
+            await session.commit()
+        self.probed += 1
+        return await super().capture(authorization=authorization, amount=amount, key=key)
+
+
+async def test_the_provider_is_called_with_no_transaction_open(db: Database) -> None:
+    uid = await new_driver(db)
+    psp = Probing(db=db)
+    assert (await pay(db, psp, uid, "p")).state == AttemptState.SUCCEEDED
+    assert psp.probed == 1
+    assert await books(db, uid) == (1000, [("p", 1000)], {"p": "succeeded"})
+
+
 async def test_a_refusal_moves_nothing_and_stays_refused(db: Database) -> None:
     uid, psp = await new_driver(db), FakePsp()
     with pytest.raises(PaymentDeclined):
@@ -215,9 +245,12 @@ async def test_a_crash_after_the_provider_answered_is_completed_once(db: Databas
     with pytest.raises(Crash):
         await pay(db, psp, uid, "a")
     assert await books(db, uid) == (0, [], {"c": "intent", "a": "intent"})
-    psp.script("lookup", "down")  # the provider cannot say now: both stay open
+    psp.script("lookup", "down")  # the provider cannot say about the first one now
     assert len(await sweep(db, provider=psp, now=LATER, after_s=AFTER_S)) == 1
-    assert len(await sweep(db, provider=psp, now=LATER, after_s=AFTER_S)) == 1
+    assert await books(db, uid) == (0, [], {"c": "unknown", "a": "failed"})
+    assert await sweep(db, provider=psp, now=LATER, after_s=AFTER_S) == []  # asked again later
+    even_later = LATER + timedelta(seconds=AFTER_S + 1)
+    assert len(await sweep(db, provider=psp, now=even_later, after_s=AFTER_S)) == 1
     assert await books(db, uid) == (1000, [("c", 1000)], {"c": "succeeded", "a": "failed"})
     assert psp.captured() == 1000
     assert psp.calls.count("void") == 1  # the authorization that was never captured
