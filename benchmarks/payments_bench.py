@@ -46,10 +46,11 @@ from sqlalchemy import text
 from config.settings import Settings, load_settings
 from csms.drivers.accounts import create_user
 from csms.keys import KeyManager
-from csms.payments import wallet
 from csms.payments.capture import confirm_payment
 from csms.payments.orders import OrderRequest, place_order, snapshot
+from csms.payments.provider import SandboxProvider
 from csms.payments.settlement_service import SettlementService
+from csms.payments.top_ups import top_up
 from csms.settlement_keys import set_settlement_key
 from csms.store.chargers import create_charger
 from csms.store.db import Database, migrate
@@ -162,9 +163,11 @@ async def setup(url: str, tmp: Path, drivers: int, funds: int) -> Bench:
                 session, email=f"bench{n}@example.org", password_hash="x", currency="CNY"
             )
             assert user.id is not None
-            await wallet.top_up(session, user_id=user.id, amount=funds, key=f"bench-top-up-{n}")
             users.append(user.id)
         await session.commit()
+    psp = SandboxProvider()
+    for n, uid in enumerate(users):
+        await top_up(db, user_id=uid, amount=funds, key=f"bench-top-up-{n}", provider=psp, now=now)
     return Bench(db, settings, keys, charger_keys, users)
 
 

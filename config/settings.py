@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     login_max_failures: int
     login_lockout_s: float
     max_top_up_amount: int
+    psp_timeout_s: float
+    psp_sweep_after_s: float
     # orders and settlements
     auto_capture_s: int
     reaper_interval_s: float
@@ -136,6 +138,15 @@ class Settings(BaseSettings):
     def _no_default_secrets_in_production(self) -> Settings:
         if self.environment == "production" and self.admin_api_key == _DEFAULT_ADMIN_KEY:
             raise ValueError("admin_api_key must be set (QRCHARGE_ADMIN_API_KEY) in production")
+        return self
+
+    @model_validator(mode="after")
+    def _sweep_after_the_provider_gave_up(self) -> Settings:
+        if self.psp_sweep_after_s <= self.psp_timeout_s:
+            raise ValueError(
+                "psp_sweep_after_s must be longer than psp_timeout_s: the sweeper would ask "
+                "about top-ups whose provider call is still running"
+            )
         return self
 
     @property

@@ -47,9 +47,10 @@ from csms.password_throttle import PasswordThrottle
 from csms.passwords import PasswordVerifier
 from csms.payments import wallet
 from csms.payments.order_policy import OrderAuthorizationPolicy
+from csms.payments.provider import SandboxProvider
 from csms.payments.reaper import Reaper
 from csms.payments.settlement_service import SettlementService
-from csms.ports import AuthorizationPolicy, SettlementSink
+from csms.ports import AuthorizationPolicy, PaymentProvider, SettlementSink
 from csms.production import check_production
 from csms.protocol import commands as ocpp_commands
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
@@ -74,12 +75,14 @@ def create_app(
     sink: SettlementSink | None = None,
     authorization: PolicyFactory | None = None,
     clock: Clock = utcnow,
+    payment_provider: PaymentProvider | None = None,
 ) -> FastAPI:
     """The CSMS as an ASGI app.
 
     ``sink`` replaces the settlement service as the receiver of what chargers report, and
     ``authorization`` the order-id policy (with the local RFID tags behind it); ``clock`` is
-    every service's clock (tests move it).
+    every service's clock (tests move it). ``payment_provider`` takes wallet top-ups (a PSP
+    adapter); the sandbox by default.
     """
     check_production(settings)
 
@@ -101,6 +104,7 @@ def create_app(
             sink=sink,
             authorization=authorization,
             clock=clock,
+            payment_provider=payment_provider,
         )
         app.state.ctx = ctx
         tasks = [
@@ -168,6 +172,7 @@ async def build_context(
     sink: SettlementSink | None,
     authorization: PolicyFactory | None,
     clock: Clock,
+    payment_provider: PaymentProvider | None = None,
 ) -> CsmsContext:
     """Every service of one CSMS on an open, migrated database: the one place they are made.
 
@@ -187,6 +192,7 @@ async def build_context(
         registry, timeout_s=settings.ocpp_call_timeout_s, codec=ocpp_commands
     )
     settlements = SettlementService(db, settings=settings, clock=clock)
+    provider = payment_provider or SandboxProvider()
 
     def seconds() -> float:  # the app's clock in epoch seconds (tests move it)
         return clock().timestamp()
@@ -221,7 +227,15 @@ async def build_context(
         ),
         settlements=settlements,
         wallet=wallet,
-        reaper=Reaper(db, settings=settings, wallet=wallet, clock=clock, dispatcher=dispatcher),
+        reaper=Reaper(
+            db,
+            settings=settings,
+            wallet=wallet,
+            clock=clock,
+            dispatcher=dispatcher,
+            provider=provider,
+        ),
+        payment_provider=provider,
         driver_tokens=DriverTokens(
             secret=driver_secret, issuer=settings.issuer, ttl_s=settings.driver_token_ttl_s
         ),

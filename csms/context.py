@@ -23,6 +23,7 @@ from csms.ports import (
     AuthorizationPolicy,
     BackgroundJob,
     LoginGuard,
+    PaymentProvider,
     SettlementSink,
     StoreOnlySink,
     WalletOps,
@@ -64,6 +65,7 @@ class CsmsContext:
     driver_tokens: AccessTokens | None = None
     login_throttle: LoginGuard | None = None
     upload_rate: UploadRate = field(default_factory=UploadRate.off)
+    payment_provider: PaymentProvider | None = None  # wallet top-ups (a PSP adapter)
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

@@ -224,3 +224,42 @@ class BackgroundJob(Protocol):
     """A service with a loop of its own (the reaper); the app runs it as a task it owns."""
 
     async def run(self) -> None: ...
+
+
+# --- the payment provider (a PSP adapter implements it; see csms.payments.provider) ------
+
+PspKind = Literal["authorize", "capture", "void", "refund"]
+PspStatus = Literal["succeeded", "declined"]
+
+
+@dataclass(frozen=True, slots=True)
+class PspResult:
+    """A provider's answer: its reference for the operation, the outcome, the amount."""
+
+    kind: PspKind
+    reference: str
+    status: PspStatus
+    amount: int
+    currency: str
+
+
+class PaymentProvider(Protocol):
+    """Authorize, capture, void, refund, each idempotent by ``key``; and the lookup of a key."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def authorize(
+        self, *, amount: int, currency: str, method: str, key: str
+    ) -> PspResult: ...
+
+    async def capture(self, *, authorization: str, amount: int, key: str) -> PspResult: ...
+
+    async def void(self, *, authorization: str, key: str) -> PspResult: ...
+
+    async def refund(self, *, capture: str, amount: int, key: str) -> PspResult: ...
+
+    async def lookup(self, key: str) -> PspResult | None:
+        """What the call made with ``key`` did; None if the provider never received one and
+        never will act on one sent before now (raise while that is not certain)."""
+        ...

@@ -14,7 +14,8 @@ there).
     ├── RefundExceeded         a refund of more than the order was charged (less refunds)
     ├── AlreadyCaptured        a capture found the payment captured already (by another)
     └── ProviderError          the payment provider refused or failed
-        └── PaymentDeclined    the provider declined the payment (card refused, limit)
+        ├── PaymentDeclined    the provider declined the payment (card refused, limit)
+        └── ProviderUnavailable  no answer, or a lost one: the outcome is unknown
 
 The order errors (:mod:`csms.payments.order_errors`), ``IllegalTransition`` and ``Conflict``
 are under it too, in their own modules. They are converted at the boundary only (HTTP in
@@ -93,3 +94,8 @@ class ProviderError(PaymentError):
 
 class PaymentDeclined(ProviderError):
     """The provider declined (the driver's card or account refused the payment)."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider did not answer, or its answer was lost (timeout, connection reset, a 5xx):
+    the call may or may not have moved money, so the outcome is found out later by key."""

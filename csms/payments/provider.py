@@ -1,58 +1,29 @@
-"""The payment-provider seam: a :class:`PaymentProvider` protocol and the sandbox behind it.
+"""The payment-provider seam: the sandbox behind the :class:`~csms.ports.PaymentProvider` port.
 
-A real PSP adapter implements the same four calls, each idempotent by ``key`` (PSPs take an
+A real PSP adapter implements the same calls, each idempotent by ``key`` (PSPs take an
 ``Idempotency-Key`` header): a repeat with the same key returns the first result and moves no
-money; the same key with different arguments is an :class:`IdempotencyConflict`. What we asked
-a provider, and what it answered, is recorded in ``psp_operations`` (:func:`record`), so our
-own idempotency survives a restart whatever the provider keeps.
+money; the same key with different arguments is an :class:`IdempotencyConflict`. The contract
+of every call that moves money:
+
+* it returns a :class:`PspResult`: ``succeeded``, or ``declined`` (a definite no);
+* it raises :class:`ProviderError` when the provider definitely refused (nothing moved);
+* it raises :class:`ProviderUnavailable` (or anything else, or times out) when the outcome is
+  unknown: the request may or may not have reached the provider.
+
+:meth:`PaymentProvider.lookup` answers, for a key, what the call made with it did (or None if
+the provider never received one): the sweeper resolves unknown outcomes with it. The calls
+are made with no database transaction open (:mod:`csms.payments.top_ups`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
-
-from sqlalchemy import insert
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.payments.errors import IdempotencyConflict, InvalidAmount, ProviderError
-from csms.store.models_money import PspOperation
-from csms.store.types import utcnow
-
-PspKind = Literal["authorize", "capture", "void", "refund"]
-PspStatus = Literal["succeeded", "declined"]
+from csms.ports import PspResult, PspStatus
 
 SANDBOX_DECLINE = "sandbox-decline"  # the payment method that the sandbox always declines
-
-
-@dataclass(frozen=True, slots=True)
-class PspResult:
-    """A provider's answer: its reference for the operation, the outcome, the amount."""
-
-    kind: PspKind
-    reference: str
-    status: PspStatus
-    amount: int
-    currency: str
-
-
-class PaymentProvider(Protocol):
-    """Authorize, capture, void, refund; every call idempotent by ``key``."""
-
-    @property
-    def name(self) -> str: ...
-
-    async def authorize(
-        self, *, amount: int, currency: str, method: str, key: str
-    ) -> PspResult: ...
-
-    async def capture(self, *, authorization: str, amount: int, key: str) -> PspResult: ...
-
-    async def void(self, *, authorization: str, key: str) -> PspResult: ...
-
-    async def refund(self, *, capture: str, amount: int, key: str) -> PspResult: ...
 
 
 @dataclass
@@ -147,35 +118,6 @@ class SandboxProvider:
         result = PspResult("refund", ref, "succeeded", amount, cap.currency)
         return self._remember(key, call, result)
 
-
-async def recorded(session: AsyncSession, key: str) -> PspOperation | None:
-    """What we recorded for provider call ``key``, if any."""
-    rows = await session.exec(select(PspOperation).where(col(PspOperation.idempotency_key) == key))
-    return rows.first()
-
-
-async def record(
-    session: AsyncSession,
-    *,
-    provider: str,
-    key: str,
-    result: PspResult,
-    user_id: int | None,
-) -> int:
-    """Records a provider call's outcome (once per key); returns the row id."""
-    inserted = await session.exec(
-        insert(PspOperation)
-        .values(
-            provider=provider,
-            kind=result.kind,
-            idempotency_key=key,
-            status=result.status,
-            amount=result.amount,
-            currency=result.currency,
-            reference=result.reference,
-            user_id=user_id,
-            created_at=utcnow(),
-        )
-        .returning(col(PspOperation.id))
-    )
-    return int(inserted.scalar_one())
+    async def lookup(self, key: str) -> PspResult | None:
+        seen = self._by_key.get(key)
+        return None if seen is None else seen[1]

@@ -9,7 +9,10 @@ Each pass, for a given ``now``:
 3. such an order whose charger has stayed silent for ``offline_limit_s`` more keeps its hold
    and is flagged ``offline_limit`` for the operator;
 4. a remotely started order whose OCPP meter data reached its limits is stopped remotely
-   (:mod:`csms.payments.limits`, brief 7.8).
+   (:mod:`csms.payments.limits`, brief 7.8);
+5. a top-up left open (a lost provider answer, a crash between the provider call and its
+   record) for ``psp_sweep_after_s`` is resolved by asking the provider
+   (:func:`csms.payments.top_ups.sweep`).
 
 Safe on several processes at once: candidates are read without locks, then every step is a
 conditional update (``... WHERE status = 'created'`` / ``'pending'``) inside its own
@@ -35,7 +38,8 @@ from csms.payments.capture import capture_unit
 from csms.payments.errors import AlreadyCaptured, PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
 from csms.payments.limits import enforce_limits
-from csms.ports import WalletOps
+from csms.payments.top_ups import sweep
+from csms.ports import PaymentProvider, WalletOps
 from csms.store import orders as store_orders
 from csms.store import payments as store_payments
 from csms.store.db import Database
@@ -55,6 +59,7 @@ class ReapReport:
     released: list[str] = field(default_factory=list)
     flagged: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)  # remote stops at an order's limit
+    resolved: list[int] = field(default_factory=list)  # top-up attempts the sweeper finished
 
 
 class Reaper:
@@ -68,8 +73,10 @@ class Reaper:
         wallet: WalletOps,
         clock: Callable[[], datetime],
         dispatcher: CommandDispatcher | None = None,
+        provider: PaymentProvider | None = None,
     ) -> None:
         self._db = db
+        self._provider = provider  # its attempts left unresolved are swept each pass
         self._settings = settings
         self._wallet = wallet
         self._clock = clock
@@ -92,6 +99,15 @@ class Reaper:
         if self.dispatcher is not None:
             hits = await enforce_limits(self._db, self.dispatcher, now=now)
             report.stopped.extend(hit.order_id for hit in hits)
+        provider = self._provider
+        if provider is not None:
+            report.resolved = await sweep(
+                self._db,
+                provider=provider,
+                now=now,
+                after_s=self._settings.psp_sweep_after_s,
+                timeout_s=self._settings.psp_timeout_s,
+            )
         return report
 
     async def _auto_capture(self, now: datetime, report: ReapReport) -> None:

@@ -1,4 +1,4 @@
-"""A driver's wallet: top-ups, holds, captures, releases, debts and refunds on the ledger.
+"""A driver's wallet: holds, captures, releases, debts and refunds on the ledger.
 
 Every operation is ``async``, takes the caller's session first and keyword-only arguments,
 posts exactly one balanced transfer, never commits (the caller owns the transaction), and is
@@ -13,7 +13,7 @@ run them on the caller's async session through ``run_sync``, so both follow the 
 
 Money flows (see :mod:`csms.payments.ledger` for the accounts)::
 
-    top_up       psp:{provider} -> wallet:{user}
+    top_up       psp:{provider} -> wallet:{user}     csms.payments.top_ups (two-phase)
     place_hold   wallet:{user}  -> hold:{order}      InsufficientFunds if not available
     capture      hold:{order}   -> revenue           at most the remaining hold
     release      hold:{order}   -> wallet:{user}     at most the remaining hold
@@ -27,9 +27,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.payments import ledger, postings
-from csms.payments.errors import PaymentDeclined, UnknownWallet
-from csms.payments.ledger import Leg, hold_account, wallet_account
-from csms.payments.provider import PaymentProvider, SandboxProvider, record, recorded
+from csms.payments.errors import UnknownWallet
+from csms.payments.ledger import hold_account, wallet_account
 from csms.store.models_money import Wallet
 from csms.store.units_of_work import run_sync
 
@@ -46,7 +45,6 @@ __all__ = [
     "refund",
     "refundable_amount",
     "release",
-    "top_up",
 ]
 
 
@@ -78,63 +76,6 @@ async def held(session: AsyncSession, user_id: int) -> int:
 async def hold_remaining(session: AsyncSession, *, order_id: str) -> int:
     """What is still on hold for ``order_id`` (0 once captured or released)."""
     return await ledger.balance(session, hold_account(order_id))
-
-
-async def top_up(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    amount: int,
-    key: str,
-    provider: PaymentProvider | None = None,
-    method: str = "sandbox",
-) -> int:
-    """Adds ``amount`` to the wallet after the provider authorizes and captures it.
-
-    The provider is called inside the caller's transaction under the wallet lock: right for
-    the sandbox; a real PSP adapter would record a pending operation first and confirm by
-    webhook. A decline is recorded in ``psp_operations`` and raised as PaymentDeclined (a
-    repeat of the key is declined again without calling the provider).
-    """
-    ledger.check_amount(amount, positive=True)
-    begun = await run_sync(
-        session,
-        lambda s: postings.begin(
-            s, key=key, kind="top_up", user_id=user_id, order_id=None, amount=amount
-        ),
-    )
-    if begun.done is not None:
-        return begun.done
-    psp = provider if provider is not None else SandboxProvider()
-    auth_key, capture_key = f"{key}:authorize", f"{key}:capture"
-    earlier = await recorded(session, auth_key)
-    if earlier is not None and earlier.status != "succeeded":
-        raise PaymentDeclined(f"top-up {key!r} was declined by {earlier.provider}")
-    currency = begun.currency
-    auth = await psp.authorize(amount=amount, currency=currency, method=method, key=auth_key)
-    if earlier is None:
-        await record(session, provider=psp.name, key=auth_key, result=auth, user_id=user_id)
-    if auth.status != "succeeded":
-        raise PaymentDeclined(f"the payment provider declined the top-up of {amount}")
-    captured = await psp.capture(authorization=auth.reference, amount=amount, key=capture_key)
-    op_id = await record(
-        session, provider=psp.name, key=capture_key, result=captured, user_id=user_id
-    )
-    return await run_sync(
-        session,
-        lambda s: ledger.post(
-            s,
-            key=key,
-            kind="top_up",
-            legs=(
-                Leg(ledger.psp_account(psp.name), "psp", -amount),
-                Leg(wallet_account(user_id), "available", amount, user_id),
-            ),
-            currency=currency,
-            user_id=user_id,
-            psp_operation_id=op_id,
-        ),
-    )
 
 
 async def place_hold(

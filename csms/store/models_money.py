@@ -162,3 +162,35 @@ class PspOperation(SQLModel, table=True):
     reference: str = Field(max_length=100)
     user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class PspAttempt(SQLModel, table=True):
+    """One attempt at a money operation through the payment provider (a wallet top-up).
+
+    It is recorded (``intent``) before the provider is called, outside any transaction, and
+    moves once to ``succeeded`` (with the ledger transfer it posted), ``failed`` (the
+    provider refused; nothing moved) or, when the answer was lost, ``unknown`` until the
+    sweeper asks the provider. ``idempotency_key`` is unique: the provider calls of the
+    attempt use it (with a suffix per call), and so does the ledger transfer.
+    """
+
+    __tablename__ = "psp_attempts"
+    __table_args__ = (
+        Index("ix_psp_attempts_state_updated", "state", "updated_at"),
+        CheckConstraint("amount > 0", name="ck_psp_attempts_amount"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=KEY_MAX, unique=True)
+    kind: str = Field(max_length=16)  # top_up
+    provider: str = Field(max_length=32)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    amount: int
+    currency: str = Field(max_length=3)
+    method: str = Field(max_length=64)
+    state: str = Field(max_length=16)  # intent | succeeded | failed | unknown
+    reference: str | None = Field(default=None, max_length=100)  # the provider's capture
+    detail: str = Field(default="", max_length=200)  # why it failed or is unknown
+    transfer_id: int | None = Field(default=None, foreign_key="ledger_transfers.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

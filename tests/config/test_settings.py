@@ -75,3 +75,9 @@ def test_bad_value_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QRCHARGE_PORT", "not-a-port")
     with pytest.raises(ValidationError, match="port"):
         load_settings()
+
+
+def test_the_sweeper_waits_longer_than_a_provider_call() -> None:
+    with pytest.raises(ValidationError, match="psp_sweep_after_s"):
+        load_settings(psp_timeout_s=30, psp_sweep_after_s=30)
+    assert load_settings(psp_timeout_s=5, psp_sweep_after_s=6).psp_sweep_after_s == 6

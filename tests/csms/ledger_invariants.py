@@ -10,7 +10,9 @@ Call ``await assert_ledger_consistent(session)`` after any test that moves money
   their kinds and owners;
 * no hold account is negative, and every hold belongs to one driver;
 * a wallet is negative only if that driver was charged a debt (brief 7.10);
-* every top-up is backed by a succeeded provider capture of the same amount.
+* every top-up is backed by a succeeded provider capture of the same amount;
+* a top-up attempt that succeeded posted exactly its transfer (same key, same amount), and
+  one that failed or is still open posted nothing.
 """
 
 from __future__ import annotations
@@ -86,3 +88,19 @@ async def assert_ledger_consistent(session: AsyncSession) -> None:
         assert (psp_kind, psp_status, psp_amount) == ("capture", "succeeded", amount), (
             f"top-up {transfer_id} of {amount} is not backed by a provider capture"
         )
+
+    attempts = await _rows(
+        session,
+        "SELECT a.id, a.state, a.amount, a.transfer_id, t.id, t.kind, t.amount "
+        "FROM psp_attempts a LEFT JOIN ledger_transfers t "
+        "ON t.idempotency_key = a.idempotency_key",
+    )
+    for attempt_id, state, amount, transfer_id, posted, kind, posted_amount in attempts:
+        if state == "succeeded":
+            assert (posted, kind, posted_amount) == (transfer_id, "top_up", amount), (
+                f"attempt {attempt_id} succeeded, its transfer is {posted} ({kind} {posted_amount})"
+            )
+        else:
+            assert posted is None and transfer_id is None, (
+                f"attempt {attempt_id} is {state} but posted transfer {posted}"
+            )

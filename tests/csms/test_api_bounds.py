@@ -96,6 +96,7 @@ async def test_order_quantities_are_bounded(csms: LiveCsms, field: str) -> None:
         "/api/v1/admin/billing-assignments?user_id={}",
         "/api/v1/admin/chargers?offset={}",
         "/api/v1/payments/{}",
+        "/api/v1/me/wallet/top-ups/{}",
         "/api/v1/receipts/{}",
         "/api/v1/settlements/{}",
     ],

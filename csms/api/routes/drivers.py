@@ -5,22 +5,24 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import CtxDep, CurrentUser, SessionDep, ThrottleDep, TokensDep
+from csms.api.params import RowIdPath
 from csms.api.responses import BODY, errors
 from csms.bounds import Amount
 from csms.drivers.accounts import authenticate, create_user, revoke_tokens
 from csms.drivers.errors import InvalidCredentials
 from csms.drivers.passwords import hash_async
-from csms.payments import wallet
-from csms.payments.errors import InvalidAmount, PaymentDeclined
+from csms.payments import top_ups, wallet
+from csms.payments.errors import InvalidAmount
 from csms.payments.ledger import wallet_account
-from csms.payments.provider import PaymentProvider, SandboxProvider
+from csms.ports import PaymentProvider
 from csms.store import drivers as store
 from csms.store.models_money import EMAIL_MAX, User
 
@@ -86,10 +88,18 @@ class TopUpCreate(BaseModel):
     )
 
 
+TopUpState = Literal["succeeded", "pending", "failed"]
+
+
 class TopUpPublic(BaseModel):
-    transfer_id: int
+    attempt_id: int
+    state: TopUpState = Field(
+        description="pending: the provider's answer is not known yet; GET the attempt later"
+    )
+    transfer_id: int | None = Field(description="the ledger transfer, once succeeded")
     amount: int
     balance: int
+    detail: str = Field(default="", description="why it failed, or what is awaited")
 
 
 class WalletLine(BaseModel):
@@ -107,14 +117,11 @@ class WalletPublic(BaseModel):
     lines: list[WalletLine]
 
 
-async def get_provider(request: Request) -> PaymentProvider:
-    """The app's payment provider: ``app.state.payment_provider`` (set it to a real PSP
-    adapter), else one sandbox per app, made on first use."""
-    provider: PaymentProvider | None = getattr(request.app.state, "payment_provider", None)
-    if provider is None:
-        provider = SandboxProvider()
-        request.app.state.payment_provider = provider
-    return provider
+def get_provider(ctx: CtxDep) -> PaymentProvider:
+    """The app's payment provider (``create_app(payment_provider=...)``, else the sandbox)."""
+    if ctx.payment_provider is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no payment provider")
+    return ctx.payment_provider
 
 
 ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
@@ -232,13 +239,12 @@ async def my_wallet(
         401,
         402,
         409,
-        502,
         notes={
-            402: "the payment provider declined",
+            402: "the payment provider refused the payment",
             409: "the Idempotency-Key was used for another top-up",
-            502: "the payment provider failed",
         },
-    ),
+    )
+    | {202: {"model": TopUpPublic, "description": "the provider's answer is not known yet"}},
 )
 async def top_up(
     body: TopUpCreate,
@@ -246,29 +252,68 @@ async def top_up(
     ctx: CtxDep,
     session: SessionDep,
     provider: ProviderDep,
+    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> TopUpPublic:
-    """Adds money through the payment provider (the sandbox for now). Send an
-    ``Idempotency-Key`` header to make a retry (double tap, lost answer) add it only once."""
+    """Adds money through the payment provider. Send an ``Idempotency-Key`` header to make a
+    retry (double tap, lost answer) add it only once.
+
+    201 when the provider captured it; 402 when it refused; 202 with ``state`` ``pending``
+    when its answer was lost (timeout, crash): the CSMS finds out by itself (a repeat with the
+    same key, or the background sweeper) and ``GET /me/wallet/top-ups/{attempt_id}`` says how
+    it ended."""
     if body.amount > ctx.settings.max_top_up_amount:
         raise InvalidAmount(f"a top-up may be at most {ctx.settings.max_top_up_amount}")
     uid = _id(user)
     key = f"top-up:{uid}:{idempotency_key or uuid.uuid4().hex}"
-    try:
-        transfer_id = await wallet.top_up(
-            session,
-            user_id=uid,
-            amount=body.amount,
-            key=key,
-            provider=provider,
-            method=body.method,
-        )
-    except PaymentDeclined:
-        await session.commit()  # keep the record of the declined provider call
-        raise
-    await session.commit()
+    await session.commit()  # no transaction stays open while the provider is called
+    result = await top_ups.top_up(
+        ctx.db,
+        user_id=uid,
+        amount=body.amount,
+        key=key,
+        provider=provider,
+        now=ctx.clock(),
+        method=body.method,
+        timeout_s=ctx.settings.psp_timeout_s,
+    )
+    if result.state != top_ups.AttemptState.SUCCEEDED:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return await _top_up_public(session, uid, result)
+
+
+@router.get(
+    "/me/wallet/top-ups/{attempt_id}",
+    response_model=TopUpPublic,
+    responses=errors(401, 404, notes={404: "no such top-up of this driver"}),
+)
+async def top_up_status(
+    attempt_id: RowIdPath, user: CurrentUser, session: SessionDep
+) -> TopUpPublic:
+    """How a top-up stands: ``succeeded``, ``failed`` or still ``pending``."""
+    uid = _id(user)
+    found = await top_ups.attempt_of(session, attempt_id=attempt_id, user_id=uid)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such top-up")
+    return await _top_up_public(session, uid, found)
+
+
+_PUBLIC_STATE: dict[top_ups.AttemptState, TopUpState] = {
+    top_ups.AttemptState.SUCCEEDED: "succeeded",
+    top_ups.AttemptState.FAILED: "failed",
+    top_ups.AttemptState.INTENT: "pending",
+    top_ups.AttemptState.UNKNOWN: "pending",
+}
+
+
+async def _top_up_public(session: AsyncSession, uid: int, result: top_ups.TopUp) -> TopUpPublic:
     return TopUpPublic(
-        transfer_id=transfer_id, amount=body.amount, balance=await wallet.available(session, uid)
+        attempt_id=result.attempt_id,
+        state=_PUBLIC_STATE[result.state],
+        transfer_id=result.transfer_id,
+        amount=result.amount,
+        balance=await wallet.available(session, uid),
+        detail=result.detail,
     )
 
 

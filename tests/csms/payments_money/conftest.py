@@ -24,6 +24,7 @@ from sqlalchemy import text
 from config.settings import Settings
 from csms.app import create_app, server_config
 from csms.context import CsmsContext
+from csms.ports import PaymentProvider
 from csms.store.db import Database, migrate
 
 from ..conftest import ADMIN_KEY, make_settings
@@ -158,16 +159,25 @@ def money_settings(tmp_path: Path, db_url: str) -> Settings:
     return make_settings(tmp_path, database_url=db_url)
 
 
-@pytest.fixture
-async def api(money_settings: Settings, clock: Clock) -> AsyncIterator[MoneyApi]:
-    app = create_app(money_settings, clock=clock)
+@contextlib.asynccontextmanager
+async def open_api(
+    settings: Settings, clock: Clock, *, payment_provider: PaymentProvider | None = None
+) -> AsyncIterator[MoneyApi]:
+    """The app over ASGI (no socket); the ledger is checked when it closes."""
+    app = create_app(settings, clock=clock, payment_provider=payment_provider)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://csms") as http:
-            yield MoneyApi(app, http, clock, money_settings)
+            yield MoneyApi(app, http, clock, settings)
         ctx: CsmsContext = app.state.ctx
         async with ctx.db.session() as session:
             await assert_ledger_consistent(session)
+
+
+@pytest.fixture
+async def api(money_settings: Settings, clock: Clock) -> AsyncIterator[MoneyApi]:
+    async with open_api(money_settings, clock) as opened:
+        yield opened
 
 
 @contextlib.asynccontextmanager

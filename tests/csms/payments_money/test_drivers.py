@@ -9,11 +9,12 @@ import httpx
 import jwt
 import pytest
 
+from config.settings import Settings
 from csms.drivers.errors import TokenInvalid
 from csms.drivers.tokens import SECRET_FILE, DriverTokens, load_or_create_secret
 from csms.payments.provider import SandboxProvider
 
-from .conftest import PASSWORD, SQLITE_ONLY, MoneyApi
+from .conftest import PASSWORD, SQLITE_ONLY, Clock, MoneyApi, open_api
 
 
 async def test_register_log_in_and_see_the_profile(api: MoneyApi) -> None:
@@ -197,20 +198,24 @@ async def test_operator_can_disable_a_driver(api: MoneyApi) -> None:
     assert (await api.http.get("/api/v1/admin/users", headers=auth)).status_code == 401
 
 
-async def test_top_ups_use_the_apps_payment_provider(api: MoneyApi) -> None:
-    """A PSP adapter is plugged in as ``app.state.payment_provider``."""
+async def test_top_ups_use_the_apps_payment_provider(
+    money_settings: Settings, clock: Clock
+) -> None:
+    """A PSP adapter is plugged in with ``create_app(payment_provider=...)``."""
     psp = SandboxProvider(name="acme-psp")
-    api.app.state.payment_provider = psp
-    _, auth = await api.driver("hal@example.org")
-    r = await api.http.post(
-        "/api/v1/me/wallet/top-ups", json={"amount": 700}, headers=auth | {"Idempotency-Key": "1"}
-    )
-    assert r.status_code == 201
-    page = await api.http.get(
-        "/api/v1/admin/ledger", params={"account": "psp:acme-psp"}, headers=api.admin()
-    )
-    assert page.json()["balance"] == -700
-    assert len(psp._by_key) == 2  # authorize and capture, each under its own key
+    async with open_api(money_settings, clock, payment_provider=psp) as api:
+        _, auth = await api.driver("hal@example.org")
+        r = await api.http.post(
+            "/api/v1/me/wallet/top-ups",
+            json={"amount": 700},
+            headers=auth | {"Idempotency-Key": "1"},
+        )
+        assert r.status_code == 201
+        page = await api.http.get(
+            "/api/v1/admin/ledger", params={"account": "psp:acme-psp"}, headers=api.admin()
+        )
+        assert page.json()["balance"] == -700
+        assert len(psp._by_key) == 2  # authorize and capture, each under its own key
 
 
 async def test_repeated_wrong_passwords_lock_the_log_in_for_a_while(api: MoneyApi) -> None:

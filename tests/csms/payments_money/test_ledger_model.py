@@ -108,6 +108,8 @@ BREAKAGES = [
      "NULL WHERE kind = 'top_up'", "not backed"),
     ("a wallet entry of another user", "UPDATE ledger_entries SET user_id = user_id + 1 "
      "WHERE account_kind = 'available'", "names user"),
+    ("a failed top-up that posted", "UPDATE psp_attempts SET state = 'failed'", "posted"),
+    ("a top-up posted twice over", "UPDATE psp_attempts SET amount = amount * 2", "succeeded,"),
 ]  # fmt: skip
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from csms.payments.errors import IdempotencyConflict, InvalidAmount, ProviderError
-from csms.payments.provider import SANDBOX_DECLINE, PaymentProvider, SandboxProvider
+from csms.payments.provider import SANDBOX_DECLINE, SandboxProvider
+from csms.ports import PaymentProvider
 
 
 def test_sandbox_is_a_payment_provider() -> None:

@@ -22,8 +22,10 @@ from csms.keys import KeyManager
 from csms.payments import wallet
 from csms.payments.capture import confirm_payment
 from csms.payments.orders import OrderRequest, place_order, snapshot
+from csms.payments.provider import SandboxProvider
 from csms.payments.reaper import Reaper
 from csms.payments.settlement_service import SettlementService
+from csms.payments.top_ups import top_up
 from csms.ports import TransactionFacts
 from csms.settlement_keys import set_settlement_key
 from csms.store.chargers import create_charger
@@ -78,9 +80,12 @@ class World:
                 currency="CNY",
             )
             assert user.id is not None
-            if funds:
-                await wallet.top_up(session, user_id=user.id, amount=funds, key=f"t{user.id}")
-                await session.commit()
+            await session.commit()
+        if funds:
+            await top_up(
+                self.db, user_id=user.id, amount=funds, key=f"t{user.id}",
+                provider=SandboxProvider(), now=self.clock(),
+            )  # fmt: skip
         self.users.append(user.id)
         return user.id
 
