@@ -4,7 +4,7 @@
 work runs in the database thread and needs the same answer on its synchronous session. This
 is that function on a :class:`~sqlmodel.Session`: the same prebuilt candidate query and the
 same precedence (user at charger, user, charger, site, configured default), kept next to the
-async one by ``tests/csms/payments_money/test_billing.py``. It belongs in
+async one by ``tests/csms/billing/test_billing.py``. It belongs in
 ``csms/billing/resolve.py`` (with the async one running it through ``run_sync``); it lives
 here until that module takes it (not owned by the payment side).
 """

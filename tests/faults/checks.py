@@ -12,7 +12,7 @@ from config.settings import load_settings
 from csms.store.db import Database
 from qr_extension.tariff import _round_half_up
 from tests.csms.ledger_invariants import assert_ledger_consistent
-from tests.csms.payments_orders.invariants import assert_money_consistent
+from tests.csms.payments.invariants import assert_money_consistent
 from tests.faults.wire_charger import WireCharger
 
 SAMPLES = 3  # meter values (1.6) / Updated events (2.0.1) per wire charger transaction

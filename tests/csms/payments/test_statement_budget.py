@@ -1,0 +1,74 @@
+"""The hot paths keep their statement budget and, on SQLite, run as one unit of work in the
+database thread (docs/benchmarks.md, "After the database thread (D13)"; decision D14).
+
+Each statement costs CPU in SQLAlchemy's execute path, and each hop between the event loop
+and the database thread costs a thread hand-over: the number of statements and of hops per
+order, settlement and capture is the throughput. A change that adds a lookup, or a unit of
+work run statement by statement through the event loop, fails here and has to say why (and
+update the figures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from csms.store.units_of_work import uses_thread
+from tests.csms.payments.conftest import World
+
+# (SQLite, PostgreSQL): the wallet lock carries its reads in RETURNING only on SQLite
+BUDGET = {"order": (6, 7), "settlement": (5, 5), "capture": (7, 8)}
+
+
+@dataclass
+class Counted:
+    """The statements any engine ran (the async engine's and the database thread's own),
+    and how many units of work the database thread ran."""
+
+    statements: list[str] = field(default_factory=list)
+    units: int = 0
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def counted(world: World) -> Iterator[Counted]:
+    seen = Counted()
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.statements.append(statement.split("\n")[0][:80])
+
+    units = world.db.worker.units
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+        seen.units = world.db.worker.units - units
+
+
+async def test_order_settlement_and_capture_stay_within_their_statement_budget(
+    world: World,
+) -> None:
+    sqlite = world.db.engine.dialect.name == "sqlite"
+    assert uses_thread(world.db) == sqlite  # PostgreSQL: the units run on the pool (D14)
+    column, hops = (0, 1) if sqlite else (1, 0)
+    await world.order()  # the first run of each statement may read the schema: not counted
+    with counted(world) as seen:
+        order = await world.order()
+    assert (len(seen), seen.units) == (BUDGET["order"][column], hops), seen
+    with counted(world) as seen:
+        outcome = await world.service.submit(world.settlement(order), source="upload")
+    assert (len(seen), seen.units) == (BUDGET["settlement"][column], hops), seen
+    assert outcome.payment is not None and outcome.payment.id is not None
+    with counted(world) as seen:
+        receipt = await world.confirm(outcome.payment.id)
+    assert (len(seen), seen.units) == (BUDGET["capture"][column], hops), seen
+    assert receipt.amount == outcome.payment.amount
+    # and the work was done: the order is paid and its hold is gone
+    assert (await world.reload(order)).status == "paid"
