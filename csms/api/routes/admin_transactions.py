@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import errors
-from csms.protocol.meter_values import samples_of
+from csms.store.meter_values import samples_of
 from csms.store.models import MeterValuePublic, Transaction, TransactionDetail, TransactionPublic
 
 router = APIRouter(
