@@ -13,6 +13,9 @@ with it is ``order_reused``, and its transactions go to the settlement sink. A t
 of any other charger with that id is flagged ``foreign_order`` on that charger's side only:
 it neither counts as a use of the order nor reaches the payment side.
 
+Every step of a transaction's state goes through the table of
+:mod:`csms.protocol.transaction_lifecycle`; its flags are set here.
+
 The settlement sink is told after the commit, and told again by every repeat of a message of
 an order's transaction (it is idempotent): a CSMS that stopped between the commit and the
 sink, or a sink that failed, left the charger without an answer or with a CALLERROR, and the
@@ -45,6 +48,7 @@ from csms.protocol.authorization import (
 )
 from csms.protocol.meter_values import Sample, register_at, sample_rows
 from csms.protocol.retransmission import earlier, event_digest
+from csms.protocol.transaction_lifecycle import TxnEvent, TxnState, next_state
 from csms.store import meter_values as stored_values
 from csms.store import transactions as store
 from csms.store.transactions import TxnRow
@@ -55,7 +59,6 @@ LATE_AFTER = timedelta(minutes=5)  # a start reported later than this was queued
 SEQ_NO_REUSED = "seq_no_reused"  # the flag of a different 2.0.1 event under a used seqNo
 ORDER_REUSED = "order_reused"  # a second transaction of a charger on its own order
 FOREIGN_ORDER = "foreign_order"  # a transaction with another charger's order id
-STARTED, ENDED = "Started", "Ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,7 @@ async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> N
 
 def _change_of(txn: TxnRow) -> TransactionChange:
     """What a repeat tells the sink: the transaction as it is stored now."""
-    return "ended" if txn.state == ENDED else "updated"
+    return "ended" if txn.state == TxnState.ENDED else "updated"
 
 
 def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
@@ -233,7 +236,8 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         # the 1.6 schema lets the id tag be empty: no tag the CSMS knows, so Invalid
         decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
         existing = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)
-        if existing is not None:
+        if existing is not None:  # the same start again
+            next_state(existing.state, TxnEvent.REPEAT)
             return (
                 existing,
                 False,
@@ -251,6 +255,7 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
             start_key=key,
             started_at=req.timestamp,
             meter_start_wh=req.meter_start,
+            state=next_state(TxnState.UNSEEN, TxnEvent.START).value,
             offline=req.timestamp < now - LATE_AFTER,
             created_at=now,
             updated_at=now,
@@ -309,8 +314,10 @@ async def stop_transaction(
             txn = store.by_transaction_id(
                 conn, charger_id=charger_id, transaction_id=f"unknown-{req.transaction_id}"
             )
-        if txn is not None and txn.state == ENDED:  # a repeat: nothing to store
+        if txn is not None and txn.state == TxnState.ENDED:  # a repeat: nothing to store
+            next_state(txn.state, TxnEvent.REPEAT)
             return txn, _order_charger(conn, txn.id_tag) == charger_id
+        before = TxnState.UNSEEN if txn is None else txn.state
         if txn is None:
             txn = TxnRow(
                 charger_id=charger_id,
@@ -321,7 +328,7 @@ async def stop_transaction(
                 updated_at=now,
             )
             _add_flag(txn, "unknown_transaction")
-        txn.state = ENDED
+        txn.state = next_state(before, TxnEvent.STOP).value
         txn.stopped_at = req.timestamp
         txn.meter_stop_wh = req.meter_stop
         txn.stop_reason = req.reason or "Local"
@@ -360,7 +367,11 @@ def _decode_answer(text: str) -> IdTagDecision | None:
     return IdTagDecision(data["status"], expiry)
 
 
-def _apply_event(txn: TxnRow, ev: TransactionEvent, decision: IdTagDecision | None) -> None:
+def _apply_event(
+    txn: TxnRow, before: str, ev: TransactionEvent, decision: IdTagDecision | None
+) -> None:
+    """Applies a new event to ``txn``, whose state was ``before`` (Unseen if just created)."""
+    txn.state = next_state(before, ev.event_type).value
     if ev.evse_id is not None:
         txn.evse_id = ev.evse_id
     if ev.connector_id is not None:
@@ -373,15 +384,15 @@ def _apply_event(txn: TxnRow, ev: TransactionEvent, decision: IdTagDecision | No
             _add_flag(txn, "unknown_tag")
     txn.offline = txn.offline or ev.offline
     txn.last_seq_no = max(ev.seq_no, txn.last_seq_no or 0)
-    if ev.event_type == STARTED or txn.started_at is None or ev.timestamp < txn.started_at:
+    started = ev.event_type == TxnEvent.STARTED
+    if started or txn.started_at is None or ev.timestamp < txn.started_at:
         txn.started_at = (
             ev.timestamp if txn.started_at is None else min(txn.started_at, ev.timestamp)
         )
     begin = register_at(ev.samples, last=False, context="Transaction.Begin")
-    if begin is not None and (ev.event_type == STARTED or txn.meter_start_wh is None):
+    if begin is not None and (started or txn.meter_start_wh is None):
         txn.meter_start_wh = begin
-    if ev.event_type == ENDED:
-        txn.state = ENDED
+    if ev.event_type == TxnEvent.ENDED:
         txn.stopped_at = ev.timestamp
         txn.stop_reason = ev.stopped_reason or "Local"
         end = register_at(ev.samples, last=True, context="Transaction.End")
@@ -453,7 +464,7 @@ async def transaction_event(
             ", ".join(stored.reused), SEQ_NO_REUSED,
         )  # fmt: skip
     change: TransactionChange = (
-        "ended" if ev.event_type == ENDED else "started" if stored.created else "updated"
+        "ended" if ev.event_type == TxnEvent.ENDED else "started" if stored.created else "updated"
     )
     if stored.is_order:
         await _notify(ctx, change, stored.txn)
@@ -475,6 +486,7 @@ def _store_event(
     txn = store.by_transaction_id(conn, charger_id=charger_id, transaction_id=ev.transaction_id)
     created = txn is None
     tag_before = None if txn is None else txn.id_tag
+    before = TxnState.UNSEEN if txn is None else txn.state
     if txn is None:
         txn = TxnRow(
             charger_id=charger_id,
@@ -482,11 +494,11 @@ def _store_event(
             ocpp_version="2.0.1",
             created_at=now,
         )
-        if ev.event_type != STARTED:
+        if ev.event_type != TxnEvent.STARTED:
             _add_flag(txn, "no_started_event")
     if reused:
         _add_flag(txn, SEQ_NO_REUSED)
-    _apply_event(txn, ev, decision)
+    _apply_event(txn, before, ev, decision)
     txn.updated_at = now
     store.save(conn, txn)
     store.insert_event(
@@ -509,7 +521,7 @@ def _store_event(
     if is_order and txn.id_tag != tag_before:
         changed = _flag_reused_order(conn, txn) or changed
     _add_samples(batch, txn, ev.samples)
-    if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
+    if ev.event_type == TxnEvent.ENDED and txn.meter_stop_wh is None and txn.id is not None:
         batch.insert_rows()  # the group's queued samples (this one's too) are read back
         txn.meter_stop_wh = register_at(_stored_samples(conn, txn.id), last=True)
         changed = True
