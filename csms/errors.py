@@ -19,10 +19,12 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
     ├── CsrRefused            a charger's certificate signing request the CA will not sign
     ├── SettlementKeyError    a charger settlement key that cannot be pinned or replaced
     ├── ConnectionEnded       the charger's socket is gone (it left, or a newer one replaced it)
+    ├── IllegalTransition     a step its table lacks  (protocol/transaction_lifecycle.py)
     ├── CommandError          delivering an operator command to a charger failed
     │   ├── NotConnected      the charger has no open connection
     │   ├── ChargerBusy       its outgoing queue is full
     │   ├── CommandTimeout    no answer within ``ocpp_call_timeout_s``
+    │   ├── UnknownVersion    no translation for that OCPP version      (protocol/commands.py)
     │   └── CommandRejected   the charger answered with a CALLERROR (or the payload is invalid)
     ├── BodyTooLarge          a request body over its limit              (api/uploads.py)
     ├── GateFull              every photo decode slot and its line busy  (decodes.py)
@@ -37,7 +39,8 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
         ├── InvalidAmount, InvalidKey, UnknownWallet, IdempotencyConflict,
         │   InsufficientFunds, HoldExceeded, RefundExceeded, AlreadyCaptured
         ├── ProviderError
-        │   └── PaymentDeclined
+        │   ├── PaymentDeclined
+        │   └── ProviderUnavailable  the outcome is unknown (no answer, a timeout)
         ├── OrderError                                                   (payments/order_errors.py)
         │   └── OrderNotFound, PaymentNotFound, InvalidOrderRequest, SettlementRefused,
         │       RefundRefused

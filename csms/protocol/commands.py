@@ -32,6 +32,7 @@ from csms.commands import (
     StartCharging,
     StopCharging,
 )
+from csms.errors import CommandError
 from qr_extension.wire import VENDOR_ID
 
 V16, V201 = "1.6", "2.0.1"
@@ -40,7 +41,7 @@ SECRET_COMPONENT = "QrChargeCtrlr"  # 2.0.1 component of our extension's variabl
 REMOTE_START_ID_MASK = 0x7FFFFFFF  # OCPP integers are 32-bit signed
 
 
-class UnknownVersion(ValueError):
+class UnknownVersion(CommandError, ValueError):
     """A version this module has no translation for (a bug: the endpoint accepts only two)."""
 
 

@@ -16,47 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlalchemy import select as core_select
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from csms.context import CsmsContext
-from csms.store.fast import Fast
-from csms.store.models import MeterValue, Transaction
-from csms.store.writer import Batch, table_of
+from csms.store import meter_values as stored_values
+from csms.store import transactions as stored_transactions
+from csms.store.writer import Batch
 from qr_extension.wire import parse_ocpp_timestamp
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 REGISTER_MAX_WH = 2**53  # exact as a float; the transactions' register columns are 64-bit
-TRANSACTIONS = table_of(Transaction)
-METER_VALUES = table_of(MeterValue)
-_NAMED = Fast(
-    core_select(TRANSACTIONS.c.id)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("cid"),
-        TRANSACTIONS.c.transaction_id == bindparam("tid"),
-    )
-    .limit(1)
-)
-_OPEN_ON_EVSE = Fast(
-    core_select(TRANSACTIONS.c.id)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("cid"),
-        TRANSACTIONS.c.evse_id == bindparam("evse"),
-        TRANSACTIONS.c.state == "Started",
-    )
-    .order_by(TRANSACTIONS.c.id.desc())
-    .limit(1)
-)
-
-_READING = ("timestamp", "measurand", "phase", "unit", "context", "location", "value")
-# not a Fast statement: its float column has no result processor there on psycopg
-_STORED_BETWEEN = core_select(*(METER_VALUES.c[name] for name in _READING)).where(
-    METER_VALUES.c.transaction_pk == bindparam("pk"),
-    METER_VALUES.c.timestamp >= bindparam("first"),
-    METER_VALUES.c.timestamp <= bindparam("last"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,43 +139,17 @@ async def meter_values(
     def op(batch: Batch) -> None:
         txn_pk: int | None = None
         if transaction_id is not None:
-            txn_pk = _NAMED.scalar(batch.conn, {"cid": charger_id, "tid": transaction_id})
+            txn_pk = stored_transactions.pk_of(
+                batch.conn, charger_id=charger_id, transaction_id=transaction_id
+            )
         elif evse_id > 0:
-            txn_pk = _OPEN_ON_EVSE.scalar(batch.conn, {"cid": charger_id, "evse": evse_id})
+            txn_pk = stored_transactions.open_on_evse(
+                batch.conn, charger_id=charger_id, evse_id=evse_id
+            )
         rows = sample_rows(charger_id, txn_pk, evse_id or None, samples)
-        if txn_pk is not None:
-            rows = _not_stored(batch, txn_pk, rows)
-        batch.add_rows(METER_VALUES, rows)
+        if txn_pk is None:
+            stored_values.add(batch, rows)
+        else:
+            stored_values.add_new_readings(batch, transaction_pk=txn_pk, rows=rows)
 
     await ctx.writer.execute(op, charger_id)
-
-
-def _not_stored(batch: Batch, txn_pk: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The readings of ``rows`` that the transaction does not hold yet, stored or queued in
-    this group (one indexed range read over the message's instants)."""
-    stamps = [row["timestamp"] for row in rows]
-    params = {"pk": txn_pk, "first": min(stamps), "last": max(stamps)}
-    known = {tuple(row) for row in batch.conn.execute(_STORED_BETWEEN, params)}
-    known.update(
-        _reading(row) for row in batch.rows.get(METER_VALUES, ()) if row["transaction_pk"] == txn_pk
-    )
-    fresh = []
-    for row in rows:
-        reading = _reading(row)
-        if reading not in known:
-            known.add(reading)
-            fresh.append(row)
-    return fresh
-
-
-def _reading(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(row[name] for name in _READING)
-
-
-async def samples_of(session: AsyncSession, transaction_pk: int) -> list[MeterValue]:
-    rows = await session.exec(
-        select(MeterValue)
-        .where(MeterValue.transaction_pk == transaction_pk)
-        .order_by(col(MeterValue.timestamp), col(MeterValue.id))
-    )
-    return list(rows.all())

@@ -13,6 +13,9 @@ with it is ``order_reused``, and its transactions go to the settlement sink. A t
 of any other charger with that id is flagged ``foreign_order`` on that charger's side only:
 it neither counts as a use of the order nor reaches the payment side.
 
+Every step of a transaction's state goes through the table of
+:mod:`csms.protocol.transaction_lifecycle`; its flags are set here.
+
 The settlement sink is told after the commit, and told again by every repeat of a message of
 an order's transaction (it is idempotent): a CSMS that stopped between the commit and the
 sink, or a sink that failed, left the charger without an answer or with a CALLERROR, and the
@@ -32,8 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, update
-from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -46,106 +47,19 @@ from csms.ports import (
     inline_decider,
     may_be_order_id,
 )
-from csms.protocol.meter_values import METER_VALUES, Sample, register_at, sample_rows
+from csms.protocol.meter_values import Sample, register_at, sample_rows
 from csms.protocol.retransmission import earlier, event_digest
-from csms.store.fast import Fast
-from csms.store.models import Transaction, TransactionEventRecord
-from csms.store.models_orders import Order
-from csms.store.types import utcnow
-from csms.store.writer import Batch, table_of
+from csms.protocol.transaction_lifecycle import TxnEvent, TxnState, next_state
+from csms.store import meter_values as stored_values
+from csms.store import transactions as store
+from csms.store.transactions import TxnRow
+from csms.store.writer import Batch
 
 LOG = logging.getLogger("csms.transactions")
 LATE_AFTER = timedelta(minutes=5)  # a start reported later than this was queued offline
-STARTED, ENDED = "Started", "Ended"
 SEQ_NO_REUSED = "seq_no_reused"  # the flag of a different 2.0.1 event under a used seqNo
 ORDER_REUSED = "order_reused"  # a second transaction of a charger on its own order
 FOREIGN_ORDER = "foreign_order"  # a transaction with another charger's order id
-TRANSACTIONS = table_of(Transaction)
-EVENTS = table_of(TransactionEventRecord)
-
-# Prebuilt statements with bind parameters: building a statement per call (coercions, cache
-# key) cost more than SQLite takes to run it.
-_FIELDS = tuple(c.name for c in TRANSACTIONS.columns if c.name != "id")
-
-
-@dataclass(slots=True)
-class TxnRow:
-    """A ``transactions`` row as the hot path reads and changes it: a plain object (building
-    the SQLModel instance, with its instrumentation, cost more than the statements did). Its
-    fields are the table's columns (a test holds them equal)."""
-
-    charger_id: str
-    transaction_id: str
-    ocpp_version: str
-    id: int | None = None
-    evse_id: int | None = None
-    connector_id: int | None = None
-    id_tag: str | None = None
-    id_tag_status: str | None = None
-    start_key: str | None = None
-    started_at: datetime | None = None
-    stopped_at: datetime | None = None
-    meter_start_wh: int | None = None
-    meter_stop_wh: int | None = None
-    stop_reason: str | None = None
-    state: str = STARTED
-    offline: bool = False
-    flags: str = ""
-    last_seq_no: int | None = None
-    created_at: datetime = field(default_factory=utcnow)
-    updated_at: datetime = field(default_factory=utcnow)
-
-
-_BY_ID = Fast(
-    core_select(TRANSACTIONS)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("cid"),
-        TRANSACTIONS.c.transaction_id == bindparam("tid"),
-    )
-    .limit(1)
-)
-_BY_START_KEY = Fast(
-    core_select(TRANSACTIONS)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("cid"), TRANSACTIONS.c.start_key == bindparam("key")
-    )
-    .limit(1)
-)
-_INSERT = Fast(
-    TRANSACTIONS.insert()
-    .values({name: bindparam(f"v_{name}") for name in _FIELDS})
-    .returning(TRANSACTIONS.c.id)
-)
-_UPDATE = Fast(
-    update(TRANSACTIONS)
-    .where(TRANSACTIONS.c.id == bindparam("pk"))
-    .values({name: bindparam(f"v_{name}") for name in _FIELDS})
-)
-_OTHER_WITH_TAG = Fast(
-    core_select(TRANSACTIONS.c.id)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("cid"),
-        TRANSACTIONS.c.id_tag == bindparam("tag"),
-        TRANSACTIONS.c.id != bindparam("pk"),
-    )
-    .limit(1)
-)
-_EVENT_FIELDS = (
-    "charger_id",
-    "transaction_id",
-    "seq_no",
-    "event_type",
-    "trigger_reason",
-    "timestamp",
-    "offline",
-    "response",
-    "received_at",
-    "digest",
-)
-_INSERT_EVENT = Fast(EVENTS.insert().values({name: bindparam(name) for name in _EVENT_FIELDS}))
-_ORDERS = table_of(Order)
-_ORDER_CHARGER = Fast(core_select(_ORDERS.c.charger_id).where(_ORDERS.c.id == bindparam("tag")))
-_TXN_COLUMNS = _BY_ID.columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +137,12 @@ def _order_charger(conn: Connection, id_tag: str | None) -> str | None:
     """The charger of the order whose id is ``id_tag``, or None when it names no order (one
     primary-key read; a tag without the shape of an order id needs none). Only transactions
     on their order's own charger are handed to the settlement sink (the others cannot concern
-    it; asking it per transaction cost a unit of work in the database thread each, decision
-    D17) or flagged ``order_reused``: RFID card UIDs have the same shape, and a card is used
+    it; asking it per transaction cost a unit of work in the database thread each) or
+    flagged ``order_reused``: RFID card UIDs have the same shape, and a card is used
     for many sessions."""
     if id_tag is None or not may_be_order_id(id_tag):
         return None
-    found = _ORDER_CHARGER.scalar(conn, {"tag": id_tag})
-    return None if found is None else str(found)
+    return store.order_charger(conn, order_id=id_tag)
 
 
 def _is_own_order(conn: Connection, txn: TxnRow) -> bool:
@@ -253,37 +166,16 @@ async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> N
 
 def _change_of(txn: TxnRow) -> TransactionChange:
     """What a repeat tells the sink: the transaction as it is stored now."""
-    return "ended" if txn.state == ENDED else "updated"
-
-
-def _load_by_id(conn: Connection, charger_id: str, transaction_id: str) -> TxnRow | None:
-    row = _BY_ID.first(conn, {"cid": charger_id, "tid": transaction_id})
-    return None if row is None else TxnRow(**dict(zip(_TXN_COLUMNS, row, strict=True)))
-
-
-def _load_by_start_key(conn: Connection, charger_id: str, key: str) -> TxnRow | None:
-    row = _BY_START_KEY.first(conn, {"cid": charger_id, "key": key})
-    return None if row is None else TxnRow(**dict(zip(_TXN_COLUMNS, row, strict=True)))
-
-
-def _save(conn: Connection, txn: TxnRow) -> None:
-    """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session."""
-    values = {f"v_{name}": getattr(txn, name) for name in _FIELDS}
-    if txn.id is None:
-        txn.id = _INSERT.scalar(conn, values)
-    else:
-        values["pk"] = txn.id
-        _UPDATE.execute(conn, values)
+    return "ended" if txn.state == TxnState.ENDED else "updated"
 
 
 def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
-    """Brief 7.11: a second transaction on one order id is stored and flagged (True if so).
+    """A second transaction on one order id is stored and flagged (True if so).
     Only for a stored ``txn`` on its order's own charger (:func:`_is_own_order`), judged
     among that charger's transactions: another charger cannot make it look reused."""
     assert txn.id_tag is not None
-    params = {"cid": txn.charger_id, "tag": txn.id_tag, "pk": txn.id}
-    other = _OTHER_WITH_TAG.scalar(conn, params)
-    if other is None or ORDER_REUSED in txn.flags.split(","):
+    other = store.another_with_tag(conn, charger_id=txn.charger_id, id_tag=txn.id_tag, pk=txn.id)
+    if not other or ORDER_REUSED in txn.flags.split(","):
         return False
     _add_flag(txn, ORDER_REUSED)
     return True
@@ -291,7 +183,7 @@ def _flag_reused_order(conn: Connection, txn: TxnRow) -> bool:
 
 def _add_samples(batch: Batch, txn: TxnRow, samples: Sequence[Sample]) -> None:
     """Queued for the group's one insert of meter values (see :class:`Batch`)."""
-    batch.add_rows(METER_VALUES, sample_rows(txn.charger_id, txn.id, txn.evse_id, samples))
+    stored_values.add(batch, sample_rows(txn.charger_id, txn.id, txn.evse_id, samples))
 
 
 NO_TAG = IdTagDecision("Invalid", known=False)
@@ -309,7 +201,7 @@ async def _decision_before(
     ctx: CsmsContext, charger_id: str, id_tag: str | None
 ) -> tuple[IdTagDecision | None, InlineDecider | None]:
     """``(decision, None)`` asked of the policy now, or ``(None, decider)`` when the policy
-    decides inside the writer's unit of work instead (D21; see :func:`_decide_in`)."""
+    decides inside the writer's unit of work instead (see :func:`_decide_in`)."""
     if not id_tag:
         return None, None
     decider = inline_decider(ctx.authorization)
@@ -344,8 +236,9 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision]:
         # the 1.6 schema lets the id tag be empty: no tag the CSMS knows, so Invalid
         decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
-        existing = _load_by_start_key(batch.conn, charger_id, key)
-        if existing is not None:
+        existing = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)
+        if existing is not None:  # the same start again
+            next_state(existing.state, TxnEvent.REPEAT)
             return (
                 existing,
                 False,
@@ -363,6 +256,7 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
             start_key=key,
             started_at=req.timestamp,
             meter_start_wh=req.meter_start,
+            state=next_state(TxnState.UNSEEN, TxnEvent.START).value,
             offline=req.timestamp < now - LATE_AFTER,
             created_at=now,
             updated_at=now,
@@ -372,15 +266,15 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         if not decision.known:
             _add_flag(txn, "unknown_tag")
         is_order = _is_own_order(batch.conn, txn)
-        _save(batch.conn, txn)
+        store.save(batch.conn, txn)
         txn.transaction_id = str(txn.id)
         if is_order:
             _flag_reused_order(batch.conn, txn)
-        _save(batch.conn, txn)
+        store.save(batch.conn, txn)
         return txn, True, is_order, decision
 
     def again(batch: Batch) -> tuple[TxnRow | None, IdTagDecision | None]:
-        found = _load_by_start_key(batch.conn, charger_id, key)
+        found = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)
         return found, asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
 
     try:
@@ -414,11 +308,17 @@ async def stop_transaction(
     def op(batch: Batch) -> tuple[TxnRow, bool]:
         conn = batch.conn
         decided[0] = asked or _decide_in(conn, decider, charger_id, req.id_tag)
-        txn = _load_by_id(conn, charger_id, str(req.transaction_id))
+        txn = store.by_transaction_id(
+            conn, charger_id=charger_id, transaction_id=str(req.transaction_id)
+        )
         if txn is None:
-            txn = _load_by_id(conn, charger_id, f"unknown-{req.transaction_id}")
-        if txn is not None and txn.state == ENDED:  # a repeat: nothing to store
+            txn = store.by_transaction_id(
+                conn, charger_id=charger_id, transaction_id=f"unknown-{req.transaction_id}"
+            )
+        if txn is not None and txn.state == TxnState.ENDED:  # a repeat: nothing to store
+            next_state(txn.state, TxnEvent.REPEAT)
             return txn, _order_charger(conn, txn.id_tag) == charger_id
+        before = TxnState.UNSEEN if txn is None else txn.state
         if txn is None:
             txn = TxnRow(
                 charger_id=charger_id,
@@ -429,7 +329,7 @@ async def stop_transaction(
                 updated_at=now,
             )
             _add_flag(txn, "unknown_transaction")
-        txn.state = ENDED
+        txn.state = next_state(before, TxnEvent.STOP).value
         txn.stopped_at = req.timestamp
         txn.meter_stop_wh = req.meter_stop
         txn.stop_reason = req.reason or "Local"
@@ -437,7 +337,7 @@ async def stop_transaction(
         if txn.meter_start_wh is not None and req.meter_stop < txn.meter_start_wh:
             _add_flag(txn, "meter_decreased")
         is_order = _is_own_order(conn, txn)
-        _save(conn, txn)
+        store.save(conn, txn)
         _add_samples(batch, txn, req.samples)
         return txn, is_order
 
@@ -468,7 +368,11 @@ def _decode_answer(text: str) -> IdTagDecision | None:
     return IdTagDecision(data["status"], expiry)
 
 
-def _apply_event(txn: TxnRow, ev: TransactionEvent, decision: IdTagDecision | None) -> None:
+def _apply_event(
+    txn: TxnRow, before: str, ev: TransactionEvent, decision: IdTagDecision | None
+) -> None:
+    """Applies a new event to ``txn``, whose state was ``before`` (Unseen if just created)."""
+    txn.state = next_state(before, ev.event_type).value
     if ev.evse_id is not None:
         txn.evse_id = ev.evse_id
     if ev.connector_id is not None:
@@ -481,15 +385,15 @@ def _apply_event(txn: TxnRow, ev: TransactionEvent, decision: IdTagDecision | No
             _add_flag(txn, "unknown_tag")
     txn.offline = txn.offline or ev.offline
     txn.last_seq_no = max(ev.seq_no, txn.last_seq_no or 0)
-    if ev.event_type == STARTED or txn.started_at is None or ev.timestamp < txn.started_at:
+    started = ev.event_type == TxnEvent.STARTED
+    if started or txn.started_at is None or ev.timestamp < txn.started_at:
         txn.started_at = (
             ev.timestamp if txn.started_at is None else min(txn.started_at, ev.timestamp)
         )
     begin = register_at(ev.samples, last=False, context="Transaction.Begin")
-    if begin is not None and (ev.event_type == STARTED or txn.meter_start_wh is None):
+    if begin is not None and (started or txn.meter_start_wh is None):
         txn.meter_start_wh = begin
-    if ev.event_type == ENDED:
-        txn.state = ENDED
+    if ev.event_type == TxnEvent.ENDED:
         txn.stopped_at = ev.timestamp
         txn.stop_reason = ev.stopped_reason or "Local"
         end = register_at(ev.samples, last=True, context="Transaction.End")
@@ -561,7 +465,7 @@ async def transaction_event(
             ", ".join(stored.reused), SEQ_NO_REUSED,
         )  # fmt: skip
     change: TransactionChange = (
-        "ended" if ev.event_type == ENDED else "started" if stored.created else "updated"
+        "ended" if ev.event_type == TxnEvent.ENDED else "started" if stored.created else "updated"
     )
     if stored.is_order:
         await _notify(ctx, change, stored.txn)
@@ -580,9 +484,10 @@ def _store_event(
     """Applies a new event to its transaction (created if unknown) and stores the event with
     its answer; ``reused``: the other events already under its seqNo (flagged)."""
     conn = batch.conn
-    txn = _load_by_id(conn, charger_id, ev.transaction_id)
+    txn = store.by_transaction_id(conn, charger_id=charger_id, transaction_id=ev.transaction_id)
     created = txn is None
     tag_before = None if txn is None else txn.id_tag
+    before = TxnState.UNSEEN if txn is None else txn.state
     if txn is None:
         txn = TxnRow(
             charger_id=charger_id,
@@ -590,27 +495,25 @@ def _store_event(
             ocpp_version="2.0.1",
             created_at=now,
         )
-        if ev.event_type != STARTED:
+        if ev.event_type != TxnEvent.STARTED:
             _add_flag(txn, "no_started_event")
     if reused:
         _add_flag(txn, SEQ_NO_REUSED)
-    _apply_event(txn, ev, decision)
+    _apply_event(txn, before, ev, decision)
     txn.updated_at = now
-    _save(conn, txn)
-    _INSERT_EVENT.execute(
+    store.save(conn, txn)
+    store.insert_event(
         conn,
-        {
-            "charger_id": charger_id,
-            "transaction_id": ev.transaction_id,
-            "seq_no": ev.seq_no,
-            "event_type": ev.event_type,
-            "trigger_reason": ev.trigger_reason,
-            "timestamp": ev.timestamp,
-            "offline": ev.offline,
-            "response": _encode_answer(decision),
-            "received_at": now,
-            "digest": digest,
-        },
+        charger_id=charger_id,
+        transaction_id=ev.transaction_id,
+        seq_no=ev.seq_no,
+        event_type=ev.event_type,
+        trigger_reason=ev.trigger_reason,
+        timestamp=ev.timestamp,
+        offline=ev.offline,
+        response=_encode_answer(decision),
+        received_at=now,
+        digest=digest,
     )
     # the tag is known from the first event that names it (usually the Started)
     flags_before = txn.flags
@@ -619,32 +522,22 @@ def _store_event(
     if is_order and txn.id_tag != tag_before:
         changed = _flag_reused_order(conn, txn) or changed
     _add_samples(batch, txn, ev.samples)
-    if ev.event_type == ENDED and txn.meter_stop_wh is None and txn.id is not None:
+    if ev.event_type == TxnEvent.ENDED and txn.meter_stop_wh is None and txn.id is not None:
         batch.insert_rows()  # the group's queued samples (this one's too) are read back
         txn.meter_stop_wh = register_at(_stored_samples(conn, txn.id), last=True)
         changed = True
     if changed:
-        _save(conn, txn)
+        store.save(conn, txn)
     return _Stored(txn, None, created, is_order, decision, reused)
 
 
 def _order_transaction(conn: Connection, charger_id: str, transaction_id: str) -> TxnRow | None:
     """The stored transaction when its tag is an order's (what a repeat tells the sink)."""
-    txn = _load_by_id(conn, charger_id, transaction_id)
+    txn = store.by_transaction_id(conn, charger_id=charger_id, transaction_id=transaction_id)
     return txn if txn is not None and _order_charger(conn, txn.id_tag) == charger_id else None
 
 
 def _stored_samples(conn: Connection, transaction_pk: int) -> list[Sample]:
-    rows = conn.execute(
-        core_select(
-            METER_VALUES.c.timestamp,
-            METER_VALUES.c.value,
-            METER_VALUES.c.measurand,
-            METER_VALUES.c.phase,
-            METER_VALUES.c.unit,
-            METER_VALUES.c.context,
-        )
-        .where(METER_VALUES.c.transaction_pk == transaction_pk)
-        .order_by(METER_VALUES.c.timestamp, METER_VALUES.c.id)
-    )
-    return [Sample(*row) for row in rows]
+    return [
+        Sample(*row) for row in stored_values.in_time_order(conn, transaction_pk=transaction_pk)
+    ]

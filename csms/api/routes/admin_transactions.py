@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import errors
-from csms.protocol.meter_values import samples_of
 from csms.store import transactions_admin as store
+from csms.store.meter_values import samples_of
 from csms.store.models import MeterValuePublic, Transaction, TransactionDetail, TransactionPublic
 
 router = APIRouter(

@@ -294,7 +294,7 @@ async def test_message_log_prunes_many_chargers_in_chunks(ctx: CsmsContext) -> N
 def test_the_hot_paths_transaction_row_has_every_column() -> None:
     from dataclasses import fields
 
-    from csms.protocol.transactions import TRANSACTIONS, TxnRow
+    from csms.store.transactions import TRANSACTIONS, TxnRow
 
     assert {f.name for f in fields(TxnRow)} == {c.name for c in TRANSACTIONS.columns}
 
