@@ -24,6 +24,8 @@ What a CALL means (schemas, handlers, timeouts) is the caller's.
 
 from __future__ import annotations
 
+import decimal
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +44,24 @@ from ocpp_rpc.events import (
     ResultReceived,
 )
 from ocpp_rpc.frames import FrameError, oversized, parse_frame
+
+
+class _FrameEncoder(json.JSONEncoder):
+    """JSON as the ``ocpp`` library's messages write it (``to_json``): no spaces, a
+    ``Decimal`` (the library reads some 1.6 numbers so) with one decimal, an object with a
+    ``to_json`` (a library message in an error's details) as that. Built once: the library
+    builds an encoder for every frame."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, decimal.Decimal):
+            return float(f"{float(o):.1f}")  # as the library: rounded as a float
+        to_json = getattr(o, "to_json", None)
+        if to_json is None:
+            return super().default(o)
+        return to_json()
+
+
+_encode = _FrameEncoder(separators=(",", ":")).encode
 
 
 def new_unique_id() -> str:
@@ -131,7 +151,7 @@ class Session:
         if self._pending is not None:
             raise CallInFlight(self._pending.unique_id, self._pending.action, action)
         unique_id = self._unique_ids()
-        self._out.append(Call(unique_id, action, payload).to_json())
+        self._out.append(_encode([2, unique_id, action, payload]))
         self._pending = PendingCall(unique_id, action)
         return unique_id
 
@@ -144,13 +164,13 @@ class Session:
     def send_result(self, unique_id: str, payload: JsonObject) -> None:
         """The CALLRESULT to the peer's CALL ``unique_id``."""
         self._settle(unique_id)
-        self._out.append(CallResult(unique_id, payload).to_json())
+        self._out.append(_encode([3, unique_id, payload]))
 
     def send_error(self, unique_id: str, code: str, description: str, details: Any) -> None:
         """The CALLERROR to the peer's CALL (or refused frame) ``unique_id``; ``code`` as
         given (:meth:`refuse` spells a :class:`FrameError`'s code for the version)."""
         self._settle(unique_id)
-        self._out.append(CallError(unique_id, code, description, details).to_json())
+        self._out.append(_encode([4, unique_id, code, description, details]))
 
     def refuse(self, error: FrameError) -> CallError:
         """The CALLERROR for a refused frame or CALL, in this version's spelling; sent only
