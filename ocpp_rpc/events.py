@@ -5,8 +5,10 @@ Frozen values; the payloads are the JSON objects as they came (camelCase keys).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
+
+from ocpp.messages import Call
 
 from ocpp_rpc.frames import FrameError
 
@@ -15,11 +17,19 @@ JsonObject = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class CallReceived:
-    """The peer's CALL: answer it with ``send_result`` or ``send_error``."""
+    """The peer's CALL: answer it with ``send_result`` or ``send_error``. ``message`` is the
+    same CALL as the ``ocpp`` library's ``Call`` (what its schema checks take), as parsed."""
 
     unique_id: str
     action: str
     payload: JsonObject
+    message: Call | None = field(default=None, compare=False, repr=False)
+
+    def as_call(self) -> Call:
+        """The CALL as the library's ``Call`` (the parsed one when there is one)."""
+        if self.message is not None:
+            return self.message
+        return Call(self.unique_id, self.action, self.payload)
 
 
 @dataclass(frozen=True, slots=True)

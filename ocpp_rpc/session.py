@@ -115,7 +115,8 @@ class Session:
             self._events.append(FrameRefused(message))
         elif isinstance(message, Call):
             self._owe(message.unique_id)
-            self._events.append(CallReceived(message.unique_id, message.action, message.payload))
+            uid, action, payload = message.unique_id, message.action, message.payload
+            self._events.append(CallReceived(uid, action, payload, message))
         else:
             self._events.append(self._answered(message))
 

@@ -139,7 +139,7 @@ class Connection:
         """The answer to the CSMS's CALL: what its handler returned, checked, or the error
         that stands in its place."""
         route = self._routes.get(call.action)
-        msg = Call(call.unique_id, call.action, call.payload)
+        msg = call.as_call()
         try:
             if route is None:
                 raise _no_handler(call.action, self.version)
@@ -165,7 +165,7 @@ class Connection:
         if isinstance(answer, CallResult):
             self._session.send_result(call.unique_id, answer.payload)
             return
-        error = Call(call.unique_id, call.action, call.payload).create_call_error(answer)
+        error = call.as_call().create_call_error(answer)
         self._session.send_error(
             error.unique_id, error.error_code, error.error_description, error.error_details
         )

@@ -243,7 +243,9 @@ class CsmsChargePoint:
                     FrameError(call.unique_id, "InternalError", "an unexpected error occurred"),
                     asked,
                 )
-            await self._flush()
+            for frame in self._session.data_to_send():  # as _flush, one coroutine fewer
+                await self._transport.send(frame)
+                FRAMES.info("%s: send %s", self.id, frame)
         finally:
             action = call.action if call.action in self._routes else "unknown"
             outcome = self._refused_with or "result"
@@ -263,7 +265,7 @@ class CsmsChargePoint:
         route = self._routes.get(call.action)
         if route is None:
             raise violations.unknown_action(call.action, self._ocpp_version)
-        msg = Call(call.unique_id, call.action, call.payload)
+        msg = call.as_call()
         if route.validated:
             fast_schema.validate(msg, self._ocpp_version)
         kwargs = to_snake(msg.payload)

@@ -29,7 +29,9 @@ def session(version: str = "2.0.1", max_frame_bytes: int | None = None) -> Sessi
 def test_a_call_in_is_an_event_and_its_answer_a_frame_out() -> None:
     s = session()
     s.receive_data('[2,"a","Heartbeat",{}]')
-    assert s.events_received() == [CallReceived("a", "Heartbeat", {})]
+    (event,) = s.events_received()
+    assert event == CallReceived("a", "Heartbeat", {})
+    assert (event.as_call().unique_id, event.as_call().action) == ("a", "Heartbeat")
     assert s.events_received() == []  # each event is handed out once
     s.send_result("a", {"currentTime": "2030-01-01T00:00:00Z"})
     assert s.data_to_send() == ['[3,"a",{"currentTime":"2030-01-01T00:00:00Z"}]']
