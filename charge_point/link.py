@@ -77,6 +77,13 @@ def retry_after_s(exc: BaseException) -> float | None:
     return float(min(int(value), MAX_RETRY_AFTER_S))
 
 
+async def _read(ws: Any, adapter: Adapter16 | Adapter201) -> None:
+    """Hands every frame the CSMS sends to the adapter, each handled (and answered) before
+    the next is read, until the socket closes (``ConnectionClosed``)."""
+    while True:
+        await adapter.route_message(await ws.recv())
+
+
 class Link:
     """The WebSocket connection loop of one charger; also the station's :class:`Listener`."""
 
@@ -223,7 +230,7 @@ class Link:
             cls = Adapter16 if version == "1.6" else Adapter201
             adapter = cls(ctx, ws, timeout=self.settings.call_timeout_s)
             self._adapter = adapter
-            reader = asyncio.create_task(adapter.start(), name=f"{self.station.id}-reader")
+            reader = asyncio.create_task(_read(ws, adapter), name=f"{self.station.id}-reader")
             talker = asyncio.create_task(self._converse(adapter), name=f"{self.station.id}-talk")
             try:
                 done, _ = await asyncio.wait({reader, talker}, return_when=asyncio.FIRST_COMPLETED)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("csms", "qr_extension", "config", "charge_point", "demo")
+PACKAGES = ("csms", "qr_extension", "ocpp_rpc", "config", "charge_point", "demo")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
@@ -60,9 +60,10 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     [
         ("csms/store/chargers.py", "import csms.api.deps", "csms is layered"),
         ("csms/store/chargers.py", "import csms.payments.wallet", "store imports no"),
-        ("csms/protocol/frames.py", "import csms.payments.orders", "protocol imports no"),
-        ("csms/payments/lifecycle.py", "import csms.protocol.frames", "payments, billing and"),
+        ("csms/protocol/naming.py", "import csms.payments.orders", "protocol imports no"),
+        ("csms/payments/lifecycle.py", "import csms.protocol.naming", "payments, billing and"),
         ("qr_extension/jws.py", "import config.settings", "qr_extension imports nothing"),
+        ("ocpp_rpc/session.py", "import csms.errors", "ocpp_rpc imports nothing"),
     ],
 )
 def test_an_upward_import_breaks_a_contract(

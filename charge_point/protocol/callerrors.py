@@ -1,7 +1,7 @@
 """What a CALLERROR from the CSMS means to the charger, whatever its code.
 
-A CALL the charger sends can come back as a CALLERROR: the ``ocpp`` library raises the
-matching :class:`~ocpp.exceptions.OCPPError`, or ``UnknownCallErrorCodeError`` for a code
+A CALL the charger sends can come back as a CALLERROR: the connection raises the ``ocpp``
+library's matching :class:`~ocpp.exceptions.OCPPError`, or ``UnknownCallErrorCodeError`` for a code
 outside its list (2.0.1's ``RpcFrameworkError``, ``MessageTypeNotSupported``, a vendor's own).
 A CALLRESULT that fails the schema raises an ``OCPPError`` too. None of these says anything
 about the connection, so none of them may end it: the link logs them and carries on, and the
@@ -19,7 +19,7 @@ from typing import Final
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
 
 CALL_REFUSED: Final = (OCPPError, UnknownCallErrorCodeError)
-"""What ``call(..., suppress=False)`` raises for a CALLERROR or an invalid CALLRESULT."""
+"""What :meth:`Connection.call` raises for a CALLERROR or an invalid CALLRESULT."""
 
 NO_HANDLER: Final = frozenset({"NotImplemented", "NotSupported"})
 

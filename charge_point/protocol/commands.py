@@ -13,13 +13,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
-
-from ocpp.routing import on
+from typing import Any, TypeVar
 
 from charge_point.errors import ConfigurationError
 from charge_point.events import ORDER_TOKEN_TYPE
 from charge_point.station import Station
+from ocpp_rpc import on
 from qr_extension.wire import MSG_TRUSTED_KEYS, VENDOR_ID
 
 log = logging.getLogger(__name__)
@@ -27,8 +26,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handles(action: str) -> Callable[[F], F]:
-    """The library's ``@on(action)``, typed so that handlers keep their signatures."""
-    return cast(Callable[[F], F], on(action))
+    """Marks an adapter method as the handler of the CSMS's CALL ``action``
+    (:func:`ocpp_rpc.routing.on`: a table per class, no module-level registry)."""
+    return on(action)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """OCPP 1.6J adapter: maps station events to 1.6 messages and 1.6 commands to the station.
 
-Thin on purpose: the effect of every command is in :mod:`.commands`, the logic in the station.
-Outgoing calls use ``suppress=False`` so that a CALLERROR is an exception, never a silent None.
+Thin on purpose: the effect of every command is in :mod:`.commands`, the logic in the station;
+the RPC itself is :class:`~charge_point.protocol.connection.Connection`'s (a CALLERROR to one
+of our calls is an exception, never a silent None).
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
 from charge_point.events import Kind
 from charge_point.evse import Status
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
-from charge_point.protocol.library_log import LibraryLog
+from charge_point.protocol.connection import Connection, Socket
 from charge_point.protocol.vendor import VendorChannel
 from charge_point.queue import rewritten_transaction_id
 from charge_point.store import QueuedMessage
@@ -57,15 +58,14 @@ def meter_value(timestamp: float, wh: int, power_w: int, context: str) -> list[d
     ]
 
 
-class Adapter16(ChargePoint):  # type: ignore[misc]
+class Adapter16(Connection):
     """One OCPP 1.6 connection of the charger."""
 
     version = "1.6"
+    call_results = call_result
 
-    def __init__(self, ctx: CommandContext, connection: Any, *, timeout: float) -> None:
-        super().__init__(
-            ctx.station.id, connection, response_timeout=timeout, logger=LibraryLog(ctx.station.id)
-        )
+    def __init__(self, ctx: CommandContext, socket: Socket | None, *, timeout: float) -> None:
+        super().__init__(ctx.station.id, socket, timeout=timeout)
         self.ctx = ctx
         self.station = ctx.station
         self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
@@ -76,13 +76,12 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
         interval)."""
         answer = await self.call(
             call.BootNotification(charge_point_model=MODEL, charge_point_vendor=VENDOR),
-            suppress=False,
         )
         current = parse_ocpp_timestamp(answer.current_time).timestamp()
         return str(answer.status), current, int(answer.interval)
 
     async def heartbeat(self) -> float:
-        answer = await self.call(call.Heartbeat(), suppress=False)
+        answer = await self.call(call.Heartbeat())
         return parse_ocpp_timestamp(answer.current_time).timestamp()
 
     async def send_status(self, evse_id: int, status: Status, *, force: bool = False) -> None:
@@ -93,19 +92,17 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
                 status=status.value,
                 timestamp=ocpp_timestamp(self.station.now()),
             ),
-            suppress=False,
         )
 
     async def data_transfer(self, message_id: str, data: str) -> str:
         answer = await self.call(
             call.DataTransfer(vendor_id=VENDOR_ID, message_id=message_id, data=data),
-            suppress=False,
         )
         return str(answer.status)
 
     async def authorize(self, id_tag: str, token_type: str) -> tuple[str, float | None]:
         """Authorize (1.6 id tags have no type: ``token_type`` is for 2.0.1 only)."""
-        answer = await self.call(call.Authorize(id_tag=id_tag), suppress=False)
+        answer = await self.call(call.Authorize(id_tag=id_tag))
         info = answer.id_tag_info
         expiry = info.get("expiry_date") if isinstance(info, dict) else None
         return _status_of(info), parse_ocpp_timestamp(expiry).timestamp() if expiry else None
@@ -122,7 +119,6 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
                     self.station.now(), meter.register_wh, round(meter.power_w), "Trigger"
                 ),
             ),
-            suppress=False,
         )
 
     async def deliver(self, message: QueuedMessage) -> None:
@@ -141,7 +137,6 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
                     meter_start=p["meter_wh"],
                     timestamp=ocpp_timestamp(p["timestamp"]),
                 ),
-                suppress=False,
             )
             store.set_csms_id(message.txn, str(answer.transaction_id))
             info = answer.id_tag_info
@@ -160,7 +155,6 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
                         p["timestamp"], p["meter_wh"], p["power_w"], "Sample.Periodic"
                     ),
                 ),
-                suppress=False,
             )
         elif message.kind == Kind.ENDED:
             await self.call(
@@ -171,7 +165,6 @@ class Adapter16(ChargePoint):  # type: ignore[misc]
                     reason=p["reason"],
                     id_tag=p["id_tag"],
                 ),
-                suppress=False,
             )
 
     # --- incoming ------------------------------------------------------------------------

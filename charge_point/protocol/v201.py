@@ -15,7 +15,7 @@ import functools
 import logging
 from typing import Any
 
-from ocpp.v201 import ChargePoint, call, call_result
+from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
 from charge_point import device_model
@@ -25,7 +25,7 @@ from charge_point.events import ORDER_TOKEN_TYPE, Kind, StopReason, Trigger
 from charge_point.evse import Status, status_201
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
-from charge_point.protocol.library_log import LibraryLog
+from charge_point.protocol.connection import Connection, Socket
 from charge_point.protocol.vendor import VendorChannel
 from charge_point.store import QueuedMessage
 from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
@@ -90,15 +90,14 @@ def meter_value(timestamp: float, wh: int, power_w: int, context: str) -> list[d
     ]
 
 
-class Adapter201(ChargePoint):  # type: ignore[misc]
+class Adapter201(Connection):
     """One OCPP 2.0.1 connection of the charger."""
 
     version = "2.0.1"
+    call_results = call_result
 
-    def __init__(self, ctx: CommandContext, connection: Any, *, timeout: float) -> None:
-        super().__init__(
-            ctx.station.id, connection, response_timeout=timeout, logger=LibraryLog(ctx.station.id)
-        )
+    def __init__(self, ctx: CommandContext, socket: Socket | None, *, timeout: float) -> None:
+        super().__init__(ctx.station.id, socket, timeout=timeout)
         self.ctx = ctx
         self.station = ctx.station
         self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
@@ -111,13 +110,12 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
             call.BootNotification(
                 charging_station={"model": MODEL, "vendor_name": VENDOR}, reason=reason
             ),
-            suppress=False,
         )
         current = parse_ocpp_timestamp(answer.current_time).timestamp()
         return str(answer.status), current, int(answer.interval)
 
     async def heartbeat(self) -> float:
-        answer = await self.call(call.Heartbeat(), suppress=False)
+        answer = await self.call(call.Heartbeat())
         return parse_ocpp_timestamp(answer.current_time).timestamp()
 
     async def send_status(self, evse_id: int, status: Status, *, force: bool = False) -> None:
@@ -134,20 +132,16 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
                 evse_id=evse_id,
                 connector_id=1,
             ),
-            suppress=False,
         )
 
     async def data_transfer(self, message_id: str, data: str) -> str:
         answer = await self.call(
             call.DataTransfer(vendor_id=VENDOR_ID, message_id=message_id, data=data),
-            suppress=False,
         )
         return str(answer.status)
 
     async def authorize(self, id_tag: str, token_type: str) -> tuple[str, float | None]:
-        answer = await self.call(
-            call.Authorize(id_token={"id_token": id_tag, "type": token_type}), suppress=False
-        )
+        answer = await self.call(call.Authorize(id_token={"id_token": id_tag, "type": token_type}))
         info = answer.id_token_info
         expiry = info.get("cache_expiry_date_time") if isinstance(info, dict) else None
         return str(_status_of(info)), parse_ocpp_timestamp(expiry).timestamp() if expiry else None
@@ -161,7 +155,6 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
                     self.station.now(), meter.register_wh, round(meter.power_w), "Trigger"
                 ),
             ),
-            suppress=False,
         )
 
     async def deliver(self, message: QueuedMessage) -> None:
@@ -202,7 +195,6 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
                 if kind is Kind.STARTED
                 else None,
             ),
-            suppress=False,
         )
         answered = _status_of(answer.id_token_info)
         if kind is Kind.STARTED and answered not in (None, "Accepted"):
@@ -370,7 +362,6 @@ class Adapter201(ChargePoint):  # type: ignore[misc]
                     report_data=[e.report_data() for e in chunk] or None,
                     tbc=seq_no < len(chunks) - 1,
                 ),
-                suppress=False,
             )
 
     def _device_model(self) -> list[Entry]:

@@ -1,9 +1,13 @@
-"""What 1.6 and 2.0.1 connections share: framing, CALLERRORs, and the outgoing-call path.
+"""What 1.6 and 2.0.1 connections share: handler routing, CALLERRORs, the outgoing-call path.
 
-A connection runs two tasks, both owned by the endpoint: :meth:`CsmsChargePoint.start` reads
-and answers frames one at a time (the library's model), and :meth:`run_outbox` sends the CSMS's
-own CALLs one at a time from a bounded queue. Handlers never await a CALL: they
-:meth:`defer` it, and it is queued once their answer has been sent.
+A :class:`CsmsChargePoint` is the connection side of one charger's OCPP-J session: the
+:class:`~ocpp_rpc.Session` (pure: frames in, events and frames out, the pending CALL) says
+what each frame means, and this class decides what to answer, runs the handlers and writes
+the frames it is given to the transport. The endpoint owns the two tasks: a reader that
+hands each received frame to :meth:`CsmsChargePoint.route_message`, one at a time, and
+:meth:`CsmsChargePoint.run_outbox`, which sends the CSMS's own CALLs one at a time from a
+bounded queue. Handlers never await a CALL: they :meth:`defer` it, and it is queued once
+their answer has been sent.
 """
 
 from __future__ import annotations
@@ -15,12 +19,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
-from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
+from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.exceptions import InternalError, OCPPError, SecurityError
-from ocpp.messages import Call, CallError, CallResult, MessageType
-from ocpp.routing import on as _library_on
+from ocpp.messages import Call, CallResult
 
 from config.logs import bind
 from csms import metrics
@@ -32,43 +35,45 @@ from csms.errors import (
     NotConnected,
 )
 from csms.protocol import fast_schema, violations
-from csms.protocol.frames import FrameError, error_code_for, oversized, parse_frame
 from csms.protocol.naming import to_camel, to_snake
 from csms.protocol.registration import ACCEPTED, BOOT, REJECTED, Registration
+from ocpp_rpc import (
+    AnswerDropped,
+    CallReceived,
+    ErrorReceived,
+    FrameRefused,
+    ResultReceived,
+    Session,
+    routing,
+)
+from ocpp_rpc.frames import FrameError, error_code_for
+from ocpp_rpc.violations import cut
 
 LOG = logging.getLogger("csms.protocol")
+# frames sent keep the logger the ``ocpp`` library logged them with, so that the log
+# settings that quieten it (demo, charger) still apply
+FRAMES = logging.getLogger("ocpp")
 OUTBOX_SIZE = 16  # commands waiting per connection; more is ChargerBusy, never an unbounded queue
 # An incoming CALL is answered within this time, with CALLERROR InternalError if its handler
 # (usually the store) has not finished: chargers time out their CALLs at 30-60 s and would
 # otherwise see silence and retry into the same congestion.
 HANDLER_DEADLINE_S = 20.0
+_UNSENT = ""  # the unique id of a CALL checked before the session gives it its own
 
 JsonObject = dict[str, Any]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+Answer = ResultReceived | ErrorReceived
 
 
-def _wants_unique_id(handler: Callable[..., Any]) -> bool:
-    """Whether a handler takes ``call_unique_id`` (read once per handler function)."""
-    function = getattr(handler, "__func__", handler)
-    try:
-        return bool(_WANTS_UNIQUE_ID[function])
-    except KeyError:
-        wanted = "call_unique_id" in inspect.signature(handler).parameters
-        _WANTS_UNIQUE_ID[function] = wanted
-        return wanted
-
-
-_WANTS_UNIQUE_ID: dict[Callable[..., Any], bool] = {}
-
-
-def _asked(msg: Call) -> str:
+def _asked(action: str, unique_id: str) -> str:
     """A CALL as the log names it: its action (cut: a peer may send any string) and id."""
-    return f"{violations.cut(str(msg.action), 50)} {msg.unique_id}"
+    return f"{cut(str(action), 50)} {unique_id}"
 
 
 def on(action: str) -> Callable[[Handler], Handler]:
-    """The library's ``@on`` with its type kept (the library has no type hints)."""
-    return cast(Callable[[Handler], Handler], _library_on(action))
+    """Marks a method as the handler of the charger's CALL ``action``
+    (:func:`ocpp_rpc.routing.on`: a table per class, no module-level registry)."""
+    return routing.on(action)
 
 
 class Transport(Protocol):
@@ -89,10 +94,10 @@ class _Outgoing:
     future: asyncio.Future[JsonObject] | None = field(default=None)
 
 
-class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
-    """The library's ChargePoint with our framing, error mapping, outgoing queue and the
-    charger's registration (:mod:`csms.protocol.registration`), which decides what it may
-    send: ``registration`` is the one stored for it when the connection opens."""
+class CsmsChargePoint:
+    """One charger's connection: our handlers (``@on``), framing, error mapping, outgoing
+    queue and the charger's registration (:mod:`csms.protocol.registration`), which decides
+    what it may send: ``registration`` is the one stored for it when the connection opens."""
 
     _ocpp_version: str
 
@@ -106,13 +111,17 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         handler_deadline_s: float = HANDLER_DEADLINE_S,
         registration: str = ACCEPTED,
     ) -> None:
-        super().__init__(charger_id, transport, response_timeout=response_timeout_s)
+        self.id = charger_id
         self.registration = Registration(registration)
-        self._max_frame_bytes = max_frame_bytes
+        self._transport = transport
+        self._session = Session(self._ocpp_version, max_frame_bytes=max_frame_bytes)
+        self._routes = routing.routes(type(self))
+        self._response_timeout_s = response_timeout_s
         self._handler_deadline_s = handler_deadline_s
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(OUTBOX_SIZE)
         self._deferred: list[_Outgoing] = []
-        self._awaiting: str | None = None  # unique id of our CALL in flight
+        self._calling = asyncio.Lock()  # callers of call_raw wait here, one CALL in flight
+        self._answer: asyncio.Future[Answer] | None = None  # of our CALL in flight
         self._refused_with: str | None = None  # the CALLERROR code given to the current CALL
 
     @property
@@ -130,7 +139,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
 
     async def close(self, reason: str) -> None:
         """Closes the socket (a newer connection replaced this one, or shutdown)."""
-        await self._connection.close(reason)
+        await self._transport.close(reason)
 
     # --- registration -----------------------------------------------------------------------
 
@@ -155,134 +164,141 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
 
     # --- incoming ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Reads frames until the transport raises (the peer went away)."""
-        while True:
-            message = await self._connection.recv()
-            try:
-                await self.route_message(message)
-            except ConnectionEnded:
-                raise
-            except Exception:  # a bug in a handler must not drop the charger
-                LOG.exception("%s: unexpected error on frame %.200s", self.id, message)
-
-    async def _send(self, message: str) -> None:
-        """Sends one frame; logged as sent only once it was (the library logs before)."""
-        await self._connection.send(message)
-        self.logger.info("%s: send %s", self.id, message)
-
     async def route_message(self, raw_msg: str) -> None:
-        if len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg) > self._max_frame_bytes:
-            msg = oversized(raw_msg, self._max_frame_bytes)
-        else:
-            msg = parse_frame(raw_msg)
-        if not isinstance(msg, FrameError | Call):
-            if msg.unique_id != self._awaiting:
-                LOG.warning("%s: dropped an answer to no pending call: %s", self.id, msg.unique_id)
-                return
-            self._response_queue.put_nowait(msg)
-            return
+        """Handles one frame read from the socket: a CALL is answered (its deferred CALLs
+        queued after), an answer goes to the CALL of ours waiting for it, a malformed frame
+        is refused."""
+        self._session.receive_data(raw_msg)
+        for event in self._session.events_received():
+            if isinstance(event, CallReceived):
+                await self._call_received(event)
+            elif isinstance(event, FrameRefused):
+                await self._frame_refused(event.error)
+            elif isinstance(event, AnswerDropped):
+                uid = event.unique_id
+                LOG.warning("%s: dropped an answer to no pending call: %s", self.id, uid)
+            elif self._answer is not None and not self._answer.done():
+                self._answer.set_result(event)
+
+    async def _call_received(self, call: CallReceived) -> None:
         try:
-            if isinstance(msg, FrameError):
-                await self._reply_error(msg, "a malformed frame")
-                return
             try:
-                txn = _transaction_of(msg.payload)
+                txn = _transaction_of(call.payload)
                 if txn is None:  # most messages: no binding to pay for
-                    await self._answer(msg)
+                    await self._answer_call(call)
                 else:
                     with bind(txn=txn):
-                        await self._answer(msg)
+                        await self._answer_call(call)
             finally:
                 self._flush_deferred()
         except ConnectionEnded:
-            asked = _asked(msg) if isinstance(msg, Call) else "a bad frame"
             LOG.info(
-                "%s: left before the answer to %s was sent; nothing more is sent", self.id, asked
+                "%s: left before the answer to %s was sent; nothing more is sent",
+                self.id,
+                _asked(call.action, call.unique_id),
             )
             raise
 
-    async def _answer(self, msg: Call) -> None:
+    async def _frame_refused(self, error: FrameError) -> None:
+        try:
+            self._reply_error(error, "a malformed frame")
+            await self._flush()
+        except ConnectionEnded:
+            LOG.info(
+                "%s: left before the answer to a bad frame was sent; nothing more is sent", self.id
+            )
+            raise
+
+    async def _answer_call(self, call: CallReceived) -> None:
         """Every CALL gets a CALLRESULT or a CALLERROR, whatever fails and however slowly.
 
-        The library answers exceptions raised inside a handler itself; this also covers what
-        fails around it (an invalid answer, a store that does not answer in time). An OCPPError
-        (a schema violation, an unknown action) is answered with its description and the
-        details fit to send back (:func:`~csms.protocol.violations.safe_details`)."""
-        asked = _asked(msg)
+        The deadline covers the handler and the checks of its answer, not the socket. An
+        OCPPError (a schema violation, an unknown action) is answered with its description
+        and the details fit to send back (:func:`~csms.protocol.violations.safe_details`)."""
+        asked = _asked(call.action, call.unique_id)
         started, self._refused_with = time.perf_counter(), None
         try:
-            async with asyncio.timeout(self._handler_deadline_s):
-                await self._handle_call(msg)
-        except ConnectionEnded:
-            raise  # nobody left to answer
-        except OCPPError as error:
-            details = violations.safe_details(error.details)
-            await self._reply_error(
-                FrameError(msg.unique_id, error.code, error.description, details=details), asked
-            )
-        except TimeoutError:
-            LOG.warning("%s: %s not handled in %ss", self.id, msg.action, self._handler_deadline_s)
-            await self._reply_error(
-                FrameError(msg.unique_id, "InternalError", "the CSMS did not finish in time"), asked
-            )
-        except Exception:
-            LOG.exception("%s: failed to handle %s", self.id, msg.action)
-            await self._reply_error(
-                FrameError(msg.unique_id, "InternalError", "an unexpected error occurred"), asked
-            )
+            try:
+                async with asyncio.timeout(self._handler_deadline_s):
+                    await self._handle_call(call)
+            except ConnectionEnded:
+                raise  # nobody left to answer
+            except OCPPError as error:
+                details = violations.safe_details(error.details)
+                self._reply_error(
+                    FrameError(call.unique_id, error.code, error.description, details=details),
+                    asked,
+                )
+            except TimeoutError:
+                LOG.warning(
+                    "%s: %s not handled in %ss", self.id, call.action, self._handler_deadline_s
+                )
+                self._reply_error(
+                    FrameError(call.unique_id, "InternalError", "the CSMS did not finish in time"),
+                    asked,
+                )
+            except Exception:
+                LOG.exception("%s: failed to handle %s", self.id, call.action)
+                self._reply_error(
+                    FrameError(call.unique_id, "InternalError", "an unexpected error occurred"),
+                    asked,
+                )
+            for frame in self._session.data_to_send():  # as _flush, one coroutine fewer
+                await self._transport.send(frame)
+                FRAMES.info("%s: send %s", self.id, frame)
         finally:
-            action = msg.action if msg.action in self.route_map else "unknown"
+            action = call.action if call.action in self._routes else "unknown"
             outcome = self._refused_with or "result"
             metrics.call_received(action, outcome, time.perf_counter() - started)
 
-    async def _handle_call(self, msg: Call) -> None:
-        """The library's dispatch of one CALL (same routes, checks, conversions and errors),
-        without its per-message overhead: schemas are checked inline by compiled validators
-        (:mod:`csms.protocol.fast_schema`) instead of in a thread, key conversions are
-        memoised (:mod:`csms.protocol.naming`), and a handler's signature is read once.
-        Before all that, a charger that is not accepted may send only what its registration
-        allows: anything else is a SecurityError, however malformed."""
+    async def _handle_call(self, call: CallReceived) -> None:
+        """Runs the CALL's handler and puts its answer in the session: schemas are checked
+        inline by compiled validators (:mod:`csms.protocol.fast_schema`), key conversions
+        are memoised (:mod:`csms.protocol.naming`), and each class's routes are read once
+        (:func:`ocpp_rpc.routing.routes`). Before all that, a charger that is not accepted
+        may send only what its registration allows: anything else is a SecurityError,
+        however malformed."""
         if self.registration.state != ACCEPTED:
-            refusal = self.registration.refusal(msg.action)
+            refusal = self.registration.refusal(call.action)
             if refusal is not None:
                 raise SecurityError(refusal.description(), refusal.details())
-        handlers = self.route_map.get(msg.action)
-        if handlers is None or "_on_action" not in handlers:
-            raise violations.unknown_action(msg.action, self._ocpp_version)
-        validated = not handlers.get("_skip_schema_validation", False)
-        if validated:
+        route = self._routes.get(call.action)
+        if route is None:
+            raise violations.unknown_action(call.action, self._ocpp_version)
+        msg = call.as_call()
+        if route.validated:
             fast_schema.validate(msg, self._ocpp_version)
-        handler = handlers["_on_action"]
         kwargs = to_snake(msg.payload)
-        if _wants_unique_id(handler):
-            kwargs["call_unique_id"] = msg.unique_id
+        if route.wants_unique_id:
+            kwargs["call_unique_id"] = call.unique_id
         try:
-            response = handler(**kwargs)
+            response = route.function(self, **kwargs)
             if inspect.isawaitable(response):
                 response = await response
         except OCPPError:
             raise  # answered with details fit to send back
-        except Exception as exc:  # the library answers a handler's failure itself
-            self.logger.exception("Error while handling request '%s'", msg)
+        except Exception as exc:  # a handler's failure: InternalError, as the library answers
+            FRAMES.exception("Error while handling request '%s'", msg)
             error = msg.create_call_error(exc)
             self._refused_with = error.error_code
             metrics.callerror_sent(error.error_code)
-            await self._send(error.to_json())
+            self._session.send_error(
+                error.unique_id, error.error_code, error.error_description, error.error_details
+            )
             return
         result = msg.create_call_result(to_camel(remove_nones(serialize_as_dict(response))))
-        if validated:
+        if route.validated:
             try:
                 fast_schema.validate(result, self._ocpp_version)
             except OCPPError as error:  # our fault, not the charger's
-                LOG.error("%s: our answer to %s is invalid: %s", self.id, msg.action, error)
+                LOG.error("%s: our answer to %s is invalid: %s", self.id, call.action, error)
                 raise InternalError("the CSMS's answer was invalid") from None
-        await self._send(result.to_json())
+        self._session.send_result(call.unique_id, result.payload)
 
-    async def _reply_error(self, error: FrameError, asked: str) -> None:
+    def _reply_error(self, error: FrameError, asked: str) -> None:
         """Logs what was refused and why (the same words the charger gets), and answers it
         unless it was itself an answer."""
-        answer = error.to_call_error(self._ocpp_version)
+        answer = self._session.refuse(error)
         LOG.info(
             "%s: %s %s to %s: %s %s",
             self.id,
@@ -295,7 +311,12 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         if error.reply:
             self._refused_with = answer.error_code
             metrics.callerror_sent(answer.error_code)
-            await self._send(answer.to_json())
+
+    async def _flush(self) -> None:
+        """Writes the frames the session has for the peer; each is logged once it was sent."""
+        for frame in self._session.data_to_send():
+            await self._transport.send(frame)
+            FRAMES.info("%s: send %s", self.id, frame)
 
     # --- outgoing ---------------------------------------------------------------------------
 
@@ -370,30 +391,31 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # untyped library
         Raises :class:`CommandRejected` on a CALLERROR or an invalid request or answer and
         :class:`CommandTimeout` when no answer comes in time.
         """
-        call = Call(str(self._unique_id_generator()), action, payload)
+        request = Call(_UNSENT, action, payload)
         try:
-            fast_schema.validate(call, self._ocpp_version)
+            fast_schema.validate(request, self._ocpp_version)
         except OCPPError as exc:
             raise CommandRejected(
                 exc.code, f"invalid {action} request: {exc.description}", exc.details
             ) from exc
-        async with self._call_lock:
-            self._awaiting = call.unique_id
+        async with self._calling:
+            # the payload as validated: the library reads some 1.6 numbers as Decimal
+            unique_id = self._session.send_call(action, request.payload)
+            self._answer = asyncio.get_running_loop().create_future()
             try:
-                await self._send(call.to_json())
-                response = await self._get_specific_response(call.unique_id, self._response_timeout)
+                await self._flush()
+                answered = await asyncio.wait_for(self._answer, self._response_timeout_s)
             except TimeoutError as exc:
                 metrics.call_sent(action, "timeout")
                 raise CommandTimeout(f"{self.id}: no answer to {action}") from exc
             finally:
-                self._awaiting = None
-        if isinstance(response, CallError) or response.message_type_id == MessageType.CallError:
+                self._answer = None
+                self._session.abandon_call(unique_id)
+        if isinstance(answered, ErrorReceived):
             metrics.call_sent(action, "callerror")
-            raise CommandRejected(
-                response.error_code, response.error_description, response.error_details
-            )
+            raise CommandRejected(answered.code, answered.description, answered.details)
         metrics.call_sent(action, "result")
-        assert isinstance(response, CallResult)
+        response = CallResult(unique_id, answered.payload)
         response.action = action
         try:
             fast_schema.validate(response, self._ocpp_version)

@@ -10,9 +10,10 @@ presented password when ``auto_register_chargers`` is on. An address that sent t
 passwords gets 429 with ``Retry-After`` (:mod:`csms.password_throttle`). A connection for a
 charger that is already connected replaces (closes) the old one.
 
-After the handshake the connection runs two owned tasks, the reader and the outbox, until the
-peer leaves or a newer connection closes this one. Frames are text; their size is checked by
-the ChargePoint (CALLERROR above ``ocpp_max_frame_bytes``) and by the server (close 1009 above
+After the handshake the connection runs two owned tasks, the reader (:func:`read_frames`:
+socket -> ChargePoint, one frame at a time) and the outbox, until the peer leaves or a newer
+connection closes this one. Frames are text; their size is checked by the OCPP session
+(CALLERROR above ``ocpp_max_frame_bytes``) and by the server (close 1009 above
 ``WS_HARD_LIMIT_FACTOR`` times that, before the frame is even buffered whole).
 """
 
@@ -274,7 +275,7 @@ async def serve_transport(
         await old.close("replaced by a new connection")
     await _record_connection(provisioning.connected(ctx, charger_id, version), charger_id)
     tasks = [
-        asyncio.create_task(cp.start(), name=f"{charger_id}-reader"),
+        asyncio.create_task(read_frames(cp, transport), name=f"{charger_id}-reader"),
         asyncio.create_task(cp.run_outbox(), name=f"{charger_id}-outbox"),
         asyncio.create_task(transport.closed.wait(), name=f"{charger_id}-closed"),
     ]
@@ -291,6 +292,19 @@ async def serve_transport(
         cp.fail_pending()
         if ctx.registry.detach(cp):
             await _record_connection(provisioning.disconnected(ctx, charger_id), charger_id)
+
+
+async def read_frames(cp: CsmsChargePoint, transport: Transport) -> None:
+    """Hands every frame the charger sends to its ChargePoint, each handled (and answered)
+    before the next is read, until the transport raises (the peer went away)."""
+    while True:
+        frame = await transport.recv()
+        try:
+            await cp.route_message(frame)
+        except ConnectionEnded:
+            raise
+        except Exception:  # a bug in a handler must not drop the charger
+            LOG.exception("%s: unexpected error on frame %.200s", cp.id, frame)
 
 
 async def _stored_registration(ctx: CsmsContext, charger_id: str) -> str:

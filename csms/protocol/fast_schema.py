@@ -10,7 +10,7 @@ The library stays the judge: a payload the compiled check refuses is checked aga
 library's own validator, which raises the error the library would have raised (the right
 CALLERROR code), or accepts it. The error raised says what the library's does not: the path
 and the rule that failed, from the first error of the library's validator (the one it
-raises), as a :class:`~csms.protocol.violations.Violation`.
+raises), as a :class:`~ocpp_rpc.violations.Violation`.
 
 A payload the compiled check accepts satisfies the same draft-4 rules the library applies
 (every schema is compiled as draft 4, as the library reads them, without ``format`` checks,
@@ -41,6 +41,7 @@ from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
 from ocpp.messages import Call, CallResult, MessageType, _validate_payload, get_validator
 
 from csms.protocol import violations
+from ocpp_rpc.violations import Violation
 
 DRAFT_4 = "http://json-schema.org/draft-04/schema#"
 # the library validates these with Decimal floats (see ocpp.messages._validate_payload)
@@ -146,7 +147,7 @@ def validate(message: Call | CallResult, version: str) -> None:
             raise PropertyConstraintViolationError(violation.description(), violation.details())
 
 
-def _out_of_range(message: Call | CallResult, version: str) -> violations.Violation | None:
+def _out_of_range(message: Call | CallResult, version: str) -> Violation | None:
     """The first value of the payload outside the bounds of :func:`bounded` (None if the
     compiled check refused it for no such reason: then the library's verdict stands)."""
     schema = _bounded_schema(version, message.message_type_id, message.action)

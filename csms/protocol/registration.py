@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from csms.protocol.violations import Violation
+from ocpp_rpc.violations import Violation
 
 ACCEPTED, PENDING, REJECTED = "Accepted", "Pending", "Rejected"
 STATES = (ACCEPTED, PENDING, REJECTED)  # in order: each refuses more than the one before

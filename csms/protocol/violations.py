@@ -17,14 +17,15 @@ the rule that failed, and says both ways:
 
 Whatever the charger sent is echoed only in part: a value at most :data:`VALUE_MAX`
 characters, and never the text of a string that broke a length rule (it may be anything: a
-certificate, a secret typed into the wrong field). Pure: no I/O, no logging.
+certificate, a secret typed into the wrong field). :class:`~ocpp_rpc.violations.Violation`
+itself is shared with the charger (:mod:`ocpp_rpc`); what is here is the CSMS's: schema
+errors, unknown actions, date-times and the details fit to echo. Pure: no I/O, no logging.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,41 +35,11 @@ from ocpp.exceptions import NotSupportedError, OCPPError, TypeConstraintViolatio
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
 
+from ocpp_rpc.violations import DETAIL_MAX, Violation, cut, json_type, short
 from qr_extension.wire import parse_ocpp_timestamp
 
-DESCRIPTION_MAX = 255  # OCPP-J 2.0.1: errorDescription is string[255]
-DETAIL_MAX = 200
-VALUE_MAX = 24
 _DETAIL_KEYS = ("action", "path", "element", "constraint", "detail")
 _ACTIONS = {"1.6": {a.value for a in Action16}, "2.0.1": {a.value for a in Action201}}
-_JSON_TYPES = {
-    dict: "object",
-    list: "array",
-    str: "string",
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    type(None): "null",
-}
-
-
-def cut(text: str, limit: int) -> str:
-    """``text`` at most ``limit`` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def short(value: Any) -> str:
-    """A value as JSON, at most :data:`VALUE_MAX` characters (an echo, never the whole)."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except ValueError:
-        text = repr(value)
-    return cut(text, VALUE_MAX)
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name of a decoded value (``Decimal`` counts as a number)."""
-    return _JSON_TYPES.get(type(value), "number")
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -80,41 +51,6 @@ def json_path(parts: Iterable[str | int]) -> str:
         else:
             path += f".{cut(part, 50)}" if path else cut(part, 50)
     return path
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One failed rule: where (``path`` in the payload or ``element`` of the frame), which
-    rule (``constraint``) and what was wrong (``detail``)."""
-
-    constraint: str
-    detail: str
-    path: str | None = None
-    element: int | None = None
-    action: str | None = None
-
-    def details(self) -> dict[str, Any]:
-        """The CALLERROR's ``errorDetails``."""
-        found: dict[str, Any] = {
-            "action": cut(self.action, 50) if self.action is not None else None,
-            "path": self.path,
-            "element": self.element,
-            "constraint": self.constraint,
-            "detail": cut(self.detail, DETAIL_MAX),
-        }
-        return {key: value for key, value in found.items() if value is not None}
-
-    def description(self) -> str:
-        """The CALLERROR's ``errorDescription``: the place, then what is wrong."""
-        if self.path is not None:
-            where = f"{self.action} {self.path or '(payload)'}" if self.action else self.path
-        elif self.element is not None:
-            where = f"frame element {self.element}"
-        elif self.action is not None:  # the whole CALL, as one
-            where = cut(self.action, 50)
-        else:
-            where = "frame"
-        return cut(f"{where}: {self.detail} ({self.constraint})", DESCRIPTION_MAX)
 
 
 def from_schema_error(error: SchemaError, action: str | None = None) -> Violation:

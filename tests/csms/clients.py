@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import websockets
-from ocpp.routing import after
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from websockets.typing import Subprotocol
-
-from csms.protocol.base import on
 
 
 class Client16(Cp16):  # type: ignore[misc]

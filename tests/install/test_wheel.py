@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-SOURCES = ("qr_extension", "csms", "charge_point", "config", "demo", "client_web")
+SOURCES = ("qr_extension", "ocpp_rpc", "csms", "charge_point", "config", "demo", "client_web")
 FILES = ("pyproject.toml", "README.md", "qrcharge_cli.py")
 
 

@@ -14,7 +14,10 @@ from ocpp.v201 import call_result as call_result201
 
 from csms.passwords import PasswordVerifier, VerifierOverloaded, hash_password
 from csms.protocol.base import CsmsChargePoint, on
-from csms.protocol.frames import (
+from csms.protocol.naming import to_snake
+from csms.protocol.v16 import ChargePoint16
+from csms.protocol.v201 import ChargePoint201
+from ocpp_rpc.frames import (
     MAX_DEPTH,
     FrameError,
     error_code_for,
@@ -22,9 +25,6 @@ from csms.protocol.frames import (
     parse_frame,
     sniff_unique_id,
 )
-from csms.protocol.naming import to_snake
-from csms.protocol.v16 import ChargePoint16
-from csms.protocol.v201 import ChargePoint201
 
 
 def test_valid_frames() -> None:

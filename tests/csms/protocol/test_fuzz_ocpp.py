@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from csms.protocol.frames import MAX_DEPTH
+from ocpp_rpc.frames import MAX_DEPTH
 
 from ..conftest import ADMIN_KEY, make_settings
 from ..ocpp_fuzz import Json, actions, frames

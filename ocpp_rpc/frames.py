@@ -1,11 +1,11 @@
 """Parsing OCPP-J frames, sans I/O: text in, a message or the CALLERROR to answer out.
 
-The ``ocpp`` library only logs a frame it cannot unpack and answers nothing; the charger
-then waits for its timeout. Here every malformed frame that carries a usable unique id gets a
+The ``ocpp`` library only logs a frame it cannot unpack and answers nothing; the peer then
+waits for its timeout. Here every malformed frame that carries a usable unique id gets a
 CALLERROR with the code of its version (1.6 spells ``FormationViolation`` and
 ``OccurenceConstraintViolation``; 2.0.1 ``FormatViolation``, ``OccurrenceConstraintViolation``
 and has ``RpcFrameworkError`` / ``MessageTypeNotSupported``), whose description and details
-name the element and the rule that failed (:mod:`csms.protocol.violations`), and the
+name the element and the rule that failed (:mod:`ocpp_rpc.violations`), and the
 connection stays up. Two things Python's JSON parser would take are refused: ``NaN`` and
 ``Infinity`` (not JSON), and a frame nested deeper than :data:`MAX_DEPTH` (the parser and the
 code after it recurse, and a few thousand levels exhaust the interpreter's stack).
@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 
 from ocpp.messages import Call, CallError, CallResult
 
-from csms.protocol.violations import Violation, cut, json_type, short
+from ocpp_rpc.violations import Violation, cut, json_type, short
 
 UNIQUE_ID_MAX = 36
 DESCRIPTION_MAX = 255
