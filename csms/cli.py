@@ -94,8 +94,8 @@ LOG = logging.getLogger("csms")
 
 
 # Thousands of connections keep many long-lived objects: with the default thresholds (700, 10,
-# 10) the cyclic collector ran often and walked them all, ~10 % of the CPU and pauses of
-# 100+ ms in the middle of a store group at 1,000 chargers (docs/benchmarks.md).
+# 10) the cyclic collector runs often and walks them all, costing CPU and pausing the loop in
+# the middle of a store group (docs/benchmarks.md).
 GC_THRESHOLDS = (50_000, 20, 100)
 
 

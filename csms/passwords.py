@@ -1,11 +1,12 @@
 """Charger passwords (security profiles 1 and 2): argon2id hashes, verified off the loop.
 
-Verifying an argon2 hash costs ~17 ms of CPU with the parameters below (OWASP's minimum for
-argon2id: 19 MiB, 2 passes). A reconnect storm of thousands of chargers would starve the event
-loop if that ran inline, so verification runs in threads, at most ``parallel`` at a time, and
-a successful verification is remembered for ``ttl_s`` under sha256(id, password, stored hash):
-a charger retrying its handshake, or replacing its own connection, costs nothing the second
-time, and a password change invalidates the entry by itself.
+Verifying an argon2 hash costs tens of milliseconds of CPU with the parameters below (OWASP's
+minimum for argon2id: 19 MiB, 2 passes). A reconnect storm of thousands of chargers would
+starve the event loop if that ran inline, so verification runs in threads, at most
+``parallel`` at a time, and a successful verification is remembered for ``ttl_s`` under
+sha256(id, password, stored hash): a charger retrying its handshake, or replacing its own
+connection, costs nothing the second time, and a password change invalidates the entry by
+itself.
 
 The queue in front of the threads is bounded too (``max_waiting``): beyond it
 :class:`VerifierOverloaded` is raised at once and the endpoint answers 503 with
@@ -52,8 +53,8 @@ def check_password(stored_hash: str, password: str) -> bool:
 RETRY_MIN_S = 3  # the earliest appointment
 RETRY_MAX_S = 300  # the latest: a charger's own back-off takes over beyond it
 # Slots are spaced a little wider than the measured speed: a booked charger gets in even when
-# unbooked ones filled the queue, so the headroom only absorbs error in the measurement (1.5
-# left a third of the speed unused after a storm's ramp: 5,000 chargers took 120-145 s)
+# unbooked ones filled the queue, so the headroom only absorbs error in the measurement (more
+# leaves verification capacity unused once a storm's ramp is over)
 SLOT_HEADROOM = 1.1
 
 

@@ -1,4 +1,4 @@
-"""Charger settlement keys: pinned on first receipt, replaced only with proof (brief 7.6).
+"""Charger settlement keys: pinned on first receipt, replaced only with proof.
 
 A ``SettlementKey`` DataTransfer carries either a public JWK (JSON, with ``kid``) or a compact
 JWS of the new JWK signed by the currently pinned key. The first key of a charger is pinned;

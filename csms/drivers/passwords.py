@@ -1,5 +1,5 @@
 """Driver passwords: argon2id (memory-hard), hashed and verified in a thread so the event
-loop never blocks on the ~20 ms of CPU each costs. The parameters are the CSMS's
+loop never blocks on the tens of milliseconds of CPU each costs. The parameters are the CSMS's
 (:mod:`csms.passwords`: OWASP's argon2id minimum)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Billing one session record: the rules that decide what an order charges (brief 7.8-7.11).
+"""Billing one session record: the rules that decide what an order charges.
 
 * session 1 of an order is billed; a later session on the same order is flagged, not charged;
 * the signed amount pays; when the OCPP meter disagrees on the energy, the lower of the signed
@@ -6,7 +6,7 @@
   from the meter with the order's snapshot tariff (:func:`ocpp_cost`);
 * one :class:`Payment` per order (unique in the database), pending until captured, its amount
   revised while new evidence arrives; a captured one is never changed here, only flagged;
-* a payment made after the hold was released (7.10) is a debt, and flagged.
+* a payment made after the hold was released is a debt, and flagged.
 
 Every state change is a conditional update; a lost race raises
 :class:`~csms.store.units_of_work.Conflict` and the unit of work runs again. The functions
@@ -48,7 +48,7 @@ def ocpp_cost(order: Order, *, start: datetime | None, stop: datetime | None, wh
 
 
 def charge_of(record: SettlementRecord) -> tuple[int, bool]:
-    """What a session charges, and whether its sources disagree (7.8)."""
+    """What a session charges, and whether its signed and OCPP records disagree."""
     if record.signed_amount is None:
         return record.ocpp_amount or 0, False
     disagree = record.ocpp_energy_wh is not None and record.ocpp_energy_wh != record.energy_wh

@@ -1,4 +1,4 @@
-"""Enforcing an order's limits from the CSMS when the charger does not (brief 7.8).
+"""Enforcing an order's limits from the CSMS when the charger does not.
 
 A charger with our extension ends energy delivery at the token's limits by itself. An order the
 CSMS started remotely (RemoteStartTransaction / RequestStartTransaction carrying only the order

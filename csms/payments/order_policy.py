@@ -1,4 +1,4 @@
-"""The authorization policy for order ids (brief 4, 7.11), falling back to local RFID tags.
+"""The authorization policy for order ids, falling back to local RFID tags.
 
 An order id presented at the charger it was issued for is ``Accepted`` with ``expiry`` = the
 start token's ``exp``, so the charger's authorisation cache drops it when the token would no
@@ -49,7 +49,8 @@ class OrderAuthorizationPolicy:
         self._clock = clock
         self._leeway = timedelta(seconds=leeway_s)
         self._fallback = fallback
-        # decided inside the caller's unit of work when the fallback can be too (D21)
+        # decided inside the caller's unit of work when the fallback can be too: the transaction
+        # handlers then need no separate read before their write
         self._fallback_in = inline_decider(fallback)
         self.authorize_in: InlineDecider | None = (
             self._authorize_in if self._fallback_in is not None else None

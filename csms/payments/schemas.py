@@ -110,7 +110,7 @@ class SettlementPublic(BaseModel):
 
 
 class SettlementAccepted(BaseModel):
-    """What an uploader who does not own the order is told (brief 7.9)."""
+    """What an uploader who does not own the order is told: nothing about the order."""
 
     status: str = "accepted"
 

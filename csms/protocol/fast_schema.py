@@ -1,8 +1,8 @@
 """Schema checks of incoming CALLs and of our answers: compiled, inline, same verdicts.
 
 The ``ocpp`` library validates every payload with ``jsonschema`` (an interpreter walking the
-schema) in a thread of the default executor: two thread hand-overs and ~0.1-0.3 ms of CPU per
-message, most of the CSMS's own cost for a Heartbeat. Here each official schema (taken from
+schema) in a thread of the default executor: two thread hand-overs and an interpreter's walk
+per message, most of the CSMS's own cost for a Heartbeat. Here each official schema (taken from
 the library, so the same files) is compiled once by ``fastjsonschema`` into a Python function
 and run inline, in tens of microseconds.
 

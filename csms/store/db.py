@@ -37,7 +37,8 @@ PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 10
 CHECKPOINT_EVERY_S = 1.0
-# PostgreSQL: the store writer's lanes, one connection and thread each (D19); SQLite: one
+# PostgreSQL: the store writer's lanes, one connection and thread each, a charger's writes
+# always in the same lane so that lanes never lock each other's rows; SQLite: one
 PG_WRITER_CONNECTIONS = 2
 LOG = logging.getLogger("csms.store")
 
@@ -59,9 +60,7 @@ def make_engine(url: str) -> AsyncEngine:
         if path and path != ":memory:":
             private_file(Path(path))  # password hashes and presence secrets: owner only
         # SQLite has one writer at a time: a few connections avoid lock ping-pong between
-        # many writers (its busy handler sleeps up to 100 ms per retry). Measured with 1,000
-        # chargers reconnecting at once: 15 connections 174 s, 4 connections 56 s (before the
-        # store writer took the OCPP writes off the pool).
+        # many writers (its busy handler sleeps up to 100 ms per retry).
         engine = create_async_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -145,8 +144,8 @@ class Database:
         engine = make_engine(url)
         sqlite = url.startswith("sqlite")
         # On SQLite the hot paths' thread never checkpoints the WAL itself (an automatic
-        # checkpoint ran inside ~1 % of its commits and took 5-7 ms each): a thread of its own
-        # does it, PASSIVE, every CHECKPOINT_EVERY_S (run_checkpoints).
+        # checkpoint stalls the commit that triggers it): a thread of its own does it, PASSIVE,
+        # every CHECKPOINT_EVERY_S (run_checkpoints).
         worker = DbWorker(
             engine,
             url,

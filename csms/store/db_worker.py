@@ -4,7 +4,7 @@ Through SQLAlchemy's asyncio layer every statement is a round trip through the e
 (aiosqlite adds a thread hand-over per cursor call): a unit of ten statements waits ten times
 for a busy loop to come round. :class:`DbWorker` instead runs a plain synchronous function of a
 SQLAlchemy :class:`~sqlalchemy.engine.Connection` in one dedicated thread that holds its own
-connection for life, inside one transaction, and the loop awaits it once (decision D13).
+connection for life, inside one transaction, and the loop awaits it once.
 
 * SQLite: the standard library driver on the same file (WAL, busy timeout, foreign keys, as
   the async engine). The thread is the process's single writer for the hot paths, so they

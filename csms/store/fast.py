@@ -1,16 +1,17 @@
-"""Hot statements executed on the driver's cursor, compiled once (decision D20).
+"""Hot statements executed on the driver's cursor, compiled once.
 
-SQLAlchemy's execution of a prebuilt Core statement costs ~20-25 us of Python per statement
-(the execution context, cache lookup, parameter construction, the result object); the
-hot paths run a dozen statements per OCPP message or settlement, so that was a third of the
-database threads' CPU. :class:`Fast` keeps what SQLAlchemy would do and drops the rest: the
-statement is compiled once per dialect (SQL text, parameter order, the types' bind and result
-processors, so ``UtcDateTime`` and SQLite's date strings behave exactly as through
-SQLAlchemy), and each call is one ``cursor.execute`` on the connection's own DBAPI connection,
-inside the transaction the :class:`~sqlalchemy.engine.Connection` began. Driver errors are
-raised as SQLAlchemy's (``IntegrityError`` and the rest), a lost connection invalidates the
-Connection as SQLAlchemy would, and ``before_cursor_execute`` / ``after_cursor_execute``
-listeners are called as SQLAlchemy calls them (with no execution context).
+SQLAlchemy's execution of a prebuilt Core statement costs more Python per statement than the
+driver's own work (the execution context, cache lookup, parameter construction, the result
+object); the hot paths run a dozen statements per OCPP message or settlement, so that was a
+large share of the database threads' CPU. :class:`Fast` keeps what SQLAlchemy would do and
+drops the rest: the statement is compiled once per dialect (SQL text, parameter order, the
+types' bind and result processors, so ``UtcDateTime`` and SQLite's date strings behave exactly
+as through SQLAlchemy), and each call is one ``cursor.execute`` on the connection's own DBAPI
+connection, inside the transaction the :class:`~sqlalchemy.engine.Connection` began. Driver
+errors are raised as SQLAlchemy's (``IntegrityError`` and the rest), a lost connection
+invalidates the Connection as SQLAlchemy would, and ``before_cursor_execute`` /
+``after_cursor_execute`` listeners are called as SQLAlchemy calls them (with no execution
+context).
 
 Only for statements whose every parameter is given by the caller or fixed in the statement
 (no Python-side column defaults, no ``IN`` lists); on an async driver (the ``run_sync``

@@ -33,7 +33,7 @@ FRAME_MAX_CHARS = 4000
 MESSAGE_LOG = table_of(MessageLog)
 PRUNE_CHUNK = 100  # chargers pruned per transaction
 # rows per insert: a unit of the database thread short enough (a few ms) that the OCPP writes
-# queued behind it on SQLite barely notice (2,000 rows at once held them ~50 ms)
+# queued behind it on SQLite barely notice (a whole batch at once held them for tens of ms)
 INSERT_CHUNK = 200
 
 
@@ -115,8 +115,8 @@ class MessageLogWriter:
         for start in range(0, len(batch), INSERT_CHUNK):
             await self._db.background.run(_insert, batch[start : start + INSERT_CHUNK])
         # the periodic prune skips chargers that grew by less than a tenth of the limit since
-        # their last one (the table keeps at most ~10 % more than the limit): pruning all of
-        # 5,000 chargers every 30 s queued seconds of work in front of the OCPP writes
+        # their last one (the table keeps at most ~10 % more than the limit): pruning every
+        # charger at every pass puts a large fleet's worth of work in front of the OCPP writes
         slack = 1 if everyone else max(1, self._limit // 10)
         chargers = sorted(c for c, rows in self._grown.items() if rows >= slack) if prune else []
         if chargers:

@@ -1,6 +1,6 @@
 """The order side of the payment tables: orders, settlements, payments, receipts, flags.
 
-Exactly-once is held by the database, not only by code (brief 7.9, 7.11):
+Exactly-once is held by the database, not only by code:
 
 * ``settlements`` is unique per ``(charger_id, txn)`` (the charger's transaction serial of a
   signed settlement), per ``ocpp_transaction_pk`` (the CSMS's transaction row), and per
@@ -8,7 +8,7 @@ Exactly-once is held by the database, not only by code (brief 7.9, 7.11):
 * ``payments`` is unique per ``order_id``, ``receipts`` per ``payment_id``.
 
 ``orders`` keeps the exact ``tar`` and ``lim`` claims that were signed (JSON text), so a
-settlement is always recomputed from what the charger was given (7.7). User ids are plain
+settlement is always recomputed from what the charger was given. User ids are plain
 integers (the users table belongs to the driver side); nothing cascades from chargers, because
 money records outlive a deleted charger.
 """

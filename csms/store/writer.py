@@ -11,17 +11,17 @@ writers queueing on the database lock. If a group fails (an IntegrityError from 
 or anything else), its operations are retried one transaction each in the same hop, so a
 failing operation fails only its own caller.
 
-On PostgreSQL the writer has several *lanes*, one per connection of ``Database.writers``
-(decision D19): an operation goes to the lane of its charger (``key``), so each lane's group
-is a transaction of its own chargers' rows and the lanes' round trips to the server overlap
-instead of queueing behind one another; two lanes never write the same charger's rows, so
-they cannot deadlock on them. SQLite has one writer at a time: one lane.
+On PostgreSQL the writer has several *lanes*, one per connection of ``Database.writers``: an
+operation goes to the lane of its charger (``key``), so each lane's group is a transaction of
+its own chargers' rows and the lanes' round trips to the server overlap instead of queueing
+behind one another; two lanes never write the same charger's rows, so they cannot deadlock on
+them. SQLite has one writer at a time: one lane.
 
 Heartbeats need no durability before the answer: :meth:`StoreWriter.touch` records
 ``last_seen`` in memory and the writer writes the newest value per charger every
 ``touch_interval_s`` (one ``executemany``), so memory is bounded by the number of chargers; a
-charger's row is written at most every ``last_seen_step_s`` (10 s) while it is connected (a
-fleet of 5,000 sending a frame every few seconds cost ~1,650 row updates a second), and
+charger's row is written at most every ``last_seen_step_s`` (10 s) while it is connected
+(writing it for every frame made it a large share of the store's statements under load), and
 :meth:`StoreWriter.last_seen` gives the newer value not yet written (the operator API shows it).
 The connection state (online/offline) is kept the same way, and also written at the start of
 every group, so it is stored before the charger's next CALL is answered.

@@ -1,8 +1,8 @@
 """Operator API: billing models (CRUD), their assignments, and which model applies where.
 
 Editing a model changes the price of orders created afterwards only: every order keeps the
-exact tariff it signed (brief 7.7). The configured default (``default_tariff_*``) is shown at
-``/default`` and applies wherever nothing is assigned.
+exact tariff it signed, and its cost is recomputed from that. The configured default
+(``default_tariff_*``) is shown at ``/default`` and applies wherever nothing is assigned.
 """
 
 from __future__ import annotations

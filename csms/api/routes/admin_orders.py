@@ -95,7 +95,7 @@ async def admin_order(order_id: str, _: AdminDep, session: SessionDep) -> OrderD
 )
 async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, wallet: WalletDep) -> CancelAnswer:
     """Cancels an order that was never settled and releases its hold. A settlement that
-    still arrives is honoured as a debt and flagged (brief 7.10)."""
+    still arrives is honoured as a debt and flagged: the energy was delivered."""
     now = ctx.clock()
 
     async def work(session: AsyncSession) -> CancelAnswer:

@@ -1,4 +1,4 @@
-"""Driver API: orders (brief 6; issue 5, steps 2 and 5).
+"""Driver API: orders.
 
 ``POST /api/v1/orders`` checks the wallet, places the hold, and returns the order with its
 start token and the links to its QR; ``GET /api/v1/orders[/{id}]`` is the driver's history;
@@ -144,7 +144,7 @@ async def remote_start(
         raise HTTPException(status.HTTP_409_CONFLICT, f"order {order.id} is {order.status}")
     if ctx.clock() > order.expires_at:
         raise HTTPException(status.HTTP_409_CONFLICT, f"order {order.id} has expired")
-    # from now on the CSMS enforces the order's limits (brief 7.8): the charger has no token
+    # from now on the CSMS enforces the order's limits: the charger has no token
     await store_orders.set_remote_started(
         session, order_id=order.id, at=order.remote_started_at or ctx.clock()
     )

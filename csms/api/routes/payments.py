@@ -1,4 +1,4 @@
-"""Driver API: confirm a payment (issue 5, step 4) and read payments and receipts.
+"""Driver API: confirm a payment and read payments and receipts.
 
 ``POST /api/v1/payments/{id}/confirm`` captures the amount from the hold, releases the rest
 and issues the receipt; a repeat returns the same receipt. Another driver's payment or

@@ -11,8 +11,8 @@ from sqlmodel import SQLModel
 
 # importing the model modules registers their tables on SQLModel.metadata
 import csms.store.models
-import csms.store.models_money  # drivers, billing, ledger (issue 5a)
-import csms.store.models_orders  # noqa: F401  (orders, settlements, payments: issue 5b)
+import csms.store.models_money  # drivers, billing, ledger
+import csms.store.models_orders  # noqa: F401  (orders, settlements, payments)
 from csms.store.db import make_engine
 
 target_metadata = SQLModel.metadata
