@@ -143,8 +143,9 @@ class Link:
 
     def follow_up(self, what: str, send: FollowUp) -> None:
         """A CALL that a command handler wants sent after its answer (e.g. NotifyReport after
-        GetBaseReport): handlers must not await a CALL themselves (brief 5). ``send`` belongs
-        to the current connection; it is forgotten if that connection drops first."""
+        GetBaseReport): handlers must not await a CALL themselves (the connection would wait
+        for itself). ``send`` belongs to the current connection; it is forgotten if that
+        connection drops first."""
         self._follow_ups.append((what, send))
         self._wake.set()
 
@@ -298,7 +299,7 @@ class Link:
         answer = await self._optional(
             "DataTransfer SettlementKey", adapter.vendor.send(MSG_SETTLEMENT_KEY, jwk)
         )
-        if answer not in (None, "Accepted"):  # e.g. another key is pinned: the operator acts (7.6)
+        if answer not in (None, "Accepted"):  # e.g. another key is pinned: the operator acts
             log.warning("%s: SettlementKey %s answered %s", station.id, station.key.kid, answer)
         synced_due = True
         next_heartbeat = self._next_heartbeat()

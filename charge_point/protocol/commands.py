@@ -3,7 +3,7 @@
 Grouped by OCPP functional block. Each function changes the station's state and returns a
 plain result that the adapter turns into its version's answer. None of them awaits a CALL:
 incoming messages are handled one after another on a connection, so a handler that waited for
-an answer of the CSMS would deadlock (brief 5); what must be sent afterwards is queued or
+an answer of the CSMS would deadlock; what must be sent afterwards is queued or
 signalled to the link instead.
 """
 

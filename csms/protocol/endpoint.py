@@ -261,8 +261,8 @@ async def serve_transport(
     version: str,
     registration: str | None = None,
 ) -> None:
-    """Runs one charger connection over ``transport`` (a WebSocket, or an in-memory one in
-    the handler benchmark) until either side ends it; ``registration`` as stored (read here
+    """Runs one charger connection over ``transport`` (a WebSocket, or an in-memory one for
+    tests and benchmarks) until either side ends it; ``registration`` as stored (read here
     when not given)."""
     bind_for_task(charger_id=charger_id)  # every line of this connection and its tasks
     cls = ChargePoint16 if version == "1.6" else ChargePoint201
