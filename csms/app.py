@@ -45,7 +45,6 @@ from csms.id_tags import LocalTagPolicy
 from csms.keys import KeyManager
 from csms.password_throttle import PasswordThrottle
 from csms.passwords import PasswordVerifier
-from csms.payments import wallet
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.provider import SandboxProvider
 from csms.payments.reaper import Reaper
@@ -226,11 +225,9 @@ async def build_context(
             clock=seconds,
         ),
         settlements=settlements,
-        wallet=wallet,
         reaper=Reaper(
             db,
             settings=settings,
-            wallet=wallet,
             clock=clock,
             dispatcher=dispatcher,
             provider=provider,

@@ -26,7 +26,6 @@ from csms.ports import (
     PaymentProvider,
     SettlementSink,
     StoreOnlySink,
-    WalletOps,
 )
 from csms.store.db import Database
 from csms.store.message_log import MessageLogWriter
@@ -60,7 +59,6 @@ class CsmsContext:
     password_throttle: PasswordThrottle = field(default_factory=PasswordThrottle.off)
     # the settlement service: uploads go to it (the web side asks for its concrete type)
     settlements: SettlementSink = field(default_factory=StoreOnlySink)
-    wallet: WalletOps | None = None
     reaper: BackgroundJob | None = None  # releases holds, captures, stops at limits
     driver_tokens: AccessTokens | None = None
     login_throttle: LoginGuard | None = None

@@ -4,7 +4,7 @@
 asks an :class:`AuthorizationPolicy` whether an id tag may charge. :mod:`csms.payments`
 implements both (the settlement service, the order-id policy) and is handed to the protocol
 through :class:`~csms.context.CsmsContext`, built by :mod:`csms.app`. The services the web side
-reaches through the context are described here too (:class:`WalletOps`, :class:`AccessTokens`,
+reaches through the context are described here too (:class:`AccessTokens`,
 :class:`LoginGuard`, :class:`BackgroundJob`), so that the context names no upper layer.
 
 This module imports nothing of :mod:`csms`: everything else may import it.
@@ -24,10 +24,6 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from sqlalchemy.engine import Connection
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from config.settings import Settings
-from qr_extension.tariff import Tariff
 
 # -- settlements and transactions: what protocol tells the money side ---------------------------
 
@@ -138,60 +134,7 @@ def inline_decider(policy: AuthorizationPolicy) -> InlineDecider | None:
     return decider if callable(decider) else None
 
 
-# -- the money side's services, as the web side and the reaper use them ------------------------
-
-
-class WalletOps(Protocol):
-    """Wallet operations of the async callers (the operator's refunds and releases, the
-    reaper's expiry); the module :mod:`csms.payments.wallet` satisfies it. Every call takes the
-    caller's session, posts one balanced transfer, is idempotent by ``key`` and never commits.
-    The hot paths' synchronous units call :mod:`csms.payments.postings` directly."""
-
-    async def place_hold(
-        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
-    ) -> object: ...
-
-    async def capture(
-        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
-    ) -> object: ...
-
-    async def capture_and_release(
-        self,
-        session: AsyncSession,
-        *,
-        user_id: int,
-        order_id: str,
-        amount: int,
-        capture_key: str,
-        release_key: str,
-    ) -> object: ...
-
-    async def release(
-        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
-    ) -> object: ...
-
-    async def charge_debt(
-        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
-    ) -> object: ...
-
-    async def refund(
-        self, session: AsyncSession, *, user_id: int, order_id: str, amount: int, key: str
-    ) -> object: ...
-
-    async def hold_remaining(self, session: AsyncSession, *, order_id: str) -> int: ...
-
-    async def refundable_amount(
-        self, session: AsyncSession, *, user_id: int, order_id: str
-    ) -> int: ...
-
-
-class TariffResolver(Protocol):
-    """The billing model that applies to a driver at a charger
-    (:func:`csms.billing.resolve.billing_model_for`)."""
-
-    async def __call__(
-        self, session: AsyncSession, *, user_id: int | None, charger_id: str, settings: Settings
-    ) -> Tariff: ...
+# -- the services the web side and the app reach through the context --------------------------
 
 
 class AccessTokens(Protocol):

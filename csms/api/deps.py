@@ -20,7 +20,7 @@ from csms.context import CsmsContext
 from csms.drivers.accounts import user_row
 from csms.drivers.errors import TokenInvalid
 from csms.payments.settlement_service import SettlementService
-from csms.ports import AccessTokens, LoginGuard, WalletOps
+from csms.ports import AccessTokens, LoginGuard
 from csms.store.models_money import User
 
 # Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def``
@@ -78,15 +78,6 @@ async def get_settlements(ctx: CtxDep) -> SettlementService:
 
 
 SettlementsDep = Annotated[SettlementService, Depends(get_settlements)]
-
-
-async def get_wallet(ctx: CtxDep) -> WalletOps:
-    if ctx.wallet is None:
-        raise _not_enabled("payments")
-    return ctx.wallet
-
-
-WalletDep = Annotated[WalletOps, Depends(get_wallet)]
 
 
 # -- drivers -----------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.drivers.errors import EmailTaken, InvalidCredentials
 from csms.drivers.passwords import verify_async
-from csms.payments.wallet import open_wallet
 from csms.store import drivers as store
+from csms.store import ledger as store_ledger
 from csms.store.models_money import User
 from csms.store.rows import loaded
 
@@ -38,7 +38,7 @@ async def create_user(
     try:
         user = await store.add_user(session, email=normalised, password_hash=password_hash)
         assert user.id is not None
-        await open_wallet(session, user_id=user.id, currency=currency)
+        await store_ledger.open_wallet(session, user_id=user.id, currency=currency)
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()

@@ -6,7 +6,8 @@ racing captures (two taps, two CSMS processes) exactly one moves money; the othe
 payment captured and returns its receipt. The money moves in the same transaction: capture
 the amount from the order's hold and release the rest, or, when the hold was already
 released (7.10), charge the amount as a debt. The capture is one synchronous unit of work
-(:func:`capture_unit`), run in the database thread by :func:`confirm_payment`.
+(:func:`capture_unit`), run in the database thread by :func:`confirm_payment`; so is a refund
+(:func:`refund_unit`).
 """
 
 from __future__ import annotations
@@ -33,12 +34,11 @@ from csms.payments.lifecycle import (
 )
 from csms.payments.order_errors import PaymentNotFound, RefundRefused
 from csms.payments.orders import snapshot
-from csms.ports import WalletOps
 from csms.store import orders as store_orders
 from csms.store import payments as store_payments
 from csms.store.db import Database
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
-from csms.store.units_of_work import Conflict, in_worker, run_sync
+from csms.store.units_of_work import Conflict, in_worker
 from qr_extension.start import StartAuthorization
 from qr_extension.tariff import (
     UsageBucket,
@@ -136,8 +136,8 @@ def capture_unit(
     """Captures the payment once and returns its receipt (the same receipt on a repeat, or,
     with ``first``, :class:`AlreadyCaptured`: the caller must know whether it captured).
 
-    Synchronous and does not commit: the unit of work of a confirm or an automatic capture
-    (:func:`confirm_payment`, or :func:`capture_payment` on an async session).
+    Synchronous and does not commit: the unit of work of a confirm (:func:`confirm_payment`)
+    or an automatic capture (the reaper).
     """
     found = store_payments.capture_rows(session, payment_id=payment_id)
     if found is None or (user_id is not None and found[0].user_id != user_id):
@@ -210,51 +210,34 @@ async def confirm_payment(
     return receipt
 
 
-async def capture_payment(
-    session: AsyncSession,
-    *,
-    payment_id: int,
-    wallet: WalletOps | None = None,
-    kind: str,
-    now: datetime,
-    user_id: int | None = None,
-) -> Receipt:
-    """:func:`capture_unit` on the caller's async session (through ``run_sync``). Does not
-    commit: run it inside :func:`~csms.store.units_of_work.in_transaction`. For callers
-    that hold a session rather than the :class:`Database` (the confirm route, until it calls
-    :func:`confirm_payment`); ``wallet`` is not used (the money moves by
-    :mod:`csms.payments.postings`)."""
-    return await run_sync(
-        session,
-        lambda s: capture_unit(s, payment_id=payment_id, kind=kind, now=now, user_id=user_id),
-    )
-
-
-async def refund_payment(
-    session: AsyncSession,
-    *,
-    payment_id: int,
-    amount: int,
-    key: str,
-    wallet: WalletOps,
-) -> Payment:
-    """Refunds part or all of a captured payment; idempotent by ``key`` (the wallet posts a
-    key once, and the refunded total is read back from the ledger). Does not commit."""
-    payment = await get_payment(session, payment_id, user_id=None)
+def refund_unit(session: Session, /, *, payment_id: int, amount: int, key: str | None) -> Payment:
+    """Refunds part or all of a captured payment (synchronous, does not commit); idempotent by
+    ``key`` (None: the refunded total so far and ``amount``, so that a repeat of the same step
+    posts once). The ledger posts a key once, and the refunded total is read back from it."""
+    payment = store_payments.lock_payment(session, payment_id=payment_id)
+    if payment is None:
+        raise PaymentNotFound(f"no payment {payment_id}")
+    key = f"refund:{payment_id}:{key or f'{payment.refunded_amount}+{amount}'}"
     if type(amount) is not int or amount < 1:
         raise RefundRefused("a refund is a positive amount in minor units")
     if payment.status == PaymentState.PENDING:
         raise RefundRefused("the payment is not captured: nothing to refund")
     user, oid = payment.user_id, payment.order_id
-    if amount > await wallet.refundable_amount(session, user_id=user, order_id=oid):
+    if amount > postings.refundable_amount(session, user_id=user, order_id=oid):
         done = payment.refunded_amount
         raise RefundRefused(f"only {payment.amount - done} of payment {payment_id} is refundable")
-    await wallet.refund(session, user_id=user, order_id=oid, amount=amount, key=key)
-    refunded = payment.amount - await wallet.refundable_amount(session, user_id=user, order_id=oid)
+    postings.refund(session, user_id=user, order_id=oid, amount=amount, key=key)
+    refunded = payment.amount - postings.refundable_amount(session, user_id=user, order_id=oid)
     event = PaymentEvent.REFUND_ALL if refunded >= payment.amount else PaymentEvent.REFUND
     new = next_payment_state(payment.status, event) if refunded else payment.status
-    if not await store_payments.record_refund(
-        session, payment=payment, refunded=refunded, status=new
-    ):
+    if not store_payments.record_refund(session, payment=payment, refunded=refunded, status=new):
         raise Conflict(f"payment {payment_id} was refunded meanwhile")
     return payment
+
+
+async def refund_payment(db: Database, *, payment_id: int, amount: int, key: str | None) -> Payment:
+    """:func:`refund_unit` in one unit of work (committed when this returns); the payment as
+    it then stands."""
+    return await in_worker(
+        db, lambda session: refund_unit(session, payment_id=payment_id, amount=amount, key=key)
+    )

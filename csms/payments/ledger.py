@@ -16,9 +16,9 @@ A credit to an account is a positive entry. Every transfer's entries sum to zero
 accounts together always sum to zero too. Nothing here commits: the caller owns the transaction.
 
 The postings (:func:`lock_and_read`, :func:`post_all` and the rest) are synchronous functions
-of a :class:`~sqlmodel.Session`: they run inside the units of work of the database thread
-(:func:`~csms.store.units_of_work.in_worker`), or through ``AsyncSession.run_sync`` from an
-async caller. The balance reads are async (the operator and driver pages). The statements
+of a :class:`~sqlmodel.Session`: they run inside units of work
+(:func:`~csms.store.units_of_work.in_worker`). The balance reads (:func:`available`,
+:func:`held`, :func:`currency_of`) are async: the operator and driver pages. The statements
 are :mod:`csms.store.ledger`'s; the rules (balanced legs, idempotency by key) are here.
 """
 
@@ -214,3 +214,21 @@ async def balance(session: AsyncSession, account: str) -> int:
 async def balance_of_kind(session: AsyncSession, user_id: int, kind: AccountKind) -> int:
     """The sum of every entry of ``user_id``'s accounts of ``kind`` (e.g. all their holds)."""
     return await store_ledger.balance_of_kind(session, user_id=user_id, kind=kind)
+
+
+async def available(session: AsyncSession, user_id: int) -> int:
+    """What the driver can spend now: the sum of ``wallet:{user}``."""
+    return await balance(session, wallet_account(user_id))
+
+
+async def held(session: AsyncSession, user_id: int) -> int:
+    """The sum of the driver's open holds."""
+    return await balance_of_kind(session, user_id, "hold")
+
+
+async def currency_of(session: AsyncSession, user_id: int) -> str:
+    """The wallet's currency; UnknownWallet if the user has none."""
+    currency = await store_ledger.wallet_currency(session, user_id=user_id)
+    if currency is None:
+        raise UnknownWallet(user_id)
+    return currency

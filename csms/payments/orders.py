@@ -6,9 +6,9 @@ maximum)``, a hold of exactly ``lim.amt`` on the driver's wallet, and a start to
 the CSMS's active key. The order row keeps the exact ``tar`` and ``lim`` claims it signed: every
 later settlement is recomputed from them, never from a billing model edited since.
 
-All of it is one synchronous unit of work (:func:`order_unit`): :func:`place_order` runs it in
-one hop; :func:`create_order` runs it on a caller's async session. The rows are written and
-read by :mod:`csms.store.orders`.
+All of it is one synchronous unit of work (:func:`order_unit`), which :func:`place_order` runs
+in one hop; so is the operator's cancel (:func:`cancel_unit`). The rows are written and read
+by :mod:`csms.store.orders`.
 """
 
 from __future__ import annotations
@@ -27,15 +27,14 @@ from config.logs import bind
 from config.settings import Settings
 from csms.keys import KeyManager
 from csms.payments import postings
-from csms.payments.lifecycle import OrderState
+from csms.payments.lifecycle import OrderEvent, OrderState, next_order_state
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
 from csms.payments.tariffs import billing_model
-from csms.ports import TariffResolver, WalletOps
 from csms.store import orders as store_orders
 from csms.store.db import Database
 from csms.store.models_orders import Order
 from csms.store.rows import with_defaults
-from csms.store.units_of_work import in_worker, run_sync
+from csms.store.units_of_work import Conflict, in_worker
 from qr_extension.keys import SigningKey
 from qr_extension.start import StartAuthorization, issue_start_token
 from qr_extension.tariff import (
@@ -171,17 +170,14 @@ def order_unit(
     settings: Settings,
     key: SigningKey,
     now: datetime,
-    tariff: Tariff | None = None,
 ) -> Order:
     """The unit of work of an order (synchronous, does not commit): checks the charger and
-    EVSE, reads the billing model (unless ``tariff`` is given), signs the start token with
-    ``key``, inserts the order and places its hold. Raises InvalidOrderRequest, or
-    InsufficientFunds (the caller rolls back: nothing is stored then)."""
+    EVSE, reads the billing model, signs the start token with ``key``, inserts the order and
+    places its hold. Raises InvalidOrderRequest, or InsufficientFunds (the caller rolls back:
+    nothing is stored then)."""
     _check_charger(session, request.charger_id, request.evse_id)
-    if tariff is None:
-        tariff = billing_model(
-            session, user_id=user_id, charger_id=request.charger_id, settings=settings
-        )
+    charger_id = request.charger_id
+    tariff = billing_model(session, user_id=user_id, charger_id=charger_id, settings=settings)
     values = _new_order(
         user_id=user_id, request=request, tariff=tariff, settings=settings, key=key, now=now
     )
@@ -220,41 +216,44 @@ async def place_order(
     return order
 
 
-async def create_order(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    request: OrderRequest,
-    settings: Settings,
-    keys: KeyManager,
-    wallet: WalletOps | None = None,
-    resolve_tariff: TariffResolver,
-    now: datetime,
-) -> Order:
-    """:func:`place_order` on the caller's async session (commits it): the same unit of work
-    through ``run_sync``, statement by statement through the event loop. For callers that
-    hold a session rather than the :class:`Database` (the order route, until it calls
-    :func:`place_order`). ``resolve_tariff`` picks the billing model; ``wallet`` is not used
-    (the hold is posted by :mod:`csms.payments.postings`).
-    """
-    request.kind()
-    tariff = await resolve_tariff(
-        session, user_id=user_id, charger_id=request.charger_id, settings=settings
-    )
-    key = keys.active_signing_key(_epoch(now))
-    try:
-        order = await run_sync(
-            session,
-            lambda s: order_unit(
-                s, user_id=user_id, request=request, settings=settings, key=key, now=now,
-                tariff=tariff,
-            ),
-        )  # fmt: skip
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        raise
-    return order
+def release_unused(
+    session: Session, /, *, order: Order, new_status: OrderState, now: datetime
+) -> int | None:
+    """Moves ``order`` from the status it was read in to ``new_status`` (cancelled, expired),
+    stamps ``hold_released_at`` and returns what is left of its hold to the wallet (key
+    ``release:{order}``); the amount released. None, and nothing done, when its status
+    changed since the read."""
+    stepped = store_orders.step_order(
+        session, order_id=order.id, old_status=order.status, new_status=new_status.value,
+        now=now, values={"hold_released_at": now},
+    )  # fmt: skip
+    if not stepped:
+        return None
+    key = f"release:{order.id}"
+    return postings.release(session, user_id=order.user_id, order_id=order.id, key=key)
+
+
+def cancel_unit(session: Session, /, *, order_id: str, now: datetime) -> tuple[OrderState, int]:
+    """The operator's cancel (synchronous, does not commit): the order's next state and the
+    amount of its hold released; the order is flagged ``cancelled``. OrderNotFound;
+    IllegalTransition when the order can no longer be cancelled; Conflict (run again) when
+    it changed meanwhile."""
+    order = store_orders.order_row(session, order_id=order_id)
+    if order is None:
+        raise OrderNotFound(f"no order {order_id!r}")
+    new = next_order_state(order.status, OrderEvent.CANCEL)
+    released = release_unused(session, order=order, new_status=new, now=now)
+    if released is None:
+        raise Conflict(f"order {order.id} changed meanwhile")
+    store_orders.add_flag(session, order_id=order.id, kind="cancelled", detail="by the operator")
+    return new, released
+
+
+async def cancel_unsettled(db: Database, *, order_id: str, now: datetime) -> tuple[OrderState, int]:
+    """Cancels an order that was never settled and releases its hold, in one unit of work
+    (committed when this returns); the order's new state and the amount released. A
+    settlement that still arrives is honoured as a debt and flagged."""
+    return await in_worker(db, lambda session: cancel_unit(session, order_id=order_id, now=now))
 
 
 def snapshot(order: Order) -> StartAuthorization:

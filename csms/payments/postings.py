@@ -3,21 +3,22 @@
 Each function takes the unit of work's :class:`~sqlmodel.Session` first and keyword-only
 arguments, posts exactly one balanced transfer (``capture_and_release`` two), never commits
 (the caller owns the transaction), and is idempotent by ``key``: a repeat with the same key
-returns the first transfer's id and posts nothing; the same key for another operation raises
-:class:`IdempotencyConflict`. Each takes the driver's wallet lock first
+returns the first transfer's id (:func:`release`: 0) and posts nothing; the same key for
+another operation raises :class:`IdempotencyConflict`. Each takes the driver's wallet lock first
 (:func:`csms.payments.ledger.lock_wallet`), so concurrent operations on one wallet are
 serialised and a balance check cannot race a posting.
 
-They run in the database thread inside the hot paths' units of work
-(:func:`~csms.store.units_of_work.in_worker`); :mod:`csms.payments.wallet` offers the same
-operations to async callers through ``AsyncSession.run_sync``. Money flows (see
-:mod:`csms.payments.ledger` for the accounts)::
+They are the only way money moves between a wallet, its holds and revenue: every caller,
+async ones included, runs them inside a unit of work
+(:func:`~csms.store.units_of_work.in_worker`: in the database thread on SQLite). Money flows
+(see :mod:`csms.payments.ledger` for the accounts)::
 
-    place_hold   wallet:{user}  -> hold:{order}      InsufficientFunds if not available
-    capture      hold:{order}   -> revenue           at most the remaining hold
-    release      hold:{order}   -> wallet:{user}     at most the remaining hold
-    charge_debt  wallet:{user}  -> revenue           may take the wallet negative (7.10)
-    refund       revenue        -> wallet:{user}     at most what the order was charged
+    place_hold           wallet:{user} -> hold:{order}   InsufficientFunds if not available
+    capture_and_release  hold:{order}  -> revenue        at most the remaining hold,
+                         hold:{order}  -> wallet:{user}  and the rest back to available
+    release              hold:{order}  -> wallet:{user}  all that is left of the hold
+    charge_debt          wallet:{user} -> revenue        may take the wallet negative
+    refund               revenue       -> wallet:{user}  at most what the order was charged
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from csms.store import ledger as store_ledger
 
 __all__ = [
     "begin",
-    "capture",
     "capture_and_release",
     "charge_debt",
     "place_hold",
@@ -91,23 +91,6 @@ def place_hold(session: Session, *, user_id: int, order_id: str, amount: int, ke
     )  # fmt: skip
 
 
-def capture(session: Session, *, user_id: int, order_id: str, amount: int, key: str) -> int:
-    """Moves ``amount`` of the order's hold to revenue (HoldExceeded above what is left)."""
-    ledger.check_amount(amount)
-    begun = begin(
-        session, key=key, kind="capture", user_id=user_id, order_id=order_id, amount=amount,
-        balance_of=hold_account(order_id),
-    )  # fmt: skip
-    if begun.done is not None:
-        return begun.done
-    _check_hold(order_id, begun.balance, amount)
-    return _move(
-        session, key, "capture", user_id, order_id, begun.currency,
-        Leg(hold_account(order_id), "hold", -amount, user_id),
-        Leg(REVENUE, "revenue", amount),
-    )  # fmt: skip
-
-
 def capture_and_release(
     session: Session,
     /,
@@ -118,11 +101,11 @@ def capture_and_release(
     capture_key: str,
     release_key: str,
 ) -> None:
-    """Captures ``amount`` of the order's hold and returns the rest to available: what
-    :func:`capture` then :func:`release` do, under one wallet lock, with one lookup of both
-    keys and the hold, and both transfers posted together (three statements on SQLite, four
-    on PostgreSQL, instead of nine).
-    Each key stays idempotent on its own (a repeat posts only what is missing)."""
+    """Captures ``amount`` of the order's hold (HoldExceeded above what is left) and returns
+    the rest to available, under one wallet lock, with one lookup of both keys and the hold,
+    and both transfers posted together (three statements on SQLite, four on PostgreSQL).
+    Each key stays idempotent on its own (a repeat posts only what is missing); a capture of
+    0 posts only the release."""
     ledger.check_amount(amount)
     ledger.check_key(capture_key)
     ledger.check_key(release_key)
@@ -163,33 +146,21 @@ def _same_as_before(
     )
 
 
-def release(
-    session: Session,
-    /,
-    *,
-    user_id: int,
-    order_id: str,
-    amount: int | None = None,
-    key: str,
-) -> int:
-    """Returns ``amount`` of the order's hold (None: all that is left) to available."""
-    if amount is not None:
-        ledger.check_amount(amount)
+def release(session: Session, /, *, user_id: int, order_id: str, key: str) -> int:
+    """Returns what is left of the order's hold to available; the amount it moved (0, and
+    nothing posted, when nothing was left or ``key`` was posted before)."""
     begun = begin(
-        session, key=key, kind="release", user_id=user_id, order_id=order_id, amount=amount,
+        session, key=key, kind="release", user_id=user_id, order_id=order_id, amount=None,
         balance_of=hold_account(order_id),
     )  # fmt: skip
-    if begun.done is not None:
-        return begun.done
-    if amount is None:
-        amount = begun.balance
-    else:
-        _check_hold(order_id, begun.balance, amount)
-    return _move(
+    if begun.done is not None or begun.balance == 0:
+        return 0
+    _move(
         session, key, "release", user_id, order_id, begun.currency,
-        Leg(hold_account(order_id), "hold", -amount, user_id),
-        Leg(wallet_account(user_id), "available", amount, user_id),
+        Leg(hold_account(order_id), "hold", -begun.balance, user_id),
+        Leg(wallet_account(user_id), "available", begun.balance, user_id),
     )  # fmt: skip
+    return begun.balance
 
 
 def charge_debt(session: Session, *, user_id: int, order_id: str, amount: int, key: str) -> int:

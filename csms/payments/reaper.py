@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.settings import Settings
 from csms import metrics
@@ -38,14 +37,15 @@ from csms.payments.capture import capture_unit
 from csms.payments.errors import AlreadyCaptured, PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
 from csms.payments.limits import enforce_limits
+from csms.payments.orders import release_unused
 from csms.payments.top_ups import sweep
-from csms.ports import PaymentProvider, WalletOps
+from csms.ports import PaymentProvider
 from csms.store import orders as store_orders
 from csms.store import payments as store_payments
 from csms.store.db import Database
 from csms.store.models import ChargerSync
 from csms.store.models_orders import Order
-from csms.store.units_of_work import Conflict, in_transaction, in_worker
+from csms.store.units_of_work import Conflict, in_worker
 
 LOG = logging.getLogger("csms.reaper")
 BATCH = 200
@@ -70,7 +70,6 @@ class Reaper:
         db: Database,
         *,
         settings: Settings,
-        wallet: WalletOps,
         clock: Callable[[], datetime],
         dispatcher: CommandDispatcher | None = None,
         provider: PaymentProvider | None = None,
@@ -78,7 +77,6 @@ class Reaper:
         self._db = db
         self._provider = provider  # its attempts left unresolved are swept each pass
         self._settings = settings
-        self._wallet = wallet
         self._clock = clock
         self.dispatcher = dispatcher  # set once the app's context exists (limit stops)
 
@@ -171,14 +169,20 @@ class Reaper:
         for order, sync in candidates:
             usable_until = order.expires_at + leeway
             if sync is not None and sync.updated_at > usable_until:
-                if await in_transaction(self._db, self._expirer(order, now)):
+                if await in_worker(self._db, self._expirer(order, now)):
                     report.released.append(order.id)
             elif now > usable_until + offline_limit and order.id not in flagged:
                 await in_worker(self._db, self._flagger(order))
                 report.flagged.append(order.id)
 
-    def _expirer(self, order: Order, now: datetime) -> Callable[[AsyncSession], Awaitable[bool]]:
-        return lambda session: self._expire(session, order, now)
+    @staticmethod
+    def _expirer(order: Order, now: datetime) -> Callable[[Session], bool]:
+        """The expiry of an unused order: ``created -> expired`` and its hold released;
+        False when another process (or the charger) got there first."""
+        new = next_order_state(order.status, OrderEvent.EXPIRE)
+        return lambda session: (
+            release_unused(session, order=order, new_status=new, now=now) is not None
+        )
 
     @staticmethod
     def _flagger(order: Order) -> Callable[[Session], None]:
@@ -186,25 +190,3 @@ class Reaper:
         return lambda session: store_orders.add_flag(
             session, order_id=order.id, kind="offline_limit", detail=detail
         )
-
-    async def _expire(self, session: AsyncSession, order: Order, now: datetime) -> bool:
-        next_order_state(order.status, OrderEvent.EXPIRE)
-        expired = await store_orders.release_order(
-            session,
-            order_id=order.id,
-            old_status=OrderState.CREATED,
-            new_status=OrderState.EXPIRED.value,
-            now=now,
-        )
-        if not expired:  # another process (or the charger) got there first
-            return False
-        rest = await self._wallet.hold_remaining(session, order_id=order.id)
-        if rest > 0:
-            await self._wallet.release(
-                session,
-                user_id=order.user_id,
-                order_id=order.id,
-                amount=rest,
-                key=f"release:{order.id}",
-            )
-        return True

@@ -2,11 +2,12 @@
 
 :func:`csms.billing.resolve.resolve` is async (the driver pages call it); the order's unit of
 work runs in the database thread and needs the same answer on its synchronous session. This
-is that function on a :class:`~sqlmodel.Session`: the same prebuilt candidate query and the
-same precedence (user at charger, user, charger, site, configured default), kept next to the
-async one by ``tests/csms/billing/test_billing.py``. It belongs in
-``csms/billing/resolve.py`` (with the async one running it through ``run_sync``); it lives
-here until that module takes it (not owned by the payment side).
+is that function on a :class:`~sqlmodel.Session`: the same prebuilt candidate query
+(:func:`csms.store.billing.candidates_in`) and the same precedence (user at charger, user,
+charger, site, configured default), kept next to the async one by
+``tests/csms/billing/test_billing.py``. It belongs in ``csms/billing/resolve.py`` (with the
+async one running it through ``run_sync``); it lives here until that module takes it (not
+owned by the payment side).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from sqlmodel import Session
 from config.settings import Settings
 from csms.billing import resolve
 from csms.billing.schemas import tariff_of
-from csms.store.billing import CANDIDATES
-from csms.store.models_money import BillingModel
-from csms.store.rows import loaded
+from csms.store import billing as store_billing
 from qr_extension import Tariff
 
 
@@ -30,13 +29,7 @@ def resolve_sync(
     if user_id is not None:
         ranked += [resolve.user_charger_scope(user_id, charger_id), resolve.user_scope(user_id)]
     ranked.append(resolve.charger_scope(charger_id))
-    params = {"ranked": ranked, "charger_id": charger_id}
-    # the prebuilt query, run through Core: the scope, then the billing model's columns
-    rows = session.connection().execute(CANDIDATES, params)
-    found = {}
-    for row in rows:
-        values = row._asdict()
-        found[values.pop("scope")] = loaded(BillingModel, values)
+    found = store_billing.candidates_in(session, ranked=ranked, charger_id=charger_id)
     for scope in ranked:
         if scope in found:
             return resolve.Resolved(tariff_of(found[scope]), scope)

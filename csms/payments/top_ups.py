@@ -47,7 +47,6 @@ from csms.payments.errors import (
 )
 from csms.payments.ledger import Leg, wallet_account
 from csms.payments.lifecycle import IllegalTransition
-from csms.payments.wallet import currency_of
 from csms.ports import PaymentProvider, PspResult
 from csms.store import psp_attempts as store
 from csms.store.db import Database
@@ -187,7 +186,7 @@ async def _intent(
 ) -> PspAttempt:
     """Phase 1: the attempt of ``key``, new or found (then checked to be the same top-up and,
     if still open, marked as being worked on now)."""
-    currency = await currency_of(session, user_id)
+    currency = await ledger.currency_of(session, user_id)
     posted = await run_sync(session, lambda s: ledger.find_transfer(s, key))
     if posted is not None:
         ledger.same_operation(

@@ -1,4 +1,5 @@
-"""Database functions for billing models and their assignments (keyword-only, async).
+"""Database functions for billing models and their assignments (keyword-only; async, but for
+the order's read of the candidates inside its unit of work).
 
 The rules (validation, scopes, precedence, the errors) are :mod:`csms.billing`'s; these only
 read and write rows. The functions that change something commit.
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, func, literal
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.store.models import Charger
 from csms.store.models_money import BillingAssignment, BillingModel
+from csms.store.rows import loaded
 
 _SITE = (
     select(literal("site:") + col(Charger.location))
@@ -30,6 +32,19 @@ CANDIDATES = (
 """Every assignment that may apply (``ranked`` scopes and the charger's site ``site:L``),
 with its billing model; bind ``ranked`` and ``charger_id``. Built once: it runs for every
 order, and building it cost more than running it."""
+
+
+def candidates_in(
+    session: Session, *, ranked: list[str], charger_id: str
+) -> dict[str, BillingModel]:
+    """:func:`candidates` on a unit of work's synchronous session (the order's), through Core:
+    the scope, then the billing model's columns, loaded outside the session."""
+    rows = session.connection().execute(CANDIDATES, {"ranked": ranked, "charger_id": charger_id})
+    found = {}
+    for row in rows:
+        values = row._asdict()
+        found[values.pop("scope")] = loaded(BillingModel, values)
+    return found
 
 
 async def candidates(

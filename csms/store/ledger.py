@@ -153,7 +153,19 @@ def sums_by_kind(session: Session, *, user_id: int, order_id: str) -> dict[str, 
     return {kind: int(total) for kind, total in rows.all()}
 
 
-# --- async: balances and the operator's pages -------------------------------------------------
+# --- async: wallets, balances and the operator's pages ----------------------------------------
+
+
+async def open_wallet(session: AsyncSession, *, user_id: int, currency: str) -> None:
+    """Adds the (empty) wallet of a new driver. Does not commit."""
+    session.add(Wallet(user_id=user_id, currency=currency))
+    await session.flush()
+
+
+async def wallet_currency(session: AsyncSession, *, user_id: int) -> str | None:
+    """The currency of the driver's wallet (None: the driver has no wallet)."""
+    rows = await session.exec(orm_select(Wallet.currency).where(col(Wallet.user_id) == user_id))
+    return rows.first()
 
 
 async def balance(session: AsyncSession, *, account: str) -> int:

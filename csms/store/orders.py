@@ -193,12 +193,6 @@ async def flags_of(session: AsyncSession, *, order_id: str) -> list[OrderFlag]:
     return list(rows.all())
 
 
-def flag_later(session: AsyncSession, *, order_id: str, kind: str, detail: str) -> None:
-    """Adds a flag to the caller's session (written at its flush; a second flag of the kind
-    fails the commit)."""
-    session.add(OrderFlag(order_id=order_id, kind=kind, detail=detail))
-
-
 async def claim_flag(db: Database, *, order_id: str, kind: str, detail: str) -> bool:
     """Writes the flag in a transaction of its own; False when the order had it already."""
     async with db.session() as session:
@@ -216,19 +210,6 @@ async def set_remote_started(session: AsyncSession, *, order_id: str, at: dateti
     request goes out: from then on the CSMS watches the order's limits)."""
     await session.exec(update(Order).where(col(Order.id) == order_id).values(remote_started_at=at))
     await session.commit()
-
-
-async def release_order(
-    session: AsyncSession, *, order_id: str, old_status: str, new_status: str, now: datetime
-) -> bool:
-    """Sets ``new_status`` and ``hold_released_at`` where the status is still
-    ``old_status`` (cancel, expiry); whether it matched. Does not commit."""
-    result = await session.exec(
-        update(Order)
-        .where(col(Order.id) == order_id, col(Order.status) == old_status)
-        .values(status=new_status, hold_released_at=now, updated_at=now)
-    )
-    return bool(result.rowcount == 1)
 
 
 async def expired_unused(

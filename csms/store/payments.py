@@ -119,7 +119,21 @@ def lock_payment(session: Session, *, payment_id: int) -> Payment | None:
     return session.get(Payment, payment_id, with_for_update=True)
 
 
-# --- async: the pages, the operator's refunds, the background passes -------------------------
+def record_refund(session: Session, *, payment: Payment, refunded: int, status: str) -> bool:
+    """The refunded total and status, where the payment's status is still the one read; on a
+    match ``payment`` is read again. Whether it matched. Does not commit."""
+    result = session.exec(
+        update(Payment)
+        .where(col(Payment.id) == payment.id, col(Payment.status) == payment.status)
+        .values(refunded_amount=refunded, status=status)
+    )
+    if result.rowcount != 1:
+        return False
+    session.refresh(payment)
+    return True
+
+
+# --- async: the pages, the background passes -------------------------------------------------
 
 
 async def get_payment(session: AsyncSession, *, payment_id: int) -> Payment | None:
@@ -160,19 +174,3 @@ async def pending_before(
         .limit(limit)
     )
     return [i for i in rows.all() if i is not None]
-
-
-async def record_refund(
-    session: AsyncSession, *, payment: Payment, refunded: int, status: str
-) -> bool:
-    """The refunded total and status, where the payment's status is still the one read; on a
-    match ``payment`` is read again. Whether it matched. Does not commit."""
-    result = await session.exec(
-        update(Payment)
-        .where(col(Payment.id) == payment.id, col(Payment.status) == payment.status)
-        .values(refunded_amount=refunded, status=status)
-    )
-    if result.rowcount != 1:
-        return False
-    await session.refresh(payment)
-    return True

@@ -5,7 +5,7 @@ Call ``await assert_ledger_consistent(session)`` after any test that moves money
 * every transfer has two or more entries that sum to zero, and its ``amount`` is what it
   moved (the sum of its positive entries);
 * all entries together sum to zero;
-* balances equal sums: :func:`csms.payments.wallet.available` and ``held`` give, for every
+* balances equal sums: :func:`csms.payments.ledger.available` and ``held`` give, for every
   wallet, the sums of its ``wallet:`` and ``hold:`` entries, and account names agree with
   their kinds and owners;
 * no hold account is negative, and every hold belongs to one driver;
@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.payments import wallet
+from csms.payments import ledger
 
 _PREFIX = {"available": "wallet:", "hold": "hold:", "revenue": "revenue", "psp": "psp:"}
 
@@ -74,9 +74,9 @@ async def assert_ledger_consistent(session: AsyncSession) -> None:
     for (user_id,) in await _rows(session, "SELECT user_id FROM wallets"):
         assert isinstance(user_id, int)
         own = balances.get(f"wallet:{user_id}", 0)
-        assert await wallet.available(session, user_id) == own, f"wallet {user_id} balance"
+        assert await ledger.available(session, user_id) == own, f"wallet {user_id} balance"
         holds = sum(balances[a] for a, owners in hold_owners.items() if owners == {user_id})
-        assert await wallet.held(session, user_id) == holds, f"wallet {user_id} holds"
+        assert await ledger.held(session, user_id) == holds, f"wallet {user_id} holds"
         assert own >= 0 or user_id in debtors, f"wallet {user_id} is {own} without a debt"
 
     top_ups = await _rows(

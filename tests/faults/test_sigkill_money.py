@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from config.settings import load_settings
-from csms.payments import wallet
 from csms.payments.reaper import Reaper
 from csms.store.db import Database
 from csms.store.models import ChargerSync
@@ -219,7 +218,7 @@ async def released_in_time(database_url: str, unused: set[str], tmp_path: Path) 
             session.add(ChargerSync(charger_id=CHARGER, last_seq=0, updated_at=later))
             await session.commit()
         settings = load_settings(data_dir=tmp_path / "unused")
-        reaper = Reaper(db, settings=settings, wallet=wallet, clock=lambda: later)
+        reaper = Reaper(db, settings=settings, clock=lambda: later)
         released = await reaper.reap_once(later + timedelta(seconds=1))
         assert sorted(released.released) == sorted(unused)
     finally:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.api.responses import errors
-from csms.payments import ledger, wallet
+from csms.payments import ledger
 from csms.store import ledger as store_ledger
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"], responses=errors(401))
@@ -111,8 +111,8 @@ async def wallet_of(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> Wal
     return WalletAdmin(
         user_id=user_id,
         email=user.email,
-        currency=await wallet.currency_of(session, user_id),
-        available=await wallet.available(session, user_id),
+        currency=await ledger.currency_of(session, user_id),
+        available=await ledger.available(session, user_id),
         held=sum(h.amount for h in holds),
         holds=holds,
     )

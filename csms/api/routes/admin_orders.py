@@ -19,15 +19,15 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.api.deps import AdminDep, CtxDep, SessionDep, WalletDep
+from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import BODY, errors
 from csms.bounds import Amount
 from csms.payments.capture import refund_payment
 from csms.payments.errors import PaymentError
-from csms.payments.lifecycle import IllegalTransition, OrderEvent, next_order_state
+from csms.payments.lifecycle import IllegalTransition
 from csms.payments.order_errors import OrderNotFound, PaymentNotFound, RefundRefused
-from csms.payments.orders import get_order
+from csms.payments.orders import cancel_unsettled, get_order
 from csms.payments.reconciliation import ReconciliationReport, build_report, to_csv
 from csms.payments.schemas import (
     OrderDetail,
@@ -43,7 +43,6 @@ from csms.store import orders as store_orders
 from csms.store import payments as store_payments
 from csms.store import rejections as store_rejections
 from csms.store import settlements as store_settlements
-from csms.store.units_of_work import Conflict, in_transaction
 
 router = APIRouter(
     prefix="/api/v1/admin", tags=["admin: orders and payments"], responses=errors(401)
@@ -93,36 +92,16 @@ async def admin_order(order_id: str, _: AdminDep, session: SessionDep) -> OrderD
     response_model=CancelAnswer,
     responses=errors(404, 409, notes={409: "the order can no longer be cancelled"}),
 )
-async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep, wallet: WalletDep) -> CancelAnswer:
+async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep) -> CancelAnswer:
     """Cancels an order that was never settled and releases its hold. A settlement that
     still arrives is honoured as a debt and flagged: the energy was delivered."""
-    now = ctx.clock()
-
-    async def work(session: AsyncSession) -> CancelAnswer:
-        order = await get_order(session, order_id, user_id=None)
-        new = next_order_state(order.status, OrderEvent.CANCEL)
-        cancelled = await store_orders.release_order(
-            session, order_id=order.id, old_status=order.status, new_status=new.value, now=now
-        )
-        if not cancelled:
-            raise Conflict(f"order {order.id} changed meanwhile")
-        rest = await wallet.hold_remaining(session, order_id=order.id)
-        if rest > 0:
-            await wallet.release(
-                session, user_id=order.user_id, order_id=order.id, amount=rest,
-                key=f"release:{order.id}",
-            )  # fmt: skip
-        store_orders.flag_later(
-            session, order_id=order.id, kind="cancelled", detail="by the operator"
-        )
-        return CancelAnswer(order_id=order.id, status=new.value, released=rest)
-
     try:
-        return await in_transaction(ctx.db, work)
+        new, released = await cancel_unsettled(ctx.db, order_id=order_id, now=ctx.clock())
     except OrderNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except IllegalTransition as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return CancelAnswer(order_id=order_id, status=new.value, released=released)
 
 
 @router.get("/settlements", response_model=list[SettlementPublic])
@@ -192,33 +171,21 @@ async def refund(
     body: RefundCreate,
     _: AdminDep,
     ctx: CtxDep,
-    wallet: WalletDep,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> PaymentPublic:
     """Refunds part or all of a captured payment to the driver's wallet."""
-
-    async def work(session: AsyncSession) -> PaymentPublic:
-        payment = await store_payments.get_payment(session, payment_id=payment_id)
-        if payment is None:
-            raise PaymentNotFound(f"no payment {payment_id}")
-        key = idempotency_key or f"{payment.refunded_amount}+{body.amount}"
-        done = await refund_payment(
-            session,
-            payment_id=payment_id,
-            amount=body.amount,
-            key=f"refund:{payment_id}:{key}",
-            wallet=wallet,
-        )
-        return await payment_public(session, done)
-
     try:
-        return await in_transaction(ctx.db, work)
+        done = await refund_payment(
+            ctx.db, payment_id=payment_id, amount=body.amount, key=idempotency_key
+        )
     except PaymentNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except (RefundRefused, IllegalTransition) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except PaymentError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    async with ctx.db.session() as session:
+        return await payment_public(session, done)
 
 
 async def _report(

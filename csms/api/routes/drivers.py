@@ -19,7 +19,7 @@ from csms.bounds import Amount
 from csms.drivers.accounts import authenticate, create_user, revoke_tokens
 from csms.drivers.errors import InvalidCredentials
 from csms.drivers.passwords import hash_async
-from csms.payments import top_ups, wallet
+from csms.payments import ledger, top_ups
 from csms.payments.errors import InvalidAmount
 from csms.payments.ledger import wallet_account
 from csms.ports import PaymentProvider
@@ -198,12 +198,12 @@ async def sign_out_everywhere(user: CurrentUser, session: SessionDep) -> None:
 async def me(user: CurrentUser, session: SessionDep) -> Profile:
     """The signed-in driver's profile and wallet balance."""
     uid = _id(user)
-    currency = await wallet.currency_of(session, uid)
+    currency = await ledger.currency_of(session, uid)
     return Profile(
         **_public(user).model_dump(),
         currency=currency,
-        balance=await wallet.available(session, uid),
-        held=await wallet.held(session, uid),
+        balance=await ledger.available(session, uid),
+        held=await ledger.held(session, uid),
     )
 
 
@@ -223,9 +223,9 @@ async def my_wallet(
         for t, amount in rows
     ]
     return WalletPublic(
-        currency=await wallet.currency_of(session, uid),
-        balance=await wallet.available(session, uid),
-        held=await wallet.held(session, uid),
+        currency=await ledger.currency_of(session, uid),
+        balance=await ledger.available(session, uid),
+        held=await ledger.held(session, uid),
         lines=lines,
     )
 
@@ -312,7 +312,7 @@ async def _top_up_public(session: AsyncSession, uid: int, result: top_ups.TopUp)
         state=_PUBLIC_STATE[result.state],
         transfer_id=result.transfer_id,
         amount=result.amount,
-        balance=await wallet.available(session, uid),
+        balance=await ledger.available(session, uid),
         detail=result.detail,
     )
 

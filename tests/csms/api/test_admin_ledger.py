@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from csms.payments import wallet
+from sqlmodel import Session
+
+from csms.payments import postings
+from csms.store.units_of_work import in_worker
 
 from ..conftest import MoneyApi
 
@@ -11,12 +14,15 @@ ADMIN = "/api/v1/admin"
 
 async def test_ledger_and_wallet_views(api: MoneyApi) -> None:
     uid, _ = await api.driver("ops@example.org", funds=5000)
-    async with api.ctx.db.session() as session:
-        await wallet.place_hold(session, user_id=uid, order_id="O1", amount=1200, key="h1")
-        await wallet.place_hold(session, user_id=uid, order_id="O2", amount=800, key="h2")
-        await wallet.capture(session, user_id=uid, order_id="O1", amount=700, key="c1")
-        await wallet.release(session, user_id=uid, order_id="O1", key="r1")
-        await session.commit()
+
+    def moves(s: Session) -> None:
+        postings.place_hold(s, user_id=uid, order_id="O1", amount=1200, key="h1")
+        postings.place_hold(s, user_id=uid, order_id="O2", amount=800, key="h2")
+        postings.capture_and_release(
+            s, user_id=uid, order_id="O1", amount=700, capture_key="c1", release_key="r1"
+        )
+
+    await in_worker(api.ctx.db, moves)
 
     r = await api.http.get(f"{ADMIN}/wallets/{uid}", headers=api.admin())
     assert r.status_code == 200

@@ -19,7 +19,7 @@ from sqlmodel import select
 from config.settings import Settings
 from csms.drivers.accounts import create_user
 from csms.keys import KeyManager
-from csms.payments import wallet
+from csms.payments import ledger
 from csms.payments.capture import confirm_payment
 from csms.payments.orders import OrderRequest, place_order, snapshot
 from csms.payments.provider import SandboxProvider
@@ -216,7 +216,7 @@ class World:
 
     async def available(self, user_id: int | None = None) -> int:
         async with self.db.session() as session:
-            return await wallet.available(session, user_id or self.user_id)
+            return await ledger.available(session, user_id or self.user_id)
 
     async def flags(self, order: Order) -> set[str]:
         from csms.store.orders import flags_of
@@ -280,7 +280,7 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
             now=T0,
         )  # fmt: skip
     service = SettlementService(db, settings=settings, clock=clock)
-    reaper = Reaper(db, settings=settings, wallet=wallet, clock=clock)
+    reaper = Reaper(db, settings=settings, clock=clock)
     w = World(db, settings, keys, clock, charger_key, 0, service, reaper)
     w.user_id = await w.new_user()
     try:

@@ -13,10 +13,12 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from csms.payments import wallet
+from csms.payments import ledger, postings
+from csms.payments.ledger import hold_account
 from csms.store.db import Database
 from csms.store.models_money import LedgerEntry
 from csms.store.models_orders import Order, Payment, Receipt
+from csms.store.units_of_work import run_sync
 
 
 async def assert_money_consistent(db: Database) -> None:
@@ -31,9 +33,10 @@ async def assert_money_consistent(db: Database) -> None:
         payments = {p.order_id: p for p in (await session.exec(select(Payment))).all()}
         receipts = {r.payment_id for r in (await session.exec(select(Receipt))).all()}
         for order in orders:
-            held = await wallet.hold_remaining(session, order_id=order.id)
-            charged = await wallet.refundable_amount(
-                session, user_id=order.user_id, order_id=order.id
+            held = await ledger.balance(session, hold_account(order.id))
+            charged = await run_sync(
+                session,
+                lambda s, o=order: postings.refundable_amount(s, user_id=o.user_id, order_id=o.id),
             )
             payment = payments.get(order.id)
             where = f"order {order.id} ({order.status})"

@@ -4,15 +4,18 @@ keys), and the invariant checker against ledgers broken on purpose."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import text
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
-from csms.payments import wallet
+from csms.payments import ledger, postings
 from csms.payments.errors import HoldExceeded, InsufficientFunds, RefundExceeded
+from csms.payments.ledger import hold_account
 from csms.store.db import Database
+from csms.store.units_of_work import in_worker, run_sync
 
 from ..conftest import SQLITE_ONLY
 from ..ledger_invariants import assert_ledger_consistent
@@ -26,45 +29,71 @@ class Model:
     available: int = 0
     holds: dict[str, int] = field(default_factory=dict)
     charged: dict[str, int] = field(default_factory=dict)
-    done: dict[str, object] = field(default_factory=dict)  # key -> operation it recorded
+    posted: set[str] = field(default_factory=set)  # the keys a transfer was posted with
+
+    def expect(self, op: tuple[str, str, int, str]) -> bool:
+        """Applies ``op`` as the ledger should; False (nothing changed) if it must refuse."""
+        kind, order, amount, key = op
+        hold, charged = self.holds.get(order, 0), self.charged.get(order, 0)
+        if kind == "capture":  # capture_and_release: each key posts once, on its own
+            release_key = f"{key}:r"
+            if key not in self.posted and amount > 0:
+                if amount > hold:
+                    return False
+                self.posted.add(key)
+                hold -= amount
+                self.charged[order] = charged + amount
+            if release_key not in self.posted and hold > 0:
+                self.posted.add(release_key)
+                self.available += hold
+                hold = 0
+            self.holds[order] = hold
+            return True
+        if key in self.posted:
+            return True  # a repeat: the first result stands, nothing moves
+        if kind == "release":
+            if hold > 0:
+                self.posted.add(key)
+                self.available += hold
+                self.holds[order] = 0
+            return True
+        if (kind == "hold" and amount > self.available) or (kind == "refund" and amount > charged):
+            return False
+        self.posted.add(key)
+        if kind == "hold":
+            self.available -= amount
+            self.holds[order] = hold + amount
+        elif kind == "debt":
+            self.available -= amount
+            self.charged[order] = charged + amount
+        else:
+            self.available += amount
+            self.charged[order] = charged - amount
+        return True
 
 
-async def apply(session: AsyncSession, db_user: int, model: Model, op: tuple[object, ...]) -> None:
-    """Runs ``op`` on the wallet, and on the model only if the wallet accepted it."""
+def unit(uid: int, op: tuple[str, str, int, str]) -> Callable[[Session], object]:
+    """The posting ``op`` stands for, as a unit of work."""
     kind, order, amount, key = op
-    assert isinstance(order, str) and isinstance(amount, int) and isinstance(key, str)
-    call = {
-        "hold": wallet.place_hold,
-        "capture": wallet.capture,
-        "release": wallet.release,
-        "debt": wallet.charge_debt,
-        "refund": wallet.refund,
-    }[str(kind)]
-    repeat = key in model.done
+    if kind == "capture":
+        return lambda s: postings.capture_and_release(
+            s, user_id=uid, order_id=order, amount=amount, capture_key=key, release_key=f"{key}:r"
+        )
+    if kind == "release":
+        return lambda s: postings.release(s, user_id=uid, order_id=order, key=key)
+    post = {"hold": postings.place_hold, "debt": postings.charge_debt, "refund": postings.refund}
+    return lambda s: post[kind](s, user_id=uid, order_id=order, amount=amount, key=key)
+
+
+async def apply(db: Database, uid: int, model: Model, op: tuple[str, str, int, str]) -> None:
+    """Runs ``op`` on the ledger and on the model; both accept it or both refuse it."""
+    accepted = model.expect(op)
     try:
-        await call(session, user_id=db_user, order_id=order, amount=amount, key=key)
+        await in_worker(db, unit(uid, op))
     except (InsufficientFunds, HoldExceeded, RefundExceeded):
-        assert not repeat
+        assert not accepted, f"{op} refused"
         return
-    if repeat:
-        return  # the first result stands; nothing moved
-    model.done[key] = op
-    hold = model.holds.get(order, 0)
-    if kind == "hold":
-        model.available -= amount
-        model.holds[order] = hold + amount
-    elif kind == "capture":
-        model.holds[order] = hold - amount
-        model.charged[order] = model.charged.get(order, 0) + amount
-    elif kind == "release":
-        model.holds[order] = hold - amount
-        model.available += amount
-    elif kind == "debt":
-        model.available -= amount
-        model.charged[order] = model.charged.get(order, 0) + amount
-    else:
-        model.available += amount
-        model.charged[order] = model.charged.get(order, 0) - amount
+    assert accepted, f"{op} accepted"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -72,27 +101,27 @@ async def test_random_operations_match_the_model(db: Database, seed: int) -> Non
     rng = random.Random(seed)
     uid = await new_user(db, email=f"m{seed}@example.org", funds=5000)
     model = Model(available=5000)
-    history: list[tuple[object, ...]] = []
+    history: list[tuple[str, str, int, str]] = []
+    for step in range(150):
+        if history and rng.random() < 0.2:
+            op = rng.choice(history)  # a retry: same key, same operation
+        else:
+            kind = rng.choice(["hold", "hold", "capture", "release", "debt", "refund"])
+            op = (kind, f"O{rng.randrange(6)}", rng.randrange(0, 1500), f"k{step}")
+            if kind in ("refund", "debt") and op[2] == 0:
+                op = (kind, op[1], 1, op[3])
+        await apply(db, uid, model, op)
+        history.append(op)
     async with db.session() as session:
-        for step in range(150):
-            if history and rng.random() < 0.2:
-                op = rng.choice(history)  # a retry: same key, same operation
-            else:
-                kind = rng.choice(["hold", "hold", "capture", "release", "debt", "refund"])
-                op = (kind, f"O{rng.randrange(6)}", rng.randrange(0, 1500), f"k{step}")
-                if kind in ("refund", "debt") and op[2] == 0:
-                    op = (kind, op[1], 1, op[3])
-            await apply(session, uid, model, op)
-            history.append(op)
-            if step % 25 == 0:
-                await session.commit()
-        await session.commit()
-        assert await wallet.available(session, uid) == model.available
-        assert await wallet.held(session, uid) == sum(model.holds.values())
+        assert await ledger.available(session, uid) == model.available
+        assert await ledger.held(session, uid) == sum(model.holds.values())
         for order, hold in model.holds.items():
-            assert await wallet.hold_remaining(session, order_id=order) == hold
+            assert await ledger.balance(session, hold_account(order)) == hold
         for order, charged in model.charged.items():
-            assert await wallet.refundable_amount(session, user_id=uid, order_id=order) == charged
+            refundable = await run_sync(
+                session, lambda s, o=order: postings.refundable_amount(s, user_id=uid, order_id=o)
+            )
+            assert refundable == charged
         await assert_ledger_consistent(session)
 
 
@@ -119,9 +148,10 @@ async def test_the_checker_finds_broken_ledgers(
     db: Database, what: str, sql: str, complaint: str
 ) -> None:
     uid = await new_user(db, funds=1000)
+    await in_worker(
+        db, lambda s: postings.place_hold(s, user_id=uid, order_id="X", amount=400, key="h")
+    )
     async with db.session() as session:
-        await wallet.place_hold(session, user_id=uid, order_id="X", amount=400, key="h")
-        await session.commit()
         await assert_ledger_consistent(session)
         connection = await session.connection()
         await connection.execute(text(sql))
@@ -132,9 +162,10 @@ async def test_the_checker_finds_broken_ledgers(
 
 async def test_a_negative_wallet_needs_a_debt(db: Database) -> None:
     uid = await new_user(db, funds=100)
+    await in_worker(
+        db, lambda s: postings.charge_debt(s, user_id=uid, order_id="L", amount=300, key="debt")
+    )
     async with db.session() as session:
-        await wallet.charge_debt(session, user_id=uid, order_id="L", amount=300, key="debt")
-        await session.commit()
         await assert_ledger_consistent(session)  # negative, but by a debt
         connection = await session.connection()
         await connection.execute(text("UPDATE ledger_transfers SET kind = 'capture' "
@@ -142,7 +173,9 @@ async def test_a_negative_wallet_needs_a_debt(db: Database) -> None:
         with pytest.raises(AssertionError, match="without a debt"):
             await assert_ledger_consistent(session)
         await session.rollback()
+    with pytest.raises(InsufficientFunds):
+        await in_worker(
+            db, lambda s: postings.place_hold(s, user_id=uid, order_id="M", amount=1, key="h")
+        )
     async with db.session() as session:
-        with pytest.raises(InsufficientFunds):
-            await wallet.place_hold(session, user_id=uid, order_id="M", amount=1, key="h")
-        assert await wallet.available(session, uid) == -200
+        assert await ledger.available(session, uid) == -200

@@ -14,7 +14,6 @@ from sqlmodel import Session
 from csms.billing.resolve import charger_scope
 from csms.id_tags import LocalTagPolicy
 from csms.payments import reaper as reaper_module
-from csms.payments import wallet
 from csms.payments.capture import capture_unit
 from csms.payments.errors import AlreadyCaptured
 from csms.payments.order_policy import OrderAuthorizationPolicy
@@ -77,7 +76,7 @@ async def test_several_reapers_release_and_capture_once(world: World) -> None:
     world.clock.advance(VALIDITY + LEEWAY + 700)
     await world.synced()
     reapers = [
-        Reaper(world.db, settings=world.settings, wallet=wallet, clock=world.clock)
+        Reaper(world.db, settings=world.settings, clock=world.clock)
         for _ in range(3)
     ]
     reports = await asyncio.gather(*(r.reap_once() for r in reapers))

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from config.settings import Settings
 from csms.drivers.accounts import create_user
-from csms.payments import ledger, top_ups, wallet
+from csms.payments import ledger, top_ups
 from csms.payments.errors import (
     IdempotencyConflict,
     InvalidKey,
@@ -143,7 +143,7 @@ async def books(db: Database, uid: int) -> tuple[int, list[tuple[str, int]], dic
         attempts = await session.exec(select(PspAttempt))
         await assert_ledger_consistent(session)
         return (
-            await wallet.available(session, uid),
+            await ledger.available(session, uid),
             sorted((t.idempotency_key, t.amount) for t in transfers.all()),
             {a.idempotency_key: a.state for a in attempts.all()},
         )
