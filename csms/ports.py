@@ -1,6 +1,7 @@
 """The interfaces between the OCPP side and the money side, so that neither imports the other.
 
-:mod:`csms.protocol` stores what chargers report and then tells a :class:`SettlementSink`; it
+:mod:`csms.protocol` stores what chargers report and then tells a :class:`SettlementSink` (a
+settlement token it hands over unread: the money side reads and stores it); it
 asks an :class:`AuthorizationPolicy` whether an id tag may charge. :mod:`csms.payments`
 implements both (the settlement service, the order-id policy) and is handed to the protocol
 through :class:`~csms.context.CsmsContext`, built by :mod:`csms.app`. The services the web side
@@ -24,6 +25,8 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from sqlalchemy.engine import Connection
+
+from qr_extension.refusal import Refusal
 
 # -- settlements and transactions: what protocol tells the money side ---------------------------
 
@@ -49,12 +52,16 @@ class TransactionFacts:
 
 
 class SettlementSink(Protocol):
-    """Receives what chargers report, after it is stored; must not raise for bad input, and
-    raises when it could not take what it was given (the charger then sends it again). It is
-    told again whenever a charger repeats a message, so it must be idempotent."""
+    """Receives what chargers report; must not raise for bad input, and raises when it could
+    not take what it was given (the charger then sends it again). It is told again whenever a
+    charger repeats a message, so it must be idempotent."""
 
-    async def on_settlement(self, charger_id: str, token: str, source: SettlementSource) -> None:
-        """A signed settlement token (verify it with the charger's key by (iss, kid))."""
+    async def on_settlement(
+        self, charger_id: str, token: str, source: SettlementSource
+    ) -> Refusal | None:
+        """A signed settlement token as received, not read yet: the sink reads, stores and
+        verifies it. None when it is taken (kept, even if refused as evidence); the refusal
+        when it is not taken at all (unreadable, or naming another charger than its sender)."""
         ...
 
     async def on_synced(self, charger_id: str, seq: int) -> None:
@@ -69,9 +76,12 @@ class SettlementSink(Protocol):
 
 
 class StoreOnlySink:
-    """A sink that does nothing more: everything is already stored when it is told."""
+    """A sink that takes everything and keeps nothing more than the protocol stored itself
+    (its settlements are not kept: that is the money side's)."""
 
-    async def on_settlement(self, charger_id: str, token: str, source: SettlementSource) -> None:
+    async def on_settlement(
+        self, charger_id: str, token: str, source: SettlementSource
+    ) -> Refusal | None:
         return None
 
     async def on_synced(self, charger_id: str, seq: int) -> None:

@@ -11,13 +11,15 @@ longer one was refused unread, and its head is enough to recognise it.
 
 Refusals of a charger's own ``Settlement`` DataTransfer are stored the same way (``user_id``
 0): the whole token of those is also in ``settlement_inbox``, once per token, because it
-comes signed from a charger the operator registered. The row is written by
+comes signed from a charger the operator registered (one it cannot read, or that names another
+charger, is answered Rejected instead and not stored). What a token names comes from the one
+reading of it (:class:`Named`), never from reading it again. The row is written by
 :func:`csms.store.rejections.store_rejection`.
 """
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +27,6 @@ from csms.store.models import ID_MAX
 from csms.store.models_orders import ORDER_ID_MAX
 from qr_extension import jws
 from qr_extension.refusal import Refusal
-from qr_extension.settlement import SETTLE_TYP
 
 TOKEN_HEAD_CHARS = jws.MAX_TOKEN_LENGTH  # a longer token is refused unread, as malformed
 DETAIL_CHARS = 500
@@ -36,6 +37,8 @@ NO_DRIVER = 0  # user_id of a refusal that no driver uploaded (a charger's DataT
 def rejection_values(
     token: str,
     *,
+    token_sha256: str,
+    named: Named,
     source: str,
     refusal: Refusal,
     charger_id: str | None,
@@ -43,17 +46,16 @@ def rejection_values(
     now: datetime,
 ) -> dict[str, Any]:
     """The row of one refusal: what the (unverified) token names, its digest and head."""
-    iss, kid, order_id = _named(token)
-    charger = charger_id or iss
+    charger = charger_id or named.iss
     return {
         "charger_id": charger[:ID_MAX] if charger else None,
-        "order_id": order_id,
-        "kid": kid[:KID_CHARS] if kid else None,
+        "order_id": named.jti[:ORDER_ID_MAX] if named.jti else None,
+        "kid": named.kid[:KID_CHARS] if named.kid else None,
         "source": source,
         "reason": refusal.reason.value,
         "detail": refusal.detail[:DETAIL_CHARS],
         "user_id": user_id or NO_DRIVER,
-        "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
+        "token_sha256": token_sha256,
         "token_head": token[:TOKEN_HEAD_CHARS],
         "token_chars": len(token),
         "count": 1,
@@ -62,19 +64,21 @@ def rejection_values(
     }
 
 
-def _named(token: str) -> tuple[str | None, str | None, str | None]:
-    """``iss``, ``kid`` and ``jti`` as the token states them, NOT verified (evidence only;
-    ``iss`` only when it has the shape of a charger id)."""
-    read = jws.read_header(token, typ=SETTLE_TYP)
-    if isinstance(read, Refusal):
-        return None, None, None
-    text, header = read
-    claims = jws.unverified_claims(text)
-    if isinstance(claims, Refusal):
-        return None, header["kid"], None
-    iss, jti = claims.get("iss"), claims.get("jti")
-    return (
-        iss if isinstance(iss, str) and jws.IDENTITY_PATTERN.fullmatch(iss) else None,
-        header["kid"],
-        jti[:ORDER_ID_MAX] if isinstance(jti, str) else None,
-    )
+@dataclass(frozen=True, slots=True)
+class Named:
+    """``iss``, ``kid`` and ``jti`` as a token states them, NOT verified (evidence, and what
+    picks the key and rows); ``iss`` only when it has the shape of a charger id."""
+
+    iss: str | None = None
+    kid: str | None = None
+    jti: str | None = None
+
+    @classmethod
+    def of(cls, parsed: jws.Parsed) -> Named:
+        claims = parsed.claims or {}
+        iss, jti = claims.get("iss"), claims.get("jti")
+        return cls(
+            iss if isinstance(iss, str) and jws.IDENTITY_PATTERN.fullmatch(iss) else None,
+            parsed.header["kid"],
+            jti if isinstance(jti, str) else None,
+        )

@@ -14,6 +14,11 @@ All of them land on one :class:`SettlementRecord` per session:
   amount and the OCPP-metered cost is charged and the order flagged (7.8); OCPP data alone
   bills from the meter with the order's snapshot tariff.
 
+Whichever way it arrives, a token is read once (:func:`read_received`) and that reading is
+what :meth:`SettlementService.receive` verifies, keeps in ``settlement_inbox`` (once per token,
+in the same unit of work; a charger's token also when it is refused) and stores as evidence
+when refused.
+
 Refused settlements are stored as evidence (``settlement_rejections``, one row per distinct
 refusal with its repeats counted: :mod:`csms.payments.rejections`), never raised into OCPP.
 Each copy is one unit of work in the database thread
@@ -23,12 +28,12 @@ ES256 verification inside it, next to the key it reads), and its retry resolves 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlmodel import Session
 
@@ -41,12 +46,12 @@ from csms.payments.lifecycle import (
 )
 from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import snapshot
-from csms.payments.rejections import rejection_values
+from csms.payments.rejections import Named, rejection_values
 from csms.ports import SettlementSource, TransactionChange, TransactionFacts, may_be_order_id
 from csms.store import orders as store_orders
 from csms.store import settlements as store_settlements
 from csms.store.db import Database
-from csms.store.models_orders import Order, Payment, SettlementRecord
+from csms.store.models_orders import ORDER_ID_MAX, Order, Payment, SettlementRecord
 from csms.store.rejections import store_rejection
 from csms.store.units_of_work import Conflict, in_worker
 from qr_extension import jws
@@ -80,26 +85,47 @@ def _at(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def _route(token: str) -> tuple[jws.Parsed, str, str, dict[str, Any]]:
-    """The token read once (:func:`parse_settlement`) with its ``iss``, ``kid`` and claims,
-    NOT verified: what picks the charger's key and the rows to read, and what
-    :func:`verify_parsed_settlement` then verifies without reading the token again.
-    SettlementRefused with :func:`peek_settlement`'s reason when they cannot be read."""
-    parsed = parse_settlement(token)
-    peeked = parsed if isinstance(parsed, Refusal) else peek_parsed(parsed)
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A settlement token as it arrived, read once (:func:`read_received`): its verification,
+    its inbox row and the evidence of its refusal all take this value, never the text again.
+
+    ``parsed`` is None when the token cannot be read, and ``refusal`` then says why; it also
+    refuses a token sent over OCPP that names another charger than its sender (``charger_id``).
+    ``named`` is what the token states, NOT verified: it picks the key and the rows.
+    """
+
+    text: str
+    sha256: str
+    source: SettlementSource
+    charger_id: str | None  # the charger that sent it; None for an upload
+    parsed: jws.Parsed | None
+    named: Named
+    refusal: Refusal | None
+
+
+def read_received(
+    token: str, *, source: SettlementSource, charger_id: str | None = None
+) -> Received:
+    """Reads a received token once (:func:`parse_settlement`, :func:`peek_parsed`)."""
+    text = token.strip()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    parsed = parse_settlement(text)
+    if isinstance(parsed, Refusal):
+        return Received(text, digest, source, charger_id, None, Named(), parsed)
+    peeked = peek_parsed(parsed)
     if isinstance(peeked, Refusal):
-        raise SettlementRefused(peeked)
-    assert isinstance(parsed, jws.Parsed) and parsed.claims is not None
-    return parsed, peeked[0], peeked[1], parsed.claims
-
-
-def _jti(claims: object) -> str | None:
-    jti = claims.get("jti") if isinstance(claims, dict) else None
-    return jti[:20] if isinstance(jti, str) else None
+        refusal: Refusal | None = peeked
+    elif charger_id is not None and peeked[0] != charger_id:
+        refusal = Refusal(Reason.WRONG_ISSUER, f"iss {peeked[0]!r} sent by {charger_id!r}")
+    else:
+        refusal = None
+    return Received(text, digest, source, charger_id, parsed, Named.of(parsed), refusal)
 
 
 class SettlementService:
-    """The :class:`~csms.payments.SettlementSink` of the payment side."""
+    """The :class:`~csms.ports.SettlementSink` of the payment side, and the one entry of a
+    received settlement however it arrives (:meth:`receive`)."""
 
     def __init__(self, db: Database, *, settings: Settings, clock: Callable[[], datetime]) -> None:
         self._db = db
@@ -109,13 +135,19 @@ class SettlementService:
 
     # --- the sink -------------------------------------------------------------------------
 
-    async def on_settlement(self, charger_id: str, token: str, source: SettlementSource) -> None:
-        """A refused settlement is kept as evidence and logged; any other failure (the
-        database) is raised, so that the charger is not told Accepted and sends it again."""
+    async def on_settlement(
+        self, charger_id: str, token: str, source: SettlementSource
+    ) -> Refusal | None:
+        """Takes a charger's settlement: None once it is kept (a refusal of it as evidence,
+        logged); the refusal of one that cannot be read or names another charger, which is not
+        taken. Any other failure (the database) is raised, so that the charger is not told
+        Accepted and sends it again."""
+        received = read_received(token, source=source, charger_id=charger_id)
         try:
-            await self.submit(token, source=source, charger_id=charger_id)
+            await self.receive(received)
         except SettlementRefused as exc:
             LOG.warning("%s: settlement refused: %s", charger_id, exc)
+        return received.refusal
 
     async def on_synced(self, charger_id: str, seq: int) -> None:
         """Nothing to do now: the reaper reads ``charger_sync`` (7.10)."""
@@ -140,18 +172,25 @@ class SettlementService:
         charger_id: str | None = None,
         user_id: int | None = None,
     ) -> SettlementOutcome:
-        """Verifies a settlement and settles its order in one transaction; SettlementRefused
-        (stored as evidence, with the uploading driver ``user_id``) when it does not verify
-        or match its order."""
-        token = token.strip()
-        now = self._clock()
+        """:meth:`receive` of a token not read yet."""
+        received = read_received(token, source=source, charger_id=charger_id)
+        return await self.receive(received, user_id=user_id)
+
+    async def receive(self, received: Received, *, user_id: int | None = None) -> SettlementOutcome:
+        """Verifies a received settlement, keeps it in the inbox and settles its order, in one
+        transaction; SettlementRefused (stored as evidence, with the uploading driver
+        ``user_id``) when it does not verify or match its order. A token sent over OCPP that
+        cannot be read or names another charger is refused without evidence: the charger is
+        told so."""
+        source, now = received.source, self._clock()
         try:
-            outcome = await in_worker(
-                self._db, lambda s: self._settle(s, token, source, charger_id, now)
-            )
+            if received.refusal is not None:
+                raise SettlementRefused(received.refusal)
+            outcome = await in_worker(self._db, lambda s: self._settle(s, received, now))
         except SettlementRefused as exc:
             metrics.settlement(source, exc.refusal.reason.value)
-            await self._reject(token, source, exc.refusal, charger_id, user_id)
+            if received.source == "upload" or received.refusal is None:
+                await self._reject(received, exc.refusal, user_id)
             raise
         metrics.settlement(source, "duplicate" if outcome.duplicate else "recorded")
         with bind(order_id=outcome.order.id, txn=outcome.record.txn):
@@ -164,28 +203,31 @@ class SettlementService:
         paid = outcome.payment is not None and outcome.payment.status != PaymentState.PENDING
         if source == "upload" and outcome.duplicate and paid:
             replay = Refusal(Reason.REPLAYED, f"order {outcome.order.id} is already paid")
-            await self._reject(token, source, replay, charger_id, user_id)
+            await self._reject(received, replay, user_id)
             raise SettlementRefused(replay)
         return outcome
 
-    def _settle(
-        self,
-        session: Session,
-        token: str,
-        source: SettlementSource,
-        charger_id: str | None,
-        now: datetime,
-    ) -> SettlementOutcome:
-        """The unit of work of a copy: verify, keep an upload in the inbox, record, bill."""
-        settlement, order, records = self._verify(session, token, charger_id)
-        if source == "upload":
-            store_settlements.keep_upload(
-                session, token=token, charger_id=settlement.charge_point_id, now=now
-            )
-        return self._record_signed(session, order, settlement, token, source, now, records)
+    def _settle(self, session: Session, received: Received, now: datetime) -> SettlementOutcome:
+        """The unit of work of a copy: verify, keep it in the inbox, record, bill."""
+        settlement, order, records = self._verify(session, received)
+        self._keep(session, received, settlement.charge_point_id, now)
+        return self._record_signed(
+            session, order, settlement, received.text, received.source, now, records
+        )
+
+    @staticmethod
+    def _keep(session: Session, received: Received, charger_id: str, now: datetime) -> None:
+        store_settlements.add_to_inbox(
+            session,
+            charger_id=charger_id,
+            token=received.text,
+            token_sha256=received.sha256,
+            source=received.source,
+            now=now,
+        )
 
     def _verify(
-        self, session: Session, token: str, charger_id: str | None
+        self, session: Session, received: Received
     ) -> tuple[Settlement, Order, list[SettlementRecord] | None]:
         """The verified settlement, its order and the records of the copy
         (:func:`~csms.store.settlements.records_of_copy`, None if they must be read again);
@@ -195,14 +237,13 @@ class SettlementService:
         the records of the copy: the unverified ``jti`` and ``txn`` only pick the rows; the
         verified settlement must name the same, else its records are read again.
         """
-        parsed, iss, kid, claims = _route(token)
-        if charger_id is not None and iss != charger_id:
-            raise SettlementRefused(
-                Refusal(Reason.WRONG_ISSUER, f"iss {iss!r} sent by {charger_id!r}")
-            )
-        claimed = _jti(claims) or ""
-        txn = claims.get("txn")
+        parsed, named = received.parsed, received.named
+        assert parsed is not None and parsed.claims is not None
+        assert named.iss is not None and named.kid is not None  # as peek_parsed found them
+        iss, kid = named.iss, named.kid
+        txn = parsed.claims.get("txn")
         txn = txn if isinstance(txn, str) else ""
+        claimed = (named.jti or "")[:ORDER_ID_MAX]
         found = store_settlements.verify_rows(session, iss=iss, kid=kid, order_id=claimed, txn=txn)
         if found is None:
             raise SettlementRefused(
@@ -245,25 +286,27 @@ class SettlementService:
             self._keys[jwk] = key
         return key
 
-    async def _reject(
-        self,
-        token: str,
-        source: str,
-        refusal: Refusal,
-        charger_id: str | None,
-        user_id: int | None,
-    ) -> None:
+    async def _reject(self, received: Received, refusal: Refusal, user_id: int | None) -> None:
         """Stores the refusal as evidence, or counts it on its earlier copy
-        (:mod:`csms.payments.rejections`)."""
+        (:mod:`csms.payments.rejections`); a charger's own token is kept in the inbox too."""
+        now = self._clock()
         values = rejection_values(
-            token,
-            source=source,
+            received.text,
+            token_sha256=received.sha256,
+            named=received.named,
+            source=received.source,
             refusal=refusal,
-            charger_id=charger_id,
+            charger_id=received.charger_id,
             user_id=user_id,
-            now=self._clock(),
+            now=now,
         )
-        await in_worker(self._db, lambda session: store_rejection(session, values=values))
+
+        def unit(session: Session) -> None:
+            store_rejection(session, values=values)
+            if received.source == "ocpp" and received.charger_id is not None:
+                self._keep(session, received, received.charger_id, now)
+
+        await in_worker(self._db, unit)
 
     def _record_signed(
         self,

@@ -1,18 +1,17 @@
 """Data transfer block: our vendor messages (``org.qrcharge``) and the TrustedKeys push.
 
-Charger to CSMS: ``SettlementKey`` (pin or replace the charger's key), ``Settlement`` (stored
-in ``settlement_inbox`` once per token, then handed to the settlement sink) and ``Synced``
-(``{"seq": n}``, stored in ``charger_sync``). The answer is ``Accepted`` once stored (a
-``Settlement``: once the settlement sink has taken it, else a CALLERROR so that the charger
-sends it again), ``Rejected`` with the reason in ``data`` for bad input (logged for keys and
-``Synced``), ``UnknownMessageId`` /
-``UnknownVendorId`` otherwise. CSMS to charger: ``TrustedKeys``, the published key ring as a
+Charger to CSMS: ``SettlementKey`` (pin or replace the charger's key), ``Settlement`` (handed
+unread to the settlement sink, which reads it once and keeps it) and ``Synced`` (``{"seq": n}``,
+stored in ``charger_sync``). The answer is ``Accepted`` once stored (a ``Settlement``: once the
+settlement sink has taken it, else a CALLERROR so that the charger sends it again),
+``Rejected`` with the reason in ``data`` for bad input (a ``Settlement`` the sink would not
+take: unreadable, or another charger's; logged for keys and ``Synced``), ``UnknownMessageId``
+/ ``UnknownVendorId`` otherwise. CSMS to charger: ``TrustedKeys``, the published key ring as a
 compact JWS signed by the active key, after every accepted boot and after a rotation.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -22,9 +21,6 @@ from csms.context import CsmsContext
 from csms.errors import SettlementKeyError
 from csms.settlement_keys import receive_settlement_key
 from csms.store import chargers as store
-from csms.store.settlement_inbox import add_to_inbox
-from qr_extension.refusal import Refusal
-from qr_extension.settlement import peek_settlement
 from qr_extension.wire import (
     MSG_SETTLEMENT,
     MSG_SETTLEMENT_KEY,
@@ -81,26 +77,11 @@ async def _settlement_key(ctx: CsmsContext, charger_id: str, data: str) -> DataT
 
 
 async def _settlement(ctx: CsmsContext, charger_id: str, token: str) -> DataTransferAnswer:
-    peeked = peek_settlement(token)
-    if isinstance(peeked, Refusal):
-        return DataTransferAnswer(REJECTED, str(peeked))
-    iss, _kid = peeked
-    if iss != charger_id:
-        return DataTransferAnswer(REJECTED, f"wrong_issuer: iss {iss!r} is another charger")
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    async with ctx.db.session() as session:
-        # False: the same token again, stored already, still acknowledged
-        await add_to_inbox(
-            session,
-            charger_id=charger_id,
-            token=token,
-            token_sha256=digest,
-            source="ocpp",
-            now=ctx.clock(),
-        )
     # Accepted only once the sink has it: its failure (not a refusal, which it keeps as
-    # evidence) is a CALLERROR, and the charger's resend hands the stored token over again
-    await ctx.sink.on_settlement(charger_id, token, "ocpp")
+    # evidence) is a CALLERROR, and the charger sends the token again
+    refusal = await ctx.sink.on_settlement(charger_id, token, "ocpp")
+    if refusal is not None:
+        return DataTransferAnswer(REJECTED, str(refusal))
     return DataTransferAnswer(ACCEPTED)
 
 

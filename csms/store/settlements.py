@@ -1,4 +1,5 @@
-"""Session records (one per charging session of an order) and the settlement inbox.
+"""Session records (one per charging session of an order) and the settlement inbox (every
+received settlement token, once).
 
 The settlement's unit of work runs the prebuilt statements here (see :mod:`csms.store.fast`)
 and gets loaded model objects back (:func:`~csms.store.rows.loaded`); the pages read through
@@ -8,7 +9,6 @@ matched: the caller decides what a lost race means.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -189,17 +189,20 @@ def transaction_of(session: Session, *, transaction_pk: int) -> Transaction | No
     return session.get(Transaction, transaction_pk)
 
 
-def keep_upload(session: Session, *, token: str, charger_id: str, now: datetime) -> None:
-    """Keeps an uploaded token in the inbox (once per token: a repeat inserts nothing)."""
+def add_to_inbox(
+    session: Session, *, charger_id: str, token: str, token_sha256: str, source: str, now: datetime
+) -> bool:
+    """Keeps a received settlement token in the inbox, once per token (by its sha256): whether
+    it was new. Every way a settlement arrives (upload, OCPP) is kept here."""
     values = {
         "charger_id": charger_id[:48],
         "token": token[:8000],
-        "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
-        "source": "upload",
+        "token_sha256": token_sha256,
+        "source": source,
         "received_at": now,
     }
     connection = session.connection()
-    connection.execute(_INSERT_INBOX[connection.dialect.name], values)
+    return bool(connection.execute(_INSERT_INBOX[connection.dialect.name], values).rowcount == 1)
 
 
 # --- async: the pages ------------------------------------------------------------------------

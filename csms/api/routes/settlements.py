@@ -3,9 +3,11 @@
 The body is either JSON ``{"token": "<settlement JWT>"}`` or a multipart form with an ``image``
 file (a photo or screenshot of the settlement QR), decoded on the server with zxing-cpp in a
 worker thread, a few at a time (:class:`~csms.api.uploads.DecodeGate`; the body is capped while
-it is read by :class:`~csms.api.uploads.BodyLimit`). The settlement is verified (brief 2.2,
-7.7) and settles its order; the answer is the payment information. An uploader who does not
-own the order settles the owner's order and is told only that it was accepted (202, brief 7.9).
+it is read by :class:`~csms.api.uploads.BodyLimit`). The token is read once
+(:func:`~csms.payments.settlement_service.read_received`: of a photo's QR texts, the first that
+reads as a settlement), and the settlement service verifies that reading and settles its
+order; the answer is the payment information. An uploader who does not own the order settles
+the owner's order and is told only that it was accepted (202).
 Refusals are 422 with the stable reason code (``{"detail": {"reason", "message"}}``); a copy of
 an already paid order is 409. A driver or a client address uploading faster than its rate
 (:class:`~csms.upload_rate.UploadRate`) gets 429 with ``Retry-After``, before the body is
@@ -15,7 +17,6 @@ read.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -36,13 +37,12 @@ from csms.payments.schemas import (
     SettlementUpload,
     settlement_public,
 )
+from csms.payments.settlement_service import Received, read_received
 from csms.store import settlements as store_settlements
 from csms.upload_rate import UploadsTooFrequent
 from qr_extension.errors import QrDecodeError
-from qr_extension.keys import b64url_decode
 from qr_extension.qr import decode_qr
 from qr_extension.refusal import Reason
-from qr_extension.settlement import SETTLE_TYP
 
 router = APIRouter(prefix="/api/v1/settlements", tags=["settlements"], responses=errors(401))
 _BODY_DOC: dict[str, Any] = {
@@ -68,18 +68,7 @@ def _unprocessable(message: str, reason: str = "unreadable") -> HTTPException:
     )
 
 
-def _looks_like_settlement(text: str) -> bool:
-    """A compact JWS whose header says ``settle+jwt`` (verified later, of course)."""
-    if text.count(".") != 2:
-        return False
-    try:
-        header = json.loads(b64url_decode(text.split(".")[0]))
-    except ValueError:
-        return False
-    return isinstance(header, dict) and header.get("typ") == SETTLE_TYP
-
-
-async def _token_from_image(upload: UploadFile, decodes: DecodeGate) -> str:
+async def _read_image(upload: UploadFile, decodes: DecodeGate) -> Received:
     data = await upload.read(MAX_PHOTO_BYTES + 1)
     if len(data) > MAX_PHOTO_BYTES:
         raise _unprocessable(f"the image is larger than {MAX_PHOTO_BYTES} bytes")
@@ -95,13 +84,15 @@ async def _token_from_image(upload: UploadFile, decodes: DecodeGate) -> str:
         raise _unprocessable(f"no settlement QR could be read from the image: {exc}") from exc
     finally:
         del data
-    tokens = [t for t in texts if _looks_like_settlement(t)]
-    if not tokens:
-        raise _unprocessable("the image holds a QR code, but not a settlement")
-    return tokens[0].strip()
+    # each QR text read once: the first that reads as a settlement is the one submitted
+    for text in texts:
+        received = read_received(text, source="upload")
+        if received.parsed is not None:
+            return received
+    raise _unprocessable("the image holds a QR code, but not a settlement")
 
 
-async def _token_of(request: Request, decodes: DecodeGate) -> str:
+async def _received_of(request: Request, decodes: DecodeGate) -> Received:
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=4)
@@ -109,13 +100,14 @@ async def _token_of(request: Request, decodes: DecodeGate) -> str:
             image = form.get("image")
             if not isinstance(image, UploadFile):
                 raise _unprocessable("send the photo as the multipart field 'image'")
-            return await _token_from_image(image, decodes)
+            return await _read_image(image, decodes)
         finally:
             await form.close()
     try:
-        return SettlementUpload.model_validate_json(await request.body()).token
+        token = SettlementUpload.model_validate_json(await request.body()).token
     except ValidationError as exc:
         raise _unprocessable('send {"token": "<settlement>"} or a multipart image') from exc
+    return read_received(token, source="upload")
 
 
 @router.post(
@@ -159,12 +151,12 @@ async def post_settlement(
             {"reason": "too_many_uploads", "message": str(exc)},
             headers={"Retry-After": str(exc.retry_after_s)},
         ) from exc
-    token = await _token_of(request, ctx.decodes)
+    received = await _received_of(request, ctx.decodes)
     # the service runs its own transactions: give this request's connection back meanwhile,
     # or many concurrent uploads would each hold one and wait for a second
     await session.close()
     try:
-        outcome = await service.submit(token, source="upload", user_id=user.id)
+        outcome = await service.receive(received, user_id=user.id)
     except SettlementRefused as exc:
         code = (
             status.HTTP_409_CONFLICT

@@ -11,8 +11,10 @@ import jwt
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
+from csms.payments.settlement_service import read_received
 from qr_extension.jws import sign
 from qr_extension.keys import KeyRing, generate_key
+from qr_extension.refusal import Refusal
 from qr_extension.trust import verify_trusted_keys
 from qr_extension.wire import MSG_TRUSTED_KEYS, VENDOR_ID
 
@@ -21,11 +23,14 @@ from ..conftest import basic_auth, make_settings, serve
 
 
 class RecordingSink:
+    """Records what it is told; refuses a settlement as the settlement service reads it."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    async def on_settlement(self, charger_id: str, token: str, source: str) -> None:
+    async def on_settlement(self, charger_id: str, token: str, source: Any) -> Refusal | None:
         self.calls.append(("settlement", charger_id, token, source))
+        return read_received(token, source=source, charger_id=charger_id).refusal
 
     async def on_synced(self, charger_id: str, seq: int) -> None:
         self.calls.append(("synced", charger_id, seq))
@@ -98,6 +103,8 @@ async def test_vendor_messages_16(tmp_path: Path) -> None:
     assert [c for c in sink.calls if c[0] != "transaction"] == [
         ("settlement", "DT", settlement, "ocpp"),
         ("settlement", "DT", settlement, "ocpp"),
+        ("settlement", "DT", foreign, "ocpp"),  # handed over unread, refused by the sink
+        ("settlement", "DT", "garbage", "ocpp"),
         ("synced", "DT", 4),
     ]
 

@@ -31,7 +31,6 @@ from csms.store.models import (
     Evse,
     IdTag,
     MeterValue,
-    SettlementInbox,
     Transaction,
     TransactionEventRecord,
 )
@@ -227,21 +226,11 @@ async def test_message_log_is_bounded_per_charger(ctx: CsmsContext) -> None:
     assert await _count(ctx, Charger) == 1  # the log does not need a charger row
 
 
-async def test_settlement_inbox_and_sync(ctx: CsmsContext) -> None:
-    from qr_extension.jws import sign
-    from qr_extension.keys import generate_key
-
-    token = sign({"iss": "S1", "jti": "A1"}, generate_key(), typ="settle+jwt")
-    for _ in range(2):
-        answer = await data_transfer.data_transfer(
-            ctx, "S1", vendor_id="org.qrcharge", message_id="Settlement", data=token
-        )
-        assert answer.status == "Accepted"
+async def test_synced_keeps_the_last_seq(ctx: CsmsContext) -> None:
     for seq in (3, 5):
         await data_transfer.data_transfer(
             ctx, "S1", vendor_id="org.qrcharge", message_id="Synced", data=f'{{"seq": {seq}}}'
         )
-    assert await _count(ctx, SettlementInbox) == 1
     async with ctx.db.session() as session:
         sync = await session.get(ChargerSync, "S1")
     assert sync is not None and sync.last_seq == 5
