@@ -1,13 +1,13 @@
-"""Capturing a payment once, issuing its receipt, and refunds (brief 7.9).
+"""Capturing a payment once, issuing its receipt, and refunds.
 
 The driver's confirm and the automatic capture (``auto_capture_s`` after the first verified
 copy) both come here. The step ``pending -> captured`` is a conditional update, so of two
 racing captures (two taps, two CSMS processes) exactly one moves money; the other finds the
 payment captured and returns its receipt. The money moves in the same transaction: capture
 the amount from the order's hold and release the rest, or, when the hold was already
-released (7.10), charge the amount as a debt. The capture is one synchronous unit of work
-(:func:`capture_unit`), run in the database thread by :func:`confirm_payment`; so is a refund
-(:func:`refund_unit`).
+released, charge the amount as a debt (the energy was delivered). The capture is one
+synchronous unit of work (:func:`capture_unit`), run in the database thread by
+:func:`confirm_payment`; so is a refund (:func:`refund_unit`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Creating orders and reading them back: request -> ``lim.amt`` -> hold -> signed start token.
 
-An order (brief 1, step 2; 7.1, 7.7) is: the billing model that applies to this driver at this
+An order is: the billing model that applies to this driver at this
 charger, the limits of the request with ``lim.amt = max_amount(tariff, request, configured
 maximum)``, a hold of exactly ``lim.amt`` on the driver's wallet, and a start token signed by
 the CSMS's active key. The order row keeps the exact ``tar`` and ``lim`` claims it signed: every
@@ -257,7 +257,7 @@ async def cancel_unsettled(db: Database, *, order_id: str, now: datetime) -> tup
 
 
 def snapshot(order: Order) -> StartAuthorization:
-    """The start authorization exactly as signed (7.7): what a settlement must match."""
+    """The start authorization exactly as signed: what a settlement must match."""
     return StartAuthorization(
         order_id=order.id,
         charge_point_id=order.charger_id,

@@ -165,7 +165,7 @@ def release(session: Session, /, *, user_id: int, order_id: str, key: str) -> in
 
 def charge_debt(session: Session, *, user_id: int, order_id: str, amount: int, key: str) -> int:
     """Charges ``amount`` straight from available, which may go negative: a settlement that
-    arrived after its hold was released is still honoured (brief 7.10)."""
+    arrived after its hold was released is still honoured: the energy was delivered."""
     ledger.check_amount(amount)
     begun = begin(session, key=key, kind="debt", user_id=user_id, order_id=order_id, amount=amount)
     if begun.done is not None:

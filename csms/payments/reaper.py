@@ -1,4 +1,4 @@
-"""The background task: auto-capture, hold release and offline flagging (brief 7.9, 7.10).
+"""The background task: auto-capture, hold release and offline flagging.
 
 Each pass, for a given ``now``:
 
@@ -9,7 +9,7 @@ Each pass, for a given ``now``:
 3. such an order whose charger has stayed silent for ``offline_limit_s`` more keeps its hold
    and is flagged ``offline_limit`` for the operator;
 4. a remotely started order whose OCPP meter data reached its limits is stopped remotely
-   (:mod:`csms.payments.limits`, brief 7.8);
+   (:mod:`csms.payments.limits`);
 5. a top-up left open (a lost provider answer, a crash between the provider call and its
    record) for ``psp_sweep_after_s`` is resolved by asking the provider
    (:func:`csms.payments.top_ups.sweep`).

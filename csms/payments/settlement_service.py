@@ -1,4 +1,4 @@
-"""The settlement sink: every copy of a transaction settles its order once (brief 1.6, 7.7-7.11).
+"""The settlement sink: every copy of a transaction settles its order once.
 
 A session of an order reaches the CSMS as an uploaded settlement, as the charger's DataTransfer
 ``Settlement`` and as OCPP transaction messages, each possibly repeated, late or out of order.
@@ -9,9 +9,10 @@ All of them land on one :class:`SettlementRecord` per session:
   transaction id on 2.0.1, by order and EVSE on 1.6, where the CSMS assigns the id);
 * session 1 of an order is billed: one :class:`Payment` per order (unique in the database),
   pending until captured, its amount revised while new evidence arrives; a later session on
-  the same order is stored and flagged, never charged automatically (7.11);
+  the same order is stored and flagged, never charged automatically (a start token is for
+  one session);
 * the signed amount pays; when the OCPP meter disagrees on the energy, the lower of the signed
-  amount and the OCPP-metered cost is charged and the order flagged (7.8); OCPP data alone
+  amount and the OCPP-metered cost is charged and the order flagged; OCPP data alone
   bills from the meter with the order's snapshot tariff.
 
 Whichever way it arrives, a token is read once (:func:`read_received`) and that reading is
@@ -150,7 +151,8 @@ class SettlementService:
         return received.refusal
 
     async def on_synced(self, charger_id: str, seq: int) -> None:
-        """Nothing to do now: the reaper reads ``charger_sync`` (7.10)."""
+        """Nothing to do now: the reaper reads ``charger_sync`` (an unused order's hold is
+        released only once its charger has synced)."""
         return None
 
     async def on_transaction_event(
