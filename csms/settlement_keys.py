@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import jwt
-from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.errors import SettlementKeyError
-from csms.store.chargers import key_by_kid, pinned_key
+from csms.store.chargers import pin_key, pinned_key
 from csms.store.models import ChargerKey
 from qr_extension.errors import KeyFormatError
 from qr_extension.keys import PublicKey
@@ -49,27 +48,10 @@ def verify_replacement(token: str, pinned: PublicKey) -> PublicKey:
 async def _pin(
     session: AsyncSession, charger_id: str, key: PublicKey, now: datetime, old: ChargerKey | None
 ) -> None:
-    if old is not None:
-        old.retired_at = now
-        session.add(old)
-    previous = await key_by_kid(session, charger_id, key.kid)
-    if previous is not None:  # a retired key brought back by the operator
-        previous.retired_at = None
-        session.add(previous)
-    else:
-        session.add(
-            ChargerKey(
-                charger_id=charger_id,
-                kid=key.kid,
-                jwk=json.dumps(key.to_jwk(), sort_keys=True),
-                created_at=now,
-            )
-        )
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise SettlementKeyError("a concurrent key change won; send it again") from exc
+    """Pins ``key`` (a retired key the operator brings back is un-retired), retiring ``old``."""
+    jwk = json.dumps(key.to_jwk(), sort_keys=True)
+    if not await pin_key(session, charger_id=charger_id, kid=key.kid, jwk=jwk, now=now, old=old):
+        raise SettlementKeyError("a concurrent key change won; send it again")
 
 
 async def receive_settlement_key(

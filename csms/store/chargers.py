@@ -163,6 +163,35 @@ async def key_by_kid(session: AsyncSession, charger_id: str, kid: str) -> Charge
     return rows.first()
 
 
+
+async def pin_key(
+    session: AsyncSession,
+    *,
+    charger_id: str,
+    kid: str,
+    jwk: str,
+    now: datetime,
+    old: ChargerKey | None,
+) -> bool:
+    """Retires ``old`` (if any) and makes ``kid`` the charger's one unretired key: brought back
+    if it was retired, else added. Commits; False if a concurrent change won (a unique
+    constraint), with nothing changed."""
+    if old is not None:
+        old.retired_at = now
+        session.add(old)
+    previous = await key_by_kid(session, charger_id, kid)
+    if previous is not None:
+        previous.retired_at = None
+        session.add(previous)
+    else:
+        session.add(ChargerKey(charger_id=charger_id, kid=kid, jwk=jwk, created_at=now))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
+
 async def set_connection_state(
     session: AsyncSession, *, charger_id: str, online: bool, version: str | None, now: datetime
 ) -> None:
