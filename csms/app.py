@@ -38,6 +38,7 @@ from csms.errors import (
     CommandRejected,
     CommandTimeout,
     CsmsError,
+    IllegalTransition,
     NotConnected,
     StoreError,
 )
@@ -265,6 +266,7 @@ _HTTP_STATUS: tuple[tuple[type[CsmsError], int], ...] = (
     (ChargerBusy, status.HTTP_503_SERVICE_UNAVAILABLE),
     (CommandTimeout, status.HTTP_504_GATEWAY_TIMEOUT),
     (StoreError, status.HTTP_409_CONFLICT),
+    (IllegalTransition, status.HTTP_409_CONFLICT),  # the thing changed state meanwhile
 )
 
 

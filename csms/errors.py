@@ -19,7 +19,7 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
     ├── CsrRefused            a charger's certificate signing request the CA will not sign
     ├── SettlementKeyError    a charger settlement key that cannot be pinned or replaced
     ├── ConnectionEnded       the charger's socket is gone (it left, or a newer one replaced it)
-    ├── IllegalTransition     a step its table lacks  (protocol/transaction_lifecycle.py)
+    ├── IllegalTransition     a lifecycle step its transition table does not have
     ├── CommandError          delivering an operator command to a charger failed
     │   ├── NotConnected      the charger has no open connection
     │   ├── ChargerBusy       its outgoing queue is full
@@ -41,10 +41,9 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
         ├── ProviderError
         │   ├── PaymentDeclined
         │   └── ProviderUnavailable  the outcome is unknown (no answer, a timeout)
-        ├── OrderError                                                   (payments/order_errors.py)
-        │   └── OrderNotFound, PaymentNotFound, InvalidOrderRequest, SettlementRefused,
-        │       RefundRefused
-        └── IllegalTransition a lifecycle event the state does not allow (payments/lifecycle.py)
+        └── OrderError                                                   (payments/order_errors.py)
+            └── OrderNotFound, PaymentNotFound, InvalidOrderRequest, SettlementRefused,
+                RefundRefused
 
 They are converted at the boundary only: to HTTP errors in :mod:`csms.app` and
 :mod:`csms.api` (a handler for a branch wins over the root's, by the exception's MRO), to OCPP
@@ -122,3 +121,14 @@ class CommandRejected(CommandError):
         self.code = code
         self.description = description
         self.details = details
+
+
+class IllegalTransition(CsmsError):
+    """A step a lifecycle's transition table does not have (an order, a payment, a PSP attempt,
+    a transaction); names the machine, the state and the event."""
+
+    def __init__(self, machine: str, state: str, event: str) -> None:
+        super().__init__(f"{machine} in state {state!r} cannot take event {event!r}")
+        self.machine = machine
+        self.state = state
+        self.event = event

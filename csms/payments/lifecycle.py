@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from csms.payments.errors import PaymentError
+from csms.errors import IllegalTransition
 
 
 class OrderState(StrEnum):
@@ -68,16 +68,6 @@ PAYMENT_TRANSITIONS: Final[dict[PaymentState, dict[PaymentEvent, PaymentState]]]
 # Orders whose hold is still placed (or, for SETTLED from EXPIRED/CANCELLED, a debt is due).
 HOLDING_STATES: Final = frozenset({S.CREATED, S.STARTED, S.SETTLED})
 FINAL_ORDER_STATES: Final = frozenset({S.PAID, S.EXPIRED, S.CANCELLED})
-
-
-class IllegalTransition(PaymentError):
-    """An event that the current state does not allow; names the machine, state and event."""
-
-    def __init__(self, machine: str, state: str, event: str) -> None:
-        super().__init__(f"{machine} in state {state!r} cannot take event {event!r}")
-        self.machine = machine
-        self.state = state
-        self.event = event
 
 
 def next_order_state(state: str, event: OrderEvent) -> OrderState:

@@ -37,6 +37,7 @@ from typing import Final
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.errors import IllegalTransition
 from csms.payments import ledger, postings
 from csms.payments.errors import (
     IdempotencyConflict,
@@ -46,7 +47,6 @@ from csms.payments.errors import (
     ProviderUnavailable,
 )
 from csms.payments.ledger import Leg, wallet_account
-from csms.payments.lifecycle import IllegalTransition
 from csms.ports import PaymentProvider, PspResult
 from csms.store import psp_attempts as store
 from csms.store.db import Database

@@ -28,7 +28,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from csms.errors import CsmsError
+from csms.errors import IllegalTransition
 
 
 class TxnState(StrEnum):
@@ -60,16 +60,6 @@ TRANSITIONS: Final[dict[TxnState, dict[TxnEvent, TxnState]]] = {
     S.ENDED: {E.STARTED: S.ENDED, E.UPDATED: S.ENDED, E.ENDED: S.ENDED,
               E.REPEAT: S.ENDED},
 }  # fmt: skip
-
-
-class IllegalTransition(CsmsError):
-    """A step the table does not allow; names the machine, the state and the event."""
-
-    def __init__(self, machine: str, state: str, event: str) -> None:
-        super().__init__(f"{machine} in state {state!r} cannot take event {event!r}")
-        self.machine = machine
-        self.state = state
-        self.event = event
 
 
 def next_state(state: str, event: str) -> TxnState:

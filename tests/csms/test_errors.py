@@ -41,3 +41,24 @@ def test_the_tree_in_the_docstring_names_every_exception() -> None:
     drawn = csms.errors.__doc__ or ""
     missing = sorted(c.__qualname__ for c in csms_exceptions() if c.__qualname__ not in drawn)
     assert missing == []
+
+
+async def test_an_illegal_step_that_reaches_http_is_a_conflict() -> None:
+    """Whichever lifecycle raised it, a step its table lacks is 409, never a 500."""
+    from fastapi import FastAPI
+    from httpx import ASGITransport, AsyncClient
+
+    from csms.app import _csms_error
+    from csms.errors import IllegalTransition
+
+    app = FastAPI()
+    app.add_exception_handler(IllegalTransition, _csms_error)  # type: ignore[arg-type]
+
+    @app.get("/step")
+    async def step() -> None:
+        raise IllegalTransition("order", "paid", "cancel")
+
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as http:
+        answer = await http.get("/step")
+    assert answer.status_code == 409
+    assert "paid" in answer.json()["detail"]

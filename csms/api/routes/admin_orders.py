@@ -23,9 +23,9 @@ from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import BODY, errors
 from csms.bounds import Amount
+from csms.errors import IllegalTransition
 from csms.payments.capture import refund_payment
 from csms.payments.errors import PaymentError
-from csms.payments.lifecycle import IllegalTransition
 from csms.payments.order_errors import OrderNotFound, PaymentNotFound, RefundRefused
 from csms.payments.orders import cancel_unsettled, get_order
 from csms.payments.reconciliation import ReconciliationReport, build_report, to_csv

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from csms.payments.errors import PaymentError
+from csms.errors import CsmsError, IllegalTransition
 from csms.payments.lifecycle import (
     ORDER_TRANSITIONS,
-    IllegalTransition,
     OrderEvent,
     OrderState,
     PaymentEvent,
@@ -47,7 +46,7 @@ def test_the_happy_path_and_the_late_debt() -> None:
 def test_illegal_order_steps_name_state_and_event(state: str, event: OrderEvent) -> None:
     with pytest.raises(IllegalTransition) as raised:
         next_order_state(state, event)
-    assert isinstance(raised.value, PaymentError)
+    assert isinstance(raised.value, CsmsError)  # one class for every lifecycle's illegal step
     assert (raised.value.machine, raised.value.state, raised.value.event) == (
         "order", state, event.value,
     )  # fmt: skip

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from csms.errors import CsmsError
+from csms.errors import CsmsError, IllegalTransition
 from csms.protocol.transaction_lifecycle import (
     TRANSITIONS,
-    IllegalTransition,
     TxnEvent,
     TxnState,
     next_state,
