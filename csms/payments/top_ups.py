@@ -2,10 +2,10 @@
 
 A top-up is an *attempt* (``psp_attempts``), unique by its idempotency key:
 
-1. one transaction records the intent (or finds the attempt a first request made);
+1. one unit of work records the intent (or finds the attempt a first request made);
 2. the provider authorizes and captures, each call under the attempt's key with a suffix,
    with no database transaction open and within ``timeout_s``;
-3. one transaction records the outcome: on success the attempt moves to ``succeeded`` and the
+3. one unit of work records the outcome: on success the attempt moves to ``succeeded`` and the
    ``top_up`` transfer is posted, exactly once (the move is a conditional update, the
    transfer's key is unique); a definite refusal moves it to ``failed``; a lost answer (a
    timeout, a connection error) to ``unknown``.
@@ -16,6 +16,10 @@ by :func:`sweep` once nobody worked on it for a while: it asks the provider what
 authorization that was never captured is voided. A repeat of the request with the same key
 drives an open attempt again (every provider call is idempotent by key), so a driver's retry
 resolves it too.
+
+Phases 1 and 3 are synchronous units of work (:func:`~csms.store.units_of_work.in_worker`:
+in the database thread on SQLite), like every other caller of the postings; phase 2 is the
+only one that awaits the provider.
 
 The attempt lifecycle is the table :data:`ATTEMPT_TRANSITIONS`::
 
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -51,7 +55,7 @@ from csms.ports import PaymentProvider, PspResult
 from csms.store import psp_attempts as store
 from csms.store.db import Database
 from csms.store.models_money import KEY_MAX, PspAttempt
-from csms.store.units_of_work import in_transaction, run_sync
+from csms.store.units_of_work import in_worker, run_sync
 
 __all__ = [
     "ATTEMPT_TRANSITIONS",
@@ -159,13 +163,13 @@ async def top_up(
     if not isinstance(key, str) or not 1 <= len(key) <= KEY_MAX - SUFFIX_MAX:
         raise InvalidKey(f"a top-up's key is a string of 1..{KEY_MAX - SUFFIX_MAX} characters")
 
-    async def intent(session: AsyncSession) -> PspAttempt:
-        return await _intent(
+    def intent(session: Session) -> PspAttempt:
+        return _intent(
             session, user_id=user_id, amount=amount, key=key, provider=provider.name,
             method=method, now=now,
         )  # fmt: skip
 
-    attempt = await in_transaction(db, intent)
+    attempt = await in_worker(db, intent)
     if attempt.state in OPEN:
         answer = await _call(provider, attempt, timeout_s)
         attempt = await _finish(db, provider.name, attempt, answer, now)
@@ -174,8 +178,8 @@ async def top_up(
     return TopUp.of(attempt)
 
 
-async def _intent(
-    session: AsyncSession,
+def _intent(
+    session: Session,
     *,
     user_id: int,
     amount: int,
@@ -185,19 +189,20 @@ async def _intent(
     now: datetime,
 ) -> PspAttempt:
     """Phase 1: the attempt of ``key``, new or found (then checked to be the same top-up and,
-    if still open, marked as being worked on now)."""
-    currency = await ledger.currency_of(session, user_id)
-    posted = await run_sync(session, lambda s: ledger.find_transfer(s, key))
-    if posted is not None:
-        ledger.same_operation(
-            posted, key=key, kind="top_up", user_id=user_id, order_id=None, amount=amount
-        )
-    attempt = await store.create(
+    if still open, marked as being worked on now).
+
+    The key is looked up in the ledger under the wallet lock, as the posting will
+    (:func:`~csms.payments.postings.begin`): UnknownWallet without a wallet,
+    IdempotencyConflict if the key posted another operation."""
+    begun = postings.begin(
+        session, key=key, kind="top_up", user_id=user_id, order_id=None, amount=amount
+    )
+    attempt = store.create(
         session, key=key, kind=KIND, provider=provider, user_id=user_id, amount=amount,
-        currency=currency, method=method,
+        currency=begun.currency, method=method,
         # a top-up posted before attempts were recorded: its attempt is born succeeded
-        state=(AttemptState.SUCCEEDED if posted is not None else AttemptState.INTENT).value,
-        transfer_id=posted.id if posted is not None else None, now=now,
+        state=(AttemptState.SUCCEEDED if begun.done is not None else AttemptState.INTENT).value,
+        transfer_id=begun.done, now=now,
     )  # fmt: skip
     if (attempt.kind, attempt.user_id, attempt.amount) != (KIND, user_id, amount):
         raise IdempotencyConflict(
@@ -205,7 +210,7 @@ async def _intent(
         )
     if attempt.state in OPEN:  # new, or a repeat that drives it again: not the sweeper's yet
         assert attempt.id is not None
-        await store.touch(session, attempt_id=attempt.id, states=OPEN, now=now)
+        store.touch(session, attempt_id=attempt.id, states=OPEN, now=now)
     return attempt
 
 
@@ -259,27 +264,26 @@ def _reason(exc: BaseException, fallback: str) -> str:
 async def _finish(
     db: Database, provider: str, attempt: PspAttempt, answer: _Answer, now: datetime
 ) -> PspAttempt:
-    """Phase 3: records the outcome in one transaction; the attempt as it then stands."""
+    """Phase 3: records the outcome in one unit of work; the attempt as it then stands."""
 
-    async def work(session: AsyncSession) -> PspAttempt:
-        await _record_outcome(session, provider, attempt, answer, now)
+    def work(session: Session) -> PspAttempt:
+        _record_outcome(session, provider, attempt, answer, now)
         assert attempt.id is not None
-        found = await store.get(session, attempt.id)
+        found = store.get(session, attempt.id)
         assert found is not None
         return found
 
-    finished: PspAttempt = await in_transaction(db, work)
-    return finished
+    return await in_worker(db, work)
 
 
-async def _record_outcome(
-    session: AsyncSession, provider: str, attempt: PspAttempt, answer: _Answer, now: datetime
+def _record_outcome(
+    session: Session, provider: str, attempt: PspAttempt, answer: _Answer, now: datetime
 ) -> bool:
     """Moves the attempt by ``answer``'s event if it is still open, records the provider's
     results and, on success, posts the top-up; whether this call was the one that moved it."""
     assert attempt.id is not None
     captured = _capture_of(answer.results)
-    moved = await store.move(
+    moved = store.move(
         session,
         attempt_id=attempt.id,
         from_states=_accepting(answer.event),
@@ -292,14 +296,14 @@ async def _record_outcome(
         return moved  # finished by another request or sweeper; or nothing to record yet
     ops: dict[str, int] = {}
     for k, r in answer.results:
-        ops[k] = await store.record_operation(
+        ops[k] = store.record_operation(
             session, provider=provider, kind=r.kind, key=k, status=r.status, amount=r.amount,
             currency=r.currency, reference=r.reference, user_id=attempt.user_id, now=now,
         )  # fmt: skip
     if answer.event == AttemptEvent.SUCCEED:
         op_id = ops[_keys(attempt.idempotency_key)[1]]
-        transfer_id = await run_sync(session, lambda s: _post(s, attempt, provider, op_id))
-        await store.set_transfer(session, attempt_id=attempt.id, transfer_id=transfer_id)
+        transfer_id = _post(session, attempt, provider, op_id)
+        store.set_transfer(session, attempt_id=attempt.id, transfer_id=transfer_id)
     return True
 
 
@@ -326,8 +330,9 @@ def _post(session: Session, attempt: PspAttempt, provider: str, operation_id: in
 
 
 async def attempt_of(session: AsyncSession, *, attempt_id: int, user_id: int) -> TopUp | None:
-    """The driver's own top-up attempt (None for another driver's or an unknown id)."""
-    row = await store.get(session, attempt_id)
+    """The driver's own top-up attempt (None for another driver's or an unknown id); a read
+    on the route's session."""
+    row = await run_sync(session, lambda s: store.get(s, attempt_id))
     if row is None or row.user_id != user_id or row.kind != KIND:
         return None
     return TopUp.of(row)
@@ -347,17 +352,17 @@ async def sweep(
     asked again once it was left alone for ``after_s`` more."""
     before = now - timedelta(seconds=after_s)
 
-    async def candidates(session: AsyncSession) -> list[PspAttempt]:
-        return await store.stale(session, states=OPEN, before=before, limit=SWEEP_BATCH)
+    def candidates(session: Session) -> list[PspAttempt]:
+        return store.stale(session, states=OPEN, before=before, limit=SWEEP_BATCH)
 
     finished: list[int] = []
-    for attempt in await in_transaction(db, candidates):
+    for attempt in await in_worker(db, candidates):
         if attempt.provider != provider.name:
             continue  # made through another provider: only that one can answer for it
         answer = await _ask(provider, attempt, timeout_s)
         # LOSE (the provider could not say, or said what the operator must see) records it
         # as unknown from now: asked again after another after_s, behind the others
-        moved = await in_transaction(db, _recorder(provider.name, attempt, answer, now))
+        moved = await in_worker(db, _recorder(provider.name, attempt, answer, now))
         if moved and answer.event != AttemptEvent.LOSE:
             assert attempt.id is not None
             finished.append(attempt.id)
@@ -367,7 +372,7 @@ async def sweep(
 
 def _recorder(
     provider: str, attempt: PspAttempt, answer: _Answer, now: datetime
-) -> Callable[[AsyncSession], Awaitable[bool]]:
+) -> Callable[[Session], bool]:
     return lambda session: _record_outcome(session, provider, attempt, answer, now)
 
 

@@ -6,6 +6,10 @@ Exactly once by the database, never check-then-insert: an attempt is created wit
 one key share one row); its outcome is a conditional update that names the states it may
 leave, so of two processes finishing one attempt exactly one changes the row and the other
 sees that it lost (:func:`move`). A provider call is recorded once per key the same way.
+
+Synchronous: every function runs inside a unit of work
+(:func:`~csms.store.units_of_work.in_worker`) on its :class:`~sqlmodel.Session`, and none
+commits.
 """
 
 from __future__ import annotations
@@ -17,8 +21,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session, col, select
 
 from csms.store.models_money import PspAttempt, PspOperation
 
@@ -34,14 +37,14 @@ __all__ = [
 ]
 
 
-async def _insert_or_nothing(session: AsyncSession, table: Any, values: dict[str, Any]) -> None:
-    dialect = (await session.connection()).dialect.name
+def _insert_or_nothing(session: Session, table: Any, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.exec(insert(table).values(**values).on_conflict_do_nothing())
+    session.exec(insert(table).values(**values).on_conflict_do_nothing())
 
 
-async def create(
-    session: AsyncSession,
+def create(
+    session: Session,
     *,
     key: str,
     kind: str,
@@ -56,7 +59,7 @@ async def create(
 ) -> PspAttempt:
     """The attempt of ``key``: inserted with these values unless one exists (then that one,
     whatever its values: the caller compares)."""
-    await _insert_or_nothing(
+    _insert_or_nothing(
         session,
         PspAttempt,
         {
@@ -74,13 +77,13 @@ async def create(
             "updated_at": now,
         },
     )
-    found = await by_key(session, key)
+    found = by_key(session, key)
     assert found is not None  # inserted or there before, in this transaction's view
     return found
 
 
-async def by_key(session: AsyncSession, key: str) -> PspAttempt | None:
-    rows = await session.exec(
+def by_key(session: Session, key: str) -> PspAttempt | None:
+    rows = session.exec(
         select(PspAttempt)
         .where(col(PspAttempt.idempotency_key) == key)
         .execution_options(populate_existing=True)
@@ -88,8 +91,8 @@ async def by_key(session: AsyncSession, key: str) -> PspAttempt | None:
     return rows.first()
 
 
-async def get(session: AsyncSession, attempt_id: int) -> PspAttempt | None:
-    rows = await session.exec(
+def get(session: Session, attempt_id: int) -> PspAttempt | None:
+    rows = session.exec(
         select(PspAttempt)
         .where(col(PspAttempt.id) == attempt_id)
         .execution_options(populate_existing=True)
@@ -97,8 +100,8 @@ async def get(session: AsyncSession, attempt_id: int) -> PspAttempt | None:
     return rows.first()
 
 
-async def move(
-    session: AsyncSession,
+def move(
+    session: Session,
     *,
     attempt_id: int,
     from_states: Collection[str],
@@ -114,7 +117,7 @@ async def move(
     values: dict[str, Any] = {"state": to_state, "updated_at": now, "detail": detail[:200]}
     if reference is not None:
         values["reference"] = reference
-    result = await session.exec(
+    result = session.exec(
         update(PspAttempt)
         .where(col(PspAttempt.id) == attempt_id, col(PspAttempt.state).in_(list(from_states)))
         .values(**values)
@@ -122,12 +125,10 @@ async def move(
     return bool(result.rowcount == 1)
 
 
-async def touch(
-    session: AsyncSession, *, attempt_id: int, states: Collection[str], now: datetime
-) -> bool:
+def touch(session: Session, *, attempt_id: int, states: Collection[str], now: datetime) -> bool:
     """Marks an open attempt as being worked on now (the sweeper leaves it alone for a while);
     whether it was still in one of ``states``."""
-    result = await session.exec(
+    result = session.exec(
         update(PspAttempt)
         .where(col(PspAttempt.id) == attempt_id, col(PspAttempt.state).in_(list(states)))
         .values(updated_at=now)
@@ -135,17 +136,17 @@ async def touch(
     return bool(result.rowcount == 1)
 
 
-async def set_transfer(session: AsyncSession, *, attempt_id: int, transfer_id: int) -> None:
-    await session.exec(
+def set_transfer(session: Session, *, attempt_id: int, transfer_id: int) -> None:
+    session.exec(
         update(PspAttempt).where(col(PspAttempt.id) == attempt_id).values(transfer_id=transfer_id)
     )
 
 
-async def stale(
-    session: AsyncSession, *, states: Collection[str], before: datetime, limit: int
+def stale(
+    session: Session, *, states: Collection[str], before: datetime, limit: int
 ) -> list[PspAttempt]:
     """Attempts in ``states`` that nobody worked on since ``before``, oldest first."""
-    rows = await session.exec(
+    rows = session.exec(
         select(PspAttempt)
         .where(col(PspAttempt.state).in_(list(states)), col(PspAttempt.updated_at) < before)
         .order_by(col(PspAttempt.updated_at), col(PspAttempt.id))
@@ -154,8 +155,8 @@ async def stale(
     return list(rows.all())
 
 
-async def record_operation(
-    session: AsyncSession,
+def record_operation(
+    session: Session,
     *,
     provider: str,
     kind: str,
@@ -169,7 +170,7 @@ async def record_operation(
 ) -> int:
     """Records a provider call's answer once per ``key`` (a repeat keeps the first record);
     returns the row id."""
-    await _insert_or_nothing(
+    _insert_or_nothing(
         session,
         PspOperation,
         {
@@ -184,9 +185,7 @@ async def record_operation(
             "created_at": now,
         },
     )
-    rows = await session.exec(
-        select(PspOperation.id).where(col(PspOperation.idempotency_key) == key)
-    )
+    rows = session.exec(select(PspOperation.id).where(col(PspOperation.idempotency_key) == key))
     found = rows.first()
     assert found is not None
     return found

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from config.settings import Settings
 from csms.drivers.accounts import create_user
@@ -179,13 +179,18 @@ class Probing(SandboxProvider):
     async def capture(self, *, authorization: str, amount: int, key: str) -> PspResult:
         assert self.db is not None
         async with asyncio.timeout(2), self.db.session() as session:
-            attempt = await psp_attempts.by_key(session, key.removesuffix(":capture"))
-            assert attempt is not None and attempt.id is not None
-            await psp_attempts.touch(session, attempt_id=attempt.id, states=["intent"], now=T0)
-            await run_sync(session, lambda s: ledger.lock_wallet(s, attempt.user_id))
+            # the pooled async connection, not the database thread: another writer
+            await run_sync(session, lambda s: self._probe(s, key.removesuffix(":capture")))
             await session.commit()
         self.probed += 1
         return await super().capture(authorization=authorization, amount=amount, key=key)
+
+    @staticmethod
+    def _probe(session: Session, key: str) -> None:
+        attempt = psp_attempts.by_key(session, key)
+        assert attempt is not None and attempt.id is not None
+        psp_attempts.touch(session, attempt_id=attempt.id, states=["intent"], now=T0)
+        ledger.lock_wallet(session, attempt.user_id)
 
 
 async def test_the_provider_is_called_with_no_transaction_open(db: Database) -> None:
