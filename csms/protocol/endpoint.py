@@ -54,6 +54,7 @@ LOG = logging.getLogger("csms.endpoint")
 _CHARGER_ID = re.compile(CHARGER_ID_PATTERN)
 WS_HARD_LIMIT_FACTOR = 4
 VERSIONS = {SUBPROTOCOL_201: "2.0.1", SUBPROTOCOL_16: "1.6"}  # in order of preference
+_JITTER = random.Random()  # our own: spreading retries must not move the global random state
 
 router = APIRouter()
 
@@ -174,7 +175,7 @@ async def _deny(
             headers = {"WWW-Authenticate": 'Basic realm="ocpp"'}
         elif status in (429, 503):
             # the address's hold, the verifier's appointment, or (store congested) a spread
-            retry = retry_after_s if retry_after_s is not None else random.randint(5, 30)
+            retry = retry_after_s if retry_after_s is not None else _JITTER.randint(5, 30)
             headers = {"Retry-After": str(retry)}
         await websocket.send_denial_response(
             PlainTextResponse(reason, status_code=status, headers=headers)

@@ -38,6 +38,7 @@ T = TypeVar("T")
 LOG = logging.getLogger("csms.store.units_of_work")
 ATTEMPTS = 12
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+_JITTER = random.Random()  # our own: a backoff must not move the global random state
 
 
 class Conflict(StoreError):
@@ -56,7 +57,7 @@ def _retryable(exc: BaseException) -> bool:
 
 
 async def _backoff(attempt: int) -> None:
-    await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+    await asyncio.sleep(_JITTER.uniform(0, 0.002 * 2 ** min(attempt, 6)))
 
 
 async def in_transaction(db: Database, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
