@@ -353,12 +353,12 @@ async def sweep(
     before = now - timedelta(seconds=after_s)
 
     def candidates(session: Session) -> list[PspAttempt]:
-        return store.stale(session, states=OPEN, before=before, limit=SWEEP_BATCH)
+        return store.stale(
+            session, provider=provider.name, states=OPEN, before=before, limit=SWEEP_BATCH
+        )
 
     finished: list[int] = []
     for attempt in await in_worker(db, candidates):
-        if attempt.provider != provider.name:
-            continue  # made through another provider: only that one can answer for it
         answer = await _ask(provider, attempt, timeout_s)
         # LOSE (the provider could not say, or said what the operator must see) records it
         # as unknown from now: asked again after another after_s, behind the others

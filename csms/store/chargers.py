@@ -192,15 +192,6 @@ async def pin_key(
         return False
     return True
 
-async def set_connection_state(
-    session: AsyncSession, *, charger_id: str, online: bool, version: str | None, now: datetime
-) -> None:
-    values: dict[str, object] = {"online": online, "last_seen": now}
-    if version is not None:
-        values["ocpp_version"] = version
-    await session.exec(update(Charger).where(col(Charger.id) == charger_id).values(**values))
-    await session.commit()
-
 
 async def mark_all_offline(session: AsyncSession) -> None:
     """On start no socket is open, whatever the last run left behind."""

@@ -19,12 +19,12 @@ from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.store.fast import Fast
-from csms.store.models_money import LedgerEntry, LedgerTransfer, User, Wallet
-from csms.store.rows import table
+from csms.store.models_money import LedgerEntry, LedgerTransfer, Wallet
+from csms.store.writer import table_of
 
-TRANSFERS = table(LedgerTransfer)
-ENTRIES = table(LedgerEntry)
-WALLETS = table(Wallet)
+TRANSFERS = table_of(LedgerTransfer)
+ENTRIES = table_of(LedgerEntry)
+WALLETS = table_of(Wallet)
 
 _INSERT_TRANSFERS: Insert = insert(TRANSFERS).returning(TRANSFERS.c.id, TRANSFERS.c.idempotency_key)
 """Returns each id with its key: without a promised order SQLite batches the rows in one
@@ -236,8 +236,3 @@ async def open_holds(session: AsyncSession, *, user_id: int) -> list[tuple[str, 
         .order_by(col(LedgerEntry.account))
     )
     return [(account, int(amount)) for account, amount in rows.all()]
-
-
-async def wallet_owner(session: AsyncSession, *, user_id: int) -> User | None:
-    """The driver whose wallet the operator looks at."""
-    return await session.get(User, user_id)

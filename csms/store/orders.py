@@ -26,13 +26,14 @@ from csms.store.db import Database
 from csms.store.fast import Fast
 from csms.store.models import Charger, ChargerSync, Evse, MeterValue, Transaction
 from csms.store.models_orders import Order, OrderFlag
-from csms.store.rows import loaded, table
+from csms.store.rows import loaded
 from csms.store.types import UtcDateTime, utcnow
+from csms.store.writer import table_of
 
-ORDERS = table(Order)
-FLAGS = table(OrderFlag)
-_CHARGERS = table(Charger)
-_EVSES = table(Evse)
+ORDERS = table_of(Order)
+FLAGS = table_of(OrderFlag)
+_CHARGERS = table_of(Charger)
+_EVSES = table_of(Evse)
 
 _CHARGER_CHECK = Fast(
     select(

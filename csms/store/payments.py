@@ -19,13 +19,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.store.fast import Fast
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
-from csms.store.rows import columns, loaded, split, table, with_defaults
+from csms.store.rows import columns, loaded, split, with_defaults
 from csms.store.types import UtcDateTime
+from csms.store.writer import table_of
 
-PAYMENTS = table(Payment)
-RECEIPTS = table(Receipt)
-_ORDERS = table(Order)
-_RECORDS = table(SettlementRecord)
+PAYMENTS = table_of(Payment)
+RECEIPTS = table_of(Receipt)
+_ORDERS = table_of(Order)
+_RECORDS = table_of(SettlementRecord)
 
 _PAYMENT_OF_ORDER = Fast(select(PAYMENTS).where(PAYMENTS.c.order_id == bindparam("order_id")))
 _PAYMENT_COLUMNS = _PAYMENT_OF_ORDER.columns

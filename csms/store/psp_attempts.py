@@ -143,12 +143,22 @@ def set_transfer(session: Session, *, attempt_id: int, transfer_id: int) -> None
 
 
 def stale(
-    session: Session, *, states: Collection[str], before: datetime, limit: int
+    session: Session,
+    *,
+    provider: str,
+    states: Collection[str],
+    before: datetime,
+    limit: int,
 ) -> list[PspAttempt]:
-    """Attempts in ``states`` that nobody worked on since ``before``, oldest first."""
+    """``provider``'s attempts in ``states`` that nobody worked on since ``before``, oldest
+    first (only the provider an attempt was made through can answer for it)."""
     rows = session.exec(
         select(PspAttempt)
-        .where(col(PspAttempt.state).in_(list(states)), col(PspAttempt.updated_at) < before)
+        .where(
+            col(PspAttempt.provider) == provider,
+            col(PspAttempt.state).in_(list(states)),
+            col(PspAttempt.updated_at) < before,
+        )
         .order_by(col(PspAttempt.updated_at), col(PspAttempt.id))
         .limit(limit)
     )

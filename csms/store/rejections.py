@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.store.models_orders import REJECTION_KEY, SettlementRejection
-from csms.store.rows import table
+from csms.store.writer import table_of
 
-_TABLE = table(SettlementRejection)
+_TABLE = table_of(SettlementRejection)
 
 
 def _upsert(insert: Any) -> Any:

@@ -13,18 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Table, inspect
+from sqlalchemy import Table
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import instrumentation
 
+from csms.store.writer import table_of
+
 M = TypeVar("M")
 
-__all__ = ["columns", "loaded", "split", "table", "with_defaults"]
-
-
-def table(model: type[Any]) -> Table:
-    """The Core table of a SQLModel table class."""
-    return cast(Table, inspect(model).local_table)
+__all__ = ["columns", "loaded", "split", "with_defaults"]
 
 
 _NEW_INSTANCE: dict[type[Any], Callable[[], Any]] = {}  # the class manager's, per model
@@ -52,7 +49,7 @@ _COLUMN_NAMES: dict[type[Any], frozenset[str]] = {}
 def _column_names(model: type[Any]) -> frozenset[str]:
     found = _COLUMN_NAMES.get(model)
     if found is None:
-        found = _COLUMN_NAMES[model] = frozenset(table(model).columns.keys())
+        found = _COLUMN_NAMES[model] = frozenset(table_of(model).columns.keys())
     return found
 
 

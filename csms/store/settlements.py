@@ -23,13 +23,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.store.fast import Fast
 from csms.store.models import ChargerKey, SettlementInbox, Transaction
 from csms.store.models_orders import Order, SettlementRecord
-from csms.store.rows import columns, loaded, split, table, with_defaults
+from csms.store.rows import columns, loaded, split, with_defaults
 from csms.store.types import UtcDateTime
+from csms.store.writer import table_of
 
-RECORDS = table(SettlementRecord)
-_ORDERS = table(Order)
-_KEYS = table(ChargerKey)
-_INBOX = table(SettlementInbox)
+RECORDS = table_of(SettlementRecord)
+_ORDERS = table_of(Order)
+_KEYS = table_of(ChargerKey)
+_INBOX = table_of(SettlementInbox)
 
 _COPY = (RECORDS.c.order_id == bindparam("order_id")) | (
     (RECORDS.c.charger_id == bindparam("iss")) & (RECORDS.c.txn == bindparam("txn"))

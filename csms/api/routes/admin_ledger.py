@@ -18,6 +18,7 @@ from csms.api.deps import AdminDep, SessionDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.api.responses import errors
 from csms.payments import ledger
+from csms.store import drivers as store_drivers
 from csms.store import ledger as store_ledger
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"], responses=errors(401))
@@ -101,7 +102,7 @@ async def ledger_page(
 @router.get("/wallets/{user_id}", response_model=WalletAdmin, responses=errors(404))
 async def wallet_of(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> WalletAdmin:
     """A driver's available balance, total held, and each open hold by order."""
-    user = await store_ledger.wallet_owner(session, user_id=user_id)
+    user = await store_drivers.get_user(session, user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}")
     holds = [

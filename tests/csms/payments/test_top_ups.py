@@ -307,6 +307,20 @@ async def test_the_sweeper_leaves_another_providers_attempts(db: Database) -> No
     assert len(await sweep(db, provider=psp, now=LATER, after_s=AFTER_S)) == 1
 
 
+async def test_another_providers_open_attempts_do_not_hold_up_the_sweeper(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attempts left by a provider no longer in use fill no batch of the current one's."""
+    monkeypatch.setattr(top_ups, "SWEEP_BATCH", 1)
+    uid, psp = await new_driver(db), FakePsp()
+    old = FakePsp(books=SandboxProvider(name="old-psp"))
+    old.script("capture", "hang")
+    await pay(db, old, uid, "old")  # the oldest open attempt, made through another provider
+    psp.script("capture", "hang")
+    await pay(db, psp, uid, "new")
+    assert len(await sweep(db, provider=psp, now=LATER, after_s=AFTER_S)) == 1
+
+
 @pytest.fixture
 def money_settings(tmp_path: Path, db_url: str) -> Settings:
     """The app's settings with a provider timeout short enough to wait for."""
