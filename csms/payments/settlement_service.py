@@ -110,7 +110,8 @@ def read_received(
 ) -> Received:
     """Reads a received token once (:func:`parse_settlement`, :func:`peek_parsed`)."""
     text = token.strip()
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    # a lone surrogate (valid JSON, no text) must hash, and be refused as malformed below
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     parsed = parse_settlement(text)
     if isinstance(parsed, Refusal):
         return Received(text, digest, source, charger_id, None, Named(), parsed)

@@ -147,3 +147,12 @@ async def test_a_chargers_refused_token_is_kept_once_and_counted(world: World) -
         rejections = (await session.exec(select(SettlementRejection))).all()
     assert [(r.charger_id, r.token, r.source) for r in inbox] == [("CP1", forged, "ocpp")]
     assert [(r.source, r.reason, r.count) for r in rejections] == [("ocpp", "unknown_key", 2)]
+
+
+def test_a_token_with_a_lone_surrogate_is_refused_not_raised() -> None:
+    """JSON may carry ``\\ud800`` in a DataTransfer's data: the token is malformed, and the
+    charger must get Rejected rather than a CALLERROR it would answer by sending it again."""
+    from csms.payments.settlement_service import read_received
+
+    received = read_received("eyJ\ud800.x.y", source="ocpp", charger_id="CP1")
+    assert received.refusal is not None and received.refusal.reason == Reason.MALFORMED
