@@ -38,8 +38,7 @@ class CsmsContext:
     """The services of one CSMS instance; built by :func:`csms.app.create_app`'s lifespan.
 
     The fields after ``clock`` have defaults so that a block can be run on a context of the
-    first ones alone (the protocol tests do); the app fills every one. A money-side service
-    that is None is answered 503 by the web side.
+    first ones alone (the protocol tests do); the app fills every one.
     """
 
     settings: Settings

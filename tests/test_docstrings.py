@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("csms", "charge_point", "qr_extension", "config", "demo")
+PACKAGES = ("csms", "charge_point", "qr_extension", "ocpp_rpc", "config", "demo")
 MODULES = ("qrcharge_cli.py",)
 
 # The brief's numbered sections (1-7, with subsections 2.1-2.3 and 7.1-7.n).
