@@ -17,8 +17,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from csms.commands import SendVendorData
 from csms.context import CsmsContext
 from csms.errors import SettlementKeyError
+from csms.protocol import commands
 from csms.settlement_keys import receive_settlement_key
 from csms.store import chargers as store
 from qr_extension.wire import (
@@ -42,10 +44,11 @@ class DataTransferAnswer:
     data: str | None = None
 
 
-def trusted_keys_payload(ctx: CsmsContext) -> dict[str, Any]:
-    """The DataTransfer request (camelCase, same in both versions) that pushes our keys."""
+def trusted_keys_call(ctx: CsmsContext, version: str) -> tuple[str, dict[str, Any]]:
+    """The CALL that pushes our keys, spelled by :mod:`csms.protocol.commands` like the
+    key-rotation broadcast."""
     token = ctx.keys.trusted_keys_token(ctx.now_s())
-    return {"vendorId": VENDOR_ID, "messageId": MSG_TRUSTED_KEYS, "data": token}
+    return commands.request(SendVendorData(MSG_TRUSTED_KEYS, token), version)
 
 
 async def data_transfer(

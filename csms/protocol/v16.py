@@ -65,7 +65,7 @@ class ChargePoint16(CsmsChargePoint):
         answer = await provisioning.boot(self._ctx, self.charger_id, "1.6", info)
         self.booted(answer.status)
         if answer.status == ACCEPTED:
-            self.defer("DataTransfer", dt.trusted_keys_payload(self._ctx))
+            self.defer(*dt.trusted_keys_call(self._ctx, self._ocpp_version))
         return call_result.BootNotification(
             current_time=ocpp_timestamp(answer.current_time),
             interval=answer.interval_s,
