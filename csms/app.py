@@ -27,7 +27,7 @@ from csms.api.request_ids import RequestIds
 from csms.api.routers import ROUTERS
 from csms.api.routes import metrics, money
 from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, BodyTooLarge
-from csms.charger_ca import ChargerCa, configured_ca
+from csms.charger_ca import configured_ca
 from csms.commands import ConnectionRegistry, LocalDispatcher
 from csms.context import CsmsContext
 from csms.decodes import DecodeGate
@@ -88,11 +88,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        charger_ca = configured_ca(  # a CA that is configured but unusable stops the start
-            settings.ca_cert_file,
-            settings.ca_key_file,
-            validity_days=settings.charger_cert_validity_days,
-        )
         db = Database.connect(settings.resolved_database_url)
         await migrate(db.engine)
         async with db.session() as session:
@@ -100,7 +95,6 @@ def create_app(
         ctx = await build_context(
             settings,
             db,
-            charger_ca=charger_ca,
             sink=sink,
             authorization=authorization,
             clock=clock,
@@ -168,7 +162,6 @@ async def build_context(
     settings: Settings,
     db: Database,
     *,
-    charger_ca: ChargerCa | None,
     sink: SettlementSink | None,
     authorization: PolicyFactory | None,
     clock: Clock,
@@ -177,8 +170,14 @@ async def build_context(
     """Every service of one CSMS on an open, migrated database: the one place they are made.
 
     ``authorization`` builds the policy for id tags; by default order ids are decided by the
-    payment side, with the CSMS's local RFID tags behind them. The keys and the drivers' token
-    secret are read (or created) off the event loop."""
+    payment side, with the CSMS's local RFID tags behind them. The charger CA, the keys and the
+    drivers' token secret are read (or created) off the event loop."""
+    charger_ca = await asyncio.to_thread(  # configured but unusable: the start stops here
+        configured_ca,
+        settings.ca_cert_file,
+        settings.ca_key_file,
+        validity_days=settings.charger_cert_validity_days,
+    )
     keys = await asyncio.to_thread(
         KeyManager.open,
         settings.resolved_key_dir,
