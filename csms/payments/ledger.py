@@ -78,15 +78,6 @@ def check_key(key: object) -> str:
     return key
 
 
-def lock_wallet(session: Session, user_id: int) -> str:
-    """Takes the driver's wallet lock for the rest of the transaction
-    (:func:`csms.store.ledger.lock_wallet`); returns its currency, UnknownWallet without one."""
-    currency = store_ledger.lock_wallet(session, user_id=user_id)
-    if currency is None:
-        raise UnknownWallet(user_id)
-    return currency
-
-
 def lock_and_read(
     session: Session, user_id: int, keys: Sequence[str], account: str | None
 ) -> tuple[str, list[int | None], int]:

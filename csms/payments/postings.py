@@ -5,7 +5,7 @@ arguments, posts exactly one balanced transfer (``capture_and_release`` two), ne
 (the caller owns the transaction), and is idempotent by ``key``: a repeat with the same key
 returns the first transfer's id (:func:`release`: 0) and posts nothing; the same key for
 another operation raises :class:`IdempotencyConflict`. Each takes the driver's wallet lock first
-(:func:`csms.payments.ledger.lock_wallet`), so concurrent operations on one wallet are
+(:func:`csms.store.ledger.lock_and_read`), so concurrent operations on one wallet are
 serialised and a balance check cannot race a posting.
 
 They are the only way money moves between a wallet, its holds and revenue: every caller,

@@ -28,6 +28,7 @@ from csms.payments.errors import (
 from csms.payments.provider import SANDBOX_DECLINE, SandboxProvider
 from csms.payments.top_ups import AttemptState, sweep, top_up
 from csms.ports import PspResult
+from csms.store import ledger as store_ledger
 from csms.store import psp_attempts
 from csms.store.db import Database
 from csms.store.models_money import LedgerTransfer, PspAttempt, PspOperation
@@ -190,7 +191,7 @@ class Probing(SandboxProvider):
         attempt = psp_attempts.by_key(session, key)
         assert attempt is not None and attempt.id is not None
         psp_attempts.touch(session, attempt_id=attempt.id, states=["intent"], now=T0)
-        ledger.lock_wallet(session, attempt.user_id)
+        assert store_ledger.lock_wallet(session, user_id=attempt.user_id) is not None
 
 
 async def test_the_provider_is_called_with_no_transaction_open(db: Database) -> None:
