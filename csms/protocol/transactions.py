@@ -194,7 +194,7 @@ async def _decide(ctx: CsmsContext, charger_id: str, id_tag: str) -> IdTagDecisi
         return await ctx.authorization.authorize(charger_id, id_tag)
     except Exception:
         LOG.exception("%s: authorization policy failed for %s", charger_id, id_tag)
-        return IdTagDecision("Invalid", known=False)
+        return NO_TAG
 
 
 async def _decision_before(
@@ -221,7 +221,7 @@ def _decide_in(
         return decider(conn, charger_id, id_tag)
     except Exception:
         LOG.exception("%s: authorization policy failed for %s", charger_id, id_tag)
-        return IdTagDecision("Invalid", known=False)
+        return NO_TAG
 
 
 # --- 1.6 ------------------------------------------------------------------------------------
