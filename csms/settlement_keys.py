@@ -4,6 +4,11 @@ A ``SettlementKey`` DataTransfer carries either a public JWK (JSON, with ``kid``
 JWS of the new JWK signed by the currently pinned key. The first key of a charger is pinned;
 a different key later is accepted only as such a JWS, or from the operator API. Replaced keys
 are retired, not deleted, so settlements signed earlier still verify by (iss, kid).
+
+Each key change reads the pinned key, decides and writes in one retried unit of work: when
+two changes race, the database keeps one pinned key per charger, the loser runs again and
+decides on what the winner pinned (a charger's replacement signed by the key just replaced
+is then refused).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.errors import SettlementKeyError
 from csms.store.chargers import pin_key, pinned_key
+from csms.store.db import Database
 from csms.store.models import ChargerKey
+from csms.store.units_of_work import in_transaction
 from qr_extension.errors import KeyFormatError
 from qr_extension.keys import PublicKey
 
@@ -50,14 +57,21 @@ async def _pin(
 ) -> None:
     """Pins ``key`` (a retired key the operator brings back is un-retired), retiring ``old``."""
     jwk = json.dumps(key.to_jwk(), sort_keys=True)
-    if not await pin_key(session, charger_id=charger_id, kid=key.kid, jwk=jwk, now=now, old=old):
-        raise SettlementKeyError("a concurrent key change won; send it again")
+    await pin_key(session, charger_id=charger_id, kid=key.kid, jwk=jwk, now=now, old=old)
 
 
 async def receive_settlement_key(
-    session: AsyncSession, *, charger_id: str, data: str, now: datetime
+    db: Database, *, charger_id: str, data: str, now: datetime
 ) -> PublicKey:
     """Handles a charger's ``SettlementKey`` data; raises SettlementKeyError when refused."""
+
+    async def work(session: AsyncSession) -> PublicKey:
+        return await _receive(session, charger_id, data, now)
+
+    return await in_transaction(db, work)
+
+
+async def _receive(session: AsyncSession, charger_id: str, data: str, now: datetime) -> PublicKey:
     current = await pinned_key(session, charger_id)
     pinned = PublicKey.from_jwk(json.loads(current.jwk)) if current else None
     if data.lstrip().startswith("{"):
@@ -78,11 +92,15 @@ async def receive_settlement_key(
 
 
 async def set_settlement_key(
-    session: AsyncSession, *, charger_id: str, jwk: dict[str, Any], now: datetime
+    db: Database, *, charger_id: str, jwk: dict[str, Any], now: datetime
 ) -> PublicKey:
     """The operator's replacement: pins ``jwk`` whatever was pinned before."""
     key = parse_jwk(jwk)
-    current = await pinned_key(session, charger_id)
-    if current is None or current.kid != key.kid:
-        await _pin(session, charger_id, key, now, current)
+
+    async def work(session: AsyncSession) -> None:
+        current = await pinned_key(session, charger_id)
+        if current is None or current.kid != key.kid:
+            await _pin(session, charger_id, key, now, current)
+
+    await in_transaction(db, work)
     return key

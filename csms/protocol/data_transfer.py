@@ -69,10 +69,9 @@ async def data_transfer(
 
 async def _settlement_key(ctx: CsmsContext, charger_id: str, data: str) -> DataTransferAnswer:
     try:
-        async with ctx.db.session() as session:
-            key = await receive_settlement_key(
-                session, charger_id=charger_id, data=data, now=ctx.clock()
-            )
+        key = await receive_settlement_key(
+            ctx.db, charger_id=charger_id, data=data, now=ctx.clock()
+        )
     except SettlementKeyError as exc:
         LOG.warning("%s: settlement key refused: %s", charger_id, exc)
         return DataTransferAnswer(REJECTED, str(exc))

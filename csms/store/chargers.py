@@ -163,7 +163,6 @@ async def key_by_kid(session: AsyncSession, charger_id: str, kid: str) -> Charge
     return rows.first()
 
 
-
 async def pin_key(
     session: AsyncSession,
     *,
@@ -172,25 +171,22 @@ async def pin_key(
     jwk: str,
     now: datetime,
     old: ChargerKey | None,
-) -> bool:
+) -> None:
     """Retires ``old`` (if any) and makes ``kid`` the charger's one unretired key: brought back
-    if it was retired, else added. Commits; False if a concurrent change won (a unique
-    constraint), with nothing changed."""
+    if it was retired, else added. The retirement is flushed first, so the one-pinned-key
+    index never sees two at once; a concurrent key change that won makes the flush or the
+    commit raise IntegrityError (the caller's unit of work runs again)."""
     if old is not None:
         old.retired_at = now
         session.add(old)
+        await session.flush()
     previous = await key_by_kid(session, charger_id, kid)
     if previous is not None:
         previous.retired_at = None
         session.add(previous)
     else:
         session.add(ChargerKey(charger_id=charger_id, kid=kid, jwk=jwk, created_at=now))
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
+    await session.flush()
 
 
 async def mark_all_offline(session: AsyncSession) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import model_validator
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from csms.store.types import BigInt, UtcDateTime, utcnow
@@ -117,7 +117,17 @@ class ChargerKey(SQLModel, table=True):
     """A charger's settlement public key; the one with ``retired_at`` unset is pinned."""
 
     __tablename__ = "charger_keys"
-    __table_args__ = (UniqueConstraint("charger_id", "kid"),)
+    __table_args__ = (
+        UniqueConstraint("charger_id", "kid"),
+        # at most one pinned key per charger: a racing second key change fails and runs again
+        Index(
+            "ux_charger_keys_one_pinned",
+            "charger_id",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)

@@ -211,7 +211,7 @@ async def put_settlement_key(
     await _get(session, charger_id)
     try:
         key = await set_settlement_key(
-            session, charger_id=charger_id, jwk=body.jwk, now=ctx.clock()
+            ctx.db, charger_id=charger_id, jwk=body.jwk, now=ctx.clock()
         )
     except SettlementKeyError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc

@@ -275,10 +275,9 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
     charger_key = generate_key()
     async with db.session() as session:
         await create_charger(session, charger_id=CHARGER, password_hash=None, evses=2, now=T0)
-        await set_settlement_key(
-            session, charger_id=CHARGER, jwk=json.loads(json.dumps(charger_key.public.to_jwk())),
-            now=T0,
-        )  # fmt: skip
+    await set_settlement_key(
+        db, charger_id=CHARGER, jwk=json.loads(json.dumps(charger_key.public.to_jwk())), now=T0
+    )
     service = SettlementService(db, settings=settings, clock=clock)
     reaper = Reaper(db, settings=settings, clock=clock)
     w = World(db, settings, keys, clock, charger_key, 0, service, reaper)

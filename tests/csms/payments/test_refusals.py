@@ -102,7 +102,7 @@ async def test_settlement_from_another_charger_for_this_order(world: World) -> N
     other = generate_key()
     async with world.db.session() as session:
         await create_charger(session, charger_id="CP2", password_hash=None, evses=1, now=T0)
-        await set_settlement_key(session, charger_id="CP2", jwk=other.public.to_jwk(), now=T0)
+    await set_settlement_key(world.db, charger_id="CP2", jwk=other.public.to_jwk(), now=T0)
     auth = dataclasses.replace(snapshot(order), charge_point_id="CP2")
     token = sign_settlement(
         build_settlement(
