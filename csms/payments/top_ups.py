@@ -215,8 +215,12 @@ def _intent(
 
 
 async def _call(provider: PaymentProvider, attempt: PspAttempt, timeout_s: float) -> _Answer:
-    """Phase 2: authorize and capture, no transaction open; a lost answer is ``LOSE``."""
-    auth_key, capture_key, _ = _keys(attempt.idempotency_key)
+    """Phase 2: authorize and capture, no transaction open; a lost answer is ``LOSE``.
+
+    A capture refused or declined after the authorization succeeded voids the authorization
+    at once, so the driver's card is not left held; if the void's answer is lost the attempt
+    is ``LOSE`` and the sweeper voids it."""
+    auth_key, capture_key, void_key = _keys(attempt.idempotency_key)
     results: list[tuple[str, PspResult]] = []
     try:
         async with asyncio.timeout(timeout_s):
@@ -227,10 +231,22 @@ async def _call(provider: PaymentProvider, attempt: PspAttempt, timeout_s: float
             results.append((auth_key, auth))
             if auth.status != "succeeded":
                 return _Answer(AttemptEvent.FAIL, tuple(results), "declined by the provider")
-            captured = await provider.capture(
-                authorization=auth.reference, amount=attempt.amount, key=capture_key
-            )
-            results.append((capture_key, captured))
+            refusal = None
+            try:
+                captured = await provider.capture(
+                    authorization=auth.reference, amount=attempt.amount, key=capture_key
+                )
+                results.append((capture_key, captured))
+                if captured.status != "succeeded":
+                    refusal = "capture declined by the provider"
+            except ProviderUnavailable:
+                raise
+            except ProviderError as exc:
+                refusal = _reason(exc, "capture refused")
+            if refusal is not None:
+                void = await provider.void(authorization=auth.reference, key=void_key)
+                results.append((void_key, void))
+                return _Answer(AttemptEvent.FAIL, tuple(results), f"{refusal}: voided")
     except (ProviderUnavailable, TimeoutError) as exc:
         return _Answer(AttemptEvent.LOSE, tuple(results), _reason(exc, "no answer"))
     except ProviderError as exc:

@@ -52,6 +52,7 @@ class FakePsp:
     misbehaves on our side, one scripted fault per call:
 
     * ``refuse``: the provider refuses (ProviderError), nothing moves;
+    * ``decline``: the provider answers ``declined``, nothing moves;
     * ``drop``: the request never reaches the provider (ProviderUnavailable);
     * ``hang``: the provider does it, the answer never comes (our timeout fires);
     * ``crash``: the provider does it and answers, the CSMS dies before recording it;
@@ -77,6 +78,8 @@ class FakePsp:
             raise ProviderError(f"{call} refused")
         if fault == "drop":
             raise ProviderUnavailable(f"{call}: connection reset")
+        if fault == "decline":
+            return PspResult(call, f"declined-{len(self.calls)}", "declined", 0, "CNY")
         result = await done()
         if fault == "hang":
             await asyncio.sleep(60)
@@ -218,7 +221,35 @@ async def test_a_refusal_moves_nothing_and_stays_refused(db: Database) -> None:
     assert await books(db, uid) == (0, [], {"d": "failed", "r": "failed"})
     async with db.session() as session:
         ops = (await session.exec(select(PspOperation.idempotency_key, PspOperation.status))).all()
-    assert sorted(ops) == [("d:authorize", "declined"), ("r:authorize", "succeeded")]
+    assert sorted(ops) == [
+        ("d:authorize", "declined"),
+        ("r:authorize", "succeeded"),
+        ("r:void", "succeeded"),  # the capture was refused: the card is not left held
+    ]
+    assert not _held(psp)
+
+
+def _held(psp: FakePsp) -> list[str]:
+    """The provider's authorizations still holding the driver's money (neither captured nor
+    voided)."""
+    return [ref for ref, a in psp.books._auths.items() if not (a.captured or a.voided)]
+
+
+async def test_a_declined_capture_voids_the_authorization_now_or_by_the_sweeper(
+    db: Database,
+) -> None:
+    uid, psp = await new_driver(db), FakePsp()
+    psp.script("capture", "decline", "decline")
+    with pytest.raises(PaymentDeclined):
+        await pay(db, psp, uid, "now")
+    assert psp.calls[-1] == "void" and not _held(psp)
+
+    psp.script("void", "drop")  # declined again, and the void's answer is lost
+    later = await pay(db, psp, uid, "later")
+    assert later.state == AttemptState.UNKNOWN and len(_held(psp)) == 1
+    assert await sweep(db, provider=psp, now=LATER, after_s=AFTER_S) == [later.attempt_id]
+    assert not _held(psp) and psp.captured() == 0
+    assert await books(db, uid) == (0, [], {"now": "failed", "later": "failed"})
 
 
 async def test_a_lost_answer_is_pending_until_the_sweeper_asks(db: Database) -> None:
