@@ -2,14 +2,19 @@
 
 The order of checks: the clock policy first (an unsynchronised
 clock is never silently trusted), then the core's ``verify_start_token`` (type, algorithm,
-trusted key, signature, charger, EVSE, time window with leeway, replay). Marking the order id
+trusted key, signature, charger, EVSE, time window with leeway, replay), then the
+revocations the CSMS sent for cancelled orders (DataTransfer ``Revoke``, read by
+:func:`read_revoke`). Marking the order id
 used is NOT done here: the station does it durably, in the same commit that starts the
 transaction, before the relay closes.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from qr_extension.errors import QrDecodeError
 from qr_extension.keys import KeyRing
@@ -22,7 +27,24 @@ from qr_extension.start import (
     verify_start_token,
 )
 
-__all__ = ["ScanContext", "StartAuthorization", "check_start", "decode_frame", "read_authorization"]
+__all__ = [
+    "RevokedTokens",
+    "ScanContext",
+    "StartAuthorization",
+    "check_start",
+    "decode_frame",
+    "read_authorization",
+    "read_revoke",
+]
+
+ORDER_ID = re.compile(r"[A-Z0-9]{1,20}")
+MAX_EPOCH = 2**40  # far beyond any clock; a larger exp is malformed
+
+
+class RevokedTokens(Protocol):
+    """The order ids whose start token the CSMS revoked (the charger's store)."""
+
+    def is_revoked(self, order_id: str) -> bool: ...
 
 
 def decode_frame(image: bytes) -> list[str] | Refusal:
@@ -49,7 +71,12 @@ class ScanContext:
 
 
 def check_start(
-    token: str, *, trusted: KeyRing, ctx: ScanContext, used: UsedTokens
+    token: str,
+    *,
+    trusted: KeyRing,
+    ctx: ScanContext,
+    used: UsedTokens,
+    revoked: RevokedTokens | None = None,
 ) -> StartAuthorization | Refusal:
     """Verifies a start token for this charger now; never raises for a bad token."""
     if not ctx.clock_synced and not ctx.accept_unsynced_clock:
@@ -66,6 +93,8 @@ def check_start(
     )
     if isinstance(result, Refusal):
         return result
+    if revoked is not None and revoked.is_revoked(result.order_id):
+        return Refusal(Reason.REVOKED, f"order {result.order_id} was cancelled")
     if result.evse_id is not None and result.evse_id not in ctx.waiting_evse_ids:
         return Refusal(Reason.EVSE_BUSY, f"plug the EV into EVSE {result.evse_id} first")
     return result
@@ -77,3 +106,22 @@ def read_authorization(token: str) -> StartAuthorization:
     if isinstance(result, Refusal):
         raise ValueError(f"stored start token no longer parses: {result}")
     return result
+
+
+def read_revoke(data: Any) -> tuple[str, int | None] | None:
+    """The ``Revoke`` DataTransfer's data: the JSON string ``{"jti": order id, "exp": epoch
+    seconds}`` (``exp`` optional) as (order id, exp); None when it is anything else."""
+    if not isinstance(data, str) or len(data) > 200:
+        return None
+    try:
+        value: Any = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    jti, exp = value.get("jti"), value.get("exp")
+    if not isinstance(jti, str) or ORDER_ID.fullmatch(jti) is None:
+        return None
+    if exp is not None and (type(exp) is not int or not 0 <= exp < MAX_EPOCH):
+        return None
+    return jti, exp

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 MAX_STEP_S = 10.0  # the charge curve advances in steps of at most this many of its seconds
 CHECKPOINT_S = 10.0  # a running session is saved at least this often (seconds)
+# a revocation that does not say when its token expires is kept this long (seconds): far longer
+# than any start token's validity
+REVOKE_KEEP_S = 30 * 86400
 _LIMIT_TRIGGER = {
     LimitReason.ENERGY: Trigger.ENERGY_LIMIT_REACHED,
     LimitReason.TIME: Trigger.TIME_LIMIT_REACHED,
@@ -131,6 +134,7 @@ class Station:
         """The CSMS's time (BootNotification / Heartbeat)."""
         self.time.set_from_csms(epoch_s)
         self.store.prune_used(self.floor, self.settings.leeway_s)
+        self.store.prune_revoked(self.floor, self.settings.leeway_s)
 
     # --- keys (kept in charge_point.trusted) ---------------------------------------------
     @property
@@ -212,7 +216,9 @@ class Station:
             accept_unsynced_clock=self.settings.accept_unsynced_clock,
             leeway_s=self.settings.leeway_s,
         )
-        result = check_start(token, trusted=self.trusted, ctx=ctx, used=self.store)
+        result = check_start(
+            token, trusted=self.trusted, ctx=ctx, used=self.store, revoked=self.store
+        )
         if isinstance(result, Refusal):
             self.display.show_refusal(result, self.now())
             return result
@@ -237,6 +243,25 @@ class Station:
         )
 
     # --- CSMS commands -------------------------------------------------------------------
+    def revoke_token(self, order_id: str, expires_at: int | None) -> bool:
+        """The CSMS cancelled the order: its start token must never start a session here.
+        True once the revocation is stored durably; False (nothing stored) when the token was
+        already used here, or a session for it runs: then the order is not unused and its
+        hold must stay. An authorisation waiting for the EV (a remote start) is dropped.
+        Without ``expires_at`` the revocation is kept :data:`REVOKE_KEEP_S` past now."""
+        running = any(s.id_tag == order_id for s in self.sessions.values())
+        if running or self.store.is_used(order_id):
+            log.info("%s: revocation of %s refused: the order was used here", self.id, order_id)
+            return False
+        until = int(self.now()) + REVOKE_KEEP_S if expires_at is None else expires_at
+        with self.store.atomic():  # one fsync'd commit before the CSMS hears Accepted
+            self.store.revoke(order_id, until)
+        for evse_id, waiting in list(self.pending.items()):
+            if waiting.id_tag == order_id:
+                del self.pending[evse_id]
+        log.info("%s: start token of order %s revoked", self.id, order_id)
+        return True
+
     def remote_start(
         self,
         id_tag: str,

@@ -6,7 +6,8 @@ method here has returned survives SIGKILL or a power cut. Methods that change se
 SQLite transaction, so a crash leaves either all of it or none.
 
 Tables: ``state`` (small JSON values: time floor, counters, trusted JWKS, EVSE registers),
-``config`` (OCPP configuration set by the CSMS), ``used_tokens``, ``transactions`` (running
+``config`` (OCPP configuration set by the CSMS), ``used_tokens``, ``revoked_tokens`` (order
+ids whose start token the CSMS revoked: the order was cancelled), ``transactions`` (running
 sessions with their last meter reading), ``txn_ids`` (local transaction serial -> id the CSMS
 gave, for the 1.6 rewrite), ``queue`` (outbound transaction messages, in order),
 ``local_list`` and ``auth_cache``. The charger's private key is not here but in a 0600 PEM
@@ -34,6 +35,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS used_tokens (order_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    order_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions (
     local_id TEXT PRIMARY KEY, evse_id INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS txn_ids (local_id TEXT PRIMARY KEY, csms_id TEXT NOT NULL);
@@ -159,6 +162,26 @@ class Store:
     def prune_used(self, floor: float, leeway_s: int) -> int:
         """Forgets order ids whose token cannot verify any more at or after ``floor``."""
         cur = self._exec("DELETE FROM used_tokens WHERE expires_at + ? < ?", (leeway_s, floor))
+        return cur.rowcount
+
+    # --- revoked order ids ---------------------------------------------------------------
+    def is_revoked(self, order_id: str) -> bool:
+        row = self._exec("SELECT 1 FROM revoked_tokens WHERE order_id = ?", (order_id,)).fetchone()
+        return row is not None
+
+    def revoke(self, order_id: str, expires_at: int) -> None:
+        """Records the revocation (durable when this returns, outside :meth:`atomic`); a
+        repeat keeps the later expiry."""
+        self._exec(
+            "INSERT INTO revoked_tokens(order_id, expires_at) VALUES(?, ?) "
+            "ON CONFLICT(order_id) DO UPDATE SET "
+            "expires_at = MAX(expires_at, excluded.expires_at)",
+            (order_id, expires_at),
+        )
+
+    def prune_revoked(self, floor: float, leeway_s: int) -> int:
+        """Forgets revocations of tokens that cannot verify any more at or after ``floor``."""
+        cur = self._exec("DELETE FROM revoked_tokens WHERE expires_at + ? < ?", (leeway_s, floor))
         return cur.rowcount
 
     # --- running transactions -----------------------------------------------------------

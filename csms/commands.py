@@ -54,7 +54,18 @@ class SendVendorData:
     data: str
 
 
-Command = StartCharging | StopCharging | SetIdentificationSecret | SendVendorData
+@dataclass(frozen=True, slots=True)
+class RevokeStartToken:
+    """Revoke, at the charger, the start token of order ``order_id`` (its ``jti``), which
+    expires at ``expires_at`` (epoch seconds: the charger may forget the revocation once no
+    clock it accepts can reach that time). The charger answers ``Accepted`` only once the
+    revocation is stored durably and the token was never used there."""
+
+    order_id: str
+    expires_at: int
+
+
+Command = StartCharging | StopCharging | SetIdentificationSecret | SendVendorData | RevokeStartToken
 
 
 @dataclass(frozen=True, slots=True)

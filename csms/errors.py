@@ -43,7 +43,7 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
         │   └── ProviderUnavailable  the outcome is unknown (no answer, a timeout)
         └── OrderError                                                   (payments/order_errors.py)
             └── OrderNotFound, PaymentNotFound, InvalidOrderRequest, SettlementRefused,
-                RefundRefused
+                RefundRefused, OrderNotCancellable
 
 They are converted at the boundary only: to HTTP errors in :mod:`csms.app` and
 :mod:`csms.api` (a handler for a branch wins over the root's, by the exception's MRO), to OCPP

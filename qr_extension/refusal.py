@@ -23,6 +23,7 @@ class Reason(StrEnum):
     NO_EVSE_WAITING = "no_evse_waiting"  # token without evse and no single EVSE waiting
     EVSE_BUSY = "evse_busy"  # the named EVSE cannot start a session now
     REPLAYED = "replayed"  # jti already used on this charger
+    REVOKED = "revoked"  # the CSMS revoked the jti at this charger (the order was cancelled)
     CLOCK_UNSYNCED = "clock_unsynced"  # charger clock never set and policy forbids trusting it
     # settlement
     WRONG_ISSUER = "wrong_issuer"  # iss does not match the expected charger

@@ -12,6 +12,7 @@ MSG_TRUSTED_KEYS: Final = "TrustedKeys"  # CSMS -> charger: compact JWS (typ key
 MSG_SETTLEMENT_KEY: Final = "SettlementKey"  # charger -> CSMS: public JWK JSON, or JWS of it
 MSG_SETTLEMENT: Final = "Settlement"  # charger -> CSMS: compact settlement JWT
 MSG_SYNCED: Final = "Synced"  # charger -> CSMS: {"seq": n} after its queue is drained
+MSG_REVOKE: Final = "Revoke"  # CSMS -> charger: {"jti": order id, "exp": epoch s} (cancelled)
 
 SUBPROTOCOL_16: Final = "ocpp1.6"
 SUBPROTOCOL_201: Final = "ocpp2.0.1"

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 from charge_point.errors import ConfigurationError
 from charge_point.events import ORDER_TOKEN_TYPE
+from charge_point.qrstart import read_revoke
 from charge_point.station import Station
 from ocpp_rpc import on
-from qr_extension.wire import MSG_TRUSTED_KEYS, VENDOR_ID
+from qr_extension.wire import MSG_REVOKE, MSG_TRUSTED_KEYS, VENDOR_ID
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -136,4 +137,16 @@ def data_transfer(ctx: CommandContext, vendor_id: str, message_id: str | None, d
             data = json.dumps(data)
         refusal = ctx.station.install_trusted_keys(data)
         return "Accepted" if refusal is None else "Rejected"
+    if message_id == MSG_REVOKE:
+        return revoke(ctx, data)
     return "UnknownMessageId"
+
+
+def revoke(ctx: CommandContext, data: Any) -> str:
+    """``Revoke``: ``Accepted`` only once the revocation is stored durably; ``Rejected`` for
+    malformed data or a token already used here (its order is not unused)."""
+    parsed = read_revoke(data)
+    if parsed is None:
+        log.info("Revoke refused: malformed data %r", str(data)[:80])
+        return "Rejected"
+    return "Accepted" if ctx.station.revoke_token(*parsed) else "Rejected"

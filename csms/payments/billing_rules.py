@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from csms.payments.lifecycle import (
     OrderEvent,
+    OrderState,
     PaymentEvent,
     PaymentState,
     next_order_state,
@@ -67,8 +68,16 @@ def stored(row: object, **values: object) -> None:
 def _set_order_state(
     session: Session, order: Order, event: OrderEvent, now: datetime, **values: object
 ) -> None:
-    """Applies ``event`` with a conditional update (the state read must still be current)."""
+    """Applies ``event`` with a conditional update (the state read must still be current).
+    An order the driver cancelled that the charger used all the same is honoured, and flagged
+    ``started_after_cancel``."""
     new = next_order_state(order.status, event)
+    if order.status == OrderState.CANCELLING:
+        store_orders.add_flag(
+            session, order_id=order.id, kind="started_after_cancel",
+            detail="the charger started it before it heard of the driver's cancel; "
+            "billed from the hold",
+        )  # fmt: skip
     if new.value == order.status and not values:
         return
     stepped = store_orders.step_order(

@@ -22,7 +22,10 @@ class OrderState(StrEnum):
     SETTLED = "settled"  # a billable record exists: a pending payment with its amount
     PAID = "paid"  # the payment was captured (by the driver's confirm or automatically)
     EXPIRED = "expired"  # never used: hold released after exp + leeway and a later Synced
-    CANCELLED = "cancelled"  # the operator cancelled it and released the hold
+    CANCELLED = "cancelled"  # cancelled (operator or driver) and the hold released
+    # the driver cancelled it, but the charger may still hold its start token: the hold stays
+    # until the token can no longer start anything (exp + leeway and a later Synced)
+    CANCELLING = "cancelling"
 
 
 class OrderEvent(StrEnum):
@@ -30,7 +33,8 @@ class OrderEvent(StrEnum):
     SETTLE = "settle"  # the first billable record (signed settlement or OCPP end)
     PAY = "pay"  # capture
     EXPIRE = "expire"  # the reaper released the hold of an unused order
-    CANCEL = "cancel"  # the operator
+    CANCEL = "cancel"  # the operator, or the driver once the hold may be released
+    WITHDRAW = "withdraw"  # the driver cancelled an unused order the charger may still start
 
 
 class PaymentState(StrEnum):
@@ -49,7 +53,9 @@ class PaymentEvent(StrEnum):
 S, E = OrderState, OrderEvent
 ORDER_TRANSITIONS: Final[dict[OrderState, dict[OrderEvent, OrderState]]] = {
     S.CREATED: {E.START: S.STARTED, E.SETTLE: S.SETTLED, E.EXPIRE: S.EXPIRED,
-                E.CANCEL: S.CANCELLED},
+                E.CANCEL: S.CANCELLED, E.WITHDRAW: S.CANCELLING},
+    # the charger used the token before it heard of the cancel: honoured, billed from the hold
+    S.CANCELLING: {E.START: S.STARTED, E.SETTLE: S.SETTLED, E.CANCEL: S.CANCELLED},
     S.STARTED: {E.START: S.STARTED, E.SETTLE: S.SETTLED, E.CANCEL: S.CANCELLED},
     S.SETTLED: {E.START: S.SETTLED, E.SETTLE: S.SETTLED, E.PAY: S.PAID},
     S.PAID: {E.START: S.PAID, E.SETTLE: S.PAID},
@@ -66,7 +72,7 @@ PAYMENT_TRANSITIONS: Final[dict[PaymentState, dict[PaymentEvent, PaymentState]]]
 }
 
 # Orders whose hold is still placed (or, for SETTLED from EXPIRED/CANCELLED, a debt is due).
-HOLDING_STATES: Final = frozenset({S.CREATED, S.STARTED, S.SETTLED})
+HOLDING_STATES: Final = frozenset({S.CREATED, S.STARTED, S.SETTLED, S.CANCELLING})
 FINAL_ORDER_STATES: Final = frozenset({S.PAID, S.EXPIRED, S.CANCELLED})
 
 

@@ -8,6 +8,7 @@
         ├── PaymentNotFound        no such payment or receipt (or not the caller's)
         ├── InvalidOrderRequest    the order request cannot be served (charger, EVSE, limits)
         ├── SettlementRefused      a settlement that does not verify or match its order
+        ├── OrderNotCancellable    the driver's cancel of an order already used or ended
         └── RefundRefused          a refund above what was captured, or of an uncaptured payment
 
 (:class:`~csms.payments.lifecycle.IllegalTransition` is beside them, in the lifecycle module.)
@@ -46,3 +47,8 @@ class SettlementRefused(OrderError):
 
 class RefundRefused(OrderError):
     """The refund is larger than what is left to refund, or nothing was captured."""
+
+
+class OrderNotCancellable(OrderError):
+    """The driver cannot cancel the order any more: the charger started it, or it is settled,
+    paid or expired. The message says which."""

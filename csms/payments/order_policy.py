@@ -3,11 +3,11 @@
 An order id presented at the charger it was issued for is ``Accepted`` with ``expiry`` = the
 start token's ``exp``, so the charger's authorisation cache drops it when the token would no
 longer start anything. An unused order whose token (with leeway) has expired is ``Expired``; a
-cancelled one is ``Invalid``. At any other charger an order id is answered exactly as a tag
-nobody knows (``Invalid``, no expiry): another charger learns nothing of it, not even that it
-exists. Whatever the answer, the transactions block still records a start reported late (the
-energy was delivered): this only decides the ``idTagInfo``. Tags that are not orders go to the
-CSMS's :class:`LocalTagPolicy`.
+cancelled one (by the operator or the driver) is ``Invalid``. At any other charger an order id
+is answered exactly as a tag nobody knows (``Invalid``, no expiry): another charger learns
+nothing of it, not even that it exists. Whatever the answer, the transactions block still
+records a start reported late (the energy was delivered): this only decides the ``idTagInfo``.
+Tags that are not orders go to the CSMS's :class:`LocalTagPolicy`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class OrderAuthorizationPolicy:
         order_charger, status, expires_at = order
         if order_charger != charger_id:
             return IdTagDecision(INVALID)  # what an unknown tag gets: nothing about the order
-        if status == OrderState.CANCELLED:
+        if status in (OrderState.CANCELLED, OrderState.CANCELLING):
             return IdTagDecision(INVALID, expires_at)
         unused = status in (OrderState.CREATED, OrderState.EXPIRED)
         if unused and self._clock() > expires_at + self._leeway:

@@ -7,8 +7,9 @@ the CSMS's active key. The order row keeps the exact ``tar`` and ``lim`` claims 
 later settlement is recomputed from them, never from a billing model edited since.
 
 All of it is one synchronous unit of work (:func:`order_unit`), which :func:`place_order` runs
-in one hop; so is the operator's cancel (:func:`cancel_unit`). The rows are written and read
-by :mod:`csms.store.orders`.
+in one hop; so is the operator's cancel (:func:`cancel_unit`), whose step the driver's
+cancel (:mod:`csms.payments.driver_cancel`) shares (:func:`cancel_step`). The rows are
+written and read by :mod:`csms.store.orders`.
 """
 
 from __future__ import annotations
@@ -233,6 +234,30 @@ def release_unused(
     return postings.release(session, user_id=order.user_id, order_id=order.id, key=key)
 
 
+def cancel_step(
+    session: Session, /, *, order: Order, event: OrderEvent, now: datetime, by: str
+) -> tuple[OrderState, int]:
+    """Cancels ``order`` as read (synchronous, does not commit): ``cancel`` releases its hold
+    now, ``withdraw`` (the driver's, while the charger may still hold the token) keeps it for
+    the reaper; the order is flagged ``cancelled`` ``by`` whom. The new state and the amount
+    released. IllegalTransition when the order can no longer take ``event``; Conflict (run
+    again) when it changed since the read."""
+    new = next_order_state(order.status, event)
+    if event is OrderEvent.WITHDRAW:
+        released: int | None = 0
+        if not store_orders.step_order(
+            session, order_id=order.id, old_status=order.status, new_status=new.value,
+            now=now, values={},
+        ):  # fmt: skip
+            released = None
+    else:
+        released = release_unused(session, order=order, new_status=new, now=now)
+    if released is None:
+        raise Conflict(f"order {order.id} changed meanwhile")
+    store_orders.add_flag(session, order_id=order.id, kind="cancelled", detail=by)
+    return new, released
+
+
 def cancel_unit(session: Session, /, *, order_id: str, now: datetime) -> tuple[OrderState, int]:
     """The operator's cancel (synchronous, does not commit): the order's next state and the
     amount of its hold released; the order is flagged ``cancelled``. OrderNotFound;
@@ -241,12 +266,7 @@ def cancel_unit(session: Session, /, *, order_id: str, now: datetime) -> tuple[O
     order = store_orders.order_row(session, order_id=order_id)
     if order is None:
         raise OrderNotFound(f"no order {order_id!r}")
-    new = next_order_state(order.status, OrderEvent.CANCEL)
-    released = release_unused(session, order=order, new_status=new, now=now)
-    if released is None:
-        raise Conflict(f"order {order.id} changed meanwhile")
-    store_orders.add_flag(session, order_id=order.id, kind="cancelled", detail="by the operator")
-    return new, released
+    return cancel_step(session, order=order, event=OrderEvent.CANCEL, now=now, by="by the operator")
 
 
 async def cancel_unsettled(db: Database, *, order_id: str, now: datetime) -> tuple[OrderState, int]:

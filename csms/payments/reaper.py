@@ -5,7 +5,9 @@ Each pass, for a given ``now``:
 1. a payment still pending ``auto_capture_s`` after its first verified copy is captured;
 2. an order never used (``created``) whose token expired (``exp + leeway < now``) is expired and
    its hold released, but only once its charger has sent a ``Synced`` after that moment: the
-   charger's queue was drained, so no transaction for it is still on its way;
+   charger's queue was drained, so no transaction for it is still on its way; an order the
+   driver cancelled whose charger did not confirm the revocation (``cancelling``) becomes
+   ``cancelled`` by the same rule;
 3. such an order whose charger has stayed silent for ``offline_limit_s`` more keeps its hold
    and is flagged ``offline_limit`` for the operator;
 4. a remotely started order whose OCPP meter data reached its limits is stopped remotely
@@ -49,6 +51,8 @@ from csms.store.units_of_work import Conflict, in_worker
 
 LOG = logging.getLogger("csms.reaper")
 BATCH = 200
+# the orders whose token may still be on its way to a charger, and the step that ends their hold
+_UNUSED = ((OrderState.CREATED, OrderEvent.EXPIRE), (OrderState.CANCELLING, OrderEvent.CANCEL))
 
 
 @dataclass
@@ -138,18 +142,24 @@ class Reaper:
                 LOG.exception("auto-capture of payment %s failed", payment_id)
 
     async def _release_unused(self, now: datetime, report: ReapReport) -> None:
+        for status, event in _UNUSED:
+            await self._release_unused_in(status, event, now, report)
+
+    async def _release_unused_in(
+        self, status: OrderState, event: OrderEvent, now: datetime, report: ReapReport
+    ) -> None:
         leeway = timedelta(seconds=self._settings.token_leeway_s)
         after: tuple[datetime, str] | None = None
         while True:  # keyset pages: orders that stay held never hide the ones behind them
             async with self._db.session() as session:
                 candidates = await store_orders.expired_unused(
                     session,
-                    status=OrderState.CREATED,
+                    status=status,
                     expired_before=now - leeway,
                     after=after,
                     limit=BATCH,
                 )
-            await self._release_page(candidates, now, leeway, report)
+            await self._release_page(candidates, event, now, leeway, report)
             if len(candidates) < BATCH:
                 return
             last = candidates[-1][0]
@@ -158,6 +168,7 @@ class Reaper:
     async def _release_page(
         self,
         candidates: Sequence[tuple[Order, ChargerSync | None]],
+        event: OrderEvent,
         now: datetime,
         leeway: timedelta,
         report: ReapReport,
@@ -169,17 +180,18 @@ class Reaper:
         for order, sync in candidates:
             usable_until = order.expires_at + leeway
             if sync is not None and sync.updated_at > usable_until:
-                if await in_worker(self._db, self._expirer(order, now)):
+                if await in_worker(self._db, self._releaser(order, event, now)):
                     report.released.append(order.id)
             elif now > usable_until + offline_limit and order.id not in flagged:
                 await in_worker(self._db, self._flagger(order))
                 report.flagged.append(order.id)
 
     @staticmethod
-    def _expirer(order: Order, now: datetime) -> Callable[[Session], bool]:
-        """The expiry of an unused order: ``created -> expired`` and its hold released;
-        False when another process (or the charger) got there first."""
-        new = next_order_state(order.status, OrderEvent.EXPIRE)
+    def _releaser(order: Order, event: OrderEvent, now: datetime) -> Callable[[Session], bool]:
+        """The end of an unused order's hold: ``created -> expired`` (``cancelling ->
+        cancelled`` for one the driver cancelled) and its hold released; False when another
+        process (or the charger) got there first."""
+        new = next_order_state(order.status, event)
         return lambda session: (
             release_unused(session, order=order, new_status=new, now=now) is not None
         )

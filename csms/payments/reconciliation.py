@@ -19,7 +19,7 @@ from csms.payments.lifecycle import OrderState
 from csms.store import reconciliation as store_reconciliation
 from csms.store.models_orders import Payment, SettlementRecord
 
-OPEN_STATES = (OrderState.CREATED, OrderState.STARTED)
+OPEN_STATES = (OrderState.CREATED, OrderState.STARTED, OrderState.CANCELLING)
 
 
 @dataclass(frozen=True, slots=True)

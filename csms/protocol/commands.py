@@ -15,11 +15,14 @@ StopCharging               RemoteStopTransaction        RequestStopTransaction
 SetIdentificationSecret    ChangeConfiguration          SetVariables
                            ``IdentificationSecret``     ``QrChargeCtrlr.IdentificationSecret``
 SendVendorData             DataTransfer                 DataTransfer
+RevokeStartToken           DataTransfer ``Revoke``      DataTransfer ``Revoke``
+                           (data ``{"jti", "exp"}``)    (the same string)
 =========================  ===========================  ==========================================
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any, assert_never
 
@@ -27,13 +30,14 @@ from csms.commands import (
     Command,
     JsonObject,
     Outcome,
+    RevokeStartToken,
     SendVendorData,
     SetIdentificationSecret,
     StartCharging,
     StopCharging,
 )
 from csms.errors import CommandError
-from qr_extension.wire import VENDOR_ID
+from qr_extension.wire import MSG_REVOKE, VENDOR_ID
 
 V16, V201 = "1.6", "2.0.1"
 SECRET_KEY = "IdentificationSecret"  # 1.6 configuration key, 2.0.1 variable
@@ -86,6 +90,8 @@ def _request16(command: Command) -> tuple[str, JsonObject]:
             return "ChangeConfiguration", {"key": SECRET_KEY, "value": secret_hex}
         case SendVendorData():
             return "DataTransfer", _vendor_data(command)
+        case RevokeStartToken():
+            return "DataTransfer", _vendor_data(revoke_data(command))
         case _:
             assert_never(command)
 
@@ -112,12 +118,21 @@ def _request201(command: Command) -> tuple[str, JsonObject]:
             return "SetVariables", {"setVariableData": [variable]}
         case SendVendorData():
             return "DataTransfer", _vendor_data(command)
+        case RevokeStartToken():
+            return "DataTransfer", _vendor_data(revoke_data(command))
         case _:
             assert_never(command)
 
 
 def _vendor_data(command: SendVendorData) -> JsonObject:
     return {"vendorId": VENDOR_ID, "messageId": command.message_id, "data": command.data}
+
+
+def revoke_data(command: RevokeStartToken) -> SendVendorData:
+    """The ``Revoke`` vendor message: ``data`` is the JSON string ``{"jti", "exp"}`` (a
+    string, as every data of ours: the ocpp library would rewrite a nested object's keys)."""
+    data = json.dumps({"jti": command.order_id, "exp": command.expires_at}, separators=(",", ":"))
+    return SendVendorData(MSG_REVOKE, data)
 
 
 def _reason(answer: dict[str, Any], key: str) -> str | None:

@@ -9,7 +9,7 @@ from csms.store.models_orders import Order
 from csms.store.writer import table_of
 
 ORDERS = table_of(Order)
-HELD_STATES = ("created", "started", "settled")  # the hold is still placed
+HELD_STATES = ("created", "started", "settled", "cancelling")  # the hold is still placed
 
 
 def order_summary(conn: Connection) -> tuple[dict[str, int], tuple[int, int]]:

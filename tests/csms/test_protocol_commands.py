@@ -17,6 +17,7 @@ from csms.commands import (
     JsonObject,
     LocalDispatcher,
     Outcome,
+    RevokeStartToken,
     SendVendorData,
     SetIdentificationSecret,
     StartCharging,
@@ -26,7 +27,7 @@ from csms.errors import NotConnected
 from csms.protocol import commands as ocpp_commands
 from csms.protocol import fast_schema
 from csms.protocol.commands import UnknownVersion, outcome, remote_start_id, request
-from qr_extension.wire import MSG_TRUSTED_KEYS, VENDOR_ID
+from qr_extension.wire import MSG_REVOKE, MSG_TRUSTED_KEYS, VENDOR_ID
 
 SECRET = "00112233445566778899aabbccddeeff"
 
@@ -52,6 +53,12 @@ REQUESTS: list[tuple[Command, str, str, JsonObject]] = [
      {"vendorId": VENDOR_ID, "messageId": MSG_TRUSTED_KEYS, "data": "a.b.c"}),
     (SendVendorData(MSG_TRUSTED_KEYS, "a.b.c"), "2.0.1", "DataTransfer",
      {"vendorId": VENDOR_ID, "messageId": MSG_TRUSTED_KEYS, "data": "a.b.c"}),
+    (RevokeStartToken("ORDER1", 1800000900), "1.6", "DataTransfer",
+     {"vendorId": VENDOR_ID, "messageId": MSG_REVOKE,
+      "data": '{"jti":"ORDER1","exp":1800000900}'}),
+    (RevokeStartToken("ORDER1", 1800000900), "2.0.1", "DataTransfer",
+     {"vendorId": VENDOR_ID, "messageId": MSG_REVOKE,
+      "data": '{"jti":"ORDER1","exp":1800000900}'}),
 ]  # fmt: skip
 
 
@@ -106,6 +113,10 @@ ANSWERS: list[tuple[Command, str, JsonObject, Outcome]] = [
      Outcome("DataTransfer", "UnknownVendorId")),
     (SendVendorData(MSG_TRUSTED_KEYS, "t"), "2.0.1", {"status": "Accepted", "data": "{}"},
      Outcome("DataTransfer", "Accepted")),
+    (RevokeStartToken("ORDER1", 1), "1.6", {"status": "Accepted"},
+     Outcome("DataTransfer", "Accepted")),
+    (RevokeStartToken("ORDER1", 1), "2.0.1", {"status": "UnknownMessageId"},
+     Outcome("DataTransfer", "UnknownMessageId")),
 ]  # fmt: skip
 
 

@@ -4,13 +4,16 @@
 start token and the links to its QR; ``GET /api/v1/orders[/{id}]`` is the driver's history;
 ``GET /api/v1/orders/{id}/qr.svg|.png`` renders the start QR; ``POST
 /api/v1/orders/{id}/remote-start`` asks a connected charger to start the same order (1.6
-RemoteStartTransaction / 2.0.1 RequestStartTransaction with the order id as id tag). Another
-driver's order is 404.
+RemoteStartTransaction / 2.0.1 RequestStartTransaction with the order id as id tag); ``POST
+/api/v1/orders/{id}/cancel`` cancels an order not yet used, revokes its start token at the
+charger when it is connected, and says when the hold comes back. Another driver's order is
+404.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -21,9 +24,10 @@ from csms.api.params import Offset
 from csms.api.responses import BODY, errors
 from csms.commands import StartCharging
 from csms.errors import CommandError
+from csms.payments.driver_cancel import cancel_for_driver
 from csms.payments.errors import InsufficientFunds
 from csms.payments.lifecycle import OrderState
-from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
+from csms.payments.order_errors import InvalidOrderRequest, OrderNotCancellable, OrderNotFound
 from csms.payments.orders import OrderRequest, get_order, place_order
 from csms.payments.schemas import OrderCreate, OrderPublic, new_order_public, order_public
 from csms.store import orders as store_orders
@@ -41,6 +45,20 @@ class FundsProblem(BaseModel):
     """402: the wallet cannot cover the order's hold."""
 
     detail: Shortfall
+
+
+class CancelPublic(BaseModel):
+    """The order after the driver's cancel, and what became of its hold."""
+
+    id: str
+    status: str = Field(description="cancelled (hold released) or cancelling (hold kept)")
+    hold_released: bool = Field(description="the hold is back in the wallet")
+    hold_release_at: datetime | None = Field(
+        description="when the hold comes back at the earliest (exp + leeway, then the "
+        "charger's next Synced); null once released"
+    )
+    revoked_at_charger: bool = Field(description="the charger stored the revocation")
+    hold_amount: int = Field(description="the order's hold, minor units")
 
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"], responses=errors(401))
@@ -160,3 +178,40 @@ async def remote_start(
             status.HTTP_409_CONFLICT, f"the charger answered {outcome.status}{because}"
         )
     return {"order_id": order.id, "action": outcome.action, "status": outcome.status}
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=CancelPublic,
+    responses=errors(
+        404, 409, notes={409: "the order was already started, settled, paid or expired"}
+    ),
+)
+async def cancel(order_id: str, user: CurrentUser, ctx: CtxDep) -> CancelPublic:
+    """Cancels an order that no charger has started yet. When its charger is connected, the
+    start token is revoked there first (DataTransfer ``Revoke``); a charger that stored the
+    revocation lets the hold go back at once. Otherwise the hold comes back once the token
+    can no longer start anything (``hold_release_at``, then the charger's next ``Synced``).
+    Repeating the cancel answers the order as it stands (and tries the revocation again while
+    the hold is kept)."""
+    try:
+        done = await cancel_for_driver(
+            ctx.db,
+            ctx.dispatcher,
+            order_id=order_id,
+            user_id=_user_id(user),
+            clock=ctx.clock,
+            leeway_s=ctx.settings.token_leeway_s,
+        )
+    except OrderNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except OrderNotCancellable as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return CancelPublic(
+        id=done.id,
+        status=done.status,
+        hold_released=done.hold_released,
+        hold_release_at=done.hold_release_at,
+        revoked_at_charger=done.revoked_at_charger,
+        hold_amount=done.hold_amount,
+    )

@@ -68,3 +68,18 @@ def test_every_state_has_a_row_and_where_clauses_follow_the_table() -> None:
     assert set(ORDER_TRANSITIONS) == set(OrderState)
     assert order_states_allowing(OrderEvent.EXPIRE) == ["created"]
     assert sorted(order_states_allowing(OrderEvent.PAY)) == ["settled"]
+
+
+def test_the_drivers_cancel_keeps_the_hold_until_it_may_go() -> None:
+    """``withdraw`` only from ``created``; a ``cancelling`` order that the charger still starts
+    lives on as any started order, else ``cancel`` ends it (the hold released)."""
+    assert order_states_allowing(OrderEvent.WITHDRAW) == ["created"]
+    assert next_order_state("created", OrderEvent.WITHDRAW) == OrderState.CANCELLING
+    assert next_order_state("cancelling", OrderEvent.START) == OrderState.STARTED
+    assert next_order_state("cancelling", OrderEvent.SETTLE) == OrderState.SETTLED
+    assert next_order_state("cancelling", OrderEvent.CANCEL) == OrderState.CANCELLED
+    for state in ("started", "settled", "paid", "expired", "cancelled"):
+        with pytest.raises(IllegalTransition):
+            next_order_state(state, OrderEvent.WITHDRAW)
+    with pytest.raises(IllegalTransition):
+        next_order_state("cancelling", OrderEvent.EXPIRE)
