@@ -151,13 +151,14 @@ async def setup(url: str, tmp: Path, drivers: int, funds: int) -> Bench:
     charger_keys = {f"BENCH{n:03d}": generate_key() for n in range(CHARGERS)}
     users: list[int] = []
     async with db.session() as session:
-        for charger_id, key in charger_keys.items():
+        for charger_id in charger_keys:
             await create_charger(
                 session, charger_id=charger_id, password_hash=None, evses=2, now=now
             )
-            await set_settlement_key(
-                session, charger_id=charger_id, jwk=key.public.to_jwk(), now=now
-            )
+        await session.commit()
+    for charger_id, key in charger_keys.items():
+        await set_settlement_key(db, charger_id=charger_id, jwk=key.public.to_jwk(), now=now)
+    async with db.session() as session:
         for n in range(drivers):
             user = await create_user(
                 session, email=f"bench{n}@example.org", password_hash="x", currency="CNY"
