@@ -81,7 +81,9 @@ async def test_disabling_ends_every_token_and_sign_in(api: MoneyApi) -> None:
 
 async def test_a_new_password_ends_tokens_and_a_new_role_holds_at_once(api: MoneyApi) -> None:
     auth = await operator(api, "frank", "operator")
-    r = await api.http.patch(f"{ADMIN}/operators/frank", json={"role": "viewer"}, headers=api.admin())
+    r = await api.http.patch(
+        f"{ADMIN}/operators/frank", json={"role": "viewer"}, headers=api.admin()
+    )
     assert r.json()["role"] == "viewer"
     me = await api.http.get(f"{ADMIN}/me", headers=auth)
     assert me.json()["role"] == "viewer"

@@ -78,7 +78,9 @@ async def test_every_operator_route_needs_a_role_and_a_viewer_may_change_nothing
         assert r.status_code == 403, f"{method} {template}: {r.status_code} {r.text}"
         assert "needs the" in r.json()["detail"] and "'vera' is a viewer" in r.json()["detail"]
     # each refusal is in the audit log, as the viewer's, with the route's template
-    log = await api.http.get(f"{ADMIN}/audit", params={"actor": "vera", "limit": 500}, headers=viewer)
+    log = await api.http.get(
+        f"{ADMIN}/audit", params={"actor": "vera", "limit": 500}, headers=viewer
+    )
     items = log.json()["items"]
     assert items[-1]["action"] == f"POST {ADMIN}/token"  # her sign-in came first
     assert sorted(i["action"] for i in items[:-1]) == sorted(f"{m} {p}" for m, p in writes)
@@ -111,7 +113,9 @@ async def test_an_operator_runs_chargers_orders_and_refunds_but_not_money_rules_
     assert (await api.http.post(f"{ADMIN}/chargers", json=charger, headers=op)).status_code == 201
     r = await api.http.patch(f"{ADMIN}/chargers/CP-R1", json={"location": "bay 2"}, headers=op)
     assert r.status_code == 200
-    r = await api.http.post(f"{ADMIN}/chargers/CP-R1/commands/Reset", json={"type": "Soft"}, headers=op)
+    r = await api.http.post(
+        f"{ADMIN}/chargers/CP-R1/commands/Reset", json={"type": "Soft"}, headers=op
+    )
     assert r.status_code == 409  # allowed; the charger is just not connected
     assert (await api.http.post(f"{ADMIN}/orders/O-none/cancel", headers=op)).status_code == 404
     r = await api.http.post(f"{ADMIN}/payments/1/refunds", json={"amount": 1}, headers=op)
