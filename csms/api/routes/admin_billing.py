@@ -29,7 +29,7 @@ from csms.billing.schemas import (
 from csms.store import billing as store
 from csms.store.models_money import BillingAssignment
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"], responses=errors(401))
+router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"], responses=errors(401, 403))
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 

@@ -29,7 +29,9 @@ from csms.store.models import (
     EvseStatus,
 )
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401, 403)
+)
 
 
 class ChargerUpdate(BaseModel):

@@ -25,7 +25,9 @@ from csms.api.deps import CtxDep, OperatorDep, SessionDep
 from csms.api.responses import BODY, errors
 from csms.store import chargers as store
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: commands"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/chargers", tags=["admin: commands"], responses=errors(401, 403)
+)
 
 
 class CommandAction(StrEnum):

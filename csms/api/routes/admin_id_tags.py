@@ -11,7 +11,9 @@ from csms.api.deps import AdminOnlyDep, CtxDep, SessionDep
 from csms.api.responses import BODY, errors
 from csms.store import id_tags as store
 
-router = APIRouter(prefix="/api/v1/admin/id-tags", tags=["admin: id tags"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/id-tags", tags=["admin: id tags"], responses=errors(401, 403)
+)
 
 
 class IdTagBody(BaseModel):

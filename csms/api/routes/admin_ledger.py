@@ -21,7 +21,7 @@ from csms.payments import ledger
 from csms.store import drivers as store_drivers
 from csms.store import ledger as store_ledger
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"], responses=errors(401))
+router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"], responses=errors(401, 403))
 
 
 class EntryPublic(BaseModel):

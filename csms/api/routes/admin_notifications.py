@@ -16,7 +16,7 @@ from csms.store.models import ChargerNotification, ChargerNotificationPublic
 from csms.store.notifications import list_notifications
 
 router = APIRouter(
-    prefix="/api/v1/admin/chargers", tags=["admin: notifications"], responses=errors(401)
+    prefix="/api/v1/admin/chargers", tags=["admin: notifications"], responses=errors(401, 403)
 )
 
 

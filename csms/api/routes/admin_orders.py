@@ -45,7 +45,7 @@ from csms.store import rejections as store_rejections
 from csms.store import settlements as store_settlements
 
 router = APIRouter(
-    prefix="/api/v1/admin", tags=["admin: orders and payments"], responses=errors(401)
+    prefix="/api/v1/admin", tags=["admin: orders and payments"], responses=errors(401, 403)
 )
 Limit = Annotated[int, Query(ge=1, le=500)]
 

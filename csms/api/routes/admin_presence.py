@@ -23,7 +23,9 @@ from csms.store import chargers as store
 from csms.store import presence_secrets
 from qr_extension.identify import MIN_SECRET_BYTES
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401, 403)
+)
 
 SECRET_BYTES = 32
 

@@ -15,7 +15,7 @@ from csms.store.meter_values import samples_of
 from csms.store.models import MeterValuePublic, Transaction, TransactionDetail, TransactionPublic
 
 router = APIRouter(
-    prefix="/api/v1/admin/transactions", tags=["admin: transactions"], responses=errors(401)
+    prefix="/api/v1/admin/transactions", tags=["admin: transactions"], responses=errors(401, 403)
 )
 
 

@@ -20,7 +20,9 @@ from csms.drivers.accounts import normalise_email, revoke_tokens
 from csms.store import drivers as store
 from csms.store.models_money import User
 
-router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: drivers"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/users", tags=["admin: drivers"], responses=errors(401, 403)
+)
 
 
 class UserAdmin(BaseModel):

@@ -35,7 +35,7 @@ async def jwks(ctx: CtxDep) -> dict[str, list[dict[str, str]]]:
     return ctx.keys.published_ring(ctx.now_s()).to_jwks()
 
 
-@router.get("/api/v1/admin/keys", response_model=list[KeyPublic], responses=errors(401))
+@router.get("/api/v1/admin/keys", response_model=list[KeyPublic], responses=errors(401, 403))
 async def list_keys(ctx: CtxDep, _: ViewerDep) -> list[KeyPublic]:
     now = ctx.now_s()
     signing = ctx.keys.active_signing_key(now).kid
@@ -51,7 +51,7 @@ async def list_keys(ctx: CtxDep, _: ViewerDep) -> list[KeyPublic]:
     ]
 
 
-@router.post("/api/v1/admin/keys/rotate", response_model=RotationAnswer, responses=errors(401))
+@router.post("/api/v1/admin/keys/rotate", response_model=RotationAnswer, responses=errors(401, 403))
 async def rotate(ctx: CtxDep, _: AdminOnlyDep) -> RotationAnswer:
     """Adds a key that signs after ``key_prepublish_s``; pushes TrustedKeys to every charger."""
     entry = await asyncio.to_thread(ctx.keys.rotate, ctx.now_s())

@@ -20,7 +20,7 @@ LOG = logging.getLogger("csms.metrics")
 REFRESH_EVERY_S = 5.0  # the order counts: an aggregate read, not made at every scrape
 
 
-@router.get("/metrics", response_class=Response, responses=errors(401))
+@router.get("/metrics", response_class=Response, responses=errors(401, 403))
 async def scrape(ctx: CtxDep, _: ViewerDep) -> Response:
     """Every metric, with the connection gauges as of now."""
     refresh_live(ctx)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from csms.api.deps import OperatorDep
+
 from ..conftest import ADMIN_KEY, SQLITE_ONLY, MoneyApi
 from .operator_helpers import ADMIN, OPERATOR_PASSWORD, add_operator, operator, sign_in
 
@@ -135,3 +139,19 @@ async def test_every_role_reads_the_log(api: MoneyApi) -> None:
     assert (
         await api.http.get(f"{ADMIN}/audit", params={"limit": 501}, headers=viewer)
     ).status_code == 422
+
+
+@SQLITE_ONLY
+async def test_a_crash_is_recorded_as_500(api: MoneyApi) -> None:
+    async def boom(_: OperatorDep) -> None:
+        raise RuntimeError("a bug")
+
+    api.app.add_api_route(f"{ADMIN}/boom/{{thing}}", boom, methods=["POST"])
+    with pytest.raises(RuntimeError):
+        await api.http.post(f"{ADMIN}/boom/T1", headers=api.admin())
+    item = (await _log(api))["items"][0]
+    assert (item["action"], item["target"], item["status_code"]) == (
+        f"POST {ADMIN}/boom/{{thing}}",
+        "thing=T1",
+        500,
+    )

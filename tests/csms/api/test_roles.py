@@ -54,6 +54,7 @@ def admin_routes(api: MoneyApi) -> list[tuple[str, str, Role | None]]:
                 routes.append((method, route.path, None))
             else:
                 assert len(set(roles)) == 1, f"{method} {route.path} takes roles {roles}"
+                assert 403 in route.responses, f"{method} {route.path} does not declare 403"
                 routes.append((method, route.path, roles[0]))
     return routes
 
