@@ -101,7 +101,7 @@ def _requiring(needed: Role) -> Callable[[Principal], Awaitable[Principal]]:
         if not allows(principal.role, needed):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"this needs the {needed} role; {principal.name!r} is a {principal.role}",
+                f"this needs the {needed} role; {principal.name!r} has the {principal.role} role",
             )
         return principal
 

@@ -77,7 +77,8 @@ async def test_every_operator_route_needs_a_role_and_a_viewer_may_change_nothing
     for method, template in writes:
         r = await api.http.request(method, _concrete(template), json={}, headers=viewer)
         assert r.status_code == 403, f"{method} {template}: {r.status_code} {r.text}"
-        assert "needs the" in r.json()["detail"] and "'vera' is a viewer" in r.json()["detail"]
+        detail = r.json()["detail"]
+        assert "needs the" in detail and "'vera' has the viewer role" in detail
     # each refusal is in the audit log, as the viewer's, with the route's template
     log = await api.http.get(
         f"{ADMIN}/audit", params={"actor": "vera", "limit": 500}, headers=viewer

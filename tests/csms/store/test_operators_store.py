@@ -4,6 +4,7 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,11 +21,11 @@ HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
-async def db(db_url: str) -> Database:
+async def db(db_url: str) -> AsyncIterator[Database]:
     database = Database.connect(db_url)
     await migrate(database.engine)
     try:
-        yield database  # type: ignore[misc]
+        yield database
     finally:
         await database.dispose()
 
