@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     port: int
     database_url: str
     admin_api_key: str = Field(repr=False)
+    operator_token_ttl_s: int = Field(ge=60, le=30 * 86_400)
     api_docs: bool
     metrics_bind: str
     sandbox_payments_not_real_money: bool

@@ -22,10 +22,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from config.settings import Settings
+from csms.api.audit import AuditLog
 from csms.api.docs import mount_docs
 from csms.api.request_ids import RequestIds
 from csms.api.routers import ROUTERS
 from csms.api.routes import metrics, money
+from csms.api.routes.admin_operators import operator_error
 from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, BodyTooLarge
 from csms.charger_ca import configured_ca
 from csms.commands import ConnectionRegistry, LocalDispatcher
@@ -44,6 +46,7 @@ from csms.errors import (
 )
 from csms.id_tags import LocalTagPolicy
 from csms.keys import KeyManager
+from csms.operators.errors import OperatorError
 from csms.password_throttle import PasswordThrottle
 from csms.passwords import PasswordVerifier
 from csms.payments.order_policy import OrderAuthorizationPolicy
@@ -148,9 +151,11 @@ def create_app(
     app.add_exception_handler(BodyTooLarge, _body_too_large)  # type: ignore[arg-type]
     for root in money.ROOTS:  # more specific than CsmsError: FastAPI picks by the MRO
         app.add_exception_handler(root, money.money_error)
+    app.add_exception_handler(OperatorError, operator_error)
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, _database_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, per_prefix={"/api/v1/settlements": PHOTO_REQUEST_BYTES})
+    app.add_middleware(AuditLog)  # around BodyLimit: its 413s are recorded too
     app.add_middleware(RequestIds)  # added last: outermost, so the 413s carry an id too
     if docs:
         mount_docs(app)
@@ -237,6 +242,11 @@ async def build_context(
             secret=driver_secret, issuer=settings.issuer, ttl_s=settings.driver_token_ttl_s
         ),
         login_throttle=LoginThrottle(
+            max_failures=settings.login_max_failures,
+            lockout_s=settings.login_lockout_s,
+            clock=seconds,
+        ),
+        operator_throttle=LoginThrottle(
             max_failures=settings.login_max_failures,
             lockout_s=settings.login_lockout_s,
             clock=seconds,

@@ -1,9 +1,13 @@
-"""``qrcharge csms``: runs the central system (HTTP + OCPP WebSocket on one port)."""
+"""``qrcharge csms``: runs the central system (HTTP + OCPP WebSocket on one port);
+``qrcharge operator add|list``: operator accounts on the configured database (the first admin
+is made here, before anyone can sign in)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import getpass
 import logging
 import sys
 from pathlib import Path
@@ -12,8 +16,11 @@ from typing import Any
 import uvicorn
 
 from config.logs import configure as configure_logs
-from config.settings import load_settings
+from config.settings import Settings, load_settings
 from csms.errors import UnsafeForProduction
+from csms.operators import accounts
+from csms.operators.errors import OperatorNameTaken
+from csms.operators.roles import ROLES, Role
 from csms.production import check_production
 
 
@@ -40,6 +47,113 @@ def register(subparsers: Any) -> None:
         "transaction and request ids (setting log_format)",
     )
     parser.set_defaults(func=run)
+    _register_operator(subparsers)
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="the SQLite file lives here")
+    parser.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
+    parser.add_argument("--config", type=Path, help="a TOML file of settings")
+
+
+def _register_operator(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "operator",
+        help="operator accounts (add the first admin here)",
+        description="Adds and lists operator accounts on the configured database (migrated "
+        "first). Signing in, roles and the audit log: docs/operator-guide.md.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add an account (asks for its password)")
+    add.add_argument("name", help="the account's name (a-z 0-9 . _ @ -, lower-cased)")
+    add.add_argument("--role", choices=ROLES, required=True)
+    add.add_argument(
+        "--password-file",
+        type=Path,
+        help="read the password from this file (its first line) instead of asking",
+    )
+    _database_options(add)
+    add.set_defaults(func=operator_add)
+    listing = actions.add_parser("list", help="list the accounts")
+    _database_options(listing)
+    listing.set_defaults(func=operator_list)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, data_dir=args.data_dir, database_url=args.database_url)
+
+
+def _password(args: argparse.Namespace) -> str:
+    """The new account's password: the first line of ``--password-file``, else asked twice."""
+    if args.password_file is not None:
+        lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        return lines[0] if lines else ""
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def operator_add(args: argparse.Namespace) -> int:
+    name = accounts.normalise_name(args.name)
+    try:
+        settings = _settings(args)
+        problem = accounts.name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        password = _password(args)
+        problem = accounts.password_problem(password)
+        if problem:
+            raise ValueError(problem)
+    except (ValueError, OSError) as exc:
+        print(f"qrcharge operator add: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_add(settings, name, password, args.role))
+    except OperatorNameTaken as exc:
+        print(f"qrcharge operator add: {exc}", file=sys.stderr)
+        return 1
+    print(f"added {name} ({args.role})")
+    return 0
+
+
+def operator_list(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"qrcharge operator list: {exc}", file=sys.stderr)
+        return 2
+    for row in asyncio.run(_list(settings)):
+        state = "disabled" if row.disabled else "enabled"
+        print(f"{row.name}\t{row.role}\t{state}\t{row.created_at.isoformat()}")
+    return 0
+
+
+async def _add(settings: Settings, name: str, password: str, role: Role) -> None:
+    from csms.store.db import Database, migrate
+    from csms.store.types import utcnow
+
+    db = Database.connect(settings.resolved_database_url)
+    try:
+        await migrate(db.engine)
+        async with db.session() as session:
+            await accounts.create_operator(
+                session, name=name, password=password, role=role, now=utcnow()
+            )
+    finally:
+        await db.dispose()
+
+
+async def _list(settings: Settings) -> list[Any]:
+    from csms.store.db import Database, migrate
+
+    db = Database.connect(settings.resolved_database_url)
+    try:
+        await migrate(db.engine)
+        async with db.session() as session:
+            return await accounts.list_operators(session)
+    finally:
+        await db.dispose()
 
 
 class _DenialNoise(logging.Filter):

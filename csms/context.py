@@ -63,6 +63,8 @@ class CsmsContext:
     login_throttle: LoginGuard | None = None
     upload_rate: UploadRate = field(default_factory=UploadRate.off)
     payment_provider: PaymentProvider | None = None  # wallet top-ups (a PSP adapter)
+    # wrong operator passwords per name and client (the drivers' kind of throttle, its own counts)
+    operator_throttle: LoginGuard | None = None
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

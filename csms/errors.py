@@ -31,6 +31,8 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
     ├── UploadsTooFrequent    settlement uploads over the rate           (upload_rate.py)
     ├── DriverError           driver accounts and tokens                 (drivers/errors.py)
     │   └── EmailTaken, InvalidCredentials, TooManyAttempts, TokenInvalid
+    ├── OperatorError         operator accounts and sign-in            (operators/errors.py)
+    │   └── OperatorNameTaken, OperatorNotFound, SignInFailed, LastAdmin
     ├── BillingError          billing models and assignments             (billing/errors.py)
     │   ├── BillingModelInvalid, BillingModelNotFound, BillingModelExists, BillingModelInUse
     │   └── AssignmentInvalid

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from csms.api.deps import AdminDep
+from csms.api.deps import OperatorDep, ViewerDep
 
 PREFIX = "/api/v1/demo/chargers"
 TIMEOUT_S = 5.0
@@ -48,7 +48,7 @@ def create_router(control_urls: Mapping[str, str], versions: Mapping[str, str]) 
         return answer.json()
 
     @router.get("")
-    async def list_chargers(_: AdminDep) -> list[dict[str, Any]]:
+    async def list_chargers(_: ViewerDep) -> list[dict[str, Any]]:
         """Every simulated charger: link state, EVSEs and what its screen shows."""
         out = []
         for charger_id in control_urls:
@@ -67,7 +67,7 @@ def create_router(control_urls: Mapping[str, str], versions: Mapping[str, str]) 
 
     @router.post("/{charger_id}/link/{direction}")
     async def link(
-        charger_id: str, direction: Literal["up", "down"], _: AdminDep
+        charger_id: str, direction: Literal["up", "down"], _: OperatorDep
     ) -> dict[str, Any]:
         """Cuts (``down``) or restores (``up``) the charger's network link."""
         result: dict[str, Any] = await json_of("POST", charger_id, f"/link/{direction}")
@@ -75,14 +75,14 @@ def create_router(control_urls: Mapping[str, str], versions: Mapping[str, str]) 
 
     @router.post("/{charger_id}/evses/{n}/{action}")
     async def evse_action(
-        charger_id: str, n: int, action: Literal["plug", "unplug", "stop"], _: AdminDep
+        charger_id: str, n: int, action: Literal["plug", "unplug", "stop"], _: OperatorDep
     ) -> dict[str, Any]:
         """Plays the EV (plug, unplug) or presses the charger's stop button."""
         result: dict[str, Any] = await json_of("POST", charger_id, f"/evses/{n}/{action}")
         return result
 
     @router.post("/{charger_id}/camera")
-    async def camera(charger_id: str, request: Request, _: AdminDep) -> dict[str, Any]:
+    async def camera(charger_id: str, request: Request, _: OperatorDep) -> dict[str, Any]:
         """Shows an image (the driver's start QR) to the charger's camera."""
         image = await request.body()
         if not image or len(image) > MAX_IMAGE_BYTES:
@@ -91,7 +91,7 @@ def create_router(control_urls: Mapping[str, str], versions: Mapping[str, str]) 
         return result
 
     @router.get("/{charger_id}/display/qr.png", response_class=Response)
-    async def screen_qr(charger_id: str, _: AdminDep) -> Response:
+    async def screen_qr(charger_id: str, _: ViewerDep) -> Response:
         """The QR code on the charger's screen now (404 when there is none)."""
         answer = await forward("GET", charger_id, "/display/qr.png")
         if answer.status_code != 200:

@@ -1,24 +1,32 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the context, a DB session, the admin key, the
-current driver and the money side's services.
+"""FastAPI dependencies as ``Annotated`` aliases: the context, a DB session, the operator
+roles, the current driver and the money side's services.
 
 Every service comes from the :class:`~csms.context.CsmsContext` the app built; nothing is
 made here. ``CurrentUser`` is the :class:`User` of a valid bearer token (401 otherwise);
 ``OptionalUser`` is that user or None when no token is sent (a wrong token is still 401).
+
+Every operator route (``/api/v1/admin/...``) takes one role dependency: ``ViewerDep`` (reads),
+``OperatorDep`` or ``AdminOnlyDep``. Each authenticates the caller (an operator's sign-in token
+or the admin API key, which acts as an admin) and answers 403 when the role is not enough.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal, cast
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.api.audit import note_actor
 from csms.context import CsmsContext
 from csms.drivers.accounts import user_row
 from csms.drivers.errors import TokenInvalid
+from csms.operators.accounts import TOKEN_PREFIX, operator_of_token
+from csms.operators.roles import Role, allows
 from csms.payments.settlement_service import SettlementService
 from csms.ports import AccessTokens, LoginGuard
 from csms.store.models_money import User
@@ -42,24 +50,78 @@ async def get_session(ctx: CtxDep) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
-_bearer = HTTPBearer(auto_error=False, description="the operator API key (admin_api_key)")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="an operator's sign-in token (POST /api/v1/admin/token) or the admin API key",
+)
 
 
-async def require_admin(
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling the operator API: a signed-in operator account, or the admin API key
+    (kind ``api_key``, role ``admin``: automation)."""
+
+    name: str
+    role: Role
+    kind: Literal["user", "api_key"]
+    token: str | None = None  # an account's bearer token (what sign-out ends)
+
+
+API_KEY = Principal(name="api_key", role="admin", kind="api_key")
+
+
+async def get_principal(
+    request: Request,
     ctx: CtxDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    expected = ctx.settings.admin_api_key.encode()
-    given = credentials.credentials.encode() if credentials else b""
-    if not hmac.compare_digest(given, expected):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "a valid operator API key is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+) -> Principal:
+    """The caller of an operator route: 401 without a valid API key or live token. It is
+    noted for the request's audit record."""
+    given = credentials.credentials if credentials else ""
+    if hmac.compare_digest(given.encode(), ctx.settings.admin_api_key.encode()):
+        principal = API_KEY
+    else:
+        row = None
+        if given.startswith(TOKEN_PREFIX):
+            async with ctx.db.session() as session:
+                row = await operator_of_token(session, given, now=ctx.clock())
+        if row is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "sign in as an operator (or send the admin API key)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        principal = Principal(name=row.name, role=cast(Role, row.role), kind="user", token=given)
+    note_actor(request.scope, principal.name, principal.kind)
+    return principal
 
 
-AdminDep = Annotated[None, Depends(require_admin)]
+def _requiring(needed: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    async def require(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not allows(principal.role, needed):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this needs the {needed} role; {principal.name!r} has the {principal.role} role",
+            )
+        return principal
+
+    require.__name__ = require.__qualname__ = f"require_{needed}"
+    return require
+
+
+require_viewer = _requiring("viewer")
+require_operator = _requiring("operator")
+require_admin = _requiring("admin")
+ROLE_DEPENDENCIES: dict[Callable[..., object], Role] = {
+    require_viewer: "viewer",
+    require_operator: "operator",
+    require_admin: "admin",
+}
+"""Every role dependency and the role it needs (a test checks every operator route has one)."""
+
+ViewerDep = Annotated[Principal, Depends(require_viewer)]  # reads
+OperatorDep = Annotated[Principal, Depends(require_operator)]  # runs chargers, orders, refunds
+AdminOnlyDep = Annotated[Principal, Depends(require_admin)]  # accounts, billing, keys, drivers
 
 
 def _not_enabled(what: str) -> HTTPException:

@@ -55,9 +55,10 @@ class RefusalProblem(BaseModel):
 
 _DESCRIPTIONS: Mapping[int, str] = {
     400: "the body could not be read (not UTF-8 JSON, or a broken form)",
-    401: "no valid credentials (the operator API key, or a driver's access token)",
+    401: "no valid credentials (an operator's sign-in token or the admin API key, or a"
+    " driver's access token)",
+    403: "refused (an operator route: the caller's role is not enough)",
     402: "the wallet or the payment method cannot pay",
-    403: "refused",
     404: "not found",
     409: "conflicts with the current state",
     413: "the body is larger than allowed",

@@ -16,6 +16,7 @@ from csms.api.routes import (
     admin_id_tags,
     admin_ledger,
     admin_notifications,
+    admin_operators,
     admin_orders,
     admin_presence,
     admin_transactions,
@@ -51,4 +52,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     settlements.router,
     payments.router,
     admin_orders.router,
+    admin_operators.router,
 )

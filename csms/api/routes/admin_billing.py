@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.deps import AdminOnlyDep, CtxDep, SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.api.responses import BODY, errors
 from csms.billing import service
@@ -29,7 +29,7 @@ from csms.billing.schemas import (
 from csms.store import billing as store
 from csms.store.models_money import BillingAssignment
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"], responses=errors(401))
+router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"], responses=errors(401, 403))
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -48,7 +48,7 @@ def _assignment(row: BillingAssignment) -> AssignmentPublic:
     responses=BODY | errors(409, notes={409: "the id is taken"}),
 )
 async def create_model(
-    body: BillingModelCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
+    body: BillingModelCreate, ctx: CtxDep, session: SessionDep, _: AdminOnlyDep
 ) -> BillingModelPublic:
     """Adds a billing model (422 if the prices do not make a valid tariff, 409 if the id is
     taken)."""
@@ -60,20 +60,20 @@ async def create_model(
 
 @router.get("/billing-models", response_model=list[BillingModelPublic])
 async def list_models(
-    session: SessionDep, _: AdminDep, offset: Offset = 0, limit: Limit = 100
+    session: SessionDep, _: ViewerDep, offset: Offset = 0, limit: Limit = 100
 ) -> list[BillingModelPublic]:
     return [model_public(m) for m in await store.list_models(session, offset=offset, limit=limit)]
 
 
 @router.get("/billing-models/default", response_model=TariffPublic)
-async def default_model(ctx: CtxDep, _: AdminDep) -> TariffPublic:
+async def default_model(ctx: CtxDep, _: ViewerDep) -> TariffPublic:
     """The configured default billing model (read-only: change the settings)."""
     return tariff_public(default_tariff(ctx.settings))
 
 
 @router.get("/billing-models/resolve", response_model=ResolvedPublic)
 async def resolve_model(
-    ctx: CtxDep, session: SessionDep, _: AdminDep, charger_id: str, user_id: RowIdQuery = None
+    ctx: CtxDep, session: SessionDep, _: ViewerDep, charger_id: str, user_id: RowIdQuery = None
 ) -> ResolvedPublic:
     """Which model a driver (or an anonymous visitor) gets at a charger, and why (``scope``)."""
     found = await resolve(session, user_id=user_id, charger_id=charger_id, settings=ctx.settings)
@@ -81,7 +81,7 @@ async def resolve_model(
 
 
 @router.get("/billing-models/{model_id}", response_model=BillingModelPublic, responses=errors(404))
-async def show_model(model_id: str, session: SessionDep, _: AdminDep) -> BillingModelPublic:
+async def show_model(model_id: str, session: SessionDep, _: ViewerDep) -> BillingModelPublic:
     return model_public(await service.get_model(session, model_id))
 
 
@@ -89,7 +89,7 @@ async def show_model(model_id: str, session: SessionDep, _: AdminDep) -> Billing
     "/billing-models/{model_id}", response_model=BillingModelPublic, responses=BODY | errors(404)
 )
 async def update_model(
-    model_id: str, body: BillingModelUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
+    model_id: str, body: BillingModelUpdate, ctx: CtxDep, session: SessionDep, _: AdminOnlyDep
 ) -> BillingModelPublic:
     """Replaces the prices (``version`` + 1); orders already issued keep their snapshot."""
     model = await service.update_model(session, model_id=model_id, body=body, now=ctx.clock())
@@ -101,7 +101,7 @@ async def update_model(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(404, 409, notes={409: "the model is assigned"}),
 )
-async def delete_model(model_id: str, session: SessionDep, _: AdminDep) -> None:
+async def delete_model(model_id: str, session: SessionDep, _: AdminOnlyDep) -> None:
     """Deletes an unassigned model (409 while it is assigned)."""
     await service.delete_model(session, model_id=model_id)
 
@@ -113,7 +113,7 @@ async def delete_model(model_id: str, session: SessionDep, _: AdminDep) -> None:
     responses=BODY | errors(404, 409, notes={409: "that target has a model"}),
 )
 async def assign_model(
-    model_id: str, body: AssignmentCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
+    model_id: str, body: AssignmentCreate, ctx: CtxDep, session: SessionDep, _: AdminOnlyDep
 ) -> AssignmentPublic:
     """Assigns the model to a driver (tier, fleet), a driver at one charger, a charger, or a
     site (charger ``location``). 409 if that target has a model: delete it first."""
@@ -127,7 +127,7 @@ async def assign_model(
     responses=errors(404),
 )
 async def model_assignments(
-    model_id: str, session: SessionDep, _: AdminDep, offset: Offset = 0, limit: Limit = 100
+    model_id: str, session: SessionDep, _: ViewerDep, offset: Offset = 0, limit: Limit = 100
 ) -> list[AssignmentPublic]:
     await service.get_model(session, model_id)
     rows = await store.list_assignments(session, model_id=model_id, offset=offset, limit=limit)
@@ -137,7 +137,7 @@ async def model_assignments(
 @router.get("/billing-assignments", response_model=list[AssignmentPublic])
 async def list_assignments(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     user_id: RowIdQuery = None,
     charger_id: str | None = None,
     offset: Offset = 0,
@@ -154,5 +154,5 @@ async def list_assignments(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(404),
 )
-async def delete_assignment(assignment_id: RowIdPath, session: SessionDep, _: AdminDep) -> None:
+async def delete_assignment(assignment_id: RowIdPath, session: SessionDep, _: AdminOnlyDep) -> None:
     await service.delete_assignment(session, assignment_id=assignment_id)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.deps import AdminOnlyDep, CtxDep, OperatorDep, SessionDep, ViewerDep
 from csms.api.params import Offset
 from csms.api.responses import BODY, errors
 from csms.errors import SettlementKeyError
@@ -29,7 +29,9 @@ from csms.store.models import (
     EvseStatus,
 )
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401, 403)
+)
 
 
 class ChargerUpdate(BaseModel):
@@ -101,7 +103,7 @@ async def _get(session: SessionDep, charger_id: str) -> Charger:
     responses=BODY | errors(409, notes={409: "a charger with that id exists"}),
 )
 async def create_charger(
-    body: ChargerCreate, ctx: CtxDep, session: SessionDep, _: AdminDep
+    body: ChargerCreate, ctx: CtxDep, session: SessionDep, _: OperatorDep
 ) -> ChargerPublic:
     """Registers a charger with its security profile and Basic-auth password (stored as an
     argon2id hash; a profile 3 charger connects with its client certificate instead)."""
@@ -124,7 +126,7 @@ async def create_charger(
 async def list_chargers(
     ctx: CtxDep,
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     connected: Annotated[
@@ -152,14 +154,14 @@ async def list_chargers(
 
 @router.get("/{charger_id}", response_model=ChargerPublic, responses=errors(404))
 async def show_charger(
-    charger_id: str, ctx: CtxDep, session: SessionDep, _: AdminDep
+    charger_id: str, ctx: CtxDep, session: SessionDep, _: ViewerDep
 ) -> ChargerPublic:
     return await _public(ctx, session, await _get(session, charger_id))
 
 
 @router.patch("/{charger_id}", response_model=ChargerPublic, responses=BODY | errors(404))
 async def update_charger(
-    charger_id: str, body: ChargerUpdate, ctx: CtxDep, session: SessionDep, _: AdminDep
+    charger_id: str, body: ChargerUpdate, ctx: CtxDep, session: SessionDep, _: OperatorDep
 ) -> ChargerPublic:
     """Changes location, password, security profile or registration (accept a ``Pending``
     auto-registration). Profiles 1 and 2 need a password: one set before, or in this change.
@@ -190,7 +192,7 @@ async def update_charger(
 
 
 @router.delete("/{charger_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
-async def delete_charger(charger_id: str, ctx: CtxDep, session: SessionDep, _: AdminDep) -> None:
+async def delete_charger(charger_id: str, ctx: CtxDep, session: SessionDep, _: OperatorDep) -> None:
     """Deletes the charger with its history and closes its connection."""
     if not await store.delete_charger(session, charger_id=charger_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")
@@ -205,7 +207,7 @@ async def delete_charger(charger_id: str, ctx: CtxDep, session: SessionDep, _: A
     responses=BODY | errors(404),
 )
 async def put_settlement_key(
-    charger_id: str, body: SettlementKeyBody, ctx: CtxDep, session: SessionDep, _: AdminDep
+    charger_id: str, body: SettlementKeyBody, ctx: CtxDep, session: SessionDep, _: AdminOnlyDep
 ) -> SettlementKeyPublic:
     """Pins a settlement key for the charger, retiring the previous one (kept for history)."""
     await _get(session, charger_id)
@@ -220,7 +222,7 @@ async def put_settlement_key(
 
 @router.get("/{charger_id}/settlement-keys", response_model=list[dict[str, Any]])
 async def settlement_key_history(
-    charger_id: str, session: SessionDep, _: AdminDep
+    charger_id: str, session: SessionDep, _: ViewerDep
 ) -> list[dict[str, Any]]:
     """Every key the charger has had: ``retired_at`` is null for the pinned one."""
     return [
@@ -239,7 +241,7 @@ async def message_log(
     charger_id: str,
     ctx: CtxDep,
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[FramePublic]:
     """The newest OCPP frames of the charger (oldest first), for support."""
@@ -260,7 +262,7 @@ async def message_log(
 async def device_model(
     charger_id: str,
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     component: Annotated[str | None, Query(description="component name (any case)")] = None,
     variable: Annotated[str | None, Query(description="variable name (any case)")] = None,
     offset: Offset = 0,

@@ -21,11 +21,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel
 
-from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.deps import CtxDep, OperatorDep, SessionDep
 from csms.api.responses import BODY, errors
 from csms.store import chargers as store
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: commands"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/chargers", tags=["admin: commands"], responses=errors(401, 403)
+)
 
 
 class CommandAction(StrEnum):
@@ -107,7 +109,7 @@ async def send_command(
     action: CommandAction,
     ctx: CtxDep,
     session: SessionDep,
-    _: AdminDep,
+    _: OperatorDep,
     payload: Annotated[dict[str, Any], Body(examples=[{"type": "Soft"}])],
 ) -> CommandAnswer:
     """Sends ``action`` with ``payload`` from the charger's own connection task and waits."""

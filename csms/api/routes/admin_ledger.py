@@ -14,14 +14,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
-from csms.api.deps import AdminDep, SessionDep
+from csms.api.deps import SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.api.responses import errors
 from csms.payments import ledger
 from csms.store import drivers as store_drivers
 from csms.store import ledger as store_ledger
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"], responses=errors(401))
+router = APIRouter(prefix="/api/v1/admin", tags=["admin: ledger"], responses=errors(401, 403))
 
 
 class EntryPublic(BaseModel):
@@ -64,7 +64,7 @@ class WalletAdmin(BaseModel):
 @router.get("/ledger", response_model=LedgerPage)
 async def ledger_page(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     account: Annotated[str | None, Query(max_length=80, examples=["wallet:5"])] = None,
     user_id: RowIdQuery = None,
     order_id: str | None = None,
@@ -100,7 +100,7 @@ async def ledger_page(
 
 
 @router.get("/wallets/{user_id}", response_model=WalletAdmin, responses=errors(404))
-async def wallet_of(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> WalletAdmin:
+async def wallet_of(user_id: RowIdPath, session: SessionDep, _: ViewerDep) -> WalletAdmin:
     """A driver's available balance, total held, and each open hold by order."""
     user = await store_drivers.get_user(session, user_id)
     if user is None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from csms.api.deps import AdminDep, SessionDep
+from csms.api.deps import SessionDep, ViewerDep
 from csms.api.params import Offset
 from csms.api.responses import errors
 from csms.store import chargers as store
@@ -16,7 +16,7 @@ from csms.store.models import ChargerNotification, ChargerNotificationPublic
 from csms.store.notifications import list_notifications
 
 router = APIRouter(
-    prefix="/api/v1/admin/chargers", tags=["admin: notifications"], responses=errors(401)
+    prefix="/api/v1/admin/chargers", tags=["admin: notifications"], responses=errors(401, 403)
 )
 
 
@@ -42,7 +42,7 @@ def _public(row: ChargerNotification) -> ChargerNotificationPublic:
 async def notifications(
     charger_id: str,
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     action: Annotated[str | None, Query(description="only this OCPP action")] = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

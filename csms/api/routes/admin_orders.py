@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.deps import CtxDep, OperatorDep, SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import BODY, errors
 from csms.bounds import Amount
@@ -45,7 +45,7 @@ from csms.store import rejections as store_rejections
 from csms.store import settlements as store_settlements
 
 router = APIRouter(
-    prefix="/api/v1/admin", tags=["admin: orders and payments"], responses=errors(401)
+    prefix="/api/v1/admin", tags=["admin: orders and payments"], responses=errors(401, 403)
 )
 Limit = Annotated[int, Query(ge=1, le=500)]
 
@@ -62,7 +62,7 @@ class CancelAnswer(BaseModel):
 
 @router.get("/orders", response_model=list[OrderDetail])
 async def admin_orders(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     status_: Annotated[str | None, Query(alias="status")] = None,
     charger_id: str | None = None,
@@ -80,7 +80,7 @@ async def admin_orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderDetail, responses=errors(404))
-async def admin_order(order_id: str, _: AdminDep, session: SessionDep) -> OrderDetail:
+async def admin_order(order_id: str, _: ViewerDep, session: SessionDep) -> OrderDetail:
     try:
         return await order_detail(session, await get_order(session, order_id, user_id=None))
     except OrderNotFound as exc:
@@ -92,7 +92,7 @@ async def admin_order(order_id: str, _: AdminDep, session: SessionDep) -> OrderD
     response_model=CancelAnswer,
     responses=errors(404, 409, notes={409: "the order can no longer be cancelled"}),
 )
-async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep) -> CancelAnswer:
+async def cancel_order(order_id: str, _: OperatorDep, ctx: CtxDep) -> CancelAnswer:
     """Cancels an order that was never settled and releases its hold. A settlement that
     still arrives is honoured as a debt and flagged: the energy was delivered."""
     try:
@@ -106,7 +106,7 @@ async def cancel_order(order_id: str, _: AdminDep, ctx: CtxDep) -> CancelAnswer:
 
 @router.get("/settlements", response_model=list[SettlementPublic])
 async def admin_settlements(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     order_id: str | None = None,
     charger_id: str | None = None,
@@ -131,7 +131,7 @@ async def admin_settlements(
 
 @router.get("/settlement-rejections", response_model=list[RejectionPublic])
 async def admin_rejections(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     order_id: str | None = None,
     charger_id: str | None = None,
@@ -148,7 +148,7 @@ async def admin_rejections(
 
 @router.get("/payments", response_model=list[PaymentPublic])
 async def admin_payments(
-    _: AdminDep,
+    _: ViewerDep,
     session: SessionDep,
     status_: Annotated[str | None, Query(alias="status")] = None,
     offset: Offset = 0,
@@ -169,7 +169,7 @@ async def admin_payments(
 async def refund(
     payment_id: RowIdPath,
     body: RefundCreate,
-    _: AdminDep,
+    _: OperatorDep,
     ctx: CtxDep,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> PaymentPublic:
@@ -198,7 +198,7 @@ async def _report(
 
 @router.get("/reconciliation")
 async def reconciliation(
-    _: AdminDep,
+    _: ViewerDep,
     ctx: CtxDep,
     session: SessionDep,
     since: datetime | None = None,
@@ -210,7 +210,7 @@ async def reconciliation(
 
 @router.get("/reconciliation.csv", response_class=Response)
 async def reconciliation_csv(
-    _: AdminDep,
+    _: ViewerDep,
     ctx: CtxDep,
     session: SessionDep,
     since: datetime | None = None,

@@ -15,7 +15,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from csms.api.deps import AdminDep, CtxDep, SessionDep
+from csms.api.deps import AdminOnlyDep, CtxDep, SessionDep, ViewerDep
 from csms.api.responses import BODY, errors
 from csms.commands import SetIdentificationSecret
 from csms.errors import CsmsError
@@ -23,7 +23,9 @@ from csms.store import chargers as store
 from csms.store import presence_secrets
 from qr_extension.identify import MIN_SECRET_BYTES
 
-router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401, 403)
+)
 
 SECRET_BYTES = 32
 
@@ -64,7 +66,7 @@ async def set_presence_secret(
     charger_id: str,
     ctx: CtxDep,
     session: SessionDep,
-    _: AdminDep,
+    _: AdminOnlyDep,
     body: PresenceSecretBody | None = None,
 ) -> PresenceSecretCreated:
     """Sets (replaces) the secret and installs it on the charger if it is connected."""
@@ -89,7 +91,7 @@ async def set_presence_secret(
     "/{charger_id}/presence-secret", response_model=PresenceSecretState, responses=errors(404)
 )
 async def presence_secret_state(
-    charger_id: str, session: SessionDep, _: AdminDep
+    charger_id: str, session: SessionDep, _: ViewerDep
 ) -> PresenceSecretState:
     """Whether a secret is set (the secret itself is never shown again)."""
     await _charger_exists(session, charger_id)
@@ -106,7 +108,7 @@ async def presence_secret_state(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(404),
 )
-async def delete_presence_secret(charger_id: str, session: SessionDep, _: AdminDep) -> None:
+async def delete_presence_secret(charger_id: str, session: SessionDep, _: AdminOnlyDep) -> None:
     """Forgets the secret: codes from this charger are then refused (403)."""
     await _charger_exists(session, charger_id)
     await presence_secrets.delete_presence_secret(session, charger_id=charger_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from csms.api.deps import AdminDep, SessionDep
+from csms.api.deps import SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import errors
 from csms.store import transactions_admin as store
@@ -15,14 +15,14 @@ from csms.store.meter_values import samples_of
 from csms.store.models import MeterValuePublic, Transaction, TransactionDetail, TransactionPublic
 
 router = APIRouter(
-    prefix="/api/v1/admin/transactions", tags=["admin: transactions"], responses=errors(401)
+    prefix="/api/v1/admin/transactions", tags=["admin: transactions"], responses=errors(401, 403)
 )
 
 
 @router.get("", response_model=list[TransactionPublic])
 async def list_transactions(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     charger_id: str | None = None,
     since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
@@ -42,7 +42,7 @@ async def list_transactions(
 
 @router.get("/{transaction_pk}", response_model=TransactionDetail, responses=errors(404))
 async def show_transaction(
-    transaction_pk: RowIdPath, session: SessionDep, _: AdminDep
+    transaction_pk: RowIdPath, session: SessionDep, _: ViewerDep
 ) -> TransactionDetail:
     """One transaction (by the ``id`` of the list) with its meter values in time order."""
     txn = await store.get_transaction(session, transaction_pk)

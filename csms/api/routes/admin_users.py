@@ -13,14 +13,16 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
-from csms.api.deps import AdminDep, SessionDep
+from csms.api.deps import AdminOnlyDep, SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import BODY, errors
 from csms.drivers.accounts import normalise_email, revoke_tokens
 from csms.store import drivers as store
 from csms.store.models_money import User
 
-router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: drivers"], responses=errors(401))
+router = APIRouter(
+    prefix="/api/v1/admin/users", tags=["admin: drivers"], responses=errors(401, 403)
+)
 
 
 class UserAdmin(BaseModel):
@@ -48,7 +50,7 @@ async def _get(session: SessionDep, user_id: int) -> User:
 @router.get("", response_model=list[UserAdmin])
 async def list_users(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     email: str | None = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -64,12 +66,12 @@ async def list_users(
 
 
 @router.get("/{user_id}", response_model=UserAdmin, responses=errors(404))
-async def show_user(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> UserAdmin:
+async def show_user(user_id: RowIdPath, session: SessionDep, _: ViewerDep) -> UserAdmin:
     return _admin(await _get(session, user_id))
 
 
 @router.post("/{user_id}/sign-out", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
-async def sign_out_user(user_id: RowIdPath, session: SessionDep, _: AdminDep) -> None:
+async def sign_out_user(user_id: RowIdPath, session: SessionDep, _: AdminOnlyDep) -> None:
     """Ends every access token the driver holds (a lost phone); they may sign in again."""
     await _get(session, user_id)
     await revoke_tokens(session, user_id)
@@ -77,7 +79,7 @@ async def sign_out_user(user_id: RowIdPath, session: SessionDep, _: AdminDep) ->
 
 @router.patch("/{user_id}", response_model=UserAdmin, responses=BODY | errors(404))
 async def update_user(
-    user_id: RowIdPath, body: UserUpdate, session: SessionDep, _: AdminDep
+    user_id: RowIdPath, body: UserUpdate, session: SessionDep, _: AdminOnlyDep
 ) -> UserAdmin:
     """Disables (or enables again) a driver account."""
     user = await _get(session, user_id)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from csms.api.deps import AdminDep, CtxDep
+from csms.api.deps import AdminOnlyDep, CtxDep, ViewerDep
 from csms.api.responses import errors
 from csms.commands import SendVendorData
 from qr_extension.wire import MSG_TRUSTED_KEYS
@@ -35,8 +35,8 @@ async def jwks(ctx: CtxDep) -> dict[str, list[dict[str, str]]]:
     return ctx.keys.published_ring(ctx.now_s()).to_jwks()
 
 
-@router.get("/api/v1/admin/keys", response_model=list[KeyPublic], responses=errors(401))
-async def list_keys(ctx: CtxDep, _: AdminDep) -> list[KeyPublic]:
+@router.get("/api/v1/admin/keys", response_model=list[KeyPublic], responses=errors(401, 403))
+async def list_keys(ctx: CtxDep, _: ViewerDep) -> list[KeyPublic]:
     now = ctx.now_s()
     signing = ctx.keys.active_signing_key(now).kid
     published = ctx.keys.published_ring(now)
@@ -51,8 +51,8 @@ async def list_keys(ctx: CtxDep, _: AdminDep) -> list[KeyPublic]:
     ]
 
 
-@router.post("/api/v1/admin/keys/rotate", response_model=RotationAnswer, responses=errors(401))
-async def rotate(ctx: CtxDep, _: AdminDep) -> RotationAnswer:
+@router.post("/api/v1/admin/keys/rotate", response_model=RotationAnswer, responses=errors(401, 403))
+async def rotate(ctx: CtxDep, _: AdminOnlyDep) -> RotationAnswer:
     """Adds a key that signs after ``key_prepublish_s``; pushes TrustedKeys to every charger."""
     entry = await asyncio.to_thread(ctx.keys.rotate, ctx.now_s())
     token = ctx.keys.trusted_keys_token(ctx.now_s())

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from csms import metrics
-from csms.api.deps import AdminDep, CtxDep
+from csms.api.deps import CtxDep, ViewerDep
 from csms.api.responses import errors
 from csms.context import CsmsContext
 from csms.store.summaries import order_summary
@@ -20,8 +20,8 @@ LOG = logging.getLogger("csms.metrics")
 REFRESH_EVERY_S = 5.0  # the order counts: an aggregate read, not made at every scrape
 
 
-@router.get("/metrics", response_class=Response, responses=errors(401))
-async def scrape(ctx: CtxDep, _: AdminDep) -> Response:
+@router.get("/metrics", response_class=Response, responses=errors(401, 403))
+async def scrape(ctx: CtxDep, _: ViewerDep) -> Response:
     """Every metric, with the connection gauges as of now."""
     refresh_live(ctx)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 # importing the model modules registers their tables on SQLModel.metadata
 import csms.store.models
 import csms.store.models_money  # drivers, billing, ledger
+import csms.store.models_operators  # operator accounts, the audit log
 import csms.store.models_orders  # noqa: F401  (orders, settlements, payments)
 from csms.store.db import make_engine
 

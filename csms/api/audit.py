@@ -1,0 +1,172 @@
+"""The audit log of the operator API, written in one place: an ASGI middleware around every
+state-changing request (POST, PUT, PATCH, DELETE) under ``/api/v1/admin``.
+
+The role dependency that authenticates the request (:mod:`csms.api.deps`) notes who it is in
+the request's :class:`AuditNote`; when the answer starts, the middleware writes one record:
+who, when (the app's clock, UTC), the method and route template, the ids in the path, the
+HTTP status and a short detail (the route's name, what the route added with
+:func:`add_detail`, and for a failure the error's message). A request body is never read:
+passwords and keys cannot reach the log. A validation error (422) is summarised by the
+fields at fault, without the values it would echo.
+
+Refusals for lack of a role (403) are recorded, and so are failures after authentication; a
+request that authenticates as nobody (401) is not: it would let anyone fill the log.
+The record is written before the answer is passed on, so a client that has its answer finds
+the record in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from csms.store import audit as store
+from csms.store.models_operators import (
+    AUDIT_ACTION_MAX,
+    AUDIT_DETAIL_MAX,
+    AUDIT_TARGET_MAX,
+    OPERATOR_NAME_MAX,
+)
+
+PREFIX = "/api/v1/admin/"
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_SCOPE_KEY = "qrcharge.audit"
+_ERROR_TEXT_MAX = 160
+_FIELDS_MAX = 5
+LOG = logging.getLogger("csms.audit")
+
+
+@dataclass(slots=True)
+class AuditNote:
+    """What the request learns about itself for its record: who (set by the role dependency)
+    and what the route adds to the detail."""
+
+    actor: str | None = None
+    actor_kind: str = ""
+    detail: str = ""
+
+
+def note_actor(scope: Scope, actor: str, kind: str) -> None:
+    """Names who is making this request (no-op outside an audited request)."""
+    note = scope.get(_SCOPE_KEY)
+    if isinstance(note, AuditNote):
+        note.actor, note.actor_kind = actor, kind
+
+
+def add_detail(request: Request, text: str) -> None:
+    """Adds a short, secret-free summary of what the route did to its audit record."""
+    note = request.scope.get(_SCOPE_KEY)
+    if isinstance(note, AuditNote):
+        note.detail = f"{note.detail}; {text}" if note.detail else text
+
+
+def audited(scope: Scope) -> bool:
+    return (
+        scope["type"] == "http"
+        and scope.get("method") in WRITES
+        and str(scope.get("path", "")).startswith(PREFIX)
+    )
+
+
+class AuditLog:
+    """ASGI middleware: one audit record per state-changing operator request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not audited(scope):
+            await self.app(scope, receive, send)
+            return
+        note = AuditNote()
+        scope[_SCOPE_KEY] = note
+        held: Message | None = None  # the start of an error answer, until its body is seen
+        recorded = False
+
+        async def record_then_send(message: Message) -> None:
+            nonlocal held, recorded
+            if message["type"] == "http.response.start" and not recorded:
+                if message["status"] < 400:
+                    recorded = True
+                    await _record(scope, note, message["status"], b"")
+                else:
+                    held = message
+                    return
+            elif message["type"] == "http.response.body" and held is not None:
+                start, held = held, None
+                recorded = True
+                await _record(scope, note, start["status"], message.get("body", b""))
+                await send(start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_then_send)
+        except Exception:
+            if not recorded:
+                await _record(scope, note, 500, b"")
+            raise
+
+
+async def _record(scope: Scope, note: AuditNote, status_code: int, body: bytes) -> None:
+    """Writes the record of this request, if someone was authenticated. A database that
+    refuses is logged: the answer still goes out (the action itself already happened)."""
+    if note.actor is None:
+        return
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or str(scope.get("path", ""))
+    params: dict[str, Any] = scope.get("path_params") or {}
+    parts = [_route_words(route), note.detail]
+    if status_code >= 400:
+        parts.append(_error_text(body))
+    detail = "; ".join(p for p in parts if p)
+    try:
+        ctx = scope["app"].state.ctx
+        async with ctx.db.session() as session:
+            await store.add_record(
+                session,
+                at=ctx.clock(),
+                actor=note.actor[:OPERATOR_NAME_MAX],
+                actor_kind=note.actor_kind,
+                action=f"{scope['method']} {template}"[:AUDIT_ACTION_MAX],
+                target=", ".join(f"{k}={v}" for k, v in params.items())[:AUDIT_TARGET_MAX],
+                status_code=status_code,
+                detail=detail[:AUDIT_DETAIL_MAX],
+            )
+    except Exception:
+        LOG.exception(
+            "audit record lost: %s %s by %s -> %s",
+            scope.get("method"),
+            template,
+            note.actor,
+            status_code,
+        )
+
+
+def _route_words(route: object) -> str:
+    """``cancel_order`` -> ``cancel order``: what the route does, from its function's name."""
+    name = getattr(route, "name", "") or ""
+    return str(name).replace("_", " ")
+
+
+def _error_text(body: bytes) -> str:
+    """The message of an error answer; for a validation error only the fields at fault (its
+    messages may quote the values sent, a password among them)."""
+    try:
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    if isinstance(detail, str):
+        return detail[:_ERROR_TEXT_MAX]
+    if isinstance(detail, list):
+        fields = [
+            ".".join(str(part) for part in item.get("loc", ()))
+            for item in detail[:_FIELDS_MAX]
+            if isinstance(item, dict)
+        ]
+        return "invalid request: " + ", ".join(fields)
+    return ""

@@ -1,0 +1,1 @@
+"""Operator accounts: named staff with a role, signed in with opaque bearer tokens."""
