@@ -9,7 +9,8 @@ transaction, before the relay closes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from qr_extension.errors import QrDecodeError
 from qr_extension.keys import KeyRing
@@ -46,6 +47,7 @@ class ScanContext:
     clock_synced: bool
     accept_unsynced_clock: bool
     leeway_s: int
+    reserved_for: Mapping[int, str] = field(default_factory=dict)  # EVSE -> its order id
 
 
 def check_start(
@@ -66,6 +68,9 @@ def check_start(
     )
     if isinstance(result, Refusal):
         return result
+    holder = None if result.evse_id is None else ctx.reserved_for.get(result.evse_id)
+    if holder is not None and holder != result.order_id:
+        return Refusal(Reason.RESERVED, f"EVSE {result.evse_id} is reserved for another order")
     if result.evse_id is not None and result.evse_id not in ctx.waiting_evse_ids:
         return Refusal(Reason.EVSE_BUSY, f"plug the EV into EVSE {result.evse_id} first")
     return result

@@ -18,6 +18,7 @@ from csms.api.routes import (
     admin_notifications,
     admin_orders,
     admin_presence,
+    admin_reservations,
     admin_transactions,
     admin_users,
     chargers_public,
@@ -51,4 +52,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     settlements.router,
     payments.router,
     admin_orders.router,
+    admin_reservations.router,
 )
