@@ -133,7 +133,7 @@ async def reserve_now(
     try:
         answer = await ctx.dispatcher.call(charger_id, "ReserveNow", payload)
     except CommandTimeout:
-        await _answered(ctx, charger_id, request.reservation_id, NO_ANSWER, accepted=False)
+        await _answered(ctx, charger_id, request.reservation_id, NO_ANSWER, accepted=None)
         raise
     except CommandRejected as exc:
         await _answered(ctx, charger_id, request.reservation_id, exc.code, accepted=False)
@@ -173,7 +173,7 @@ async def used(ctx: CsmsContext, charger_id: str, reservation_id: Any, transacti
 
 
 async def _answered(
-    ctx: CsmsContext, charger_id: str, reservation_id: int, answer: str, *, accepted: bool
+    ctx: CsmsContext, charger_id: str, reservation_id: int, answer: str, *, accepted: bool | None
 ) -> None:
     async with ctx.db.session() as session:
         await store.record_answer(

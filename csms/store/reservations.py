@@ -46,17 +46,19 @@ async def record_answer(
     charger_id: str,
     reservation_id: int,
     answer: str,
-    accepted: bool,
+    accepted: bool | None,
     now: datetime,
 ) -> None:
-    """The charger's answer to ReserveNow (its status, or a CALLERROR code / ``NoAnswer``)."""
+    """The charger's answer to ReserveNow: its status, or a CALLERROR code (``accepted``
+    True or False), or ``NoAnswer`` (None: the charger may hold it, it stays ``requested``)."""
+    state = "requested" if accepted is None else "active" if accepted else "refused"
     await _step(
         session,
         charger_id,
         reservation_id,
         from_states=("requested",),
         now=now,
-        state="active" if accepted else "refused",
+        state=state,
         answer=answer[:32],
     )
 
