@@ -1,10 +1,10 @@
 """ChangeAvailability: which EVSEs (or the whole charger) the CSMS took out of service.
 
 What the CSMS asked for is kept in the durable store, so an EVSE taken out of service stays
-``Unavailable`` after a restart, as OCPP requires (1.6: "persistent across reboot"; 2.0.1
-G03.FR.05). The station and each EVSE have their own setting: an EVSE is out of service when
-either is, so making the station operative again leaves an EVSE that was taken out on its own
-out of service.
+``Unavailable`` after a restart, as OCPP asks of a charger (both versions keep an
+availability change across a reboot). The station and each EVSE have their own setting: an
+EVSE is out of service when either is, so making the station operative again leaves an EVSE
+that was taken out on its own out of service.
 
 A change that cannot be made now because a transaction runs on the EVSE is answered
 ``Scheduled`` and made when the transaction ends (Charging -> Finishing -> Unavailable). An EVSE

@@ -328,7 +328,7 @@ class Adapter201(Connection):
         group_id_token: dict[str, Any] | None = None,
         **_: Any,
     ) -> call_result.ReserveNow:
-        """Without ``evseId``: any EVSE of the station (H01.FR.04: one is kept free)."""
+        """Without ``evseId``: any EVSE of the station (one is kept free for it)."""
         reservation = Reservation(
             id,
             evse_id or None,
@@ -344,7 +344,7 @@ class Adapter201(Connection):
         return call_result.CancelReservation(status="Accepted" if ok else "Rejected")
 
     async def send_reservation_update(self, reservation_id: int, status: str) -> None:
-        """ReservationStatusUpdate: a reservation expired or was removed (H01.FR.17, .23)."""
+        """ReservationStatusUpdate: a reservation expired or was removed."""
         await self.call(
             call.ReservationStatusUpdate(
                 reservation_id=reservation_id, reservation_update_status=status
