@@ -1,8 +1,9 @@
 """The local control API (HTTP on 127.0.0.1, off unless ``--control-port`` is given).
 
 For tests and integrators: it plays the EV (plug, unplug), the driver (present a QR image,
-an RFID tag, press stop), the network (cut and restore the link), and reads the screen and the
-state. FastAPI, so ``/openapi.json`` documents it. Every route acts on the same objects as the
+an RFID tag, press stop), the network (cut and restore the link), forces the charger's answer
+to a CSMS command (``/faults/commands``), and reads the screen and the state. FastAPI, so
+``/openapi.json`` documents it. Every route acts on the same objects as the
 hardware would; nothing here bypasses the station's rules. Every route is ``async def`` so it
 runs on the charger's event loop (a plain ``def`` route would run in a worker thread, next to
 the loop, and race the station).
@@ -10,6 +11,7 @@ the loop, and race the station).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Request, Response
@@ -17,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from charge_point.charger import Charger
 from charge_point.errors import IllegalTransition
+from charge_point.forced_answers import ForcedAnswer, problem
 from charge_point.state_view import snapshot
 from charge_point.station import Station
 from config.settings import CardTokenType
@@ -27,6 +30,19 @@ class PlugRequest(BaseModel):
 
     capacity_wh: int | None = Field(default=None, gt=0)
     soc: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class ForcedAnswerRequest(BaseModel):
+    """An answer to force: the ``status`` of the answer (one the action's schema allows, e.g.
+    ReserveNow ``Occupied``) or a CALLERROR ``error`` code (``NotImplemented``,
+    ``NotSupported``, ``InternalError``, ``ProtocolError``, ``SecurityError``,
+    ``GenericError``), for the next ``times`` requests of ``action`` (default: until
+    cleared)."""
+
+    action: str = Field(min_length=1, max_length=64, examples=["ReserveNow"])
+    status: str | None = Field(default=None, max_length=64, examples=["Occupied"])
+    error: str | None = Field(default=None, max_length=64)
+    times: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class TagRequest(BaseModel):
@@ -96,6 +112,33 @@ def create_app(charger: Charger) -> FastAPI:
     async def camera(request: Request) -> dict[str, Any]:
         """Shows an image (PNG/JPEG bytes as the request body) to the camera."""
         return charger.present_frame(await request.body())
+
+    faults = APIRouter(prefix="/faults", tags=["faults"])
+
+    @faults.post("/commands")
+    async def force_answer(body: ForcedAnswerRequest) -> list[dict[str, Any]]:
+        """Forces the charger's answer to the CSMS's requests of one action (replacing what
+        it would do: a forced ``Rejected`` ReserveNow reserves nothing). 422 for an action
+        that is not one of the charger's OCPP version, or a status its answer cannot have."""
+        answer = ForcedAnswer(body.action, body.status, body.error, body.times)
+        wrong = await problem(answer, charger.settings.ocpp_version)
+        if wrong is not None:
+            raise HTTPException(422, wrong)
+        station.forced.force(answer)
+        return [asdict(a) for a in station.forced.listed()]
+
+    @faults.get("/commands")
+    async def forced_answers() -> list[dict[str, Any]]:
+        """The answers forced now, with the requests each has left (null: until cleared)."""
+        return [asdict(a) for a in station.forced.listed()]
+
+    @faults.delete("/commands")
+    async def clear_forced_answers(action: str | None = None) -> list[dict[str, Any]]:
+        """Clears the forced answer of ``action``, or all of them."""
+        station.forced.clear(action)
+        return [asdict(a) for a in station.forced.listed()]
+
+    app.include_router(faults)
 
     @app.post("/link/down", tags=["link"])
     async def link_down() -> dict[str, Any]:

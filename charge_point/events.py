@@ -88,5 +88,6 @@ def transaction_row(
         "charging_state": charging_state_201(status),
         "trigger": trigger.value,
         "remote_start_id": session.remote_start_id,
+        "reservation_id": session.reservation_id if kind is Kind.STARTED else None,
         "reason": None if reason is None else reason.value,
     }

@@ -25,6 +25,7 @@ class Status(StrEnum):
     SUSPENDED_EV = "SuspendedEV"  # the EV draws no power (full, or paused)
     SUSPENDED_EVSE = "SuspendedEVSE"  # the charger offers no power (a limit was reached)
     FINISHING = "Finishing"  # transaction ended, EV still plugged
+    RESERVED = "Reserved"  # held for one id tag or order (ReserveNow)
     UNAVAILABLE = "Unavailable"
     FAULTED = "Faulted"
 
@@ -45,6 +46,8 @@ class Event(StrEnum):
     CLEAR = "clear"  # the fault is gone
     DISABLE = "disable"  # ChangeAvailability Inoperative
     ENABLE = "enable"  # ChangeAvailability Operative
+    RESERVE = "reserve"  # ReserveNow accepted for this EVSE
+    UNRESERVE = "unreserve"  # the reservation was cancelled, expired or removed
 
 
 S, E = Status, Event
@@ -54,6 +57,16 @@ TRANSITIONS: dict[Status, dict[Event, Status]] = {
     S.AVAILABLE: {
         E.PLUG: S.PREPARING,
         E.AUTHORIZE: S.PREPARING,
+        E.DISABLE: S.UNAVAILABLE,
+        E.RESERVE: S.RESERVED,
+        **_ANY_FAULT,
+    },
+    # an EV parked at a reserved EVSE changes nothing until the reserved id tag or order
+    # is presented (then Preparing)
+    S.RESERVED: {
+        E.PLUG: S.RESERVED,
+        E.AUTHORIZE: S.PREPARING,
+        E.UNRESERVE: S.AVAILABLE,
         E.DISABLE: S.UNAVAILABLE,
         **_ANY_FAULT,
     },
@@ -81,8 +94,9 @@ TRANSITIONS: dict[Status, dict[Event, Status]] = {
         **_ANY_FAULT,
     },
     S.SUSPENDED_EVSE: {E.STOP: S.FINISHING, E.UNPLUG: S.AVAILABLE, **_ANY_FAULT},
-    S.FINISHING: {E.UNPLUG: S.AVAILABLE, **_ANY_FAULT},
-    S.UNAVAILABLE: {E.ENABLE: S.AVAILABLE, **_ANY_FAULT},
+    S.FINISHING: {E.UNPLUG: S.AVAILABLE, E.DISABLE: S.UNAVAILABLE, **_ANY_FAULT},
+    # an EV may be plugged into an EVSE that is out of service: nothing starts
+    S.UNAVAILABLE: {E.ENABLE: S.AVAILABLE, E.PLUG: S.UNAVAILABLE, **_ANY_FAULT},
     S.FAULTED: {E.CLEAR: S.AVAILABLE},
 }
 
@@ -101,7 +115,7 @@ def allows(status: Status, event: Event) -> bool:
 
 def status_201(status: Status) -> str:
     """The OCPP 2.0.1 ``ConnectorStatusEnumType`` value of a 1.6 status."""
-    if status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED):
+    if status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED, S.RESERVED):
         return status.value
     return "Occupied"
 

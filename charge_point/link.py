@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -114,6 +115,13 @@ class Link:
 
     def queued(self) -> None:
         self._wake.set()
+
+    def reservation_ended(self, reservation_id: int, status: str) -> None:
+        """2.0.1: tells the CSMS (ReservationStatusUpdate) if online; 1.6 has no message."""
+        adapter = self._adapter
+        if isinstance(adapter, Adapter201) and self.station.online:
+            send = functools.partial(adapter.send_reservation_update, reservation_id, status)
+            self.follow_up(f"ReservationStatusUpdate {reservation_id}", send)
 
     # --- control -------------------------------------------------------------------------
     @property

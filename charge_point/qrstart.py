@@ -4,7 +4,8 @@ The order of checks: the clock policy first (an unsynchronised
 clock is never silently trusted), then the core's ``verify_start_token`` (type, algorithm,
 trusted key, signature, charger, EVSE, time window with leeway, replay), then the
 revocations the CSMS sent for cancelled orders (DataTransfer ``Revoke``, read by
-:func:`read_revoke`). Marking the order id
+:func:`read_revoke`), then the EVSE's reservation (another order's reservation refuses it).
+Marking the order id
 used is NOT done here: the station does it durably, in the same commit that starts the
 transaction, before the relay closes.
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qr_extension.errors import QrDecodeError
@@ -68,6 +70,7 @@ class ScanContext:
     clock_synced: bool
     accept_unsynced_clock: bool
     leeway_s: int
+    reserved_for: Mapping[int, str] = field(default_factory=dict)  # EVSE -> its order id
 
 
 def check_start(
@@ -95,6 +98,9 @@ def check_start(
         return result
     if revoked is not None and revoked.is_revoked(result.order_id):
         return Refusal(Reason.REVOKED, f"order {result.order_id} was cancelled")
+    holder = None if result.evse_id is None else ctx.reserved_for.get(result.evse_id)
+    if holder is not None and holder != result.order_id:
+        return Refusal(Reason.RESERVED, f"EVSE {result.evse_id} is reserved for another order")
     if result.evse_id is not None and result.evse_id not in ctx.waiting_evse_ids:
         return Refusal(Reason.EVSE_BUSY, f"plug the EV into EVSE {result.evse_id} first")
     return result

@@ -52,6 +52,7 @@ class Session:
     last_sample_at: float = 0.0
     token_type: str = ORDER_TOKEN_TYPE  # 2.0.1 idToken type, kept as the token came
     saved_at: float = 0.0  # booked_until when the session was last saved (not persisted)
+    reservation_id: int | None = None  # the reservation it used (sent with its start)
 
     def __post_init__(self) -> None:
         if not self.meter_wh:

@@ -23,6 +23,11 @@ def snapshot(station: Station) -> dict[str, Any]:
         "trusted_kids": [k.kid for k in station.trusted],
         "settlement_kid": station.key.kid,
         "queue_length": station.store.queue_len(),
+        "reservations": station.reservations.snapshot(),
+        "inoperative": {
+            "station": station.availability.station_inoperative,
+            "evses": sorted(station.availability.evses_inoperative),
+        },
         "evses": [
             {
                 "id": i,

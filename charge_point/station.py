@@ -21,14 +21,17 @@ import logging
 import secrets
 from typing import Any, NamedTuple, Protocol
 
-from charge_point import authorization, trusted
+from charge_point import authorization, availability, reservations, trusted
+from charge_point.availability import Availability
 from charge_point.clock import Clock
 from charge_point.configuration import Configuration
 from charge_point.display import Display
 from charge_point.events import ORDER_TOKEN_TYPE, Kind, StopReason, Trigger, transaction_row
 from charge_point.evse import Connector, Event, Status
+from charge_point.forced_answers import ForcedAnswers
 from charge_point.meter import Ev, Meter
 from charge_point.qrstart import ScanContext, StartAuthorization, check_start
+from charge_point.reservations import ReservationBook
 from charge_point.session import Session, sign_session
 from charge_point.settings import StationSettings
 from charge_point.store import Store
@@ -69,12 +72,19 @@ class Listener(Protocol):
 
     def queued(self) -> None: ...
 
+    def reservation_ended(self, reservation_id: int, status: str) -> None:
+        """A reservation expired or was removed (2.0.1 ReservationStatusUpdate)."""
+        ...
+
 
 class _Quiet:
     def status_changed(self, evse_id: int, status: Status) -> None:
         pass
 
     def queued(self) -> None:
+        pass
+
+    def reservation_ended(self, reservation_id: int, status: str) -> None:
         pass
 
 
@@ -100,7 +110,20 @@ class Station:
         self.online = False
         self.config = Configuration(store, settings.ocpp_defaults())
         evse_ids = range(1, settings.evses + 1)
-        self.connectors = {i: Connector(i) for i in evse_ids}
+        # kept across restarts: what the CSMS took out of service, and the reservations
+        self.availability = Availability(store)
+        self.reservations = ReservationBook(store)
+        self.forced = ForcedAnswers()  # answers forced through the control API (tests)
+        held = reservations.reserved_for(self)
+        self.connectors = {
+            i: Connector(
+                i,
+                Status.RESERVED
+                if i in held and not self.availability.inoperative(i)
+                else availability.initial_status(self.availability, i),
+            )
+            for i in evse_ids
+        }
         self.meters = {
             i: Meter(
                 settings.max_power_w,
@@ -201,8 +224,7 @@ class Station:
         connector = self._connector(evse_id)
         if connector.status is Status.FAULTED:
             self._fire(connector, Event.CLEAR)
-            if self.meters[evse_id].ev is not None:
-                self._fire(connector, Event.PLUG)
+            self.settle(evse_id)
 
     def scan(self, token: str) -> StartAuthorization | Refusal:
         """A start QR text from the camera: start a session or show why not."""
@@ -215,14 +237,18 @@ class Station:
             clock_synced=self.clock_synced,
             accept_unsynced_clock=self.settings.accept_unsynced_clock,
             leeway_s=self.settings.leeway_s,
+            reserved_for=reservations.reserved_for(self),
         )
         result = check_start(
             token, trusted=self.trusted, ctx=ctx, used=self.store, revoked=self.store
         )
+        if not isinstance(result, Refusal):
+            assert result.evse_id is not None  # resolved by verify_start_token
+            result = reservations.refusal(self, result.evse_id, result.order_id) or result
         if isinstance(result, Refusal):
             self.display.show_refusal(result, self.now())
             return result
-        assert result.evse_id is not None  # resolved by verify_start_token
+        assert result.evse_id is not None
         self._start(
             result.evse_id, result.order_id, trigger=Trigger.AUTHORIZED, token=token, auth=result
         )
@@ -232,11 +258,12 @@ class Station:
         self.display.show_refusal(refusal, self.now())
 
     def waiting_evse_ids(self) -> tuple[int, ...]:
-        """EVSEs with an EV plugged in, no session and no pending authorisation."""
+        """EVSEs with an EV plugged in, no session and no pending authorisation (a reserved
+        one too: whether the code is its reservation's is checked after it verifies)."""
         return tuple(
             i
             for i, c in self.connectors.items()
-            if c.status is Status.PREPARING
+            if c.status in (Status.PREPARING, Status.RESERVED)
             and self.meters[i].ev is not None
             and i not in self.sessions
             and i not in self.pending
@@ -274,6 +301,8 @@ class Station:
         idToken type the token came with (1.6 has none: our CSMS starts order ids)."""
         self.tick()
         if evse_id is None:
+            evse_id = reservations.evse_of(self, id_tag)
+        if evse_id is None:
             free = [
                 i
                 for i, c in self.connectors.items()
@@ -286,9 +315,14 @@ class Station:
             evse_id = free[0]
         if evse_id not in self.connectors or evse_id in self.sessions or evse_id in self.pending:
             return False
+        refused = reservations.refusal(self, evse_id, id_tag)
+        if refused is not None:
+            self.display.show_refusal(refused, self.now())
+            return False
         connector = self.connectors[evse_id]
         trigger = Trigger.REMOTE_START
-        if connector.status is Status.PREPARING and self.meters[evse_id].ev is not None:
+        plugged = self.meters[evse_id].ev is not None
+        if connector.status in (Status.PREPARING, Status.RESERVED) and plugged:
             self._start(
                 evse_id,
                 id_tag,
@@ -297,7 +331,7 @@ class Station:
                 token_type=token_type,
             )
             return True
-        if connector.status is Status.AVAILABLE:
+        if connector.status in (Status.AVAILABLE, Status.RESERVED):
             self.pending[evse_id] = PendingStart(id_tag, remote_start_id, self.now(), token_type)
             self._fire(connector, Event.AUTHORIZE)
             return True
@@ -338,19 +372,35 @@ class Station:
         for evse_id in list(self.sessions):
             self._end(evse_id, reason)
 
-    def change_availability(self, evse_id: int, operative: bool) -> bool:
-        """ChangeAvailability: refused while a session runs on the EVSE."""
-        connector = self.connectors.get(evse_id)
-        if connector is None or evse_id in self.sessions:
-            return False
-        event = Event.ENABLE if operative else Event.DISABLE
-        wanted = Status.AVAILABLE if operative else Status.UNAVAILABLE
-        if connector.status is wanted:
-            return True
-        if not connector.can(event):
-            return False
-        self._fire(connector, event)
-        return True
+    def change_availability(self, evse_id: int | None, operative: bool) -> str:
+        """ChangeAvailability of one EVSE or (None) the whole charger: ``Accepted``,
+        ``Scheduled`` (made when the running transaction ends) or ``Rejected``
+        (:mod:`charge_point.availability`)."""
+        self.tick()
+        return availability.change(self, evse_id, operative)
+
+    def fire(self, evse_id: int, event: Event) -> None:
+        """Changes an EVSE's status (for the availability and reservation rules)."""
+        self._fire(self.connectors[evse_id], event)
+
+    def settle(self, evse_id: int) -> None:
+        """An EVSE that became Available goes on to what it should be: out of service if the
+        CSMS wants it so, else Reserved if it is held, else Preparing if an EV is plugged in."""
+        connector = self.connectors[evse_id]
+        if connector.status is not Status.AVAILABLE:
+            return
+        if evse_id in self.sessions or evse_id in self.pending:
+            return
+        if self.availability.inoperative(evse_id):
+            availability.apply(self, evse_id)
+        elif self.reservations.for_evse(evse_id) is not None:
+            self._fire(connector, Event.RESERVE)
+        elif self.meters[evse_id].ev is not None:
+            self._fire(connector, Event.PLUG)
+
+    def drop_pending(self, evse_id: int) -> None:
+        """Forgets a start waiting for its EV on ``evse_id`` (the EVSE goes out of service)."""
+        self.pending.pop(evse_id, None)
 
     def remember_tag(self, id_tag: str, status: str, expiry: str | None) -> None:
         """Caches the idTagInfo of a transaction answer; an order id's entry expires at the
@@ -380,6 +430,7 @@ class Station:
             t = step_end
         self._last_tick = max(self._last_tick, now)
         self._expire_pending(now)
+        reservations.expire(self, now)
         self.display.showing_settlement(now)  # drops an expired settlement QR
         self._refresh_identification(now)
 
@@ -395,6 +446,7 @@ class Station:
                     waiting.id_tag,
                 )
                 self._fire(self.connectors[evse_id], Event.CANCEL)
+                self.settle(evse_id)  # back to Reserved if the EVSE is held
 
     def _advance(self, evse_id: int, t0: float, t1: float) -> None:
         meter, connector = self.meters[evse_id], self.connectors[evse_id]
@@ -443,6 +495,7 @@ class Station:
         token_type: str = ORDER_TOKEN_TYPE,
     ) -> Session:
         now = self.now()
+        reservation_id = reservations.consume(self, evse_id, id_tag)
         serial = self.store.next_counter("txn_serial")
         session = Session(
             local_id=f"{serial:06d}-{secrets.token_hex(3)}",
@@ -455,9 +508,12 @@ class Station:
             remote_start_id=remote_start_id,
             auth=auth,
             token_type=token_type,
+            reservation_id=reservation_id,
         )
         self.display.clear_settlement()  # the next session starts
         self._refresh_identification(now)
+        if self.connectors[evse_id].status is Status.RESERVED:  # its reservation's own start
+            self._fire(self.connectors[evse_id], Event.AUTHORIZE)
         self._fire(self.connectors[evse_id], Event.START)
         with self.store.atomic():  # one fsync'd commit before any energy flows
             if auth is not None:
@@ -483,6 +539,7 @@ class Station:
         event = Event.UNPLUG if unplugged else Event.STOP
         if connector.can(event):
             self._fire(connector, event)
+        availability.apply(self, evse_id)  # a change scheduled while the session ran
 
     def _finish(self, session: Session, reason: StopReason, *, stopped_at: float) -> None:
         """Queues the end of a session and signs, queues and shows its settlement."""

@@ -22,6 +22,7 @@ class Reason(StrEnum):
     WRONG_EVSE = "wrong_evse"  # evse is not one of this charger's
     NO_EVSE_WAITING = "no_evse_waiting"  # token without evse and no single EVSE waiting
     EVSE_BUSY = "evse_busy"  # the named EVSE cannot start a session now
+    RESERVED = "reserved"  # the EVSE is reserved for another driver (or order)
     REPLAYED = "replayed"  # jti already used on this charger
     REVOKED = "revoked"  # the CSMS revoked the jti at this charger (the order was cancelled)
     CLOCK_UNSYNCED = "clock_unsynced"  # charger clock never set and policy forbids trusting it

@@ -35,6 +35,7 @@ from ocpp.messages import Call, CallError, CallResult, validate_payload
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
 
+from charge_point.forced_answers import ForcedAnswer, ForcedAnswers
 from charge_point.protocol.callerrors import NO_HANDLER, error_code
 from ocpp_rpc import (
     AnswerDropped,
@@ -67,6 +68,7 @@ class Connection:
 
     version: str
     call_results: ModuleType
+    forced: ForcedAnswers | None = None  # answers forced through the control API
 
     def __init__(self, charger_id: str, socket: Socket | None, *, timeout: float) -> None:
         self.id = charger_id
@@ -140,6 +142,9 @@ class Connection:
         that stands in its place."""
         route = self._routes.get(call.action)
         msg = call.as_call()
+        forced = None if self.forced is None else self.forced.take(call.action)
+        if forced is not None:
+            return await self._forced(msg, forced)
         try:
             if route is None:
                 raise _no_handler(call.action, self.version)
@@ -159,6 +164,16 @@ class Connection:
         except Exception as exc:  # answered with a CALLERROR: OCPPError's code, else Internal
             self._log_refusal(msg, exc)
             return exc
+        return result
+
+    async def _forced(self, msg: Call, forced: ForcedAnswer) -> CallResult | OCPPError:
+        """The answer forced through the control API, instead of the handler's."""
+        answer = forced.error or forced.status
+        log.info("%s: %s answered as forced: %s", self.id, msg.action, answer)
+        if forced.error is not None:
+            return forced.exception()
+        result = msg.create_call_result({"status": forced.status})
+        await validate_payload(result, self.version)  # checked when it was forced, too
         return result
 
     def _answer_call(self, answer: CallResult | Exception, call: CallReceived) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
+from charge_point import reservations
 from charge_point.events import Kind
 from charge_point.evse import Status
 from charge_point.protocol import commands
@@ -20,6 +21,7 @@ from charge_point.protocol.commands import CommandContext, handles
 from charge_point.protocol.connection import Connection, Socket
 from charge_point.protocol.vendor import VendorChannel
 from charge_point.queue import rewritten_transaction_id
+from charge_point.reservations import Reservation
 from charge_point.store import QueuedMessage
 from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
 
@@ -69,6 +71,7 @@ class Adapter16(Connection):
         self.ctx = ctx
         self.station = ctx.station
         self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
+        self.forced = ctx.station.forced
 
     # --- outgoing ------------------------------------------------------------------------
     async def boot(self, reason: str = "PowerUp") -> tuple[str, float | None, int]:
@@ -136,6 +139,7 @@ class Adapter16(Connection):
                     id_tag=p["id_tag"],
                     meter_start=p["meter_wh"],
                     timestamp=ocpp_timestamp(p["timestamp"]),
+                    reservation_id=p.get("reservation_id"),
                 ),
             )
             store.set_csms_id(message.txn, str(answer.transaction_id))
@@ -214,7 +218,9 @@ class Adapter16(Connection):
     def on_trigger(
         self, requested_message: str, connector_id: int | None = None
     ) -> call_result.TriggerMessage:
-        ok = self.ctx.trigger(requested_message, connector_id)
+        if connector_id and connector_id not in self.station.connectors:
+            return call_result.TriggerMessage(status="Rejected")
+        ok = self.ctx.trigger(requested_message, connector_id or None)
         return call_result.TriggerMessage(status="Accepted" if ok else "NotImplemented")
 
     @handles(Action.send_local_list)
@@ -244,8 +250,33 @@ class Adapter16(Connection):
     def on_change_availability(
         self, connector_id: int, type: str
     ) -> call_result.ChangeAvailability:
-        ok = self.station.change_availability(connector_id, operative=type == "Operative")
-        return call_result.ChangeAvailability(status="Accepted" if ok else "Rejected")
+        """Connector 0 is the whole charge point."""
+        status = self.station.change_availability(connector_id or None, type == "Operative")
+        return call_result.ChangeAvailability(status=status)
+
+    @handles(Action.reserve_now)
+    def on_reserve_now(
+        self,
+        connector_id: int,
+        expiry_date: str,
+        id_tag: str,
+        reservation_id: int,
+        parent_id_tag: str | None = None,
+    ) -> call_result.ReserveNow:
+        """Connector 0: any connector of the charge point."""
+        reservation = Reservation(
+            reservation_id,
+            connector_id or None,
+            id_tag,
+            parse_ocpp_timestamp(expiry_date).timestamp(),
+            parent_id_tag,
+        )
+        return call_result.ReserveNow(status=reservations.reserve(self.station, reservation))
+
+    @handles(Action.cancel_reservation)
+    def on_cancel_reservation(self, reservation_id: int) -> call_result.CancelReservation:
+        ok = reservations.cancel(self.station, reservation_id)
+        return call_result.CancelReservation(status="Accepted" if ok else "Rejected")
 
     @handles(Action.data_transfer)
     def on_data_transfer(

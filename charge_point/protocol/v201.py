@@ -18,7 +18,7 @@ from typing import Any
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-from charge_point import device_model
+from charge_point import device_model, reservations
 from charge_point.device_model import Entry
 from charge_point.errors import ConfigurationError
 from charge_point.events import ORDER_TOKEN_TYPE, Kind, StopReason, Trigger
@@ -27,6 +27,7 @@ from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
 from charge_point.protocol.connection import Connection, Socket
 from charge_point.protocol.vendor import VendorChannel
+from charge_point.reservations import Reservation
 from charge_point.store import QueuedMessage
 from qr_extension.wire import VENDOR_ID, ocpp_timestamp, parse_ocpp_timestamp
 
@@ -101,6 +102,7 @@ class Adapter201(Connection):
         self.ctx = ctx
         self.station = ctx.station
         self.vendor = VendorChannel(self.data_transfer, ctx.station.id)
+        self.forced = ctx.station.forced
         self._sent_status: dict[int, str] = {}
 
     # --- outgoing ------------------------------------------------------------------------
@@ -190,6 +192,7 @@ class Adapter201(Connection):
                 transaction_info=info,
                 meter_value=meter_value(p["timestamp"], p["meter_wh"], p["power_w"], context),
                 offline=True if p["offline"] else None,
+                reservation_id=p.get("reservation_id") if kind is Kind.STARTED else None,
                 evse={"id": p["evse_id"], "connector_id": 1},
                 id_token={"id_token": p["id_tag"], "type": p.get("token_type", ORDER_TOKEN_TYPE)}
                 if kind is Kind.STARTED
@@ -272,7 +275,10 @@ class Adapter201(Connection):
     def on_trigger(
         self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any
     ) -> call_result.TriggerMessage:
-        ok = self.ctx.trigger(requested_message, None if evse is None else evse.get("id"))
+        evse_id = None if evse is None else evse.get("id")
+        if evse_id and evse_id not in self.station.connectors:
+            return call_result.TriggerMessage(status="Rejected")
+        ok = self.ctx.trigger(requested_message, evse_id or None)
         return call_result.TriggerMessage(status="Accepted" if ok else "NotImplemented")
 
     @handles(Action.send_local_list)
@@ -307,11 +313,43 @@ class Adapter201(Connection):
         evse: dict[str, Any] | None = None,
         **_: Any,
     ) -> call_result.ChangeAvailability:
-        ids = [evse["id"]] if evse else list(self.station.connectors)
-        ok = all(
-            self.station.change_availability(i, operational_status == "Operative") for i in ids
+        """Without ``evse`` (or EVSE 0): the whole station."""
+        evse_id = (evse or {}).get("id") or None
+        status = self.station.change_availability(evse_id, operational_status == "Operative")
+        return call_result.ChangeAvailability(status=status)
+
+    @handles(Action.reserve_now)
+    def on_reserve_now(
+        self,
+        id: int,
+        expiry_date_time: str,
+        id_token: dict[str, Any],
+        evse_id: int | None = None,
+        group_id_token: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> call_result.ReserveNow:
+        """Without ``evseId``: any EVSE of the station (one is kept free for it)."""
+        reservation = Reservation(
+            id,
+            evse_id or None,
+            id_token["id_token"],
+            parse_ocpp_timestamp(expiry_date_time).timestamp(),
+            None if group_id_token is None else group_id_token.get("id_token"),
         )
-        return call_result.ChangeAvailability(status="Accepted" if ok else "Rejected")
+        return call_result.ReserveNow(status=reservations.reserve(self.station, reservation))
+
+    @handles(Action.cancel_reservation)
+    def on_cancel_reservation(self, reservation_id: int, **_: Any) -> call_result.CancelReservation:
+        ok = reservations.cancel(self.station, reservation_id)
+        return call_result.CancelReservation(status="Accepted" if ok else "Rejected")
+
+    async def send_reservation_update(self, reservation_id: int, status: str) -> None:
+        """ReservationStatusUpdate: a reservation expired or was removed."""
+        await self.call(
+            call.ReservationStatusUpdate(
+                reservation_id=reservation_id, reservation_update_status=status
+            )
+        )
 
     @handles(Action.data_transfer)
     def on_data_transfer(

@@ -19,6 +19,7 @@ from csms.api.routes import (
     admin_operators,
     admin_orders,
     admin_presence,
+    admin_reservations,
     admin_transactions,
     admin_users,
     chargers_public,
@@ -53,4 +54,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     payments.router,
     admin_orders.router,
     admin_operators.router,
+    admin_reservations.router,
 )

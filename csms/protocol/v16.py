@@ -14,7 +14,14 @@ from ocpp.v16.enums import Action
 
 from csms.context import CsmsContext
 from csms.ports import IdTagDecision
-from csms.protocol import certificates, monitoring, provisioning, transactions, violations
+from csms.protocol import (
+    certificates,
+    monitoring,
+    provisioning,
+    reservations,
+    transactions,
+    violations,
+)
 from csms.protocol import data_transfer as dt
 from csms.protocol import meter_values as mv
 from csms.protocol.base import CsmsChargePoint, Transport, on
@@ -112,6 +119,10 @@ class ChargePoint16(CsmsChargePoint):
                 reservation_id=kw.get("reservation_id"),
             ),
         )
+        if kw.get("reservation_id") is not None:  # the transaction used the reservation
+            await reservations.used(
+                self._ctx, self.charger_id, kw["reservation_id"], str(answer.transaction_id)
+            )
         return call_result.StartTransaction(
             transaction_id=answer.transaction_id, id_tag_info=id_tag_info(answer.decision)
         )

@@ -12,7 +12,7 @@ from csms.context import CsmsContext
 from csms.ports import IdTagDecision
 from csms.protocol import data_transfer as dt
 from csms.protocol import meter_values as mv
-from csms.protocol import monitoring, provisioning, transactions, violations
+from csms.protocol import monitoring, provisioning, reservations, transactions, violations
 from csms.protocol.base import CsmsChargePoint, Transport, on
 from csms.protocol.v201_unasked import Unasked201
 from csms.store import device_model
@@ -121,6 +121,13 @@ class ChargePoint201(Unasked201, CsmsChargePoint):
                 samples=mv.samples_from_ocpp(kw.get("meter_value") or ()),
             ),
         )
+        if kw.get("reservation_id") is not None:  # the transaction used the reservation
+            await reservations.used(
+                self._ctx,
+                self.charger_id,
+                kw["reservation_id"],
+                transaction_info["transaction_id"],
+            )
         if decision is None:
             return call_result.TransactionEvent()
         return call_result.TransactionEvent(id_token_info=id_token_info(decision))

@@ -16,7 +16,7 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from csms.context import CsmsContext
-from csms.protocol import certificates, notifications
+from csms.protocol import certificates, notifications, reservations
 from csms.protocol.base import on
 
 
@@ -68,6 +68,12 @@ class Unasked201:
         self, **payload: Any
     ) -> call_result.ReservationStatusUpdate:
         await self._keep("ReservationStatusUpdate", payload)
+        await reservations.status_update(
+            self._ctx,
+            self.charger_id,
+            payload["reservation_id"],
+            payload["reservation_update_status"],
+        )
         return call_result.ReservationStatusUpdate()
 
     @on(Action.publish_firmware_status_notification)

@@ -432,3 +432,58 @@ class DeviceVariablePublic(SQLModel):
             connector_id=row.connector_id or None,
             variable_instance=row.variable_instance or None,
         )
+
+
+# --- reservations (ReserveNow / CancelReservation) --------------------------------------------
+
+
+class Reservation(SQLModel, table=True):
+    """One reservation the operator sent a charger, and what became of it.
+
+    ``reservation_id`` is the OCPP id (unique per charger: a ReserveNow with an id the charger
+    holds replaces that reservation, so the row is replaced too). ``state``: ``requested``
+    (sent, no answer), ``active`` (answered Accepted), ``refused`` (any other answer, or a
+    CALLERROR: ``answer`` says which), then ``cancelled``, ``used`` (a transaction started
+    with it: ``transaction_id``), ``expired`` or ``removed`` (the charger dropped it).
+    """
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        UniqueConstraint("charger_id", "reservation_id", name="uq_reservations_charger_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.id", ondelete="CASCADE", max_length=ID_MAX)
+    reservation_id: int
+    evse_id: int | None = None  # None: any EVSE (1.6 connector 0, 2.0.1 without evseId)
+    id_token: str = Field(max_length=36)
+    id_token_type: str | None = Field(default=None, max_length=20)  # 2.0.1 only
+    group_id_token: str | None = Field(default=None, max_length=36)  # parentIdTag / group
+    expires_at: datetime = Field(sa_type=UtcDateTime)
+    state: str = Field(max_length=16)
+    answer: str | None = Field(default=None, max_length=32)
+    transaction_id: str | None = Field(default=None, max_length=36)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class ReservationPublic(SQLModel):
+    """A reservation for the operator; ``state`` is ``expired`` once an active reservation's
+    expiry has passed, whether or not the charger said so (OCPP 1.6 does not)."""
+
+    reservation_id: int
+    evse_id: int | None
+    id_token: str
+    id_token_type: str | None
+    group_id_token: str | None
+    expires_at: datetime
+    state: str
+    answer: str | None
+    transaction_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Reservation, *, now: datetime) -> ReservationPublic:
+        state = "expired" if row.state == "active" and row.expires_at <= now else row.state
+        return cls(**row.model_dump(exclude={"id", "charger_id", "state"}), state=state)

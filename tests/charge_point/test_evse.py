@@ -59,6 +59,7 @@ def test_every_status_can_fault_except_faulted_and_every_target_is_a_status() ->
         (Status.FINISHING, "Occupied"),
         (Status.UNAVAILABLE, "Unavailable"),
         (Status.FAULTED, "Faulted"),
+        (Status.RESERVED, "Reserved"),
     ],
 )
 def test_201_connector_status(status: Status, expected: str) -> None:

@@ -391,16 +391,17 @@ def test_a_power_cut_loses_at_most_one_checkpoint_of_metering(
     assert restored > 0
 
 
-def test_change_availability_is_refused_during_a_session(
+def test_change_availability_is_scheduled_during_a_session(
     make_station: MakeStation, token: TokenFactory
 ) -> None:
     clock = ManualClock()
     station = make_station(clock=clock)
-    assert station.change_availability(2, operative=False)
+    assert station.change_availability(2, operative=False) == "Accepted"
     assert station.connectors[2].status is Status.UNAVAILABLE
     assert station.scan(token("ORDERU", clock.now(), evse=2)).reason is Reason.EVSE_BUSY  # type: ignore[union-attr]
-    assert station.change_availability(2, operative=True)
+    assert station.change_availability(2, operative=True) == "Accepted"
     station.plug(1)
     station.scan(token("ORDERV", clock.now()))
-    assert not station.change_availability(1, operative=False)
-    assert not station.change_availability(9, operative=False)
+    assert station.change_availability(1, operative=False) == "Scheduled"
+    assert station.connectors[1].status is Status.CHARGING
+    assert station.change_availability(9, operative=False) == "Rejected"

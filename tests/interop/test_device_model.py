@@ -178,15 +178,9 @@ async def test_an_unsupported_request_is_a_warning_naming_it(
         caplog.clear()
         caplog.set_level(logging.WARNING)
         with pytest.raises(OcppNotImplemented):
-            await cp.call(
-                call201.ReserveNow(
-                    id=1, expiry_date_time="2030-01-01T00:00:00.000Z",
-                    id_token={"id_token": "CARD01", "type": "ISO14443"},
-                ),
-                suppress=False,
-            )  # fmt: skip
+            await cp.call(call201.ClearDisplayMessage(id=1), suppress=False)
         charging_station = [r for r in caplog.records if f"{CP_ID}:" in r.getMessage()]
-        (record,) = [r for r in charging_station if "ReserveNow" in r.getMessage()]
+        (record,) = [r for r in charging_station if "ClearDisplayMessage" in r.getMessage()]
         assert record.levelno == logging.WARNING and record.exc_info is None
         assert "does not implement" in record.getMessage()
         assert charger.link.connects == 1

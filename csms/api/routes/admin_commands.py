@@ -10,6 +10,10 @@ answered with a CALLERROR, 503 too many commands waiting, 504 no answer in time.
 ``Rejected``, ``NotSupported``, ``EmptyResultSet``) and sends the report later in NotifyReport
 parts, which ``csms.protocol.v201`` stores in the device model. Their ``requestId`` ties those
 parts to the request; the operator may leave it out and gets the one generated here back.
+
+``ReserveNow`` / ``CancelReservation`` are kept by the CSMS (``GET .../reservations``); a
+ReserveNow without its reservation id (1.6 ``reservationId``, 2.0.1 ``id``) gets one
+generated here, returned as ``reservation_id``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from pydantic import BaseModel
 
 from csms.api.deps import CtxDep, OperatorDep, SessionDep
 from csms.api.responses import BODY, errors
+from csms.commands import JsonObject
+from csms.context import CsmsContext
+from csms.errors import NotConnected
+from csms.protocol import reservations
 from csms.store import chargers as store
 
 router = APIRouter(
@@ -48,6 +56,10 @@ class CommandAction(StrEnum):
     data_transfer = "DataTransfer"
     get_base_report = "GetBaseReport"  # 2.0.1
     get_report = "GetReport"  # 2.0.1
+    # availability and reservations (payloads differ per version; see docs/operator-guide.md)
+    change_availability = "ChangeAvailability"
+    reserve_now = "ReserveNow"
+    cancel_reservation = "CancelReservation"
 
 
 ONLY_16 = {
@@ -74,6 +86,7 @@ class CommandAnswer(BaseModel):
     action: str
     response: dict[str, Any]
     request_id: int | None = None  # the requestId sent with GetBaseReport / GetReport
+    reservation_id: int | None = None  # the reservation id sent with ReserveNow
 
 
 def with_request_id(action: CommandAction, payload: dict[str, Any]) -> dict[str, Any]:
@@ -124,8 +137,35 @@ async def send_command(
             f"{action.value} is not an OCPP {version} command",
         )
     payload = with_request_id(action, payload)
+    if action in RESERVATION_COMMANDS:
+        if link is None:
+            raise NotConnected(f"charger {charger_id!r} is not connected")
+        return await _reservation_command(ctx, charger_id, action, link.ocpp_version, payload)
     answer = await ctx.dispatcher.call(charger_id, action.value, payload)
     request_id = payload.get("requestId") if action in REPORT_REQUESTS else None
     return CommandAnswer(
         charger_id=charger_id, action=action.value, response=answer, request_id=request_id
+    )
+
+
+# --- reservations: kept by the CSMS (GET .../reservations) ----------------------------------
+RESERVATION_COMMANDS = {CommandAction.reserve_now, CommandAction.cancel_reservation}
+
+
+async def _reservation_command(
+    ctx: CsmsContext, charger_id: str, action: CommandAction, version: str, payload: JsonObject
+) -> CommandAnswer:
+    """ReserveNow (with a generated reservation id when the operator left it out) and
+    CancelReservation, sent and kept by :mod:`csms.protocol.reservations`."""
+    if action is CommandAction.cancel_reservation:
+        answer = await reservations.cancel_reservation(ctx, charger_id, version, payload)
+        return CommandAnswer(charger_id=charger_id, action=action.value, response=answer)
+    payload = reservations.with_reservation_id(version, payload)
+    answer = await reservations.reserve_now(ctx, charger_id, version, payload)
+    reservation_id = payload.get(reservations.id_key(version))
+    return CommandAnswer(
+        charger_id=charger_id,
+        action=action.value,
+        response=answer,
+        reservation_id=reservation_id if isinstance(reservation_id, int) else None,
     )

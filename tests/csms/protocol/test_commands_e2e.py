@@ -153,8 +153,8 @@ async def test_command_timeout_and_charger_callerror(tmp_path: Any) -> None:
             r = await csms.http.post(f"{url}/ChangeConfiguration", json={"key": "A", "value": "1"})
             assert r.status_code == 502
             assert r.json()["error_code"] == "NotSupported"
-            # ReserveNow is not in the operator's list: 422 from the path enum
-            r = await csms.http.post(f"{url}/ReserveNow", json={})
+            # an action not in the operator's list: 422 from the path enum
+            r = await csms.http.post(f"{url}/GetInstalledCertificateIds", json={})
             assert r.status_code == 422
 
 
