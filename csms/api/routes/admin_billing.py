@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
@@ -97,8 +97,13 @@ async def preview_cost(body: PreviewRequest, _: AdminDep) -> PreviewAnswer:
     chargers and the settlement use (422 if the prices do not make a valid tariff)."""
     tariff = to_tariff("preview", body)
     start = body.start if body.start.tzinfo else body.start.replace(tzinfo=UTC)
-    stop = start + timedelta(minutes=body.charging_min)
-    parked = stop + timedelta(minutes=body.idle_min)
+    try:
+        stop = start + timedelta(minutes=body.charging_min)
+        parked = stop + timedelta(minutes=body.idle_min)
+    except OverflowError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "the sample session ends after year 9999"
+        ) from exc
     usage = merge_usage(
         split_usage(tariff, start.timestamp(), stop.timestamp(), body.energy_wh, idle=False),
         split_usage(tariff, stop.timestamp(), parked.timestamp(), 0, idle=True),

@@ -48,4 +48,7 @@ async def test_bad_prices_and_bad_samples_are_refused(api: MoneyApi) -> None:
     negative = prices(**{**sample, "energy_wh": -1})
     r = await api.http.post(PREVIEW, json=negative, headers=api.admin())
     assert r.status_code == 422
+    late = prices(**{**sample, "start": "9999-12-31T23:00:00Z", "charging_min": 120})
+    r = await api.http.post(PREVIEW, json=late, headers=api.admin())
+    assert r.status_code == 422 and "9999" in r.text
     assert (await api.http.post(PREVIEW, json=prices(**sample))).status_code == 401
