@@ -121,6 +121,7 @@ def test_reset_a_charger_from_its_page(
     # the charger reboots: it drops its connection, boots again, and the log shows the Reset
     until(lambda: api.admin_get(f"/api/v1/admin/chargers/{charger_id}")["connected"], timeout=30)
     page.wait_for_selector("#message-log td.frame:has-text('\"Reset\"')", timeout=15_000)
+    page.wait_for_selector("#charger-status [data-charger-state] >> text=online", timeout=10_000)
     if charger_id == "DEMO-03":
         shot(page, "operator-reset-1280", doc=True)
 

@@ -56,7 +56,7 @@ function settingsForm(c, reload) {
 }
 
 async function messagesBody(id) {
-  const frames = await call("GET", `/api/v1/admin/chargers/${enc(id)}/messages?limit=40`);
+  const frames = await call("GET", `/api/v1/admin/chargers/${enc(id)}/messages?limit=25`);
   return table([t("log.at"), t("log.direction"), t("log.frame")],
     frames.slice().reverse().map((f) => h("tr", {},
       h("td", {}, when(f.at)), h("td", {}, f.direction), h("td", { class: "frame" }, f.frame))));

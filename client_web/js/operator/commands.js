@@ -4,7 +4,7 @@
 
 import { call, enc } from "./api.js";
 import { t } from "./i18n.js";
-import { answer, failure, field, h, replace } from "./ui.js";
+import { answer, failure, field, h, replace, table } from "./ui.js";
 
 const V16 = "1.6";
 const num = (v, name) => (v[name] === undefined ? undefined : Number(v[name]));
@@ -255,11 +255,9 @@ export async function listBody(chargerId, kind) {
     const items = Array.isArray(data) ? data : (data && (data.items || data.rows)) || [];
     if (!items.length) return h("p", { class: "hint" }, t("common.nothing"));
     const keys = [...new Set(items.flatMap((i) => Object.keys(i)))].slice(0, 8);
-    return h("div", { class: "scroll" }, h("table", {},
-      h("thead", {}, h("tr", {}, keys.map((k) => h("th", {}, k)), kind === "uploads" ? h("th", {}, "") : null)),
-      h("tbody", {}, items.map((i) => h("tr", {},
-        keys.map((k) => h("td", {}, typeof i[k] === "object" && i[k] !== null ? JSON.stringify(i[k]) : String(i[k] ?? ""))),
-        kind === "uploads" ? h("td", {}, download(chargerId, i)) : null)))));
+    return table([...keys, ...(kind === "uploads" ? [""] : [])], items.map((i) => h("tr", {},
+      keys.map((k) => h("td", { class: "wrap" }, typeof i[k] === "object" && i[k] !== null ? JSON.stringify(i[k]) : String(i[k] ?? ""))),
+      kind === "uploads" ? h("td", {}, download(chargerId, i)) : null)));
   } catch (err) {
     if (err.status === 404 || err.status === 405 || err.status === 422) {
       return h("p", { class: "hint unavailable", "data-unavailable": kind }, t("common.unavailable", { status: err.status }));

@@ -30,9 +30,14 @@ export function unavailable(err) {
   return h("p", { class: "hint unavailable" }, t("common.unavailable", { status: err.status }));
 }
 
+/** A table that scrolls inside its box on a desktop and stacks its rows on a phone (each
+ * cell then carries its column's title, from `data-label`). */
 export function table(headers, rows, { empty } = {}) {
   if (!rows.length) return h("p", { class: "hint" }, empty || t("common.nothing"));
-  return h("div", { class: "scroll" }, h("table", {},
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => cell.setAttribute("data-label", headers[i] || ""));
+  }
+  return h("div", { class: "scroll" }, h("table", { class: "stack" },
     h("thead", {}, h("tr", {}, headers.map((title) => h("th", {}, title)))),
     h("tbody", {}, rows)));
 }
