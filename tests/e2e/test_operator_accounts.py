@@ -61,3 +61,33 @@ def test_an_operator_signs_in_with_a_password_and_acts_within_the_role(
     page.click("#sign-out")
     page.wait_for_selector("#sign-in:not([hidden])")
     assert page.evaluate("sessionStorage.getItem('qrcharge.operator')") is None
+
+
+def test_a_viewer_sees_everything_and_no_action(
+    demo: Demo, api: Api, launch: Callable[..., Browser]
+) -> None:
+    name = f"e2e-view-{uuid.uuid4().hex[:6]}"
+    password = "e2e-viewer-pass-1"
+    created = api.http.post(
+        "/api/v1/admin/operators",
+        json={"name": name, "password": password, "role": "viewer"},
+        headers=api.admin,
+    )
+    assert created.status_code == 201, created.text
+    page = launch().new_context(viewport=DESKTOP, locale="en-US").new_page()
+    page.goto(demo.info["operator_url"])
+    page.wait_for_selector("body[data-ready]", state="attached")
+    page.fill("#op-name", name)
+    page.fill("#op-password", password)
+    page.click("#password-form button")
+    page.wait_for_selector("body[data-loaded=chargers]", state="attached")
+    assert page.inner_text("#who") == f"{name} · viewer"
+    assert page.locator("tr[data-charger='DEMO-01']").count() == 1
+    for view, loaded in (("#/chargers", "chargers"), (f"#/charger/{CHARGER}", f"charger:{CHARGER}"),
+                         ("#/orders", "orders"), ("#/drivers", "drivers"),
+                         ("#/billing", "billing"), ("#/keys", "keys")):  # fmt: skip
+        page.evaluate(f"location.hash = {view!r}")
+        page.wait_for_selector(f"body[data-loaded={loaded!r}]", state="attached")
+        actions = page.locator("#view button:not(#preview-button):not([id^=open-model-])")
+        assert actions.count() == 0, (view, actions.all_inner_texts())
+        assert page.locator("#view form#add-charger, #view form#command-form").count() == 0
