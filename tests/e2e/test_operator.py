@@ -299,3 +299,41 @@ def test_every_view_fits_a_phone_in_chinese(
     page.wait_for_selector("#tabs >> text=Chargers")
     fits(page)
     shot(page, "operator-chargers-360", doc=True)
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_the_page_offers_only_what_the_role_may_do(
+    role: str, demo: Demo, launch: Callable[..., Browser]
+) -> None:
+    """The role comes from ``GET /api/v1/admin/me``; here it is answered for the admin key
+    as if the key were a viewer's or an operator's (the CSMS refuses the actions anyway)."""
+    page = launch().new_context(viewport=DESKTOP, locale="en-US").new_page()
+    me = {"name": f"e2e-{role}", "role": role, "kind": "operator"}
+    page.route("**/api/v1/admin/me", lambda route: route.fulfill(json=me))
+    page.goto(demo.info["operator_url"])
+    page.wait_for_selector("body[data-ready]", state="attached")
+    page.click("#key-sign-in summary")
+    page.fill("#admin-key", demo.admin_key)
+    page.click("#key-form button")
+    page.wait_for_selector("body[data-loaded=chargers]", state="attached")
+    assert page.inner_text("#who") == f"e2e-{role} · {role}"
+    assert page.is_hidden("#tabs a[data-view=operators]")
+    buttons = "#view button:not(#preview-button):not([id^=open-model-]):not(#audit-filter button)"
+    buttons += ":not(#driver-search button)"  # reading: open a model, search
+    acts = role == "operator"
+    expected = {  # (selector, shown to this role)
+        "chargers": [("#add-charger", acts), (f"#cut-{CHARGER}", acts)],
+        f"charger:{CHARGER}": [("#command-form", acts), ("#edit-charger", acts),
+                               ("#presence-create", False), ("#settlement-key-form", False)],
+        "orders": [("#refund-card form", False)],
+        "drivers": [("[id^=disable-]", False)],
+        "billing": [("#new-model", False), ("#model-form", False)],
+        "keys": [("#rotate-keys", False)],
+    }  # fmt: skip
+    for loaded, checks in expected.items():
+        visit(page, "#/" + loaded.replace(":", "/"), loaded)
+        for selector, shown in checks:
+            assert (page.locator(selector).count() > 0) is shown, (role, loaded, selector)
+        if role == "viewer":
+            actions = page.locator(buttons)
+            assert actions.count() == 0, (loaded, actions.all_inner_texts())

@@ -4,6 +4,7 @@
 
 import { ApiError, call, enc } from "./api.js";
 import { t } from "./i18n.js";
+import { can } from "./roles.js";
 import { action, h, notify } from "./ui.js";
 
 const DEMO = "/api/v1/demo/chargers";
@@ -61,15 +62,15 @@ export async function controls(sim, refresh) {
   return h("div", { class: "sim" },
     h("div", { class: "buttons" },
       sim.link_up
-        ? action(t("demo.cut"), post("/link/down"), { kind: "danger", id: `cut-${id}` })
-        : action(t("demo.restore"), post("/link/up"), { id: `restore-${id}` }),
+        ? action(t("demo.cut"), post("/link/down"), { area: "chargers", kind: "danger", id: `cut-${id}` })
+        : action(t("demo.restore"), post("/link/up"), { area: "chargers", id: `restore-${id}` }),
       (sim.state.evses || []).map((e) => [
         e.plugged
-          ? action(t("demo.unplug", { n: e.id }), post(`/evses/${e.id}/unplug`))
-          : action(t("demo.plug", { n: e.id }), post(`/evses/${e.id}/plug`)),
-        action(t("demo.stop", { n: e.id }), post(`/evses/${e.id}/stop`)),
+          ? action(t("demo.unplug", { n: e.id }), post(`/evses/${e.id}/unplug`), { area: "chargers" })
+          : action(t("demo.plug", { n: e.id }), post(`/evses/${e.id}/plug`), { area: "chargers" }),
+        action(t("demo.stop", { n: e.id }), post(`/evses/${e.id}/stop`), { area: "chargers" }),
       ]),
-      cameraUpload(id, refresh)),
+      can("chargers") ? cameraUpload(id, refresh) : null),
     h("div", { class: "screen" },
       h("div", {}, display.text || ""),
       (display.reasons || []).slice(-1).map((r) => h("div", { class: "flag" }, String(r.reason || r))),
