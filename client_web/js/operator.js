@@ -3,7 +3,7 @@
 // #/billing, #/reconciliation, #/keys, #/audit, #/operators). Live views refresh every few
 // seconds; views with forms load once (and after each action) so typing is never lost.
 
-import { session } from "./operator/api.js";
+import { saveSession, session } from "./operator/api.js";
 import { auditView } from "./operator/audit.js";
 import { billingView } from "./operator/billing.js";
 import { chargerView } from "./operator/charger.js";
@@ -48,7 +48,10 @@ async function tick() {
     document.body.dataset.loaded = active.key;
   } catch (err) {
     notify(failure(err));
-    if (err.status === 401) showSignIn();
+    if (err.status === 401) {
+      saveSession(null); // ended or revoked: sign in again
+      showSignIn();
+    }
   }
 }
 

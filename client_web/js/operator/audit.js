@@ -12,7 +12,7 @@ export function auditView(root) {
   const more = h("div", {});
   const actor = h("input", { type: "search", id: "audit-actor", placeholder: t("audit.actor") });
   const form = h("form", { class: "inline", id: "audit-filter" }, actor,
-    h("button", { type: "submit", class: "small secondary" }, t("drivers.find")));
+    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
   replace(root, h("section", { class: "card", id: "audit" }, h("h2", {}, t("nav.audit")), form, body, more));
   let rows = [];
 

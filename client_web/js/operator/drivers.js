@@ -9,7 +9,7 @@ export function driversView(root) {
   const search = h("input", { type: "search", id: "driver-email", "data-i18n-placeholder": "drivers.search",
     placeholder: t("drivers.search") });
   const form = h("form", { class: "inline", id: "driver-search" }, search,
-    h("button", { type: "submit", class: "small secondary" }, t("drivers.find")));
+    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     refresh().catch((err) => notify(err.message));

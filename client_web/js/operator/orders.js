@@ -36,8 +36,18 @@ export function ordersView(root) {
   const refund = h("div", { class: "body", id: "refund-body" });
   const payments = h("div", { class: "body" });
   const settlements = h("div", { class: "body" });
+  const statusFilter = h("select", { id: "orders-status", "aria-label": t("orders.status") },
+    ["", "created", "started", "settled", "paid", "expired", "cancelled"].map((s) =>
+      h("option", { value: s }, s ? s : t("orders.any_status"))));
+  const chargerFilter = h("input", { type: "search", id: "orders-charger", placeholder: t("orders.charger") });
+  const filters = h("form", { class: "filters", id: "orders-filter" }, statusFilter, chargerFilter,
+    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    refresh().catch((err) => notify(err.message));
+  });
   replace(root,
-    h("section", { class: "card", id: "orders" }, h("h2", {}, t("nav.orders")), orders),
+    h("section", { class: "card", id: "orders" }, h("h2", {}, t("nav.orders")), filters, orders),
     h("section", { class: "card", id: "refund-card" }, h("h2", {}, t("refund.title")), refund),
     h("section", { class: "card", id: "payments" }, h("h2", {}, t("orders.payments")), payments),
     h("section", { class: "card", id: "settlements" }, h("h2", {}, t("orders.settlements")), settlements));
@@ -45,14 +55,23 @@ export function ordersView(root) {
   let paymentsById = new Map();
 
   function pickRefund(order) {
-    const payment = paymentsById.get(order.payment_id);
-    replace(refund, refundForm(payment ? { order, payment } : null, refresh));
+    // an older payment than the list holds: what the order says (the CSMS checks the rest)
+    const payment = paymentsById.get(order.payment_id) || { id: order.payment_id, amount: order.amount,
+      refunded_amount: 0, currency: order.currency, status: order.payment_status };
+    replace(refund, refundForm({ order, payment }, refresh));
     document.getElementById("refund-card").scrollIntoView();
+  }
+
+  function ordersQuery() {
+    const params = new URLSearchParams({ limit: "50" });
+    if (statusFilter.value) params.set("status", statusFilter.value);
+    if (chargerFilter.value.trim()) params.set("charger_id", chargerFilter.value.trim());
+    return params;
   }
 
   async function refresh() {
     const [orderList, paymentList, records] = await Promise.all([
-      call("GET", "/api/v1/admin/orders?limit=50"),
+      call("GET", `/api/v1/admin/orders?${ordersQuery()}`),
       call("GET", "/api/v1/admin/payments?limit=200"),
       call("GET", "/api/v1/admin/settlements?limit=30"),
     ]);
@@ -62,7 +81,8 @@ export function ordersView(root) {
         t("orders.charged"), t("orders.payment"), t("orders.created"), t("orders.flags"), ""],
       orderList.map((o) => {
         const payment = paymentsById.get(o.payment_id);
-        const refundable = payment && payment.status !== "pending" && payment.amount > payment.refunded_amount;
+        const refundable = payment ? payment.status === "captured" && payment.amount > payment.refunded_amount
+          : o.payment_status === "captured";
         return h("tr", { "data-order": o.id },
           h("td", {}, o.id), h("td", {}, h("a", { href: `#/charger/${enc(o.charger_id)}` }, o.charger_id)),
           h("td", {}, String(o.user_id)), h("td", { "data-order-status": o.status }, o.status),
