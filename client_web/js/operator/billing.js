@@ -154,22 +154,28 @@ export function billingView(root) {
     h("section", { class: "card", id: "assignments-card", hidden: true }, h("h2", {}, t("billing.assignments")), assignments),
     h("section", { class: "card", id: "default-card" }, h("h2", {}, t("billing.default")), defaults));
 
+  let opening = 0; // the latest open() wins: an earlier one still loading drops its result
   async function open(modelId) {
+    const mine = ++opening;
+    delete editor.dataset.ready;
     const card = document.getElementById("assignments-card");
     if (!modelId) {
       document.getElementById("model-title").textContent = t("billing.new");
       replace(editor, modelForm(null, reload));
       card.hidden = true;
+      editor.dataset.ready = "new";
       return;
     }
     const [model, rows] = await Promise.all([
       call("GET", `/api/v1/admin/billing-models/${enc(modelId)}`),
       call("GET", `/api/v1/admin/billing-models/${enc(modelId)}/assignments`),
     ]);
+    if (mine !== opening) return;
     document.getElementById("model-title").textContent = t("billing.edit", { id: model.id });
     replace(editor, modelForm(model, reload));
     replace(assignments, assignmentsBlock(model, rows, reload));
     card.hidden = false;
+    editor.dataset.ready = model.id;
     document.getElementById("model-card").scrollIntoView();
   }
 
@@ -183,13 +189,13 @@ export function billingView(root) {
       call("GET", "/api/v1/admin/billing-models?limit=1000"), call("GET", "/api/v1/admin/billing-models/default"),
     ]);
     replace(list, table([t("billing.id"), t("billing.name"), t("billing.energy_price"), t("billing.time_price"),
-      t("billing.fixed_fee"), t("billing.cap"), t("billing.version_col"), t("billing.updated"), ""],
+      t("billing.fixed_fee"), t("billing.cap"), t("billing.version_col"), t("billing.updated")],
     models.map((m) => h("tr", { "data-model": m.id },
-      h("td", {}, m.id), h("td", { class: "wrap" }, m.name), h("td", {}, `${priceText(m.energy_price)} ${m.currency}`),
+      h("td", {}, h("button", { type: "button", class: "link", id: `open-model-${m.id}`, onclick: () => open(m.id),
+        title: can("billing") ? t("common.edit") : t("common.show") }, m.id)),
+      h("td", { class: "wrap" }, m.name), h("td", {}, `${priceText(m.energy_price)} ${m.currency}`),
       h("td", {}, `${priceText(m.time_price)} ${m.currency}`), h("td", {}, `${priceText(m.fixed_fee)} ${m.currency}`),
-      h("td", {}, m.cap ? money(m.cap, m.currency) : ""), h("td", {}, String(m.version)), h("td", {}, when(m.updated_at)),
-      h("td", {}, h("button", { type: "button", class: "small secondary", id: `open-model-${m.id}`, onclick: () => open(m.id) },
-        can("billing") ? t("common.edit") : t("common.show")))))));
+      h("td", {}, m.cap ? money(m.cap, m.currency) : ""), h("td", {}, String(m.version)), h("td", {}, when(m.updated_at))))));
     replace(defaults, h("p", {}, `${fallback.id}: ${priceText(fallback.energy_price)} ${fallback.currency}/kWh, `
       + `${priceText(fallback.time_price)} ${fallback.currency}/h`), h("p", { class: "hint" }, t("billing.default_hint")));
     if (!editor.childNodes.length) await open(null);

@@ -63,6 +63,7 @@ async function messagesBody(id) {
 }
 
 async function deviceModelBody(c) {
+  if (!c.ocpp_version) return h("p", { class: "hint" }, t("charger.version_unknown"));
   if (c.ocpp_version === "1.6") {
     return h("p", { class: "hint" }, t("charger.config_16"));
   }
@@ -144,7 +145,8 @@ export function chargerView(root, chargerId) {
     replace(status, statusBlock(charger));
     replace(settings, settingsForm(charger, loadAll));
     replace(commands, can("commands")
-      ? commandsPanel(charger, { onAnswer: () => setTimeout(() => refresh().catch(() => {}), 500) })
+      ? [charger.ocpp_version ? null : h("p", { class: "hint" }, t("charger.version_unknown")),
+        commandsPanel(charger, { onAnswer: () => setTimeout(() => refresh().catch(() => {}), 500) })]
       : h("p", { class: "hint" }, t("common.read_only")));
     for (const [kind, , body] of lists) replace(body, await listBody(chargerId, kind));
     replace(device, await deviceModelBody(charger));
