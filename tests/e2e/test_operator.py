@@ -125,6 +125,18 @@ def test_reset_a_charger_from_its_page(
     if charger_id == "DEMO-03":
         shot(page, "operator-reset-1280", doc=True)
 
+    # configuration (1.6) or a variable (2.0.1), read from the charger, as a table
+    if charger_id == "DEMO-03":
+        page.select_option("#command-action", "GetConfiguration")
+        page.fill("#cmd-keys", "HeartbeatInterval")
+    else:
+        page.select_option("#command-action", "GetVariables")
+        page.fill("#cmd-component", "OCPPCommCtrlr")
+        page.fill("#cmd-variable", "HeartbeatInterval")
+    page.click("#command-send")
+    row = page.wait_for_selector("#command-answer tr:has-text('HeartbeatInterval')", timeout=20_000)
+    assert row is not None and any(c.isdigit() for c in row.inner_text())
+
     # the remote-control lists: a table, "nothing yet", or (a CSMS without them) said so
     for kind in ("reservations", "charging-profiles", "firmware", "uploads"):
         assert page.locator(f"#list-{kind} .body > *").count() == 1

@@ -224,9 +224,9 @@ export function commandsPanel(charger, { onAnswer } = {}) {
     replace(out, h("p", { class: "hint" }, t("cmd.waiting", { action })));
     try {
       const result = await call("POST", `/api/v1/admin/chargers/${enc(charger.id)}/commands/${action}`, { json: current() });
-      const status = result.response && (result.response.status || result.response.idTagInfo?.status);
+      const status = result.response && result.response.status;
       replace(out, h("p", { class: "ok-line", "data-command-status": status || "" },
-        t("cmd.answered", { action, status: status || "—" })), answer(result.response));
+        t("cmd.answered", { action, status: status || "—" })), readable(result.response), answer(result.response));
       if (onAnswer) onAnswer(action, result);
     } catch (err) {
       const text = err.status === 422 && /not an OCPP|action|Input should be/i.test(err.detail || "")
@@ -238,6 +238,23 @@ export function commandsPanel(charger, { onAnswer } = {}) {
   });
   pick();
   return form;
+}
+
+/** The answers that are lists (configuration keys, variables) as a table; null otherwise. */
+function readable(response) {
+  if (Array.isArray(response.configurationKey)) {
+    return table([t("cmd.config_key"), t("cmd.value"), t("cmd.readonly")],
+      response.configurationKey.map((k) => h("tr", { "data-config-key": k.key },
+        h("td", {}, k.key), h("td", { class: "wrap" }, k.value ?? ""), h("td", {}, k.readonly ? t("cmd.readonly") : ""))));
+  }
+  const results = response.getVariableResult || response.setVariableResult;
+  if (Array.isArray(results)) {
+    return table([t("cmd.component"), t("cmd.variable"), t("cmd.status"), t("cmd.value")],
+      results.map((r) => h("tr", {},
+        h("td", {}, r.component?.name ?? ""), h("td", {}, r.variable?.name ?? ""),
+        h("td", {}, r.attributeStatus ?? ""), h("td", { class: "wrap" }, r.attributeValue ?? ""))));
+  }
+  return null;
 }
 
 /** The lists the remote-control API keeps per charger; a CSMS without one says so. */
