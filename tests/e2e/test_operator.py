@@ -351,3 +351,34 @@ def test_the_page_offers_only_what_the_role_may_do(
         if role == "viewer":
             actions = page.locator(buttons)
             assert actions.count() == 0, (loaded, actions.all_inner_texts())
+
+
+def test_disable_and_sign_out_a_driver(
+    demo: Demo, api: Api, launch: Callable[..., Browser]
+) -> None:
+    driver = api.new_driver(fixed_fee=None)
+    page = console(launch, demo)
+    visit(page, "#/drivers", "drivers")
+    page.fill("#driver-email", driver["email"])
+    page.click("#driver-search button")
+    row = f"tr[data-user='{driver['id']}']"
+    page.wait_for_selector(row)
+    assert page.locator("tr[data-user]").count() == 1
+
+    page.click(f"#signout-{driver['id']}")
+    page.wait_for_selector(f"#notice >> text={driver['email']} is signed out everywhere")
+    assert api.http.get("/api/v1/me/wallet", headers=api.bearer(driver)).status_code == 401
+
+    page.click(f"#disable-{driver['id']}")
+    page.wait_for_selector(f"[data-user-state='{driver['id']}'] >> text=disabled")
+    shot(page, "operator-drivers-1280", doc=True)
+    signin = {"username": driver["email"], "password": driver["password"]}
+    assert api.http.post("/api/v1/token", data=signin).status_code >= 400
+    page.click(f"#disable-{driver['id']}")  # enable again
+    page.wait_for_selector(f"[data-user-state='{driver['id']}'] >> text=active")
+    assert api.http.post("/api/v1/token", data=signin).status_code == 200
+
+    visit(page, "#/keys", "keys")
+    page.wait_for_selector("#keys table")
+    assert page.locator("#rotate-keys").count() == 1
+    shot(page, "operator-keys-1280", doc=True)
