@@ -33,7 +33,9 @@ export async function whoAmI() {
   const current = session();
   try {
     const me = await call("GET", "/api/v1/admin/me");
-    saveSession({ ...current, name: me.name || current.name, role: me.role || current.role, kind: me.kind || current.kind });
+    const kind = me.kind || current.kind;
+    const name = kind === "api_key" ? t("signin.key_name") : me.name || current.name; // the key's name, in words
+    saveSession({ ...current, name, role: me.role || current.role, kind });
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 404) throw err;
     await call("GET", "/api/v1/admin/chargers?limit=1");
