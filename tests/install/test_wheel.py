@@ -82,6 +82,8 @@ def test_the_wheel_installed_elsewhere_serves_everything(tmp_path: Path) -> None
             "/js/screens/settle.js": "export",
             "/css/app.css": "{",
             "/i18n/zh-CN.json": "{",
+            "/js/operator/commands.js": "export",
+            "/i18n/operator.zh-CN.json": "{",
             "/docs": "/docs-assets/swagger-ui-bundle.js",
             "/redoc": "/docs-assets/redoc.standalone.js",
             "/docs-assets/swagger-ui-bundle.js": "SwaggerUIBundle",

@@ -7,9 +7,11 @@ exact tariff it signed, and its cost is recomputed from that. The configured def
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
 
 from csms.api.deps import AdminOnlyDep, CtxDep, SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
@@ -22,12 +24,15 @@ from csms.billing.schemas import (
     BillingModelCreate,
     BillingModelPublic,
     BillingModelUpdate,
+    TariffFields,
     TariffPublic,
     model_public,
     tariff_public,
+    to_tariff,
 )
 from csms.store import billing as store
 from csms.store.models_money import BillingAssignment
+from qr_extension import compute_cost, merge_usage, split_usage
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: billing"], responses=errors(401, 403))
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -35,6 +40,34 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 
 class ResolvedPublic(TariffPublic):
     scope: str
+
+
+MAX_SAMPLE_MIN = 7 * 24 * 60  # a week of charging or parking: anything longer is a typo
+MAX_SAMPLE_WH = 10_000_000  # 10 MWh
+
+
+class PreviewRequest(TariffFields):
+    """A tariff (the fields of a billing model, saved or not) and a sample session: it charges
+    ``energy_wh`` over ``charging_min`` minutes from ``start`` (UTC), then stays plugged in
+    ``idle_min`` minutes."""
+
+    start: datetime = Field(description="when charging starts (UTC if no offset is given)")
+    charging_min: int = Field(ge=0, le=MAX_SAMPLE_MIN)
+    energy_wh: int = Field(ge=0, le=MAX_SAMPLE_WH)
+    idle_min: int = Field(default=0, ge=0, le=MAX_SAMPLE_MIN)
+
+
+class PreviewAnswer(BaseModel):
+    """The sample session's cost as the charger and the CSMS compute it: the exact parts in
+    currency units (decimal strings) and the total in minor units, rounded once."""
+
+    currency: str
+    fixed: str
+    energy: str
+    time: str
+    idle: str
+    total: int
+    capped: bool
 
 
 def _assignment(row: BillingAssignment) -> AssignmentPublic:
@@ -56,6 +89,35 @@ async def create_model(
         session, body=body, reserved_id=ctx.settings.default_tariff_id, now=ctx.clock()
     )
     return model_public(model)
+
+
+@router.post("/billing-models/preview", response_model=PreviewAnswer, responses=BODY)
+async def preview_cost(body: PreviewRequest, _: AdminDep) -> PreviewAnswer:
+    """What a sample session would cost with these prices, computed by the same function the
+    chargers and the settlement use (422 if the prices do not make a valid tariff)."""
+    tariff = to_tariff("preview", body)
+    start = body.start if body.start.tzinfo else body.start.replace(tzinfo=UTC)
+    try:
+        stop = start + timedelta(minutes=body.charging_min)
+        parked = stop + timedelta(minutes=body.idle_min)
+    except OverflowError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "the sample session ends after year 9999"
+        ) from exc
+    usage = merge_usage(
+        split_usage(tariff, start.timestamp(), stop.timestamp(), body.energy_wh, idle=False),
+        split_usage(tariff, stop.timestamp(), parked.timestamp(), 0, idle=True),
+    )
+    cost = compute_cost(tariff, usage)
+    return PreviewAnswer(
+        currency=tariff.currency,
+        fixed=str(cost.fixed),
+        energy=str(cost.energy),
+        time=str(cost.time),
+        idle=str(cost.idle),
+        total=cost.total,
+        capped=cost.capped,
+    )
 
 
 @router.get("/billing-models", response_model=list[BillingModelPublic])

@@ -1,0 +1,47 @@
+// The audit log: who did what, when, with which result; newest first, filtered by actor,
+// paged with "older".
+
+import { call } from "./api.js";
+import { t } from "./i18n.js";
+import { h, replace, table, unavailable, when } from "./ui.js";
+
+const PAGE = 50;
+
+export function auditView(root) {
+  const body = h("div", { class: "body" });
+  const more = h("div", {});
+  const actor = h("input", { type: "search", id: "audit-actor", placeholder: t("audit.actor") });
+  const form = h("form", { class: "inline", id: "audit-filter" }, actor,
+    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
+  replace(root, h("section", { class: "card", id: "audit" }, h("h2", {}, t("nav.audit")), form, body, more));
+  let rows = [];
+
+  function row(e) {
+    return h("tr", { "data-audit": e.id },
+      h("td", {}, when(e.at)), h("td", {}, `${e.actor} (${e.actor_kind})`), h("td", {}, e.action),
+      h("td", { class: "wrap" }, e.target || ""), h("td", { class: e.status_code >= 400 ? "flag" : "" }, String(e.status_code ?? "")),
+      h("td", { class: "wrap" }, typeof e.detail === "object" && e.detail !== null ? JSON.stringify(e.detail) : e.detail || ""));
+  }
+
+  async function page(before) {
+    const params = new URLSearchParams({ limit: String(PAGE) });
+    if (before) params.set("before", before);
+    if (actor.value.trim()) params.set("actor", actor.value.trim());
+    try {
+      const answer = await call("GET", `/api/v1/admin/audit?${params}`);
+      rows = before ? rows.concat(answer.items) : answer.items;
+      replace(body, table([t("audit.at"), t("audit.actor"), t("audit.action"), t("audit.target"), t("audit.status"), t("audit.detail")],
+        rows.map(row)));
+      replace(more, answer.next_before
+        ? h("button", { type: "button", class: "small secondary", onclick: () => page(answer.next_before) }, t("audit.older")) : null);
+    } catch (err) {
+      if (err.status === 404) replace(body, unavailable(err));
+      else throw err;
+    }
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    page(null);
+  });
+  return { refresh: () => page(null), live: false };
+}

@@ -1,0 +1,38 @@
+// Drivers: find one by email, disable (or enable) the account, sign it out everywhere.
+
+import { call } from "./api.js";
+import { t } from "./i18n.js";
+import { action, h, notify, replace, table, when } from "./ui.js";
+
+export function driversView(root) {
+  const list = h("div", { class: "body" });
+  const search = h("input", { type: "search", id: "driver-email", "data-i18n-placeholder": "drivers.search",
+    placeholder: t("drivers.search") });
+  const form = h("form", { class: "inline", id: "driver-search" }, search,
+    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    refresh().catch((err) => notify(err.message));
+  });
+  replace(root, h("section", { class: "card", id: "drivers" }, h("h2", {}, t("nav.drivers")), form, list));
+
+  async function refresh() {
+    const email = search.value.trim();
+    const users = await call("GET", `/api/v1/admin/users?limit=100${email ? `&email=${encodeURIComponent(email)}` : ""}`);
+    replace(list, table([t("drivers.id"), t("drivers.email"), t("drivers.state"), t("orders.created"), ""],
+      users.map((u) => h("tr", { "data-user": u.id },
+        h("td", {}, String(u.id)), h("td", { class: "wrap" }, u.email),
+        h("td", { "data-user-state": u.id }, u.disabled ? t("drivers.disabled") : t("drivers.active")),
+        h("td", {}, when(u.created_at)),
+        h("td", {},
+          action(u.disabled ? t("drivers.enable") : t("drivers.disable"), async () => {
+            await call("PATCH", `/api/v1/admin/users/${u.id}`, { json: { disabled: !u.disabled } });
+            await refresh();
+          }, { area: "drivers", kind: u.disabled ? "secondary" : "danger", id: `disable-${u.id}` }),
+          action(t("drivers.sign_out"), async () => {
+            await call("POST", `/api/v1/admin/users/${u.id}/sign-out`);
+            notify(t("drivers.signed_out", { email: u.email }), "ok");
+          }, { area: "drivers", id: `signout-${u.id}` }))))));
+  }
+  return { refresh, live: false };
+}

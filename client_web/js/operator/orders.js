@@ -1,0 +1,121 @@
+// Orders (cancel one never settled, refund part or all of a captured payment), the latest
+// payments and the session records (settlements).
+
+import { call, enc } from "./api.js";
+import { t } from "./i18n.js";
+import { can } from "./roles.js";
+import { action, actionForm, card, field, h, money, notify, parseMinor, replace, table, when } from "./ui.js";
+
+const CANCELLABLE = new Set(["created", "started"]);
+
+function refundForm(target, reload) {
+  if (!target) return h("p", { class: "hint" }, t("refund.pick"));
+  const left = target.payment.amount - target.payment.refunded_amount;
+  const form = actionForm({ id: "refund-form" }, [
+    h("p", {}, t("refund.of", { order: target.order.id, paid: money(target.payment.amount, target.payment.currency),
+      left: money(left, target.payment.currency) })),
+    field(t("refund.amount", { currency: target.payment.currency }),
+      { name: "amount", id: "refund-amount", inputmode: "decimal", required: true, value: (left / 100).toFixed(2) }),
+  ], async (v) => {
+    const amount = parseMinor(v.amount);
+    if (amount === null || amount <= 0) {
+      notify(t("refund.bad_amount"));
+      return;
+    }
+    const done = await call("POST", `/api/v1/admin/payments/${target.payment.id}/refunds`, {
+      json: { amount }, headers: { "Idempotency-Key": `${target.payment.id}-${target.payment.refunded_amount}-${amount}` },
+    });
+    notify(t("refund.done", { amount: money(amount, done.currency), order: target.order.id }), "ok");
+    await reload();
+  }, { area: "refunds", submit: t("refund.submit") });
+  return form || h("p", { class: "hint" }, t("common.read_only"));
+}
+
+export function ordersView(root) {
+  const orders = h("div", { class: "body" });
+  const refund = h("div", { class: "body", id: "refund-body" });
+  const payments = h("div", { class: "body" });
+  const settlements = h("div", { class: "body" });
+  const statusFilter = h("select", { id: "orders-status", "aria-label": t("orders.status") },
+    ["", "created", "started", "settled", "paid", "expired", "cancelling", "cancelled"].map((s) =>
+      h("option", { value: s }, s ? s : t("orders.any_status"))));
+  const chargerFilter = h("input", { type: "search", id: "orders-charger", placeholder: t("orders.charger") });
+  const filters = h("form", { class: "filters", id: "orders-filter" }, statusFilter, chargerFilter,
+    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    refresh().catch((err) => notify(err.message));
+  });
+  replace(root,
+    h("section", { class: "card", id: "orders" }, h("h2", {}, t("nav.orders")), filters, orders),
+    h("section", { class: "card", id: "refund-card" }, h("h2", {}, t("refund.title")), refund),
+    h("section", { class: "card", id: "payments" }, h("h2", {}, t("orders.payments")), payments),
+    h("section", { class: "card", id: "settlements" }, h("h2", {}, t("orders.settlements")), settlements));
+  replace(refund, refundForm(null));
+  let paymentsById = new Map();
+
+  function pickRefund(order) {
+    // an older payment than the list holds: what the order says (the CSMS checks the rest)
+    const payment = paymentsById.get(order.payment_id) || { id: order.payment_id, amount: order.amount,
+      refunded_amount: 0, currency: order.currency, status: order.payment_status };
+    replace(refund, refundForm({ order, payment }, refresh));
+    document.getElementById("refund-card").scrollIntoView();
+  }
+
+  function ordersQuery() {
+    const params = new URLSearchParams({ limit: "50" });
+    if (statusFilter.value) params.set("status", statusFilter.value);
+    if (chargerFilter.value.trim()) params.set("charger_id", chargerFilter.value.trim());
+    return params;
+  }
+
+  async function refresh() {
+    const [orderList, paymentList, records] = await Promise.all([
+      call("GET", `/api/v1/admin/orders?${ordersQuery()}`),
+      call("GET", "/api/v1/admin/payments?limit=200"),
+      call("GET", "/api/v1/admin/settlements?limit=30"),
+    ]);
+    paymentsById = new Map(paymentList.map((p) => [p.id, p]));
+    replace(orders, table(
+      [t("orders.order"), t("orders.charger"), t("orders.driver"), t("orders.status"), t("orders.hold"),
+        t("orders.charged"), t("orders.payment"), t("orders.created"), t("orders.flags"), ""],
+      orderList.map((o) => {
+        const payment = paymentsById.get(o.payment_id);
+        const refundable = payment ? payment.status === "captured" && payment.amount > payment.refunded_amount
+          : o.payment_status === "captured";
+        return h("tr", { "data-order": o.id },
+          h("td", {}, o.id), h("td", {}, h("a", { href: `#/charger/${enc(o.charger_id)}` }, o.charger_id)),
+          h("td", {}, String(o.user_id)), h("td", { "data-order-status": o.status }, o.status),
+          h("td", {}, money(o.hold_amount, o.currency)), h("td", {}, money(o.amount, o.currency)),
+          h("td", {}, [o.payment_status || "", payment && payment.refunded_amount
+            ? ` (${t("orders.refunded", { amount: money(payment.refunded_amount, payment.currency) })})` : ""].join("")),
+          h("td", {}, when(o.created_at)),
+          h("td", { class: "flag" }, (o.flags || []).map((f) => f.kind || f.reason || "").join(", ")),
+          h("td", {},
+            CANCELLABLE.has(o.status) ? action(t("orders.cancel"), async () => {
+              const done = await call("POST", `/api/v1/admin/orders/${enc(o.id)}/cancel`);
+              notify(t("orders.cancelled", { order: o.id, released: money(done.released, o.currency) }), "ok");
+              await refresh();
+            }, { area: "orders", id: `cancel-${o.id}`, confirmText: t("orders.cancel_confirm", { order: o.id }) }) : null,
+            refundable && can("refunds")
+              ? action(t("refund.open"), async () => pickRefund(o), { area: "refunds", id: `refund-${o.id}` }) : null));
+      })));
+    replace(payments, table(
+      ["#", t("orders.order"), t("orders.status"), t("orders.charged"), t("orders.refunded_col"), t("orders.method"), t("orders.created")],
+      paymentList.slice(0, 30).map((p) => h("tr", { "data-payment": p.id },
+        h("td", {}, String(p.id)), h("td", {}, p.order_id), h("td", {}, p.status),
+        h("td", {}, money(p.amount, p.currency)), h("td", {}, money(p.refunded_amount, p.currency)),
+        h("td", {}, p.method), h("td", {}, when(p.created_at))))));
+    replace(settlements, table(
+      ["#", t("orders.order"), t("orders.charger"), "Txn", t("orders.energy"), t("orders.charged"),
+        t("orders.signed"), "OCPP", t("orders.sources"), t("orders.disagreement")],
+      records.map((s) => h("tr", { "data-settlement": s.id },
+        h("td", {}, String(s.id)), h("td", {}, s.order_id), h("td", {}, s.charger_id),
+        h("td", {}, s.txn || ""), h("td", {}, s.energy_wh === null ? "" : `${s.energy_wh} Wh`),
+        h("td", {}, money(s.amount, s.currency)), h("td", {}, money(s.signed_amount, s.currency)),
+        h("td", {}, money(s.ocpp_amount, s.currency)), h("td", {}, (s.sources || []).join(" + ")),
+        h("td", { class: s.disagreement ? "flag" : "" }, s.disagreement ? t("common.yes") : "")))));
+  }
+  return { refresh, live: false };
+}
+
