@@ -103,8 +103,10 @@ def test_offline_start_qr_and_settlement_sent_when_the_network_returns(
 
         start_wh = api.control(CHARGER, "GET", "/state").json()["evses"][0]["register_wh"]
         until(
-            lambda: api.control(CHARGER, "GET", "/state").json()["evses"][0]["register_wh"]
-            >= start_wh + 1
+            lambda: (
+                api.control(CHARGER, "GET", "/state").json()["evses"][0]["register_wh"]
+                >= start_wh + 1
+            )
         )
         api.control(CHARGER, "POST", "/evses/1/unplug")
         until(lambda: api.control(CHARGER, "GET", "/display").json()["qr_kind"] == "settlement")
