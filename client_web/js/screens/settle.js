@@ -63,7 +63,9 @@ export async function show(main, route, app) {
     if (camera) camera.stop();
   }
 
-  function wrong(kind) {
+  function wrong(what) {
+    // the browser's names (scanner.classify) and the server's (`kind`) for the same things
+    const kind = { charger: "identification", unknown: "other" }[what] || what;
     const key = kindMessage(kind) || "settle.not_settlement";
     replace(result, h("section", { class: "card error-card", id: "settle-wrong", dataset: { kind } },
       h("p", {}, t(key))));
