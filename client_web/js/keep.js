@@ -93,23 +93,17 @@
   const RETRY_LATER = new Set([401, 403, 408, 425, 429, 500, 502, 503, 504]);
 
   /**
-   * Sends one kept settlement to the CSMS with the stored access token and records the outcome
-   * on its entry: "sent" (the answer kept; a copy of an order already paid counts as sent),
-   * "refused" (the CSMS will never take it: its reason kept), or still "waiting" (no network, no
-   * sign-in, or the server busy). The upload is idempotent on the server (one settlement per
-   * token), so the page and the service worker sending the same entry at once is harmless.
-   * Resolves with the entry; rejects only when the network failed.
+   * Sends a settlement token to the CSMS with the bearer `auth`: the outcome's fields, state
+   * "sent" (the answer kept; a copy of an order already paid counts as sent), "refused" (the
+   * CSMS will never take it: its reason kept), or "waiting" (no sign-in, or the server busy).
+   * Rejects only when the network failed.
    */
-  async function deliver(token, fetcher = fetch) {
-    const auth = await scope.qrchargeKeep.auth();
-    const entry = await get("outbox", token);
-    if (!entry || entry.state !== "waiting") return entry;
-    if (!auth) return scope.qrchargeKeep.markSettlement(token, { code: "unauthorized" });
+  async function send(token, auth, fetcher = fetch, orderId = null) {
     const response = await fetcher("/api/v1/settlements", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${auth}` },
       body: JSON.stringify({ token }),
-    }); // a network failure rejects here: the entry stays waiting
+    });
     let body = null;
     try {
       body = await response.json();
@@ -117,19 +111,30 @@
       body = null;
     }
     const detail = body && typeof body.detail === "object" && body.detail ? body.detail : {};
-    const tried = { tried_at: Date.now() };
-    if (response.ok) {
-      return scope.qrchargeKeep.markSettlement(token, { ...tried, state: "sent", status: response.status, answer: body, code: null });
-    }
+    const tried = { tried_at: Date.now(), status: response.status };
+    if (response.ok) return { ...tried, state: "sent", answer: body, code: null };
     if (response.status === 409 && detail.reason === "replayed") {
-      return scope.qrchargeKeep.markSettlement(token, { ...tried, state: "sent", status: 409, answer: { order_id: entry.order_id, replayed: true }, code: null });
+      return { ...tried, state: "sent", answer: { order_id: orderId, replayed: true }, code: null };
     }
     if (RETRY_LATER.has(response.status)) {
-      return scope.qrchargeKeep.markSettlement(token, { ...tried, code: response.status === 401 ? "unauthorized" : `http_${response.status}` });
+      return { ...tried, state: "waiting", code: response.status === 401 ? "unauthorized" : `http_${response.status}` };
     }
-    return scope.qrchargeKeep.markSettlement(token, {
-      ...tried, state: "refused", status: response.status, code: detail.reason || `http_${response.status}`, kind: detail.kind || null,
-    });
+    return { ...tried, state: "refused", code: detail.reason || `http_${response.status}`, kind: detail.kind || null };
+  }
+
+  /**
+   * Sends one kept settlement with the stored access token and records the outcome on its
+   * entry. The upload is idempotent on the server (one settlement per token), so the page and
+   * the service worker sending the same entry at once is harmless. Resolves with the entry;
+   * rejects only when the network failed (the entry stays waiting).
+   */
+  async function deliver(token, fetcher = fetch) {
+    const auth = await scope.qrchargeKeep.auth();
+    const entry = await get("outbox", token);
+    if (!entry || entry.state !== "waiting") return entry;
+    if (!auth) return scope.qrchargeKeep.markSettlement(token, { code: "unauthorized" });
+    const outcome = await send(token, auth, fetcher, entry.order_id);
+    return scope.qrchargeKeep.markSettlement(token, outcome);
   }
 
   /** Delivers every waiting entry; resolves with how many are still waiting for the network. */
@@ -147,6 +152,7 @@
   }
 
   scope.qrchargeKeep = {
+    send,
     deliver,
     deliverAll,
     open,

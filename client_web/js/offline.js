@@ -70,7 +70,18 @@ export async function flush() {
  * attempt ({state: "sent" | "refused" | "waiting", ...}).
  */
 export async function keepSettlement(token, orderId) {
-  await keep.keepSettlement(token, orderId);
+  try {
+    await keep.keepSettlement(token, orderId);
+  } catch {
+    // no IndexedDB here (a private window of some browsers): sent at once, not kept
+    const claims = keep.claimsOf(token);
+    const base = { token, order_id: orderId || (claims || {}).jti || null, claims, saved_at: Date.now() };
+    try {
+      return { ...base, ...(await keep.send(token, localStorage.getItem("qrcharge.token"), fetch, base.order_id)) };
+    } catch {
+      return { ...base, state: "refused", code: "network" };
+    }
+  }
   changed();
   try {
     await keep.deliver(token);
@@ -88,8 +99,19 @@ export async function keptFor(orderId) {
   return entries.filter((e) => !orderId || e.order_id === orderId);
 }
 
+const FORGET_AFTER_MS = 7 * 24 * 3600 * 1000;
+
+/** Forgets kept orders whose start code expired a week ago (their charges are long settled). */
+async function forgetOld(now = Date.now()) {
+  for (const kept of await keep.orders()) {
+    const expires = Date.parse(kept.order && kept.order.expires_at);
+    if (!(expires > now - FORGET_AFTER_MS)) await keep.forgetOrder(kept.id);
+  }
+}
+
 /** Starts the deliveries: now, whenever the network comes back, and through the worker. */
 export function startDeliveries() {
+  forgetOld().catch(() => {});
   window.addEventListener("online", () => flush());
   keep.settlements().then((entries) => {
     if (entries.some((e) => e.state === "waiting")) {

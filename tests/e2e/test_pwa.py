@@ -48,9 +48,9 @@ def kept_order(page: Page, order_id: str) -> dict[str, Any] | None:
     return kept
 
 
-@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+@pytest.mark.parametrize(("lang", "via"), [("en", "page"), ("zh-CN", "worker")])
 def test_offline_start_qr_and_settlement_sent_when_the_network_returns(
-    lang: str, demo: Demo, api: Api, launch: Callable[..., Browser], tmp_path: Path
+    lang: str, via: str, demo: Demo, api: Api, launch: Callable[..., Browser], tmp_path: Path
 ) -> None:
     suffix = "" if lang == "en" else "-zh"
     driver = api.new_driver(top_up=TOP_UP)
@@ -97,6 +97,8 @@ def test_offline_start_qr_and_settlement_sent_when_the_network_returns(
         page.reload()  # the choice is kept on the phone too
         page.wait_for_selector("#session")
         shot(page, f"driver-session-offline{suffix}-360", doc=True)
+        page.goto(f"{demo.base_url}/#/")  # the home page lists what this phone keeps
+        page.click(f"#on-this-phone a[data-order='{order_id}']")
         page.click("#show-start-qr")
         page.wait_for_selector("#start-qr[src]")  # still retrievable
         page.click("#charging-started")
@@ -105,7 +107,7 @@ def test_offline_start_qr_and_settlement_sent_when_the_network_returns(
         until(
             lambda: (
                 api.control(CHARGER, "GET", "/state").json()["evses"][0]["register_wh"]
-                >= start_wh + 1
+                >= start_wh + 10
             )
         )
         api.control(CHARGER, "POST", "/evses/1/unplug")
@@ -122,17 +124,33 @@ def test_offline_start_qr_and_settlement_sent_when_the_network_returns(
         assert api.order(driver, order_id)["status"] == "created"  # the CSMS knows nothing yet
 
         # closed and opened again, still offline: nothing lost, the camera not needed
+        tags = page.evaluate("navigator.serviceWorker.ready.then((r) => r.sync.getTags())")
+        assert tags == ["settlements"]  # Background Sync asked for
+
+        # closed and opened again, still offline: nothing lost, the camera not needed
         page.close()
         page = context.new_page()
         page.goto(f"{demo.base_url}/#/settle/{order_id}")
         page.wait_for_selector("#settle-saved")
         assert page.locator("#camera-status").inner_text() == ""  # the camera did not start
 
-        context.set_offline(False)  # the network returns: sent by itself
+        if via == "worker":
+            # the page closed, the network back: the service worker sends it on its own (what
+            # its "sync" event runs; Chromium fires that event by its own network state, which
+            # the emulated offline mode does not change)
+            page.close()
+            context.set_offline(False)
+            worker = context.service_workers[0]
+            worker.evaluate("deliverKept()")
+            assert api.order(driver, order_id)["status"] == "settled"
+            page = context.new_page()
+            page.goto(f"{demo.base_url}/#/settle/{order_id}")
+        else:
+            context.set_offline(False)  # the network returns: the open page sends it at once
         page.wait_for_selector("#payment-summary", timeout=30_000)
         paid = api.order(driver, order_id)
         assert paid["status"] == "settled"
-        assert paid["amount"] >= 200  # the 2.00 CNY fee, and what 1 Wh and more cost
+        assert paid["amount"] >= 201  # the 2.00 CNY fee and at least 10 Wh at 1.00 CNY/kWh
         assert f"{paid['amount'] / 100:.2f} CNY" in page.inner_text("#payment-total")
         kept = page.evaluate("self.qrchargeKeep.settlements()")
         assert [e for e in kept if e["state"] == "waiting"] == []

@@ -136,7 +136,11 @@ export async function show(main, route, app) {
           type: "button", class: "link", id: "use-max",
           onclick: () => { value.value = (ceiling / 10 ** exponent(currency)).toFixed(exponent(currency)); refresh(); },
         }, t("request.use_max", { max: formatAmount(ceiling, currency) })));
-    } else if (!capLine.hidden) {
+      replace(estimateLine, "");
+      replace(holdLine, ""); // nothing is ordered, so nothing is held or estimated
+      return;
+    }
+    if (!capLine.hidden) {
       replace(capLine, t("request.stops_at_max", { max: formatAmount(ceiling, currency) }));
     }
     if (!api.signedIn()) {

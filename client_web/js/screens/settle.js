@@ -60,7 +60,10 @@ export async function show(main, route, app) {
   const stops = [];
 
   function stopCamera() {
-    if (camera) camera.stop();
+    if (camera) {
+      camera.stop();
+      camera.element.hidden = true;
+    }
   }
 
   function wrong(what) {
