@@ -7,7 +7,10 @@ Paths, chosen so that nothing here can shadow an API route added before or after
 * ``/operator`` gives ``operator.html``;
 * ``/js``, ``/css``, ``/i18n``, ``/img`` are the page's own static folders;
 * ``/vendor/zxing-wasm`` serves the npm-installed ``zxing-wasm`` package (its ES modules and
-  its ``.wasm`` files), so the browser never fetches code from a CDN.
+  its ``.wasm`` files), so the browser never fetches code from a CDN;
+* ``/sw.js`` is the page's service worker (root scope, so it serves ``/`` and ``/c/{id}``
+  offline), preceded by the list of files it keeps (:func:`precache`) and their version;
+* ``/manifest.webmanifest`` is the web app manifest every page links.
 
 Every HTML answer carries a Content-Security-Policy that allows only our own origin (plus
 ``wasm-unsafe-eval`` for the decoder). ``mount_web`` adds nothing when ``client_web/`` is
@@ -16,11 +19,13 @@ missing (an installed wheel without the page), and the vendor mount only when ``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
@@ -31,6 +36,8 @@ LOG = logging.getLogger(__name__)
 CLIENT_WEB = Path(__file__).resolve().parent.parent / "client_web"
 VENDOR_PATH = "/vendor/zxing-wasm"
 STATIC_FOLDERS = ("js", "css", "i18n", "img")
+VENDOR_FILES = ("es/reader/index.js", "es/share.js", "reader/zxing_reader.wasm")
+MANIFEST = "manifest.webmanifest"
 CHARGER_ID_MAX = 64
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -88,6 +95,37 @@ def vendor_dir(root: Path = CLIENT_WEB) -> Path:
     return root / "node_modules" / "zxing-wasm" / "dist"
 
 
+def precache(root: Path = CLIENT_WEB) -> tuple[str, list[str]]:
+    """(version, URLs) of every file the service worker keeps for offline use: the pages, the
+    manifest, the static folders and the decoder the scanner imports. The version changes with
+    any file's size or modification time (and the worker's own text), so a changed page
+    installs a new worker and cache."""
+    urls: list[str] = ["/"]
+    files: list[Path] = [root / "index.html", root / "sw.js"]
+    if (root / "operator.html").is_file():
+        urls.append("/operator")
+        files.append(root / "operator.html")
+    if (root / MANIFEST).is_file():
+        urls.append(f"/{MANIFEST}")
+        files.append(root / MANIFEST)
+    for folder in STATIC_FOLDERS:
+        for path in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else ():
+            if path.is_file() and not path.name.startswith("."):
+                urls.append("/" + path.relative_to(root).as_posix())
+                files.append(path)
+    vendor = vendor_dir(root)
+    for name in VENDOR_FILES:
+        if (vendor / name).is_file():
+            urls.append(f"{VENDOR_PATH}/{name}")
+            files.append(vendor / name)
+    digest = hashlib.sha256()
+    for path in files:
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16], urls
+
+
 def mount_web(app: FastAPI, settings: Settings, *, root: Path = CLIENT_WEB) -> None:
     """Adds the driver page, the operator page and their static files to ``app``."""
     if not (root / "index.html").is_file():
@@ -111,6 +149,35 @@ def mount_web(app: FastAPI, settings: Settings, *, root: Path = CLIENT_WEB) -> N
     @app.get("/operator", include_in_schema=False)
     async def operator_page() -> FileResponse:
         return _page(operator)
+
+    @app.get("/sw.js", include_in_schema=False)
+    def service_worker() -> Response:
+        """The worker, at the root so that its scope covers every page (a plain def: the
+        file reads run in the thread pool, not on the event loop)."""
+        worker = root / "sw.js"
+        if not worker.is_file():
+            raise HTTPException(404, "no service worker")
+        version, urls = precache(root)
+        head = f"self.PRECACHE = {json.dumps({'version': version, 'assets': urls})};\n"
+        return Response(
+            head + worker.read_text(encoding="utf-8"),
+            media_type="text/javascript; charset=utf-8",
+            headers={
+                "Cache-Control": "no-cache",
+                "Service-Worker-Allowed": "/",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    @app.get(f"/{MANIFEST}", include_in_schema=False)
+    async def manifest() -> FileResponse:
+        if not (root / MANIFEST).is_file():
+            raise HTTPException(404, "no manifest")
+        return FileResponse(
+            root / MANIFEST,
+            media_type="application/manifest+json",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     for folder in STATIC_FOLDERS:
         if (root / folder).is_dir():  # a missing folder would answer 500 to every request

@@ -1,6 +1,8 @@
 // The CSMS driver API (brief section 6): one fetch wrapper that adds the bearer token and
 // turns every failure into an ApiError with a stable `code` the page can explain in words.
 
+import { keepAuth } from "./offline.js";
+
 const TOKEN_KEY = "qrcharge.token";
 
 export class ApiError extends Error {
@@ -24,6 +26,7 @@ export function signedIn() {
 
 export function signOut() {
   localStorage.removeItem(TOKEN_KEY);
+  keepAuth(null);
 }
 
 const CODE_KEYS = ["reason", "code", "error_code", "error"];
@@ -102,6 +105,7 @@ export async function signIn(email, password) {
   const answer = await request("POST", "/api/v1/token",
     { form: { username: email, password }, auth: false });
   localStorage.setItem(TOKEN_KEY, answer.access_token);
+  await keepAuth(answer.access_token);
   return answer;
 }
 
@@ -123,12 +127,16 @@ export const createOrder = (body) => request("POST", "/api/v1/orders", { json: b
 export const orders = () => request("GET", "/api/v1/orders");
 export const order = (id) => request("GET", `/api/v1/orders/${encodeURIComponent(id)}`);
 
-/** The start QR as an object URL (the image needs the bearer token, so no plain <img src>). */
-export async function startQrUrl(orderId) {
+/** The start QR as SVG text (the image needs the bearer token, so no plain <img src>). */
+export async function startQrSvg(orderId) {
   const response = await request("GET", `/api/v1/orders/${encodeURIComponent(orderId)}/qr.svg`,
     { raw: true });
-  return URL.createObjectURL(await response.blob());
+  return response.text();
 }
+
+/** Cancels an unused order: {id, status, hold_released, hold_release_at, revoked_at_charger, hold_amount}. */
+export const cancelOrder = (orderId) =>
+  request("POST", `/api/v1/orders/${encodeURIComponent(orderId)}/cancel`);
 
 export const remoteStart = (orderId) =>
   request("POST", `/api/v1/orders/${encodeURIComponent(orderId)}/remote-start`);

@@ -9,9 +9,10 @@
 //   #/receipt/{id}           -> the receipt
 //   #/history, #/wallet
 
-import { signedIn } from "./api.js";
+import { signedIn, token } from "./api.js";
 import { explain, notify } from "./errors.js";
 import { language, preferredLanguage, setLanguage, t } from "./i18n.js";
+import { keepAuth, registerWorker, startDeliveries } from "./offline.js";
 
 const SCREENS = {
   home: () => import("./screens/home.js"),
@@ -107,6 +108,9 @@ function updateBar() {
 }
 
 async function start() {
+  registerWorker();
+  keepAuth(token());
+  startDeliveries();
   await setLanguage(preferredLanguage());
   document.getElementById("lang-switch").addEventListener("click", async () => {
     await setLanguage(language() === "zh-CN" ? "en" : "zh-CN", { remember: true });

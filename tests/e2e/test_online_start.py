@@ -33,7 +33,10 @@ def test_remote_start_from_the_page(demo: Demo, api: Api, launch: Callable[..., 
     page.click("#remote-start")
     page.wait_for_selector("#order-state >> text=starting your charge")
     until(lambda: api.order(driver, order_id)["status"] == "started", timeout=20)
-    page.wait_for_selector("#order-state >> text=The charger has started", timeout=10_000)
+    # the live session takes the start QR's place
+    page.wait_for_selector("#session >> text=has started your charge", timeout=10_000)
+    assert not page.is_visible("#start-qr")
+    assert not page.is_visible("#cancel-order")
     until(lambda: api.control(CHARGER, "GET", "/state").json()["evses"][0]["register_wh"] > 0)
     api.control(CHARGER, "POST", "/evses/1/unplug")
     page.wait_for_selector("#payment-summary", timeout=30_000)

@@ -5,9 +5,11 @@ import * as api from "../api.js";
 import { h, replace, rows } from "../dom.js";
 import { explain, notify } from "../errors.js";
 import { has, t } from "../i18n.js";
-import { describeTariff, estimate, formatAmount, normalizeTariff, parseAmount } from "../money.js";
+import { describeTariff, estimate, exponent, formatAmount, normalizeTariff, parseAmount } from "../money.js";
+import { keep } from "../offline.js";
 
 const KINDS = ["energy", "amount", "duration", "full"];
+const DEFAULTS = { energy: "10", amount: "20", duration: "60", full: "" };
 const STARTABLE = new Set(["Available", "Preparing", "Occupied", "SuspendedEV", "Finishing"]);
 
 function tariffOf(data) {
@@ -89,20 +91,24 @@ export async function show(main, route, app) {
     api.signedIn() ? null : h("p", { class: "hint" }, t("charger.sign_in_for_yours")));
 
   // --- the request form ---------------------------------------------------------------
+  const orderButton = h("button", { type: "submit", class: "primary", id: "order-button" },
+    api.signedIn() ? t("request.order") : t("request.sign_in_to_order"));
   let kind = "energy";
   const value = h("input", { id: "request-value", inputmode: "decimal", autocomplete: "off", value: "10" });
   const unit = h("span", { class: "unit", id: "request-unit" });
   const estimateLine = h("p", { class: "estimate", id: "estimate" });
   const holdLine = h("p", { class: "hint", id: "hold" });
+  const capLine = h("p", { class: "warning", id: "over-cap", hidden: true });
   const chips = KINDS.map((k) => h("button", {
     type: "button", class: "chip", dataset: { kind: k }, id: `kind-${k}`,
     onclick: () => {
       kind = k;
-      value.value = { energy: "10", amount: "20", duration: "60", full: "" }[k];
+      value.value = DEFAULTS[k];
       refresh();
     },
   }, t(`request.${k}`)));
 
+  let overCap = false;
   function refresh() {
     for (const chip of chips) chip.classList.toggle("selected", chip.dataset.kind === kind);
     value.hidden = unit.hidden = kind === "full";
@@ -121,14 +127,36 @@ export async function show(main, route, app) {
     } else {
       replace(estimateLine, t("request.estimate", { amount: formatAmount(cost, currency) }));
     }
-    // The CSMS holds the order's maximum: the amount asked for, else the cap (brief 7.1).
+    // Above the most one order may hold: said before the order is placed, not capped silently.
+    overCap = Boolean(ceiling && request.amount && request.amount > ceiling);
+    capLine.hidden = !(overCap || (ceiling && cost > ceiling));
+    if (overCap) {
+      replace(capLine, t("request.over_cap", { asked: formatAmount(request.amount, currency), max: formatAmount(ceiling, currency) }), " ",
+        h("button", {
+          type: "button", class: "link", id: "use-max",
+          onclick: () => { value.value = (ceiling / 10 ** exponent(currency)).toFixed(exponent(currency)); refresh(); },
+        }, t("request.use_max", { max: formatAmount(ceiling, currency) })));
+      replace(estimateLine, "");
+      replace(holdLine, ""); // nothing is ordered, so nothing is held or estimated
+      return;
+    }
+    if (!capLine.hidden) {
+      replace(capLine, t("request.stops_at_max", { max: formatAmount(ceiling, currency) }));
+    }
+    if (!api.signedIn()) {
+      // A visitor's own prices (and so the hold) are known only after sign-in: the hold of a
+      // typical order is shown, the page's suggested amount, within the limits known here.
+      const typical = parseAmount(DEFAULTS.amount, currency);
+      const typicalHold = Math.min(typical, ceiling || Infinity);
+      replace(holdLine, t("request.hold_typical", { amount: formatAmount(typicalHold, currency), typical: formatAmount(typical, currency) }));
+      return;
+    }
+    // The CSMS holds the order's maximum: the amount asked for, else the cap.
     const hold = request.amount ? Math.min(request.amount, ceiling || Infinity) : ceiling;
     replace(holdLine, hold ? t("request.hold", { amount: formatAmount(hold, currency) }) : t("request.hold_later"));
   }
   value.addEventListener("input", refresh);
 
-  const orderButton = h("button", { type: "submit", class: "primary", id: "order-button" },
-    api.signedIn() ? t("request.order") : t("request.sign_in_to_order"));
   const canStart = STARTABLE.has(status) || online === false;
 
   async function onSubmit(event) {
@@ -142,11 +170,15 @@ export async function show(main, route, app) {
       notify(t("request.enter_value"));
       return;
     }
+    if (overCap) {
+      notify(capLine.firstChild ? capLine.firstChild.textContent : t("request.enter_value"));
+      return;
+    }
     orderButton.disabled = true;
     notify(null);
     try {
       const order = await api.createOrder({ charger_id: id, ...(evseId ? { evse_id: evseId } : {}), ...request });
-      sessionStorage.setItem(`qrcharge.order.${order.id}`, JSON.stringify(order));
+      await keep.saveOrder(order).catch(() => {}); // kept on the phone: shown offline later
       app.navigate("order", order.id);
     } catch (err) {
       notify(explain(err));
@@ -162,7 +194,7 @@ export async function show(main, route, app) {
     h("h2", {}, t("request.title")),
     h("div", { class: "chips", role: "group" }, chips),
     h("div", { class: "amount-row" }, value, unit),
-    estimateLine, holdLine,
+    estimateLine, capLine, holdLine,
     canStart ? null : h("p", { class: "warning", id: "not-available" }, t("charger.not_available")),
     orderButton);
   refresh();

@@ -3,7 +3,31 @@
 import { h, replace } from "../dom.js";
 import { notify } from "../errors.js";
 import { t } from "../i18n.js";
+import { keep } from "../offline.js";
 import { cameraPanel } from "./camera.js";
+
+const OPEN = new Set(["created", "started"]);
+
+/** The orders kept on this phone that are still open, and the settlements not yet sent: links
+ * that work with no network. */
+async function onThisPhone() {
+  const [orders, outbox] = await Promise.all([
+    keep.orders().catch(() => []), keep.settlements().catch(() => []),
+  ]);
+  const waiting = outbox.filter((e) => e.state === "waiting");
+  const open = orders.filter((k) => k.order && OPEN.has(k.order.status)
+    && (k.order.status === "started" || k.put_away || Date.parse(k.order.expires_at) > Date.now())
+    && !waiting.some((e) => e.order_id === k.id));
+  if (!open.length && !waiting.length) return null;
+  return h("section", { class: "card", id: "on-this-phone" },
+    h("h2", {}, t("home.on_this_phone")),
+    h("ul", { class: "kept" },
+      open.map((k) => h("li", {}, h("a", { href: `#/order/${encodeURIComponent(k.id)}`, dataset: { order: k.id } },
+        t("home.kept_order", { charger: k.order.charger_id })))),
+      waiting.map((e) => h("li", {}, h("a", {
+        href: `#/settle/${encodeURIComponent(e.order_id || "")}`, dataset: { settlement: e.order_id || "" },
+      }, t("home.kept_settlement"))))));
+}
 
 export async function show(main, route, app) {
   let camera = null;
@@ -67,5 +91,7 @@ export async function show(main, route, app) {
         h("li", {}, t("home.step3")), h("li", {}, t("home.step4"))),
       scanButton, slot),
     h("section", { class: "card" }, form));
+  const kept = await onThisPhone();
+  if (kept && app.isCurrent()) main.prepend(kept);
   return () => camera && camera.stop();
 }

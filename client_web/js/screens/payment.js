@@ -6,6 +6,7 @@ import { h, replace, rows } from "../dom.js";
 import { explain, notify } from "../errors.js";
 import { has, t } from "../i18n.js";
 import { formatAmount } from "../money.js";
+import { keep, keptFor } from "../offline.js";
 import { duration, kwh } from "../units.js";
 
 const PARTS = ["fixed", "energy", "time", "idle"];
@@ -31,6 +32,9 @@ export async function show(main, route, app) {
     return {};
   });
   if (!app.isCurrent()) return;
+  for (const entry of await keptFor(orderId)) {
+    if (entry.state === "sent") keep.forgetSettlement(entry.token).catch(() => {}); // delivered
+  }
   const answer = { ...order, ...(order.settlement || {}), ...(cached ? JSON.parse(cached) : {}) };
   const currency = answer.currency || answer.cur || order.currency || "CNY";
   const amount = answer.amount ?? order.amount ?? 0;

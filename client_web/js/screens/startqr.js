@@ -1,15 +1,22 @@
 // The start QR, full screen and bright, with a countdown to its expiry and what to do. The
-// charger scans it with its camera and starts even without a network.
+// charger scans it with its camera and starts even without a network, so the order and its QR
+// image are kept on the phone (IndexedDB) and this screen renders from that copy offline. Online
+// it follows the order and shows the live session once the charger reports the start; offline
+// it says what the charger's screen shows then, and "Charging has started" puts the code away.
+// An unused order can be cancelled here.
 
 import * as api from "../api.js";
-import { h, replace } from "../dom.js";
+import { h, replace, rows } from "../dom.js";
 import { explain, notify } from "../errors.js";
 import { t } from "../i18n.js";
-import { formatAmount } from "../money.js";
+import { describeTariff, formatAmount } from "../money.js";
+import { keep } from "../offline.js";
+import { duration, kwh } from "../units.js";
 
 const POLL_MS = 4000;
 const DONE = new Set(["settled", "paid"]);
 const RUNNING = new Set(["started"]);
+const GONE = new Set(["expired", "cancelled"]);
 
 /** Epoch milliseconds of an ISO date or epoch seconds. */
 export function whenMs(value) {
@@ -22,31 +29,95 @@ export function countdownText(msLeft) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
+/** "14:05" in the phone's own time zone. */
+export function localTime(value) {
+  const date = new Date(whenMs(value));
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** The text the charger's screen shows once the session has started (charge_point/station.py). */
+export function chargerScreenText(evseId) {
+  return evseId ? `Charging on EVSE ${evseId}` : "Charging on EVSE";
+}
+
+/** The order's limits in words: "1.00 kWh", "60 min", "50.00 CNY", joined. */
+export function limitsText(order) {
+  const limits = order.limits || {};
+  const currency = order.currency || "CNY";
+  const parts = [];
+  if (limits.energy_wh) parts.push(kwh(limits.energy_wh));
+  if (limits.duration_s) parts.push(duration(limits.duration_s));
+  if (limits.amount) parts.push(formatAmount(limits.amount, currency));
+  return parts.join(t("start.limit_or"));
+}
+
+/** The kept copy of an order, else the server's (kept on the way); null offline with none. */
+async function loadOrder(id) {
+  const kept = await keep.order(id).catch(() => null);
+  if (kept && kept.order) return kept;
+  const order = await api.order(id);
+  return (await keep.saveOrder(order).catch(() => null)) || { id, order };
+}
+
 export async function show(main, route, app) {
   const id = route.arg;
-  const cached = sessionStorage.getItem(`qrcharge.order.${id}`);
-  let order = cached ? JSON.parse(cached) : null;
-  if (!order) order = await api.order(id);
-  if (!app.isCurrent()) return;
-  const currency = order.currency || order.cur || "CNY";
+  let kept;
+  try {
+    kept = await loadOrder(id);
+  } catch (err) {
+    if (err.code !== "network") throw err;
+    replace(main, h("section", { class: "card error-card", id: "start-not-kept" },
+      h("p", {}, t("start.not_on_phone"))));
+    return undefined;
+  }
+  if (!app.isCurrent()) return undefined;
+  let order = kept.order;
+  let putAway = Boolean(kept.put_away);
+  const currency = order.currency || "CNY";
   const expires = whenMs(order.expires_at);
   let qrUrl = null;
   let wakeLock = null;
+  let offline = !navigator.onLine;
   const timers = [];
 
   const image = h("img", { class: "start-qr", id: "start-qr", alt: t("start.alt") });
   const countdown = h("p", { class: "countdown", id: "countdown" });
   const state = h("p", { class: "order-state", id: "order-state" });
   const holder = h("div", { class: "qr-holder" }, image);
-  const screen = h("section", { class: "start-screen", id: "start-screen" },
+  const offlineHelp = h("section", { class: "card info-card", id: "offline-help", hidden: true },
+    h("p", {}, t("start.offline_screen", { text: chargerScreenText(order.evse_id) })),
+    h("button", { type: "button", class: "primary", id: "charging-started", onclick: () => setPutAway(true) },
+      t("start.charging_started")));
+  const confirmCancel = h("button", { type: "button", class: "danger", id: "cancel-confirm", onclick: cancel },
+    t("start.cancel_confirm"));
+  const cancelAsk = h("div", { class: "card", id: "cancel-ask", hidden: true },
+    h("p", {}, t("start.cancel_what", { amount: formatAmount(order.hold_amount ?? 0, currency) })), confirmCancel);
+  const cancelButton = h("button", {
+    type: "button", class: "link", id: "cancel-order",
+    onclick: () => { cancelAsk.hidden = false; cancelButton.hidden = true; },
+  }, t("start.cancel"));
+  const remoteButton = h("button", { type: "button", class: "link", id: "remote-start", onclick: startRemotely },
+    t("start.remote"));
+  const facts = rows([
+    [t("start.valid_until"), localTime(order.expires_at)],
+    limitsText(order) ? [t("start.limits"), h("span", { id: "start-limits" }, limitsText(order))] : null,
+    [t("start.tariff"), h("span", { id: "start-tariff" }, describeTariff(order.tariff).join(" · "))],
+    [t("start.charger"), `${order.charger_id}${order.evse_id ? ` · ${t("charger.evse")} ${order.evse_id}` : ""}`],
+  ]);
+  const codeView = h("div", { id: "start-code" },
     h("h1", {}, t("start.title")),
     holder, countdown,
     h("ol", { class: "steps" },
       h("li", {}, t("start.do1")), h("li", {}, t("start.do2")), h("li", {}, t("start.do3"))),
-    h("p", { class: "hint" }, t("start.hold", { amount: formatAmount(order.hold_amount ?? 0, currency) })),
+    offlineHelp);
+  const sessionView = h("section", { class: "card info-card", id: "session", hidden: true });
+  const screen = h("section", { class: "start-screen", id: "start-screen" },
+    codeView, sessionView,
+    h("p", { class: "hint", id: "start-hold" }, t("start.hold", { amount: formatAmount(order.hold_amount ?? 0, currency) })),
+    h("div", { class: "card" }, facts),
     state,
     h("a", { class: "button primary", id: "to-settle", href: `#/settle/${encodeURIComponent(id)}` }, t("start.done")),
-    h("button", { type: "button", class: "link", id: "remote-start", onclick: startRemotely }, t("start.remote")));
+    remoteButton, cancelButton, cancelAsk);
 
   async function startRemotely(event) {
     event.target.disabled = true;
@@ -60,25 +131,83 @@ export async function show(main, route, app) {
       event.target.disabled = false;
     }
   }
-  replace(main, screen);
-  document.body.classList.add("bright");
 
-  try {
-    qrUrl = await api.startQrUrl(id);
-    image.src = qrUrl;
-  } catch (err) {
-    notify(explain(err));
+  async function cancel() {
+    confirmCancel.disabled = true;
+    notify(null);
+    try {
+      const answer = await api.cancelOrder(id);
+      order = { ...order, status: answer.status || "cancelled" };
+      await keep.saveOrder(order, { cancel: answer }).catch(() => {});
+      cancelled(answer);
+    } catch (err) {
+      if (err.status === 409) {
+        notify(t("start.cancel_too_late"));
+        poll();
+      } else {
+        notify(explain(err));
+      }
+    } finally {
+      confirmCancel.disabled = false;
+    }
   }
-  try {
-    wakeLock = navigator.wakeLock ? await navigator.wakeLock.request("screen") : null;
-  } catch {
-    wakeLock = null;
+
+  function cancelled(answer) {
+    const hold = formatAmount(answer && answer.hold_amount != null ? answer.hold_amount : order.hold_amount ?? 0, currency);
+    let words;
+    if (!answer) words = t("start.cancelled");
+    else if (answer.hold_released) words = t("start.cancel_released", { amount: hold });
+    else if (answer.hold_release_at) words = t("start.cancel_release_at", { amount: hold, time: localTime(answer.hold_release_at) });
+    else words = t("start.cancel_release_later", { amount: hold });
+    stopTimers();
+    document.body.classList.remove("bright");
+    replace(main, h("section", { class: "card info-card", id: "cancelled" },
+      h("h1", {}, t("start.cancelled_title")),
+      h("p", { id: "cancel-hold" }, words),
+      order.charger_id ? h("a", {
+        class: "button primary", id: "order-again",
+        href: `#/charger/${encodeURIComponent(order.charger_id)}${order.evse_id ? `?evse=${order.evse_id}` : ""}`,
+      }, t("start.order_again")) : null));
+  }
+
+  function setPutAway(value) {
+    putAway = value;
+    keep.patchOrder(id, { put_away: value, put_away_at: value ? Date.now() : null }).catch(() => {});
+    render();
+  }
+
+  /** Shows the code, or the session in its place (started, or put away by the driver). */
+  function render() {
+    const running = RUNNING.has(order.status);
+    const showCode = !running && !putAway;
+    codeView.hidden = !showCode;
+    sessionView.hidden = showCode;
+    document.body.classList.toggle("bright", showCode);
+    offlineHelp.hidden = !offline || running;
+    cancelButton.hidden = order.status !== "created" || !cancelAsk.hidden;
+    if (order.status !== "created") cancelAsk.hidden = true;
+    remoteButton.hidden = order.status !== "created" || offline;
+    if (showCode) return;
+    const energy = order.energy_wh != null ? [t("start.energy_so_far"), kwh(order.energy_wh)] : null;
+    const cost = order.amount != null ? [t("start.cost_so_far"), formatAmount(order.amount, currency)] : null;
+    replace(sessionView,
+      h("h1", {}, running ? t("start.live_title") : t("start.put_away_title")),
+      h("p", { id: "session-state" }, running
+        ? t("start.live_what", { charger: order.charger_id })
+        : t("start.put_away_what")),
+      limitsText(order) ? h("p", { class: "hint" }, t("start.stops_at", { limits: limitsText(order) })) : null,
+      energy || cost ? rows([energy, cost]) : null,
+      running ? null : h("button", {
+        type: "button", class: "link", id: "show-start-qr", onclick: () => setPutAway(false),
+      }, t("start.show_again")));
   }
 
   function expired() {
+    if (document.getElementById("start-expired")) return;
+    const gone = order.status === "cancelled";
     holder.replaceChildren(h("div", { class: "expired", id: "start-expired" },
-      h("h2", {}, t("error.expired")),
-      h("p", {}, t("start.expired_what")),
+      h("h2", {}, gone ? t("start.cancelled_title") : t("error.expired")),
+      h("p", {}, gone ? t("start.cancelled") : t("start.expired_what")),
       order.charger_id
         ? h("a", {
           class: "button primary", id: "order-again",
@@ -86,35 +215,94 @@ export async function show(main, route, app) {
         }, t("start.order_again"))
         : null));
     replace(countdown, "");
+    offlineHelp.hidden = true;
+    cancelButton.hidden = true;
+    cancelAsk.hidden = true;
+    remoteButton.hidden = true;
   }
 
   function tick() {
     const left = expires - Date.now();
     if (Number.isNaN(left)) return;
     if (left <= 0) {
-      if (!document.getElementById("start-expired") && !RUNNING.has(order.status)) expired();
+      if (!RUNNING.has(order.status) && !putAway) expired();
       return;
     }
     replace(countdown, t("start.valid_for", { time: countdownText(left) }));
   }
 
   async function poll() {
+    let fresh;
     try {
-      order = await api.order(id);
-    } catch {
+      fresh = await api.order(id);
+    } catch (err) {
+      if (err.code === "network" && !offline) {
+        offline = true;
+        if (!document.getElementById("start-expired")) render();
+      }
       return;
     }
     if (!app.isCurrent()) return;
-    if (RUNNING.has(order.status)) replace(state, t("start.charging"));
-    if (DONE.has(order.status)) app.navigate("payment", id);
-    if (order.status === "expired" || order.status === "cancelled") expired();
+    const was = order.status;
+    order = fresh;
+    offline = false;
+    keep.saveOrder(order).catch(() => {});
+    if (DONE.has(order.status)) {
+      app.navigate("payment", id);
+      return;
+    }
+    if (GONE.has(order.status)) {
+      expired();
+      return;
+    }
+    if (RUNNING.has(order.status) && was !== order.status) replace(state, "");
+    render();
+  }
+
+  function stopTimers() {
+    for (const timer of timers) clearInterval(timer);
+    timers.length = 0;
+  }
+
+  const goOffline = () => { offline = true; render(); };
+  const goOnline = () => { poll(); };
+  window.addEventListener("offline", goOffline);
+  window.addEventListener("online", goOnline);
+
+  replace(main, screen);
+  render();
+  if (kept.cancel && order.status === "cancelled") {
+    cancelled(kept.cancel);
+  } else if (GONE.has(order.status)) {
+    expired();
+  }
+
+  try {
+    let svg = kept.svg;
+    if (!svg) {
+      svg = await api.startQrSvg(id);
+      keep.patchOrder(id, { svg }).catch(() => {});
+    }
+    qrUrl = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+    image.src = qrUrl;
+  } catch (err) {
+    notify(err.code === "network" ? t("start.not_on_phone") : explain(err));
+  }
+  try {
+    wakeLock = navigator.wakeLock ? await navigator.wakeLock.request("screen") : null;
+  } catch {
+    wakeLock = null;
   }
 
   tick();
-  if (order.status === "expired" || order.status === "cancelled") expired();
-  timers.push(setInterval(tick, 1000), setInterval(poll, POLL_MS));
+  if (!GONE.has(order.status)) {
+    timers.push(setInterval(tick, 1000), setInterval(poll, POLL_MS));
+    poll();
+  }
   return () => {
-    for (const timer of timers) clearInterval(timer);
+    stopTimers();
+    window.removeEventListener("offline", goOffline);
+    window.removeEventListener("online", goOnline);
     document.body.classList.remove("bright");
     if (qrUrl) URL.revokeObjectURL(qrUrl);
     if (wakeLock) wakeLock.release().catch(() => {});

@@ -9,7 +9,10 @@ reads as a settlement), and the settlement service verifies that reading and set
 order; the answer is the payment information. An uploader who does not own the order settles
 the owner's order and is told only that it was accepted (202).
 Refusals are 422 with the stable reason code (``{"detail": {"reason", "message"}}``); a copy of
-an already paid order is 409. A driver or a client address uploading faster than its rate
+an already paid order is 409. When what was sent is not a settlement at all, the refusal also
+names what it is (``kind``: ``none`` for a photo with no QR code, ``start`` for a start code,
+``identification`` for the charger's own QR, ``other`` for any other text), so the page can
+tell the driver what was photographed. A driver or a client address uploading faster than its rate
 (:class:`~csms.upload_rate.UploadRate`) gets 429 with ``Retry-After``, before the body is
 read.
 ``GET /api/v1/settlements[/{id}]`` shows the settlements of the driver's own orders.
@@ -17,7 +20,7 @@ read.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -40,9 +43,10 @@ from csms.payments.schemas import (
 from csms.payments.settlement_service import Received, read_received
 from csms.store import settlements as store_settlements
 from csms.upload_rate import UploadsTooFrequent
-from qr_extension.errors import QrDecodeError
+from qr_extension import START_TYP, jws, parse_identification_url
+from qr_extension.errors import IdentificationError, QrDecodeError
 from qr_extension.qr import decode_qr
-from qr_extension.refusal import Reason
+from qr_extension.refusal import Reason, Refusal
 
 router = APIRouter(prefix="/api/v1/settlements", tags=["settlements"], responses=errors(401))
 _BODY_DOC: dict[str, Any] = {
@@ -62,10 +66,28 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-def _unprocessable(message: str, reason: str = "unreadable") -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, {"reason": reason, "message": message}
-    )
+QrKind = Literal["none", "start", "identification", "other"]
+
+
+def qr_kind(text: str) -> QrKind:
+    """What a QR text that is not a settlement is: a start code, the charger's identification
+    URL, or something else (read unverified: only to name it to the driver)."""
+    if not isinstance(jws.read_header(text, typ=START_TYP), Refusal):
+        return "start"
+    try:
+        parse_identification_url(text)
+    except IdentificationError:
+        return "other"
+    return "identification"
+
+
+def _unprocessable(
+    message: str, reason: str = "unreadable", kind: QrKind | None = None
+) -> HTTPException:
+    detail: dict[str, str] = {"reason": reason, "message": message}
+    if kind is not None:
+        detail["kind"] = kind
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
 
 
 async def _read_image(upload: UploadFile, decodes: DecodeGate) -> Received:
@@ -81,7 +103,9 @@ async def _read_image(upload: UploadFile, decodes: DecodeGate) -> Received:
             headers={"Retry-After": "2"},
         ) from exc
     except QrDecodeError as exc:
-        raise _unprocessable(f"no settlement QR could be read from the image: {exc}") from exc
+        raise _unprocessable(
+            f"no QR code could be read from the image: {exc}", kind="none"
+        ) from exc
     finally:
         del data
     # each QR text read once: the first that reads as a settlement is the one submitted
@@ -89,7 +113,8 @@ async def _read_image(upload: UploadFile, decodes: DecodeGate) -> Received:
         received = read_received(text, source="upload")
         if received.parsed is not None:
             return received
-    raise _unprocessable("the image holds a QR code, but not a settlement")
+    kind: QrKind = qr_kind(texts[0]) if texts else "none"
+    raise _unprocessable(f"the image holds a QR code, but not a settlement ({kind})", kind=kind)
 
 
 async def _received_of(request: Request, decodes: DecodeGate) -> Received:
@@ -163,9 +188,10 @@ async def post_settlement(
             if exc.refusal.reason == Reason.REPLAYED
             else status.HTTP_422_UNPROCESSABLE_CONTENT
         )
-        raise HTTPException(
-            code, {"reason": exc.refusal.reason.value, "message": str(exc)}
-        ) from exc
+        detail: dict[str, str] = {"reason": exc.refusal.reason.value, "message": str(exc)}
+        if received.parsed is None and exc.refusal.reason in (Reason.MALFORMED, Reason.WRONG_TYPE):
+            detail["kind"] = qr_kind(received.text)
+        raise HTTPException(code, detail) from exc
     if outcome.order.user_id != user.id:
         return JSONResponse(SettlementAccepted().model_dump(), status.HTTP_202_ACCEPTED)
     return await settlement_public(session, outcome.order, outcome.record, payment=outcome.payment)
