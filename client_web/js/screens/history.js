@@ -13,7 +13,7 @@ function itemsOf(data) {
 function linkOf(order) {
   const id = encodeURIComponent(order.id);
   if (order.receipt_id) return `#/receipt/${encodeURIComponent(order.receipt_id)}`;
-  if (["created", "started", "expired", "cancelled"].includes(order.status)) return `#/order/${id}`;
+  if (["created", "started", "expired", "cancelling", "cancelled"].includes(order.status)) return `#/order/${id}`;
   return `#/payment/${id}`;
 }
 

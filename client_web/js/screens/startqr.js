@@ -16,7 +16,7 @@ import { duration, kwh } from "../units.js";
 const POLL_MS = 4000;
 const DONE = new Set(["settled", "paid"]);
 const RUNNING = new Set(["started"]);
-const GONE = new Set(["expired", "cancelled"]);
+const GONE = new Set(["expired", "cancelling", "cancelled"]);
 
 /** Epoch milliseconds of an ISO date or epoch seconds. */
 export function whenMs(value) {
@@ -204,7 +204,7 @@ export async function show(main, route, app) {
 
   function expired() {
     if (document.getElementById("start-expired")) return;
-    const gone = order.status === "cancelled";
+    const gone = order.status === "cancelled" || order.status === "cancelling";
     holder.replaceChildren(h("div", { class: "expired", id: "start-expired" },
       h("h2", {}, gone ? t("start.cancelled_title") : t("error.expired")),
       h("p", {}, gone ? t("start.cancelled") : t("start.expired_what")),
