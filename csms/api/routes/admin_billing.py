@@ -92,7 +92,7 @@ async def create_model(
 
 
 @router.post("/billing-models/preview", response_model=PreviewAnswer, responses=BODY)
-async def preview_cost(body: PreviewRequest, _: AdminDep) -> PreviewAnswer:
+async def preview_cost(body: PreviewRequest, _: AdminOnlyDep) -> PreviewAnswer:
     """What a sample session would cost with these prices, computed by the same function the
     chargers and the settlement use (422 if the prices do not make a valid tariff)."""
     tariff = to_tariff("preview", body)
