@@ -19,6 +19,7 @@ from csms.payments.errors import AlreadyCaptured
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.orders import ORDER_ID_LENGTH, snapshot
 from csms.payments.reaper import Reaper
+from csms.payments.receipts import ReceiptTerms
 from csms.store.models_money import BillingAssignment, BillingModel
 from csms.store.models_orders import Order, Receipt
 from csms.store.units_of_work import in_worker
@@ -75,10 +76,7 @@ async def test_several_reapers_release_and_capture_once(world: World) -> None:
     await world.service.submit(world.settlement(settled, wh=1000), source="upload")
     world.clock.advance(VALIDITY + LEEWAY + 700)
     await world.synced()
-    reapers = [
-        Reaper(world.db, settings=world.settings, clock=world.clock)
-        for _ in range(3)
-    ]
+    reapers = [Reaper(world.db, settings=world.settings, clock=world.clock) for _ in range(3)]
     reports = await asyncio.gather(*(r.reap_once() for r in reapers))
     released = sorted(o for r in reports for o in r.released)
     captured = [p for r in reports for p in r.captured]
@@ -173,7 +171,12 @@ async def test_a_reaper_that_read_before_another_captured_does_not_report_it(
 
     def late_capture(session: Session) -> Receipt:
         return capture_unit(
-            session, payment_id=payment_id, kind="auto", now=world.clock(), first=True
+            session,
+            payment_id=payment_id,
+            kind="auto",
+            now=world.clock(),
+            terms=ReceiptTerms.from_settings(world.settings),
+            first=True,
         )
 
     with pytest.raises(AlreadyCaptured):
