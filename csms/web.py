@@ -5,6 +5,7 @@ Paths, chosen so that nothing here can shadow an API route added before or after
 * ``/`` and ``/c/{charge_point_id}`` (the identification QR's URL, ``?evse=N``) give
   ``index.html``: the page reads the charger id from its own address;
 * ``/operator`` gives ``operator.html``;
+* ``/favicon.ico`` is the page's icon (browsers ask for it at the root even unlinked);
 * ``/js``, ``/css``, ``/i18n``, ``/img`` are the page's own static folders;
 * ``/vendor/zxing-wasm`` serves the npm-installed ``zxing-wasm`` package (its ES modules and
   its ``.wasm`` files), so the browser never fetches code from a CDN.
@@ -111,6 +112,16 @@ def mount_web(app: FastAPI, settings: Settings, *, root: Path = CLIENT_WEB) -> N
     @app.get("/operator", include_in_schema=False)
     async def operator_page() -> FileResponse:
         return _page(operator)
+
+    icon = root / "favicon.ico"
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        if not icon.is_file():
+            raise HTTPException(404, "no icon installed")
+        return FileResponse(
+            icon, media_type="image/vnd.microsoft.icon", headers={"Cache-Control": cache}
+        )
 
     for folder in STATIC_FOLDERS:
         if (root / folder).is_dir():  # a missing folder would answer 500 to every request
