@@ -49,6 +49,7 @@ from csms.keys import KeyManager
 from csms.payments.capture import confirm_payment
 from csms.payments.orders import OrderRequest, place_order, snapshot
 from csms.payments.provider import SandboxProvider
+from csms.payments.receipts import ReceiptTerms
 from csms.payments.settlement_service import SettlementService
 from csms.payments.top_ups import top_up
 from csms.settlement_keys import set_settlement_key
@@ -219,7 +220,11 @@ async def run_service(bench: Bench, count: int, concurrency: int) -> list[Rate]:
         outcome = await service.submit(token, source="upload")
         assert outcome.payment is not None and outcome.payment.id is not None
         await confirm_payment(
-            bench.db, payment_id=outcome.payment.id, kind="driver", now=datetime.now(UTC)
+            bench.db,
+            payment_id=outcome.payment.id,
+            kind="driver",
+            now=datetime.now(UTC),
+            terms=ReceiptTerms.from_settings(bench.settings),
         )
 
     with Timer() as timer:

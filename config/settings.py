@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,6 +111,12 @@ class Settings(BaseSettings):
     reaper_interval_s: float
     upload_rate_per_driver: int
     upload_rate_per_client: int
+    # receipts
+    operator_name: str = Field(min_length=1, max_length=120)
+    operator_address: str = Field(max_length=200)
+    operator_tax_id: str = Field(max_length=40)
+    tax_rate: Decimal = Field(ge=0, lt=1, max_digits=7, decimal_places=6)
+    receipt_prefix: str = Field(max_length=16, pattern=r"^[A-Za-z0-9_-]*$")
 
     cp_state_dir: Path
     cp_meter_interval_s: float

@@ -11,6 +11,7 @@ from config.settings import Settings
 from csms.errors import UnsafeForProduction
 
 MIN_ADMIN_KEY_CHARS = 32
+PLACEHOLDER_OPERATOR = "qrcharge operator"  # config/default.toml's operator_name
 
 
 def production_problems(settings: Settings) -> list[str]:
@@ -33,6 +34,11 @@ def production_problems(settings: Settings) -> list[str]:
             "production needs TLS (charger and driver passwords would cross the network in "
             "clear): set tls_cert_file and tls_key_file, or trusted_proxies naming the "
             "TLS-terminating proxy in front of the CSMS"
+        )
+    if settings.operator_name == PLACEHOLDER_OPERATOR:
+        problems.append(
+            f"operator_name is the placeholder {PLACEHOLDER_OPERATOR!r}: every receipt names "
+            "the seller, set it (and operator_address, operator_tax_id, tax_rate)"
         )
     for name, folder in (("data_dir", settings.data_dir), ("key_dir", settings.resolved_key_dir)):
         if _open_to_others(folder):

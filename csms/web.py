@@ -5,6 +5,7 @@ Paths, chosen so that nothing here can shadow an API route added before or after
 * ``/`` and ``/c/{charge_point_id}`` (the identification QR's URL, ``?evse=N``) give
   ``index.html``: the page reads the charger id from its own address;
 * ``/operator`` gives ``operator.html``;
+* ``/favicon.ico`` is the page's icon (browsers ask for it at the root even unlinked);
 * ``/js``, ``/css``, ``/i18n``, ``/img`` are the page's own static folders;
 * ``/vendor/zxing-wasm`` serves the npm-installed ``zxing-wasm`` package (its ES modules and
   its ``.wasm`` files), so the browser never fetches code from a CDN;
@@ -105,9 +106,10 @@ def precache(root: Path = CLIENT_WEB) -> tuple[str, list[str]]:
     if (root / "operator.html").is_file():
         urls.append("/operator")
         files.append(root / "operator.html")
-    if (root / MANIFEST).is_file():
-        urls.append(f"/{MANIFEST}")
-        files.append(root / MANIFEST)
+    for name in (MANIFEST, "favicon.ico"):
+        if (root / name).is_file():
+            urls.append(f"/{name}")
+            files.append(root / name)
     for folder in STATIC_FOLDERS:
         for path in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else ():
             if path.is_file() and not path.name.startswith("."):
@@ -177,6 +179,16 @@ def mount_web(app: FastAPI, settings: Settings, *, root: Path = CLIENT_WEB) -> N
             root / MANIFEST,
             media_type="application/manifest+json",
             headers={"Cache-Control": "no-cache"},
+        )
+
+    icon = root / "favicon.ico"
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        if not icon.is_file():
+            raise HTTPException(404, "no icon installed")
+        return FileResponse(
+            icon, media_type="image/vnd.microsoft.icon", headers={"Cache-Control": cache}
         )
 
     for folder in STATIC_FOLDERS:

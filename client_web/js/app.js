@@ -104,7 +104,8 @@ async function render() {
 function updateBar() {
   const lang = document.getElementById("lang-switch");
   lang.textContent = language() === "zh-CN" ? "English" : "中文";
-  lang.setAttribute("aria-label", t("nav.language"));
+  lang.lang = language() === "zh-CN" ? "en" : "zh-CN"; // its name is the other language's own
+  lang.title = t("nav.language");
 }
 
 async function start() {

@@ -7,7 +7,8 @@ payment captured and returns its receipt. The money moves in the same transactio
 the amount from the order's hold and release the rest, or, when the hold was already
 released, charge the amount as a debt (the energy was delivered). The capture is one
 synchronous unit of work (:func:`capture_unit`), run in the database thread by
-:func:`confirm_payment`; so is a refund (:func:`refund_unit`).
+:func:`confirm_payment`; so is a refund (:func:`refund_unit`). The receipt is inserted in that
+same unit of work, with its number from the series' counter (:mod:`csms.payments.receipts`).
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from csms.payments.lifecycle import (
 )
 from csms.payments.order_errors import PaymentNotFound, RefundRefused
 from csms.payments.orders import snapshot
+from csms.payments.receipts import ReceiptTerms, included_tax, rate_text
 from csms.store import orders as store_orders
 from csms.store import payments as store_payments
+from csms.store import receipts as store_receipts
 from csms.store.db import Database
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
+from csms.store.payments import CaptureRows
 from csms.store.units_of_work import Conflict, in_worker
 from qr_extension.start import StartAuthorization
 from qr_extension.tariff import (
@@ -95,9 +99,12 @@ def _breakdown(order: Order, record: SettlementRecord, auth: StartAuthorization)
 
 
 def _receipt(
-    order: Order, record: SettlementRecord, payment: Payment, now: datetime
+    session: Session, found: CaptureRows, now: datetime, terms: ReceiptTerms
 ) -> dict[str, object]:
-    """The receipt's columns (all but its id)."""
+    """The receipt's columns (all but its id): the money, the session, and what the receipt
+    copies of the operator, the charger and the order's signed tariff; its number is taken
+    from the series' counter in this transaction."""
+    order, record, payment = found.order, found.record, found.payment
     auth = snapshot(order)
     breakdown: dict[str, object] = {
         **_breakdown(order, record, auth),
@@ -109,6 +116,7 @@ def _receipt(
     if record.started_at and record.stopped_at:
         duration = int((record.stopped_at - record.started_at).total_seconds())
     assert payment.id is not None
+    seq = store_receipts.next_seq(session, series=terms.prefix)
     return {
         "payment_id": payment.id,
         "order_id": order.id,
@@ -120,6 +128,15 @@ def _receipt(
         "duration_s": duration,
         "breakdown": json.dumps(breakdown, sort_keys=True),
         "issued_at": now,
+        "number": terms.number(seq),
+        "evse_id": order.evse_id,
+        "location": found.location,
+        "operator_name": terms.operator_name,
+        "operator_address": terms.operator_address or None,
+        "operator_tax_id": terms.operator_tax_id or None,
+        "tariff": order.tariff_claim,
+        "tax_rate": rate_text(terms.tax_rate),
+        "tax_amount": included_tax(payment.amount, terms.tax_rate),
     }
 
 
@@ -130,6 +147,7 @@ def capture_unit(
     payment_id: int,
     kind: str,
     now: datetime,
+    terms: ReceiptTerms,
     user_id: int | None = None,
     first: bool = False,
 ) -> Receipt:
@@ -137,12 +155,12 @@ def capture_unit(
     with ``first``, :class:`AlreadyCaptured`: the caller must know whether it captured).
 
     Synchronous and does not commit: the unit of work of a confirm (:func:`confirm_payment`)
-    or an automatic capture (the reaper).
+    or an automatic capture (the reaper). ``terms``: the operator's side of the receipt.
     """
     found = store_payments.capture_rows(session, payment_id=payment_id)
-    if found is None or (user_id is not None and found[0].user_id != user_id):
+    if found is None or (user_id is not None and found.payment.user_id != user_id):
         raise PaymentNotFound(f"no payment {payment_id}")
-    payment, order, record = found
+    payment, order = found.payment, found.order
     if payment.status != PaymentState.PENDING:
         if first:
             raise AlreadyCaptured(f"payment {payment_id} was captured already")
@@ -176,7 +194,8 @@ def capture_unit(
         order, status="paid", paid_at=now, updated_at=now,
         hold_released_at=order.hold_released_at or now,
     )  # fmt: skip
-    return store_payments.insert_receipt(session, values=_receipt(order, record, payment, now))
+    values = _receipt(session, found, now, terms)
+    return store_payments.insert_receipt(session, values=values)
 
 
 async def confirm_payment(
@@ -185,6 +204,7 @@ async def confirm_payment(
     payment_id: int,
     kind: str,
     now: datetime,
+    terms: ReceiptTerms,
     user_id: int | None = None,
 ) -> Receipt:
     """Captures the payment once, in one unit of work in the database thread (committed when
@@ -194,14 +214,20 @@ async def confirm_payment(
         receipt = await in_worker(
             db,
             lambda session: capture_unit(
-                session, payment_id=payment_id, kind=kind, now=now, user_id=user_id, first=True
+                session,
+                payment_id=payment_id,
+                kind=kind,
+                now=now,
+                terms=terms,
+                user_id=user_id,
+                first=True,
             ),
         )
     except AlreadyCaptured:  # a repeat (or the reaper was first): the receipt issued then
         return await in_worker(
             db,
             lambda session: capture_unit(
-                session, payment_id=payment_id, kind=kind, now=now, user_id=user_id
+                session, payment_id=payment_id, kind=kind, now=now, terms=terms, user_id=user_id
             ),
         )
     metrics.payment_captured(kind, receipt.amount)

@@ -40,6 +40,7 @@ from csms.payments.errors import AlreadyCaptured, PaymentError
 from csms.payments.lifecycle import OrderEvent, OrderState, PaymentState, next_order_state
 from csms.payments.limits import enforce_limits
 from csms.payments.orders import release_unused
+from csms.payments.receipts import ReceiptTerms
 from csms.payments.top_ups import sweep
 from csms.ports import PaymentProvider
 from csms.store import orders as store_orders
@@ -114,6 +115,7 @@ class Reaper:
 
     async def _auto_capture(self, now: datetime, report: ReapReport) -> None:
         due = now - timedelta(seconds=self._settings.auto_capture_s)
+        terms = ReceiptTerms.from_settings(self._settings)
         async with self._db.session() as session:
             ids = await store_payments.pending_before(
                 session, status=PaymentState.PENDING, created_before=due, limit=BATCH
@@ -127,7 +129,7 @@ class Reaper:
                     return None  # the driver or another process captured it
                 try:  # the read above may be older than another reaper's commit
                     receipt = capture_unit(
-                        session, payment_id=pid, kind="auto", now=now, first=True
+                        session, payment_id=pid, kind="auto", now=now, terms=terms, first=True
                     )
                 except AlreadyCaptured:
                     return None

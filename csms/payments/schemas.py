@@ -156,17 +156,45 @@ def rejection_public(row: SettlementRejection) -> RejectionPublic:
     )
 
 
+class OperatorPublic(BaseModel):
+    """The seller named on a receipt (as configured when it was issued)."""
+
+    name: str
+    address: str | None
+    tax_id: str | None
+
+
+class TaxLine(BaseModel):
+    """Tax included in a receipt's amount: the rate (a decimal fraction, "0.13") and the
+    amount in minor units (rounded once, half-up)."""
+
+    rate: str
+    amount: int
+
+
 class ReceiptPublic(BaseModel):
+    """A receipt: ``number`` is the printed one (unique, sequential per series); ``amount``
+    is what was paid, tax included (``net_amount`` + the ``tax`` lines); ``breakdown`` holds
+    the parts of the cost in minor units; ``tariff`` is the signed tariff the order used.
+    Receipts issued before these details were kept have no operator and no tax lines."""
+
     id: int
     receipt_id: int
+    number: str
     payment_id: int
     order_id: str
     charger_id: str
+    evse_id: int | None
+    location: str | None
+    operator: OperatorPublic | None
     amount: int
+    net_amount: int
+    tax: list[TaxLine]
     currency: str
     energy_wh: int | None
     duration_s: int | None
     breakdown: dict[str, Any]
+    tariff: list[Any] | None = Field(description="the order's signed tar claim (docs/protocol.md)")
     paid_at: datetime
 
 
@@ -320,16 +348,33 @@ async def payment_public(session: AsyncSession, payment: Payment) -> PaymentPubl
 
 def receipt_public(receipt: Receipt) -> ReceiptPublic:
     assert receipt.id is not None
+    operator = None
+    if receipt.operator_name is not None:
+        operator = OperatorPublic(
+            name=receipt.operator_name,
+            address=receipt.operator_address,
+            tax_id=receipt.operator_tax_id,
+        )
+    tax = []
+    if receipt.tax_rate is not None and receipt.tax_amount is not None and receipt.tax_rate != "0":
+        tax = [TaxLine(rate=receipt.tax_rate, amount=receipt.tax_amount)]
     return ReceiptPublic(
         id=receipt.id,
         receipt_id=receipt.id,
+        number=receipt.number,
         payment_id=receipt.payment_id,
         order_id=receipt.order_id,
         charger_id=receipt.charger_id,
+        evse_id=receipt.evse_id,
+        location=receipt.location,
+        operator=operator,
         amount=receipt.amount,
+        net_amount=receipt.amount - sum(line.amount for line in tax),
+        tax=tax,
         currency=receipt.currency,
         energy_wh=receipt.energy_wh,
         duration_s=receipt.duration_s,
         breakdown=json.loads(receipt.breakdown),
+        tariff=json.loads(receipt.tariff) if receipt.tariff else None,
         paid_at=receipt.issued_at,
     )

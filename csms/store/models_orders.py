@@ -5,7 +5,7 @@ Exactly-once is held by the database, not only by code:
 * ``settlements`` is unique per ``(charger_id, txn)`` (the charger's transaction serial of a
   signed settlement), per ``ocpp_transaction_pk`` (the CSMS's transaction row), and per
   ``(order_id, session_no)``: session 1 is the one billed, a later one is stored and flagged.
-* ``payments`` is unique per ``order_id``, ``receipts`` per ``payment_id``.
+* ``payments`` is unique per ``order_id``, ``receipts`` per ``payment_id`` and per ``number``.
 
 ``orders`` keeps the exact ``tar`` and ``lim`` claims that were signed (JSON text), so a
 settlement is always recomputed from what the charger was given. User ids are plain
@@ -181,3 +181,24 @@ class Receipt(SQLModel, table=True):
     duration_s: int | None = None
     breakdown: str = _text()  # JSON: fixed/energy/time/idle in currency units
     issued_at: datetime = Field(sa_type=UtcDateTime)
+    # what the receipt says, copied when it is issued (a later change of settings, charger or
+    # billing model never changes it); null on receipts issued before these were kept
+    number: str = Field(max_length=24, unique=True)  # {prefix}{seq:06d}, see ReceiptCounter
+    evse_id: int | None = None
+    location: str | None = Field(default=None, max_length=200)
+    operator_name: str | None = Field(default=None, max_length=120)
+    operator_address: str | None = Field(default=None, max_length=200)
+    operator_tax_id: str | None = Field(default=None, max_length=40)
+    tariff: str | None = _text(nullable=True)  # JSON: the order's signed tar claim
+    tax_rate: str | None = Field(default=None, max_length=12)  # decimal fraction, "0.13"
+    tax_amount: int | None = None  # minor units included in ``amount``
+
+
+class ReceiptCounter(SQLModel, table=True):
+    """The last receipt number of one series (a receipt prefix): incremented in the
+    transaction that inserts the receipt, so numbers are unique and leave no gaps."""
+
+    __tablename__ = "receipt_counters"
+
+    series: str = Field(primary_key=True, max_length=16)
+    last_seq: int = Field(sa_type=BigInt)

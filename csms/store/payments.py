@@ -9,6 +9,7 @@ the pages read through the async session. A conditional update (``... WHERE stat
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.store.fast import Fast
+from csms.store.models import Charger
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
 from csms.store.rows import columns, loaded, split, with_defaults
 from csms.store.types import UtcDateTime
@@ -27,6 +29,7 @@ PAYMENTS = table_of(Payment)
 RECEIPTS = table_of(Receipt)
 _ORDERS = table_of(Order)
 _RECORDS = table_of(SettlementRecord)
+_CHARGERS = table_of(Charger)
 
 _PAYMENT_OF_ORDER = Fast(select(PAYMENTS).where(PAYMENTS.c.order_id == bindparam("order_id")))
 _PAYMENT_COLUMNS = _PAYMENT_OF_ORDER.columns
@@ -37,10 +40,11 @@ _REVISE = Fast(
 )
 _INSERT_PAYMENT: Insert = insert(PAYMENTS).returning(PAYMENTS.c.id)
 _CAPTURE_ROWS = Fast(
-    select(*columns(PAYMENTS, _ORDERS, _RECORDS))
+    select(*columns(PAYMENTS, _ORDERS, _RECORDS), _CHARGERS.c.location)
     .select_from(PAYMENTS)
     .join(_ORDERS, _ORDERS.c.id == PAYMENTS.c.order_id)
     .join(_RECORDS, _RECORDS.c.id == PAYMENTS.c.settlement_id)
+    .outerjoin(_CHARGERS, _CHARGERS.c.id == _ORDERS.c.charger_id)
     .where(PAYMENTS.c.id == bindparam("payment_id"))
 )
 _RECEIPT_OF_PAYMENT = Fast(select(RECEIPTS).where(RECEIPTS.c.payment_id == bindparam("payment_id")))
@@ -83,15 +87,27 @@ def revise(session: Session, *, payment_id: int | None, amount: int) -> bool:
     return _REVISE.execute(session.connection(), params) == 1
 
 
-def capture_rows(
-    session: Session, *, payment_id: int
-) -> tuple[Payment, Order, SettlementRecord] | None:
-    """The payment, its order and its billed session record, in one statement."""
+@dataclass(frozen=True)
+class CaptureRows:
+    """What a capture reads, in one statement: the payment, its order, its billed session
+    record, and the charger's location (for the receipt; None when it has none)."""
+
+    payment: Payment
+    order: Order
+    record: SettlementRecord
+    location: str | None
+
+
+def capture_rows(session: Session, *, payment_id: int) -> CaptureRows | None:
+    """The payment, its order, its billed session record and the charger's location, in one
+    statement."""
     found = _CAPTURE_ROWS.first(session.connection(), {"payment_id": payment_id})
     if found is None:
         return None
-    payment, order, record = split(found, PAYMENTS, _ORDERS, _RECORDS)
-    return loaded(Payment, payment), loaded(Order, order), loaded(SettlementRecord, record)
+    payment, order, record = split(found[:-1], PAYMENTS, _ORDERS, _RECORDS)
+    return CaptureRows(
+        loaded(Payment, payment), loaded(Order, order), loaded(SettlementRecord, record), found[-1]
+    )
 
 
 def receipt_of_payment(session: Session, *, payment_id: int) -> Receipt | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from csms.api.routes import health
-from csms.production import production_problems
+from csms.production import PLACEHOLDER_OPERATOR, production_problems
 from qrcharge_cli import main
 
 from .conftest import LiveCsms, make_settings, serve
@@ -46,21 +46,24 @@ def test_production_names_every_unsafe_setting(tmp_path: Path) -> None:
     settings = make_settings(data.parent, environment="production", admin_api_key="short-key")
     settings = settings.model_copy(update={"data_dir": data})
     problems = production_problems(settings)
-    assert len(problems) == 4
+    assert len(problems) == 5
     assert "admin_api_key has 9 characters, at least 32" in problems[0]
     assert "sandbox" in problems[1] and "sandbox_payments_not_real_money" in problems[1]
     assert "production needs TLS" in problems[2]
-    assert f"data_dir {data} is readable by others" in problems[3]
+    assert "operator_name is the placeholder" in problems[3]
+    assert f"data_dir {data} is readable by others" in problems[4]
     data.chmod(0o700)
     safe = settings.model_copy(
         update={
             "admin_api_key": GOOD_KEY,
             "sandbox_payments_not_real_money": True,
             "trusted_proxies": "10.0.0.2",  # a TLS-terminating proxy in front
+            "operator_name": "Harbour Parking Charging Ltd.",  # the seller on receipts
         }
     )
     assert production_problems(safe) == []
     assert production_problems(make_settings(tmp_path, admin_api_key="x")) == []  # development
+    assert make_settings(tmp_path).operator_name == PLACEHOLDER_OPERATOR  # the shipped default
 
 
 def test_the_csms_command_refuses_to_start_and_says_why(

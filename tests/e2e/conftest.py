@@ -43,6 +43,13 @@ BASE_ARGS = [
     "--use-fake-device-for-media-stream",
 ]
 PHONE: ViewportSize = {"width": 360, "height": 740}
+# the seller and the tax on the demo's receipts (docs/operator-guide.md, "Receipts and tax")
+RECEIPT_SETTINGS = {
+    "QRCHARGE_OPERATOR_NAME": "Harbour Parking Charging Ltd.",
+    "QRCHARGE_OPERATOR_ADDRESS": "1 Quay Road, Shanghai 200000",
+    "QRCHARGE_OPERATOR_TAX_ID": "91310000MA1FL0XX1X",
+    "QRCHARGE_TAX_RATE": "0.13",
+}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 
@@ -79,7 +86,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "QRCHARGE_CP_METER_INTERVAL_S": "5"},
+        env={**os.environ, "QRCHARGE_CP_METER_INTERVAL_S": "5", **RECEIPT_SETTINGS},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

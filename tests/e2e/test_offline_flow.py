@@ -78,7 +78,7 @@ def test_offline_scan_to_pay_charges_once(
         pay_page.click("#pay-button")
         pay_page.wait_for_selector("#receipt")
         assert f"{amount / 100:.2f} CNY" in pay_page.inner_text("#receipt-amount")
-        shot(pay_page, "driver-receipt-360", doc=doc)
+        shot(pay_page, "driver-receipt-360")  # the guide's receipt: test_accessibility.py
     finally:
         link(api, charger_id, up=True)
 

@@ -73,3 +73,19 @@ def test_a_static_folder_the_page_lacks_answers_404(tmp_path: Path) -> None:
     assert client.get("/js/app.js").status_code == 200
     assert client.get("/img/logo.png").status_code == 404
     assert client.get("/css/page.css").status_code == 404
+
+
+def test_the_icon_is_served_and_linked_from_every_page(client: TestClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/vnd.microsoft.icon"
+    assert icon.content[:4] == b"\0\0\1\0"  # an ICO file's header
+    for page in ("/", "/operator"):
+        assert '<link rel="icon" href="/favicon.ico"' in client.get(page).text
+
+
+def test_the_accessibility_checker_is_not_shipped(client: TestClient) -> None:
+    """axe-core is a development package: only the browser tests inject it."""
+    assert client.get("/vendor/axe-core/axe.min.js").status_code == 404
+    assert client.get("/node_modules/axe-core/axe.min.js").status_code == 404
+    assert "axe" not in client.get("/").text

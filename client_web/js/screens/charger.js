@@ -95,12 +95,13 @@ export async function show(main, route, app) {
     api.signedIn() ? t("request.order") : t("request.sign_in_to_order"));
   let kind = "energy";
   const value = h("input", { id: "request-value", inputmode: "decimal", autocomplete: "off", value: "10" });
-  const unit = h("span", { class: "unit", id: "request-unit" });
+  const unit = h("span", { class: "unit", id: "request-unit", "aria-hidden": "true" });
+  const valueLabel = h("label", { for: "request-value", id: "request-value-label" });
   const estimateLine = h("p", { class: "estimate", id: "estimate" });
   const holdLine = h("p", { class: "hint", id: "hold" });
   const capLine = h("p", { class: "warning", id: "over-cap", hidden: true });
   const chips = KINDS.map((k) => h("button", {
-    type: "button", class: "chip", dataset: { kind: k }, id: `kind-${k}`,
+    type: "button", class: "chip", dataset: { kind: k }, id: `kind-${k}`, "aria-pressed": "false",
     onclick: () => {
       kind = k;
       value.value = DEFAULTS[k];
@@ -110,8 +111,12 @@ export async function show(main, route, app) {
 
   let overCap = false;
   function refresh() {
-    for (const chip of chips) chip.classList.toggle("selected", chip.dataset.kind === kind);
-    value.hidden = unit.hidden = kind === "full";
+    for (const chip of chips) {
+      chip.classList.toggle("selected", chip.dataset.kind === kind);
+      chip.setAttribute("aria-pressed", String(chip.dataset.kind === kind));
+    }
+    value.hidden = unit.hidden = valueLabel.hidden = kind === "full";
+    if (kind !== "full") replace(valueLabel, t(`request.value.${kind}`, { currency }));
     replace(unit, { energy: "kWh", amount: currency, duration: t("request.minutes"), full: "" }[kind]);
     const request = requestOf(kind, value.value, currency);
     const limit = [tar.cap, maxOrder].filter((x) => x > 0);
@@ -192,7 +197,8 @@ export async function show(main, route, app) {
 
   const form = h("form", { class: "card request", id: "request-form", onsubmit: onSubmit },
     h("h2", {}, t("request.title")),
-    h("div", { class: "chips", role: "group" }, chips),
+    h("div", { class: "chips", role: "group", "aria-label": t("request.kinds") }, chips),
+    valueLabel,
     h("div", { class: "amount-row" }, value, unit),
     estimateLine, capLine, holdLine,
     canStart ? null : h("p", { class: "warning", id: "not-available" }, t("charger.not_available")),

@@ -35,7 +35,7 @@ export async function show(main, route, app) {
   const [me, book] = await Promise.all([api.me(), api.wallet().catch(() => null)]);
   if (!app.isCurrent()) return;
   const wallet = walletOf(me);
-  const input = h("input", { id: "top-up-amount", inputmode: "decimal", value: "100", autocomplete: "off" });
+  const input = h("input", { id: "top-up-amount", name: "amount", inputmode: "decimal", value: "100", autocomplete: "off" });
   const button = h("button", { type: "submit", class: "primary", id: "top-up-button" }, t("wallet.top_up"));
   async function onSubmit(event) {
     event.preventDefault();
@@ -71,7 +71,8 @@ export async function show(main, route, app) {
       }, t("nav.sign_out"))),
     h("form", { class: "card", id: "top-up-form", onsubmit: onSubmit },
       h("h2", {}, t("wallet.top_up")),
-      h("div", { class: "amount-row" }, input, h("span", { class: "unit" }, wallet.currency)),
+      h("label", { for: "top-up-amount" }, t("wallet.top_up_amount", { currency: wallet.currency })),
+      h("div", { class: "amount-row" }, input, h("span", { class: "unit", "aria-hidden": "true" }, wallet.currency)),
       button),
     movements(book && book.lines, wallet.currency));
 }

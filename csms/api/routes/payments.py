@@ -14,6 +14,7 @@ from csms.api.params import RowIdPath
 from csms.api.responses import errors
 from csms.payments.capture import confirm_payment, get_payment, get_receipt
 from csms.payments.order_errors import PaymentNotFound
+from csms.payments.receipts import ReceiptTerms
 from csms.payments.schemas import PaymentPublic, ReceiptPublic, payment_public, receipt_public
 
 router = APIRouter(prefix="/api/v1", tags=["payments"], responses=errors(401))
@@ -31,7 +32,12 @@ async def confirm(
     await session.close()  # the capture runs in the database thread (see settlements.py)
     try:
         receipt = await confirm_payment(
-            ctx.db, payment_id=payment_id, kind="driver", now=ctx.clock(), user_id=user.id
+            ctx.db,
+            payment_id=payment_id,
+            kind="driver",
+            now=ctx.clock(),
+            terms=ReceiptTerms.from_settings(ctx.settings),
+            user_id=user.id,
         )
     except PaymentNotFound as exc:
         raise _not_found(exc) from exc

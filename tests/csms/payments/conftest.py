@@ -24,6 +24,7 @@ from csms.payments.capture import confirm_payment
 from csms.payments.orders import OrderRequest, place_order, snapshot
 from csms.payments.provider import SandboxProvider
 from csms.payments.reaper import Reaper
+from csms.payments.receipts import ReceiptTerms
 from csms.payments.settlement_service import SettlementService
 from csms.payments.top_ups import top_up
 from csms.ports import TransactionFacts
@@ -211,7 +212,12 @@ class World:
 
     async def confirm(self, payment_id: int, user_id: int | None = None) -> Receipt:
         return await confirm_payment(
-            self.db, payment_id=payment_id, kind="driver", now=self.clock(), user_id=user_id
+            self.db,
+            payment_id=payment_id,
+            kind="driver",
+            now=self.clock(),
+            terms=ReceiptTerms.from_settings(self.settings),
+            user_id=user_id,
         )
 
     async def available(self, user_id: int | None = None) -> int:

@@ -5,7 +5,9 @@
   is what the ledger captured or billed as debt for the order, a pending one nothing yet;
 * no hold dangles: an order that is paid, expired or cancelled has nothing left on hold; an
   order still open (created, started, settled-but-pending with its hold) holds its full amount;
-* one receipt per captured payment, none for a pending one.
+* one receipt per captured payment, none for a pending one;
+* receipt numbers: each series (prefix) is numbered 1..n with no gap and no repeat, and its
+  counter stands at n.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from csms.payments import ledger, postings
 from csms.payments.ledger import hold_account
 from csms.store.db import Database
 from csms.store.models_money import LedgerEntry
-from csms.store.models_orders import Order, Payment, Receipt
+from csms.store.models_orders import Order, Payment, Receipt, ReceiptCounter
 from csms.store.units_of_work import run_sync
 
 
@@ -31,7 +33,15 @@ async def assert_money_consistent(db: Database) -> None:
         assert unbalanced.all() == [], "a ledger transfer does not balance"
         orders = (await session.exec(select(Order))).all()
         payments = {p.order_id: p for p in (await session.exec(select(Payment))).all()}
-        receipts = {r.payment_id for r in (await session.exec(select(Receipt))).all()}
+        all_receipts = (await session.exec(select(Receipt))).all()
+        receipts = {r.payment_id for r in all_receipts}
+        series: dict[str, list[int]] = {}
+        for receipt in all_receipts:
+            series.setdefault(receipt.number[:-6], []).append(int(receipt.number[-6:]))
+        counters = {c.series: c.last_seq for c in (await session.exec(select(ReceiptCounter)))}
+        for prefix, numbers in series.items():
+            assert sorted(numbers) == list(range(1, len(numbers) + 1)), f"{prefix}: {numbers}"
+            assert counters.get(prefix) == len(numbers), f"{prefix}: counter {counters}"
         for order in orders:
             held = await ledger.balance(session, hold_account(order.id))
             charged = await run_sync(

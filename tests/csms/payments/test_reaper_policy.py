@@ -19,6 +19,7 @@ from csms.payments.errors import AlreadyCaptured
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.orders import ORDER_ID_LENGTH, snapshot
 from csms.payments.reaper import Reaper
+from csms.payments.receipts import ReceiptTerms
 from csms.store.models_money import BillingAssignment, BillingModel
 from csms.store.models_orders import Order, Receipt
 from csms.store.units_of_work import in_worker
@@ -170,7 +171,12 @@ async def test_a_reaper_that_read_before_another_captured_does_not_report_it(
 
     def late_capture(session: Session) -> Receipt:
         return capture_unit(
-            session, payment_id=payment_id, kind="auto", now=world.clock(), first=True
+            session,
+            payment_id=payment_id,
+            kind="auto",
+            now=world.clock(),
+            terms=ReceiptTerms.from_settings(world.settings),
+            first=True,
         )
 
     with pytest.raises(AlreadyCaptured):
