@@ -6,7 +6,7 @@ retire the old key and add their own, leaving two pinned keys. A partial unique 
 key change runs again on what the first one left. A database that already holds two
 unretired keys for a charger keeps the newest pinned and retires the others first.
 
-Revision ID: 0017
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-06 21:40:00
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017"
+revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
