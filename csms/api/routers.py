@@ -18,6 +18,7 @@ from csms.api.routes import (
     admin_notifications,
     admin_orders,
     admin_presence,
+    admin_remote,
     admin_transactions,
     admin_users,
     chargers_public,
@@ -28,6 +29,7 @@ from csms.api.routes import (
     orders,
     payments,
     settlements,
+    uploads,
 )
 from csms.protocol.endpoint import router as ocpp
 
@@ -51,4 +53,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     settlements.router,
     payments.router,
     admin_orders.router,
+    # remote control: firmware / log history, charging profiles, uploaded files
+    admin_remote.router,
+    uploads.router,
 )

@@ -10,6 +10,12 @@ answered with a CALLERROR, 503 too many commands waiting, 504 no answer in time.
 ``Rejected``, ``NotSupported``, ``EmptyResultSet``) and sends the report later in NotifyReport
 parts, which ``csms.protocol.v201`` stores in the device model. Their ``requestId`` ties those
 parts to the request; the operator may leave it out and gets the one generated here back.
+
+``UpdateFirmware``, ``GetDiagnostics`` (1.6), ``GetLog`` (2.0.1), ``SetChargingProfile``,
+``ClearChargingProfile`` and ``GetCompositeSchedule`` go through :mod:`csms.protocol.remote`:
+a GetDiagnostics without ``location`` (GetLog without ``log.remoteLocation``) gets the CSMS's
+own one-time upload URL, and the answer (``request_id``, ``upload_id``) says where to look
+later: the firmware / log status history, the charging profiles, the uploaded files.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pydantic import BaseModel
 
 from csms.api.deps import AdminDep, CtxDep, SessionDep
 from csms.api.responses import BODY, errors
+from csms.protocol import remote
 from csms.store import chargers as store
 
 router = APIRouter(prefix="/api/v1/admin/chargers", tags=["admin: commands"], responses=errors(401))
@@ -46,6 +53,13 @@ class CommandAction(StrEnum):
     data_transfer = "DataTransfer"
     get_base_report = "GetBaseReport"  # 2.0.1
     get_report = "GetReport"  # 2.0.1
+    # --- firmware, diagnostics / logs, smart charging (csms.protocol.remote) ---
+    update_firmware = "UpdateFirmware"
+    get_diagnostics = "GetDiagnostics"  # 1.6
+    get_log = "GetLog"  # 2.0.1
+    set_charging_profile = "SetChargingProfile"
+    clear_charging_profile = "ClearChargingProfile"
+    get_composite_schedule = "GetCompositeSchedule"
 
 
 ONLY_16 = {
@@ -53,6 +67,7 @@ ONLY_16 = {
     CommandAction.get_configuration,
     CommandAction.remote_start_transaction,
     CommandAction.remote_stop_transaction,
+    CommandAction.get_diagnostics,
 }
 ONLY_201 = {
     CommandAction.set_variables,
@@ -61,6 +76,7 @@ ONLY_201 = {
     CommandAction.request_stop_transaction,
     CommandAction.get_base_report,
     CommandAction.get_report,
+    CommandAction.get_log,
 }
 # commands whose answer comes later in messages that carry the request's ``requestId``
 REPORT_REQUESTS = {CommandAction.get_base_report, CommandAction.get_report}
@@ -72,6 +88,8 @@ class CommandAnswer(BaseModel):
     action: str
     response: dict[str, Any]
     request_id: int | None = None  # the requestId sent with GetBaseReport / GetReport
+    # ... or of UpdateFirmware / GetDiagnostics / GetLog (1.6: the CSMS's own, for its history)
+    upload_id: int | None = None  # GetDiagnostics / GetLog to the CSMS's upload endpoint
 
 
 def with_request_id(action: CommandAction, payload: dict[str, Any]) -> dict[str, Any]:
@@ -122,8 +140,24 @@ async def send_command(
             f"{action.value} is not an OCPP {version} command",
         )
     payload = with_request_id(action, payload)
-    answer = await ctx.dispatcher.call(charger_id, action.value, payload)
     request_id = payload.get("requestId") if action in REPORT_REQUESTS else None
+    upload_id = None
+    remote_control = action.value in remote.ACTIONS and link is not None  # else: 409 below
+    if remote_control:
+        assert link is not None
+        version = link.ocpp_version
+        prepared = await remote.prepare(ctx, charger_id, version, action.value, payload)
+        payload, upload_id = prepared.payload, prepared.upload_id
+        request_id = prepared.request_id if action.value in remote.KIND else request_id
+    answer = await ctx.dispatcher.call(charger_id, action.value, payload)
+    if remote_control and link is not None:
+        await remote.record(
+            ctx, charger_id, link.ocpp_version, action.value, payload, answer, request_id
+        )
     return CommandAnswer(
-        charger_id=charger_id, action=action.value, response=answer, request_id=request_id
+        charger_id=charger_id,
+        action=action.value,
+        response=answer,
+        request_id=request_id,
+        upload_id=upload_id,
     )
