@@ -41,6 +41,7 @@ FACTORY_VERSION = "1.0.0"
 VERSION_KEY = "firmware_version"
 IDLE_POLL_S = 1.0  # how often an installation waiting for the sessions to end looks again
 HTTP_TIMEOUT_S = 30.0
+SCHEDULE_AFTER_S = 1.0  # a retrieve date less than this ahead starts the download at once
 
 
 @dataclass
@@ -143,7 +144,7 @@ class FirmwareUpdater:
             self.jobs.notify("FirmwareStatusNotification", payload, after_boot=after_boot)
 
         wait = retrieve_at - self.station.now()
-        if wait > 0:
+        if wait > SCHEDULE_AFTER_S:  # "now" by the CSMS's clock is now, not a schedule
             if v201:
                 status("DownloadScheduled")
             await clock.sleep(wait)

@@ -153,8 +153,8 @@ class Limit:
 
 def schedule_start(profile: Profile, at: float, tx_start: float | None) -> float | None:
     """When the period of ``profile`` that covers ``at`` started counting, or None."""
-    if profile.kind == "Relative":
-        return tx_start
+    if profile.kind == "Relative":  # from the transaction's start; without one, from now
+        return tx_start if tx_start is not None else at
     base = profile.start or profile.valid_from or profile.installed_at
     if profile.kind == "Recurring" and profile.recurrency in RECURRENCE_S:
         every = RECURRENCE_S[profile.recurrency]
