@@ -10,6 +10,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -154,7 +155,7 @@ def reported(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def firmware_request(version: str, url: str, *, signed: bool = True) -> dict[str, Any]:
-    now = ocpp_timestamp(0.0 + __import__("time").time())
+    now = ocpp_timestamp(time.time())
     if version == "1.6":
         return {"location": url, "retrieveDate": now}
     firmware: dict[str, Any] = {"location": url, "retrieveDateTime": now}
