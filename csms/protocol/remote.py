@@ -73,16 +73,16 @@ async def prepare(
         request_id = _new_request_id()
     upload_id = None
     if action == "GetDiagnostics" and "location" not in payload:
-        upload_id, payload["location"] = await _offer_upload(ctx, charger_id, action, request_id)
+        upload_id, payload["location"] = await offer_upload(ctx, charger_id, action, request_id)
     elif action == "GetLog":
         log = payload.get("log")
         if log is None or (isinstance(log, dict) and "remoteLocation" not in log):
-            upload_id, url = await _offer_upload(ctx, charger_id, action, request_id)
+            upload_id, url = await offer_upload(ctx, charger_id, action, request_id)
             payload["log"] = {**(log or {}), "remoteLocation": url}
     return Prepared(payload, request_id if isinstance(request_id, int) else None, upload_id)
 
 
-async def _offer_upload(
+async def offer_upload(
     ctx: CsmsContext, charger_id: str, action: str, request_id: Any
 ) -> tuple[int, str]:
     token = secrets.token_urlsafe(32)

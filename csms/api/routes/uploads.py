@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from csms.api.deps import CtxDep
@@ -180,12 +181,15 @@ class _FirstFile:
 async def _receive_form(request: Request, writer: FileWriter, boundary: bytes) -> str | None:
     collector = _FirstFile()
     parser = MultipartParser(boundary, collector.callbacks())
-    async for chunk in request.stream():
-        parser.write(chunk)
-        for piece in collector.pending:
-            await writer.write(piece)
-        collector.pending.clear()
-    parser.finalize()
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            for piece in collector.pending:
+                await writer.write(piece)
+            collector.pending.clear()
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unreadable form: {exc}") from exc
     if not collector._done:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no complete file part in the form")
     return collector.filename
