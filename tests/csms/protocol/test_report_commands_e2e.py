@@ -114,6 +114,7 @@ async def test_get_report_with_component_variable(csms: LiveCsms) -> None:
             "action": "GetReport",
             "response": {"status": "Accepted"},
             "request_id": 7,
+            "upload_id": None,  # only GetDiagnostics / GetLog to the CSMS's own upload URL
         }
         assert cp.received == [("GetReport", {"request_id": 7, "component_variable": wanted})]
         await _device_model_becomes(
