@@ -89,9 +89,10 @@ async def latest_request_id(session: AsyncSession, *, charger_id: str, kind: str
 # --- charging profiles ---------------------------------------------------------------------
 
 
-async def add_profile(session: AsyncSession, record: ChargingProfileRecord) -> None:
+async def add_profile(session: AsyncSession, record: ChargingProfileRecord) -> bool:
     """Stores a profile the charger accepted; an active one it replaces (same profile id, or
-    the same EVSE, purpose and stack level, as OCPP says) is marked cleared ``replaced``."""
+    the same EVSE, purpose and stack level, as OCPP says) is marked cleared ``replaced``.
+    False if the charger is gone (deleted while the command was on its way)."""
     same_id = PROFILES.c.profile_id == record.profile_id
     same_slot = (
         (PROFILES.c.evse_id == record.evse_id)
@@ -108,7 +109,12 @@ async def add_profile(session: AsyncSession, record: ChargingProfileRecord) -> N
         .values(cleared_at=record.set_at, cleared_by="replaced")
     )
     session.add(record)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
 
 
 async def clear_profiles(

@@ -68,7 +68,10 @@ async def test_profiles_are_replaced_and_cleared(db: Database) -> None:
         await store.add_profile(session, _profile(2, 1, 1))
         await store.add_profile(session, _profile(3, 1, 0))  # same slot as 1: replaces it
         await store.add_profile(session, _profile(2, 2, 5))  # same id as 2: replaces it
-        await store.add_profile(session, _profile(4, 0, 0, "ChargePointMaxProfile"))
+        assert await store.add_profile(session, _profile(4, 0, 0, "ChargePointMaxProfile"))
+        gone = _profile(5, 1, 0)
+        gone.charger_id = "GONE"
+        assert not await store.add_profile(session, gone)
     async with db.session() as session:
         active = await store.list_profiles(session, charger_id="R1", active_only=True)
         assert sorted((p.profile_id, p.evse_id) for p in active) == [(2, 2), (3, 1), (4, 0)]
