@@ -41,3 +41,4 @@ class LocalTagPolicy:
         if expiry is not None and expiry <= self._clock():
             return IdTagDecision(EXPIRED, expiry)
         return IdTagDecision(status, expiry)
+

@@ -163,6 +163,7 @@ async def key_by_kid(session: AsyncSession, charger_id: str, kid: str) -> Charge
     return rows.first()
 
 
+
 async def pin_key(
     session: AsyncSession,
     *,

@@ -75,7 +75,10 @@ async def test_several_reapers_release_and_capture_once(world: World) -> None:
     await world.service.submit(world.settlement(settled, wh=1000), source="upload")
     world.clock.advance(VALIDITY + LEEWAY + 700)
     await world.synced()
-    reapers = [Reaper(world.db, settings=world.settings, clock=world.clock) for _ in range(3)]
+    reapers = [
+        Reaper(world.db, settings=world.settings, clock=world.clock)
+        for _ in range(3)
+    ]
     reports = await asyncio.gather(*(r.reap_once() for r in reapers))
     released = sorted(o for r in reports for o in r.released)
     captured = [p for r in reports for p in r.captured]
