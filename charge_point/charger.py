@@ -102,6 +102,12 @@ class Charger:
     # --- running -------------------------------------------------------------------------
     async def run(self) -> None:
         bind_for_task(charger_id=self.station.id)  # every line of this charger's tasks
+        try:
+            await self._run_parts()
+        finally:  # a firmware update or log upload in progress ends with the charger
+            await self.link.remote.close()
+
+    async def _run_parts(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.link.run(), name=f"{self.station.id}-link")
             tasks.create_task(self._tick_forever(), name=f"{self.station.id}-tick")

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from charge_point.charger import Charger
+from charge_point.control_remote import remote_routes
 from charge_point.errors import IllegalTransition
 from charge_point.forced_answers import ForcedAnswer, problem
 from charge_point.state_view import snapshot
@@ -174,4 +175,5 @@ def create_app(charger: Charger) -> FastAPI:
             "connects": charger.link.connects,
         }
 
+    app.include_router(remote_routes(charger))  # faults, smart charging, firmware
     return app

@@ -7,7 +7,9 @@
     │                       command that must be refused; names the status and the event)
     ├── ConfigurationError  an unknown, read-only or ill-typed configuration key / variable
     ├── StoreError          the durable state cannot be read or written
-    └── NotConnected        a message needs the CSMS link and the link is down
+    ├── NotConnected        a message needs the CSMS link and the link is down
+    ├── ProfileInvalid      a charging profile this charger cannot take (answered Rejected)
+    └── TransferFailed      a firmware download or a log upload that did not go through
 
 Refusals of start QR codes are not exceptions: they are :class:`qr_extension.Refusal` values,
 shown on the display and logged, because a refused code is an expected outcome.
@@ -39,3 +41,16 @@ class StoreError(ChargePointError):
 
 class NotConnected(ChargePointError):
     """The CSMS link is down; the caller queues or drops the message."""
+
+
+class ProfileInvalid(ChargePointError, ValueError):
+    """A SetChargingProfile whose profile this charger cannot apply."""
+
+
+class TransferFailed(ChargePointError):
+    """A firmware download or diagnostics / log upload failed (``permission``: the server
+    refused our credentials, which 2.0.1 reports as PermissionDenied)."""
+
+    def __init__(self, message: str, *, permission: bool = False) -> None:
+        super().__init__(message)
+        self.permission = permission

@@ -41,6 +41,7 @@ from websockets.typing import Subprotocol
 from charge_point import queue
 from charge_point.events import Kind
 from charge_point.evse import Status
+from charge_point.jobs import RemoteJobs
 from charge_point.protocol.callerrors import CALL_REFUSED, error_code
 from charge_point.protocol.commands import CommandContext
 from charge_point.protocol.v16 import Adapter16
@@ -106,6 +107,8 @@ class Link:
         self._booted = False  # the current connection got past BootNotification
         self._boot_reason = "PowerUp"  # 2.0.1 BootReason of the next boot
         station.listener = self
+        # firmware updates and log uploads: their status notifications go out in _work
+        self.remote = RemoteJobs(station, reboot=self.reconnect, wake=self._wake.set)
 
     # --- Listener ------------------------------------------------------------------------
     def status_changed(self, evse_id: int, status: Status) -> None:
@@ -136,10 +139,10 @@ class Link:
             self._want_up.clear()
             self._abort()
 
-    def reconnect(self) -> None:
+    def reconnect(self, reason: str = "RemoteReset") -> None:
         """Drops the connection soon (the answer to the Reset goes out first); the loop then
-        connects and boots again."""
-        self._boot_reason = "RemoteReset"
+        connects and boots again, with 2.0.1 boot reason ``reason``."""
+        self._boot_reason = reason
         asyncio.get_running_loop().call_later(RESET_DELAY_S, self._abort)
 
     def trigger(self, what: str, evse_id: int | None) -> bool:
@@ -235,7 +238,9 @@ class Link:
                 return False
             self._follow_ups.clear()
             self._refused.clear()
-            ctx = CommandContext(self.station, self.reconnect, self.trigger, self.follow_up)
+            ctx = CommandContext(
+                self.station, self.reconnect, self.trigger, self.follow_up, self.remote
+            )
             cls = Adapter16 if version == "1.6" else Adapter201
             adapter = cls(ctx, ws, timeout=self.settings.call_timeout_s)
             self._adapter = adapter
@@ -296,6 +301,7 @@ class Link:
         self._booted = True
         self._boot_reason = "PowerUp"
         self.connects += 1
+        self.remote.booted()
         log.info("%s: booted (OCPP %s)", station.id, adapter.version)
 
     async def _work(self, adapter: Adapter16 | Adapter201) -> Boot:
@@ -325,6 +331,7 @@ class Link:
                 if refused is not None:
                     return refused
             await self._send_follow_ups()
+            await self._send_notices(adapter)
             delivered = await queue.drain(station.store, config, adapter, station.now())
             # Synced after the queue is drained on reconnect, and after each later settlement
             if station.store.queue_len() == 0 and (synced_due or Kind.SETTLEMENT in delivered):
@@ -389,6 +396,13 @@ class Link:
         while self._follow_ups:
             what, send = self._follow_ups.pop(0)
             await self._optional(what, send())
+
+    async def _send_notices(self, adapter: Adapter16 | Adapter201) -> None:
+        """The status notifications of firmware and log jobs, in order; one that the
+        connection loses before its answer stays first for the next connection."""
+        while (notice := self.remote.next_notice()) is not None:
+            await self._optional(notice[0], adapter.send_notice(*notice))
+            self.remote.delivered()
 
     async def _optional(self, what: str, sending: Awaitable[T]) -> T | None:
         """Awaits a CALL the charger can do without: a CALLERROR (or an invalid CALLRESULT) is

@@ -90,12 +90,20 @@ class Meter:
         self.power_w = 0.0
         self._ramp = 0.0
 
-    def step(self, dt: float, *, offering: bool, max_wh: float | None = None) -> int:
+    def step(
+        self,
+        dt: float,
+        *,
+        offering: bool,
+        max_wh: float | None = None,
+        limit_w: float | None = None,
+    ) -> int:
         """Advances ``dt`` real seconds; returns the whole Wh the register gained.
 
         ``offering`` is whether the EVSE offers power (a running, unsuspended transaction);
         ``max_wh`` caps the energy of this step (the energy limit of the order is never
-        exceeded by a coarse step).
+        exceeded by a coarse step); ``limit_w`` caps the power drawn, as reported (the active
+        charging profile: :mod:`charge_point.smart_charging`).
         """
         if dt <= 0:
             return 0
@@ -106,6 +114,8 @@ class Meter:
         model_dt = dt * self.power_scale  # the charge curve runs power_scale times as fast
         self._ramp = min(1.0, self._ramp + model_dt / RAMP_S)
         model_w = min(self.max_power_w * self._ramp, self.ev.acceptance_w(self.max_power_w))
+        if limit_w is not None:
+            model_w = min(model_w, max(0.0, limit_w) / self.power_scale)
         self.power_w = model_w * self.power_scale
         energy = model_w * model_dt / 3600.0
         energy = min(energy, self.ev.capacity_wh - self.ev.stored_wh)

@@ -34,6 +34,7 @@ from charge_point.qrstart import ScanContext, StartAuthorization, check_start
 from charge_point.reservations import ReservationBook
 from charge_point.session import Session, sign_session
 from charge_point.settings import StationSettings
+from charge_point.smart_charging import ChargingProfiles, Limit
 from charge_point.store import Store
 from charge_point.timefloor import TimeFloor
 from qr_extension.identify import identification_url, presence_code
@@ -133,6 +134,7 @@ class Station:
             for i in evse_ids
         }
         self.sessions: dict[int, Session] = {}
+        self.profiles = ChargingProfiles(store)  # smart charging: limits on the meters
         self.reset_when_idle = False  # a 2.0.1 Reset OnIdle waits for the sessions to end
         self.pending: dict[int, PendingStart] = {}
         self.time = TimeFloor(store, clock)
@@ -458,7 +460,13 @@ class Station:
             Status.CHARGING,
             Status.SUSPENDED_EV,
         )
-        wh = meter.step(t1 - t0, offering=offering, max_wh=session.remaining_wh())
+        limit = self.power_limit(evse_id, t0)
+        wh = meter.step(
+            t1 - t0,
+            offering=offering,
+            max_wh=session.remaining_wh(),
+            limit_w=None if limit is None else limit.watts,
+        )
         session.book(t1, wh, idle=wh == 0 and connector.status is not Status.CHARGING)
         if connector.status is Status.CHARGING and not meter.ev_wants_power:
             self._transaction_state(session, Event.EV_IDLE, Trigger.CHARGING_STATE_CHANGED)
@@ -476,6 +484,21 @@ class Station:
             self._emit(session, Kind.UPDATED, trigger=Trigger.METER_VALUE_PERIODIC, at=t1)
         elif t1 - session.saved_at >= CHECKPOINT_S:
             self._save(session)  # a power cut loses at most CHECKPOINT_S of metering
+
+    def power_limit(self, evse_id: int, at: float) -> Limit | None:
+        """The charging profiles' limit on ``evse_id`` at ``at`` (the station maximum shared
+        by the EVSEs with a running transaction)."""
+        session = self.sessions.get(evse_id)
+        return self.profiles.limit(
+            evse_id,
+            at,
+            None if session is None else session.started_at,
+            sharing=max(1, len(self.sessions)),
+        )
+
+    def hardware_w(self) -> float:
+        """The most one EVSE can deliver (as reported: ``time_scale`` included)."""
+        return float(self.settings.max_power_w) * self.settings.time_scale
 
     def _transaction_state(self, session: Session, event: Event, trigger: Trigger) -> None:
         connector = self.connectors[session.evse_id]
@@ -534,6 +557,7 @@ class Station:
 
     def _end(self, evse_id: int, reason: StopReason, *, unplugged: bool = False) -> None:
         session = self.sessions.pop(evse_id)
+        self.profiles.transaction_ended(evse_id)
         self._finish(session, reason, stopped_at=self.now())
         connector = self.connectors[evse_id]
         event = Event.UNPLUG if unplugged else Event.STOP
@@ -586,6 +610,7 @@ class Station:
             session = Session.from_record(record)
             self.meters[session.evse_id].restore_register(session.meter_wh)
             log.warning("%s: transaction %s interrupted, ending it", self.id, session.local_id)
+            self.profiles.transaction_ended(session.evse_id)
             self._finish(session, StopReason.POWER_LOSS, stopped_at=session.booked_until)
 
     # --- plumbing ------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     ocpp_max_frame_bytes: int
     message_log_limit: int
     notification_limit: int
+    upload_max_bytes: int = Field(gt=0)  # the largest diagnostics / log file a charger uploads
     tls_cert_file: str
     tls_key_file: str
     tls_client_ca_file: str = ""  # CA of chargers' client certificates; empty: ca_cert_file

@@ -28,7 +28,7 @@ from csms.api.request_ids import RequestIds
 from csms.api.routers import ROUTERS
 from csms.api.routes import metrics, money
 from csms.api.routes.admin_operators import operator_error
-from csms.api.uploads import PHOTO_REQUEST_BYTES, BodyLimit, BodyTooLarge
+from csms.api.uploads import PHOTO_REQUEST_BYTES, UPLOAD_FRAMING_BYTES, BodyLimit, BodyTooLarge
 from csms.charger_ca import configured_ca
 from csms.commands import ConnectionRegistry, LocalDispatcher
 from csms.context import CsmsContext
@@ -57,6 +57,7 @@ from csms.ports import AuthorizationPolicy, PaymentProvider, SettlementSink
 from csms.production import check_production
 from csms.protocol import commands as ocpp_commands
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
+from csms.protocol.remote import UPLOAD_PATH
 from csms.store.chargers import mark_all_offline
 from csms.store.db import Database, migrate
 from csms.store.message_log import MessageLogWriter
@@ -154,7 +155,13 @@ def create_app(
     app.add_exception_handler(OperatorError, operator_error)
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, _database_error)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit, per_prefix={"/api/v1/settlements": PHOTO_REQUEST_BYTES})
+    app.add_middleware(
+        BodyLimit,
+        per_prefix={
+            "/api/v1/settlements": PHOTO_REQUEST_BYTES,
+            UPLOAD_PATH: settings.upload_max_bytes + UPLOAD_FRAMING_BYTES,  # a charger's file
+        },
+    )
     app.add_middleware(AuditLog)  # around BodyLimit: its 413s are recorded too
     app.add_middleware(RequestIds)  # added last: outermost, so the 413s carry an id too
     if docs:

@@ -29,6 +29,7 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
     ├── BodyTooLarge          a request body over its limit              (api/uploads.py)
     ├── GateFull              every photo decode slot and its line busy  (decodes.py)
     ├── UploadsTooFrequent    settlement uploads over the rate           (upload_rate.py)
+    ├── UploadTooLarge        a charger's diagnostics / log file over the maximum (upload_files.py)
     ├── DriverError           driver accounts and tokens                 (drivers/errors.py)
     │   └── EmailTaken, InvalidCredentials, TooManyAttempts, TokenInvalid
     ├── OperatorError         operator accounts and sign-in            (operators/errors.py)

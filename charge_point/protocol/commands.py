@@ -12,15 +12,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from charge_point.errors import ConfigurationError
+from charge_point.errors import ConfigurationError, ProfileInvalid
 from charge_point.events import ORDER_TOKEN_TYPE
 from charge_point.qrstart import read_revoke
+from charge_point.smart_charging import Period, profile_from_ocpp
 from charge_point.station import Station
 from ocpp_rpc import on
 from qr_extension.wire import MSG_REVOKE, MSG_TRUSTED_KEYS, VENDOR_ID
+
+if TYPE_CHECKING:
+    from charge_point.jobs import RemoteJobs
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +44,7 @@ class CommandContext:
     reconnect: Callable[[], None]  # after Reset: drop the connection, boot again
     trigger: Callable[[str, int | None], bool]  # TriggerMessage: (what, evse) -> accepted
     follow_up: Callable[[str, Callable[[], Awaitable[None]]], None]  # a CALL to send after
+    remote: RemoteJobs | None = None  # firmware and log jobs (None: not offered)
 
 
 # --- Provisioning: configuration, reset ------------------------------------------------
@@ -150,3 +155,128 @@ def revoke(ctx: CommandContext, data: Any) -> str:
         log.info("Revoke refused: malformed data %r", str(data)[:80])
         return "Rejected"
     return "Accepted" if ctx.station.revoke_token(*parsed) else "Rejected"
+
+
+# --- Smart charging ------------------------------------------------------------------------
+def set_charging_profile(
+    ctx: CommandContext, evse_id: int, data: dict[str, Any], *, version: str
+) -> str:
+    """Installs a profile (``data`` snake_cased, 1.6 ``csChargingProfiles`` or 2.0.1
+    ``chargingProfile``) on ``evse_id`` (0: the station): ``Accepted`` or ``Rejected``."""
+    station = ctx.station
+    if evse_id != 0 and evse_id not in station.connectors:
+        return "Rejected"
+    try:
+        profile = profile_from_ocpp(evse_id, data, installed_at=station.now())
+    except (ProfileInvalid, KeyError, TypeError, ValueError) as exc:
+        log.info("%s: charging profile refused: %s", station.id, exc)
+        return "Rejected"
+    session = station.sessions.get(evse_id)
+    running = None
+    if session is not None:  # 1.6 names the CSMS's transaction id, 2.0.1 the charger's
+        running = station.store.csms_id(session.local_id) if version == "1.6" else session.local_id
+    if version != "1.6":  # kept as sent, for GetChargingProfiles (2.0.1 only)
+        profile = replace(profile, extra={"ocpp": data})
+    accepted = station.profiles.install(profile, transaction_id=running)
+    station.tick()  # the meters apply it from now on
+    return "Accepted" if accepted else "Rejected"
+
+
+def clear_charging_profile(
+    ctx: CommandContext,
+    *,
+    profile_id: int | None,
+    evse_id: int | None,
+    purpose: str | None,
+    stack_level: int | None,
+) -> str:
+    """``Accepted`` when a profile was removed, else ``Unknown``."""
+    ctx.station.tick()  # energy up to now under the old limits
+    cleared = ctx.station.profiles.clear(
+        profile_id=profile_id, evse_id=evse_id, purpose=purpose, stack_level=stack_level
+    )
+    return "Accepted" if cleared else "Unknown"
+
+
+def composite_schedule(
+    ctx: CommandContext, evse_id: int, duration_s: int, unit: str | None
+) -> tuple[float, str, list[Period]] | None:
+    """(start, unit, periods) of the composite schedule of ``evse_id`` from now, or None
+    (Rejected) for an EVSE this charger does not have."""
+    station = ctx.station
+    if evse_id != 0 and evse_id not in station.connectors:
+        return None
+    now = float(int(station.now()))
+    session = station.sessions.get(evse_id)
+    unit = unit or "W"
+    hardware = station.hardware_w() * (len(station.connectors) if evse_id == 0 else 1)
+    periods = station.profiles.composite(
+        evse_id,
+        now,
+        max(1, duration_s),
+        unit=unit,
+        tx_start=None if session is None else session.started_at,
+        hardware_w=hardware,
+    )
+    return now, unit, periods
+
+
+def periods_ocpp(periods: list[Period]) -> list[dict[str, Any]]:
+    """``chargingSchedulePeriod`` (snake_cased) of both versions."""
+    return [
+        {"start_period": p.start_s, "limit": p.limit}
+        | ({} if p.phases is None else {"number_phases": p.phases})
+        for p in periods
+    ]
+
+
+# --- Firmware and diagnostics / logs --------------------------------------------------------
+def update_firmware(
+    ctx: CommandContext,
+    *,
+    version: str,
+    location: str,
+    retrieve_at: str,
+    request_id: int | None = None,
+    retries: int | None = None,
+    retry_interval: int | None = None,
+    signature: str | None = None,
+) -> str:
+    """Starts a firmware update: ``Accepted`` or ``AcceptedCanceled`` (or ``Rejected`` when
+    this charger runs no jobs)."""
+    if ctx.remote is None:
+        return "Rejected"
+    return ctx.remote.firmware.request(
+        version=version,
+        location=location,
+        retrieve_at=_expiry(retrieve_at) or ctx.station.now(),
+        request_id=request_id,
+        retries=retries or 0,
+        retry_interval_s=float(retry_interval or 0),
+        signature=signature,
+    )
+
+
+def upload_log(
+    ctx: CommandContext,
+    *,
+    version: str,
+    location: str,
+    request_id: int | None = None,
+    log_type: str = "DiagnosticsLog",
+    retries: int | None = None,
+    retry_interval: int | None = None,
+    window: dict[str, Any] | None = None,
+) -> tuple[str, str | None]:
+    """Starts a diagnostics / log upload: (status, file name)."""
+    if ctx.remote is None:
+        return "Rejected", None
+    return ctx.remote.logs.request(
+        version=version,
+        location=location,
+        request_id=request_id,
+        log_type=log_type,
+        retries=retries or 0,
+        retry_interval_s=float(retry_interval or 0),
+        window=window,
+    )

@@ -69,6 +69,7 @@ class Connection:
     version: str
     call_results: ModuleType
     forced: ForcedAnswers | None = None  # answers forced through the control API
+    calls: ModuleType  # the library's ``call`` module of that version
 
     def __init__(self, charger_id: str, socket: Socket | None, *, timeout: float) -> None:
         self.id = charger_id
@@ -112,6 +113,11 @@ class Connection:
         response.action = action
         await validate_payload(response, self.version)
         return getattr(self.call_results, action)(**camel_to_snake_case(response.payload))
+
+    async def send_notice(self, action: str, payload: dict[str, Any]) -> None:
+        """Sends a status notification (``payload`` snake_cased) built by a job
+        (:mod:`charge_point.jobs`); its answer is empty."""
+        await self.call(getattr(self.calls, action)(**payload))
 
     # --- frames in -------------------------------------------------------------------------
 

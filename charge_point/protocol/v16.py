@@ -16,6 +16,7 @@ from ocpp.v16.enums import Action
 from charge_point import reservations
 from charge_point.events import Kind
 from charge_point.evse import Status
+from charge_point.firmware import installed_version
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
 from charge_point.protocol.connection import Connection, Socket
@@ -65,6 +66,7 @@ class Adapter16(Connection):
 
     version = "1.6"
     call_results = call_result
+    calls = call
 
     def __init__(self, ctx: CommandContext, socket: Socket | None, *, timeout: float) -> None:
         super().__init__(ctx.station.id, socket, timeout=timeout)
@@ -78,7 +80,11 @@ class Adapter16(Connection):
         """BootNotification (1.6 has no boot reason): (registration status, CSMS time,
         interval)."""
         answer = await self.call(
-            call.BootNotification(charge_point_model=MODEL, charge_point_vendor=VENDOR),
+            call.BootNotification(
+                charge_point_model=MODEL,
+                charge_point_vendor=VENDOR,
+                firmware_version=installed_version(self.station.store),
+            ),
         )
         current = parse_ocpp_timestamp(answer.current_time).timestamp()
         return str(answer.status), current, int(answer.interval)
@@ -284,3 +290,89 @@ class Adapter16(Connection):
     ) -> call_result.DataTransfer:
         status = commands.data_transfer(self.ctx, vendor_id, message_id, data)
         return call_result.DataTransfer(status=status)
+
+    # --- firmware, diagnostics, smart charging (charge_point.firmware, .diagnostics,
+    # .smart_charging; the effect is in commands) ------------------------------------------
+    @handles(Action.update_firmware)
+    def on_update_firmware(
+        self,
+        location: str,
+        retrieve_date: str,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> call_result.UpdateFirmware:
+        commands.update_firmware(
+            self.ctx,
+            version=self.version,
+            location=location,
+            retrieve_at=retrieve_date,
+            retries=retries,
+            retry_interval=retry_interval,
+        )
+        return call_result.UpdateFirmware()
+
+    @handles(Action.get_diagnostics)
+    def on_get_diagnostics(
+        self,
+        location: str,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        start_time: str | None = None,
+        stop_time: str | None = None,
+    ) -> call_result.GetDiagnostics:
+        """The file name, or none when there is nothing this charger can upload there."""
+        status, name = commands.upload_log(
+            self.ctx,
+            version=self.version,
+            location=location,
+            retries=retries,
+            retry_interval=retry_interval,
+            window={"start_time": start_time, "stop_time": stop_time},
+        )
+        return call_result.GetDiagnostics(file_name=name if status != "Rejected" else None)
+
+    @handles(Action.set_charging_profile)
+    def on_set_charging_profile(
+        self, connector_id: int, cs_charging_profiles: dict[str, Any]
+    ) -> call_result.SetChargingProfile:
+        status = commands.set_charging_profile(
+            self.ctx, connector_id, cs_charging_profiles, version=self.version
+        )
+        return call_result.SetChargingProfile(status=status)
+
+    @handles(Action.clear_charging_profile)
+    def on_clear_charging_profile(
+        self,
+        id: int | None = None,
+        connector_id: int | None = None,
+        charging_profile_purpose: str | None = None,
+        stack_level: int | None = None,
+    ) -> call_result.ClearChargingProfile:
+        status = commands.clear_charging_profile(
+            self.ctx,
+            profile_id=id,
+            evse_id=connector_id,
+            purpose=charging_profile_purpose,
+            stack_level=stack_level,
+        )
+        return call_result.ClearChargingProfile(status=status)
+
+    @handles(Action.get_composite_schedule)
+    def on_get_composite_schedule(
+        self, connector_id: int, duration: int, charging_rate_unit: str | None = None
+    ) -> call_result.GetCompositeSchedule:
+        found = commands.composite_schedule(self.ctx, connector_id, duration, charging_rate_unit)
+        if found is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
+        start, unit, periods = found
+        return call_result.GetCompositeSchedule(
+            status="Accepted",
+            connector_id=connector_id,
+            schedule_start=ocpp_timestamp(start),
+            charging_schedule={
+                "duration": duration,
+                "start_schedule": ocpp_timestamp(start),
+                "charging_rate_unit": unit,
+                "charging_schedule_period": commands.periods_ocpp(periods),
+            },
+        )

@@ -23,6 +23,7 @@ from charge_point.device_model import Entry
 from charge_point.errors import ConfigurationError
 from charge_point.events import ORDER_TOKEN_TYPE, Kind, StopReason, Trigger
 from charge_point.evse import Status, status_201
+from charge_point.firmware import installed_version
 from charge_point.protocol import commands
 from charge_point.protocol.commands import CommandContext, handles
 from charge_point.protocol.connection import Connection, Socket
@@ -96,6 +97,7 @@ class Adapter201(Connection):
 
     version = "2.0.1"
     call_results = call_result
+    calls = call
 
     def __init__(self, ctx: CommandContext, socket: Socket | None, *, timeout: float) -> None:
         super().__init__(ctx.station.id, socket, timeout=timeout)
@@ -110,7 +112,12 @@ class Adapter201(Connection):
         """BootNotification: (registration status, CSMS time, interval)."""
         answer = await self.call(
             call.BootNotification(
-                charging_station={"model": MODEL, "vendor_name": VENDOR}, reason=reason
+                charging_station={
+                    "model": MODEL,
+                    "vendor_name": VENDOR,
+                    "firmware_version": installed_version(self.station.store),
+                },
+                reason=reason,
             ),
         )
         current = parse_ocpp_timestamp(answer.current_time).timestamp()
@@ -435,14 +442,131 @@ class Adapter201(Connection):
                 self.station.display.show_text(f"EVSE {evse_id}: cost so far {total_cost}")
         return call_result.CostUpdated()
 
-    # --- smart charging: no profiles ------------------------------------------------------
+    # --- smart charging (charge_point.smart_charging; the effect is in commands) ---------
+    @handles(Action.set_charging_profile)
+    def on_set_charging_profile(
+        self, evse_id: int, charging_profile: dict[str, Any], **_: Any
+    ) -> call_result.SetChargingProfile:
+        status = commands.set_charging_profile(
+            self.ctx, evse_id, charging_profile, version=self.version
+        )
+        return call_result.SetChargingProfile(status=status)
+
     @handles(Action.get_charging_profiles)
     def on_get_charging_profiles(
-        self, request_id: int, **_: Any
+        self, request_id: int, charging_profile: dict[str, Any], **_: Any
     ) -> call_result.GetChargingProfiles:
-        """This charger installs no charging profiles (it does not take SetChargingProfile)."""
-        return call_result.GetChargingProfiles(status="NoProfiles")
+        """Accepted when some installed profile matches; they follow in ReportChargingProfiles
+        messages, one per EVSE (K09)."""
+        wanted_evse = (
+            charging_profile.get("evse_id") if isinstance(charging_profile, dict) else None
+        )
+        by_evse: dict[int, list[dict[str, Any]]] = {}
+        for profile in self.station.profiles:
+            if wanted_evse is not None and profile.evse_id != wanted_evse:
+                continue
+            sent = profile.extra.get("ocpp")
+            if isinstance(sent, dict):
+                by_evse.setdefault(profile.evse_id, []).append(sent)
+        if not by_evse:
+            return call_result.GetChargingProfiles(status="NoProfiles")
+        self.ctx.follow_up(
+            f"ReportChargingProfiles {request_id}",
+            functools.partial(self.report_profiles, request_id, by_evse),
+        )
+        return call_result.GetChargingProfiles(status="Accepted")
+
+    async def report_profiles(
+        self, request_id: int, by_evse: dict[int, list[dict[str, Any]]]
+    ) -> None:
+        items = sorted(by_evse.items())
+        for n, (evse_id, profiles) in enumerate(items):
+            await self.call(
+                call.ReportChargingProfiles(
+                    request_id=request_id,
+                    charging_limit_source="CSO",
+                    evse_id=evse_id,
+                    charging_profile=profiles,
+                    tbc=n < len(items) - 1,
+                )
+            )
 
     @handles(Action.clear_charging_profile)
-    def on_clear_charging_profile(self, **_: Any) -> call_result.ClearChargingProfile:
-        return call_result.ClearChargingProfile(status="Unknown")
+    def on_clear_charging_profile(
+        self,
+        charging_profile_id: int | None = None,
+        charging_profile_criteria: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> call_result.ClearChargingProfile:
+        criteria = charging_profile_criteria or {}
+        status = commands.clear_charging_profile(
+            self.ctx,
+            profile_id=charging_profile_id,
+            evse_id=criteria.get("evse_id"),
+            purpose=criteria.get("charging_profile_purpose"),
+            stack_level=criteria.get("stack_level"),
+        )
+        return call_result.ClearChargingProfile(status=status)
+
+    @handles(Action.get_composite_schedule)
+    def on_get_composite_schedule(
+        self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_: Any
+    ) -> call_result.GetCompositeSchedule:
+        found = commands.composite_schedule(self.ctx, evse_id, duration, charging_rate_unit)
+        if found is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
+        start, unit, periods = found
+        return call_result.GetCompositeSchedule(
+            status="Accepted",
+            schedule={
+                "evse_id": evse_id,
+                "duration": duration,
+                "schedule_start": ocpp_timestamp(start),
+                "charging_rate_unit": unit,
+                "charging_schedule_period": commands.periods_ocpp(periods),
+            },
+        )
+
+    # --- firmware, logs (charge_point.firmware, .diagnostics) ------------------------------
+    @handles(Action.update_firmware)
+    def on_update_firmware(
+        self,
+        request_id: int,
+        firmware: dict[str, Any],
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        **_: Any,
+    ) -> call_result.UpdateFirmware:
+        status = commands.update_firmware(
+            self.ctx,
+            version=self.version,
+            location=firmware["location"],
+            retrieve_at=firmware["retrieve_date_time"],
+            request_id=request_id,
+            retries=retries,
+            retry_interval=retry_interval,
+            signature=firmware.get("signature"),
+        )
+        return call_result.UpdateFirmware(status=status)
+
+    @handles(Action.get_log)
+    def on_get_log(
+        self,
+        log: dict[str, Any],
+        log_type: str,
+        request_id: int,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        **_: Any,
+    ) -> call_result.GetLog:
+        status, name = commands.upload_log(
+            self.ctx,
+            version=self.version,
+            location=log["remote_location"],
+            request_id=request_id,
+            log_type=log_type,
+            retries=retries,
+            retry_interval=retry_interval,
+            window={"oldest": log.get("oldest_timestamp"), "latest": log.get("latest_timestamp")},
+        )
+        return call_result.GetLog(status=status, filename=name)

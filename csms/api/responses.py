@@ -61,6 +61,7 @@ _DESCRIPTIONS: Mapping[int, str] = {
     402: "the wallet or the payment method cannot pay",
     404: "not found",
     409: "conflicts with the current state",
+    410: "expired",
     413: "the body is larger than allowed",
     422: "the request does not fit the schema or the rules",
     429: "too many attempts: try again after Retry-After seconds",

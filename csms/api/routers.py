@@ -20,6 +20,7 @@ from csms.api.routes import (
     admin_orders,
     admin_presence,
     admin_reservations,
+    admin_remote,
     admin_transactions,
     admin_users,
     chargers_public,
@@ -30,6 +31,7 @@ from csms.api.routes import (
     orders,
     payments,
     settlements,
+    uploads,
 )
 from csms.protocol.endpoint import router as ocpp
 
@@ -55,4 +57,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin_orders.router,
     admin_operators.router,
     admin_reservations.router,
+    # remote control: firmware / log history, charging profiles, uploaded files
+    admin_remote.router,
+    uploads.router,
 )

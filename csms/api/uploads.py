@@ -19,6 +19,7 @@ KIB = 1024
 MIB = 1024 * KIB
 MAX_PHOTO_BYTES = 10 * MIB  # an uploaded photo of a QR code (a 48 MP phone JPEG is 8-12 MB)
 PHOTO_REQUEST_BYTES = MAX_PHOTO_BYTES + 64 * KIB  # the photo plus its multipart framing
+UPLOAD_FRAMING_BYTES = 64 * KIB  # multipart framing around a charger's uploaded file
 DEFAULT_REQUEST_BYTES = MIB  # every other request body: JSON and forms of a few kB
 
 

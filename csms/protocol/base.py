@@ -425,7 +425,8 @@ class CsmsChargePoint:
                 f"the charger's {action} answer is invalid: {exc.description}",
                 exc.details,
             ) from exc
-        answer = dict(response.payload)
+        # as it came: validation re-reads 1.6 schedule numbers as Decimal (GetCompositeSchedule)
+        answer = dict(answered.payload)
         self.registration = self.registration.answered(action, payload, answer)
         return answer
 

@@ -2,7 +2,8 @@
 
 The latest firmware and diagnostics/log status is also on the charger's row (the charger
 list shows it); every report, security events included, is kept as a notification
-(:mod:`csms.protocol.notifications`) with its payload.
+(:mod:`csms.protocol.notifications`) with its payload, and firmware and log progress also in
+the status history of :mod:`csms.protocol.remote` (tied to its request).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from csms.context import CsmsContext
-from csms.protocol import notifications
+from csms.protocol import notifications, remote
 from csms.store import chargers as store
 
 LOG = logging.getLogger("csms.monitoring")
@@ -24,6 +25,7 @@ async def firmware_status(
     """FirmwareStatusNotification (both versions), 1.6 SignedFirmwareStatusNotification."""
     await _set_status(ctx, charger_id, "firmware_status", str(payload["status"]))
     await notifications.record(ctx, charger_id, action, payload)
+    await remote.status_reported(ctx, charger_id, action, payload)
 
 
 async def diagnostics_status(
@@ -32,6 +34,7 @@ async def diagnostics_status(
     """1.6 DiagnosticsStatusNotification and LogStatusNotification (both versions)."""
     await _set_status(ctx, charger_id, "diagnostics_status", str(payload["status"]))
     await notifications.record(ctx, charger_id, action, payload)
+    await remote.status_reported(ctx, charger_id, action, payload)
 
 
 async def security_event(ctx: CsmsContext, charger_id: str, payload: Mapping[str, Any]) -> None:

@@ -14,6 +14,12 @@ parts to the request; the operator may leave it out and gets the one generated h
 ``ReserveNow`` / ``CancelReservation`` are kept by the CSMS (``GET .../reservations``); a
 ReserveNow without its reservation id (1.6 ``reservationId``, 2.0.1 ``id``) gets one
 generated here, returned as ``reservation_id``.
+
+``UpdateFirmware``, ``GetDiagnostics`` (1.6), ``GetLog`` (2.0.1), ``SetChargingProfile``,
+``ClearChargingProfile`` and ``GetCompositeSchedule`` go through :mod:`csms.protocol.remote`:
+a GetDiagnostics without ``location`` (GetLog without ``log.remoteLocation``) gets the CSMS's
+own one-time upload URL, and the answer (``request_id``, ``upload_id``) says where to look
+later: the firmware / log status history, the charging profiles, the uploaded files.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from csms.commands import JsonObject
 from csms.context import CsmsContext
 from csms.errors import NotConnected
 from csms.protocol import reservations
+from csms.protocol import remote
 from csms.store import chargers as store
 
 router = APIRouter(
@@ -60,6 +67,13 @@ class CommandAction(StrEnum):
     change_availability = "ChangeAvailability"
     reserve_now = "ReserveNow"
     cancel_reservation = "CancelReservation"
+    # --- firmware, diagnostics / logs, smart charging (csms.protocol.remote) ---
+    update_firmware = "UpdateFirmware"
+    get_diagnostics = "GetDiagnostics"  # 1.6
+    get_log = "GetLog"  # 2.0.1
+    set_charging_profile = "SetChargingProfile"
+    clear_charging_profile = "ClearChargingProfile"
+    get_composite_schedule = "GetCompositeSchedule"
 
 
 ONLY_16 = {
@@ -67,6 +81,7 @@ ONLY_16 = {
     CommandAction.get_configuration,
     CommandAction.remote_start_transaction,
     CommandAction.remote_stop_transaction,
+    CommandAction.get_diagnostics,
 }
 ONLY_201 = {
     CommandAction.set_variables,
@@ -75,6 +90,7 @@ ONLY_201 = {
     CommandAction.request_stop_transaction,
     CommandAction.get_base_report,
     CommandAction.get_report,
+    CommandAction.get_log,
 }
 # commands whose answer comes later in messages that carry the request's ``requestId``
 REPORT_REQUESTS = {CommandAction.get_base_report, CommandAction.get_report}
@@ -87,6 +103,8 @@ class CommandAnswer(BaseModel):
     response: dict[str, Any]
     request_id: int | None = None  # the requestId sent with GetBaseReport / GetReport
     reservation_id: int | None = None  # the reservation id sent with ReserveNow
+    # ... or of UpdateFirmware / GetDiagnostics / GetLog (1.6: the CSMS's own, for its history)
+    upload_id: int | None = None  # GetDiagnostics / GetLog to the CSMS's upload endpoint
 
 
 def with_request_id(action: CommandAction, payload: dict[str, Any]) -> dict[str, Any]:
@@ -141,10 +159,26 @@ async def send_command(
         if link is None:
             raise NotConnected(f"charger {charger_id!r} is not connected")
         return await _reservation_command(ctx, charger_id, action, link.ocpp_version, payload)
-    answer = await ctx.dispatcher.call(charger_id, action.value, payload)
     request_id = payload.get("requestId") if action in REPORT_REQUESTS else None
+    upload_id = None
+    remote_control = action.value in remote.ACTIONS and link is not None  # else: 409 below
+    if remote_control:
+        assert link is not None
+        version = link.ocpp_version
+        prepared = await remote.prepare(ctx, charger_id, version, action.value, payload)
+        payload, upload_id = prepared.payload, prepared.upload_id
+        request_id = prepared.request_id if action.value in remote.KIND else request_id
+    answer = await ctx.dispatcher.call(charger_id, action.value, payload)
+    if remote_control and link is not None:
+        await remote.record(
+            ctx, charger_id, link.ocpp_version, action.value, payload, answer, request_id
+        )
     return CommandAnswer(
-        charger_id=charger_id, action=action.value, response=answer, request_id=request_id
+        charger_id=charger_id,
+        action=action.value,
+        response=answer,
+        request_id=request_id,
+        upload_id=upload_id,
     )
 
 

@@ -13,7 +13,8 @@ from sqlmodel import SQLModel
 import csms.store.models
 import csms.store.models_money  # drivers, billing, ledger
 import csms.store.models_operators  # operator accounts, the audit log
-import csms.store.models_orders  # noqa: F401  (orders, settlements, payments)
+import csms.store.models_orders  # orders, settlements, payments
+import csms.store.models_remote  # noqa: F401  (firmware/log statuses, profiles, uploads)
 from csms.store.db import make_engine
 
 target_metadata = SQLModel.metadata

@@ -115,6 +115,7 @@ async def test_get_report_with_component_variable(csms: LiveCsms) -> None:
             "response": {"status": "Accepted"},
             "request_id": 7,
             "reservation_id": None,
+            "upload_id": None,  # only GetDiagnostics / GetLog to the CSMS's own upload URL
         }
         assert cp.received == [("GetReport", {"request_id": 7, "component_variable": wanted})]
         await _device_model_becomes(
