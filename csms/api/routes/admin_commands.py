@@ -36,8 +36,7 @@ from csms.api.responses import BODY, errors
 from csms.commands import JsonObject
 from csms.context import CsmsContext
 from csms.errors import NotConnected
-from csms.protocol import reservations
-from csms.protocol import remote
+from csms.protocol import remote, reservations
 from csms.store import chargers as store
 
 router = APIRouter(
