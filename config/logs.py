@@ -70,7 +70,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for name in FIELDS:
+        for name in ("node", *FIELDS):
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = value
@@ -79,12 +79,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure(level: str, log_format: LogFormat = "text") -> None:
-    """The root logger's one handler (stderr) in ``log_format``, with the context filter."""
+class NodeFilter(logging.Filter):
+    """Puts the process's node id on every record (``node``): one of a cluster's processes."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.node = self.node
+        return True
+
+
+def configure(level: str, log_format: LogFormat = "text", *, node: str | None = None) -> None:
+    """The root logger's one handler (stderr) in ``log_format``, with the context filter;
+    ``node`` (a cluster's process) is written on every line, after the level."""
     handler = logging.StreamHandler()
     handler.addFilter(ContextFilter())
+    text_format = TEXT_FORMAT
+    if node is not None:
+        handler.addFilter(NodeFilter(node))
+        text_format = TEXT_FORMAT.replace("%(levelname)s ", "%(levelname)s [%(node)s] ")
     handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        JsonFormatter() if log_format == "json" else logging.Formatter(text_format)
     )
     root = logging.getLogger()
     for old in list(root.handlers):

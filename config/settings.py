@@ -8,6 +8,7 @@ variables, then explicit keyword overrides (command-line flags).
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -91,6 +92,11 @@ class Settings(BaseSettings):
     charger_auth_max_failures: int
     charger_auth_lockout_s: float
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
+    node_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # once-per-cluster jobs (csms.cluster.leader): PostgreSQL advisory lock on a connection
+    leader_heartbeat_s: float = Field(default=2.0, gt=0)  # the leader checks its lock this often
+    leader_lease_s: float = Field(default=10.0, gt=0)  # unchecked this long: the lock is gone
+    leader_retry_s: float = Field(default=1.0, gt=0)  # a follower tries to lead this often
     ca_cert_file: str
     ca_key_file: str
     charger_cert_validity_days: int
@@ -139,8 +145,9 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _empty_means_unset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("key_dir") == "":
-            data = {**data, "key_dir": None}
+        for name in ("key_dir", "node_id"):
+            if isinstance(data, dict) and data.get(name) == "":
+                data = {**data, name: None}
         return data
 
     @model_validator(mode="after")
@@ -162,6 +169,20 @@ class Settings(BaseSettings):
     def resolved_key_dir(self) -> Path:
         """Where the CSMS keeps its signing keys."""
         return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def resolved_node_id(self) -> str:
+        """This node's name in the cluster: ``node_id``, or host name and process id."""
+        return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Settings:
+        if self.leader_lease_s < 2 * self.leader_heartbeat_s:
+            raise ValueError(
+                "leader_lease_s must be at least twice leader_heartbeat_s: one late heartbeat "
+                "would end the leader's term"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -22,14 +22,18 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from config.settings import Settings
+from csms import metrics
 from csms.api.audit import AuditLog
 from csms.api.docs import mount_docs
+from csms.api.node_header import NodeHeader
 from csms.api.request_ids import RequestIds
 from csms.api.routers import ROUTERS
-from csms.api.routes import metrics, money
+from csms.api.routes import metrics as metrics_route
+from csms.api.routes import money
 from csms.api.routes.admin_operators import operator_error
 from csms.api.uploads import PHOTO_REQUEST_BYTES, UPLOAD_FRAMING_BYTES, BodyLimit, BodyTooLarge
 from csms.charger_ca import configured_ca
+from csms.cluster.leader import Leadership
 from csms.commands import ConnectionRegistry, LocalDispatcher
 from csms.context import CsmsContext
 from csms.decodes import DecodeGate
@@ -60,6 +64,7 @@ from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
 from csms.protocol.remote import UPLOAD_PATH
 from csms.store.chargers import mark_all_offline
 from csms.store.db import Database, migrate
+from csms.store.leader_lock import LeaderLock
 from csms.store.message_log import MessageLogWriter
 from csms.store.types import utcnow
 from csms.store.writer import StoreWriter
@@ -80,13 +85,17 @@ def create_app(
     authorization: PolicyFactory | None = None,
     clock: Clock = utcnow,
     payment_provider: PaymentProvider | None = None,
+    mark_offline: bool = True,
 ) -> FastAPI:
     """The CSMS as an ASGI app.
 
     ``sink`` replaces the settlement service as the receiver of what chargers report, and
     ``authorization`` the order-id policy (with the local RFID tags behind it); ``clock`` is
     every service's clock (tests move it). ``payment_provider`` takes wallet top-ups (a PSP
-    adapter); the sandbox by default.
+    adapter); the sandbox by default. ``mark_offline`` marks every charger offline on start
+    (no socket is open yet); a worker of ``--workers`` leaves that to its supervisor, which
+    does it once before any worker serves: a restarted worker must not mark the others'
+    chargers offline.
     """
     check_production(settings)
 
@@ -94,8 +103,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.connect(settings.resolved_database_url)
         await migrate(db.engine)
-        async with db.session() as session:
-            await mark_all_offline(session)
+        if mark_offline:
+            async with db.session() as session:
+                await mark_all_offline(session)
         ctx = await build_context(
             settings,
             db,
@@ -109,11 +119,12 @@ def create_app(
             asyncio.create_task(ctx.message_log.run(), name="message-log"),
             asyncio.create_task(ctx.writer.run(), name="store-writer"),
             asyncio.create_task(db.run_checkpoints(), name="wal-checkpoints"),
-            asyncio.create_task(metrics.refresh_forever(ctx), name="metrics"),
+            asyncio.create_task(metrics_route.refresh_forever(ctx), name="metrics"),
         ]
-        reaper = None
-        if ctx.reaper is not None and settings.reaper_interval_s > 0:
-            reaper = asyncio.create_task(ctx.reaper.run(), name="payments-reaper")
+        # the once-per-cluster jobs (the reaper) run while this node leads
+        assert ctx.leadership is not None
+        metrics.set_node(ctx.leadership.node_id)
+        leadership = asyncio.create_task(ctx.leadership.run(), name="leadership")
         listener = _metrics_listener(settings.metrics_bind)
         try:
             yield
@@ -123,10 +134,9 @@ def create_app(
                 *(link.close("CSMS shutting down") for link in links if link is not None),
                 return_exceptions=True,
             )
-            if reaper is not None:
-                reaper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reaper
+            leadership.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leadership
             if listener is not None:
                 listener.shutdown()
             for task in tasks:
@@ -164,6 +174,7 @@ def create_app(
     )
     app.add_middleware(AuditLog)  # around BodyLimit: its 413s are recorded too
     app.add_middleware(RequestIds)  # added last: outermost, so the 413s carry an id too
+    app.add_middleware(NodeHeader, node_id=settings.resolved_node_id)
     if docs:
         mount_docs(app)
     mount_web(app, settings)
@@ -204,6 +215,7 @@ async def build_context(
     )
     settlements = SettlementService(db, settings=settings, clock=clock)
     provider = payment_provider or SandboxProvider()
+    reaper = Reaper(db, settings=settings, clock=clock, dispatcher=dispatcher, provider=provider)
 
     def seconds() -> float:  # the app's clock in epoch seconds (tests move it)
         return clock().timestamp()
@@ -237,13 +249,8 @@ async def build_context(
             clock=seconds,
         ),
         settlements=settlements,
-        reaper=Reaper(
-            db,
-            settings=settings,
-            clock=clock,
-            dispatcher=dispatcher,
-            provider=provider,
-        ),
+        reaper=reaper,
+        leadership=_leadership(settings, reaper),
         payment_provider=provider,
         driver_tokens=DriverTokens(
             secret=driver_secret, issuer=settings.issuer, ttl_s=settings.driver_token_ttl_s
@@ -263,6 +270,32 @@ async def build_context(
             per_client=settings.upload_rate_per_client,
             clock=seconds,
         ),
+    )
+
+
+def _leadership(settings: Settings, reaper: Reaper) -> Leadership:
+    """The election of the node that runs the once-per-cluster jobs: a PostgreSQL advisory
+    lock; on SQLite (one process) this node always leads."""
+    url = settings.resolved_database_url
+    node_id = settings.resolved_node_id
+    lock = (
+        None
+        if url.startswith("sqlite")
+        else LeaderLock(
+            url,
+            node_id=node_id,
+            lease_s=settings.leader_lease_s,
+            timeout_s=min(settings.leader_lease_s / 2, 5.0),
+        )
+    )
+    jobs = [("payments-reaper", reaper.run)] if settings.reaper_interval_s > 0 else []
+    return Leadership(
+        lock,
+        node_id=node_id,
+        jobs=jobs,
+        heartbeat_s=settings.leader_heartbeat_s,
+        lease_s=settings.leader_lease_s,
+        retry_s=settings.leader_retry_s,
     )
 
 

@@ -9,6 +9,8 @@ import asyncio
 import gc
 import getpass
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,30 @@ def register(subparsers: Any) -> None:
         help="text (default) or json: one JSON object per line with the charger, order, "
         "transaction and request ids (setting log_format)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes serving the port (SO_REUSEPORT), kept running by this one; more than "
+        "one needs PostgreSQL (docs/operator-guide.md, 'Running in production')",
+    )
+    parser.add_argument(
+        "--node-id",
+        help="this node's name in logs, metrics and /healthz (setting node_id; default: host "
+        "name and process id); with --workers each worker gets -w1, -w2, ... appended",
+    )
+    # a worker of --workers: binds the port with SO_REUSEPORT, leaves the start-up to its
+    # supervisor; the number is its index (not for operators)
+    parser.add_argument("--worker-index", type=_positive, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
     _register_operator(subparsers)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +192,7 @@ class _DenialNoise(logging.Filter):
 
 
 def run(args: argparse.Namespace) -> int:
-    from csms.app import server_config
+    from csms.app import create_app, server_config
 
     try:
         settings = load_settings(
@@ -177,24 +201,42 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             data_dir=args.data_dir,
             database_url=args.database_url,
+            node_id=args.node_id,
         )
         check_production(settings)
     except (ValueError, UnsafeForProduction) as exc:  # also pydantic's ValidationError
         print(f"qrcharge csms: {exc}", file=sys.stderr)
         return 2
+    sqlite = settings.resolved_database_url.startswith("sqlite")
+    if args.workers > 1 and sqlite:
+        print(
+            f"qrcharge csms: --workers {args.workers} needs PostgreSQL (--database-url "
+            "postgresql+asyncpg://user@host/db): SQLite has one writer, so it is served by one "
+            "process (--workers 1)",
+            file=sys.stderr,
+        )
+        return 2
     log_format = args.log_format or settings.log_format
-    configure_logs(args.log_level, log_format)
+    clustered = args.workers > 1 or args.worker_index is not None or settings.node_id
+    configure_logs(
+        args.log_level, log_format, node=settings.resolved_node_id if clustered else None
+    )
+    if args.workers > 1:
+        return _supervise(args, settings)
     # text: uvicorn's own handlers, as before; json: its loggers reach ours (one format)
     uvicorn_logs: dict[str, Any] = {} if log_format == "text" else {"log_config": None}
+    worker = args.worker_index is not None
     try:
-        config = server_config(settings, log_level=args.log_level, **uvicorn_logs)
-    except ValueError as exc:  # settings that cannot serve (TLS files, production without TLS)
+        app = create_app(settings, mark_offline=not worker)
+        config = server_config(settings, app, log_level=args.log_level, **uvicorn_logs)
+        sockets = [reuse_port_socket(settings.host, settings.port)] if worker else None
+    except (ValueError, OSError) as exc:  # settings that cannot serve (TLS, production, port)
         print(f"qrcharge csms: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
     tune_gc()
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=sockets)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a complete shutdown
         LOG.info("stopped")
     finally:
@@ -204,7 +246,84 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """The worker's own listening socket on ``host:port``, shared with its siblings through
+    ``SO_REUSEPORT`` (the kernel spreads connections over them)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
+def _supervise(args: argparse.Namespace, settings: Settings) -> int:
+    """Prepares the shared state once (the schema, the chargers offline, the keys), checks
+    that the port is free, then runs ``args.workers`` workers (:mod:`csms.workers`)."""
+    from csms.workers import Supervisor
+
+    try:
+        with socket.socket() as probe:  # taken by anything else, even another cluster: stop
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((settings.host, settings.port))
+        asyncio.run(_prepare(settings))
+    except Exception as exc:  # the port, the database or the key directory
+        print(f"qrcharge csms: cannot start the workers: {exc}", file=sys.stderr)
+        return 1
+
+    def command(index: int) -> tuple[list[str], dict[str, str]]:
+        argv = [sys.executable, "-m", "qrcharge_cli", "csms", "--worker-index", str(index)]
+        argv += ["--host", settings.host, "--port", str(settings.port)]
+        argv += ["--data-dir", str(settings.data_dir), "--log-level", args.log_level]
+        argv += ["--log-format", args.log_format or settings.log_format]
+        if args.config is not None:
+            argv += ["--config", str(args.config)]
+        if settings.node_id:
+            argv += ["--node-id", f"{settings.node_id}-w{index}"]
+        env = {**os.environ, "QRCHARGE_DATABASE_URL": settings.resolved_database_url}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+        return argv, env
+
+    LOG.info(
+        "serving on %s:%d with %d workers (SO_REUSEPORT)",
+        settings.host,
+        settings.port,
+        args.workers,
+    )
+    return Supervisor(args.workers, command, grace_s=_GRACE_S + 10).run()
+
+
+async def _prepare(settings: Settings) -> None:
+    from csms.drivers.tokens import load_or_create_secret
+    from csms.keys import KeyManager
+    from csms.store.chargers import mark_all_offline
+    from csms.store.db import Database, migrate
+    from csms.store.types import utcnow
+
+    db = Database.connect(settings.resolved_database_url)
+    try:
+        await migrate(db.engine)
+        async with db.session() as session:
+            await mark_all_offline(session)
+    finally:
+        await db.dispose()
+    KeyManager.open(
+        settings.resolved_key_dir,
+        now=int(utcnow().timestamp()),
+        prepublish_s=settings.key_prepublish_s,
+        token_lifetime_s=settings.start_token_validity_s + settings.token_leeway_s,
+    )
+    load_or_create_secret(settings.resolved_key_dir)
+
+
 LOG = logging.getLogger("csms")
+_ROOT = str(Path(__file__).resolve().parents[1])  # where qrcharge_cli lives (a source tree)
+_GRACE_S = 5  # uvicorn's timeout_graceful_shutdown (csms.app.server_config)
 
 
 # Thousands of connections keep many long-lived objects: with the default thresholds (700, 10,

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from config.settings import Settings
 from csms.charger_ca import ChargerCa
+from csms.cluster.leader import Leadership
 from csms.commands import CommandDispatcher, ConnectionRegistry
 from csms.decodes import DecodeGate
 from csms.keys import KeyManager
@@ -65,6 +66,8 @@ class CsmsContext:
     payment_provider: PaymentProvider | None = None  # wallet top-ups (a PSP adapter)
     # wrong operator passwords per name and client (the drivers' kind of throttle, its own counts)
     operator_throttle: LoginGuard | None = None
+    # the election of the node that runs the reaper; None: not elected, not leading (tests)
+    leadership: Leadership | None = None
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

@@ -13,8 +13,12 @@ expires (lifetime = ``start_token_validity_s`` + ``token_leeway_s``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from qr_extension.keys import KeyRing, SigningKey, generate_key, load_private_ke
 from qr_extension.trust import sign_trusted_keys
 
 MANIFEST = "manifest.json"
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,41 +59,25 @@ class KeyManager:
         """
         key_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(key_dir, 0o700)
-        manifest = key_dir / MANIFEST
-        entries: list[ManagedKey] = []
-        if manifest.exists():
-            try:
-                rows = json.loads(manifest.read_text())["keys"]
-                for row in rows:
-                    key = load_private_key(key_dir / f"{row['kid']}.pem")
-                    entries.append(ManagedKey(key, int(row["active_from"])))
-            except (OSError, KeyError, TypeError, ValueError) as exc:
-                raise KeyManagerError(f"unusable key manifest {manifest}: {exc}") from exc
-        manager = cls(
+        entries = _read_keys(key_dir)
+        if not entries:
+            entries = _create_first(key_dir, now)
+        return cls(
             key_dir, prepublish_s=prepublish_s, token_lifetime_s=token_lifetime_s, keys=entries
         )
-        if not entries:
-            manager._add(generate_key(), active_from=now)
-        return manager
 
     def _add(self, key: SigningKey, *, active_from: int) -> ManagedKey:
+        """Adds a key to the directory under its lock, on top of what the manifest lists
+        now (another process on the directory may have added one meanwhile)."""
         save_private_key(key, self._dir / f"{key.kid}.pem")
         entry = ManagedKey(key, active_from)
-        self._keys = sorted([*self._keys, entry], key=lambda k: (k.active_from, k.key.kid))
-        self._write_manifest()
+        with _locked(self._dir):
+            current = _read_keys(self._dir)
+            known = {k.key.kid for k in current}
+            mine = [k for k in self._keys if k.key.kid not in known]
+            self._keys = sorted([*current, *mine, entry], key=lambda k: (k.active_from, k.key.kid))
+            _write_manifest(self._dir, self._keys, replace=True)
         return entry
-
-    def _write_manifest(self) -> None:
-        rows = [{"kid": k.key.kid, "active_from": k.active_from} for k in self._keys]
-        path = self._dir / MANIFEST
-        tmp = path.with_name(MANIFEST + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, json.dumps({"keys": rows}, indent=1).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
 
     @property
     def keys(self) -> tuple[ManagedKey, ...]:
@@ -127,3 +116,69 @@ class KeyManager:
         Blocking file I/O: call it from a thread when a loop is running.
         """
         return self._add(generate_key(), active_from=now + self._prepublish_s)
+
+
+def _read_keys(key_dir: Path) -> list[ManagedKey]:
+    """The keys the manifest of ``key_dir`` lists (none when it has no manifest yet)."""
+    manifest = key_dir / MANIFEST
+    entries: list[ManagedKey] = []
+    if manifest.exists():
+        try:
+            rows = json.loads(manifest.read_text())["keys"]
+            for row in rows:
+                key = load_private_key(key_dir / f"{row['kid']}.pem")
+                entries.append(ManagedKey(key, int(row["active_from"])))
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise KeyManagerError(f"unusable key manifest {manifest}: {exc}") from exc
+    return entries
+
+
+def _create_first(key_dir: Path, now: int) -> list[ManagedKey]:
+    """The directory's first key, active from ``now``; race-free: the manifest is linked into
+    place, which fails when another process (several workers starting on an empty data dir)
+    linked its own first. The loser drops its key and uses the winner's."""
+    key = generate_key()
+    pem = key_dir / f"{key.kid}.pem"
+    save_private_key(key, pem)
+    entry = ManagedKey(key, now)
+    if _write_manifest(key_dir, [entry], replace=False):
+        return [entry]
+    pem.unlink(missing_ok=True)
+    return _read_keys(key_dir)
+
+
+def _write_manifest(key_dir: Path, keys: list[ManagedKey], *, replace: bool) -> bool:
+    """Writes the manifest atomically (a unique temporary file, fsynced, then renamed into
+    place; or linked, when ``replace`` is False, which leaves an existing manifest alone and
+    returns False)."""
+    rows = [{"kid": k.key.kid, "active_from": k.active_from} for k in keys]
+    path = key_dir / MANIFEST
+    tmp = key_dir / f".{MANIFEST}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, json.dumps({"keys": rows}, indent=1).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(key_dir: Path) -> Iterator[None]:
+    """An exclusive lock on the key directory (``.lock``, flock) while a key is added."""
+    fd = os.open(key_dir / LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -124,3 +124,17 @@ def refresh_orders(*, orders: Mapping[str, int], holds: tuple[int, int]) -> None
 
 
 KNOWN_ORDER_STATES = frozenset({"created", "started", "settled", "paid", "expired", "cancelled"})
+
+
+# --- the cluster: which node this is, and whether it runs the once-per-cluster jobs ---------
+LEADER = Gauge("qrcharge_leader", "1 while this node leads the cluster (runs the reaper), else 0")
+NODE = Gauge("qrcharge_node_info", "This node's id (the value is always 1)", ["node"])
+
+
+def set_leader(leading: bool) -> None:
+    LEADER.set(1 if leading else 0)
+
+
+def set_node(node_id: str) -> None:
+    NODE.clear()
+    NODE.labels(node_id).set(1)

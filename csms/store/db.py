@@ -111,9 +111,17 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+# PostgreSQL: the nodes of a cluster that start together migrate one after the other
+MIGRATION_LOCK = 0x71726368_6D696772  # "qrch" "migr"
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Brings the database up to the newest revision (idempotent)."""
+    """Brings the database up to the newest revision (idempotent). On PostgreSQL a
+    transaction-scoped advisory lock makes processes that start at once on an empty database
+    take turns: the first creates the schema, the others find it at the head."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         await conn.run_sync(_upgrade)
 
 

@@ -1,6 +1,7 @@
 """Health checks for load balancers and orchestrators: ``/healthz`` and ``/readyz``.
 
-``GET /healthz`` answers 200 whenever the process serves HTTP (liveness: restart it if not).
+``GET /healthz`` answers 200 whenever the process serves HTTP (liveness: restart it if not),
+with the node's id and whether it leads the cluster (``"leader": true``: it runs the reaper).
 ``GET /readyz`` answers 200 when the CSMS can do its work and 503 (with the failing checks)
 when it cannot: the database answers and is migrated to this version's newest revision, a
 signing key is loaded, and the store writer is not backed up. Both are cheap enough to poll
@@ -24,9 +25,15 @@ MAX_STORE_BACKLOG = 5_000  # operations waiting for the store writer (its bound 
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
+async def healthz(ctx: CtxDep) -> dict[str, Any]:
+    """Liveness: the process answers; with this node's id and whether it leads the cluster
+    (runs the reaper)."""
+    leadership = ctx.leadership
+    return {
+        "status": "ok",
+        "node": ctx.settings.resolved_node_id,
+        "leader": leadership is not None and leadership.is_leader,
+    }
 
 
 @router.get("/readyz", responses={503: {"description": "not ready; the failing checks"}})
