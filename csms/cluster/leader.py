@@ -109,7 +109,8 @@ class Leadership:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.is_leader:
-            LOG.warning("node %s steps down (%s): stopped %s", self.node_id, why, self._names())
+            level = logging.INFO if why == "stopping" else logging.WARNING
+            LOG.log(level, "node %s steps down (%s): stopped %s", self.node_id, why, self._names())
         self.is_leader = False
         metrics.set_leader(False)
 
