@@ -285,7 +285,11 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
             argv += ["--config", str(args.config)]
         if settings.node_id:
             argv += ["--node-id", f"{settings.node_id}-w{index}"]
+        # the database URL by the environment: a password in it stays out of `ps`
         env = {**os.environ, "QRCHARGE_DATABASE_URL": settings.resolved_database_url}
+        if settings.metrics_bind:  # a listener each: worker i on the configured port + i - 1
+            host, _, port = settings.metrics_bind.rpartition(":")
+            env["QRCHARGE_METRICS_BIND"] = f"{host}:{int(port) + index - 1}"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
         return argv, env
 

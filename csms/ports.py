@@ -174,7 +174,8 @@ class LoginGuard(Protocol):
 
 
 class BackgroundJob(Protocol):
-    """A service with a loop of its own (the reaper); the app runs it as a task it owns."""
+    """A service with a loop of its own (the reaper); the app runs it as a task it owns, on
+    the node that leads the cluster (:mod:`csms.cluster.leader`)."""
 
     async def run(self) -> None: ...
 

@@ -16,9 +16,11 @@ Each pass, for a given ``now``:
    record) for ``psp_sweep_after_s`` is resolved by asking the provider
    (:func:`csms.payments.top_ups.sweep`).
 
-Safe on several processes at once: candidates are read without locks, then every step is a
-conditional update (``... WHERE status = 'created'`` / ``'pending'``) inside its own
-transaction, so exactly one process wins each order and the others skip it. The wallet's
+In a cluster it runs on the elected leader only (:mod:`csms.cluster.leader` starts and stops
+:meth:`Reaper.run`), yet it stays safe on several processes at once: candidates are read
+without locks, then every step is a conditional update (``... WHERE status = 'created'`` /
+``'pending'``) inside its own transaction, so exactly one process wins each order and the
+others skip it. The wallet's
 idempotency keys (``release:{order}``, ``capture:{order}``) hold even if that failed.
 """
 
