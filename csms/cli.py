@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import getpass
 import logging
@@ -276,30 +277,37 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
         print(f"qrcharge csms: cannot start the workers: {exc}", file=sys.stderr)
         return 1
 
-    def command(index: int) -> tuple[list[str], dict[str, str]]:
-        argv = [sys.executable, "-m", "qrcharge_cli", "csms", "--worker-index", str(index)]
-        argv += ["--host", settings.host, "--port", str(settings.port)]
-        argv += ["--data-dir", str(settings.data_dir), "--log-level", args.log_level]
-        argv += ["--log-format", args.log_format or settings.log_format]
-        if args.config is not None:
-            argv += ["--config", str(args.config)]
-        if settings.node_id:
-            argv += ["--node-id", f"{settings.node_id}-w{index}"]
-        # the database URL by the environment: a password in it stays out of `ps`
-        env = {**os.environ, "QRCHARGE_DATABASE_URL": settings.resolved_database_url}
-        if settings.metrics_bind:  # a listener each: worker i on the configured port + i - 1
-            host, _, port = settings.metrics_bind.rpartition(":")
-            env["QRCHARGE_METRICS_BIND"] = f"{host}:{int(port) + index - 1}"
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
-        return argv, env
-
     LOG.info(
         "serving on %s:%d with %d workers (SO_REUSEPORT)",
         settings.host,
         settings.port,
         args.workers,
     )
+    command = functools.partial(worker_command, args, settings)
     return Supervisor(args.workers, command, grace_s=_GRACE_S + 10).run()
+
+
+def worker_command(
+    args: argparse.Namespace, settings: Settings, index: int
+) -> tuple[list[str], dict[str, str]]:
+    """Worker ``index``'s command line and environment: ``qrcharge csms`` with this one's
+    options, its node id (``node_id`` suffixed ``-w<index>`` when one is set) and its own
+    metrics port (``metrics_bind``'s port + index - 1)."""
+    argv = [sys.executable, "-m", "qrcharge_cli", "csms", "--worker-index", str(index)]
+    argv += ["--host", settings.host, "--port", str(settings.port)]
+    argv += ["--data-dir", str(settings.data_dir), "--log-level", args.log_level]
+    argv += ["--log-format", args.log_format or settings.log_format]
+    if args.config is not None:
+        argv += ["--config", str(args.config)]
+    if settings.node_id:
+        argv += ["--node-id", f"{settings.node_id}-w{index}"]
+    # the database URL by the environment: a password in it stays out of `ps`
+    env = {**os.environ, "QRCHARGE_DATABASE_URL": settings.resolved_database_url}
+    if settings.metrics_bind:  # a listener each: worker i on the configured port + i - 1
+        host, _, port = settings.metrics_bind.rpartition(":")
+        env["QRCHARGE_METRICS_BIND"] = f"{host}:{int(port) + index - 1}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+    return argv, env
 
 
 async def _prepare(settings: Settings) -> None:
