@@ -83,7 +83,7 @@ class OrderPublic(BaseModel):
     live: LivePublic | None = Field(
         default=None,
         description="a started order's session so far (in GET /api/v1/orders/{id}); null "
-        "before the charger reports its first energy reading",
+        "for an order not started, or before its charger reported the transaction's meter start",
     )
 
 
