@@ -273,19 +273,6 @@ async def remotely_started(
     return list(rows.all())
 
 
-async def latest_reading(
-    session: AsyncSession, *, transaction_pk: int, measurand: str
-) -> MeterValue | None:
-    """The transaction's latest sample of ``measurand``."""
-    rows = await session.exec(
-        orm_select(MeterValue)
-        .where(MeterValue.transaction_pk == transaction_pk, MeterValue.measurand == measurand)
-        .order_by(col(MeterValue.timestamp).desc())
-        .limit(1)
-    )
-    return rows.first()
-
-
 REGISTER = "Energy.Active.Import.Register"
 
 

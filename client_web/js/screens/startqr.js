@@ -110,12 +110,15 @@ export async function show(main, route, app) {
   }, t("start.cancel"));
   const remoteButton = h("button", { type: "button", class: "link", id: "remote-start", onclick: startRemotely },
     t("start.remote"));
-  const facts = rows([
-    [t("start.valid_until"), localTime(order.expires_at)],
+  const validity = [t("start.valid_until"), localTime(order.expires_at)];
+  const facts = h("div", { class: "card", id: "start-facts" });
+  /** The order's facts; the code's validity only while the code is what matters. */
+  const renderFacts = (withValidity) => replace(facts, rows([
+    withValidity ? validity : null,
     limitsText(order) ? [t("start.limits"), h("span", { id: "start-limits" }, limitsText(order))] : null,
     [t("start.tariff"), h("span", { id: "start-tariff" }, describeTariff(order.tariff).join(" · "))],
     [t("start.charger"), `${order.charger_id}${order.evse_id ? ` · ${t("charger.evse")} ${order.evse_id}` : ""}`],
-  ]);
+  ]));
   const codeView = h("div", { id: "start-code" },
     h("h1", {}, t("start.title")),
     holder, countdown,
@@ -126,7 +129,7 @@ export async function show(main, route, app) {
   const screen = h("section", { class: "start-screen", id: "start-screen" },
     codeView, sessionView,
     h("p", { class: "hint", id: "start-hold" }, t("start.hold", { amount: formatAmount(order.hold_amount ?? 0, currency) })),
-    h("div", { class: "card" }, facts),
+    facts,
     state,
     h("a", { class: "button primary", id: "to-settle", href: `#/settle/${encodeURIComponent(id)}` }, t("start.done")),
     remoteButton, cancelButton, cancelAsk);
@@ -227,6 +230,7 @@ export async function show(main, route, app) {
     cancelButton.hidden = order.status !== "created" || !cancelAsk.hidden;
     if (order.status !== "created") cancelAsk.hidden = true;
     remoteButton.hidden = order.status !== "created" || offline;
+    renderFacts(showCode);
     if (showCode) return;
     const live = running && !offline ? order.live : null;
     replace(sessionView,

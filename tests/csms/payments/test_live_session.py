@@ -14,6 +14,7 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
+from csms.payments.limits import limit_hits
 from qr_extension.wire import ocpp_timestamp
 
 from ..clients import Client16, Client201, connect
@@ -192,3 +193,32 @@ async def test_a_started_order_shows_its_energy_and_cost_so_far(
             live = await _live(f, capped["id"], alice)
             # 3.70 by the tariff, held to the order's limit of 3.00
             assert (live["energy_wh"], live["amount"]) == (3000, 300)
+
+
+async def test_the_limit_watch_reads_the_whole_register_not_a_phase(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A remotely started order is stopped by the CSMS at its energy limit: a later per-phase
+    sample (a third of the energy) does not hide that the whole register reached it."""
+    async with flow(tmp_path, db_url) as f:
+        await f.csms.add_charger("LIM16")
+        alice = await f.driver("alice@example.org", 60_000)
+        order = await _order(f, alice, "LIM16", energy_wh=1000)
+        async with connect(f.csms.ws_url("LIM16"), Client16, "ocpp1.6", basic_auth("LIM16")) as cp:
+            r = await f.csms.http.post(f"/api/v1/orders/{order['id']}/remote-start", headers=alice)
+            assert r.status_code == 200, r.text
+            session = Session16(cp, "")
+            t0 = f.clock.now.replace(microsecond=0)
+            await session.start(order["id"], t0, 500)
+            t1 = t0 + timedelta(minutes=5)
+            await session.meter(t1, _register(1300), _register(270, phase="L1"))
+            await session.meter(t1 + timedelta(seconds=1), _register(290, phase="L1"))
+            async with f.csms.ctx.db.session() as db:
+                assert await limit_hits(db, now=t1) == []  # 800 Wh of 1000
+            await session.meter(t1 + timedelta(seconds=2), _register(1500))
+            await session.meter(t1 + timedelta(seconds=3), _register(330, phase="L1"))
+            async with f.csms.ctx.db.session() as db:
+                (hit,) = await limit_hits(db, now=t1)
+            assert (hit.order_id, hit.reason) == (order["id"], "EnergyLimitReached")
+            live = await _live(f, order["id"], alice)
+            assert live["energy_wh"] == 1000
