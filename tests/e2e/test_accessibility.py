@@ -169,6 +169,7 @@ def test_the_offline_and_message_screens_pass_axe_in_both_languages(
             check(page, f"start-qr-offline-{lang}")
             page.click("#charging-started")
             page.wait_for_selector("#show-start-qr")
+            assert page.is_hidden("#cancel-order")  # charging has started, the driver said
             check(page, f"code-put-away-{lang}")
         finally:
             context.set_offline(False)

@@ -227,8 +227,10 @@ export async function show(main, route, app) {
     sessionView.hidden = showCode;
     document.body.classList.toggle("bright", showCode);
     offlineHelp.hidden = !offline || running;
-    cancelButton.hidden = order.status !== "created" || !cancelAsk.hidden;
-    if (order.status !== "created") cancelAsk.hidden = true;
+    // a code the driver put away has (they said) started charging: no cancel offered then
+    const cancellable = order.status === "created" && !putAway;
+    cancelButton.hidden = !cancellable || !cancelAsk.hidden;
+    if (!cancellable) cancelAsk.hidden = true;
     remoteButton.hidden = order.status !== "created" || offline;
     renderFacts(showCode);
     if (showCode) return;
