@@ -2,7 +2,9 @@
 and offline), an order already settled goes straight to its payment, a request above the most
 one order may hold is said so before the order is placed, a visitor sees the hold of a typical
 order (not the system maximum), the page replaces the start QR with the live session once the
-charger has started, and an unused order can be cancelled with its hold's return in words."""
+charger has started (with the energy and cost so far from the charger's meter readings, on 1.6
+and 2.0.1), and an unused order can be cancelled with its hold's return in words (at once with
+the charger online, at a stated time with it offline)."""
 
 from __future__ import annotations
 
