@@ -199,6 +199,14 @@ export async function show(main, route, app) {
           app.navigate("payment", id);
           return;
         }
+        if (RUNNING.has(order.status)) {
+          // the charger had started it before it heard of the cancel: the session is honoured
+          stopTimers();
+          replace(main, screen);
+          render();
+          follow();
+          return;
+        }
         words.dataset.status = order.status;
         replace(words, holdWords(answer));
         if (order.status !== "cancelling") stopTimers();
@@ -221,6 +229,7 @@ export async function show(main, route, app) {
 
   /** Shows the code, or the session in its place (started, or put away by the driver). */
   function render() {
+    if (!screen.isConnected) return; // the cancelled screen took its place
     const running = RUNNING.has(order.status);
     const showCode = !running && !putAway;
     codeView.hidden = !showCode;
@@ -314,6 +323,10 @@ export async function show(main, route, app) {
     render();
   }
 
+  function follow() {
+    timers.push(setInterval(tick, 1000), setInterval(poll, POLL_MS));
+  }
+
   function stopTimers() {
     for (const timer of timers) clearInterval(timer);
     timers.length = 0;
@@ -328,7 +341,10 @@ export async function show(main, route, app) {
     if (wakeLock) wakeLock.release().catch(() => {});
   }
 
-  const goOffline = () => { offline = true; render(); };
+  const goOffline = () => {
+    offline = true;
+    if (!document.getElementById("start-expired")) render();
+  };
   const goOnline = () => { poll(); };
   window.addEventListener("offline", goOffline);
   window.addEventListener("online", goOnline);
@@ -361,7 +377,7 @@ export async function show(main, route, app) {
 
   tick();
   if (!GONE.has(order.status)) {
-    timers.push(setInterval(tick, 1000), setInterval(poll, POLL_MS));
+    follow();
     poll();
   }
   return cleanup;
