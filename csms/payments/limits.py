@@ -28,7 +28,6 @@ from csms.store.models import Transaction
 from csms.store.models_orders import Order
 
 LOG = logging.getLogger("csms.payments.limits")
-REGISTER = "Energy.Active.Import.Register"
 BATCH = 200
 
 
@@ -42,9 +41,8 @@ class LimitHit:
 
 
 async def _latest_register_wh(session: AsyncSession, transaction_pk: int) -> float | None:
-    sample = await store_orders.latest_reading(
-        session, transaction_pk=transaction_pk, measurand=REGISTER
-    )
+    """The whole register's latest reading in Wh (a phase's share is not the session's)."""
+    sample = await store_orders.register_reading(session, transaction_pk=transaction_pk)
     if sample is None:
         return None
     return sample.value * 1000 if (sample.unit or "Wh").lower() == "kwh" else sample.value

@@ -47,6 +47,16 @@ class LimitsPublic(BaseModel):
     duration_s: int | None
 
 
+class LivePublic(BaseModel):
+    """A started order's session so far (``GET /api/v1/orders/{id}`` only)."""
+
+    energy_wh: int = Field(description="energy so far, from the charger's latest register reading")
+    amount: int = Field(
+        description="cost so far with the order's tariff, minor units, held to the order's limit"
+    )
+    read_at: datetime = Field(description="when the charger took that reading")
+
+
 class OrderPublic(BaseModel):
     id: str
     status: str
@@ -70,6 +80,11 @@ class OrderPublic(BaseModel):
     receipt_id: int | None = None
     flagged: bool = False
     created_at: datetime
+    live: LivePublic | None = Field(
+        default=None,
+        description="a started order's session so far (in GET /api/v1/orders/{id}); null "
+        "for an order not started, or before its charger reported the transaction's meter start",
+    )
 
 
 class OrderDetail(OrderPublic):

@@ -273,14 +273,42 @@ async def remotely_started(
     return list(rows.all())
 
 
-async def latest_reading(
-    session: AsyncSession, *, transaction_pk: int, measurand: str
+REGISTER = "Energy.Active.Import.Register"
+
+
+async def open_transaction_of(
+    session: AsyncSession, *, order_id: str, charger_id: str
+) -> Transaction | None:
+    """The order's running transaction at its charger (the newest one when a charger reported
+    more than one), or None."""
+    rows = await session.exec(
+        orm_select(Transaction)
+        .where(
+            Transaction.id_tag == order_id,
+            Transaction.charger_id == charger_id,
+            Transaction.state == "Started",
+        )
+        .order_by(col(Transaction.started_at).desc(), col(Transaction.id).desc())
+        .limit(1)
+    )
+    return rows.first()
+
+
+async def register_reading(
+    session: AsyncSession, *, transaction_pk: int, last: bool = True
 ) -> MeterValue | None:
-    """The transaction's latest sample of ``measurand``."""
+    """The transaction's latest (``last``) or earliest sample of the whole energy register:
+    per-phase samples are left out, and so are samples taken at the EV's side."""
+    when, row = col(MeterValue.timestamp), col(MeterValue.id)
     rows = await session.exec(
         orm_select(MeterValue)
-        .where(MeterValue.transaction_pk == transaction_pk, MeterValue.measurand == measurand)
-        .order_by(col(MeterValue.timestamp).desc())
+        .where(
+            MeterValue.transaction_pk == transaction_pk,
+            MeterValue.measurand == REGISTER,
+            col(MeterValue.phase).is_(None),
+            or_(col(MeterValue.location).is_(None), col(MeterValue.location) != "EV"),
+        )
+        .order_by(*((when.desc(), row.desc()) if last else (when, row)))
         .limit(1)
     )
     return rows.first()

@@ -1,5 +1,7 @@
 """Every driver screen, in English and Chinese, checked with axe-core in Chromium: no serious
-or critical violation (labels, names, contrast, ...). Then the receipt: the seller, the place,
+or critical violation (labels, names, contrast, ...), the screens of the offline mode and of
+the page's messages included (start QR offline, code put away, live session, saved on this
+phone, wrong QR, over the cap, cancel). Then the receipt: the seller, the place,
 the tariff, the cost parts and the tax included, in both languages (the guide's pictures).
 
 axe-core is the npm development package in ``client_web/node_modules``; the test injects it
@@ -9,14 +11,17 @@ own scripts, so these browser contexts bypass it to let the injected checker run
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from qr_extension import identification_url, render_png
 from tests.e2e.conftest import PHONE, RECEIPT_SETTINGS, ROOT, Api, Demo, shot, until
-from tests.e2e.flow import charge_offline, order_energy, signed_in_context
+from tests.e2e.flow import order_energy, signed_in_context
 
 AXE = ROOT / "client_web" / "node_modules" / "axe-core" / "axe.min.js"
 CHARGER = "DEMO-02"
@@ -104,9 +109,26 @@ def test_every_driver_screen_passes_axe_in_both_languages(
             _screen(page, f"{base}/#/order/{order_id}", "#start-qr[src]", f"start-qr-{lang}")
             _screen(page, f"{base}/#/settle/{order_id}", "#camera-status", f"settle-{lang}")
 
-        charge_offline(api, CHARGER, start_png, min_wh=25)
+        # the charger starts it: the live session with its energy and cost so far
+        answer = api.control(CHARGER, "POST", "/camera", content=start_png).json()
+        assert answer["accepted"] is True, answer
+        for lang, page in pages.items():
+            _screen(page, f"{base}/#/order/{order_id}", "#live-energy", f"live-session-{lang}")
+            page.goto(f"{base}/#/settle")
+            page.wait_for_selector("#camera-status")
     finally:
         api.control(CHARGER, "POST", "/evses/1/unplug")
+    until(lambda: api.control(CHARGER, "GET", "/display").json()["qr_kind"] == "settlement")
+    settlement = tmp_path / "settlement.png"
+    settlement.write_bytes(api.control(CHARGER, "GET", "/display/qr.png").content)
+    for lang, page in pages.items():  # scanned with no network: "saved on this phone"
+        page.context.set_offline(True)
+        try:
+            page.set_input_files("#photo-input", str(settlement))
+            page.wait_for_selector("#settle-saved")
+            check(page, f"settle-saved-{lang}")
+        finally:
+            page.context.set_offline(False)
     payment_id = until(lambda: api.order(driver, order_id)["payment_id"], timeout=30)
     for lang, page in pages.items():
         _screen(page, f"{base}/#/payment/{order_id}", "#pay-button", f"payment-{lang}")
@@ -121,6 +143,70 @@ def test_every_driver_screen_passes_axe_in_both_languages(
         _screen(page, f"{base}/#/wallet", "#top-up-form", f"wallet-{lang}")
         assert page.locator("label[for=top-up-amount]").is_visible()
         _screen(page, f"{base}/#/history", "#orders", f"history-{lang}")
+
+
+def test_the_offline_and_message_screens_pass_axe_in_both_languages(
+    demo: Demo, api: Api, launch: Callable[..., Browser], tmp_path: Path
+) -> None:
+    """The screens of the page's offline mode and of its messages: the over-cap warning, the
+    start QR offline, the code put away, the cancel question and the cancelled order, and
+    what a photo of the wrong code (a start code, the charger's own code, no QR) says."""
+    browser = launch()
+    driver = api.new_driver(top_up=10_000)
+    photos = _wrong_photos(api, demo, driver, tmp_path)
+    for lang in LOCALES:
+        context = _context(browser, lang, driver)
+        page = context.new_page()
+        _screen(page, demo.charger(CHARGER)["page_url"], "#tariff", f"charger-signed-in-{lang}")
+        page.click("#kind-amount")
+        page.fill("#request-value", "5000")
+        page.wait_for_selector("#over-cap")
+        check(page, f"over-cap-{lang}")
+        order_energy(page, "1")
+        context.set_offline(True)
+        try:
+            page.wait_for_selector("#offline-help", state="visible")
+            check(page, f"start-qr-offline-{lang}")
+            page.click("#charging-started")
+            page.wait_for_selector("#show-start-qr")
+            assert page.is_hidden("#cancel-order")  # charging has started, the driver said
+            check(page, f"code-put-away-{lang}")
+        finally:
+            context.set_offline(False)
+        page.click("#show-start-qr")
+        page.click("#cancel-order")
+        page.wait_for_selector("#cancel-ask", state="visible")
+        check(page, f"cancel-confirm-{lang}")
+        page.click("#cancel-confirm")
+        page.wait_for_selector("#cancelled")
+        check(page, f"cancelled-{lang}")
+
+        page.goto(f"{demo.base_url}/#/settle")
+        page.wait_for_selector("#camera-status")
+        for kind, photo in photos.items():
+            page.set_input_files("#photo-input", str(photo))
+            page.wait_for_selector(f"#settle-wrong[data-kind={kind}]")
+            check(page, f"wrong-qr-{kind}-{lang}")
+        context.close()
+
+
+def _wrong_photos(api: Api, demo: Demo, driver: dict[str, Any], tmp_path: Path) -> dict[str, Path]:
+    """Photos of what is not a settlement: a start code, the charger's own code, no QR."""
+    order = api.http.post(
+        "/api/v1/orders",
+        json={"charger_id": CHARGER, "evse_id": 1, "energy_wh": 1000},
+        headers=api.bearer(driver),
+    ).json()
+    blank = io.BytesIO()
+    Image.new("L", (320, 240), 255).save(blank, "PNG")
+    images = {
+        "start": render_png(order["start_token"]),
+        "identification": render_png(identification_url(demo.base_url, CHARGER, 1)),
+        "none": blank.getvalue(),
+    }
+    for name, data in images.items():
+        (tmp_path / f"{name}.png").write_bytes(data)
+    return {name: tmp_path / f"{name}.png" for name in images}
 
 
 def _receipt_says_it_all(page: Page, receipt: dict[str, Any], lang: str) -> None:

@@ -17,6 +17,7 @@ const POLL_MS = 4000;
 const DONE = new Set(["settled", "paid"]);
 const RUNNING = new Set(["started"]);
 const GONE = new Set(["expired", "cancelling", "cancelled"]);
+const CANCELLED = new Set(["cancelling", "cancelled"]);
 
 /** Epoch milliseconds of an ISO date or epoch seconds. */
 export function whenMs(value) {
@@ -33,6 +34,12 @@ export function countdownText(msLeft) {
 export function localTime(value) {
   const date = new Date(whenMs(value));
   return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** "14:05:09" in the phone's own time zone (a meter reading's instant). */
+export function clockTime(value) {
+  const date = new Date(whenMs(value));
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 /** The text the charger's screen shows once the session has started (charge_point/station.py). */
@@ -90,20 +97,28 @@ export async function show(main, route, app) {
       t("start.charging_started")));
   const confirmCancel = h("button", { type: "button", class: "danger", id: "cancel-confirm", onclick: cancel },
     t("start.cancel_confirm"));
+  const keepOrder = h("button", {
+    type: "button", class: "link", id: "cancel-keep",
+    onclick: () => { cancelAsk.hidden = true; cancelButton.hidden = false; cancelButton.focus(); },
+  }, t("start.cancel_keep"));
   const cancelAsk = h("div", { class: "card", id: "cancel-ask", hidden: true },
-    h("p", {}, t("start.cancel_what", { amount: formatAmount(order.hold_amount ?? 0, currency) })), confirmCancel);
+    h("p", {}, t("start.cancel_what", { amount: formatAmount(order.hold_amount ?? 0, currency) })),
+    confirmCancel, keepOrder);
   const cancelButton = h("button", {
     type: "button", class: "link", id: "cancel-order",
     onclick: () => { cancelAsk.hidden = false; cancelButton.hidden = true; },
   }, t("start.cancel"));
   const remoteButton = h("button", { type: "button", class: "link", id: "remote-start", onclick: startRemotely },
     t("start.remote"));
-  const facts = rows([
-    [t("start.valid_until"), localTime(order.expires_at)],
+  const validity = [t("start.valid_until"), localTime(order.expires_at)];
+  const facts = h("div", { class: "card", id: "start-facts" });
+  /** The order's facts; the code's validity only while the code is what matters. */
+  const renderFacts = (withValidity) => replace(facts, rows([
+    withValidity ? validity : null,
     limitsText(order) ? [t("start.limits"), h("span", { id: "start-limits" }, limitsText(order))] : null,
     [t("start.tariff"), h("span", { id: "start-tariff" }, describeTariff(order.tariff).join(" · "))],
     [t("start.charger"), `${order.charger_id}${order.evse_id ? ` · ${t("charger.evse")} ${order.evse_id}` : ""}`],
-  ]);
+  ]));
   const codeView = h("div", { id: "start-code" },
     h("h1", {}, t("start.title")),
     holder, countdown,
@@ -114,7 +129,7 @@ export async function show(main, route, app) {
   const screen = h("section", { class: "start-screen", id: "start-screen" },
     codeView, sessionView,
     h("p", { class: "hint", id: "start-hold" }, t("start.hold", { amount: formatAmount(order.hold_amount ?? 0, currency) })),
-    h("div", { class: "card" }, facts),
+    facts,
     state,
     h("a", { class: "button primary", id: "to-settle", href: `#/settle/${encodeURIComponent(id)}` }, t("start.done")),
     remoteButton, cancelButton, cancelAsk);
@@ -138,6 +153,7 @@ export async function show(main, route, app) {
     try {
       const answer = await api.cancelOrder(id);
       order = { ...order, status: answer.status || "cancelled" };
+      kept = { ...kept, cancel: answer };
       await keep.saveOrder(order, { cancel: answer }).catch(() => {});
       cancelled(answer);
     } catch (err) {
@@ -152,18 +168,53 @@ export async function show(main, route, app) {
     }
   }
 
-  function cancelled(answer) {
+  /** The hold of a cancelled order in words: back now (cancelled), or when it comes back
+   * (cancelling: kept until the charger confirms or the start code can no longer be used). */
+  function holdWords(answer) {
     const hold = formatAmount(answer && answer.hold_amount != null ? answer.hold_amount : order.hold_amount ?? 0, currency);
-    let words;
-    if (!answer) words = t("start.cancelled");
-    else if (answer.hold_released) words = t("start.cancel_released", { amount: hold });
-    else if (answer.hold_release_at) words = t("start.cancel_release_at", { amount: hold, time: localTime(answer.hold_release_at) });
-    else words = t("start.cancel_release_later", { amount: hold });
+    if (order.status === "cancelled") return t(answer ? "start.cancel_released" : "start.cancel_returned", { amount: hold });
+    if (answer && answer.hold_release_at) {
+      return t("start.cancel_release_at", { amount: hold, time: localTime(answer.hold_release_at) });
+    }
+    return t("start.cancel_release_later", { amount: hold });
+  }
+
+  function cancelled(answer) {
     stopTimers();
     document.body.classList.remove("bright");
+    const words = h("p", { id: "cancel-hold", "data-status": order.status }, holdWords(answer));
+    if (order.status === "cancelling") {
+      // the hold is still kept: follow the order until it comes back
+      timers.push(setInterval(async () => {
+        let fresh;
+        try {
+          fresh = await api.order(id);
+        } catch {
+          return;
+        }
+        if (!app.isCurrent() || fresh.status === order.status) return;
+        order = fresh;
+        keep.saveOrder(order, answer ? { cancel: answer } : undefined).catch(() => {});
+        if (DONE.has(order.status)) {
+          app.navigate("payment", id);
+          return;
+        }
+        if (RUNNING.has(order.status)) {
+          // the charger had started it before it heard of the cancel: the session is honoured
+          stopTimers();
+          replace(main, screen);
+          render();
+          follow();
+          return;
+        }
+        words.dataset.status = order.status;
+        replace(words, holdWords(answer));
+        if (order.status !== "cancelling") stopTimers();
+      }, POLL_MS));
+    }
     replace(main, h("section", { class: "card info-card", id: "cancelled" },
       h("h1", {}, t("start.cancelled_title")),
-      h("p", { id: "cancel-hold" }, words),
+      words,
       order.charger_id ? h("a", {
         class: "button primary", id: "order-again",
         href: `#/charger/${encodeURIComponent(order.charger_id)}${order.evse_id ? `?evse=${order.evse_id}` : ""}`,
@@ -178,25 +229,34 @@ export async function show(main, route, app) {
 
   /** Shows the code, or the session in its place (started, or put away by the driver). */
   function render() {
+    if (!screen.isConnected) return; // the cancelled screen took its place
     const running = RUNNING.has(order.status);
     const showCode = !running && !putAway;
     codeView.hidden = !showCode;
     sessionView.hidden = showCode;
     document.body.classList.toggle("bright", showCode);
     offlineHelp.hidden = !offline || running;
-    cancelButton.hidden = order.status !== "created" || !cancelAsk.hidden;
-    if (order.status !== "created") cancelAsk.hidden = true;
+    // a code the driver put away has (they said) started charging: no cancel offered then
+    const cancellable = order.status === "created" && !putAway;
+    cancelButton.hidden = !cancellable || !cancelAsk.hidden;
+    if (!cancellable) cancelAsk.hidden = true;
     remoteButton.hidden = order.status !== "created" || offline;
+    renderFacts(showCode);
     if (showCode) return;
-    const energy = order.energy_wh != null ? [t("start.energy_so_far"), kwh(order.energy_wh)] : null;
-    const cost = order.amount != null ? [t("start.cost_so_far"), formatAmount(order.amount, currency)] : null;
+    const live = running && !offline ? order.live : null;
     replace(sessionView,
       h("h1", {}, running ? t("start.live_title") : t("start.put_away_title")),
       h("p", { id: "session-state" }, running
         ? t("start.live_what", { charger: order.charger_id })
         : t("start.put_away_what")),
       limitsText(order) ? h("p", { class: "hint" }, t("start.stops_at", { limits: limitsText(order) })) : null,
-      energy || cost ? rows([energy, cost]) : null,
+      live ? h("div", { id: "live", "aria-live": "polite" },
+        rows([
+          [t("start.energy_so_far"), h("span", { id: "live-energy" }, kwh(live.energy_wh))],
+          [t("start.cost_so_far"), h("span", { id: "live-cost" }, formatAmount(live.amount, currency))],
+        ]),
+        h("p", { class: "hint", id: "live-at" }, t("start.read_at", { time: clockTime(live.read_at) })))
+        : running ? h("p", { class: "hint", id: "live-waiting" }, t("start.live_waiting")) : null,
       running ? null : h("button", {
         type: "button", class: "link", id: "show-start-qr", onclick: () => setPutAway(false),
       }, t("start.show_again")));
@@ -251,6 +311,10 @@ export async function show(main, route, app) {
       app.navigate("payment", id);
       return;
     }
+    if (CANCELLED.has(order.status)) {
+      cancelled(kept.cancel || null);
+      return;
+    }
     if (GONE.has(order.status)) {
       expired();
       return;
@@ -259,20 +323,37 @@ export async function show(main, route, app) {
     render();
   }
 
+  function follow() {
+    timers.push(setInterval(tick, 1000), setInterval(poll, POLL_MS));
+  }
+
   function stopTimers() {
     for (const timer of timers) clearInterval(timer);
     timers.length = 0;
   }
 
-  const goOffline = () => { offline = true; render(); };
+  function cleanup() {
+    stopTimers();
+    window.removeEventListener("offline", goOffline);
+    window.removeEventListener("online", goOnline);
+    document.body.classList.remove("bright");
+    if (qrUrl) URL.revokeObjectURL(qrUrl);
+    if (wakeLock) wakeLock.release().catch(() => {});
+  }
+
+  const goOffline = () => {
+    offline = true;
+    if (!document.getElementById("start-expired")) render();
+  };
   const goOnline = () => { poll(); };
   window.addEventListener("offline", goOffline);
   window.addEventListener("online", goOnline);
 
   replace(main, screen);
   render();
-  if (kept.cancel && order.status === "cancelled") {
-    cancelled(kept.cancel);
+  if (CANCELLED.has(order.status)) {
+    cancelled(kept.cancel || null);
+    return cleanup;
   } else if (GONE.has(order.status)) {
     expired();
   }
@@ -296,15 +377,8 @@ export async function show(main, route, app) {
 
   tick();
   if (!GONE.has(order.status)) {
-    timers.push(setInterval(tick, 1000), setInterval(poll, POLL_MS));
+    follow();
     poll();
   }
-  return () => {
-    stopTimers();
-    window.removeEventListener("offline", goOffline);
-    window.removeEventListener("online", goOnline);
-    document.body.classList.remove("bright");
-    if (qrUrl) URL.revokeObjectURL(qrUrl);
-    if (wakeLock) wakeLock.release().catch(() => {});
-  };
+  return cleanup;
 }

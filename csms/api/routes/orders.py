@@ -1,8 +1,9 @@
 """Driver API: orders.
 
 ``POST /api/v1/orders`` checks the wallet, places the hold, and returns the order with its
-start token and the links to its QR; ``GET /api/v1/orders[/{id}]`` is the driver's history;
-``GET /api/v1/orders/{id}/qr.svg|.png`` renders the start QR; ``POST
+start token and the links to its QR; ``GET /api/v1/orders[/{id}]`` is the driver's history
+(one order also carries its live session while it runs); ``GET
+/api/v1/orders/{id}/qr.svg|.png`` renders the start QR; ``POST
 /api/v1/orders/{id}/remote-start`` asks a connected charger to start the same order (1.6
 RemoteStartTransaction / 2.0.1 RequestStartTransaction with the order id as id tag); ``POST
 /api/v1/orders/{id}/cancel`` cancels an order not yet used, revokes its start token at the
@@ -27,9 +28,16 @@ from csms.errors import CommandError
 from csms.payments.driver_cancel import cancel_for_driver
 from csms.payments.errors import InsufficientFunds
 from csms.payments.lifecycle import OrderState
+from csms.payments.live import live_session
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotCancellable, OrderNotFound
 from csms.payments.orders import OrderRequest, get_order, place_order
-from csms.payments.schemas import OrderCreate, OrderPublic, new_order_public, order_public
+from csms.payments.schemas import (
+    LivePublic,
+    OrderCreate,
+    OrderPublic,
+    new_order_public,
+    order_public,
+)
 from csms.store import orders as store_orders
 from csms.store.models_orders import Order
 from qr_extension.qr import render_png, render_svg
@@ -124,7 +132,14 @@ async def get_orders(
 
 @router.get("/{order_id}", response_model=OrderPublic, responses=errors(404))
 async def get_one(order_id: str, user: CurrentUser, session: SessionDep) -> OrderPublic:
-    return await order_public(session, await _own_order(session, order_id, _user_id(user)))
+    """The order; a started one also carries ``live``: the energy and cost so far from the
+    charger's latest meter reading, and when it was taken."""
+    order = await _own_order(session, order_id, _user_id(user))
+    public = await order_public(session, order)
+    live = await live_session(session, order)
+    if live is not None:
+        public.live = LivePublic(energy_wh=live.energy_wh, amount=live.amount, read_at=live.read_at)
+    return public
 
 
 @router.get("/{order_id}/qr.svg", response_class=Response, responses=errors(404))
