@@ -8,6 +8,7 @@ variables, then explicit keyword overrides (command-line flags).
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -91,6 +92,11 @@ class Settings(BaseSettings):
     charger_auth_max_failures: int
     charger_auth_lockout_s: float
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
+    # cluster (csms.cluster): empty redis_url = a single node, everything in this process
+    redis_url: str = Field(repr=False)  # may carry a password
+    redis_prefix: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    presence_ttl_s: float = Field(gt=0)
+    node_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     ca_cert_file: str
     ca_key_file: str
     charger_cert_validity_days: int
@@ -162,6 +168,11 @@ class Settings(BaseSettings):
     def resolved_key_dir(self) -> Path:
         """Where the CSMS keeps its signing keys."""
         return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def resolved_node_id(self) -> str:
+        """This node's name in the cluster: ``node_id``, or host name and process id."""
+        return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def resolved_database_url(self) -> str:

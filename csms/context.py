@@ -13,10 +13,11 @@ from datetime import datetime
 
 from config.settings import Settings
 from csms.charger_ca import ChargerCa
+from csms.cluster.node import ClusterNode
 from csms.commands import CommandDispatcher, ConnectionRegistry
 from csms.decodes import DecodeGate
 from csms.keys import KeyManager
-from csms.password_throttle import PasswordThrottle
+from csms.password_throttle import LocalPasswordGuard, PasswordGuard
 from csms.passwords import PasswordVerifier
 from csms.ports import (
     AccessTokens,
@@ -55,7 +56,7 @@ class CsmsContext:
     decodes: DecodeGate = field(default_factory=DecodeGate)  # uploaded photos being read
     charger_ca: ChargerCa | None = None  # signs chargers' CSRs; None: SignCertificate Rejected
     # wrong charger passwords per address (the app builds it from the settings)
-    password_throttle: PasswordThrottle = field(default_factory=PasswordThrottle.off)
+    password_throttle: PasswordGuard = field(default_factory=LocalPasswordGuard.off)
     # the settlement service: uploads go to it (the web side asks for its concrete type)
     settlements: SettlementSink = field(default_factory=StoreOnlySink)
     reaper: BackgroundJob | None = None  # releases holds, captures, stops at limits
@@ -65,6 +66,7 @@ class CsmsContext:
     payment_provider: PaymentProvider | None = None  # wallet top-ups (a PSP adapter)
     # wrong operator passwords per name and client (the drivers' kind of throttle, its own counts)
     operator_throttle: LoginGuard | None = None
+    cluster: ClusterNode | None = None  # this node's Redis side; None: a single node
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

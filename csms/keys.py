@@ -54,22 +54,21 @@ class KeyManager:
         """
         key_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(key_dir, 0o700)
-        manifest = key_dir / MANIFEST
-        entries: list[ManagedKey] = []
-        if manifest.exists():
-            try:
-                rows = json.loads(manifest.read_text())["keys"]
-                for row in rows:
-                    key = load_private_key(key_dir / f"{row['kid']}.pem")
-                    entries.append(ManagedKey(key, int(row["active_from"])))
-            except (OSError, KeyError, TypeError, ValueError) as exc:
-                raise KeyManagerError(f"unusable key manifest {manifest}: {exc}") from exc
+        entries = _read_keys(key_dir)
         manager = cls(
             key_dir, prepublish_s=prepublish_s, token_lifetime_s=token_lifetime_s, keys=entries
         )
         if not entries:
             manager._add(generate_key(), active_from=now)
         return manager
+
+    def reload(self) -> None:
+        """Reads the key directory again: another CSMS node on the same directory rotated.
+
+        Blocking file I/O: call it from a thread when a loop is running."""
+        entries = _read_keys(self._dir)
+        if entries:
+            self._keys = sorted(entries, key=lambda k: (k.active_from, k.key.kid))
 
     def _add(self, key: SigningKey, *, active_from: int) -> ManagedKey:
         save_private_key(key, self._dir / f"{key.kid}.pem")
@@ -127,3 +126,18 @@ class KeyManager:
         Blocking file I/O: call it from a thread when a loop is running.
         """
         return self._add(generate_key(), active_from=now + self._prepublish_s)
+
+
+def _read_keys(key_dir: Path) -> list[ManagedKey]:
+    """The keys the manifest of ``key_dir`` lists (none when it has no manifest yet)."""
+    manifest = key_dir / MANIFEST
+    entries: list[ManagedKey] = []
+    if manifest.exists():
+        try:
+            rows = json.loads(manifest.read_text())["keys"]
+            for row in rows:
+                key = load_private_key(key_dir / f"{row['kid']}.pem")
+                entries.append(ManagedKey(key, int(row["active_from"])))
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise KeyManagerError(f"unusable key manifest {manifest}: {exc}") from exc
+    return entries
