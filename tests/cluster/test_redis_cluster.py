@@ -126,11 +126,13 @@ async def test_a_callerror_and_a_timeout_come_back_as_on_the_holding_node(
     async with two_nodes(tmp_path, pg_url, prefix, ocpp_call_timeout_s=1) as (a, b):
         await a.add_charger("CP-X2")
         async with charger_on(a, "CP-X2") as cp:
-            # a 1.6 charger has no handler for a 2.0.1-only-shaped raw call: NotImplemented
+            # this charger has no ChangeAvailability handler: its CALLERROR, as A would give it
             r = await b.http.post(
-                "/api/v1/admin/chargers/CP-X2/commands/ClearCache", json={}
+                "/api/v1/admin/chargers/CP-X2/commands/ChangeAvailability",
+                json={"connectorId": 0, "type": "Inoperative"},
             )
-            assert r.status_code == 200, r.text
+            assert r.status_code == 502, r.text
+            assert r.json()["error_code"] == "NotImplemented"
 
             async def never(**kw: Any) -> Any:
                 await asyncio.sleep(30)
@@ -207,7 +209,9 @@ async def test_driver_log_in_failures_count_across_nodes(
     tmp_path: Path, pg_url: str, prefix: str, redis: Redis
 ) -> None:
     async with two_nodes(tmp_path, pg_url, prefix, login_max_failures=2) as (a, b):
-        r = await a.http.post("/api/v1/users", json={"email": "t@example.org", "password": "long-pw-1"})
+        r = await a.http.post(
+            "/api/v1/users", json={"email": "t@example.org", "password": "long-pw-1"}
+        )
         assert r.status_code == 201, r.text
         wrong = {"username": "t@example.org", "password": "nope-nope"}
         assert (await a.http.post("/api/v1/token", data=wrong)).status_code == 401
@@ -293,3 +297,56 @@ async def test_key_rotation_on_a_is_signed_and_published_by_b(
             return kid in {k["kid"] for k in r.json()["keys"]}
 
         await until(b_publishes)
+
+
+async def _driver_with_funds(node: LiveCsms, email: str) -> dict[str, str]:
+    bearer = await node.driver(email)
+    r = await node.http.post("/api/v1/me/wallet/top-ups", json={"amount": 5000}, headers=bearer)
+    assert r.status_code == 201, r.text
+    return bearer
+
+
+async def test_an_order_placed_and_remote_started_on_b_starts_on_the_charger_on_a(
+    tmp_path: Path, pg_url: str, prefix: str, redis: Redis
+) -> None:
+    async with two_nodes(tmp_path, pg_url, prefix, reaper_interval_s=0) as (a, b):
+        await a.add_charger("CP-X8")
+        await a.http.patch("/api/v1/admin/chargers/CP-X8", json={"registration": "Accepted"})
+        dan = await _driver_with_funds(b, "dan@example.org")
+        order_json = {"charger_id": "CP-X8", "evse_id": 1, "amount": 100}
+        async with charger_on(a, "CP-X8") as cp:
+            r = await b.http.post("/api/v1/orders", json=order_json, headers=dan)
+            assert r.status_code == 201, r.text
+            order = r.json()
+            r = await b.http.post(f"/api/v1/orders/{order['id']}/remote-start", headers=dan)
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "Accepted"
+            assert cp.received[-1] == (
+                "RemoteStartTransaction",
+                {"id_tag": order["id"], "connector_id": 1},
+            )
+            started = await cp.call(
+                call16.StartTransaction(
+                    connector_id=1,
+                    id_tag=order["id"],
+                    meter_start=0,
+                    timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                ),
+                suppress=False,
+            )
+            assert started.id_tag_info["status"] == "Accepted"
+            # another order, cancelled on B: the revocation is asked of the charger on A
+            r = await b.http.post("/api/v1/orders", json=order_json, headers=dan)
+            assert r.status_code == 201, r.text
+            second = r.json()
+            r = await b.http.post(f"/api/v1/orders/{second['id']}/cancel", headers=dan)
+            assert r.status_code == 200, r.text
+            transfers = _drain(cp.data_transfers)
+            assert any(second["id"] in str(d) for d in transfers), transfers
+
+
+def _drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
