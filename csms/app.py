@@ -213,7 +213,8 @@ async def build_context(
     dispatcher: CommandDispatcher = local
     cluster = redis = None
     if settings.redis_url:  # a node of a cluster: presence, routing, throttles in Redis
-        redis = Redis.from_url(settings.redis_url)
+        # bounded waits: a Redis that hangs must fail a command (503), not hold it forever
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         cluster = ClusterNode(
             redis,
             prefix=settings.redis_prefix,

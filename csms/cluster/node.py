@@ -151,6 +151,11 @@ class ClusterNode:
         its presence claims alive."""
         self._spawn(self._listen_forever(), "cluster-listener")
         self._spawn(self._refresh_forever(), "cluster-presence")
+        try:
+            await self.redis.ping()
+        except RedisError as exc:  # serve this node's chargers; join when Redis is back
+            LOG.warning("cluster: Redis unreachable at start (%s): this node alone for now", exc)
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listening.wait(), timeout=5.0)
 
@@ -175,8 +180,9 @@ class ClusterNode:
             try:
                 await pubsub.subscribe(self._channel, self._everyone)
                 self._listening.set()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                while True:  # polled: the client's socket timeout must not end an idle wait
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if message is not None and message.get("type") == "message":
                         self._received(message["data"])
             except RedisError as exc:
                 LOG.warning("cluster: Redis channel lost (%s); listening again", exc)

@@ -66,9 +66,11 @@ async def two_nodes(
         "presence_ttl_s": TTL_S,
         **overrides,
     }
-    async with serve(make_settings(tmp_path, node_id="node-a", **common)) as a:
-        async with serve(make_settings(tmp_path, node_id="node-b", **common)) as b:
-            yield a, b
+    async with (
+        serve(make_settings(tmp_path, node_id="node-a", **common)) as a,
+        serve(make_settings(tmp_path, node_id="node-b", **common)) as b,
+    ):
+        yield a, b
 
 
 @contextlib.asynccontextmanager
@@ -149,15 +151,14 @@ async def test_the_same_charger_on_b_closes_its_connection_on_a(
 ) -> None:
     async with two_nodes(tmp_path, pg_url, prefix) as (a, b):
         await a.add_charger("CP-X3")
-        async with charger_on(a, "CP-X3") as first:
-            async with charger_on(b, "CP-X3"):
-                await until(_holds(a, "CP-X3", False))
-                await first._connection.wait_closed()  # A closed the older socket
-                assert b.ctx.registry.get("CP-X3") is not None
-                assert await redis.get(f"{prefix}:presence:CP-X3") == b"node-b"
-                # A's goodbye did not delete B's claim, and the refresher keeps it
-                await asyncio.sleep(TTL_S)
-                assert await redis.get(f"{prefix}:presence:CP-X3") == b"node-b"
+        async with charger_on(a, "CP-X3") as first, charger_on(b, "CP-X3"):
+            await until(_holds(a, "CP-X3", False))
+            await first._connection.wait_closed()  # A closed the older socket
+            assert b.ctx.registry.get("CP-X3") is not None
+            assert await redis.get(f"{prefix}:presence:CP-X3") == b"node-b"
+            # A's goodbye did not delete B's claim, and the refresher keeps it
+            await asyncio.sleep(TTL_S)
+            assert await redis.get(f"{prefix}:presence:CP-X3") == b"node-b"
 
 
 def _holds(node: LiveCsms, charger_id: str, held: bool) -> Callable[[], Awaitable[bool]]:
@@ -350,3 +351,26 @@ def _drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
     while not queue.empty():
         items.append(queue.get_nowait())
     return items
+
+
+async def test_with_redis_down_local_chargers_work_and_other_nodes_answer_503(
+    tmp_path: Path, pg_url: str
+) -> None:
+    await _reset_pg(pg_url)
+    settings = make_settings(
+        tmp_path, database_url=pg_url, redis_url="redis://127.0.0.1:1/0", node_id="node-alone"
+    )
+    async with serve(settings) as alone:
+        await alone.add_charger("CP-X9")
+        await alone.add_charger("CP-X10")
+        async with charger_on(alone, "CP-X9"):
+            r = await alone.http.post(
+                "/api/v1/admin/chargers/CP-X9/commands/Reset", json={"type": "Soft"}
+            )
+            assert r.status_code == 200, r.text  # its own socket: no Redis needed
+            r = await alone.http.post(
+                "/api/v1/admin/chargers/CP-X10/commands/Reset", json={"type": "Soft"}
+            )
+            assert r.status_code == 503, r.text  # it may be on another node: cannot tell
+            r = await alone.http.get("/api/v1/admin/chargers/CP-X9")
+            assert r.status_code == 200 and r.json()["connected"] is True  # this node's view
