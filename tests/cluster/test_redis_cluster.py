@@ -283,15 +283,21 @@ def _accepted(node: LiveCsms, charger_id: str, accepted: bool) -> Callable[[], A
     return check
 
 
-async def test_key_rotation_on_a_is_signed_and_published_by_b(
+async def test_key_rotation_on_a_is_published_by_b_and_pushed_to_its_chargers(
     tmp_path: Path, pg_url: str, prefix: str, redis: Redis
 ) -> None:
     async with two_nodes(tmp_path, pg_url, prefix) as (a, b):
+        await a.add_charger("CP-X11")
+        await a.http.patch("/api/v1/admin/chargers/CP-X11", json={"registration": "Accepted"})
         before = {k["kid"] for k in (await b.http.get("/.well-known/jwks.json")).json()["keys"]}
-        r = await a.http.post("/api/v1/admin/keys/rotate")
-        assert r.status_code == 200, r.text
-        kid = r.json()["kid"]
-        assert kid not in before
+        async with charger_on(b, "CP-X11") as cp:
+            _drain(cp.data_transfers)  # what it was sent at boot
+            r = await a.http.post("/api/v1/admin/keys/rotate")
+            assert r.status_code == 200, r.text
+            kid = r.json()["kid"]
+            assert kid not in before
+            pushed = await asyncio.wait_for(cp.data_transfers.get(), 5)  # from B, told by A
+            assert pushed["message_id"] == "TrustedKeys", pushed
 
         async def b_publishes() -> bool:
             r = await b.http.get("/.well-known/jwks.json")
@@ -374,3 +380,17 @@ async def test_with_redis_down_local_chargers_work_and_other_nodes_answer_503(
             assert r.status_code == 503, r.text  # it may be on another node: cannot tell
             r = await alone.http.get("/api/v1/admin/chargers/CP-X9")
             assert r.status_code == 200 and r.json()["connected"] is True  # this node's view
+
+
+async def test_operator_sign_in_failures_count_across_nodes(
+    tmp_path: Path, pg_url: str, prefix: str, redis: Redis
+) -> None:
+    async with two_nodes(tmp_path, pg_url, prefix, login_max_failures=2) as (a, b):
+        account = {"name": "olga", "password": "o" * 12, "role": "operator"}
+        r = await a.http.post("/api/v1/admin/operators", json=account)
+        assert r.status_code == 201, r.text
+        wrong = {"username": "olga", "password": "not-hers-at-all"}
+        assert (await b.http.post("/api/v1/admin/token", data=wrong)).status_code == 401
+        assert (await a.http.post("/api/v1/admin/token", data=wrong)).status_code == 401
+        r = await b.http.post("/api/v1/admin/token", data={**wrong, "password": "o" * 12})
+        assert r.status_code == 429, r.text
