@@ -202,8 +202,9 @@ class CommandDispatcher(Protocol):
         closes an older connection on another)."""
         ...
 
-    async def link_closed(self, link: ChargerLink) -> None:
-        """The charger's current connection here ended."""
+    async def link_closed(self, link: ChargerLink) -> bool:
+        """The charger's current connection here ended; whether it was the charger's newest
+        connection anywhere (False: it has connected to another node since)."""
         ...
 
     async def close(self, charger_id: str, reason: str) -> None:
@@ -270,8 +271,8 @@ class LocalDispatcher:
     async def link_opened(self, link: ChargerLink) -> None:
         return None
 
-    async def link_closed(self, link: ChargerLink) -> None:
-        return None
+    async def link_closed(self, link: ChargerLink) -> bool:
+        return True
 
     async def close(self, charger_id: str, reason: str) -> None:
         link = self._registry.get(charger_id)

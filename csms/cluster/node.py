@@ -222,11 +222,16 @@ class ClusterNode:
         except RedisError as exc:
             LOG.warning("%s: presence not claimed (%s); the refresher retries", charger_id, exc)
 
-    async def closed(self, charger_id: str) -> None:
+    async def closed(self, charger_id: str) -> bool:
+        """Releases the claim if it is still this node's; False when another node holds the
+        charger now (its newer connection is the one that counts)."""
         try:
-            await self.presence.release(charger_id)
+            if await self.presence.release(charger_id):
+                return True
+            return await self.presence.holder(charger_id) is None
         except RedisError as exc:
             LOG.warning("%s: presence not released (%s); it expires", charger_id, exc)
+            return True
 
     async def _close_local(self, charger_id: str, reason: str) -> None:
         link = self._registry.get(charger_id)
@@ -425,8 +430,8 @@ class ClusterDispatcher:
     async def link_opened(self, link: ChargerLink) -> None:
         await self.node.opened(link.charger_id)
 
-    async def link_closed(self, link: ChargerLink) -> None:
-        await self.node.closed(link.charger_id)
+    async def link_closed(self, link: ChargerLink) -> bool:
+        return await self.node.closed(link.charger_id)
 
     async def close(self, charger_id: str, reason: str) -> None:
         if self._local.is_connected(charger_id):

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
+REFRESH_BATCH = 500  # keys per refresh script
+
 # deletes the claim only if it is still ours
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -68,11 +70,13 @@ class Presence:
 
     async def refresh(self, charger_ids: list[str]) -> list[str]:
         """Renews this node's claims; the chargers another node claimed meanwhile."""
-        if not charger_ids:
-            return []
-        keys = [self.key(c) for c in charger_ids]
-        lost = await self._refresh(keys=keys, args=[self.node_id, self._ttl_ms])
-        return [charger_ids[int(i) - 1] for i in lost]
+        lost: list[str] = []
+        for start in range(0, len(charger_ids), REFRESH_BATCH):  # short scripts: Redis is shared
+            batch = charger_ids[start : start + REFRESH_BATCH]
+            keys = [self.key(c) for c in batch]
+            gone = await self._refresh(keys=keys, args=[self.node_id, self._ttl_ms])
+            lost += [batch[int(i) - 1] for i in gone]
+        return lost
 
     async def holder(self, charger_id: str) -> str | None:
         """The node holding the charger's connection, or None (offline everywhere)."""

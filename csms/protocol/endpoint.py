@@ -293,8 +293,8 @@ async def serve_transport(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         cp.fail_pending()
-        if ctx.registry.detach(cp):
-            await ctx.dispatcher.link_closed(cp)
+        # the row goes offline unless a newer connection (on another node) holds the charger
+        if ctx.registry.detach(cp) and await ctx.dispatcher.link_closed(cp):
             await _record_connection(provisioning.disconnected(ctx, charger_id), charger_id)
 
 

@@ -21,6 +21,7 @@ import pytest
 from ocpp.v16 import call as call16
 from redis.asyncio import Redis
 
+from csms.store import chargers as charger_store
 from tests.csms.clients import Client16, connect
 from tests.csms.conftest import LiveCsms, _reset_pg, basic_auth, make_settings, pg_url, serve
 
@@ -156,9 +157,13 @@ async def test_the_same_charger_on_b_closes_its_connection_on_a(
             await first._connection.wait_closed()  # A closed the older socket
             assert b.ctx.registry.get("CP-X3") is not None
             assert await redis.get(f"{prefix}:presence:CP-X3") == b"node-b"
-            # A's goodbye did not delete B's claim, and the refresher keeps it
+            # A's goodbye did not delete B's claim, and the refresher keeps it; nor did it mark
+            # the charger's row offline
             await asyncio.sleep(TTL_S)
             assert await redis.get(f"{prefix}:presence:CP-X3") == b"node-b"
+            async with b.ctx.db.session() as session:
+                row = await charger_store.get_charger(session, "CP-X3")
+            assert row is not None and row.online is True
 
 
 def _holds(node: LiveCsms, charger_id: str, held: bool) -> Callable[[], Awaitable[bool]]:
