@@ -149,8 +149,8 @@ class ClusterNode:
     async def start(self) -> None:
         """Listens on this node's channels (before the first connection is served) and keeps
         its presence claims alive."""
-        self._spawn(self._listen_forever(), "cluster-listener")
-        self._spawn(self._refresh_forever(), "cluster-presence")
+        self.spawn(self._listen_forever(), "cluster-listener")
+        self.spawn(self._refresh_forever(), "cluster-presence")
         try:
             await self.redis.ping()
         except RedisError as exc:  # serve this node's chargers; join when Redis is back
@@ -168,7 +168,7 @@ class ClusterNode:
         with contextlib.suppress(RedisError):
             await self.redis.aclose()
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
@@ -325,7 +325,7 @@ class ClusterNode:
             return
         if message.get("from") == self.node_id:  # our own broadcast or invalidation
             return
-        self._spawn(self._handle(op, message), f"cluster-{op}")
+        self.spawn(self._handle(op, message), f"cluster-{op}")
 
     async def _handle(self, op: object, message: JsonObject) -> None:
         try:
@@ -410,7 +410,7 @@ class ClusterDispatcher:
         return self._local.connected()
 
     def broadcast(self, command: Command) -> int:
-        self.node._spawn(self.node.broadcast(command), "cluster-broadcast")
+        self.node.spawn(self.node.broadcast(command), "cluster-broadcast")
         return self._local.broadcast(command)
 
     async def online(self, charger_ids: list[str]) -> set[str]:
