@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     leader_heartbeat_s: float = Field(default=2.0, gt=0)  # the leader checks its lock this often
     leader_lease_s: float = Field(default=10.0, gt=0)  # unchecked this long: the lock is gone
     leader_retry_s: float = Field(default=1.0, gt=0)  # a follower tries to lead this often
+    # cluster (csms.cluster): empty redis_url = a single node, everything in this process
+    redis_url: str = Field(repr=False)  # may carry a password
+    redis_prefix: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    presence_ttl_s: float = Field(gt=0)
     ca_cert_file: str
     ca_key_file: str
     charger_cert_validity_days: int

@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from prometheus_client import start_http_server
+from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -34,13 +35,15 @@ from csms.api.routes.admin_operators import operator_error
 from csms.api.uploads import PHOTO_REQUEST_BYTES, UPLOAD_FRAMING_BYTES, BodyLimit, BodyTooLarge
 from csms.charger_ca import configured_ca
 from csms.cluster.leader import Leadership
-from csms.commands import ConnectionRegistry, LocalDispatcher
+from csms.cluster.node import ClusterDispatcher, ClusterNode
+from csms.commands import CommandDispatcher, ConnectionRegistry, LocalDispatcher
 from csms.context import CsmsContext
 from csms.decodes import DecodeGate
-from csms.drivers.throttle import LoginThrottle
+from csms.drivers.throttle import LocalLogins, LoginThrottle, SharedLoginThrottle
 from csms.drivers.tokens import DriverTokens, load_or_create_secret
 from csms.errors import (
     ChargerBusy,
+    ClusterUnavailable,
     CommandRejected,
     CommandTimeout,
     CsmsError,
@@ -51,13 +54,18 @@ from csms.errors import (
 from csms.id_tags import LocalTagPolicy
 from csms.keys import KeyManager
 from csms.operators.errors import OperatorError
-from csms.password_throttle import PasswordThrottle
+from csms.password_throttle import (
+    LocalPasswordGuard,
+    PasswordGuard,
+    PasswordThrottle,
+    SharedPasswordThrottle,
+)
 from csms.passwords import PasswordVerifier
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.provider import SandboxProvider
 from csms.payments.reaper import Reaper
 from csms.payments.settlement_service import SettlementService
-from csms.ports import AuthorizationPolicy, PaymentProvider, SettlementSink
+from csms.ports import AuthorizationPolicy, LoginGuard, PaymentProvider, SettlementSink
 from csms.production import check_production
 from csms.protocol import commands as ocpp_commands
 from csms.protocol.endpoint import WS_HARD_LIMIT_FACTOR
@@ -143,6 +151,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.message_log.flush()
+            if ctx.cluster is not None:
+                await ctx.cluster.stop()
             await db.dispose()
             ctx.decodes.close()
 
@@ -210,9 +220,24 @@ async def build_context(
     )
     driver_secret = await asyncio.to_thread(load_or_create_secret, settings.resolved_key_dir)
     registry = ConnectionRegistry()
-    dispatcher = LocalDispatcher(
-        registry, timeout_s=settings.ocpp_call_timeout_s, codec=ocpp_commands
-    )
+    local = LocalDispatcher(registry, timeout_s=settings.ocpp_call_timeout_s, codec=ocpp_commands)
+    dispatcher: CommandDispatcher = local
+    cluster = redis = None
+    if settings.redis_url:  # a node of a cluster: presence, routing, throttles in Redis
+        # bounded waits: a Redis that hangs must fail a command (503), not hold it forever
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        cluster = ClusterNode(
+            redis,
+            prefix=settings.redis_prefix,
+            node_id=settings.resolved_node_id,
+            presence_ttl_s=settings.presence_ttl_s,
+            registry=registry,
+            local=local,
+            call_timeout_s=settings.ocpp_call_timeout_s,
+        )
+        dispatcher = ClusterDispatcher(cluster, local)
+        cluster.on_invalidate("keys", lambda _: asyncio.to_thread(keys.reload))
+        await cluster.start()
     settlements = SettlementService(db, settings=settings, clock=clock)
     provider = payment_provider or SandboxProvider()
     reaper = Reaper(db, settings=settings, clock=clock, dispatcher=dispatcher, provider=provider)
@@ -243,11 +268,7 @@ async def build_context(
         clock=clock,
         decodes=DecodeGate(slots=2, waiting=8),
         charger_ca=charger_ca,
-        password_throttle=PasswordThrottle(
-            max_failures=settings.charger_auth_max_failures,
-            lockout_s=settings.charger_auth_lockout_s,
-            clock=seconds,
-        ),
+        password_throttle=_password_guard(settings, redis, seconds),
         settlements=settlements,
         reaper=reaper,
         leadership=_leadership(settings, reaper),
@@ -255,21 +276,56 @@ async def build_context(
         driver_tokens=DriverTokens(
             secret=driver_secret, issuer=settings.issuer, ttl_s=settings.driver_token_ttl_s
         ),
-        login_throttle=LoginThrottle(
-            max_failures=settings.login_max_failures,
-            lockout_s=settings.login_lockout_s,
-            clock=seconds,
-        ),
-        operator_throttle=LoginThrottle(
-            max_failures=settings.login_max_failures,
-            lockout_s=settings.login_lockout_s,
-            clock=seconds,
-        ),
+        login_throttle=_login_guard(settings, redis, "logins", seconds),
+        operator_throttle=_login_guard(settings, redis, "operator-logins", seconds),
         upload_rate=UploadRate(
             per_driver=settings.upload_rate_per_driver,
             per_client=settings.upload_rate_per_client,
             clock=seconds,
         ),
+        cluster=cluster,
+    )
+
+
+def _login_guard(
+    settings: Settings, redis: Redis | None, name: str, seconds: Callable[[], float]
+) -> LoginGuard:
+    """Wrong log-in passwords counted in this process, or in Redis for a cluster."""
+    if redis is None:
+        return LocalLogins(
+            LoginThrottle(
+                max_failures=settings.login_max_failures,
+                lockout_s=settings.login_lockout_s,
+                clock=seconds,
+            )
+        )
+    return SharedLoginThrottle(
+        redis,
+        prefix=f"{settings.redis_prefix}:{name}",
+        max_failures=settings.login_max_failures,
+        lockout_s=settings.login_lockout_s,
+        clock=seconds,
+    )
+
+
+def _password_guard(
+    settings: Settings, redis: Redis | None, seconds: Callable[[], float]
+) -> PasswordGuard:
+    """Wrong charger passwords counted in this process, or in Redis for a cluster."""
+    if redis is None:
+        return LocalPasswordGuard(
+            PasswordThrottle(
+                max_failures=settings.charger_auth_max_failures,
+                lockout_s=settings.charger_auth_lockout_s,
+                clock=seconds,
+            )
+        )
+    return SharedPasswordThrottle(
+        redis,
+        prefix=settings.redis_prefix,
+        max_failures=settings.charger_auth_max_failures,
+        lockout_s=settings.charger_auth_lockout_s,
+        clock=seconds,
     )
 
 
@@ -314,6 +370,7 @@ _HTTP_STATUS: tuple[tuple[type[CsmsError], int], ...] = (
     (NotConnected, status.HTTP_409_CONFLICT),
     (ChargerBusy, status.HTTP_503_SERVICE_UNAVAILABLE),
     (CommandTimeout, status.HTTP_504_GATEWAY_TIMEOUT),
+    (ClusterUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),  # Redis down: retry later
     (StoreError, status.HTTP_409_CONFLICT),
     (IllegalTransition, status.HTTP_409_CONFLICT),  # the thing changed state meanwhile
 )

@@ -228,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
     uvicorn_logs: dict[str, Any] = {} if log_format == "text" else {"log_config": None}
     worker = args.worker_index is not None
     try:
-        app = create_app(settings, mark_offline=not worker)
+        # a worker, or a node joining a Redis cluster, leaves the other nodes' chargers online
+        app = create_app(settings, mark_offline=not worker and not settings.redis_url)
         config = server_config(settings, app, log_level=args.log_level, **uvicorn_logs)
         sockets = [reuse_port_socket(settings.host, settings.port)] if worker else None
     except (ValueError, OSError) as exc:  # settings that cannot serve (TLS, production, port)
@@ -277,6 +278,12 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
         print(f"qrcharge csms: cannot start the workers: {exc}", file=sys.stderr)
         return 1
 
+    if not settings.redis_url:
+        LOG.warning(
+            "no redis_url: each worker reaches only the chargers connected to it (operator "
+            "commands, remote starts and stops to chargers on another worker answer 409); "
+            "set QRCHARGE_REDIS_URL to route them (docs/operator-guide.md)"
+        )
     LOG.info(
         "serving on %s:%d with %d workers (SO_REUSEPORT)",
         settings.host,
@@ -320,8 +327,9 @@ async def _prepare(settings: Settings) -> None:
     db = Database.connect(settings.resolved_database_url)
     try:
         await migrate(db.engine)
-        async with db.session() as session:
-            await mark_all_offline(session)
+        if not settings.redis_url:  # in a Redis cluster other machines' chargers stay online
+            async with db.session() as session:
+                await mark_all_offline(session)
     finally:
         await db.dispose()
     KeyManager.open(

@@ -7,10 +7,10 @@ which OCPP message carries it in 1.6 or 2.0.1, and how the charger's answer read
 version's field names. The operator's own raw OCPP CALLs (:meth:`CommandDispatcher.call`) pass
 through as given.
 
-The API and the money side only see :class:`CommandDispatcher`. Today :class:`LocalDispatcher`
-finds the charger's connection in this process's :class:`ConnectionRegistry`; a clustered
-version would look up which node holds the socket and forward the command there, with the
-same errors.
+The API and the money side only see :class:`CommandDispatcher`. :class:`LocalDispatcher`
+finds the charger's connection in this process's :class:`ConnectionRegistry`; in a cluster,
+:class:`csms.cluster.node.ClusterDispatcher` looks up which node holds the socket and forwards
+the command there, with the same errors.
 """
 
 from __future__ import annotations
@@ -185,7 +185,35 @@ class CommandDispatcher(Protocol):
 
     def broadcast(self, command: Command) -> int:
         """Queues ``command`` to every connected charger that is accepted, without waiting;
-        how many got it (a charger not accepted is not sent our keys or anything unasked)."""
+        how many of this node's chargers got it (a charger not accepted is not sent our keys
+        or anything unasked; in a cluster every other node queues it to its own too)."""
+        ...
+
+    async def online(self, charger_ids: list[str]) -> set[str]:
+        """Those of ``charger_ids`` connected to any node (``is_connected`` is this node)."""
+        ...
+
+    async def online_all(self) -> list[str]:
+        """Every charger connected to any node."""
+        ...
+
+    async def link_opened(self, link: ChargerLink) -> None:
+        """A connection was registered here (a cluster claims the charger for this node and
+        closes an older connection on another)."""
+        ...
+
+    async def link_closed(self, link: ChargerLink) -> bool:
+        """The charger's current connection here ended; whether it was the charger's newest
+        connection anywhere (False: it has connected to another node since)."""
+        ...
+
+    async def close(self, charger_id: str, reason: str) -> None:
+        """Closes the charger's connection wherever it is (nothing if it has none)."""
+        ...
+
+    async def registration_decided(self, charger_id: str, registration: str) -> None:
+        """Tells the charger's connection, wherever it is, that the operator set its
+        registration (:meth:`ChargerLink.registration_decided`)."""
         ...
 
 
@@ -233,3 +261,25 @@ class LocalDispatcher:
             except ChargerBusy:
                 continue
         return sent
+
+    async def online(self, charger_ids: list[str]) -> set[str]:
+        return {c for c in charger_ids if self._registry.get(c) is not None}
+
+    async def online_all(self) -> list[str]:
+        return self._registry.connected()
+
+    async def link_opened(self, link: ChargerLink) -> None:
+        return None
+
+    async def link_closed(self, link: ChargerLink) -> bool:
+        return True
+
+    async def close(self, charger_id: str, reason: str) -> None:
+        link = self._registry.get(charger_id)
+        if link is not None:
+            await link.close(reason)
+
+    async def registration_decided(self, charger_id: str, registration: str) -> None:
+        link = self._registry.get(charger_id)
+        if link is not None:
+            link.registration_decided(registration)

@@ -14,10 +14,11 @@ from datetime import datetime
 from config.settings import Settings
 from csms.charger_ca import ChargerCa
 from csms.cluster.leader import Leadership
+from csms.cluster.node import ClusterNode
 from csms.commands import CommandDispatcher, ConnectionRegistry
 from csms.decodes import DecodeGate
 from csms.keys import KeyManager
-from csms.password_throttle import PasswordThrottle
+from csms.password_throttle import LocalPasswordGuard, PasswordGuard
 from csms.passwords import PasswordVerifier
 from csms.ports import (
     AccessTokens,
@@ -56,7 +57,7 @@ class CsmsContext:
     decodes: DecodeGate = field(default_factory=DecodeGate)  # uploaded photos being read
     charger_ca: ChargerCa | None = None  # signs chargers' CSRs; None: SignCertificate Rejected
     # wrong charger passwords per address (the app builds it from the settings)
-    password_throttle: PasswordThrottle = field(default_factory=PasswordThrottle.off)
+    password_throttle: PasswordGuard = field(default_factory=LocalPasswordGuard.off)
     # the settlement service: uploads go to it (the web side asks for its concrete type)
     settlements: SettlementSink = field(default_factory=StoreOnlySink)
     reaper: BackgroundJob | None = None  # releases holds, captures, stops at limits
@@ -68,6 +69,7 @@ class CsmsContext:
     operator_throttle: LoginGuard | None = None
     # the election of the node that runs the reaper; None: not elected, not leading (tests)
     leadership: Leadership | None = None
+    cluster: ClusterNode | None = None  # this node's Redis side; None: a single node
 
     def now_s(self) -> int:
         """The clock in epoch seconds (what the key manager and tokens use)."""

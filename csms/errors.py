@@ -24,6 +24,7 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
     │   ├── NotConnected      the charger has no open connection
     │   ├── ChargerBusy       its outgoing queue is full
     │   ├── CommandTimeout    no answer within ``ocpp_call_timeout_s``
+    │   ├── ClusterUnavailable  Redis is unreachable: another node cannot be asked
     │   ├── UnknownVersion    no translation for that OCPP version      (protocol/commands.py)
     │   └── CommandRejected   the charger answered with a CALLERROR (or the payload is invalid)
     ├── BodyTooLarge          a request body over its limit              (api/uploads.py)
@@ -114,6 +115,10 @@ class ChargerBusy(CommandError):
 
 class CommandTimeout(CommandError):
     """The charger did not answer within the call timeout."""
+
+
+class ClusterUnavailable(CommandError):
+    """Redis, through which the node holding the charger's socket is asked, is unreachable."""
 
 
 class CommandRejected(CommandError):

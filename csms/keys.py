@@ -66,6 +66,14 @@ class KeyManager:
             key_dir, prepublish_s=prepublish_s, token_lifetime_s=token_lifetime_s, keys=entries
         )
 
+    def reload(self) -> None:
+        """Reads the key directory again: another CSMS node on the same directory rotated.
+
+        Blocking file I/O: call it from a thread when a loop is running."""
+        entries = _read_keys(self._dir)
+        if entries:
+            self._keys = sorted(entries, key=lambda k: (k.active_from, k.key.kid))
+
     def _add(self, key: SigningKey, *, active_from: int) -> ManagedKey:
         """Adds a key to the directory under its lock, on top of what the manifest lists
         now (another process on the directory may have added one meanwhile)."""

@@ -163,14 +163,17 @@ class AccessTokens(Protocol):
 
 
 class LoginGuard(Protocol):
-    """Holds back failed log-ins per email and client
-    (:class:`csms.drivers.throttle.LoginThrottle`)."""
+    """Holds back failed log-ins per email and client, in this process or in Redis
+    (:class:`csms.drivers.throttle.LocalLogins`,
+    :class:`csms.drivers.throttle.SharedLoginThrottle`)."""
 
-    def check(self, email: str, client: str | None, *, known_device: bool = False) -> None: ...
+    async def check(
+        self, email: str, client: str | None, *, known_device: bool = False
+    ) -> None: ...
 
-    def failed(self, email: str, client: str | None) -> None: ...
+    async def failed(self, email: str, client: str | None) -> None: ...
 
-    def succeeded(self, email: str, client: str | None) -> None: ...
+    async def succeeded(self, email: str, client: str | None) -> None: ...
 
 
 class BackgroundJob(Protocol):

@@ -18,20 +18,27 @@ answer would tell an attacker when they guessed right).
 A successful log-in clears its (email, client) count. Memory is bounded: the oldest entries go
 first.
 
-Per process: several CSMS processes each keep their own counts (a shared store would be the
-next step); behind a reverse proxy every client has the proxy's address, which the per-client
-budget then throttles as one.
+:class:`LoginThrottle` counts in this process; :class:`SharedLoginThrottle` keeps the same
+counts in Redis, so the nodes of a cluster count each other's failures. Behind a reverse
+proxy every client has the proxy's address, which the per-client budget then throttles as
+one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from csms.drivers.errors import TooManyAttempts
+
+LOG = logging.getLogger("csms.drivers.throttle")
 
 
 @dataclass(slots=True)
@@ -105,12 +112,137 @@ class LoginThrottle:
 
     @staticmethod
     def _keys(email: str, client: str | None) -> list[tuple[str, str]]:
-        email = _normal(email)
-        keys = [("pair", f"{email} {client or ''}"), ("email", email)]
-        if client:
-            keys.append(("client", client))
-        return keys
+        return _keys(email, client)
+
+
+def _keys(email: str, client: str | None) -> list[tuple[str, str]]:
+    """The counted keys of a log-in: (email, client) pair first, then email, then client."""
+    email = _normal(email)
+    keys = [("pair", f"{email} {client or ''}"), ("email", email)]
+    if client:
+        keys.append(("client", client))
+    return keys
 
 
 def _normal(email: str) -> str:
     return email.strip().lower()
+
+
+class LocalLogins:
+    """:class:`~csms.ports.LoginGuard` on a :class:`LoginThrottle` of this process."""
+
+    def __init__(self, throttle: LoginThrottle) -> None:
+        self.throttle = throttle
+
+    async def check(self, email: str, client: str | None, *, known_device: bool = False) -> None:
+        self.throttle.check(email, client, known_device=known_device)
+
+    async def failed(self, email: str, client: str | None) -> None:
+        self.throttle.failed(email, client)
+
+    async def succeeded(self, email: str, client: str | None) -> None:
+        self.throttle.succeeded(email, client)
+
+
+# LoginThrottle.failed on Redis hashes, atomic across nodes. KEYS: the keys; ARGV: now, window,
+# lockout, TTL (ms), then each key's limit.
+_FAILED = """
+local now, window, lockout, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+                                  tonumber(ARGV[4])
+for i, key in ipairs(KEYS) do
+    local h = redis.call('HMGET', key, 'failures', 'since', 'locked')
+    local failures, since, locked = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]) or 0
+    if not failures or now - since > window then
+        failures, since, locked = 0, now, 0
+    end
+    failures = failures + 1
+    if failures >= tonumber(ARGV[4 + i]) then
+        locked, failures, since = now + lockout, 0, now
+    end
+    redis.call('HSET', key, 'failures', tostring(failures), 'since', tostring(since),
+               'locked', tostring(locked))
+    redis.call('PEXPIRE', key, ttl)
+end
+return 0
+"""
+
+
+class SharedLoginThrottle:
+    """:class:`~csms.ports.LoginGuard` whose counts live in Redis under ``prefix``, so a
+    cluster's nodes count every node's failures (the rules of :class:`LoginThrottle`, on
+    epoch seconds). When Redis cannot be reached the node counts in its own ``fallback``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        max_failures: int,
+        lockout_s: float,
+        window_s: float = 900.0,
+        email_factor: int = 4,
+        client_factor: int = 10,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._max = {
+            "pair": max_failures,
+            "email": max_failures * email_factor,
+            "client": max_failures * client_factor,
+        }
+        self._lockout_s = lockout_s
+        self._window_s = window_s
+        self._clock = clock
+        self._ttl_ms = int((window_s + lockout_s) * 1000) + 1000
+        self._failed = redis.register_script(_FAILED)
+        self.fallback = LoginThrottle(
+            max_failures=max_failures,
+            lockout_s=lockout_s,
+            window_s=window_s,
+            email_factor=email_factor,
+            client_factor=client_factor,
+            clock=clock,
+        )
+
+    def _keys(self, email: str, client: str | None) -> list[tuple[str, str]]:
+        return [(kind, f"{self._prefix}:{kind}:{value}") for kind, value in _keys(email, client)]
+
+    async def check(self, email: str, client: str | None, *, known_device: bool = False) -> None:
+        if self._max["pair"] <= 0:
+            return
+        keys = [
+            key for kind, key in self._keys(email, client) if not (known_device and kind == "email")
+        ]
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hget(key, "locked")
+            locks = await pipe.execute()
+        except RedisError as exc:
+            LOG.warning("log-in throttle: Redis unreachable (%s), counting here", exc)
+            self.fallback.check(email, client, known_device=known_device)
+            return
+        now = self._clock()
+        for locked in locks:
+            if locked is not None and float(locked) > now:
+                raise TooManyAttempts(math.ceil(float(locked) - now))
+
+    async def failed(self, email: str, client: str | None) -> None:
+        if self._max["pair"] <= 0:
+            return
+        keys = self._keys(email, client)
+        args: list[float | str] = [self._clock(), self._window_s, self._lockout_s, self._ttl_ms]
+        args += [self._max[kind] for kind, _ in keys]
+        try:
+            await self._failed(keys=[key for _, key in keys], args=args)
+        except RedisError as exc:
+            LOG.warning("log-in throttle: Redis unreachable (%s), counting here", exc)
+            self.fallback.failed(email, client)
+
+    async def succeeded(self, email: str, client: str | None) -> None:
+        self.fallback.succeeded(email, client)
+        try:
+            await self._redis.delete(self._keys(email, client)[0][1])
+        except RedisError as exc:
+            LOG.warning("log-in throttle: Redis unreachable (%s)", exc)

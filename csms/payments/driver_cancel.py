@@ -151,7 +151,7 @@ async def cancel_for_driver(
 
 async def _revoke(dispatcher: CommandDispatcher, order: Order) -> bool:
     """Whether the order's charger, if connected, stored the revocation of its token."""
-    if not dispatcher.is_connected(order.charger_id):
+    if order.charger_id not in await dispatcher.online([order.charger_id]):
         return False
     command = RevokeStartToken(order.id, int(order.expires_at.timestamp()))
     try:

@@ -8,7 +8,8 @@ another charger is refused with 403), then HTTP Basic auth (security profiles 1 
 username = charger id). Unknown ids get 404, or are registered as ``Pending`` with the
 presented password when ``auto_register_chargers`` is on. An address that sent too many wrong
 passwords gets 429 with ``Retry-After`` (:mod:`csms.password_throttle`). A connection for a
-charger that is already connected replaces (closes) the old one.
+charger that is already connected replaces (closes) the old one, on this node or, in a
+cluster, on another (:mod:`csms.cluster`).
 
 After the handshake the connection runs two owned tasks, the reader (:func:`read_frames`:
 socket -> ChargePoint, one frame at a time) and the outbox, until the peer leaves or a newer
@@ -135,7 +136,7 @@ async def authenticate(
         return 401
     if not _CHARGER_ID.fullmatch(charger_id):
         return 404  # no such charger can exist, and none is auto-registered
-    ctx.password_throttle.check(charger_id, client)  # before any lookup or argon2
+    await ctx.password_throttle.check(charger_id, client)  # before any lookup or argon2
     found = await ctx.db.reader.run(store.password_hash_of, charger_id)  # one hop, no pool
     if found is None:
         if not ctx.settings.auto_register_chargers:
@@ -158,9 +159,9 @@ async def authenticate(
     if stored is None:
         return 401
     if not await ctx.passwords.verify(charger_id, password, stored):
-        ctx.password_throttle.failed(charger_id, client)
+        await ctx.password_throttle.failed(charger_id, client)
         return 401
-    ctx.password_throttle.succeeded(charger_id, client)
+    await ctx.password_throttle.succeeded(charger_id, client)
     return 0
 
 
@@ -274,6 +275,7 @@ async def serve_transport(
     if old is not None:
         LOG.info("%s: new connection replaces the old one", charger_id)
         await old.close("replaced by a new connection")
+    await ctx.dispatcher.link_opened(cp)  # in a cluster: an older one on another node closes
     await _record_connection(provisioning.connected(ctx, charger_id, version), charger_id)
     tasks = [
         asyncio.create_task(read_frames(cp, transport), name=f"{charger_id}-reader"),
@@ -291,7 +293,8 @@ async def serve_transport(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         cp.fail_pending()
-        if ctx.registry.detach(cp):
+        # the row goes offline unless a newer connection (on another node) holds the charger
+        if ctx.registry.detach(cp) and await ctx.dispatcher.link_closed(cp):
             await _record_connection(provisioning.disconnected(ctx, charger_id), charger_id)
 
 

@@ -113,7 +113,7 @@ async def reserve_now(
     the charger's answer; errors as :meth:`~csms.commands.CommandDispatcher.call`."""
     _validate("ReserveNow", version, payload)
     request = read_request(version, payload)
-    if not ctx.dispatcher.is_connected(charger_id):
+    if charger_id not in await ctx.dispatcher.online([charger_id]):
         raise NotConnected(f"charger {charger_id!r} is not connected")
     now = ctx.clock()
     row = Reservation(

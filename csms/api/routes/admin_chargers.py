@@ -65,10 +65,16 @@ async def _public_many(
     ids = [c.id for c in chargers]
     evses = await store.evses_by_charger(session, ids)
     kids = await store.pinned_kids(session, ids)
+    online = await ctx.dispatcher.online(ids)  # any node's socket (Redis presence in a cluster)
+    clustered = bool(ctx.settings.redis_url)  # then the row's flag is only its last node's word
     return [
         ChargerPublic(
-            **(c.model_dump(exclude={"password_hash"}) | _newer_last_seen(ctx, c)),
-            connected=ctx.dispatcher.is_connected(c.id),
+            **(
+                c.model_dump(exclude={"password_hash"})
+                | _newer_last_seen(ctx, c)
+                | ({"online": c.id in online} if clustered else {})
+            ),
+            connected=c.id in online,
             evses=[EvseStatus.model_validate(e, from_attributes=True) for e in evses[c.id]],
             settlement_kid=kids.get(c.id),
         )
@@ -137,7 +143,7 @@ async def list_chargers(
         Query(description="only chargers in this registration state (Pending: auto-registered)"),
     ] = None,
 ) -> list[ChargerPublic]:
-    """All chargers with their live connection state (``connected``: on this CSMS now).
+    """All chargers with their live connection state (``connected``: on any CSMS node now).
 
     Both filters are part of the query, so pages are full and never skip one; an operator
     onboarding a fleet with ``auto_register_chargers`` lists ``registration=Pending``."""
@@ -147,7 +153,7 @@ async def list_chargers(
         limit=limit,
         registration=registration,
         connected=connected,
-        connected_ids=ctx.dispatcher.connected() if connected is not None else None,
+        connected_ids=await ctx.dispatcher.online_all() if connected is not None else None,
     )
     return await _public_many(ctx, session, chargers)
 
@@ -185,9 +191,8 @@ async def update_charger(
     if body.password is not None:
         charger.password_hash = await asyncio.to_thread(hash_password, body.password)
     await store.save_charger(session, charger)
-    link = ctx.registry.get(charger_id)
-    if link is not None and charger.registration != before:
-        link.registration_decided(charger.registration)
+    if charger.registration != before:
+        await ctx.dispatcher.registration_decided(charger_id, charger.registration)
     return await _public(ctx, session, charger)
 
 
@@ -196,9 +201,7 @@ async def delete_charger(charger_id: str, ctx: CtxDep, session: SessionDep, _: O
     """Deletes the charger with its history and closes its connection."""
     if not await store.delete_charger(session, charger_id=charger_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")
-    link = ctx.registry.get(charger_id)
-    if link is not None:
-        await link.close("charger deleted by the operator")
+    await ctx.dispatcher.close(charger_id, "charger deleted by the operator")
 
 
 @router.put(

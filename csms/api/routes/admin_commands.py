@@ -146,7 +146,8 @@ async def send_command(
     charger = await store.get_charger(session, charger_id)
     if charger is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")
-    link = ctx.registry.get(charger_id)
+    link = ctx.registry.get(charger_id)  # on this node; another node's answers through Redis
+    online = link is not None or charger_id in await ctx.dispatcher.online([charger_id])
     version = link.ocpp_version if link is not None else charger.ocpp_version
     if (version == "1.6" and action in ONLY_201) or (version == "2.0.1" and action in ONLY_16):
         raise HTTPException(
@@ -155,23 +156,20 @@ async def send_command(
         )
     payload = with_request_id(action, payload)
     if action in RESERVATION_COMMANDS:
-        if link is None:
+        if not online or version is None:
             raise NotConnected(f"charger {charger_id!r} is not connected")
-        return await _reservation_command(ctx, charger_id, action, link.ocpp_version, payload)
+        return await _reservation_command(ctx, charger_id, action, version, payload)
     request_id = payload.get("requestId") if action in REPORT_REQUESTS else None
     upload_id = None
-    remote_control = action.value in remote.ACTIONS and link is not None  # else: 409 below
-    if remote_control:
-        assert link is not None
-        version = link.ocpp_version
+    remote_control = action.value in remote.ACTIONS and online and version is not None
+    if remote_control:  # else: 409 below
+        assert version is not None
         prepared = await remote.prepare(ctx, charger_id, version, action.value, payload)
         payload, upload_id = prepared.payload, prepared.upload_id
         request_id = prepared.request_id if action.value in remote.KIND else request_id
     answer = await ctx.dispatcher.call(charger_id, action.value, payload)
-    if remote_control and link is not None:
-        await remote.record(
-            ctx, charger_id, link.ocpp_version, action.value, payload, answer, request_id
-        )
+    if remote_control and version is not None:
+        await remote.record(ctx, charger_id, version, action.value, payload, answer, request_id)
     return CommandAnswer(
         charger_id=charger_id,
         action=action.value,

@@ -129,18 +129,18 @@ async def sign_in(
     throttle = ctx.operator_throttle
     client = request.client.host if request.client else None
     if throttle is not None:
-        throttle.check(form.username, client)
+        await throttle.check(form.username, client)
     try:
         row = await accounts.authenticate(session, name=form.username, password=form.password)
     except SignInFailed:
         if throttle is not None:
-            throttle.failed(form.username, client)
+            await throttle.failed(form.username, client)
         known = await accounts.existing_name(session, form.username)
         if known is not None:  # a stranger's guesses at made-up names are not logged
             note_actor(request.scope, known, "user")
         raise
     if throttle is not None:
-        throttle.succeeded(form.username, client)
+        await throttle.succeeded(form.username, client)
     note_actor(request.scope, row.name, "user")
     signed = await accounts.sign_in(
         session, row, now=ctx.clock(), ttl_s=ctx.settings.operator_token_ttl_s

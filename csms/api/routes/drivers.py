@@ -166,13 +166,13 @@ async def log_in(
     is not held by a lock that others' failures put on the account."""
     client = request.client.host if request.client else None
     known = tokens.is_device_mark(form.username, request.cookies.get(DEVICE_COOKIE))
-    throttle.check(form.username, client, known_device=known)
+    await throttle.check(form.username, client, known_device=known)
     try:
         user = await authenticate(session, email=form.username, password=form.password)
     except InvalidCredentials:
-        throttle.failed(form.username, client)
+        await throttle.failed(form.username, client)
         raise
-    throttle.succeeded(form.username, client)
+    await throttle.succeeded(form.username, client)
     assert user.id is not None
     token = tokens.issue(user.id, now=ctx.now_s(), generation=user.token_generation)
     response.set_cookie(

@@ -56,6 +56,8 @@ async def rotate(ctx: CtxDep, _: AdminOnlyDep) -> RotationAnswer:
     """Adds a key that signs after ``key_prepublish_s``; pushes TrustedKeys to every charger."""
     entry = await asyncio.to_thread(ctx.keys.rotate, ctx.now_s())
     token = ctx.keys.trusted_keys_token(ctx.now_s())
+    if ctx.cluster is not None:  # the other nodes read the key directory again
+        await ctx.cluster.invalidate("keys")
     pushed = ctx.dispatcher.broadcast(SendVendorData(MSG_TRUSTED_KEYS, token))
     return RotationAnswer(
         kid=entry.key.kid,
