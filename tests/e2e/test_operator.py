@@ -315,12 +315,11 @@ def test_every_view_fits_a_phone_in_chinese(
     shot(page, "operator-chargers-360", doc=True)
 
 
-@pytest.mark.parametrize("role", ["viewer", "operator"])
-def test_the_page_offers_only_what_the_role_may_do(
-    role: str, demo: Demo, launch: Callable[..., Browser]
-) -> None:
-    """The role comes from ``GET /api/v1/admin/me``; here it is answered for the admin key
-    as if the key were a viewer's or an operator's (the CSMS refuses the actions anyway)."""
+def test_the_page_offers_only_what_the_role_may_do(demo: Demo, launch: Callable[..., Browser]) -> None:
+    """The role comes from ``GET /api/v1/admin/me``; here it is answered for the admin key as
+    if the key were an operator's, so the admin-only controls must go while the operator's
+    stay (a viewer and an operator account against the real API: test_operator_accounts)."""
+    role = "operator"
     page = launch().new_context(viewport=DESKTOP, locale="en-US").new_page()
     me = {"name": f"e2e-{role}", "role": role, "kind": "operator"}
     page.route("**/api/v1/admin/me", lambda route: route.fulfill(json=me))
@@ -332,12 +331,9 @@ def test_the_page_offers_only_what_the_role_may_do(
     page.wait_for_selector("body[data-loaded=chargers]", state="attached")
     assert page.inner_text("#who") == f"e2e-{role} · {role}"
     assert page.is_hidden("#tabs a[data-view=operators]")
-    # what reading needs: open a model, search
-    buttons = "#view button:not(#preview-button):not([id^=open-model-]):not(.search)"
-    acts = role == "operator"
-    expected = {  # (selector, shown to this role)
-        "chargers": [("#add-charger", acts), (f"#cut-{CHARGER}", acts)],
-        f"charger:{CHARGER}": [("#command-form", acts), ("#edit-charger", acts),
+    expected = {  # (selector, shown to an operator)
+        "chargers": [("#add-charger", True), (f"#cut-{CHARGER}", True)],
+        f"charger:{CHARGER}": [("#command-form", True), ("#edit-charger", True),
                                ("#presence-create", False), ("#settlement-key-form", False)],
         "orders": [("#refund-card form", False)],
         "drivers": [("[id^=disable-]", False)],
@@ -346,11 +342,10 @@ def test_the_page_offers_only_what_the_role_may_do(
     }  # fmt: skip
     for loaded, checks in expected.items():
         visit(page, "#/" + loaded.replace(":", "/"), loaded)
+        if loaded == "chargers":
+            page.wait_for_selector(f"tr[data-charger='{CHARGER}'] [data-charger-state]")
         for selector, shown in checks:
             assert (page.locator(selector).count() > 0) is shown, (role, loaded, selector)
-        if role == "viewer":
-            actions = page.locator(buttons)
-            assert actions.count() == 0, (loaded, actions.all_inner_texts())
 
 
 def test_disable_and_sign_out_a_driver(
@@ -361,9 +356,9 @@ def test_disable_and_sign_out_a_driver(
     visit(page, "#/drivers", "drivers")
     page.fill("#driver-email", driver["email"])
     page.click("#driver-search button")
-    row = f"tr[data-user='{driver['id']}']"
-    page.wait_for_selector(row)
+    page.wait_for_selector(f"#driver-list[data-query='{driver['email']}']", state="attached")
     assert page.locator("tr[data-user]").count() == 1
+    assert page.locator(f"tr[data-user='{driver['id']}']").count() == 1
 
     page.click(f"#signout-{driver['id']}")
     page.wait_for_selector(f"#notice >> text={driver['email']} is signed out everywhere")

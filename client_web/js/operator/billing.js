@@ -77,7 +77,7 @@ function modelForm(model, reload) {
       field(t("billing.sample_minutes"), { name: "sample_minutes", type: "number", min: 0, value: 60 }),
       field(t("billing.sample_kwh"), { name: "sample_kwh", id: "sample-kwh", inputmode: "decimal", value: "10" }),
       field(t("billing.sample_idle"), { name: "sample_idle", type: "number", min: 0, value: 0 }),
-      h("button", { type: "button", class: "small secondary", id: "preview-button", onclick: () => runPreview() }, t("billing.preview")),
+      h("button", { type: "button", class: "small secondary", id: "preview-button", "data-read": true, onclick: () => runPreview() }, t("billing.preview")),
       preview),
   ], async (v) => {
     let body;
@@ -191,7 +191,7 @@ export function billingView(root) {
     replace(list, table([t("billing.id"), t("billing.name"), t("billing.energy_price"), t("billing.time_price"),
       t("billing.fixed_fee"), t("billing.cap"), t("billing.version_col"), t("billing.updated")],
     models.map((m) => h("tr", { "data-model": m.id },
-      h("td", {}, h("button", { type: "button", class: "link", id: `open-model-${m.id}`, onclick: () => open(m.id),
+      h("td", {}, h("button", { type: "button", class: "link", id: `open-model-${m.id}`, "data-read": true, onclick: () => open(m.id),
         title: can("billing") ? t("common.edit") : t("common.show") }, m.id)),
       h("td", { class: "wrap" }, m.name), h("td", {}, `${priceText(m.energy_price)} ${m.currency}`),
       h("td", {}, `${priceText(m.time_price)} ${m.currency}`), h("td", {}, `${priceText(m.fixed_fee)} ${m.currency}`),

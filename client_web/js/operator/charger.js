@@ -148,11 +148,18 @@ export function chargerView(root, chargerId) {
       ? [charger.ocpp_version ? null : h("p", { class: "hint" }, t("charger.version_unknown")),
         commandsPanel(charger, { onAnswer: () => setTimeout(() => refresh().catch(() => {}), 500) })]
       : h("p", { class: "hint" }, t("common.read_only")));
-    for (const [kind, , body] of lists) replace(body, await listBody(chargerId, kind));
+    await loadLists();
     replace(device, await deviceModelBody(charger));
     replace(keys, await keysBody(charger, loadAll));
     replace(presence, await presenceBody(charger, loadAll));
     replace(log, await messagesBody(chargerId));
+  }
+
+  // the lists change as the charger reports (a reservation used, an upload arrived, a
+  // firmware step): they are read again with the status at every refresh
+  async function loadLists() {
+    const bodies = await Promise.all(lists.map(([kind]) => listBody(charger, kind, refresh)));
+    lists.forEach(([, , body], i) => replace(body, bodies[i]));
   }
 
   async function refresh() {
@@ -160,6 +167,7 @@ export function chargerView(root, chargerId) {
     const fresh = await call("GET", `/api/v1/admin/chargers/${enc(chargerId)}`);
     replace(status, statusBlock(fresh));
     replace(log, await messagesBody(chargerId));
+    await loadLists();
     return null;
   }
   return { refresh, live: true };
