@@ -40,7 +40,8 @@ def console(
         page.click("#key-form button")
     else:
         assert api is not None
-        name, password = f"e2e-{role[:3]}-{uuid.uuid4().hex[:8]}", f"{role}-pass-{uuid.uuid4().hex[:6]}"
+        name = f"e2e-{role[:3]}-{uuid.uuid4().hex[:8]}"
+        password = f"{role}-pass-{uuid.uuid4().hex[:6]}"
         created = api.http.post(
             "/api/v1/admin/operators",
             json={"name": name, "password": password, "role": role},
@@ -338,7 +339,9 @@ def test_every_view_fits_a_phone_in_chinese(
     shot(page, "operator-chargers-360", doc=True)
 
 
-def test_the_page_offers_only_what_the_role_may_do(demo: Demo, launch: Callable[..., Browser]) -> None:
+def test_the_page_offers_only_what_the_role_may_do(
+    demo: Demo, launch: Callable[..., Browser]
+) -> None:
     """The role comes from ``GET /api/v1/admin/me``; here it is answered for the admin key as
     if the key were an operator's, so the admin-only controls must go while the operator's
     stay (a viewer and an operator account against the real API: test_operator_accounts)."""

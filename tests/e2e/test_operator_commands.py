@@ -2,8 +2,9 @@
 each version, built in Chromium by the page's own module from its default fields (only the
 required ones filled) and from every field filled, is validated against the official schema
 of that version (the ``ocpp`` library's files, as the CSMS validates them), after the
-CSMS's own completion (a generated ``requestId`` for report requests and 2.0.1 firmware and log
-requests and reservations, its own upload address for a GetDiagnostics / GetLog whose location was left empty)."""
+CSMS's own completion: a generated ``requestId`` (report requests, 2.0.1 firmware and log
+requests) or reservation id, and its own upload address for a GetDiagnostics / GetLog whose
+location was left empty."""
 
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def test_every_command_form_builds_a_valid_payload(
     for action, payloads in built.items():
         validator = Draft4Validator(schema(version, action))
         for payload in payloads:
-            as_sent = json.loads(json.dumps(completed(action, version, payload)), parse_float=Decimal)
+            sent = completed(action, version, payload)
+            as_sent = json.loads(json.dumps(sent), parse_float=Decimal)
             errors = [e.message for e in validator.iter_errors(as_sent)]
             assert not errors, (action, payload, errors)
     expected = {"Reset", "ChangeAvailability", "ReserveNow", "SetChargingProfile", "UpdateFirmware"}

@@ -115,7 +115,8 @@ def test_a_reservation_for_an_order_refuses_a_foreign_start_qr(
     # the charger's orders waiting to start are offered as what to reserve for
     page.wait_for_selector(f"#open-orders option[value='{mine}']", state="attached")
     assert send(page, "ReserveNow", {"evse": "1", "id_tag": mine}) == "Accepted"
-    reservation_id = page.get_attribute("#command-answer [data-reservation-id]", "data-reservation-id")
+    made = "#command-answer [data-reservation-id]"
+    reservation_id = page.get_attribute(made, "data-reservation-id")
     row = f"#list-reservations tr[data-reservation='{reservation_id}']"
     page.wait_for_selector(f"{row} [data-reservation-state=active]", timeout=10_000)
     assert mine in page.inner_text(row)
