@@ -214,6 +214,13 @@ def test_diagnostics_firmware_and_a_charging_profile_from_the_page(
     fields = {"evse" if not v16 else "connector": "0", "purpose": purpose, "unit": "W",
               "limit": "7400", "profile": profile}  # fmt: skip
     assert send(page, "SetChargingProfile", fields) == "Accepted"
+    sent = json.loads(page.text_content("#command-payload") or "{}")
+    (kept,) = [
+        p["profile"]
+        for p in api.admin_get(f"/api/v1/admin/chargers/{charger_id}/charging-profiles")
+        if p["profile_id"] == int(profile) and p["cleared_at"] is None
+    ]
+    assert kept == sent["csChargingProfiles" if v16 else "chargingProfile"]  # as sent
     row = f"#list-charging-profiles tr[data-profile='{profile}']"
     page.wait_for_selector(f"{row}[data-cleared=no] >> text=7400 W", timeout=10_000)
     composite = {"evse" if not v16 else "connector": "1", "duration": "600", "unit": "W"}

@@ -229,7 +229,9 @@ export function commandsPanel(charger, { onAnswer } = {}) {
     button.disabled = true;
     replace(out, h("p", { class: "hint" }, t("cmd.waiting", { action })));
     try {
-      const result = await call("POST", `/api/v1/admin/chargers/${enc(charger.id)}/commands/${action}`, { json: current() });
+      const payload = current();
+      preview.textContent = JSON.stringify(payload, null, 2); // exactly what goes out
+      const result = await call("POST", `/api/v1/admin/chargers/${enc(charger.id)}/commands/${action}`, { json: payload });
       const status = statusOf(action, result.response || {});
       replace(out, h("p", { class: "ok-line", "data-command-status": status || "" },
         t("cmd.answered", { action, status: status || "—" })), followUp(result), readable(result.response),
