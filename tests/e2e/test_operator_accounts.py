@@ -97,6 +97,16 @@ def test_a_viewer_sees_everything_and_no_action(
         assert actions.count() == 0, (view, actions.all_inner_texts())
         forms = "#view form:not(#orders-filter):not(#driver-search):not(#audit-filter)"
         assert page.locator(forms).count() == 0, view
+    # a billing model's prices read only, and what a sample charge would cost with them
+    page.evaluate("location.hash = '#/billing'")
+    page.wait_for_selector("body[data-loaded=billing]", state="attached")
+    page.click("#open-model-DEMO-DRIVER")
+    page.wait_for_selector("#model-editor[data-ready='DEMO-DRIVER'] #model-form[data-read]")
+    assert page.locator("#model-form [name=energy_price][readonly]").count() == 1
+    assert page.locator("#view button:not([data-read])").count() == 0
+    page.fill("#sample-kwh", "10")
+    page.click("#preview-button")
+    page.wait_for_selector("#preview-total[data-total]")
     # the charger's lists are there to read (a viewer may not cancel or clear)
     page.evaluate(f"location.hash = '#/charger/{CHARGER}'")
     page.wait_for_selector(f"body[data-loaded='charger:{CHARGER}']", state="attached")
