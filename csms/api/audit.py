@@ -9,6 +9,10 @@ HTTP status and a short detail (the route's name, what the route added with
 passwords and keys cannot reach the log. A validation error (422) is summarised by the
 fields at fault, without the values it would echo.
 
+A ``POST`` that only computes (a cost preview) is a read: its route carries
+:data:`READ_ONLY` (``openapi_extra``), the middleware leaves it out, and the role walk of the
+tests treats it as a read.
+
 Refusals for lack of a role (403) are recorded, and so are failures after authentication; a
 request that authenticates as nobody (401) is not: it would let anyone fill the log.
 The record is written before the answer is passed on, so a client that has its answer finds
@@ -39,6 +43,10 @@ _SCOPE_KEY = "qrcharge.audit"
 _ERROR_TEXT_MAX = 160
 _FIELDS_MAX = 5
 LOG = logging.getLogger("csms.audit")
+READ_ONLY_KEY = "x-read-only"
+READ_ONLY: dict[str, Any] = {READ_ONLY_KEY: True}
+"""``openapi_extra`` of a non-GET operator route that changes nothing (not audited); it shows
+in the OpenAPI document, so clients can see it too."""
 
 
 @dataclass(slots=True)
@@ -63,6 +71,12 @@ def add_detail(request: Request, text: str) -> None:
     note = request.scope.get(_SCOPE_KEY)
     if isinstance(note, AuditNote):
         note.detail = f"{note.detail}; {text}" if note.detail else text
+
+
+def read_only(route: object) -> bool:
+    """Whether ``route`` is marked :data:`READ_ONLY`."""
+    extra = getattr(route, "openapi_extra", None)
+    return isinstance(extra, dict) and extra.get(READ_ONLY_KEY) is True
 
 
 def audited(scope: Scope) -> bool:
@@ -113,11 +127,12 @@ class AuditLog:
 
 
 async def _record(scope: Scope, note: AuditNote, status_code: int, body: bytes) -> None:
-    """Writes the record of this request, if someone was authenticated. A database that
+    """Writes the record of this request, if someone was authenticated and the route changes
+    something (not :data:`READ_ONLY`). A database that
     refuses is logged: the answer still goes out (the action itself already happened)."""
-    if note.actor is None:
-        return
     route = scope.get("route")
+    if note.actor is None or read_only(route):
+        return
     template = getattr(route, "path_format", None) or str(scope.get("path", ""))
     params: dict[str, Any] = scope.get("path_params") or {}
     parts = [_route_words(route), note.detail]

@@ -128,13 +128,13 @@ async def record(
                 keep=STATUS_KEEP,
             )
         elif action == "SetChargingProfile" and answer.get("status") == "Accepted":
-            evse_id, profile = _profile(version, sent)
+            evse_id, profile_id, profile = _profile(version, sent)
             await store.add_profile(
                 session,
                 ChargingProfileRecord(
                     charger_id=charger_id,
                     evse_id=evse_id,
-                    profile_id=int(profile["id"]),
+                    profile_id=profile_id,
                     stack_level=int(profile["stackLevel"]),
                     purpose=str(profile["chargingProfilePurpose"]),
                     profile=json.dumps(profile, ensure_ascii=False),
@@ -166,13 +166,13 @@ def _without_token(url: str) -> str:
     return f"{head}{UPLOAD_PATH}/{charger}/..."
 
 
-def _profile(version: str, sent: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    """(EVSE id, the profile with its id as ``id``) of a SetChargingProfile."""
+def _profile(version: str, sent: Mapping[str, Any]) -> tuple[int, int, dict[str, Any]]:
+    """(EVSE id, profile id, the profile as sent) of a SetChargingProfile."""
     if version == "1.6":
         profile = dict(sent["csChargingProfiles"])
-        profile["id"] = profile["chargingProfileId"]
-        return int(sent["connectorId"]), profile
-    return int(sent["evseId"]), dict(sent["chargingProfile"])
+        return int(sent["connectorId"]), int(profile["chargingProfileId"]), profile
+    profile = dict(sent["chargingProfile"])
+    return int(sent["evseId"]), int(profile["id"]), profile
 
 
 def _criteria(version: str, sent: Mapping[str, Any]) -> dict[str, Any]:

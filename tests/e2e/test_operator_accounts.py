@@ -66,6 +66,9 @@ def test_an_operator_signs_in_with_a_password_and_acts_within_the_role(
 def test_a_viewer_sees_everything_and_no_action(
     demo: Demo, api: Api, launch: Callable[..., Browser]
 ) -> None:
+    """A viewer account against the real API: every view reads, none offers an action (the
+    only buttons are searches, opening a model, paging: marked ``data-read``), and the
+    viewer's own token is refused a write by the CSMS all the same (403, in the audit log)."""
     name = f"e2e-view-{uuid.uuid4().hex[:6]}"
     password = "e2e-viewer-pass-1"
     created = api.http.post(
@@ -82,12 +85,41 @@ def test_a_viewer_sees_everything_and_no_action(
     page.click("#password-form button")
     page.wait_for_selector("body[data-loaded=chargers]", state="attached")
     assert page.inner_text("#who") == f"{name} · viewer"
-    assert page.locator("tr[data-charger='DEMO-01']").count() == 1
+    assert page.is_hidden("#tabs a[data-view=operators]")
+    page.wait_for_selector("tr[data-charger='DEMO-01'] [data-charger-state]")
     for view, loaded in (("#/chargers", "chargers"), (f"#/charger/{CHARGER}", f"charger:{CHARGER}"),
                          ("#/orders", "orders"), ("#/drivers", "drivers"),
-                         ("#/billing", "billing"), ("#/keys", "keys")):  # fmt: skip
+                         ("#/billing", "billing"), ("#/reconciliation", "reconciliation"),
+                         ("#/keys", "keys"), ("#/audit", "audit")):  # fmt: skip
         page.evaluate(f"location.hash = {view!r}")
         page.wait_for_selector(f"body[data-loaded={loaded!r}]", state="attached")
-        actions = page.locator("#view button:not(#preview-button):not([id^=open-model-])")
+        actions = page.locator("#view button:not([data-read]), #view input[type=file]")
         assert actions.count() == 0, (view, actions.all_inner_texts())
-        assert page.locator("#view form#add-charger, #view form#command-form").count() == 0
+        forms = "#view form:not(#orders-filter):not(#driver-search):not(#audit-filter)"
+        assert page.locator(forms).count() == 0, view
+    # a billing model's prices read only, and what a sample charge would cost with them
+    page.evaluate("location.hash = '#/billing'")
+    page.wait_for_selector("body[data-loaded=billing]", state="attached")
+    page.click("#open-model-DEMO-DRIVER")
+    page.wait_for_selector("#model-editor[data-ready='DEMO-DRIVER'] #model-form[data-read]")
+    assert page.locator("#model-form [name=energy_price][readonly]").count() == 1
+    assert page.locator("#view button:not([data-read])").count() == 0
+    page.fill("#sample-kwh", "10")
+    page.click("#preview-button")
+    page.wait_for_selector("#preview-total[data-total]")
+    # the charger's lists are there to read (a viewer may not cancel or clear)
+    page.evaluate(f"location.hash = '#/charger/{CHARGER}'")
+    page.wait_for_selector(f"body[data-loaded='charger:{CHARGER}']", state="attached")
+    for kind in ("reservations", "charging-profiles", "firmware", "diagnostics", "uploads"):
+        assert page.locator(f"#list-{kind} .error-line").count() == 0, kind
+    assert "Read only" in page.inner_text("#commands-card")
+
+    token = page.evaluate("JSON.parse(sessionStorage.getItem('qrcharge.operator')).token")
+    as_viewer = {"Authorization": f"Bearer {token}"}
+    refused = api.http.post(
+        f"/api/v1/admin/chargers/{CHARGER}/commands/Reset", json={"type": "Soft"}, headers=as_viewer
+    )
+    assert refused.status_code == 403, refused.text
+    assert f"{name!r} has the viewer role" in refused.json()["detail"]
+    log = api.admin_get("/api/v1/admin/audit", actor=name)["items"]
+    assert (log[0]["status_code"], log[0]["target"]) == (403, f"charger_id={CHARGER}, action=Reset")

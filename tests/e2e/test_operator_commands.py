@@ -2,7 +2,9 @@
 each version, built in Chromium by the page's own module from its default fields (only the
 required ones filled) and from every field filled, is validated against the official schema
 of that version (the ``ocpp`` library's files, as the CSMS validates them), after the
-CSMS's own completion (a generated ``requestId`` for report requests)."""
+CSMS's own completion: a generated ``requestId`` (report requests, 2.0.1 firmware and log
+requests) or reservation id, and its own upload address for a GetDiagnostics / GetLog whose
+location was left empty."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from jsonschema import Draft4Validator
 from playwright.sync_api import Browser
 
 from csms.api.routes.admin_commands import REPORT_REQUESTS, CommandAction, with_request_id
+from csms.protocol.reservations import with_reservation_id
 from tests.e2e.conftest import Demo
 
 SCHEMAS = Path(ocpp.__file__).parent
@@ -46,6 +49,26 @@ SCRIPT = """async (version) => {
 }"""
 
 
+UPLOAD = "http://127.0.0.1:8000/api/v1/uploads/CP-1/token-of-the-csms"
+
+
+def completed(action: str, version: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What the CSMS sends for ``payload`` (``csms.protocol.remote.prepare`` and
+    :func:`with_request_id`): the fields the page may leave it to fill."""
+    if action in REPORT_REQUESTS:
+        return with_request_id(CommandAction(action), payload)
+    if action == "ReserveNow":
+        return with_reservation_id(version, payload)
+    payload = dict(payload)
+    if version == "2.0.1" and action in ("UpdateFirmware", "GetLog"):
+        payload.setdefault("requestId", 7)
+    if action == "GetDiagnostics":
+        payload.setdefault("location", UPLOAD)
+    if action == "GetLog":
+        payload["log"] = {"remoteLocation": UPLOAD, **payload.get("log", {})}
+    return payload
+
+
 def schema(version: str, action: str) -> dict[str, Any]:
     if version == "1.6":
         path = SCHEMAS / "v16" / "schemas" / f"{action}.json"
@@ -66,12 +89,16 @@ def test_every_command_form_builds_a_valid_payload(
     for action, payloads in built.items():
         validator = Draft4Validator(schema(version, action))
         for payload in payloads:
-            if action in REPORT_REQUESTS:  # the CSMS adds the requestId the page leaves out
-                payload = with_request_id(CommandAction(action), payload)
-            as_sent = json.loads(json.dumps(payload), parse_float=Decimal)
+            sent = completed(action, version, payload)
+            as_sent = json.loads(json.dumps(sent), parse_float=Decimal)
             errors = [e.message for e in validator.iter_errors(as_sent)]
             assert not errors, (action, payload, errors)
     expected = {"Reset", "ChangeAvailability", "ReserveNow", "SetChargingProfile", "UpdateFirmware"}
     assert expected <= built.keys()
     assert ("GetDiagnostics" in built) is (version == "1.6")
     assert ("GetLog" in built) is (version == "2.0.1")
+    # an empty upload address is left to the CSMS (its own upload endpoint)
+    diagnostics = built["GetDiagnostics" if version == "1.6" else "GetLog"][0]
+    assert "location" not in diagnostics and "log" not in diagnostics, diagnostics
+    reserve = built["ReserveNow"][0]
+    assert "reservationId" not in reserve and "id" not in reserve, reserve  # the CSMS picks it

@@ -14,6 +14,7 @@ LANGUAGES = ("en", "zh-CN")
 DYNAMIC = {  # keys built from a value: t(`role.${role}`), t(`registration.${state}`)
     "role.": ("admin", "operator", "viewer"),
     "registration.": ("Accepted", "Pending", "Rejected"),
+    "reservation.": ("requested", "active", "refused", "cancelled", "used", "expired", "removed"),
 }
 
 

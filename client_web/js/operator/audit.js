@@ -12,7 +12,7 @@ export function auditView(root) {
   const more = h("div", {});
   const actor = h("input", { type: "search", id: "audit-actor", placeholder: t("audit.actor") });
   const form = h("form", { class: "inline", id: "audit-filter" }, actor,
-    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
+    h("button", { type: "submit", class: "small secondary search", "data-read": true }, t("drivers.find")));
   replace(root, h("section", { class: "card", id: "audit" }, h("h2", {}, t("nav.audit")), form, body, more));
   let rows = [];
 
@@ -33,7 +33,7 @@ export function auditView(root) {
       replace(body, table([t("audit.at"), t("audit.actor"), t("audit.action"), t("audit.target"), t("audit.status"), t("audit.detail")],
         rows.map(row)));
       replace(more, answer.next_before
-        ? h("button", { type: "button", class: "small secondary", onclick: () => page(answer.next_before) }, t("audit.older")) : null);
+        ? h("button", { type: "button", class: "small secondary", "data-read": true, id: "audit-older", onclick: () => page(answer.next_before) }, t("audit.older")) : null);
     } catch (err) {
       if (err.status === 404) replace(body, unavailable(err));
       else throw err;

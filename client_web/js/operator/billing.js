@@ -7,7 +7,7 @@ import { call, enc } from "./api.js";
 import { t } from "./i18n.js";
 import { can } from "./roles.js";
 import {
-  action, actionForm, answer, field, h, money, notify, parseMinor, parsePrice, priceText, replace, table, when,
+  action, actionForm, field, h, money, notify, parseMinor, parsePrice, priceText, replace, table, when,
 } from "./ui.js";
 
 const MAX_TOU = 8; // the CSMS takes up to 8 periods; the form shows one more, empty
@@ -17,13 +17,13 @@ const minutes = (text) => {
   return m ? Number(m[1]) * 60 + Number(m[2]) : null;
 };
 
-function touRow(p = {}, i = 0) {
+function touRow(p = {}, i = 0, ro = {}) {
   return h("fieldset", { class: "tou", "data-tou": i },
     h("legend", {}, t("billing.tou", { n: i + 1 })),
-    field(t("billing.from"), { name: `tou_start_${i}`, type: "time", value: p.start_minute !== undefined ? hhmm(p.start_minute) : "" }),
-    field(t("billing.to"), { name: `tou_end_${i}`, type: "time", value: p.end_minute !== undefined ? hhmm(p.end_minute % 1440) : "" }),
-    field(t("billing.energy_price"), { name: `tou_energy_${i}`, inputmode: "decimal", value: priceText(p.energy_price) }),
-    field(t("billing.time_price"), { name: `tou_time_${i}`, inputmode: "decimal", value: priceText(p.time_price) }));
+    field(t("billing.from"), { name: `tou_start_${i}`, type: "time", value: p.start_minute !== undefined ? hhmm(p.start_minute) : "", ...ro }),
+    field(t("billing.to"), { name: `tou_end_${i}`, type: "time", value: p.end_minute !== undefined ? hhmm(p.end_minute % 1440) : "", ...ro }),
+    field(t("billing.energy_price"), { name: `tou_energy_${i}`, inputmode: "decimal", value: priceText(p.energy_price), ...ro }),
+    field(t("billing.time_price"), { name: `tou_time_${i}`, inputmode: "decimal", value: priceText(p.time_price), ...ro }));
 }
 
 /** The tariff fields of the form, or a sentence naming the first bad field. */
@@ -53,33 +53,39 @@ function tariffOf(v) {
   return body;
 }
 
+/** The model's form: editable by an admin; for other roles its prices read only, with the
+ * cost of a sample charge (the preview is a read every role may ask for). */
 function modelForm(model, reload) {
+  const editable = can("billing");
+  if (!editable && !model) return h("p", { class: "hint" }, t("billing.open_to_read"));
+  const ro = editable ? {} : { readonly: true };
   const m = model || { currency: "CNY", fixed_fee: 0, energy_price: 0, time_price: 0, tou: [], tz_offset_min: 480 };
   const preview = h("div", { id: "preview-answer", "aria-live": "polite" });
   const now = new Date();
   now.setMinutes(0, 0, 0);
   const local = new Date(now.getTime() - now.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
-  const form = actionForm({ id: "model-form" }, [
+  const children = [
     model ? h("p", {}, h("strong", {}, model.id), ` · ${t("billing.version", { n: model.version })}`)
       : field(t("billing.id"), { name: "id", required: true, pattern: "[A-Za-z0-9._:-]{1,36}" }),
-    field(t("billing.name"), { name: "name", value: m.name || "", maxlength: 100 }),
-    field(t("billing.currency"), { name: "currency", value: m.currency, pattern: "[A-Z]{3}", required: true }),
-    field(t("billing.fixed_fee"), { name: "fixed_fee", inputmode: "decimal", value: priceText(m.fixed_fee) }),
-    field(t("billing.energy_price"), { name: "energy_price", id: "model-energy", inputmode: "decimal", value: priceText(m.energy_price) }),
-    field(t("billing.time_price"), { name: "time_price", inputmode: "decimal", value: priceText(m.time_price) }),
-    field(t("billing.idle_price"), { name: "idle_price", inputmode: "decimal", value: priceText(m.idle_price) }),
-    field(t("billing.idle_grace_min"), { name: "idle_grace_min", type: "number", min: 0, max: 1440, value: m.idle_grace_min || 0 }),
-    field(t("billing.cap"), { name: "cap", inputmode: "decimal", value: m.cap ? (m.cap / 100).toFixed(2) : "" }),
-    field(t("billing.tz_offset_min"), { name: "tz_offset_min", type: "number", min: -840, max: 840, value: m.tz_offset_min || 0 }),
-    [...(m.tou || []), {}].map((p, i) => touRow(p, i)),
+    field(t("billing.name"), { name: "name", value: m.name || "", maxlength: 100, ...ro }),
+    field(t("billing.currency"), { name: "currency", value: m.currency, pattern: "[A-Z]{3}", required: true, ...ro }),
+    field(t("billing.fixed_fee"), { name: "fixed_fee", inputmode: "decimal", value: priceText(m.fixed_fee), ...ro }),
+    field(t("billing.energy_price"), { name: "energy_price", id: "model-energy", inputmode: "decimal", value: priceText(m.energy_price), ...ro }),
+    field(t("billing.time_price"), { name: "time_price", inputmode: "decimal", value: priceText(m.time_price), ...ro }),
+    field(t("billing.idle_price"), { name: "idle_price", inputmode: "decimal", value: priceText(m.idle_price), ...ro }),
+    field(t("billing.idle_grace_min"), { name: "idle_grace_min", type: "number", min: 0, max: 1440, value: m.idle_grace_min || 0, ...ro }),
+    field(t("billing.cap"), { name: "cap", inputmode: "decimal", value: m.cap ? (m.cap / 100).toFixed(2) : "", ...ro }),
+    field(t("billing.tz_offset_min"), { name: "tz_offset_min", type: "number", min: -840, max: 840, value: m.tz_offset_min || 0, ...ro }),
+    (editable ? [...(m.tou || []), {}] : m.tou || []).map((p, i) => touRow(p, i, ro)),
     h("fieldset", { class: "sample" }, h("legend", {}, t("billing.sample")),
       field(t("billing.sample_start"), { name: "sample_start", type: "datetime-local", value: local }),
       field(t("billing.sample_minutes"), { name: "sample_minutes", type: "number", min: 0, value: 60 }),
       field(t("billing.sample_kwh"), { name: "sample_kwh", id: "sample-kwh", inputmode: "decimal", value: "10" }),
       field(t("billing.sample_idle"), { name: "sample_idle", type: "number", min: 0, value: 0 }),
-      h("button", { type: "button", class: "small secondary", id: "preview-button", onclick: () => runPreview() }, t("billing.preview")),
+      h("button", { type: "button", class: "small secondary", id: "preview-button", "data-read": true, onclick: () => runPreview() }, t("billing.preview")),
       preview),
-  ], async (v) => {
+  ];
+  const form = editable ? actionForm({ id: "model-form" }, children, async (v) => {
     let body;
     try {
       body = tariffOf(v);
@@ -96,7 +102,8 @@ function modelForm(model, reload) {
       notify(t("billing.created", { id: v.id }), "ok");
     }
     await reload(model ? model.id : v.id);
-  }, { area: "billing", submit: model ? t("common.save") : t("billing.create") });
+  }, { area: "billing", submit: model ? t("common.save") : t("billing.create") })
+    : h("form", { class: "form-grid", id: "model-form", "data-read": true, onsubmit: (event) => event.preventDefault() }, children);
 
   async function runPreview() {
     const data = {};
@@ -113,7 +120,7 @@ function modelForm(model, reload) {
       replace(preview, h("p", { class: "error-line" }, err.status === 404 ? t("common.unavailable", { status: 404 }) : err.message));
     }
   }
-  return form || answer(m);
+  return form;
 }
 
 function assignmentsBlock(model, rows, reload) {
@@ -160,7 +167,7 @@ export function billingView(root) {
     delete editor.dataset.ready;
     const card = document.getElementById("assignments-card");
     if (!modelId) {
-      document.getElementById("model-title").textContent = t("billing.new");
+      document.getElementById("model-title").textContent = t(can("billing") ? "billing.new" : "billing.models");
       replace(editor, modelForm(null, reload));
       card.hidden = true;
       editor.dataset.ready = "new";
@@ -171,7 +178,7 @@ export function billingView(root) {
       call("GET", `/api/v1/admin/billing-models/${enc(modelId)}/assignments`),
     ]);
     if (mine !== opening) return;
-    document.getElementById("model-title").textContent = t("billing.edit", { id: model.id });
+    document.getElementById("model-title").textContent = t(can("billing") ? "billing.edit" : "billing.read", { id: model.id });
     replace(editor, modelForm(model, reload));
     replace(assignments, assignmentsBlock(model, rows, reload));
     card.hidden = false;
@@ -191,7 +198,7 @@ export function billingView(root) {
     replace(list, table([t("billing.id"), t("billing.name"), t("billing.energy_price"), t("billing.time_price"),
       t("billing.fixed_fee"), t("billing.cap"), t("billing.version_col"), t("billing.updated")],
     models.map((m) => h("tr", { "data-model": m.id },
-      h("td", {}, h("button", { type: "button", class: "link", id: `open-model-${m.id}`, onclick: () => open(m.id),
+      h("td", {}, h("button", { type: "button", class: "link", id: `open-model-${m.id}`, "data-read": true, onclick: () => open(m.id),
         title: can("billing") ? t("common.edit") : t("common.show") }, m.id)),
       h("td", { class: "wrap" }, m.name), h("td", {}, `${priceText(m.energy_price)} ${m.currency}`),
       h("td", {}, `${priceText(m.time_price)} ${m.currency}`), h("td", {}, `${priceText(m.fixed_fee)} ${m.currency}`),

@@ -132,8 +132,8 @@ export function chargerView(root, chargerId) {
     h("h1", { id: "charger-title" }, chargerId),
     section("status-card", t("charger.status"), status),
     section("commands-card", t("cmd.title"), commands),
-    section("log-card", t("log.title"), log),
     lists.map(([kind, key, body]) => section(`list-${kind}`, t(key), body)),
+    section("log-card", t("log.title"), log),
     section("device-card", t("charger.device_model"), device),
     section("settings-card", t("charger.settings"), settings),
     section("keys-card", t("keys.settlement"), keys),
@@ -148,11 +148,18 @@ export function chargerView(root, chargerId) {
       ? [charger.ocpp_version ? null : h("p", { class: "hint" }, t("charger.version_unknown")),
         commandsPanel(charger, { onAnswer: () => setTimeout(() => refresh().catch(() => {}), 500) })]
       : h("p", { class: "hint" }, t("common.read_only")));
-    for (const [kind, , body] of lists) replace(body, await listBody(chargerId, kind));
+    await loadLists();
     replace(device, await deviceModelBody(charger));
     replace(keys, await keysBody(charger, loadAll));
     replace(presence, await presenceBody(charger, loadAll));
     replace(log, await messagesBody(chargerId));
+  }
+
+  // the lists change as the charger reports (a reservation used, an upload arrived, a
+  // firmware step): they are read again with the status at every refresh
+  async function loadLists() {
+    const bodies = await Promise.all(lists.map(([kind]) => listBody(charger, kind, refresh)));
+    lists.forEach(([, , body], i) => replace(body, bodies[i]));
   }
 
   async function refresh() {
@@ -160,6 +167,7 @@ export function chargerView(root, chargerId) {
     const fresh = await call("GET", `/api/v1/admin/chargers/${enc(chargerId)}`);
     replace(status, statusBlock(fresh));
     replace(log, await messagesBody(chargerId));
+    await loadLists();
     return null;
   }
   return { refresh, live: true };

@@ -5,20 +5,24 @@ import { t } from "./i18n.js";
 import { action, h, notify, replace, table, when } from "./ui.js";
 
 export function driversView(root) {
-  const list = h("div", { class: "body" });
+  const list = h("div", { class: "body", id: "driver-list" });
   const search = h("input", { type: "search", id: "driver-email", "data-i18n-placeholder": "drivers.search",
     placeholder: t("drivers.search") });
   const form = h("form", { class: "inline", id: "driver-search" }, search,
-    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
+    h("button", { type: "submit", class: "small secondary search", "data-read": true }, t("drivers.find")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     refresh().catch((err) => notify(err.message));
   });
   replace(root, h("section", { class: "card", id: "drivers" }, h("h2", {}, t("nav.drivers")), form, list));
 
+  let asked = 0; // the latest search wins: an earlier answer still on its way is dropped
   async function refresh() {
+    const mine = ++asked;
     const email = search.value.trim();
     const users = await call("GET", `/api/v1/admin/users?limit=100${email ? `&email=${encodeURIComponent(email)}` : ""}`);
+    if (mine !== asked) return;
+    list.dataset.query = email; // what the list shows now (a test, or a person, can tell)
     replace(list, table([t("drivers.id"), t("drivers.email"), t("drivers.state"), t("orders.created"), ""],
       users.map((u) => h("tr", { "data-user": u.id },
         h("td", {}, String(u.id)), h("td", { class: "wrap" }, u.email),

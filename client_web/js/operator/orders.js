@@ -41,7 +41,7 @@ export function ordersView(root) {
       h("option", { value: s }, s ? s : t("orders.any_status"))));
   const chargerFilter = h("input", { type: "search", id: "orders-charger", placeholder: t("orders.charger") });
   const filters = h("form", { class: "filters", id: "orders-filter" }, statusFilter, chargerFilter,
-    h("button", { type: "submit", class: "small secondary search" }, t("drivers.find")));
+    h("button", { type: "submit", class: "small secondary search", "data-read": true }, t("drivers.find")));
   filters.addEventListener("submit", (event) => {
     event.preventDefault();
     refresh().catch((err) => notify(err.message));

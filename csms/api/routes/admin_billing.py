@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
+from csms.api.audit import READ_ONLY
 from csms.api.deps import AdminOnlyDep, CtxDep, SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.api.responses import BODY, errors
@@ -91,10 +92,16 @@ async def create_model(
     return model_public(model)
 
 
-@router.post("/billing-models/preview", response_model=PreviewAnswer, responses=BODY)
-async def preview_cost(body: PreviewRequest, _: AdminOnlyDep) -> PreviewAnswer:
+@router.post(
+    "/billing-models/preview",
+    response_model=PreviewAnswer,
+    responses=BODY,
+    openapi_extra=READ_ONLY,
+)
+async def preview_cost(body: PreviewRequest, _: ViewerDep) -> PreviewAnswer:
     """What a sample session would cost with these prices, computed by the same function the
-    chargers and the settlement use (422 if the prices do not make a valid tariff)."""
+    chargers and the settlement use (422 if the prices do not make a valid tariff). A read:
+    it changes nothing, so every role may ask and the audit log leaves it out."""
     tariff = to_tariff("preview", body)
     start = body.start if body.start.tzinfo else body.start.replace(tzinfo=UTC)
     try:

@@ -155,3 +155,20 @@ async def test_a_crash_is_recorded_as_500(api: MoneyApi) -> None:
         "thing=T1",
         500,
     )
+
+
+async def test_a_read_only_post_leaves_no_record(api: MoneyApi) -> None:
+    """A cost preview is a POST that changes nothing: no record, for any role or outcome;
+    the next real change is recorded as usual."""
+    viewer = await operator(api, "rita", "viewer")
+    before = (await _log(api))["items"]
+    sample = {"currency": "CNY", "fixed_fee": 20_000, "energy_price": 15_000, "time_price": 0}
+    sample |= {"start": "2026-12-06T08:00:00Z", "charging_min": 60, "energy_wh": 10_000}
+    for headers in (viewer, api.admin()):
+        r = await api.http.post(f"{ADMIN}/billing-models/preview", json=sample, headers=headers)
+        assert r.status_code == 200 and r.json()["total"] == 1700, r.text
+    bad = await api.http.post(f"{ADMIN}/billing-models/preview", json={}, headers=viewer)
+    assert bad.status_code == 422
+    assert (await _log(api))["items"] == before
+    await api.add_charger("CP-P1")
+    assert (await _log(api))["items"][0]["action"] == f"POST {ADMIN}/chargers"

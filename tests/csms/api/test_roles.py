@@ -11,6 +11,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from csms.api.audit import read_only
 from csms.api.deps import ROLE_DEPENDENCIES
 from csms.operators.roles import Role
 
@@ -41,21 +42,25 @@ def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
             yield route
 
 
-def admin_routes(api: MoneyApi) -> list[tuple[str, str, Role | None]]:
-    """(method, path template, the role it needs) of every operator route."""
+def admin_routes(api: MoneyApi) -> list[tuple[str, str, Role | None, bool]]:
+    """(method, path template, the role it needs, whether it only reads) of every operator
+    route: a GET, or another method on a route marked read-only (a POST that only computes)."""
     routes = []
     for route in _api_routes(api.app.routes):
         if not route.path.startswith(f"{ADMIN}/"):
             continue
         roles = [ROLE_DEPENDENCIES[c] for c in _calls(route.dependant) if c in ROLE_DEPENDENCIES]
+        if read_only(route):
+            assert "GET" not in route.methods, route.path  # the marker is for other methods
         for method in route.methods:
+            reads = method == "GET" or read_only(route)
             if (method, route.path) in PUBLIC:
                 assert roles == [], route.path
-                routes.append((method, route.path, None))
+                routes.append((method, route.path, None, False))
             else:
                 assert len(set(roles)) == 1, f"{method} {route.path} takes roles {roles}"
                 assert 403 in route.responses, f"{method} {route.path} does not declare 403"
-                routes.append((method, route.path, roles[0]))
+                routes.append((method, route.path, roles[0], reads))
     return routes
 
 
@@ -69,10 +74,12 @@ async def test_every_operator_route_needs_a_role_and_a_viewer_may_change_nothing
 ) -> None:
     routes = admin_routes(api)
     writes = [
-        (m, p) for m, p, role in routes if m in WRITES and role is not None and (m, p) not in OWN
+        (m, p)
+        for m, p, role, reads in routes
+        if m in WRITES and not reads and role is not None and (m, p) not in OWN
     ]
     assert len(writes) >= 20  # the walk found the routers
-    assert all(role != "viewer" for m, p, role in routes if (m, p) in writes)
+    assert all(role != "viewer" for m, p, role, _ in routes if (m, p) in writes)
     viewer = await operator(api, "vera", "viewer")
     for method, template in writes:
         r = await api.http.request(method, _concrete(template), json={}, headers=viewer)
@@ -87,16 +94,22 @@ async def test_every_operator_route_needs_a_role_and_a_viewer_may_change_nothing
     assert items[-1]["action"] == f"POST {ADMIN}/token"  # her sign-in came first
     assert sorted(i["action"] for i in items[:-1]) == sorted(f"{m} {p}" for m, p in writes)
     assert {i["status_code"] for i in items[:-1]} == {403}
-    # ... and a viewer reads everything but the accounts
-    for method, template, role in routes:
-        if method == "GET":
-            r = await api.http.get(_concrete(template), headers=viewer)
-            assert (r.status_code == 403) == (role == "admin"), f"GET {template}: {r.status_code}"
+    # ... and a viewer reads everything but the accounts, a read-only POST (a cost preview)
+    # included, which leaves no record either
+    reads = [(m, t, role) for m, t, role, reads in routes if reads]
+    assert ("POST", f"{ADMIN}/billing-models/preview", "viewer") in reads
+    for method, template, role in reads:
+        r = await api.http.request(method, _concrete(template), json={}, headers=viewer)
+        assert (r.status_code == 403) == (role == "admin"), f"{method} {template}: {r.status_code}"
+    after = await api.http.get(
+        f"{ADMIN}/audit", params={"actor": "vera", "limit": 500}, headers=viewer
+    )
+    assert after.json()["items"] == items
 
 
 @SQLITE_ONLY
 async def test_without_credentials_every_operator_route_is_401(api: MoneyApi) -> None:
-    for method, template, role in admin_routes(api):
+    for method, template, role, _ in admin_routes(api):
         if role is None:
             continue
         r = await api.http.request(method, _concrete(template), json={})
