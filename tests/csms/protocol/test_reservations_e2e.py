@@ -153,6 +153,7 @@ async def test_201_reservation_removed_and_used(csms: LiveCsms) -> None:
                 "response": {"status": "Accepted"},
                 "request_id": None,
                 "reservation_id": rid,
+                "upload_id": None,
             }
         await cp.call(
             call201.ReservationStatusUpdate(reservation_id=11, reservation_update_status="Removed")
