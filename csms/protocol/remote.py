@@ -33,6 +33,7 @@ MAX_REQUEST_ID = 2**31 - 1
 UPLOAD_VALIDITY = timedelta(hours=24)  # a charger retries an upload for a while, not forever
 UPLOAD_PATH = "/api/v1/uploads"  # the CSMS's upload endpoint (:mod:`csms.api.routes.uploads`)
 STATUS_KEEP = 500  # firmware / log steps kept per charger
+SENT = "Sent"  # a request's step until the charger's answer replaces it (none: never answered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,25 @@ async def prepare(
         if log is None or (isinstance(log, dict) and "remoteLocation" not in log):
             upload_id, url = await offer_upload(ctx, charger_id, action, request_id)
             payload["log"] = {**(log or {}), "remoteLocation": url}
-    return Prepared(payload, request_id if isinstance(request_id, int) else None, upload_id)
+    request_id = request_id if isinstance(request_id, int) else None
+    # stored before it is sent: a 1.6 status notification (no request id) that overtakes the
+    # answer is filed under this request, not under an older one or none
+    location = payload.get("location") or (payload.get("log") or {}).get("remoteLocation")
+    async with ctx.db.session() as session:
+        await store.add_status_report(
+            session,
+            ChargerStatusReport(
+                charger_id=charger_id,
+                kind=KIND[action],
+                action=action,
+                status=SENT,
+                request_id=request_id,
+                detail=_without_token(str(location))[:500] if location else None,
+                received_at=ctx.clock(),
+            ),
+            keep=STATUS_KEEP,
+        )
+    return Prepared(payload, request_id, upload_id)
 
 
 async def offer_upload(
@@ -112,20 +131,15 @@ async def record(
     """Keeps what the charger's ``answer`` to ``sent`` means for the operator."""
     now = ctx.clock()
     async with ctx.db.session() as session:
-        if action in KIND:
-            location = sent.get("location") or (sent.get("log") or {}).get("remoteLocation")
-            await store.add_status_report(
+        if action in KIND:  # the request's step, stored when it was sent, gets the answer
+            await store.answer_request(
                 session,
-                ChargerStatusReport(
-                    charger_id=charger_id,
-                    kind=KIND[action],
-                    action=action,
-                    status=_answer_status(action, answer),
-                    request_id=request_id,
-                    detail=_without_token(str(location))[:500] if location else None,
-                    received_at=now,
-                ),
-                keep=STATUS_KEEP,
+                charger_id=charger_id,
+                kind=KIND[action],
+                action=action,
+                request_id=request_id,
+                sent_status=SENT,
+                status=_answer_status(action, answer),
             )
         elif action == "SetChargingProfile" and answer.get("status") == "Accepted":
             evse_id, profile_id, profile = _profile(version, sent)

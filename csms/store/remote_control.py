@@ -57,6 +57,40 @@ async def add_status_report(
     return True
 
 
+async def answer_request(
+    session: AsyncSession,
+    *,
+    charger_id: str,
+    kind: str,
+    action: str,
+    request_id: int | None,
+    sent_status: str,
+    status: str,
+) -> None:
+    """Gives the newest unanswered step of this request the charger's answer."""
+    newest = (
+        select(ChargerStatusReport.id)
+        .where(
+            ChargerStatusReport.charger_id == charger_id,
+            ChargerStatusReport.kind == kind,
+            ChargerStatusReport.action == action,
+            ChargerStatusReport.status == sent_status,
+            ChargerStatusReport.request_id == request_id
+            if request_id is not None
+            else col(ChargerStatusReport.request_id).is_(None),
+        )
+        .order_by(col(ChargerStatusReport.id).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    await session.exec(
+        update(ChargerStatusReport)
+        .where(col(ChargerStatusReport.id) == newest)
+        .values(status=status[:50])
+    )
+    await session.commit()
+
+
 async def list_status_reports(
     session: AsyncSession, *, charger_id: str, kind: str, offset: int = 0, limit: int = 100
 ) -> list[ChargerStatusReport]:

@@ -43,9 +43,9 @@ def test_processes_starting_together_agree_on_the_first_key_and_secret(tmp_path:
         assert proc.exitcode == 0
     assert len(seen) == 1
     ((kid, _secret),) = seen
-    assert sorted(p.name for p in key_dir.iterdir() if not p.name.startswith(".")) == [
-        f"{kid}.pem", "driver-token.secret", "manifest.json",
-    ]  # fmt: skip
+    assert sorted(p.name for p in key_dir.iterdir() if not p.name.startswith(".")) == sorted(
+        [f"{kid}.pem", "driver-token.secret", "manifest.json"]
+    )
     reopened = KeyManager.open(key_dir, now=2_000, prepublish_s=60, token_lifetime_s=600)
     assert [k.key.kid for k in reopened.keys] == [kid]
 

@@ -7,7 +7,6 @@ a certificate and verifies any it gets against the charger CA (its ``ca_cert_fil
 
 from __future__ import annotations
 
-import argparse
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from config.settings import Settings
 from csms import cli as csms_cli
 from csms.production import production_problems
 from csms.tls import uvicorn_tls_options
+from qrcharge_cli import build_parser
 
 from .clients import Client16, Client201, connect
 from .conftest import PASSWORD, LiveCsms, basic_auth, make_settings, serve
@@ -289,14 +289,6 @@ def test_qrcharge_csms_says_why_it_will_not_serve(
 ) -> None:
     monkeypatch.setenv("QRCHARGE_ENVIRONMENT", "production")
     monkeypatch.setenv("QRCHARGE_ADMIN_API_KEY", "a-real-secret")
-    args = argparse.Namespace(
-        config=None,
-        host=None,
-        port=None,
-        data_dir=tmp_path,
-        database_url=None,
-        log_level="info",
-        log_format=None,
-    )
+    args = build_parser().parse_args(["csms", "--data-dir", str(tmp_path)])
     assert csms_cli.run(args) == 2
     assert "production needs TLS" in capsys.readouterr().err
