@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from csms.context import CsmsContext
+from csms.errors import CommandError, CommandRejected
 from csms.store import remote_control as store
 from csms.store.models_remote import ChargerStatusReport, ChargerUpload, ChargingProfileRecord
 
@@ -159,6 +160,24 @@ async def record(
             await store.clear_profiles(
                 session, charger_id=charger_id, at=now, **_criteria(version, sent)
             )
+
+
+async def unanswered(
+    ctx: CsmsContext, charger_id: str, action: str, request_id: int | None, error: CommandError
+) -> None:
+    """The request's step when the charger answered with a CALLERROR (its code) or not at all
+    (``NoAnswer``)."""
+    status = error.code if isinstance(error, CommandRejected) else "NoAnswer"
+    async with ctx.db.session() as session:
+        await store.answer_request(
+            session,
+            charger_id=charger_id,
+            kind=KIND[action],
+            action=action,
+            request_id=request_id,
+            sent_status=SENT,
+            status=status,
+        )
 
 
 def _answer_status(action: str, answer: Mapping[str, Any]) -> str:

@@ -35,7 +35,7 @@ from csms.api.deps import CtxDep, OperatorDep, SessionDep
 from csms.api.responses import BODY, errors
 from csms.commands import JsonObject
 from csms.context import CsmsContext
-from csms.errors import NotConnected
+from csms.errors import CommandError, NotConnected
 from csms.protocol import remote, reservations
 from csms.store import chargers as store
 
@@ -167,7 +167,12 @@ async def send_command(
         prepared = await remote.prepare(ctx, charger_id, version, action.value, payload)
         payload, upload_id = prepared.payload, prepared.upload_id
         request_id = prepared.request_id if action.value in remote.KIND else request_id
-    answer = await ctx.dispatcher.call(charger_id, action.value, payload)
+    try:
+        answer = await ctx.dispatcher.call(charger_id, action.value, payload)
+    except CommandError as exc:
+        if remote_control and action.value in remote.KIND:  # how its request ended
+            await remote.unanswered(ctx, charger_id, action.value, request_id, exc)
+        raise
     if remote_control and version is not None:
         await remote.record(ctx, charger_id, version, action.value, payload, answer, request_id)
     return CommandAnswer(
