@@ -44,6 +44,7 @@ from csms.password_throttle import PasswordThrottled
 from csms.passwords import VerifierOverloaded, hash_password
 from csms.protocol import admission, provisioning
 from csms.protocol.base import CsmsChargePoint, Transport
+from csms.protocol.redaction import redact_frame
 from csms.protocol.registration import PENDING, REJECTED, STATES
 from csms.protocol.v16 import ChargePoint16
 from csms.protocol.v201 import ChargePoint201
@@ -84,7 +85,7 @@ class WebSocketTransport:
             raw = message.get("bytes") or b""
             text = raw.decode("utf-8", errors="replace")
         self._ctx.writer.touch(self._charger_id, self._ctx.clock())  # any frame: last seen
-        self._ctx.message_log.record(self._charger_id, "in", text)
+        self._ctx.message_log.record(self._charger_id, "in", redact_frame(text))
         return str(text)
 
     async def send(self, message: str) -> None:
@@ -92,7 +93,7 @@ class WebSocketTransport:
             await self._ws.send_text(message)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:  # closed, or closing
             raise ConnectionEnded(f"socket closed ({type(exc).__name__})") from exc
-        self._ctx.message_log.record(self._charger_id, "out", message)
+        self._ctx.message_log.record(self._charger_id, "out", redact_frame(message))
 
     async def close(self, reason: str) -> None:
         self.closed.set()

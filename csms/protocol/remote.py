@@ -22,8 +22,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call
+
 from csms.context import CsmsContext
 from csms.errors import CommandError, CommandRejected
+from csms.protocol import fast_schema
+from csms.protocol.redaction import redact_url
 from csms.store import remote_control as store
 from csms.store.models_remote import ChargerStatusReport, ChargerUpload, ChargingProfileRecord
 
@@ -64,7 +69,9 @@ def _new_request_id() -> int:
 async def prepare(
     ctx: CsmsContext, charger_id: str, version: str, action: str, payload: dict[str, Any]
 ) -> Prepared:
-    """``payload`` completed for ``action`` (see the module docstring)."""
+    """``payload`` completed for ``action`` (see the module docstring) and checked against the
+    OCPP schema before anything is stored: an invalid one raises :class:`CommandRejected`
+    ("invalid ...", a 422) and leaves no step and no upload slot behind."""
     if action not in KIND:
         return Prepared(payload)
     payload = dict(payload)
@@ -73,18 +80,28 @@ async def prepare(
         request_id = payload["requestId"]
     else:  # 1.6 carries no request id: the CSMS keeps its own for its records
         request_id = _new_request_id()
-    upload_id = None
+    token = None
     if action == "GetDiagnostics" and "location" not in payload:
-        upload_id, payload["location"] = await offer_upload(ctx, charger_id, action, request_id)
+        token = secrets.token_urlsafe(32)
+        payload["location"] = upload_url(ctx, charger_id, token)
     elif action == "GetLog":
         log = payload.get("log")
         if log is None or (isinstance(log, dict) and "remoteLocation" not in log):
-            upload_id, url = await offer_upload(ctx, charger_id, action, request_id)
-            payload["log"] = {**(log or {}), "remoteLocation": url}
-    request_id = request_id if isinstance(request_id, int) else None
+            token = secrets.token_urlsafe(32)
+            payload["log"] = {**(log or {}), "remoteLocation": upload_url(ctx, charger_id, token)}
+    _check(action, version, payload)
+    if isinstance(request_id, bool) or not isinstance(request_id, int):
+        request_id = None
+    elif not 0 <= request_id <= MAX_REQUEST_ID:  # OCPP integers are 32-bit on chargers
+        raise CommandRejected(
+            "PropertyConstraintViolation", f"invalid {action} request: requestId out of range"
+        )
+    upload_id = None
+    if token is not None:
+        upload_id = await _add_upload_slot(ctx, charger_id, action, request_id, token)
     # stored before it is sent: a 1.6 status notification (no request id) that overtakes the
     # answer is filed under this request, not under an older one or none
-    location = payload.get("location") or (payload.get("log") or {}).get("remoteLocation")
+    location = payload.get("location") or payload.get("log", {}).get("remoteLocation")
     async with ctx.db.session() as session:
         await store.add_status_report(
             session,
@@ -94,7 +111,7 @@ async def prepare(
                 action=action,
                 status=SENT,
                 request_id=request_id,
-                detail=_without_token(str(location))[:500] if location else None,
+                detail=_shown(str(location))[:500] if location else None,
                 received_at=ctx.clock(),
             ),
             keep=STATUS_KEEP,
@@ -102,22 +119,38 @@ async def prepare(
     return Prepared(payload, request_id, upload_id)
 
 
+def _check(action: str, version: str, payload: dict[str, Any]) -> None:
+    try:
+        fast_schema.validate(Call("-", action, payload), version)
+    except OCPPError as exc:
+        raise CommandRejected(
+            exc.code, f"invalid {action} request: {exc.description}", exc.details
+        ) from exc
+
+
 async def offer_upload(
-    ctx: CsmsContext, charger_id: str, action: str, request_id: Any
+    ctx: CsmsContext, charger_id: str, action: str, request_id: int | None
 ) -> tuple[int, str]:
+    """A one-time upload slot for ``charger_id``: (its id, the URL to give the charger)."""
     token = secrets.token_urlsafe(32)
+    slot_id = await _add_upload_slot(ctx, charger_id, action, request_id, token)
+    return slot_id, upload_url(ctx, charger_id, token)
+
+
+async def _add_upload_slot(
+    ctx: CsmsContext, charger_id: str, action: str, request_id: int | None, token: str
+) -> int:
     now = ctx.clock()
     slot = ChargerUpload(
         charger_id=charger_id,
         token_hash=token_hash(token),
         action=action,
-        request_id=request_id if isinstance(request_id, int) else None,
+        request_id=request_id,
         created_at=now,
         expires_at=now + UPLOAD_VALIDITY,
     )
     async with ctx.db.session() as session:
-        slot_id = await store.add_upload_slot(session, slot)
-    return slot_id, upload_url(ctx, charger_id, token)
+        return await store.add_upload_slot(session, slot)
 
 
 async def record(
@@ -190,13 +223,10 @@ def _answer_status(action: str, answer: Mapping[str, Any]) -> str:
     return "Accepted"
 
 
-def _without_token(url: str) -> str:
-    """An upload URL of ours without its token (the history is not a place for secrets)."""
-    head, sep, rest = url.partition(f"{UPLOAD_PATH}/")
-    if not sep:
-        return url
-    charger = rest.partition("/")[0]
-    return f"{head}{UPLOAD_PATH}/{charger}/..."
+def _shown(url: str) -> str:
+    """A location as the history shows it: without the token of an upload URL of ours and
+    without credentials in the URL (the history is read by every operator role)."""
+    return redact_url(url)
 
 
 def _profile(version: str, sent: Mapping[str, Any]) -> tuple[int, int, dict[str, Any]]:

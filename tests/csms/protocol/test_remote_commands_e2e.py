@@ -148,11 +148,23 @@ async def test_a_library_charger_refusing_on_201(csms: LiveCsms) -> None:
         )
         r = await csms.http.post(f"{url}/commands/GetDiagnostics", json={})
         assert r.status_code == 422
+        # malformed before the CSMS completes it, or a request id no charger can hold: a 422
+        # naming it, nothing sent, no step and no upload slot kept
+        sent = len(cp.received)
+        for bad in (
+            {"logType": "DiagnosticsLog", "log": "x"},
+            {"logType": "DiagnosticsLog", "requestId": 2**31},
+        ):
+            r = await csms.http.post(f"{url}/commands/GetLog", json=bad)
+            assert r.status_code == 422 and "invalid GetLog request" in r.json()["detail"], r.text
+        assert len(cp.received) == sent
         await cp.call(call201.FirmwareStatusNotification(status="Downloading", request_id=11))
     rows = (await csms.http.get(f"{url}/firmware")).json()
     assert [(r["action"], r["status"], r["request_id"]) for r in reversed(rows)] == [
         ("UpdateFirmware", "Rejected", 11),
         ("FirmwareStatusNotification", "Downloading", 11),
     ]
+    log_steps = (await csms.http.get(f"{url}/diagnostics")).json()
+    assert [(r["action"], r["status"]) for r in log_steps] == [("GetLog", "Rejected")]
     assert (await csms.http.get(f"{url}/charging-profiles")).json() == []
     assert (await csms.http.get(f"{url}/uploads")).json() == []
