@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from ..conftest import SQLITE_ONLY, MoneyApi
+from ..conftest import SQLITE_ONLY, Clock, MoneyApi, make_settings, open_api
 from .operator_helpers import ADMIN, OPERATOR_PASSWORD, add_operator, operator, sign_in
 
 
@@ -164,3 +165,17 @@ async def test_failed_sign_ins_are_throttled_per_name(api: MoneyApi) -> None:
     # drivers' log-ins keep counts of their own
     r = await api.http.post("/api/v1/token", data={"username": "ivy", "password": "w" * 12})
     assert r.status_code == 401
+
+
+async def test_an_empty_admin_key_turns_the_key_off_and_lets_nobody_in(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """An operator who empties admin_api_key (now that staff have accounts) must not open the
+    operator API to requests without credentials, or with an empty bearer."""
+    settings = make_settings(tmp_path, admin_api_key="")
+    async with open_api(settings, clock) as opened:
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
+            r = await opened.http.get("/api/v1/admin/me", headers=headers)
+            assert r.status_code == 401, (headers, r.text)
+        r = await opened.http.post("/api/v1/admin/keys/rotate")
+        assert r.status_code == 401
