@@ -42,12 +42,10 @@ class UploadReceipt(BaseModel):
     sha256: str
 
 
-@router.api_route(
-    "/{charger_id}/{token}",
-    methods=["PUT", "POST"],
-    status_code=status.HTTP_201_CREATED,
-    response_model=UploadReceipt,
-    responses=errors(
+_UPLOAD_ROUTE: dict[str, Any] = {
+    "status_code": status.HTTP_201_CREATED,
+    "response_model": UploadReceipt,
+    "responses": errors(
         404,
         409,
         410,
@@ -59,7 +57,12 @@ class UploadReceipt(BaseModel):
             413: "the file is larger than upload_max_bytes",
         },
     ),
-)
+}
+
+
+# a charger's HTTP client PUTs the file or POSTs a form: one handler, an operation id for each
+@router.put("/{charger_id}/{token}", operation_id="upload_file_put", **_UPLOAD_ROUTE)
+@router.post("/{charger_id}/{token}", operation_id="upload_file_post", **_UPLOAD_ROUTE)
 async def upload(
     charger_id: ChargerPath,
     token: TokenPath,
