@@ -7,7 +7,8 @@ import { call, enc } from "./api.js";
 import { t } from "./i18n.js";
 import { can } from "./roles.js";
 import {
-  action, actionForm, field, h, money, notify, parseMinor, parsePrice, priceText, replace, table, when,
+  action, actionForm, decimalsOf, field, h, minorText, money, notify, parseMinor, parsePrice, priceText,
+  replace, table, when,
 } from "./ui.js";
 
 const MAX_TOU = 8; // the CSMS takes up to 8 periods; the form shows one more, empty
@@ -41,7 +42,7 @@ function tariffOf(v) {
     tz_offset_min: Number(v.tz_offset_min || 0), tou: [],
   };
   if (v.cap !== undefined) {
-    body.cap = parseMinor(v.cap);
+    body.cap = parseMinor(v.cap, decimalsOf(body.currency));
     if (body.cap === null) throw new Error(t("billing.bad_price", { field: t("billing.cap") }));
   }
   for (let i = 0; i <= MAX_TOU; i += 1) {
@@ -74,7 +75,7 @@ function modelForm(model, reload) {
     field(t("billing.time_price"), { name: "time_price", inputmode: "decimal", value: priceText(m.time_price), ...ro }),
     field(t("billing.idle_price"), { name: "idle_price", inputmode: "decimal", value: priceText(m.idle_price), ...ro }),
     field(t("billing.idle_grace_min"), { name: "idle_grace_min", type: "number", min: 0, max: 1440, value: m.idle_grace_min || 0, ...ro }),
-    field(t("billing.cap"), { name: "cap", inputmode: "decimal", value: m.cap ? (m.cap / 100).toFixed(2) : "", ...ro }),
+    field(t("billing.cap"), { name: "cap", inputmode: "decimal", value: m.cap ? minorText(m.cap, m.currency) : "", ...ro }),
     field(t("billing.tz_offset_min"), { name: "tz_offset_min", type: "number", min: -840, max: 840, value: m.tz_offset_min || 0, ...ro }),
     (editable ? [...(m.tou || []), {}] : m.tou || []).map((p, i) => touRow(p, i, ro)),
     h("fieldset", { class: "sample" }, h("legend", {}, t("billing.sample")),

@@ -4,9 +4,11 @@
 import { call, enc } from "./api.js";
 import { t } from "./i18n.js";
 import { can } from "./roles.js";
-import { action, actionForm, card, field, h, money, notify, parseMinor, replace, table, when } from "./ui.js";
+import {
+  action, actionForm, card, decimalsOf, field, h, minorText, money, notify, parseMinor, replace, table, when,
+} from "./ui.js";
 
-const CANCELLABLE = new Set(["created", "started"]);
+const CANCELLABLE = new Set(["created", "cancelling", "started"]);
 
 function refundForm(target, reload) {
   if (!target) return h("p", { class: "hint" }, t("refund.pick"));
@@ -15,9 +17,9 @@ function refundForm(target, reload) {
     h("p", {}, t("refund.of", { order: target.order.id, paid: money(target.payment.amount, target.payment.currency),
       left: money(left, target.payment.currency) })),
     field(t("refund.amount", { currency: target.payment.currency }),
-      { name: "amount", id: "refund-amount", inputmode: "decimal", required: true, value: (left / 100).toFixed(2) }),
+      { name: "amount", id: "refund-amount", inputmode: "decimal", required: true, value: minorText(left, target.payment.currency) }),
   ], async (v) => {
-    const amount = parseMinor(v.amount);
+    const amount = parseMinor(v.amount, decimalsOf(target.payment.currency));
     if (amount === null || amount <= 0) {
       notify(t("refund.bad_amount"));
       return;

@@ -138,7 +138,24 @@ export function priceText(price) {
   return `${whole}.${rest.padEnd(2, "0")}`;
 }
 
-/** "12.50" in a currency with two decimals -> 1250 minor units; null if not an amount. */
+/** How many decimals the currency's minor unit has (CNY 2, JPY 0, KWD 3). */
+export function decimalsOf(currency) {
+  try {
+    return new Intl.NumberFormat("en", { style: "currency", currency: currency || "CNY" })
+      .resolvedOptions().maximumFractionDigits;
+  } catch {
+    return 2;
+  }
+}
+
+/** 1250 minor units -> "12.50" as typed in a form (no grouping, no symbol). */
+export function minorText(amount, currency) {
+  const decimals = decimalsOf(currency);
+  return (amount / 10 ** decimals).toFixed(decimals);
+}
+
+/** "12.50" in a currency with ``decimals`` decimals -> 1250 minor units; null if not an
+ * amount. */
 export function parseMinor(text, decimals = 2) {
   const match = /^(\d{1,9})(?:[.,](\d*))?$/.exec(String(text ?? "").trim());
   if (!match || (match[2] || "").length > decimals) return null;
