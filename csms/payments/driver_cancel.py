@@ -125,7 +125,7 @@ async def cancel_for_driver(
         lambda session: withdraw_unit(session, order_id=order_id, user_id=user_id, now=clock()),
     )
     with bind(order_id=order.id, charger_id=order.charger_id):
-        if order.status == OrderState.CANCELLING and await _revoke(dispatcher, order):
+        if order.status == OrderState.CANCELLING and await revoke_at_charger(dispatcher, order):
             order = await in_worker(
                 db, lambda session: revoked_unit(session, order_id=order_id, now=clock())
             )
@@ -149,8 +149,9 @@ async def cancel_for_driver(
     )
 
 
-async def _revoke(dispatcher: CommandDispatcher, order: Order) -> bool:
-    """Whether the order's charger, if connected, stored the revocation of its token."""
+async def revoke_at_charger(dispatcher: CommandDispatcher, order: Order) -> bool:
+    """Whether the order's charger, if connected, stored the revocation of its token (the
+    driver's cancel, and the operator's before it releases the hold)."""
     if order.charger_id not in await dispatcher.online([order.charger_id]):
         return False
     command = RevokeStartToken(order.id, int(order.expires_at.timestamp()))

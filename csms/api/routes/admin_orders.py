@@ -25,7 +25,9 @@ from csms.api.responses import BODY, errors
 from csms.bounds import Amount
 from csms.errors import IllegalTransition
 from csms.payments.capture import refund_payment
+from csms.payments.driver_cancel import revoke_at_charger
 from csms.payments.errors import PaymentError
+from csms.payments.lifecycle import OrderState
 from csms.payments.order_errors import OrderNotFound, PaymentNotFound, RefundRefused
 from csms.payments.orders import cancel_unsettled, get_order
 from csms.payments.reconciliation import ReconciliationReport, build_report, to_csv
@@ -58,6 +60,7 @@ class CancelAnswer(BaseModel):
     order_id: str
     status: str
     released: int
+    revoked_at_charger: bool = False  # the charger stored the revocation of the start token
 
 
 @router.get("/orders", response_model=list[OrderDetail])
@@ -93,15 +96,25 @@ async def admin_order(order_id: str, _: ViewerDep, session: SessionDep) -> Order
     responses=errors(404, 409, notes={409: "the order can no longer be cancelled"}),
 )
 async def cancel_order(order_id: str, _: OperatorDep, ctx: CtxDep) -> CancelAnswer:
-    """Cancels an order that was never settled and releases its hold. A settlement that
-    still arrives is honoured as a debt and flagged: the energy was delivered."""
+    """Cancels an order that was never settled and releases its hold at once: the operator's
+    override of the unused-order rule (a charger gone for good, a stuck session). An unused
+    order's start token is first revoked at its charger when it is connected, so the code
+    cannot start a session afterwards; a settlement that still arrives is honoured as a debt
+    and flagged: the energy was delivered."""
+    revoked = False
     try:
+        async with ctx.db.session() as session:
+            order = await get_order(session, order_id, user_id=None)
+        if order.status in (OrderState.CREATED, OrderState.CANCELLING):
+            revoked = await revoke_at_charger(ctx.dispatcher, order)
         new, released = await cancel_unsettled(ctx.db, order_id=order_id, now=ctx.clock())
     except OrderNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except IllegalTransition as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return CancelAnswer(order_id=order_id, status=new.value, released=released)
+    return CancelAnswer(
+        order_id=order_id, status=new.value, released=released, revoked_at_charger=revoked
+    )
 
 
 @router.get("/settlements", response_model=list[SettlementPublic])

@@ -363,3 +363,28 @@ async def test_a_settlement_after_the_hold_went_back_is_billed_as_a_debt(
         assert r.status_code == 200, r.text
         amount = r.json()["amount"]
         assert amount > 0 and await f.balance(fay) == 10_000 - amount
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_the_operators_cancel_revokes_the_token_first_when_the_charger_is_connected(
+    tmp_path: Path, db_url: str, version: str
+) -> None:
+    """The operator's cancel releases the hold at once (its override of the unused-order
+    rule), but first makes the start code useless at a connected charger."""
+    plain, _, subprotocol = PEERS[version]
+    async with flow(tmp_path, db_url) as f:
+        charger = f"OP{version.replace('.', '')}"
+        await f.csms.add_charger(charger)
+        carol = await f.driver("carol@example.org", 10_000)
+        online, offline = await _order(f, carol, charger), await _order(f, carol, charger, 2000)
+        async with connect(f.csms.ws_url(charger), plain, subprotocol, basic_auth(charger)) as cp:
+            r = await f.csms.http.post(f"/api/v1/admin/orders/{online['id']}/cancel")
+            assert r.status_code == 200, r.text
+            assert r.json() == {
+                "order_id": online["id"], "status": "cancelled", "released": 3000,
+                "revoked_at_charger": True,
+            }  # fmt: skip
+            assert [json.loads(d)["jti"] for d in cp.revokes] == [online["id"]]
+        r = await f.csms.http.post(f"/api/v1/admin/orders/{offline['id']}/cancel")
+        assert r.json()["revoked_at_charger"] is False and r.json()["released"] == 2000
+        assert await f.balance(carol) == 10_000
