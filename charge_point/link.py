@@ -206,7 +206,8 @@ class Link:
             if appointment is not None:  # the CSMS said when (a 503 or a 429): come back then
                 delay = appointment
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconnect_signal(), delay)
+                async with asyncio.timeout(delay):  # not wait_for: see ``_work``
+                    await self._reconnect_signal()
 
     async def _reconnect_signal(self) -> None:
         """Returns early from the backoff when the link is switched back up."""
@@ -348,8 +349,11 @@ class Link:
             if retry_at is not None:
                 wait = min(wait, retry_at - station.now())
             timeout = None if math.isinf(wait) else max(0.0, wait)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the task's
+            # cancellation when the event is set at the same moment, and the link runs on
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _until_next_boot(
         self, adapter: Adapter16 | Adapter201, status: str, wait_s: float

@@ -97,7 +97,8 @@ class Connection:
             self._answer = asyncio.get_running_loop().create_future()
             try:
                 await self._flush()
-                answered = await asyncio.wait_for(self._answer, self._timeout)
+                async with asyncio.timeout(self._timeout):  # wait_for may swallow a cancel
+                    answered = await self._answer
             except TimeoutError:
                 raise TimeoutError(
                     f"Waited {self._timeout}s for response on {action} {unique_id}."

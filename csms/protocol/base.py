@@ -348,7 +348,8 @@ class CsmsChargePoint:
         assert item.future is not None
         try:
             # queueing behind other commands counts against the same budget
-            return await asyncio.wait_for(asyncio.shield(item.future), timeout_s)
+            async with asyncio.timeout(timeout_s):  # wait_for may swallow a cancel (3.11)
+                return await asyncio.shield(item.future)
         except TimeoutError as exc:
             item.future.cancel()
             raise CommandTimeout(f"{self.id}: no answer to {action} in {timeout_s}s") from exc
@@ -404,7 +405,8 @@ class CsmsChargePoint:
             self._answer = asyncio.get_running_loop().create_future()
             try:
                 await self._flush()
-                answered = await asyncio.wait_for(self._answer, self._response_timeout_s)
+                async with asyncio.timeout(self._response_timeout_s):  # not wait_for (3.11)
+                    answered = await self._answer
             except TimeoutError as exc:
                 metrics.call_sent(action, "timeout")
                 raise CommandTimeout(f"{self.id}: no answer to {action}") from exc

@@ -137,8 +137,9 @@ class _Lane:
     async def run(self) -> None:
         writer = self.writer
         while True:
-            try:
-                first = await asyncio.wait_for(self.queue.get(), writer._touch_interval_s)
+            try:  # asyncio.timeout: wait_for may swallow the cancel that stops the writer
+                async with asyncio.timeout(writer._touch_interval_s):
+                    first = await self.queue.get()
             except TimeoutError:
                 first = None
             group = [] if first is None else [first]
