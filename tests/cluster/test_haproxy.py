@@ -4,10 +4,11 @@ own ``--node-id`` and port, on one PostgreSQL and the real Redis.
 
 Through HAProxy only: the reference charger connects (the OCPP subprotocol passes both ways),
 an operator command sent to whichever node HAProxy picks reaches it and its answer comes back,
-the driver API is served by both nodes, and a client cannot choose the address the CSMS
-throttles by (``X-Forwarded-For`` as the proxy writes it). The node that holds the charger is
-killed with SIGKILL: the charger reconnects through HAProxy to the survivor within seconds and
-commands work again.
+the driver API is served by both nodes, a client cannot choose the address the CSMS
+throttles by (``X-Forwarded-For`` as the proxy writes it), and a security profile 2 charger
+is let in over HAProxy's TLS only (``X-Forwarded-Proto`` as the proxy writes it). The node
+that holds the charger is killed with SIGKILL: the charger reconnects through HAProxy to the
+survivor within seconds and commands work again.
 
 HAProxy missing is a failure that says how to install it, never a skip.
 """
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import ssl
 import subprocess
 import time
 import uuid
@@ -35,6 +37,7 @@ from charge_point.charger import Charger
 from tests.charge_point.conftest import station_settings
 from tests.cluster.test_redis_cluster import REDIS_URL
 from tests.csms.conftest import _reset_pg, basic_auth, pg_url
+from tests.csms.tls_pki import TlsPki
 from tests.faults.live import ADMIN, ROOT, CsmsProcess, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -62,6 +65,8 @@ class Balanced:
     """HAProxy on ``port`` and the two CSMS nodes behind it."""
 
     port: int
+    tls_port: int
+    tls: ssl.SSLContext  # a client's: trusts HAProxy's certificate
     nodes: dict[str, CsmsProcess]
     log: Path
     prefix: str
@@ -90,10 +95,15 @@ async def balanced(tmp_path: Path, database_url: str) -> AsyncIterator[Balanced]
     binary = haproxy_binary()
     await _reset_pg(database_url)
     prefix = f"qrtest-{uuid.uuid4().hex[:10]}"
-    lb_port, port_1, port_2 = free_port(), free_port(), free_port()
+    lb_port, tls_port, port_1, port_2 = free_port(), free_port(), free_port(), free_port()
+    pki = TlsPki(tmp_path)
+    certificate = tmp_path / "haproxy.pem"  # HAProxy's form: certificate and key in one file
+    certificate.write_bytes(pki.server_cert.read_bytes() + pki.server_key.read_bytes())
     env = {
         **os.environ,
         "QRCHARGE_LB_BIND": f"127.0.0.1:{lb_port}",
+        "QRCHARGE_LB_TLS_BIND": f"127.0.0.1:{tls_port}",
+        "QRCHARGE_LB_CERT": str(certificate),
         "QRCHARGE_NODE_1": f"127.0.0.1:{port_1}",
         "QRCHARGE_NODE_2": f"127.0.0.1:{port_2}",
     }
@@ -114,10 +124,10 @@ async def balanced(tmp_path: Path, database_url: str) -> AsyncIterator[Balanced]
         "lb-node-1": CsmsProcess(data, database_url, {**settings, "node_id": "lb-node-1"}, port_1),
         "lb-node-2": CsmsProcess(data, database_url, {**settings, "node_id": "lb-node-2"}, port_2),
     }
-    running = Balanced(lb_port, nodes, log, prefix)
+    client_tls = ssl.create_default_context(cafile=str(pki.server_ca))
+    running = Balanced(lb_port, tls_port, client_tls, nodes, log, prefix)
     try:
-        for node in nodes.values():
-            await node.start()
+        await asyncio.gather(*(node.start() for node in nodes.values()))  # on an empty database
         seen: set[str] = set()
         deadline = time.monotonic() + 20
         while seen != set(nodes):  # both marked up by HAProxy's health checks
@@ -149,8 +159,16 @@ async def until_true(check: Callable[[], Awaitable[bool]], timeout_s: float, wha
         await asyncio.sleep(0.05)
 
 
+def test_without_haproxy_the_test_fails_and_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda *args, **kw: None)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        haproxy_binary()
+    assert "scripts/setup-haproxy" in str(failed.value)
+
+
 async def test_haproxy_in_front_of_two_nodes(tmp_path: Path, pg_url: str) -> None:
-    started = time.monotonic()
     async with balanced(tmp_path, pg_url) as lb:
         redis = Redis.from_url(REDIS_URL)
         admin = httpx.AsyncClient(base_url=lb.base_url, headers=ADMIN, timeout=40)
@@ -181,6 +199,34 @@ async def test_haproxy_in_front_of_two_nodes(tmp_path: Path, pg_url: str) -> Non
             ) as ws:
                 assert ws.subprotocol == "ocpp2.0.1"
                 assert ws.response.headers["x-qrcharge-node"] in lb.nodes
+
+            # a profile 2 charger must come over TLS: HAProxy terminates it and says so in
+            # X-Forwarded-Proto, and overwrites what a plain client claims there
+            r = await admin.post(
+                "/api/v1/admin/chargers",
+                json={"id": "LB-CP4", "password": PASSWORD, "evses": 1, "security_profile": 2},
+            )
+            assert r.status_code == 201, r.text
+            with pytest.raises(websockets.InvalidStatus) as plain:
+                async with websockets.connect(
+                    f"{lb.ocpp_url}/LB-CP4",
+                    subprotocols=[Subprotocol("ocpp1.6")],
+                    additional_headers={
+                        **basic_auth("LB-CP4", PASSWORD),
+                        "X-Forwarded-Proto": "https",
+                    },
+                    open_timeout=10,
+                ):
+                    pass
+            assert plain.value.response.status_code == 403
+            async with websockets.connect(
+                f"wss://127.0.0.1:{lb.tls_port}/ocpp/LB-CP4",
+                subprotocols=[Subprotocol("ocpp1.6")],
+                additional_headers=basic_auth("LB-CP4", PASSWORD),
+                ssl=lb.tls,
+                open_timeout=10,
+            ) as ws:
+                assert ws.subprotocol == "ocpp1.6"
 
             # the reference charger connects through HAProxy
             task = asyncio.create_task(charger.run())
@@ -300,4 +346,3 @@ async def test_haproxy_in_front_of_two_nodes(tmp_path: Path, pg_url: str) -> Non
         for name, node in lb.nodes.items():
             if node.proc is not None and node.proc.returncode is None:
                 assert node.errors_logged() == [], f"{name}:\n{node.log_tail()}"
-    assert time.monotonic() - started < 60
