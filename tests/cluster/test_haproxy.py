@@ -107,6 +107,8 @@ async def balanced(tmp_path: Path, database_url: str) -> AsyncIterator[Balanced]
         "QRCHARGE_NODE_1": f"127.0.0.1:{port_1}",
         "QRCHARGE_NODE_2": f"127.0.0.1:{port_2}",
     }
+    if os.geteuid() == 0:  # as Debian's unit starts it: HAProxy drops to its own account
+        env["QRCHARGE_LB_USER"] = "haproxy"
     log = tmp_path / "haproxy.log"
     with log.open("wb") as out:
         proxy = await asyncio.create_subprocess_exec(
@@ -157,6 +159,13 @@ async def until_true(check: Callable[[], Awaitable[bool]], timeout_s: float, wha
     while not await check():
         assert time.monotonic() < deadline, f"not in {timeout_s} s: {what}"
         await asyncio.sleep(0.05)
+
+
+def test_the_deployment_guide_shows_the_config_as_it_is() -> None:
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    shown = guide.split("<!-- deploy/haproxy.cfg: begin -->\n```\n", 1)[1]
+    shown = shown.split("```\n<!-- deploy/haproxy.cfg: end -->", 1)[0]
+    assert shown == CONFIG.read_text()
 
 
 def test_without_haproxy_the_test_fails_and_says_how_to_install_it(
