@@ -118,11 +118,14 @@ class LeaderLock:
 
 
 async def holder(conn: AsyncConnection) -> str | None:
-    """The ``application_name`` of the session holding the leader lock (None: nobody)."""
+    """The ``application_name`` of the session holding the leader lock of this database (None:
+    nobody). ``pg_locks`` lists the locks of every database on the server, and another cluster
+    on the same server has a leader lock of its own under the same key."""
     row = await conn.execute(
         text(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.granted"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND ((l.classid::bigint << 32) | l.objid::bigint) = :key"
         ),
         {"key": LEADER_KEY},

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from csms.cluster.leader import Leadership
-from csms.store.leader_lock import LeaderLock, holder
+from csms.store.leader_lock import LEADER_KEY, LeaderLock, holder
 from tests.csms.conftest import LiveCsms, make_settings, pg_url, serve
 
 __all__ = ["pg_url"]
@@ -190,3 +190,24 @@ def leading(live: LiveCsms) -> bool:
 
 async def wait_leader(live: LiveCsms) -> None:
     await until(lambda: leading(live))
+
+
+@pytest.mark.postgres
+async def test_the_holder_is_this_databases_leader_not_another_clusters(pg_url: str) -> None:
+    """Advisory locks are per database, but ``pg_locks`` lists every database of the server:
+    another cluster's leader on the same server (here: in the database ``test``) is not ours."""
+    elsewhere = await asyncpg.connect(
+        "postgresql://postgres@127.0.0.1:5432/test",
+        server_settings={"application_name": "qrcharge-leader another-cluster"},
+    )
+    try:
+        await elsewhere.execute("SELECT pg_advisory_lock($1)", LEADER_KEY)
+        assert await leader_name(pg_url) is None
+        ours = lock(pg_url, "ours")
+        assert await ours.try_acquire()
+        try:
+            assert await leader_name(pg_url) == "qrcharge-leader ours"
+        finally:
+            await ours.close()
+    finally:
+        await elsewhere.close()

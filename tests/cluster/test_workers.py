@@ -158,7 +158,7 @@ async def leader_node(database_url: str) -> str | None:
         database_url,
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
         " WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE"
-        " 'qrcharge-leader %'",
+        " 'qrcharge-leader %' AND a.datname = current_database()",  # not another cluster's
     )
     return found[0][0].removeprefix("qrcharge-leader ") if found else None
 
