@@ -113,8 +113,11 @@ def test_a_transaction_its_order_a_refund_and_the_drivers_ledger(
     page.wait_for_selector("#driver-ledger tr[data-kind]:not([data-kind=top_up])", state="detached")
     assert page.locator("#driver-ledger tr[data-kind=top_up]").count() == 1
 
-    # the audit log shows the refund with its amount
+    # the audit log shows the refund with its amount (the operator's own records)
     visit(page, "#/audit", "audit")
+    page.fill("#audit-actor", page.inner_text("#who").split(" · ")[0])
+    page.click("#audit-filter button")
+    page.wait_for_selector("tr[data-audit] [data-detail=amount]")
     refund = page.locator("tr[data-audit]", has_text=f"payment_id={payment_id}").first
     assert "amount: 0.30 CNY" in refund.inner_text()
     assert order_id in refund.inner_text()

@@ -28,7 +28,7 @@ export function auditView(root) {
 
   function row(e) {
     return h("tr", { "data-audit": e.id },
-      h("td", {}, when(e.at)), h("td", {}, `${e.actor} (${e.actor_kind})`), h("td", {}, e.action),
+      h("td", {}, when(e.at)), h("td", { class: "wrap" }, `${e.actor} (${e.actor_kind})`), h("td", { class: "wrap" }, e.action),
       h("td", { class: "wrap" }, e.target || ""), h("td", { class: e.status_code >= 400 ? "flag" : "" }, String(e.status_code ?? "")),
       h("td", { class: "wrap" }, typeof e.detail === "object" && e.detail !== null ? JSON.stringify(e.detail) : e.detail || "",
         valuesOf(e.details)));
