@@ -41,4 +41,3 @@ class LocalTagPolicy:
         if expiry is not None and expiry <= self._clock():
             return IdTagDecision(EXPIRED, expiry)
         return IdTagDecision(status, expiry)
-

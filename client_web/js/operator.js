@@ -1,6 +1,7 @@
 // The operator page: sign-in (operator name and password, or the admin API key), then one
-// view at a time chosen by the address (#/chargers, #/charger/<id>, #/orders, #/drivers,
-// #/billing, #/reconciliation, #/keys, #/audit, #/operators). Live views refresh every few
+// view at a time chosen by the address (#/chargers, #/charger/<id>, #/transactions,
+// #/transaction/<id>, #/orders, #/order/<id>, #/drivers, #/driver/<id>, #/id-tags, #/billing,
+// #/reconciliation, #/keys, #/audit, #/operators). Live views refresh every few
 // seconds; views with forms load once (and after each action) so typing is never lost.
 
 import { saveSession, session } from "./operator/api.js";
@@ -8,21 +9,27 @@ import { auditView } from "./operator/audit.js";
 import { billingView } from "./operator/billing.js";
 import { chargerView } from "./operator/charger.js";
 import { chargersView } from "./operator/chargers.js";
+import { driverView } from "./operator/driver.js";
 import { driversView } from "./operator/drivers.js";
 import { language, setLanguage, t } from "./operator/i18n.js";
+import { idTagsView } from "./operator/idtags.js";
 import { keysView } from "./operator/keys.js";
 import { operatorsView } from "./operator/operators.js";
+import { orderView } from "./operator/order.js";
 import { ordersView } from "./operator/orders.js";
 import { reconciliationView } from "./operator/reconciliation.js";
 import { can } from "./operator/roles.js";
 import { signInWithKey, signInWithPassword, signOut, whoAmI } from "./operator/session.js";
+import { transactionsView, transactionView } from "./operator/transactions.js";
 import { failure, notify } from "./operator/ui.js";
 
 const REFRESH_MS = 3000;
 const VIEWS = {
   chargers: chargersView,
+  transactions: transactionsView,
   orders: ordersView,
   drivers: driversView,
+  "id-tags": idTagsView,
   billing: billingView,
   reconciliation: reconciliationView,
   keys: keysView,
@@ -31,13 +38,20 @@ const VIEWS = {
 };
 // tabs only some roles need: the rest are readable by every role
 const TAB_AREA = { operators: "operators" };
+// one item's page (#/<name>/<id>): its view and the tab it belongs to
+const ITEMS = {
+  charger: [chargerView, "chargers"],
+  transaction: [transactionView, "transactions"],
+  order: [orderView, "orders"],
+  driver: [driverView, "drivers"],
+};
 
 let active = null;
 let timer = null;
 
 function route() {
   const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
-  if (name === "charger" && rest.length) return { name, arg: decodeURIComponent(rest.join("/")) };
+  if (ITEMS[name] && rest.length) return { name, arg: decodeURIComponent(rest.join("/")) };
   return { name: VIEWS[name] ? name : "chargers", arg: null };
 }
 
@@ -63,10 +77,10 @@ async function show() {
   if (document.getElementById("notice").classList.contains("error")) notify(null);
   delete document.body.dataset.loaded;
   for (const tab of document.querySelectorAll("#tabs a")) {
-    tab.classList.toggle("current", tab.dataset.view === (name === "charger" ? "chargers" : name));
+    tab.classList.toggle("current", tab.dataset.view === (arg !== null ? ITEMS[name][1] : name));
   }
-  const view = name === "charger" ? chargerView(root, arg) : VIEWS[name](root);
-  active = { ...view, key: name === "charger" ? `charger:${arg}` : name };
+  const view = arg !== null ? ITEMS[name][0](root, arg) : VIEWS[name](root);
+  active = { ...view, key: arg !== null ? `${name}:${arg}` : name };
   document.body.dataset.view = name;
   await tick();
   if (view.live) timer = setInterval(tick, REFRESH_MS);

@@ -9,6 +9,12 @@ HTTP status and a short detail (the route's name, what the route added with
 passwords and keys cannot reach the log. A validation error (422) is summarised by the
 fields at fault, without the values it would echo.
 
+The values of a change (a refund's amount, a billing model's cap, a charger's new status)
+are what the route itself chose to name with :func:`add_details`: a small dict of scalars,
+kept as JSON beside the detail. Its names are checked once more here: one that looks like a
+credential (password, secret, token, key) is dropped whatever its value, so a route's
+mistake cannot put a secret in the log.
+
 A ``POST`` that only computes (a cost preview) is a read: its route carries
 :data:`READ_ONLY` (``openapi_extra``), the middleware leaves it out, and the role walk of the
 tests treats it as a read.
@@ -23,7 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -42,6 +49,10 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SCOPE_KEY = "qrcharge.audit"
 _ERROR_TEXT_MAX = 160
 _FIELDS_MAX = 5
+DETAILS_MAX = 12  # values per record
+DETAIL_VALUE_MAX = 80  # characters of one text value
+DETAILS_JSON_MAX = 1000
+_SECRET_NAME = re.compile(r"pass|secret|token|key|hash|jwk|signature", re.IGNORECASE)
 LOG = logging.getLogger("csms.audit")
 READ_ONLY_KEY = "x-read-only"
 READ_ONLY: dict[str, Any] = {READ_ONLY_KEY: True}
@@ -57,6 +68,7 @@ class AuditNote:
     actor: str | None = None
     actor_kind: str = ""
     detail: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def note_actor(scope: Scope, actor: str, kind: str) -> None:
@@ -71,6 +83,37 @@ def add_detail(request: Request, text: str) -> None:
     note = request.scope.get(_SCOPE_KEY)
     if isinstance(note, AuditNote):
         note.detail = f"{note.detail}; {text}" if note.detail else text
+
+
+Scalar = str | int | float | bool | None
+
+
+def add_details(request: Request, **values: Scalar) -> None:
+    """Names the values of this change in its audit record (``amount=500``,
+    ``status="Blocked"``): scalars only, text cut to :data:`DETAIL_VALUE_MAX` characters, at
+    most :data:`DETAILS_MAX` names; a None is left out (nothing changed there). A name that
+    looks like a credential is dropped (a route says "new password" with :func:`add_detail`
+    instead)."""
+    note = request.scope.get(_SCOPE_KEY)
+    if not isinstance(note, AuditNote):
+        return
+    for name, value in values.items():
+        if value is None or _SECRET_NAME.search(name) or len(note.details) >= DETAILS_MAX:
+            continue
+        if isinstance(value, str):
+            value = value[:DETAIL_VALUE_MAX]
+        elif not isinstance(value, int | float | bool):
+            continue
+        note.details[name] = value
+
+
+def details_json(details: dict[str, Any]) -> str | None:
+    """The details as stored: compact JSON, or None when there are none (or too many
+    characters: the record keeps its detail sentence and drops them rather than cut JSON)."""
+    if not details:
+        return None
+    text = json.dumps(details, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= DETAILS_JSON_MAX else None
 
 
 def read_only(route: object) -> bool:
@@ -151,6 +194,7 @@ async def _record(scope: Scope, note: AuditNote, status_code: int, body: bytes) 
                 target=", ".join(f"{k}={v}" for k, v in params.items())[:AUDIT_TARGET_MAX],
                 status_code=status_code,
                 detail=detail[:AUDIT_DETAIL_MAX],
+                details=details_json(note.details),
             )
     except Exception:
         LOG.exception(

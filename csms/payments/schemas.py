@@ -93,6 +93,10 @@ class OrderDetail(OrderPublic):
     user_id: int
     flags: list[dict[str, str]] = []
     settlements: list[SettlementPublic] = []
+    started_at: datetime | None = None
+    settled_at: datetime | None = None
+    paid_at: datetime | None = None
+    hold_released_at: datetime | None = None
 
 
 class SettlementUpload(BaseModel):
@@ -288,7 +292,14 @@ async def order_detail(session: AsyncSession, order: Order) -> OrderDetail:
         for r in await store_settlements.records_of(session, order_id=order.id)
     ]
     return OrderDetail(
-        **public.model_dump(), user_id=order.user_id, flags=flags, settlements=settlements
+        **public.model_dump(),
+        user_id=order.user_id,
+        flags=flags,
+        settlements=settlements,
+        started_at=order.started_at,
+        settled_at=order.settled_at,
+        paid_at=order.paid_at,
+        hold_released_at=order.hold_released_at,
     )
 
 

@@ -20,8 +20,9 @@ async def add_record(
     target: str,
     status_code: int,
     detail: str,
+    details: str | None = None,
 ) -> None:
-    """Appends one record and commits."""
+    """Appends one record and commits; ``details`` is the JSON of the change's values."""
     session.add(
         AuditRecord(
             at=at,
@@ -31,6 +32,7 @@ async def add_record(
             target=target,
             status_code=status_code,
             detail=detail,
+            details=details,
         )
     )
     await session.commit()

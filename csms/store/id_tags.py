@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.store.fast import Fast
@@ -27,6 +28,24 @@ def tag_row(conn: Connection, id_tag: str) -> TagRow | None:
     """``(status, expiry)`` of a known RFID tag, or None (on a database thread)."""
     row = _TAG.first(conn, {"tag": id_tag})
     return None if row is None else (str(row[0]), row[1])
+
+
+async def list_id_tags(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    prefix: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[IdTag]:
+    """Tags ordered by id; of one ``status``, or starting with ``prefix``, when given."""
+    query = select(IdTag)
+    if status is not None:
+        query = query.where(IdTag.status == status)
+    if prefix is not None:
+        query = query.where(col(IdTag.id_tag).startswith(prefix, autoescape=True))
+    query = query.order_by(col(IdTag.id_tag)).offset(offset).limit(limit)
+    return list((await session.exec(query)).all())
 
 
 async def put_id_tag(

@@ -265,8 +265,22 @@ class TransactionPublic(SQLModel):
     flags: str
 
 
+class TransactionEventPublic(SQLModel):
+    """A 2.0.1 TransactionEvent as the CSMS received it (1.6 has none: its start and stop
+    are the transaction's own times)."""
+
+    seq_no: int
+    event_type: str
+    trigger_reason: str
+    timestamp: datetime
+    offline: bool
+    received_at: datetime
+
+
 class TransactionDetail(TransactionPublic):
     meter_values: list[MeterValuePublic] = []
+    events: list[TransactionEventPublic] = []
+    order_id: str | None = None  # the QR order this transaction charged, if any
 
 
 # --- support and the settlement hand-off --------------------------------------------------

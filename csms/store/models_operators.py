@@ -64,3 +64,4 @@ class AuditRecord(SQLModel, table=True):
     target: str = Field(max_length=AUDIT_TARGET_MAX)  # the path's ids, "name=value, ..."
     status_code: int
     detail: str = Field(max_length=AUDIT_DETAIL_MAX)
+    details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON

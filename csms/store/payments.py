@@ -171,12 +171,19 @@ async def payment_of_order(session: AsyncSession, *, order_id: str) -> Payment |
 
 
 async def list_payments(
-    session: AsyncSession, *, status: str | None = None, offset: int = 0, limit: int = 100
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    order_id: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
 ) -> list[Payment]:
-    """Newest first, optionally of one status."""
+    """Newest first, optionally of one status, or of one order."""
     query = orm_select(Payment)
     if status is not None:
         query = query.where(Payment.status == status)
+    if order_id is not None:
+        query = query.where(Payment.order_id == order_id)
     query = query.order_by(col(Payment.id).desc()).offset(offset).limit(limit)
     return list((await session.exec(query)).all())
 

@@ -302,6 +302,7 @@ VIEWS = [
     ("#/chargers", "chargers"), ("#/charger/DEMO-01", "charger:DEMO-01"), ("#/orders", "orders"),
     ("#/drivers", "drivers"), ("#/billing", "billing"), ("#/reconciliation", "reconciliation"),
     ("#/keys", "keys"), ("#/audit", "audit"), ("#/operators", "operators"),
+    ("#/transactions", "transactions"), ("#/id-tags", "id-tags"),
 ]  # fmt: skip
 
 

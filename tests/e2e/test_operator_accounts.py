@@ -90,12 +90,13 @@ def test_a_viewer_sees_everything_and_no_action(
     for view, loaded in (("#/chargers", "chargers"), (f"#/charger/{CHARGER}", f"charger:{CHARGER}"),
                          ("#/orders", "orders"), ("#/drivers", "drivers"),
                          ("#/billing", "billing"), ("#/reconciliation", "reconciliation"),
-                         ("#/keys", "keys"), ("#/audit", "audit")):  # fmt: skip
+                         ("#/keys", "keys"), ("#/audit", "audit"),
+                         ("#/transactions", "transactions"), ("#/id-tags", "id-tags")):  # fmt: skip
         page.evaluate(f"location.hash = {view!r}")
         page.wait_for_selector(f"body[data-loaded={loaded!r}]", state="attached")
         actions = page.locator("#view button:not([data-read]), #view input[type=file]")
         assert actions.count() == 0, (view, actions.all_inner_texts())
-        forms = "#view form:not(#orders-filter):not(#driver-search):not(#audit-filter)"
+        forms = "#view form:not(.filters):not(#driver-search):not(#audit-filter)"
         assert page.locator(forms).count() == 0, view
     # a billing model's prices read only, and what a sample charge would cost with them
     page.evaluate("location.hash = '#/billing'")

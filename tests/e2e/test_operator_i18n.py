@@ -15,6 +15,9 @@ DYNAMIC = {  # keys built from a value: t(`role.${role}`), t(`registration.${sta
     "role.": ("admin", "operator", "viewer"),
     "registration.": ("Accepted", "Pending", "Rejected"),
     "reservation.": ("requested", "active", "refused", "cancelled", "used", "expired", "removed"),
+    "idtag.": ("Accepted", "Blocked", "Expired", "Invalid"),
+    "ledger.": ("top_up", "hold", "capture", "release", "debt", "refund"),
+    "txn.": ("Started", "Ended"),
 }
 
 

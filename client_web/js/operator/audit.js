@@ -1,11 +1,21 @@
-// The audit log: who did what, when, with which result; newest first, filtered by actor,
-// paged with "older".
+// The audit log: who did what, when, with which result, and the values of the change (a
+// refund's amount, a new status, a cap); newest first, filtered by actor, paged with "older".
 
 import { call } from "./api.js";
 import { t } from "./i18n.js";
-import { h, replace, table, unavailable, when } from "./ui.js";
+import { h, money, replace, table, unavailable, when } from "./ui.js";
 
 const PAGE = 50;
+const MINOR_UNITS = new Set(["amount", "refunded", "released", "cap"]); // amounts of `currency`
+
+/** The values of a change, one "name: value" each (amounts in the record's currency). */
+function valuesOf(details) {
+  const entries = Object.entries(details || {});
+  if (!entries.length) return null;
+  return h("ul", { class: "details" }, entries.map(([name, value]) => h("li", { "data-detail": name },
+    h("span", { class: "hint" }, `${name}: `),
+    MINOR_UNITS.has(name) && details.currency && typeof value === "number" ? money(value, details.currency) : String(value))));
+}
 
 export function auditView(root) {
   const body = h("div", { class: "body" });
@@ -18,9 +28,10 @@ export function auditView(root) {
 
   function row(e) {
     return h("tr", { "data-audit": e.id },
-      h("td", {}, when(e.at)), h("td", {}, `${e.actor} (${e.actor_kind})`), h("td", {}, e.action),
+      h("td", {}, when(e.at)), h("td", { class: "wrap" }, `${e.actor} (${e.actor_kind})`), h("td", { class: "wrap" }, e.action),
       h("td", { class: "wrap" }, e.target || ""), h("td", { class: e.status_code >= 400 ? "flag" : "" }, String(e.status_code ?? "")),
-      h("td", { class: "wrap" }, typeof e.detail === "object" && e.detail !== null ? JSON.stringify(e.detail) : e.detail || ""));
+      h("td", { class: "wrap" }, typeof e.detail === "object" && e.detail !== null ? JSON.stringify(e.detail) : e.detail || "",
+        valuesOf(e.details)));
   }
 
   async function page(before) {

@@ -187,6 +187,20 @@ export function billingView(root) {
     document.getElementById("model-card").scrollIntoView();
   }
 
+  /** Deletes a model; one still assigned is refused (409), which is said in words. */
+  async function remove(model) {
+    try {
+      await call("DELETE", `/api/v1/admin/billing-models/${enc(model.id)}`);
+    } catch (err) {
+      if (err.status !== 409) throw err;
+      notify(t("billing.delete_refused", { id: model.id }));
+      return;
+    }
+    notify(t("billing.deleted", { id: model.id }), "ok");
+    if (editor.dataset.ready === model.id) replace(editor);
+    await refresh();
+  }
+
   async function reload(modelId) {
     await refresh();
     if (modelId) await open(modelId);
@@ -197,13 +211,16 @@ export function billingView(root) {
       call("GET", "/api/v1/admin/billing-models?limit=1000"), call("GET", "/api/v1/admin/billing-models/default"),
     ]);
     replace(list, table([t("billing.id"), t("billing.name"), t("billing.energy_price"), t("billing.time_price"),
-      t("billing.fixed_fee"), t("billing.cap"), t("billing.version_col"), t("billing.updated")],
+      t("billing.fixed_fee"), t("billing.cap"), t("billing.version_col"), t("billing.updated"), ""],
     models.map((m) => h("tr", { "data-model": m.id },
       h("td", {}, h("button", { type: "button", class: "link", id: `open-model-${m.id}`, "data-read": true, onclick: () => open(m.id),
         title: can("billing") ? t("common.edit") : t("common.show") }, m.id)),
       h("td", { class: "wrap" }, m.name), h("td", {}, `${priceText(m.energy_price)} ${m.currency}`),
       h("td", {}, `${priceText(m.time_price)} ${m.currency}`), h("td", {}, `${priceText(m.fixed_fee)} ${m.currency}`),
-      h("td", {}, m.cap ? money(m.cap, m.currency) : ""), h("td", {}, String(m.version)), h("td", {}, when(m.updated_at))))));
+      h("td", {}, m.cap ? money(m.cap, m.currency) : ""), h("td", {}, String(m.version)), h("td", {}, when(m.updated_at)),
+      h("td", {}, action(t("common.delete"), () => remove(m), {
+        area: "billing", kind: "danger", id: `delete-model-${m.id}`, confirmText: t("billing.delete_confirm", { id: m.id }),
+      }))))));
     replace(defaults, h("p", {}, `${fallback.id}: ${priceText(fallback.energy_price)} ${fallback.currency}/kWh, `
       + `${priceText(fallback.time_price)} ${fallback.currency}/h`), h("p", { class: "hint" }, t("billing.default_hint")));
     if (!editor.childNodes.length) await open(null);

@@ -1,10 +1,12 @@
 // One charger's page: live status and the OCPP message log tail, its settings (location,
 // password, security profile, registration, delete), the commands panel with the charger's
 // answers, the remote-control lists, configuration (1.6) or device model (2.0.1), its
-// settlement keys and its presence secret.
+// settlement keys and its presence secret; what it reported unasked (notifications), its
+// latest transactions and the settlements refused for it.
 
 import { call, enc } from "./api.js";
 import { LISTS, commandsPanel, listBody } from "./commands.js";
+import { rejectionsTable } from "./orders.js";
 import { t } from "./i18n.js";
 import { can } from "./roles.js";
 import {
@@ -117,6 +119,25 @@ async function presenceBody(c, reload) {
     out);
 }
 
+async function notificationsBody(id) {
+  const rows = await call("GET", `/api/v1/admin/chargers/${enc(id)}/notifications?limit=30`);
+  return table([t("notification.received"), t("notification.action"), t("notification.status"), t("notification.request"),
+    t("notification.payload")],
+  rows.map((n) => h("tr", { "data-notification": n.id, "data-action": n.action },
+    h("td", {}, when(n.received_at)), h("td", {}, n.action), h("td", {}, n.status || ""),
+    h("td", {}, n.request_id ?? ""), h("td", { class: "frame" }, JSON.stringify(n.payload)))),
+  { empty: t("notification.none") });
+}
+
+async function transactionsBody(id) {
+  const rows = await call("GET", `/api/v1/admin/transactions?charger_id=${enc(id)}&limit=10`);
+  return table([t("txn.id"), "EVSE", t("txn.started"), t("txn.stopped"), t("txn.state")],
+    rows.map((x) => h("tr", { "data-transaction": x.id },
+      h("td", {}, h("a", { href: `#/transaction/${x.id}` }, `#${x.id}`)), h("td", {}, x.evse_id ?? x.connector_id ?? ""),
+      h("td", {}, when(x.started_at)), h("td", {}, when(x.stopped_at)), h("td", {}, t(`txn.${x.state}`)))),
+    { empty: t("txn.none") });
+}
+
 export function chargerView(root, chargerId) {
   const status = h("div", { class: "body" });
   const settings = h("div", { class: "body" });
@@ -126,6 +147,9 @@ export function chargerView(root, chargerId) {
   const log = h("div", { class: "body", id: "message-log" });
   const keys = h("div", { class: "body" });
   const presence = h("div", { class: "body" });
+  const notices = h("div", { class: "body", id: "charger-notifications" });
+  const sessions = h("div", { class: "body", id: "charger-transactions" });
+  const refused = h("div", { class: "body", id: "charger-rejections" });
   const section = (id, title, body, extra) => h("section", { class: "card", id }, h("h2", {}, title, extra || null), body);
   replace(root,
     h("p", {}, h("a", { href: "#/chargers" }, `← ${t("nav.chargers")}`)),
@@ -134,6 +158,9 @@ export function chargerView(root, chargerId) {
     section("commands-card", t("cmd.title"), commands),
     lists.map(([kind, key, body]) => section(`list-${kind}`, t(key), body)),
     section("log-card", t("log.title"), log),
+    section("transactions-card", t("nav.transactions"), sessions),
+    section("notifications-card", t("notification.title"), notices),
+    section("charger-rejections-card", t("rejection.title"), refused),
     section("device-card", t("charger.device_model"), device),
     section("settings-card", t("charger.settings"), settings),
     section("keys-card", t("keys.settlement"), keys),
@@ -153,6 +180,9 @@ export function chargerView(root, chargerId) {
     replace(keys, await keysBody(charger, loadAll));
     replace(presence, await presenceBody(charger, loadAll));
     replace(log, await messagesBody(chargerId));
+    replace(sessions, await transactionsBody(chargerId));
+    replace(notices, await notificationsBody(chargerId));
+    replace(refused, rejectionsTable(await call("GET", `/api/v1/admin/settlement-rejections?charger_id=${enc(chargerId)}&limit=30`)));
   }
 
   // the lists change as the charger reports (a reservation used, an upload arrived, a

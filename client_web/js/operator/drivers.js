@@ -1,4 +1,5 @@
-// Drivers: find one by email, disable (or enable) the account, sign it out everywhere.
+// Drivers: find one by email, disable (or enable) the account, sign it out everywhere; a
+// driver's id opens their page (wallet and ledger, driver.js).
 
 import { call } from "./api.js";
 import { t } from "./i18n.js";
@@ -25,7 +26,8 @@ export function driversView(root) {
     list.dataset.query = email; // what the list shows now (a test, or a person, can tell)
     replace(list, table([t("drivers.id"), t("drivers.email"), t("drivers.state"), t("orders.created"), ""],
       users.map((u) => h("tr", { "data-user": u.id },
-        h("td", {}, String(u.id)), h("td", { class: "wrap" }, u.email),
+        h("td", {}, h("a", { href: `#/driver/${u.id}`, id: `open-driver-${u.id}` }, String(u.id))),
+        h("td", { class: "wrap" }, h("a", { href: `#/driver/${u.id}` }, u.email)),
         h("td", { "data-user-state": u.id }, u.disabled ? t("drivers.disabled") : t("drivers.active")),
         h("td", {}, when(u.created_at)),
         h("td", {},

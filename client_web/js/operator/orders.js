@@ -10,7 +10,7 @@ import {
 
 const CANCELLABLE = new Set(["created", "cancelling", "started"]);
 
-function refundForm(target, reload) {
+export function refundForm(target, reload) {
   if (!target) return h("p", { class: "hint" }, t("refund.pick"));
   const left = target.payment.amount - target.payment.refunded_amount;
   const form = actionForm({ id: "refund-form" }, [
@@ -33,11 +33,26 @@ function refundForm(target, reload) {
   return form || h("p", { class: "hint" }, t("common.read_only"));
 }
 
+/** Refused settlements: why, whose, how often, and the token's digest and head. */
+export function rejectionsTable(rows) {
+  return table([t("rejection.last"), t("rejection.reason"), t("orders.order"), t("orders.charger"), t("rejection.source"),
+    t("rejection.count"), t("rejection.token")],
+  rows.map((r) => h("tr", { "data-rejection": r.id },
+    h("td", {}, when(r.last_at)), h("td", { class: "wrap" }, h("strong", {}, r.reason), r.detail ? h("div", { class: "hint" }, r.detail) : null),
+    h("td", {}, r.order_id ? h("a", { href: `#/order/${enc(r.order_id)}` }, r.order_id) : ""),
+    h("td", {}, r.charger_id ? h("a", { href: `#/charger/${enc(r.charger_id)}` }, r.charger_id) : ""),
+    h("td", {}, r.user_id ? `${r.source} (${t("orders.driver")} ${r.user_id})` : r.source),
+    h("td", {}, String(r.count)),
+    h("td", { class: "frame" }, `${r.token_head}${r.token_chars > r.token_head.length ? "…" : ""} (${r.token_chars}) sha256 ${r.token_sha256.slice(0, 16)}…`))),
+  { empty: t("rejection.none") });
+}
+
 export function ordersView(root) {
   const orders = h("div", { class: "body" });
   const refund = h("div", { class: "body", id: "refund-body" });
   const payments = h("div", { class: "body" });
   const settlements = h("div", { class: "body" });
+  const rejections = h("div", { class: "body", id: "rejections-body" });
   const statusFilter = h("select", { id: "orders-status", "aria-label": t("orders.status") },
     ["", "created", "started", "settled", "paid", "expired", "cancelling", "cancelled"].map((s) =>
       h("option", { value: s }, s ? s : t("orders.any_status"))));
@@ -52,7 +67,9 @@ export function ordersView(root) {
     h("section", { class: "card", id: "orders" }, h("h2", {}, t("nav.orders")), filters, orders),
     h("section", { class: "card", id: "refund-card" }, h("h2", {}, t("refund.title")), refund),
     h("section", { class: "card", id: "payments" }, h("h2", {}, t("orders.payments")), payments),
-    h("section", { class: "card", id: "settlements" }, h("h2", {}, t("orders.settlements")), settlements));
+    h("section", { class: "card", id: "settlements" }, h("h2", {}, t("orders.settlements")), settlements),
+    h("section", { class: "card", id: "rejections" }, h("h2", {}, t("rejection.title")),
+      h("p", { class: "hint" }, t("rejection.hint")), rejections));
   replace(refund, refundForm(null));
   let paymentsById = new Map();
 
@@ -72,11 +89,14 @@ export function ordersView(root) {
   }
 
   async function refresh() {
-    const [orderList, paymentList, records] = await Promise.all([
+    const charger = chargerFilter.value.trim();
+    const [orderList, paymentList, records, refused] = await Promise.all([
       call("GET", `/api/v1/admin/orders?${ordersQuery()}`),
       call("GET", "/api/v1/admin/payments?limit=200"),
       call("GET", "/api/v1/admin/settlements?limit=30"),
+      call("GET", `/api/v1/admin/settlement-rejections?limit=30${charger ? `&charger_id=${enc(charger)}` : ""}`),
     ]);
+    replace(rejections, rejectionsTable(refused));
     paymentsById = new Map(paymentList.map((p) => [p.id, p]));
     replace(orders, table(
       [t("orders.order"), t("orders.charger"), t("orders.driver"), t("orders.status"), t("orders.hold"),
@@ -86,8 +106,9 @@ export function ordersView(root) {
         const refundable = payment ? payment.status === "captured" && payment.amount > payment.refunded_amount
           : o.payment_status === "captured";
         return h("tr", { "data-order": o.id },
-          h("td", {}, o.id), h("td", {}, h("a", { href: `#/charger/${enc(o.charger_id)}` }, o.charger_id)),
-          h("td", {}, String(o.user_id)), h("td", { "data-order-status": o.status }, o.status),
+          h("td", {}, h("a", { href: `#/order/${enc(o.id)}`, id: `open-order-${o.id}` }, o.id)),
+          h("td", {}, h("a", { href: `#/charger/${enc(o.charger_id)}` }, o.charger_id)),
+          h("td", {}, h("a", { href: `#/driver/${o.user_id}` }, String(o.user_id))), h("td", { "data-order-status": o.status }, o.status),
           h("td", {}, money(o.hold_amount, o.currency)), h("td", {}, money(o.amount, o.currency)),
           h("td", {}, [o.payment_status || "", payment && payment.refunded_amount
             ? ` (${t("orders.refunded", { amount: money(payment.refunded_amount, payment.currency) })})` : ""].join("")),

@@ -6,7 +6,7 @@ import { session } from "./api.js";
 const AREAS = {
   viewer: [],
   operator: ["chargers", "commands", "orders", "refunds"],
-  admin: ["chargers", "commands", "orders", "refunds", "billing", "keys", "drivers", "operators"],
+  admin: ["chargers", "commands", "orders", "refunds", "billing", "keys", "drivers", "operators", "idtags"],
 };
 
 export function role() {

@@ -161,3 +161,14 @@ export function parseMinor(text, decimals = 2) {
   if (!match || (match[2] || "").length > decimals) return null;
   return Number(match[1]) * 10 ** decimals + Number((match[2] || "").padEnd(decimals, "0") || 0);
 }
+
+/** A definition list of [title, value] pairs (a value may be a node); empty values left out. */
+export function facts(pairs, attrs = {}) {
+  return h("dl", { class: "rows", ...attrs }, pairs.filter(([, value]) => value !== null && value !== undefined && value !== "")
+    .flatMap(([title, value]) => [h("dt", {}, title), h("dd", {}, typeof value === "object" ? value : String(value))]));
+}
+
+/** A back link to a list view. */
+export function back(hash, label) {
+  return h("p", {}, h("a", { href: hash }, `← ${label}`));
+}

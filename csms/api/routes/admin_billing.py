@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from csms.api.audit import READ_ONLY
+from csms.api.audit import READ_ONLY, add_details
 from csms.api.deps import AdminOnlyDep, CtxDep, SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath, RowIdQuery
 from csms.api.responses import BODY, errors
@@ -71,6 +71,20 @@ class PreviewAnswer(BaseModel):
     capped: bool
 
 
+def _audit_prices(request: Request, model: BillingModelPublic) -> None:
+    """The prices a create or an update leaves the model with, in its audit record."""
+    add_details(
+        request,
+        currency=model.currency,
+        fixed_fee=model.fixed_fee,
+        energy_price=model.energy_price,
+        time_price=model.time_price,
+        idle_price=model.idle_price,
+        cap=model.cap,
+        version=model.version,
+    )
+
+
 def _assignment(row: BillingAssignment) -> AssignmentPublic:
     return AssignmentPublic.model_validate(row, from_attributes=True)
 
@@ -82,14 +96,16 @@ def _assignment(row: BillingAssignment) -> AssignmentPublic:
     responses=BODY | errors(409, notes={409: "the id is taken"}),
 )
 async def create_model(
-    body: BillingModelCreate, ctx: CtxDep, session: SessionDep, _: AdminOnlyDep
+    body: BillingModelCreate, request: Request, ctx: CtxDep, session: SessionDep, _: AdminOnlyDep
 ) -> BillingModelPublic:
     """Adds a billing model (422 if the prices do not make a valid tariff, 409 if the id is
     taken)."""
     model = await service.create_model(
         session, body=body, reserved_id=ctx.settings.default_tariff_id, now=ctx.clock()
     )
-    return model_public(model)
+    public = model_public(model)
+    _audit_prices(request, public)
+    return public
 
 
 @router.post(
@@ -158,11 +174,18 @@ async def show_model(model_id: str, session: SessionDep, _: ViewerDep) -> Billin
     "/billing-models/{model_id}", response_model=BillingModelPublic, responses=BODY | errors(404)
 )
 async def update_model(
-    model_id: str, body: BillingModelUpdate, ctx: CtxDep, session: SessionDep, _: AdminOnlyDep
+    model_id: str,
+    body: BillingModelUpdate,
+    request: Request,
+    ctx: CtxDep,
+    session: SessionDep,
+    _: AdminOnlyDep,
 ) -> BillingModelPublic:
     """Replaces the prices (``version`` + 1); orders already issued keep their snapshot."""
     model = await service.update_model(session, model_id=model_id, body=body, now=ctx.clock())
-    return model_public(model)
+    public = model_public(model)
+    _audit_prices(request, public)
+    return public
 
 
 @router.delete(
@@ -182,10 +205,16 @@ async def delete_model(model_id: str, session: SessionDep, _: AdminOnlyDep) -> N
     responses=BODY | errors(404, 409, notes={409: "that target has a model"}),
 )
 async def assign_model(
-    model_id: str, body: AssignmentCreate, ctx: CtxDep, session: SessionDep, _: AdminOnlyDep
+    model_id: str,
+    body: AssignmentCreate,
+    request: Request,
+    ctx: CtxDep,
+    session: SessionDep,
+    _: AdminOnlyDep,
 ) -> AssignmentPublic:
     """Assigns the model to a driver (tier, fleet), a driver at one charger, a charger, or a
     site (charger ``location``). 409 if that target has a model: delete it first."""
+    add_details(request, user_id=body.user_id, charger_id=body.charger_id, site=body.site)
     row = await service.create_assignment(session, model_id=model_id, target=body, now=ctx.clock())
     return _assignment(row)
 

@@ -8,9 +8,10 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
+from csms.api.audit import add_detail, add_details
 from csms.api.deps import AdminOnlyDep, CtxDep, OperatorDep, SessionDep, ViewerDep
 from csms.api.params import Offset
 from csms.api.responses import BODY, errors
@@ -109,7 +110,7 @@ async def _get(session: SessionDep, charger_id: str) -> Charger:
     responses=BODY | errors(409, notes={409: "a charger with that id exists"}),
 )
 async def create_charger(
-    body: ChargerCreate, ctx: CtxDep, session: SessionDep, _: OperatorDep
+    body: ChargerCreate, request: Request, ctx: CtxDep, session: SessionDep, _: OperatorDep
 ) -> ChargerPublic:
     """Registers a charger with its security profile and Basic-auth password (stored as an
     argon2id hash; a profile 3 charger connects with its client certificate instead)."""
@@ -124,6 +125,13 @@ async def create_charger(
         evses=body.evses,
         security_profile=body.security_profile or default_profile(ctx.settings),
         now=ctx.clock(),
+    )
+    add_details(
+        request,
+        id=body.id,
+        evses=body.evses,
+        security_profile=charger.security_profile,
+        location=body.location,
     )
     return await _public(ctx, session, charger)
 
@@ -167,7 +175,12 @@ async def show_charger(
 
 @router.patch("/{charger_id}", response_model=ChargerPublic, responses=BODY | errors(404))
 async def update_charger(
-    charger_id: str, body: ChargerUpdate, ctx: CtxDep, session: SessionDep, _: OperatorDep
+    charger_id: str,
+    body: ChargerUpdate,
+    request: Request,
+    ctx: CtxDep,
+    session: SessionDep,
+    _: OperatorDep,
 ) -> ChargerPublic:
     """Changes location, password, security profile or registration (accept a ``Pending``
     auto-registration). Profiles 1 and 2 need a password: one set before, or in this change.
@@ -190,7 +203,15 @@ async def update_charger(
         charger.registration = body.registration
     if body.password is not None:
         charger.password_hash = await asyncio.to_thread(hash_password, body.password)
+        add_detail(request, "new password")
     await store.save_charger(session, charger)
+    add_details(
+        request,
+        location=body.location,
+        registration=body.registration,
+        registration_before=before if body.registration is not None else None,
+        security_profile=body.security_profile,
+    )
     if charger.registration != before:
         await ctx.dispatcher.registration_decided(charger_id, charger.registration)
     return await _public(ctx, session, charger)
@@ -215,9 +236,7 @@ async def put_settlement_key(
     """Pins a settlement key for the charger, retiring the previous one (kept for history)."""
     await _get(session, charger_id)
     try:
-        key = await set_settlement_key(
-            ctx.db, charger_id=charger_id, jwk=body.jwk, now=ctx.clock()
-        )
+        key = await set_settlement_key(ctx.db, charger_id=charger_id, jwk=body.jwk, now=ctx.clock())
     except SettlementKeyError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     return SettlementKeyPublic(charger_id=charger_id, kid=key.kid, jwk=key.to_jwk())

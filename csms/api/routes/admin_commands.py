@@ -28,9 +28,11 @@ import secrets
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Request, status
 from pydantic import BaseModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.api.audit import add_details
 from csms.api.deps import CtxDep, OperatorDep, SessionDep
 from csms.api.responses import BODY, errors
 from csms.commands import JsonObject
@@ -106,6 +108,49 @@ class CommandAnswer(BaseModel):
     upload_id: int | None = None  # GetDiagnostics / GetLog to the CSMS's upload endpoint
 
 
+AUDITED_FIELDS = frozenset(
+    {
+        "type",
+        "connectorId",
+        "evseId",
+        "operationalStatus",
+        "requestedMessage",
+        "reservationId",
+        "transactionId",
+        "remoteStartId",
+        "chargingProfileId",
+        "chargingProfilePurpose",
+        "stackLevel",
+        "duration",
+        "chargingRateUnit",
+        "listVersion",
+        "updateType",
+        "requestId",
+        "logType",
+        "retries",
+    }
+)
+"""The payload fields a command's audit record names: what was asked (a new availability, a
+reset type, the EVSE), never a configuration value, an id token or an address (a
+ChangeConfiguration may carry a key, a location a user name)."""
+
+
+def audit_command(request: Request, payload: dict[str, Any]) -> None:
+    """Names the command's allowlisted scalar fields (and a 2.0.1 ``evse``'s id) in its
+    audit record."""
+    fields = {k: v for k, v in payload.items() if k in AUDITED_FIELDS and _scalar(v)}
+    evse = payload.get("evse")
+    if isinstance(evse, dict):
+        fields["evse"] = evse.get("id") if _scalar(evse.get("id")) else None
+        if _scalar(evse.get("connectorId")):
+            fields["evseConnectorId"] = evse["connectorId"]
+    add_details(request, **fields)
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
 def with_request_id(action: CommandAction, payload: dict[str, Any]) -> dict[str, Any]:
     """``payload`` with a generated ``requestId`` for a report request that has none.
 
@@ -137,12 +182,27 @@ def with_request_id(action: CommandAction, payload: dict[str, Any]) -> dict[str,
 async def send_command(
     charger_id: str,
     action: CommandAction,
+    request: Request,
     ctx: CtxDep,
     session: SessionDep,
     _: OperatorDep,
     payload: Annotated[dict[str, Any], Body(examples=[{"type": "Soft"}])],
 ) -> CommandAnswer:
     """Sends ``action`` with ``payload`` from the charger's own connection task and waits."""
+    audit_command(request, payload)
+    answered = await _send_command(charger_id, action, ctx, session, payload)
+    status_ = answered.response.get("status")
+    add_details(request, answer=status_ if isinstance(status_, str) else None)
+    return answered
+
+
+async def _send_command(
+    charger_id: str,
+    action: CommandAction,
+    ctx: CsmsContext,
+    session: AsyncSession,
+    payload: dict[str, Any],
+) -> CommandAnswer:
     charger = await store.get_charger(session, charger_id)
     if charger is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")

@@ -8,15 +8,16 @@ sign-ins are throttled per name and per client like drivers' log-ins.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
 
-from csms.api.audit import add_detail, note_actor
+from csms.api.audit import add_detail, add_details, note_actor
 from csms.api.deps import AdminOnlyDep, CtxDep, SessionDep, ViewerDep
 from csms.api.params import RowIdQuery
 from csms.api.responses import BODY, errors
@@ -101,6 +102,25 @@ class AuditItem(BaseModel):
     target: str = Field(description="the ids in the path, name=value, ...")
     status_code: int
     detail: str
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the values of the change the route named (amount, cap, status, ...); "
+        "never a password, token or key",
+    )
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _parse_details(cls, value: object) -> object:
+        """Stored as JSON text (or null)."""
+        if value is None or value == "":
+            return {}
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return {}
+            return parsed if isinstance(parsed, dict) else {}
+        return value
 
 
 class AuditPage(BaseModel):
@@ -183,6 +203,7 @@ async def create_operator(
 ) -> OperatorPublic:
     """Adds an operator account with a role (``viewer``, ``operator`` or ``admin``)."""
     add_detail(request, f"role={body.role}")
+    add_details(request, name=body.name, role=body.role)
     row = await accounts.create_operator(
         session, name=body.name, password=body.password, role=body.role, now=ctx.clock()
     )
@@ -209,6 +230,7 @@ async def update_operator(
     if body.password is not None:
         changes.append("new password")
     add_detail(request, ", ".join(changes) or "no change")
+    add_details(request, role=body.role, disabled=body.disabled)
     row = await accounts.update_operator(
         session, name, role=body.role, password=body.password, disabled=body.disabled
     )

@@ -15,10 +15,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.api.audit import add_details
 from csms.api.deps import CtxDep, OperatorDep, SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import BODY, errors
@@ -95,7 +96,9 @@ async def admin_order(order_id: str, _: ViewerDep, session: SessionDep) -> Order
     response_model=CancelAnswer,
     responses=errors(404, 409, notes={409: "the order can no longer be cancelled"}),
 )
-async def cancel_order(order_id: str, _: OperatorDep, ctx: CtxDep) -> CancelAnswer:
+async def cancel_order(
+    order_id: str, request: Request, _: OperatorDep, ctx: CtxDep
+) -> CancelAnswer:
     """Cancels an order that was never settled and releases its hold at once: the operator's
     override of the unused-order rule (a charger gone for good, a stuck session). An unused
     order's start token is first revoked at its charger when it is connected, so the code
@@ -112,6 +115,7 @@ async def cancel_order(order_id: str, _: OperatorDep, ctx: CtxDep) -> CancelAnsw
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except IllegalTransition as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    add_details(request, status=new.value, released=released, revoked_at_charger=revoked)
     return CancelAnswer(
         order_id=order_id, status=new.value, released=released, revoked_at_charger=revoked
     )
@@ -164,11 +168,13 @@ async def admin_payments(
     _: ViewerDep,
     session: SessionDep,
     status_: Annotated[str | None, Query(alias="status")] = None,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> list[PaymentPublic]:
+    """Newest first; ``status`` or ``order_id`` (an order's payment) narrow the list."""
     payments = await store_payments.list_payments(
-        session, status=status_, offset=offset, limit=limit
+        session, status=status_, order_id=order_id, offset=offset, limit=limit
     )
     return [await payment_public(session, p) for p in payments]
 
@@ -182,11 +188,13 @@ async def admin_payments(
 async def refund(
     payment_id: RowIdPath,
     body: RefundCreate,
+    request: Request,
     _: OperatorDep,
     ctx: CtxDep,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> PaymentPublic:
     """Refunds part or all of a captured payment to the driver's wallet."""
+    add_details(request, amount=body.amount)
     try:
         done = await refund_payment(
             ctx.db, payment_id=payment_id, amount=body.amount, key=idempotency_key
@@ -197,6 +205,9 @@ async def refund(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except PaymentError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    add_details(
+        request, currency=done.currency, order_id=done.order_id, refunded=done.refunded_amount
+    )
     async with ctx.db.session() as session:
         return await payment_public(session, done)
 

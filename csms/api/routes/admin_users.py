@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
+from csms.api.audit import add_details
 from csms.api.deps import AdminOnlyDep, SessionDep, ViewerDep
 from csms.api.params import Offset, RowIdPath
 from csms.api.responses import BODY, errors
@@ -79,9 +80,10 @@ async def sign_out_user(user_id: RowIdPath, session: SessionDep, _: AdminOnlyDep
 
 @router.patch("/{user_id}", response_model=UserAdmin, responses=BODY | errors(404))
 async def update_user(
-    user_id: RowIdPath, body: UserUpdate, session: SessionDep, _: AdminOnlyDep
+    user_id: RowIdPath, body: UserUpdate, request: Request, session: SessionDep, _: AdminOnlyDep
 ) -> UserAdmin:
     """Disables (or enables again) a driver account."""
+    add_details(request, disabled=body.disabled)
     user = await _get(session, user_id)
     user.disabled = body.disabled
     await store.save_user(session, user)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from csms.api.audit import add_details
 from csms.api.deps import AdminOnlyDep, CtxDep, ViewerDep
 from csms.api.responses import errors
 from csms.commands import SendVendorData
@@ -52,13 +53,14 @@ async def list_keys(ctx: CtxDep, _: ViewerDep) -> list[KeyPublic]:
 
 
 @router.post("/api/v1/admin/keys/rotate", response_model=RotationAnswer, responses=errors(401, 403))
-async def rotate(ctx: CtxDep, _: AdminOnlyDep) -> RotationAnswer:
+async def rotate(request: Request, ctx: CtxDep, _: AdminOnlyDep) -> RotationAnswer:
     """Adds a key that signs after ``key_prepublish_s``; pushes TrustedKeys to every charger."""
     entry = await asyncio.to_thread(ctx.keys.rotate, ctx.now_s())
     token = ctx.keys.trusted_keys_token(ctx.now_s())
     if ctx.cluster is not None:  # the other nodes read the key directory again
         await ctx.cluster.invalidate("keys")
     pushed = ctx.dispatcher.broadcast(SendVendorData(MSG_TRUSTED_KEYS, token))
+    add_details(request, kid=entry.key.kid, pushed_to=pushed)
     return RotationAnswer(
         kid=entry.key.kid,
         active_from=datetime.fromtimestamp(entry.active_from, UTC),

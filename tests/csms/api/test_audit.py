@@ -40,6 +40,11 @@ async def test_success_failure_and_refusal_are_recorded_with_who_and_when(api: M
         "target": "",
         "status_code": 201,
         "detail": "create charger",
+        "details": {
+            "id": "CP-A1",
+            "evses": 1,
+            "security_profile": created["details"]["security_profile"],
+        },
     }
     assert failed["action"] == f"POST {ADMIN}/orders/{{order_id}}/cancel"
     assert failed["target"] == "order_id=O-gone"
