@@ -60,7 +60,7 @@ from csms.password_throttle import (
     PasswordThrottle,
     SharedPasswordThrottle,
 )
-from csms.passwords import PasswordVerifier
+from csms.passwords import PasswordVerifier, SharedVerifications, cache_secret
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.provider import SandboxProvider
 from csms.payments.reaper import Reaper
@@ -260,7 +260,13 @@ async def build_context(
         keys=keys,
         registry=registry,
         dispatcher=dispatcher,
-        passwords=PasswordVerifier(),
+        passwords=PasswordVerifier(
+            shared=None
+            if redis is None
+            else SharedVerifications(
+                redis, prefix=settings.redis_prefix, secret=cache_secret(driver_secret)
+            )
+        ),
         authorization=policy,
         sink=sink or settlements,
         message_log=MessageLogWriter(db, limit=settings.message_log_limit, clock=clock),
