@@ -131,6 +131,10 @@ class Summary:
         reconnect["all_back_s_after_kill"] = (
             back - (self.load_epoch + lost_at) if back and not math.isnan(lost_at) else math.nan
         )
+        ready = self.events.get("restart_ready", math.nan)
+        reconnect["all_back_s_after_ready"] = (
+            back - (self.load_epoch + ready) if back and not math.isnan(ready) else math.nan
+        )
         held = self.total("held_at_end")
         csms_ms_per_msg = 1000 * self.csms_cpu_s / answered if answered else math.nan
         return {
@@ -237,7 +241,8 @@ class Summary:
             lines.append(
                 f"reconnect    dropped {c['dropped_during_load']}  back {r['count']}  p50 "
                 f"{r['p50_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms  all back "
-                f"{r['all_back_s_after_kill']:.1f} s after the kill; resent "
+                f"{r['all_back_s_after_kill']:.1f} s after the kill"
+                f" ({r['all_back_s_after_ready']:.1f} s after the restarted CSMS answered); resent "
                 f"{m['resent']}, undelivered {m['undelivered']}; events {self.events}"
             )
         if self.check is not None:
