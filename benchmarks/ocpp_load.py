@@ -107,6 +107,19 @@ class Target:
             return "(no log)"
 
 
+def clear_redis_prefix(prefix: str) -> None:
+    """Deletes every Redis key under ``prefix`` (a run's presence and password checks)."""
+    from redis import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
+    finally:
+        client.close()
+
+
 def proc_rss_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of one process in MB from /proc; NaN when it is gone."""
     values = {"VmRSS": math.nan, "VmHWM": math.nan}
@@ -174,16 +187,18 @@ def free_port() -> int:
 
 
 def charger_specs(
-    count: int, share_201: float, nonce: str, password: str = ""
+    count: int, share_201: float, nonce: str, password: str = "", tags: int = 0
 ) -> list[ChargerSpec]:
     """Deterministic ids ``LOAD00000``..., evenly interleaved 1.6 / 2.0.1 by ``share_201``,
-    each with an RFID tag of this run (``nonce``) and the fleet's ``password`` (a password per
-    charger when none is given)."""
+    each with one of ``tags`` RFID tags of this run (``nonce``; default one per charger) and
+    the fleet's ``password`` (a password per charger when none is given)."""
     specs = []
+    pool = tags or count
     for i in range(count):
         version: Version = "2.0.1" if int((i + 1) * share_201) > int(i * share_201) else "1.6"
         secret = password or f"pw-{nonce}-{i}"
-        specs.append(ChargerSpec(f"LOAD{i:05d}", secret, version, tag=f"RF{nonce}{i:05d}"))
+        tag = f"RF{nonce}{i % pool:05d}"
+        specs.append(ChargerSpec(f"LOAD{i:05d}", secret, version, tag=tag))
     return specs
 
 
@@ -361,6 +376,7 @@ class Workers:
                 seed=args.seed + w,
                 cycle=HEARTBEATS_ONLY if args.heartbeats_only else CYCLE,
                 aligned=args.aligned,
+                run=getattr(args, "run", ""),
             )
             parent, child = ctx.Pipe()
             process = ctx.Process(target=run_worker, args=(plan, child), daemon=True)
@@ -571,7 +587,8 @@ def run(args: argparse.Namespace) -> Summary:
     ):
         # a kept database keeps the fleet: its password must come back the same
         password = f"fleet-{args.keep_database}" if args.keep_database else f"fleet-{nonce}-pw"
-        specs = charger_specs(args.chargers, args.share_201, nonce, password)
+        specs = charger_specs(args.chargers, args.share_201, nonce, password, args.tags)
+        args.run = nonce
         workdir = Path(args.keep_data_dir) if args.keep_data_dir else Path(tmp)
         target = start_target(args, workdir, db_url)
         api: Api | None = None
@@ -604,6 +621,8 @@ def run(args: argparse.Namespace) -> Summary:
             raise
         finally:
             stop_target(target)
+            if args.redis_prefix and args.own_redis_prefix:
+                clear_redis_prefix(args.redis_prefix)
 
 
 def finish(
@@ -674,6 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--paid-share", type=float, default=0.25, help="share of chargers running paid orders"
     )
     p.add_argument("--drivers", type=int, default=20, help="driver accounts placing the orders")
+    p.add_argument(
+        "--tags", type=int, default=500, help="RFID tags registered (the fleet shares them)"
+    )
     p.add_argument(
         "--kill-worker-at",
         type=float,
@@ -746,6 +768,7 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--kill-worker-at needs --csms-workers 2 or more")
     if args.keep_database and args.db != "postgresql":
         parser.error("--keep-database needs --db postgresql")
+    args.own_redis_prefix = not args.redis_prefix  # a prefix of its own is deleted at the end
     if args.redis or args.csms_workers > 1 or args.redis_prefix:
         args.redis_prefix = args.redis_prefix or f"qrload-{secrets.token_hex(4)}"
     if not args.label:

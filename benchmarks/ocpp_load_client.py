@@ -86,6 +86,7 @@ class WorkerPlan:
     aligned: bool = False  # every charger begins the cycle at its first step (a burst test)
     audience: str = "qrcharge"  # the CSMS issuer id (settlements' aud)
     drain_s: float = 30.0  # after the window: time to deliver a message still owed
+    run: str = ""  # the run's nonce (in 2.0.1 transaction ids)
 
 
 class CallFailed(Exception):
@@ -218,7 +219,9 @@ class Worker:
 
     async def _charger(self, spec: ChargerSpec, delay: float, ready: asyncio.Event) -> None:
         await asyncio.sleep(delay)
-        script = ChargerScript(spec.charger_id, spec.version, cycle=self.plan.cycle, tag=spec.tag)
+        script = ChargerScript(
+            spec.charger_id, spec.version, cycle=self.plan.cycle, tag=spec.tag, run=self.plan.run
+        )
         if spec.orders:
             script.paid = PaidPlan(deque(spec.orders), generate_key(), self.plan.audience)
         if not self.plan.aligned:  # each charger at its own point of the cycle, as in a fleet

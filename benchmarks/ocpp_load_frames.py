@@ -173,6 +173,7 @@ class ChargerScript:
     seq_no: int = 0
     pending_start: bool = False  # begun mid-transaction: start one first
     tag: str = "BENCH"  # the charger's RFID tag (registered by the benchmark)
+    run: str = ""  # the run's nonce, in 2.0.1 transaction ids (a kept database sees many runs)
     paid: PaidPlan | None = None
     log: list[SessionLog] = field(default_factory=list)
     _order: tuple[str, StartAuthorization] | None = None  # the running session's order
@@ -305,7 +306,8 @@ class ChargerScript:
             }
             self.log.append(SessionLog(self.charger_id, self.version, kind, self._id_tag(), key))
             return "StartTransaction", payload
-        self.transaction_id = f"{self.charger_id[:24]}-{self.sessions}"
+        run = f"{self.run}-" if self.run else ""
+        self.transaction_id = f"{self.charger_id[:20]}-{run}{self.sessions}"
         self.seq_no = 0
         self.log.append(
             SessionLog(self.charger_id, self.version, kind, self._id_tag(), self.transaction_id)

@@ -94,8 +94,9 @@ class Api:
         await self.http.aclose()
 
     async def register_fleet(self, specs: Sequence[ChargerSpec], password_hash: str) -> int:
-        """Registers the chargers not registered yet (a database kept from an earlier run has
-        them), in chunks of :data:`BULK_CHUNK`; how many were added."""
+        """Registers the chargers in chunks of :data:`BULK_CHUNK`, all or none per chunk; a
+        chunk that exists already (a database kept from an earlier run with the same fleet) is
+        skipped. How many were added."""
         started = time.monotonic()
         chunks = [specs[i : i + BULK_CHUNK] for i in range(0, len(specs), BULK_CHUNK)]
 
@@ -107,23 +108,14 @@ class Api:
                 ]
             }
             r = await self.http.post("/api/v1/admin/chargers/bulk", json=body, headers=self.admin)
-            if r.status_code == 409:  # kept from an earlier run: one by one
-                return sum(
-                    await bounded([functools.partial(self._one, s, password_hash) for s in part], 8)
-                )
+            if r.status_code == 409:  # a kept database: an earlier run registered this chunk
+                return 0
             return int(_check(r, 201)["created"])
 
         added = int(sum(await bounded([functools.partial(chunk, c) for c in chunks], 2)))
         self.stats.seconds["register_chargers"] = time.monotonic() - started
         self.stats.counts["chargers_registered"] = added
         return added
-
-    async def _one(self, spec: ChargerSpec, password_hash: str) -> int:
-        body = {"chargers": [{"id": spec.charger_id, "password_hash": password_hash}]}
-        r = await self.http.post("/api/v1/admin/chargers/bulk", json=body, headers=self.admin)
-        if r.status_code == 409:
-            return 0
-        return int(_check(r, 201)["created"])
 
     async def register_tags(self, tags: Sequence[str]) -> None:
         started = time.monotonic()
