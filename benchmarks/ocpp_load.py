@@ -690,7 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis", action="store_true", help="the CSMS uses Redis (implied by workers)")
     p.add_argument("--redis-prefix", default="", help="its Redis prefix (default: one per run)")
     p.add_argument(
-        "--paid-share", type=float, default=0.25, help="share of chargers running paid orders"
+        "--paid-share", type=float, default=0.3, help="share of chargers running paid orders"
     )
     p.add_argument("--drivers", type=int, default=20, help="driver accounts placing the orders")
     p.add_argument(
