@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import configure_mappers
 
 from config.settings import Settings
 from csms import metrics
@@ -106,6 +107,10 @@ def create_app(
     chargers offline.
     """
     check_production(settings)
+    # every ORM mapper configured now, in one thread: configured lazily by the first query, two
+    # threads at once (the loop and a database thread, a fresh worker's first burst) can see a
+    # half-configured attribute (AttributeError on ``supports_population``)
+    configure_mappers()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
