@@ -237,12 +237,16 @@ class Summary:
                 + "  ".join(f"{k} {v:.0f} %" for k, v in servers.items())
             )
         r = d["reconnect"]
+        after_ready = (
+            ""
+            if math.isnan(r["all_back_s_after_ready"])
+            else f" ({r['all_back_s_after_ready']:.1f} s after the restarted CSMS answered)"
+        )
         if r["count"] or c["dropped_during_load"]:
             lines.append(
                 f"reconnect    dropped {c['dropped_during_load']}  back {r['count']}  p50 "
                 f"{r['p50_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms  all back "
-                f"{r['all_back_s_after_kill']:.1f} s after the kill"
-                f" ({r['all_back_s_after_ready']:.1f} s after the restarted CSMS answered); resent "
+                f"{r['all_back_s_after_kill']:.1f} s after the kill{after_ready}; resent "
                 f"{m['resent']}, undelivered {m['undelivered']}; events {self.events}"
             )
         if self.check is not None:
