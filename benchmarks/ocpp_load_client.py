@@ -4,6 +4,11 @@ One :class:`Link` per WebSocket (one outgoing CALL at a time, as OCPP-J requires
 answers the CSMS's own CALLs). One worker process runs its share of the chargers in two phases
 that the parent synchronises through a pipe: connect + boot (ramp or storm), then the timed load
 phase, which starts at the same wall-clock instant in every worker.
+
+Like a real charger, a load charger whose connection is lost during the load phase connects
+again (a random first delay, then a growing backoff or the server's ``Retry-After``), boots,
+and sends again the transaction message or settlement it had no answer for (the CSMS
+deduplicates them); a status, meter value or heartbeat without an answer is dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import base64
 import math
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -28,6 +34,7 @@ from benchmarks.ocpp_load_frames import (
     SUBPROTOCOLS,
     ChargerScript,
     FrameError,
+    PaidPlan,
     Payload,
     Version,
     answer_to_csms_call,
@@ -37,6 +44,8 @@ from benchmarks.ocpp_load_frames import (
     encode_result,
 )
 from benchmarks.ocpp_load_stats import WorkerReport
+from qr_extension.keys import generate_key
+from qr_extension.wire import MSG_SETTLEMENT, MSG_SYNCED
 
 HOST = "127.0.0.1"  # the generator only ever targets this machine
 
@@ -46,6 +55,16 @@ class ChargerSpec:
     charger_id: str
     password: str
     version: Version
+    tag: str = "BENCH"  # its RFID tag
+    orders: tuple[tuple[str, str], ...] = ()  # (order id, start token) placed for it
+
+
+def must_deliver(action: str, payload: Payload) -> bool:
+    """What a charger queues and sends again until answered: transaction messages and its
+    settlement reports (OCPP's rule for transaction messages; the extension's for these)."""
+    if action in ("StartTransaction", "StopTransaction", "TransactionEvent"):
+        return True
+    return action == "DataTransfer" and payload.get("messageId") in (MSG_SETTLEMENT, MSG_SYNCED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,9 @@ class WorkerPlan:
     retry_backoff_s: float = 1.0  # attempt k waits k x [1, 3) x this
     cycle: tuple[str, ...] = CYCLE
     aligned: bool = False  # every charger begins the cycle at its first step (a burst test)
+    audience: str = "qrcharge"  # the CSMS issuer id (settlements' aud)
+    drain_s: float = 30.0  # after the window: time to deliver a message still owed
+    run: str = ""  # the run's nonce (in 2.0.1 transaction ids)
 
 
 class CallFailed(Exception):
@@ -197,47 +219,74 @@ class Worker:
 
     async def _charger(self, spec: ChargerSpec, delay: float, ready: asyncio.Event) -> None:
         await asyncio.sleep(delay)
-        opened = await self._open(spec)
+        script = ChargerScript(
+            spec.charger_id, spec.version, cycle=self.plan.cycle, tag=spec.tag, run=self.plan.run
+        )
+        if spec.orders:
+            script.paid = PaidPlan(deque(spec.orders), generate_key(), self.plan.audience)
+        if not self.plan.aligned:  # each charger at its own point of the cycle, as in a fleet
+            script.begin_at(self._rng.randrange(len(self.plan.cycle)))
+        link = await self._open(spec, script)
         ready.set()
-        if opened is None:
+        if link is None:
+            self.report.sessions.extend(script.log)
             return
-        link, script = opened
         try:
             await self._go.wait()
-            await self._load(link, script)
-            if link.is_open:
+            link = await self._load(spec, link, script)
+            if link is not None and link.is_open:
                 self.report.held_at_end += 1
             else:
                 self.report.disconnects += 1
             await self._done.wait()
         finally:
-            await link.close()
+            self.report.sessions.extend(script.log)
+            if link is not None:
+                await link.close()
 
-    async def _open(self, spec: ChargerSpec) -> tuple[Link, ChargerScript] | None:
-        """Connects, boots and reports Available, retrying like a charger; None on failure."""
+    async def _open(
+        self, spec: ChargerSpec, script: ChargerScript, until: float | None = None
+    ) -> Link | None:
+        """Connects, boots and reports Available, retrying like a charger; None on failure.
+
+        The first connection makes ``connect_retries`` more attempts; a reconnection in the
+        load phase (``until``: a loop time) retries until then."""
         loop = asyncio.get_running_loop()
         report, plan = self.report, self.plan
-        report.attempted += 1
-        report.first_attempt_at = min(report.first_attempt_at, time.time())
+        if until is None:
+            report.attempted += 1
+            report.first_attempt_at = min(report.first_attempt_at, time.time())
+        else:  # a fleet does not come back in step: each charger waits a little first
+            await asyncio.sleep(self._rng.uniform(0.0, 1.0))
         t0 = loop.time()
-        for attempt in range(plan.connect_retries + 1):
-            outcome, retry_after = await self._attempt(spec)
-            if not isinstance(outcome, str):
-                report.booted += 1
-                report.connect_ms.append((loop.time() - t0) * 1000)
-                report.last_booted_at = max(report.last_booted_at, time.time())
+        attempt = 0
+        while True:
+            outcome, retry_after = await self._attempt(spec, script)
+            if isinstance(outcome, Link):
+                if until is None:
+                    report.booted += 1
+                    report.connect_ms.append((loop.time() - t0) * 1000)
+                    report.last_booted_at = max(report.last_booted_at, time.time())
+                else:
+                    report.reconnected += 1
+                    report.reconnect_ms.append((loop.time() - t0) * 1000)
+                    report.last_rebooted_at = max(report.last_rebooted_at, time.time())
                 return outcome
-            if attempt == plan.connect_retries:
+            give_up = attempt >= plan.connect_retries if until is None else loop.time() >= until
+            if give_up:
                 report.connect_failures[outcome] += 1
                 return None
             report.connect_retries[outcome] += 1
-            backoff = self._rng.uniform(1.0, 3.0) * (attempt + 1) * plan.retry_backoff_s
-            await asyncio.sleep(retry_after if retry_after is not None else backoff)
-        return None
+            backoff = self._rng.uniform(1.0, 3.0) * min(attempt + 1, 4) * plan.retry_backoff_s
+            wait = retry_after if retry_after is not None else backoff
+            if until is not None:
+                wait = min(wait, max(0.0, until - loop.time()))
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def _attempt(
-        self, spec: ChargerSpec
-    ) -> tuple[tuple[Link, ChargerScript] | str, float | None]:
+        self, spec: ChargerSpec, script: ChargerScript
+    ) -> tuple[Link | str, float | None]:
         """One connection attempt: the open, booted link or why it failed, and the server's
         ``Retry-After`` (seconds, capped at 60) when it sent one."""
         plan, report = self.plan, self.report
@@ -261,27 +310,39 @@ class Worker:
             return "subprotocol not agreed", None
         report.connected += 1
         link = Link(ws, spec.version, report)
-        script = ChargerScript(spec.charger_id, spec.version, cycle=plan.cycle)
-        if not plan.aligned:  # each charger at its own point of the cycle, as in a fleet
-            script.begin_at(self._rng.randrange(len(plan.cycle)))
         try:
             answer = await link.call(*script.boot(), timeout_s=plan.connect_timeout_s)
             if answer.get("status") != "Accepted":
                 await link.close()
                 return f"boot {answer.get('status')}", None
             await link.call(*script.status(available=True), timeout_s=plan.connect_timeout_s)
+            if script.paid is not None:  # pins its settlement key (the same one again later)
+                answer = await link.call(*script.paid.key_call(), timeout_s=plan.connect_timeout_s)
+                report.key_answers[str(answer.get("status"))] += 1
         except CallFailed as exc:
             await link.close()
             return f"boot {exc.reason}", None
-        return (link, script), None
+        return link, None
 
-    async def _load(self, link: Link, script: ChargerScript) -> None:
+    async def _load(self, spec: ChargerSpec, link: Link, script: ChargerScript) -> Link | None:
+        """The load phase of one charger; the link it ends with (None: it could not reconnect)."""
         loop = asyncio.get_running_loop()
         plan, report = self.plan, self.report
         next_at = self._load_start + self._rng.uniform(0, plan.interval_s)
-        while next_at < self._load_end and loop.time() < self._load_end and link.is_open:
+        owed: tuple[str, Payload] | None = None  # a message to send again until answered
+        while (next_at < self._load_end and loop.time() < self._load_end) or (
+            owed is not None and loop.time() < self._load_end + plan.drain_s
+        ):
+            if not link.is_open:
+                report.dropped += 1
+                await link.close()
+                reopened = await self._open(spec, script, until=self._load_end + plan.drain_s)
+                if reopened is None:
+                    break
+                link = reopened
+                next_at = max(next_at, loop.time())
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-            action, payload = script.next_call()
+            action, payload = owed if owed is not None else script.next_call()
             sent = loop.time()
             report.sent += 1
             try:
@@ -293,14 +354,26 @@ class Worker:
                     report.lost += 1
                 else:
                     report.callerrors[exc.reason.removeprefix("CALLERROR ")] += 1
+                if must_deliver(action, payload):
+                    report.resent += owed is not None
+                    owed = (action, payload)
+                else:
+                    owed = None
                 next_at += plan.interval_s
                 continue
             answered = loop.time()
             report.answered += 1
+            report.resent += owed is not None
+            owed = None
             report.record(action, (answered - sent) * 1000)
             self._last_answer = max(self._last_answer, answered)
-            script.on_result(action, answer)
+            script.on_result(action, answer, payload)
             next_at += plan.interval_s
+        if owed is not None:
+            report.undelivered += 1
+            if not link.is_open:
+                return None
+        return link if link.is_open else None
 
 
 def _retry_after(exc: InvalidStatus) -> float | None:

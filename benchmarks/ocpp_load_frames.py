@@ -1,20 +1,38 @@
 """What the load generator's chargers say: OCPP-J frames and schema-valid payloads, no I/O.
 
 A :class:`ChargerScript` is one simulated charger's repeating message cycle (status, a
-transaction with meter values, heartbeats) for OCPP 1.6 or 2.0.1. It only builds payloads and
-reads answers, so it is tested against the official JSON schemas without sockets. The same
-module holds the answers of the stand-in server and the charger's answers to CSMS calls.
+transaction with meter values, heartbeats) for OCPP 1.6 or 2.0.1. A transaction is started
+with the charger's registered RFID tag, or, while the charger holds orders placed for it, with
+the next order's id; such a session ends with the charger's signed ``Settlement`` and a
+``Synced`` DataTransfer, sent in place of the cycle's two heartbeats. The script only builds
+payloads and reads answers, so it is tested against the official JSON schemas without
+sockets; every session it starts is kept in :attr:`ChargerScript.log` for the end-of-run
+count. The same module holds the answers of the stand-in server and the charger's answers to
+CSMS calls.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from qr_extension.wire import SUBPROTOCOL_16, SUBPROTOCOL_201, ocpp_timestamp
+from qr_extension.keys import SigningKey
+from qr_extension.settlement import build_settlement, sign_settlement
+from qr_extension.start import StartAuthorization, read_start_token
+from qr_extension.usage import UsageBucket, bucket_index_at
+from qr_extension.wire import (
+    MSG_SETTLEMENT,
+    MSG_SETTLEMENT_KEY,
+    MSG_SYNCED,
+    SUBPROTOCOL_16,
+    SUBPROTOCOL_201,
+    VENDOR_ID,
+    ocpp_timestamp,
+)
 
 Version = Literal["1.6", "2.0.1"]
 Payload = dict[str, Any]
@@ -41,6 +59,53 @@ CYCLE: Final = (
 )
 HEARTBEATS_ONLY: Final = ("heartbeat",)  # the floor: framing, routing, one tiny write
 ENERGY_PER_METER_WH: Final = 250
+ORDER_MARGIN_S: Final = 120  # an order this close to its expiry is not started any more
+RFID, ORDER = "rfid", "order"
+
+
+@dataclass(slots=True)
+class SessionLog:
+    """One transaction the charger started, and what the CSMS answered along the way.
+
+    ``key`` finds its row in the database: the 2.0.1 ``transactionId``, or for 1.6 (whose id
+    the CSMS assigns) the meter start, which only grows on one charger."""
+
+    charger_id: str
+    version: Version
+    kind: str  # RFID or ORDER
+    id_tag: str
+    key: str
+    start_status: str = ""  # the idTagInfo / idTokenInfo status; "" while unanswered
+    ended: bool = False
+    settlement: str = ""  # the DataTransfer status of its Settlement ("" none or unanswered)
+    synced: str = ""
+
+
+@dataclass(slots=True)
+class PaidPlan:
+    """A charger's orders (id, start token) and its settlement key: while orders are left,
+    its sessions are paid ones."""
+
+    orders: deque[tuple[str, str]]
+    key: SigningKey
+    audience: str  # the CSMS issuer id, the settlements' ``aud``
+    seq: int = 0  # the charger's settlement counter
+
+    def next_order(self, now: float) -> tuple[str, StartAuthorization] | None:
+        while self.orders:
+            order_id, token = self.orders.popleft()
+            auth = read_start_token(token)
+            if isinstance(auth, StartAuthorization) and auth.expires_at > now + ORDER_MARGIN_S:
+                return order_id, auth
+        return None
+
+    def key_call(self) -> tuple[str, Payload]:
+        """The boot-time DataTransfer that pins the charger's key (the same key again later)."""
+        return data_transfer(MSG_SETTLEMENT_KEY, json.dumps(self.key.public.to_jwk()))
+
+
+def data_transfer(message_id: str, data: str) -> tuple[str, Payload]:
+    return "DataTransfer", {"vendorId": VENDOR_ID, "messageId": message_id, "data": data}
 
 
 class FrameError(ValueError):
@@ -107,6 +172,14 @@ class ChargerScript:
     transaction_id: int | str | None = None
     seq_no: int = 0
     pending_start: bool = False  # begun mid-transaction: start one first
+    tag: str = "BENCH"  # the charger's RFID tag (registered by the benchmark)
+    run: str = ""  # the run's nonce, in 2.0.1 transaction ids (a kept database sees many runs)
+    paid: PaidPlan | None = None
+    log: list[SessionLog] = field(default_factory=list)
+    _order: tuple[str, StartAuthorization] | None = None  # the running session's order
+    _started_s: int = 0  # the running session's start (epoch s) and meter start
+    _meter_start: int = 0
+    _outbox: deque[tuple[str, Payload]] = field(default_factory=deque)  # in place of heartbeats
 
     def begin_at(self, step: int) -> None:
         """Begins the cycle at ``step`` (a fleet is not in step with itself). A step inside a
@@ -148,10 +221,31 @@ class ChargerScript:
         result: tuple[str, Payload] = builder()
         return result
 
-    def on_result(self, action: str, payload: Payload) -> None:
+    def on_result(self, action: str, payload: Payload, sent: Payload | None = None) -> None:
+        """Reads an answer to ``sent`` (the CALL's payload) into the session log."""
+        session = self.log[-1] if self.log else None
         if action == "StartTransaction" and self.version == "1.6":
             tid = payload.get("transactionId")
             self.transaction_id = tid if isinstance(tid, int) else 0
+            if session is not None:
+                session.start_status = str(payload.get("idTagInfo", {}).get("status", "?"))
+        elif session is None or sent is None:
+            return
+        elif action == "StopTransaction":
+            session.ended = True
+        elif action == "TransactionEvent":
+            if sent.get("eventType") == "Started":
+                session.start_status = str(payload.get("idTokenInfo", {}).get("status", "?"))
+            elif sent.get("eventType") == "Ended":
+                session.ended = True
+        elif action == "DataTransfer" and sent.get("messageId") in (MSG_SETTLEMENT, MSG_SYNCED):
+            paid = next((s for s in reversed(self.log) if s.kind == ORDER), None)
+            if paid is not None:
+                status = str(payload.get("status", "?"))
+                if sent["messageId"] == MSG_SETTLEMENT:
+                    paid.settlement = status
+                else:
+                    paid.synced = status
 
     def status(self, available: bool) -> tuple[str, Payload]:
         if self.version == "1.6":
@@ -175,10 +269,12 @@ class ChargerScript:
         return self.status(available=True)
 
     def _heartbeat(self) -> tuple[str, Payload]:
+        if self._outbox:  # a paid session's Settlement, then its Synced
+            return self._outbox.popleft()
         return "Heartbeat", {}
 
     def _id_tag(self) -> str:
-        return f"BENCH{self.sessions:06d}"
+        return self._order[0] if self._order is not None else self.tag
 
     def _sampled(self, context: str) -> list[Payload]:
         value: Payload = {
@@ -194,17 +290,67 @@ class ChargerScript:
 
     def _start(self) -> tuple[str, Payload]:
         self.sessions += 1
+        self.meter_wh += 1  # the plug-in: no two sessions of a charger start at one reading
+        now = self.now()
+        self._order = self.paid.next_order(now) if self.paid is not None else None
+        self._started_s, self._meter_start = int(now), self.meter_wh
+        kind = ORDER if self._order is not None else RFID
         if self.version == "1.6":
             self.transaction_id = None
-            return "StartTransaction", {
+            key = str(self.meter_wh)
+            payload: Payload = {
                 "connectorId": 1,
                 "idTag": self._id_tag(),
                 "meterStart": self.meter_wh,
                 "timestamp": self.clock(),
             }
-        self.transaction_id = f"{self.charger_id[:24]}-{self.sessions}"
+            self.log.append(SessionLog(self.charger_id, self.version, kind, self._id_tag(), key))
+            return "StartTransaction", payload
+        run = f"{self.run}-" if self.run else ""
+        self.transaction_id = f"{self.charger_id[:20]}-{run}{self.sessions}"
         self.seq_no = 0
+        self.log.append(
+            SessionLog(self.charger_id, self.version, kind, self._id_tag(), self.transaction_id)
+        )
         return "TransactionEvent", self._event("Started", "Authorized", "Transaction.Begin")
+
+    def _settle(self) -> None:
+        """Queues the signed Settlement of the paid session just stopped, then Synced."""
+        if self._order is None or self.paid is None:
+            return
+        _, auth = self._order
+        stopped = max(self._started_s, int(self.now()))
+        energy = self.meter_wh - self._meter_start
+        self.paid.seq += 1
+        settlement = build_settlement(
+            auth,
+            audience=self.paid.audience,
+            transaction_id=str(
+                self.log[-1].key
+                if self.version == "2.0.1"
+                else f"{self.charger_id[:24]}-{self.sessions}"
+            ),
+            started_at=self._started_s,
+            stopped_at=stopped,
+            meter_start_wh=self._meter_start,
+            meter_stop_wh=self.meter_wh,
+            usage=[
+                UsageBucket(
+                    bucket_index_at(auth.tariff, self._started_s),
+                    energy,
+                    stopped - self._started_s,
+                    0,
+                )
+            ],
+            reason="EVDisconnected",
+            seq=self.paid.seq,
+            offline=False,
+            issued_at=stopped,
+        )
+        token = sign_settlement(settlement, self.paid.key)
+        self._outbox.append(data_transfer(MSG_SETTLEMENT, token))
+        self._outbox.append(data_transfer(MSG_SYNCED, json.dumps({"seq": self.paid.seq})))
+        self._order = None
 
     def _event(self, event_type: str, trigger: str, context: str) -> Payload:
         info: Payload = {"transactionId": str(self.transaction_id)}
@@ -249,8 +395,11 @@ class ChargerScript:
                 "reason": "EVDisconnected",
             }
             self.transaction_id = None
+            self._settle()
             return "StopTransaction", payload
-        return "TransactionEvent", self._event("Ended", "EVCommunicationLost", "Transaction.End")
+        event = self._event("Ended", "EVCommunicationLost", "Transaction.End")
+        self._settle()
+        return "TransactionEvent", event
 
 
 def answer_to_csms_call(version: Version, action: str, payload: Payload) -> Payload | None:

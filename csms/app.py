@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import configure_mappers
 
 from config.settings import Settings
 from csms import metrics
@@ -60,7 +61,7 @@ from csms.password_throttle import (
     PasswordThrottle,
     SharedPasswordThrottle,
 )
-from csms.passwords import PasswordVerifier
+from csms.passwords import PasswordVerifier, SharedVerifications, cache_secret
 from csms.payments.order_policy import OrderAuthorizationPolicy
 from csms.payments.provider import SandboxProvider
 from csms.payments.reaper import Reaper
@@ -106,6 +107,10 @@ def create_app(
     chargers offline.
     """
     check_production(settings)
+    # every ORM mapper configured now, in one thread: configured lazily by the first query, two
+    # threads at once (the loop and a database thread, a fresh worker's first burst) can see a
+    # half-configured attribute (AttributeError on ``supports_population``)
+    configure_mappers()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -260,7 +265,13 @@ async def build_context(
         keys=keys,
         registry=registry,
         dispatcher=dispatcher,
-        passwords=PasswordVerifier(),
+        passwords=PasswordVerifier(
+            shared=None
+            if redis is None
+            else SharedVerifications(
+                redis, prefix=settings.redis_prefix, secret=cache_secret(driver_secret)
+            )
+        ),
         authorization=policy,
         sink=sink or settlements,
         message_log=MessageLogWriter(db, limit=settings.message_log_limit, clock=clock),

@@ -8,6 +8,14 @@ sha256(id, password, stored hash): a charger retrying its handshake, or replacin
 connection, costs nothing the second time, and a password change invalidates the entry by
 itself.
 
+In a cluster (``redis_url``) a success is also remembered in Redis (:class:`SharedVerifications`)
+under the charger id, as an HMAC-SHA256 of (id, password, stored hash) keyed by a secret
+derived from the key directory's ``driver-token.secret``, which every node shares: after every
+process restarted, a reconnect storm finds its chargers' checks there and runs no argon2 at all.
+Redis holds nothing a password can be read or tried from without that secret, and an entry
+matches only while the charger's stored hash is the one it was made with, so a new password
+(read from the database at every handshake, on every node) invalidates it everywhere at once.
+
 The queue in front of the threads is bounded too (``max_waiting``): beyond it
 :class:`VerifierOverloaded` is raised at once and the endpoint answers 503 with
 ``Retry-After``, so a storm is spread over time instead of piling up handshakes that time out
@@ -23,23 +31,45 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import logging
 import math
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from csms.errors import ChargerAuthError
 
+LOG = logging.getLogger("csms.passwords")
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
 def hash_password(password: str) -> str:
     """An argon2id hash of ``password`` (PHC string, salt included)."""
     return _HASHER.hash(password)
+
+
+def acceptable_hash(stored_hash: str) -> str | None:
+    """None when ``stored_hash`` is an argon2id PHC string at least as strong as ours (what
+    an import of hashes made elsewhere may bring in), else why not."""
+    try:
+        params = extract_parameters(stored_hash)
+    except (InvalidHashError, ValueError):
+        return "not an argon2 PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)"
+    ours = _HASHER
+    if params.type is not Type.ID:
+        return "must be argon2id"
+    if params.memory_cost < ours.memory_cost or params.time_cost < ours.time_cost:
+        return f"needs m >= {ours.memory_cost} and t >= {ours.time_cost}"
+    if params.salt_len < 8 or params.hash_len < 16:
+        return "needs a salt of 8 bytes and a hash of 16 bytes at least"
+    return None
 
 
 def check_password(stored_hash: str, password: str) -> bool:
@@ -67,12 +97,66 @@ class VerifierOverloaded(ChargerAuthError):
         self.retry_after_s = retry_after_s
 
 
+SHARED_TTL_S = 7 * 86_400  # bounds what Redis keeps for chargers that never come back
+_CACHE_LABEL = b"qrcharge charger-password verifications v1"
+
+
+class SharedVerifications:
+    """Successful password checks shared by the nodes of a cluster through Redis.
+
+    One key per charger, ``{prefix}:chargerpw:{id}``, holding
+    HMAC-SHA256(secret, id, password, stored hash). ``secret`` is derived from a secret every
+    node holds (:func:`cache_secret`), never stored in Redis. A Redis error is a miss (the
+    caller runs argon2): the cache can make a check cheaper, never make one pass.
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str, secret: bytes, ttl_s: int = SHARED_TTL_S):
+        self._redis = redis
+        self._prefix = prefix
+        self._secret = secret
+        self._ttl_s = ttl_s
+        self.hits = 0
+
+    def _key(self, charger_id: str) -> str:
+        return f"{self._prefix}:chargerpw:{charger_id}"
+
+    def digest(self, charger_id: str, password: str, stored_hash: str) -> bytes:
+        material = "\x00".join((charger_id, password, stored_hash)).encode()
+        return hmac.new(self._secret, material, hashlib.sha256).digest()
+
+    async def seen(self, charger_id: str, digest: bytes) -> bool:
+        """Whether a node verified exactly this (password, stored hash) for the charger."""
+        try:
+            stored = await self._redis.get(self._key(charger_id))
+        except RedisError as exc:
+            LOG.debug("shared password cache unavailable: %s", exc)
+            return False
+        if isinstance(stored, bytes) and hmac.compare_digest(stored, digest):
+            self.hits += 1
+            return True
+        return False
+
+    async def remember(self, charger_id: str, digest: bytes) -> None:
+        try:
+            await self._redis.set(self._key(charger_id), digest, ex=self._ttl_s)
+        except RedisError as exc:
+            LOG.debug("shared password cache unavailable: %s", exc)
+
+
+def cache_secret(node_secret: bytes) -> bytes:
+    """The shared cache's HMAC key, derived from a secret every node holds (a key of its own,
+    so that the cache's digests and what else ``node_secret`` signs never meet)."""
+    return hmac.new(node_secret, _CACHE_LABEL, hashlib.sha256).digest()
+
+
 class PasswordVerifier:
-    """Bounded-concurrency verification with a short-lived cache of successes."""
+    """Bounded-concurrency verification with a short-lived cache of successes (and, in a
+    cluster, the nodes' shared one)."""
 
     def __init__(
         self,
         *,
+        shared: SharedVerifications | None = None,
         parallel: int | None = None,
         ttl_s: float = 600.0,
         max_entries: int = 100_000,
@@ -86,6 +170,7 @@ class PasswordVerifier:
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._clock = clock
+        self._shared = shared
         self._ok: OrderedDict[bytes, float] = OrderedDict()
         self._verify_s = 0.02  # moving average of one verification's wall time
         self._next_slot = 0.0  # clock time of the next free appointment
@@ -105,6 +190,12 @@ class PasswordVerifier:
         if expires is not None and expires > now:
             self._ok.move_to_end(key)
             return True
+        digest = b""
+        if self._shared is not None:
+            digest = self._shared.digest(charger_id, password, stored_hash)
+            if await self._shared.seen(charger_id, digest):
+                self._remember(key)
+                return True
         booked = self._booked.pop(charger_id, None)
         on_time = booked is not None and now >= booked - 1  # Retry-After is whole seconds
         if self._pending >= self._max_waiting and not on_time:
@@ -124,11 +215,16 @@ class PasswordVerifier:
         finally:
             self._pending -= 1
         if ok:
-            self._ok[key] = self._clock() + self._ttl_s
-            self._ok.move_to_end(key)
-            while len(self._ok) > self._max_entries:
-                self._ok.popitem(last=False)
+            self._remember(key)
+            if self._shared is not None:
+                await self._shared.remember(charger_id, digest)
         return ok
+
+    def _remember(self, key: bytes) -> None:
+        self._ok[key] = self._clock() + self._ttl_s
+        self._ok.move_to_end(key)
+        while len(self._ok) > self._max_entries:
+            self._ok.popitem(last=False)
 
     def _appointment(self, charger_id: str, now: float) -> int:
         """Seconds until the next free slot, booked for ``charger_id``: slots follow one

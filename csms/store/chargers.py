@@ -53,6 +53,29 @@ async def create_charger(
     return charger
 
 
+async def create_chargers(
+    session: AsyncSession, *, chargers: list[Charger], evses: list[int], now: datetime
+) -> None:
+    """Adds every charger of ``chargers`` (``evses[i]`` EVSEs for the i-th) in one transaction:
+    all or none; StoreError naming the first that exists."""
+    for charger in chargers:
+        charger.created_at = now
+    session.add_all(chargers)
+    try:
+        await session.flush()  # the chargers first: the EVSEs refer to them
+        session.add_all(
+            Evse(charger_id=c.id, evse_id=n, connector_id=1)
+            for c, count in zip(chargers, evses, strict=True)
+            for n in range(1, count + 1)
+        )
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        ids = [c.id for c in chargers]
+        taken = await session.exec(select(Charger.id).where(col(Charger.id).in_(ids)).limit(1))
+        raise StoreError(f"charger {taken.first()!r} already exists") from exc
+
+
 async def list_chargers(
     session: AsyncSession,
     *,

@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from benchmarks.ocpp_load import charger_specs
-from benchmarks.ocpp_load_client import ChargerSpec, Worker, WorkerPlan
+from benchmarks.ocpp_load import charger_specs, paid_indices
+from benchmarks.ocpp_load_client import ChargerSpec, Worker, WorkerPlan, must_deliver
 from benchmarks.ocpp_load_frames import (
     CYCLE,
     HEARTBEATS_ONLY,
@@ -33,6 +33,7 @@ from benchmarks.ocpp_load_frames import (
     VERSION_OF_SUBPROTOCOL,
     ChargerScript,
     FrameError,
+    PaidPlan,
     Version,
     answer_to_csms_call,
     decode,
@@ -42,6 +43,10 @@ from benchmarks.ocpp_load_frames import (
     stand_in_answer,
 )
 from benchmarks.ocpp_load_stats import percentile
+from qr_extension.keys import generate_key
+from qr_extension.settlement import Settlement, check_settlement, verify_settlement
+from qr_extension.start import StartAuthorization, issue_start_token, read_start_token
+from qr_extension.tariff import Limits, Tariff
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(ocpp.__file__).parent
@@ -99,7 +104,7 @@ def test_v201_transactions_are_unique_and_seq_no_restarts_per_transaction() -> N
     assert len(set(ids)) == 2 and all(len(i) <= 36 for i in ids)
     assert [e["seqNo"] for e in events] == [0, 1, 2, 3, 0, 1, 2, 3]
     assert [e["eventType"] for e in events[:4]] == ["Started", "Updated", "Updated", "Ended"]
-    assert events[0]["idToken"] == {"idToken": "BENCH000001", "type": "Central"}
+    assert events[0]["idToken"] == {"idToken": "BENCH", "type": "Central"}
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
@@ -158,6 +163,9 @@ def test_specs_interleave_versions_by_share() -> None:
     assert [s.version for s in specs].count("2.0.1") == 3
     assert len({s.charger_id for s in specs}) == 10
     assert {s.version for s in charger_specs(4, 0.0, "n")} == {"1.6"}
+    assert len({s.tag for s in specs}) == 10 and specs[0].password != specs[1].password
+    assert {s.password for s in charger_specs(3, 0.5, "n", "fleet-pw")} == {"fleet-pw"}
+    assert paid_indices(8, 0.25) == [3, 7] and paid_indices(4, 0.0) == []
 
 
 async def test_worker_counts_callerrors_and_answers_csms_calls() -> None:
@@ -251,3 +259,96 @@ def test_self_test_run_end_to_end(tmp_path: Path) -> None:
     assert summary["latency"]["p99_ms"] < 1000
     assert summary["csms_rss_mb"]["peak"] > 1
     assert "throughput" in done.stdout
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_paid_session_starts_with_the_order_and_ends_with_its_settlement(
+    version: Version,
+) -> None:
+    now = 1_790_000_000.0
+    csms_key, charger_key = generate_key(), generate_key()
+    tariff = Tariff(id="T1", currency="CNY", fixed_fee=5000, energy_price=15000)
+    token = issue_start_token(
+        key=csms_key,
+        charge_point_id="LOAD00005",
+        order_id="ORDER1",
+        evse_id=1,
+        tariff=tariff,
+        limits=Limits(amount=1000),
+        issued_at=int(now) - 10,
+        validity_s=900,
+    )
+    paid = PaidPlan(deque([("ORDER1", token)]), charger_key, "qrcharge")
+    script = ChargerScript("LOAD00005", version, now=lambda: now, tag="RF1", paid=paid)
+    validate(version, *paid.key_call(), response=False)
+    calls = []
+    for counter in range(2 * len(CYCLE)):
+        action, payload = script.next_call()
+        validate(version, action, payload, response=False)
+        answer = stand_in_answer(version, action, payload, counter)
+        script.on_result(action, answer, payload)
+        calls.append((action, payload))
+    start = calls[1][1]
+    assert start.get("idTag", start.get("idToken", {}).get("idToken")) == "ORDER1"
+    transfers = [p for a, p in calls if a == "DataTransfer"]
+    assert [t["messageId"] for t in transfers] == ["Settlement", "Synced"]  # once: one order
+    settlement = verify_settlement(
+        transfers[0]["data"], key=charger_key.public, audience="qrcharge"
+    )
+    assert isinstance(settlement, Settlement)
+    auth = read_start_token(token)
+    assert isinstance(auth, StartAuthorization)
+    assert check_settlement(settlement, auth, leeway_s=300, now=int(now)) is None  # it pays
+    assert settlement.energy_wh == 4 * 250 and json.loads(transfers[1]["data"]) == {"seq": 1}
+    paid_log, rfid_log = script.log[0], script.log[1]
+    assert (paid_log.kind, paid_log.id_tag, paid_log.start_status) == (
+        "order",
+        "ORDER1",
+        "Accepted",
+    )
+    assert paid_log.ended and paid_log.settlement == paid_log.synced == "Accepted"
+    assert (rfid_log.kind, rfid_log.id_tag, rfid_log.settlement) == ("rfid", "RF1", "")
+    assert calls.count(("Heartbeat", {})) == 2  # the second cycle's heartbeats stay heartbeats
+
+
+def test_must_deliver_is_what_a_charger_queues() -> None:
+    assert must_deliver("StartTransaction", {}) and must_deliver("TransactionEvent", {})
+    assert must_deliver("DataTransfer", {"messageId": "Settlement"})
+    assert not must_deliver("DataTransfer", {"messageId": "SettlementKey"})
+    assert not must_deliver("MeterValues", {}) and not must_deliver("Heartbeat", {})
+
+
+def _run_load(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    out = tmp_path / "summary.json"
+    cmd = [sys.executable, "-m", "benchmarks.ocpp_load", "--chargers", "8", "--rate", "16"]
+    cmd += ["--paid-share", "0.5", "--drivers", "2", "--json", str(out), *extra]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_a_real_csms_run_captures_its_paid_orders_and_counts_match(tmp_path: Path) -> None:
+    summary, stdout = _run_load(tmp_path, "--duration", "6", "--storm")
+    check = summary["check"]
+    assert check["ok"], check
+    sessions, seen, db = check["sessions"], check["orders_seen"], check["orders_in_database"]
+    assert sessions["by_kind"]["order"] >= 2 and sessions["by_kind"]["rfid"] >= 2
+    assert sessions["start_statuses"].get("rfid:Accepted", 0) == sessions["by_kind"]["rfid"]
+    assert seen["captured"] == db["captured"] >= 1 and seen["signed_settlements"] >= 1
+    assert sessions["lost_starts"] == sessions["duplicated"] == check["charged_twice"] == 0
+    assert summary["connections"]["settlement_key_answers"] == {"Accepted": 4}
+    assert "paid orders" in stdout and "check        OK" in stdout
+
+
+@pytest.mark.postgres
+def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    summary, _ = _run_load(
+        tmp_path,
+        *("--duration", "14", "--db", "postgresql", "--csms-workers", "2"),
+        *("--kill-worker-at", "4"),
+    )
+    check = summary["check"]
+    assert check["ok"], check
+    assert summary["messages"]["undelivered"] == 0
+    assert summary["reconnect"]["count"] == summary["connections"]["dropped_during_load"]
+    assert summary["connections"]["held_at_end"] == 8
