@@ -70,8 +70,11 @@ def _clients(
             frame = json.loads(await ws.recv())
             if frame[0] == 2:  # the CSMS asks something
                 answer = answer_to_csms_call(script.version, frame[2], frame[3])
-                reply = encode_error(frame[1], "NotImplemented") if answer is None else (
-                    encode_result(frame[1], answer))
+                reply = (
+                    encode_error(frame[1], "NotImplemented")
+                    if answer is None
+                    else (encode_result(frame[1], answer))
+                )
                 await ws.send(reply)
                 continue
             assert frame[0] == 3, frame
@@ -130,7 +133,10 @@ async def run(args: argparse.Namespace) -> None:
         async with ctx.db.session() as session:
             for charger_id in ids:
                 await store.create_charger(
-                    session, charger_id=charger_id, password_hash=hashed, evses=1,
+                    session,
+                    charger_id=charger_id,
+                    password_hash=hashed,
+                    evses=1,
                     now=datetime.now(UTC),
                 )
         await asyncio.sleep(1)
@@ -152,8 +158,10 @@ async def run(args: argparse.Namespace) -> None:
         gc.collect()
         rss1 = _rss_kb()
         print(f"chargers connected and booted: {connected}")
-        print(f"RSS: {rss0 / 1024:.1f} MB -> {rss1 / 1024:.1f} MB: "
-              f"{(rss1 - rss0) / 1024 / connected * 1000:.1f} MB per 1,000 chargers")
+        print(
+            f"RSS: {rss0 / 1024:.1f} MB -> {rss1 / 1024:.1f} MB: "
+            f"{(rss1 - rss0) / 1024 / connected * 1000:.1f} MB per 1,000 chargers"
+        )
         if before is not None:
             after = tracemalloc.take_snapshot()
             stats = after.compare_to(before, "lineno" if args.frames == 1 else "traceback")
@@ -174,9 +182,11 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.sleep(0)
             cpu, child_cpu = time.process_time() - cpu0, _cpu_of(child.pid) - child0
             wall = time.perf_counter() - wall0
-            print(f"messages {sent} in {wall:.1f} s: CSMS CPU {cpu:.2f} s = "
-                  f"{cpu / sent * 1000:.3f} ms per message; generator CPU {child_cpu:.2f} s = "
-                  f"{child_cpu / sent * 1000:.3f} ms per message")
+            print(
+                f"messages {sent} in {wall:.1f} s: CSMS CPU {cpu:.2f} s = "
+                f"{cpu / sent * 1000:.3f} ms per message; generator CPU {child_cpu:.2f} s = "
+                f"{child_cpu / sent * 1000:.3f} ms per message"
+            )
         stop.set()
         child.join(30)
         server.should_exit = True

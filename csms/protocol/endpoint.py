@@ -70,7 +70,7 @@ class WebSocketTransport:
     Starlette's WebSocket. Both directions raise :class:`ConnectionEnded` once the socket is
     closed; a frame enters the message log only when it was really received or sent."""
 
-    __slots__ = ("_ws", "_link", "_ctx", "_charger_id", "closed")
+    __slots__ = ("_charger_id", "_ctx", "_link", "_ws", "closed")
 
     def __init__(self, websocket: WebSocket, ctx: CsmsContext, charger_id: str) -> None:
         self._ws = websocket
