@@ -77,9 +77,10 @@ from csms.store.leader_lock import LeaderLock
 from csms.store.message_log import MessageLogWriter
 from csms.store.types import utcnow
 from csms.store.writer import StoreWriter
-from csms.tls import TlsWebSocketProtocol, uvicorn_tls_options
+from csms.tls import uvicorn_tls_options
 from csms.upload_rate import UploadRate
 from csms.web import mount_web
+from csms.ws_link import OcppWebSocketProtocol
 
 LOG = logging.getLogger("csms")
 
@@ -442,7 +443,7 @@ def server_config(
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
-        "ws": TlsWebSocketProtocol,  # websockets-sansio, with the peer's certificate in scope
+        "ws": OcppWebSocketProtocol,  # websockets-sansio: the peer's certificate, direct frames
         "ws_max_size": settings.ocpp_max_frame_bytes * WS_HARD_LIMIT_FACTOR,
         "ws_ping_interval": 60.0,
         "ws_ping_timeout": 60.0,

@@ -50,6 +50,7 @@ from csms.protocol.v16 import ChargePoint16
 from csms.protocol.v201 import ChargePoint201
 from csms.store import chargers as store
 from csms.store.models import CHARGER_ID_PATTERN
+from csms.ws_link import FRAMES_EXTENSION, FrameLink
 from qr_extension.wire import SUBPROTOCOL_16, SUBPROTOCOL_201
 
 LOG = logging.getLogger("csms.endpoint")
@@ -62,18 +63,33 @@ router = APIRouter()
 
 
 class WebSocketTransport:
-    """Moves text frames between Starlette's WebSocket and a ChargePoint; logs them.
+    """Moves text frames between an accepted WebSocket and a ChargePoint; logs them.
 
-    Both directions raise :class:`ConnectionEnded` once the socket is closed; a frame enters
-    the message log only when it was really received or sent."""
+    Served by our uvicorn protocol, the frames go through its direct link (the scope's
+    ``qrcharge.frames`` extension: no ASGI events per frame); under any other server through
+    Starlette's WebSocket. Both directions raise :class:`ConnectionEnded` once the socket is
+    closed; a frame enters the message log only when it was really received or sent."""
+
+    __slots__ = ("_charger_id", "_ctx", "_link", "_ws", "closed")
 
     def __init__(self, websocket: WebSocket, ctx: CsmsContext, charger_id: str) -> None:
         self._ws = websocket
+        self._link: FrameLink | None = websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         self._ctx = ctx
         self._charger_id = charger_id
         self.closed = asyncio.Event()
 
     async def recv(self) -> str:
+        if self._link is not None:
+            text = await self._link.recv()
+        else:
+            text = await self._receive_asgi()
+        ctx = self._ctx
+        ctx.writer.touch(self._charger_id, ctx.clock())  # any frame: last seen
+        ctx.message_log.record(self._charger_id, "in", redact_frame(text))
+        return text
+
+    async def _receive_asgi(self) -> str:
         try:
             message = await self._ws.receive()
         except (WebSocketDisconnect, RuntimeError) as exc:
@@ -84,19 +100,23 @@ class WebSocketTransport:
         if text is None:
             raw = message.get("bytes") or b""
             text = raw.decode("utf-8", errors="replace")
-        self._ctx.writer.touch(self._charger_id, self._ctx.clock())  # any frame: last seen
-        self._ctx.message_log.record(self._charger_id, "in", redact_frame(text))
         return str(text)
 
     async def send(self, message: str) -> None:
-        try:
-            await self._ws.send_text(message)
-        except (WebSocketDisconnect, RuntimeError, OSError) as exc:  # closed, or closing
-            raise ConnectionEnded(f"socket closed ({type(exc).__name__})") from exc
+        if self._link is not None:
+            await self._link.send(message)
+        else:
+            try:
+                await self._ws.send_text(message)
+            except (WebSocketDisconnect, RuntimeError, OSError) as exc:  # closed, or closing
+                raise ConnectionEnded(f"socket closed ({type(exc).__name__})") from exc
         self._ctx.message_log.record(self._charger_id, "out", redact_frame(message))
 
     async def close(self, reason: str) -> None:
         self.closed.set()
+        if self._link is not None:
+            await self._link.close(1000, reason[:120])
+            return
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await self._ws.close(code=1000, reason=reason[:120])
 
