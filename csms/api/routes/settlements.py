@@ -194,7 +194,9 @@ async def post_settlement(
         raise HTTPException(code, detail) from exc
     if outcome.order.user_id != user.id:
         return JSONResponse(SettlementAccepted().model_dump(), status.HTTP_202_ACCEPTED)
-    return await settlement_public(session, outcome.order, outcome.record, payment=outcome.payment)
+    return await settlement_public(
+        session, outcome.order, outcome.record, payment=outcome.payment, flagged=outcome.flagged
+    )
 
 
 @router.get("", response_model=list[SettlementPublic])
