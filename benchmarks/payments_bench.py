@@ -346,9 +346,9 @@ async def run_http_round(
             if errors:
                 raise RuntimeError(f"{len(errors)} {kind} failed, first: {errors[0]}")
             used = {k: cpu_after[k] - cpu_before[k] for k in pids}
+            db_cpu = http.backend_delta(db_before, db_after)
             return http.Phase(
-                label, len(jobs), wall, lat, requests, used, client_cpu, db_after - db_before,
-                results,
+                label, len(jobs), wall, lat, requests, used, client_cpu, db_cpu, results
             )  # fmt: skip
 
         warm = await phase("orders", "warm-up", _http_jobs(bench, auth, first, args.warmup), 0)

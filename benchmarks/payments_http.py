@@ -431,8 +431,16 @@ async def backend_pids(db: Any) -> list[int]:
         return [int(r[0]) for r in rows]
 
 
-def measure(pids: dict[str, int], backends: Sequence[int]) -> tuple[dict[str, float], float]:
-    return {k: cpu_s(p) for k, p in pids.items()}, sum(cpu_s(p) for p in backends)
+def measure(
+    pids: dict[str, int], backends: Sequence[int]
+) -> tuple[dict[str, float], dict[int, float]]:
+    """CPU seconds so far of each CSMS process and of each PostgreSQL backend."""
+    return {k: cpu_s(p) for k, p in pids.items()}, {p: cpu_s(p) for p in backends}
+
+
+def backend_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """The backends' CPU between two readings (a backend gone meanwhile is left out)."""
+    return sum(after[p] - before[p] for p in before if before[p] and after.get(p))
 
 
 def percentiles(values: Sequence[float]) -> str:
