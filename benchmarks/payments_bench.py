@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -63,6 +64,8 @@ from qr_extension.settlement import build_settlement, sign_settlement
 from qr_extension.tariff import UsageBucket
 
 TARGET_PER_S = 500
+IDLE_S = 3.0
+STATS_FLUSH_S = 1.5  # PostgreSQL's backends report their statistics within a second of idling
 CHARGERS = 20
 
 
@@ -338,23 +341,33 @@ async def run_http_round(
 
         async def phase(kind: str, label: str, jobs: list[Any], requests: int) -> http.Phase:
             backends = await http.backend_pids(bench.db)
+            xacts = await http.transactions(bench.db)
             cpu_before, db_before = http.measure(pids, backends)
             results, lat, errors, wall, client_cpu = await asyncio.to_thread(
                 clients.run, kind, jobs
             )
             cpu_after, db_after = http.measure(pids, backends)
+            await asyncio.sleep(STATS_FLUSH_S)
+            xacts = await http.transactions(bench.db) - xacts - 1  # less this reading's own
             if errors:
                 raise RuntimeError(f"{len(errors)} {kind} failed, first: {errors[0]}")
             used = {k: cpu_after[k] - cpu_before[k] for k in pids}
             db_cpu = http.backend_delta(db_before, db_after)
             return http.Phase(
-                label, len(jobs), wall, lat, requests, used, client_cpu, db_cpu, results
+                label, len(jobs), wall, lat, requests, used, client_cpu, db_cpu, xacts, results
             )  # fmt: skip
 
         warm = await phase("orders", "warm-up", _http_jobs(bench, auth, first, args.warmup), 0)
         warm_jobs = await _settlement_jobs(bench, auth, warm.results, first)
         await phase("settlements", "warm-up", warm_jobs, 0)
         first += args.warmup
+        # what the processes burn with no request (timers, the leader's heartbeat, metrics):
+        # at a low rate it is a visible part of the CPU per request
+        idle_before, _ = http.measure(pids, ())
+        await asyncio.sleep(IDLE_S)
+        idle_after, _ = http.measure(pids, ())
+        idle = sum(idle_after.values()) - sum(idle_before.values())
+        print(f"  CSMS CPU while idle: {idle / IDLE_S:.3f} CPU-s per s", flush=True)
         profilers = http.start_profilers(pids, args.profile, n) if args.profile else []
         jobs = _http_jobs(bench, auth, first, args.count)
         orders = await phase("orders", "orders created", jobs, len(jobs))
@@ -445,6 +458,11 @@ async def _clear_redis(url: str, prefix: str) -> None:
 
 
 async def _main(args: argparse.Namespace, url: str) -> int:
+    # SIGTERM stops the run as Ctrl-C does: the CSMS and the clients are stopped, the
+    # database dropped
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     with tempfile.TemporaryDirectory(prefix="qrcharge-bench-") as tmp:
         url = url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"

@@ -20,7 +20,7 @@ def test_two_workers_take_orders_and_settlements_over_http(tmp_path: Path) -> No
     cmd = [sys.executable, "-m", "benchmarks.payments_bench", "--http-server", "--quick"]
     cmd += ["--db", "postgresql", "--workers", "2", "--count", "40", "--warmup", "10"]
     cmd += ["--json", str(out)]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = json.loads(out.read_text())["rounds"]
     orders, paid = run["phases"]
