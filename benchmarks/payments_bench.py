@@ -7,9 +7,11 @@ looked up by (iss, kid), the match to the order's snapshot and the recomputed co
 settlement record and the pending payment, then the capture (capture + release transfers, the
 receipt). ``--http`` runs the same through the FastAPI app in-process (httpx ASGI transport:
 routing, validation, the driver's bearer token, JSON), which costs more; its client shares the
-process. ``--http-server`` sends the same requests to ``qrcharge csms`` running in a process of
-its own (uvicorn, as deployed) from a light keep-alive client here, and reports the CSMS
-process's CPU.
+process. ``--http-server`` sends the same requests to ``qrcharge csms --workers N`` running in
+processes of their own (uvicorn, as deployed; PostgreSQL and Redis for N > 1) from light
+keep-alive client processes (:mod:`benchmarks.payments_http`), and reports each CSMS
+process's CPU, the clients' and the database's, p50/p99 and PostgreSQL transactions per
+request; ``--compare DIR`` runs another tree's CSMS and this one alternately.
 
 Settlements are signed beforehand (that is the charger's work). ``--concurrency`` requests are
 in flight at once, spread over ``--drivers`` wallets (each wallet is a lock).
@@ -17,6 +19,7 @@ in flight at once, spread over ``--drivers`` wallets (each wallet is a lock).
     .venv/bin/python -m benchmarks.payments_bench                       # SQLite, ~30 s
     .venv/bin/python -m benchmarks.payments_bench --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench
     .venv/bin/python -m benchmarks.payments_bench --quick               # smoke run
+    .venv/bin/python -m benchmarks.payments_bench --http-server --db postgresql --workers 2
 
 The PostgreSQL database must exist and is emptied first. Exit code 1 with ``--check`` when a
 SQLite run is below the target (500 orders/s and 500 settlements/s).
