@@ -344,14 +344,17 @@ async def run_http_round(
 
         async def phase(kind: str, label: str, jobs: list[Any], requests: int) -> http.Phase:
             backends = await http.backend_pids(bench.db)
-            xacts = await http.transactions(bench.db)
+            xacts_before = await http.transactions(bench.db)
             cpu_before, db_before = http.measure(pids, backends)
             results, lat, errors, wall, client_cpu = await asyncio.to_thread(
                 clients.run, kind, jobs
             )
             cpu_after, db_after = http.measure(pids, backends)
             await asyncio.sleep(STATS_FLUSH_S)
-            xacts = await http.transactions(bench.db) - xacts - 1  # less this reading's own
+            xacts_after = await http.transactions(bench.db)
+            xacts = None
+            if xacts_before is not None and xacts_after is not None:
+                xacts = xacts_after - xacts_before - 1  # less the first reading's own
             if errors:
                 raise RuntimeError(f"{len(errors)} {kind} failed, first: {errors[0]}")
             used = {k: cpu_after[k] - cpu_before[k] for k in pids}

@@ -224,7 +224,7 @@ class Phase:
     csms_cpu: dict[str, float]  # per CSMS process (w1.. or "csms", "supervisor")
     client_cpu: float
     db_cpu: float
-    xacts: int = 0  # PostgreSQL transactions in the phase (:func:`transactions`)
+    xacts: int | None = None  # PostgreSQL transactions in the phase (:func:`transactions`)
     results: list[Any] = field(default_factory=list)  # per job: order id or receipt id
 
     @property
@@ -256,8 +256,12 @@ class Phase:
             f"{1000 * self.csms_total / max(1, self.count):.2f} ms per {self.unit}; "
             f"client {self.client_cpu:.2f} "
             f"({1000 * self.client_cpu / max(1, self.requests):.2f} ms/request); "
-            f"PostgreSQL backends {self.db_cpu:.2f}; "
-            f"{self.xacts / max(1, self.requests):.2f} PostgreSQL transactions/request",
+            f"PostgreSQL backends {self.db_cpu:.2f}"
+            + (
+                ""
+                if self.xacts is None
+                else f"; {self.xacts / max(1, self.requests):.2f} PostgreSQL transactions/request"
+            ),
         ]
 
     @property
@@ -434,15 +438,15 @@ async def backend_pids(db: Any) -> list[int]:
         return [int(r[0]) for r in rows]
 
 
-async def transactions(db: Any) -> int:
+async def transactions(db: Any) -> int | None:
     """Transactions committed or rolled back in the run's database so far (PostgreSQL's
     statistics, flushed by each backend within a second of going idle; 0 on SQLite). A pool
     pre-ping, a read in a session of its own and a unit of work are one each: a count that
-    does not depend on how busy the machine is."""
+    does not depend on how busy the machine is. None on SQLite."""
     from sqlalchemy import text
 
     if db.engine.dialect.name != "postgresql":
-        return 0
+        return None
     async with db.engine.connect() as conn:
         row = await conn.execute(
             text(

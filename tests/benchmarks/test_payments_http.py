@@ -1,6 +1,6 @@
 """Smoke test of ``payments_bench --http-server``: a short run against ``qrcharge csms
 --workers 2`` on PostgreSQL and Redis, so that the benchmark of the driver side over HTTP
-keeps working (its figures are in docs/benchmarks.md). About 20 s on the idle machine."""
+keeps working (its figures are in docs/benchmarks.md). 53 s on the saturated 2-CPU machine."""
 
 from __future__ import annotations
 
