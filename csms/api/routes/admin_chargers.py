@@ -215,7 +215,9 @@ async def put_settlement_key(
     """Pins a settlement key for the charger, retiring the previous one (kept for history)."""
     await _get(session, charger_id)
     try:
-        key = await set_settlement_key(ctx.db, charger_id=charger_id, jwk=body.jwk, now=ctx.clock())
+        key = await set_settlement_key(
+            ctx.db, charger_id=charger_id, jwk=body.jwk, now=ctx.clock()
+        )
     except SettlementKeyError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     return SettlementKeyPublic(charger_id=charger_id, kid=key.kid, jwk=key.to_jwk())
