@@ -7,9 +7,11 @@ looked up by (iss, kid), the match to the order's snapshot and the recomputed co
 settlement record and the pending payment, then the capture (capture + release transfers, the
 receipt). ``--http`` runs the same through the FastAPI app in-process (httpx ASGI transport:
 routing, validation, the driver's bearer token, JSON), which costs more; its client shares the
-process. ``--http-server`` sends the same requests to ``qrcharge csms`` running in a process of
-its own (uvicorn, as deployed) from a light keep-alive client here, and reports the CSMS
-process's CPU.
+process. ``--http-server`` sends the same requests to ``qrcharge csms --workers N`` running in
+processes of their own (uvicorn, as deployed; PostgreSQL and Redis for N > 1) from light
+keep-alive client processes (:mod:`benchmarks.payments_http`), and reports each CSMS
+process's CPU, the clients' and the database's, p50/p99 and PostgreSQL transactions per
+request; ``--compare DIR`` runs another tree's CSMS and this one alternately.
 
 Settlements are signed beforehand (that is the charger's work). ``--concurrency`` requests are
 in flight at once, spread over ``--drivers`` wallets (each wallet is a lock).
@@ -17,6 +19,7 @@ in flight at once, spread over ``--drivers`` wallets (each wallet is a lock).
     .venv/bin/python -m benchmarks.payments_bench                       # SQLite, ~30 s
     .venv/bin/python -m benchmarks.payments_bench --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench
     .venv/bin/python -m benchmarks.payments_bench --quick               # smoke run
+    .venv/bin/python -m benchmarks.payments_bench --http-server --db postgresql --workers 2
 
 The PostgreSQL database must exist and is emptied first. Exit code 1 with ``--check`` when a
 SQLite run is below the target (500 orders/s and 500 settlements/s).
@@ -26,15 +29,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
-import socket
-import subprocess
+import secrets
+import signal
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -43,6 +48,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from benchmarks import payments_http as http
 from config.settings import Settings, load_settings
 from csms.drivers.accounts import create_user
 from csms.keys import KeyManager
@@ -61,6 +67,8 @@ from qr_extension.settlement import build_settlement, sign_settlement
 from qr_extension.tariff import UsageBucket
 
 TARGET_PER_S = 500
+IDLE_S = 3.0
+STATS_FLUSH_S = 1.5  # PostgreSQL's backends report their statistics within a second of idling
 CHARGERS = 20
 
 
@@ -289,131 +297,192 @@ async def run_http(bench: Bench, count: int, concurrency: int) -> list[Rate]:
     return [created, paid]
 
 
-class RawHttp:
-    """A minimal HTTP/1.1 keep-alive client (JSON bodies, Content-Length answers): cheap on
-    CPU, so that the CSMS process, not the client, is what is measured."""
-
-    def __init__(self, port: int) -> None:
-        self._port = port
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def request(
-        self, method: str, path: str, headers: dict[str, str], body: object = None
-    ) -> tuple[int, Any]:
-        if self._streams is None:
-            self._streams = await asyncio.open_connection("127.0.0.1", self._port)
-        reader, writer = self._streams
-        data = b"" if body is None else json.dumps(body).encode()
-        head = [f"{method} {path} HTTP/1.1", "Host: csms", f"Content-Length: {len(data)}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        if body is not None:
-            head.append("Content-Type: application/json")
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
-        status_line = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value)
-        payload = await reader.readexactly(length)
-        return int(status_line.split()[1]), json.loads(payload) if payload else None
-
-    def close(self) -> None:
-        if self._streams is not None:
-            self._streams[1].close()
+def _http_jobs(bench: Bench, auth: dict[int, bytes], first: int, count: int) -> list[Any]:
+    """``count`` order requests, numbered from ``first``: (driver's authorization, (path, body))."""
+    jobs = []
+    for i in range(first, first + count):
+        user = bench.users[i % len(bench.users)]
+        jobs.append((auth[user], ("/api/v1/orders", json.dumps(_order_body(i)).encode())))
+    return jobs
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU time (user + system) of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+async def _settlement_jobs(
+    bench: Bench, auth: dict[int, bytes], ids: Sequence[str], first: int
+) -> list[Any]:
+    """An upload for each order (signed here: that is the charger's work, not timed)."""
+    async with bench.db.session() as session:
+        rows = [await session.get(Order, order_id) for order_id in ids]
+    jobs = []
+    for i, row in enumerate(rows, first):
+        assert row is not None
+        body = json.dumps({"token": _settlement(bench, row, i)}).encode()
+        jobs.append((auth[row.user_id], ("/api/v1/settlements", body)))
+    return jobs
+
+
+async def run_http_round(
+    bench: Bench, args: argparse.Namespace, tmp: Path, url: str, source: Path | None, n: int
+) -> list[http.Phase]:
+    """One round against ``qrcharge csms --workers N`` (from ``source``, or this tree): a
+    warm-up, then the measured orders and the measured settlements (upload + confirm)."""
+    auth = {u: h["Authorization"].encode() for u, h in _driver_headers(bench).items()}
+    first = n * (args.count + args.warmup)  # order numbers of this round
+    csms = http.Csms(
+        tmp=tmp,
+        url=url,
+        workers=args.workers,
+        redis_url=args.redis_url_resolved,
+        redis_prefix=args.redis_prefix,
+        source=source,
+        log_name=f"csms-{n}.log",
+    )
+    clients = None
+    try:
+        await asyncio.to_thread(csms.wait_ready)
+        clients = await asyncio.to_thread(http.Clients, csms.port, args.clients, args.concurrency)
+        pids = csms.pids()
+
+        async def phase(kind: str, label: str, jobs: list[Any], requests: int) -> http.Phase:
+            backends = await http.backend_pids(bench.db)
+            xacts_before = await http.transactions(bench.db)
+            cpu_before, db_before = http.measure(pids, backends)
+            results, lat, errors, wall, client_cpu = await asyncio.to_thread(
+                clients.run, kind, jobs
+            )
+            cpu_after, db_after = http.measure(pids, backends)
+            await asyncio.sleep(STATS_FLUSH_S)
+            xacts_after = await http.transactions(bench.db)
+            xacts = None
+            if xacts_before is not None and xacts_after is not None:
+                xacts = xacts_after - xacts_before - 1  # less the first reading's own
+            if errors:
+                raise RuntimeError(f"{len(errors)} {kind} failed, first: {errors[0]}")
+            used = {k: cpu_after[k] - cpu_before[k] for k in pids}
+            db_cpu = http.backend_delta(db_before, db_after)
+            return http.Phase(
+                label, len(jobs), wall, lat, requests, used, client_cpu, db_cpu, xacts, results
+            )  # fmt: skip
+
+        warm = await phase("orders", "warm-up", _http_jobs(bench, auth, first, args.warmup), 0)
+        warm_jobs = await _settlement_jobs(bench, auth, warm.results, first)
+        await phase("settlements", "warm-up", warm_jobs, 0)
+        first += args.warmup
+        # what the processes burn with no request (timers, the leader's heartbeat, metrics):
+        # at a low rate it is a visible part of the CPU per request
+        idle_before, _ = http.measure(pids, ())
+        await asyncio.sleep(IDLE_S)
+        idle_after, _ = http.measure(pids, ())
+        idle = sum(idle_after.values()) - sum(idle_before.values())
+        print(f"  CSMS CPU while idle: {idle / IDLE_S:.3f} CPU-s per s", flush=True)
+        profilers = http.start_profilers(pids, args.profile, n) if args.profile else []
+        jobs = _http_jobs(bench, auth, first, args.count)
+        orders = await phase("orders", "orders created", jobs, len(jobs))
+        jobs = await _settlement_jobs(bench, auth, orders.results, first)
+        paid = await phase("settlements", "settlements verified + paid", jobs, 2 * len(jobs))
+        http.stop_profilers(profilers)
+        receipts = [r for r in paid.results if r is not None]
+        if len(set(receipts)) != len(jobs):
+            raise RuntimeError(f"{len(jobs)} settlements but {len(set(receipts))} receipts")
+    except Exception:
+        print(f"the CSMS's log ends:\n{csms.log_tail(8000)}", file=sys.stderr)
+        raise
+    finally:
+        if clients is not None:
+            clients.close()
+        await asyncio.to_thread(csms.stop)
+    return [orders, paid]
 
 
 async def run_http_server(
-    bench: Bench, count: int, concurrency: int, tmp: Path, url: str
-) -> list[Rate]:
-    """The same requests as ``--http``, to ``qrcharge csms`` in a process of its own (uvicorn,
-    as deployed), from a light client in this one; CPU is the CSMS process's."""
+    bench: Bench, args: argparse.Namespace, tmp: Path, url: str
+) -> list[tuple[str, list[http.Phase]]]:
+    """Rounds against ``qrcharge csms``: this tree (or ``--csms-source``), or with
+    ``--compare DIR`` that tree and this one alternately."""
+    own = Path(args.csms_source) if args.csms_source else None
+    trees = [("before", Path(args.compare)), ("after", own)] if args.compare else [("run", own)]
+    rounds: list[tuple[str, list[http.Phase]]] = []
+    for n in range(args.rounds):
+        for name, source in trees:
+            phases = await run_http_round(bench, args, tmp, url, source, len(rounds))
+            rounds.append((name, phases))
+            print(f"  round {n + 1}, {name} ({source or 'this tree'}):", flush=True)
+            for phase in phases:
+                for line in phase.lines():
+                    print("    " + line, flush=True)
+    return rounds
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    cmd = [str(Path(sys.executable).with_name("qrcharge")), "csms", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--log-level", "warning", "--data-dir", str(tmp)]
-    cmd += ["--database-url", url]
-    log = (tmp / "csms.log").open("wb")
-    env = dict(os.environ, QRCHARGE_UPLOAD_RATE_PER_DRIVER="0", QRCHARGE_UPLOAD_RATE_PER_CLIENT="0")
-    server = await asyncio.create_subprocess_exec(
-        *cmd, stdout=log, stderr=subprocess.STDOUT, env=env
-    )
+
+def _compare_lines(rounds: list[tuple[str, list[http.Phase]]]) -> list[str]:
+    """CPU per request of each tree (medians over rounds) and after / before."""
+    lines = []
+    for index, label in ((0, "orders"), (1, "settlements")):
+        medians = {}
+        for name in ("before", "after"):
+            values = [p[index].csms_ms_per_request for n, p in rounds if n == name]
+            rates = [p[index].per_s for n, p in rounds if n == name]
+            medians[name] = statistics.median(values)
+            lines.append(
+                f"  {label:<12} {name:<6} CSMS ms/request: {http.percentiles(values)}; "
+                f"/s: {', '.join(f'{r:.0f}' for r in rates)}"
+            )
+        ratio = medians["after"] / medians["before"] if medians["before"] else 0.0
+        lines.append(f"  {label:<12} after / before (CPU per request): {ratio:.2f}")
+    return lines
+
+
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A uniquely named database on the local PostgreSQL for one run, dropped afterwards."""
+    import asyncpg
+
+    name = f"qrcharge_paybench_{secrets.token_hex(6)}"
+
+    async def execute(sql: str) -> None:
+        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
     try:
-        for _ in range(200):  # up when it answers
-            try:
-                probe_client = RawHttp(port)
-                status_code, _ = await probe_client.request("GET", "/openapi.json", {})
-                probe_client.close()
-                if status_code == 200:
-                    break
-            except OSError:
-                await asyncio.sleep(0.1)
-        auth = _driver_headers(bench)
-        clients = [RawHttp(port) for _ in range(concurrency)]
-        free = list(clients)
-
-        async def call(method: str, path: str, user: int, body: object = None) -> Any:
-            client = free.pop()
-            try:
-                status_code, answer = await client.request(method, path, auth[user], body)
-            finally:
-                free.append(client)
-            assert 200 <= status_code < 300, (status_code, answer)
-            return answer
-
-        async def order(i: int) -> str:
-            user = bench.users[i % len(bench.users)]
-            body = _order_body(i)
-            made: dict[str, Any] = await call("POST", "/api/v1/orders", user, body)
-            return str(made["id"])
-
-        cpu, wall = _cpu_s(server.pid), time.perf_counter()
-        ids = await _bounded([partial(order, i) for i in range(count)], concurrency)
-        created = Rate(
-            "HTTP orders created (CSMS process)", count, time.perf_counter() - wall,
-            _cpu_s(server.pid) - cpu,
-        )  # fmt: skip
-        async with bench.db.session() as session:
-            rows = [await session.get(Order, order_id) for order_id in ids]
-        signed = [(row, _settlement(bench, row, i)) for i, row in enumerate(rows) if row]
-
-        async def pay(row: Order, token: str) -> None:
-            answer = await call("POST", "/api/v1/settlements", row.user_id, {"token": token})
-            await call("POST", f"/api/v1/payments/{answer['payment_id']}/confirm", row.user_id)
-
-        cpu, wall = _cpu_s(server.pid), time.perf_counter()
-        await _bounded([partial(pay, row, token) for row, token in signed], concurrency)
-        paid = Rate(
-            "HTTP settlements verified + paid (CSMS process)", len(signed),
-            time.perf_counter() - wall, _cpu_s(server.pid) - cpu,
-        )  # fmt: skip
-        for client in clients:
-            client.close()
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     finally:
-        server.terminate()
-        await asyncio.wait_for(server.wait(), 30)
-        log.close()
-    return [created, paid]
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _clear_redis(url: str, prefix: str) -> None:
+    """Deletes the run's keys (its prefix) from Redis."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(url)
+    try:
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
+async def _main(args: argparse.Namespace, url: str) -> int:
+    # SIGTERM stops the run as Ctrl-C does: the CSMS and the clients are stopped, the
+    # database dropped
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     with tempfile.TemporaryDirectory(prefix="qrcharge-bench-") as tmp:
-        url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        url = url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
-        bench = await setup(url, Path(tmp), args.drivers, funds=2000 * args.count)
+        rounds = args.rounds * (2 if args.compare else 1)
+        funds = 2000 * (args.count + args.warmup) * rounds
+        bench = await setup(url, Path(tmp), args.drivers, funds=funds)
         # as in the CSMS (csms/app.py): SQLite's WAL is checkpointed by a thread of its own
         checkpoints = asyncio.create_task(bench.db.run_checkpoints())
+        server_rounds: list[tuple[str, list[http.Phase]]] = []
+        rates: list[Rate] = []
         try:
+            print(_title(args, backend), flush=True)
             if args.http_server:
-                rates = await run_http_server(bench, args.count, args.concurrency, Path(tmp), url)
+                server_rounds = await run_http_server(bench, args, Path(tmp), url)
             else:
                 runner = run_http if args.http else run_service
                 rates = await runner(bench, args.count, args.concurrency)
@@ -421,11 +490,24 @@ async def _main(args: argparse.Namespace) -> int:
             checkpoints.cancel()
             await asyncio.gather(checkpoints, return_exceptions=True)
             await bench.db.dispose()
-    print(
-        f"payments bench: {backend}, {args.count} orders, concurrency {args.concurrency}, "
-        f"{args.drivers} drivers, {_mode(args)}; "
-        f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
-    )
+            if args.http_server and args.redis_url_resolved:
+                await _clear_redis(args.redis_url_resolved, args.redis_prefix)
+    if args.compare:
+        for line in _compare_lines(server_rounds):
+            print(line)
+    if args.json:
+        document = {
+            "title": _title(args, backend),
+            "rounds": [{"tree": n, "phases": [p.as_dict() for p in ps]} for n, ps in server_rounds],
+            "rates": [
+                {"label": r.label, "per_s": r.per_s, "per_cpu_s": r.per_cpu_s} for r in rates
+            ],
+        }
+        text_out = json.dumps(document, indent=1)
+        if args.json == "-":
+            print(text_out)
+        else:
+            await asyncio.to_thread(Path(args.json).write_text, text_out + "\n")
     for rate in rates:
         print("  " + rate.line())
     missed = [r for r in rates if r.per_s < TARGET_PER_S]
@@ -435,30 +517,92 @@ async def _main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _title(args: argparse.Namespace, backend: str) -> str:
+    server = ""
+    if args.http_server:
+        redis = "Redis" if args.redis_url_resolved else "no Redis"
+        server = (
+            f", {args.workers} CSMS process(es), {redis}, {args.clients} client process(es), "
+            f"warm-up {args.warmup}"
+        )
+    return (
+        f"payments bench: {backend}, {args.count} orders, concurrency {args.concurrency}, "
+        f"{args.drivers} drivers, {_mode(args)}{server}; "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
+    )
+
+
 def _mode(args: argparse.Namespace) -> str:
     if args.http_server:
-        return "HTTP to a CSMS process"
+        return "HTTP to qrcharge csms"
     return "HTTP in-process" if args.http else "service"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        help="postgresql: a fresh database on 127.0.0.1:5432, dropped afterwards",
+    )
     parser.add_argument("--count", type=int, default=2000, help="orders (and settlements)")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, help="requests in flight (default 16)")
     parser.add_argument("--drivers", type=int, default=200, help="wallets the orders spread over")
     parser.add_argument("--http", action="store_true", help="through the FastAPI app (ASGI)")
     parser.add_argument(
         "--http-server",
         action="store_true",
-        help="to `qrcharge csms` in a process of its own (CPU: the CSMS process's)",
+        help="to `qrcharge csms` in processes of their own (CPU: each CSMS process's)",
     )
+    server = parser.add_argument_group("--http-server")
+    server.add_argument("--workers", type=int, default=1, help="CSMS processes (--workers N)")
+    server.add_argument(
+        "--redis-url",
+        help="the CSMS's redis_url (default with --workers > 1: redis://127.0.0.1:6379/0; "
+        "'none' for none); the run's keys get a prefix of their own and are deleted after",
+    )
+    server.add_argument("--clients", type=int, default=1, help="client processes")
+    server.add_argument("--warmup", type=int, help="orders and settlements before the clock")
+    server.add_argument("--csms-source", metavar="DIR", help="run the CSMS from this tree")
+    server.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="'before': run the CSMS from DIR and from this tree (or --csms-source) "
+        "alternately, --rounds times each, and print CPU per request after / before",
+    )
+    server.add_argument("--rounds", type=int, default=1, help="rounds (per tree)")
+    server.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="py-spy's raw stacks of each CSMS process during the measured phases, to "
+        "PREFIX-<round>-<process>.txt (.venv/bin/pip install py-spy; not a project dependency)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="the figures as JSON ('-': stdout)")
     parser.add_argument("--quick", action="store_true", help="a smoke run (100 orders)")
     parser.add_argument("--check", action="store_true", help="exit 1 below the SQLite target")
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.drivers = 100, 20
-    return asyncio.run(_main(args))
+    if args.concurrency is None:
+        args.concurrency = 16 * args.workers if args.http_server else 16
+    if args.warmup is None:
+        args.warmup = max(20, args.count // 20)
+    if args.redis_url is None:
+        args.redis_url = "redis://127.0.0.1:6379/0" if args.workers > 1 else "none"
+    args.redis_url_resolved = "" if args.redis_url == "none" else args.redis_url
+    args.redis_prefix = f"paybench-{secrets.token_hex(4)}"
+    for name in ("csms_source", "compare"):  # the CSMS runs from there: absolute paths
+        if getattr(args, name):
+            setattr(args, name, str(Path(getattr(args, name)).resolve()))
+    if args.workers > 1 and not args.http_server:
+        parser.error("--workers is for --http-server")
+    if args.workers > 1 and args.db != "postgresql" and not args.database_url:
+        parser.error("--workers > 1 needs PostgreSQL (--db postgresql)")
+    if args.db == "postgresql" and not args.database_url:
+        with fresh_postgres_database() as url:
+            return asyncio.run(_main(args, url))
+    return asyncio.run(_main(args, args.database_url or ""))
 
 
 if __name__ == "__main__":

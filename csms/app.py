@@ -414,13 +414,21 @@ async def _body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
     raise exc
 
 
+# PostgreSQL's classes of "not now": a connection problem, insufficient resources (too many
+# clients: another process of the cluster holds the connections), the server shutting down
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
 async def _database_error(request: Request, exc: DBAPIError | PoolTimeout) -> JSONResponse:
     """A database that is gone or busy (a lost connection, a restarting server, a full pool)
     is the client's 503 with ``Retry-After``: the service is unavailable for a moment, which
     a client can act on, where a 500 says the server is broken. Any other database error is
     a 500, logged."""
-    lost = isinstance(exc, PoolTimeout | OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    state = str(getattr(exc.orig, "sqlstate", None) or "") if isinstance(exc, DBAPIError) else ""
+    lost = (
+        isinstance(exc, PoolTimeout | OperationalError | InterfaceError)
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+        or state.startswith(_UNAVAILABLE_SQLSTATES)
     )
     if lost:
         LOG.warning("the database is unavailable (%s): %s", request.url.path, exc)

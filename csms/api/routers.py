@@ -1,5 +1,8 @@
 """Every router of the CSMS, in one list: the app registers them in this order (where two
-routers could match one path, the first wins).
+routers could match one path, the first wins). A request is matched against the routes one
+after another, so the drivers' routes (the busiest HTTP paths: orders, settlement uploads,
+payment confirmations) come before the operator API's many routes; no two of these routers
+share a path.
 
 The OCPP WebSocket endpoint is here too (its adapter is :mod:`csms.protocol.endpoint`), so
 that one module shows every path the CSMS serves.
@@ -40,20 +43,20 @@ ROUTERS: tuple[APIRouter, ...] = (
     metrics.router,
     ocpp,
     keys.router,
+    orders.router,
+    settlements.router,
+    payments.router,
+    drivers.router,
+    chargers_public.router,
     admin_chargers.router,
     admin_transactions.router,
     admin_commands.router,
     admin_id_tags.router,
     admin_notifications.router,
-    drivers.router,
-    chargers_public.router,
     admin_billing.router,
     admin_presence.router,
     admin_ledger.router,
     admin_users.router,
-    orders.router,
-    settlements.router,
-    payments.router,
     admin_orders.router,
     admin_operators.router,
     admin_reservations.router,

@@ -309,10 +309,14 @@ async def settlement_public(
     record: SettlementRecord,
     *,
     payment: Payment | None = None,
+    flagged: bool | None = None,
 ) -> SettlementPublic:
     """The driver's view of a session record. ``payment``: the order's payment when the caller
     has just read it (the settlement upload), else it is looked up; a pending payment has no
-    receipt, so none is looked up for it."""
+    receipt, so none is looked up for it. ``flagged``: whether the order has a flag, when the
+    caller has just read it (the upload), else it is looked up."""
+    if flagged is None:
+        flagged = bool(await store_orders.flags_of(session, order_id=order.id))
     if payment is None:
         payment = await store_payments.payment_of_order(session, order_id=order.id)
     billed = payment is not None and payment.settlement_id == record.id
@@ -350,7 +354,7 @@ async def settlement_public(
         payment_status=payment.status if billed and payment else None,
         receipt_id=receipt.id if receipt else None,
         hold_amount=order.hold_amount,
-        flagged=bool(await store_orders.flags_of(session, order_id=order.id)),
+        flagged=flagged,
     )
 
 

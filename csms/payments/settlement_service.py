@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlmodel import Session
@@ -80,6 +80,7 @@ class SettlementOutcome:
     order: Order
     payment: Payment | None
     duplicate: bool
+    flagged: bool | None = None  # the order has a flag; None: not read (only uploads read it)
 
 
 def _at(epoch: int) -> datetime:
@@ -211,12 +212,16 @@ class SettlementService:
         return outcome
 
     def _settle(self, session: Session, received: Received, now: datetime) -> SettlementOutcome:
-        """The unit of work of a copy: verify, keep it in the inbox, record, bill."""
+        """The unit of work of a copy: verify, keep it in the inbox, record, bill; for an
+        upload also whether the order is flagged (the driver's answer shows it)."""
         settlement, order, records = self._verify(session, received)
         self._keep(session, received, settlement.charge_point_id, now)
-        return self._record_signed(
+        outcome = self._record_signed(
             session, order, settlement, received.text, received.source, now, records
         )
+        if received.source != "upload":
+            return outcome
+        return replace(outcome, flagged=store_orders.is_flagged(session, order_id=order.id))
 
     @staticmethod
     def _keep(session: Session, received: Received, charger_id: str, now: datetime) -> None:

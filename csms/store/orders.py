@@ -187,6 +187,12 @@ async def list_orders(
     return list((await session.exec(query)).all())
 
 
+def is_flagged(session: Session, *, order_id: str) -> bool:
+    """Whether the order has a flag, in the caller's transaction (one Core statement)."""
+    query = select(exists().where(table_of(OrderFlag).c.order_id == order_id))
+    return bool(session.connection().execute(query).scalar())
+
+
 async def flags_of(session: AsyncSession, *, order_id: str) -> list[OrderFlag]:
     rows = await session.exec(
         orm_select(OrderFlag).where(OrderFlag.order_id == order_id).order_by(col(OrderFlag.id))

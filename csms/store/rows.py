@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Table
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import instrumentation
+from sqlalchemy.orm import configure_mappers, instrumentation
 
 from csms.store.writer import table_of
 
@@ -33,6 +33,10 @@ def loaded(model: type[M], values: Mapping[str, Any]) -> M:
     validation, no session. Meant for rows just read or written, handed out as results."""
     new = _NEW_INSTANCE.get(model)
     if new is None:
+        # the attributes read the object's dict only once the mappers are configured, which
+        # the ORM does lazily at its first query: a process whose first rows come from here
+        # (a fresh worker's first driver request) would otherwise hand out unreadable objects
+        configure_mappers()
         new = _NEW_INSTANCE[model] = instrumentation.manager_of_class(model).new_instance
     obj: Any = new()
     obj.__dict__.update(values)

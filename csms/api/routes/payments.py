@@ -25,12 +25,9 @@ def _not_found(exc: PaymentNotFound) -> HTTPException:
 
 
 @router.post("/payments/{payment_id}/confirm", response_model=ReceiptPublic, responses=errors(404))
-async def confirm(
-    payment_id: RowIdPath, user: CurrentUser, ctx: CtxDep, session: SessionDep
-) -> ReceiptPublic:
+async def confirm(payment_id: RowIdPath, user: CurrentUser, ctx: CtxDep) -> ReceiptPublic:
     """Captures the payment once and returns its receipt (``receipt_id``)."""
-    await session.close()  # the capture runs in the database thread (see settlements.py)
-    try:
+    try:  # in a unit of work of its own (no request session: nothing else is read)
         receipt = await confirm_payment(
             ctx.db,
             payment_id=payment_id,

@@ -164,7 +164,7 @@ async def _received_of(request: Request, decodes: DecodeGate) -> Received:
     openapi_extra=_BODY_DOC,
 )
 async def post_settlement(
-    request: Request, user: CurrentUser, session: SessionDep, service: SettlementsDep, ctx: CtxDep
+    request: Request, user: CurrentUser, service: SettlementsDep, ctx: CtxDep
 ) -> Any:
     """Verifies the settlement, settles its order, and returns the payment information."""
     assert user.id is not None
@@ -177,9 +177,9 @@ async def post_settlement(
             headers={"Retry-After": str(exc.retry_after_s)},
         ) from exc
     received = await _received_of(request, ctx.decodes)
-    # the service runs its own transactions: give this request's connection back meanwhile,
-    # or many concurrent uploads would each hold one and wait for a second
-    await session.close()
+    # the service runs its own transactions; the answer below reads nothing more for a new
+    # payment (the settling unit read the order's flags; a pending payment has no receipt),
+    # so the request holds no session of its own
     try:
         outcome = await service.receive(received, user_id=user.id)
     except SettlementRefused as exc:
@@ -194,7 +194,10 @@ async def post_settlement(
         raise HTTPException(code, detail) from exc
     if outcome.order.user_id != user.id:
         return JSONResponse(SettlementAccepted().model_dump(), status.HTTP_202_ACCEPTED)
-    return await settlement_public(session, outcome.order, outcome.record, payment=outcome.payment)
+    async with ctx.db.session() as session:  # opens a connection only if it must read
+        return await settlement_public(
+            session, outcome.order, outcome.record, payment=outcome.payment, flagged=outcome.flagged
+        )
 
 
 @router.get("", response_model=list[SettlementPublic])

@@ -16,6 +16,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from csms.api.routes import settlements as routes
+from csms.store import orders as store_orders
 from csms.store.models import SettlementInbox
 from csms.store.models_orders import Payment, SettlementRejection
 from qr_extension import jws
@@ -156,3 +157,36 @@ def test_a_token_with_a_lone_surrogate_is_refused_not_raised() -> None:
 
     received = read_received("eyJ\ud800.x.y", source="ocpp", charger_id="CP1")
     assert received.refusal is not None and received.refusal.reason == Reason.MALFORMED
+
+
+async def test_the_upload_answer_says_whether_the_order_is_flagged(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The answer to an upload carries the order's flags as read in the settling unit."""
+    async with flow(tmp_path, db_url) as f:
+        await f.csms.add_charger("RX", evses=2)
+        key = generate_key()
+        r = await f.csms.http.put(
+            "/api/v1/admin/chargers/RX/settlement-key", json={"jwk": key.public.to_jwk()}
+        )
+        assert r.status_code in (200, 201), r.text
+        bob = await f.driver("bob@example.org", 20_000)
+        plain, flagged = [await _order(f, bob, evse) for evse in (1, 2)]
+        claimed = await store_orders.claim_flag(
+            f.csms.ctx.db, order_id=flagged.order_id, kind="limit_stop", detail="energy"
+        )
+        assert claimed
+        at = int((f.clock.now + timedelta(minutes=1)).timestamp())
+        answers = []
+        for n, start in enumerate((plain, flagged)):
+            token = settle(
+                start, key, txn=f"00000{n}-flg", start=at, wh=2000, seq=n + 1, clock=f.clock
+            )
+            r = await f.csms.http.post("/api/v1/settlements", json={"token": token}, headers=bob)
+            assert r.status_code == 200, r.text
+            answers.append(r.json())
+        assert [a["flagged"] for a in answers] == [False, True]
+        # the same as a later read of the record shows
+        for answer in answers:
+            r = await f.csms.http.get(f"/api/v1/settlements/{answer['id']}", headers=bob)
+            assert r.json()["flagged"] == answer["flagged"]
