@@ -39,6 +39,7 @@ import httpx
 from benchmarks.ocpp_load_client import HOST, ChargerSpec, WorkerPlan, run_worker
 from benchmarks.ocpp_load_frames import CYCLE, HEARTBEATS_ONLY, Version
 from benchmarks.ocpp_load_stats import Summary, WorkerReport
+from benchmarks.pg_cpu import ServerCpu, backend_cpu
 
 MAX_CHARGERS = 10_000
 MAX_DURATION_S = 1_800
@@ -226,6 +227,26 @@ def start_profiler(args: argparse.Namespace, target: Target) -> subprocess.Popen
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def pg_sample(args: argparse.Namespace) -> ServerCpu | None:
+    """With ``--pg-cpu`` on PostgreSQL: the server's CPU so far (see benchmarks/pg_cpu.py)."""
+    if not (args.pg_cpu and args.db == "postgresql" and not args.self_test):
+        return None
+    return backend_cpu(PG_ADMIN_DSN, args.database_url.rsplit("/", 1)[1])
+
+
+def pg_report(args: argparse.Namespace, before: ServerCpu | None) -> None:
+    after = pg_sample(args)
+    if before is None or after is None:
+        return
+    backends, auxiliary = after.since(before)
+    window = args.duration
+    print(
+        f"PostgreSQL server CPU in the load window: the run's backends {backends:.1f} s "
+        f"({backends / window * 100:.0f} % of one core), auxiliaries {auxiliary:.1f} s",
+        file=sys.stderr,
+    )
+
+
 class Workers:
     """The worker processes of one run, and the parent's side of their pipe protocol.
 
@@ -242,6 +263,7 @@ class Workers:
         self.summary.rss_start_mb = self.peak_mb = target.rss_mb()[0]
         self.load_start = math.inf
         self.cpu_at_start = math.nan
+        self.pg_at_start: ServerCpu | None = None
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.processes: list[BaseProcess] = []
@@ -290,6 +312,7 @@ class Workers:
         """Starts the load phase in every worker at the same wall-clock instant."""
         self.load_start = time.time() + 0.5
         self.cpu_at_start = self.target.cpu_s()
+        self.pg_at_start = pg_sample(self.args)
         self.summary.load_average = (os.getloadavg()[0], math.nan)
         for pipe in self.pipes:
             pipe.send(("go", self.load_start))
@@ -305,6 +328,7 @@ class Workers:
         summary = self.summary
         if math.isnan(summary.csms_cpu_s) and time.time() >= self.load_start + self.args.duration:
             summary.csms_cpu_s = self.target.cpu_s() - self.cpu_at_start
+            pg_report(self.args, self.pg_at_start)
             summary.load_average = (summary.load_average[0], os.getloadavg()[0])
 
 
@@ -341,6 +365,7 @@ def run(args: argparse.Namespace) -> Summary:
         tempfile.TemporaryDirectory(prefix="qrcharge-load-") as tmp,
         fresh_postgres_database(args.db == "postgresql" and not args.self_test) as db_url,
     ):
+        args.database_url = db_url
         target = start_target(args, Path(tmp), db_url)
         try:
             wait_ready(target, args.startup_timeout)
@@ -401,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", metavar="FILE", help="py-spy the target (raw stacks to FILE)")
     p.add_argument(
         "--profile-gil", action="store_true", help="with --profile: sample only the GIL holder"
+    )
+    p.add_argument(
+        "--pg-cpu", action="store_true", help="print the PostgreSQL server's CPU (load window)"
     )
     p.add_argument("--stand-in-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return p

@@ -42,6 +42,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
+from csms.store.fast import pipeline_writes
+
 LOG = logging.getLogger("csms.store")
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -85,7 +87,9 @@ def _make_sync_engine(
 
             event.listen(engine, "connect", more_pragmas)
         return engine
-    return create_engine(url, poolclass=StaticPool, pool_pre_ping=True)
+    engine = create_engine(url, poolclass=StaticPool, pool_pre_ping=True)
+    pipeline_writes(engine)  # a unit's writes ride along with its next round trip
+    return engine
 
 
 class DbWorker:
