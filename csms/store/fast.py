@@ -32,6 +32,7 @@ On SQLite (no round trips) and any other driver, :meth:`Fast.later` runs at once
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -266,7 +267,14 @@ def _before_commit(conn: Connection) -> None:
     kept: Kept | None = info.get(_LATER)
     if kept:
         info[_LATER] = []
-        _send(conn, [*kept, ("COMMIT", None)])
+        try:
+            _send(conn, [*kept, ("COMMIT", None)])
+        except Exception:
+            # SQLAlchemy takes a failed commit for the transaction's end and rolls nothing
+            # back: the aborted transaction is ended here, or the connection's next one fails
+            with contextlib.suppress(Exception):
+                conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
+            raise
 
 
 def _before_rollback(conn: Connection) -> None:
