@@ -11,7 +11,7 @@ on this machine whose processes this user may read.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _AUXILIARY = ("walwriter", "checkpointer", "background writer", "autovacuum launcher")
@@ -19,10 +19,16 @@ _AUXILIARY = ("walwriter", "checkpointer", "background writer", "autovacuum laun
 
 @dataclass(frozen=True, slots=True)
 class ServerCpu:
-    """CPU seconds so far: per backend of the database (by pid) and of the auxiliaries."""
+    """CPU seconds so far: per backend of the database (by pid) and of the auxiliaries; and
+    the backends' voluntary context switches (a backend sleeps once per round trip it waits
+    for, so their growth counts the round trips)."""
 
     backends: dict[int, float]
     auxiliary: float
+    sleeps: dict[int, int] = field(default_factory=dict)
+
+    def sleeps_since(self, before: ServerCpu) -> int:
+        return sum(n - before.sleeps.get(pid, 0) for pid, n in self.sleeps.items())
 
     def since(self, before: ServerCpu) -> tuple[float, float]:
         """(backends, auxiliaries) CPU seconds from ``before`` to this sample; a backend
@@ -40,6 +46,16 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _sleeps(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def backend_cpu(admin_dsn: str, database: str) -> ServerCpu:
     """The CPU so far of ``database``'s backends and of the server's auxiliary processes."""
     import psycopg
@@ -48,6 +64,6 @@ def backend_cpu(admin_dsn: str, database: str) -> ServerCpu:
         rows = conn.execute(
             "SELECT pid, datname, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
         ).fetchall()
-    backends = {pid: _cpu_s(pid) for pid, datname, _kind in rows if datname == database}
+    ours = [pid for pid, datname, _kind in rows if datname == database]
     auxiliary = sum(_cpu_s(pid) for pid, _db, kind in rows if kind in _AUXILIARY)
-    return ServerCpu(backends, auxiliary)
+    return ServerCpu({pid: _cpu_s(pid) for pid in ours}, auxiliary, {p: _sleeps(p) for p in ours})

@@ -9,7 +9,9 @@ connection for life, inside one transaction, and the loop awaits it once.
 * SQLite: the standard library driver on the same file (WAL, busy timeout, foreign keys, as
   the async engine). The thread is the process's single writer for the hot paths, so they
   never queue on the database lock against each other.
-* PostgreSQL: psycopg (3), synchronous, on its own connection.
+* PostgreSQL: psycopg (3), synchronous, on its own connection; writes that nobody reads back
+  ride along with the connection's next statement or its commit in one pipeline
+  (:func:`~csms.store.fast.pipeline_writes`).
 * Anything else (an in-memory SQLite database, another driver): the function runs through
   ``AsyncConnection.run_sync`` on the async engine: the same code, without the saving.
 
