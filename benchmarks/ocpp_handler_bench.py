@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.ocpp_load import fresh_postgres_database
+from sqlalchemy import Engine, event
+
+from benchmarks.ocpp_load import PG_ADMIN_DSN, fresh_postgres_database
 from benchmarks.ocpp_load_frames import (
     CALL,
     CALLERROR,
@@ -37,6 +39,7 @@ from benchmarks.ocpp_load_frames import (
     encode_error,
     encode_result,
 )
+from benchmarks.pg_cpu import ServerCpu, backend_cpu
 from config.settings import Settings, load_settings
 from csms.app import create_app
 from csms.context import CsmsContext
@@ -130,12 +133,48 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> No
             chargers.append(MemoryCharger(script, budget=max(1, args.messages // args.chargers)))
         for charger in chargers:
             charger.start()
+        server = _server_sample(database_url)
+        statements = _StatementCount()
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        await asyncio.gather(
-            *(serve_transport(ctx, c, c.script.charger_id, c.script.version) for c in chargers)
-        )
+        with statements:
+            await asyncio.gather(
+                *(serve_transport(ctx, c, c.script.charger_id, c.script.version) for c in chargers)
+            )
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        server_after = _server_sample(database_url)  # before the lifespan closes them
     report(chargers, wall, cpu)
+    total = sum(sum(c.answered.values()) + sum(c.errors.values()) for c in chargers)
+    print(f"statements {statements.count / total:.2f} per message")
+    if server is not None and server_after is not None:
+        used, _aux = server_after.since(server)
+        print(
+            f"PostgreSQL backends {used / total * 1000:.3f} ms CPU/msg "
+            f"(CSMS + server {(cpu + used) / total * 1000:.3f} ms/msg), "
+            f"{server_after.sleeps_since(server) / total:.2f} round trips/msg"
+        )
+
+
+class _StatementCount:
+    """Counts the statements sent to the database (all engines) while it is entered."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def _seen(self, *_args: object) -> None:
+        self.count += 1
+
+    def __enter__(self) -> None:
+        event.listen(Engine, "before_cursor_execute", self._seen)
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(Engine, "before_cursor_execute", self._seen)
+
+
+def _server_sample(database_url: str) -> ServerCpu | None:
+    """PostgreSQL: the CPU and round trips so far of the run's backends (benchmarks/pg_cpu)."""
+    if not database_url.startswith("postgresql"):
+        return None
+    return backend_cpu(PG_ADMIN_DSN, database_url.rsplit("/", 1)[1])
 
 
 def report(chargers: list[MemoryCharger], wall: float, cpu: float) -> None:

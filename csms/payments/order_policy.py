@@ -31,7 +31,7 @@ from csms.ports import (
 )
 from csms.store import orders as store_orders
 from csms.store.db import Database
-from csms.store.id_tags import TagRow, tag_row
+from csms.store.id_tags import TagRow
 
 
 class OrderAuthorizationPolicy:
@@ -52,6 +52,8 @@ class OrderAuthorizationPolicy:
         # decided inside the caller's unit of work when the fallback can be too: the transaction
         # handlers then need no separate read before their write
         self._fallback_in = inline_decider(fallback)
+        # the local tag policy's row is read with the order's, in the same statement
+        self._local = fallback if isinstance(fallback, LocalTagPolicy) else None
         self.authorize_in: InlineDecider | None = (
             self._authorize_in if self._fallback_in is not None else None
         )
@@ -60,6 +62,11 @@ class OrderAuthorizationPolicy:
         assert self._fallback_in is not None
         if not may_be_order_id(id_tag):
             return self._fallback_in(conn, charger_id, id_tag)
+        if self._local is not None:
+            order, tag = store_orders.order_and_tag_rows(conn, id_tag=id_tag)
+            if order is None:
+                return self._local.decide(tag)
+            return self._decide_order(order, charger_id)
         order = store_orders.authorization_row(conn, order_id=id_tag)
         if order is None:
             return self._fallback_in(conn, charger_id, id_tag)
@@ -94,7 +101,7 @@ def _order_and_tag(
     conn: Connection, id_tag: str, with_tag: bool
 ) -> tuple[tuple[str, str, datetime] | None, TagRow | None]:
     """The order ``id_tag`` names, else (``with_tag``) the local RFID tag's row."""
-    order = store_orders.authorization_row(conn, order_id=id_tag)
-    if order is not None:
-        return order, None
-    return None, tag_row(conn, id_tag) if with_tag else None
+    if with_tag:
+        order, tag = store_orders.order_and_tag_rows(conn, id_tag=id_tag)
+        return order, None if order is not None else tag
+    return store_orders.authorization_row(conn, order_id=id_tag), None

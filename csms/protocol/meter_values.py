@@ -18,7 +18,6 @@ from typing import Any
 
 from csms.context import CsmsContext
 from csms.store import meter_values as stored_values
-from csms.store import transactions as stored_transactions
 from csms.store.writer import Batch
 from qr_extension.wire import parse_ocpp_timestamp
 
@@ -136,20 +135,11 @@ async def meter_values(
     if not samples:
         return
 
+    rows = sample_rows(charger_id, None, evse_id or None, samples)
+
     def op(batch: Batch) -> None:
-        txn_pk: int | None = None
-        if transaction_id is not None:
-            txn_pk = stored_transactions.pk_of(
-                batch.conn, charger_id=charger_id, transaction_id=transaction_id
-            )
-        elif evse_id > 0:
-            txn_pk = stored_transactions.open_on_evse(
-                batch.conn, charger_id=charger_id, evse_id=evse_id
-            )
-        rows = sample_rows(charger_id, txn_pk, evse_id or None, samples)
-        if txn_pk is None:
-            stored_values.add(batch, rows)
-        else:
-            stored_values.add_new_readings(batch, transaction_pk=txn_pk, rows=rows)
+        stored_values.add_readings(
+            batch, charger_id=charger_id, transaction_id=transaction_id, evse_id=evse_id, rows=rows
+        )
 
     await ctx.writer.execute(op, charger_id)

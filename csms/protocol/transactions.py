@@ -145,10 +145,22 @@ def _order_charger(conn: Connection, id_tag: str | None) -> str | None:
     return store.order_charger(conn, order_id=id_tag)
 
 
-def _is_own_order(conn: Connection, txn: TxnRow) -> bool:
+_UNREAD = "\x00unread"  # the order's charger is not known yet: read it
+
+
+def _owner(conn: Connection, txn: TxnRow, owner: str | None) -> str | None:
+    """The charger of the order ``txn``'s tag names (``owner`` when it was read with the
+    row, else read now), or None."""
+    if owner == _UNREAD:
+        return _order_charger(conn, txn.id_tag)
+    return owner if txn.id_tag is not None and may_be_order_id(txn.id_tag) else None
+
+
+def _is_own_order(conn: Connection, txn: TxnRow, owner: str | None = _UNREAD) -> bool:
     """Whether ``txn``'s tag is an order of ``txn``'s charger; a transaction with another
-    charger's order id is flagged ``foreign_order`` (and nothing else happens to it)."""
-    owner = _order_charger(conn, txn.id_tag)
+    charger's order id is flagged ``foreign_order`` (and nothing else happens to it).
+    ``owner``: the charger of the order the tag names, when it was read with the row."""
+    owner = _owner(conn, txn, owner)
     if owner is not None and owner != txn.charger_id:
         _add_flag(txn, FOREIGN_ORDER)
     return owner is not None and owner == txn.charger_id
@@ -308,16 +320,15 @@ async def stop_transaction(
     def op(batch: Batch) -> tuple[TxnRow, bool]:
         conn = batch.conn
         decided[0] = asked or _decide_in(conn, decider, charger_id, req.id_tag)
-        txn = store.by_transaction_id(
+        found = store.with_order_charger(
             conn, charger_id=charger_id, transaction_id=str(req.transaction_id)
+        ) or store.with_order_charger(
+            conn, charger_id=charger_id, transaction_id=f"unknown-{req.transaction_id}"
         )
-        if txn is None:
-            txn = store.by_transaction_id(
-                conn, charger_id=charger_id, transaction_id=f"unknown-{req.transaction_id}"
-            )
+        txn, owner = (None, _UNREAD) if found is None else found
         if txn is not None and txn.state == TxnState.ENDED:  # a repeat: nothing to store
             next_state(txn.state, TxnEvent.REPEAT)
-            return txn, _order_charger(conn, txn.id_tag) == charger_id
+            return txn, _owner(conn, txn, owner) == charger_id
         before = TxnState.UNSEEN if txn is None else txn.state
         if txn is None:
             txn = TxnRow(
@@ -336,7 +347,7 @@ async def stop_transaction(
         txn.updated_at = now
         if txn.meter_start_wh is not None and req.meter_stop < txn.meter_start_wh:
             _add_flag(txn, "meter_decreased")
-        is_order = _is_own_order(conn, txn)
+        is_order = _is_own_order(conn, txn, owner)
         store.save(conn, txn)
         _add_samples(batch, txn, req.samples)
         return txn, is_order
@@ -484,7 +495,8 @@ def _store_event(
     """Applies a new event to its transaction (created if unknown) and stores the event with
     its answer; ``reused``: the other events already under its seqNo (flagged)."""
     conn = batch.conn
-    txn = store.by_transaction_id(conn, charger_id=charger_id, transaction_id=ev.transaction_id)
+    found = store.with_order_charger(conn, charger_id=charger_id, transaction_id=ev.transaction_id)
+    txn, owner = (None, _UNREAD) if found is None else found
     created = txn is None
     tag_before = None if txn is None else txn.id_tag
     before = TxnState.UNSEEN if txn is None else txn.state
@@ -517,7 +529,7 @@ def _store_event(
     )
     # the tag is known from the first event that names it (usually the Started)
     flags_before = txn.flags
-    is_order = _is_own_order(conn, txn)
+    is_order = _is_own_order(conn, txn, owner if txn.id_tag == tag_before else _UNREAD)
     changed = txn.flags != flags_before
     if is_order and txn.id_tag != tag_before:
         changed = _flag_reused_order(conn, txn) or changed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, String, all_, any_, bindparam, update
+from sqlalchemy import ColumnElement, String, all_, any_, bindparam, exists, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.errors import StoreError
-from csms.store.fast import Fast
+from csms.store.fast import Fast, pipelined
 from csms.store.models import Charger, ChargerKey, ChargerSync, Evse
 from csms.store.writer import Batch, table_of
 
@@ -393,6 +393,47 @@ def record_charger_status(batch: Batch, *, charger_id: str, status: str, now: da
     _CHARGER_STATUS.execute(batch.conn, {"cid": charger_id, "status": status, "now": now})
 
 
+_KNOWN = EVSES.alias("known")
+_CHANGED = (
+    update(EVSES)
+    .where(_EVSE_WHERE & (EVSES.c.updated_at.is_(None) | (EVSES.c.updated_at <= bindparam("at"))))
+    .values(status=bindparam("status"), error_code=bindparam("error"), updated_at=bindparam("at"))
+    .returning(EVSES.c.id)
+    .cte("changed")
+)
+# PostgreSQL: the three steps above in one statement (a data-modifying WITH), so that it can
+# be a kept write (csms/store/fast.py); the insert draws an id only when it inserts
+_EVSE_UPSERT = Fast(
+    insert(EVSES)
+    .from_select(
+        ["charger_id", "evse_id", "connector_id", "status", "error_code", "updated_at"],
+        core_select(
+            *(
+                bindparam(name, type_=EVSES.c[column].type)
+                for name, column in (
+                    ("cid", "charger_id"),
+                    ("evse", "evse_id"),
+                    ("connector", "connector_id"),
+                    ("status", "status"),
+                    ("error", "error_code"),
+                    ("at", "updated_at"),
+                )
+            )
+        ).where(
+            ~exists(core_select(_CHANGED.c.id)),
+            ~exists(
+                core_select(_KNOWN.c.id).where(
+                    (_KNOWN.c.charger_id == bindparam("cid"))
+                    & (_KNOWN.c.evse_id == bindparam("evse"))
+                    & (_KNOWN.c.connector_id == bindparam("connector"))
+                )
+            ),
+        ),
+    )
+    .add_cte(_CHANGED)
+)
+
+
 def record_evse_status(
     batch: Batch,
     *,
@@ -405,6 +446,9 @@ def record_evse_status(
 ) -> None:
     """Like :func:`upsert_evse_status`: a status older than the stored one is ignored."""
     key = {"cid": charger_id, "evse": evse_id, "connector": connector_id}
+    if pipelined(batch.conn):  # one kept write instead of up to three round trips
+        _EVSE_UPSERT.later(batch.conn, {**key, "status": status, "error": error_code, "at": at})
+        return
     if _EVSE_STATUS.execute(batch.conn, {**key, "status": status, "error": error_code, "at": at}):
         return
     if _EVSE_EXISTS.scalar(batch.conn, key) is not None:

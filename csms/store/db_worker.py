@@ -9,7 +9,9 @@ connection for life, inside one transaction, and the loop awaits it once.
 * SQLite: the standard library driver on the same file (WAL, busy timeout, foreign keys, as
   the async engine). The thread is the process's single writer for the hot paths, so they
   never queue on the database lock against each other.
-* PostgreSQL: psycopg (3), synchronous, on its own connection.
+* PostgreSQL: psycopg (3), synchronous, on its own connection; writes that nobody reads back
+  ride along with the connection's next statement or its commit in one pipeline
+  (:func:`~csms.store.fast.pipeline_writes`).
 * Anything else (an in-memory SQLite database, another driver): the function runs through
   ``AsyncConnection.run_sync`` on the async engine: the same code, without the saving.
 
@@ -41,6 +43,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
+
+from csms.store.fast import pipeline_writes
 
 LOG = logging.getLogger("csms.store")
 P = ParamSpec("P")
@@ -85,7 +89,9 @@ def _make_sync_engine(
 
             event.listen(engine, "connect", more_pragmas)
         return engine
-    return create_engine(url, poolclass=StaticPool, pool_pre_ping=True)
+    engine = create_engine(url, poolclass=StaticPool, pool_pre_ping=True)
+    pipeline_writes(engine)  # a unit's writes ride along with its next round trip
+    return engine
 
 
 class DbWorker:

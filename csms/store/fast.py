@@ -16,15 +16,30 @@ context).
 Only for statements whose every parameter is given by the caller or fixed in the statement
 (no Python-side column defaults, no ``IN`` lists); on an async driver (the ``run_sync``
 fallback of :class:`~csms.store.db_worker.DbWorker`) the statement runs through SQLAlchemy.
+
+*Writes later* (:meth:`Fast.later`, on an engine given to :func:`pipeline_writes`: psycopg
+with libpq's pipeline mode). On a database server every statement is a round trip, and the
+database thread waits for each one (and then for the GIL, and for the server's process to be
+scheduled on a busy machine). A write whose row count nobody reads is therefore kept on the
+connection and sent in one pipeline with the connection's next statement, or with the
+COMMIT: a group of a hundred operations then costs a round trip per *read*, not per
+statement. Same transaction, same order, same statements; what changes is only where a
+failing write raises: at the next statement or at the commit, still inside the same
+transaction (which is then rolled back, as for any error). Any other statement on the
+connection (through SQLAlchemy too) sends the kept writes first; a rollback drops them.
+On SQLite (no round trips) and any other driver, :meth:`Fast.later` runs at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Delete, Insert, Select, Update
 from sqlalchemy.sql.elements import BindParameter
@@ -32,6 +47,9 @@ from sqlalchemy.sql.elements import BindParameter
 Processor = Callable[[Any], Any]
 Params = Mapping[str, Any]
 _CURSOR = "qrcharge.fast_cursor"  # the DBAPI connection's cursor, kept in its pool info
+_LATER = "qrcharge.fast_later"  # writes kept for the next round trip: [(sql, args), ...]
+_PIPELINED: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines of pipeline_writes
+Kept = list[tuple[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +92,23 @@ class Fast:
         count: int = self._run(conn, params, fetch=False)
         return count
 
+    def later(self, conn: Connection, params: Params) -> None:
+        """Runs a statement without rows whose row count the caller does not need: sent with
+        the connection's next statement or its commit where the engine pipelines writes (see
+        the module's docstring), else at once."""
+        if conn.engine not in _PIPELINED:
+            self._run(conn, params, fetch=False)
+            return
+        plan = self._plan_for(conn.dialect)
+        args = _arguments(plan, params)
+        if not conn.in_transaction():
+            conn.begin()
+        info = conn.connection.info
+        kept: Kept | None = info.get(_LATER)
+        if kept is None:
+            kept = info[_LATER] = []
+        kept.append((plan.sql, args))
+
     @property
     def columns(self) -> tuple[str, ...]:
         """The names of the result columns, in order."""
@@ -86,34 +121,41 @@ class Fast:
         if dialect.is_async:  # no sync cursor to borrow: through SQLAlchemy
             result = conn.execute(self.statement, dict(params))
             return [tuple(row) for row in result] if fetch else result.rowcount
-        plan = self._plans.get(dialect.name)
-        if plan is None:
-            plan = self._plans[dialect.name] = _plan(self.statement, dialect)
-        values = dict(plan.fixed)
-        values.update(params)
-        for name, process in plan.binds:
-            values[name] = process(values[name])
-        args: Any = values if plan.positional is None else [values[n] for n in plan.positional]
+        plan = self._plan_for(dialect)
+        args = _arguments(plan, params)
         if not conn.in_transaction():
             conn.begin()  # what SQLAlchemy's autobegin does before a statement
         pooled = conn.connection
-        cursor = pooled.info.get(_CURSOR)
-        if cursor is None:
-            cursor = pooled.info[_CURSOR] = pooled.driver_connection.cursor()  # type: ignore[union-attr]
-        sql = plan.sql
-        events = conn.dispatch
-        if events.before_cursor_execute:  # listeners (tracing, statement counts) see it too
-            for listener in events.before_cursor_execute:
-                sql, args = listener(conn, cursor, sql, args, None, False)
-        try:
-            cursor.execute(sql, args)
-            if events.after_cursor_execute:
-                events.after_cursor_execute(conn, cursor, sql, args, None, False)
-            if not fetch:
-                return cursor.rowcount
-            rows = cursor.fetchall()
-        except dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(conn, dialect, cursor, sql, args, exc) from exc
+        kept: Kept = pooled.info.get(_LATER) or []
+        if kept or (conn.engine in _PIPELINED and _idle(pooled.driver_connection)):
+            # the writes kept for this round trip go first, in one pipeline (with the BEGIN
+            # that the driver sends before a transaction's first statement, a round trip of
+            # its own outside a pipeline)
+            pooled.info[_LATER] = []
+            _send(conn, [*kept, (plan.sql, args)])
+            cursor = _cursor(conn)
+            try:
+                if not fetch:
+                    return cursor.rowcount
+                rows = cursor.fetchall()
+            except dialect.loaded_dbapi.Error as exc:
+                raise _wrapped(conn, dialect, cursor, plan.sql, args, exc) from exc
+        else:
+            cursor = _cursor(conn)
+            sql = plan.sql
+            events = conn.dispatch
+            if events.before_cursor_execute:  # listeners (tracing, statement counts) see it too
+                for listener in events.before_cursor_execute:
+                    sql, args = listener(conn, cursor, sql, args, None, False)
+            try:
+                cursor.execute(sql, args)
+                if events.after_cursor_execute:
+                    events.after_cursor_execute(conn, cursor, sql, args, None, False)
+                if not fetch:
+                    return cursor.rowcount
+                rows = cursor.fetchall()
+            except dialect.loaded_dbapi.Error as exc:
+                raise _wrapped(conn, dialect, cursor, sql, args, exc) from exc
         if not plan.converts:
             return [tuple(row) for row in rows]
         processors = plan.results
@@ -121,6 +163,123 @@ class Fast:
             tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
             for row in rows
         ]
+
+    def _plan_for(self, dialect: Dialect) -> _Plan:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            plan = self._plans[dialect.name] = _plan(self.statement, dialect)
+        return plan
+
+
+def _arguments(plan: _Plan, params: Params) -> Any:
+    values = dict(plan.fixed)
+    values.update(params)
+    for name, process in plan.binds:
+        values[name] = process(values[name])
+    return values if plan.positional is None else [values[n] for n in plan.positional]
+
+
+def _idle(driver_connection: Any) -> bool:
+    """Whether the driver's connection is outside a transaction (its next statement is
+    preceded by a BEGIN)."""
+    return bool(driver_connection.info.transaction_status == 0)  # psycopg's IDLE
+
+
+def _cursor(conn: Connection) -> Any:
+    """The DBAPI connection's cursor that Fast statements run on (one per connection)."""
+    pooled = conn.connection
+    cursor = pooled.info.get(_CURSOR)
+    if cursor is None:
+        cursor = pooled.info[_CURSOR] = pooled.driver_connection.cursor()  # type: ignore[union-attr]
+    return cursor
+
+
+def _send(conn: Connection, statements: Kept) -> None:
+    """Runs ``statements`` in one pipeline (one round trip); the cursor keeps the last one's
+    result. The first failing statement's error is raised as SQLAlchemy's."""
+    dialect = conn.dialect
+    cursor = _cursor(conn)
+    events = conn.dispatch
+    sent: Kept = []
+    try:
+        with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+            for sql, args in statements:
+                for listener in events.before_cursor_execute:
+                    sql, args = listener(conn, cursor, sql, args, None, False)
+                cursor.execute(sql, args)
+                sent.append((sql, args))
+    except dialect.loaded_dbapi.Error as exc:
+        sql, args = sent[-1] if sent else statements[0]
+        raise _wrapped(conn, dialect, cursor, sql, args, exc) from exc
+    if events.after_cursor_execute:
+        for sql, args in sent:
+            events.after_cursor_execute(conn, cursor, sql, args, None, False)
+
+
+def pipelined(conn: Connection) -> bool:
+    """Whether :meth:`Fast.later` keeps writes on ``conn`` (see :func:`pipeline_writes`)."""
+    return conn.engine in _PIPELINED
+
+
+def flush_later(conn: Connection) -> None:
+    """Sends the writes kept on ``conn`` now (one round trip; nothing when none are kept)."""
+    if conn.closed or conn.invalidated:
+        return
+    info = conn.connection.info
+    kept: Kept | None = info.get(_LATER)
+    if kept:
+        info[_LATER] = []
+        _send(conn, kept)
+
+
+def pipeline_writes(engine: Engine) -> bool:
+    """Lets :meth:`Fast.later` keep writes on ``engine``'s connections when its driver has a
+    pipeline mode (psycopg 3 on libpq 14 or later); whether it does. Any other statement on
+    the connection sends the kept writes first, a commit sends them with its COMMIT, and a
+    rollback drops them."""
+    if engine.dialect.driver != "psycopg" or engine.dialect.is_async:
+        return False
+    import psycopg
+
+    if not psycopg.Pipeline.is_supported():
+        return False
+    if engine not in _PIPELINED:
+        event.listen(engine, "before_cursor_execute", _before_other)
+        event.listen(engine, "commit", _before_commit)
+        event.listen(engine, "rollback", _before_rollback)
+        _PIPELINED.add(engine)
+    return True
+
+
+def _before_other(
+    conn: Connection, _cursor: Any, _sql: str, _args: Any, _context: Any, _many: bool
+) -> None:
+    """SQLAlchemy is about to run a statement of its own: the kept writes go first."""
+    flush_later(conn)
+
+
+def _before_commit(conn: Connection) -> None:
+    """The kept writes and the COMMIT in one round trip (the driver's own commit then finds
+    the transaction ended and sends nothing)."""
+    if conn.closed or conn.invalidated:
+        return
+    info = conn.connection.info
+    kept: Kept | None = info.get(_LATER)
+    if kept:
+        info[_LATER] = []
+        try:
+            _send(conn, [*kept, ("COMMIT", None)])
+        except Exception:
+            # SQLAlchemy takes a failed commit for the transaction's end and rolls nothing
+            # back: the aborted transaction is ended here, or the connection's next one fails
+            with contextlib.suppress(Exception):
+                conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
+            raise
+
+
+def _before_rollback(conn: Connection) -> None:
+    if not conn.invalidated and not conn.closed:
+        conn.connection.info.pop(_LATER, None)
 
 
 def _plan(statement: Any, dialect: Dialect) -> _Plan:

@@ -11,13 +11,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import ColumnElement, and_, bindparam, exists
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.store import transactions as stored_transactions
+from csms.store.fast import Fast, pipelined
 from csms.store.models import MeterValue
+from csms.store.transactions import TRANSACTIONS
 from csms.store.writer import Batch, table_of
 
 METER_VALUES = table_of(MeterValue)
@@ -42,9 +45,98 @@ _IN_TIME_ORDER = (
 )
 
 
+def _new_reading(transaction: ColumnElement[Any]) -> Fast:
+    """One row into ``meter_values`` for the transaction ``transaction`` (a scalar subquery,
+    NULL when there is none) unless that transaction holds the same reading already: the
+    lookup, the duplicate check and the insert in one statement."""
+    known = METER_VALUES.alias("known")
+    binds = {
+        c.name: bindparam(c.name, type_=c.type) for c in METER_VALUES.columns if c.name != "id"
+    }
+    txn = core_select(transaction.label("pk")).subquery("txn")
+    same = [known.c.transaction_pk == txn.c.pk]
+    same += [  # "=" where the column cannot be NULL: the (transaction, time) index serves it
+        known.c[name] == binds[name]
+        if not known.c[name].nullable
+        else known.c[name].is_not_distinct_from(binds[name])
+        for name in _READING
+    ]
+    values = [txn.c.pk if name == "transaction_pk" else bind for name, bind in binds.items()]
+    return Fast(
+        METER_VALUES.insert().from_select(
+            list(binds),
+            core_select(*values)
+            .select_from(txn)
+            .where(~exists(core_select(known.c.id).where(and_(*same)))),
+        )
+    )
+
+
+_OF_TRANSACTION_ID = _new_reading(
+    core_select(TRANSACTIONS.c.id)
+    .where(
+        TRANSACTIONS.c.charger_id == bindparam("charger_id"),
+        TRANSACTIONS.c.transaction_id == bindparam("tid"),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_OPEN_ON_EVSE = _new_reading(
+    core_select(TRANSACTIONS.c.id)
+    .where(
+        TRANSACTIONS.c.charger_id == bindparam("charger_id"),
+        TRANSACTIONS.c.evse_id == bindparam("open_evse"),
+        TRANSACTIONS.c.state == "Started",
+    )
+    .order_by(TRANSACTIONS.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+
+
 def add(batch: Batch, rows: Sequence[Mapping[str, Any]]) -> None:
     """Queues ``rows`` for the group's one insert of meter values."""
     batch.add_rows(METER_VALUES, rows)
+
+
+def add_readings(
+    batch: Batch,
+    *,
+    charger_id: str,
+    transaction_id: str | None,
+    evse_id: int,
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Stores ``rows`` (their ``transaction_pk`` is filled in here) as readings of the
+    charger's transaction ``transaction_id`` (1.6) or else of the transaction open on
+    ``evse_id`` (2.0.1), without the readings that transaction holds already; rows of no
+    transaction are stored as they are.
+
+    Where writes are pipelined (PostgreSQL) each row is one kept write that finds the
+    transaction and skips a known reading itself (no round trip of its own); elsewhere the
+    transaction is read first and the readings checked with :func:`add_new_readings`."""
+    conn = batch.conn
+    if pipelined(conn) and (transaction_id is not None or evse_id > 0):
+        extra: dict[str, Any]
+        if transaction_id is not None:
+            statement, extra = _OF_TRANSACTION_ID, {"tid": transaction_id}
+        else:
+            statement, extra = _OPEN_ON_EVSE, {"open_evse": evse_id}
+        for row in rows:
+            statement.later(conn, {**row, **extra})
+        return
+    txn_pk: int | None = None
+    if transaction_id is not None:
+        txn_pk = stored_transactions.pk_of(
+            conn, charger_id=charger_id, transaction_id=transaction_id
+        )
+    elif evse_id > 0:
+        txn_pk = stored_transactions.open_on_evse(conn, charger_id=charger_id, evse_id=evse_id)
+    rows = [{**row, "transaction_pk": txn_pk} for row in rows]
+    if txn_pk is None:
+        add(batch, rows)
+    else:
+        add_new_readings(batch, transaction_pk=txn_pk, rows=rows)
 
 
 def add_new_readings(

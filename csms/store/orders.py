@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.store.db import Database
 from csms.store.fast import Fast
-from csms.store.models import Charger, ChargerSync, Evse, MeterValue, Transaction
+from csms.store.models import Charger, ChargerSync, Evse, IdTag, MeterValue, Transaction
 from csms.store.models_orders import Order, OrderFlag
 from csms.store.rows import loaded
 from csms.store.types import UtcDateTime, utcnow
@@ -34,6 +34,7 @@ ORDERS = table_of(Order)
 FLAGS = table_of(OrderFlag)
 _CHARGERS = table_of(Charger)
 _EVSES = table_of(Evse)
+_ID_TAGS = table_of(IdTag)
 
 _CHARGER_CHECK = Fast(
     select(
@@ -68,6 +69,18 @@ _ORDER_PAID = Fast(
 _AUTHORIZATION = Fast(
     select(ORDERS.c.charger_id, ORDERS.c.status, ORDERS.c.expires_at).where(
         ORDERS.c.id == bindparam("order_id")
+    )
+)
+_BY_ORDER_ID = ORDERS.c.id == bindparam("tag")
+_BY_TAG = _ID_TAGS.c.id_tag == bindparam("tag")
+# the order a tag names and the local RFID tag of that name: one statement, a row either way
+_ORDER_AND_TAG = Fast(
+    select(
+        select(ORDERS.c.charger_id).where(_BY_ORDER_ID).scalar_subquery(),
+        select(ORDERS.c.status).where(_BY_ORDER_ID).scalar_subquery(),
+        select(ORDERS.c.expires_at).where(_BY_ORDER_ID).scalar_subquery(),
+        select(_ID_TAGS.c.status).where(_BY_TAG).scalar_subquery(),
+        select(_ID_TAGS.c.expiry).where(_BY_TAG).scalar_subquery(),
     )
 )
 
@@ -157,6 +170,19 @@ def authorization_row(conn: Connection, *, order_id: str) -> tuple[str, str, dat
     thread's, or the caller's unit of work)."""
     row = _AUTHORIZATION.first(conn, {"order_id": order_id})
     return None if row is None else (str(row[0]), str(row[1]), row[2])
+
+
+def order_and_tag_rows(
+    conn: Connection, *, id_tag: str
+) -> tuple[tuple[str, str, datetime] | None, tuple[str, datetime | None] | None]:
+    """(charger_id, status, expires_at) of the order ``id_tag`` names and (status, expiry) of
+    the local RFID tag ``id_tag``, each None when there is none: one read for both."""
+    row = _ORDER_AND_TAG.first(conn, {"tag": id_tag})
+    assert row is not None  # a SELECT of scalar subqueries has one row
+    charger_id, status, expires_at, tag_status, expiry = row
+    order = None if charger_id is None else (str(charger_id), str(status), expires_at)
+    tag = None if tag_status is None else (str(tag_status), expiry)
+    return order, tag
 
 
 # --- async: the pages, the operator's steps, the background passes ---------------------------

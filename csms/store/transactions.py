@@ -63,6 +63,16 @@ _BY_ID = Fast(
     )
     .limit(1)
 )
+# the row and, in the same read, the charger of the order its tag names (NULL: none)
+_WITH_OWNER = Fast(
+    core_select(TRANSACTIONS, _ORDERS.c.charger_id.label("order_charger"))
+    .select_from(TRANSACTIONS.outerjoin(_ORDERS, _ORDERS.c.id == TRANSACTIONS.c.id_tag))
+    .where(
+        TRANSACTIONS.c.charger_id == bindparam("cid"),
+        TRANSACTIONS.c.transaction_id == bindparam("tid"),
+    )
+    .limit(1)
+)
 _BY_START_KEY = Fast(
     core_select(TRANSACTIONS)
     .where(
@@ -128,6 +138,19 @@ def by_transaction_id(conn: Connection, *, charger_id: str, transaction_id: str)
     """The charger's transaction with the OCPP ``transaction_id``, or None."""
     row = _BY_ID.first(conn, {"cid": charger_id, "tid": transaction_id})
     return None if row is None else TxnRow(**dict(zip(_TXN_COLUMNS, row, strict=True)))
+
+
+def with_order_charger(
+    conn: Connection, *, charger_id: str, transaction_id: str
+) -> tuple[TxnRow, str | None] | None:
+    """Like :func:`by_transaction_id`, with the charger of the order whose id is the row's
+    tag (None when it names no order) from the same read: what :func:`order_charger` of
+    that tag would answer, without a statement of its own."""
+    row = _WITH_OWNER.first(conn, {"cid": charger_id, "tid": transaction_id})
+    if row is None:
+        return None
+    txn = TxnRow(**dict(zip(_TXN_COLUMNS, row[:-1], strict=True)))
+    return txn, None if row[-1] is None else str(row[-1])
 
 
 def by_start_key(conn: Connection, *, charger_id: str, start_key: str) -> TxnRow | None:

@@ -30,6 +30,7 @@ every group, so it is stored before the charger's next CALL is answered.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -47,6 +48,7 @@ from csms import metrics
 from csms.errors import StoreError
 from csms.store.db import Database
 from csms.store.db_worker import DbWorker
+from csms.store.fast import Fast, pipelined
 from csms.store.models import Charger
 
 LOG = logging.getLogger("csms.store")
@@ -83,21 +85,33 @@ class StoreTimeout(StoreError):
     """An operation was not committed within the caller's deadline."""
 
 
+@functools.cache
+def _row_insert(table: Table, names: tuple[str, ...]) -> Fast:
+    return Fast(table.insert().values({name: bindparam(name) for name in names}))
+
+
 @dataclass(slots=True)
 class Batch:
     """What an operation is given: the group's connection (synchronous, in the database
     thread) and a place for bulk rows.
 
     Rows added with :meth:`add_rows` are inserted with one ``executemany`` per table just
-    before the commit (operations must not read them back within the same group).
+    before the commit (operations must not read them back within the same group); where the
+    connection pipelines writes (PostgreSQL, :func:`~csms.store.fast.pipeline_writes`) each
+    row is instead a kept write at once, sent with the group's next round trip.
     """
 
     conn: Connection
     rows: dict[Table, list[Mapping[str, Any]]] = field(default_factory=dict)
 
     def add_rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            self.rows.setdefault(table, []).extend(rows)
+        if not rows:
+            return
+        if pipelined(self.conn):
+            for row in rows:
+                _row_insert(table, tuple(row)).later(self.conn, row)
+            return
+        self.rows.setdefault(table, []).extend(rows)
 
     def insert_rows(self) -> None:
         for table, rows in self.rows.items():

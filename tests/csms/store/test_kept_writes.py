@@ -1,0 +1,297 @@
+"""Writes kept for the next round trip (``Fast.later``) and the one-statement hot-path writes
+built on them: the same rows on both databases as the step-by-step statements they replace."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, bindparam, event, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from csms.protocol.meter_values import Sample, sample_rows
+from csms.store import chargers as store
+from csms.store import meter_values as stored_values
+from csms.store import orders as store_orders
+from csms.store import transactions as stored_transactions
+from csms.store.db import Database, migrate
+from csms.store.fast import Fast, pipelined
+from csms.store.models import Evse, IdTag
+from csms.store.transactions import TxnRow
+from csms.store.writer import CHARGERS, Batch, table_of
+
+NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+EVSES = table_of(Evse)
+ID_TAGS = table_of(IdTag)
+ORDERS = store_orders.ORDERS
+METER_VALUES = stored_values.METER_VALUES
+
+_STATUS = Fast(
+    update(CHARGERS).where(CHARGERS.c.id == bindparam("cid")).values(status=bindparam("status"))
+)
+_STATUS_OF = Fast(select(CHARGERS.c.status).where(CHARGERS.c.id == bindparam("cid")))
+_NEW_CHARGER = Fast(
+    insert(CHARGERS).values(id=bindparam("cid"), registration="Accepted", created_at=NOW)
+)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database.connect(db_url)
+    await migrate(database.engine)
+    async with database.session() as session:
+        for charger_id in ("K1", "K2"):
+            await store.create_charger(
+                session, charger_id=charger_id, password_hash=None, evses=1, now=NOW
+            )
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The first word of every statement sent from now on, in order."""
+    seen: list[str] = []
+
+    def before(_conn: object, _cursor: object, sql: str, *_rest: object) -> None:
+        seen.append(sql.split()[0])
+
+    event.listen(Engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+
+
+def _is_postgresql(db: Database) -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+async def test_a_kept_write_goes_with_the_next_statement_and_the_commit(db: Database) -> None:
+    with statements() as seen:
+
+        def unit(conn: Connection) -> tuple[bool, list[str], object]:
+            _STATUS.later(conn, {"cid": "K1", "status": "Faulted"})
+            before_read = [s for s in seen if s != "SELECT"]
+            status = _STATUS_OF.scalar(conn, {"cid": "K1"})  # sees the kept write
+            _STATUS.later(conn, {"cid": "K2", "status": "Faulted"})  # sent with the COMMIT
+            return pipelined(conn), before_read, status
+
+        kept, before_read, status = await db.worker.run(unit)
+    assert status == "Faulted"
+    assert kept is _is_postgresql(db)  # PostgreSQL keeps writes; SQLite runs them at once
+    assert before_read == ([] if kept else ["UPDATE"])
+    ours = [s for s in seen if s in ("UPDATE", "SELECT", "COMMIT")]
+    # kept: the last write and the COMMIT in one pipeline (else the driver's commit, no statement)
+    assert ours == ["UPDATE", "SELECT", "UPDATE"] + (["COMMIT"] if kept else [])
+    async with db.engine.connect() as conn:
+        stored = (await conn.execute(select(CHARGERS.c.id, CHARGERS.c.status))).all()
+    assert sorted(tuple(row) for row in stored) == [("K1", "Faulted"), ("K2", "Faulted")]
+
+
+async def test_a_statement_through_sqlalchemy_sends_the_kept_writes_first(db: Database) -> None:
+    def unit(conn: Connection) -> object:
+        _STATUS.later(conn, {"cid": "K1", "status": "Unavailable"})
+        query = select(CHARGERS.c.status).where(CHARGERS.c.id == "K1")
+        return conn.execute(query).scalar()
+
+    assert await db.worker.run(unit) == "Unavailable"
+
+
+async def test_a_failing_kept_write_fails_its_unit_whole(db: Database) -> None:
+    def unit(conn: Connection) -> None:
+        _STATUS.later(conn, {"cid": "K1", "status": "Faulted"})
+        _NEW_CHARGER.later(conn, {"cid": "K2"})  # exists: raised at the latest by the commit
+
+    with pytest.raises(IntegrityError):
+        await db.worker.run(unit)
+
+    def after(conn: Connection) -> object:  # nothing of it stored, the connection still works
+        return _STATUS_OF.scalar(conn, {"cid": "K1"})
+
+    assert await db.worker.run(after) != "Faulted"
+
+
+async def test_a_rollback_drops_the_kept_writes(db: Database) -> None:
+    class Undo(Exception):
+        pass
+
+    def unit(conn: Connection) -> None:
+        _STATUS.later(conn, {"cid": "K1", "status": "Faulted"})
+        raise Undo
+
+    with pytest.raises(Undo):
+        await db.worker.run(unit)
+
+    def after(conn: Connection) -> tuple[object, object]:  # nor does the next transaction
+        _STATUS.later(conn, {"cid": "K2", "status": "Reserved"})
+        return _STATUS_OF.scalar(conn, {"cid": "K1"}), _STATUS_OF.scalar(conn, {"cid": "K2"})
+
+    status_k1, status_k2 = await db.worker.run(after)
+    assert status_k1 != "Faulted" and status_k2 == "Reserved"
+
+
+def _record(batch: Batch, connector: int, status: str, at: datetime) -> None:
+    store.record_evse_status(
+        batch,
+        charger_id="K1",
+        evse_id=1,
+        connector_id=connector,
+        status=status,
+        error_code=None,
+        at=at,
+    )
+
+
+async def test_an_evse_status_keeps_the_newest_and_adds_a_new_connector(db: Database) -> None:
+    def unit(conn: Connection) -> None:
+        batch = Batch(conn)
+        _record(batch, 1, "Charging", NOW)
+        _record(batch, 1, "Faulted", NOW - timedelta(minutes=1))  # late: ignored
+        _record(batch, 2, "Available", NOW)  # a connector not known yet
+        _record(batch, 2, "Occupied", NOW + timedelta(seconds=1))
+        batch.insert_rows()
+
+    await db.worker.run(unit)
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            select(EVSES.c.connector_id, EVSES.c.status, EVSES.c.updated_at)
+            .where(EVSES.c.charger_id == "K1")
+            .order_by(EVSES.c.connector_id)
+        )
+        stored = [tuple(row) for row in rows]
+    assert stored == [(1, "Charging", NOW), (2, "Occupied", NOW + timedelta(seconds=1))]
+
+
+def _transaction(conn: Connection, transaction_id: str, *, state: str = "Started") -> int:
+    txn = TxnRow(
+        charger_id="K1",
+        transaction_id=transaction_id,
+        ocpp_version="1.6",
+        evse_id=1,
+        connector_id=1,
+        id_tag="ABCDEF0123456789",
+        started_at=NOW,
+        state=state,
+    )
+    stored_transactions.save(conn, txn)
+    assert txn.id is not None
+    return txn.id
+
+
+def _rows(*readings: tuple[int, float, str | None]) -> list[dict[str, Any]]:
+    samples = [
+        Sample(NOW + timedelta(minutes=minute), value, phase=phase)
+        for minute, value, phase in readings
+    ]
+    return sample_rows("K1", None, 1, samples)
+
+
+async def test_meter_readings_are_stored_once_per_transaction(db: Database) -> None:
+    def unit(conn: Connection) -> tuple[int, int]:
+        by_id = _transaction(conn, "T-1")
+        _transaction(conn, "T-old", state="Ended")
+        on_evse = _transaction(conn, "T-2")  # the newest open one on EVSE 1
+        batch = Batch(conn)
+
+        def add(transaction_id: str | None, rows: list[dict[str, Any]]) -> None:
+            stored_values.add_readings(
+                batch, charger_id="K1", transaction_id=transaction_id, evse_id=1, rows=rows
+            )
+
+        add("T-1", _rows((1, 100.0, None), (1, 100.0, None), (1, 100.0, "L1")))
+        add("T-1", _rows((1, 100.0, None), (2, 200.0, None)))  # the first reading again
+        add(None, _rows((1, 100.0, None), (3, 300.0, None)))  # the open transaction's
+        add(None, _rows((3, 300.0, None)))
+        add("T-unknown", _rows((1, 5.0, None), (1, 5.0, None)))  # no transaction: as sent
+        batch.insert_rows()
+        return by_id, on_evse
+
+    by_id, on_evse = await db.worker.run(unit)
+
+    def again(conn: Connection) -> None:  # a later group: the stored ones count too
+        batch = Batch(conn)
+        stored_values.add_readings(
+            batch,
+            charger_id="K1",
+            transaction_id="T-1",
+            evse_id=1,
+            rows=_rows((2, 200.0, None), (4, 400.0, None)),
+        )
+        batch.insert_rows()
+
+    await db.worker.run(again)
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                METER_VALUES.c.transaction_pk, METER_VALUES.c.value, METER_VALUES.c.phase
+            ).order_by(METER_VALUES.c.id)
+        )
+        stored = [tuple(row) for row in rows]
+    assert sorted(stored, key=repr) == sorted(
+        [
+            (by_id, 100.0, None),
+            (by_id, 100.0, "L1"),
+            (by_id, 200.0, None),
+            (by_id, 400.0, None),
+            (on_evse, 100.0, None),
+            (on_evse, 300.0, None),
+            (None, 5.0, None),
+            (None, 5.0, None),
+        ],
+        key=repr,
+    )
+
+
+async def test_a_transaction_read_brings_the_charger_of_its_order(db: Database) -> None:
+    tag = "ABCDEF0123456789"
+    order = {
+        "id": tag,
+        "user_id": 1,
+        "charger_id": "K2",
+        "status": "started",
+        "request_kind": "full",
+        "tariff_claim": "{}",
+        "limits_claim": "{}",
+        "hold_amount": 500,
+        "currency": "EUR",
+        "start_token": "t",
+        "kid": "k",
+        "issued_at": NOW,
+        "expires_at": NOW + timedelta(minutes=10),
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+
+    def unit(conn: Connection) -> tuple[Any, ...]:
+        _transaction(conn, "T-1")
+        no_order = stored_transactions.with_order_charger(
+            conn, charger_id="K1", transaction_id="T-1"
+        )
+        conn.execute(insert(ORDERS).values(order))
+        conn.execute(insert(ID_TAGS).values(id_tag="CARD1", status="Blocked", created_at=NOW))
+        found = stored_transactions.with_order_charger(conn, charger_id="K1", transaction_id="T-1")
+        missing = stored_transactions.with_order_charger(conn, charger_id="K1", transaction_id="X")
+        return (
+            no_order,
+            found,
+            missing,
+            store_orders.order_and_tag_rows(conn, id_tag=tag),
+            store_orders.order_and_tag_rows(conn, id_tag="CARD1"),
+            store_orders.order_and_tag_rows(conn, id_tag="NOBODY"),
+        )
+
+    no_order, found, missing, order_row, tag_row, nothing = await db.worker.run(unit)
+    assert no_order is not None and no_order[1] is None
+    assert found is not None and found[1] == "K2" and found[0].transaction_id == "T-1"
+    assert found[0] == no_order[0]  # the same row as without an order
+    assert missing is None
+    assert order_row == (("K2", "started", NOW + timedelta(minutes=10)), None)
+    assert tag_row == (None, ("Blocked", None))
+    assert nothing == (None, None)
