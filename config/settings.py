@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(repr=False)  # may carry a password
     redis_prefix: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     presence_ttl_s: float = Field(gt=0)
+    # PostgreSQL connections of one process's pool (csms.store.db); --workers may lower them
+    db_pool_size: int = Field(ge=1, le=500)
+    db_max_overflow: int = Field(ge=0, le=500)
     ca_cert_file: str
     ca_key_file: str
     charger_cert_validity_days: int

@@ -115,7 +115,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database.connect(settings.resolved_database_url)
+        db = Database.connect(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         await migrate(db.engine)
         if mark_offline:
             async with db.session() as session:

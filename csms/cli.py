@@ -273,7 +273,7 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
         with socket.socket() as probe:  # taken by anything else, even another cluster: stop
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((settings.host, settings.port))
-        asyncio.run(_prepare(settings))
+        settings = asyncio.run(_prepare(settings, args.workers))
     except Exception as exc:  # the port, the database or the key directory
         print(f"qrcharge csms: cannot start the workers: {exc}", file=sys.stderr)
         return 1
@@ -310,6 +310,8 @@ def worker_command(
         argv += ["--node-id", f"{settings.node_id}-w{index}"]
     # the database URL by the environment: a password in it stays out of `ps`
     env = {**os.environ, "QRCHARGE_DATABASE_URL": settings.resolved_database_url}
+    env["QRCHARGE_DB_POOL_SIZE"] = str(settings.db_pool_size)  # as the supervisor sized it
+    env["QRCHARGE_DB_MAX_OVERFLOW"] = str(settings.db_max_overflow)
     if settings.metrics_bind:  # a listener each: worker i on the configured port + i - 1
         host, _, port = settings.metrics_bind.rpartition(":")
         env["QRCHARGE_METRICS_BIND"] = f"{host}:{int(port) + index - 1}"
@@ -317,15 +319,36 @@ def worker_command(
     return argv, env
 
 
-async def _prepare(settings: Settings) -> None:
+async def _prepare(settings: Settings, workers: int) -> Settings:
+    """Migrates, marks chargers offline (one node), makes the keys once, and sizes each
+    worker's pool so that ``workers`` of them fit the server's ``max_connections``: the
+    settings the workers get."""
     from csms.drivers.tokens import load_or_create_secret
     from csms.keys import KeyManager
     from csms.store.chargers import mark_all_offline
-    from csms.store.db import Database, migrate
+    from csms.store.db import Database, migrate, server_connection_limits, share_connections
     from csms.store.types import utcnow
 
     db = Database.connect(settings.resolved_database_url)
     try:
+        limit, reserved = await server_connection_limits(db.engine)
+        pool, overflow = share_connections(
+            limit, reserved, workers, settings.db_pool_size, settings.db_max_overflow
+        )
+        if (pool, overflow) != (settings.db_pool_size, settings.db_max_overflow):
+            LOG.warning(
+                "PostgreSQL's max_connections=%d: each of the %d workers gets a pool of %d + %d "
+                "(db_pool_size %d + db_max_overflow %d would not fit)",
+                limit,
+                workers,
+                pool,
+                overflow,
+                settings.db_pool_size,
+                settings.db_max_overflow,
+            )
+            settings = settings.model_copy(
+                update={"db_pool_size": pool, "db_max_overflow": overflow}
+            )
         await migrate(db.engine)
         if not settings.redis_url:  # in a Redis cluster other machines' chargers stay online
             async with db.session() as session:
@@ -339,6 +362,7 @@ async def _prepare(settings: Settings) -> None:
         token_lifetime_s=settings.start_token_validity_s + settings.token_leeway_s,
     )
     load_or_create_secret(settings.resolved_key_dir)
+    return settings
 
 
 LOG = logging.getLogger("csms")

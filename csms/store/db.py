@@ -18,7 +18,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -34,13 +34,19 @@ SQLITE_POOL_SIZE = 6
 # handshakes, authorization reads, the operator API, the message log and the payment side.
 # A checkout waits at most POOL_TIMEOUT_S: the handshake then answers 503 + Retry-After and a
 # CALL InternalError, instead of a charger timing out on silence.
-PG_POOL_SIZE = 10
+PG_POOL_SIZE = 10  # defaults of the settings db_pool_size and db_max_overflow
 PG_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 10
 CHECKPOINT_EVERY_S = 1.0
 # PostgreSQL: the store writer's lanes, one connection and thread each, a charger's writes
 # always in the same lane so that lanes never lock each other's rows; SQLite: one
 PG_WRITER_CONNECTIONS = 2
+# a process's PostgreSQL connections outside its pool: the writer lanes, the reader thread, the
+# background thread and the leader lock's session
+PG_FIXED_CONNECTIONS = PG_WRITER_CONNECTIONS + 3
+# connections of max_connections that --workers leaves to everything else (psql, backups,
+# a migration, the supervisor)
+PG_HEADROOM = 10
 LOG = logging.getLogger("csms.store")
 
 
@@ -53,9 +59,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = PG_POOL_SIZE, max_overflow: int = PG_MAX_OVERFLOW
+) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL mode and its file created owner-only (its
-    WAL and shared-memory files take the database file's mode)."""
+    WAL and shared-memory files take the database file's mode). ``pool_size`` and
+    ``max_overflow`` size PostgreSQL's pool (SQLite's is fixed)."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -73,8 +82,8 @@ def make_engine(url: str) -> AsyncEngine:
         return engine
     engine = create_async_engine(
         url,
-        pool_size=PG_POOL_SIZE,
-        max_overflow=PG_MAX_OVERFLOW,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_timeout=POOL_TIMEOUT_S,
     )
     event.listen(engine.sync_engine.pool, "checkout", _closed_at_checkout)
@@ -164,8 +173,15 @@ class Database:
         return (self.worker, *self.more_writers)
 
     @classmethod
-    def connect(cls, url: str, *, writer_connections: int = PG_WRITER_CONNECTIONS) -> Database:
-        engine = make_engine(url)
+    def connect(
+        cls,
+        url: str,
+        *,
+        writer_connections: int = PG_WRITER_CONNECTIONS,
+        pool_size: int = PG_POOL_SIZE,
+        max_overflow: int = PG_MAX_OVERFLOW,
+    ) -> Database:
+        engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         sqlite = url.startswith("sqlite")
         # On SQLite the hot paths' thread never checkpoints the WAL itself (an automatic
         # checkpoint stalls the commit that triggers it): a thread of its own does it, PASSIVE,
@@ -238,3 +254,41 @@ class Database:
         for writer in self.more_writers:
             await writer.close()
         await self.engine.dispose()
+
+
+class ConnectionBudgetError(ValueError):
+    """The server's ``max_connections`` cannot give every worker a usable pool."""
+
+
+def share_connections(
+    max_connections: int, reserved: int, workers: int, pool_size: int, max_overflow: int
+) -> tuple[int, int]:
+    """The pool size and overflow each of ``workers`` processes may use so that together, at
+    their peak, they stay within the server's ``max_connections`` (less the superuser's
+    ``reserved`` ones and :data:`PG_HEADROOM`).
+
+    The configured figures are kept when they fit; otherwise both shrink in their ratio. A
+    worker that would get fewer than two pooled connections is refused: raise the server's
+    ``max_connections`` or run fewer workers.
+    """
+    per_worker = (max_connections - reserved - PG_HEADROOM) // workers - PG_FIXED_CONNECTIONS
+    if pool_size + max_overflow <= per_worker:
+        return pool_size, max_overflow
+    if per_worker < 2:
+        raise ConnectionBudgetError(
+            f"PostgreSQL's max_connections={max_connections} (superuser reserved {reserved}) "
+            f"leaves {max(per_worker, 0)} pooled connections per worker for {workers} workers "
+            f"({PG_FIXED_CONNECTIONS} more each are the writer, reader, background and leader "
+            f"connections, {PG_HEADROOM} are left for other clients): raise max_connections "
+            "or run fewer workers"
+        )
+    pool = max(1, per_worker * pool_size // (pool_size + max_overflow))
+    return pool, per_worker - pool
+
+
+async def server_connection_limits(engine: AsyncEngine) -> tuple[int, int]:
+    """PostgreSQL's ``max_connections`` and ``superuser_reserved_connections``."""
+    async with engine.connect() as conn:
+        limit = (await conn.execute(text("SHOW max_connections"))).scalar_one()
+        reserved = (await conn.execute(text("SHOW superuser_reserved_connections"))).scalar_one()
+    return int(limit), int(reserved)
