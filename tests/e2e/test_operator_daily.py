@@ -117,6 +117,13 @@ def test_orders_by_flag_older_pages_an_id_and_the_tariff_that_applies(
     assert page.inner_text("#tariff-scope") == f"assigned to charger {charger_id}"
     assert page.get_attribute("#tariff-model", "data-model") == model_id
     assert "1.50 CNY/kWh" in page.inner_text("#tariff-facts")
+    # the model's prices in the audit log as the billing view writes them, not 1/10,000 units
+    visit(page, "#/audit", "audit")
+    page.fill("#audit-actor", "api_key")
+    page.click("#audit-filter button")
+    price = page.locator("tr[data-audit] [data-detail=energy_price]", has_text="1.50 CNY")
+    price.first.wait_for()
+    assert "15000" not in price.first.inner_text()
 
     # the driver's page: their own model (new_driver assigns one) wins at this charger
     visit(page, f"#/driver/{driver['id']}", f"driver:{driver['id']}")

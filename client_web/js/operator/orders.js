@@ -75,7 +75,7 @@ export function ordersView(root) {
   });
   const orderId = h("input", { type: "search", id: "order-id", placeholder: t("orders.open_placeholder"),
     "aria-label": t("orders.open_placeholder"), maxlength: 64, autocomplete: "off" });
-  const opener = h("form", { class: "inline", id: "order-open" }, orderId,
+  const opener = h("form", { class: "filters", id: "order-open" }, orderId,
     h("button", { type: "submit", class: "small secondary", "data-read": true }, t("orders.open")));
   opener.addEventListener("submit", async (event) => {
     event.preventDefault();

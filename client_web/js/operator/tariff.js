@@ -53,7 +53,7 @@ export function driverTariffBody(userId) {
   const answer = h("div", { id: "driver-tariff" });
   const charger = h("input", { type: "search", id: "driver-tariff-charger", placeholder: t("orders.charger"),
     "aria-label": t("orders.charger"), maxlength: 48 });
-  const form = h("form", { class: "inline", id: "driver-tariff-form" }, charger,
+  const form = h("form", { class: "filters", id: "driver-tariff-form" }, charger,
     h("button", { type: "submit", class: "small secondary", "data-read": true }, t("tariff.which")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
