@@ -1,9 +1,10 @@
 // The operator page: sign-in (operator name and password, or the admin API key), then one
 // view at a time chosen by the address (#/chargers, #/charger/<id>, #/transactions,
 // #/transaction/<id>, #/orders, #/order/<id>, #/drivers, #/driver/<id>, #/id-tags, #/billing,
-// #/reconciliation, #/keys, #/audit, #/operators). Live views refresh every few
+// #/reconciliation, #/keys, #/audit, #/operators, #/account: one's own password). Live views refresh every few
 // seconds; views with forms load once (and after each action) so typing is never lost.
 
+import { accountView } from "./operator/account.js";
 import { saveSession, session } from "./operator/api.js";
 import { auditView } from "./operator/audit.js";
 import { billingView } from "./operator/billing.js";
@@ -35,6 +36,7 @@ const VIEWS = {
   keys: keysView,
   audit: auditView,
   operators: operatorsView,
+  account: accountView,
 };
 // tabs only some roles need: the rest are readable by every role
 const TAB_AREA = { operators: "operators" };

@@ -85,6 +85,17 @@ def add_detail(request: Request, text: str) -> None:
         note.detail = f"{note.detail}; {text}" if note.detail else text
 
 
+# path parameters that are credentials at a charger: the target keeps their masked form
+MASKED_PATH_PARAMS = frozenset({"id_tag"})
+
+
+def masked(value: str) -> str:
+    """``04A1B2C3D4`` -> ``…C3D4``: at most the last four characters, never more than half of
+    the value, so the log tells RFID cards apart without holding one that works."""
+    keep = min(4, len(value) // 2)
+    return "…" + (value[-keep:] if keep else "")
+
+
 Scalar = str | int | float | bool | None
 
 
@@ -191,7 +202,7 @@ async def _record(scope: Scope, note: AuditNote, status_code: int, body: bytes) 
                 actor=note.actor[:OPERATOR_NAME_MAX],
                 actor_kind=note.actor_kind,
                 action=f"{scope['method']} {template}"[:AUDIT_ACTION_MAX],
-                target=", ".join(f"{k}={v}" for k, v in params.items())[:AUDIT_TARGET_MAX],
+                target=_target(params)[:AUDIT_TARGET_MAX],
                 status_code=status_code,
                 detail=detail[:AUDIT_DETAIL_MAX],
                 details=details_json(note.details),
@@ -204,6 +215,13 @@ async def _record(scope: Scope, note: AuditNote, status_code: int, body: bytes) 
             note.actor,
             status_code,
         )
+
+
+def _target(params: dict[str, Any]) -> str:
+    """The path's ids as ``name=value, ...``, a credential among them masked."""
+    return ", ".join(
+        f"{k}={masked(str(v)) if k in MASKED_PATH_PARAMS else v}" for k, v in params.items()
+    )
 
 
 def _route_words(route: object) -> str:

@@ -165,5 +165,21 @@ async def update_operator(
     return row
 
 
+async def change_own_password(
+    session: AsyncSession, *, name: str, current: str, new: str, token: str | None
+) -> Operator:
+    """An operator's own password change: ``current`` must be right (SignInFailed otherwise);
+    every other token of the account ends, the one of this request (``token``) stays."""
+    row = await authenticate(session, name=name, password=current)
+    assert row.id is not None
+    row.password_hash = await asyncio.to_thread(hash_password, new)
+    session.add(row)
+    keep = None if token is None else token_hash(token)
+    await store.end_sessions_of(session, operator_id=row.id, keep_hash=keep)
+    await session.commit()
+    await session.refresh(row)
+    return row
+
+
 async def list_operators(session: AsyncSession) -> list[Operator]:
     return await store.list_operators(session)

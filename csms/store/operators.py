@@ -101,8 +101,12 @@ async def end_session(session: AsyncSession, *, token_hash: str) -> None:
     await session.commit()
 
 
-async def end_sessions_of(session: AsyncSession, *, operator_id: int) -> None:
-    """Ends every token of an account; the caller commits (with the change that ends them)."""
-    await session.exec(
-        delete(OperatorSession).where(col(OperatorSession.operator_id) == operator_id)
-    )
+async def end_sessions_of(
+    session: AsyncSession, *, operator_id: int, keep_hash: str | None = None
+) -> None:
+    """Ends every token of an account but the one hashed ``keep_hash`` (if given); the caller
+    commits (with the change that ends them)."""
+    query = delete(OperatorSession).where(col(OperatorSession.operator_id) == operator_id)
+    if keep_hash is not None:
+        query = query.where(col(OperatorSession.token_hash) != keep_hash)
+    await session.exec(query)

@@ -198,10 +198,12 @@ async def list_orders(
     user_id: int | None = None,
     status: str | None = None,
     charger_id: str | None = None,
+    flagged: bool | None = None,
     offset: int = 0,
     limit: int = 50,
 ) -> list[Order]:
-    """Newest first, filtered by owner, status and charger."""
+    """Newest first, filtered by owner, status, charger and whether the order has a flag
+    (in the query, so a page of flagged orders is full even when few orders are flagged)."""
     query = orm_select(Order)
     if user_id is not None:
         query = query.where(Order.user_id == user_id)
@@ -209,6 +211,9 @@ async def list_orders(
         query = query.where(Order.status == status)
     if charger_id is not None:
         query = query.where(Order.charger_id == charger_id)
+    if flagged is not None:
+        has_flag = exists().where(col(OrderFlag.order_id) == col(Order.id))
+        query = query.where(has_flag if flagged else ~has_flag)
     query = query.order_by(col(Order.created_at).desc(), col(Order.id)).offset(offset).limit(limit)
     return list((await session.exec(query)).all())
 

@@ -302,7 +302,7 @@ VIEWS = [
     ("#/chargers", "chargers"), ("#/charger/DEMO-01", "charger:DEMO-01"), ("#/orders", "orders"),
     ("#/drivers", "drivers"), ("#/billing", "billing"), ("#/reconciliation", "reconciliation"),
     ("#/keys", "keys"), ("#/audit", "audit"), ("#/operators", "operators"),
-    ("#/transactions", "transactions"), ("#/id-tags", "id-tags"),
+    ("#/transactions", "transactions"), ("#/id-tags", "id-tags"), ("#/account", "account"),
 ]  # fmt: skip
 
 

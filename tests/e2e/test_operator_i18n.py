@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from csms.payments.lifecycle import OrderState, PaymentState
+
 WEB = Path(__file__).resolve().parents[2] / "client_web"
 LANGUAGES = ("en", "zh-CN")
 DYNAMIC = {  # keys built from a value: t(`role.${role}`), t(`registration.${state}`)
@@ -18,6 +20,8 @@ DYNAMIC = {  # keys built from a value: t(`role.${role}`), t(`registration.${sta
     "idtag.": ("Accepted", "Blocked", "Expired", "Invalid"),
     "ledger.": ("top_up", "hold", "capture", "release", "debt", "refund"),
     "txn.": ("Started", "Ended"),
+    "order_status.": tuple(s.value for s in OrderState),
+    "payment_status.": tuple(s.value for s in PaymentState),
 }
 
 
@@ -39,6 +43,21 @@ def used_keys() -> set[str]:
     for prefix, names in DYNAMIC.items():
         keys |= {prefix + name for name in names}
     return keys
+
+
+def test_order_and_payment_statuses_are_shown_in_words() -> None:
+    """The order views show a status through ``orderStatus`` / ``paymentStatus`` (keys
+    ``order_status.<code>`` / ``payment_status.<code>``), never the bare code."""
+    orders = (WEB / "js" / "operator" / "orders.js").read_text("utf-8")
+    assert "t(`order_status.${s}`)" in orders and "t(`payment_status.${s}`)" in orders
+    for name in ("orders.js", "order.js"):
+        text = (WEB / "js" / "operator" / name).read_text("utf-8")
+        assert not re.search(r", (o|p|paid)\.status\)", text), name
+        assert "[o.payment_status ||" not in text, name
+    zh = messages("zh-CN")
+    for state in [*OrderState, *PaymentState]:
+        prefix = "order_status." if isinstance(state, OrderState) else "payment_status."
+        assert re.search(r"[\u4e00-\u9fff]", zh[prefix + state.value]), state
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

@@ -3,18 +3,29 @@
 
 import { call } from "./api.js";
 import { t } from "./i18n.js";
-import { h, money, replace, table, unavailable, when } from "./ui.js";
+import { h, money, priceText, replace, table, unavailable, when } from "./ui.js";
 
 const PAGE = 50;
 const MINOR_UNITS = new Set(["amount", "refunded", "released", "cap"]); // amounts of `currency`
+// a billing model's prices, in 1/10,000 of `currency` (written as the billing view does)
+const PRICES = new Set(["fixed_fee", "energy_price", "time_price", "idle_price"]);
 
-/** The values of a change, one "name: value" each (amounts in the record's currency). */
+/** A detail's value in words: an amount or a price in the record's currency, else as is. */
+function valueText(name, value, currency) {
+  if (!currency || typeof value !== "number") return String(value);
+  if (MINOR_UNITS.has(name)) return money(value, currency);
+  if (PRICES.has(name)) return `${priceText(value)} ${currency}`;
+  return String(value);
+}
+
+/** The values of a change, one "name: value" each (amounts and prices in the record's
+ * currency). */
 function valuesOf(details) {
   const entries = Object.entries(details || {});
   if (!entries.length) return null;
   return h("ul", { class: "details" }, entries.map(([name, value]) => h("li", { "data-detail": name },
     h("span", { class: "hint" }, `${name}: `),
-    MINOR_UNITS.has(name) && details.currency && typeof value === "number" ? money(value, details.currency) : String(value))));
+    valueText(name, value, details.currency))));
 }
 
 export function auditView(root) {

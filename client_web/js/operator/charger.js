@@ -2,12 +2,14 @@
 // password, security profile, registration, delete), the commands panel with the charger's
 // answers, the remote-control lists, configuration (1.6) or device model (2.0.1), its
 // settlement keys and its presence secret; what it reported unasked (notifications), its
-// latest transactions and the settlements refused for it.
+// latest transactions (a running one with its Stop button), the billing model that applies
+// there and the settlements refused for it.
 
 import { call, enc } from "./api.js";
-import { LISTS, commandsPanel, listBody } from "./commands.js";
+import { LISTS, commandsPanel, listBody, stopButton } from "./commands.js";
 import { rejectionsTable } from "./orders.js";
 import { t } from "./i18n.js";
+import { appliesBody } from "./tariff.js";
 import { can } from "./roles.js";
 import {
   action, actionForm, answer, card, failure, field, h, notify, replace, table, when,
@@ -129,12 +131,13 @@ async function notificationsBody(id) {
   { empty: t("notification.none") });
 }
 
-async function transactionsBody(id) {
-  const rows = await call("GET", `/api/v1/admin/transactions?charger_id=${enc(id)}&limit=10`);
-  return table([t("txn.id"), "EVSE", t("txn.started"), t("txn.stopped"), t("txn.state")],
+async function transactionsBody(c, reload) {
+  const rows = await call("GET", `/api/v1/admin/transactions?charger_id=${enc(c.id)}&limit=10`);
+  return table([t("txn.id"), "EVSE", t("txn.started"), t("txn.stopped"), t("txn.state"), ""],
     rows.map((x) => h("tr", { "data-transaction": x.id },
       h("td", {}, h("a", { href: `#/transaction/${x.id}` }, `#${x.id}`)), h("td", {}, x.evse_id ?? x.connector_id ?? ""),
-      h("td", {}, when(x.started_at)), h("td", {}, when(x.stopped_at)), h("td", {}, t(`txn.${x.state}`)))),
+      h("td", {}, when(x.started_at)), h("td", {}, when(x.stopped_at)), h("td", {}, t(`txn.${x.state}`)),
+      h("td", {}, stopButton(x, x.ocpp_version || c.ocpp_version, reload)))),
     { empty: t("txn.none") });
 }
 
@@ -150,6 +153,7 @@ export function chargerView(root, chargerId) {
   const notices = h("div", { class: "body", id: "charger-notifications" });
   const sessions = h("div", { class: "body", id: "charger-transactions" });
   const refused = h("div", { class: "body", id: "charger-rejections" });
+  const tariff = h("div", { class: "body", id: "charger-tariff" });
   const section = (id, title, body, extra) => h("section", { class: "card", id }, h("h2", {}, title, extra || null), body);
   replace(root,
     h("p", {}, h("a", { href: "#/chargers" }, `← ${t("nav.chargers")}`)),
@@ -159,6 +163,7 @@ export function chargerView(root, chargerId) {
     lists.map(([kind, key, body]) => section(`list-${kind}`, t(key), body)),
     section("log-card", t("log.title"), log),
     section("transactions-card", t("nav.transactions"), sessions),
+    section("tariff-card", t("tariff.title"), tariff),
     section("notifications-card", t("notification.title"), notices),
     section("charger-rejections-card", t("rejection.title"), refused),
     section("device-card", t("charger.device_model"), device),
@@ -180,7 +185,8 @@ export function chargerView(root, chargerId) {
     replace(keys, await keysBody(charger, loadAll));
     replace(presence, await presenceBody(charger, loadAll));
     replace(log, await messagesBody(chargerId));
-    replace(sessions, await transactionsBody(chargerId));
+    replace(sessions, await transactionsBody(charger, loadSessions));
+    replace(tariff, h("p", { class: "hint" }, t("tariff.charger_hint")), await appliesBody(chargerId));
     replace(notices, await notificationsBody(chargerId));
     replace(refused, rejectionsTable(await call("GET", `/api/v1/admin/settlement-rejections?charger_id=${enc(chargerId)}&limit=30`)));
   }
@@ -190,6 +196,10 @@ export function chargerView(root, chargerId) {
   async function loadLists() {
     const bodies = await Promise.all(lists.map(([kind]) => listBody(charger, kind, refresh)));
     lists.forEach(([, , body], i) => replace(body, bodies[i]));
+  }
+
+  async function loadSessions() {
+    replace(sessions, await transactionsBody(charger, loadSessions));
   }
 
   async function refresh() {

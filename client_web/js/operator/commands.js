@@ -305,6 +305,22 @@ function readable(response) {
   return null;
 }
 
+/** A Stop button for a running transaction: RemoteStopTransaction (1.6, the numeric id) or
+ * RequestStopTransaction (2.0.1, the id as text) through the commands endpoint, the charger's
+ * answer in the notice bar; none for an ended transaction or a role without commands. */
+export function stopButton(x, version, reload) {
+  if (x.state !== "Started") return null;
+  const v16 = version === V16;
+  const name = v16 ? "RemoteStopTransaction" : "RequestStopTransaction";
+  const payload = { transactionId: v16 ? Number(x.transaction_id) : String(x.transaction_id) };
+  return action(t("txn.stop"), async () => {
+    const result = await call("POST", `/api/v1/admin/chargers/${enc(x.charger_id)}/commands/${name}`, { json: payload });
+    const status = (result.response && result.response.status) || "—";
+    notify(t("txn.stop_answer", { id: x.transaction_id, status }), status === "Accepted" ? "ok" : "error");
+    await reload();
+  }, { area: "commands", kind: "danger", id: `stop-txn-${x.id}`, confirmText: t("txn.stop_confirm", { id: x.transaction_id }) });
+}
+
 /** The lists the CSMS keeps per charger: [kind (the path under the charger), title key]. */
 export const LISTS = [
   ["reservations", "list.reservations"],

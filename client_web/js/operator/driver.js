@@ -1,10 +1,12 @@
 // One driver's page: the account (disable, sign out), the wallet (available, held, each open
 // hold by order) and the wallet's ledger: top-ups, holds, captures, releases, debts and
-// refunds, newest first, each with what it changed in the wallet.
+// refunds, newest first, each with what it changed in the wallet; the billing models
+// assigned to the driver and the one that applies to them at a charger.
 
 import { call, enc } from "./api.js";
 import { t } from "./i18n.js";
 import { transfersTable } from "./order.js";
+import { driverTariffBody } from "./tariff.js";
 import { action, back, facts, h, money, notify, replace, table, when } from "./ui.js";
 
 const PAGE = 50;
@@ -14,6 +16,7 @@ export function driverView(root, userId) {
   const wallet = h("div", { class: "body", id: "driver-wallet" });
   const ledger = h("div", { class: "body", id: "driver-ledger" });
   const more = h("div", {});
+  const tariff = driverTariffBody(userId);
   const kind = h("select", { id: "ledger-kind", "aria-label": t("ledger.kind") },
     ["", "top_up", "hold", "capture", "release", "debt", "refund"].map((k) => h("option", { value: k }, k ? t(`ledger.${k}`) : t("ledger.any_kind"))));
   const filter = h("form", { class: "filters", id: "ledger-filter" }, kind,
@@ -27,6 +30,7 @@ export function driverView(root, userId) {
     h("h1", { id: "driver-title" }, t("driver.title", { id: userId })),
     card("driver-card", t("driver.account"), account),
     card("wallet-card", t("driver.wallet"), wallet),
+    card("driver-tariff-card", t("tariff.title"), h("div", { class: "body" }, tariff.body)),
     card("ledger-card", t("driver.ledger"), filter, ledger, more));
 
   const accountName = `wallet:${userId}`;
@@ -67,6 +71,7 @@ export function driverView(root, userId) {
       purse.holds.map((hold) => h("tr", { "data-hold": hold.order_id },
         h("td", {}, h("a", { href: `#/order/${enc(hold.order_id)}` }, hold.order_id)), h("td", {}, money(hold.amount, purse.currency)))))
       : h("p", { class: "hint" }, t("driver.no_holds")));
+    await tariff.load();
     await loadLedger(0);
   }
   return { refresh, live: false };

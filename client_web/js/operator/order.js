@@ -5,7 +5,7 @@
 
 import { call, enc } from "./api.js";
 import { t } from "./i18n.js";
-import { refundForm, rejectionsTable } from "./orders.js";
+import { orderStatus, paymentStatus, refundForm, rejectionsTable } from "./orders.js";
 import { can } from "./roles.js";
 import { action, back, facts, h, money, notify, replace, table, when } from "./ui.js";
 
@@ -47,7 +47,7 @@ export function orderView(root, orderId) {
     ]);
     const paid = payments[0] || null;
     replace(summary, facts([
-      [t("orders.status"), h("strong", { "data-order-status": o.status }, o.status)],
+      [t("orders.status"), h("strong", { "data-order-status": o.status }, orderStatus(o.status))],
       [t("orders.charger"), h("a", { href: `#/charger/${enc(o.charger_id)}` }, o.charger_id)],
       ["EVSE", o.evse_id],
       [t("orders.driver"), h("a", { href: `#/driver/${o.user_id}`, id: "order-driver" }, String(o.user_id))],
@@ -71,7 +71,7 @@ export function orderView(root, orderId) {
       o.flags.map((f) => h("tr", { "data-flag": f.kind }, h("td", { class: "flag" }, f.kind), h("td", { class: "wrap" }, f.detail || ""))),
       { empty: t("order.no_flags") }));
     replace(payment, paid ? facts([
-      ["#", String(paid.id)], [t("orders.status"), h("strong", { "data-payment-status": paid.status }, paid.status)],
+      ["#", String(paid.id)], [t("orders.status"), h("strong", { "data-payment-status": paid.status }, paymentStatus(paid.status))],
       [t("orders.charged"), money(paid.amount, paid.currency)],
       [t("orders.refunded_col"), h("span", { id: "order-refunded" }, money(paid.refunded_amount, paid.currency))],
       [t("orders.method"), paid.method], [t("order.capture"), paid.capture_kind],

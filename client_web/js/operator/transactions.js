@@ -1,8 +1,9 @@
 // OCPP transactions: the list (by charger, running or ended, started between two dates) and
 // one transaction's page: its times and meter readings, its 2.0.1 TransactionEvents, its
-// sampled meter values, and the QR order it charged.
+// sampled meter values, and the QR order it charged; a running one has a Stop button.
 
 import { call, enc } from "./api.js";
+import { stopButton } from "./commands.js";
 import { t } from "./i18n.js";
 import { back, facts, h, notify, replace, table, when } from "./ui.js";
 
@@ -72,7 +73,8 @@ export function transactionView(root, pk) {
       [t("orders.energy"), energy(x)], [t("txn.stop_reason"), x.stop_reason],
       [t("txn.offline"), x.offline ? t("common.yes") : null], [t("orders.flags"), x.flags],
       [t("orders.order"), x.order_id ? h("a", { href: `#/order/${enc(x.order_id)}`, id: "txn-order" }, x.order_id) : t("txn.no_order")],
-    ], { id: "txn-facts", "data-transaction": x.id }));
+    ], { id: "txn-facts", "data-transaction": x.id }),
+    h("div", { class: "buttons", id: "txn-actions" }, stopButton(x, x.ocpp_version, refresh)));
     replace(events, table(["seqNo", t("txn.event"), t("txn.trigger"), t("txn.at"), t("txn.offline"), t("txn.received")],
       x.events.map((e) => h("tr", { "data-seq": e.seq_no },
         h("td", {}, String(e.seq_no)), h("td", {}, e.event_type), h("td", {}, e.trigger_reason),

@@ -1,5 +1,8 @@
 """Operator API: the local RFID tags the default authorization policy accepts: list them,
-add or change one (status, expiry), delete one."""
+add or change one (status, expiry), delete one.
+
+A card number is a credential at the charger: the audit log keeps only its masked form
+(:func:`csms.api.audit.masked`), in the details, the target and the error text alike."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
-from csms.api.audit import add_details
+from csms.api.audit import add_details, masked
 from csms.api.deps import AdminOnlyDep, CtxDep, SessionDep, ViewerDep
 from csms.api.params import Offset
 from csms.api.responses import BODY, errors
@@ -56,7 +59,7 @@ async def put_id_tag(
     """Creates or changes a tag (its status and expiry; no expiry: valid until changed)."""
     add_details(
         request,
-        id_tag=body.id_tag,
+        id_tag=masked(body.id_tag),
         status=body.status,
         expiry=body.expiry.isoformat() if body.expiry is not None else "none",
     )
@@ -71,4 +74,4 @@ async def delete_id_tag(
     id_tag: Annotated[str, Path(max_length=TAG_MAX)], session: SessionDep, _: AdminOnlyDep
 ) -> None:
     if not await store.delete_id_tag(session, id_tag=id_tag):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no id tag {id_tag!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no id tag {masked(id_tag)}")

@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
@@ -91,6 +91,15 @@ class OperatorUpdate(BaseModel):
     disabled: bool | None = None
 
     _check_password = field_validator("password")(_password)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=accounts.PASSWORD_MAX)
+    new_password: str = Field(
+        description=f"{accounts.PASSWORD_MIN}..{accounts.PASSWORD_MAX} characters"
+    )
+
+    _check_password = field_validator("new_password")(_password)
 
 
 class AuditItem(BaseModel):
@@ -235,6 +244,55 @@ async def update_operator(
         session, name, role=body.role, password=body.password, disabled=body.disabled
     )
     return _public(row)
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=BODY
+    | errors(
+        401,
+        403,
+        409,
+        429,
+        notes={
+            401: "the current password is wrong",
+            409: "the admin API key has no password",
+            429: "too many wrong current passwords",
+        },
+    ),
+)
+async def change_my_password(
+    body: PasswordChange,
+    request: Request,
+    principal: ViewerDep,
+    ctx: CtxDep,
+    session: SessionDep,
+) -> None:
+    """The signed-in operator's own password (any role): the current one must be given;
+    every other token of the account ends (other browsers must sign in again), this one
+    stays. Wrong current passwords are throttled like sign-ins (429 with ``Retry-After``)."""
+    if principal.kind != "user":
+        raise HTTPException(status.HTTP_409_CONFLICT, "the admin API key has no password")
+    add_details(request, name=principal.name)
+    throttle = ctx.operator_throttle
+    client = request.client.host if request.client else None
+    if throttle is not None:
+        await throttle.check(principal.name, client)
+    try:
+        await accounts.change_own_password(
+            session,
+            name=principal.name,
+            current=body.current_password,
+            new=body.new_password,
+            token=principal.token,
+        )
+    except SignInFailed:
+        if throttle is not None:
+            await throttle.failed(principal.name, client)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the current password is wrong") from None
+    if throttle is not None:
+        await throttle.succeeded(principal.name, client)
 
 
 @router.get("/audit", response_model=AuditPage, responses=errors(401, 403))

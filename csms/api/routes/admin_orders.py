@@ -74,13 +74,17 @@ async def admin_orders(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> list[OrderDetail]:
+    """Newest first; ``flagged`` keeps the orders with (or without) a flag, ``offset`` pages
+    to older ones."""
     orders = await store_orders.list_orders(
-        session, status=status_, charger_id=charger_id, offset=offset, limit=limit
+        session,
+        status=status_,
+        charger_id=charger_id,
+        flagged=flagged,
+        offset=offset,
+        limit=limit,
     )
-    details = [await order_detail(session, o) for o in orders]
-    if flagged is not None:
-        details = [d for d in details if bool(d.flags) == flagged]
-    return details
+    return [await order_detail(session, o) for o in orders]
 
 
 @router.get("/orders/{order_id}", response_model=OrderDetail, responses=errors(404))
