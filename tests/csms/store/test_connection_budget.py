@@ -47,7 +47,7 @@ def test_the_ratio_of_pool_to_overflow_is_kept() -> None:
 
 
 def test_too_many_workers_for_the_server_are_refused_with_a_reason() -> None:
-    with pytest.raises(ConnectionBudgetError, match="max_connections=100.*fewer workers"):
+    with pytest.raises(ConnectionBudgetError, match=r"max_connections=100.*fewer workers"):
         share_connections(100, 3, 16, 10, 10)
 
 
