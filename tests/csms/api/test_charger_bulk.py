@@ -48,6 +48,7 @@ async def test_an_imported_fleet_connects_with_its_passwords(live: LiveCsms) -> 
         (PasswordHasher(time_cost=1, memory_cost=19456).hash("pw"), "t >= 2"),
         (PasswordHasher(memory_cost=1024).hash("pw"), "m >= 19456"),
     ],
+    ids=["malformed", "one-pass", "small-memory"],  # hashes are salted: xdist workers must agree
 )
 async def test_weak_or_malformed_hashes_are_refused(
     csms: LiveCsms, password_hash: str, problem: str
