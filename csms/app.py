@@ -78,7 +78,7 @@ from csms.store.message_log import MessageLogWriter
 from csms.store.types import utcnow
 from csms.store.writer import StoreWriter
 from csms.tls import uvicorn_tls_options
-from csms.upload_rate import UploadRate
+from csms.upload_rate import LocalUploadRate, SharedUploadRate, UploadGate, UploadRate
 from csms.web import mount_web
 from csms.ws_link import OcppWebSocketProtocol
 
@@ -294,11 +294,7 @@ async def build_context(
         ),
         login_throttle=_login_guard(settings, redis, "logins", seconds),
         operator_throttle=_login_guard(settings, redis, "operator-logins", seconds),
-        upload_rate=UploadRate(
-            per_driver=settings.upload_rate_per_driver,
-            per_client=settings.upload_rate_per_client,
-            clock=seconds,
-        ),
+        upload_rate=_upload_gate(settings, redis, seconds),
         cluster=cluster,
     )
 
@@ -341,6 +337,27 @@ def _password_guard(
         prefix=settings.redis_prefix,
         max_failures=settings.charger_auth_max_failures,
         lockout_s=settings.charger_auth_lockout_s,
+        clock=seconds,
+    )
+
+
+def _upload_gate(
+    settings: Settings, redis: Redis | None, seconds: Callable[[], float]
+) -> UploadGate:
+    """Settlement uploads counted in this process, or in Redis for a cluster."""
+    if redis is None:
+        return LocalUploadRate(
+            UploadRate(
+                per_driver=settings.upload_rate_per_driver,
+                per_client=settings.upload_rate_per_client,
+                clock=seconds,
+            )
+        )
+    return SharedUploadRate(
+        redis,
+        prefix=settings.redis_prefix,
+        per_driver=settings.upload_rate_per_driver,
+        per_client=settings.upload_rate_per_client,
         clock=seconds,
     )
 

@@ -32,7 +32,7 @@ from csms.ports import (
 from csms.store.db import Database
 from csms.store.message_log import MessageLogWriter
 from csms.store.writer import StoreWriter
-from csms.upload_rate import UploadRate
+from csms.upload_rate import LocalUploadRate, UploadGate
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,8 @@ class CsmsContext:
     reaper: BackgroundJob | None = None  # releases holds, captures, stops at limits
     driver_tokens: AccessTokens | None = None
     login_throttle: LoginGuard | None = None
-    upload_rate: UploadRate = field(default_factory=UploadRate.off)
+    # settlement uploads per driver and address (in this process, or in Redis for a cluster)
+    upload_rate: UploadGate = field(default_factory=LocalUploadRate.off)
     payment_provider: PaymentProvider | None = None  # wallet top-ups (a PSP adapter)
     # wrong operator passwords per name and client (the drivers' kind of throttle, its own counts)
     operator_throttle: LoginGuard | None = None

@@ -13,8 +13,8 @@ an already paid order is 409. When what was sent is not a settlement at all, the
 names what it is (``kind``: ``none`` for a photo with no QR code, ``start`` for a start code,
 ``identification`` for the charger's own QR, ``other`` for any other text), so the page can
 tell the driver what was photographed. A driver or a client address uploading faster than its rate
-(:class:`~csms.upload_rate.UploadRate`) gets 429 with ``Retry-After``, before the body is
-read.
+(:class:`~csms.upload_rate.UploadGate`, counted across the nodes when Redis is configured) gets
+429 with ``Retry-After``, before the body is read.
 ``GET /api/v1/settlements[/{id}]`` shows the settlements of the driver's own orders.
 """
 
@@ -169,7 +169,7 @@ async def post_settlement(
     """Verifies the settlement, settles its order, and returns the payment information."""
     assert user.id is not None
     try:
-        ctx.upload_rate.admit(user.id, request.client.host if request.client else None)
+        await ctx.upload_rate.admit(user.id, request.client.host if request.client else None)
     except UploadsTooFrequent as exc:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
