@@ -18,10 +18,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
-from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.exceptions import InternalError, OCPPError, SecurityError
 from ocpp.messages import Call, CallResult
 
@@ -286,7 +286,7 @@ class CsmsChargePoint:
                 error.unique_id, error.error_code, error.error_description, error.error_details
             )
             return
-        result = msg.create_call_result(to_camel(remove_nones(serialize_as_dict(response))))
+        result = msg.create_call_result(to_camel(plain(response)))
         if route.validated:
             try:
                 fast_schema.validate(result, self._ocpp_version)
@@ -431,6 +431,31 @@ class CsmsChargePoint:
         answer = dict(answered.payload)
         self.registration = self.registration.answered(action, payload, answer)
         return answer
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def plain(value: Any) -> Any:
+    """A handler's answer (a payload dataclass, nested ones, lists, dicts) as JSON-ready
+    values without the ``None`` fields and items, in one walk: what the library's
+    ``remove_nones(serialize_as_dict(...))`` gives, without ``dataclasses.asdict``'s deep
+    copies and the second pass."""
+    names = _field_names(type(value)) if hasattr(type(value), "__dataclass_fields__") else None
+    if names is not None:
+        out = {}
+        for name in names:
+            item = getattr(value, name)
+            if item is not None:
+                out[name] = plain(item)
+        return out
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value if v is not None]
+    return value
 
 
 def _transaction_of(payload: Any) -> str | None:
