@@ -149,7 +149,11 @@ class OcppWebSocketProtocol(TlsWebSocketProtocol):
 
     def forget_handshake(self) -> None:
         """Drops what only the handshake needed (its request and response, the scope's copy of
-        the request headers): a connected charger would carry them for hours."""
+        the request headers): a connected charger would carry them for hours. The request's
+        headers are emptied in place: websockets' parser keeps the request while it runs."""
+        request = getattr(self, "request", None)
+        if request is not None:
+            request.headers.clear()
         self.request = None  # type: ignore[assignment]
         self.response = None  # type: ignore[assignment]
         headers = self.scope.get("headers")
