@@ -94,7 +94,7 @@ def _clients(
             await exchange(ws, script, n, *script.next_call())
 
     async def main() -> None:
-        links = []
+        links: list[tuple[Any, ChargerScript]] = []
         loop = asyncio.get_running_loop()
         for n, charger_id in enumerate(ids):
             if n == first and first:
@@ -173,9 +173,7 @@ async def run(args: argparse.Namespace) -> None:
         if args.first:
             first = await loop.run_in_executor(None, ready.get)
             rss_first = await settled()
-            print(
-                f"first {first} chargers: RSS {rss0 / 1024:.1f} MB -> {rss_first / 1024:.1f} MB"
-            )
+            print(f"first {first} chargers: RSS {rss0 / 1024:.1f} MB -> {rss_first / 1024:.1f} MB")
             rss0 = rss_first
         if args.trace:
             tracemalloc.start(args.frames)

@@ -487,7 +487,8 @@ def plain(value: Any) -> Any:
     values without the ``None`` fields and items, in one walk: what the library's
     ``remove_nones(serialize_as_dict(...))`` gives, without ``dataclasses.asdict``'s deep
     copies and the second pass."""
-    names = _field_names(type(value)) if hasattr(type(value), "__dataclass_fields__") else None
+    cls: Any = type(value)
+    names = _field_names(cls) if hasattr(cls, "__dataclass_fields__") else None
     if names is not None:
         out = {}
         for name in names:
