@@ -59,7 +59,15 @@ def _cpu_of(pid: int | None) -> float:
 
 
 def _clients(
-    port: int, ids: list[str], messages: int, ready: Any, go: Any, done: Any, stop: Any
+    port: int,
+    ids: list[str],
+    first: int,
+    messages: int,
+    ready: Any,
+    more: Any,
+    go: Any,
+    done: Any,
+    stop: Any,
 ) -> None:
     import websockets
 
@@ -86,8 +94,12 @@ def _clients(
             await exchange(ws, script, n, *script.next_call())
 
     async def main() -> None:
-        links = []
+        links: list[tuple[Any, ChargerScript]] = []
+        loop = asyncio.get_running_loop()
         for n, charger_id in enumerate(ids):
+            if n == first and first:
+                ready.put(len(links))
+                await loop.run_in_executor(None, more.wait)
             version = "2.0.1" if n % 2 else "1.6"
             token = base64.b64encode(f"{charger_id}:{PASSWORD}".encode()).decode()
             ws = await websockets.connect(
@@ -102,7 +114,6 @@ def _clients(
             await exchange(ws, script, -1, *script.boot())
             links.append((ws, script))
         ready.put(len(links))
-        loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, go.wait)
         await asyncio.gather(*(work(ws, script) for ws, script in links))
         done.put(len(links) * messages)
@@ -141,27 +152,42 @@ async def run(args: argparse.Namespace) -> None:
                 )
         await asyncio.sleep(1)
         gc.collect()
+        mp = multiprocessing.get_context("spawn")
+        ready, done, go, stop, more = mp.Queue(), mp.Queue(), mp.Event(), mp.Event(), mp.Event()
+        child = mp.Process(
+            target=_clients,
+            args=(port, ids, args.first, args.messages, ready, more, go, done, stop),
+            daemon=True,
+        )
+        loop = asyncio.get_running_loop()
+
+        async def settled() -> int:
+            await asyncio.sleep(2)  # the writer's group commits and the message log settle
+            await ctx.message_log.flush()
+            gc.collect()
+            return _rss_kb()
+
+        rss0 = _rss_kb()
+        child.start()
+        first = 0
+        if args.first:
+            first = await loop.run_in_executor(None, ready.get)
+            rss_first = await settled()
+            print(f"first {first} chargers: RSS {rss0 / 1024:.1f} MB -> {rss_first / 1024:.1f} MB")
+            rss0 = rss_first
         if args.trace:
             tracemalloc.start(args.frames)
         before = tracemalloc.take_snapshot() if args.trace else None
-        rss0 = _rss_kb()
-        mp = multiprocessing.get_context("spawn")
-        ready, done, go, stop = mp.Queue(), mp.Queue(), mp.Event(), mp.Event()
-        child = mp.Process(
-            target=_clients, args=(port, ids, args.messages, ready, go, done, stop), daemon=True
-        )
-        child.start()
-        loop = asyncio.get_running_loop()
+        more.set()
         connected = await loop.run_in_executor(None, ready.get)
-        await asyncio.sleep(2)  # the writer's group commits and the message log settle
-        await ctx.message_log.flush()
-        gc.collect()
-        rss1 = _rss_kb()
+        rss1 = await settled()
+        added = connected - first
         print(f"chargers connected and booted: {connected}")
         print(
-            f"RSS: {rss0 / 1024:.1f} MB -> {rss1 / 1024:.1f} MB: "
-            f"{(rss1 - rss0) / 1024 / connected * 1000:.1f} MB per 1,000 chargers"
+            f"RSS: {rss0 / 1024:.1f} MB -> {rss1 / 1024:.1f} MB for {added} more: "
+            f"{(rss1 - rss0) / 1024 / added * 1000:.1f} MB per 1,000 chargers"
         )
+        connected = added
         if before is not None:
             after = tracemalloc.take_snapshot()
             stats = after.compare_to(before, "lineno" if args.frames == 1 else "traceback")
@@ -196,6 +222,12 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chargers", type=int, default=500)
+    parser.add_argument(
+        "--first",
+        type=int,
+        default=0,
+        help="connect this many first and measure from there (the slope: fixed costs apart)",
+    )
     parser.add_argument("--messages", type=int, default=0, help="then CALLs per charger")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--frames", type=int, default=1, help="traceback depth per site")

@@ -165,6 +165,7 @@ def create_app(
                 await ctx.cluster.stop()
             await db.dispose()
             ctx.decodes.close()
+            ctx.passwords.close()
 
     docs = settings.api_docs
     app = FastAPI(

@@ -142,6 +142,24 @@ class OcppWebSocketProtocol(TlsWebSocketProtocol):
         if scope is not None:  # the app's task starts on the next turn of the loop
             scope["extensions"][FRAMES_EXTENSION] = FrameLink(self)
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            self.forget_handshake()
+
+    def forget_handshake(self) -> None:
+        """Drops what only the handshake needed (its request and response, the scope's copy of
+        the request headers): a connected charger would carry them for hours. The request's
+        headers are emptied in place: websockets' parser keeps the request while it runs."""
+        request = getattr(self, "request", None)
+        if request is not None:
+            request.headers.clear()
+        self.request = None  # type: ignore[assignment]
+        self.response = None  # type: ignore[assignment]
+        headers = self.scope.get("headers")
+        if isinstance(headers, list):
+            headers.clear()  # in place: Starlette's Headers of this scope hold the same list
+
     def send_receive_event_to_app(self) -> None:
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []

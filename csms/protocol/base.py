@@ -17,11 +17,12 @@ import inspect
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
-from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.exceptions import InternalError, OCPPError, SecurityError
 from ocpp.messages import Call, CallResult
 
@@ -118,7 +119,7 @@ class CsmsChargePoint:
         self._routes = routing.routes(type(self))
         self._response_timeout_s = response_timeout_s
         self._handler_deadline_s = handler_deadline_s
-        self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(OUTBOX_SIZE)
+        self._outbox = _Outbox(OUTBOX_SIZE)
         self._deferred: list[_Outgoing] = []
         self._calling = asyncio.Lock()  # callers of call_raw wait here, one CALL in flight
         self._answer: asyncio.Future[Answer] | None = None  # of our CALL in flight
@@ -286,7 +287,7 @@ class CsmsChargePoint:
                 error.unique_id, error.error_code, error.error_description, error.error_details
             )
             return
-        result = msg.create_call_result(to_camel(remove_nones(serialize_as_dict(response))))
+        result = msg.create_call_result(to_camel(plain(response)))
         if route.validated:
             try:
                 fast_schema.validate(result, self._ocpp_version)
@@ -431,6 +432,75 @@ class CsmsChargePoint:
         answer = dict(answered.payload)
         self.registration = self.registration.answered(action, payload, answer)
         return answer
+
+
+class _Outbox:
+    """The CALLs waiting to be sent: the part of a bounded ``asyncio.Queue`` the outbox uses
+    (``put_nowait`` raising ``QueueFull``, ``get``, ``get_nowait``, ``empty``) with one reader,
+    at a fraction of its memory (no putters, no join bookkeeping): every connected charger
+    has one."""
+
+    __slots__ = ("_items", "_maxsize", "_waiter")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[_Outgoing] = deque()
+        self._maxsize = maxsize
+        self._waiter: asyncio.Future[None] | None = None
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: _Outgoing) -> None:
+        if len(self._items) >= self._maxsize:
+            raise asyncio.QueueFull
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def get_nowait(self) -> _Outgoing:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    async def get(self) -> _Outgoing:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        return self._items.popleft()
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def plain(value: Any) -> Any:
+    """A handler's answer (a payload dataclass, nested ones, lists, dicts) as JSON-ready
+    values without the ``None`` fields and items, in one walk: what the library's
+    ``remove_nones(serialize_as_dict(...))`` gives, without ``dataclasses.asdict``'s deep
+    copies and the second pass."""
+    cls: Any = type(value)
+    names = _field_names(cls) if hasattr(cls, "__dataclass_fields__") else None
+    if names is not None:
+        out = {}
+        for name in names:
+            item = getattr(value, name)
+            if item is not None:
+                out[name] = plain(item)
+        return out
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value if v is not None]
+    return value
 
 
 def _transaction_of(payload: Any) -> str | None:

@@ -12,9 +12,9 @@ import websockets
 from websockets.typing import Subprotocol
 
 from csms.context import CsmsContext
-from csms.errors import ConnectionEnded, NotConnected
+from csms.errors import ChargerBusy, ConnectionEnded, NotConnected
 from csms.protocol import provisioning
-from csms.protocol.base import CsmsChargePoint
+from csms.protocol.base import OUTBOX_SIZE, CsmsChargePoint
 from csms.protocol.endpoint import WebSocketTransport
 
 from ..conftest import LiveCsms, basic_auth
@@ -121,3 +121,18 @@ async def test_a_command_to_a_charger_that_left_fails_as_not_connected(
         await outbox  # the outbox stops: nothing more is tried on that socket
     assert transport.sends == 1
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_full_outbox_refuses_more_and_a_lost_connection_fails_what_waited() -> None:
+    link = _Link("FULL", _ClosedTransport(), response_timeout_s=5, max_frame_bytes=65536)
+    waiting = [
+        asyncio.create_task(link.request("Reset", {"type": "Soft"}, timeout_s=5))
+        for _ in range(OUTBOX_SIZE)
+    ]
+    await asyncio.sleep(0)
+    with pytest.raises(ChargerBusy):
+        link.post("Reset", {"type": "Hard"})
+    link.fail_pending()  # nobody sent them: each fails at once, none waits for its timeout
+    for task in waiting:
+        with pytest.raises(NotConnected):
+            await task

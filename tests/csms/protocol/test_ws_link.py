@@ -90,3 +90,22 @@ async def test_the_link_ends_when_the_charger_leaves(csms: LiveCsms) -> None:
     assert csms.ctx.registry.get("LEAVES") is None
     with pytest.raises(ConnectionEnded):
         await cp._transport.send('[3,"x",{}]')  # type: ignore[attr-defined]
+
+
+async def test_an_accepted_connection_keeps_no_handshake(csms: LiveCsms) -> None:
+    await csms.add_charger("SLIM")
+    async with websockets.connect(
+        csms.ws_url("SLIM"),
+        subprotocols=[Subprotocol("ocpp1.6")],
+        additional_headers={**basic_auth("SLIM"), "X-Padding": "p" * 2000},
+    ) as ws:
+        await ws.send('[2,"hb","Heartbeat",{}]')
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))[0] == 3
+        cp = csms.ctx.registry.get("SLIM")
+        assert cp is not None
+        link = cp._transport._link  # type: ignore[attr-defined]
+        protocol = link._protocol
+        assert protocol.request is None and protocol.response is None
+        assert protocol.scope["headers"] == []
+        await ws.send('[2,"hb2","Heartbeat",{}]')  # still served
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))[1] == "hb2"
