@@ -74,7 +74,8 @@ class LeaderLock:
         meanwhile (a follower idle longer than the lease) is opened again once."""
         for _attempt in range(2):
             try:
-                return await asyncio.wait_for(self._try_acquire(), self._timeout_s)
+                async with asyncio.timeout(self._timeout_s):
+                    return await self._try_acquire()
             except Exception as exc:
                 LOG.debug("leader lock: no answer (%s)", exc)
                 await self._drop()
@@ -92,9 +93,8 @@ class LeaderLock:
         if self._conn is None:
             return False
         try:
-            result = await asyncio.wait_for(
-                self._conn.execute(_HELD, {"key": LEADER_KEY}), self._timeout_s
-            )
+            async with asyncio.timeout(self._timeout_s):
+                result = await self._conn.execute(_HELD, {"key": LEADER_KEY})
             return bool(result.scalar_one())
         except Exception as exc:
             LOG.warning("leader lock: heartbeat failed (%s)", exc)
@@ -106,7 +106,8 @@ class LeaderLock:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                await asyncio.wait_for(conn.close(), self._timeout_s)
+                async with asyncio.timeout(self._timeout_s):
+                    await conn.close()
             except Exception:
                 await conn.invalidate()
 
