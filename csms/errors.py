@@ -10,7 +10,8 @@ Other bases are kept where callers rely on them (``ValueError``, ``LookupError``
     ├── StoreError            the database refused or lost something
     │   ├── StoreBusy         the store writer's queue is full           (store/writer.py)
     │   ├── StoreTimeout      not committed within the caller's deadline (store/writer.py)
-    │   └── Conflict          a conditional update lost to another writer (store/units_of_work.py)
+    │   ├── Conflict          a conditional update lost to another writer (store/units_of_work.py)
+    │   └── ConnectionBudgetError  max_connections too small for --workers (store/db.py)
     ├── ChargerAuthError      a WebSocket handshake that is not allowed (unknown id, password)
     │   ├── VerifierOverloaded  too many password checks waiting        (passwords.py)
     │   └── PasswordThrottled   too many wrong passwords from an address (password_throttle.py)

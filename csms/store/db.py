@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config.private import private_file
+from csms.errors import StoreError
 from csms.store.db_worker import DbWorker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -256,7 +257,7 @@ class Database:
         await self.engine.dispose()
 
 
-class ConnectionBudgetError(ValueError):
+class ConnectionBudgetError(StoreError, ValueError):
     """The server's ``max_connections`` cannot give every worker a usable pool."""
 
 

@@ -20,7 +20,8 @@ from .operator_helpers import ADMIN, operator
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 PUBLIC = {("POST", f"{ADMIN}/token")}  # signing in needs no role
-OWN = {("POST", f"{ADMIN}/sign-out")}  # every role may end its own token
+# every role may end its own token and change its own password
+OWN = {("POST", f"{ADMIN}/sign-out"), ("POST", f"{ADMIN}/me/password")}
 
 
 def _calls(dependant: Dependant) -> list[Callable[..., object]]:
