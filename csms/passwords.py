@@ -251,8 +251,8 @@ class PasswordVerifier:
                 self._verify_s += (took - self._verify_s) / 16
         finally:
             self._pending -= 1
-        if self._pending == 0:  # the burst is over: argon2's blocks go back to the system
-            await asyncio.get_running_loop().run_in_executor(self._pool, _TRIM)
+        if self._pending == 0:  # the burst is over: argon2's blocks go back to the system,
+            self._pool.submit(_TRIM)  # in the pool's thread, while this handshake goes on
         if ok:
             self._remember(key)
             if self._shared is not None:
