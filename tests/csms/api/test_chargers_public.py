@@ -146,8 +146,15 @@ async def test_presence_secret_is_installed_on_connected_chargers(tmp_path: Path
         assert info["online"] is True
         # the message log, read by every operator role, keeps the frames without the secret
         for charger_id, answer in (("P16", r16), ("P201", r201)):
-            log = await api.http.get(f"{ADMIN}/chargers/{charger_id}/messages", headers=api.admin())
-            assert log.status_code == 200
-            frames = " ".join(str(row) for row in log.json())
+            # the message log is written in batches after the frames: wait for the CALL's row
+            for _ in range(100):
+                log = await api.http.get(
+                    f"{ADMIN}/chargers/{charger_id}/messages", headers=api.admin()
+                )
+                assert log.status_code == 200
+                frames = " ".join(str(row) for row in log.json())
+                if "IdentificationSecret" in frames:
+                    break
+                await asyncio.sleep(0.05)
             assert "IdentificationSecret" in frames and "[redacted]" in frames
             assert answer.json()["secret_hex"] not in frames
