@@ -19,9 +19,7 @@ resumed when the reader has caught up.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections import deque
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -30,49 +28,22 @@ from websockets.http11 import Request
 
 from csms.errors import ConnectionEnded
 from csms.tls import TlsWebSocketProtocol
+from csms.waitqueue import WaitQueue
 
 FRAMES_EXTENSION = "qrcharge.frames"
 INBOX_HIGH = 4  # frames waiting unread before the socket's reading pauses
 _Item = str | bytes | dict[str, Any]
 
 
-class FrameInbox:
+class FrameInbox(WaitQueue[_Item]):
     """What one connection received and its reader has not taken yet: text frames as ``str``,
     binary ones as ``bytes``, and uvicorn's ASGI events (connect, disconnect) as dicts.
 
     Quacks like the part of ``asyncio.Queue`` uvicorn uses (``put_nowait``, ``get``,
-    ``empty``), with one waiter at most (one reader per connection)."""
+    ``empty``), with one reader per connection; unbounded (reading from the socket pauses
+    instead, see :data:`INBOX_HIGH`)."""
 
-    __slots__ = ("_items", "_waiter")
-
-    def __init__(self) -> None:
-        self._items: deque[_Item] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def put_nowait(self, item: _Item) -> None:
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def get(self) -> _Item:
-        while not self._items:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            try:
-                await waiter
-            finally:
-                if self._waiter is waiter:
-                    self._waiter = None
-        return self._items.popleft()
+    __slots__ = ()
 
 
 def as_event(item: _Item) -> dict[str, Any]:

@@ -42,9 +42,7 @@ from config.logs import bind
 from config.settings import Settings
 from csms import metrics
 from csms.payments.billing_rules import bill, compatible, mark_started, ocpp_cost
-from csms.payments.lifecycle import (
-    PaymentState,
-)
+from csms.payments.lifecycle import OrderState, PaymentState
 from csms.payments.order_errors import SettlementRefused
 from csms.payments.orders import snapshot
 from csms.payments.rejections import Named, rejection_values
@@ -70,6 +68,7 @@ from qr_extension.tariff import usage_to_claim
 
 LOG = logging.getLogger("csms.settlements")
 KEY_CACHE_SIZE = 4096  # parsed charger keys kept per service
+STARTED_MEMO_SIZE = 65536  # orders known started per service (cleared when full)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +132,9 @@ class SettlementService:
     def __init__(self, db: Database, *, settings: Settings, clock: Callable[[], datetime]) -> None:
         self._db = db
         self._keys: dict[str, PublicKey] = {}
+        # (order id, charger) of the orders this process saw stored started: a start or an
+        # update of their transaction has nothing left to do (see on_transaction_event)
+        self._started: set[tuple[str, str]] = set()
         self._settings = settings
         self._clock = clock
 
@@ -161,10 +163,25 @@ class SettlementService:
         self, change: TransactionChange, facts: TransactionFacts
     ) -> None:
         """Bills the order whose id is the transaction's tag; a tag that names no order (an
-        RFID card, whatever its shape) finds none and changes nothing."""
+        RFID card, whatever its shape) finds none and changes nothing.
+
+        A start or an update only marks the order started (:func:`mark_started`), which does
+        nothing once the order has left ``created`` with its ``started_at`` set, and no step
+        returns it there: an order this process saw so after a commit is remembered, and the
+        start's repeats and the updates of its transaction then cost no unit of work (they
+        were one per event). The end always runs (it bills), and forgets the order."""
         if facts.id_tag is None or not may_be_order_id(facts.id_tag):
             return
-        await in_worker(self._db, lambda s: self._transaction(s, change, facts))
+        key = (facts.id_tag, facts.charger_id)
+        if change != "ended" and key in self._started:
+            return
+        started = await in_worker(self._db, lambda s: self._transaction(s, change, facts))
+        if change == "ended":
+            self._started.discard(key)
+        elif started:
+            if len(self._started) >= STARTED_MEMO_SIZE:
+                self._started.clear()
+            self._started.add(key)
 
     # --- signed settlements -----------------------------------------------------------------
 
@@ -408,21 +425,23 @@ class SettlementService:
 
     def _transaction(
         self, session: Session, change: TransactionChange, facts: TransactionFacts
-    ) -> None:
+    ) -> bool:
+        """The unit of work of a transaction's event; True when the order of the transaction's
+        charger is now stored started for good (a later start or update changes nothing)."""
         assert facts.id_tag is not None
         order = store_orders.order_row(session, order_id=facts.id_tag)
         if order is None:
-            return
+            return False
         now = self._clock()
         if order.charger_id != facts.charger_id:
             store_orders.add_flag(
                 session, order_id=order.id, kind="foreign_charger",
                 detail=f"transaction {facts.transaction_id} on {facts.charger_id}",
             )  # fmt: skip
-            return
+            return False
         mark_started(session, order, facts.started_at or now)
         if change != "ended":
-            return
+            return order.started_at is not None and order.status != OrderState.CREATED
         wh = None
         if facts.meter_start_wh is not None and facts.meter_stop_wh is not None:
             wh = max(0, facts.meter_stop_wh - facts.meter_start_wh)
@@ -443,8 +462,9 @@ class SettlementService:
             store_orders.add_flag(
                 session, order_id=order.id, kind="no_meter_data", detail=f"{facts.transaction_id}"
             )
-            return
+            return False
         bill(session, order, record, now)
+        return False
 
     def _attach_ocpp(
         self,

@@ -17,7 +17,6 @@ import inspect
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import cache
@@ -38,6 +37,7 @@ from csms.errors import (
 from csms.protocol import fast_schema, violations
 from csms.protocol.naming import to_camel, to_snake
 from csms.protocol.registration import ACCEPTED, BOOT, REJECTED, Registration
+from csms.waitqueue import WaitQueue
 from ocpp_rpc import (
     AnswerDropped,
     CallReceived,
@@ -119,7 +119,7 @@ class CsmsChargePoint:
         self._routes = routing.routes(type(self))
         self._response_timeout_s = response_timeout_s
         self._handler_deadline_s = handler_deadline_s
-        self._outbox = _Outbox(OUTBOX_SIZE)
+        self._outbox: WaitQueue[_Outgoing] = WaitQueue(OUTBOX_SIZE)
         self._deferred: list[_Outgoing] = []
         self._calling = asyncio.Lock()  # callers of call_raw wait here, one CALL in flight
         self._answer: asyncio.Future[Answer] | None = None  # of our CALL in flight
@@ -432,49 +432,6 @@ class CsmsChargePoint:
         answer = dict(answered.payload)
         self.registration = self.registration.answered(action, payload, answer)
         return answer
-
-
-class _Outbox:
-    """The CALLs waiting to be sent: the part of a bounded ``asyncio.Queue`` the outbox uses
-    (``put_nowait`` raising ``QueueFull``, ``get``, ``get_nowait``, ``empty``) with one reader,
-    at a fraction of its memory (no putters, no join bookkeeping): every connected charger
-    has one."""
-
-    __slots__ = ("_items", "_maxsize", "_waiter")
-
-    def __init__(self, maxsize: int) -> None:
-        self._items: deque[_Outgoing] = deque()
-        self._maxsize = maxsize
-        self._waiter: asyncio.Future[None] | None = None
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def put_nowait(self, item: _Outgoing) -> None:
-        if len(self._items) >= self._maxsize:
-            raise asyncio.QueueFull
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def get_nowait(self) -> _Outgoing:
-        if not self._items:
-            raise asyncio.QueueEmpty
-        return self._items.popleft()
-
-    async def get(self) -> _Outgoing:
-        while not self._items:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            try:
-                await waiter
-            finally:
-                if self._waiter is waiter:
-                    self._waiter = None
-        return self._items.popleft()
 
 
 @cache

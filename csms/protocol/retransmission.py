@@ -9,9 +9,10 @@ news, and is processed (and flagged) rather than taken for a repeat and lost.
 (as an instant), trigger reason, offline, id token, EVSE and connector, stopped reason, and
 every sampled value (instant, value, measurand, phase, unit, context, location). Its
 :func:`event_digest` is stored with the event row (``transaction_events.digest``, unique with
-the charger, transaction and seqNo), so the check is the read of the rows under that seqNo
-that the handler makes anyway. Rows stored before digests were kept (``digest`` "") are
-compared on the columns they have.
+the charger, transaction and seqNo), so the check is one read of the rows under that seqNo,
+made only when some may exist: an event whose seqNo is above its transaction's
+``last_seq_no`` (the in-order event) has none (:func:`csms.protocol.transactions._may_be_stored`).
+Rows stored before digests were kept (``digest`` "") are compared on the columns they have.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from csms.ports import (
     may_be_order_id,
 )
 from csms.protocol.meter_values import Sample, register_at, sample_rows
-from csms.protocol.retransmission import earlier, event_digest
+from csms.protocol.retransmission import Earlier, earlier, event_digest
 from csms.protocol.transaction_lifecycle import TxnEvent, TxnState, next_state
 from csms.store import meter_values as stored_values
 from csms.store import transactions as store
@@ -447,13 +447,19 @@ async def transaction_event(
     now = ctx.clock()
 
     def op(batch: Batch) -> _Stored:
-        seen = earlier(batch.conn, charger_id, ev, digest)
+        conn = batch.conn
+        found = store.with_order_charger(
+            conn, charger_id=charger_id, transaction_id=ev.transaction_id
+        )
+        seen = earlier(conn, charger_id, ev, digest) if _may_be_stored(found, ev) else NOT_SEEN
         if seen.answer is not None:
-            repeated = _order_transaction(batch.conn, charger_id, ev.transaction_id)
+            assert found is not None  # an event is stored with its transaction
+            txn, owner = found
+            repeated = txn if _owner(conn, txn, owner) == charger_id else None
             return _Stored(repeated, seen.answer, is_order=repeated is not None)
         # after the repeat check: a repeat is never decided again
-        decision = decided[0] = asked or _decide_in(batch.conn, decider, charger_id, ev.id_token)
-        return _store_event(batch, charger_id, ev, digest, decision, seen.others, now)
+        decision = decided[0] = asked or _decide_in(conn, decider, charger_id, ev.id_token)
+        return _store_event(batch, charger_id, ev, digest, decision, seen.others, now, found)
 
     def again(batch: Batch) -> str | None:
         return earlier(batch.conn, charger_id, ev, digest).answer
@@ -483,6 +489,23 @@ async def transaction_event(
     return stored.decision
 
 
+NOT_SEEN = Earlier()  # nothing stored under the event's seqNo
+
+
+def _may_be_stored(found: tuple[TxnRow, str | None] | None, ev: TransactionEvent) -> bool:
+    """Whether an event may already be stored under ``ev``'s seqNo, from its transaction's row
+    (``found``, read anyway): each event is stored in the unit of work that creates or updates
+    its transaction and raises ``last_seq_no`` to at least its seqNo, so with no row, or a
+    seqNo above ``last_seq_no``, there is none, and the in-order event (nearly every one)
+    skips the read of :func:`~csms.protocol.retransmission.earlier`. A row without
+    ``last_seq_no`` (none was ever stored with it) is read as before. A copy racing in on
+    another connection still meets the unique constraint (the caller's IntegrityError)."""
+    if found is None:
+        return False
+    last = found[0].last_seq_no
+    return last is None or ev.seq_no <= last
+
+
 def _store_event(
     batch: Batch,
     charger_id: str,
@@ -491,11 +514,12 @@ def _store_event(
     decision: IdTagDecision | None,
     reused: Sequence[str],
     now: datetime,
+    found: tuple[TxnRow, str | None] | None,
 ) -> _Stored:
-    """Applies a new event to its transaction (created if unknown) and stores the event with
-    its answer; ``reused``: the other events already under its seqNo (flagged)."""
+    """Applies a new event to its transaction (``found`` with its order's charger, or created
+    if None) and stores the event with its answer; ``reused``: the other events already under
+    its seqNo (flagged)."""
     conn = batch.conn
-    found = store.with_order_charger(conn, charger_id=charger_id, transaction_id=ev.transaction_id)
     txn, owner = (None, _UNREAD) if found is None else found
     created = txn is None
     tag_before = None if txn is None else txn.id_tag

@@ -31,17 +31,6 @@ async def test_the_inbox_hands_items_over_in_order_and_wakes_its_reader() -> Non
     assert inbox.empty()
 
 
-async def test_a_cancelled_reader_leaves_the_inbox_usable() -> None:
-    inbox = FrameInbox()
-    reader = asyncio.create_task(inbox.get())
-    await asyncio.sleep(0)
-    reader.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await reader
-    inbox.put_nowait("later")
-    assert await inbox.get() == "later"
-
-
 async def test_frames_of_an_accepted_charger_take_the_direct_link(
     csms: LiveCsms, monkeypatch: pytest.MonkeyPatch
 ) -> None:

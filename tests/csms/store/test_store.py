@@ -532,3 +532,43 @@ async def test_a_reused_seq_no_with_a_policy_asked_apart(ctx: CsmsContext) -> No
     async with ctx.db.session() as session:
         (txn,) = (await session.exec(select(Transaction))).all()
     assert txn.state == "Ended" and txn.flags == "seq_no_reused"
+
+
+async def test_in_order_events_skip_the_read_of_their_seq_no(
+    ctx: CsmsContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A seqNo above the transaction's last one cannot be stored yet: no read of the events
+    under it. A repeat, a late event and a reused seqNo are still read and found."""
+    reads: list[int] = []
+    real = transactions.earlier
+
+    def counted(conn: Any, charger_id: str, ev: Any, digest: str) -> Any:
+        reads.append(ev.seq_no)
+        return real(conn, charger_id, ev, digest)
+
+    monkeypatch.setattr(transactions, "earlier", counted)
+
+    def event(seq_no: int, kind: str = "Updated", reason: str = "MeterValuePeriodic") -> Any:
+        return transactions.TransactionEvent(
+            event_type=kind, timestamp=NOW + timedelta(minutes=seq_no), trigger_reason=reason,
+            seq_no=seq_no, transaction_id="T-ORDER", id_token="RFID" if seq_no == 0 else None,
+            evse_id=1, samples=[Sample(NOW + timedelta(minutes=seq_no), 10.0 * seq_no)],
+        )  # fmt: skip
+
+    first = await transactions.transaction_event(ctx, "S1", event(0, "Started", "Authorized"))
+    await transactions.transaction_event(ctx, "S1", event(2))
+    assert reads == []  # new transaction, then a seqNo above the last
+    again = await transactions.transaction_event(ctx, "S1", event(0, "Started", "Authorized"))
+    assert reads == [0] and again == first  # a retransmission: answered as the first time
+    await transactions.transaction_event(ctx, "S1", event(1))  # late, below the last: read
+    assert reads == [0, 1]
+    await transactions.transaction_event(ctx, "S1", event(2, "Ended", "EVDeparted"))  # reused
+    assert reads == [0, 1, 2]
+    await transactions.transaction_event(ctx, "S1", event(3))
+    assert reads == [0, 1, 2]
+    assert await _count(ctx, TransactionEventRecord) == 5
+    async with ctx.db.session() as session:
+        txn = (
+            await session.exec(select(Transaction).where(Transaction.transaction_id == "T-ORDER"))
+        ).one()
+    assert txn.last_seq_no == 3 and "seq_no_reused" in txn.flags and txn.state == "Ended"
