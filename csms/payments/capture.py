@@ -35,7 +35,7 @@ from csms.payments.lifecycle import (
 )
 from csms.payments.order_errors import PaymentNotFound, RefundRefused
 from csms.payments.orders import snapshot
-from csms.payments.receipts import ReceiptTerms, included_tax, rate_text
+from csms.payments.receipts import SEQ_DIGITS, ReceiptTerms, included_tax, rate_text
 from csms.store import orders as store_orders
 from csms.store import payments as store_payments
 from csms.store import receipts as store_receipts
@@ -98,12 +98,10 @@ def _breakdown(order: Order, record: SettlementRecord, auth: StartAuthorization)
     return {name: _minor(value, order.currency) for name, value in parts.items()}
 
 
-def _receipt(
-    session: Session, found: CaptureRows, now: datetime, terms: ReceiptTerms
-) -> dict[str, object]:
+def _receipt(found: CaptureRows, now: datetime, terms: ReceiptTerms) -> dict[str, object]:
     """The receipt's columns (all but its id): the money, the session, and what the receipt
-    copies of the operator, the charger and the order's signed tariff; its number is taken
-    from the series' counter in this transaction."""
+    copies of the operator, the charger and the order's signed tariff; not its number, which
+    :func:`csms.store.receipts.insert_numbered` takes from the series' counter."""
     order, record, payment = found.order, found.record, found.payment
     auth = snapshot(order)
     breakdown: dict[str, object] = {
@@ -116,7 +114,6 @@ def _receipt(
     if record.started_at and record.stopped_at:
         duration = int((record.stopped_at - record.started_at).total_seconds())
     assert payment.id is not None
-    seq = store_receipts.next_seq(session, series=terms.prefix)
     return {
         "payment_id": payment.id,
         "order_id": order.id,
@@ -128,7 +125,6 @@ def _receipt(
         "duration_s": duration,
         "breakdown": json.dumps(breakdown, sort_keys=True),
         "issued_at": now,
-        "number": terms.number(seq),
         "evse_id": order.evse_id,
         "location": found.location,
         "operator_name": terms.operator_name,
@@ -194,8 +190,11 @@ def capture_unit(
         order, status="paid", paid_at=now, updated_at=now,
         hold_released_at=order.hold_released_at or now,
     )  # fmt: skip
-    values = _receipt(session, found, now, terms)
-    return store_payments.insert_receipt(session, values=values)
+    values = _receipt(found, now, terms)
+    # last: the series' counter row stays locked from here to the commit
+    return store_receipts.insert_numbered(
+        session, values=values, series=terms.prefix, digits=SEQ_DIGITS
+    )
 
 
 async def confirm_payment(

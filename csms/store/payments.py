@@ -57,7 +57,6 @@ _CAPTURE = Fast(
         capture_kind=bindparam("kind"),
     )
 )
-_INSERT_RECEIPT: Insert = insert(RECEIPTS).returning(RECEIPTS.c.id)
 
 
 # --- inside a unit of work (synchronous) -----------------------------------------------------
@@ -121,13 +120,6 @@ def mark_captured(session: Session, *, payment_id: int, kind: str, now: datetime
     """``pending -> captured``; whether it matched (of two racing captures, one does)."""
     params = {"payment_id": payment_id, "now": now, "kind": kind}
     return _CAPTURE.execute(session.connection(), params) == 1
-
-
-def insert_receipt(session: Session, *, values: Mapping[str, Any]) -> Receipt:
-    """Writes the receipt (Core ``INSERT .. RETURNING``, no flush) and returns it loaded."""
-    full = dict(values)
-    full["id"] = session.connection().execute(_INSERT_RECEIPT, full).scalar_one()
-    return loaded(Receipt, full)
 
 
 def lock_payment(session: Session, *, payment_id: int) -> Payment | None:

@@ -21,7 +21,7 @@ from csms.payments.orders import snapshot
 from csms.payments.receipts import ReceiptTerms, included_tax, rate_text
 from csms.payments.schemas import receipt_public
 from csms.store.models import Charger
-from csms.store.models_orders import Order, Receipt
+from csms.store.models_orders import Order, Receipt, ReceiptCounter
 from csms.store.units_of_work import in_worker
 from qr_extension.tariff import tariff_to_claim
 
@@ -207,3 +207,16 @@ async def test_each_prefix_is_its_own_series(world: World) -> None:
     _with_operator(world, receipt_prefix="B-")
     b = await world.confirm(await _settled(world, await world.order(amount=2000, evse_id=2), n=2))
     assert (a.number, b.number) == ("HPC-000001", "B-000001")
+
+
+async def test_a_number_past_six_digits_keeps_all_its_digits(world: World) -> None:
+    """On PostgreSQL the number is formatted in the counter's statement; it must print as
+    ``{prefix}{seq:06d}`` does, so the millionth receipt is not cut to six digits."""
+    _with_operator(world)
+    async with world.db.session() as session:
+        session.add(ReceiptCounter(series="HPC-", last_seq=999_999))
+        await session.commit()
+    first = await world.confirm(await _settled(world, await world.order(amount=2000), n=1))
+    order = await world.order(amount=2000, evse_id=2)
+    second = await world.confirm(await _settled(world, order, n=2))
+    assert (first.number, second.number) == ("HPC-1000000", "HPC-1000001")
