@@ -447,6 +447,10 @@ async def transaction_event(
     now = ctx.clock()
 
     def op(batch: Batch) -> _Stored:
+        # the transaction's read goes with the repeat check's round trip, not one of its own
+        store.with_order_charger_ahead(
+            batch.conn, charger_id=charger_id, transaction_id=ev.transaction_id
+        )
         seen = earlier(batch.conn, charger_id, ev, digest)
         if seen.answer is not None:
             repeated = _order_transaction(batch.conn, charger_id, ev.transaction_id)

@@ -153,6 +153,13 @@ def with_order_charger(
     return txn, None if row[-1] is None else str(row[-1])
 
 
+def with_order_charger_ahead(conn: Connection, *, charger_id: str, transaction_id: str) -> None:
+    """Queues :func:`with_order_charger`'s read with the connection's next round trip (see
+    :meth:`~csms.store.fast.Fast.ahead`): the unit that reads something else first (whether
+    the event is a repeat) then finds the transaction without a round trip of its own."""
+    _WITH_OWNER.ahead(conn, {"cid": charger_id, "tid": transaction_id})
+
+
 def by_start_key(conn: Connection, *, charger_id: str, start_key: str) -> TxnRow | None:
     """The charger's 1.6 transaction started by the StartTransaction of ``start_key``."""
     row = _BY_START_KEY.first(conn, {"cid": charger_id, "key": start_key})
