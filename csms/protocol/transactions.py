@@ -246,6 +246,8 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     now = ctx.clock()
 
     def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision]:
+        # the repeat check's read goes with the decision's round trip (when it has one)
+        store.by_start_key_ahead(batch.conn, charger_id=charger_id, start_key=key)
         # the 1.6 schema lets the id tag be empty: no tag the CSMS knows, so Invalid
         decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
         existing = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)

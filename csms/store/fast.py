@@ -28,6 +28,14 @@ failing write raises: at the next statement or at the commit, still inside the s
 transaction (which is then rolled back, as for any error). Any other statement on the
 connection (through SQLAlchemy too) sends the kept writes first; a rollback drops them.
 On SQLite (no round trips) and any other driver, :meth:`Fast.later` runs at once.
+
+*Reads ahead* (:meth:`Fast.ahead`, same engines). A unit that knows it will read a row a
+little later (after another read whose answer it needs first) queues that read with the
+connection's next round trip; the later :meth:`Fast.first` / :meth:`Fast.all` of the same
+statement and parameters takes the rows already received instead of waiting for a round
+trip of its own. Any write on the connection (kept or not, through SQLAlchemy too), a commit
+or a rollback forgets every read queued ahead, so a read ahead is only ever served where
+nothing was written since it was sent: the rows are those a read at that moment would give.
 """
 
 from __future__ import annotations
@@ -48,8 +56,21 @@ Processor = Callable[[Any], Any]
 Params = Mapping[str, Any]
 _CURSOR = "qrcharge.fast_cursor"  # the DBAPI connection's cursor, kept in its pool info
 _LATER = "qrcharge.fast_later"  # writes kept for the next round trip: [(sql, args), ...]
+_AHEAD = "qrcharge.fast_ahead"  # reads queued ahead: {(statement id, arguments): _Ahead}
 _PIPELINED: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines of pipeline_writes
-Kept = list[tuple[str, Any]]
+
+
+class _Ahead:
+    """A read queued ahead: its own cursor once sent, its rows once received."""
+
+    __slots__ = ("cursor", "rows")
+
+    def __init__(self) -> None:
+        self.cursor: Any = None
+        self.rows: list[Any] | None = None
+
+
+Kept = list[tuple[str, Any] | tuple[str, Any, _Ahead]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +125,33 @@ class Fast:
         if not conn.in_transaction():
             conn.begin()
         info = conn.connection.info
+        info.pop(_AHEAD, None)  # a write: what was read ahead may be stale after it
         kept: Kept | None = info.get(_LATER)
         if kept is None:
             kept = info[_LATER] = []
         kept.append((plan.sql, args))
+
+    def ahead(self, conn: Connection, params: Params) -> None:
+        """Queues this read with the connection's next round trip where the engine pipelines
+        writes (see the module's docstring); the next :meth:`first` or :meth:`all` of the
+        same ``params`` then takes its rows, unless something was written in between.
+        Elsewhere, nothing: that call reads as usual."""
+        if conn.engine not in _PIPELINED:
+            return
+        plan = self._plan_for(conn.dialect)
+        args = _arguments(plan, params)
+        key = _ahead_key(self, args)
+        if key is None:
+            return
+        if not conn.in_transaction():
+            conn.begin()
+        info = conn.connection.info
+        slot = _Ahead()
+        info.setdefault(_AHEAD, {})[key] = slot
+        kept: Kept | None = info.get(_LATER)
+        if kept is None:
+            kept = info[_LATER] = []
+        kept.append((plan.sql, args, slot))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -126,6 +170,17 @@ class Fast:
         if not conn.in_transaction():
             conn.begin()  # what SQLAlchemy's autobegin does before a statement
         pooled = conn.connection
+        ahead: dict[Any, _Ahead] | None = pooled.info.get(_AHEAD)
+        if ahead:
+            if not fetch:  # a write: what was read ahead may be stale after it
+                pooled.info.pop(_AHEAD, None)
+            else:
+                slot = ahead.pop(_ahead_key(self, args), None)
+                if slot is not None:
+                    if slot.rows is None:  # still kept: sent now, with the other kept ones
+                        flush_later(conn)
+                    if slot.rows is not None:
+                        return self._converted(plan, slot.rows)
         kept: Kept = pooled.info.get(_LATER) or []
         if kept or (conn.engine in _PIPELINED and _idle(pooled.driver_connection)):
             # the writes kept for this round trip go first, in one pipeline (with the BEGIN
@@ -156,6 +211,10 @@ class Fast:
                 rows = cursor.fetchall()
             except dialect.loaded_dbapi.Error as exc:
                 raise _wrapped(conn, dialect, cursor, sql, args, exc) from exc
+        return self._converted(plan, rows)
+
+    @staticmethod
+    def _converted(plan: _Plan, rows: list[Any]) -> list[tuple[Any, ...]]:
         if not plan.converts:
             return [tuple(row) for row in rows]
         processors = plan.results
@@ -179,6 +238,17 @@ def _arguments(plan: _Plan, params: Params) -> Any:
     return values if plan.positional is None else [values[n] for n in plan.positional]
 
 
+def _ahead_key(fast: Fast, args: Any) -> tuple[int, Any] | None:
+    """What a read ahead is found again by: the statement and its arguments (None when an
+    argument cannot be compared so: such a read is simply not kept ahead)."""
+    try:
+        key = (id(fast), tuple(args.items()) if isinstance(args, dict) else tuple(args))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def _idle(driver_connection: Any) -> bool:
     """Whether the driver's connection is outside a transaction (its next statement is
     preceded by a BEGIN)."""
@@ -200,16 +270,26 @@ def _send(conn: Connection, statements: Kept) -> None:
     dialect = conn.dialect
     cursor = _cursor(conn)
     events = conn.dispatch
-    sent: Kept = []
+    driver = conn.connection.driver_connection
+    sent: list[tuple[str, Any]] = []
+    slots: list[_Ahead] = []
     try:
-        with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-            for sql, args in statements:
+        with driver.pipeline():  # type: ignore[union-attr]
+            for sql, args, *slot in statements:
                 for listener in events.before_cursor_execute:
                     sql, args = listener(conn, cursor, sql, args, None, False)
-                cursor.execute(sql, args)
+                if slot:  # a read ahead: a cursor of its own keeps its rows
+                    slot[0].cursor = driver.cursor()  # type: ignore[union-attr]
+                    slot[0].cursor.execute(sql, args)
+                    slots.append(slot[0])
+                else:
+                    cursor.execute(sql, args)
                 sent.append((sql, args))
+        for ahead in slots:
+            ahead.rows = ahead.cursor.fetchall()
+            ahead.cursor.close()
     except dialect.loaded_dbapi.Error as exc:
-        sql, args = sent[-1] if sent else statements[0]
+        sql, args = sent[-1] if sent else statements[0][:2]
         raise _wrapped(conn, dialect, cursor, sql, args, exc) from exc
     if events.after_cursor_execute:
         for sql, args in sent:
@@ -254,8 +334,12 @@ def pipeline_writes(engine: Engine) -> bool:
 def _before_other(
     conn: Connection, _cursor: Any, _sql: str, _args: Any, _context: Any, _many: bool
 ) -> None:
-    """SQLAlchemy is about to run a statement of its own: the kept writes go first."""
+    """SQLAlchemy is about to run a statement of its own: the kept writes go first (and,
+    as it may write, what was read ahead is forgotten). Fast's own statements call the
+    listeners too, without an execution context: they forget nothing here."""
     flush_later(conn)
+    if _context is not None and not conn.closed and not conn.invalidated:  # not a Fast one
+        conn.connection.info.pop(_AHEAD, None)
 
 
 def _before_commit(conn: Connection) -> None:
@@ -264,6 +348,7 @@ def _before_commit(conn: Connection) -> None:
     if conn.closed or conn.invalidated:
         return
     info = conn.connection.info
+    info.pop(_AHEAD, None)
     kept: Kept | None = info.get(_LATER)
     if kept:
         info[_LATER] = []
@@ -280,6 +365,7 @@ def _before_commit(conn: Connection) -> None:
 def _before_rollback(conn: Connection) -> None:
     if not conn.invalidated and not conn.closed:
         conn.connection.info.pop(_LATER, None)
+        conn.connection.info.pop(_AHEAD, None)
 
 
 def _plan(statement: Any, dialect: Dialect) -> _Plan:

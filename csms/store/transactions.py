@@ -159,6 +159,12 @@ def by_start_key(conn: Connection, *, charger_id: str, start_key: str) -> TxnRow
     return None if row is None else TxnRow(**dict(zip(_TXN_COLUMNS, row, strict=True)))
 
 
+def by_start_key_ahead(conn: Connection, *, charger_id: str, start_key: str) -> None:
+    """Queues :func:`by_start_key`'s read with the connection's next round trip (see
+    :meth:`~csms.store.fast.Fast.ahead`), for a unit that reads the tag's decision first."""
+    _BY_START_KEY.ahead(conn, {"cid": charger_id, "key": start_key})
+
+
 def save(conn: Connection, txn: TxnRow) -> None:
     """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session."""
     values = {f"v_{name}": getattr(txn, name) for name in _FIELDS}

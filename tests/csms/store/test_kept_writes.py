@@ -295,3 +295,45 @@ async def test_a_transaction_read_brings_the_charger_of_its_order(db: Database) 
     assert order_row == (("K2", "started", NOW + timedelta(minutes=10)), None)
     assert tag_row == (None, ("Blocked", None))
     assert nothing == (None, None)
+
+
+async def test_a_read_ahead_is_served_without_a_statement_of_its_own(db: Database) -> None:
+    with statements() as seen:
+
+        def unit(conn: Connection) -> tuple[object, list[str]]:
+            _STATUS_OF.ahead(conn, {"cid": "K1"})
+            _STATUS_OF.scalar(conn, {"cid": "K2"})  # the read ahead goes with this one
+            sent_before = list(seen)
+            return _STATUS_OF.scalar(conn, {"cid": "K1"}), sent_before
+
+        status, sent_before = await db.worker.run(unit)
+    assert status is None  # a new charger has no status yet
+    selects = [s for s in seen if s == "SELECT"]
+    assert selects == ["SELECT", "SELECT"]  # PostgreSQL: the ahead and K2's; SQLite: K2's, K1's
+    if _is_postgresql(db):
+        assert [s for s in sent_before if s == "SELECT"] == ["SELECT", "SELECT"]
+
+
+async def test_a_write_after_a_read_ahead_makes_the_read_run_again(db: Database) -> None:
+    def unit(conn: Connection) -> tuple[object, object]:
+        _STATUS_OF.ahead(conn, {"cid": "K1"})
+        _STATUS_OF.scalar(conn, {"cid": "K2"})  # the read ahead is sent (and answered) here
+        _STATUS.later(conn, {"cid": "K1", "status": "Faulted"})
+        kept_after = _STATUS_OF.scalar(conn, {"cid": "K1"})
+        _STATUS_OF.ahead(conn, {"cid": "K1"})
+        conn.execute(update(CHARGERS).where(CHARGERS.c.id == "K1").values(status="Available"))
+        sqlalchemy_after = _STATUS_OF.scalar(conn, {"cid": "K1"})
+        return kept_after, sqlalchemy_after
+
+    assert await db.worker.run(unit) == ("Faulted", "Available")
+
+
+async def test_a_read_ahead_never_used_is_forgotten_at_the_commit(db: Database) -> None:
+    def first(conn: Connection) -> None:
+        _STATUS_OF.ahead(conn, {"cid": "K1"})
+        _STATUS_OF.scalar(conn, {"cid": "K2"})
+
+    await db.worker.run(first)
+    async with db.engine.begin() as conn:  # another connection changes the row
+        await conn.execute(update(CHARGERS).where(CHARGERS.c.id == "K1").values(status="Faulted"))
+    assert await db.worker.run(lambda conn: _STATUS_OF.scalar(conn, {"cid": "K1"})) == "Faulted"
