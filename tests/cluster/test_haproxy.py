@@ -35,7 +35,7 @@ from websockets.typing import Subprotocol
 
 from charge_point.charger import Charger
 from tests.charge_point.conftest import station_settings
-from tests.cluster.test_redis_cluster import REDIS_URL
+from tests.cluster.conftest import REDIS_URL
 from tests.csms.conftest import _reset_pg, basic_auth, pg_url
 from tests.csms.tls_pki import TlsPki
 from tests.faults.live import ADMIN, ROOT, CsmsProcess, free_port

@@ -5,37 +5,18 @@ in."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from ocpp.v16 import call as call16
 from redis.asyncio import Redis
 
 from csms.passwords import PasswordVerifier, SharedVerifications, cache_secret, hash_password
-from tests.cluster.test_redis_cluster import REDIS_URL, two_nodes
+from tests.cluster.test_redis_cluster import two_nodes
 from tests.csms.clients import Client16, connect
 from tests.csms.conftest import PASSWORD, LiveCsms, basic_auth, pg_url
 
 __all__ = ["pg_url"]  # the session database fixture, used here
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"qrtest-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def redis(prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        yield client
-    finally:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ from ocpp.v16 import call as call16
 from redis.asyncio import Redis
 
 from csms.store import chargers as charger_store
+from tests.cluster.conftest import REDIS_URL
 from tests.csms.clients import Client16, connect
 from tests.csms.conftest import LiveCsms, _reset_pg, basic_auth, make_settings, pg_url, serve
 
 pytestmark = pytest.mark.postgres
-REDIS_URL = "redis://127.0.0.1:6379/0"
 TTL_S = 1.5
 __all__ = ["pg_url"]  # the session database fixture, used here
 
@@ -36,23 +35,6 @@ async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) ->
     while not await check():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"qrtest-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def redis(prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        yield client
-    finally:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 @contextlib.asynccontextmanager

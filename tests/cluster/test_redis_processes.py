@@ -15,7 +15,8 @@ import pytest
 from ocpp.v16 import call as call16
 from redis.asyncio import Redis
 
-from tests.cluster.test_redis_cluster import REDIS_URL, until
+from tests.cluster.conftest import REDIS_URL
+from tests.cluster.test_redis_cluster import until
 from tests.csms.clients import Client16, connect
 from tests.csms.conftest import _reset_pg, basic_auth, pg_url
 from tests.faults.live import ADMIN, CsmsProcess

@@ -8,8 +8,6 @@ or held with the same Retry-After)."""
 from __future__ import annotations
 
 import random
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,8 +21,7 @@ from csms.password_throttle import (
     PasswordThrottled,
     SharedPasswordThrottle,
 )
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.cluster.conftest import REDIS_URL
 
 
 class ManualClock:
@@ -33,19 +30,6 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[tuple[Redis, str]]:
-    prefix = f"qrtest-{uuid.uuid4().hex[:10]}"
-    client = Redis.from_url(REDIS_URL)
-    try:
-        yield client, prefix
-    finally:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 async def _login_answer(guard: Any, email: str, client: str, known: bool) -> int:
@@ -66,9 +50,9 @@ async def _password_answer(guard: Any, charger: str, client: str | None) -> int:
 
 @pytest.mark.parametrize("seed", range(4))
 async def test_shared_login_throttle_answers_as_the_in_process_one(
-    redis: tuple[Redis, str], seed: int
+    redis: Redis, prefix: str, seed: int
 ) -> None:
-    client, prefix = redis
+    client = redis
     clock = ManualClock()
     options = {"max_failures": 3, "lockout_s": 30.0, "window_s": 120.0, "clock": clock}
     local = LocalLogins(LoginThrottle(**options))  # type: ignore[arg-type]
@@ -95,9 +79,9 @@ async def test_shared_login_throttle_answers_as_the_in_process_one(
 
 @pytest.mark.parametrize("seed", range(4))
 async def test_shared_password_throttle_answers_as_the_in_process_one(
-    redis: tuple[Redis, str], seed: int
+    redis: Redis, prefix: str, seed: int
 ) -> None:
-    client, prefix = redis
+    client = redis
     clock = ManualClock()
     options = {"max_failures": 2, "lockout_s": 8.0, "window_s": 60.0, "clock": clock}
     local = LocalPasswordGuard(PasswordThrottle(client_factor=2, charger_factor=2, **options))  # type: ignore[arg-type]
@@ -127,8 +111,8 @@ async def test_shared_password_throttle_answers_as_the_in_process_one(
     assert held > 5
 
 
-async def test_two_nodes_share_one_budget(redis: tuple[Redis, str]) -> None:
-    client, prefix = redis
+async def test_two_nodes_share_one_budget(redis: Redis, prefix: str) -> None:
+    client = redis
     other = Redis.from_url(REDIS_URL)  # the second node's own connection
     clock = ManualClock()
     try:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +16,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from csms.upload_rate import SharedUploadRate, UploadRate, UploadsTooFrequent
+from tests.cluster.conftest import REDIS_URL
 from tests.cluster.test_redis_cluster import two_nodes
 from tests.csms.conftest import pg_url
 
 __all__ = ["pg_url"]  # the session database fixture, used here
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class ManualClock:
@@ -32,19 +29,6 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[tuple[Redis, str]]:
-    prefix = f"qrtest-{uuid.uuid4().hex[:10]}"
-    client = Redis.from_url(REDIS_URL)
-    try:
-        yield client, prefix
-    finally:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 async def _wait(gate: Any, user_id: int, client: str | None) -> int:
@@ -59,9 +43,10 @@ async def _wait(gate: Any, user_id: int, client: str | None) -> int:
 
 
 async def test_a_driver_at_the_limit_on_one_node_is_refused_on_the_other(
-    redis: tuple[Redis, str],
+    redis: Redis,
+    prefix: str,
 ) -> None:
-    client, prefix = redis
+    client = redis
     other = Redis.from_url(REDIS_URL)  # the second node's own connection
     clock = ManualClock()
     try:
@@ -89,9 +74,10 @@ async def test_a_driver_at_the_limit_on_one_node_is_refused_on_the_other(
 
 
 async def test_the_address_bucket_is_shared_by_drivers_and_nodes(
-    redis: tuple[Redis, str],
+    redis: Redis,
+    prefix: str,
 ) -> None:
-    client, prefix = redis
+    client = redis
     clock = ManualClock()
     node_a = SharedUploadRate(client, prefix=prefix, per_driver=10, per_client=2, clock=clock)
     node_b = SharedUploadRate(client, prefix=prefix, per_driver=10, per_client=2, clock=clock)
@@ -106,8 +92,8 @@ async def test_the_address_bucket_is_shared_by_drivers_and_nodes(
     await node_b.admit(4, "10.9.9.9")
 
 
-async def test_buckets_expire_once_full_again(redis: tuple[Redis, str]) -> None:
-    client, prefix = redis
+async def test_buckets_expire_once_full_again(redis: Redis, prefix: str) -> None:
+    client = redis
     rate = SharedUploadRate(client, prefix=prefix, per_driver=5, per_client=5)
     await rate.admit(42, "10.3.3.3")
     keys = sorted([k.decode() async for k in client.scan_iter(match=f"{prefix}:*")])
@@ -118,9 +104,9 @@ async def test_buckets_expire_once_full_again(redis: tuple[Redis, str]) -> None:
 
 @pytest.mark.parametrize("seed", range(3))
 async def test_shared_rate_answers_as_the_in_process_one(
-    redis: tuple[Redis, str], seed: int
+    redis: Redis, prefix: str, seed: int
 ) -> None:
-    client, prefix = redis
+    client = redis
     clock = ManualClock()
     local = UploadRate(per_driver=4, per_client=6, clock=clock)
     shared = SharedUploadRate(client, prefix=prefix, per_driver=4, per_client=6, clock=clock)
@@ -148,9 +134,8 @@ class FlakyRedis(Redis):
 
 
 async def test_without_redis_a_node_counts_in_its_own_memory(
-    redis: tuple[Redis, str], caplog: pytest.LogCaptureFixture
+    redis: Redis, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, prefix = redis
     flaky = FlakyRedis.from_url(REDIS_URL)
     clock = ManualClock()
     rate = SharedUploadRate(  # 15 a minute: a token every 4 s
@@ -192,25 +177,19 @@ async def test_an_unreachable_server_never_refuses_an_upload() -> None:
 
 
 @pytest.mark.postgres
-async def test_two_nodes_over_http_share_the_drivers_rate(tmp_path: Path, pg_url: str) -> None:
-    prefix = f"qrtest-{uuid.uuid4().hex[:10]}"
+async def test_two_nodes_over_http_share_the_drivers_rate(
+    tmp_path: Path, pg_url: str, prefix: str, redis: Redis
+) -> None:
     limits = {"upload_rate_per_driver": 2, "upload_rate_per_client": 1000}
-    try:
-        async with two_nodes(tmp_path, pg_url, prefix, **limits) as (a, b):
-            headers = await a.driver("uploader@example.org")
-            answers = []
-            for node in (a, b, a, b):
-                r = await node.http.post(
-                    "/api/v1/settlements", json={"token": "not-a-settlement"}, headers=headers
-                )
-                answers.append((r.status_code, int(r.headers.get("Retry-After", 0))))
-            # two judged (and refused as unreadable) in all, not two on each node; a token
-            # every 30 s (less the moments the requests took)
-            assert [code for code, _ in answers] == [422, 422, 429, 429]
-            assert all(25 <= wait <= 30 for _, wait in answers[2:])
-    finally:
-        client = Redis.from_url(REDIS_URL)
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+    async with two_nodes(tmp_path, pg_url, prefix, **limits) as (a, b):
+        headers = await a.driver("uploader@example.org")
+        answers = []
+        for node in (a, b, a, b):
+            r = await node.http.post(
+                "/api/v1/settlements", json={"token": "not-a-settlement"}, headers=headers
+            )
+            answers.append((r.status_code, int(r.headers.get("Retry-After", 0))))
+        # two judged (and refused as unreadable) in all, not two on each node; a token
+        # every 30 s (less the moments the requests took)
+        assert [code for code, _ in answers] == [422, 422, 429, 429]
+        assert all(25 <= wait <= 30 for _, wait in answers[2:])

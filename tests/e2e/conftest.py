@@ -113,15 +113,50 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
+class _SharedBrowser:
+    """The package's Chromium with the blank camera and the default flags, launched on first
+    use: most tests need no other, and a test's isolation is its own browser contexts
+    (cookies, storage, service workers, permissions), which it closes when it ends."""
+
+    def __init__(self, playwright: Playwright, video: Path) -> None:
+        self.playwright = playwright
+        self.video = video
+        self.browser: Browser | None = None
+
+    def get(self) -> Browser:
+        if self.browser is None:
+            args = [*BASE_ARGS, f"--use-file-for-fake-video-capture={self.video}"]
+            args.append("--use-fake-ui-for-media-stream")
+            self.browser = self.playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        return self.browser
+
+
+@pytest.fixture(scope="package")
+def shared_browser(
+    playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[_SharedBrowser]:
+    shared = _SharedBrowser(playwright, blank_y4m(tmp_path_factory.mktemp("camera") / "blank.y4m"))
+    yield shared
+    if shared.browser is not None:
+        shared.browser.close()
+
+
 @pytest.fixture
-def launch(playwright: Playwright, tmp_path: Path) -> Iterator[Callable[..., Browser]]:
+def launch(
+    playwright: Playwright, shared_browser: _SharedBrowser, tmp_path: Path
+) -> Iterator[Callable[..., Browser]]:
     """launch(camera=Path|None, allow_camera=True, extra_args=()) -> a Chromium with that
-    fake camera."""
+    fake camera. Without arguments: the package's shared Chromium (its contexts are closed
+    after the test; a launch takes seconds on a loaded machine), else a Chromium of its own."""
     browsers: list[Browser] = []
+    shared: list[Browser] = []
 
     def start(
         camera: Path | None = None, *, allow_camera: bool = True, extra_args: tuple[str, ...] = ()
     ) -> Browser:
+        if camera is None and allow_camera and not extra_args:
+            shared[:] = [shared_browser.get()]
+            return shared[0]
         video = camera or blank_y4m(tmp_path / f"blank-{len(browsers)}.y4m")
         args = [*BASE_ARGS, f"--use-file-for-fake-video-capture={video}", *extra_args]
         if allow_camera:
@@ -131,6 +166,9 @@ def launch(playwright: Playwright, tmp_path: Path) -> Iterator[Callable[..., Bro
         return browser
 
     yield start
+    for browser in shared:
+        for context in browser.contexts:
+            context.close()
     for browser in browsers:
         browser.close()
 
