@@ -27,6 +27,7 @@ from benchmarks.ocpp_load_client import HOST, ChargerSpec
 BULK_CHUNK = 1000  # the bulk route's limit
 ORDER_AMOUNT = 1000  # minor units: each order's requested amount (= its hold)
 TOP_UP_MAX = 100_000  # the default max_top_up_amount
+RESEND_PAUSE_S = 0.2
 
 
 class SetupError(Exception):
@@ -93,6 +94,18 @@ class Api:
     async def close(self) -> None:
         await self.http.aclose()
 
+    async def idempotent(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """A request that may be sent twice (a PUT, a GET): sent once more when the kept-alive
+        connection it went out on was closed under it (the server's keep-alive timeout can
+        close an idle connection just as a request leaves on it; httpx does not resend).
+        Counted as ``resent_<error>``."""
+        try:
+            return await self.http.request(method, path, **options)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            self.stats.counts[f"resent_{type(exc).__name__}"] += 1
+        await asyncio.sleep(RESEND_PAUSE_S)
+        return await self.http.request(method, path, **options)
+
     async def register_fleet(self, specs: Sequence[ChargerSpec], password_hash: str) -> int:
         """Registers the chargers in chunks of :data:`BULK_CHUNK`, all or none per chunk; a
         chunk that exists already (a database kept from an earlier run with the same fleet) is
@@ -122,7 +135,8 @@ class Api:
 
         async def put(tag: str) -> None:
             body = {"id_tag": tag, "status": "Accepted"}
-            _check(await self.http.put("/api/v1/admin/id-tags", json=body, headers=self.admin), 200)
+            r = await self.idempotent("PUT", "/api/v1/admin/id-tags", json=body, headers=self.admin)
+            _check(r, 200)
 
         await bounded([functools.partial(put, t) for t in tags], self.concurrency)
         self.stats.seconds["register_tags"] = time.monotonic() - started
@@ -188,9 +202,8 @@ class Api:
         outcome: Counter[str] = Counter()
 
         async def confirm(order_id: str, driver: Driver) -> None:
-            order = _check(
-                await self.http.get(f"/api/v1/orders/{order_id}", headers=driver.headers), 200
-            )
+            r = await self.idempotent("GET", f"/api/v1/orders/{order_id}", headers=driver.headers)
+            order = _check(r, 200)
             if order.get("payment_id") is None:
                 outcome["no_payment"] += 1
                 return
