@@ -28,6 +28,7 @@ BULK_CHUNK = 1000  # the bulk route's limit
 ORDER_AMOUNT = 1000  # minor units: each order's requested amount (= its hold)
 TOP_UP_MAX = 100_000  # the default max_top_up_amount
 RESEND_PAUSE_S = 0.2
+KEEPALIVE_S = 2.0  # under the CSMS's (uvicorn's) timeout_keep_alive of 5 s
 
 
 class SetupError(Exception):
@@ -85,7 +86,11 @@ class Api:
     def reopen(self) -> httpx.AsyncClient:
         """A client for the running event loop (each phase of the run has its own)."""
         n = self.concurrency
-        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        # an idle connection is dropped well before uvicorn's keep-alive timeout (5 s, httpx's
+        # default expiry too): reused at 4.99 s, the server may close it as the request leaves
+        limits = httpx.Limits(
+            max_connections=n, max_keepalive_connections=n, keepalive_expiry=KEEPALIVE_S
+        )
         self.http = httpx.AsyncClient(
             base_url=f"http://{HOST}:{self.port}", timeout=120, limits=limits
         )
