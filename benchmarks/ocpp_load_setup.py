@@ -112,9 +112,10 @@ class Api:
         return await self.http.request(method, path, **options)
 
     async def register_fleet(self, specs: Sequence[ChargerSpec], password_hash: str) -> int:
-        """Registers the chargers in chunks of :data:`BULK_CHUNK`, all or none per chunk; a
-        chunk that exists already (a database kept from an earlier run with the same fleet) is
-        skipped. How many were added."""
+        """Registers the chargers in chunks of :data:`BULK_CHUNK`, all or none per chunk. In a
+        database kept from an earlier run some exist already (409: nothing of the chunk was
+        added): the chunk is halved until each part is added or holds only existing ones (an
+        earlier, smaller fleet registered a prefix of it). How many were added."""
         started = time.monotonic()
         chunks = [specs[i : i + BULK_CHUNK] for i in range(0, len(specs), BULK_CHUNK)]
 
@@ -126,8 +127,11 @@ class Api:
                 ]
             }
             r = await self.http.post("/api/v1/admin/chargers/bulk", json=body, headers=self.admin)
-            if r.status_code == 409:  # a kept database: an earlier run registered this chunk
-                return 0
+            if r.status_code == 409:  # a kept database: some of them exist
+                if len(part) == 1:
+                    return 0
+                half = len(part) // 2
+                return await chunk(part[:half]) + await chunk(part[half:])
             return int(_check(r, 201)["created"])
 
         added = int(sum(await bounded([functools.partial(chunk, c) for c in chunks], 2)))

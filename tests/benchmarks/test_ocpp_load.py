@@ -447,3 +447,38 @@ async def test_an_idempotent_request_is_sent_again_when_its_connection_is_reset(
     finally:
         await api.close()
         server.close()
+
+
+async def test_a_fleet_partly_registered_by_an_earlier_run_is_completed() -> None:
+    """A kept database holds the first chargers of the fleet (an earlier, smaller run): the
+    bulk route refuses any chunk with one of them (409, nothing added); the rest still get
+    registered, each once."""
+    existing = {f"LOAD{i:05d}" for i in range(3)}
+    added: list[str] = []
+
+    async def serve_bulk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            ids = [c["id"] for c in json.loads(await reader.readexactly(length))["chargers"]]
+            if existing.intersection(ids):
+                status, body = b"409 Conflict", b'{"detail":"exists"}'
+            else:
+                existing.update(ids)
+                added.extend(ids)
+                status, body = b"201 Created", json.dumps({"created": len(ids)}).encode()
+            writer.write(b"HTTP/1.1 %s\r\ncontent-length: %d\r\n\r\n%s" % (status, len(body), body))
+            await writer.drain()
+
+    server = await asyncio.start_server(serve_bulk, "127.0.0.1", 0)
+    api = Api(server.sockets[0].getsockname()[1], "key", concurrency=1)
+    fleet = [ChargerSpec(f"LOAD{i:05d}", "p", "1.6") for i in range(10)]
+    try:
+        assert await api.register_fleet(fleet, "hash") == 7
+        assert sorted(added) == [f"LOAD{i:05d}" for i in range(3, 10)]
+    finally:
+        await api.close()
+        server.close()
