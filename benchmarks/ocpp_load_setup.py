@@ -114,8 +114,9 @@ class Api:
     async def register_fleet(self, specs: Sequence[ChargerSpec], password_hash: str) -> int:
         """Registers the chargers in chunks of :data:`BULK_CHUNK`, all or none per chunk. In a
         database kept from an earlier run some exist already (409: nothing of the chunk was
-        added): the chunk is halved until each part is added or holds only existing ones (an
-        earlier, smaller fleet registered a prefix of it). How many were added."""
+        added). Fleets are prefixes of one id sequence (``LOAD00000``...), so what exists is a
+        prefix too: a refused chunk whose last charger exists is there whole; any other is
+        halved until each part is added or there already. How many were added."""
         started = time.monotonic()
         chunks = [specs[i : i + BULK_CHUNK] for i in range(0, len(specs), BULK_CHUNK)]
 
@@ -128,7 +129,8 @@ class Api:
             }
             r = await self.http.post("/api/v1/admin/chargers/bulk", json=body, headers=self.admin)
             if r.status_code == 409:  # a kept database: some of them exist
-                if len(part) == 1:
+                last = f"/api/v1/admin/chargers/{part[-1].charger_id}"
+                if len(part) == 1 or (await self.http.get(last, headers=self.admin)).is_success:
                     return 0
                 half = len(part) // 2
                 return await chunk(part[:half]) + await chunk(part[half:])

@@ -455,6 +455,7 @@ async def test_a_fleet_partly_registered_by_an_earlier_run_is_completed() -> Non
     registered, each once."""
     existing = {f"LOAD{i:05d}" for i in range(3)}
     added: list[str] = []
+    asked: list[bytes] = []
 
     async def serve_bulk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -462,6 +463,13 @@ async def test_a_fleet_partly_registered_by_an_earlier_run_is_completed() -> Non
                 head = await reader.readuntil(b"\r\n\r\n")
             except asyncio.IncompleteReadError:
                 return
+            asked.append(head.split(b" ")[0])
+            if head.startswith(b"GET "):  # GET /api/v1/admin/chargers/{id}
+                known = head.split(b" ")[1].rsplit(b"/", 1)[1].decode() in existing
+                status = b"200 OK" if known else b"404 Not Found"
+                writer.write(b"HTTP/1.1 %s\r\ncontent-length: 2\r\n\r\n{}" % status)
+                await writer.drain()
+                continue
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             ids = [c["id"] for c in json.loads(await reader.readexactly(length))["chargers"]]
             if existing.intersection(ids):
@@ -479,6 +487,9 @@ async def test_a_fleet_partly_registered_by_an_earlier_run_is_completed() -> Non
     try:
         assert await api.register_fleet(fleet, "hash") == 7
         assert sorted(added) == [f"LOAD{i:05d}" for i in range(3, 10)]
+        asked.clear()
+        assert await api.register_fleet(fleet, "hash") == 0  # all there: one refusal, one look
+        assert asked == [b"POST", b"GET"]
     finally:
         await api.close()
         server.close()
