@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="chargers and rates x this")
     parser.add_argument("--only", nargs="*", default=[], help="run only these names")
     parser.add_argument("--keep", action="store_true", help="keep the database and data dir")
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=180,
+        help="seconds a run waits for the CSMS to answer (4 workers start slowly on a busy box)",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 1:
         parser.error("--scale must be in (0, 1]")
@@ -101,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     database, prefix = f"qrcharge_matrix_{tag}", f"qrmatrix-{tag}"
     data_dir = Path(tempfile.mkdtemp(prefix="qrcharge-matrix-"))
     shared = ["--db", "postgresql", "--keep-database", database, "--keep-data-dir", str(data_dir)]
-    shared += ["--redis-prefix", prefix]
+    shared += ["--redis-prefix", prefix, "--startup-timeout", str(args.startup_timeout)]
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
         "commit": subprocess.run(

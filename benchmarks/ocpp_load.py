@@ -377,6 +377,7 @@ class Workers:
                 cycle=HEARTBEATS_ONLY if args.heartbeats_only else CYCLE,
                 aligned=args.aligned,
                 run=getattr(args, "run", ""),
+                key_seed=getattr(args, "key_seed", ""),
             )
             parent, child = ctx.Pipe()
             process = ctx.Process(target=run_worker, args=(plan, child), daemon=True)
@@ -589,6 +590,8 @@ def run(args: argparse.Namespace) -> Summary:
         password = f"fleet-{args.keep_database}" if args.keep_database else f"fleet-{nonce}-pw"
         specs = charger_specs(args.chargers, args.share_201, nonce, password, args.tags)
         args.run = nonce
+        # and its chargers' settlement keys, which the CSMS pinned at their first boot
+        args.key_seed = f"settlement-keys-{args.keep_database}" if args.keep_database else ""
         workdir = Path(args.keep_data_dir) if args.keep_data_dir else Path(tmp)
         target = start_target(args, workdir, db_url)
         api: Api | None = None

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import math
 import random
 import time
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
@@ -44,10 +47,11 @@ from benchmarks.ocpp_load_frames import (
     encode_result,
 )
 from benchmarks.ocpp_load_stats import WorkerReport
-from qr_extension.keys import generate_key
+from qr_extension.keys import SigningKey, generate_key
 from qr_extension.wire import MSG_SETTLEMENT, MSG_SYNCED
 
 HOST = "127.0.0.1"  # the generator only ever targets this machine
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,17 @@ class WorkerPlan:
     audience: str = "qrcharge"  # the CSMS issuer id (settlements' aud)
     drain_s: float = 30.0  # after the window: time to deliver a message still owed
     run: str = ""  # the run's nonce (in 2.0.1 transaction ids)
+    key_seed: str = ""  # settlement keys derived from it per charger id; empty: fresh keys
+
+
+def settlement_key(seed: str, charger_id: str) -> SigningKey:
+    """The charger's settlement key: derived from ``seed`` and its id (the same key in every
+    run that shares a database, where the CSMS has pinned it), or a fresh one without a seed."""
+    if not seed:
+        return generate_key()
+    digest = hmac.new(seed.encode(), charger_id.encode(), hashlib.sha512).digest()
+    scalar = int.from_bytes(digest, "big") % (_P256_ORDER - 1) + 1
+    return SigningKey.from_crypto(ec.derive_private_key(scalar, ec.SECP256R1()))
 
 
 class CallFailed(Exception):
@@ -130,6 +145,7 @@ class Link:
             raise CallFailed("lost") from exc
         finally:
             self._pending.pop(message_id, None)
+            _settle(future)
 
     async def close(self) -> None:
         self._closing = True
@@ -223,7 +239,8 @@ class Worker:
             spec.charger_id, spec.version, cycle=self.plan.cycle, tag=spec.tag, run=self.plan.run
         )
         if spec.orders:
-            script.paid = PaidPlan(deque(spec.orders), generate_key(), self.plan.audience)
+            key = settlement_key(self.plan.key_seed, spec.charger_id)
+            script.paid = PaidPlan(deque(spec.orders), key, self.plan.audience)
         if not self.plan.aligned:  # each charger at its own point of the cycle, as in a fleet
             script.begin_at(self._rng.randrange(len(self.plan.cycle)))
         link = await self._open(spec, script)
@@ -374,6 +391,16 @@ class Worker:
             if not link.is_open:
                 return None
         return link if link.is_open else None
+
+
+def _settle(future: asyncio.Future[Payload]) -> None:
+    """Marks a CALL's future as seen once its call is over: when the send failed first, the
+    reader may have set "lost" on it with nobody awaiting it (asyncio would report the
+    exception as never retrieved)."""
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled():
+        future.exception()
 
 
 def _retry_after(exc: InvalidStatus) -> float | None:

@@ -27,6 +27,8 @@ from benchmarks.ocpp_load_client import HOST, ChargerSpec
 BULK_CHUNK = 1000  # the bulk route's limit
 ORDER_AMOUNT = 1000  # minor units: each order's requested amount (= its hold)
 TOP_UP_MAX = 100_000  # the default max_top_up_amount
+RESEND_PAUSE_S = 0.2
+KEEPALIVE_S = 2.0  # under the CSMS's (uvicorn's) timeout_keep_alive of 5 s
 
 
 class SetupError(Exception):
@@ -84,7 +86,11 @@ class Api:
     def reopen(self) -> httpx.AsyncClient:
         """A client for the running event loop (each phase of the run has its own)."""
         n = self.concurrency
-        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        # an idle connection is dropped well before uvicorn's keep-alive timeout (5 s, httpx's
+        # default expiry too): reused at 4.99 s, the server may close it as the request leaves
+        limits = httpx.Limits(
+            max_connections=n, max_keepalive_connections=n, keepalive_expiry=KEEPALIVE_S
+        )
         self.http = httpx.AsyncClient(
             base_url=f"http://{HOST}:{self.port}", timeout=120, limits=limits
         )
@@ -93,10 +99,24 @@ class Api:
     async def close(self) -> None:
         await self.http.aclose()
 
+    async def idempotent(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """A request that may be sent twice (a PUT, a GET): sent once more when the kept-alive
+        connection it went out on was closed under it (the server's keep-alive timeout can
+        close an idle connection just as a request leaves on it; httpx does not resend).
+        Counted as ``resent_<error>``."""
+        try:
+            return await self.http.request(method, path, **options)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            self.stats.counts[f"resent_{type(exc).__name__}"] += 1
+        await asyncio.sleep(RESEND_PAUSE_S)
+        return await self.http.request(method, path, **options)
+
     async def register_fleet(self, specs: Sequence[ChargerSpec], password_hash: str) -> int:
-        """Registers the chargers in chunks of :data:`BULK_CHUNK`, all or none per chunk; a
-        chunk that exists already (a database kept from an earlier run with the same fleet) is
-        skipped. How many were added."""
+        """Registers the chargers in chunks of :data:`BULK_CHUNK`, all or none per chunk. In a
+        database kept from an earlier run some exist already (409: nothing of the chunk was
+        added). Fleets are prefixes of one id sequence (``LOAD00000``...), so what exists is a
+        prefix too: a refused chunk whose last charger exists is there whole; any other is
+        halved until each part is added or there already. How many were added."""
         started = time.monotonic()
         chunks = [specs[i : i + BULK_CHUNK] for i in range(0, len(specs), BULK_CHUNK)]
 
@@ -108,8 +128,12 @@ class Api:
                 ]
             }
             r = await self.http.post("/api/v1/admin/chargers/bulk", json=body, headers=self.admin)
-            if r.status_code == 409:  # a kept database: an earlier run registered this chunk
-                return 0
+            if r.status_code == 409:  # a kept database: some of them exist
+                last = f"/api/v1/admin/chargers/{part[-1].charger_id}"
+                if len(part) == 1 or (await self.http.get(last, headers=self.admin)).is_success:
+                    return 0
+                half = len(part) // 2
+                return await chunk(part[:half]) + await chunk(part[half:])
             return int(_check(r, 201)["created"])
 
         added = int(sum(await bounded([functools.partial(chunk, c) for c in chunks], 2)))
@@ -122,7 +146,8 @@ class Api:
 
         async def put(tag: str) -> None:
             body = {"id_tag": tag, "status": "Accepted"}
-            _check(await self.http.put("/api/v1/admin/id-tags", json=body, headers=self.admin), 200)
+            r = await self.idempotent("PUT", "/api/v1/admin/id-tags", json=body, headers=self.admin)
+            _check(r, 200)
 
         await bounded([functools.partial(put, t) for t in tags], self.concurrency)
         self.stats.seconds["register_tags"] = time.monotonic() - started
@@ -188,9 +213,8 @@ class Api:
         outcome: Counter[str] = Counter()
 
         async def confirm(order_id: str, driver: Driver) -> None:
-            order = _check(
-                await self.http.get(f"/api/v1/orders/{order_id}", headers=driver.headers), 200
-            )
+            r = await self.idempotent("GET", f"/api/v1/orders/{order_id}", headers=driver.headers)
+            order = _check(r, 200)
             if order.get("payment_id") is None:
                 outcome["no_payment"] += 1
                 return

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(repr=False)  # may carry a password
     redis_prefix: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     presence_ttl_s: float = Field(gt=0)
+    # the node's Redis sockets (csms.cluster.client): a command past the bound waits its turn
+    redis_max_connections: int = Field(default=32, ge=4, le=1000)
+    redis_pool_wait_s: float = Field(default=5.0, gt=0)
     # PostgreSQL connections of one process's pool (csms.store.db); --workers may lower them
     db_pool_size: int = Field(ge=1, le=500)
     db_max_overflow: int = Field(ge=0, le=500)

@@ -35,6 +35,7 @@ from csms.api.routes import money
 from csms.api.routes.admin_operators import operator_error
 from csms.api.uploads import PHOTO_REQUEST_BYTES, UPLOAD_FRAMING_BYTES, BodyLimit, BodyTooLarge
 from csms.charger_ca import configured_ca
+from csms.cluster.client import redis_client
 from csms.cluster.leader import Leadership
 from csms.cluster.node import ClusterDispatcher, ClusterNode
 from csms.commands import CommandDispatcher, ConnectionRegistry, LocalDispatcher
@@ -235,8 +236,13 @@ async def build_context(
     dispatcher: CommandDispatcher = local
     cluster = redis = None
     if settings.redis_url:  # a node of a cluster: presence, routing, throttles in Redis
-        # bounded waits: a Redis that hangs must fail a command (503), not hold it forever
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        # a bounded pool whose callers wait for a socket (a burst must not fail), and bounded
+        # waits (a Redis that hangs must fail a command, 503, not hold it forever)
+        redis = redis_client(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            wait_s=settings.redis_pool_wait_s,
+        )
         cluster = ClusterNode(
             redis,
             prefix=settings.redis_prefix,

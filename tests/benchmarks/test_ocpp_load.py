@@ -8,7 +8,10 @@ the charger itself; the whole script runs once in ``--self-test`` mode with 20 c
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -21,11 +24,20 @@ import jsonschema
 import ocpp
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from benchmarks.ocpp_load import charger_specs, paid_indices
-from benchmarks.ocpp_load_client import ChargerSpec, Worker, WorkerPlan, must_deliver
+from benchmarks.ocpp_load_client import (
+    CallFailed,
+    ChargerSpec,
+    Link,
+    Worker,
+    WorkerPlan,
+    must_deliver,
+    settlement_key,
+)
 from benchmarks.ocpp_load_frames import (
     CYCLE,
     HEARTBEATS_ONLY,
@@ -42,7 +54,8 @@ from benchmarks.ocpp_load_frames import (
     encode_result,
     stand_in_answer,
 )
-from benchmarks.ocpp_load_stats import percentile
+from benchmarks.ocpp_load_setup import Api
+from benchmarks.ocpp_load_stats import WorkerReport, percentile
 from qr_extension.keys import generate_key
 from qr_extension.settlement import Settlement, check_settlement, verify_settlement
 from qr_extension.start import StartAuthorization, issue_start_token, read_start_token
@@ -352,3 +365,131 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert summary["messages"]["undelivered"] == 0
     assert summary["reconnect"]["count"] == summary["connections"]["dropped_during_load"]
     assert summary["connections"]["held_at_end"] == 8
+
+
+def test_settlement_keys_are_the_same_for_a_charger_in_every_run_of_a_seed() -> None:
+    first, again = settlement_key("db-1", "LOAD00001"), settlement_key("db-1", "LOAD00001")
+    assert first.kid == again.kid
+    assert first.public.to_jwk() == again.public.to_jwk()
+    assert settlement_key("db-1", "LOAD00002").kid != first.kid
+    assert settlement_key("db-2", "LOAD00001").kid != first.kid
+    assert settlement_key("", "LOAD00001").kid != settlement_key("", "LOAD00001").kid  # fresh
+
+
+class _DroppedSocket:
+    """A WebSocket whose peer is gone: the reader ends first, then the pending send fails."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.Event()
+
+    async def send(self, text: str) -> None:
+        self.gone.set()
+        for _ in range(3):  # the reader's turn: it ends and marks the CALL lost
+            await asyncio.sleep(0)
+        raise ConnectionClosed(None, None)
+
+    def __aiter__(self) -> _DroppedSocket:
+        return self
+
+    async def __anext__(self) -> str:
+        await self.gone.wait()
+        raise ConnectionClosed(None, None)
+
+    async def close(self) -> None:
+        self.gone.set()
+
+
+async def test_a_call_lost_while_sending_leaves_no_unretrieved_future() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        link = Link(_DroppedSocket(), "1.6", WorkerReport())  # type: ignore[arg-type]
+        with pytest.raises(CallFailed, match="lost"):
+            await link.call("Heartbeat", {}, timeout_s=5)
+        await link.close()
+        del link
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [c.get("message") for c in reported] == []
+
+
+async def test_an_idempotent_request_is_sent_again_when_its_connection_is_reset() -> None:
+    """The first connection is reset once its request is read (the keep-alive race, or a
+    server that dropped it); the request goes out once more on a new one."""
+    requests: list[bytes] = []
+
+    async def serve_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            requests.append(head.split(b"\r\n")[0])
+            if len(requests) == 1:  # RST, as a server closing with a request unread does
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+
+    server = await asyncio.start_server(serve_http, "127.0.0.1", 0)
+    api = Api(server.sockets[0].getsockname()[1], "key", concurrency=1)
+    try:
+        body = {"id_tag": "T1", "status": "Accepted"}
+        r = await api.idempotent("PUT", "/api/v1/admin/id-tags", json=body)
+        assert r.status_code == 200
+        assert requests == [b"PUT /api/v1/admin/id-tags HTTP/1.1"] * 2
+        assert dict(api.stats.counts) == {"resent_ReadError": 1}
+    finally:
+        await api.close()
+        server.close()
+
+
+async def test_a_fleet_partly_registered_by_an_earlier_run_is_completed() -> None:
+    """A kept database holds the first chargers of the fleet (an earlier, smaller run): the
+    bulk route refuses any chunk with one of them (409, nothing added); the rest still get
+    registered, each once."""
+    existing = {f"LOAD{i:05d}" for i in range(3)}
+    added: list[str] = []
+    asked: list[bytes] = []
+
+    async def serve_bulk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            asked.append(head.split(b" ")[0])
+            if head.startswith(b"GET "):  # GET /api/v1/admin/chargers/{id}
+                known = head.split(b" ")[1].rsplit(b"/", 1)[1].decode() in existing
+                status = b"200 OK" if known else b"404 Not Found"
+                writer.write(b"HTTP/1.1 %s\r\ncontent-length: 2\r\n\r\n{}" % status)
+                await writer.drain()
+                continue
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            ids = [c["id"] for c in json.loads(await reader.readexactly(length))["chargers"]]
+            if existing.intersection(ids):
+                status, body = b"409 Conflict", b'{"detail":"exists"}'
+            else:
+                existing.update(ids)
+                added.extend(ids)
+                status, body = b"201 Created", json.dumps({"created": len(ids)}).encode()
+            writer.write(b"HTTP/1.1 %s\r\ncontent-length: %d\r\n\r\n%s" % (status, len(body), body))
+            await writer.drain()
+
+    server = await asyncio.start_server(serve_bulk, "127.0.0.1", 0)
+    api = Api(server.sockets[0].getsockname()[1], "key", concurrency=1)
+    fleet = [ChargerSpec(f"LOAD{i:05d}", "p", "1.6") for i in range(10)]
+    try:
+        assert await api.register_fleet(fleet, "hash") == 7
+        assert sorted(added) == [f"LOAD{i:05d}" for i in range(3, 10)]
+        asked.clear()
+        assert await api.register_fleet(fleet, "hash") == 0  # all there: one refusal, one look
+        assert asked == [b"POST", b"GET"]
+    finally:
+        await api.close()
+        server.close()
