@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import ConnectionPool, Redis
@@ -23,27 +21,10 @@ from csms.commands import ConnectionRegistry, LocalDispatcher
 from csms.password_throttle import SharedPasswordThrottle
 from csms.passwords import SharedVerifications
 from csms.protocol import commands as ocpp_commands
+from tests.cluster.conftest import REDIS_URL
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 POOL = 4  # sockets: the burst is 100 times that
 BURST = 400
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"qrtest-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def cleanup(prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        yield client
-    finally:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 def _node(redis: Redis, prefix: str) -> ClusterNode:
@@ -64,7 +45,7 @@ def _failures(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_a_burst_of_presence_claims_and_releases_waits_for_the_pool(
-    prefix: str, cleanup: Redis, caplog: pytest.LogCaptureFixture
+    prefix: str, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = redis_client(REDIS_URL, max_connections=POOL, wait_s=10)
     node = _node(client, prefix)
@@ -72,11 +53,11 @@ async def test_a_burst_of_presence_claims_and_releases_waits_for_the_pool(
     try:
         with caplog.at_level(logging.WARNING):
             await asyncio.gather(*(node.opened(c) for c in ids))
-            held = await cleanup.mget([node.presence.key(c) for c in ids])
+            held = await redis.mget([node.presence.key(c) for c in ids])
             assert held == [b"n1"] * BURST
             released = await asyncio.gather(*(node.closed(c) for c in ids))
         assert released == [True] * BURST
-        assert await cleanup.exists(*(node.presence.key(c) for c in ids)) == 0
+        assert await redis.exists(*(node.presence.key(c) for c in ids)) == 0
         assert _failures(caplog) == []
         assert len(client.connection_pool._in_use_connections) == 0  # type: ignore[attr-defined]
     finally:
@@ -84,7 +65,7 @@ async def test_a_burst_of_presence_claims_and_releases_waits_for_the_pool(
 
 
 async def test_a_burst_of_password_checks_never_counts_here_nor_misses_the_cache(
-    prefix: str, cleanup: Redis, caplog: pytest.LogCaptureFixture
+    prefix: str, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = redis_client(REDIS_URL, max_connections=POOL, wait_s=10)
     throttle = SharedPasswordThrottle(client, prefix=prefix, max_failures=5, lockout_s=60)
@@ -111,7 +92,7 @@ async def test_a_burst_of_password_checks_never_counts_here_nor_misses_the_cache
 
 
 async def test_the_same_burst_through_the_default_pool_fails(
-    prefix: str, cleanup: Redis, caplog: pytest.LogCaptureFixture
+    prefix: str, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """redis-py's default pool of the same size (what the node used before)."""
     client = Redis.from_pool(ConnectionPool.from_url(REDIS_URL, max_connections=POOL))
