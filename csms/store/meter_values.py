@@ -20,7 +20,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.store import transactions as stored_transactions
 from csms.store.fast import Fast, pipelined
 from csms.store.models import MeterValue
-from csms.store.transactions import TRANSACTIONS
 from csms.store.writer import Batch, table_of
 
 METER_VALUES = table_of(MeterValue)
@@ -73,24 +72,10 @@ def _new_reading(transaction: ColumnElement[Any]) -> Fast:
 
 
 _OF_TRANSACTION_ID = _new_reading(
-    core_select(TRANSACTIONS.c.id)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("charger_id"),
-        TRANSACTIONS.c.transaction_id == bindparam("tid"),
-    )
-    .limit(1)
-    .scalar_subquery()
+    stored_transactions.pk_by_id_query("charger_id", "tid").scalar_subquery()
 )
 _OPEN_ON_EVSE = _new_reading(
-    core_select(TRANSACTIONS.c.id)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("charger_id"),
-        TRANSACTIONS.c.evse_id == bindparam("open_evse"),
-        TRANSACTIONS.c.state == "Started",
-    )
-    .order_by(TRANSACTIONS.c.id.desc())
-    .limit(1)
-    .scalar_subquery()
+    stored_transactions.open_on_evse_query("charger_id", "open_evse").scalar_subquery()
 )
 
 

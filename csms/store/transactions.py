@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Select, bindparam, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 
@@ -99,24 +99,38 @@ _OTHER_WITH_TAG = Fast(
     )
     .limit(1)
 )
-_PK_BY_ID = Fast(
-    core_select(TRANSACTIONS.c.id)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("cid"),
-        TRANSACTIONS.c.transaction_id == bindparam("tid"),
+
+
+def pk_by_id_query(charger: str, tid: str) -> Select[tuple[int]]:
+    """The row id of a charger's transaction by its OCPP id; ``charger`` and ``tid`` name the
+    bound parameters (a statement of its own here, a subquery of the meter readings' insert)."""
+    return (
+        core_select(TRANSACTIONS.c.id)
+        .where(
+            TRANSACTIONS.c.charger_id == bindparam(charger),
+            TRANSACTIONS.c.transaction_id == bindparam(tid),
+        )
+        .limit(1)
     )
-    .limit(1)
-)
-_OPEN_ON_EVSE = Fast(
-    core_select(TRANSACTIONS.c.id)
-    .where(
-        TRANSACTIONS.c.charger_id == bindparam("cid"),
-        TRANSACTIONS.c.evse_id == bindparam("evse"),
-        TRANSACTIONS.c.state == "Started",
+
+
+def open_on_evse_query(charger: str, evse: str) -> Select[tuple[int]]:
+    """The row id of the newest started transaction of a charger's EVSE (parameters named as
+    in :func:`pk_by_id_query`)."""
+    return (
+        core_select(TRANSACTIONS.c.id)
+        .where(
+            TRANSACTIONS.c.charger_id == bindparam(charger),
+            TRANSACTIONS.c.evse_id == bindparam(evse),
+            TRANSACTIONS.c.state == "Started",
+        )
+        .order_by(TRANSACTIONS.c.id.desc())
+        .limit(1)
     )
-    .order_by(TRANSACTIONS.c.id.desc())
-    .limit(1)
-)
+
+
+_PK_BY_ID = Fast(pk_by_id_query("cid", "tid"))
+_OPEN_ON_EVSE = Fast(open_on_evse_query("cid", "evse"))
 _EVENT_FIELDS = (
     "charger_id",
     "transaction_id",
