@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,9 +41,14 @@ async def list_operators(session: AsyncSession) -> list[Operator]:
 
 
 async def lock_enabled_admins(session: AsyncSession) -> list[str]:
-    """The names of the enabled admins, their rows locked for this transaction (PostgreSQL;
-    SQLite has one writer at a time anyway): two admins demoting each other at once cannot
-    both see the other still an admin."""
+    """The names of the enabled admins, their rows locked for this transaction: two admins
+    demoting each other at once cannot both see the other still an admin. SQLite ignores
+    ``FOR UPDATE`` and its driver runs a SELECT outside any transaction, so there a write
+    comes first (setting the role to itself): it opens the transaction with the database's
+    one writer lock, held to the commit, and the other demotion waits for it."""
+    if session.get_bind().dialect.name == "sqlite":
+        admins = col(Operator.role) == "admin"
+        await session.execute(update(Operator).where(admins).values(role=Operator.role))
     statement = (
         select(Operator.name)
         .where(col(Operator.role) == "admin", col(Operator.disabled).is_(False))

@@ -114,6 +114,32 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(db: Databa
         assert await store.count_enabled_admins(s) == 1
 
 
+async def test_a_demotion_waits_for_another_that_holds_the_admins(db: Database) -> None:
+    """The other transaction holds the admins (read, not yet written) while a demotion starts:
+    the demotion must see the first one's change, not the count read before it committed."""
+    async with db.session() as s:
+        for name in ("eve", "fay"):
+            await store.add_operator(s, name=name, role="admin", password_hash="h", now=T0)
+
+    async def demote_fay() -> None:
+        async with db.session() as s:
+            await accounts.update_operator(s, "fay", role="viewer")
+
+    async with db.session() as first:
+        assert sorted(await store.lock_enabled_admins(first)) == ["eve", "fay"]
+        second = asyncio.create_task(demote_fay())
+        await asyncio.sleep(0.3)  # the second demotion reads (or waits) meanwhile
+        eve = await store.operator_by_name(first, "eve", for_update=True)
+        assert eve is not None
+        eve.role = "viewer"
+        first.add(eve)
+        await first.commit()
+    with pytest.raises(LastAdmin):
+        await second
+    async with db.session() as s:
+        assert await store.count_enabled_admins(s) == 1
+
+
 async def test_audit_records_page_newest_first_and_by_actor(db: Database) -> None:
     async with db.session() as s:
         for n in range(5):
