@@ -346,7 +346,8 @@ class ChargingProfiles:
     ) -> list[Period]:
         """The limits the EVSE (0: the station) will apply from ``start`` for ``duration_s``,
         in ``unit``, merged where they do not change; the hardware's maximum where no
-        profile limits it."""
+        profile limits it. Periods start at whole seconds (OCPP's ``startPeriod``, strictly
+        increasing): of several changes within one second, the last one's limit is listed."""
         periods: list[Period] = []
         relative_start = tx_start if tx_start is not None else start
         for t in self._breakpoints(start, start + duration_s, relative_start):
@@ -354,7 +355,10 @@ class ChargingProfiles:
             watts = hardware_w if found is None else min(found.watts, hardware_w)
             phases = None if found is None else found.phases
             value = round(from_watts(watts, unit, phases), 1)
+            offset = int(t - start)
+            if periods and periods[-1].start_s == offset:
+                periods.pop()
             if periods and periods[-1].limit == value and periods[-1].phases == phases:
                 continue
-            periods.append(Period(int(t - start), value, phases))
+            periods.append(Period(offset, value, phases))
         return periods

@@ -206,7 +206,7 @@ def composite_schedule(
     station = ctx.station
     if evse_id != 0 and evse_id not in station.connectors:
         return None
-    now = float(int(station.now()))
+    now = round(station.now(), 3)  # the wire's milliseconds: never a moment already past
     session = station.sessions.get(evse_id)
     unit = unit or "W"
     hardware = station.hardware_w() * (len(station.connectors) if evse_id == 0 else 1)

@@ -201,3 +201,52 @@ def test_the_composite_schedule(make_station: StationFactory) -> None:
     assert [p.limit for p in found[2]] == [7.2, 15.9, 10.1]  # W at 230 V on 3 phases
     assert commands.composite_schedule(ctx, 5, 900, "W") is None
     assert commands.periods_ocpp(periods[:1]) == [{"start_period": 0, "limit": 5_000.0}]
+
+
+def test_a_profile_set_earlier_in_the_same_second_limits_the_first_period(
+    make_station: StationFactory,
+) -> None:
+    """The operator page stamps ``startSchedule`` with milliseconds; a GetCompositeSchedule in
+    the same second must not report the hardware's maximum before it (the schedule started at
+    the second's truncated start, 0.4 s before the profile did, and listed startPeriod 0
+    twice)."""
+    clock = ManualClock(start=parse_ocpp_timestamp("2027-01-15T08:00:00.400Z").timestamp())
+    station = make_station(clock=clock)
+    ctx = context(station)
+    limit = profile(
+        7,
+        "ChargingStationMaxProfile",
+        [(0, 7_400, None)],
+        unit="W",
+        kind="Absolute",
+        start_schedule="2027-01-15T08:00:00.400Z",
+    )
+    assert commands.set_charging_profile(ctx, 0, limit, version="2.0.1") == "Accepted"
+    clock.advance(0.5)  # the page's next command, in the same second
+    found = commands.composite_schedule(ctx, 1, 600, "W")
+    assert found is not None
+    start, _, periods = found
+    assert periods == [Period(0, 7_400.0)]
+    assert start == parse_ocpp_timestamp("2027-01-15T08:00:00.900Z").timestamp()
+
+
+def test_composite_periods_start_at_increasing_whole_seconds(make_station: StationFactory) -> None:
+    """A limit that changes within the schedule's first second: one period per second, the
+    one in force at its end (OCPP wants startPeriod strictly increasing)."""
+    clock = ManualClock(start=parse_ocpp_timestamp("2027-01-15T08:00:00.100Z").timestamp())
+    station = make_station(clock=clock)
+    ctx = context(station)
+    later = profile(
+        8,
+        "TxDefaultProfile",
+        [(0, 3_000, None)],
+        unit="W",
+        kind="Absolute",
+        start_schedule="2027-01-15T08:00:00.700Z",
+    )
+    assert commands.set_charging_profile(ctx, 1, later, version="2.0.1") == "Accepted"
+    found = commands.composite_schedule(ctx, 1, 600, "W")
+    assert found is not None
+    starts = [p.start_s for p in found[2]]
+    assert starts == sorted(set(starts)), found[2]
+    assert found[2][0] == Period(0, 3_000.0)
