@@ -48,7 +48,7 @@ async def lock_enabled_admins(session: AsyncSession) -> list[str]:
     one writer lock, held to the commit, and the other demotion waits for it."""
     if session.get_bind().dialect.name == "sqlite":
         admins = col(Operator.role) == "admin"
-        await session.execute(update(Operator).where(admins).values(role=Operator.role))
+        await session.exec(update(Operator).where(admins).values(role=Operator.role))
     statement = (
         select(Operator.name)
         .where(col(Operator.role) == "admin", col(Operator.disabled).is_(False))
