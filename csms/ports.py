@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from sqlalchemy.engine import Connection
 
@@ -73,6 +73,33 @@ class SettlementSink(Protocol):
     ) -> None:
         """A transaction was started, updated or ended (each stored change at least once)."""
         ...
+
+
+class InlineStarts(Protocol):
+    """What a sink may also offer: marking an order's transaction started inside the store
+    writer's unit of work that stores the transaction (its own commit), instead of a unit of
+    work of its own after it. The order is then started exactly when its transaction is
+    stored: no window where a congested store answers the charger's start and loses the
+    order's (the end would mark it, but the order shows unused until then).
+
+    ``started_in`` runs in the database thread for a start or an update of a transaction on
+    its order's own charger: True when the order is stored started (now, or already), so the
+    sink need not be told of this event; False when it must be told after the commit as
+    before (an order in a state the sink handles itself). ``started_stored`` is called after
+    the commit of a unit whose ``started_in`` said True (a sink may remember the order)."""
+
+    def started_in(self, conn: Connection, facts: TransactionFacts) -> bool: ...
+
+    def started_stored(self, facts: TransactionFacts) -> None: ...
+
+
+def inline_starts(sink: SettlementSink) -> InlineStarts | None:
+    """The sink itself when it offers :class:`InlineStarts`, else None."""
+    if callable(getattr(sink, "started_in", None)) and callable(
+        getattr(sink, "started_stored", None)
+    ):
+        return cast(InlineStarts, sink)
+    return None
 
 
 class StoreOnlySink:

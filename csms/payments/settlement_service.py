@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from config.logs import bind
@@ -179,9 +180,32 @@ class SettlementService:
         if change == "ended":
             self._started.discard(key)
         elif started:
-            if len(self._started) >= STARTED_MEMO_SIZE:
-                self._started.clear()
-            self._started.add(key)
+            self.started_stored(facts)
+
+    def started_in(self, conn: Connection, facts: TransactionFacts) -> bool:
+        """:class:`~csms.ports.InlineStarts`: in the store writer's unit that stores a start
+        or an update of the transaction, the order goes created -> started (one conditional
+        update), or is found started already. False for an order in any other state without
+        ``started_at`` (cancelling, expired...): :meth:`on_transaction_event` then does what
+        :func:`mark_started` does there (its flags), after the commit."""
+        assert facts.id_tag is not None
+        if (facts.id_tag, facts.charger_id) in self._started:
+            return True  # remembered after an earlier commit: nothing can un-start it
+        now = self._clock()
+        order_id, at = facts.id_tag, facts.started_at or now
+        if store_orders.start_created(
+            conn, order_id=order_id, charger_id=facts.charger_id, at=at, now=now
+        ):
+            return True
+        state = store_orders.start_state(conn, order_id=order_id)
+        return state is not None and state[0] != OrderState.CREATED and state[1] is not None
+
+    def started_stored(self, facts: TransactionFacts) -> None:
+        """The unit whose :meth:`started_in` said True committed: the order is remembered."""
+        assert facts.id_tag is not None
+        if len(self._started) >= STARTED_MEMO_SIZE:
+            self._started.clear()
+        self._started.add((facts.id_tag, facts.charger_id))
 
     # --- signed settlements -----------------------------------------------------------------
 

@@ -16,13 +16,15 @@ it neither counts as a use of the order nor reaches the payment side.
 Every step of a transaction's state goes through the table of
 :mod:`csms.protocol.transaction_lifecycle`; its flags are set here.
 
-The settlement sink is told after the commit, and told again by every repeat of a message of
-an order's transaction (it is idempotent): a CSMS that stopped between the commit and the
-sink, or a sink that failed, left the charger without an answer or with a CALLERROR, and the
-charger's resend then completes the billing. The sink's failure on an end is therefore a
-CALLERROR (the charger sends it again); on a start or an update it is only logged, because
-the end tells the sink everything again, and a 1.6 start the charger gives up on would cost
-it the transaction's later messages.
+A sink that offers :class:`~csms.ports.InlineStarts` marks the order of a start or an update
+started inside the unit of work that stores the transaction (one commit for both); anything
+else it cannot settle there, and every end, is told to it after the commit. It is told again
+by every repeat of a message of an order's transaction (it is idempotent): a CSMS that stopped
+between the commit and the sink, or a sink that failed, left the charger without an answer or
+with a CALLERROR, and the charger's resend then completes the billing. The sink's failure on
+an end is therefore a CALLERROR (the charger sends it again); on a start or an update it is
+only logged, because the end tells the sink everything again, and a 1.6 start the charger
+gives up on would cost it the transaction's later messages.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ from csms.context import CsmsContext
 from csms.ports import (
     IdTagDecision,
     InlineDecider,
+    InlineStarts,
     TransactionChange,
     TransactionFacts,
     inline_decider,
+    inline_starts,
     may_be_order_id,
 )
 from csms.protocol.meter_values import Sample, register_at, sample_rows
@@ -176,6 +180,25 @@ async def _notify(ctx: CsmsContext, change: TransactionChange, txn: TxnRow) -> N
             raise
 
 
+def _started_in(conn: Connection, starts: InlineStarts | None, txn: TxnRow) -> bool:
+    """Whether the sink marked the order of ``txn`` (stored, on its order's own charger)
+    started inside this unit of work (:class:`~csms.ports.InlineStarts`); never for an end,
+    which the sink is always told of (it bills)."""
+    if starts is None or txn.state == TxnState.ENDED:
+        return False
+    return starts.started_in(conn, facts_of(txn))
+
+
+async def _told(ctx: CsmsContext, change: TransactionChange, txn: TxnRow, marked: bool) -> None:
+    """After the commit: a start the sink marked in the unit is remembered by it, anything
+    else is told to it (:func:`_notify`)."""
+    starts = inline_starts(ctx.sink)
+    if marked and starts is not None:
+        starts.started_stored(facts_of(txn))
+        return
+    await _notify(ctx, change, txn)
+
+
 def _change_of(txn: TxnRow) -> TransactionChange:
     """What a repeat tells the sink: the transaction as it is stored now."""
     return "ended" if txn.state == TxnState.ENDED else "updated"
@@ -243,9 +266,10 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     """1.6 StartTransaction: the CSMS assigns the integer id; a repeat gets the same one."""
     key = start_fingerprint(req)
     asked, decider = await _decision_before(ctx, charger_id, req.id_tag)
+    starts = inline_starts(ctx.sink)
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision]:
+    def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision, bool]:
         # the repeat check's read goes with the decision's round trip (when it has one)
         store.by_start_key_ahead(batch.conn, charger_id=charger_id, start_key=key)
         # the 1.6 schema lets the id tag be empty: no tag the CSMS knows, so Invalid
@@ -253,12 +277,8 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         existing = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)
         if existing is not None:  # the same start again
             next_state(existing.state, TxnEvent.REPEAT)
-            return (
-                existing,
-                False,
-                _order_charger(batch.conn, existing.id_tag) == charger_id,
-                decision,
-            )
+            own = _order_charger(batch.conn, existing.id_tag) == charger_id
+            return existing, False, own, decision, own and _started_in(batch.conn, starts, existing)
         txn = TxnRow(
             charger_id=charger_id,
             transaction_id=f"new-{uuid.uuid4().hex}",
@@ -285,21 +305,21 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         if is_order:
             _flag_reused_order(batch.conn, txn)
         store.save(batch.conn, txn)
-        return txn, True, is_order, decision
+        return txn, True, is_order, decision, is_order and _started_in(batch.conn, starts, txn)
 
     def again(batch: Batch) -> tuple[TxnRow | None, IdTagDecision | None]:
         found = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)
         return found, asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
 
     try:
-        txn, created, is_order, decision = await ctx.writer.execute(op, charger_id)
+        txn, created, is_order, decision, marked = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # the same start raced in on another connection (or process)
         found, decision_again = await ctx.writer.execute(again, charger_id)
         if found is None or decision_again is None:
             raise
         return _repeat_answer(found, decision_again)
     if is_order:
-        await _notify(ctx, "started" if created else _change_of(txn), txn)
+        await _told(ctx, "started" if created else _change_of(txn), txn, marked)
     if not created:
         return _repeat_answer(txn, decision)
     assert txn.id is not None
@@ -424,6 +444,7 @@ class _Stored:
     is_order: bool = False
     decision: IdTagDecision | None = None
     reused: Sequence[str] = ()  # the types of the other events under a reused seqNo
+    marked: bool = False  # the sink marked its order started in the unit (:func:`_started_in`)
 
 
 async def transaction_event(
@@ -446,6 +467,7 @@ async def transaction_event(
             return _decode_answer(seen.answer)
         asked = await _decide(ctx, charger_id, ev.id_token)
     decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
+    starts = inline_starts(ctx.sink)
     now = ctx.clock()
 
     def op(batch: Batch) -> _Stored:
@@ -457,11 +479,16 @@ async def transaction_event(
         if seen.answer is not None:
             assert found is not None  # an event is stored with its transaction
             txn, owner = found
-            repeated = txn if _owner(conn, txn, owner) == charger_id else None
-            return _Stored(repeated, seen.answer, is_order=repeated is not None)
+            if _owner(conn, txn, owner) != charger_id:
+                return _Stored(None, seen.answer)
+            marked = _started_in(conn, starts, txn)
+            return _Stored(txn, seen.answer, is_order=True, marked=marked)
         # after the repeat check: a repeat is never decided again
         decision = decided[0] = asked or _decide_in(conn, decider, charger_id, ev.id_token)
-        return _store_event(batch, charger_id, ev, digest, decision, seen.others, now, found)
+        stored = _store_event(batch, charger_id, ev, digest, decision, seen.others, now, found)
+        if stored.is_order and stored.txn is not None:
+            stored.marked = _started_in(conn, starts, stored.txn)
+        return stored
 
     def again(batch: Batch) -> str | None:
         return earlier(batch.conn, charger_id, ev, digest).answer
@@ -473,7 +500,7 @@ async def transaction_event(
         return _decode_answer(answer) if answer else decided[0]
     if stored.answer is not None:
         if stored.txn is not None:
-            await _notify(ctx, _change_of(stored.txn), stored.txn)
+            await _told(ctx, _change_of(stored.txn), stored.txn, stored.marked)
         return _decode_answer(stored.answer)
     assert stored.txn is not None
     if stored.reused:
@@ -487,7 +514,7 @@ async def transaction_event(
         "ended" if ev.event_type == TxnEvent.ENDED else "started" if stored.created else "updated"
     )
     if stored.is_order:
-        await _notify(ctx, change, stored.txn)
+        await _told(ctx, change, stored.txn, stored.marked)
     return stored.decision
 
 

@@ -71,6 +71,22 @@ _AUTHORIZATION = Fast(
         ORDERS.c.id == bindparam("order_id")
     )
 )
+_START = Fast(
+    update(ORDERS)
+    .where(
+        ORDERS.c.id == bindparam("order_id"),
+        ORDERS.c.charger_id == bindparam("charger_id"),
+        ORDERS.c.status == "created",
+    )
+    .values(
+        status="started",
+        started_at=func.coalesce(ORDERS.c.started_at, bindparam("at", type_=UtcDateTime)),
+        updated_at=bindparam("now", type_=UtcDateTime),
+    )
+)
+_START_STATE = Fast(
+    select(ORDERS.c.status, ORDERS.c.started_at).where(ORDERS.c.id == bindparam("order_id"))
+)
 _BY_ORDER_ID = ORDERS.c.id == bindparam("tag")
 _BY_TAG = _ID_TAGS.c.id_tag == bindparam("tag")
 # the order a tag names and the local RFID tag of that name: one statement, a row either way
@@ -110,6 +126,21 @@ def order_row(session: Session, *, order_id: str) -> Order | None:
     """The order as stored now, loaded outside the session."""
     row = session.connection().execute(_ORDER_BY_ID, {"order_id": order_id}).first()
     return None if row is None else loaded(Order, row._asdict())
+
+
+def start_created(
+    conn: Connection, *, order_id: str, charger_id: str, at: datetime, now: datetime
+) -> bool:
+    """created -> started for the order of ``charger_id`` (``started_at`` kept if set, else
+    ``at``), on a connection inside its transaction; whether it matched (one statement)."""
+    params = {"order_id": order_id, "charger_id": charger_id, "at": at, "now": now}
+    return _START.execute(conn, params) == 1
+
+
+def start_state(conn: Connection, *, order_id: str) -> tuple[str, datetime | None] | None:
+    """(status, started_at) of the order, or None when there is none."""
+    row = _START_STATE.first(conn, {"order_id": order_id})
+    return None if row is None else (str(row[0]), row[1])
 
 
 @cache
