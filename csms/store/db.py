@@ -42,9 +42,12 @@ CHECKPOINT_EVERY_S = 1.0
 # PostgreSQL: the store writer's lanes, one connection and thread each, a charger's writes
 # always in the same lane so that lanes never lock each other's rows; SQLite: one
 PG_WRITER_CONNECTIONS = 2
+# PostgreSQL: the threads that run the money side's units of work (csms.store.units_of_work
+# in_worker), one connection each, so their round trips never wait for the event loop
+PG_UNIT_CONNECTIONS = 3
 # a process's PostgreSQL connections outside its pool: the writer lanes, the reader thread, the
 # background thread and the leader lock's session
-PG_FIXED_CONNECTIONS = PG_WRITER_CONNECTIONS + 3
+PG_FIXED_CONNECTIONS = PG_WRITER_CONNECTIONS + PG_UNIT_CONNECTIONS + 3
 # connections of max_connections that --workers leaves to everything else (psql, backups,
 # a migration, the supervisor)
 PG_HEADROOM = 10
@@ -168,6 +171,9 @@ class Database:
     checkpointer: DbWorker | None = None  # SQLite: WAL checkpoints, see run_checkpoints
     # the store writer's lanes: ``worker`` first, then (PostgreSQL) connections of their own
     more_writers: tuple[DbWorker, ...] = ()
+    # PostgreSQL: the threads of the money side's units of work (in_worker); SQLite: none
+    # (they run in ``worker``, the one writer)
+    units: tuple[DbWorker, ...] = ()
 
     @property
     def writers(self) -> tuple[DbWorker, ...]:
@@ -179,6 +185,7 @@ class Database:
         url: str,
         *,
         writer_connections: int = PG_WRITER_CONNECTIONS,
+        unit_connections: int = PG_UNIT_CONNECTIONS,
         pool_size: int = PG_POOL_SIZE,
         max_overflow: int = PG_MAX_OVERFLOW,
     ) -> Database:
@@ -216,6 +223,16 @@ class Database:
                 for n in range(1, writer_connections)
             )
         )
+        # the money side's units of work: several at once (each waits for its round trips
+        # in its own thread, without the GIL and without a turn of the event loop)
+        units = (
+            ()
+            if sqlite or not worker.threaded
+            else tuple(
+                DbWorker(engine, url, sqlite_pragmas=_sqlite_pragmas, name=f"db-units-{n}")
+                for n in range(unit_connections)
+            )
+        )
         return cls(
             engine,
             async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
@@ -226,6 +243,7 @@ class Database:
             background,
             checkpointer,
             more_writers,
+            units,
         )
 
     async def run_checkpoints(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
@@ -252,7 +270,7 @@ class Database:
             await self.background.close()
         if self.checkpointer is not None:
             await self.checkpointer.close()
-        for writer in self.more_writers:
+        for writer in (*self.more_writers, *self.units):
             await writer.close()
         await self.engine.dispose()
 
@@ -279,7 +297,8 @@ def share_connections(
         raise ConnectionBudgetError(
             f"PostgreSQL's max_connections={max_connections} (superuser reserved {reserved}) "
             f"leaves {max(per_worker, 0)} pooled connections per worker for {workers} workers "
-            f"({PG_FIXED_CONNECTIONS} more each are the writer, reader, background and leader "
+            f"({PG_FIXED_CONNECTIONS} more each are the writers, units, reader, background and "
+            "leader "
             f"connections, {PG_HEADROOM} are left for other clients): raise max_connections "
             "or run fewer workers"
         )

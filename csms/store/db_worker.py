@@ -120,6 +120,7 @@ class DbWorker:
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
         self.units = 0  # units run (diagnostics and tests)
+        self.waiting = 0  # units handed to the thread and not answered yet
 
     @property
     def threaded(self) -> bool:
@@ -155,7 +156,11 @@ class DbWorker:
         self._jobs.put(
             (loop, future, lambda conn: self._unit(conn, transaction, unit, *args, **kwargs))
         )
-        return await future
+        self.waiting += 1
+        try:
+            return await future
+        finally:
+            self.waiting -= 1
 
     def _serve(self) -> None:
         """The database thread: runs jobs in order until told to stop (``None``)."""

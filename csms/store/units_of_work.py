@@ -11,9 +11,11 @@ Two ways to run one:
   plain synchronous function of a :class:`~sqlmodel.Session`; it must not touch the event
   loop. On SQLite it runs in the database thread (:class:`~csms.store.db_worker.DbWorker`):
   the whole unit is one hop from the event loop instead of several per statement through
-  aiosqlite, and the thread is the hot paths' single writer. On PostgreSQL it runs on a
-  pooled async connection through ``run_sync``: the database thread's one connection would
-  queue every unit's round trips behind each other.
+  aiosqlite, and the thread is the hot paths' single writer. On PostgreSQL it runs in the
+  least busy of the database's unit threads (``Database.units``, a connection each): one hop
+  from the event loop too, its round trips waited for in the thread (not resumed one by one
+  by a busy event loop, which held a pooled connection for as long and ran the pool dry under
+  load), its statements run by the driver's own cursor (:class:`~csms.store.fast.Fast`).
 * :func:`in_transaction`: everything else, on the async engine's pooled sessions. A
   synchronous unit can run there too (:func:`run_sync`).
 """
@@ -33,6 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.errors import StoreError
 from csms.store.db import Database
+from csms.store.db_worker import DbWorker
 
 T = TypeVar("T")
 LOG = logging.getLogger("csms.store.units_of_work")
@@ -97,6 +100,10 @@ def uses_thread(db: Database) -> bool:
     return db.worker.threaded and db.engine.dialect.name == "sqlite"
 
 
+def _waiting(worker: DbWorker) -> int:
+    return worker.waiting
+
+
 async def _on_pool(db: Database, work: Callable[[Session], T]) -> T:
     async with db.engine.begin() as connection:
         return await connection.run_sync(_in_session, work)
@@ -104,12 +111,14 @@ async def _on_pool(db: Database, work: Callable[[Session], T]) -> T:
 
 async def in_worker(db: Database, work: Callable[[Session], T]) -> T:
     """Runs the synchronous ``work(session)`` in one transaction, committed before this
-    returns (in the database thread on SQLite, on a pooled connection on PostgreSQL); on a
+    returns (in the database thread on SQLite, in a unit thread on PostgreSQL); on a
     lost race, runs it again."""
     for attempt in range(ATTEMPTS):
         try:
             if uses_thread(db):
                 return await db.worker.run(_in_session, work)
+            if db.units:
+                return await min(db.units, key=_waiting).run(_in_session, work)
             return await _on_pool(db, work)
         except Exception as exc:
             if attempt == ATTEMPTS - 1 or not _retryable(exc):
