@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     # PostgreSQL connections of one process's pool (csms.store.db); --workers may lower them
     db_pool_size: int = Field(ge=1, le=500)
     db_max_overflow: int = Field(ge=0, le=500)
+    # the store writer's lanes on PostgreSQL (csms.store.writer); --workers shares them out
+    db_writer_connections: int = Field(default=6, ge=1, le=64)
     ca_cert_file: str
     ca_key_file: str
     charger_cert_validity_days: int

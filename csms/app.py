@@ -118,6 +118,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.connect(
             settings.resolved_database_url,
+            writer_connections=settings.db_writer_connections,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )

@@ -312,6 +312,7 @@ def worker_command(
     env = {**os.environ, "QRCHARGE_DATABASE_URL": settings.resolved_database_url}
     env["QRCHARGE_DB_POOL_SIZE"] = str(settings.db_pool_size)  # as the supervisor sized it
     env["QRCHARGE_DB_MAX_OVERFLOW"] = str(settings.db_max_overflow)
+    env["QRCHARGE_DB_WRITER_CONNECTIONS"] = str(settings.db_writer_connections)
     if settings.metrics_bind:  # a listener each: worker i on the configured port + i - 1
         host, _, port = settings.metrics_bind.rpartition(":")
         env["QRCHARGE_METRICS_BIND"] = f"{host}:{int(port) + index - 1}"
@@ -320,21 +321,31 @@ def worker_command(
 
 
 async def _prepare(settings: Settings, workers: int) -> Settings:
-    """Migrates, marks chargers offline (one node), makes the keys once, and sizes each
-    worker's pool so that ``workers`` of them fit the server's ``max_connections``: the
-    settings the workers get."""
+    """Migrates, marks chargers offline (one node), makes the keys once, shares the writer
+    lanes out among the workers and sizes each worker's pool so that ``workers`` of them fit
+    the server's ``max_connections``: the settings the workers get."""
     from csms.drivers.tokens import load_or_create_secret
     from csms.keys import KeyManager
     from csms.store.chargers import mark_all_offline
-    from csms.store.db import Database, migrate, server_connection_limits, share_connections
+    from csms.store.db import (
+        Database,
+        fixed_connections,
+        migrate,
+        server_connection_limits,
+        share_connections,
+        share_writers,
+    )
     from csms.store.types import utcnow
 
     db = Database.connect(settings.resolved_database_url)
     try:
         limit, reserved = await server_connection_limits(db.engine)
+        writers = share_writers(settings.db_writer_connections, workers)
+        settings = settings.model_copy(update={"db_writer_connections": writers})
         pool, overflow = share_connections(
-            limit, reserved, workers, settings.db_pool_size, settings.db_max_overflow
-        )
+            limit, reserved, workers, settings.db_pool_size, settings.db_max_overflow,
+            fixed_connections(writers),
+        )  # fmt: skip
         if (pool, overflow) != (settings.db_pool_size, settings.db_max_overflow):
             LOG.warning(
                 "PostgreSQL's max_connections=%d: each of the %d workers gets a pool of %d + %d "

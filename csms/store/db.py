@@ -40,14 +40,17 @@ PG_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 10
 CHECKPOINT_EVERY_S = 1.0
 # PostgreSQL: the store writer's lanes, one connection and thread each, a charger's writes
-# always in the same lane so that lanes never lock each other's rows; SQLite: one
-PG_WRITER_CONNECTIONS = 2
+# always in the same lane so that lanes never lock each other's rows (setting
+# db_writer_connections; --workers N shares them out, at least PG_MIN_WRITERS each); SQLite: one
+PG_WRITER_CONNECTIONS = 6
+PG_MIN_WRITERS = 2
 # PostgreSQL: the threads that run the money side's units of work (csms.store.units_of_work
 # in_worker), one connection each, so their round trips never wait for the event loop
 PG_UNIT_CONNECTIONS = 3
-# a process's PostgreSQL connections outside its pool: the writer lanes, the reader thread, the
-# background thread and the leader lock's session
-PG_FIXED_CONNECTIONS = PG_WRITER_CONNECTIONS + PG_UNIT_CONNECTIONS + 3
+# the reader thread, the background thread and the leader lock's session
+PG_OTHER_CONNECTIONS = 3
+# a worker's PostgreSQL connections outside its pool when several share the server
+PG_FIXED_CONNECTIONS = PG_MIN_WRITERS + PG_UNIT_CONNECTIONS + PG_OTHER_CONNECTIONS
 # connections of max_connections that --workers leaves to everything else (psql, backups,
 # a migration, the supervisor)
 PG_HEADROOM = 10
@@ -279,25 +282,44 @@ class ConnectionBudgetError(StoreError, ValueError):
     """The server's ``max_connections`` cannot give every worker a usable pool."""
 
 
+def fixed_connections(writers: int) -> int:
+    """A process's PostgreSQL connections outside its pool, with ``writers`` writer lanes."""
+    return writers + PG_UNIT_CONNECTIONS + PG_OTHER_CONNECTIONS
+
+
+def share_writers(writers: int, workers: int) -> int:
+    """The writer lanes each of ``workers`` processes gets of the ``writers`` configured for
+    one: shared out like the load (each worker has 1/N of it), at least
+    :data:`PG_MIN_WRITERS` (or ``writers``, if fewer), so that N workers do not multiply the
+    server's connections."""
+    return max(min(PG_MIN_WRITERS, writers), -(-writers // workers))
+
+
 def share_connections(
-    max_connections: int, reserved: int, workers: int, pool_size: int, max_overflow: int
+    max_connections: int,
+    reserved: int,
+    workers: int,
+    pool_size: int,
+    max_overflow: int,
+    fixed: int = PG_FIXED_CONNECTIONS,
 ) -> tuple[int, int]:
     """The pool size and overflow each of ``workers`` processes may use so that together, at
     their peak, they stay within the server's ``max_connections`` (less the superuser's
-    ``reserved`` ones and :data:`PG_HEADROOM`).
+    ``reserved`` ones and :data:`PG_HEADROOM`); ``fixed``: each one's connections outside
+    its pool (:func:`fixed_connections`).
 
     The configured figures are kept when they fit; otherwise both shrink in their ratio. A
     worker that would get fewer than two pooled connections is refused: raise the server's
     ``max_connections`` or run fewer workers.
     """
-    per_worker = (max_connections - reserved - PG_HEADROOM) // workers - PG_FIXED_CONNECTIONS
+    per_worker = (max_connections - reserved - PG_HEADROOM) // workers - fixed
     if pool_size + max_overflow <= per_worker:
         return pool_size, max_overflow
     if per_worker < 2:
         raise ConnectionBudgetError(
             f"PostgreSQL's max_connections={max_connections} (superuser reserved {reserved}) "
             f"leaves {max(per_worker, 0)} pooled connections per worker for {workers} workers "
-            f"({PG_FIXED_CONNECTIONS} more each are the writers, units, reader, background and "
+            f"({fixed} more each are the writers, units, reader, background and "
             "leader "
             f"connections, {PG_HEADROOM} are left for other clients): raise max_connections "
             "or run fewer workers"

@@ -14,10 +14,13 @@ from csms.cli import _prepare, worker_command
 from csms.store.db import (
     PG_FIXED_CONNECTIONS,
     PG_HEADROOM,
+    PG_MIN_WRITERS,
     ConnectionBudgetError,
     Database,
+    fixed_connections,
     server_connection_limits,
     share_connections,
+    share_writers,
 )
 from qrcharge_cli import build_parser
 
@@ -39,6 +42,20 @@ def test_the_pools_shrink_to_fit_max_connections(workers: int) -> None:
     assert pool >= 1 and pool + overflow >= 2
     assert peak(workers, pool, overflow) <= 100 - 3 - PG_HEADROOM
     assert abs(pool - overflow) <= 1  # the configured ratio (1:1) is kept
+
+
+def test_writer_lanes_are_shared_out_among_workers() -> None:
+    assert [share_writers(6, n) for n in (1, 2, 3, 4, 8)] == [6, 3, 2, 2, 2]
+    assert share_writers(1, 4) == 1  # never more than configured
+    assert fixed_connections(PG_MIN_WRITERS) == PG_FIXED_CONNECTIONS
+
+
+def test_more_writer_lanes_leave_less_for_the_pools() -> None:
+    assert share_connections(100, 3, 2, 10, 10, fixed_connections(6)) == (10, 10)
+    pool, overflow = share_connections(100, 3, 4, 10, 10, fixed_connections(6))
+    assert pool + overflow == 87 // 4 - fixed_connections(6)
+    with pytest.raises(ConnectionBudgetError, match="12 more each"):
+        share_connections(100, 3, 8, 10, 10, fixed_connections(6))
 
 
 def test_the_ratio_of_pool_to_overflow_is_kept() -> None:
@@ -80,4 +97,19 @@ def test_the_supervisor_gives_each_worker_the_shrunk_pool(pg_url: str, tmp_path:
         str(pool),
         str(overflow),
     )
-    assert asyncio.run(_prepare(settings, 1)).db_pool_size == 10  # one worker: as configured
+    assert workers >= 3 and env["QRCHARGE_DB_WRITER_CONNECTIONS"] == str(PG_MIN_WRITERS)
+    alone = asyncio.run(_prepare(settings, 1))
+    assert alone.db_pool_size == 10  # one worker: as configured
+    assert alone.db_writer_connections == settings.db_writer_connections == 6
+
+
+@pytest.mark.postgres
+def test_the_process_opens_the_configured_writer_lanes(pg_url: str) -> None:
+    async def lanes(count: int) -> int:
+        db = Database.connect(pg_url, writer_connections=count)
+        try:
+            return len(db.writers)
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(lanes(6)) == 6 and asyncio.run(lanes(1)) == 1
