@@ -53,6 +53,7 @@ from csms.errors import (
     NotConnected,
     StoreError,
 )
+from csms.http_linger import LingeringHttpProtocol
 from csms.id_tags import LocalTagPolicy
 from csms.keys import KeyManager
 from csms.operators.errors import OperatorError
@@ -480,6 +481,7 @@ def server_config(
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
+        "http": LingeringHttpProtocol,  # httptools; a close with a body still arriving lingers
         "ws": OcppWebSocketProtocol,  # websockets-sansio: the peer's certificate, direct frames
         "ws_max_size": settings.ocpp_max_frame_bytes * WS_HARD_LIMIT_FACTOR,
         "ws_ping_interval": 60.0,

@@ -2,7 +2,9 @@
 
 * :class:`BodyLimit` is an ASGI middleware that refuses a body larger than its path's limit
   with 413, from ``Content-Length`` before anything is read, and while reading a chunked or
-  lying body: a 60 MB upload costs at most the limit, never a spooled 60 MB file.
+  lying body: a 60 MB upload costs at most the limit, never a spooled 60 MB file. Once the
+  limit is passed the answer is 413 whatever the route made of the error (FastAPI answers
+  400 to any failure while it reads a JSON body).
 * the photos themselves are decoded through :class:`csms.decodes.DecodeGate`, a bound on how
   many run at once (the app builds it into the context).
 """
@@ -62,19 +64,25 @@ class BodyLimit:
             await _too_large(send, limit)
             return
         seen = 0
-        started = False
+        started = exceeded = False
 
         async def counted_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise BodyTooLarge(limit)
             return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started
+            if exceeded:  # whatever the app made of it (FastAPI: 400 "error parsing the body")
+                if not started and message["type"] == "http.response.start":
+                    started = True
+                    await _too_large(send, limit)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
