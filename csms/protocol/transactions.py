@@ -189,10 +189,12 @@ def _started_in(conn: Connection, starts: InlineStarts | None, txn: TxnRow) -> b
     return starts.started_in(conn, facts_of(txn))
 
 
-async def _told(ctx: CsmsContext, change: TransactionChange, txn: TxnRow, marked: bool) -> None:
-    """After the commit: a start the sink marked in the unit is remembered by it, anything
-    else is told to it (:func:`_notify`)."""
-    starts = inline_starts(ctx.sink)
+async def _told(
+    ctx: CsmsContext, starts: InlineStarts | None, change: TransactionChange, txn: TxnRow,
+    marked: bool,
+) -> None:  # fmt: skip
+    """After the commit: a start the sink marked in the unit (``marked``, by ``starts``) is
+    remembered by it, anything else is told to it (:func:`_notify`)."""
     if marked and starts is not None:
         starts.started_stored(facts_of(txn))
         return
@@ -319,7 +321,7 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
             raise
         return _repeat_answer(found, decision_again)
     if is_order:
-        await _told(ctx, "started" if created else _change_of(txn), txn, marked)
+        await _told(ctx, starts, "started" if created else _change_of(txn), txn, marked)
     if not created:
         return _repeat_answer(txn, decision)
     assert txn.id is not None
@@ -500,7 +502,7 @@ async def transaction_event(
         return _decode_answer(answer) if answer else decided[0]
     if stored.answer is not None:
         if stored.txn is not None:
-            await _told(ctx, _change_of(stored.txn), stored.txn, stored.marked)
+            await _told(ctx, starts, _change_of(stored.txn), stored.txn, stored.marked)
         return _decode_answer(stored.answer)
     assert stored.txn is not None
     if stored.reused:
@@ -514,7 +516,7 @@ async def transaction_event(
         "ended" if ev.event_type == TxnEvent.ENDED else "started" if stored.created else "updated"
     )
     if stored.is_order:
-        await _told(ctx, change, stored.txn, stored.marked)
+        await _told(ctx, starts, change, stored.txn, stored.marked)
     return stored.decision
 
 

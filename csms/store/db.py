@@ -319,8 +319,7 @@ def share_connections(
         raise ConnectionBudgetError(
             f"PostgreSQL's max_connections={max_connections} (superuser reserved {reserved}) "
             f"leaves {max(per_worker, 0)} pooled connections per worker for {workers} workers "
-            f"({fixed} more each are the writers, units, reader, background and "
-            "leader "
+            f"({fixed} more each are the writers, units, reader, background and leader "
             f"connections, {PG_HEADROOM} are left for other clients): raise max_connections "
             "or run fewer workers"
         )
