@@ -20,6 +20,7 @@ import uvicorn
 
 from config.logs import configure as configure_logs
 from config.settings import Settings, load_settings
+from csms import heap
 from csms.errors import UnsafeForProduction
 from csms.operators import accounts
 from csms.operators.errors import OperatorNameTaken
@@ -208,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, UnsafeForProduction) as exc:  # also pydantic's ValidationError
         print(f"qrcharge csms: {exc}", file=sys.stderr)
         return 2
+    heap.limit_arenas(settings.malloc_arena_max)  # before any thread allocates
     sqlite = settings.resolved_database_url.startswith("sqlite")
     if args.workers > 1 and sqlite:
         print(

@@ -11,12 +11,11 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from csms import heap
 from csms.errors import CsmsError
 
 T = TypeVar("T")
@@ -60,23 +59,6 @@ def _then_trim(work: Callable[..., T], *args: Any) -> T:
         give_back_freed_memory()
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
-
-
-_TRIM = _malloc_trim()
-
-
 def give_back_freed_memory() -> None:
     """Returns the heap's free pages to the system (glibc ``malloc_trim``; elsewhere a no-op)."""
-    if _TRIM is not None:
-        _TRIM(0)
+    heap.trim()

@@ -30,8 +30,6 @@ are spaced at the speed the queue drains, so that stays bounded): it is refused 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import hashlib
 import hmac
 import logging
@@ -47,6 +45,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from csms import heap
 from csms.errors import ChargerAuthError
 
 LOG = logging.getLogger("csms.passwords")
@@ -81,32 +80,6 @@ def check_password(stored_hash: str, password: str) -> bool:
         return _HASHER.verify(stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-
-
-def _malloc_trim() -> Callable[[], None]:
-    """glibc's ``malloc_trim(0)``, or a no-op elsewhere.
-
-    An argon2 check allocates its 19 MiB with malloc in the thread that runs it; after the
-    first such block is freed glibc raises its mmap threshold above that size, so later
-    blocks come from the thread's arena and stay in the process when freed: every thread that
-    ever verified keeps about 19 MiB. Trimming hands those pages back to the system."""
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
-    if trim is None:
-        return lambda: None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-
-    def release() -> None:
-        trim(0)
-
-    return release
-
-
-_TRIM = _malloc_trim()
 
 
 RETRY_MIN_S = 3  # the earliest appointment
@@ -252,7 +225,7 @@ class PasswordVerifier:
         finally:
             self._pending -= 1
         if self._pending == 0:  # the burst is over: argon2's blocks go back to the system,
-            self._pool.submit(_TRIM)  # in the pool's thread, while this handshake goes on
+            self._pool.submit(heap.trim)  # in the pool's thread, while this handshake goes on
         if ok:
             self._remember(key)
             if self._shared is not None:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from csms import passwords
+from csms import heap, passwords
 from csms.passwords import PasswordVerifier, hash_password
 
 
@@ -24,7 +24,7 @@ async def test_checks_run_on_at_most_parallel_threads_of_their_own_and_trim_afte
         return real(stored, password)
 
     monkeypatch.setattr(passwords, "check_password", spy)
-    monkeypatch.setattr(passwords, "_TRIM", lambda: trims.append(1))
+    monkeypatch.setattr(heap, "trim", lambda: trims.append(1))
     verifier = PasswordVerifier(parallel=2)
     try:
         stored = hash_password("right")
@@ -43,7 +43,3 @@ async def test_checks_run_on_at_most_parallel_threads_of_their_own_and_trim_afte
         assert verifier.verifications == 6 and len(trims) == 1
     finally:
         verifier.close()
-
-
-def test_the_trim_runs_where_glibc_is_not_assumed() -> None:
-    passwords._TRIM()  # malloc_trim, or nothing: never raises

@@ -1,0 +1,63 @@
+"""The C heap of a long-running CSMS process (glibc's malloc; elsewhere these do nothing).
+
+* :func:`limit_arenas`: glibc gives each thread that allocates its own malloc *arena*, up to
+  eight per core, and an arena keeps what its thread freed for that thread's later use. A
+  CSMS process has a dozen threads that allocate (the store writer's lanes, the payment
+  side's database threads, the executor's), so under load the heap grows by arenas that sit
+  mostly empty: with two processes at 5,000 chargers, two arenas each instead of glibc's
+  default held the RSS per 1,000 chargers at about half (docs/benchmarks.md). The threads
+  hold the GIL for nearly all of their allocations, so they seldom wait for a shared arena.
+* :func:`trim`: hands the heap's free pages back to the system. An argon2 check allocates its
+  19 MiB with malloc in the thread that runs it; once the first such block is freed glibc
+  raises its mmap threshold above that size, so later blocks come from the thread's arena and
+  stay in the process when freed; a photo decode's frames likewise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+from typing import Any
+
+LOG = logging.getLogger("csms.heap")
+M_ARENA_MAX = -8  # mallopt's parameter number (glibc's malloc.h)
+
+
+def _libc_function(name: str) -> Any:
+    """The C library's function ``name``, or None where there is none (not glibc)."""
+    path = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(path), name) if path else None
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOPT = _libc_function("mallopt")
+_MALLOC_TRIM = _libc_function("malloc_trim")
+if _MALLOPT is not None:
+    _MALLOPT.argtypes = [ctypes.c_int, ctypes.c_int]
+    _MALLOPT.restype = ctypes.c_int
+if _MALLOC_TRIM is not None:
+    _MALLOC_TRIM.argtypes = [ctypes.c_size_t]
+    _MALLOC_TRIM.restype = ctypes.c_int
+
+
+def limit_arenas(count: int) -> bool:
+    """At most ``count`` malloc arenas from now on (call it before the process starts its
+    threads: a thread keeps the arena it was given). Nothing for ``count`` 0, where the C
+    library has no ``mallopt``, or when ``MALLOC_ARENA_MAX`` is set in the environment (glibc
+    read it at start: the operator's choice stands). True when the limit was set."""
+    if count <= 0 or _MALLOPT is None or os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    if _MALLOPT(M_ARENA_MAX, count) != 1:
+        LOG.warning("could not limit the malloc arenas to %d", count)
+        return False
+    return True
+
+
+def trim() -> None:
+    """glibc's ``malloc_trim(0)``: free heap pages back to the system; elsewhere nothing."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
