@@ -23,6 +23,7 @@ from csms.errors import SettlementKeyError
 from csms.protocol import commands
 from csms.settlement_keys import receive_settlement_key
 from csms.store import chargers as store
+from csms.store.writer import Batch
 from qr_extension.wire import (
     MSG_SETTLEMENT,
     MSG_SETTLEMENT_KEY,
@@ -106,8 +107,11 @@ async def _synced(ctx: CsmsContext, charger_id: str, data: str) -> DataTransferA
         LOG.warning("%s: Synced refused: %s", charger_id, seq)
         return DataTransferAnswer(REJECTED, seq)
     now = ctx.clock()
-    async with ctx.db.session() as session:
-        await store.record_synced(session, charger_id=charger_id, seq=seq, now=now)
+
+    def op(batch: Batch) -> None:
+        store.record_synced(batch, charger_id=charger_id, seq=seq, now=now)
+
+    await ctx.writer.execute(op, charger_id)
     try:
         await ctx.sink.on_synced(charger_id, seq)
     except Exception:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, all_, any_, bindparam, exists, insert, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    all_,
+    any_,
+    bindparam,
+    exists,
+    insert,
+    update,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -15,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.errors import StoreError
 from csms.store.fast import Fast, pipelined
 from csms.store.models import Charger, ChargerKey, ChargerSync, Evse
+from csms.store.types import UtcDateTime
 from csms.store.writer import Batch, table_of
 
 
@@ -257,24 +272,6 @@ async def upsert_evse_status(
     return evse
 
 
-async def record_synced(session: AsyncSession, *, charger_id: str, seq: int, now: datetime) -> None:
-    """Stores the last ``Synced`` seq the charger reported, and commits (a concurrent first
-    insert for the same charger wins)."""
-    row = (
-        await session.exec(select(ChargerSync).where(ChargerSync.charger_id == charger_id))
-    ).first()
-    if row is None:
-        row = ChargerSync(charger_id=charger_id, last_seq=seq, updated_at=now)
-    else:
-        row.last_seq = seq
-        row.updated_at = now
-    session.add(row)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-
-
 # --- store-writer operations (SQLAlchemy Core, in the database thread) ----------------------
 
 CHARGERS = table_of(Charger)
@@ -391,6 +388,30 @@ def record_boot(
 def record_charger_status(batch: Batch, *, charger_id: str, status: str, now: datetime) -> None:
     """1.6 connector 0: the charger's own status."""
     _CHARGER_STATUS.execute(batch.conn, {"cid": charger_id, "status": status, "now": now})
+
+
+SYNCS = table_of(ChargerSync)
+
+
+def _synced_upsert(insert_of: Callable[[Table], Any]) -> Fast:
+    stmt = insert_of(SYNCS).values(
+        charger_id=bindparam("cid"),
+        last_seq=bindparam("seq"),
+        updated_at=bindparam("now", type_=UtcDateTime),
+    )
+    changed = {"last_seq": stmt.excluded.last_seq, "updated_at": stmt.excluded.updated_at}
+    return Fast(stmt.on_conflict_do_update(index_elements=[SYNCS.c.charger_id], set_=changed))
+
+
+_SYNCED = {"sqlite": _synced_upsert(sqlite_insert), "postgresql": _synced_upsert(pg_insert)}
+"""The charger's last Synced seq, inserted or replaced in one statement, by dialect name."""
+
+
+def record_synced(batch: Batch, *, charger_id: str, seq: int, now: datetime) -> None:
+    """Stores the last ``Synced`` seq the charger reported (the reaper reads it): one upsert,
+    a kept write where the connection pipelines them."""
+    conn = batch.conn
+    _SYNCED[conn.dialect.name].later(conn, {"cid": charger_id, "seq": seq, "now": now})
 
 
 _KNOWN = EVSES.alias("known")

@@ -236,6 +236,26 @@ async def test_synced_keeps_the_last_seq(ctx: CsmsContext) -> None:
     assert sync is not None and sync.last_seq == 5
 
 
+async def test_synced_is_stored_without_a_pooled_session(
+    ctx: CsmsContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store writer stores it (one upsert in its group): under load the async pool ran
+    out, and a Synced was an ORM session of its own there."""
+
+    def no_session(_db: Database) -> None:
+        raise AssertionError("a Synced asked the async pool for a session")
+
+    monkeypatch.setattr(Database, "session", no_session)
+    answer = await data_transfer.data_transfer(
+        ctx, "S1", vendor_id="org.qrcharge", message_id="Synced", data='{"seq": 7}'
+    )
+    assert answer.status == "Accepted"
+    monkeypatch.undo()
+    async with ctx.db.session() as session:
+        sync = await session.get(ChargerSync, "S1")
+    assert sync is not None and sync.last_seq == 7
+
+
 async def test_delete_charger_cascades(ctx: CsmsContext) -> None:
     req = transactions.StartRequest(connector_id=1, id_tag="RFID", meter_start=0, timestamp=NOW)
     await transactions.start_transaction(ctx, "S1", req)
