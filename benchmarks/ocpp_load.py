@@ -53,6 +53,7 @@ from benchmarks.ocpp_load_client import HOST, ChargerSpec, WorkerPlan, run_worke
 from benchmarks.ocpp_load_frames import CYCLE, HEARTBEATS_ONLY, Version
 from benchmarks.ocpp_load_setup import Api, Driver, SetupError, orders_per_paid_charger
 from benchmarks.ocpp_load_stats import Summary, WorkerReport
+from benchmarks.pg_cpu import server_total_s
 
 MAX_CHARGERS = 10_000
 MAX_DURATION_S = 1_800
@@ -144,10 +145,13 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def servers_cpu_s() -> dict[int, tuple[str, float]]:
-    """CPU seconds so far of each PostgreSQL and Redis server process on the machine, by pid
-    (they serve the other users of this machine too: a ceiling on this run's share)."""
-    found = {}
+def servers_cpu_s() -> dict[str, float]:
+    """CPU seconds so far of the PostgreSQL and Redis servers on the machine (they serve the
+    other users of this machine too: a ceiling on this run's share). PostgreSQL's counts
+    every process, backends that came and went included (:func:`server_total_s`: the CSMS's
+    pools open and close overflow connections under load)."""
+    found = dict.fromkeys(SERVERS, 0.0)
+    found["postgres"] = server_total_s()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -155,20 +159,17 @@ def servers_cpu_s() -> dict[int, tuple[str, float]]:
             name = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if name in SERVERS:
+        if name == "redis-server":
             cpu = proc_cpu_s(int(entry.name))
             if not math.isnan(cpu):
-                found[int(entry.name)] = (name, cpu)
+                found[name] += cpu
     return found
 
 
-def servers_used(before: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU seconds the server processes alive at both samples used in between."""
-    used = dict.fromkeys(SERVERS, 0.0)
-    for pid, (name, cpu) in servers_cpu_s().items():
-        if pid in before:
-            used[name] += cpu - before[pid][1]
-    return used
+def servers_used(before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each server used since ``before`` (a reading of :func:`servers_cpu_s`)."""
+    now = servers_cpu_s()
+    return {name: now[name] - before[name] for name in SERVERS}
 
 
 def raise_open_file_limit() -> int:
@@ -356,7 +357,7 @@ class Workers:
         self.rss_idle = {pid: proc_rss_mb(pid)[0] for pid in target.pids()}
         self.load_start = math.inf
         self.cpu_at_start: dict[int, float] = {}
-        self.servers_at_start: dict[int, tuple[str, float]] = {}
+        self.servers_at_start: dict[str, float] = {}
         self.events: dict[str, float] = {}
         self._cpu_before_restart: dict[int, float] = {}
         ctx = multiprocessing.get_context("spawn")

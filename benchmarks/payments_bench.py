@@ -343,13 +343,12 @@ async def run_http_round(
         pids = csms.pids()
 
         async def phase(kind: str, label: str, jobs: list[Any], requests: int) -> http.Phase:
-            backends = await http.backend_pids(bench.db)
             xacts_before = await http.transactions(bench.db)
-            cpu_before, db_before = http.measure(pids, backends)
+            cpu_before, db_before = http.measure(pids, bench.db)
             results, lat, errors, wall, client_cpu = await asyncio.to_thread(
                 clients.run, kind, jobs
             )
-            cpu_after, db_after = http.measure(pids, backends)
+            cpu_after, db_after = http.measure(pids, bench.db)
             await asyncio.sleep(STATS_FLUSH_S)
             xacts_after = await http.transactions(bench.db)
             xacts = None
@@ -358,7 +357,7 @@ async def run_http_round(
             if errors:
                 raise RuntimeError(f"{len(errors)} {kind} failed, first: {errors[0]}")
             used = {k: cpu_after[k] - cpu_before[k] for k in pids}
-            db_cpu = http.backend_delta(db_before, db_after)
+            db_cpu = db_after - db_before
             return http.Phase(
                 label, len(jobs), wall, lat, requests, used, client_cpu, db_cpu, xacts, results
             )  # fmt: skip
@@ -369,9 +368,9 @@ async def run_http_round(
         first += args.warmup
         # what the processes burn with no request (timers, the leader's heartbeat, metrics):
         # at a low rate it is a visible part of the CPU per request
-        idle_before, _ = http.measure(pids, ())
+        idle_before, _ = http.measure(pids, None)
         await asyncio.sleep(IDLE_S)
-        idle_after, _ = http.measure(pids, ())
+        idle_after, _ = http.measure(pids, None)
         idle = sum(idle_after.values()) - sum(idle_before.values())
         print(f"  CSMS CPU while idle: {idle / IDLE_S:.3f} CPU-s per s", flush=True)
         profilers = http.start_profilers(pids, args.profile, n) if args.profile else []

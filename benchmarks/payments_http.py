@@ -6,9 +6,10 @@ What is measured, per phase (orders; settlements = upload + confirm):
 * requests per second over the phase's wall time, and the latency of each request (send to
   the end of the answer) as p50/p99;
 * the CPU seconds of every CSMS process (each worker, and the supervisor), of the client
-  processes, and of the PostgreSQL backends serving the run's database, read from
-  ``/proc/<pid>/stat`` before and after: on a shared 2-core machine the CPU per request is the
-  figure to compare, the wall rate depends on who else is running.
+  processes, and of the PostgreSQL server (all its processes, connections that came and went
+  included: :func:`benchmarks.pg_cpu.server_total_s`), read from ``/proc`` before and after:
+  on a shared 2-core machine the CPU per request is the figure to compare, the wall rate
+  depends on who else is running.
 
 The client is a raw HTTP/1.1 protocol on uvloop (pre-encoded requests, answers parsed by their
 ``Content-Length``): about a tenth of the server's CPU per request, reported so that it can
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
+
+from benchmarks.pg_cpu import server_total_s
 
 HOST = "127.0.0.1"
 _HEALTH = b"GET /healthz HTTP/1.1\r\nHost: csms\r\nConnection: close\r\n\r\n"
@@ -223,7 +226,7 @@ class Phase:
     requests: int
     csms_cpu: dict[str, float]  # per CSMS process (w1.. or "csms", "supervisor")
     client_cpu: float
-    db_cpu: float
+    db_cpu: float  # the PostgreSQL server's, all its processes (0 on SQLite)
     xacts: int | None = None  # PostgreSQL transactions in the phase (:func:`transactions`)
     results: list[Any] = field(default_factory=list)  # per job: order id or receipt id
 
@@ -256,7 +259,7 @@ class Phase:
             f"{1000 * self.csms_total / max(1, self.count):.2f} ms per {self.unit}; "
             f"client {self.client_cpu:.2f} "
             f"({1000 * self.client_cpu / max(1, self.requests):.2f} ms/request); "
-            f"PostgreSQL backends {self.db_cpu:.2f}"
+            f"PostgreSQL server {self.db_cpu:.2f}"
             + (
                 ""
                 if self.xacts is None
@@ -425,19 +428,6 @@ class Clients:
                 process.kill()
 
 
-async def backend_pids(db: Any) -> list[int]:
-    """The PostgreSQL backends connected to the run's database (empty on SQLite)."""
-    from sqlalchemy import text
-
-    if db.engine.dialect.name != "postgresql":
-        return []
-    async with db.engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        )
-        return [int(r[0]) for r in rows]
-
-
 async def transactions(db: Any) -> int | None:
     """Transactions committed or rolled back in the run's database so far (PostgreSQL's
     statistics, flushed by each backend within a second of going idle; 0 on SQLite). A pool
@@ -457,16 +447,12 @@ async def transactions(db: Any) -> int | None:
         return int(row.scalar_one())
 
 
-def measure(
-    pids: dict[str, int], backends: Sequence[int]
-) -> tuple[dict[str, float], dict[int, float]]:
-    """CPU seconds so far of each CSMS process and of each PostgreSQL backend."""
-    return {k: cpu_s(p) for k, p in pids.items()}, {p: cpu_s(p) for p in backends}
-
-
-def backend_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    """The backends' CPU between two readings (a backend gone meanwhile is left out)."""
-    return sum(after[p] - before[p] for p in before if before[p] and after.get(p))
+def measure(pids: dict[str, int], db: Any) -> tuple[dict[str, float], float]:
+    """CPU seconds so far of each CSMS process, and of the PostgreSQL server when ``db`` is
+    on PostgreSQL (else 0): every process of the server on this machine, which shares it
+    with nothing else during a run."""
+    on_postgres = db is not None and db.engine.dialect.name == "postgresql"
+    return {k: cpu_s(p) for k, p in pids.items()}, server_total_s() if on_postgres else 0.0
 
 
 def percentiles(values: Sequence[float]) -> str:

@@ -4,8 +4,11 @@ The server shares the machine with the CSMS and the load generator, so its CPU b
 the figures. :func:`backend_cpu` sums the user + system CPU seconds of the backends connected
 to one database (``pg_stat_activity``: the CSMS's pooled connections and database threads,
 which live as long as the run) and, separately, of the server's own processes (WAL writer,
-checkpointer, background writer: shared by every database of the cluster). Only for a server
-on this machine whose processes this user may read.
+checkpointer, background writer: shared by every database of the cluster).
+:func:`server_total_s` is the whole server's CPU, backends that came and went included (a
+connection pool under load opens and closes its overflow connections: counting only the
+backends alive at both readings missed them). Only for a server on this machine whose
+processes this user may read.
 """
 
 from __future__ import annotations
@@ -44,6 +47,39 @@ def _cpu_s(pid: int) -> float:
         return 0.0
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[str, list[str]] | None:
+    """(command name, the fields after it) of ``/proc/<pid>/stat``; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    head, _, rest = text.rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
+def server_total_s() -> float:
+    """CPU seconds so far of every PostgreSQL server on this machine, all its processes:
+    each postmaster's own and that of its children that exited (the kernel adds a reaped
+    child's time to its parent's ``cutime``/``cstime``), plus its live children's. The
+    difference of two readings is the server's CPU in between, whatever connected or
+    disconnected meanwhile (less a backend that exited in the few milliseconds before its
+    postmaster reaped it, if a reading falls just then)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            found = _stat(int(entry.name))
+            if found is not None and found[0] == "postgres":
+                stats[int(entry.name)] = found[1]
+    # field 1 is the parent's pid; 11-14 utime, stime, cutime, cstime (in ticks)
+    masters = {pid for pid, fields in stats.items() if int(fields[1]) not in stats}
+    total = 0
+    for pid, fields in stats.items():
+        own = int(fields[11]) + int(fields[12])
+        total += own + (int(fields[13]) + int(fields[14]) if pid in masters else 0)
+    return total / tick
 
 
 def _sleeps(pid: int) -> int:
