@@ -11,7 +11,9 @@ connection for life, inside one transaction, and the loop awaits it once.
   never queue on the database lock against each other.
 * PostgreSQL: psycopg (3), synchronous, on its own connection; writes that nobody reads back
   ride along with the connection's next statement or its commit in one pipeline
-  (:func:`~csms.store.fast.pipeline_writes`).
+  (:func:`~csms.store.fast.pipeline_writes`). A worker that only reads (``reads_only``) runs
+  in autocommit: each statement is a transaction of its own, so a point read is one round
+  trip (no BEGIN before it, no COMMIT after); a unit's statements do not share a snapshot.
 * Anything else (an in-memory SQLite database, another driver): the function runs through
   ``AsyncConnection.run_sync`` on the async engine: the same code, without the saving.
 
@@ -69,7 +71,10 @@ def sync_url(url: str) -> str | None:
 
 
 def _make_sync_engine(
-    url: str, sqlite_pragmas: Callable[[Any, Any], None], extra_sqlite: tuple[str, ...]
+    url: str,
+    sqlite_pragmas: Callable[[Any, Any], None],
+    extra_sqlite: tuple[str, ...],
+    reads_only: bool = False,
 ) -> Engine:
     if url.startswith("sqlite"):
         # one connection, used by one thread only; the thread serialises access itself
@@ -89,6 +94,10 @@ def _make_sync_engine(
 
             event.listen(engine, "connect", more_pragmas)
         return engine
+    if reads_only:  # a read needs no BEGIN and COMMIT: one round trip instead of two
+        return create_engine(
+            url, poolclass=StaticPool, pool_pre_ping=True, isolation_level="AUTOCOMMIT"
+        )
     engine = create_engine(url, poolclass=StaticPool, pool_pre_ping=True)
     pipeline_writes(engine)  # a unit's writes ride along with its next round trip
     return engine
@@ -111,7 +120,9 @@ class DbWorker:
         self._name = name
         target = sync_url(url)
         self._engine = (
-            None if target is None else _make_sync_engine(target, sqlite_pragmas, extra_sqlite)
+            None
+            if target is None
+            else _make_sync_engine(target, sqlite_pragmas, extra_sqlite, reads_only)
         )
         self._server = target is not None and not target.startswith("sqlite")
         self._reads_only = reads_only
