@@ -387,10 +387,12 @@ def _run_group(conn: Connection, ops: list[Operation[Any]], presence: Presence) 
     outcomes: list[Any] = []
     for op in ops:
         try:
-            with conn.begin():
-                outcomes.append(_run_one(conn, op))
+            with conn.begin():  # a kept write may fail here, at the commit: after op returned
+                result = _run_one(conn, op)
         except Exception as exc:
             outcomes.append(_Failed(exc))
+        else:
+            outcomes.append(result)
     return outcomes
 
 

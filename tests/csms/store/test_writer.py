@@ -100,6 +100,36 @@ async def test_a_failing_operation_fails_alone(db: Database) -> None:
     assert charger is not None and charger.status == "Available"
 
 
+async def test_a_write_that_fails_at_the_commit_fails_alone(db: Database) -> None:
+    """On PostgreSQL rows added with ``add_rows`` are kept writes, sent with the COMMIT: a
+    duplicate there fails the commit after the operation returned. Retried one by one, that
+    operation's caller gets the error and the others their own results (the retry recorded
+    the result and then the failure: one outcome too many, and a lane that stopped)."""
+    writer = StoreWriter(db)
+    task = await _running(writer)
+
+    def good(batch: Batch) -> str:
+        store.record_charger_status(batch, charger_id="W1", status="Available", now=NOW)
+        return "ok"
+
+    def bad(batch: Batch) -> str:
+        row = {"charger_id": "W3", "last_seq": 1, "updated_at": NOW}
+        batch.add_rows(store.SYNCS, [row, row])  # the same key twice
+        return "returned"
+
+    try:
+        async with asyncio.timeout(10):
+            outcome = await asyncio.gather(
+                writer.execute(good), writer.execute(bad), writer.execute(good),
+                return_exceptions=True,
+            )  # fmt: skip
+            assert await writer.execute(good) == "ok"  # the lane still runs
+    finally:
+        await _stop(task)
+    assert outcome[0] == "ok" and outcome[2] == "ok"
+    assert isinstance(outcome[1], IntegrityError)
+
+
 async def test_heartbeats_are_written_by_the_periodic_flush(db: Database) -> None:
     writer = StoreWriter(db)
     for n in range(20):
