@@ -147,23 +147,10 @@ def proc_cpu_s(pid: int) -> float:
 
 def servers_cpu_s() -> dict[str, float]:
     """CPU seconds so far of the PostgreSQL and Redis servers on the machine (they serve the
-    other users of this machine too: a ceiling on this run's share). PostgreSQL's counts
-    every process, backends that came and went included (:func:`server_total_s`: the CSMS's
-    pools open and close overflow connections under load)."""
-    found = dict.fromkeys(SERVERS, 0.0)
-    found["postgres"] = server_total_s()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            name = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        if name == "redis-server":
-            cpu = proc_cpu_s(int(entry.name))
-            if not math.isnan(cpu):
-                found[name] += cpu
-    return found
+    other users of this machine too: a ceiling on this run's share), every process of each,
+    those that came and went included (:func:`server_total_s`: the CSMS's pools open and
+    close overflow connections under load, Redis forks to save)."""
+    return {name: server_total_s(name) for name in SERVERS}
 
 
 def servers_used(before: dict[str, float]) -> dict[str, float]:

@@ -59,19 +59,19 @@ def _stat(pid: int) -> tuple[str, list[str]] | None:
     return head.partition("(")[2], rest.split()
 
 
-def server_total_s() -> float:
-    """CPU seconds so far of every PostgreSQL server on this machine, all its processes:
-    each postmaster's own and that of its children that exited (the kernel adds a reaped
-    child's time to its parent's ``cutime``/``cstime``), plus its live children's. The
-    difference of two readings is the server's CPU in between, whatever connected or
-    disconnected meanwhile (less a backend that exited in the few milliseconds before its
-    postmaster reaped it, if a reading falls just then)."""
+def server_total_s(name: str = "postgres") -> float:
+    """CPU seconds so far of every server process called ``name`` on this machine (PostgreSQL
+    by default; ``redis-server`` and its save forks too): each top process's own and that of
+    its children that exited (the kernel adds a reaped child's time to its parent's
+    ``cutime``/``cstime``), plus its live children's. The difference of two readings is the
+    server's CPU in between, whatever connected or disconnected meanwhile (less a child that
+    exited in the few milliseconds before it was reaped, if a reading falls just then)."""
     tick = os.sysconf("SC_CLK_TCK")
     stats = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             found = _stat(int(entry.name))
-            if found is not None and found[0] == "postgres":
+            if found is not None and found[0] == name:
                 stats[int(entry.name)] = found[1]
     # field 1 is the parent's pid; 11-14 utime, stime, cutime, cstime (in ticks)
     masters = {pid for pid, fields in stats.items() if int(fields[1]) not in stats}
