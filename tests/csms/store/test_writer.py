@@ -75,13 +75,15 @@ async def test_concurrent_operations_share_a_commit(db: Database) -> None:
     assert {e[0].status for e in evses.values()} == {"Charging"}
 
 
+def good(batch: Batch) -> str:
+    """An operation that succeeds: W1's own status."""
+    store.record_charger_status(batch, charger_id="W1", status="Available", now=NOW)
+    return "ok"
+
+
 async def test_a_failing_operation_fails_alone(db: Database) -> None:
     writer = StoreWriter(db)
     task = await _running(writer)
-
-    def good(batch: Batch) -> str:
-        store.record_charger_status(batch, charger_id="W1", status="Available", now=NOW)
-        return "ok"
 
     def bad(batch: Batch) -> str:
         batch.conn.execute(CHARGERS.insert().values(id="W2", registration="Accepted"))
@@ -107,10 +109,6 @@ async def test_a_write_that_fails_at_the_commit_fails_alone(db: Database) -> Non
     the result and then the failure: one outcome too many, and a lane that stopped)."""
     writer = StoreWriter(db)
     task = await _running(writer)
-
-    def good(batch: Batch) -> str:
-        store.record_charger_status(batch, charger_id="W1", status="Available", now=NOW)
-        return "ok"
 
     def bad(batch: Batch) -> str:
         row = {"charger_id": "W3", "last_seq": 1, "updated_at": NOW}
