@@ -25,17 +25,18 @@ LOG = logging.getLogger("csms.heap")
 M_ARENA_MAX = -8  # mallopt's parameter number (glibc's malloc.h)
 
 
-def _libc_function(name: str) -> Any:
-    """The C library's function ``name``, or None where there is none (not glibc)."""
+def _libc() -> Any:
+    """The C library, or None where it cannot be found."""
     path = ctypes.util.find_library("c")
     try:
-        return getattr(ctypes.CDLL(path), name) if path else None
-    except (OSError, AttributeError):
+        return ctypes.CDLL(path) if path else None
+    except OSError:
         return None
 
 
-_MALLOPT = _libc_function("mallopt")
-_MALLOC_TRIM = _libc_function("malloc_trim")
+_LIBC = _libc()
+_MALLOPT = getattr(_LIBC, "mallopt", None)  # glibc's; None elsewhere (musl, macOS)
+_MALLOC_TRIM = getattr(_LIBC, "malloc_trim", None)
 if _MALLOPT is not None:
     _MALLOPT.argtypes = [ctypes.c_int, ctypes.c_int]
     _MALLOPT.restype = ctypes.c_int

@@ -13,7 +13,8 @@ connection for life, inside one transaction, and the loop awaits it once.
   ride along with the connection's next statement or its commit in one pipeline
   (:func:`~csms.store.fast.pipeline_writes`). A worker that only reads (``reads_only``) runs
   in autocommit: each statement is a transaction of its own, so a point read is one round
-  trip (no BEGIN before it, no COMMIT after); a unit's statements do not share a snapshot.
+  trip (no BEGIN before it, no COMMIT after); at READ COMMITTED each statement had a
+  snapshot of its own already.
 * Anything else (an in-memory SQLite database, another driver): the function runs through
   ``AsyncConnection.run_sync`` on the async engine: the same code, without the saving.
 
