@@ -57,12 +57,17 @@ function route() {
   return { name: VIEWS[name] ? name : "chargers", arg: null };
 }
 
+// a refresh still in flight when its page is left (deleted, or navigated away from) answers
+// for a page no longer shown: its result and its error (a 404 for a deleted charger) are dropped
 async function tick() {
-  if (!active) return;
+  const mine = active;
+  if (!mine) return;
   try {
-    await active.refresh();
-    document.body.dataset.loaded = active.key;
+    await mine.refresh();
+    if (active !== mine) return;
+    document.body.dataset.loaded = mine.key;
   } catch (err) {
+    if (active !== mine) return;
     notify(failure(err));
     if (err.status === 401) {
       saveSession(null); // ended or revoked: sign in again
@@ -71,8 +76,14 @@ async function tick() {
   }
 }
 
-async function show() {
+function leave() {
   clearInterval(timer);
+  if (active && active.leave) active.leave();
+  active = null;
+}
+
+async function show() {
+  leave();
   const root = document.getElementById("view");
   if (!session()) return;
   const { name, arg } = route();
@@ -89,8 +100,7 @@ async function show() {
 }
 
 function showSignIn() {
-  clearInterval(timer);
-  active = null;
+  leave();
   document.getElementById("sign-in").hidden = false;
   document.getElementById("view").replaceChildren();
   document.getElementById("tabs").hidden = true;

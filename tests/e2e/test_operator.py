@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize
+from playwright.sync_api import Browser, Page, Route, ViewportSize
 
 from tests.e2e.conftest import DESKTOP, PHONE, Api, Demo, shot, until
 
@@ -214,6 +214,42 @@ def test_add_edit_and_delete_a_charger(
     assert page.locator(f"tr[data-charger='{charger_id}']").count() == 0
     gone = api.http.get(f"/api/v1/admin/chargers/{charger_id}", headers=api.admin)
     assert gone.status_code == 404
+
+
+def test_a_refresh_in_flight_when_its_charger_is_deleted_leaves_the_notice(
+    demo: Demo, api: Api, launch: Callable[..., Browser]
+) -> None:
+    """The charger page refreshes itself every few seconds; a refresh that was still waiting
+    for its answer when the charger was deleted gets a 404 after the page is left, and that
+    answer belongs to no page: the "deleted" notice stays."""
+    charger_id = f"E2E-R-{uuid.uuid4().hex[:6].upper()}"
+    made = api.http.post(
+        "/api/v1/admin/chargers",
+        json={"id": charger_id, "password": "e2e-charger-pass", "evses": 1},
+        headers=api.admin,
+    )
+    assert made.status_code == 201, made.text
+    page = console(launch, demo)
+    visit(page, f"#/charger/{charger_id}", f"charger:{charger_id}")
+    held: list[Route] = []
+
+    def hold_reads(route: Route) -> None:
+        if route.request.method == "GET" and not page.url.endswith("#/chargers"):
+            held.append(route)  # answered below, after the delete
+        else:
+            route.continue_()
+
+    page.route(f"**/api/v1/admin/chargers/{charger_id}", hold_reads)
+    until(lambda: page.wait_for_timeout(100) or held, timeout=15)  # the page's own refresh
+    page.click("#delete-charger")
+    page.wait_for_selector(f"#notice >> text=Charger {charger_id} deleted")
+    page.wait_for_selector("body[data-loaded=chargers]", state="attached")
+    with page.expect_response(lambda r: r.url.endswith(f"/chargers/{charger_id}")) as answer:
+        for route in held:
+            route.continue_()
+    assert answer.value.status == 404
+    page.wait_for_timeout(500)  # the stale refresh's error, if it were shown, is shown by now
+    assert page.inner_text("#notice") == f"Charger {charger_id} deleted."
 
 
 def _paid_order(api: Api, charger_id: str) -> tuple[dict[str, object], str, int]:

@@ -172,13 +172,21 @@ export function chargerView(root, chargerId) {
     section("presence-card", t("presence.title"), presence));
 
   let charger = null;
+  // a command's answer is followed by a refresh half a second later (the charger's status
+  // and log move with it); leaving the page cancels the one still pending
+  let pending = null;
+  function later() {
+    clearTimeout(pending);
+    pending = setTimeout(() => refresh().catch(() => {}), 500);
+  }
+
   async function loadAll() {
     charger = await call("GET", `/api/v1/admin/chargers/${enc(chargerId)}`);
     replace(status, statusBlock(charger));
     replace(settings, settingsForm(charger, loadAll));
     replace(commands, can("commands")
       ? [charger.ocpp_version ? null : h("p", { class: "hint" }, t("charger.version_unknown")),
-        commandsPanel(charger, { onAnswer: () => setTimeout(() => refresh().catch(() => {}), 500) })]
+        commandsPanel(charger, { onAnswer: later })]
       : h("p", { class: "hint" }, t("common.read_only")));
     await loadLists();
     replace(device, await deviceModelBody(charger));
@@ -210,5 +218,5 @@ export function chargerView(root, chargerId) {
     await loadLists();
     return null;
   }
-  return { refresh, live: true };
+  return { refresh, live: true, leave: () => clearTimeout(pending) };
 }
