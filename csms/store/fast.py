@@ -81,6 +81,7 @@ class _Plan:
     binds: tuple[tuple[str, Processor], ...]  # parameters that the driver cannot take as is
     results: tuple[Processor | None, ...]  # per result column
     converts: bool  # any result processor at all
+    writes: bool  # an INSERT, UPDATE or DELETE (with RETURNING too: it has rows and writes)
 
 
 class Fast:
@@ -172,7 +173,7 @@ class Fast:
         pooled = conn.connection
         ahead: dict[Any, _Ahead] | None = pooled.info.get(_AHEAD)
         if ahead:
-            if not fetch:  # a write: what was read ahead may be stale after it
+            if plan.writes:  # what was read ahead may be stale after it
                 pooled.info.pop(_AHEAD, None)
             else:
                 slot = ahead.pop(_ahead_key(self, args), None)
@@ -401,6 +402,7 @@ def _plan(statement: Any, dialect: Dialect) -> _Plan:
         tuple(binds),
         results,
         any(p is not None for p in results),
+        not isinstance(statement, Select),
     )
 
 

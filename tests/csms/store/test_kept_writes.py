@@ -328,6 +328,28 @@ async def test_a_write_after_a_read_ahead_makes_the_read_run_again(db: Database)
     assert await db.worker.run(unit) == ("Faulted", "Available")
 
 
+_STATUS_RETURNING = Fast(
+    update(CHARGERS)
+    .where(CHARGERS.c.id == bindparam("cid"))
+    .values(status=bindparam("status"))
+    .returning(CHARGERS.c.id)
+)
+
+
+async def test_a_write_with_rows_after_a_read_ahead_makes_the_read_run_again(
+    db: Database,
+) -> None:
+    """An UPDATE .. RETURNING is read like a SELECT (``first``) but writes all the same."""
+
+    def unit(conn: Connection) -> tuple[object, object]:
+        _STATUS_OF.ahead(conn, {"cid": "K1"})
+        _STATUS_OF.scalar(conn, {"cid": "K2"})  # the read ahead is sent (and answered) here
+        changed = _STATUS_RETURNING.first(conn, {"cid": "K1", "status": "Faulted"})
+        return changed, _STATUS_OF.scalar(conn, {"cid": "K1"})
+
+    assert await db.worker.run(unit) == (("K1",), "Faulted")
+
+
 async def test_a_read_ahead_never_used_is_forgotten_at_the_commit(db: Database) -> None:
     def first(conn: Connection) -> None:
         _STATUS_OF.ahead(conn, {"cid": "K1"})
