@@ -429,12 +429,12 @@ class SettlementService:
         )
         for candidate in waiting:
             if compatible(session, candidate, txn=s.transaction_id, evse_id=s.evse_id):
-                if not store_settlements.complete_signed(
+                completed = store_settlements.complete_signed(
                     session, record_id=candidate.id, values=values
-                ):
+                )
+                if completed is None:
                     raise Conflict(f"settlement {candidate.id} was matched meanwhile")
-                assert candidate.id is not None
-                return store_settlements.record_by_id(session, record_id=candidate.id), False
+                return completed, False
         new = {
             **values,
             "order_id": order.id,
@@ -453,6 +453,13 @@ class SettlementService:
         """The unit of work of a transaction's event; True when the order of the transaction's
         charger is now stored started for good (a later start or update changes nothing)."""
         assert facts.id_tag is not None
+        if change == "ended":  # what the end reads after the order, sent with the order's read
+            store_settlements.end_reads_ahead(
+                session,
+                transaction_pk=facts.transaction_pk,
+                order_id=facts.id_tag,
+                charger_id=facts.charger_id,
+            )
         order = store_orders.order_row(session, order_id=facts.id_tag)
         if order is None:
             return False
@@ -511,12 +518,12 @@ class SettlementService:
             )
             if not (same_evse and same_txn):
                 continue
-            if not store_settlements.complete_transaction(
+            completed = store_settlements.complete_transaction(
                 session, record_id=candidate.id, values=values
-            ):
+            )
+            if completed is None:
                 raise Conflict(f"settlement {candidate.id} was matched meanwhile")
-            assert candidate.id is not None
-            return store_settlements.record_by_id(session, record_id=candidate.id)
+            return completed
         new = {
             **values,
             "order_id": order.id,

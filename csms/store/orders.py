@@ -49,7 +49,8 @@ _CHARGER_CHECK = Fast(
     ).where(_CHARGERS.c.id == bindparam("charger_id"))
 )
 _INSERT_ORDER: Insert = insert(ORDERS)
-_ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("order_id"))
+_ORDER_BY_ID = Fast(select(ORDERS).where(ORDERS.c.id == bindparam("order_id")))
+_ORDER_NAMES = tuple(ORDERS.columns.keys())
 _FLAG_OF_ORDER = select(FLAGS.c.id).where(
     FLAGS.c.order_id == bindparam("order_id"), FLAGS.c.kind == bindparam("kind")
 )
@@ -124,8 +125,8 @@ def insert_order(session: Session, *, values: Mapping[str, Any]) -> Order:
 
 def order_row(session: Session, *, order_id: str) -> Order | None:
     """The order as stored now, loaded outside the session."""
-    row = session.connection().execute(_ORDER_BY_ID, {"order_id": order_id}).first()
-    return None if row is None else loaded(Order, row._asdict())
+    row = _ORDER_BY_ID.first(session.connection(), {"order_id": order_id})
+    return None if row is None else loaded(Order, dict(zip(_ORDER_NAMES, row, strict=True)))
 
 
 def start_created(

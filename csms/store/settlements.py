@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy import Insert, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
@@ -46,13 +47,14 @@ _VERIFY_ROWS = Fast(
 if unknown) and of one record of the copy (all None if there is none): one row per record, at
 least one if the key exists."""
 
-_RECORDS_OF_COPY = select(RECORDS).where(
-    (RECORDS.c.order_id == bindparam("order_id"))
-    | ((RECORDS.c.charger_id == bindparam("charger_id")) & (RECORDS.c.txn == bindparam("txn")))
+_RECORDS_OF_COPY = Fast(
+    select(RECORDS).where(
+        (RECORDS.c.order_id == bindparam("order_id"))
+        | ((RECORDS.c.charger_id == bindparam("charger_id")) & (RECORDS.c.txn == bindparam("txn")))
+    )
 )
-_RECORD_BY_ID = select(RECORDS).where(RECORDS.c.id == bindparam("record_id"))
-_RECORD_OF_OCPP = select(RECORDS).where(RECORDS.c.ocpp_transaction_pk == bindparam("pk"))
-_RECORDS_WITHOUT_OCPP = (
+_RECORD_OF_OCPP = Fast(select(RECORDS).where(RECORDS.c.ocpp_transaction_pk == bindparam("pk")))
+_RECORDS_WITHOUT_OCPP = Fast(
     select(RECORDS)
     .where(
         RECORDS.c.order_id == bindparam("order_id"),
@@ -60,6 +62,15 @@ _RECORDS_WITHOUT_OCPP = (
         RECORDS.c.ocpp_transaction_pk.is_(None),
     )
     .order_by(RECORDS.c.session_no)
+)
+_LAST_SESSION_NO = Fast(
+    select(func.max(RECORDS.c.session_no)).where(RECORDS.c.order_id == bindparam("order_id"))
+)
+_TRANSACTIONS = table_of(Transaction)
+_OCPP_IDS = Fast(
+    select(_TRANSACTIONS.c.ocpp_version, _TRANSACTIONS.c.transaction_id).where(
+        _TRANSACTIONS.c.id == bindparam("pk")
+    )
 )
 _RECORD_CHARGE = Fast(
     update(RECORDS)
@@ -71,11 +82,40 @@ _RECORD_CHARGE = Fast(
     )
 )
 _INSERT_RECORD: Insert = insert(RECORDS).returning(RECORDS.c.id)
+_INBOX_NAMES = ("charger_id", "token", "token_sha256", "source", "received_at")
 _INSERT_INBOX = {
-    "sqlite": sqlite_insert(_INBOX).on_conflict_do_nothing(),
-    "postgresql": pg_insert(_INBOX).on_conflict_do_nothing(),
+    dialect: Fast(
+        insert_of(_INBOX)
+        .values({name: bindparam(name, type_=_INBOX.c[name].type) for name in _INBOX_NAMES})
+        .on_conflict_do_nothing()
+    )
+    for dialect, insert_of in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
 }
 """A token into the inbox, by dialect name; a token stored before inserts nothing."""
+_RECORD_NAMES = tuple(RECORDS.columns.keys())
+
+
+@cache
+def _complete(names: tuple[str, ...], unset: str) -> Fast:
+    """Writes the columns ``names`` of a record where its column ``unset`` is still NULL,
+    returning the record as it is stored now (no row: another copy completed it first)."""
+    return Fast(
+        update(RECORDS)
+        .where(RECORDS.c.id == bindparam("record_id"), RECORDS.c[unset].is_(None))
+        .values({name: bindparam(f"v_{name}", type_=RECORDS.c[name].type) for name in names})
+        .returning(*RECORDS.c)
+    )
+
+
+class OcppIds(NamedTuple):
+    """The OCPP version and transaction id of a transaction row (how it matches a record)."""
+
+    ocpp_version: str
+    transaction_id: str
+
+
+def _record(row: tuple[Any, ...]) -> SettlementRecord:
+    return loaded(SettlementRecord, dict(zip(_RECORD_NAMES, row, strict=True)))
 
 
 # --- inside a unit of work (synchronous) -----------------------------------------------------
@@ -106,21 +146,13 @@ def records_of_copy(
 ) -> list[SettlementRecord]:
     """Every record of the order, and the record of this (charger, txn) whatever its order."""
     params = {"order_id": order_id, "charger_id": charger_id, "txn": txn}
-    rows = session.connection().execute(_RECORDS_OF_COPY, params)
-    return [loaded(SettlementRecord, r._asdict()) for r in rows]
-
-
-def record_by_id(session: Session, *, record_id: int) -> SettlementRecord:
-    """The session record as stored now (after a conditional update of it)."""
-    row = session.connection().execute(_RECORD_BY_ID, {"record_id": record_id}).one()
-    return loaded(SettlementRecord, row._asdict())
+    return [_record(r) for r in _RECORDS_OF_COPY.all(session.connection(), params)]
 
 
 def record_of_transaction(session: Session, *, transaction_pk: int) -> SettlementRecord | None:
     """The record an OCPP transaction (by row id) completes, if any."""
-    params = {"pk": transaction_pk}
-    row = session.connection().execute(_RECORD_OF_OCPP, params).first()
-    return None if row is None else loaded(SettlementRecord, row._asdict())
+    row = _RECORD_OF_OCPP.first(session.connection(), {"pk": transaction_pk})
+    return None if row is None else _record(row)
 
 
 def records_without_transaction(
@@ -129,8 +161,20 @@ def records_without_transaction(
     """The order's records at this charger that no OCPP transaction completes yet, by
     session number."""
     params = {"order_id": order_id, "charger_id": charger_id}
-    rows = session.connection().execute(_RECORDS_WITHOUT_OCPP, params)
-    return [loaded(SettlementRecord, r._asdict()) for r in rows]
+    return [_record(r) for r in _RECORDS_WITHOUT_OCPP.all(session.connection(), params)]
+
+
+def end_reads_ahead(
+    session: Session, *, transaction_pk: int, order_id: str, charger_id: str
+) -> None:
+    """Queues the reads of an OCPP transaction's end (:func:`record_of_transaction`,
+    :func:`transaction_of`, :func:`records_without_transaction`) with the unit's next round
+    trip (:meth:`~csms.store.fast.Fast.ahead`): the unit reads its order first, and then
+    these without a round trip each."""
+    conn = session.connection()
+    _RECORD_OF_OCPP.ahead(conn, {"pk": transaction_pk})
+    _OCPP_IDS.ahead(conn, {"pk": transaction_pk})
+    _RECORDS_WITHOUT_OCPP.ahead(conn, {"order_id": order_id, "charger_id": charger_id})
 
 
 def set_charge(
@@ -141,31 +185,30 @@ def set_charge(
     _RECORD_CHARGE.execute(session.connection(), params)
 
 
-def complete_signed(session: Session, *, record_id: int | None, values: Mapping[str, Any]) -> bool:
+def complete_signed(
+    session: Session, *, record_id: int | None, values: Mapping[str, Any]
+) -> SettlementRecord | None:
     """Writes the signed settlement's columns into an OCPP-only record, where it has none
-    yet; whether it matched."""
-    result = session.exec(
-        update(SettlementRecord)
-        .where(col(SettlementRecord.id) == record_id, col(SettlementRecord.txn).is_(None))
-        .values(**values)
-    )
-    return bool(result.rowcount == 1)
+    yet: the record as stored now, or None when another copy completed it first."""
+    return _completed(session, record_id, values, unset="txn")
 
 
 def complete_transaction(
     session: Session, *, record_id: int | None, values: Mapping[str, Any]
-) -> bool:
-    """Writes the OCPP transaction's columns into a record, where it has none yet; whether
-    it matched."""
-    result = session.exec(
-        update(SettlementRecord)
-        .where(
-            col(SettlementRecord.id) == record_id,
-            col(SettlementRecord.ocpp_transaction_pk).is_(None),
-        )
-        .values(**values)
-    )
-    return bool(result.rowcount == 1)
+) -> SettlementRecord | None:
+    """Writes the OCPP transaction's columns into a record, where it has none yet: the record
+    as stored now, or None when another transaction completed it first."""
+    return _completed(session, record_id, values, unset="ocpp_transaction_pk")
+
+
+def _completed(
+    session: Session, record_id: int | None, values: Mapping[str, Any], *, unset: str
+) -> SettlementRecord | None:
+    statement = _complete(tuple(values), unset)
+    params = {f"v_{name}": value for name, value in values.items()}
+    params["record_id"] = record_id
+    row = statement.first(session.connection(), params)
+    return None if row is None else _record(row)
 
 
 def insert_record(session: Session, *, values: Mapping[str, Any]) -> SettlementRecord:
@@ -179,22 +222,22 @@ def insert_record(session: Session, *, values: Mapping[str, Any]) -> SettlementR
 
 def next_session_no(session: Session, *, order_id: str) -> int:
     """The number of the order's next session record."""
-    rows = session.exec(
-        orm_select(SettlementRecord.session_no).where(SettlementRecord.order_id == order_id)
-    )
-    return max(rows.all(), default=0) + 1
+    last = _LAST_SESSION_NO.scalar(session.connection(), {"order_id": order_id})
+    return (last or 0) + 1
 
 
-def transaction_of(session: Session, *, transaction_pk: int) -> Transaction | None:
-    """The OCPP transaction of a row id (its version and id tell how it matches a record)."""
-    return session.get(Transaction, transaction_pk)
+def transaction_of(session: Session, *, transaction_pk: int) -> OcppIds | None:
+    """The OCPP version and transaction id of a row id (they tell how it matches a record)."""
+    row = _OCPP_IDS.first(session.connection(), {"pk": transaction_pk})
+    return None if row is None else OcppIds(str(row[0]), str(row[1]))
 
 
 def add_to_inbox(
     session: Session, *, charger_id: str, token: str, token_sha256: str, source: str, now: datetime
-) -> bool:
-    """Keeps a received settlement token in the inbox, once per token (by its sha256): whether
-    it was new. Every way a settlement arrives (upload, OCPP) is kept here."""
+) -> None:
+    """Keeps a received settlement token in the inbox, once per token (by its sha256; a
+    token kept before inserts nothing). Every way a settlement arrives (upload, OCPP) is kept
+    here; a kept write where the connection pipelines them (nobody reads its row count)."""
     values = {
         "charger_id": charger_id[:48],
         "token": token[:8000],
@@ -203,7 +246,7 @@ def add_to_inbox(
         "received_at": now,
     }
     connection = session.connection()
-    return bool(connection.execute(_INSERT_INBOX[connection.dialect.name], values).rowcount == 1)
+    _INSERT_INBOX[connection.dialect.name].later(connection, values)
 
 
 # --- async: the pages ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from csms.store import settlements as store_settlements
 from csms.store.units_of_work import uses_thread
 from tests.csms.payments.conftest import World
 
@@ -76,3 +77,36 @@ async def test_order_settlement_and_capture_stay_within_their_statement_budget(
     assert receipt.amount == outcome.payment.amount
     # and the work was done: the order is paid and its hold is gone
     assert (await world.reload(order)).status == "paid"
+
+
+# the OCPP end of a session whose signed settlement came first: the order, the record of the
+# transaction (none yet), the transaction's version and id, the order's records without one,
+# the record completed (its row returned by the update), the payment, the commit's nothing
+END_AFTER_SIGNED = 6
+
+
+async def test_an_ocpp_end_after_its_signed_settlement_stays_within_its_budget(
+    world: World,
+) -> None:
+    """The end that completes a signed session record reads the record back from its own
+    conditional update (``RETURNING``), not with a select of its own; on PostgreSQL its reads
+    after the order's go out with that one, in one round trip."""
+    warm = await world.order()  # the first run of each statement may read the schema
+    await world.service.submit(world.settlement(warm, txn="warm-1"), source="upload")
+    warmed = await world.transaction(warm, transaction_id="warm-1")
+    await world.service.on_transaction_event("ended", warmed)
+    order = await world.order()
+    outcome = await world.service.submit(world.settlement(order), source="upload")
+    facts = await world.transaction(order)
+    with counted(world) as seen:
+        await world.service.on_transaction_event("ended", facts)
+    assert len(seen) == END_AFTER_SIGNED, seen
+    if world.db.engine.dialect.name == "postgresql":
+        # the reads that follow the order's were queued ahead: they go out in its round trip
+        tables = [statement.split(" ")[1].split(".")[0] for statement in seen.statements[:4]]
+        assert tables == ["settlements", "transactions", "settlements", "orders"], seen
+    async with world.db.session() as session:
+        record = await store_settlements.get_record(session, record_id=outcome.record.id or 0)
+    assert record is not None
+    assert (record.ocpp_transaction_pk, record.ocpp_energy_wh) == (facts.transaction_pk, 10_000)
+    assert (await world.reload(order)).status == "settled"
