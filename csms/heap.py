@@ -48,14 +48,22 @@ if _MALLOC_TRIM is not None:
 def limit_arenas(count: int) -> bool:
     """At most ``count`` malloc arenas from now on (call it before the process starts its
     threads: a thread keeps the arena it was given). Nothing for ``count`` 0, where the C
-    library has no ``mallopt``, or when ``MALLOC_ARENA_MAX`` is set in the environment (glibc
-    read it at start: the operator's choice stands). True when the limit was set."""
-    if count <= 0 or _MALLOPT is None or os.environ.get("MALLOC_ARENA_MAX"):
+    library has no ``mallopt``, or when the environment sets the arena limit
+    (``MALLOC_ARENA_MAX``, or ``glibc.malloc.arena_max`` in ``GLIBC_TUNABLES``: glibc read it
+    at start, and the operator's choice stands). True when the limit was set."""
+    if count <= 0 or _MALLOPT is None or _limited_by_environment():
         return False
     if _MALLOPT(M_ARENA_MAX, count) != 1:
         LOG.warning("could not limit the malloc arenas to %d", count)
         return False
     return True
+
+
+def _limited_by_environment() -> bool:
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return True
+    tunables = os.environ.get("GLIBC_TUNABLES", "")  # name=value pairs separated by colons
+    return any(pair.startswith("glibc.malloc.arena_max=") for pair in tunables.split(":"))
 
 
 def trim() -> None:

@@ -52,7 +52,9 @@ print(limited, arenas)
 
 
 def _arenas(limit: int, **env: str) -> tuple[str, int]:
-    environ = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
+    }
     environ.update(env, PYTHONPATH=str(ROOT))
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(limit)],
@@ -79,6 +81,12 @@ def test_without_a_limit_each_thread_gets_an_arena() -> None:
 def test_the_environment_variable_stands() -> None:
     """glibc read MALLOC_ARENA_MAX at start: the setting does not override the operator's."""
     assert _arenas(2, MALLOC_ARENA_MAX="3") == ("False", 3)
+
+
+def test_the_glibc_tunable_stands() -> None:
+    """The same limit set as a glibc tunable, among others: the setting leaves it too."""
+    tunables = "glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=3"
+    assert _arenas(2, GLIBC_TUNABLES=tunables) == ("False", 3)
 
 
 def test_the_trim_runs_where_glibc_is_not_assumed() -> None:
