@@ -6,6 +6,9 @@ Exactly-once is held by the database, not only by code:
   signed settlement), per ``ocpp_transaction_pk`` (the CSMS's transaction row), and per
   ``(order_id, session_no)``: session 1 is the one billed, a later one is stored and flagged.
 * ``payments`` is unique per ``order_id``, ``receipts`` per ``payment_id`` and per ``number``.
+* ``orders`` is unique per ``(user_id, idempotency_key)``: a driver's repeated request with the
+  same ``Idempotency-Key`` finds the first order instead of making a second one (orders placed
+  without a key have none, and NULLs never collide).
 
 ``orders`` keeps the exact ``tar`` and ``lim`` claims that were signed (JSON text), so a
 settlement is always recomputed from what the charger was given. User ids are plain
@@ -25,6 +28,7 @@ from csms.store.models import ID_MAX
 from csms.store.types import BigInt, UtcDateTime, utcnow
 
 ORDER_ID_MAX = 20
+ORDER_KEY_MAX = 100  # a driver's Idempotency-Key (the header's limit on every route)
 
 
 def _time(*, index: bool = False) -> Any:
@@ -39,7 +43,10 @@ class Order(SQLModel, table=True):
     """One order: the hold, the signed start token and the snapshot it was signed with."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_orders_user_created", "user_id", "created_at"),
+        Index("ux_orders_user_idempotency_key", "user_id", "idempotency_key", unique=True),
+    )
 
     id: str = Field(primary_key=True, max_length=ORDER_ID_MAX)
     user_id: int
@@ -63,6 +70,7 @@ class Order(SQLModel, table=True):
     hold_released_at: datetime | None = _time()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    idempotency_key: str | None = Field(default=None, max_length=ORDER_KEY_MAX)  # the driver's
 
 
 class OrderFlag(SQLModel, table=True):

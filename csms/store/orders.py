@@ -51,6 +51,9 @@ _CHARGER_CHECK = Fast(
 _INSERT_ORDER: Insert = insert(ORDERS)
 _ORDER_BY_ID = Fast(select(ORDERS).where(ORDERS.c.id == bindparam("order_id")))
 _ORDER_NAMES = tuple(ORDERS.columns.keys())
+_ORDER_BY_KEY = select(ORDERS).where(
+    ORDERS.c.user_id == bindparam("user_id"), ORDERS.c.idempotency_key == bindparam("key")
+)
 _FLAG_OF_ORDER = select(FLAGS.c.id).where(
     FLAGS.c.order_id == bindparam("order_id"), FLAGS.c.kind == bindparam("kind")
 )
@@ -127,6 +130,14 @@ def order_row(session: Session, *, order_id: str) -> Order | None:
     """The order as stored now, loaded outside the session."""
     row = _ORDER_BY_ID.first(session.connection(), {"order_id": order_id})
     return None if row is None else loaded(Order, dict(zip(_ORDER_NAMES, row, strict=True)))
+
+
+def order_of_key(session: Session, *, user_id: int, key: str) -> Order | None:
+    """The driver's order placed with the Idempotency-Key ``key`` (at most one: the unique
+    index on ``(user_id, idempotency_key)``), loaded outside the session."""
+    params = {"user_id": user_id, "key": key}
+    row = session.connection().execute(_ORDER_BY_KEY, params).first()
+    return None if row is None else loaded(Order, row._asdict())
 
 
 def start_created(
