@@ -183,7 +183,7 @@ async def setup(url: str, tmp: Path, drivers: int, funds: int) -> Bench:
 
 async def _order(bench: Bench, i: int) -> Order:
     charger_id = f"BENCH{i % CHARGERS:03d}"
-    return await place_order(
+    placed = await place_order(
         bench.db,
         user_id=bench.users[i % len(bench.users)],
         request=OrderRequest(charger_id=charger_id, evse_id=1 + i % 2, amount=2000),
@@ -191,6 +191,7 @@ async def _order(bench: Bench, i: int) -> Order:
         keys=bench.keys,
         now=datetime.now(UTC),
     )
+    return placed.order
 
 
 def _settlement(bench: Bench, order: Order, i: int) -> str:

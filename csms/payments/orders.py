@@ -10,6 +10,12 @@ All of it is one synchronous unit of work (:func:`order_unit`), which :func:`pla
 in one hop; so is the operator's cancel (:func:`cancel_unit`), whose step the driver's
 cancel (:mod:`csms.payments.driver_cancel`) shares (:func:`cancel_step`). The rows are
 written and read by :mod:`csms.store.orders`.
+
+A driver's ``Idempotency-Key`` makes the order once: the unit first looks for the driver's
+order of that key and hands it back (the same request) or refuses the key
+(IdempotencyConflict: another request); otherwise the key is stored on the new order. The
+unique index on ``(user_id, idempotency_key)`` decides a race: the loser's insert fails, its
+unit runs again and finds the winner's order (no second order, no second hold).
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ from config.logs import bind
 from config.settings import Settings
 from csms.keys import KeyManager
 from csms.payments import postings
+from csms.payments.errors import IdempotencyConflict, InvalidKey
 from csms.payments.lifecycle import OrderEvent, OrderState, next_order_state
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
 from csms.payments.tariffs import billing_model
 from csms.store import orders as store_orders
 from csms.store.db import Database
-from csms.store.models_orders import Order
+from csms.store.models_orders import ORDER_KEY_MAX, Order
 from csms.store.rows import with_defaults
 from csms.store.units_of_work import Conflict, in_worker
 from qr_extension.keys import SigningKey
@@ -98,6 +105,26 @@ class OrderRequest:
         return given[0]
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """An order and whether this request found it by its Idempotency-Key (``replayed``)
+    rather than placing it."""
+
+    order: Order
+    replayed: bool = False
+
+
+def check_key(key: str) -> None:
+    """InvalidKey unless ``key`` is a valid Idempotency-Key: 1..ORDER_KEY_MAX printable
+    ASCII characters."""
+    if not 1 <= len(key) <= ORDER_KEY_MAX:
+        raise InvalidKey(
+            f"an Idempotency-Key is 1 to {ORDER_KEY_MAX} characters long, not {len(key)}"
+        )
+    if not (key.isascii() and key.isprintable()):
+        raise InvalidKey("an Idempotency-Key is printable ASCII characters only")
+
+
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
@@ -111,6 +138,25 @@ def _check_charger(session: Session, charger_id: str, evse_id: int | None) -> No
         raise InvalidOrderRequest(f"charger {charger_id!r} has no EVSE {evse_id}")
 
 
+def _replay(order: Order, request: OrderRequest, idempotency_key: str) -> Order:
+    """``order``, found by the driver's ``idempotency_key``, if it was placed for the same
+    request (charger, EVSE, what was asked for); else IdempotencyConflict."""
+    kind, value = request.kind()
+    asked = (request.charger_id, request.evse_id, kind, value)
+    placed = (order.charger_id, order.evse_id, order.request_kind, order.request_value)
+    if placed != asked:
+        what = order.request_kind
+        if order.request_value is not None:
+            what = f"{what} {order.request_value}"
+        where = order.charger_id
+        if order.evse_id is not None:
+            where = f"{where} EVSE {order.evse_id}"
+        raise IdempotencyConflict(
+            idempotency_key, f"order {order.id} ({what} at {where}), not this request"
+        )
+    return order
+
+
 def _new_order(
     *,
     user_id: int,
@@ -119,6 +165,7 @@ def _new_order(
     settings: Settings,
     key: SigningKey,
     now: datetime,
+    idempotency_key: str | None,
 ) -> dict[str, object]:
     """The order's columns: its limits, hold amount and signed start token (pure)."""
     kind, value = request.kind()
@@ -158,6 +205,7 @@ def _new_order(
             "expires_at": datetime.fromtimestamp(issued + settings.start_token_validity_s, UTC),
             "created_at": now,
             "updated_at": now,
+            "idempotency_key": idempotency_key,
         },
     )
 
@@ -171,23 +219,34 @@ def order_unit(
     settings: Settings,
     key: SigningKey,
     now: datetime,
-) -> Order:
+    idempotency_key: str | None = None,
+) -> Placed:
     """The unit of work of an order (synchronous, does not commit): checks the charger and
     EVSE, reads the billing model, signs the start token with ``key``, inserts the order and
     places its hold. Raises InvalidOrderRequest, or InsufficientFunds (the caller rolls back:
-    nothing is stored then)."""
+    nothing is stored then).
+
+    With an ``idempotency_key`` the driver's order of that key, if there is one, is handed
+    back instead (``replayed``), nothing written; IdempotencyConflict if it was placed for
+    another request. Two units racing with one key: the second insert breaks the unique
+    index, and the unit's retry finds the first order."""
+    if idempotency_key is not None:
+        found = store_orders.order_of_key(session, user_id=user_id, key=idempotency_key)
+        if found is not None:
+            return Placed(_replay(found, request, idempotency_key), replayed=True)
     _check_charger(session, request.charger_id, request.evse_id)
     charger_id = request.charger_id
     tariff = billing_model(session, user_id=user_id, charger_id=charger_id, settings=settings)
     values = _new_order(
-        user_id=user_id, request=request, tariff=tariff, settings=settings, key=key, now=now
-    )
+        user_id=user_id, request=request, tariff=tariff, settings=settings, key=key, now=now,
+        idempotency_key=idempotency_key,
+    )  # fmt: skip
     order = store_orders.insert_order(session, values=values)
     postings.place_hold(
         session, user_id=user_id, order_id=order.id, amount=order.hold_amount,
         key=f"hold:{order.id}",
     )  # fmt: skip
-    return order
+    return Placed(order)
 
 
 async def place_order(
@@ -198,23 +257,34 @@ async def place_order(
     settings: Settings,
     keys: KeyManager,
     now: datetime,
-) -> Order:
+    idempotency_key: str | None = None,
+) -> Placed:
     """Creates the order, places its hold and signs its start token, in one unit of work in
-    the database thread (committed when this returns).
+    the database thread (committed when this returns); or, with the driver's
+    ``idempotency_key``, finds the order a first request with that key placed.
 
-    Raises InvalidOrderRequest, or the wallet's InsufficientFunds (nothing is stored then).
+    Raises InvalidOrderRequest, InvalidKey (a malformed key), IdempotencyConflict (the key
+    placed an order for another request), or the wallet's InsufficientFunds (nothing is
+    stored then).
     """
     request.kind()  # a malformed request is refused before the database is asked
+    if idempotency_key is not None:
+        check_key(idempotency_key)
     key = keys.active_signing_key(_epoch(now))
-    order = await in_worker(
+    placed = await in_worker(
         db,
         lambda session: order_unit(
-            session, user_id=user_id, request=request, settings=settings, key=key, now=now
+            session, user_id=user_id, request=request, settings=settings, key=key, now=now,
+            idempotency_key=idempotency_key,
         ),
-    )
+    )  # fmt: skip
+    order = placed.order
     with bind(order_id=order.id, charger_id=order.charger_id):
-        LOG.info("order placed for EVSE %s, hold %s", order.evse_id, order.hold_amount)
-    return order
+        if placed.replayed:
+            LOG.info("order found again by its Idempotency-Key")
+        else:
+            LOG.info("order placed for EVSE %s, hold %s", order.evse_id, order.hold_amount)
+    return placed
 
 
 def release_unused(

@@ -1,7 +1,8 @@
 """Driver API: orders.
 
 ``POST /api/v1/orders`` checks the wallet, places the hold, and returns the order with its
-start token and the links to its QR; ``GET /api/v1/orders[/{id}]`` is the driver's history
+start token and the links to its QR (an ``Idempotency-Key`` header makes a retry find the
+same order); ``GET /api/v1/orders[/{id}]`` is the driver's history
 (one order also carries its live session while it runs); ``GET
 /api/v1/orders/{id}/qr.svg|.png`` renders the start QR; ``POST
 /api/v1/orders/{id}/remote-start`` asks a connected charger to start the same order (1.6
@@ -17,8 +18,9 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.api.deps import CtxDep, CurrentUser, SessionDep
 from csms.api.params import Offset
@@ -39,7 +41,7 @@ from csms.payments.schemas import (
     order_public,
 )
 from csms.store import orders as store_orders
-from csms.store.models_orders import Order
+from csms.store.models_orders import ORDER_KEY_MAX, Order
 from qr_extension.qr import render_png, render_svg
 
 
@@ -71,6 +73,15 @@ class CancelPublic(BaseModel):
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"], responses=errors(401))
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        description=f"1 to {ORDER_KEY_MAX} printable ASCII characters, the driver's own for "
+        "this order (a UUID): a repeat finds the order the first request placed"
+    ),
+]
+REPLAYED = "Idempotent-Replayed"
+
 
 async def _own_order(session: SessionDep, order_id: str, user_id: int) -> Order:
     try:
@@ -88,23 +99,43 @@ def _user_id(user: CurrentUser) -> int:
     "",
     response_model=OrderPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=BODY | errors(402, models={402: FundsProblem}),
+    responses=BODY
+    | errors(
+        402,
+        409,
+        models={402: FundsProblem},
+        notes={409: "the Idempotency-Key placed an order for another request"},
+    ),
 )
-async def post_order(body: OrderCreate, user: CurrentUser, ctx: CtxDep) -> OrderPublic:
+async def post_order(
+    body: OrderCreate,
+    user: CurrentUser,
+    ctx: CtxDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderPublic:
     """Places a hold of ``lim.amt`` and returns the order with its signed start token.
 
     402 when the wallet cannot cover the hold, 422 for an unknown charger or EVSE or a request
-    that is not exactly one of energy_wh, amount, duration_s, full.
+    that is not exactly one of energy_wh, amount, duration_s, full, or a malformed
+    ``Idempotency-Key``.
+
+    With an ``Idempotency-Key``, a repeat of the request (a retry after a lost answer) places
+    nothing: it answers 201 with the order the first request placed, as ``GET
+    /api/v1/orders/{id}`` shows it now, and the header ``Idempotent-Replayed: true``. The same
+    key with another body (charger, EVSE, what is asked for) is 409 ``idempotency_conflict``.
+    Keys are the driver's own: another driver's same key is another order.
     """
     request = OrderRequest(**body.model_dump())
     try:
-        order = await place_order(
+        placed = await place_order(
             ctx.db,
             user_id=_user_id(user),
             request=request,
             settings=ctx.settings,
             keys=ctx.keys,
             now=ctx.clock(),
+            idempotency_key=idempotency_key,
         )
     except InsufficientFunds as exc:
         raise HTTPException(
@@ -113,7 +144,11 @@ async def post_order(body: OrderCreate, user: CurrentUser, ctx: CtxDep) -> Order
         ) from exc
     except InvalidOrderRequest as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    return new_order_public(order)
+    if not placed.replayed:
+        return new_order_public(placed.order)
+    response.headers[REPLAYED] = "true"
+    async with ctx.db.session() as session:
+        return await _read(session, placed.order)
 
 
 @router.get("", response_model=list[OrderPublic])
@@ -134,7 +169,11 @@ async def get_orders(
 async def get_one(order_id: str, user: CurrentUser, session: SessionDep) -> OrderPublic:
     """The order; a started one also carries ``live``: the energy and cost so far from the
     charger's latest meter reading, and when it was taken."""
-    order = await _own_order(session, order_id, _user_id(user))
+    return await _read(session, await _own_order(session, order_id, _user_id(user)))
+
+
+async def _read(session: AsyncSession, order: Order) -> OrderPublic:
+    """The order as it stands, its live session included."""
     public = await order_public(session, order)
     live = await live_session(session, order)
     if live is not None:

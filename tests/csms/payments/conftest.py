@@ -93,7 +93,7 @@ class World:
     async def order(self, *, user_id: int | None = None, evse_id: int = 1, **request: Any) -> Order:
         if not request:
             request = {"amount": 2000}
-        return await place_order(
+        placed = await place_order(
             self.db,
             user_id=user_id or self.user_id,
             request=OrderRequest(charger_id=CHARGER, evse_id=evse_id, **request),
@@ -101,6 +101,7 @@ class World:
             keys=self.keys,
             now=self.clock(),
         )
+        return placed.order
 
     def settlement(
         self,
