@@ -109,9 +109,16 @@ export async function signIn(email, password) {
   return answer;
 }
 
+/** A fresh Idempotency-Key: a random UUID (``crypto.randomUUID`` exists only in a secure
+ * context: a page served over plain HTTP on a local network gets 128 random bits in hex). */
+export function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export const me = () => request("GET", "/api/v1/me");
 export const wallet = () => request("GET", "/api/v1/me/wallet?limit=20");
-export const topUp = (amount, key = crypto.randomUUID()) =>
+export const topUp = (amount, key = newKey()) =>
   request("POST", "/api/v1/me/wallet/top-ups", { json: { amount }, headers: { "Idempotency-Key": key } });
 
 /** The charger with the caller's tariff; `code` is the dynamic code `t` of a screen QR. */
@@ -123,7 +130,10 @@ export function charger(id, evse, code) {
   return request("GET", `/api/v1/chargers/${encodeURIComponent(id)}${search}`);
 }
 
-export const createOrder = (body) => request("POST", "/api/v1/orders", { json: body });
+/** Places an order; `key` (Idempotency-Key) makes a repeat of a request whose answer was lost
+ * find the first order instead of placing a second one (and a second hold). */
+export const createOrder = (body, key = newKey()) =>
+  request("POST", "/api/v1/orders", { json: body, headers: { "Idempotency-Key": key } });
 export const orders = () => request("GET", "/api/v1/orders");
 export const order = (id) => request("GET", `/api/v1/orders/${encodeURIComponent(id)}`);
 

@@ -1,5 +1,6 @@
 """Refusals as the driver sees them in the page: an expired start QR, a settlement of another
-driver, insufficient funds, and a denied camera (then a photo upload, a tampered photo first).
+driver, insufficient funds, a denied camera (then a photo upload, a tampered photo first), and
+an order whose answer the network lost (the repeat finds it: no second order, no second hold).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser
+from playwright.sync_api import APIResponse, Browser, Route
 
 from qr_extension import render_png
 from tests.e2e.camera import write_y4m
@@ -91,6 +92,41 @@ def test_insufficient_funds_then_top_up_in_the_wallet(
     page.go_back()
     page.wait_for_selector("#request-form")
     order_energy(page)  # 50.00 CNY hold now fits
+
+
+def test_an_order_whose_answer_was_lost_is_found_again_by_the_repeat(
+    demo: Demo, api: Api, launch: Callable[..., Browser]
+) -> None:
+    driver = api.new_driver(top_up=10_000)
+    page = signed_in_context(launch(), driver, viewport=PHONE, locale="en-US").new_page()
+    page.goto(demo.charger(CHARGER)["page_url"])
+    page.wait_for_selector("#tariff >> text=Your prices")
+    keys: list[str | None] = []
+    placed: list[APIResponse] = []
+
+    def lose_the_first_answer(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        if placed:
+            route.continue_()
+            return
+        placed.append(route.fetch())  # the CSMS places the order...
+        route.abort("connectionreset")  # ...and its answer never reaches the phone
+
+    page.route("**/api/v1/orders", lose_the_first_answer)
+    page.click("#kind-energy")
+    page.fill("#request-value", "1")
+    page.click("#order-button")
+    page.wait_for_selector("#notice >> text=No connection to the server")
+    assert placed[0].status == 201
+    page.click("#order-button")  # the driver taps again
+    page.wait_for_selector("#start-qr[src]")
+    order_id = page.url.rsplit("/", 1)[-1]
+    assert order_id == placed[0].json()["id"]
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    orders = api.http.get("/api/v1/orders", headers=api.bearer(driver)).json()
+    assert [o["id"] for o in orders] == [order_id]
+    wallet = api.http.get("/api/v1/me/wallet", headers=api.bearer(driver)).json()
+    assert wallet["held"] == placed[0].json()["hold_amount"]
 
 
 def test_camera_denied_then_photo_upload(

@@ -163,6 +163,10 @@ export async function show(main, route, app) {
   value.addEventListener("input", refresh);
 
   const canStart = STARTABLE.has(status) || online === false;
+  // the key of the order being asked for: a driver who taps again after an answer was lost
+  // (a network error, the CSMS busy) sends the same request with the same key, and gets the
+  // order placed the first time; a changed request is a new order with a key of its own
+  let attempt = null;
 
   async function onSubmit(event) {
     event.preventDefault();
@@ -181,11 +185,16 @@ export async function show(main, route, app) {
     }
     orderButton.disabled = true;
     notify(null);
+    const body = { charger_id: id, ...(evseId ? { evse_id: evseId } : {}), ...request };
+    const asked = JSON.stringify(body);
+    if (!attempt || attempt.asked !== asked) attempt = { asked, key: api.newKey() };
     try {
-      const order = await api.createOrder({ charger_id: id, ...(evseId ? { evse_id: evseId } : {}), ...request });
+      const order = await api.createOrder(body, attempt.key);
+      attempt = null;
       await keep.saveOrder(order).catch(() => {}); // kept on the phone: shown offline later
       app.navigate("order", order.id);
     } catch (err) {
+      if (err.status > 0 && err.status < 500) attempt = null; // answered: a retry is a new order
       notify(explain(err));
       if (err.code === "insufficient_funds") {
         holdLine.append(" ", h("a", { href: "#/wallet", id: "top-up-link" }, t("wallet.top_up_now")));
