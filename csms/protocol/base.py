@@ -35,6 +35,7 @@ from csms.errors import (
     NotConnected,
 )
 from csms.protocol import fast_schema, violations
+from csms.protocol.deadline import CallDeadline
 from csms.protocol.naming import to_camel, to_snake
 from csms.protocol.registration import ACCEPTED, BOOT, REJECTED, Registration
 from csms.waitqueue import WaitQueue
@@ -119,6 +120,7 @@ class CsmsChargePoint:
         self._routes = routing.routes(type(self))
         self._response_timeout_s = response_timeout_s
         self._handler_deadline_s = handler_deadline_s
+        self._deadline = CallDeadline(handler_deadline_s)
         self._outbox: WaitQueue[_Outgoing] = WaitQueue(OUTBOX_SIZE)
         self._deferred: list[_Outgoing] = []
         self._calling = asyncio.Lock()  # callers of call_raw wait here, one CALL in flight
@@ -213,15 +215,30 @@ class CsmsChargePoint:
     async def _answer_call(self, call: CallReceived) -> None:
         """Every CALL gets a CALLRESULT or a CALLERROR, whatever fails and however slowly.
 
-        The deadline covers the handler and the checks of its answer, not the socket. An
-        OCPPError (a schema violation, an unknown action) is answered with its description
-        and the details fit to send back (:func:`~csms.protocol.violations.safe_details`)."""
+        The deadline (:class:`~csms.protocol.deadline.CallDeadline`: one timer per
+        connection, not one per CALL) covers the handler and the checks of its answer, not
+        the socket. An OCPPError (a schema violation, an unknown action) is answered with its
+        description and the details fit to send back
+        (:func:`~csms.protocol.violations.safe_details`)."""
         asked = _asked(call.action, call.unique_id)
         started, self._refused_with = time.perf_counter(), None
+        deadline = self._deadline
         try:
             try:
-                async with asyncio.timeout(self._handler_deadline_s):
-                    await self._handle_call(call)
+                own = deadline.start()
+                try:
+                    if own:
+                        await self._handle_call(call)
+                    else:  # a CALL of this connection handled meanwhile (not from read_frames)
+                        async with asyncio.timeout(self._handler_deadline_s):
+                            await self._handle_call(call)
+                except asyncio.CancelledError:
+                    if own and deadline.passed():
+                        raise TimeoutError from None
+                    raise
+                finally:
+                    if own:
+                        deadline.stop()
             except ConnectionEnded:
                 raise  # nobody left to answer
             except OCPPError as error:
@@ -383,7 +400,9 @@ class CsmsChargePoint:
 
     def fail_pending(self) -> None:
         """Fails every queued command at once when the connection ends (no waiting for
-        timeouts); called by the endpoint after the connection's tasks have stopped."""
+        timeouts); called by the endpoint after the connection's tasks have stopped. The
+        handlers' deadline timer goes too."""
+        self._deadline.cancel()
         while not self._outbox.empty():
             self._fail(self._outbox.get_nowait())
 

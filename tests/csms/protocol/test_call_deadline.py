@@ -1,0 +1,115 @@
+"""The deadline of an incoming CALL's handling: one timer per connection, moved along, with the
+answers of ``asyncio.timeout`` per CALL (csms/protocol/deadline.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
+
+from csms.protocol.base import CsmsChargePoint, on
+from tests.csms.protocol.test_answers import FakeTransport
+
+DEADLINE_S = 0.1
+TIMED_OUT = "the CSMS did not finish in time"
+
+
+class Slow(CsmsChargePoint):
+    """Heartbeats take ``self.delay_s``; a DataTransfer stalls until released."""
+
+    _ocpp_version = "1.6"
+
+    def __init__(self, transport: FakeTransport) -> None:
+        super().__init__(
+            "CP1",
+            transport,
+            response_timeout_s=1,
+            max_frame_bytes=65536,
+            handler_deadline_s=DEADLINE_S,
+        )
+        self.delay_s = 0.0
+        self.released = asyncio.Event()
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self) -> call_result.Heartbeat:
+        await asyncio.sleep(self.delay_s)
+        return call_result.Heartbeat(current_time="2026-01-01T00:00:00Z")
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, **kw: Any) -> call_result.DataTransfer:
+        await self.released.wait()
+        return call_result.DataTransfer(status="Accepted")
+
+
+def heartbeat(uid: str) -> str:
+    return f'[2,"{uid}","Heartbeat",{{}}]'
+
+
+def stall(uid: str) -> str:
+    return f'[2,"{uid}","DataTransfer",{{"vendorId":"x"}}]'
+
+
+async def test_a_stalled_call_after_a_slow_one_gets_its_own_whole_deadline() -> None:
+    """The timer armed for the first CALL's deadline finds a later CALL being handled: it
+    waits for that one's deadline, not the first's."""
+    transport = FakeTransport()
+    cp = Slow(transport)
+    cp.delay_s = DEADLINE_S * 0.6
+    await cp.route_message(heartbeat("a"))
+    started = time.monotonic()
+    await cp.route_message(stall("b"))
+    took = time.monotonic() - started
+    assert transport.sent[0][:2] == [3, "a"]
+    assert transport.sent[1] == [4, "b", "InternalError", TIMED_OUT, {}]
+    assert took >= DEADLINE_S * 0.95, took
+
+
+async def test_after_a_timeout_the_next_call_is_answered_and_nothing_stays_cancelled() -> None:
+    transport = FakeTransport()
+    cp = Slow(transport)
+    await cp.route_message(stall("a"))
+    await cp.route_message(heartbeat("b"))
+    await asyncio.sleep(DEADLINE_S * 1.5)  # the timer, if one is left, finds nothing to do
+    await cp.route_message(heartbeat("c"))
+    assert [m[:2] for m in transport.sent] == [[4, "a"], [3, "b"], [3, "c"]]
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
+async def test_a_cancellation_from_outside_goes_on_and_is_not_answered() -> None:
+    """The connection closing cancels the reader while a handler runs: that is not a timeout."""
+    transport = FakeTransport()
+    cp = Slow(transport)
+    reader = asyncio.create_task(cp.route_message(stall("a")))
+    await asyncio.sleep(DEADLINE_S / 4)
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    assert reader.cancelled()
+    assert transport.sent == []
+    cp.fail_pending()  # the endpoint's teardown: the timer goes with the connection
+    assert cp._deadline._timer is None
+
+
+async def test_one_timer_serves_a_connection_s_calls() -> None:
+    """asyncio.timeout made a timer per CALL (and cancelled it): ~4 % of the event loop."""
+    transport = FakeTransport()
+    cp = Slow(transport)
+    loop = asyncio.get_running_loop()
+    made: list[float] = []
+    call_at = loop.call_at
+
+    def counting(when: float, callback: Any, *args: Any, **kw: Any) -> asyncio.TimerHandle:
+        made.append(when)  # every timer made while the CALLs are handled
+        return call_at(when, callback, *args, **kw)
+
+    loop.call_at = counting  # type: ignore[method-assign]
+    try:
+        for n in range(50):
+            await cp.route_message(heartbeat(str(n)))
+    finally:
+        loop.call_at = call_at  # type: ignore[method-assign]
+    assert len(transport.sent) == 50
+    assert len(made) == 1
