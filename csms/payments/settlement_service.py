@@ -455,10 +455,7 @@ class SettlementService:
         assert facts.id_tag is not None
         if change == "ended":  # what the end reads after the order, sent with the order's read
             store_settlements.end_reads_ahead(
-                session,
-                transaction_pk=facts.transaction_pk,
-                order_id=facts.id_tag,
-                charger_id=facts.charger_id,
+                session, transaction_pk=facts.transaction_pk, order_id=facts.id_tag
             )
         order = store_orders.order_row(session, order_id=facts.id_tag)
         if order is None:
@@ -505,9 +502,10 @@ class SettlementService:
         values: dict[str, object],
         now: datetime,
     ) -> SettlementRecord:
-        waiting = store_settlements.records_without_transaction(
-            session, order_id=order.id, charger_id=facts.charger_id
-        )
+        records = store_settlements.records_of_order(session, order_id=order.id)
+        waiting = [
+            r for r in records if r.charger_id == facts.charger_id and r.ocpp_transaction_pk is None
+        ]
         ocpp = store_settlements.transaction_of(session, transaction_pk=facts.transaction_pk)
         for candidate in waiting:
             same_evse = facts.evse_id is None or candidate.evse_id in (None, facts.evse_id)
@@ -528,7 +526,9 @@ class SettlementService:
             **values,
             "order_id": order.id,
             "charger_id": facts.charger_id,
-            "session_no": store_settlements.next_session_no(session, order_id=order.id),
+            # from the same read as ``waiting``: a record inserted since breaks the unique
+            # (order, session_no) and the unit runs again, finding it
+            "session_no": max((r.session_no for r in records), default=0) + 1,
             "first_source": "transaction",
             "evse_id": facts.evse_id,
             "started_at": facts.started_at,

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, bindparam, func, insert, select, update
+from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
@@ -54,17 +54,10 @@ _RECORDS_OF_COPY = Fast(
     )
 )
 _RECORD_OF_OCPP = Fast(select(RECORDS).where(RECORDS.c.ocpp_transaction_pk == bindparam("pk")))
-_RECORDS_WITHOUT_OCPP = Fast(
+_RECORDS_OF_ORDER = Fast(
     select(RECORDS)
-    .where(
-        RECORDS.c.order_id == bindparam("order_id"),
-        RECORDS.c.charger_id == bindparam("charger_id"),
-        RECORDS.c.ocpp_transaction_pk.is_(None),
-    )
+    .where(RECORDS.c.order_id == bindparam("order_id"))
     .order_by(RECORDS.c.session_no)
-)
-_LAST_SESSION_NO = Fast(
-    select(func.max(RECORDS.c.session_no)).where(RECORDS.c.order_id == bindparam("order_id"))
 )
 _TRANSACTIONS = table_of(Transaction)
 _OCPP_IDS = Fast(
@@ -155,26 +148,24 @@ def record_of_transaction(session: Session, *, transaction_pk: int) -> Settlemen
     return None if row is None else _record(row)
 
 
-def records_without_transaction(
-    session: Session, *, order_id: str, charger_id: str
-) -> list[SettlementRecord]:
-    """The order's records at this charger that no OCPP transaction completes yet, by
-    session number."""
-    params = {"order_id": order_id, "charger_id": charger_id}
-    return [_record(r) for r in _RECORDS_WITHOUT_OCPP.all(session.connection(), params)]
+def records_of_order(session: Session, *, order_id: str) -> list[SettlementRecord]:
+    """Every record of the order, by session number: in one read, the records a copy may
+    complete and the number a new one takes (numbered from a later read, a record committed
+    in between would be missed and the same session stored twice; numbered from this one,
+    it breaks the unique (order, session number) and the unit runs again)."""
+    rows = _RECORDS_OF_ORDER.all(session.connection(), {"order_id": order_id})
+    return [_record(r) for r in rows]
 
 
-def end_reads_ahead(
-    session: Session, *, transaction_pk: int, order_id: str, charger_id: str
-) -> None:
+def end_reads_ahead(session: Session, *, transaction_pk: int, order_id: str) -> None:
     """Queues the reads of an OCPP transaction's end (:func:`record_of_transaction`,
-    :func:`transaction_of`, :func:`records_without_transaction`) with the unit's next round
-    trip (:meth:`~csms.store.fast.Fast.ahead`): the unit reads its order first, and then
-    these without a round trip each."""
+    :func:`transaction_of`, :func:`records_of_order`) with the unit's next round trip
+    (:meth:`~csms.store.fast.Fast.ahead`): the unit reads its order first, and then these
+    without a round trip each."""
     conn = session.connection()
     _RECORD_OF_OCPP.ahead(conn, {"pk": transaction_pk})
     _OCPP_IDS.ahead(conn, {"pk": transaction_pk})
-    _RECORDS_WITHOUT_OCPP.ahead(conn, {"order_id": order_id, "charger_id": charger_id})
+    _RECORDS_OF_ORDER.ahead(conn, {"order_id": order_id})
 
 
 def set_charge(
@@ -218,12 +209,6 @@ def insert_record(session: Session, *, values: Mapping[str, Any]) -> SettlementR
     full.pop("id", None)
     full["id"] = session.connection().execute(_INSERT_RECORD, full).scalar_one()
     return loaded(SettlementRecord, full)
-
-
-def next_session_no(session: Session, *, order_id: str) -> int:
-    """The number of the order's next session record."""
-    last = _LAST_SESSION_NO.scalar(session.connection(), {"order_id": order_id})
-    return (last or 0) + 1
 
 
 def transaction_of(session: Session, *, transaction_pk: int) -> OcppIds | None:

@@ -80,8 +80,8 @@ async def test_order_settlement_and_capture_stay_within_their_statement_budget(
 
 
 # the OCPP end of a session whose signed settlement came first: the order, the record of the
-# transaction (none yet), the transaction's version and id, the order's records without one,
-# the record completed (its row returned by the update), the payment, the commit's nothing
+# transaction (none yet), the transaction's version and id, the order's records, the record
+# completed (its row returned by the update), the payment
 END_AFTER_SIGNED = 6
 
 
