@@ -60,10 +60,15 @@ def limit_arenas(count: int) -> bool:
 
 
 def _limited_by_environment() -> bool:
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return True
+    """Whether the environment gave glibc an arena limit it takes (a positive number: glibc
+    ignores 0 and anything that is not a number, and then there is no limit at all)."""
     tunables = os.environ.get("GLIBC_TUNABLES", "")  # name=value pairs separated by colons
-    return any(pair.startswith("glibc.malloc.arena_max=") for pair in tunables.split(":"))
+    values = [os.environ.get("MALLOC_ARENA_MAX", "")] + [
+        pair.partition("=")[2]
+        for pair in tunables.split(":")
+        if pair.startswith("glibc.malloc.arena_max=")
+    ]
+    return any(value.strip().isdigit() and int(value) > 0 for value in values)
 
 
 def trim() -> None:

@@ -89,6 +89,12 @@ def test_the_glibc_tunable_stands() -> None:
     assert _arenas(2, GLIBC_TUNABLES=tunables) == ("False", 3)
 
 
+def test_a_limit_glibc_ignores_is_no_choice() -> None:
+    """glibc takes no arena limit of 0 or of a word: the setting's limit applies."""
+    assert _arenas(2, GLIBC_TUNABLES="glibc.malloc.arena_max=0") == ("True", 2)
+    assert _arenas(2, MALLOC_ARENA_MAX="many") == ("True", 2)
+
+
 def test_the_trim_runs_where_glibc_is_not_assumed() -> None:
     heap.trim()  # malloc_trim, or nothing: never raises
 
