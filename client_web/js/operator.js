@@ -95,8 +95,10 @@ async function show() {
   const view = arg !== null ? ITEMS[name][0](root, arg) : VIEWS[name](root);
   active = { ...view, key: arg !== null ? `${name}:${arg}` : name };
   document.body.dataset.view = name;
+  const mine = active;
   await tick();
-  if (view.live) timer = setInterval(tick, REFRESH_MS);
+  // left while its first refresh ran: the page now shown has its own timer, or none
+  if (view.live && active === mine) timer = setInterval(tick, REFRESH_MS);
 }
 
 function showSignIn() {

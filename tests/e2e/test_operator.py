@@ -252,6 +252,30 @@ def test_a_refresh_in_flight_when_its_charger_is_deleted_leaves_the_notice(
     assert page.inner_text("#notice") == f"Charger {charger_id} deleted."
 
 
+def test_a_live_page_left_during_its_first_load_leaves_no_timer_behind(
+    demo: Demo, launch: Callable[..., Browser]
+) -> None:
+    """The charger page refreshes itself every few seconds, a form page (billing) loads once
+    so that typing is not lost: a charger page left while its first load was still waiting
+    must not start its timer after all, which would refresh the billing page forever."""
+    page = console(launch, demo)
+    page.clock.install()
+    held: list[Route] = []
+    page.route("**/api/v1/admin/chargers/*/messages*", lambda route: held.append(route))
+    page.evaluate(f"location.hash = '#/charger/{CHARGER}'")
+    until(lambda: page.wait_for_timeout(50) or held, timeout=15)  # its first load waits
+    visit(page, "#/billing", "billing")
+    billing: list[str] = []
+    page.on("request", lambda r: billing.append(r.url) if "billing-models?" in r.url else None)
+    with page.expect_response(lambda r: "settlement-rejections" in r.url):  # its last read
+        for route in held:
+            route.continue_()
+    page.wait_for_timeout(300)  # the left page's first load ends (and, before, set its timer)
+    page.clock.run_for(10_000)  # three refresh periods
+    page.wait_for_timeout(300)
+    assert billing == []
+
+
 def _paid_order(api: Api, charger_id: str) -> tuple[dict[str, object], str, int]:
     """A driver's order on ``charger_id``, started remotely, charged, settled and paid."""
     driver = api.new_driver(top_up=10_000)

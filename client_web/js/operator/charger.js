@@ -175,7 +175,9 @@ export function chargerView(root, chargerId) {
   // a command's answer is followed by a refresh half a second later (the charger's status
   // and log move with it); leaving the page cancels the one still pending
   let pending = null;
+  let left = false;
   function later() {
+    if (left) return; // an answer that came after the page was left
     clearTimeout(pending);
     pending = setTimeout(() => refresh().catch(() => {}), 500);
   }
@@ -218,5 +220,9 @@ export function chargerView(root, chargerId) {
     await loadLists();
     return null;
   }
-  return { refresh, live: true, leave: () => clearTimeout(pending) };
+  function leave() {
+    left = true;
+    clearTimeout(pending);
+  }
+  return { refresh, live: true, leave };
 }
