@@ -54,6 +54,7 @@ _ORDER_NAMES = tuple(ORDERS.columns.keys())
 _ORDER_BY_KEY = select(ORDERS).where(
     ORDERS.c.user_id == bindparam("user_id"), ORDERS.c.idempotency_key == bindparam("key")
 )
+_FLAGGED = Fast(select(FLAGS.c.id).where(FLAGS.c.order_id == bindparam("order_id")).limit(1))
 _FLAG_OF_ORDER = select(FLAGS.c.id).where(
     FLAGS.c.order_id == bindparam("order_id"), FLAGS.c.kind == bindparam("kind")
 )
@@ -262,9 +263,8 @@ async def list_orders(
 
 
 def is_flagged(session: Session, *, order_id: str) -> bool:
-    """Whether the order has a flag, in the caller's transaction (one Core statement)."""
-    query = select(exists().where(table_of(OrderFlag).c.order_id == order_id))
-    return bool(session.connection().execute(query).scalar())
+    """Whether the order has a flag, in the caller's transaction (one statement)."""
+    return _FLAGGED.scalar(session.connection(), {"order_id": order_id}) is not None
 
 
 async def flags_of(session: AsyncSession, *, order_id: str) -> list[OrderFlag]:

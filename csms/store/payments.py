@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.store.fast import Fast
 from csms.store.models import Charger
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
-from csms.store.rows import columns, loaded, split, with_defaults
+from csms.store.rows import columns, insert_returning_id, loaded, split, with_defaults
 from csms.store.types import UtcDateTime
 from csms.store.writer import table_of
 
@@ -38,7 +38,7 @@ _REVISE = Fast(
     .where(PAYMENTS.c.id == bindparam("payment_id"), PAYMENTS.c.status == "pending")
     .values(amount=bindparam("amount"))
 )
-_INSERT_PAYMENT: Insert = insert(PAYMENTS).returning(PAYMENTS.c.id)
+_INSERT_PAYMENT = insert_returning_id(PAYMENTS)
 _CAPTURE_ROWS = Fast(
     select(*columns(PAYMENTS, _ORDERS, _RECORDS), _CHARGERS.c.location)
     .select_from(PAYMENTS)
@@ -76,7 +76,7 @@ def insert_payment(session: Session, *, values: Mapping[str, Any]) -> Payment:
     ``order_id`` fails here as it would at a flush."""
     full = with_defaults(Payment, values)
     full.pop("id", None)
-    full["id"] = session.connection().execute(_INSERT_PAYMENT, full).scalar_one()
+    full["id"] = _INSERT_PAYMENT.scalar(session.connection(), full)
     return loaded(Payment, full)
 
 

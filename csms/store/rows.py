@@ -13,15 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import configure_mappers, instrumentation
 
+from csms.store.fast import Fast
 from csms.store.writer import table_of
 
 M = TypeVar("M")
 
-__all__ = ["columns", "loaded", "split", "with_defaults"]
+__all__ = ["columns", "insert_returning_id", "loaded", "split", "with_defaults"]
 
 
 _NEW_INSTANCE: dict[type[Any], Callable[[], Any]] = {}  # the class manager's, per model
@@ -92,3 +93,12 @@ def split(row: Row[Any] | Sequence[Any], *tables: Table) -> list[dict[str, Any]]
         parts.append(dict(zip(names, row[start : start + len(names)], strict=True)))
         start += len(names)
     return parts
+
+
+def insert_returning_id(table: Table) -> Fast:
+    """``INSERT`` of every column but ``id`` (each bound by its name and with its column's
+    type), ``RETURNING id``: for a row completed by :func:`with_defaults`, run as a
+    :class:`~csms.store.fast.Fast` statement (so that writes kept before it go in its round
+    trip)."""
+    values = {c.name: bindparam(c.name, type_=c.type) for c in table.columns if c.name != "id"}
+    return Fast(table.insert().values(values).returning(table.c.id))

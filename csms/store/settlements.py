@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.store.fast import Fast
 from csms.store.models import ChargerKey, SettlementInbox, Transaction
 from csms.store.models_orders import Order, SettlementRecord
-from csms.store.rows import columns, loaded, split, with_defaults
+from csms.store.rows import columns, insert_returning_id, loaded, split, with_defaults
 from csms.store.types import UtcDateTime
 from csms.store.writer import table_of
 
@@ -74,7 +74,7 @@ _RECORD_CHARGE = Fast(
         updated_at=bindparam("now", type_=UtcDateTime),
     )
 )
-_INSERT_RECORD: Insert = insert(RECORDS).returning(RECORDS.c.id)
+_INSERT_RECORD = insert_returning_id(RECORDS)
 _INBOX_NAMES = ("charger_id", "token", "token_sha256", "source", "received_at")
 _INSERT_INBOX = {
     dialect: Fast(
@@ -207,7 +207,7 @@ def insert_record(session: Session, *, values: Mapping[str, Any]) -> SettlementR
     loaded (outside the session). The unique (charger, txn) fails here as at a flush."""
     full = with_defaults(SettlementRecord, values)
     full.pop("id", None)
-    full["id"] = session.connection().execute(_INSERT_RECORD, full).scalar_one()
+    full["id"] = _INSERT_RECORD.scalar(session.connection(), full)
     return loaded(SettlementRecord, full)
 
 
