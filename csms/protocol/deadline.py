@@ -22,14 +22,15 @@ class CallDeadline:
     caller then uses ``asyncio.timeout``), the handling, :meth:`passed` when it raised
     CancelledError, and :meth:`stop` in any case."""
 
-    __slots__ = ("_at", "_expired", "_seconds", "_task", "_timer")
+    __slots__ = ("_at", "_cancelling", "_expired", "_seconds", "_task", "_timer")
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
         self._task: asyncio.Task[object] | None = None  # handling a CALL now
         self._at = 0.0  # when its deadline passes, on the loop's clock
         self._timer: asyncio.TimerHandle | None = None
-        self._expired = False
+        self._expired = False  # this deadline cancelled the task, not withdrawn yet
+        self._cancelling = 0  # the task's cancel requests when the CALL began
 
     def start(self) -> bool:
         """The current task starts handling a CALL; its deadline runs from now."""
@@ -40,13 +41,20 @@ class CallDeadline:
             return False
         loop = task.get_loop()
         self._task, self._at, self._expired = task, loop.time() + self._seconds, False
+        self._cancelling = task.cancelling()
         if self._timer is None:
             self._timer = loop.call_at(self._at, self._check)
         return True
 
     def stop(self) -> None:
-        """The CALL is handled (or failed); the timer stays for the next CALL."""
-        self._task = None
+        """The CALL is handled (or failed); the timer stays for the next CALL. A cancel of
+        this deadline that did not come out of the handler as a CancelledError (turned into
+        another error, or lost to a result that arrived in the same turn of the loop) is
+        withdrawn here, as ``asyncio.timeout`` does on exit: left counted on the task, it
+        would make the connection's next timeout look like someone else's cancel."""
+        if self._expired and self._task is not None:
+            self._task.uncancel()
+        self._task, self._expired = None, False
 
     def passed(self) -> bool:
         """Called with a CancelledError from the handling: whether it is this deadline's
@@ -55,7 +63,7 @@ class CallDeadline:
         if not self._expired or self._task is None:
             return False
         self._expired = False
-        return self._task.uncancel() == 0
+        return self._task.uncancel() <= self._cancelling
 
     def cancel(self) -> None:
         """The connection is gone: no timer left behind."""

@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
@@ -113,3 +114,61 @@ async def test_one_timer_serves_a_connection_s_calls() -> None:
         loop.call_at = call_at  # type: ignore[method-assign]
     assert len(transport.sent) == 50
     assert len(made) == 1
+
+
+class Interrupted(CsmsChargePoint):
+    """A Heartbeat whose deadline's CancelledError does not come out of the handler as such:
+    turned into another error, answered anyway, or lost by Python 3.11's ``asyncio.wait_for``
+    to a result that arrived in the same turn of the loop (it then drops the cancel)."""
+
+    _ocpp_version = "1.6"
+
+    def __init__(self, transport: FakeTransport, how: str) -> None:
+        super().__init__(
+            "CP1",
+            transport,
+            response_timeout_s=1,
+            max_frame_bytes=65536,
+            handler_deadline_s=DEADLINE_S,
+        )
+        self.how = how
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self) -> call_result.Heartbeat:
+        now = "2026-01-01T00:00:00Z"
+        if self.how == "wait_for":  # the answer and the deadline in one loop iteration
+            loop = asyncio.get_running_loop()
+            answer: asyncio.Future[str] = loop.create_future()
+            at = loop.time() + DEADLINE_S
+            loop.call_at(at - 0.006, time.sleep, 0.01)  # the loop stalls a moment (load, GC)
+            loop.call_at(at - 0.005, answer.set_result, now)
+            return call_result.Heartbeat(current_time=await asyncio.wait_for(answer, 10))
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if self.how == "converted":
+                raise RuntimeError("interrupted") from None
+            return call_result.Heartbeat(current_time=now)  # "swallowed": answers anyway
+        raise AssertionError
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, **kw: Any) -> call_result.DataTransfer:
+        await asyncio.Event().wait()  # stalls: its deadline passes
+        return call_result.DataTransfer(status="Accepted")
+
+
+@pytest.mark.parametrize("how", ["converted", "swallowed", "wait_for"])
+async def test_after_a_cancel_that_did_not_come_out_the_next_timeout_is_answered(
+    how: str,
+) -> None:
+    transport = FakeTransport()
+    cp = Interrupted(transport, how)
+    task = asyncio.current_task()
+    assert task is not None
+    await cp.route_message('[2,"a","Heartbeat",{}]')
+    assert transport.sent[0][1] == "a"  # answered (a result, or an InternalError)
+    assert task.cancelling() == 0, "the deadline's cancel is still counted on the task"
+    # the next CALL that stalls: as with asyncio.timeout, a CALLERROR, not a CancelledError
+    # leaving route_message (in read_frames: the reader ends, the charger is disconnected)
+    await cp.route_message('[2,"b","DataTransfer",{"vendorId":"x"}]')
+    assert transport.sent[1] == [4, "b", "InternalError", TIMED_OUT, {}]
