@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 from typing import Any
 
 LOG = logging.getLogger("csms.heap")
@@ -60,15 +61,31 @@ def limit_arenas(count: int) -> bool:
 
 
 def _limited_by_environment() -> bool:
-    """Whether the environment gave glibc an arena limit it takes (a positive number: glibc
-    ignores 0 and anything that is not a number, and then there is no limit at all)."""
+    """Whether the environment gave glibc an arena limit it takes (see :func:`_glibc_number`:
+    0, or no number at all, is ignored by glibc, which then sets no limit)."""
     tunables = os.environ.get("GLIBC_TUNABLES", "")  # name=value pairs separated by colons
     values = [os.environ.get("MALLOC_ARENA_MAX", "")] + [
         pair.partition("=")[2]
         for pair in tunables.split(":")
         if pair.startswith("glibc.malloc.arena_max=")
     ]
-    return any(value.strip().isdigit() and int(value) > 0 for value in values)
+    return any((_glibc_number(value) or 0) > 0 for value in values)
+
+
+_GLIBC_NUMBER = re.compile(r"[ \t\n\v\f\r]*\+?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", re.ASCII)
+
+
+def _glibc_number(value: str) -> int | None:
+    """The number glibc reads from a tunable's text, as its ``strtoul`` with base 0 does:
+    leading blanks, a plus sign, ``0x`` for hex and ``0`` for octal, up to the first character
+    that is not a digit ("3k" is 3); None where no number starts."""
+    found = _GLIBC_NUMBER.match(value)
+    if found is None:
+        return None
+    digits = found.group(1)
+    if digits[:2] in ("0x", "0X"):
+        return int(digits[2:], 16)
+    return int(digits, 8) if digits.startswith("0") else int(digits)
 
 
 def trim() -> None:

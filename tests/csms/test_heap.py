@@ -110,3 +110,21 @@ def test_qrcharge_csms_sets_the_configured_limit(
     assert csms_cli.run(args) == 2
     assert "needs PostgreSQL" in capsys.readouterr().err
     assert asked == [3]
+
+
+@pytest.mark.parametrize("value", ["0x3", "3k", "+3"])
+def test_a_limit_glibc_takes_stands_as_glibc_reads_it(value: str) -> None:
+    """glibc reads the number as strtoul does (a sign, 0x, digits up to the first other)."""
+    assert _arenas(0, MALLOC_ARENA_MAX=value) == ("False", 3)  # glibc alone: 3 arenas
+    assert _arenas(2, MALLOC_ARENA_MAX=value) == ("False", 3)  # the operator's choice stands
+
+
+def test_digits_glibc_does_not_read_are_no_limit() -> None:
+    """Only ASCII digits are a number to glibc."""
+    assert _arenas(2, MALLOC_ARENA_MAX="\u0663") == ("True", 2)  # ARABIC-INDIC DIGIT THREE
+
+
+def test_a_superscript_digit_does_not_crash_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "\u00b2")  # "²".isdigit() is True; int("²") raises
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert heap.limit_arenas(2) in (True, False)
