@@ -118,7 +118,11 @@ def test_an_order_whose_answer_was_lost_is_found_again_by_the_repeat(
     page.click("#order-button")
     page.wait_for_selector("#notice >> text=No connection to the server")
     assert placed[0].status == 201
-    page.click("#order-button")  # the driver taps again
+    page.reload()  # the driver reloads the page, asks for the same again and taps
+    page.wait_for_selector("#tariff >> text=Your prices")
+    page.click("#kind-energy")
+    page.fill("#request-value", "1")
+    page.click("#order-button")
     page.wait_for_selector("#start-qr[src]")
     order_id = page.url.rsplit("/", 1)[-1]
     assert order_id == placed[0].json()["id"]

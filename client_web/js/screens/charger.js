@@ -8,6 +8,38 @@ import { has, t } from "../i18n.js";
 import { describeTariff, estimate, exponent, formatAmount, normalizeTariff, parseAmount } from "../money.js";
 import { keep } from "../offline.js";
 
+// The Idempotency-Key of the order being asked for, kept in the tab's session storage: a
+// driver who taps again after an answer was lost (a network error, the CSMS busy), also after
+// reloading the page, sends the same request with the same key and gets the order placed the
+// first time; a changed request is a new order with a key of its own.
+const ORDER_KEY = "qrcharge.order-attempt";
+
+function orderKey(body) {
+  const asked = JSON.stringify(body);
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(ORDER_KEY) || "null");
+  } catch {
+    saved = null;
+  }
+  if (saved && saved.asked === asked && typeof saved.key === "string") return saved.key;
+  const key = api.newKey();
+  try {
+    sessionStorage.setItem(ORDER_KEY, JSON.stringify({ asked, key }));
+  } catch {
+    /* storage refused (private mode): the key holds for this request only */
+  }
+  return key;
+}
+
+function forgetOrderKey() {
+  try {
+    sessionStorage.removeItem(ORDER_KEY);
+  } catch {
+    /* nothing kept */
+  }
+}
+
 const KINDS = ["energy", "amount", "duration", "full"];
 const DEFAULTS = { energy: "10", amount: "20", duration: "60", full: "" };
 const STARTABLE = new Set(["Available", "Preparing", "Occupied", "SuspendedEV", "Finishing"]);
@@ -163,10 +195,6 @@ export async function show(main, route, app) {
   value.addEventListener("input", refresh);
 
   const canStart = STARTABLE.has(status) || online === false;
-  // the key of the order being asked for: a driver who taps again after an answer was lost
-  // (a network error, the CSMS busy) sends the same request with the same key, and gets the
-  // order placed the first time; a changed request is a new order with a key of its own
-  let attempt = null;
 
   async function onSubmit(event) {
     event.preventDefault();
@@ -186,15 +214,13 @@ export async function show(main, route, app) {
     orderButton.disabled = true;
     notify(null);
     const body = { charger_id: id, ...(evseId ? { evse_id: evseId } : {}), ...request };
-    const asked = JSON.stringify(body);
-    if (!attempt || attempt.asked !== asked) attempt = { asked, key: api.newKey() };
     try {
-      const order = await api.createOrder(body, attempt.key);
-      attempt = null;
+      const order = await api.createOrder(body, orderKey(body));
+      forgetOrderKey();
       await keep.saveOrder(order).catch(() => {}); // kept on the phone: shown offline later
       app.navigate("order", order.id);
     } catch (err) {
-      if (err.status > 0 && err.status < 500) attempt = null; // answered: a retry is a new order
+      if (err.status > 0 && err.status < 500) forgetOrderKey(); // answered: a retry is a new order
       notify(explain(err));
       if (err.code === "insufficient_funds") {
         holdLine.append(" ", h("a", { href: "#/wallet", id: "top-up-link" }, t("wallet.top_up_now")));
