@@ -181,6 +181,17 @@ class Api:
         self.http = httpx.Client(base_url=demo.base_url, timeout=20.0)
         self.admin = {"Authorization": f"Bearer {demo.admin_key}"}
 
+    def new_charger(self, prefix: str = "E2E-O") -> str:
+        """A fresh charger (unique id) with one EVSE, registered through the operator API."""
+        charger_id = f"{prefix}-{uuid.uuid4().hex[:6].upper()}"
+        made = self.http.post(
+            "/api/v1/admin/chargers",
+            json={"id": charger_id, "password": "e2e-charger-pass", "evses": 1},
+            headers=self.admin,
+        )
+        assert made.status_code == 201, made.text
+        return charger_id
+
     def new_driver(self, *, top_up: int = 0, fixed_fee: int | None = 20_000) -> dict[str, Any]:
         """A fresh driver (unique email), with a personal billing model (2.00 CNY per session,
         1.00/kWh) so even a short session costs a visible amount."""

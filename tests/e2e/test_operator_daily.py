@@ -35,17 +35,6 @@ def sign_in(
     return page
 
 
-def new_charger(api: Api) -> str:
-    charger_id = f"E2E-O-{uuid.uuid4().hex[:6].upper()}"
-    made = api.http.post(
-        "/api/v1/admin/chargers",
-        json={"id": charger_id, "password": "e2e-charger-pass", "evses": 1},
-        headers=api.admin,
-    )
-    assert made.status_code == 201, made.text
-    return charger_id
-
-
 def orders_of(api: Api, driver: dict[str, Any], charger_id: str, n: int) -> list[str]:
     ids = []
     for _ in range(n):
@@ -68,7 +57,7 @@ def rows(page: Page) -> list[str]:
 def test_orders_by_flag_older_pages_an_id_and_the_tariff_that_applies(
     demo: Demo, api: Api, launch: Callable[..., Browser]
 ) -> None:
-    charger_id = new_charger(api)
+    charger_id = api.new_charger()
     driver = api.new_driver(top_up=10_000)
     ids = orders_of(api, driver, charger_id, ORDERS)
     cancelled = api.http.post(f"/api/v1/admin/orders/{ids[0]}/cancel", headers=api.admin)

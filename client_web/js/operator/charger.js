@@ -29,7 +29,7 @@ function statusBlock(c) {
     h("dt", {}, t("charger.settlement_kid")), h("dd", {}, c.settlement_kid || "—"));
 }
 
-function settingsForm(c, reload) {
+function settingsForm(c, reload, deleted) {
   const path = `/api/v1/admin/chargers/${enc(c.id)}`;
   const form = actionForm({ id: "edit-charger" }, [
     field(t("charger.location"), { name: "location", value: c.location || "", maxlength: 200 }),
@@ -54,6 +54,7 @@ function settingsForm(c, reload) {
     c.registration !== "Rejected" ? action(t("charger.reject"), registration("Rejected"), { area: "chargers", id: "reject-charger" }) : null,
     action(t("charger.delete"), async () => {
       await call("DELETE", path);
+      deleted();
       notify(t("charger.deleted", { id: c.id }), "ok");
       location.hash = "#/chargers";
     }, { area: "chargers", kind: "danger", id: "delete-charger", confirmText: t("charger.delete_confirm", { id: c.id }) })));
@@ -182,18 +183,29 @@ export function chargerView(root, chargerId) {
     pending = setTimeout(() => refresh().catch(() => {}), 500);
   }
 
+  // what an action on the page reads again after it (a registration set, a key pushed...);
+  // a read that fails once the page was left (the charger deleted meanwhile: 404) is
+  // dropped, else the action would put its error over the notice of the page shown now
+  async function reload() {
+    try {
+      await loadAll();
+    } catch (err) {
+      if (!left) throw err;
+    }
+  }
+
   async function loadAll() {
     charger = await call("GET", `/api/v1/admin/chargers/${enc(chargerId)}`);
     replace(status, statusBlock(charger));
-    replace(settings, settingsForm(charger, loadAll));
+    replace(settings, settingsForm(charger, reload, leave));
     replace(commands, can("commands")
       ? [charger.ocpp_version ? null : h("p", { class: "hint" }, t("charger.version_unknown")),
         commandsPanel(charger, { onAnswer: later })]
       : h("p", { class: "hint" }, t("common.read_only")));
     await loadLists();
     replace(device, await deviceModelBody(charger));
-    replace(keys, await keysBody(charger, loadAll));
-    replace(presence, await presenceBody(charger, loadAll));
+    replace(keys, await keysBody(charger, reload));
+    replace(presence, await presenceBody(charger, reload));
     replace(log, await messagesBody(chargerId));
     replace(sessions, await transactionsBody(charger, loadSessions));
     replace(tariff, h("p", { class: "hint" }, t("tariff.charger_hint")), await appliesBody(chargerId));

@@ -18,8 +18,8 @@ DEADLINE_S = 0.1
 TIMED_OUT = "the CSMS did not finish in time"
 
 
-class Slow(CsmsChargePoint):
-    """Heartbeats take ``self.delay_s``; a DataTransfer stalls until released."""
+class Quick(CsmsChargePoint):
+    """A 1.6 connection whose CALLs have DEADLINE_S."""
 
     _ocpp_version = "1.6"
 
@@ -31,6 +31,13 @@ class Slow(CsmsChargePoint):
             max_frame_bytes=65536,
             handler_deadline_s=DEADLINE_S,
         )
+
+
+class Slow(Quick):
+    """Heartbeats take ``self.delay_s``; a DataTransfer stalls until released."""
+
+    def __init__(self, transport: FakeTransport) -> None:
+        super().__init__(transport)
         self.delay_s = 0.0
         self.released = asyncio.Event()
 
@@ -116,21 +123,13 @@ async def test_one_timer_serves_a_connection_s_calls() -> None:
     assert len(made) == 1
 
 
-class Interrupted(CsmsChargePoint):
+class Interrupted(Quick):
     """A Heartbeat whose deadline's CancelledError does not come out of the handler as such:
     turned into another error, answered anyway, or lost by Python 3.11's ``asyncio.wait_for``
     to a result that arrived in the same turn of the loop (it then drops the cancel)."""
 
-    _ocpp_version = "1.6"
-
     def __init__(self, transport: FakeTransport, how: str) -> None:
-        super().__init__(
-            "CP1",
-            transport,
-            response_timeout_s=1,
-            max_frame_bytes=65536,
-            handler_deadline_s=DEADLINE_S,
-        )
+        super().__init__(transport)
         self.how = how
 
     @on(Action.heartbeat)
