@@ -1,13 +1,14 @@
 """The deadline of the CALL a connection is handling, on one timer that is moved along.
 
 Every incoming CALL is answered within a deadline (:data:`csms.protocol.base.HANDLER_DEADLINE_S`).
-``asyncio.timeout`` per CALL makes a timer per CALL and cancels it a few milliseconds later:
-at thousands of CALLs a second that was ~4 % of the event loop's time. A connection handles its
-CALLs one after the other, so one timer per connection serves them all: it is armed for the
-deadline of the CALL being handled when there is none, and when it fires it either finds that
-CALL's deadline passed (the handling task is cancelled, as ``asyncio.timeout`` does it) or
-re-arms itself for the deadline of the CALL handled now, which is later. A timer fires at most
-once per deadline period per connection, and never after the deadline of the CALL it guards.
+``asyncio.timeout`` per CALL makes a timer per CALL and cancels it a few milliseconds later, a
+noticeable share of the event loop's work at thousands of CALLs a second (figures in
+docs/benchmarks.md). A connection handles its CALLs one after the other, so one timer per
+connection serves them all: it is armed for the deadline of the CALL being handled when there
+is none, and when it fires it either finds that CALL's deadline passed (the handling task is
+cancelled, as ``asyncio.timeout`` does it) or re-arms itself for the deadline of the CALL
+handled now, which is later. A timer fires at most once per deadline period per connection,
+and never after the deadline of the CALL it guards.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ async def test_a_cancellation_from_outside_goes_on_and_is_not_answered() -> None
 
 
 async def test_one_timer_serves_a_connection_s_calls() -> None:
-    """asyncio.timeout made a timer per CALL (and cancelled it): ~4 % of the event loop."""
+    """asyncio.timeout made a timer per CALL (and cancelled it)."""
     transport = FakeTransport()
     cp = Slow(transport)
     loop = asyncio.get_running_loop()
