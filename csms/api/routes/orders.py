@@ -105,7 +105,18 @@ def _user_id(user: CurrentUser) -> int:
         409,
         models={402: FundsProblem},
         notes={409: "the Idempotency-Key placed an order for another request"},
-    ),
+    )
+    | {
+        201: {
+            "headers": {
+                REPLAYED: {
+                    "description": "`true` when the Idempotency-Key found the order an "
+                    "earlier request placed (nothing was placed now)",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            }
+        }
+    },
 )
 async def post_order(
     body: OrderCreate,

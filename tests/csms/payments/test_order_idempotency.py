@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session
 
+from csms.app import create_app
 from csms.store import orders as store_orders
 from csms.store.models_orders import Order
 
-from ..conftest import SQLITE_ONLY, MoneyApi
+from ..conftest import SQLITE_ONLY, MoneyApi, make_settings
 
 ORDERS = "/api/v1/orders"
 ORDER = {"charger_id": "CP1", "evse_id": 1, "amount": 3000}
@@ -200,3 +202,13 @@ async def test_a_malformed_key_is_refused(api: MoneyApi, key: str | bytes) -> No
     longest = await _post(api, alice, "k" * 100)
     spaced = await _post(api, alice, "tap 1 of 2", {**ORDER, "amount": 1000})
     assert longest.status_code == spaced.status_code == 201
+
+
+def test_the_api_description_names_the_replay_header_and_the_key(tmp_path: Path) -> None:
+    """A client generated from /openapi.json learns of the key and of a replayed answer."""
+    operation = create_app(make_settings(tmp_path)).openapi()["paths"][ORDERS]["post"]
+    headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+    assert "idempotency-key" in [h.lower() for h in headers]
+    created = operation["responses"]["201"]
+    assert created["headers"]["Idempotent-Replayed"]["schema"]["enum"] == ["true"]
+    assert "409" in operation["responses"]
