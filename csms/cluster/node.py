@@ -157,7 +157,8 @@ class ClusterNode:
             LOG.warning("cluster: Redis unreachable at start (%s): this node alone for now", exc)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), timeout=5.0)
+            async with asyncio.timeout(5.0):  # not wait_for: it may swallow a cancel (3.11)
+                await self._listening.wait()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -257,8 +258,9 @@ class ClusterNode:
             )
             if listeners == 0:  # the node is gone; its claim will expire
                 raise NotConnected(f"charger {message.get('charger')!r} is not connected")
-            try:
-                answer = await asyncio.wait_for(waiting, self.call_timeout_s + REPLY_MARGIN_S)
+            try:  # not wait_for: an answer and a cancel in one turn, it kept the answer (3.11)
+                async with asyncio.timeout(self.call_timeout_s + REPLY_MARGIN_S):
+                    answer = await waiting
             except TimeoutError as exc:
                 raise CommandTimeout(f"node {node} did not answer in time") from exc
         finally:

@@ -41,7 +41,8 @@ async def readyz(ctx: CtxDep) -> JSONResponse:
     """Readiness: database reachable and migrated, signing key loaded, store not backed up."""
     checks: dict[str, Any] = {}
     try:
-        revision = await asyncio.wait_for(ctx.db.reader.run(schema_revision), READY_DB_TIMEOUT_S)
+        async with asyncio.timeout(READY_DB_TIMEOUT_S):  # not wait_for (3.11: keeps a cancel)
+            revision = await ctx.db.reader.run(schema_revision)
     except Exception as exc:  # any failure to answer is "not ready", named, never a 500
         checks["database"] = f"unreachable: {type(exc).__name__}"
     else:
