@@ -22,6 +22,7 @@ from csms.drivers.passwords import hash_async
 from csms.payments import ledger, top_ups
 from csms.payments.errors import InvalidAmount
 from csms.payments.ledger import wallet_account
+from csms.payments.orders import check_key
 from csms.ports import PaymentProvider
 from csms.store import drivers as store
 from csms.store.models_money import EMAIL_MAX, User
@@ -264,6 +265,8 @@ async def top_up(
     it ended."""
     if body.amount > ctx.settings.max_top_up_amount:
         raise InvalidAmount(f"a top-up may be at most {ctx.settings.max_top_up_amount}")
+    if idempotency_key is not None:  # an empty key was taken as none: a retry added it twice
+        check_key(idempotency_key)
     uid = _id(user)
     key = f"top-up:{uid}:{idempotency_key or uuid.uuid4().hex}"
     await session.commit()  # no transaction stays open while the provider is called

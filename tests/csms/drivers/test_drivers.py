@@ -145,6 +145,22 @@ async def test_top_ups_are_idempotent_by_header(api: MoneyApi) -> None:
 
 
 @SQLITE_ONLY
+async def test_a_malformed_top_up_key_is_refused_not_taken_as_none(api: MoneyApi) -> None:
+    """An empty key was a new key each time: the retry it was sent for added the money twice.
+    The same rule as an order's key: 1 to 100 printable ASCII characters, else 422."""
+    _, auth = await api.driver("gus@example.org")
+    for key in ("", "tab\there"):
+        r = await api.http.post(
+            "/api/v1/me/wallet/top-ups",
+            json={"amount": 100},
+            headers=auth | {"Idempotency-Key": key},
+        )
+        assert r.status_code == 422 and r.json()["code"] == "invalid_key", (key, r.text)
+    me = (await api.http.get("/api/v1/me", headers=auth)).json()
+    assert me["balance"] == 0
+
+
+@SQLITE_ONLY
 async def test_top_up_refusals(api: MoneyApi) -> None:
     _, auth = await api.driver("finn@example.org")
     too_much = api.settings.max_top_up_amount + 1
