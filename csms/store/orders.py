@@ -51,8 +51,10 @@ _CHARGER_CHECK = Fast(
 _INSERT_ORDER: Insert = insert(ORDERS)
 _ORDER_BY_ID = Fast(select(ORDERS).where(ORDERS.c.id == bindparam("order_id")))
 _ORDER_NAMES = tuple(ORDERS.columns.keys())
-_ORDER_BY_KEY = select(ORDERS).where(
-    ORDERS.c.user_id == bindparam("user_id"), ORDERS.c.idempotency_key == bindparam("key")
+_ORDER_BY_KEY = Fast(
+    select(ORDERS).where(
+        ORDERS.c.user_id == bindparam("user_id"), ORDERS.c.idempotency_key == bindparam("key")
+    )
 )
 _FLAGGED = Fast(select(FLAGS.c.id).where(FLAGS.c.order_id == bindparam("order_id")).limit(1))
 _FLAG_OF_ORDER = select(FLAGS.c.id).where(
@@ -129,16 +131,18 @@ def insert_order(session: Session, *, values: Mapping[str, Any]) -> Order:
 
 def order_row(session: Session, *, order_id: str) -> Order | None:
     """The order as stored now, loaded outside the session."""
-    row = _ORDER_BY_ID.first(session.connection(), {"order_id": order_id})
-    return None if row is None else loaded(Order, dict(zip(_ORDER_NAMES, row, strict=True)))
+    return _loaded_order(_ORDER_BY_ID.first(session.connection(), {"order_id": order_id}))
 
 
 def order_of_key(session: Session, *, user_id: int, key: str) -> Order | None:
     """The driver's order placed with the Idempotency-Key ``key`` (at most one: the unique
     index on ``(user_id, idempotency_key)``), loaded outside the session."""
     params = {"user_id": user_id, "key": key}
-    row = session.connection().execute(_ORDER_BY_KEY, params).first()
-    return None if row is None else loaded(Order, row._asdict())
+    return _loaded_order(_ORDER_BY_KEY.first(session.connection(), params))
+
+
+def _loaded_order(row: tuple[Any, ...] | None) -> Order | None:
+    return None if row is None else loaded(Order, dict(zip(_ORDER_NAMES, row, strict=True)))
 
 
 def start_created(
