@@ -29,6 +29,12 @@ transaction (which is then rolled back, as for any error). Any other statement o
 connection (through SQLAlchemy too) sends the kept writes first; a rollback drops them.
 On SQLite (no round trips) and any other driver, :meth:`Fast.later` runs at once.
 
+A kept write can carry a *check* of its row count (a conditional update that must have
+matched): it is called once the write's result is back, at the next round trip, and raises
+there, failing the unit, which is then rolled back as for any error. A commit sends kept
+writes with a check in a round trip of their own before the COMMIT, never with it: the COMMIT
+must not go out before the check passed.
+
 *Reads ahead* (:meth:`Fast.ahead`, same engines). A unit that knows it will read a row a
 little later (after another read whose answer it needs first) queues that read with the
 connection's next round trip; the later :meth:`Fast.first` / :meth:`Fast.all` of the same
@@ -36,6 +42,10 @@ statement and parameters takes the rows already received instead of waiting for 
 trip of its own. Any write on the connection (kept or not, through SQLAlchemy too), a commit
 or a rollback forgets every read queued ahead, so a read ahead is only ever served where
 nothing was written since it was sent: the rows are those a read at that moment would give.
+
+*Reads at the commit* (:meth:`Fast.at_commit`): a unit's last read whose answer is needed
+only by the caller (whether the order is flagged, for the driver's answer) is kept like a
+write and goes with the COMMIT; its rows are handed out once the transaction committed.
 """
 
 from __future__ import annotations
@@ -69,8 +79,28 @@ class _Ahead:
         self.cursor: Any = None
         self.rows: list[Any] | None = None
 
+    def received(self) -> None:
+        self.rows = self.cursor.fetchall()
+        self.cursor.close()
 
-Kept = list[tuple[str, Any] | tuple[str, Any, _Ahead]]
+
+class _Checked:
+    """A kept write whose row count is checked: its own cursor once sent, and the check,
+    called with the row count once received (it raises to fail the unit)."""
+
+    __slots__ = ("check", "count", "cursor")
+
+    def __init__(self, check: Callable[[int], None]) -> None:
+        self.check = check
+        self.cursor: Any = None
+        self.count = -1
+
+    def received(self) -> None:
+        self.count = self.cursor.rowcount
+        self.cursor.close()
+
+
+Kept = list[tuple[str, Any] | tuple[str, Any, _Ahead | _Checked]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +144,20 @@ class Fast:
         count: int = self._run(conn, params, fetch=False)
         return count
 
-    def later(self, conn: Connection, params: Params) -> None:
-        """Runs a statement without rows whose row count the caller does not need: sent with
-        the connection's next statement or its commit where the engine pipelines writes (see
-        the module's docstring), else at once."""
+    def later(
+        self, conn: Connection, params: Params, *, check: Callable[[int], None] | None = None
+    ) -> None:
+        """Runs a statement without rows: sent with the connection's next statement or its
+        commit where the engine pipelines writes (see the module's docstring), else at once.
+
+        ``check`` is called with its row count once it was sent (and may raise, which fails
+        the caller's unit there, at its next round trip): a conditional update that must
+        have matched. A commit sends kept writes with a check in a round trip of their own
+        first, so that a failing check is raised before the COMMIT goes out."""
         if conn.engine not in _PIPELINED:
-            self._run(conn, params, fetch=False)
+            count = self._run(conn, params, fetch=False)
+            if check is not None:
+                check(count)
             return
         plan = self._plan_for(conn.dialect)
         args = _arguments(plan, params)
@@ -130,7 +168,7 @@ class Fast:
         kept: Kept | None = info.get(_LATER)
         if kept is None:
             kept = info[_LATER] = []
-        kept.append((plan.sql, args))
+        kept.append((plan.sql, args) if check is None else (plan.sql, args, _Checked(check)))
 
     def ahead(self, conn: Connection, params: Params) -> None:
         """Queues this read with the connection's next round trip where the engine pipelines
@@ -153,6 +191,32 @@ class Fast:
         if kept is None:
             kept = info[_LATER] = []
         kept.append((plan.sql, args, slot))
+
+    def at_commit(self, conn: Connection, params: Params) -> Callable[[], list[tuple[Any, ...]]]:
+        """This read as the transaction's last statement: sent with its COMMIT where the
+        engine pipelines writes (no round trip of its own; it sees everything the
+        transaction wrote, so nothing may be written after it), elsewhere read now. Returns
+        how to get its rows once the transaction committed."""
+        if conn.engine not in _PIPELINED:
+            now = self.all(conn, params)
+            return lambda: now
+        plan = self._plan_for(conn.dialect)
+        args = _arguments(plan, params)
+        if not conn.in_transaction():
+            conn.begin()
+        info = conn.connection.info
+        slot = _Ahead()
+        kept: Kept | None = info.get(_LATER)
+        if kept is None:
+            kept = info[_LATER] = []
+        kept.append((plan.sql, args, slot))
+
+        def rows() -> list[tuple[Any, ...]]:
+            if slot.rows is None:
+                raise RuntimeError("read before its transaction was committed")
+            return self._converted(plan, slot.rows)
+
+        return rows
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -273,28 +337,30 @@ def _send(conn: Connection, statements: Kept) -> None:
     events = conn.dispatch
     driver = conn.connection.driver_connection
     sent: list[tuple[str, Any]] = []
-    slots: list[_Ahead] = []
+    slots: list[_Ahead | _Checked] = []
     try:
         with driver.pipeline():  # type: ignore[union-attr]
             for sql, args, *slot in statements:
                 for listener in events.before_cursor_execute:
                     sql, args = listener(conn, cursor, sql, args, None, False)
-                if slot:  # a read ahead: a cursor of its own keeps its rows
+                if slot:  # a read ahead or a checked write: a cursor of its own keeps its result
                     slot[0].cursor = driver.cursor()  # type: ignore[union-attr]
                     slot[0].cursor.execute(sql, args)
                     slots.append(slot[0])
                 else:
                     cursor.execute(sql, args)
                 sent.append((sql, args))
-        for ahead in slots:
-            ahead.rows = ahead.cursor.fetchall()
-            ahead.cursor.close()
+        for each in slots:
+            each.received()
     except dialect.loaded_dbapi.Error as exc:
         sql, args = sent[-1] if sent else statements[0][:2]
         raise _wrapped(conn, dialect, cursor, sql, args, exc) from exc
     if events.after_cursor_execute:
         for sql, args in sent:
             events.after_cursor_execute(conn, cursor, sql, args, None, False)
+    for each in slots:  # every result taken first: a check that raises leaves none unread
+        if isinstance(each, _Checked):
+            each.check(each.count)
 
 
 def pipelined(conn: Connection) -> bool:
@@ -354,6 +420,9 @@ def _before_commit(conn: Connection) -> None:
     if kept:
         info[_LATER] = []
         try:
+            if any(len(item) == 3 and isinstance(item[2], _Checked) for item in kept):
+                _send(conn, kept)  # the checks pass before the COMMIT is sent
+                kept = []
             _send(conn, [*kept, ("COMMIT", None)])
         except Exception:
             # SQLAlchemy takes a failed commit for the transaction's end and rolls nothing

@@ -48,6 +48,17 @@ class Conflict(StoreError):
     """A conditional update matched no row: someone else changed it first; run again."""
 
 
+def matched_one(what: str) -> Callable[[int], None]:
+    """The row-count check of a kept conditional update (``Fast.later``'s ``check``):
+    :class:`Conflict` ``what`` unless it matched one row."""
+
+    def check(count: int) -> None:
+        if count != 1:
+            raise Conflict(what)
+
+    return check
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError | Conflict):
         return True

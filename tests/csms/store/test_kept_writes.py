@@ -3,7 +3,7 @@ built on them: the same rows on both databases as the step-by-step statements th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from csms.store.db import Database, migrate
 from csms.store.fast import Fast, pipelined
 from csms.store.models import Evse, IdTag
 from csms.store.transactions import TxnRow
+from csms.store.units_of_work import Conflict, matched_one
 from csms.store.writer import CHARGERS, Batch, table_of
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -359,3 +360,60 @@ async def test_a_read_ahead_never_used_is_forgotten_at_the_commit(db: Database) 
     async with db.engine.begin() as conn:  # another connection changes the row
         await conn.execute(update(CHARGERS).where(CHARGERS.c.id == "K1").values(status="Faulted"))
     assert await db.worker.run(lambda conn: _STATUS_OF.scalar(conn, {"cid": "K1"})) == "Faulted"
+
+
+async def test_a_checked_write_fails_its_unit_at_the_next_round_trip(db: Database) -> None:
+    """A kept conditional update that matched no row fails the unit where its row count
+    comes back: the next statement on PostgreSQL, at once where writes are not kept."""
+    reached: list[str] = []
+
+    def unit(conn: Connection) -> object:
+        _STATUS.later(conn, {"cid": "K1", "status": "Faulted"}, check=matched_one("K1 gone"))
+        _STATUS.later(conn, {"cid": "K9", "status": "Faulted"}, check=matched_one("no K9"))
+        reached.append("kept")
+        return _STATUS_OF.scalar(conn, {"cid": "K1"})
+
+    with pytest.raises(Conflict, match="no K9"):
+        await db.worker.run(unit)
+    assert reached == (["kept"] if _is_postgresql(db) else [])
+    assert await db.worker.run(lambda conn: _STATUS_OF.scalar(conn, {"cid": "K1"})) is None
+
+
+async def test_a_checked_write_left_for_the_commit_is_checked_before_it(db: Database) -> None:
+    """Sent with the COMMIT in one pipeline, a failing check would be found only after the
+    transaction was committed: a kept write with a check goes first, on its own."""
+    with statements() as seen:
+
+        def unit(conn: Connection) -> None:
+            _STATUS.later(conn, {"cid": "K1", "status": "Faulted"})
+            _STATUS.later(conn, {"cid": "K9", "status": "Faulted"}, check=matched_one("no K9"))
+
+        with pytest.raises(Conflict, match="no K9"):
+            await db.worker.run(unit)
+    assert "COMMIT" not in seen
+    assert await db.worker.run(lambda conn: _STATUS_OF.scalar(conn, {"cid": "K1"})) is None
+
+    def matching(conn: Connection) -> None:  # a check that passes: committed as before
+        _STATUS.later(conn, {"cid": "K2", "status": "Reserved"}, check=matched_one("no K2"))
+
+    await db.worker.run(matching)
+    assert await db.worker.run(lambda conn: _STATUS_OF.scalar(conn, {"cid": "K2"})) == "Reserved"
+
+
+async def test_a_read_at_the_commit_sees_the_units_writes(db: Database) -> None:
+    """``Fast.at_commit``: on PostgreSQL the read goes out with the kept writes and the COMMIT
+    (no round trip of its own) and its rows are there once committed."""
+    with statements() as seen:
+
+        def unit(conn: Connection) -> Callable[[], list[tuple[Any, ...]]]:
+            _STATUS.later(conn, {"cid": "K1", "status": "Faulted"})
+            rows = _STATUS_OF.at_commit(conn, {"cid": "K1"})
+            if _is_postgresql(db):
+                with pytest.raises(RuntimeError, match="before its transaction was committed"):
+                    rows()
+            return rows
+
+        rows = await db.worker.run(unit)
+    assert rows() == [("Faulted",)]
+    ours = [s for s in seen if s in ("UPDATE", "SELECT", "COMMIT")]
+    assert ours == ["UPDATE", "SELECT"] + (["COMMIT"] if _is_postgresql(db) else [])
