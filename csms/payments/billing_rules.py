@@ -80,12 +80,11 @@ def _set_order_state(
         )  # fmt: skip
     if new.value == order.status and not values:
         return
-    stepped = store_orders.step_order(
+    # a kept write: the order changed since the read fails the unit at its next round trip
+    store_orders.step_order_checked(
         session, order_id=order.id, old_status=order.status, new_status=new.value, now=now,
         values=values,
     )  # fmt: skip
-    if not stepped:
-        raise Conflict(f"order {order.id} changed under us")
     stored(order, status=new.value, updated_at=now, **values)
 
 
@@ -144,9 +143,10 @@ def bill(
             "method": "debt" if released else "hold",
             "created_at": now,
         }
-        payment = store_payments.insert_payment(session, values=values)  # unique: a copy retries
         start = {} if started_at is None else {"started_at": order.started_at or started_at}
+        # the order's step first: it is a kept write that goes in the payment's round trip
         _set_order_state(session, order, OrderEvent.SETTLE, now, settled_at=now, **start)
+        payment = store_payments.insert_payment(session, values=values)  # unique: a copy retries
         if released:
             store_orders.add_flag(
                 session, order_id=order.id, kind="settled_after_release",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from sqlmodel import Session
@@ -157,44 +158,66 @@ def post_all(session: Session, transfers: Sequence[Transfer]) -> list[int]:
     """Writes balanced transfers and all their entries in two round trips (the transfers with
     ``RETURNING``, then every entry), each an executemany of one cached statement; returns the
     ids in the given order."""
-    for transfer in transfers:
-        legs = transfer.legs
-        if sum(leg.amount for leg in legs) != 0 or len(legs) < 2:
-            raise InvalidAmount("a transfer needs two or more legs that sum to zero")
+    _check_balanced(transfers)
     if not transfers:
         return []
     now = utcnow()
     ids = store_ledger.insert_transfers(
-        session,
-        transfers=[
-            {
-                "idempotency_key": t.key,
-                "kind": t.kind,
-                "user_id": t.user_id,
-                "order_id": t.order_id,
-                "amount": sum(leg.amount for leg in t.legs if leg.amount > 0),
-                "currency": t.currency,
-                "psp_operation_id": t.psp_operation_id,
-                "created_at": now,
-            }
-            for t in transfers
-        ],
+        session, transfers=[_transfer_row(t, now) for t in transfers]
     )
     store_ledger.insert_entries(
         session,
         entries=[
-            {
-                "transfer_id": ids[t.key],
-                "account": leg.account,
-                "account_kind": leg.kind,
-                "user_id": leg.user_id,
-                "amount": leg.amount,
-            }
-            for t in transfers
-            for leg in t.legs
+            {"transfer_id": ids[t.key], **entry} for t in transfers for entry in _entry_rows(t)
         ],
     )
     return [ids[t.key] for t in transfers]
+
+
+def write_all(session: Session, transfers: Sequence[Transfer]) -> None:
+    """Writes balanced transfers and their entries when the caller needs no ids: where writes
+    are pipelined (PostgreSQL) as kept writes that go with the transaction's next round trip
+    or its commit (no round trip of their own, no ``RETURNING`` to wait for), else as
+    :func:`post_all`."""
+    if not store_ledger.keeps_writes(session):
+        post_all(session, transfers)
+        return
+    _check_balanced(transfers)
+    now = utcnow()
+    for t in transfers:
+        store_ledger.keep_transfer(session, transfer=_transfer_row(t, now), entries=_entry_rows(t))
+
+
+def _check_balanced(transfers: Sequence[Transfer]) -> None:
+    for transfer in transfers:
+        legs = transfer.legs
+        if sum(leg.amount for leg in legs) != 0 or len(legs) < 2:
+            raise InvalidAmount("a transfer needs two or more legs that sum to zero")
+
+
+def _transfer_row(t: Transfer, now: datetime) -> dict[str, object]:
+    return {
+        "idempotency_key": t.key,
+        "kind": t.kind,
+        "user_id": t.user_id,
+        "order_id": t.order_id,
+        "amount": sum(leg.amount for leg in t.legs if leg.amount > 0),
+        "currency": t.currency,
+        "psp_operation_id": t.psp_operation_id,
+        "created_at": now,
+    }
+
+
+def _entry_rows(t: Transfer) -> list[dict[str, object]]:
+    return [
+        {
+            "account": leg.account,
+            "account_kind": leg.kind,
+            "user_id": leg.user_id,
+            "amount": leg.amount,
+        }
+        for leg in t.legs
+    ]
 
 
 async def balance(session: AsyncSession, account: str) -> int:

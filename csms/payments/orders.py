@@ -33,11 +33,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from config.logs import bind
 from config.settings import Settings
 from csms.keys import KeyManager
-from csms.payments import postings
+from csms.payments import postings, tariffs
 from csms.payments.errors import IdempotencyConflict, InvalidKey
 from csms.payments.lifecycle import OrderEvent, OrderState, next_order_state
 from csms.payments.order_errors import InvalidOrderRequest, OrderNotFound
-from csms.payments.tariffs import billing_model
 from csms.store import orders as store_orders
 from csms.store.db import Database
 from csms.store.models_orders import ORDER_KEY_MAX, Order
@@ -230,13 +229,18 @@ def order_unit(
     back instead (``replayed``), nothing written; IdempotencyConflict if it was placed for
     another request. Two units racing with one key: the second insert breaks the unique
     index, and the unit's retry finds the first order."""
+    charger_id = request.charger_id
+    # the unit's reads go out in one round trip where writes are pipelined (PostgreSQL)
+    tariffs.billing_model_ahead(session, user_id=user_id, charger_id=charger_id)
     if idempotency_key is not None:
+        store_orders.charger_check_ahead(session, charger_id=charger_id, evse_id=request.evse_id)
         found = store_orders.order_of_key(session, user_id=user_id, key=idempotency_key)
         if found is not None:
             return Placed(_replay(found, request, idempotency_key), replayed=True)
-    _check_charger(session, request.charger_id, request.evse_id)
-    charger_id = request.charger_id
-    tariff = billing_model(session, user_id=user_id, charger_id=charger_id, settings=settings)
+    _check_charger(session, charger_id, request.evse_id)
+    tariff = tariffs.billing_model(
+        session, user_id=user_id, charger_id=charger_id, settings=settings
+    )
     values = _new_order(
         user_id=user_id, request=request, tariff=tariff, settings=settings, key=key, now=now,
         idempotency_key=idempotency_key,

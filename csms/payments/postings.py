@@ -3,7 +3,8 @@
 Each function takes the unit of work's :class:`~sqlmodel.Session` first and keyword-only
 arguments, posts exactly one balanced transfer (``capture_and_release`` two), never commits
 (the caller owns the transaction), and is idempotent by ``key``: a repeat with the same key
-returns the first transfer's id (:func:`release`: 0) and posts nothing; the same key for
+returns the first transfer's id (:func:`release`: 0; :func:`place_hold` and
+:func:`capture_and_release` return nothing) and posts nothing; the same key for
 another operation raises :class:`IdempotencyConflict`. Each takes the driver's wallet lock first
 (:func:`csms.store.ledger.lock_and_read`), so concurrent operations on one wallet are
 serialised and a balance check cannot race a posting.
@@ -73,22 +74,25 @@ def begin(
     return Begun(currency, done, balance)
 
 
-def place_hold(session: Session, *, user_id: int, order_id: str, amount: int, key: str) -> int:
-    """Moves ``amount`` from available to the order's hold; InsufficientFunds if short."""
+def place_hold(session: Session, *, user_id: int, order_id: str, amount: int, key: str) -> None:
+    """Moves ``amount`` from available to the order's hold; InsufficientFunds if short. Its
+    transfer is a kept write (no id comes back: the order's hot path, one round trip less)."""
     ledger.check_amount(amount)
     begun = begin(
         session, key=key, kind="hold", user_id=user_id, order_id=order_id, amount=amount,
         balance_of=wallet_account(user_id),
     )  # fmt: skip
     if begun.done is not None:
-        return begun.done
+        return
     if begun.balance < amount:
         raise InsufficientFunds(available=begun.balance, needed=amount)
-    return _move(
-        session, key, "hold", user_id, order_id, begun.currency,
+    legs = (
         Leg(wallet_account(user_id), "available", -amount, user_id),
         Leg(hold_account(order_id), "hold", amount, user_id),
-    )  # fmt: skip
+    )
+    ledger.write_all(
+        session, (ledger.Transfer(key, "hold", legs, begun.currency, user_id, order_id),)
+    )
 
 
 def capture_and_release(
@@ -103,7 +107,8 @@ def capture_and_release(
 ) -> None:
     """Captures ``amount`` of the order's hold (HoldExceeded above what is left) and returns
     the rest to available, under one wallet lock, with one lookup of both keys and the hold,
-    and both transfers posted together (three statements on SQLite, four on PostgreSQL).
+    and both transfers posted together (three statements on SQLite; on PostgreSQL one round
+    trip for the lock and the reads, the transfers kept for the next one).
     Each key stays idempotent on its own (a repeat posts only what is missing); a capture of
     0 posts only the release."""
     ledger.check_amount(amount)
@@ -128,7 +133,7 @@ def capture_and_release(
             Leg(wallet_account(user_id), "available", remaining, user_id),
         )
         transfers.append(ledger.Transfer(release_key, "release", legs, currency, user_id, order_id))
-    ledger.post_all(session, transfers)
+    ledger.write_all(session, transfers)
 
 
 def _same_as_before(

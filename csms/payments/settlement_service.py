@@ -231,7 +231,9 @@ class SettlementService:
         try:
             if received.refusal is not None:
                 raise SettlementRefused(received.refusal)
-            outcome = await in_worker(self._db, lambda s: self._settle(s, received, now))
+            outcome, flagged = await in_worker(self._db, lambda s: self._settle(s, received, now))
+            if flagged is not None:  # read with the unit's commit
+                outcome = replace(outcome, flagged=flagged())
         except SettlementRefused as exc:
             metrics.settlement(source, exc.refusal.reason.value)
             if received.source == "upload" or received.refusal is None:
@@ -252,17 +254,20 @@ class SettlementService:
             raise SettlementRefused(replay)
         return outcome
 
-    def _settle(self, session: Session, received: Received, now: datetime) -> SettlementOutcome:
+    def _settle(
+        self, session: Session, received: Received, now: datetime
+    ) -> tuple[SettlementOutcome, Callable[[], bool] | None]:
         """The unit of work of a copy: verify, keep it in the inbox, record, bill; for an
-        upload also whether the order is flagged (the driver's answer shows it)."""
+        upload also whether the order is flagged (the driver's answer shows it), read as the
+        unit's last statement and answered once it committed."""
         settlement, order, records = self._verify(session, received)
         self._keep(session, received, settlement.charge_point_id, now)
         outcome = self._record_signed(
             session, order, settlement, received.text, received.source, now, records
         )
         if received.source != "upload":
-            return outcome
-        return replace(outcome, flagged=store_orders.is_flagged(session, order_id=order.id))
+            return outcome, None
+        return outcome, store_orders.flagged_at_commit(session, order_id=order.id)
 
     @staticmethod
     def _keep(session: Session, received: Received, charger_id: str, now: datetime) -> None:

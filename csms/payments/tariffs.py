@@ -21,14 +21,19 @@ from csms.store import billing as store_billing
 from qr_extension import Tariff
 
 
-def resolve_sync(
-    session: Session, *, user_id: int | None, charger_id: str, settings: Settings
-) -> resolve.Resolved:
-    """:func:`csms.billing.resolve.resolve` on a synchronous session."""
+def _ranked(user_id: int | None, charger_id: str) -> list[str]:
     ranked = []
     if user_id is not None:
         ranked += [resolve.user_charger_scope(user_id, charger_id), resolve.user_scope(user_id)]
     ranked.append(resolve.charger_scope(charger_id))
+    return ranked
+
+
+def resolve_sync(
+    session: Session, *, user_id: int | None, charger_id: str, settings: Settings
+) -> resolve.Resolved:
+    """:func:`csms.billing.resolve.resolve` on a synchronous session."""
+    ranked = _ranked(user_id, charger_id)
     found = store_billing.candidates_in(session, ranked=ranked, charger_id=charger_id)
     for scope in ranked:
         if scope in found:
@@ -36,6 +41,14 @@ def resolve_sync(
     for scope, model in found.items():  # what is left can only be the site's default
         return resolve.Resolved(tariff_of(model), scope)
     return resolve.Resolved(resolve.default_tariff(settings), resolve.DEFAULT_SCOPE)
+
+
+def billing_model_ahead(session: Session, *, user_id: int | None, charger_id: str) -> None:
+    """Queues :func:`billing_model`'s read with the unit's next round trip (PostgreSQL with
+    pipelined writes; elsewhere nothing): a unit that reads something else first gets both
+    in one round trip."""
+    ranked = _ranked(user_id, charger_id)
+    store_billing.candidates_ahead(session, ranked=ranked, charger_id=charger_id)
 
 
 def billing_model(

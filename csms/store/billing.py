@@ -7,14 +7,20 @@ read and write rows. The functions that change something commit.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from sqlalchemy import bindparam, func, literal
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.store.fast import Fast
 from csms.store.models import Charger
 from csms.store.models_money import BillingAssignment, BillingModel
 from csms.store.rows import loaded
+from csms.store.writer import table_of
 
 _SITE = (
     select(literal("site:") + col(Charger.location))
@@ -34,17 +40,47 @@ with its billing model; bind ``ranked`` and ``charger_id``. Built once: it runs 
 order, and building it cost more than running it."""
 
 
+_MODELS = table_of(BillingModel)
+_ASSIGNMENTS = table_of(BillingAssignment)
+_MODEL_NAMES = tuple(_MODELS.columns.keys())
+
+
+@cache
+def _candidates_of(ranked: int) -> Fast:
+    """:data:`CANDIDATES` with ``ranked`` scopes bound one by one (``ranked0``..: an ``IN``
+    list of fixed length), as a prebuilt statement that can be read ahead."""
+    scopes: list[Any] = [bindparam(f"ranked{n}") for n in range(ranked)]
+    return Fast(
+        core_select(_ASSIGNMENTS.c.scope, *_MODELS.columns)
+        .join(_MODELS, _MODELS.c.id == _ASSIGNMENTS.c.billing_model_id)
+        .where(_ASSIGNMENTS.c.scope.in_(scopes) | (_ASSIGNMENTS.c.scope == _SITE))
+    )
+
+
+def _candidate_params(ranked: list[str], charger_id: str) -> dict[str, str]:
+    params = {f"ranked{n}": scope for n, scope in enumerate(ranked)}
+    params["charger_id"] = charger_id
+    return params
+
+
+def candidates_ahead(session: Session, *, ranked: list[str], charger_id: str) -> None:
+    """Queues :func:`candidates_in`'s read with the unit's next round trip (see
+    :meth:`~csms.store.fast.Fast.ahead`)."""
+    _candidates_of(len(ranked)).ahead(session.connection(), _candidate_params(ranked, charger_id))
+
+
 def candidates_in(
     session: Session, *, ranked: list[str], charger_id: str
 ) -> dict[str, BillingModel]:
-    """:func:`candidates` on a unit of work's synchronous session (the order's), through Core:
-    the scope, then the billing model's columns, loaded outside the session."""
-    rows = session.connection().execute(CANDIDATES, {"ranked": ranked, "charger_id": charger_id})
-    found = {}
-    for row in rows:
-        values = row._asdict()
-        found[values.pop("scope")] = loaded(BillingModel, values)
-    return found
+    """:func:`candidates` on a unit of work's synchronous session (the order's): the scope,
+    then the billing model's columns, loaded outside the session."""
+    rows = _candidates_of(len(ranked)).all(
+        session.connection(), _candidate_params(ranked, charger_id)
+    )
+    return {
+        scope: loaded(BillingModel, dict(zip(_MODEL_NAMES, values, strict=True)))
+        for scope, *values in rows
+    }
 
 
 async def candidates(

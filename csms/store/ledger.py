@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.store.fast import Fast
+from csms.store.fast import Fast, pipelined
 from csms.store.models_money import LedgerEntry, LedgerTransfer, Wallet
 from csms.store.writer import table_of
 
@@ -31,6 +31,31 @@ _INSERT_TRANSFERS: Insert = insert(TRANSFERS).returning(TRANSFERS.c.id, TRANSFER
 ``INSERT .. VALUES (..), (..) RETURNING`` (with ``sort_by_parameter_order`` it does one
 statement per row)."""
 _INSERT_ENTRIES: Insert = insert(ENTRIES)
+_TRANSFER_ROW = Fast(
+    insert(TRANSFERS).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in TRANSFERS.columns if c.name != "id"}
+    )
+)
+"""One transfer row, every column but ``id`` bound by its name (a kept write)."""
+_ENTRY_NAMES = ("account", "account_kind", "user_id", "amount")
+
+
+@cache
+def _entries_of_key(legs: int) -> Fast:
+    """The ``legs`` entries of the transfer of key ``key`` in one statement, its id found by
+    the key (unique) in the statement itself: no ``RETURNING`` to wait for. Bind ``key`` and
+    ``account0``, ``account_kind0``, ``user_id0``, ``amount0``, ``account1``.. ."""
+    transfer = (
+        select(TRANSFERS.c.id).where(TRANSFERS.c.idempotency_key == bindparam("key"))
+    ).scalar_subquery()
+    rows = [
+        {
+            "transfer_id": transfer,
+            **{name: bindparam(f"{name}{n}", type_=ENTRIES.c[name].type) for name in _ENTRY_NAMES},
+        }
+        for n in range(legs)
+    ]
+    return Fast(insert(ENTRIES).values(rows))
 
 
 def _reads(keys: int, account: bool) -> list[Any]:
@@ -81,6 +106,21 @@ def _read_only(keys: int, account: bool) -> Fast:
 # --- inside a unit of work (synchronous) -----------------------------------------------------
 
 
+@cache
+def _read_after_lock(keys: int, account: bool) -> Fast:
+    """The wallet's currency (None: no wallet) and :func:`_reads`, sent right behind the
+    wallet lock as a kept write (PostgreSQL with pipelined writes)."""
+    currency = select(WALLETS.c.currency).where(WALLETS.c.user_id == bindparam("wallet_user"))
+    return Fast(select(currency.scalar_subquery(), *_reads(keys, account)))
+
+
+_LOCK_ONLY = Fast(
+    update(WALLETS)
+    .where(WALLETS.c.user_id == bindparam("wallet_user"))
+    .values(version=WALLETS.c.version + 1)
+)
+
+
 def lock_wallet(session: Session, *, user_id: int) -> str | None:
     """Takes the driver's wallet lock for the rest of the transaction; returns its currency
     (None: the driver has no wallet).
@@ -104,12 +144,22 @@ def lock_and_read(
     statement holds the database write lock before it reads, so they see every commit before
     it. On PostgreSQL it stays two: ``RETURNING`` subqueries read the snapshot taken before
     the row lock was waited for, so the reads run as the next statement (a fresh snapshot
-    under READ COMMITTED).
+    under READ COMMITTED). Where writes are pipelined both go in one round trip: the lock as
+    a kept write, then the reads with the wallet's currency (the server runs a pipeline's
+    statements one after the other, so the reads start once the lock is held).
     """
     params: dict[str, object] = {f"key{n}": key for n, key in enumerate(keys)}
     params["account"] = account
     connection = session.connection()
-    if connection.dialect.name != "sqlite":
+    if connection.dialect.name != "sqlite" and pipelined(connection):
+        params["wallet_user"] = user_id
+        _LOCK_ONLY.later(connection, {"wallet_user": user_id})
+        row = _read_after_lock(len(keys), bool(account)).first(connection, params)
+        assert row is not None  # a select of scalar subqueries: always one row
+        currency, *found, amount = row
+        if currency is None:
+            return None
+    elif connection.dialect.name != "sqlite":
         currency = lock_wallet(session, user_id=user_id)
         if currency is None:
             return None
@@ -141,6 +191,28 @@ def insert_transfers(session: Session, *, transfers: Sequence[Mapping[str, Any]]
 def insert_entries(session: Session, *, entries: Sequence[Mapping[str, Any]]) -> None:
     """Writes entry rows (one executemany)."""
     session.connection().execute(_INSERT_ENTRIES, list(entries))
+
+
+def keeps_writes(session: Session) -> bool:
+    """Whether :func:`keep_transfer` sends its rows with the transaction's next round trip
+    (PostgreSQL with pipelined writes) rather than at once."""
+    return pipelined(session.connection())
+
+
+def keep_transfer(
+    session: Session, *, transfer: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
+) -> None:
+    """Writes one transfer row (every column but ``id``) and its entry rows (each without
+    ``transfer_id``: found by the transfer's key) as two kept writes, sent with the
+    transaction's next statement or its commit where writes are pipelined (see
+    :mod:`csms.store.fast`), else at once. No id comes back."""
+    connection = session.connection()
+    _TRANSFER_ROW.later(connection, transfer)
+    params: dict[str, Any] = {"key": transfer["idempotency_key"]}
+    for n, entry in enumerate(entries):
+        for name in _ENTRY_NAMES:
+            params[f"{name}{n}"] = entry[name]
+    _entries_of_key(len(entries)).later(connection, params)
 
 
 def sums_by_kind(session: Session, *, user_id: int, order_id: str) -> dict[str, int]:

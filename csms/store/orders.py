@@ -10,7 +10,7 @@ unless it says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -28,6 +28,7 @@ from csms.store.models import Charger, ChargerSync, Evse, IdTag, MeterValue, Tra
 from csms.store.models_orders import Order, OrderFlag
 from csms.store.rows import loaded
 from csms.store.types import UtcDateTime, utcnow
+from csms.store.units_of_work import matched_one
 from csms.store.writer import table_of
 
 ORDERS = table_of(Order)
@@ -48,7 +49,9 @@ _CHARGER_CHECK = Fast(
         .scalar_subquery(),
     ).where(_CHARGERS.c.id == bindparam("charger_id"))
 )
-_INSERT_ORDER: Insert = insert(ORDERS)
+_INSERT_ORDER = Fast(
+    insert(ORDERS).values({c.name: bindparam(c.name, type_=c.type) for c in ORDERS.columns})
+)
 _ORDER_BY_ID = Fast(select(ORDERS).where(ORDERS.c.id == bindparam("order_id")))
 _ORDER_NAMES = tuple(ORDERS.columns.keys())
 _ORDER_BY_KEY = Fast(
@@ -122,10 +125,17 @@ def charger_check(
     return None if found is None else (str(found[0]), found[1])
 
 
+def charger_check_ahead(session: Session, *, charger_id: str, evse_id: int | None) -> None:
+    """Queues :func:`charger_check`'s read with the unit's next round trip (see
+    :meth:`~csms.store.fast.Fast.ahead`)."""
+    _CHARGER_CHECK.ahead(session.connection(), {"charger_id": charger_id, "evse_id": evse_id})
+
+
 def insert_order(session: Session, *, values: Mapping[str, Any]) -> Order:
-    """Writes the order (every column given: :func:`~csms.store.rows.with_defaults`) with a
-    Core insert and hands it out as loaded (no session, no flush)."""
-    session.connection().execute(_INSERT_ORDER, values)
+    """Writes the order (every column given: :func:`~csms.store.rows.with_defaults`) as a
+    kept write (sent with the unit's next round trip where writes are pipelined) and hands
+    it out as loaded (no session, no flush)."""
+    _INSERT_ORDER.later(session.connection(), values)
     return loaded(Order, values)
 
 
@@ -192,11 +202,31 @@ def step_order(
     return statement.execute(session.connection(), {**params, "now": now, **values}) == 1
 
 
-def mark_paid(session: Session, *, order_id: str, old_status: str, now: datetime) -> bool:
+def step_order_checked(
+    session: Session,
+    *,
+    order_id: str,
+    old_status: str,
+    new_status: str,
+    now: datetime,
+    values: Mapping[str, Any],
+) -> None:
+    """:func:`step_order` as a kept write, sent with the unit's next round trip;
+    :class:`~csms.store.units_of_work.Conflict` there when the status was no longer
+    ``old_status``."""
+    statement = _state_update(tuple(sorted(values)))
+    params = {"order_id": order_id, "old_status": old_status, "new_status": new_status}
+    check = matched_one(f"order {order_id} changed under us")
+    statement.later(session.connection(), {**params, "now": now, **values}, check=check)
+
+
+def mark_paid(session: Session, *, order_id: str, old_status: str, now: datetime) -> None:
     """``paid`` (and the hold released, if it was not yet) where the status is still
-    ``old_status``; whether it matched."""
+    ``old_status``, as a kept write sent with the unit's next round trip;
+    :class:`~csms.store.units_of_work.Conflict` there when it matched no row."""
     params = {"order_id": order_id, "old_status": old_status, "now": now}
-    return _ORDER_PAID.execute(session.connection(), params) == 1
+    check = matched_one(f"order {order_id} changed under the capture")
+    _ORDER_PAID.later(session.connection(), params, check=check)
 
 
 def add_flag(session: Session, *, order_id: str, kind: str, detail: str = "") -> None:
@@ -266,9 +296,12 @@ async def list_orders(
     return list((await session.exec(query)).all())
 
 
-def is_flagged(session: Session, *, order_id: str) -> bool:
-    """Whether the order has a flag, in the caller's transaction (one statement)."""
-    return _FLAGGED.scalar(session.connection(), {"order_id": order_id}) is not None
+def flagged_at_commit(session: Session, *, order_id: str) -> Callable[[], bool]:
+    """Whether the order has a flag, read as the unit's last statement: sent with its COMMIT
+    where writes are pipelined (:meth:`~csms.store.fast.Fast.at_commit`); the answer once
+    committed."""
+    rows = _FLAGGED.at_commit(session.connection(), {"order_id": order_id})
+    return lambda: bool(rows())
 
 
 async def flags_of(session: AsyncSession, *, order_id: str) -> list[OrderFlag]:

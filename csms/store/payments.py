@@ -23,6 +23,7 @@ from csms.store.models import Charger
 from csms.store.models_orders import Order, Payment, Receipt, SettlementRecord
 from csms.store.rows import columns, insert_returning_id, loaded, split, with_defaults
 from csms.store.types import UtcDateTime
+from csms.store.units_of_work import matched_one
 from csms.store.writer import table_of
 
 PAYMENTS = table_of(Payment)
@@ -116,10 +117,13 @@ def receipt_of_payment(session: Session, *, payment_id: int) -> Receipt | None:
     return loaded(Receipt, dict(zip(_RECEIPT_OF_PAYMENT.columns, existing, strict=True)))
 
 
-def mark_captured(session: Session, *, payment_id: int, kind: str, now: datetime) -> bool:
-    """``pending -> captured``; whether it matched (of two racing captures, one does)."""
+def mark_captured(session: Session, *, payment_id: int, kind: str, now: datetime) -> None:
+    """``pending -> captured`` (of two racing captures, one matches) as a kept write, sent
+    with the unit's next round trip; :class:`~csms.store.units_of_work.Conflict` there when
+    it matched no row."""
     params = {"payment_id": payment_id, "now": now, "kind": kind}
-    return _CAPTURE.execute(session.connection(), params) == 1
+    check = matched_one(f"payment {payment_id} was captured meanwhile")
+    _CAPTURE.later(session.connection(), params, check=check)
 
 
 def lock_payment(session: Session, *, payment_id: int) -> Payment | None:

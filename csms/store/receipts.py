@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from csms.store.fast import Fast
 from csms.store.models_orders import Receipt, ReceiptCounter
 from csms.store.rows import loaded
 from csms.store.writer import table_of
@@ -71,7 +72,8 @@ def _numbered_pg() -> Insert:
     )
 
 
-_NUMBERED_PG = _numbered_pg()
+_NUMBERED_PG = Fast(_numbered_pg())
+"""A prebuilt statement: the capture's kept writes go in its round trip."""
 
 
 def insert_numbered(
@@ -86,9 +88,10 @@ def insert_numbered(
     full = dict(values)
     if conn.dialect.name == "postgresql":
         params = {**full, "name": series, "prefix": series, "digits": digits}
-        row = conn.execute(_NUMBERED_PG, params).one()
+        found = _NUMBERED_PG.first(conn, params)
+        assert found is not None  # an insert from a one-row select: one row returned
+        full["id"], full["number"] = found
     else:
         full["number"] = f"{series}{next_seq(session, series=series):0{digits}d}"
-        row = conn.execute(_INSERT, full).one()
-    full["id"], full["number"] = row
+        full["id"], full["number"] = conn.execute(_INSERT, full).one()
     return loaded(Receipt, full)
