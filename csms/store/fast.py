@@ -42,6 +42,8 @@ statement and parameters takes the rows already received instead of waiting for 
 trip of its own. Any write on the connection (kept or not, through SQLAlchemy too), a commit
 or a rollback forgets every read queued ahead, so a read ahead is only ever served where
 nothing was written since it was sent: the rows are those a read at that moment would give.
+A *stable* statement's read ahead (``Fast(..., stable=True)``) is the exception: nothing the
+unit writes can change its answer, so only the commit or rollback forgets it.
 
 *Reads at the commit* (:meth:`Fast.at_commit`): a unit's last read whose answer is needed
 only by the caller (whether the order is flagged, for the driver's answer) is kept like a
@@ -71,13 +73,15 @@ _PIPELINED: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines of pipeline_w
 
 
 class _Ahead:
-    """A read queued ahead: its own cursor once sent, its rows once received."""
+    """A read queued ahead: its own cursor once sent, its rows once received; ``stable``
+    when its statement reads what no write changes (it survives the unit's writes)."""
 
-    __slots__ = ("cursor", "rows")
+    __slots__ = ("cursor", "rows", "stable")
 
-    def __init__(self) -> None:
+    def __init__(self, stable: bool = False) -> None:
         self.cursor: Any = None
         self.rows: list[Any] | None = None
+        self.stable = stable
 
     def received(self) -> None:
         self.rows = self.cursor.fetchall()
@@ -115,12 +119,22 @@ class _Plan:
 
 
 class Fast:
-    """A prebuilt Core statement run on the DBAPI cursor (see the module's docstring)."""
+    """A prebuilt Core statement run on the DBAPI cursor (see the module's docstring).
 
-    __slots__ = ("_plans", "statement")
+    ``stable``: a read whose answer no write of the unit can change (columns never changed
+    once their row is written, of rows such a unit never inserts or deletes: an order's
+    charger, in the store writer's units): read ahead, its rows stay valid across the unit's
+    writes (they are forgotten at the commit or rollback only)."""
 
-    def __init__(self, statement: Select[Any] | Insert | Update | Delete) -> None:
+    __slots__ = ("_plans", "stable", "statement")
+
+    def __init__(
+        self, statement: Select[Any] | Insert | Update | Delete, *, stable: bool = False
+    ) -> None:
+        if stable and not isinstance(statement, Select):
+            raise ValueError("only a read can be stable")
         self.statement = statement
+        self.stable = stable
         self._plans: dict[str, _Plan] = {}
 
     # --- calls ------------------------------------------------------------------------------
@@ -164,7 +178,7 @@ class Fast:
         if not conn.in_transaction():
             conn.begin()
         info = conn.connection.info
-        info.pop(_AHEAD, None)  # a write: what was read ahead may be stale after it
+        _forget_ahead(info)  # a write: what was read ahead may be stale after it
         kept: Kept | None = info.get(_LATER)
         if kept is None:
             kept = info[_LATER] = []
@@ -185,7 +199,7 @@ class Fast:
         if not conn.in_transaction():
             conn.begin()
         info = conn.connection.info
-        slot = _Ahead()
+        slot = _Ahead(self.stable)
         info.setdefault(_AHEAD, {})[key] = slot
         kept: Kept | None = info.get(_LATER)
         if kept is None:
@@ -238,7 +252,7 @@ class Fast:
         ahead: dict[Any, _Ahead] | None = pooled.info.get(_AHEAD)
         if ahead:
             if plan.writes:  # what was read ahead may be stale after it
-                pooled.info.pop(_AHEAD, None)
+                _forget_ahead(pooled.info)
             else:
                 slot = ahead.pop(_ahead_key(self, args), None)
                 if slot is not None:
@@ -301,6 +315,18 @@ def _arguments(plan: _Plan, params: Params) -> Any:
     for name, process in plan.binds:
         values[name] = process(values[name])
     return values if plan.positional is None else [values[n] for n in plan.positional]
+
+
+def _forget_ahead(info: dict[Any, Any]) -> None:
+    """A write on the connection: the reads queued ahead are forgotten, but the stable ones."""
+    ahead: dict[Any, _Ahead] | None = info.get(_AHEAD)
+    if not ahead:
+        return
+    kept = {key: slot for key, slot in ahead.items() if slot.stable}
+    if kept:
+        info[_AHEAD] = kept
+    else:
+        del info[_AHEAD]
 
 
 def _ahead_key(fast: Fast, args: Any) -> tuple[int, Any] | None:
@@ -406,7 +432,7 @@ def _before_other(
     listeners too, without an execution context: they forget nothing here."""
     flush_later(conn)
     if _context is not None and not conn.closed and not conn.invalidated:  # not a Fast one
-        conn.connection.info.pop(_AHEAD, None)
+        _forget_ahead(conn.connection.info)
 
 
 def _before_commit(conn: Connection) -> None:
