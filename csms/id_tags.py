@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from csms.ports import EXPIRED, INVALID, IdTagDecision
 from csms.store.db import Database
-from csms.store.id_tags import TagRow, tag_row
+from csms.store.id_tags import TagRow, tag_row, tag_row_ahead
 
 
 class LocalTagPolicy:
@@ -31,6 +31,10 @@ class LocalTagPolicy:
     def authorize_in(self, conn: Connection, charger_id: str, id_tag: str) -> IdTagDecision:
         """:meth:`authorize` inside a unit of work (on a database thread)."""
         return self.decide(tag_row(conn, id_tag))
+
+    def authorize_ahead(self, conn: Connection, id_tag: str) -> None:
+        """Queues :meth:`authorize_in`'s read ahead (:data:`~csms.ports.InlineAhead`)."""
+        tag_row_ahead(conn, id_tag)
 
     def decide(self, row: TagRow | None) -> IdTagDecision:
         """The decision for a row of :func:`tag_row` (another policy may read the row in a

@@ -156,7 +156,9 @@ class AuthorizationPolicy(Protocol):
     A policy may also offer ``authorize_in(conn, charger_id, id_tag)``, the same decision as a
     plain function of a database thread's connection (:data:`InlineDecider`): the transaction
     handlers then decide inside the store writer's unit of work, one hop fewer per start, stop
-    and TransactionEvent than a read of its own.
+    and TransactionEvent than a read of its own. With it, ``authorize_ahead(conn, id_tag)``
+    (:data:`InlineAhead`) may queue the reads ``authorize_in`` will make ahead (see
+    :meth:`csms.store.fast.Fast.ahead`), so that they go with the unit's first read.
     """
 
     async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision: ...
@@ -169,6 +171,15 @@ def inline_decider(policy: AuthorizationPolicy) -> InlineDecider | None:
     """The policy's ``authorize_in``, or None when it has none (it is then asked apart)."""
     decider = getattr(policy, "authorize_in", None)
     return decider if callable(decider) else None
+
+
+InlineAhead = Callable[[Connection, str], None]
+
+
+def inline_ahead(policy: AuthorizationPolicy) -> InlineAhead | None:
+    """The policy's ``authorize_ahead``, or None when it has none (or no ``authorize_in``)."""
+    ahead = getattr(policy, "authorize_ahead", None)
+    return ahead if callable(ahead) and inline_decider(policy) is not None else None
 
 
 # -- the services the web side and the app reach through the context --------------------------

@@ -26,6 +26,7 @@ from csms.ports import (
     AuthorizationPolicy,
     IdTagDecision,
     InlineDecider,
+    inline_ahead,
     inline_decider,
     may_be_order_id,
 )
@@ -57,6 +58,15 @@ class OrderAuthorizationPolicy:
         self.authorize_in: InlineDecider | None = (
             self._authorize_in if self._fallback_in is not None else None
         )
+
+    def authorize_ahead(self, conn: Connection, id_tag: str) -> None:
+        """Queues the reads :meth:`_authorize_in` makes first (:data:`~csms.ports.InlineAhead`)."""
+        if not may_be_order_id(id_tag):
+            ahead = inline_ahead(self._fallback)
+            if ahead is not None:
+                ahead(conn, id_tag)
+            return
+        store_orders.authorization_ahead(conn, id_tag=id_tag, with_tag=self._local is not None)
 
     def _authorize_in(self, conn: Connection, charger_id: str, id_tag: str) -> IdTagDecision:
         assert self._fallback_in is not None

@@ -43,10 +43,12 @@ from sqlalchemy.exc import IntegrityError
 from csms.context import CsmsContext
 from csms.ports import (
     IdTagDecision,
+    InlineAhead,
     InlineDecider,
     InlineStarts,
     TransactionChange,
     TransactionFacts,
+    inline_ahead,
     inline_decider,
     inline_starts,
     may_be_order_id,
@@ -247,6 +249,17 @@ async def _decision_before(
     return await _decide(ctx, charger_id, id_tag), None
 
 
+def _tag_reads_ahead(conn: Connection, ahead: InlineAhead | None, id_tag: str | None) -> None:
+    """Queues what the unit will read about ``id_tag`` (the policy's decision when it is made
+    in the unit, the charger of the order the tag may name) with its first round trip."""
+    if not id_tag:
+        return
+    if ahead is not None:
+        ahead(conn, id_tag)
+    if may_be_order_id(id_tag):
+        store.order_charger_ahead(conn, order_id=id_tag)
+
+
 def _decide_in(
     conn: Connection, decider: InlineDecider | None, charger_id: str, id_tag: str | None
 ) -> IdTagDecision | None:
@@ -268,12 +281,14 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     """1.6 StartTransaction: the CSMS assigns the integer id; a repeat gets the same one."""
     key = start_fingerprint(req)
     asked, decider = await _decision_before(ctx, charger_id, req.id_tag)
+    ahead = inline_ahead(ctx.authorization) if decider is not None else None
     starts = inline_starts(ctx.sink)
     now = ctx.clock()
 
     def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision, bool]:
         # the repeat check's read goes with the decision's round trip (when it has one)
         store.by_start_key_ahead(batch.conn, charger_id=charger_id, start_key=key)
+        _tag_reads_ahead(batch.conn, ahead, req.id_tag)
         # the 1.6 schema lets the id tag be empty: no tag the CSMS knows, so Invalid
         decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
         existing = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)
@@ -338,11 +353,17 @@ async def stop_transaction(
 ) -> IdTagDecision | None:
     """1.6 StopTransaction; a repeat (transaction already ended) changes nothing."""
     asked, decider = await _decision_before(ctx, charger_id, req.id_tag)
+    ahead = inline_ahead(ctx.authorization) if decider is not None else None
     decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
     now = ctx.clock()
 
     def op(batch: Batch) -> tuple[TxnRow, bool]:
         conn = batch.conn
+        # the transaction's read goes with the decision's round trip (when it has one)
+        store.with_order_charger_ahead(
+            conn, charger_id=charger_id, transaction_id=str(req.transaction_id)
+        )
+        _tag_reads_ahead(conn, ahead, req.id_tag)
         decided[0] = asked or _decide_in(conn, decider, charger_id, req.id_tag)
         found = store.with_order_charger(
             conn, charger_id=charger_id, transaction_id=str(req.transaction_id)
@@ -469,11 +490,13 @@ async def transaction_event(
             return _decode_answer(seen.answer)
         asked = await _decide(ctx, charger_id, ev.id_token)
     decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
+    ahead = inline_ahead(ctx.authorization) if decider is not None else None
     starts = inline_starts(ctx.sink)
     now = ctx.clock()
 
     def op(batch: Batch) -> _Stored:
         conn = batch.conn
+        _tag_reads_ahead(conn, ahead, ev.id_token)  # they go with the transaction's read
         found = store.with_order_charger(
             conn, charger_id=charger_id, transaction_id=ev.transaction_id
         )

@@ -24,6 +24,11 @@ _TAG = Fast(
 )
 
 
+def tag_row_ahead(conn: Connection, id_tag: str) -> None:
+    """Queues :func:`tag_row`'s read with the unit's next round trip (``Fast.ahead``)."""
+    _TAG.ahead(conn, {"tag": id_tag})
+
+
 def tag_row(conn: Connection, id_tag: str) -> TagRow | None:
     """``(status, expiry)`` of a known RFID tag, or None (on a database thread)."""
     row = _TAG.first(conn, {"tag": id_tag})

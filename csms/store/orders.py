@@ -243,6 +243,15 @@ def add_flag(session: Session, *, order_id: str, kind: str, detail: str = "") ->
         connection.execute(_INSERT_FLAG, values)
 
 
+def authorization_ahead(conn: Connection, *, id_tag: str, with_tag: bool) -> None:
+    """Queues the read of :func:`order_and_tag_rows` (``with_tag``) or else of
+    :func:`authorization_row` with the unit's next round trip (``Fast.ahead``)."""
+    if with_tag:
+        _ORDER_AND_TAG.ahead(conn, {"tag": id_tag})
+    else:
+        _AUTHORIZATION.ahead(conn, {"order_id": id_tag})
+
+
 def authorization_row(conn: Connection, *, order_id: str) -> tuple[str, str, datetime] | None:
     """(charger_id, status, expires_at) of the order, on a plain connection (the reader
     thread's, or the caller's unit of work)."""

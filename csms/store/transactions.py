@@ -144,7 +144,11 @@ _EVENT_FIELDS = (
     "digest",
 )
 _INSERT_EVENT = Fast(EVENTS.insert().values({name: bindparam(name) for name in _EVENT_FIELDS}))
-_ORDER_CHARGER = Fast(core_select(_ORDERS.c.charger_id).where(_ORDERS.c.id == bindparam("tag")))
+_ORDER_CHARGER = Fast(
+    core_select(_ORDERS.c.charger_id).where(_ORDERS.c.id == bindparam("tag")), stable=True
+)
+"""An order's charger is written with the order and never changed: read ahead, it stays
+valid across the unit's writes."""
 _TXN_COLUMNS = _BY_ID.columns
 
 
@@ -167,6 +171,11 @@ def with_order_charger(
     return txn, None if row[-1] is None else str(row[-1])
 
 
+def with_order_charger_ahead(conn: Connection, *, charger_id: str, transaction_id: str) -> None:
+    """Queues :func:`with_order_charger`'s read with the unit's next round trip."""
+    _WITH_OWNER.ahead(conn, {"cid": charger_id, "tid": transaction_id})
+
+
 def by_start_key(conn: Connection, *, charger_id: str, start_key: str) -> TxnRow | None:
     """The charger's 1.6 transaction started by the StartTransaction of ``start_key``."""
     row = _BY_START_KEY.first(conn, {"cid": charger_id, "key": start_key})
@@ -180,13 +189,15 @@ def by_start_key_ahead(conn: Connection, *, charger_id: str, start_key: str) -> 
 
 
 def save(conn: Connection, txn: TxnRow) -> None:
-    """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session."""
+    """Inserts (and sets ``txn.id``) or updates the row: Core, no ORM session. The update is
+    a kept write (sent with the unit's next round trip where writes are pipelined): the row
+    is the charger's, found by its id, so nothing waits for its row count."""
     values = {f"v_{name}": getattr(txn, name) for name in _FIELDS}
     if txn.id is None:
         txn.id = _INSERT.scalar(conn, values)
     else:
         values["pk"] = txn.id
-        _UPDATE.execute(conn, values)
+        _UPDATE.later(conn, values)
 
 
 def another_with_tag(conn: Connection, *, charger_id: str, id_tag: str, pk: int | None) -> bool:
@@ -221,8 +232,10 @@ def insert_event(
     received_at: datetime,
     digest: str,
 ) -> None:
-    """Stores one 2.0.1 TransactionEvent with the answer it was given (its ``response``)."""
-    _INSERT_EVENT.execute(
+    """Stores one 2.0.1 TransactionEvent with the answer it was given (its ``response``), as
+    a kept write: a copy stored meanwhile breaks the unique seqNo at the unit's next round
+    trip or its commit, which fails the unit all the same (the caller's IntegrityError)."""
+    _INSERT_EVENT.later(
         conn,
         {
             "charger_id": charger_id,
@@ -237,6 +250,12 @@ def insert_event(
             "digest": digest,
         },
     )
+
+
+def order_charger_ahead(conn: Connection, *, order_id: str) -> None:
+    """Queues :func:`order_charger`'s read with the unit's next round trip (a stable read
+    ahead: still served after the unit's writes)."""
+    _ORDER_CHARGER.ahead(conn, {"tag": order_id})
 
 
 def order_charger(conn: Connection, *, order_id: str) -> str | None:

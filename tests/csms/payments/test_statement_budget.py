@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, event
 
 from csms.store import settlements as store_settlements
 from csms.store.units_of_work import uses_thread
 from tests.csms.payments.conftest import World
+from tests.csms.round_trips import RoundTrips, round_trips
 
 # (SQLite, PostgreSQL): the wallet lock carries its reads in RETURNING only on SQLite
 # the capture: one more for the receipt number on SQLite (the series counter, an upsert); on
@@ -40,29 +40,18 @@ ROUND_TRIPS = {"order": 3, "settlement": 4, "capture": 4}
 class Counted:
     """The statements any engine ran (the async engine's and the database thread's own),
     how many units of work the database thread ran, and the round trips to a PostgreSQL
-    server (psycopg's: each statement outside a pipeline, each pipeline, a commit that still
-    had to be sent)."""
+    server (:class:`~tests.csms.round_trips.RoundTrips`)."""
 
     statements: list[str] = field(default_factory=list)
     units: int = 0
-    round_trips: int = 0
-    in_pipeline: bool = False
+    trips: RoundTrips = field(default_factory=RoundTrips)
 
     def __len__(self) -> int:
         return len(self.statements)
 
-    def waited(self, connection: psycopg.Connection[Any], step: str) -> None:
-        """psycopg waits for the server with ``step`` (the name of its generator)."""
-        if step.endswith("_enter_gen"):
-            self.in_pipeline = True
-        elif step.endswith("_exit_gen"):
-            self.in_pipeline = False
-            self.round_trips += 1
-        elif step.endswith("_commit_gen"):  # nothing to send once a pipeline sent the COMMIT
-            idle = connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            self.round_trips += not idle
-        elif not self.in_pipeline:
-            self.round_trips += 1
+    @property
+    def round_trips(self) -> int:
+        return self.trips.count
 
 
 @contextmanager
@@ -74,20 +63,14 @@ def counted(world: World, monkeypatch: pytest.MonkeyPatch | None = None) -> Iter
 
     units = world.db.worker.units
     event.listen(Engine, "before_cursor_execute", count)
-    if monkeypatch is not None:
-        wait = psycopg.Connection.wait
-
-        def waiting(connection: psycopg.Connection[Any], gen: Any, *args: Any, **kw: Any) -> Any:
-            seen.waited(connection, getattr(gen, "__qualname__", ""))
-            return wait(connection, gen, *args, **kw)
-
-        monkeypatch.setattr(psycopg.Connection, "wait", waiting)
     try:
-        yield seen
+        if monkeypatch is None:
+            yield seen
+        else:
+            with round_trips(monkeypatch) as seen.trips:
+                yield seen
     finally:
         event.remove(Engine, "before_cursor_execute", count)
-        if monkeypatch is not None:
-            monkeypatch.undo()
         seen.units = world.db.worker.units - units
 
 

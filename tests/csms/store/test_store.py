@@ -38,6 +38,7 @@ from csms.store.models_orders import Order
 from csms.store.writer import StoreWriter
 
 from ..conftest import make_settings
+from ..round_trips import round_trips
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -592,3 +593,47 @@ async def test_in_order_events_skip_the_read_of_their_seq_no(
             await session.exec(select(Transaction).where(Transaction.transaction_id == "T-ORDER"))
         ).one()
     assert txn.last_seq_no == 3 and "seq_no_reused" in txn.flags and txn.state == "Ended"
+
+
+async def test_a_transactions_messages_keep_their_round_trip_budget(
+    ctx: CsmsContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a transaction message's unit sends what it will read about its tag (the
+    tag's row, the charger of an order the tag may name) with its first read, and its
+    transaction's update and its 2.0.1 event as kept writes with the commit (D110): a start
+    is its decision, the new row's insert and the commit; a stop or an update its read and
+    the commit. Each was one to three round trips more."""
+    postgresql = ctx.db.engine.dialect.name == "postgresql"
+    tag = "04A1B2C3"  # the shape of an order id: its order's charger is read too
+    warm = transactions.StartRequest(connector_id=2, id_tag=tag, meter_start=0, timestamp=NOW)
+    await transactions.start_transaction(ctx, "S1", warm)  # the connection's first statements
+    trips = []
+    with round_trips(monkeypatch) as seen:
+        start = transactions.StartRequest(
+            connector_id=1, id_tag=tag, meter_start=10, timestamp=NOW
+        )  # fmt: skip
+        started = await transactions.start_transaction(ctx, "S1", start)
+        trips.append(seen.count)
+        stop = transactions.StopRequest(
+            transaction_id=started.transaction_id, meter_stop=20, timestamp=NOW, id_tag=tag
+        )
+        await transactions.stop_transaction(ctx, "S1", stop)
+        trips.append(seen.count - sum(trips))
+        for seq_no, event_type, token in ((0, "Started", tag), (1, "Updated", None)):
+            ev = transactions.TransactionEvent(
+                event_type=event_type, timestamp=NOW, trigger_reason="Authorized",
+                seq_no=seq_no, transaction_id="T-9", id_token=token, evse_id=1,
+            )  # fmt: skip
+            await transactions.transaction_event(ctx, "S1", ev)
+            trips.append(seen.count - sum(trips))
+    assert trips == ([3, 2, 3, 2] if postgresql else [0, 0, 0, 0])
+    async with ctx.db.session() as session:
+        rows = (await session.exec(select(Transaction).order_by(col(Transaction.id)))).all()
+    assert [(r.state, r.id_tag, r.meter_stop_wh) for r in rows] == [
+        ("Started", tag, None),
+        ("Ended", tag, 20),
+        ("Started", tag, None),
+    ]
+    async with ctx.db.session() as session:
+        count = select(func.count()).select_from(TransactionEventRecord)
+        assert (await session.exec(count)).one() == 2
