@@ -370,7 +370,7 @@ def record_boot(
     registration = _REGISTRATION.scalar(batch.conn, {"cid": charger_id})
     if registration is None:
         return None
-    _BOOT.execute(
+    _BOOT.later(  # a kept write: the row was just read, nothing waits for its row count
         batch.conn,
         {
             "cid": charger_id,
@@ -387,7 +387,7 @@ def record_boot(
 
 def record_charger_status(batch: Batch, *, charger_id: str, status: str, now: datetime) -> None:
     """1.6 connector 0: the charger's own status."""
-    _CHARGER_STATUS.execute(batch.conn, {"cid": charger_id, "status": status, "now": now})
+    _CHARGER_STATUS.later(batch.conn, {"cid": charger_id, "status": status, "now": now})
 
 
 SYNCS = table_of(ChargerSync)

@@ -171,9 +171,10 @@ def end_reads_ahead(session: Session, *, transaction_pk: int, order_id: str) -> 
 def set_charge(
     session: Session, *, record_id: int | None, amount: int, disagree: bool, now: datetime
 ) -> None:
-    """What a session record charges, and whether its two sources disagree."""
+    """What a session record charges, and whether its two sources disagree (a kept write:
+    the record is the unit's own, nothing waits for its row count)."""
     params = {"record_id": record_id, "amount": amount, "disagree": disagree, "now": now}
-    _RECORD_CHARGE.execute(session.connection(), params)
+    _RECORD_CHARGE.later(session.connection(), params)
 
 
 def complete_signed(

@@ -404,19 +404,31 @@ def _write_touches(
         conn.execute(_TOUCH, [{"cid": c, "seen": t} for c, t in touches])
 
 
+_PRESENCE_ROW = Fast(_PRESENCE)
+_VERSION_ROW = Fast(_VERSION)
+
+
 def _write_presence(conn: Connection, presence: Presence) -> None:
+    """The connection states: one executemany each, or where writes are pipelined
+    (PostgreSQL) one kept write per charger, sent with the group's first round trip."""
     if not presence:
         return
-    rows = [
+    rows: list[dict[str, object]] = [
         {"cid": cid, "on": online, "seen": seen}
         for cid, (online, _version, seen) in presence.items()
     ]
-    conn.execute(_PRESENCE, rows)
-    versions = [
+    versions: list[dict[str, object]] = [
         {"cid": cid, "v": version}
         for cid, (_online, version, _seen) in presence.items()
         if version is not None
     ]
+    if pipelined(conn):
+        for row in rows:
+            _PRESENCE_ROW.later(conn, row)
+        for row in versions:
+            _VERSION_ROW.later(conn, row)
+        return
+    conn.execute(_PRESENCE, rows)
     if versions:
         conn.execute(_VERSION, versions)
 

@@ -16,6 +16,8 @@ from csms.store import chargers as store
 from csms.store.db import Database, migrate
 from csms.store.writer import CHARGERS, Batch, StoreTimeout, StoreWriter
 
+from ..round_trips import round_trips
+
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
@@ -269,3 +271,39 @@ async def test_a_connected_chargers_last_seen_row_is_written_at_most_every_step(
     await writer.flush_touches()
     assert await stored() == later + timedelta(seconds=2)
     assert "W5" not in writer._lane("W5").written_at  # an offline charger is forgotten
+
+
+async def test_connection_states_and_a_boot_go_with_the_groups_round_trips(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the connection states written at a group's start and a boot's row are
+    kept writes: a group of a boot is its registration's read and the commit (it was five
+    round trips: the states, their versions, the read, the boot's update, the commit)."""
+    writer = StoreWriter(db)
+    writer.set_presence("W5", online=True, version="1.6", now=NOW)
+    writer.set_presence("W6", online=True, version="2.0.1", now=NOW)
+
+    def boot(batch: Batch) -> str | None:
+        return store.record_boot(
+            batch, charger_id="W5", version="1.6", vendor="V", model="M",
+            serial_number="S-1", firmware_version="1.0", now=NOW,
+        )  # fmt: skip
+
+    def warm(batch: Batch) -> str | None:  # the lane's connection makes its first statements
+        return store.registration_of(batch.conn, "W5")
+
+    await writer.execute(warm, "W5")
+    task = await _running(writer)
+    try:
+        with round_trips(monkeypatch) as seen:
+            assert await writer.execute(boot, "W5") == "Accepted"
+    finally:
+        await _stop(task)
+    assert seen.count == (2 if db.engine.dialect.name == "postgresql" else 0)
+    async with db.session() as session:
+        w5, w6 = await store.get_charger(session, "W5"), await store.get_charger(session, "W6")
+    assert w5 is not None and w6 is not None
+    assert (w5.online, w5.ocpp_version, w5.vendor, w5.firmware_version) == (
+        True, "1.6", "V", "1.0",
+    )  # fmt: skip
+    assert (w6.online, w6.ocpp_version) == (True, "2.0.1")
