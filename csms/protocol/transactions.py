@@ -285,10 +285,13 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     starts = inline_starts(ctx.sink)
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision, bool]:
+    def reads(conn: Connection) -> None:
         # the repeat check's read goes with the decision's round trip (when it has one)
-        store.by_start_key_ahead(batch.conn, charger_id=charger_id, start_key=key)
-        _tag_reads_ahead(batch.conn, ahead, req.id_tag)
+        store.by_start_key_ahead(conn, charger_id=charger_id, start_key=key)
+        _tag_reads_ahead(conn, ahead, req.id_tag)
+
+    def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision, bool]:
+        reads(batch.conn)  # nothing when its group queued them already
         # the 1.6 schema lets the id tag be empty: no tag the CSMS knows, so Invalid
         decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
         existing = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)
@@ -329,7 +332,9 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         return found, asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
 
     try:
-        txn, created, is_order, decision, marked = await ctx.writer.execute(op, charger_id)
+        txn, created, is_order, decision, marked = await ctx.writer.execute(
+            op, charger_id, reads=reads
+        )
     except IntegrityError:  # the same start raced in on another connection (or process)
         found, decision_again = await ctx.writer.execute(again, charger_id)
         if found is None or decision_again is None:
@@ -357,13 +362,16 @@ async def stop_transaction(
     decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
     now = ctx.clock()
 
-    def op(batch: Batch) -> tuple[TxnRow, bool]:
-        conn = batch.conn
+    def reads(conn: Connection) -> None:
         # the transaction's read goes with the decision's round trip (when it has one)
         store.with_order_charger_ahead(
             conn, charger_id=charger_id, transaction_id=str(req.transaction_id)
         )
         _tag_reads_ahead(conn, ahead, req.id_tag)
+
+    def op(batch: Batch) -> tuple[TxnRow, bool]:
+        conn = batch.conn
+        reads(conn)  # nothing when its group queued them already
         decided[0] = asked or _decide_in(conn, decider, charger_id, req.id_tag)
         found = store.with_order_charger(
             conn, charger_id=charger_id, transaction_id=str(req.transaction_id)
@@ -398,7 +406,7 @@ async def stop_transaction(
         return txn, is_order
 
     try:
-        txn, is_order = await ctx.writer.execute(op, charger_id)
+        txn, is_order = await ctx.writer.execute(op, charger_id, reads=reads)
     except IntegrityError:  # a concurrent copy stored it first (the op ran: decided is set)
         return decided[0]
     if is_order:
@@ -494,9 +502,15 @@ async def transaction_event(
     starts = inline_starts(ctx.sink)
     now = ctx.clock()
 
+    def reads(conn: Connection) -> None:
+        store.with_order_charger_ahead(
+            conn, charger_id=charger_id, transaction_id=ev.transaction_id
+        )
+        _tag_reads_ahead(conn, ahead, ev.id_token)
+
     def op(batch: Batch) -> _Stored:
         conn = batch.conn
-        _tag_reads_ahead(conn, ahead, ev.id_token)  # they go with the transaction's read
+        reads(conn)  # nothing when its group queued them already
         found = store.with_order_charger(
             conn, charger_id=charger_id, transaction_id=ev.transaction_id
         )
@@ -519,7 +533,7 @@ async def transaction_event(
         return earlier(batch.conn, charger_id, ev, digest).answer
 
     try:
-        stored = await ctx.writer.execute(op, charger_id)
+        stored = await ctx.writer.execute(op, charger_id, reads=reads)
     except IntegrityError:  # a concurrent copy of this event won
         answer = await ctx.writer.execute(again, charger_id)
         return _decode_answer(answer) if answer else decided[0]
