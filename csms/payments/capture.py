@@ -165,8 +165,11 @@ def capture_unit(
             raise Conflict(f"payment {payment_id} captured, receipt not yet written")
         return existing
     next_payment_state(payment.status, PaymentEvent.CAPTURE)
-    # a kept write: a racing capture that was first fails the unit at its next round trip
-    store_payments.mark_captured(session, payment_id=payment_id, kind=kind, now=now)
+    # a kept write: a racing capture that was first, or a revision of the amount committed
+    # since the read, fails the unit at its next round trip
+    store_payments.mark_captured(
+        session, payment_id=payment_id, amount=payment.amount, kind=kind, now=now
+    )
     stored(payment, status=PaymentState.CAPTURED.value, captured_at=now, capture_kind=kind)
     user, oid = order.user_id, order.id
     if payment.method == "debt":

@@ -51,7 +51,11 @@ _CAPTURE_ROWS = Fast(
 _RECEIPT_OF_PAYMENT = Fast(select(RECEIPTS).where(RECEIPTS.c.payment_id == bindparam("payment_id")))
 _CAPTURE = Fast(
     update(PAYMENTS)
-    .where(PAYMENTS.c.id == bindparam("payment_id"), PAYMENTS.c.status == "pending")
+    .where(
+        PAYMENTS.c.id == bindparam("payment_id"),
+        PAYMENTS.c.status == "pending",
+        PAYMENTS.c.amount == bindparam("amount"),  # the amount the capture read and moves
+    )
     .values(
         status="captured",
         captured_at=bindparam("now", type_=UtcDateTime),
@@ -117,12 +121,15 @@ def receipt_of_payment(session: Session, *, payment_id: int) -> Receipt | None:
     return loaded(Receipt, dict(zip(_RECEIPT_OF_PAYMENT.columns, existing, strict=True)))
 
 
-def mark_captured(session: Session, *, payment_id: int, kind: str, now: datetime) -> None:
-    """``pending -> captured`` (of two racing captures, one matches) as a kept write, sent
-    with the unit's next round trip; :class:`~csms.store.units_of_work.Conflict` there when
-    it matched no row."""
-    params = {"payment_id": payment_id, "now": now, "kind": kind}
-    check = matched_one(f"payment {payment_id} was captured meanwhile")
+def mark_captured(
+    session: Session, *, payment_id: int, amount: int, kind: str, now: datetime
+) -> None:
+    """``pending -> captured`` where the amount is still ``amount``, the one the capture read
+    and moves (of two racing captures, one matches; a revision committed since the read
+    makes it match none) as a kept write, sent with the unit's next round trip;
+    :class:`~csms.store.units_of_work.Conflict` there when it matched no row."""
+    params = {"payment_id": payment_id, "amount": amount, "now": now, "kind": kind}
+    check = matched_one(f"payment {payment_id} was captured or revised meanwhile")
     _CAPTURE.later(session.connection(), params, check=check)
 
 
