@@ -32,11 +32,12 @@ _INSERT_TRANSFERS: Insert = insert(TRANSFERS).returning(TRANSFERS.c.id, TRANSFER
 statement per row)."""
 _INSERT_ENTRIES: Insert = insert(ENTRIES)
 _TRANSFER_ROW = Fast(
-    insert(TRANSFERS).values(
-        {c.name: bindparam(c.name, type_=c.type) for c in TRANSFERS.columns if c.name != "id"}
-    )
+    insert(TRANSFERS)
+    .values({c.name: bindparam(c.name, type_=c.type) for c in TRANSFERS.columns if c.name != "id"})
+    .inline()
 )
-"""One transfer row, every column but ``id`` bound by its name (a kept write)."""
+"""One transfer row, every column but ``id`` bound by its name (a kept write; ``inline``: no
+implicit ``RETURNING id`` that nothing would read)."""
 _ENTRY_NAMES = ("account", "account_kind", "user_id", "amount")
 
 

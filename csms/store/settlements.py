@@ -81,6 +81,7 @@ _INSERT_INBOX = {
         insert_of(_INBOX)
         .values({name: bindparam(name, type_=_INBOX.c[name].type) for name in _INBOX_NAMES})
         .on_conflict_do_nothing()
+        .inline()  # no implicit RETURNING id: a kept write, nothing reads it
     )
     for dialect, insert_of in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
 }

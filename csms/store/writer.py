@@ -93,7 +93,7 @@ class StoreTimeout(StoreError):
 
 @functools.cache
 def _row_insert(table: Table, names: tuple[str, ...]) -> Fast:
-    return Fast(table.insert().values({name: bindparam(name) for name in names}))
+    return Fast(table.insert().values({name: bindparam(name) for name in names}).inline())
 
 
 @dataclass(slots=True)

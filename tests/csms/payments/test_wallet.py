@@ -259,12 +259,14 @@ async def test_concurrent_holds_never_overdraw(db: Database) -> None:
 async def test_concurrent_repeats_of_one_key_post_once(db: Database) -> None:
     uid = await new_user(db, funds=2000)
 
-    async def hold() -> int:
+    async def hold() -> None:
         return await in_worker(
             db,
             lambda s: postings.place_hold(s, user_id=uid, order_id="S", amount=700, key="one-hold"),
         )
 
-    ids = await asyncio.gather(*(hold() for _ in range(10)))
-    assert len(set(ids)) == 1
+    await asyncio.gather(*(hold() for _ in range(10)))
+    async with db.session() as session:
+        count = select(func.count()).where(LedgerTransfer.idempotency_key == "one-hold")
+        assert (await session.exec(count)).one() == 1
     assert (await balances(db, uid, "S"))[1] == 700
