@@ -285,13 +285,10 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
     starts = inline_starts(ctx.sink)
     now = ctx.clock()
 
-    def reads(conn: Connection) -> None:
-        # the repeat check's read goes with the decision's round trip (when it has one)
-        store.by_start_key_ahead(conn, charger_id=charger_id, start_key=key)
-        _tag_reads_ahead(conn, ahead, req.id_tag)
-
     def op(batch: Batch) -> tuple[TxnRow, bool, bool, IdTagDecision, bool]:
-        reads(batch.conn)  # nothing when its group queued them already
+        # the repeat check's read goes with the decision's round trip (when it has one)
+        store.by_start_key_ahead(batch.conn, charger_id=charger_id, start_key=key)
+        _tag_reads_ahead(batch.conn, ahead, req.id_tag)
         # the 1.6 schema lets the id tag be empty: no tag the CSMS knows, so Invalid
         decision = asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
         existing = store.by_start_key(batch.conn, charger_id=charger_id, start_key=key)
@@ -332,9 +329,7 @@ async def start_transaction(ctx: CsmsContext, charger_id: str, req: StartRequest
         return found, asked or _decide_in(batch.conn, decider, charger_id, req.id_tag) or NO_TAG
 
     try:
-        txn, created, is_order, decision, marked = await ctx.writer.execute(
-            op, charger_id, reads=reads
-        )
+        txn, created, is_order, decision, marked = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # the same start raced in on another connection (or process)
         found, decision_again = await ctx.writer.execute(again, charger_id)
         if found is None or decision_again is None:
@@ -362,16 +357,13 @@ async def stop_transaction(
     decided: list[IdTagDecision | None] = [asked]  # made in the unit of work when inline
     now = ctx.clock()
 
-    def reads(conn: Connection) -> None:
+    def op(batch: Batch) -> tuple[TxnRow, bool]:
+        conn = batch.conn
         # the transaction's read goes with the decision's round trip (when it has one)
         store.with_order_charger_ahead(
             conn, charger_id=charger_id, transaction_id=str(req.transaction_id)
         )
         _tag_reads_ahead(conn, ahead, req.id_tag)
-
-    def op(batch: Batch) -> tuple[TxnRow, bool]:
-        conn = batch.conn
-        reads(conn)  # nothing when its group queued them already
         decided[0] = asked or _decide_in(conn, decider, charger_id, req.id_tag)
         found = store.with_order_charger(
             conn, charger_id=charger_id, transaction_id=str(req.transaction_id)
@@ -406,7 +398,7 @@ async def stop_transaction(
         return txn, is_order
 
     try:
-        txn, is_order = await ctx.writer.execute(op, charger_id, reads=reads)
+        txn, is_order = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # a concurrent copy stored it first (the op ran: decided is set)
         return decided[0]
     if is_order:
@@ -502,15 +494,9 @@ async def transaction_event(
     starts = inline_starts(ctx.sink)
     now = ctx.clock()
 
-    def reads(conn: Connection) -> None:
-        store.with_order_charger_ahead(
-            conn, charger_id=charger_id, transaction_id=ev.transaction_id
-        )
-        _tag_reads_ahead(conn, ahead, ev.id_token)
-
     def op(batch: Batch) -> _Stored:
         conn = batch.conn
-        reads(conn)  # nothing when its group queued them already
+        _tag_reads_ahead(conn, ahead, ev.id_token)  # they go with the transaction's read
         found = store.with_order_charger(
             conn, charger_id=charger_id, transaction_id=ev.transaction_id
         )
@@ -533,7 +519,7 @@ async def transaction_event(
         return earlier(batch.conn, charger_id, ev, digest).answer
 
     try:
-        stored = await ctx.writer.execute(op, charger_id, reads=reads)
+        stored = await ctx.writer.execute(op, charger_id)
     except IntegrityError:  # a concurrent copy of this event won
         answer = await ctx.writer.execute(again, charger_id)
         return _decode_answer(answer) if answer else decided[0]

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,22 +69,19 @@ Params = Mapping[str, Any]
 _CURSOR = "qrcharge.fast_cursor"  # the DBAPI connection's cursor, kept in its pool info
 _LATER = "qrcharge.fast_later"  # writes kept for the next round trip: [(sql, args), ...]
 _AHEAD = "qrcharge.fast_ahead"  # reads queued ahead: {(statement id, arguments): _Ahead}
-_SCOPE = "qrcharge.fast_scope"  # the scope the connection runs in (see scoped), or None
 _PIPELINED: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines of pipeline_writes
 
 
 class _Ahead:
     """A read queued ahead: its own cursor once sent, its rows once received; ``stable``
-    when its statement reads what no write changes (it survives the unit's writes), and the
-    ``scope`` it was queued in (see :func:`scoped`)."""
+    when its statement reads what no write changes (it survives the unit's writes)."""
 
-    __slots__ = ("cursor", "rows", "scope", "stable")
+    __slots__ = ("cursor", "rows", "stable")
 
-    def __init__(self, stable: bool = False, scope: str | None = None) -> None:
+    def __init__(self, stable: bool = False) -> None:
         self.cursor: Any = None
         self.rows: list[Any] | None = None
         self.stable = stable
-        self.scope = scope
 
     def received(self) -> None:
         self.rows = self.cursor.fetchall()
@@ -196,17 +193,14 @@ class Fast:
             return
         plan = self._plan_for(conn.dialect)
         args = _arguments(plan, params)
-        info = conn.connection.info
-        scope = info.get(_SCOPE)
-        key = _ahead_key(self, args, scope)
+        key = _ahead_key(self, args)
         if key is None:
             return
         if not conn.in_transaction():
             conn.begin()
-        queued: dict[Any, _Ahead] = info.setdefault(_AHEAD, {})
-        if key in queued:  # queued already (by the store writer for its group): still valid
-            return
-        slot = queued[key] = _Ahead(self.stable, scope)
+        info = conn.connection.info
+        slot = _Ahead(self.stable)
+        info.setdefault(_AHEAD, {})[key] = slot
         kept: Kept | None = info.get(_LATER)
         if kept is None:
             kept = info[_LATER] = []
@@ -260,7 +254,7 @@ class Fast:
             if plan.writes:  # what was read ahead may be stale after it
                 _forget_ahead(pooled.info)
             else:
-                slot = ahead.pop(_ahead_key(self, args, pooled.info.get(_SCOPE)), None)
+                slot = ahead.pop(_ahead_key(self, args), None)
                 if slot is not None:
                     if slot.rows is None:  # still kept: sent now, with the other kept ones
                         flush_later(conn)
@@ -324,56 +318,22 @@ def _arguments(plan: _Plan, params: Params) -> Any:
 
 
 def _forget_ahead(info: dict[Any, Any]) -> None:
-    """A write on the connection: the reads queued ahead are forgotten, but the stable ones
-    and, inside a scope, those of other scopes (see :func:`scoped`)."""
+    """A write on the connection: the reads queued ahead are forgotten, but the stable ones."""
     ahead: dict[Any, _Ahead] | None = info.get(_AHEAD)
     if not ahead:
         return
-    scope = info.get(_SCOPE)
-    if scope is None:
-        kept = {key: slot for key, slot in ahead.items() if slot.stable}
-    else:
-        kept = {
-            key: slot
-            for key, slot in ahead.items()
-            if slot.stable or (slot.scope is not None and slot.scope != scope)
-        }
+    kept = {key: slot for key, slot in ahead.items() if slot.stable}
     if kept:
         info[_AHEAD] = kept
     else:
         del info[_AHEAD]
 
 
-@contextlib.contextmanager
-def scoped(conn: Connection, scope: str | None) -> Iterator[None]:
-    """Runs what is inside in ``scope`` (the store writer: one per charger, for each
-    operation of a group and for the reads it queues before the group runs). The caller
-    promises that nothing written in one scope changes what a read queued ahead in another
-    scope reads: a write inside a scope then forgets only the reads ahead of its own scope
-    and those queued outside any scope, so that reads a group queued for all its operations
-    at once stay valid across the other operations' writes. ``None``: no scope (a write
-    forgets every read ahead but the stable ones). Elsewhere than on pipelined engines,
-    nothing is read ahead and this does nothing."""
-    if conn.engine not in _PIPELINED:
-        yield
-        return
-    info = conn.connection.info
-    before = info.get(_SCOPE)
-    info[_SCOPE] = scope
+def _ahead_key(fast: Fast, args: Any) -> tuple[int, Any] | None:
+    """What a read ahead is found again by: the statement and its arguments (None when an
+    argument cannot be compared so: such a read is simply not kept ahead)."""
     try:
-        yield
-    finally:
-        if not conn.closed and not conn.invalidated:
-            conn.connection.info[_SCOPE] = before
-
-
-def _ahead_key(fast: Fast, args: Any, scope: str | None) -> tuple[Any, ...] | None:
-    """What a read ahead is found again by: the statement, its arguments and the scope it
-    was queued in (a read is served only in its own scope: what another scope writes may
-    change it) (None when an argument cannot be compared so: such a read is simply not
-    kept ahead)."""
-    try:
-        key = (id(fast), tuple(args.items()) if isinstance(args, dict) else tuple(args), scope)
+        key = (id(fast), tuple(args.items()) if isinstance(args, dict) else tuple(args))
         hash(key)
     except TypeError:
         return None

@@ -17,12 +17,6 @@ its own chargers' rows and the lanes' round trips to the server overlap instead 
 behind one another; two lanes never write the same charger's rows, so they cannot deadlock on
 them. SQLite has one writer at a time: one lane.
 
-On PostgreSQL a group's reads are what it waits for (its writes are kept and go with the next
-read or the COMMIT, :mod:`csms.store.fast`). An operation may therefore hand its first reads
-over too (``reads``): the group queues every operation's reads ahead before it runs the first
-one, so they all go in one round trip, and runs each operation in the scope of its charger, so
-that one charger's writes do not make the other chargers' reads ahead be read again.
-
 Heartbeats need no durability before the answer: :meth:`StoreWriter.touch` records
 ``last_seen`` in memory and the writer writes the newest value per charger every
 ``touch_interval_s`` (one ``executemany``), so memory is bounded by the number of chargers; a
@@ -54,7 +48,7 @@ from csms import metrics
 from csms.errors import StoreError
 from csms.store.db import Database
 from csms.store.db_worker import DbWorker
-from csms.store.fast import Fast, pipelined, scoped
+from csms.store.fast import Fast, pipelined
 from csms.store.models import Charger
 
 LOG = logging.getLogger("csms.store")
@@ -129,16 +123,11 @@ Operation = Callable[[Batch], T]
 Presence = dict[str, tuple[bool, str | None, datetime]]
 
 
-Reads = Callable[[Connection], None]
-
-
 @dataclass(slots=True)
 class _Pending:
     op: Operation[Any]
     future: asyncio.Future[Any]
     deadline: float  # loop time after which it is failed instead of run
-    key: str | None = None
-    reads: Reads | None = None  # queued ahead before the group runs, in the scope of key
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +223,7 @@ class _Lane:
         started = time.perf_counter()
         try:
             outcomes = await self.worker.run_connection(
-                _run_group, [(item.op, item.key, item.reads) for item in live], presence
+                _run_group, [item.op for item in live], presence
             )
         except Exception as exc:  # the store itself failed: every caller answers an error
             LOG.warning("store writer: a group of %d failed: %s", len(live), exc)
@@ -297,20 +286,9 @@ class StoreWriter:
 
     # --- callers ----------------------------------------------------------------------------
 
-    async def execute(
-        self, op: Operation[T], key: str | None = None, *, reads: Reads | None = None
-    ) -> T:
+    async def execute(self, op: Operation[T], key: str | None = None) -> T:
         """Runs ``op`` in the next group of the lane of ``key`` (the charger whose rows it
         writes) and returns its result once that group committed.
-
-        ``reads`` queues the reads ``op`` will make first, as reads ahead
-        (:meth:`~csms.store.fast.Fast.ahead`; ``op`` itself queues them too, for when it runs
-        alone): the group queues every operation's before running the first, so they go in
-        one round trip. Each operation runs in the scope of its ``key``
-        (:func:`~csms.store.fast.scoped`): an operation of a charger writes only that
-        charger's rows and the orders issued for it, and a read queued ahead for a charger
-        reads only such rows, orders' chargers and RFID tags, so one charger's writes leave
-        another's reads ahead valid.
 
         Raises :class:`StoreBusy` when too much is waiting and :class:`StoreTimeout` when it
         waited more than ``timeout_s`` for its group; when the writer is not running (startup,
@@ -321,9 +299,8 @@ class StoreWriter:
             return await lane.worker.run(_run_one, op)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        pending = _Pending(op, future, loop.time() + self._timeout_s, key, reads)
         try:
-            lane.queue.put_nowait(pending)
+            lane.queue.put_nowait(_Pending(op, future, loop.time() + self._timeout_s))
         except asyncio.QueueFull as exc:
             raise StoreBusy(f"{lane.queue.maxsize} store operations already waiting") from exc
         # no timer per operation: the writer fails what waited past its deadline instead of
@@ -389,27 +366,15 @@ def _run_one(conn: Connection, op: Operation[T]) -> T:
     return result
 
 
-Grouped = tuple[Operation[Any], str | None, Reads | None]
-
-
-def _run_group(conn: Connection, group: list[Grouped], presence: Presence) -> list[Any]:
-    """The whole group in one transaction (every operation's ``reads`` queued first, each
-    operation in the scope of its key); if anything in it fails, the connection states and
-    then each operation again in its own transaction, so that only the failing operation's
-    caller sees its error (a :class:`_Failed` in its place)."""
-    ops = [op for op, _key, _reads in group]
+def _run_group(conn: Connection, ops: list[Operation[Any]], presence: Presence) -> list[Any]:
+    """The whole group in one transaction; if anything in it fails, the connection states
+    and then each operation again in its own transaction, so that only the failing
+    operation's caller sees its error (a :class:`_Failed` in its place)."""
     try:
         with conn.begin():
             _write_presence(conn, presence)
-            for _op, key, reads in group:
-                if reads is not None and key is not None:
-                    with scoped(conn, key):
-                        reads(conn)
             batch = Batch(conn)
-            results = []
-            for op, key, _reads in group:
-                with scoped(conn, key):
-                    results.append(op(batch))
+            results = [op(batch) for op in ops]
             batch.insert_rows()
         return results
     except Exception as exc:

@@ -19,7 +19,7 @@ from csms.store import meter_values as stored_values
 from csms.store import orders as store_orders
 from csms.store import transactions as stored_transactions
 from csms.store.db import Database, migrate
-from csms.store.fast import Fast, pipelined, scoped
+from csms.store.fast import Fast, pipelined
 from csms.store.models import Evse, IdTag
 from csms.store.transactions import TxnRow
 from csms.store.units_of_work import Conflict, matched_one
@@ -451,37 +451,3 @@ async def test_a_stable_read_ahead_outlives_the_units_writes(db: Database) -> No
 def test_only_a_read_can_be_stable() -> None:
     with pytest.raises(ValueError, match="only a read"):
         Fast(update(CHARGERS).values(status="x"), stable=True)
-
-
-async def test_a_write_in_a_scope_forgets_only_that_scopes_reads_ahead(db: Database) -> None:
-    """Inside scopes (the store writer's chargers) a read queued ahead in one scope is still
-    served after another scope's write, is read again after its own scope's write, and is
-    never served in another scope (each scope queues and reads its own). The test writes K1
-    in scope A although B reads it, breaking the scopes' promise on purpose to see which
-    rows come back."""
-
-    def unit(conn: Connection) -> tuple[list[object], list[str]]:
-        for scope in ("A", "B"):
-            with scoped(conn, scope):
-                _STATUS_OF.ahead(conn, {"cid": "K1"})
-                _STATUS_OF.ahead(conn, {"cid": "K2"})
-        _STATUS_OF.ahead(conn, {"cid": "K2"})  # outside any scope
-        with scoped(conn, "A"):
-            _STATUS.later(conn, {"cid": "K1", "status": "Faulted"})
-        got = []
-        with statements() as seen:
-            with scoped(conn, "B"):  # B's reads were sent before A's write, and are kept
-                got += [_STATUS_OF.scalar(conn, {"cid": "K1"})]
-            with scoped(conn, "A"):  # A's were forgotten at its write: read again
-                got += [_STATUS_OF.scalar(conn, {"cid": "K1"})]
-            got += [_STATUS_OF.scalar(conn, {"cid": "K2"})]  # unscoped: forgotten, read again
-        return got, seen
-
-    got, seen = await db.worker.run(unit)
-    if _is_postgresql(db):
-        assert got == [None, "Faulted", None]
-        # B's read sends everything kept (the five reads queued, A's forgotten ones too, and
-        # A's write after them); then A's read and the unscoped one, each a round trip
-        assert seen == ["SELECT"] * 5 + ["UPDATE", "SELECT", "SELECT"]
-    else:
-        assert got == ["Faulted", "Faulted", None]

@@ -9,13 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from csms.store import chargers as store
 from csms.store.db import Database, migrate
-from csms.store.fast import Fast
 from csms.store.writer import CHARGERS, Batch, StoreTimeout, StoreWriter
 
 from ..round_trips import round_trips
@@ -309,55 +307,3 @@ async def test_connection_states_and_a_boot_go_with_the_groups_round_trips(
         True, "1.6", "V", "1.0",
     )  # fmt: skip
     assert (w6.online, w6.ocpp_version) == (True, "2.0.1")
-
-
-_STATUS_OF = Fast(select(CHARGERS.c.status).where(CHARGERS.c.id == bindparam("cid")))
-_SET_STATUS = Fast(
-    update(CHARGERS).where(CHARGERS.c.id == bindparam("cid")).values(status=bindparam("status"))
-)
-
-
-async def test_a_groups_reads_go_out_together_before_its_operations(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each operation's ``reads`` are queued before the group runs, each operation runs in the
-    scope of its charger: one charger's write leaves the others' reads ahead valid, so on
-    PostgreSQL a group of five read-then-write operations is one round trip for the reads and
-    one for the writes with the commit (each read after the first write was one more)."""
-    writer = StoreWriter(db)
-
-    def read_then_write(charger_id: str) -> tuple[Callable[[Batch], object], Callable[..., None]]:
-        def reads(conn: Connection) -> None:
-            _STATUS_OF.ahead(conn, {"cid": charger_id})
-
-        def op(batch: Batch) -> object:
-            reads(batch.conn)
-            before = _STATUS_OF.scalar(batch.conn, {"cid": charger_id})
-            _SET_STATUS.later(batch.conn, {"cid": charger_id, "status": f"was {before}"})
-            return before
-
-        return op, reads
-
-    def warm(batch: Batch) -> object:  # the lane's connection makes its first statements
-        return _STATUS_OF.scalar(batch.conn, {"cid": "W0"})
-
-    lane = writer._lane("W0")  # five chargers of one lane: one group
-    chargers = [c for c in (f"W{n}" for n in range(20)) if writer._lane(c) is lane][:5]
-    await writer.execute(warm, "W0")
-    task = await _running(writer)
-    try:
-        with round_trips(monkeypatch) as seen:
-            # queued in one turn of the loop, before the lane takes its first: one group
-            results = await asyncio.gather(
-                *(writer.execute(op, c, reads=reads) for c, (op, reads) in
-                  ((c, read_then_write(c)) for c in chargers))
-            )  # fmt: skip
-    finally:
-        await _stop(task)
-    assert writer.groups == 1
-    assert len(chargers) == 5 and results == [None] * 5
-    postgresql = db.engine.dialect.name == "postgresql"
-    assert seen.count == (2 if postgresql else 0)
-    async with db.session() as session:
-        rows = await session.exec(select(CHARGERS.c.status).where(CHARGERS.c.id.in_(chargers)))
-        assert list(rows.all()) == [("was None",)] * 5
