@@ -194,7 +194,7 @@ class Fast:
         plan = self._plan_for(conn.dialect)
         args = _arguments(plan, params)
         key = _ahead_key(self, args)
-        if key is None:
+        if key is None or _refused(args):
             return
         if not conn.in_transaction():
             conn.begin()
@@ -338,6 +338,15 @@ def _ahead_key(fast: Fast, args: Any) -> tuple[int, Any] | None:
     except TypeError:
         return None
     return key
+
+
+def _refused(args: Any) -> bool:
+    """Whether the driver refuses ``args`` before sending (text holding NUL, which PostgreSQL
+    text cannot): such a read is not kept ahead but read when asked for, so that its error is
+    its reader's alone. Sent ahead, it stops the pipeline there: the statements queued after
+    it are not sent, and the error is raised to whichever read sent it."""
+    values = args.values() if isinstance(args, dict) else args
+    return any(isinstance(value, str) and "\x00" in value for value in values)
 
 
 def _idle(driver_connection: Any) -> bool:

@@ -20,7 +20,7 @@ from csms.keys import KeyManager
 from csms.passwords import PasswordVerifier
 from csms.ports import IdTagDecision, StoreOnlySink
 from csms.protocol import commands as ocpp_commands
-from csms.protocol import data_transfer, transactions
+from csms.protocol import data_transfer, meter_values, transactions
 from csms.protocol.meter_values import Sample
 from csms.store import chargers as store
 from csms.store.db import Database, migrate
@@ -637,3 +637,58 @@ async def test_a_transactions_messages_keep_their_round_trip_budget(
     async with ctx.db.session() as session:
         count = select(func.count()).select_from(TransactionEventRecord)
         assert (await session.exec(count)).one() == 2
+
+
+async def _chargers_of_one_lane(ctx: CsmsContext, count: int) -> list[str]:
+    """``count`` new chargers whose operations go to the writer lane of S1 (one group)."""
+    lane = ctx.writer._lane("S1")
+    ids = [c for c in (f"L{n}" for n in range(200)) if ctx.writer._lane(c) is lane][:count]
+    async with ctx.db.session() as session:
+        for charger_id in ids:
+            await store.create_charger(
+                session, charger_id=charger_id, password_hash=None, evses=2, now=NOW
+            )
+    return ids
+
+
+async def test_a_tag_the_database_refuses_fails_only_its_own_message_in_a_group(
+    ctx: CsmsContext,
+) -> None:
+    """A charger's idTag holding NUL (valid JSON, but PostgreSQL text cannot hold it; the
+    driver refuses it before sending) is that message's problem only: as when it ran alone, its
+    stop is stored and answered Invalid. Its read was queued ahead with the group's other
+    reads, before another charger's meter values: their round trip failed inside a third
+    charger's decision, which answered a known tag Invalid and stored it so, and the meter
+    values, never sent, were lost, the group committing (D111)."""
+    meter, starter, stopper = await _chargers_of_one_lane(ctx, 3)
+    first = transactions.StartRequest(connector_id=1, id_tag="RFID", meter_start=0, timestamp=NOW)
+    opened = await transactions.start_transaction(ctx, stopper, first)
+    task = asyncio.create_task(ctx.writer.run())
+    await asyncio.sleep(0)
+    try:
+        stop = transactions.StopRequest(
+            transaction_id=opened.transaction_id, meter_stop=9, timestamp=NOW, id_tag="R\x00"
+        )
+        start = transactions.StartRequest(
+            connector_id=1, id_tag="RFID", meter_start=0, timestamp=NOW
+        )  # fmt: skip
+        # queued in one turn of the loop: one group
+        _, started, stopped = await asyncio.gather(
+            meter_values.meter_values(
+                ctx, meter, evse_id=1, transaction_id=None, samples=[Sample(NOW, 5.0)]
+            ),
+            transactions.start_transaction(ctx, starter, start),
+            transactions.stop_transaction(ctx, stopper, stop),
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert started.decision.status == "Accepted"
+    assert stopped is not None and stopped.status == "Invalid"
+    assert await _count(ctx, MeterValue, col(MeterValue.charger_id) == meter) == 1
+    async with ctx.db.session() as session:
+        rows = (await session.exec(select(Transaction).order_by(col(Transaction.id)))).all()
+    assert [(r.charger_id, r.state, r.id_tag_status) for r in rows] == [
+        (stopper, "Ended", "Accepted"),
+        (starter, "Started", "Accepted"),
+    ]
