@@ -25,7 +25,8 @@ connection and sent in one pipeline with the connection's next statement, or wit
 COMMIT: a group of a hundred operations then costs a round trip per *read*, not per
 statement. Same transaction, same order, same statements; what changes is only where a
 failing write raises: at the next statement or at the commit, still inside the same
-transaction (which is then rolled back, as for any error). Any other statement on the
+transaction (which is then rolled back, as for any error; a caller that catches the error
+does not commit it: the commit raises it again, see :func:`_send`). Any other statement on the
 connection (through SQLAlchemy too) sends the kept writes first; a rollback drops them.
 On SQLite (no round trips) and any other driver, :meth:`Fast.later` runs at once.
 
@@ -69,6 +70,7 @@ Params = Mapping[str, Any]
 _CURSOR = "qrcharge.fast_cursor"  # the DBAPI connection's cursor, kept in its pool info
 _LATER = "qrcharge.fast_later"  # writes kept for the next round trip: [(sql, args), ...]
 _AHEAD = "qrcharge.fast_ahead"  # reads queued ahead: {(statement id, arguments): _Ahead}
+_FAILED = "qrcharge.fast_failed"  # the error of a pipeline that failed the transaction (_send)
 _PIPELINED: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines of pipeline_writes
 
 
@@ -266,7 +268,7 @@ class Fast:
             # that the driver sends before a transaction's first statement, a round trip of
             # its own outside a pipeline)
             pooled.info[_LATER] = []
-            _send(conn, [*kept, (plan.sql, args)])
+            _send(conn, [*kept, (plan.sql, args)], own=True)
             cursor = _cursor(conn)
             try:
                 if not fetch:
@@ -349,6 +351,9 @@ def _refused(args: Any) -> bool:
     return any(isinstance(value, str) and "\x00" in value for value in values)
 
 
+_IN_TRANSACTION = 2  # psycopg's TransactionStatus.INTRANS: in a transaction that did not fail
+
+
 def _idle(driver_connection: Any) -> bool:
     """Whether the driver's connection is outside a transaction (its next statement is
     preceded by a BEGIN)."""
@@ -364,15 +369,25 @@ def _cursor(conn: Connection) -> Any:
     return cursor
 
 
-def _send(conn: Connection, statements: Kept) -> None:
+def _send(conn: Connection, statements: Kept, *, own: bool = False) -> None:
     """Runs ``statements`` in one pipeline (one round trip); the cursor keeps the last one's
-    result. The first failing statement's error is raised as SQLAlchemy's."""
+    result. The first failing statement's error is raised as SQLAlchemy's.
+
+    A failing pipeline fails the transaction: its error is raised again by the commit (see
+    :func:`_before_commit`), even if the caller took it as an answer (a policy that answers
+    Invalid on any error). A statement the driver refuses before sending it (PostgreSQL text
+    cannot hold NUL) leaves the transaction open on the server but stops the pipeline there:
+    the kept writes after it, often other units' in a store writer's group, are never sent,
+    and without this the transaction committed without them. Only the caller's own statement
+    (``own``: the last one) refused so, with everything before it sent and the transaction
+    fine, is the caller's error alone, as when it runs by itself."""
     dialect = conn.dialect
     cursor = _cursor(conn)
     events = conn.dispatch
     driver = conn.connection.driver_connection
     sent: list[tuple[str, Any]] = []
     slots: list[_Ahead | _Checked] = []
+    queued = False
     try:
         with driver.pipeline():  # type: ignore[union-attr]
             for sql, args, *slot in statements:
@@ -385,11 +400,29 @@ def _send(conn: Connection, statements: Kept) -> None:
                 else:
                     cursor.execute(sql, args)
                 sent.append((sql, args))
+            queued = True
         for each in slots:
             each.received()
-    except dialect.loaded_dbapi.Error as exc:
-        sql, args = sent[-1] if sent else statements[0][:2]
-        raise _wrapped(conn, dialect, cursor, sql, args, exc) from exc
+    except Exception as exc:
+        refused = not queued and getattr(exc, "sqlstate", None) is None  # by the driver
+        own_alone = (
+            own
+            and refused
+            and len(sent) == len(statements) - 1
+            and not any(isinstance(each, _Checked) for each in slots)  # no check left unrun
+            and driver.info.transaction_status == _IN_TRANSACTION  # type: ignore[union-attr]
+        )
+        error: Exception = exc
+        if isinstance(exc, dialect.loaded_dbapi.Error):
+            sql, args = (
+                statements[len(sent)][:2] if refused else sent[-1] if sent else statements[0][:2]
+            )
+            error = _wrapped(conn, dialect, cursor, sql, args, exc)
+        if not own_alone and not conn.closed and not conn.invalidated:
+            conn.connection.info[_FAILED] = error
+        if error is exc:
+            raise
+        raise error from exc
     if events.after_cursor_execute:
         for sql, args in sent:
             events.after_cursor_execute(conn, cursor, sql, args, None, False)
@@ -451,7 +484,13 @@ def _before_commit(conn: Connection) -> None:
         return
     info = conn.connection.info
     info.pop(_AHEAD, None)
+    failed: Exception | None = info.pop(_FAILED, None)
     kept: Kept | None = info.get(_LATER)
+    if failed is not None:  # a pipeline of the transaction failed (see _send): not committed
+        info[_LATER] = []
+        with contextlib.suppress(Exception):
+            conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
+        raise failed
     if kept:
         info[_LATER] = []
         try:
@@ -462,6 +501,7 @@ def _before_commit(conn: Connection) -> None:
         except Exception:
             # SQLAlchemy takes a failed commit for the transaction's end and rolls nothing
             # back: the aborted transaction is ended here, or the connection's next one fails
+            info.pop(_FAILED, None)
             with contextlib.suppress(Exception):
                 conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
             raise
@@ -471,6 +511,7 @@ def _before_rollback(conn: Connection) -> None:
     if not conn.invalidated and not conn.closed:
         conn.connection.info.pop(_LATER, None)
         conn.connection.info.pop(_AHEAD, None)
+        conn.connection.info.pop(_FAILED, None)
 
 
 def _plan(statement: Any, dialect: Dialect) -> _Plan:

@@ -4,14 +4,14 @@ built on them: the same rows on both databases as the step-by-step statements th
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, bindparam, event, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from csms.protocol.meter_values import Sample, sample_rows
 from csms.store import chargers as store
@@ -451,3 +451,49 @@ async def test_a_stable_read_ahead_outlives_the_units_writes(db: Database) -> No
 def test_only_a_read_can_be_stable() -> None:
     with pytest.raises(ValueError, match="only a read"):
         Fast(update(CHARGERS).values(status="x"), stable=True)
+
+
+async def test_a_pipeline_refused_by_the_driver_fails_its_unit_though_the_error_is_caught(
+    db: Database,
+) -> None:
+    """A statement the driver refuses before sending it (PostgreSQL text cannot hold NUL)
+    stops the pipeline there: the kept writes queued after it are never sent, and the
+    transaction is not aborted on the server. A caller that catches the error (a policy's
+    decision answers Invalid on any error) must not let the unit commit without them: its
+    commit raises the error (it committed K1's write and dropped K2's, silently)."""
+
+    def unit(conn: Connection) -> None:
+        _STATUS.later(conn, {"cid": "K1", "status": "bad\x00"})
+        _STATUS.later(conn, {"cid": "K2", "status": "Faulted"})
+        with suppress(DBAPIError):  # taken for an answer (a policy's Invalid)
+            _STATUS_OF.scalar(conn, {"cid": "K1"})  # its round trip carries the kept writes
+
+    if _is_postgresql(db):
+        with pytest.raises(DataError, match="NUL"):
+            await db.worker.run(unit)
+    else:  # SQLite takes the text: nothing fails
+        await db.worker.run(unit)
+
+    def after(conn: Connection) -> list[object]:
+        return [_STATUS_OF.scalar(conn, {"cid": c}) for c in ("K1", "K2")]
+
+    stored = await db.worker.run(after)
+    assert stored == ([None, None] if _is_postgresql(db) else ["bad\x00", "Faulted"])
+
+
+async def test_a_callers_own_statement_refused_by_the_driver_is_its_own_error(
+    db: Database,
+) -> None:
+    """The statement that fails on the driver's side is the caller's own (the last of its
+    round trip, everything kept before it sent): the error is the caller's as when it ran
+    alone, and a caller that takes it as an answer commits the rest."""
+
+    def unit(conn: Connection) -> object:
+        _STATUS.later(conn, {"cid": "K1", "status": "Faulted"})
+        try:
+            return _STATUS_OF.scalar(conn, {"cid": "bad\x00"})
+        except DBAPIError:
+            return "refused"
+
+    assert await db.worker.run(unit) == ("refused" if _is_postgresql(db) else None)
+    assert await db.worker.run(lambda conn: _STATUS_OF.scalar(conn, {"cid": "K1"})) == "Faulted"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import DataError
 from sqlmodel import col, func, select
 
 from csms.commands import ConnectionRegistry, LocalDispatcher
@@ -692,3 +693,38 @@ async def test_a_tag_the_database_refuses_fails_only_its_own_message_in_a_group(
         (stopper, "Ended", "Accepted"),
         (starter, "Started", "Accepted"),
     ]
+
+
+async def test_a_kept_write_the_database_refuses_fails_its_own_message_not_anothers(
+    ctx: CsmsContext,
+) -> None:
+    """A 2.0.1 meter value whose unit holds NUL is a kept write that the driver refuses when
+    the group's next round trip sends it, here inside another charger's decision (its tag's
+    read): that charger's start is still Accepted, and the meter values are answered with
+    their error, not stored. The decision took the error for the policy's and answered
+    Invalid, the group committed without the meter value, and its charger was told it was
+    stored."""
+    meter, starter = await _chargers_of_one_lane(ctx, 2)
+    task = asyncio.create_task(ctx.writer.run())
+    await asyncio.sleep(0)
+    try:
+        start = transactions.StartRequest(
+            connector_id=1, id_tag="RFID", meter_start=0, timestamp=NOW
+        )  # fmt: skip
+        # queued in one turn of the loop: one group
+        stored, started = await asyncio.gather(
+            meter_values.meter_values(
+                ctx, meter, evse_id=1, transaction_id=None,
+                samples=[Sample(NOW, 5.0, unit="Wh\x00")],
+            ),
+            transactions.start_transaction(ctx, starter, start),
+            return_exceptions=True,
+        )  # fmt: skip
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(started, transactions.StartAnswer)
+    assert started.decision.status == "Accepted"
+    postgresql = ctx.db.engine.dialect.name == "postgresql"
+    assert isinstance(stored, DataError) if postgresql else stored is None
+    assert await _count(ctx, MeterValue) == (0 if postgresql else 1)
