@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from csms.context import CsmsContext
 from csms.ports import (
@@ -264,11 +264,18 @@ def _decide_in(
     conn: Connection, decider: InlineDecider | None, charger_id: str, id_tag: str | None
 ) -> IdTagDecision | None:
     """The policy's decision inside the unit of work (``decider`` from :func:`_decision_before`);
-    a policy that fails answers Invalid, as :func:`_decide` does."""
+    a policy that fails answers Invalid, as :func:`_decide` does. A database error is the
+    unit's, not the policy's: it is raised (the charger is answered InternalError and sends
+    again), since the transaction it leaves behind must not be committed as if the tag had
+    been refused."""
     if decider is None or not id_tag:
         return None
+    if "\x00" in id_tag:  # no tag the database can hold (nor read: the driver refuses it)
+        return NO_TAG
     try:
         return decider(conn, charger_id, id_tag)
+    except DBAPIError:
+        raise
     except Exception:
         LOG.exception("%s: authorization policy failed for %s", charger_id, id_tag)
         return NO_TAG

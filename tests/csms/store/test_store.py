@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlmodel import col, func, select
 
 from csms.commands import ConnectionRegistry, LocalDispatcher
@@ -728,3 +728,36 @@ async def test_a_kept_write_the_database_refuses_fails_its_own_message_not_anoth
     postgresql = ctx.db.engine.dialect.name == "postgresql"
     assert isinstance(stored, DataError) if postgresql else stored is None
     assert await _count(ctx, MeterValue) == (0 if postgresql else 1)
+
+
+class _FailingPolicy:
+    """A policy deciding inside the unit of work that fails with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def authorize(self, charger_id: str, id_tag: str) -> IdTagDecision:
+        raise self.error
+
+    def authorize_in(self, conn: object, charger_id: str, id_tag: str) -> IdTagDecision:
+        raise self.error
+
+
+async def test_a_database_error_in_the_decision_fails_the_message_not_the_tag(
+    ctx: CsmsContext,
+) -> None:
+    """A policy that fails answers Invalid, but a database error inside it is the unit's: the
+    message fails (the charger sends it again) instead of storing the tag as refused in a
+    transaction the server may have aborted."""
+    start = transactions.StartRequest(connector_id=1, id_tag="TAG1", meter_start=0, timestamp=NOW)
+    gone = OperationalError("SELECT", {}, Exception("server closed the connection"))
+    with pytest.raises(OperationalError):
+        await transactions.start_transaction(
+            dataclasses.replace(ctx, authorization=_FailingPolicy(gone)), "S1", start
+        )
+    policy_bug = dataclasses.replace(ctx, authorization=_FailingPolicy(RuntimeError("bug")))
+    answer = await transactions.start_transaction(policy_bug, "S1", start)
+    assert answer.decision.status == "Invalid"
+    async with ctx.db.session() as session:
+        rows = (await session.exec(select(Transaction))).all()
+    assert [(r.id_tag, r.id_tag_status) for r in rows] == [("TAG1", "Invalid")]
