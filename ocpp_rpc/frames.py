@@ -6,9 +6,11 @@ CALLERROR with the code of its version (1.6 spells ``FormationViolation`` and
 ``OccurenceConstraintViolation``; 2.0.1 ``FormatViolation``, ``OccurrenceConstraintViolation``
 and has ``RpcFrameworkError`` / ``MessageTypeNotSupported``), whose description and details
 name the element and the rule that failed (:mod:`ocpp_rpc.violations`), and the
-connection stays up. Two things Python's JSON parser would take are refused: ``NaN`` and
-``Infinity`` (not JSON), and a frame nested deeper than :data:`MAX_DEPTH` (the parser and the
-code after it recurse, and a few thousand levels exhaust the interpreter's stack).
+connection stays up. Things Python's JSON parser would take are refused: ``NaN`` and
+``Infinity`` (not JSON), a frame nested deeper than :data:`MAX_DEPTH` (the parser and the
+code after it recurse, and a few thousand levels exhaust the interpreter's stack), and strings
+that are no text the CSMS can keep: a lone surrogate, or NUL (``\u0000``, which PostgreSQL
+text cannot hold).
 """
 
 from __future__ import annotations
@@ -144,14 +146,31 @@ def _lone_surrogate(value: Any) -> bool:
     return False
 
 
-def _not_text(frame: list[Any]) -> FrameError:
-    """The error for a frame with a lone surrogate somewhere: nothing of it is echoed, its
-    unique id is used when that is clean text, and it is answered unless it is an answer."""
+def _holds_nul(value: Any) -> bool:
+    """Whether decoded JSON holds the character NUL (``"\u0000"``) in a string or a key:
+    valid JSON, but no text PostgreSQL can store or be asked about (its driver refuses it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    return False
+
+
+def _not_text(frame: list[Any], violation: Violation) -> FrameError:
+    """The error for a frame with a string that is no text (``violation``): nothing of it is
+    echoed, its unique id is used when that is clean text, and it is answered unless it is an
+    answer."""
     uid = frame[1] if len(frame) > 1 else None
-    if not isinstance(uid, str) or not 0 < len(uid) <= UNIQUE_ID_MAX or _lone_surrogate(uid):
+    if (
+        not isinstance(uid, str)
+        or not 0 < len(uid) <= UNIQUE_ID_MAX
+        or _lone_surrogate(uid)
+        or "\x00" in uid
+    ):
         uid = None
     is_answer = frame[0] in (3, 4) and not isinstance(frame[0], bool)
-    violation = Violation("utf8", "a string holds a lone surrogate: not Unicode text")
     return FrameError.of(uid, "RpcFrameworkError", violation, reply=uid is None or not is_answer)
 
 
@@ -179,8 +198,13 @@ def parse_frame(text: str | bytes) -> Message | FrameError:
         got = "an empty array" if frame == [] else f"a JSON {json_type(frame)}"
         violation = Violation("array", f"a frame is a non-empty JSON array, got {got}")
         return FrameError.of(None, "RpcFrameworkError", violation)
-    if "\\u" in text and _lone_surrogate(frame):  # only an escape can spell one
-        return _not_text(frame)
+    if "\\u" in text:  # only an escape can spell a lone surrogate or a NUL
+        if _lone_surrogate(frame):
+            violation = Violation("utf8", "a string holds a lone surrogate: not Unicode text")
+            return _not_text(frame, violation)
+        if "\\u0000" in text and _holds_nul(frame):
+            violation = Violation("nul", "a string holds NUL (\\u0000): no text the CSMS keeps")
+            return _not_text(frame, violation)
     uid = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
     if uid is not None and not 0 < len(uid) <= UNIQUE_ID_MAX:
         violation = Violation(

@@ -32,6 +32,9 @@ def test_valid_frames() -> None:
     assert isinstance(call, Call) and call.action == "Heartbeat"
     assert isinstance(parse_frame('[3,"a",{"x":1}]'), CallResult)
     assert isinstance(parse_frame('[4,"a","GenericError","",{}]'), CallError)
+    # a backslash before "u0000" is text, not NUL
+    escaped = parse_frame('[2,"a","Authorize",{"idTag":"R\\\\u0000"}]')
+    assert isinstance(escaped, Call) and escaped.payload == {"idTag": "R\\u0000"}
 
 
 @pytest.mark.parametrize(
@@ -63,6 +66,11 @@ def test_valid_frames() -> None:
         ('["\\udfff","a","Heartbeat",{}]', "a", "RpcFrameworkError", True, "utf8", None),
         ('[2,"\\ud800","Heartbeat",{}]', None, "RpcFrameworkError", True, "utf8", None),
         ('[3,"a",{"x":"\\ud800"}]', "a", "RpcFrameworkError", False, "utf8", None),
+        # NUL (valid JSON, no text PostgreSQL can store or be asked about), in a value or a
+        # key; an id holding it is not echoed
+        ('[2,"a","Authorize",{"idTag":"R\\u0000"}]', "a", "RpcFrameworkError", True, "nul", None),
+        ('[3,"a",{"x\\u0000":1}]', "a", "RpcFrameworkError", False, "nul", None),
+        ('[2,"\\u0000","Heartbeat",{}]', None, "RpcFrameworkError", True, "nul", None),
     ],
 )
 def test_malformed_frames(

@@ -25,6 +25,7 @@ EVENT = {
     "transactionInfo": {"transactionId": "T1"},
 }
 STATUS = {"connectorStatus": "Available", "evseId": 1, "connectorId": 1}
+STOP = {"transactionId": 1, "meterStop": 10, "timestamp": "2024-06-13T12:00:00Z"}
 BOOT = {
     "1.6": {"chargePointVendor": "v", "chargePointModel": "m"},
     "2.0.1": {"reason": "PowerUp", "chargingStation": {"vendorName": "v", "model": "m"}},
@@ -124,6 +125,20 @@ FOUND: list[tuple[str, list[Any], list[Any], dict[str, Any]]] = [
         [2, "f12", "Authorize", {"idTag": "\udfff"}],
         [4, "FormationViolation"],
         {"constraint": "utf8"},
+    ),
+    # NUL in a string: valid JSON, but PostgreSQL can neither store it nor be asked about it
+    # (the id tag's read failed inside the decision; a kept write failed another's group)
+    (
+        "1.6",
+        [2, "f13", "StopTransaction", {**STOP, "idTag": "R\x00"}],
+        [4, "FormationViolation"],
+        {"constraint": "nul"},
+    ),
+    (
+        "2.0.1",
+        [2, "f14", "TransactionEvent", {**EVENT, "transactionInfo": {"transactionId": "T\x00"}}],
+        [4, "RpcFrameworkError"],
+        {"constraint": "nul"},
     ),
     # time stamps the library does not check (it ignores ``format: date-time``)
     (
