@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from prometheus_client import start_http_server
 from redis.asyncio import Redis
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import configure_mappers
 
@@ -447,14 +447,25 @@ async def _body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
 # PostgreSQL's classes of "not now": a connection problem, insufficient resources (too many
 # clients: another process of the cluster holds the connections), the server shutting down
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+# text the server cannot hold: a character not in its encoding (NUL sent by asyncpg), and one
+# it cannot translate (NUL in JSON text)
+_NOT_TEXT_SQLSTATES = ("22021", "22P05")
 
 
 async def _database_error(request: Request, exc: DBAPIError | PoolTimeout) -> JSONResponse:
     """A database that is gone or busy (a lost connection, a restarting server, a full pool)
     is the client's 503 with ``Retry-After``: the service is unavailable for a moment, which
-    a client can act on, where a 500 says the server is broken. Any other database error is
-    a 500, logged."""
+    a client can act on, where a 500 says the server is broken. Text PostgreSQL cannot hold
+    (NUL, ``\\u0000``, in an id or a field: valid JSON and URL, refused by the driver before
+    it is sent) is the client's 422. Any other database error is a 500, logged."""
     state = str(getattr(exc.orig, "sqlstate", None) or "") if isinstance(exc, DBAPIError) else ""
+    if state in _NOT_TEXT_SQLSTATES or (
+        isinstance(exc, DataError) and "NUL (0x00)" in str(exc.orig)
+    ):
+        return JSONResponse(
+            {"detail": "text holding NUL (\\u0000) is not accepted"},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
     lost = (
         isinstance(exc, PoolTimeout | OperationalError | InterfaceError)
         or (isinstance(exc, DBAPIError) and exc.connection_invalidated)

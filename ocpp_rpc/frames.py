@@ -9,7 +9,7 @@ name the element and the rule that failed (:mod:`ocpp_rpc.violations`), and the
 connection stays up. Things Python's JSON parser would take are refused: ``NaN`` and
 ``Infinity`` (not JSON), a frame nested deeper than :data:`MAX_DEPTH` (the parser and the
 code after it recurse, and a few thousand levels exhaust the interpreter's stack), and strings
-that are no text the CSMS can keep: a lone surrogate, or NUL (``\u0000``, which PostgreSQL
+that are no text the CSMS can keep: a lone surrogate, or NUL (``\\u0000``, which PostgreSQL
 text cannot hold).
 """
 
@@ -147,7 +147,7 @@ def _lone_surrogate(value: Any) -> bool:
 
 
 def _holds_nul(value: Any) -> bool:
-    """Whether decoded JSON holds the character NUL (``"\u0000"``) in a string or a key:
+    """Whether decoded JSON holds the character NUL (``"\\u0000"``) in a string or a key:
     valid JSON, but no text PostgreSQL can store or be asked about (its driver refuses it)."""
     if isinstance(value, str):
         return "\x00" in value
