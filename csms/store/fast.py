@@ -214,8 +214,8 @@ class Fast:
         transaction wrote, so nothing may be written after it), elsewhere read now. Returns
         how to get its rows once the transaction committed."""
         if conn.engine not in _PIPELINED:
-            now = self.all(conn, params)
-            return lambda: now
+            read = self.all(conn, params)
+            return lambda: read
         plan = self._plan_for(conn.dialect)
         args = _arguments(plan, params)
         if not conn.in_transaction():

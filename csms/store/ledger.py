@@ -152,7 +152,7 @@ def lock_and_read(
     params: dict[str, object] = {f"key{n}": key for n, key in enumerate(keys)}
     params["account"] = account
     connection = session.connection()
-    if connection.dialect.name != "sqlite" and pipelined(connection):
+    if pipelined(connection):  # PostgreSQL whose writes are kept
         params["wallet_user"] = user_id
         _LOCK_ONLY.later(connection, {"wallet_user": user_id})
         row = _read_after_lock(len(keys), bool(account)).first(connection, params)

@@ -197,9 +197,8 @@ def step_order(
 ) -> bool:
     """Sets ``status``, ``updated_at`` and ``values`` where the status is still
     ``old_status`` (a prebuilt statement per set of columns); whether it matched."""
-    statement = _state_update(tuple(sorted(values)))
-    params = {"order_id": order_id, "old_status": old_status, "new_status": new_status}
-    return statement.execute(session.connection(), {**params, "now": now, **values}) == 1
+    statement, params = _step(order_id, old_status, new_status, now, values)
+    return statement.execute(session.connection(), params) == 1
 
 
 def step_order_checked(
@@ -214,10 +213,17 @@ def step_order_checked(
     """:func:`step_order` as a kept write, sent with the unit's next round trip;
     :class:`~csms.store.units_of_work.Conflict` there when the status was no longer
     ``old_status``."""
-    statement = _state_update(tuple(sorted(values)))
-    params = {"order_id": order_id, "old_status": old_status, "new_status": new_status}
+    statement, params = _step(order_id, old_status, new_status, now, values)
     check = matched_one(f"order {order_id} changed under us")
-    statement.later(session.connection(), {**params, "now": now, **values}, check=check)
+    statement.later(session.connection(), params, check=check)
+
+
+def _step(
+    order_id: str, old_status: str, new_status: str, now: datetime, values: Mapping[str, Any]
+) -> tuple[Fast, dict[str, Any]]:
+    """The statement of an order's step (one per set of columns) and its parameters."""
+    params = {"order_id": order_id, "old_status": old_status, "new_status": new_status}
+    return _state_update(tuple(sorted(values))), {**params, "now": now, **values}
 
 
 def mark_paid(session: Session, *, order_id: str, old_status: str, now: datetime) -> None:
