@@ -4,8 +4,9 @@ manual clock, and helpers that sign settlements and report OCPP transactions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,6 +255,30 @@ async def _empty_pg(url: str) -> None:
             await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def postgres_url(pg_url: str) -> AsyncIterator[str]:
+    """The session's PostgreSQL database, emptied: for a module whose ``db_url`` is it alone
+    (races of units running side by side; on SQLite they run one after the other)."""
+    await _empty_pg(pg_url)
+    yield pg_url
+
+
+class Meanwhile:
+    """For a read patched inside a unit (in its database thread): called there, runs
+    ``start()`` to its end on the test's event loop the first time, so that another unit
+    commits between that unit's reads; later calls do nothing. ``ran``: whether it did."""
+
+    def __init__(self, start: Callable[[], Awaitable[Any]]) -> None:
+        self._start = start
+        self._loop = asyncio.get_running_loop()
+        self.ran = False
+
+    def __call__(self) -> None:
+        if not self.ran:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=20)
+            self.ran = True
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -8,24 +8,21 @@ payment another."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from csms.store import payments as store_payments
 
-from .conftest import FUNDS, World, _empty_pg
+from .conftest import FUNDS, Meanwhile, World
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def db_url(pg_url: str) -> AsyncIterator[str]:
+def db_url(postgres_url: str) -> str:
     """PostgreSQL only (see the module's docstring)."""
-    await _empty_pg(pg_url)
-    yield pg_url
+    return postgres_url
 
 
 async def test_a_revision_committed_after_the_capture_read_its_payment_is_what_it_captures(
@@ -38,24 +35,19 @@ async def test_a_revision_committed_after_the_capture_read_its_payment_is_what_i
     outcome = await world.service.submit(token, source="upload")
     assert outcome.payment is not None and outcome.payment.id is not None
     assert outcome.payment.amount == 1215  # the signed amount, for now
-    loop = asyncio.get_running_loop()
     real = store_payments.capture_rows
-    revised: list[None] = []
+    revised = Meanwhile(lambda: world.service.on_transaction_event("ended", facts))
 
     def revise_meanwhile(session: Any, *, payment_id: int) -> Any:
         """The capture has read the payment: the OCPP end revises it now (once)."""
         found = real(session, payment_id=payment_id)
-        if not revised:
-            future = asyncio.run_coroutine_threadsafe(
-                world.service.on_transaction_event("ended", facts), loop
-            )
-            revised.append(future.result(timeout=20))
+        revised()
         return found
 
     monkeypatch.setattr(store_payments, "capture_rows", revise_meanwhile)
     receipt = await world.confirm(outcome.payment.id)
     (payment,) = await world.payments(order)
-    assert revised
+    assert revised.ran
     # signed 12.15; OCPP 8 kWh * 1.20 + 0.5 h * 0.30 = 9.75: the lower one is charged
     assert (payment.status, payment.amount) == ("captured", 975)
     assert receipt.amount == 975

@@ -8,8 +8,6 @@ number) and the unit runs again, completing the signed record."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,16 +16,15 @@ from sqlmodel import select
 from csms.store import settlements as store_settlements
 from csms.store.models_orders import OrderFlag, SettlementRecord
 
-from .conftest import World, _empty_pg
+from .conftest import Meanwhile, World
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def db_url(pg_url: str) -> AsyncIterator[str]:
+def db_url(postgres_url: str) -> str:
     """PostgreSQL only (see the module's docstring)."""
-    await _empty_pg(pg_url)
-    yield pg_url
+    return postgres_url
 
 
 async def test_an_upload_committed_between_the_end_s_reads_is_one_session(
@@ -38,17 +35,12 @@ async def test_an_upload_committed_between_the_end_s_reads_is_one_session(
     token = world.settlement(order)
     facts = await world.transaction(order)
     await world.service.on_transaction_event("started", facts)  # the charger started it
-    loop = asyncio.get_running_loop()
     real = store_settlements.transaction_of
-    uploaded: list[Any] = []
+    uploaded = Meanwhile(lambda: world.service.submit(token, source="upload"))
 
     def upload_meanwhile(session: Any, *, transaction_pk: int) -> Any:
         """Read by the end after the order's records: the upload commits now (once)."""
-        if not uploaded:
-            future = asyncio.run_coroutine_threadsafe(
-                world.service.submit(token, source="upload"), loop
-            )
-            uploaded.append(future.result(timeout=20))
+        uploaded()
         return real(session, transaction_pk=transaction_pk)
 
     monkeypatch.setattr(store_settlements, "transaction_of", upload_meanwhile)
@@ -61,5 +53,5 @@ async def test_an_upload_committed_between_the_end_s_reads_is_one_session(
         ).all()
         flags = (await session.exec(select(OrderFlag).where(OrderFlag.order_id == order.id))).all()
     shape = sorted((r.session_no, r.txn, r.ocpp_transaction_pk) for r in records)
-    assert uploaded and shape == [(1, "000001-abc", facts.transaction_pk)], shape
+    assert uploaded.ran and shape == [(1, "000001-abc", facts.transaction_pk)], shape
     assert [f.kind for f in flags] == []
