@@ -53,6 +53,7 @@ from benchmarks.ocpp_load_client import HOST, ChargerSpec, WorkerPlan, run_worke
 from benchmarks.ocpp_load_frames import CYCLE, HEARTBEATS_ONLY, Version
 from benchmarks.ocpp_load_setup import Api, Driver, SetupError, orders_per_paid_charger
 from benchmarks.ocpp_load_stats import Summary, WorkerReport
+from benchmarks.pg_analyze import autoanalyze
 from benchmarks.pg_cpu import server_total_s
 
 MAX_CHARGERS = 10_000
@@ -573,6 +574,7 @@ def run(args: argparse.Namespace) -> Summary:
     with (
         tempfile.TemporaryDirectory(prefix="qrcharge-load-") as tmp,
         fresh_postgres_database(postgres, args.keep_database) as db_url,
+        autoanalyze(db_url, enabled=args.autoanalyze),
     ):
         # a kept database keeps the fleet: its password must come back the same
         password = f"fleet-{args.keep_database}" if args.keep_database else f"fleet-{nonce}-pw"
@@ -672,6 +674,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ramp-rate", type=float, default=200, help="connections/s when not a storm")
     p.add_argument("--workers", type=int, default=0, help="load processes (default: 1 or 2)")
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument(
+        "--autoanalyze",
+        action="store_true",
+        help="PostgreSQL: ANALYZE by autovacuum's rule every second (benchmarks/pg_analyze.py)",
+    )
     p.add_argument(
         "--csms-workers",
         type=int,

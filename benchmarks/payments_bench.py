@@ -49,6 +49,7 @@ from typing import Any
 from sqlalchemy import text
 
 from benchmarks import payments_http as http
+from benchmarks.pg_analyze import autoanalyze
 from config.settings import Settings, load_settings
 from csms.drivers.accounts import create_user
 from csms.keys import KeyManager
@@ -578,6 +579,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="py-spy's raw stacks of each CSMS process during the measured phases, to "
         "PREFIX-<round>-<process>.txt (.venv/bin/pip install py-spy; not a project dependency)",
     )
+    parser.add_argument(
+        "--autoanalyze",
+        action="store_true",
+        help="PostgreSQL: ANALYZE by autovacuum's rule every second (benchmarks/pg_analyze.py)",
+    )
     parser.add_argument("--json", metavar="FILE", help="the figures as JSON ('-': stdout)")
     parser.add_argument("--quick", action="store_true", help="a smoke run (100 orders)")
     parser.add_argument("--check", action="store_true", help="exit 1 below the SQLite target")
@@ -600,9 +606,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1 and args.db != "postgresql" and not args.database_url:
         parser.error("--workers > 1 needs PostgreSQL (--db postgresql)")
     if args.db == "postgresql" and not args.database_url:
-        with fresh_postgres_database() as url:
+        with fresh_postgres_database() as url, autoanalyze(url, enabled=args.autoanalyze):
             return asyncio.run(_main(args, url))
-    return asyncio.run(_main(args, args.database_url or ""))
+    url = args.database_url or ""
+    with autoanalyze(url, enabled=args.autoanalyze):
+        return asyncio.run(_main(args, url))
 
 
 if __name__ == "__main__":
