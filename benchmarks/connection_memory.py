@@ -19,7 +19,6 @@ import base64
 import gc
 import json
 import multiprocessing
-import os
 import socket
 import tempfile
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import uvicorn
 
+from benchmarks import proc
 from benchmarks.ocpp_load_frames import (
     ChargerScript,
     answer_to_csms_call,
@@ -54,8 +54,10 @@ def _rss_kb() -> int:
 
 def _cpu_of(pid: int | None) -> float:
     """CPU seconds (user + system) of process ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = proc.cpu_s(pid) if pid is not None else None
+    if used is None:
+        raise ProcessLookupError(f"no process {pid}")
+    return used
 
 
 def _clients(

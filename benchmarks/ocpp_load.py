@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks import proc
 from benchmarks.ocpp_load_check import Expected, compare, read_postgres, read_sqlite
 from benchmarks.ocpp_load_client import HOST, ChargerSpec, WorkerPlan, run_worker
 from benchmarks.ocpp_load_frames import CYCLE, HEARTBEATS_ONLY, Version
@@ -138,12 +139,8 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
 
 def proc_cpu_s(pid: int) -> float:
     """User + system CPU seconds of one process so far (from /proc/<pid>/stat); NaN if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return math.nan
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = proc.cpu_s(pid)
+    return math.nan if used is None else used
 
 
 def servers_cpu_s() -> dict[str, float]:

@@ -36,6 +36,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
+from benchmarks import proc
 from benchmarks.pg_cpu import server_total_s
 
 HOST = "127.0.0.1"
@@ -44,11 +45,7 @@ _HEALTH = b"GET /healthz HTTP/1.1\r\nHost: csms\r\nConnection: close\r\n\r\n"
 
 def cpu_s(pid: int) -> float:
     """CPU time (user + system) of process ``pid`` so far; 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return proc.cpu_s(pid) or 0.0
 
 
 def children(pid: int) -> list[int]:

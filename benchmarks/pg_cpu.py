@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import proc
+
 _AUXILIARY = ("walwriter", "checkpointer", "background writer", "autovacuum launcher")
 
 
@@ -41,22 +43,7 @@ class ServerCpu:
 
 
 def _cpu_s(pid: int) -> float:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> tuple[str, list[str]] | None:
-    """(command name, the fields after it) of ``/proc/<pid>/stat``; None once it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    head, _, rest = text.rpartition(")")
-    return head.partition("(")[2], rest.split()
+    return proc.cpu_s(pid) or 0.0  # 0 once gone
 
 
 def server_total_s(name: str = "postgres") -> float:
@@ -70,7 +57,7 @@ def server_total_s(name: str = "postgres") -> float:
     stats = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            found = _stat(int(entry.name))
+            found = proc.stat(int(entry.name))
             if found is not None and found[0] == name:
                 stats[int(entry.name)] = found[1]
     # field 1 is the parent's pid; 11-14 utime, stime, cutime, cstime (in ticks)
