@@ -52,11 +52,10 @@ async def _password_answer(guard: Any, charger: str, client: str | None) -> int:
 async def test_shared_login_throttle_answers_as_the_in_process_one(
     redis: Redis, prefix: str, seed: int
 ) -> None:
-    client = redis
     clock = ManualClock()
     options = {"max_failures": 3, "lockout_s": 30.0, "window_s": 120.0, "clock": clock}
     local = LocalLogins(LoginThrottle(**options))  # type: ignore[arg-type]
-    shared = SharedLoginThrottle(client, prefix=prefix, **options)  # type: ignore[arg-type]
+    shared = SharedLoginThrottle(redis, prefix=prefix, **options)  # type: ignore[arg-type]
     rng = random.Random(seed)
     held = 0
     for _ in range(300):
@@ -81,12 +80,11 @@ async def test_shared_login_throttle_answers_as_the_in_process_one(
 async def test_shared_password_throttle_answers_as_the_in_process_one(
     redis: Redis, prefix: str, seed: int
 ) -> None:
-    client = redis
     clock = ManualClock()
     options = {"max_failures": 2, "lockout_s": 8.0, "window_s": 60.0, "clock": clock}
     local = LocalPasswordGuard(PasswordThrottle(client_factor=2, charger_factor=2, **options))  # type: ignore[arg-type]
     shared = SharedPasswordThrottle(
-        client,
+        redis,
         prefix=prefix,
         client_factor=2,
         charger_factor=2,
@@ -112,12 +110,11 @@ async def test_shared_password_throttle_answers_as_the_in_process_one(
 
 
 async def test_two_nodes_share_one_budget(redis: Redis, prefix: str) -> None:
-    client = redis
     other = Redis.from_url(REDIS_URL)  # the second node's own connection
     clock = ManualClock()
     try:
         node_a = SharedPasswordThrottle(
-            client, prefix=prefix, max_failures=3, lockout_s=10, clock=clock
+            redis, prefix=prefix, max_failures=3, lockout_s=10, clock=clock
         )
         node_b = SharedPasswordThrottle(
             other, prefix=prefix, max_failures=3, lockout_s=10, clock=clock

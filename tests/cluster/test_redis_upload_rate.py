@@ -46,11 +46,10 @@ async def test_a_driver_at_the_limit_on_one_node_is_refused_on_the_other(
     redis: Redis,
     prefix: str,
 ) -> None:
-    client = redis
     other = Redis.from_url(REDIS_URL)  # the second node's own connection
     clock = ManualClock()
     try:
-        node_a = SharedUploadRate(client, prefix=prefix, per_driver=3, per_client=100, clock=clock)
+        node_a = SharedUploadRate(redis, prefix=prefix, per_driver=3, per_client=100, clock=clock)
         node_b = SharedUploadRate(other, prefix=prefix, per_driver=3, per_client=100, clock=clock)
         await node_a.admit(7, "10.0.0.1")
         await node_b.admit(7, "10.0.0.2")
@@ -77,10 +76,9 @@ async def test_the_address_bucket_is_shared_by_drivers_and_nodes(
     redis: Redis,
     prefix: str,
 ) -> None:
-    client = redis
     clock = ManualClock()
-    node_a = SharedUploadRate(client, prefix=prefix, per_driver=10, per_client=2, clock=clock)
-    node_b = SharedUploadRate(client, prefix=prefix, per_driver=10, per_client=2, clock=clock)
+    node_a = SharedUploadRate(redis, prefix=prefix, per_driver=10, per_client=2, clock=clock)
+    node_b = SharedUploadRate(redis, prefix=prefix, per_driver=10, per_client=2, clock=clock)
     await node_a.admit(1, "10.9.9.9")
     await node_b.admit(2, "10.9.9.9")
     with pytest.raises(UploadsTooFrequent) as held:
@@ -93,23 +91,21 @@ async def test_the_address_bucket_is_shared_by_drivers_and_nodes(
 
 
 async def test_buckets_expire_once_full_again(redis: Redis, prefix: str) -> None:
-    client = redis
-    rate = SharedUploadRate(client, prefix=prefix, per_driver=5, per_client=5)
+    rate = SharedUploadRate(redis, prefix=prefix, per_driver=5, per_client=5)
     await rate.admit(42, "10.3.3.3")
-    keys = sorted([k.decode() async for k in client.scan_iter(match=f"{prefix}:*")])
+    keys = sorted([k.decode() async for k in redis.scan_iter(match=f"{prefix}:*")])
     assert keys == [f"{prefix}:uploads:client:10.3.3.3", f"{prefix}:uploads:driver:42"]
     for key in keys:
-        assert 60_000 <= await client.pttl(key) <= 61_000
+        assert 60_000 <= await redis.pttl(key) <= 61_000
 
 
 @pytest.mark.parametrize("seed", range(3))
 async def test_shared_rate_answers_as_the_in_process_one(
     redis: Redis, prefix: str, seed: int
 ) -> None:
-    client = redis
     clock = ManualClock()
     local = UploadRate(per_driver=4, per_client=6, clock=clock)
-    shared = SharedUploadRate(client, prefix=prefix, per_driver=4, per_client=6, clock=clock)
+    shared = SharedUploadRate(redis, prefix=prefix, per_driver=4, per_client=6, clock=clock)
     rng = random.Random(seed)
     held = 0
     for _ in range(300):
