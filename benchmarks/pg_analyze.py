@@ -25,9 +25,10 @@ from contextlib import contextmanager
 THRESHOLD_ROWS = 50  # autovacuum_analyze_threshold's default
 SCALE = 0.1  # autovacuum_analyze_scale_factor's default
 INTERVAL_S = 1.0
+APPLICATION_NAME = "qrcharge-autoanalyze"  # its backend in pg_stat_activity
 
 _DUE = """
-SELECT relname FROM pg_stat_user_tables
+SELECT schemaname, relname FROM pg_stat_user_tables
 WHERE n_mod_since_analyze > %s + %s * GREATEST(n_live_tup, 0)
 """
 
@@ -36,23 +37,39 @@ WHERE n_mod_since_analyze > %s + %s * GREATEST(n_live_tup, 0)
 def autoanalyze(url: str, *, enabled: bool = True) -> Iterator[list[str]]:
     """While entered, analyzes the tables of ``url``'s database (a PostgreSQL SQLAlchemy URL;
     nothing for any other) as autovacuum would with a naptime of a second. Yields the list of
-    the tables analyzed so far, one entry per ANALYZE."""
+    the tables analyzed so far, one entry per ANALYZE.
+
+    A table dropped between the statistics query and its ANALYZE is skipped. Any other error
+    stops the thread, and leaving the block then raises :class:`RuntimeError`: a run measured
+    "with --autoanalyze" whose analyzes stopped part-way is not one."""
     analyzed: list[str] = []
     if not enabled or not url.startswith("postgresql"):
         yield analyzed
         return
     import psycopg
+    from psycopg import sql
 
     dsn = "postgresql://" + url.split("://", 1)[1]
+    # connected here, not in the thread: a URL it cannot use fails before the run
+    conn = psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME)
     stop = threading.Event()
+    failed: list[BaseException] = []
 
     def run() -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            while not stop.wait(INTERVAL_S):
-                due = [row[0] for row in conn.execute(_DUE, (THRESHOLD_ROWS, SCALE))]
-                for table in due:
-                    conn.execute(f'ANALYZE "{table}"')
-                    analyzed.append(table)
+        try:
+            with conn:
+                while not stop.wait(INTERVAL_S):
+                    due = conn.execute(_DUE, (THRESHOLD_ROWS, SCALE)).fetchall()
+                    for schema, table in due:
+                        try:
+                            conn.execute(
+                                sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table))
+                            )
+                        except psycopg.errors.UndefinedTable:
+                            continue  # dropped since the query
+                        analyzed.append(table)
+        except BaseException as error:
+            failed.append(error)
 
     thread = threading.Thread(target=run, name="autoanalyze", daemon=True)
     thread.start()
@@ -61,3 +78,5 @@ def autoanalyze(url: str, *, enabled: bool = True) -> Iterator[list[str]]:
     finally:
         stop.set()
         thread.join(timeout=10)
+    if failed:
+        raise RuntimeError(f"autoanalyze stopped: {failed[0]!r}") from failed[0]
