@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,6 +39,12 @@ def charger_dir(data_dir: Path, charger_id: str) -> Path:
     ``..`` are valid ids: those get a hex name, so no id leaves the uploads folder."""
     name = charger_id if charger_id not in {".", ".."} else "_" + charger_id.encode().hex()
     return data_dir / UPLOADS_DIR / name
+
+
+async def remove_charger_files(data_dir: Path, charger_id: str) -> None:
+    """Removes the folder of a deleted charger's uploads (nothing when it has none): the
+    database forgets their index with the charger, and nothing lists or serves them after."""
+    await asyncio.to_thread(shutil.rmtree, charger_dir(data_dir, charger_id), ignore_errors=True)
 
 
 def file_path(data_dir: Path, charger_id: str, file_id: int) -> Path:

@@ -30,6 +30,7 @@ from csms.store.models import (
     DeviceVariablePublic,
     EvseStatus,
 )
+from csms.upload_files import remove_charger_files
 
 router = APIRouter(
     prefix="/api/v1/admin/chargers", tags=["admin: chargers"], responses=errors(401, 403)
@@ -279,10 +280,12 @@ async def update_charger(
 
 @router.delete("/{charger_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def delete_charger(charger_id: str, ctx: CtxDep, session: SessionDep, _: OperatorDep) -> None:
-    """Deletes the charger with its history and closes its connection."""
+    """Deletes the charger with its history and the files it uploaded, and closes its
+    connection."""
     if not await store.delete_charger(session, charger_id=charger_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no charger {charger_id!r}")
     await ctx.dispatcher.close(charger_id, "charger deleted by the operator")
+    await remove_charger_files(ctx.settings.data_dir, charger_id)
 
 
 @router.put(

@@ -139,3 +139,19 @@ async def test_a_file_over_the_limit_is_refused_and_not_kept(live: LiveCsms) -> 
     # the token is still good for a file within the limit
     r = await live.http.put(f"/{path}", content=b"z" * LIMIT)
     assert r.status_code == 201
+
+
+async def test_deleting_a_charger_removes_its_files(live: LiveCsms) -> None:
+    """The database forgets a deleted charger's uploads with it; their files go too (they
+    were left on disk under its folder, which nothing listed or served any more)."""
+    uploads = live.ctx.settings.data_dir / UPLOADS_DIR
+    for charger_id in ("UP1", "UP2"):
+        upload_id, path = await offered(live, charger_id)
+        assert (await live.http.put(f"/{path}", content=b"x" * 100)).status_code == 201
+        assert (uploads / charger_id / str(upload_id)).is_file()
+    assert (await live.http.delete("/api/v1/admin/chargers/UP1")).status_code == 204
+    assert not (uploads / "UP1").exists()
+    assert [p.name for p in (uploads / "UP2").iterdir()] != []  # another charger's are kept
+    # a charger that never received a file: nothing to remove, still deleted
+    await live.add_charger("UP3")
+    assert (await live.http.delete("/api/v1/admin/chargers/UP3")).status_code == 204
