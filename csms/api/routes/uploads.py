@@ -98,7 +98,10 @@ async def upload(
             )
         if not claimed:
             raise HTTPException(status.HTTP_409_CONFLICT, "this upload token was already used")
-        await writer.keep_as(file_path(data_dir, charger_id, slot.id))
+        try:
+            await writer.keep_as(file_path(data_dir, charger_id, slot.id))
+        except FileNotFoundError:  # the charger was deleted meanwhile, its folder with it
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no upload with this token") from None
     except UploadTooLarge as exc:
         await writer.discard()
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc

@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,23 @@ async def test_deleting_a_charger_removes_its_files(live: LiveCsms) -> None:
     # a charger that never received a file: nothing to remove, still deleted
     await live.add_charger("UP3")
     assert (await live.http.delete("/api/v1/admin/chargers/UP3")).status_code == 204
+
+
+async def test_a_charger_deleted_while_its_file_streams_in_gets_404_not_500(
+    live: LiveCsms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator deletes the charger between the upload's claim and the file's final name:
+    the folder (with the partial file) is gone, and the upload is answered 404 as for any
+    upload the CSMS no longer knows, not 500."""
+    _, path = await offered(live)
+    claim = store.claim_upload
+
+    async def claim_then_deleted(*args: Any, **kwargs: Any) -> bool:
+        claimed = await claim(*args, **kwargs)
+        assert (await live.http.delete("/api/v1/admin/chargers/UP1")).status_code == 204
+        return claimed
+
+    monkeypatch.setattr(store, "claim_upload", claim_then_deleted)
+    r = await live.http.put(f"/{path}", content=b"x" * 100)
+    assert r.status_code == 404, r.text
+    assert not (live.ctx.settings.data_dir / UPLOADS_DIR / "UP1").exists()
