@@ -605,11 +605,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers is for --http-server")
     if args.workers > 1 and args.db != "postgresql" and not args.database_url:
         parser.error("--workers > 1 needs PostgreSQL (--db postgresql)")
-    if args.db == "postgresql" and not args.database_url:
-        with fresh_postgres_database() as url, autoanalyze(url, enabled=args.autoanalyze):
-            return asyncio.run(_main(args, url))
-    url = args.database_url or ""
-    with autoanalyze(url, enabled=args.autoanalyze):
+    with contextlib.ExitStack() as stack:
+        url = args.database_url or ""
+        if args.db == "postgresql" and not url:
+            url = stack.enter_context(fresh_postgres_database())
+        stack.enter_context(autoanalyze(url, enabled=args.autoanalyze))
         return asyncio.run(_main(args, url))
 
 
