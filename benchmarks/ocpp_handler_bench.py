@@ -17,7 +17,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import re
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event
 
+from benchmarks import proc
 from benchmarks.ocpp_load import PG_ADMIN_DSN, fresh_postgres_database
 from benchmarks.ocpp_load_frames import (
     CALL,
@@ -134,6 +138,7 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> No
         for charger in chargers:
             charger.start()
         server = _server_sample(database_url)
+        threads = proc.thread_counts(os.getpid())
         statements = _StatementCount()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         with statements:
@@ -142,8 +147,11 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> No
             )
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         server_after = _server_sample(database_url)  # before the lifespan closes them
+        threads_after = proc.thread_counts(os.getpid())  # so are the database threads
+        names = {t.native_id: re.sub(r"[-_]?\d+$", "", t.name) for t in threading.enumerate()}
     report(chargers, wall, cpu)
     total = sum(sum(c.answered.values()) + sum(c.errors.values()) for c in chargers)
+    report_threads(threads, threads_after, names, total)
     print(f"statements {statements.count / total:.2f} per message")
     if server is not None and server_after is not None:
         used, _aux = server_after.since(server)
@@ -198,6 +206,30 @@ def report(chargers: list[MemoryCharger], wall: float, cpu: float) -> None:
     print("answered  ", dict(sorted(answered.items())))
     if errors:
         print("errors    ", dict(errors))
+
+
+def report_threads(
+    before: dict[int, tuple[float, int, int]],
+    after: dict[int, tuple[float, int, int]],
+    names: dict[int | None, str],
+    total: int,
+) -> None:
+    """CPU and context switches per message of each kind of thread (the event loop, the store
+    writer's lanes, ...; threads of one kind added up, by ``names``: native id -> kind). The
+    charger stand-ins run on the event loop too, so its figure holds theirs."""
+    kinds: dict[str, list[float]] = {}
+    for tid, (cpu, voluntary, involuntary) in after.items():
+        cpu0, voluntary0, involuntary0 = before.get(tid, (0.0, 0, 0))
+        kind = kinds.setdefault(names.get(tid, "other"), [0.0, 0.0, 0.0])
+        kind[0] += cpu - cpu0
+        kind[1] += voluntary - voluntary0
+        kind[2] += involuntary - involuntary0
+    for name, (used, waits, preempted) in sorted(kinds.items(), key=lambda k: -k[1][0]):
+        if used or waits:
+            print(
+                f"thread     {name:12s} {used / total * 1000:.3f} ms/msg  "
+                f"{waits / total:.2f} waits + {preempted / total:.2f} preemptions per msg"
+            )
 
 
 @contextlib.contextmanager

@@ -26,3 +26,26 @@ def cpu_s(pid: int) -> float | None:
         return None
     fields = found[1]
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def thread_counts(pid: int) -> dict[int, tuple[float, int, int]]:
+    """Per thread of process ``pid`` (by its native id): user + system CPU seconds, voluntary
+    and involuntary context switches so far. A voluntary switch is a wait: for a lock (the GIL
+    too), a queue or the network; many per unit of work mean threads hand work to each other."""
+    found: dict[int, tuple[float, int, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "stat").read_text()
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        rest = text.rpartition(")")[2].split()
+        switches = dict(
+            line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line
+        )
+        found[int(task.name)] = (
+            (int(rest[11]) + int(rest[12])) / TICK,
+            int(switches["voluntary_ctxt_switches"]),
+            int(switches["nonvoluntary_ctxt_switches"]),
+        )
+    return found
