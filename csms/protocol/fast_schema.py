@@ -3,20 +3,20 @@
 The ``ocpp`` library validates every payload with ``jsonschema`` (an interpreter walking the
 schema) in a thread of the default executor: two thread hand-overs and an interpreter's walk
 per message, most of the CSMS's own cost for a Heartbeat. Here each official schema (taken from
-the library, so the same files) is compiled once by ``fastjsonschema`` into a Python function
-and run inline, in tens of microseconds.
+the library, so the same files) is compiled once by ``jsonschema-rs`` (a draft-4 validator in
+Rust) and run inline, in a microsecond or two.
 
-The library stays the judge: a payload the compiled check refuses is checked again by the
-library's own validator, which raises the error the library would have raised (the right
-CALLERROR code), or accepts it. The error raised says what the library's does not: the path
-and the rule that failed, from the first error of the library's validator (the one it
-raises), as a :class:`~ocpp_rpc.violations.Violation`.
+The library stays the judge: a payload the compiled check refuses, or cannot read (a key holding
+a lone surrogate, which a Rust string cannot), is checked again by the library's own
+validator, which raises the error the library would have raised (the right CALLERROR code), or
+accepts it. The error raised says what the library's does not: the path and the rule that
+failed, from the first error of the library's validator (the one it raises), as a
+:class:`~ocpp_rpc.violations.Violation`.
 
 A payload the compiled check accepts satisfies the same draft-4 rules the library applies
 (every schema is compiled as draft 4, as the library reads them, without ``format`` checks,
-as the library runs them, and without filling in defaults: the payload is left as it came).
-Actions whose schemas the library reads with ``Decimal`` floats (``multipleOf`` on 1.6
-charging profiles) always go to the library.
+as the library runs them; the payload is only read). Actions whose schemas the library reads
+with ``Decimal`` floats (``multipleOf`` on 1.6 charging profiles) always go to the library.
 
 One rule is the CSMS's own, added to every compiled schema: an ``integer`` is 32-bit signed
 (OCPP 2.0.1 part 2 defines its integer so; 1.6 came from SOAP's ``xs:int``; and the integer
@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 from jsonschema import Draft4Validator
 from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
 from ocpp.messages import Call, CallResult, MessageType, _validate_payload, get_validator
@@ -57,7 +57,7 @@ _BOUNDS = {"integer": (INTEGER_MIN, INTEGER_MAX), "number": (-NUMBER_MAX, NUMBER
 # 2**31 Wh: these are kept to what the 64-bit register columns hold
 REGISTERS = frozenset({"meterStart", "meterStop"})
 REGISTER_BOUNDS = (-(2**63), 2**63 - 1)
-Check = Callable[[Any], Any]
+Check = Callable[[Any], bool]  # whether the payload passes
 _checks: dict[tuple[str, int, str], Check | None] = {}
 _lock = threading.Lock()
 
@@ -104,13 +104,11 @@ def _compile(version: str, message_type: int, action: str) -> Check | None:
     if schema is None:
         return None
     try:
-        # as the library: no ``format`` checks, and the payload is never changed (no defaults
-        # filled in); the library words the errors, so no detailed ones here
-        check: Check = fastjsonschema.compile(
-            schema, use_default=False, use_formats=False, detailed_exceptions=False
-        )
-    except fastjsonschema.JsonSchemaDefinitionException:
+        # as the library: no ``format`` checks; the library words the errors
+        validator = jsonschema_rs.Draft4Validator(schema, validate_formats=False)
+    except jsonschema_rs.ValidationError:
         return None  # a schema the compiler cannot read: the library checks it
+    check: Check = validator.is_valid
     return check
 
 
@@ -133,10 +131,10 @@ def validate(message: Call | CallResult, version: str) -> None:
     check = _check_for(version, message.message_type_id, message.action)
     if check is not None:
         try:
-            check(message.payload)
-            return
-        except fastjsonschema.JsonSchemaException:
-            pass  # the library decides
+            if check(message.payload):
+                return
+        except (ValueError, TypeError, OverflowError, RecursionError):
+            pass  # a value the compiled check cannot read: the library decides
     try:
         _validate_payload(message, version)
     except OCPPError as error:

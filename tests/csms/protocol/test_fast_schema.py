@@ -8,6 +8,8 @@ from typing import Any
 
 import ocpp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult, _validate_payload
@@ -268,3 +270,96 @@ def test_an_answer_out_of_range_is_refused_too() -> None:
     answer.action = "GetLocalListVersion"
     error = _refusal(answer, "1.6")
     assert (error.code, error.details["path"]) == ("PropertyConstraintViolation", "listVersion")
+
+
+# --- the compiled check never accepts what the library refuses --------------------------------
+
+_JSON_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),  # lone surrogates included: the compiled check cannot read them
+    st.sampled_from(["Available", "Wh", "Sample.Periodic", "2026-11-27T00:00:00Z", ""]),
+)
+_JSON = st.recursive(
+    _JSON_LEAF,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a payload: each key of each object and each item of each array."""
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*path, index))
+    return found
+
+
+def _load_cycle(version: str) -> list[tuple[str, dict[str, Any]]]:
+    script = ChargerScript("FS2", version, now=lambda: 1_790_000_000.0)  # type: ignore[arg-type]
+    return [script.boot()] + [script.next_call() for _ in range(len(CYCLE) * 2)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_mutated_payload_gets_the_librarys_verdict(version: str, data: st.DataObject) -> None:
+    """A valid message of the load cycle with one place replaced by any JSON value, removed,
+    or given an extra key: the compiled check (with the library behind it) reaches the
+    library's verdict. The one allowed difference is the CSMS's own bound on numbers, which
+    the library does not set."""
+    action, payload = data.draw(st.sampled_from(_load_cycle(version)))
+    payload = json.loads(json.dumps(payload))
+    path = data.draw(st.sampled_from(_paths(payload)))
+    how = data.draw(st.sampled_from(["replace", "remove", "add"]))
+    new = data.draw(_JSON)
+    if how == "add" or not path:
+        parent = payload
+        for step in path:
+            parent = parent[step]
+        if not isinstance(parent, dict):
+            return
+        parent[data.draw(st.text(max_size=8))] = new
+    else:
+        parent = payload
+        for step in path[:-1]:
+            parent = parent[step]
+        if how == "remove":
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = new
+    fast, library = _both(Call("1", action, payload), version)
+    if fast == "PropertyConstraintViolationError" and library is None:
+        assert _numbers_out_of_bounds(payload), payload
+        return
+    assert fast == library, payload
+
+
+def _numbers_out_of_bounds(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_numbers_out_of_bounds(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_numbers_out_of_bounds(item) for item in value)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not fast_schema.INTEGER_MIN <= value <= fast_schema.INTEGER_MAX
+    return isinstance(value, float) and abs(value) > fast_schema.NUMBER_MAX
+
+
+def test_a_key_the_compiled_check_cannot_read_goes_to_the_library() -> None:
+    """A key holding a lone surrogate (valid JSON, ``"\\ud800"``) cannot become a Rust string
+    and the compiled check raises on it: the library judges such a payload instead."""
+    extra = json.loads('{"vendorId": "v", "\\ud800": 1}')
+    fast, library = _both(Call("1", "DataTransfer", extra), "1.6")
+    assert fast == library == "FormatViolationError"
+    data = json.loads('{"vendorId": "v", "data": {"\\ud800": 1}}')  # any object is allowed
+    assert _both(Call("1", "DataTransfer", data), "2.0.1") == (None, None)
