@@ -135,10 +135,17 @@ def validate(message: Call | CallResult, version: str) -> None:
                 return
         except (ValueError, TypeError, OverflowError, RecursionError):
             pass  # a value the compiled check cannot read: the library decides
-    try:
-        _validate_payload(message, version)
-    except OCPPError as error:
-        raise _explained(error, message, version) from None
+    with decimal.localcontext() as context:
+        # the library's ``multipleOf`` on Decimal numbers (the actions of _LIBRARY_ONLY) takes
+        # a remainder, which traps (decimal.InvalidOperation, no OCPPError) when the quotient
+        # has more digits than the context's precision: ``"limit": 1e308``. Untrapped, the
+        # remainder is NaN and the library refuses the number (multipleOf: FormatViolation)
+        context.traps[decimal.InvalidOperation] = False
+        context.traps[decimal.Overflow] = False
+        try:
+            _validate_payload(message, version)
+        except OCPPError as error:
+            raise _explained(error, message, version) from None
     if check is not None:  # the library accepts it: what failed is a bound of ours
         violation = _out_of_range(message, version)
         if violation is not None:

@@ -363,3 +363,45 @@ def test_a_key_the_compiled_check_cannot_read_goes_to_the_library() -> None:
     assert fast == library == "FormatViolationError"
     data = json.loads('{"vendorId": "v", "data": {"\\ud800": 1}}')  # any object is allowed
     assert _both(Call("1", "DataTransfer", data), "2.0.1") == (None, None)
+
+
+_SCHEDULE_1_6 = {
+    "chargingRateUnit": "W",
+    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": None}],
+}
+
+
+@pytest.mark.parametrize(
+    "limit", ["1e308", "1" + "0" * 400, "12345678901234567890123456789.5", "-1e30"]
+)
+def test_a_number_too_big_for_the_librarys_decimal_multiple_of_is_refused_not_raised(
+    limit: str,
+) -> None:
+    """The library checks 1.6 schedules' ``multipleOf: 0.1`` on Decimal numbers; past 28
+    digits of quotient the remainder raises decimal.InvalidOperation, which is no OCPPError
+    and escaped validate(): a charger's GetCompositeSchedule answer (or a SetChargingProfile
+    of ours) with such a limit. It is refused as the library refuses a multipleOf."""
+    schedule = json.dumps(_SCHEDULE_1_6).replace("null", limit)
+    call = Call("1", "SetChargingProfile", json.loads(
+        '{"connectorId": 1, "csChargingProfiles": {"chargingProfileId": 1, "stackLevel": 0, '
+        '"chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute", '
+        f'"chargingSchedule": {schedule}}}}}'
+    ))  # fmt: skip
+    assert _outcome(fast_schema.validate, call, "1.6") == "FormatViolationError"
+    answer = CallResult("1", json.loads(
+        f'{{"status": "Accepted", "connectorId": 1, "chargingSchedule": {schedule}}}'
+    ))  # fmt: skip
+    answer.action = "GetCompositeSchedule"
+    error = _refusal(answer, "1.6")
+    assert (error.code, error.details["constraint"]) == ("FormatViolation", "multipleOf")
+    assert error.details["path"] == "chargingSchedule.chargingSchedulePeriod[0].limit"
+
+
+def test_a_schedule_limit_of_one_decimal_still_passes_and_two_do_not() -> None:
+    for limit, verdict in (("21.4", None), ("4.11", "FormatViolationError")):
+        answer = CallResult("1", json.loads(
+            '{"status": "Accepted", "connectorId": 1, "chargingSchedule": '
+            + json.dumps(_SCHEDULE_1_6).replace("null", limit) + "}"
+        ))  # fmt: skip
+        answer.action = "GetCompositeSchedule"
+        assert _outcome(fast_schema.validate, answer, "1.6") == verdict
