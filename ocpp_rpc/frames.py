@@ -7,15 +7,17 @@ CALLERROR with the code of its version (1.6 spells ``FormationViolation`` and
 and has ``RpcFrameworkError`` / ``MessageTypeNotSupported``), whose description and details
 name the element and the rule that failed (:mod:`ocpp_rpc.violations`), and the
 connection stays up. Things Python's JSON parser would take are refused: ``NaN`` and
-``Infinity`` (not JSON), a frame nested deeper than :data:`MAX_DEPTH` (the parser and the
-code after it recurse, and a few thousand levels exhaust the interpreter's stack), and strings
-that are no text the CSMS can keep: a lone surrogate, or NUL (``\\u0000``, which PostgreSQL
-text cannot hold).
+``Infinity`` (not JSON), a number beyond a double's range (``1e999``, which Python reads as
+infinity) or an integer too long for Python to read (4,300 digits), a frame nested deeper than
+:data:`MAX_DEPTH` (the parser and the code after it recurse, and a few thousand levels exhaust
+the interpreter's stack), and strings that are no text the CSMS can keep: a lone surrogate,
+or NUL (``\\u0000``, which PostgreSQL text cannot hold).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,7 +116,19 @@ def _not_json(constant: str) -> Any:
     raise _NotJson(constant)
 
 
-_DECODER = json.JSONDecoder(parse_constant=_not_json)  # one for all: building one costs
+class _TooLarge(ValueError):
+    """A number literal beyond a double's range: Python's parser reads it as infinity."""
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise _TooLarge(literal)
+    return value
+
+
+# one for all: building one costs
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
 
 
 def _too_deep(text: str) -> Violation | None:
@@ -194,6 +208,12 @@ def parse_frame(text: str | bytes) -> Message | FrameError:
     except _NotJson as exc:
         violation = Violation("json", f"not valid JSON: {exc} is not a JSON number")
         return FrameError.of(sniff_unique_id(text), "RpcFrameworkError", violation)
+    except _TooLarge as exc:
+        violation = Violation("number", f"{cut(str(exc), 40)} is beyond a double's range")
+        return FrameError.of(sniff_unique_id(text), "FormatViolation", violation)
+    except ValueError as exc:  # Python reads no integer of more than 4,300 digits
+        violation = Violation("number", f"an integer too long to read ({cut(str(exc), 80)})")
+        return FrameError.of(sniff_unique_id(text), "FormatViolation", violation)
     if not isinstance(frame, list) or not frame:
         got = "an empty array" if frame == [] else f"a JSON {json_type(frame)}"
         violation = Violation("array", f"a frame is a non-empty JSON array, got {got}")

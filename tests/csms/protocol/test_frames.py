@@ -148,6 +148,30 @@ def test_nan_and_infinity_are_not_json() -> None:
         assert constant in error.details["detail"]
 
 
+@pytest.mark.parametrize(
+    "literal", ["1e999", "-1e999", "1" + "0" * 400 + ".5", "9" * 5000, "-" + "9" * 4301]
+)
+def test_a_number_python_cannot_hold_is_refused(literal: str) -> None:
+    """Valid JSON, but beyond a double (Python reads it as infinity, which no schema bound
+    catches and the library's Decimal checks trip on) or an integer longer than Python reads
+    at all (it raised ValueError out of the parser): FormatViolation, the connection stays."""
+    error = parse_frame('[2,"n","Heartbeat",{"x":' + literal + "}]")
+    assert isinstance(error, FrameError)
+    assert (error.unique_id, error.code, error.details["constraint"]) == (
+        "n",
+        "FormatViolation",
+        "number",
+    )
+    assert len(error.details["detail"]) < 200
+
+
+def test_numbers_a_double_holds_are_read() -> None:
+    frame = parse_frame('[2,"n","Heartbeat",{"x":1e308,"y":-1.5e-999,"z":' + "9" * 4300 + "}]")
+    assert isinstance(frame, Call)
+    assert frame.payload["x"] == 1e308 and frame.payload["y"] == 0.0
+    assert frame.payload["z"] == int("9" * 4300)
+
+
 def test_error_codes_per_version() -> None:
     assert error_code_for("1.6", "FormatViolation") == "FormationViolation"
     assert error_code_for("2.0.1", "FormationViolation") == "FormatViolation"
