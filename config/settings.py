@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(ge=1, le=500)
     db_max_overflow: int = Field(ge=0, le=500)
     # the store writer's lanes on PostgreSQL (csms.store.writer); --workers shares them out
-    db_writer_connections: int = Field(default=6, ge=1, le=64)
+    db_writer_connections: int = Field(default=3, ge=1, le=64)
     # glibc malloc arenas per process (csms.heap); 0: the C library's default (8 per core)
     malloc_arena_max: int = Field(default=2, ge=0, le=64)
     ca_cert_file: str

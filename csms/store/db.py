@@ -42,7 +42,7 @@ CHECKPOINT_EVERY_S = 1.0
 # PostgreSQL: the store writer's lanes, one connection and thread each, a charger's writes
 # always in the same lane so that lanes never lock each other's rows (setting
 # db_writer_connections; --workers N shares them out, at least PG_MIN_WRITERS each); SQLite: one
-PG_WRITER_CONNECTIONS = 6
+PG_WRITER_CONNECTIONS = 3
 PG_MIN_WRITERS = 2
 # PostgreSQL: the threads that run the money side's units of work (csms.store.units_of_work
 # in_worker), one connection each, so their round trips never wait for the event loop

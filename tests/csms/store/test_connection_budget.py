@@ -100,7 +100,7 @@ def test_the_supervisor_gives_each_worker_the_shrunk_pool(pg_url: str, tmp_path:
     assert workers >= 3 and env["QRCHARGE_DB_WRITER_CONNECTIONS"] == str(PG_MIN_WRITERS)
     alone = asyncio.run(_prepare(settings, 1))
     assert alone.db_pool_size == 10  # one worker: as configured
-    assert alone.db_writer_connections == settings.db_writer_connections == 6
+    assert alone.db_writer_connections == settings.db_writer_connections == 3
 
 
 @pytest.mark.postgres
