@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -46,6 +47,7 @@ from benchmarks.ocpp_load_frames import (
 from benchmarks.pg_cpu import ServerCpu, backend_cpu
 from config.settings import Settings, load_settings
 from csms.app import create_app
+from csms.cli import tune_gc
 from csms.context import CsmsContext
 from csms.errors import ConnectionEnded
 from csms.protocol.endpoint import serve_transport
@@ -137,6 +139,7 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> No
             chargers.append(MemoryCharger(script, budget=max(1, args.messages // args.chargers)))
         for charger in chargers:
             charger.start()
+        tune_gc()  # as `qrcharge csms` does before it serves: rarer cyclic collections
         server = _server_sample(database_url)
         threads = proc.thread_counts(os.getpid())
         statements = _StatementCount()
@@ -260,6 +263,7 @@ def main() -> None:
                 prof.dump_stats(args.profile)
             else:
                 asyncio.run(coro)
+    gc.unfreeze()  # frozen objects would be reported as leaked at exit (see csms.cli)
 
 
 if __name__ == "__main__":
