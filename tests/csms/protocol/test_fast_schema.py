@@ -279,7 +279,7 @@ _JSON_LEAF = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=30),  # lone surrogates included: the compiled check cannot read them
+    st.text(max_size=30),  # lone surrogates too (a frame would refuse them; an answer not)
     st.sampled_from(["Available", "Wh", "Sample.Periodic", "2026-11-27T00:00:00Z", ""]),
 )
 _JSON = st.recursive(
