@@ -39,6 +39,7 @@ def thread_counts(pid: int) -> dict[int, tuple[float, int, int]]:
             status = (task / "status").read_text()
         except OSError:
             continue  # the thread ended meanwhile
+        # the task's own file: /proc/<thread id>/stat holds the whole process's CPU
         rest = text.rpartition(")")[2].split()
         switches = dict(
             line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line

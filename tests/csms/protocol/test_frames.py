@@ -154,7 +154,8 @@ def test_nan_and_infinity_are_not_json() -> None:
 def test_a_number_python_cannot_hold_is_refused(literal: str) -> None:
     """Valid JSON, but beyond a double (Python reads it as infinity, which no schema bound
     catches and the library's Decimal checks trip on) or an integer longer than Python reads
-    at all (it raised ValueError out of the parser): FormatViolation, the connection stays."""
+    at all (it raised ValueError out of the parser): FormatViolation (over a connection:
+    test_bad_input)."""
     error = parse_frame('[2,"n","Heartbeat",{"x":' + literal + "}]")
     assert isinstance(error, FrameError)
     assert (error.unique_id, error.code, error.details["constraint"]) == (
