@@ -63,7 +63,8 @@ NESTED_40 = '[2,"id-1","DataTransfer",{"vendorId":"x","data":' + "[" * 40 + "]" 
         ("2.0.1", NESTED_40, "FormatViolation"),  # parses, but deeper than any OCPP message
         ("1.6", DEEP, "FormationViolation"),
         ("2.0.1", '[2,"id-1","Heartbeat",{"x":Infinity}]', "RpcFrameworkError"),  # not JSON
-        ("1.6", '[2,"id-1","Heartbeat",{"x":1e999}]', "FormationViolation"),  # beyond a double
+        # beyond a double, where the schema takes any value (it was read as infinity)
+        ("2.0.1", '[2,"id-1","DataTransfer",{"vendorId":"v","data":1e999}]', "FormatViolation"),
         ("2.0.1", '[2,"id-1","Heartbeat",{"x":' + "9" * 5000 + "}]", "FormatViolation"),
     ],
 )
